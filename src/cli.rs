@@ -1,0 +1,349 @@
+//! Command-line parsing and how its flags override the config file.
+
+use std::ffi::{OsStr, OsString};
+use std::net::SocketAddr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::config::{
+    check_choice, parse_listen, resolve_workers, Config, ConfigError, ACCEPTORS,
+    DEFAULT_CONFIG_PATH, DISPATCHERS, LISTEN_FIX, MAX_WORKERS, WORKERS_FIX,
+};
+
+pub const USAGE: &str = "\
+Conveyor: a static HTTP/1.1 server
+
+Usage:
+  conveyor [ROOT] [OPTIONS]      serve the directory ROOT (default: root from the config, \"www\")
+  conveyor bench URL ...         load-test a running server; see `conveyor bench --help`
+  conveyor --help | --version
+
+Options (override the config file):
+  --config FILE       read FILE (default: config/conveyor.toml when it exists)
+  --listen ADDR       address to listen on, like 127.0.0.1:8080 or [::1]:8080
+  --workers N         worker threads, 0 = one per core (at most 1024)
+  --acceptor NAME     how connections are accepted:
+                        readiness  one listener, accepted when the poller says it is ready
+                        reuseport  one SO_REUSEPORT listener per worker, spread by the kernel
+                        spin       accept in a loop, yielding between tries (no readiness wait)
+  --dispatcher NAME   how requests get a handler:
+                        spawn      a new green thread per request
+                        pool       a fixed pool of handler green threads per worker
+  --access-log        log each request (to the config's log.access_log_path, stdout by default)
+  -h, --help          print this help
+  -V, --version       print the version
+
+Flags take `--flag value` or `--flag=value`. Every key is in config/conveyor.toml.
+";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Serve(ServeArgs),
+    /// The arguments after "bench", parsed by the bench tool.
+    Bench(Vec<OsString>),
+    Help,
+    Version,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServeArgs {
+    pub root: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    /// As given: 0 means one per core, resolved by `apply`.
+    pub workers: Option<usize>,
+    pub acceptor: Option<String>,
+    pub dispatcher: Option<String>,
+    pub access_log: bool,
+}
+
+fn err(msg: String) -> ConfigError {
+    ConfigError::new(format!("{msg} (see conveyor --help)"))
+}
+
+/// Parses the arguments after argv[0]. A repeated flag: the last one wins.
+pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigError> {
+    let mut args = args.into_iter();
+    let mut out = ServeArgs::default();
+    let mut first = true;
+    let mut only_positional = false;
+    while let Some(arg) = args.next() {
+        if std::mem::take(&mut first) && arg == "bench" {
+            return Ok(Command::Bench(args.collect()));
+        }
+        let bytes = arg.as_bytes();
+        if only_positional || bytes == b"-" || !bytes.starts_with(b"-") {
+            if let Some(prev) = &out.root {
+                return Err(err(format!(
+                    "only one ROOT may be given, got \"{}\" and \"{}\"",
+                    prev.display(),
+                    Path::new(&arg).display()
+                )));
+            }
+            out.root = Some(PathBuf::from(arg));
+            continue;
+        }
+        // Split "--flag=value"; the value may be any bytes (a path).
+        let (flag, inline) = match bytes.iter().position(|&b| b == b'=') {
+            Some(i) if bytes.starts_with(b"--") => (
+                String::from_utf8_lossy(&bytes[..i]).into_owned(),
+                Some(OsStr::from_bytes(&bytes[i + 1..]).to_os_string()),
+            ),
+            _ => (arg.to_string_lossy().into_owned(), None),
+        };
+        let mut value = |name: &str| -> Result<OsString, ConfigError> {
+            match inline.clone().or_else(|| args.next()) {
+                Some(v) => Ok(v),
+                None => Err(err(format!("{name} needs a value"))),
+            }
+        };
+        match flag.as_str() {
+            "--" => only_positional = true,
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            "--config" => out.config = Some(PathBuf::from(value("--config FILE")?)),
+            "--listen" => {
+                let v = value("--listen ADDR")?;
+                let s = v.to_string_lossy();
+                out.listen = Some(
+                    parse_listen(&s)
+                        .ok_or_else(|| err(format!("--listen {s} is invalid; {LISTEN_FIX}")))?,
+                );
+            }
+            "--workers" => {
+                let v = value("--workers N")?;
+                let s = v.to_string_lossy();
+                out.workers = Some(
+                    s.parse::<usize>()
+                        .ok()
+                        .filter(|n| *n <= MAX_WORKERS)
+                        .ok_or_else(|| err(format!("--workers {s} is invalid; {WORKERS_FIX}")))?,
+                );
+            }
+            "--acceptor" => {
+                let v = value("--acceptor NAME")?.to_string_lossy().into_owned();
+                check_flag_choice("--acceptor", &v, ACCEPTORS, "acceptor")?;
+                out.acceptor = Some(v);
+            }
+            "--dispatcher" => {
+                let v = value("--dispatcher NAME")?.to_string_lossy().into_owned();
+                check_flag_choice("--dispatcher", &v, DISPATCHERS, "dispatcher")?;
+                out.dispatcher = Some(v);
+            }
+            "--access-log" if inline.is_some() => {
+                return Err(err("--access-log takes no value".to_string()))
+            }
+            "--access-log" => out.access_log = true,
+            _ => return Err(err(format!("unknown option {flag}"))),
+        }
+    }
+    Ok(Command::Serve(out))
+}
+
+fn check_flag_choice(
+    flag: &str,
+    value: &str,
+    allowed: &[&str],
+    what: &str,
+) -> Result<(), ConfigError> {
+    check_choice(value, allowed, what)
+        .map_err(|tail| ConfigError::new(format!("{flag} {value} {tail}")))
+}
+
+impl ServeArgs {
+    /// Command-line values override the config; names are checked again
+    /// because a `ServeArgs` can be built without `parse_args`.
+    pub fn apply(&self, config: &mut Config) -> Result<(), ConfigError> {
+        if let Some(root) = &self.root {
+            config.root = root.clone();
+        }
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(n) = self.workers {
+            if n > MAX_WORKERS {
+                return Err(ConfigError::new(format!(
+                    "--workers {n} is invalid; {WORKERS_FIX}"
+                )));
+            }
+            config.workers = resolve_workers(n);
+        }
+        if let Some(a) = &self.acceptor {
+            check_flag_choice("--acceptor", a, ACCEPTORS, "acceptor")?;
+            config.stages.acceptor = a.clone();
+        }
+        if let Some(d) = &self.dispatcher {
+            check_flag_choice("--dispatcher", d, DISPATCHERS, "dispatcher")?;
+            config.stages.dispatcher = d.clone();
+        }
+        if self.access_log {
+            config.log.access_log = true;
+        }
+        Ok(())
+    }
+}
+
+/// The config for `conveyor [ROOT] ...`: file (or defaults), then flags, then the root check.
+pub fn load_for_serve(args: &ServeArgs) -> Result<Config, ConfigError> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+            Config::load(Path::new(DEFAULT_CONFIG_PATH))?
+        }
+        None => Config::default(),
+    };
+    args.apply(&mut config)?;
+    config.check_root()?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, ConfigError> {
+        parse_args(args.iter().map(OsString::from))
+    }
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        match parse(args) {
+            Ok(Command::Serve(s)) => s,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    fn fails(args: &[&str]) -> String {
+        parse(args).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn flags_both_forms() {
+        let s = serve(&[
+            "site",
+            "--config",
+            "c.toml",
+            "--listen=0.0.0.0:80",
+            "--workers",
+            "4",
+            "--acceptor=reuseport",
+            "--dispatcher",
+            "pool",
+            "--access-log",
+        ]);
+        assert_eq!(
+            s,
+            ServeArgs {
+                root: Some("site".into()),
+                config: Some("c.toml".into()),
+                listen: Some("0.0.0.0:80".parse().unwrap()),
+                workers: Some(4),
+                acceptor: Some("reuseport".into()),
+                dispatcher: Some("pool".into()),
+                access_log: true,
+            }
+        );
+        assert_eq!(serve(&[]), ServeArgs::default());
+        assert_eq!(serve(&["--", "--odd-dir"]).root, Some("--odd-dir".into()));
+        assert_eq!(serve(&["--config=a=b"]).config, Some("a=b".into()));
+    }
+
+    #[test]
+    fn commands() {
+        assert_eq!(parse(&["--help"]).unwrap(), Command::Help);
+        assert_eq!(parse(&["www", "-h"]).unwrap(), Command::Help);
+        assert_eq!(parse(&["-V"]).unwrap(), Command::Version);
+        assert_eq!(
+            parse(&["bench", "http://x/", "--help"]).unwrap(),
+            Command::Bench(vec!["http://x/".into(), "--help".into()])
+        );
+        // "bench" later on is a ROOT, not the subcommand.
+        assert_eq!(serve(&["--access-log", "bench"]).root, Some("bench".into()));
+    }
+
+    #[test]
+    fn bad_args() {
+        assert!(fails(&["--port", "1"]).contains("unknown option --port"));
+        assert!(fails(&["--listen"]).contains("--listen ADDR needs a value"));
+        assert!(fails(&["--listen", "nope"]).contains("127.0.0.1:8080"));
+        assert!(fails(&["--workers", "many"]).contains("from 0 (one per core) to 1024"));
+        assert!(fails(&["--workers=5000"]).contains("--workers 5000"));
+        assert_eq!(
+            fails(&["--acceptor", "fast"]),
+            "--acceptor fast is not a known acceptor; \
+             use one of \"readiness\", \"reuseport\", \"spin\""
+        );
+        assert!(fails(&["--dispatcher=x"]).contains("\"spawn\", \"pool\""));
+        assert!(fails(&["a", "b"]).contains("only one ROOT"));
+        assert!(fails(&["--access-log=yes"]).contains("takes no value"));
+    }
+
+    #[test]
+    fn apply_overrides() {
+        let mut c = Config::default();
+        let s = serve(&[
+            "/srv",
+            "--workers",
+            "0",
+            "--acceptor",
+            "spin",
+            "--access-log",
+        ]);
+        s.apply(&mut c).unwrap();
+        assert_eq!(c.root, PathBuf::from("/srv"));
+        assert!(c.workers >= 1);
+        assert_eq!(c.stages.acceptor, "spin");
+        assert!(c.log.access_log);
+        let bad = ServeArgs {
+            dispatcher: Some("threads".into()),
+            ..ServeArgs::default()
+        };
+        let e = bad.apply(&mut c).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--dispatcher threads is not a known dispatcher"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn load_for_serve_checks_root_and_file() {
+        let args = ServeArgs {
+            root: Some(std::env::temp_dir()),
+            config: Some("/definitely/missing.toml".into()),
+            ..ServeArgs::default()
+        };
+        let e = load_for_serve(&args).unwrap_err().to_string();
+        assert!(
+            e.starts_with("cannot read config file /definitely/missing.toml"),
+            "{e}"
+        );
+        let args = ServeArgs {
+            root: Some("/definitely/missing-root".into()),
+            config: None,
+            ..ServeArgs::default()
+        };
+        let e = load_for_serve(&args).unwrap_err().to_string();
+        assert!(e.contains("pass ROOT on the command line"), "{e}");
+    }
+
+    #[test]
+    fn usage_lists_everything() {
+        for word in [
+            "--config",
+            "--listen",
+            "--workers",
+            "--acceptor",
+            "--dispatcher",
+            "--access-log",
+            "--help",
+            "--version",
+            "readiness",
+            "reuseport",
+            "spin",
+            "spawn",
+            "pool",
+            "bench URL",
+        ] {
+            assert!(USAGE.contains(word), "{word}");
+        }
+    }
+}

@@ -1,0 +1,3 @@
+fn main() {
+    println!("conveyor {}", env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,307 @@
+//! One scheduler per worker thread: a ready queue of green threads, an
+//! injection queue for wakes and spawns from other threads, and a reactor turn
+//! when nothing is ready.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::reactor::{PollMode, Reactor};
+use super::stats::WorkerStats;
+use super::task::{joinable, Header, JoinHandle, LocalFuture, Slab, Task};
+use super::timer::Timers;
+
+/// Green threads polled in one go before the reactor is checked again, so
+/// a crowd of busy green threads cannot keep I/O events waiting.
+const POLLS_PER_TICK: usize = 256;
+/// I/O and queue operations a green thread may complete in one poll before
+/// it is made to yield (see [`poll_budget`]).
+const BUDGET_PER_POLL: u32 = 128;
+
+pub(crate) type SendFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What other threads hand to a worker.
+pub(crate) enum Injected {
+    Wake(Arc<Header>),
+    Spawn(SendFuture),
+}
+
+/// The part of a worker other threads may touch.
+pub(crate) struct WorkerShared {
+    pub(crate) index: usize,
+    pub(crate) reactor: Reactor,
+    pub(crate) stats: WorkerStats,
+    inject_tx: Sender<Injected>,
+    inject_rx: Receiver<Injected>,
+    /// Set while the worker is (about to be) blocked in the reactor: only then
+    /// does a cross-thread wake pay for `Poller::notify`.
+    sleeping: AtomicBool,
+}
+
+impl WorkerShared {
+    pub(crate) fn new(index: usize, mode: PollMode) -> std::io::Result<WorkerShared> {
+        let (inject_tx, inject_rx) = crossbeam_channel::unbounded();
+        Ok(WorkerShared {
+            index,
+            reactor: Reactor::new(mode)?,
+            stats: WorkerStats::default(),
+            inject_tx,
+            inject_rx,
+            sleeping: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn inject(&self, item: Injected) {
+        // The worker owns the receiver for as long as `self` lives.
+        let _ = self.inject_tx.send(item);
+        // Pairs with the fence in `Local::turn`: either the worker sees the
+        // item before it sleeps, or we see it sleeping and wake it.
+        fence(Ordering::SeqCst);
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            self.reactor.notify();
+        }
+    }
+
+    pub(crate) fn injected_len(&self) -> usize {
+        self.inject_rx.len()
+    }
+
+    /// Wakes the worker so it notices shutdown.
+    pub(crate) fn kick(&self) {
+        self.reactor.notify();
+    }
+}
+
+/// The worker-thread-only part: tasks, ready queue, timers.
+pub(crate) struct Local {
+    pub(crate) shared: Arc<WorkerShared>,
+    pub(crate) runtime: Arc<super::RuntimeShared>,
+    ready: RefCell<VecDeque<Arc<Header>>>,
+    tasks: RefCell<Slab<Task>>,
+    pub(crate) timers: RefCell<Timers>,
+    events: RefCell<polling::Events>,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+    static BUDGET: Cell<u32> = const { Cell::new(BUDGET_PER_POLL) };
+}
+
+/// Runs `f` with this thread's worker, if the thread is one.
+pub(crate) fn with_local<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
+    LOCAL
+        .try_with(|cell| cell.borrow().as_ref().map(|local| f(local)))
+        .ok()
+        .flatten()
+}
+
+/// Sends a woken task to its worker: straight onto the ready queue when we
+/// are that worker, else through its injection queue.
+pub(crate) fn deliver_wake(header: Arc<Header>) {
+    let remote = LOCAL
+        .try_with(|cell| {
+            let local = cell.borrow();
+            match local.as_ref() {
+                Some(local) if Arc::ptr_eq(&local.shared, &header.worker) => {
+                    local.shared.stats.wakes_local.bump();
+                    local.ready.borrow_mut().push_back(header.clone());
+                    false
+                }
+                _ => true,
+            }
+        })
+        .unwrap_or(true);
+    if remote {
+        let worker = header.worker.clone();
+        worker.stats.wakes_remote.add(1);
+        worker.inject(Injected::Wake(header));
+    }
+}
+
+/// Cooperative budget: every I/O or queue operation calls this first. When the
+/// running green thread has used up its budget, it is rescheduled at the back
+/// of the ready queue instead of running on.
+pub(crate) fn poll_budget(cx: &mut Context<'_>) -> Poll<()> {
+    let left = BUDGET.with(Cell::get);
+    if left == 0 {
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    } else {
+        BUDGET.with(|b| b.set(left - 1));
+        Poll::Ready(())
+    }
+}
+
+impl Local {
+    pub(crate) fn new(shared: Arc<WorkerShared>, runtime: Arc<super::RuntimeShared>) -> Rc<Local> {
+        Rc::new(Local {
+            shared,
+            runtime,
+            ready: RefCell::new(VecDeque::new()),
+            tasks: RefCell::new(Slab::new()),
+            timers: RefCell::new(Timers::default()),
+            events: RefCell::new(polling::Events::new()),
+        })
+    }
+
+    pub(crate) fn spawn<F: Future + 'static>(&self, future: F) -> JoinHandle<F::Output> {
+        let (task, handle) = joinable(future);
+        self.spawn_boxed(Box::pin(task));
+        handle
+    }
+
+    fn spawn_boxed(&self, future: LocalFuture) {
+        let header = {
+            let mut tasks = self.tasks.borrow_mut();
+            let header = Header::new(tasks.vacant_key(), self.shared.clone());
+            tasks.insert(Task {
+                future: Some(future),
+                waker: Some(Waker::from(header.clone())),
+                header: header.clone(),
+            });
+            self.shared.stats.alive.set(tasks.len() as u64);
+            header
+        };
+        self.shared.stats.spawned.bump();
+        self.ready.borrow_mut().push_back(header);
+    }
+
+    /// Runs this worker on the current thread until `done()` or shutdown.
+    pub(crate) fn run(self: &Rc<Self>, done: impl Fn() -> bool) {
+        let previous = LOCAL.with(|cell| cell.replace(Some(self.clone())));
+        loop {
+            self.drain_injected();
+            self.run_ready();
+            if done() || self.runtime.is_shutting_down() {
+                break;
+            }
+            self.turn();
+        }
+        self.drop_all_tasks();
+        LOCAL.with(|cell| cell.replace(previous));
+    }
+
+    fn drain_injected(&self) {
+        while let Ok(item) = self.shared.inject_rx.try_recv() {
+            match item {
+                Injected::Wake(header) => self.ready.borrow_mut().push_back(header),
+                Injected::Spawn(future) => self.spawn_boxed(future),
+            }
+        }
+    }
+
+    fn run_ready(&self) {
+        for _ in 0..POLLS_PER_TICK {
+            let next = self.ready.borrow_mut().pop_front();
+            match next {
+                Some(header) => self.poll_task(header),
+                None => return,
+            }
+        }
+    }
+
+    fn poll_task(&self, header: Arc<Header>) {
+        if header.is_done() {
+            return;
+        }
+        let taken = {
+            let mut tasks = self.tasks.borrow_mut();
+            match tasks.get_mut(header.slot) {
+                Some(task) if Arc::ptr_eq(&task.header, &header) => {
+                    task.future.take().zip(task.waker.take())
+                }
+                _ => None,
+            }
+        };
+        let Some((mut future, waker)) = taken else {
+            return;
+        };
+        header.set_running();
+        BUDGET.with(|b| b.set(BUDGET_PER_POLL));
+        let stats = &self.shared.stats;
+        stats.polls.bump();
+        let mut cx = Context::from_waker(&waker);
+        let outcome = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
+        match outcome {
+            Ok(Poll::Pending) => {
+                if let Some(task) = self.tasks.borrow_mut().get_mut(header.slot) {
+                    task.future = Some(future);
+                    task.waker = Some(waker);
+                }
+                stats.parks.bump();
+                if header.park() {
+                    self.ready.borrow_mut().push_back(header);
+                }
+            }
+            Ok(Poll::Ready(())) => {
+                stats.completed.bump();
+                self.finish(&header, future);
+            }
+            Err(_panic) => {
+                stats.panicked.bump();
+                self.finish(&header, future);
+            }
+        }
+    }
+
+    /// Removes a finished or panicked task; its future is dropped outside any
+    /// borrow, since dropping may wake or spawn.
+    fn finish(&self, header: &Header, future: LocalFuture) {
+        header.set_done();
+        let removed = {
+            let mut tasks = self.tasks.borrow_mut();
+            let removed = tasks.remove(header.slot);
+            self.shared.stats.alive.set(tasks.len() as u64);
+            removed
+        };
+        drop(removed);
+        // A future that panicked may panic again while dropping.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
+    }
+
+    /// Waits for I/O (or just checks, when work is ready), then fires timers.
+    fn turn(&self) {
+        let timeout = if !self.ready.borrow().is_empty() {
+            Some(Duration::ZERO)
+        } else {
+            self.shared.sleeping.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if self.shared.injected_len() > 0 || self.runtime.is_shutting_down() {
+                Some(Duration::ZERO)
+            } else {
+                self.timers
+                    .borrow()
+                    .next_deadline()
+                    .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+            }
+        };
+        let mut events = self.events.borrow_mut();
+        let fired = self.shared.reactor.wait(&mut events, timeout);
+        self.shared.sleeping.store(false, Ordering::Relaxed);
+        self.shared.stats.io_events.add_local(fired as u64);
+        drop(events);
+        let timers_fired = self.timers.borrow_mut().fire(Instant::now());
+        self.shared.stats.timer_fires.add_local(timers_fired);
+    }
+
+    fn drop_all_tasks(&self) {
+        let tasks: Vec<Task> = self.tasks.borrow_mut().drain().collect();
+        for task in tasks {
+            task.header.set_done();
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(task)));
+        }
+        self.shared.stats.alive.set(0);
+        self.ready.borrow_mut().clear();
+        while self.shared.inject_rx.try_recv().is_ok() {}
+        self.timers.borrow_mut().clear();
+    }
+}

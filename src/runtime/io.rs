@@ -1,0 +1,270 @@
+//! `Async<T>`: any non-blocking file descriptor, awaited by green threads.
+//!
+//! The descriptor is registered with the reactor of the worker that first has
+//! to park on it, and stays there; a green thread on another worker is still
+//! woken, through that worker's injection queue.
+
+use std::future::poll_fn;
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::{Arc, OnceLock};
+use std::task::{ready, Context, Poll};
+
+use super::executor::{poll_budget, with_local};
+use super::reactor::{Direction, Reactor, Source};
+
+/// A non-blocking descriptor whose operations park the green thread on
+/// `WouldBlock` instead of spinning.
+pub struct Async<T: AsFd> {
+    source: OnceLock<Arc<Source>>,
+    io: Option<T>,
+}
+
+/// Puts a descriptor into non-blocking mode.
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor number has no memory effects; a bad
+    // descriptor yields EBADF, which we report.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+impl<T: AsFd> Async<T> {
+    /// Wraps `io`, switching it to non-blocking mode.
+    pub fn new(io: T) -> io::Result<Async<T>> {
+        set_nonblocking(io.as_fd().as_raw_fd())?;
+        Ok(Async::new_nonblocking(io))
+    }
+
+    /// Wraps `io`, which the caller has already made non-blocking.
+    pub fn new_nonblocking(io: T) -> Async<T> {
+        Async {
+            source: OnceLock::new(),
+            io: Some(io),
+        }
+    }
+
+    pub fn get_ref(&self) -> &T {
+        match &self.io {
+            Some(io) => io,
+            None => unreachable!("Async::io is only taken by into_inner"),
+        }
+    }
+
+    /// Stops watching the descriptor and returns it.
+    pub fn into_inner(mut self) -> T {
+        self.deregister();
+        match self.io.take() {
+            Some(io) => io,
+            None => unreachable!("Async::io is only taken by into_inner"),
+        }
+    }
+
+    fn deregister(&mut self) {
+        if let Some(source) = self.source.take() {
+            source.deregister();
+        }
+    }
+
+    fn source(&self) -> io::Result<&Arc<Source>> {
+        if let Some(source) = self.source.get() {
+            return Ok(source);
+        }
+        let fd = self.get_ref().as_fd().as_raw_fd();
+        let source =
+            with_local(|local| Reactor::register(&local.shared, fd)).unwrap_or_else(|| {
+                Err(io::Error::other(
+                    "Async I/O used outside a conveyor runtime worker",
+                ))
+            })?;
+        // A green thread has `&self` only on one worker at a time, so the
+        // cell is empty here; if not, keep the first registration.
+        match self.source.set(source) {
+            Ok(()) => {}
+            Err(extra) => extra.deregister(),
+        }
+        self.source
+            .get()
+            .ok_or_else(|| io::Error::other("registration lost"))
+    }
+
+    fn tick(&self, direction: Direction) -> u64 {
+        self.source.get().map_or(0, |s| s.tick(direction))
+    }
+
+    /// Runs `op` until it stops saying `WouldBlock`, parking in between.
+    /// `drained(&r)` says whether a successful result proves the descriptor
+    /// is now empty (a short read).
+    fn poll_io<R>(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> Poll<io::Result<R>> {
+        ready!(poll_budget(cx));
+        loop {
+            let seen = self.tick(direction);
+            match op(self.get_ref()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let source = self.source()?;
+                    source.mark_drained(direction, seen);
+                    if source.park(cx, direction, seen) {
+                        return Poll::Pending;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(result) => {
+                    if direction == Direction::Read && drained(&result) {
+                        if let Some(source) = self.source.get() {
+                            source.mark_drained(direction, seen);
+                        }
+                    }
+                    return Poll::Ready(Ok(result));
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    pub fn poll_read_with<R>(
+        &self,
+        cx: &mut Context<'_>,
+        op: impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        self.poll_io(cx, Direction::Read, op, |_| false)
+    }
+
+    pub fn poll_write_with<R>(
+        &self,
+        cx: &mut Context<'_>,
+        op: impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        self.poll_io(cx, Direction::Write, op, |_| false)
+    }
+
+    /// Runs a read-side operation (read, accept, recv) until it does not block.
+    pub async fn read_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        poll_fn(|cx| self.poll_read_with(cx, &mut op)).await
+    }
+
+    /// Runs a write-side operation until it does not block.
+    pub async fn write_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        poll_fn(|cx| self.poll_write_with(cx, &mut op)).await
+    }
+
+    /// Waits until the descriptor may be read without blocking. Cheap on the
+    /// keep-alive path: after a short read it parks without another syscall.
+    pub async fn readable(&self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_ready(cx, Direction::Read)).await
+    }
+
+    /// Waits until the descriptor may be written without blocking.
+    pub async fn writable(&self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_ready(cx, Direction::Write)).await
+    }
+
+    fn poll_ready(&self, cx: &mut Context<'_>, direction: Direction) -> Poll<io::Result<()>> {
+        let source = self.source()?;
+        loop {
+            let drained = source.drained_tick(direction);
+            if source.tick(direction) != drained {
+                return Poll::Ready(Ok(()));
+            }
+            if source.park(cx, direction, drained) {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl<T: AsFd> Async<T>
+where
+    for<'a> &'a T: Read,
+{
+    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let len = buf.len();
+        self.poll_io(
+            cx,
+            Direction::Read,
+            |mut io| io.read(buf),
+            |&n| n > 0 && n < len,
+        )
+    }
+
+    /// Reads some bytes; 0 means the peer closed.
+    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_read(cx, buf)).await
+    }
+}
+
+impl<T: AsFd> Async<T>
+where
+    for<'a> &'a T: Write,
+{
+    pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.write_with(|mut io| io.write(buf)).await
+    }
+
+    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.write(buf).await? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => buf = &buf[n..],
+            }
+        }
+        Ok(())
+    }
+
+    /// One `writev`: header and body leave in a single syscall.
+    pub async fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_with(|mut io| io.write_vectored(bufs)).await
+    }
+
+    /// Writes all of `first` then all of `second`, with as few syscalls as the
+    /// socket buffer allows.
+    pub async fn write_all_vectored(&self, mut first: &[u8], mut second: &[u8]) -> io::Result<()> {
+        while !first.is_empty() {
+            let n = self
+                .write_vectored(&[IoSlice::new(first), IoSlice::new(second)])
+                .await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            if n < first.len() {
+                first = &first[n..];
+            } else {
+                second = &second[n - first.len()..];
+                first = &[];
+            }
+        }
+        self.write_all(second).await
+    }
+}
+
+impl<T: AsFd> AsRawFd for Async<T> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.get_ref().as_fd().as_raw_fd()
+    }
+}
+
+impl<T: AsFd> Drop for Async<T> {
+    fn drop(&mut self) {
+        // Deregister before `io` (dropped after this) closes the descriptor.
+        self.deregister();
+    }
+}
+
+impl<T: AsFd + std::fmt::Debug> std::fmt::Debug for Async<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Async").field("io", &self.io).finish()
+    }
+}

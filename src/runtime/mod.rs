@@ -1,0 +1,289 @@
+//! Conveyor's green-thread runtime: a cooperative scheduler per worker thread
+//! on top of `polling`. It knows nothing of HTTP.
+//!
+//! - [`executor`]: the ready queue, the injection queue, the run loop.
+//! - [`reactor`] and [`io`]: parking green threads on file descriptors.
+//! - [`timer`]: `sleep`, `timeout`, deadlines folded into the wait timeout.
+//! - [`queue`]: async bounded/unbounded queues on crossbeam-channel.
+//! - [`net`]: TCP listeners and streams, `sendfile`.
+
+mod executor;
+pub mod io;
+pub mod net;
+pub mod queue;
+mod reactor;
+pub mod stats;
+mod task;
+pub mod timer;
+
+use std::future::{poll_fn, Future};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::task::Poll;
+use std::thread;
+
+use executor::{with_local, Injected, Local, WorkerShared};
+
+pub use io::Async;
+pub use net::{ListenOptions, StreamOptions, TcpListener, TcpStream};
+pub use queue::{Full, Queue, QueueSnapshot};
+pub use reactor::PollMode;
+pub use stats::WorkerSnapshot;
+pub use task::{JoinError, JoinHandle};
+pub use timer::{sleep, sleep_until, timeout, timeout_at, Sleep, TimedOut};
+
+/// State shared by all workers of one runtime.
+pub(crate) struct RuntimeShared {
+    workers: Vec<Arc<WorkerShared>>,
+    shutdown: AtomicBool,
+    next_worker: AtomicUsize,
+}
+
+impl RuntimeShared {
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+}
+
+/// Configures a [`Runtime`].
+#[derive(Clone, Debug)]
+pub struct Builder {
+    workers: usize,
+    poll_mode: PollMode,
+    thread_name: String,
+}
+
+impl Builder {
+    /// Worker threads, one scheduler each (default: the number of cores).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
+    }
+
+    pub fn poll_mode(mut self, mode: PollMode) -> Self {
+        self.poll_mode = mode;
+        self
+    }
+
+    pub fn thread_name(mut self, name: impl Into<String>) -> Self {
+        self.thread_name = name.into();
+        self
+    }
+
+    /// Starts the worker threads.
+    pub fn build(self) -> std::io::Result<Runtime> {
+        let shared = self.shared(self.workers)?;
+        let mut threads = Vec::with_capacity(self.workers);
+        for worker in &shared.workers {
+            let local_shared = worker.clone();
+            let runtime = shared.clone();
+            let thread = thread::Builder::new()
+                .name(format!("{}-{}", self.thread_name, worker.index))
+                .spawn(move || Local::new(local_shared, runtime).run(|| false))?;
+            threads.push(thread);
+        }
+        Ok(Runtime {
+            handle: Handle { shared },
+            threads: Mutex::new(threads),
+        })
+    }
+
+    fn shared(&self, workers: usize) -> std::io::Result<Arc<RuntimeShared>> {
+        let workers = (0..workers)
+            .map(|index| WorkerShared::new(index, self.poll_mode).map(Arc::new))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok(Arc::new(RuntimeShared {
+            workers,
+            shutdown: AtomicBool::new(false),
+            next_worker: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Runs `future` to completion on the calling thread, as the only worker
+    /// of a fresh runtime.
+    pub fn block_on<F: Future + 'static>(self, future: F) -> F::Output {
+        let shared = match self.shared(1) {
+            Ok(shared) => shared,
+            Err(e) => panic!("cannot create a poller: {e}"),
+        };
+        let local = Local::new(shared.workers[0].clone(), shared.clone());
+        let output = Arc::new(Mutex::new(None));
+        let slot = output.clone();
+        local.spawn(async move {
+            let value = future.await;
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
+        });
+        let done = || output.lock().map(|o| o.is_some()).unwrap_or(true);
+        local.run(done);
+        let value = output.lock().unwrap_or_else(PoisonError::into_inner).take();
+        value.expect("block_on: the root green thread panicked")
+    }
+}
+
+/// A set of worker threads running green threads.
+pub struct Runtime {
+    handle: Handle,
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
+}
+
+impl Runtime {
+    pub fn builder() -> Builder {
+        Builder {
+            workers: thread::available_parallelism().map_or(1, |n| n.get()),
+            poll_mode: PollMode::default(),
+            thread_name: "conveyor".into(),
+        }
+    }
+
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Runs `future` on worker 0 and blocks the calling thread until it is done.
+    pub fn block_on<F>(&self, future: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel();
+        self.handle
+            .spawn_on(0, async move {
+                let _ = tx.send(future.await);
+            })
+            .detach();
+        match rx.recv() {
+            Ok(value) => value,
+            Err(_) => panic!("block_on: the green thread panicked or the runtime shut down"),
+        }
+    }
+
+    /// Signals every worker to stop, drops their green threads and joins them.
+    pub fn shutdown(&self) {
+        self.handle.signal_shutdown();
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl std::ops::Deref for Runtime {
+    type Target = Handle;
+
+    fn deref(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A cloneable reference to a runtime, usable from any thread.
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<RuntimeShared>,
+}
+
+impl Handle {
+    pub fn workers(&self) -> usize {
+        self.shared.workers.len()
+    }
+
+    /// Spawns on the given worker (modulo the worker count).
+    pub fn spawn_on<F>(&self, worker: usize, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (task, handle) = task::joinable(future);
+        let worker = &self.shared.workers[worker % self.shared.workers.len()];
+        worker.inject(Injected::Spawn(Box::pin(task)));
+        handle
+    }
+
+    /// Spawns on the next worker, round-robin.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let worker = self.shared.next_worker.fetch_add(1, Ordering::Relaxed);
+        self.spawn_on(worker, future)
+    }
+
+    /// Asks every worker to stop; their green threads are dropped.
+    pub fn signal_shutdown(&self) {
+        self.shared.shutdown.store(true, Ordering::Release);
+        for worker in &self.shared.workers {
+            worker.kick();
+        }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.is_shutting_down()
+    }
+
+    /// Every worker's scheduler counters.
+    pub fn stats(&self) -> Vec<WorkerSnapshot> {
+        self.shared
+            .workers
+            .iter()
+            .map(|w| w.stats.snapshot(w.index, w.injected_len()))
+            .collect()
+    }
+}
+
+/// The runtime the calling green thread runs on.
+///
+/// # Panics
+/// Outside a worker thread.
+pub fn handle() -> Handle {
+    try_handle().expect("conveyor::runtime::handle() called outside a runtime worker")
+}
+
+/// The runtime the calling thread works for, if any.
+pub fn try_handle() -> Option<Handle> {
+    with_local(|local| Handle {
+        shared: local.runtime.clone(),
+    })
+}
+
+/// Index of the worker the calling green thread runs on.
+pub fn current_worker() -> Option<usize> {
+    with_local(|local| local.shared.index)
+}
+
+/// Spawns a green thread on the current worker. The future need not be `Send`:
+/// it never leaves this worker.
+///
+/// # Panics
+/// Outside a worker thread.
+pub fn spawn<F: Future + 'static>(future: F) -> JoinHandle<F::Output> {
+    let mut future = Some(future);
+    let handle = with_local(|local| local.spawn(future.take().expect("taken once")));
+    handle.expect("conveyor::runtime::spawn called outside a runtime worker")
+}
+
+/// Runs `future` to completion on the calling thread with a one-worker runtime.
+pub fn block_on<F: Future + 'static>(future: F) -> F::Output {
+    Runtime::builder().block_on(future)
+}
+
+/// Lets the other ready green threads run, then continues.
+pub async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}

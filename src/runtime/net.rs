@@ -1,0 +1,165 @@
+//! TCP on the reactor: listeners built with `socket2`, accepted streams
+//! conditioned for serving, and `sendfile`.
+
+use std::fs::File;
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
+
+use super::io::Async;
+
+/// How a listening socket is built.
+#[derive(Clone, Debug)]
+pub struct ListenOptions {
+    /// SO_REUSEPORT: several listeners on one port, the kernel spreads connections.
+    pub reuse_port: bool,
+    pub backlog: i32,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            reuse_port: false,
+            backlog: 1024,
+        }
+    }
+}
+
+/// How an accepted stream is conditioned.
+#[derive(Clone, Debug)]
+pub struct StreamOptions {
+    pub nodelay: bool,
+    /// SO_KEEPALIVE probes: idle time before the first, interval between them.
+    pub keepalive: Option<(Duration, Duration)>,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            nodelay: true,
+            keepalive: Some((Duration::from_secs(60), Duration::from_secs(10))),
+        }
+    }
+}
+
+/// A non-blocking listener whose `accept` parks the green thread.
+#[derive(Debug)]
+pub struct TcpListener {
+    inner: Async<StdListener>,
+}
+
+impl TcpListener {
+    /// Binds with SO_REUSEADDR (and SO_REUSEPORT when asked).
+    pub fn bind(addr: SocketAddr, options: &ListenOptions) -> io::Result<TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        if options.reuse_port {
+            socket.set_reuse_port(true)?;
+        }
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(options.backlog)?;
+        Ok(TcpListener {
+            inner: Async::new_nonblocking(socket.into()),
+        })
+    }
+
+    pub fn from_std(listener: StdListener) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            inner: Async::new(listener)?,
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get_ref().local_addr()
+    }
+
+    /// Accepts one connection, already non-blocking (accept4 with
+    /// SOCK_NONBLOCK saves an fcntl per connection).
+    pub async fn accept(&self) -> io::Result<(StdStream, SocketAddr)> {
+        self.inner.read_with(accept_nonblocking).await
+    }
+
+    /// One accept attempt; `WouldBlock` when no connection is waiting.
+    pub fn try_accept(&self) -> io::Result<(StdStream, SocketAddr)> {
+        accept_nonblocking(self.inner.get_ref())
+    }
+}
+
+fn accept_nonblocking(listener: &StdListener) -> io::Result<(StdStream, SocketAddr)> {
+    // SAFETY: accept4 with null address pointers writes no memory of ours; on
+    // success it returns a new descriptor that we alone own.
+    let fd = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a freshly accepted socket owned by nobody else.
+    let stream = unsafe { StdStream::from_raw_fd(fd) };
+    let peer = stream.peer_addr()?;
+    Ok((stream, peer))
+}
+
+/// Sets TCP_NODELAY and keep-alive probes on an accepted stream.
+pub fn condition_stream(stream: &StdStream, options: &StreamOptions) -> io::Result<()> {
+    let socket = SockRef::from(stream);
+    if options.nodelay {
+        socket.set_tcp_nodelay(true)?;
+    }
+    if let Some((idle, interval)) = options.keepalive {
+        let keepalive = TcpKeepalive::new().with_time(idle).with_interval(interval);
+        socket.set_tcp_keepalive(&keepalive)?;
+    }
+    Ok(())
+}
+
+/// A connected, non-blocking TCP stream.
+pub type TcpStream = Async<StdStream>;
+
+impl Async<StdStream> {
+    /// Connects (blocking the connect itself briefly; used by clients and tests).
+    pub fn connect_blocking(addr: SocketAddr) -> io::Result<TcpStream> {
+        let stream = StdStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        Async::new(stream)
+    }
+
+    /// Sends up to `count` bytes of `file` from `*offset` with sendfile(2):
+    /// the bytes never pass through user space. Advances `offset`.
+    pub async fn sendfile(&self, file: &File, offset: &mut u64, count: usize) -> io::Result<usize> {
+        self.write_with(|stream| sendfile_once(stream, file, offset, count))
+            .await
+    }
+
+    /// Shuts down the write side so the peer sees EOF after what was sent.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        self.get_ref().shutdown(std::net::Shutdown::Write)
+    }
+}
+
+fn sendfile_once(
+    stream: &StdStream,
+    file: &File,
+    offset: &mut u64,
+    count: usize,
+) -> io::Result<usize> {
+    let mut off = libc::off_t::try_from(*offset)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+    // SAFETY: both descriptors are open for the duration of the call and
+    // `off` is a valid, exclusively borrowed off_t.
+    let sent = unsafe { libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    *offset = off as u64;
+    Ok(sent as usize)
+}

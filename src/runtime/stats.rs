@@ -1,0 +1,107 @@
+//! Scheduler counters: written by their worker without locked instructions,
+//! readable from any thread (for `/status`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A relaxed counter. `bump`/`add_local`/`set` are for the one thread that owns
+/// it (a plain load and store, no `lock` prefix); `add` is for any thread.
+#[derive(Default, Debug)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub fn bump(&self) {
+        self.add_local(1);
+    }
+
+    #[inline]
+    pub fn add_local(&self, n: u64) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn set(&self, n: u64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Per-worker scheduler counters.
+#[derive(Default, Debug)]
+pub struct WorkerStats {
+    pub spawned: Counter,
+    pub completed: Counter,
+    pub panicked: Counter,
+    /// Green threads currently alive on the worker (a gauge).
+    pub alive: Counter,
+    pub polls: Counter,
+    /// Polls that ended `Pending`.
+    pub parks: Counter,
+    pub wakes_local: Counter,
+    /// Wakes that arrived from another thread through the injection queue.
+    pub wakes_remote: Counter,
+    pub io_events: Counter,
+    pub timer_fires: Counter,
+}
+
+/// A copy of one worker's counters at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerSnapshot {
+    pub worker: usize,
+    pub spawned: u64,
+    pub completed: u64,
+    pub panicked: u64,
+    pub alive: u64,
+    pub polls: u64,
+    pub parks: u64,
+    pub wakes_local: u64,
+    pub wakes_remote: u64,
+    pub io_events: u64,
+    pub timer_fires: u64,
+    pub injected_pending: u64,
+}
+
+impl WorkerStats {
+    pub(crate) fn snapshot(&self, worker: usize, injected_pending: usize) -> WorkerSnapshot {
+        WorkerSnapshot {
+            worker,
+            spawned: self.spawned.get(),
+            completed: self.completed.get(),
+            panicked: self.panicked.get(),
+            alive: self.alive.get(),
+            polls: self.polls.get(),
+            parks: self.parks.get(),
+            wakes_local: self.wakes_local.get(),
+            wakes_remote: self.wakes_remote.get(),
+            io_events: self.io_events.get(),
+            timer_fires: self.timer_fires.get(),
+            injected_pending: injected_pending as u64,
+        }
+    }
+}
+
+/// CPU time consumed by the calling thread so far.
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, exclusively borrowed timespec for the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}

@@ -1,0 +1,270 @@
+//! A green thread: a future owned by one worker, woken through an `Arc<Header>`.
+//!
+//! The future itself never leaves its worker's slab, so it need not be `Send`.
+//! Only the header travels: it is the `Waker`, and a wake on another thread
+//! reaches the owner through its injection queue.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
+use super::executor::{deliver_wake, WorkerShared};
+
+const IDLE: u8 = 0;
+const SCHEDULED: u8 = 1;
+const RUNNING: u8 = 2;
+/// Woken while running: go back on the ready queue after this poll.
+const NOTIFIED: u8 = 3;
+const DONE: u8 = 4;
+
+/// Scheduler state of one green thread, shared with its wakers.
+pub(crate) struct Header {
+    /// Slot in the owning worker's slab.
+    pub(crate) slot: usize,
+    pub(crate) worker: Arc<WorkerShared>,
+    state: AtomicU8,
+}
+
+impl Header {
+    pub(crate) fn new(slot: usize, worker: Arc<WorkerShared>) -> Arc<Header> {
+        Arc::new(Header {
+            slot,
+            worker,
+            state: AtomicU8::new(SCHEDULED),
+        })
+    }
+
+    /// Called by the executor before polling.
+    pub(crate) fn set_running(&self) {
+        self.state.store(RUNNING, Ordering::Relaxed);
+    }
+
+    /// After a `Pending` poll: true when a wake arrived during the poll and the
+    /// task must be queued again.
+    pub(crate) fn park(&self) -> bool {
+        match self
+            .state
+            .compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => false,
+            Err(_) => {
+                self.state.store(SCHEDULED, Ordering::Release);
+                true
+            }
+        }
+    }
+
+    pub(crate) fn set_done(&self) {
+        self.state.store(DONE, Ordering::Release);
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.state.load(Ordering::Acquire) == DONE
+    }
+
+    /// Moves the task towards the ready queue; true if the caller must enqueue it.
+    fn transition_on_wake(&self) -> bool {
+        let mut state = self.state.load(Ordering::Acquire);
+        loop {
+            let next = match state {
+                IDLE => SCHEDULED,
+                RUNNING => NOTIFIED,
+                _ => return false,
+            };
+            match self
+                .state
+                .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return next == SCHEDULED,
+                Err(actual) => state = actual,
+            }
+        }
+    }
+}
+
+impl Wake for Header {
+    fn wake(self: Arc<Self>) {
+        if self.transition_on_wake() {
+            deliver_wake(self);
+        }
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.transition_on_wake() {
+            deliver_wake(self.clone());
+        }
+    }
+}
+
+pub(crate) type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// A slot of the worker's slab: the future (absent while it is being polled)
+/// and its waker, built once.
+pub(crate) struct Task {
+    pub(crate) future: Option<LocalFuture>,
+    pub(crate) header: Arc<Header>,
+    pub(crate) waker: Option<Waker>,
+}
+
+/// A plain slab: tasks keep their index for life, freed indexes are reused.
+pub(crate) struct Slab<T> {
+    entries: Vec<Option<T>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl<T> Slab<T> {
+    pub(crate) const fn new() -> Self {
+        Slab {
+            entries: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// The index the next `insert` will use.
+    pub(crate) fn vacant_key(&self) -> usize {
+        self.free.last().copied().unwrap_or(self.entries.len())
+    }
+
+    pub(crate) fn insert(&mut self, value: T) -> usize {
+        self.len += 1;
+        match self.free.pop() {
+            Some(key) => {
+                self.entries[key] = Some(value);
+                key
+            }
+            None => {
+                self.entries.push(Some(value));
+                self.entries.len() - 1
+            }
+        }
+    }
+
+    pub(crate) fn get(&self, key: usize) -> Option<&T> {
+        self.entries.get(key).and_then(Option::as_ref)
+    }
+
+    pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut T> {
+        self.entries.get_mut(key).and_then(Option::as_mut)
+    }
+
+    pub(crate) fn remove(&mut self, key: usize) -> Option<T> {
+        let value = self.entries.get_mut(key)?.take()?;
+        self.free.push(key);
+        self.len -= 1;
+        Some(value)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
+        self.free.clear();
+        self.len = 0;
+        self.entries.drain(..).flatten()
+    }
+}
+
+/// Why a `JoinHandle` has no value: the green thread panicked or was dropped
+/// (for instance at shutdown) before it finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinError;
+
+impl std::fmt::Display for JoinError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("green thread panicked or was cancelled")
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+struct JoinSlot<T> {
+    result: Option<Result<T, JoinError>>,
+    waiter: Option<Waker>,
+}
+
+/// Awaits a spawned green thread's output. Dropping it detaches the thread.
+pub struct JoinHandle<T> {
+    slot: Arc<Mutex<JoinSlot<T>>>,
+}
+
+impl<T> JoinHandle<T> {
+    /// Whether the green thread has finished (or died).
+    pub fn is_finished(&self) -> bool {
+        self.slot
+            .lock()
+            .map(|slot| slot.result.is_some())
+            .unwrap_or(true)
+    }
+
+    /// Lets the green thread run on without anyone waiting for it.
+    pub fn detach(self) {}
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Ok(mut slot) = self.slot.lock() else {
+            return Poll::Ready(Err(JoinError));
+        };
+        match slot.result.take() {
+            Some(result) => Poll::Ready(result),
+            None => {
+                slot.waiter = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Fills the join slot when the task finishes, or with an error when the task
+/// is dropped unfinished (panic, shutdown).
+struct Completer<T> {
+    slot: Option<Arc<Mutex<JoinSlot<T>>>>,
+}
+
+impl<T> Completer<T> {
+    fn complete(&mut self, result: Result<T, JoinError>) {
+        let Some(slot) = self.slot.take() else { return };
+        let waiter = match slot.lock() {
+            Ok(mut slot) => {
+                slot.result = Some(result);
+                slot.waiter.take()
+            }
+            Err(_) => None,
+        };
+        if let Some(waiter) = waiter {
+            waiter.wake();
+        }
+    }
+}
+
+impl<T> Drop for Completer<T> {
+    fn drop(&mut self) {
+        self.complete(Err(JoinError));
+    }
+}
+
+/// Wraps a user future so its output lands in a `JoinHandle`.
+pub(crate) fn joinable<F>(future: F) -> (impl Future<Output = ()>, JoinHandle<F::Output>)
+where
+    F: Future + 'static,
+{
+    let slot = Arc::new(Mutex::new(JoinSlot {
+        result: None,
+        waiter: None,
+    }));
+    let mut completer = Completer {
+        slot: Some(slot.clone()),
+    };
+    let task = async move {
+        let output = future.await;
+        completer.complete(Ok(output));
+    };
+    (task, JoinHandle { slot })
+}

@@ -1,0 +1,3 @@
+//! What the handler serves: `/echo`, `/status` and static files.
+
+pub mod static_files;
