@@ -5,13 +5,16 @@
 //! - [`reactor`] and [`io`]: parking green threads on file descriptors.
 //! - [`timer`]: `sleep`, `timeout`, deadlines folded into the wait timeout.
 //! - [`queue`]: async bounded/unbounded queues on crossbeam-channel.
+//! - [`latch`]: a flag green threads can await (shutdown).
 //! - [`net`]: TCP listeners and streams, `sendfile`.
 
 mod executor;
 pub mod io;
+pub mod latch;
 pub mod net;
 pub mod queue;
 mod reactor;
+pub mod signal;
 pub mod stats;
 mod task;
 pub mod timer;
@@ -25,6 +28,7 @@ use std::thread;
 use executor::{with_local, Injected, Local, WorkerShared};
 
 pub use io::Async;
+pub use latch::Latch;
 pub use net::{ListenOptions, StreamOptions, TcpListener, TcpStream};
 pub use queue::{Full, Queue, QueueSnapshot};
 pub use reactor::PollMode;
@@ -284,6 +288,27 @@ pub async fn yield_now() {
             cx.waker().wake_by_ref();
             Poll::Pending
         }
+    })
+    .await
+}
+
+/// Which of two raced futures finished first.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+/// Polls both futures and returns the first to finish (`a` wins ties); the
+/// other is dropped.
+pub async fn race<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
+    let mut a = std::pin::pin!(a);
+    let mut b = std::pin::pin!(b);
+    poll_fn(|cx| {
+        if let Poll::Ready(out) = a.as_mut().poll(cx) {
+            return Poll::Ready(Either::Left(out));
+        }
+        b.as_mut().poll(cx).map(Either::Right)
     })
     .await
 }

@@ -1,0 +1,184 @@
+//! Server counters, one set per worker so the hot path writes only its own
+//! cache lines (no shared atomics); `/status` sums them.
+
+use std::time::Duration;
+
+use crate::runtime::current_worker;
+use crate::runtime::stats::Counter;
+
+/// Latency histogram: 4 sub-buckets per power of two of microseconds, so a
+/// percentile is known to within 25 %.
+const SUB_BUCKETS: usize = 4;
+const BUCKETS: usize = 40 * SUB_BUCKETS;
+
+#[derive(Default)]
+#[repr(align(128))]
+pub struct WorkerMetrics {
+    pub accepted: Counter,
+    pub rejected: Counter,
+    /// Gauges: incremented and decremented by whichever worker sees the
+    /// change, so one worker's value may wrap below zero; only the sum means
+    /// anything.
+    pub open: Counter,
+    pub reading: Counter,
+    pub writing: Counter,
+    pub idle: Counter,
+    pub recycled: Counter,
+    pub requests: Counter,
+    pub status_classes: [Counter; 5],
+    pub bytes_in: Counter,
+    pub bytes_out: Counter,
+    latency: Vec<Counter>,
+}
+
+pub struct Metrics {
+    workers: Vec<WorkerMetrics>,
+}
+
+/// Sums over all workers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub open: i64,
+    pub reading: i64,
+    pub writing: i64,
+    pub idle: i64,
+    pub recycled: u64,
+    pub requests: u64,
+    pub status_classes: [u64; 5],
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// p50, p90, p99 request latency in microseconds.
+    pub latency_us: [u64; 3],
+}
+
+impl Metrics {
+    pub fn new(workers: usize) -> Metrics {
+        Metrics {
+            workers: (0..workers.max(1))
+                .map(|_| WorkerMetrics {
+                    latency: (0..BUCKETS).map(|_| Counter::default()).collect(),
+                    ..WorkerMetrics::default()
+                })
+                .collect(),
+        }
+    }
+
+    /// The calling worker's counters (worker 0's off the runtime).
+    pub fn here(&self) -> &WorkerMetrics {
+        let index = current_worker().unwrap_or(0) % self.workers.len();
+        &self.workers[index]
+    }
+
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        let gauge = |c: &Counter| c.get() as i64;
+        let mut latency = vec![0u64; BUCKETS];
+        for w in &self.workers {
+            t.accepted += w.accepted.get();
+            t.rejected += w.rejected.get();
+            t.open = t.open.wrapping_add(gauge(&w.open));
+            t.reading = t.reading.wrapping_add(gauge(&w.reading));
+            t.writing = t.writing.wrapping_add(gauge(&w.writing));
+            t.idle = t.idle.wrapping_add(gauge(&w.idle));
+            t.recycled += w.recycled.get();
+            t.requests += w.requests.get();
+            for (sum, c) in t.status_classes.iter_mut().zip(&w.status_classes) {
+                *sum += c.get();
+            }
+            t.bytes_in += w.bytes_in.get();
+            t.bytes_out += w.bytes_out.get();
+            for (sum, c) in latency.iter_mut().zip(&w.latency) {
+                *sum += c.get();
+            }
+        }
+        t.latency_us = [0.5, 0.9, 0.99].map(|q| percentile(&latency, q));
+        t
+    }
+}
+
+impl WorkerMetrics {
+    pub fn record_response(&self, status: u16, latency: Duration) {
+        self.requests.bump();
+        if let Some(class) = (status as usize / 100).checked_sub(1) {
+            if let Some(counter) = self.status_classes.get(class) {
+                counter.bump();
+            }
+        }
+        self.latency[bucket(latency.as_micros() as u64)].bump();
+    }
+
+    pub fn inc(gauge: &Counter) {
+        gauge.add_local(1);
+    }
+
+    pub fn dec(gauge: &Counter) {
+        gauge.add_local(u64::MAX); // wrapping -1
+    }
+}
+
+fn bucket(us: u64) -> usize {
+    if us < SUB_BUCKETS as u64 {
+        return us as usize;
+    }
+    let power = 63 - us.leading_zeros() as usize; // >= 2
+    let sub = ((us >> (power - 2)) & 0b11) as usize;
+    ((power - 1) * SUB_BUCKETS + sub).min(BUCKETS - 1)
+}
+
+/// The lower bound (µs) of the bucket a value falls in.
+fn bucket_floor(index: usize) -> u64 {
+    if index < SUB_BUCKETS {
+        return index as u64;
+    }
+    let power = index / SUB_BUCKETS + 1;
+    let sub = (index % SUB_BUCKETS) as u64;
+    (1u64 << power) + (sub << (power - 2))
+}
+
+fn percentile(buckets: &[u64], q: f64) -> u64 {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return 0;
+    }
+    let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (index, count) in buckets.iter().enumerate() {
+        seen += count;
+        if seen >= rank {
+            return bucket_floor(index);
+        }
+    }
+    bucket_floor(buckets.len() - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_round_down_within_a_quarter() {
+        for us in [0u64, 1, 3, 4, 5, 7, 8, 100, 1000, 12345, 1 << 30] {
+            let floor = bucket_floor(bucket(us));
+            assert!(floor <= us, "{us}: floor {floor}");
+            assert!(us - floor <= us / 4 + 1, "{us}: floor {floor}");
+        }
+    }
+
+    #[test]
+    fn percentiles_pick_the_right_bucket() {
+        let m = Metrics::new(1);
+        for us in 1..=100u64 {
+            m.here()
+                .record_response(200, Duration::from_micros(us * 10));
+        }
+        let t = m.totals();
+        assert_eq!(t.requests, 100);
+        assert_eq!(t.status_classes[1], 100);
+        let [p50, p90, p99] = t.latency_us;
+        assert!((384..=500).contains(&p50), "p50 {p50}");
+        assert!((768..=900).contains(&p90), "p90 {p90}");
+        assert!((768..=990).contains(&p99), "p99 {p99}");
+    }
+}

@@ -1,0 +1,169 @@
+//! Assembles the line: runtime, queues, stages; and takes it down gracefully.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::access_log::AccessLog;
+use crate::config::{resolve_workers, Config, PollModeName};
+use crate::metrics::Metrics;
+use crate::runtime::{Latch, PollMode, Queue, Runtime};
+use crate::stages::handler::HttpHandler;
+use crate::stages::{
+    acceptor_by_name, dispatcher_by_name, Acceptor, Dispatcher, Handler, Line, PendingQueue,
+    StageNames,
+};
+
+/// Builds a server from a config, with any stage swapped for your own.
+pub struct ServerBuilder {
+    config: Config,
+    acceptor: Option<Arc<dyn Acceptor>>,
+    dispatcher: Option<Arc<dyn Dispatcher>>,
+    handler: Option<Arc<dyn Handler>>,
+}
+
+/// A running server. Dropping it stops it at once; `shutdown` stops it gracefully.
+pub struct Server {
+    runtime: Runtime,
+    line: Arc<Line>,
+    addr: SocketAddr,
+    access_log: Option<AccessLog>,
+}
+
+impl ServerBuilder {
+    pub fn new(config: Config) -> ServerBuilder {
+        ServerBuilder {
+            config,
+            acceptor: None,
+            dispatcher: None,
+            handler: None,
+        }
+    }
+
+    /// Uses this acceptor instead of the one named in `stages.acceptor`.
+    pub fn acceptor(mut self, acceptor: Arc<dyn Acceptor>) -> Self {
+        self.acceptor = Some(acceptor);
+        self
+    }
+
+    /// Uses this dispatcher instead of the one named in `stages.dispatcher`.
+    pub fn dispatcher(mut self, dispatcher: Arc<dyn Dispatcher>) -> Self {
+        self.dispatcher = Some(dispatcher);
+        self
+    }
+
+    /// Uses this request handler instead of the built-in HTTP handler.
+    pub fn handler(mut self, handler: Arc<dyn Handler>) -> Self {
+        self.handler = Some(handler);
+        self
+    }
+
+    pub fn start(self) -> io::Result<Server> {
+        let config = self.config;
+        let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
+        let acceptor = match self.acceptor {
+            Some(a) => a,
+            None => acceptor_by_name(&config.stages.acceptor)
+                .ok_or_else(|| invalid(format!("unknown acceptor {:?}", config.stages.acceptor)))?,
+        };
+        let dispatcher = match self.dispatcher {
+            Some(d) => d,
+            None => dispatcher_by_name(&config.stages.dispatcher, config.stages.pool_size)
+                .ok_or_else(|| {
+                    invalid(format!("unknown dispatcher {:?}", config.stages.dispatcher))
+                })?,
+        };
+        let workers = resolve_workers(config.workers);
+        let access_log = if config.log.access_log {
+            Some(AccessLog::open(&config.log.access_log_path)?)
+        } else {
+            None
+        };
+        let handler: Arc<dyn Handler> = match self.handler {
+            Some(h) => h,
+            None => Arc::new(HttpHandler::new(&config, workers, access_log.clone())?),
+        };
+        let runtime = Runtime::builder()
+            .workers(workers)
+            .poll_mode(match config.runtime.poll_mode {
+                PollModeName::Edge => PollMode::Edge,
+                PollModeName::Oneshot => PollMode::Oneshot,
+            })
+            .build()?;
+        let slots = Queue::bounded(config.limits.max_connections);
+        for _ in 0..config.limits.max_connections {
+            let _ = slots.try_send(());
+        }
+        let line = Arc::new(Line {
+            pending: (0..workers)
+                .map(|_| PendingQueue::new(config.queue.capacity))
+                .collect(),
+            metrics: Arc::new(Metrics::new(workers)),
+            slots,
+            shutdown: Latch::new(),
+            started: Instant::now(),
+            stage_names: StageNames {
+                acceptor: acceptor.name().to_string(),
+                dispatcher: dispatcher.name().to_string(),
+                handler: handler.name().to_string(),
+            },
+            config: Arc::new(config),
+        });
+        dispatcher.start(runtime.handle(), &line, handler);
+        let addr = acceptor.start(runtime.handle(), line.config.listen, &line)?;
+        Ok(Server {
+            runtime,
+            line,
+            addr,
+            access_log,
+        })
+    }
+}
+
+impl Server {
+    /// Starts a server with the stages named in `config`.
+    pub fn start(config: Config) -> io::Result<Server> {
+        ServerBuilder::new(config).start()
+    }
+
+    pub fn builder(config: Config) -> ServerBuilder {
+        ServerBuilder::new(config)
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn line(&self) -> &Arc<Line> {
+        &self.line
+    }
+
+    pub fn status_json(&self) -> String {
+        crate::service::status::to_json(&crate::service::status::Report::gather(&self.line))
+    }
+
+    pub fn flush_log(&self) {
+        if let Some(log) = &self.access_log {
+            log.flush();
+        }
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to
+    /// `timeouts.shutdown_grace`), then closes every connection, idle
+    /// keep-alive ones included.
+    pub fn shutdown(self) {
+        self.line.shutdown.set();
+        let deadline = Instant::now() + self.line.config.timeouts.shutdown_grace;
+        while Instant::now() < deadline {
+            let t = self.line.metrics.totals();
+            if t.reading <= 0 && t.writing <= 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.runtime.shutdown();
+        self.flush_log();
+    }
+}

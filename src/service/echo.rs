@@ -1,0 +1,169 @@
+//! `/echo`: GET/HEAD answer with the request's own preamble as text; POST/PUT
+//! stream the body back as it arrives, in constant memory. Reading waits for
+//! each chunk to be written, so a slow reader slows the sender (flow control
+//! both ways through the TCP windows).
+
+use std::io;
+
+use crate::http::response::CONTINUE_100;
+use crate::http::{write_head, BodyFraming, ChunkedDecoder, Method, Step};
+use crate::runtime::timeout;
+
+use super::{write_all_timed, Exchange, Outcome, Writing};
+
+const ALLOW: &[(&str, &str)] = &[("Allow", "GET, HEAD, POST, PUT")];
+
+pub async fn serve(ex: &mut Exchange<'_>) -> Outcome {
+    let preamble_len = ex.req.preamble_len;
+    match ex.req.method {
+        Method::Get | Method::Head => {
+            let raw = ex.conn.input.pending()[..preamble_len].to_vec();
+            ex.conn.input.consume(preamble_len);
+            ex.respond(200, "text/plain; charset=utf-8", &raw, &[])
+        }
+        Method::Post | Method::Put => {
+            ex.conn.input.consume(preamble_len);
+            match stream_body(ex).await {
+                Ok(outcome) => outcome,
+                // Head already sent: all we can do is close.
+                Err(_) => Outcome {
+                    status: 200,
+                    body_bytes: 0,
+                    keep_alive: false,
+                },
+            }
+        }
+        _ => {
+            ex.conn.input.consume(preamble_len);
+            // The body (if any) was not read: close rather than misread it.
+            ex.keep_alive &= ex.req.body == BodyFraming::None;
+            ex.error(405, "use GET, HEAD, POST or PUT", ALLOW)
+        }
+    }
+}
+
+async fn stream_body(ex: &mut Exchange<'_>) -> io::Result<Outcome> {
+    let max = ex.line.config.limits.max_echo_body;
+    let too_large = match ex.req.body {
+        BodyFraming::Length(n) => n > max,
+        _ => false,
+    };
+    if too_large {
+        ex.keep_alive = false;
+        return Ok(ex.error(413, "body larger than limits.max_echo_body", &[]));
+    }
+    if ex.req.expect_continue && ex.req.body != BodyFraming::None {
+        ex.out.extend_from_slice(CONTINUE_100);
+    }
+    let _writing = Writing::new(ex.line.metrics.here());
+    match ex.req.body {
+        BodyFraming::None => Ok(ex.respond(200, "application/octet-stream", &[], &[])),
+        BodyFraming::Length(len) => {
+            let head = ex.head(200, Some(len), Some("application/octet-stream"), &[]);
+            write_head(ex.out, &head);
+            ex.flush().await?;
+            copy_exact(ex, len).await?;
+            Ok(Outcome {
+                status: 200,
+                body_bytes: len,
+                keep_alive: ex.keep_alive,
+            })
+        }
+        BodyFraming::Chunked => {
+            let extra = [("Transfer-Encoding", "chunked")];
+            let head = ex.head(200, None, Some("application/octet-stream"), &extra);
+            write_head(ex.out, &head);
+            ex.flush().await?;
+            let sent = copy_chunked(ex, max).await?;
+            Ok(Outcome {
+                status: 200,
+                body_bytes: sent,
+                keep_alive: ex.keep_alive,
+            })
+        }
+    }
+}
+
+/// Reads more body bytes into the connection's buffer; EOF is an error here.
+async fn fill(ex: &mut Exchange<'_>) -> io::Result<()> {
+    let limit = ex.line.config.timeouts.header_read;
+    let size = read_buffer_size(ex);
+    let conn = &mut *ex.conn;
+    let spare = conn.input.spare(size);
+    if spare.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "buffer full"));
+    }
+    let n = timeout(limit, conn.stream.read(spare)).await??;
+    if n == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    conn.input.filled(n);
+    ex.line.metrics.here().bytes_in.add_local(n as u64);
+    Ok(())
+}
+
+pub fn read_buffer_size(ex: &Exchange<'_>) -> usize {
+    crate::stages::handler::read_buffer_size(&ex.line.config)
+}
+
+async fn copy_exact(ex: &mut Exchange<'_>, len: u64) -> io::Result<()> {
+    let limit = ex.line.config.timeouts.write;
+    let mut left = len;
+    while left > 0 {
+        if !ex.conn.input.has_pending() {
+            fill(ex).await?;
+        }
+        let pending = ex.conn.input.pending();
+        let take = pending
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
+        write_all_timed(&ex.conn.stream, &pending[..take], limit).await?;
+        ex.conn.input.consume(take);
+        ex.line.metrics.here().bytes_out.add_local(take as u64);
+        left -= take as u64;
+    }
+    Ok(())
+}
+
+async fn copy_chunked(ex: &mut Exchange<'_>, max: u64) -> io::Result<u64> {
+    let limit = ex.line.config.timeouts.write;
+    let mut decoder = ChunkedDecoder::new();
+    let mut total = 0u64;
+    loop {
+        let step = decoder
+            .step(ex.conn.input.pending())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.message))?;
+        match step {
+            Step::Data(range) => {
+                let len = range.len();
+                total += len as u64;
+                if total > max {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "body too large"));
+                }
+                let size_line = format!("{len:x}\r\n");
+                write_all_timed(&ex.conn.stream, size_line.as_bytes(), limit).await?;
+                write_all_timed(
+                    &ex.conn.stream,
+                    &ex.conn.input.pending()[range.clone()],
+                    limit,
+                )
+                .await?;
+                write_all_timed(&ex.conn.stream, b"\r\n", limit).await?;
+                ex.conn.input.consume(range.end);
+                let framing = size_line.len() + 2;
+                ex.line
+                    .metrics
+                    .here()
+                    .bytes_out
+                    .add_local((len + framing) as u64);
+            }
+            Step::Skip(n) => ex.conn.input.consume(n),
+            Step::NeedMore => fill(ex).await?,
+            Step::Done(n) => {
+                ex.conn.input.consume(n);
+                write_all_timed(&ex.conn.stream, b"0\r\n\r\n", limit).await?;
+                return Ok(total);
+            }
+        }
+    }
+}

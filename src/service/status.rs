@@ -1,0 +1,339 @@
+//! `/status`: what the line is doing, as JSON or (`?format=prometheus`) in the
+//! Prometheus text format.
+
+use std::fmt::Write;
+
+use crate::http::Method;
+use crate::metrics::Totals;
+use crate::runtime::{self, WorkerSnapshot};
+use crate::stages::pending::PendingSnapshot;
+use crate::stages::Line;
+
+use super::{Exchange, Outcome};
+
+/// Everything `/status` reports, gathered at one moment.
+pub struct Report {
+    pub uptime_secs: f64,
+    pub workers: usize,
+    pub stages: [(&'static str, String); 3],
+    pub totals: Totals,
+    pub queues: Vec<PendingSnapshot>,
+    pub scheduler: Vec<WorkerSnapshot>,
+}
+
+impl Report {
+    pub fn gather(line: &Line) -> Report {
+        let names = &line.stage_names;
+        Report {
+            uptime_secs: line.started.elapsed().as_secs_f64(),
+            workers: line.pending.len(),
+            stages: [
+                ("acceptor", names.acceptor.clone()),
+                ("dispatcher", names.dispatcher.clone()),
+                ("handler", names.handler.clone()),
+            ],
+            totals: line.metrics.totals(),
+            queues: line.pending.iter().map(|q| q.snapshot()).collect(),
+            scheduler: runtime::try_handle().map(|h| h.stats()).unwrap_or_default(),
+        }
+    }
+}
+
+pub fn serve(ex: &mut Exchange<'_>) -> Outcome {
+    ex.conn.input.consume(ex.req.preamble_len);
+    if !matches!(ex.req.method, Method::Get | Method::Head) {
+        return ex.error(405, "use GET or HEAD", &[("Allow", "GET, HEAD")]);
+    }
+    let report = Report::gather(ex.line);
+    let prometheus = ex
+        .req
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "format=prometheus"));
+    let no_store = [("Cache-Control", "no-store")];
+    if prometheus {
+        let body = to_prometheus(&report);
+        ex.respond(
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            body.as_bytes(),
+            &no_store,
+        )
+    } else {
+        let body = to_json(&report);
+        ex.respond(200, "application/json", body.as_bytes(), &no_store)
+    }
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+pub fn to_json(r: &Report) -> String {
+    let t = &r.totals;
+    let mut s = String::with_capacity(2048);
+    let _ = write!(
+        s,
+        "{{\"version\":{},\"uptime_secs\":{:.3},\"workers\":{},",
+        json_string(env!("CARGO_PKG_VERSION")),
+        r.uptime_secs,
+        r.workers
+    );
+    s.push_str("\"stages\":{");
+    for (i, (stage, name)) in r.stages.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(s, "{sep}\"{stage}\":{}", json_string(name));
+    }
+    let _ = write!(
+        s,
+        "}},\"connections\":{{\"accepted\":{},\"open\":{},\"reading\":{},\"writing\":{},\"idle_keepalive\":{},\"rejected\":{},\"recycled\":{}}},",
+        t.accepted, t.open, t.reading, t.writing, t.idle, t.rejected, t.recycled
+    );
+    let [c1, c2, c3, c4, c5] = t.status_classes;
+    let _ = write!(
+        s,
+        "\"requests\":{{\"total\":{},\"1xx\":{c1},\"2xx\":{c2},\"3xx\":{c3},\"4xx\":{c4},\"5xx\":{c5}}},\"bytes\":{{\"in\":{},\"out\":{}}},",
+        t.requests, t.bytes_in, t.bytes_out
+    );
+    let [p50, p90, p99] = t.latency_us;
+    let _ = write!(
+        s,
+        "\"latency_us\":{{\"p50\":{p50},\"p90\":{p90},\"p99\":{p99}}},"
+    );
+    s.push_str("\"queues\":[");
+    for (worker, q) in r.queues.iter().enumerate() {
+        let sep = if worker == 0 { "" } else { "," };
+        let _ = write!(
+            s,
+            "{sep}{{\"worker\":{worker},\"depth\":{},\"capacity\":{},\"pushed\":{},\"popped\":{},\"recycled\":{}}}",
+            q.queue.depth,
+            q.queue.capacity.unwrap_or(0),
+            q.queue.pushed,
+            q.queue.popped,
+            q.recycled
+        );
+    }
+    s.push_str("],\"scheduler\":[");
+    for (i, w) in r.scheduler.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(
+            s,
+            "{sep}{{\"worker\":{},\"spawned\":{},\"alive\":{},\"completed\":{},\"panicked\":{},\"polls\":{},\"parks\":{},\"wakes_local\":{},\"wakes_remote\":{},\"io_events\":{},\"timer_fires\":{},\"injected_pending\":{}}}",
+            w.worker, w.spawned, w.alive, w.completed, w.panicked, w.polls, w.parks,
+            w.wakes_local, w.wakes_remote, w.io_events, w.timer_fires, w.injected_pending
+        );
+    }
+    s.push_str("]}");
+    s
+}
+
+pub fn to_prometheus(r: &Report) -> String {
+    let t = &r.totals;
+    let mut s = String::with_capacity(4096);
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
+        let _ = writeln!(
+            s,
+            "# HELP conveyor_{name} {help}\n# TYPE conveyor_{name} {kind}"
+        );
+        for (labels, value) in samples {
+            let _ = writeln!(s, "conveyor_{name}{labels} {value}");
+        }
+    };
+    let one = |v: String| vec![(String::new(), v)];
+    metric(
+        "uptime_seconds",
+        "gauge",
+        "Seconds since start.",
+        &one(format!("{:.3}", r.uptime_secs)),
+    );
+    metric(
+        "workers",
+        "gauge",
+        "Worker threads.",
+        &one(r.workers.to_string()),
+    );
+    let stages: Vec<_> = r
+        .stages
+        .iter()
+        .map(|(stage, name)| {
+            (
+                format!("{{stage=\"{stage}\",implementation=\"{name}\"}}"),
+                "1".to_string(),
+            )
+        })
+        .collect();
+    metric(
+        "stage_info",
+        "gauge",
+        "Stage implementations in use.",
+        &stages,
+    );
+    metric(
+        "connections_accepted_total",
+        "counter",
+        "Connections accepted.",
+        &one(t.accepted.to_string()),
+    );
+    metric(
+        "connections_rejected_total",
+        "counter",
+        "Connections answered 503 and closed.",
+        &one(t.rejected.to_string()),
+    );
+    metric(
+        "connections_recycled_total",
+        "counter",
+        "Keep-alive connections put back on the line.",
+        &one(t.recycled.to_string()),
+    );
+    let states = [
+        ("open", t.open),
+        ("reading", t.reading),
+        ("writing", t.writing),
+        ("idle_keepalive", t.idle),
+    ]
+    .map(|(state, v)| (format!("{{state=\"{state}\"}}"), v.to_string()));
+    metric("connections", "gauge", "Connections by state.", &states);
+    let classes: Vec<_> = t
+        .status_classes
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("{{class=\"{}xx\"}}", i + 1), v.to_string()))
+        .collect();
+    metric(
+        "requests_total",
+        "counter",
+        "Responses by status class.",
+        &classes,
+    );
+    metric(
+        "bytes_total",
+        "counter",
+        "Bytes received and sent.",
+        &[
+            ("{direction=\"in\"}".into(), t.bytes_in.to_string()),
+            ("{direction=\"out\"}".into(), t.bytes_out.to_string()),
+        ],
+    );
+    let quantiles = [
+        ("0.5", t.latency_us[0]),
+        ("0.9", t.latency_us[1]),
+        ("0.99", t.latency_us[2]),
+    ]
+    .map(|(q, v)| {
+        (
+            format!("{{quantile=\"{q}\"}}"),
+            format!("{:.6}", v as f64 / 1e6),
+        )
+    });
+    metric(
+        "request_latency_seconds",
+        "gauge",
+        "Request latency percentiles.",
+        &quantiles,
+    );
+    let per_queue = |f: fn(&PendingSnapshot) -> u64| -> Vec<(String, String)> {
+        r.queues
+            .iter()
+            .enumerate()
+            .map(|(w, q)| (format!("{{worker=\"{w}\"}}"), f(q).to_string()))
+            .collect()
+    };
+    metric(
+        "queue_depth",
+        "gauge",
+        "Connections waiting on each pending queue.",
+        &per_queue(|q| q.queue.depth),
+    );
+    metric(
+        "queue_pushed_total",
+        "counter",
+        "Connections pushed onto each pending queue.",
+        &per_queue(|q| q.queue.pushed),
+    );
+    metric(
+        "queue_popped_total",
+        "counter",
+        "Connections taken off each pending queue.",
+        &per_queue(|q| q.queue.popped),
+    );
+    metric(
+        "queue_recycled_total",
+        "counter",
+        "Keep-alive connections recycled per queue.",
+        &per_queue(|q| q.recycled),
+    );
+    let per_worker = |f: fn(&WorkerSnapshot) -> u64| -> Vec<(String, String)> {
+        r.scheduler
+            .iter()
+            .map(|w| (format!("{{worker=\"{}\"}}", w.worker), f(w).to_string()))
+            .collect()
+    };
+    metric(
+        "green_threads_spawned_total",
+        "counter",
+        "Green threads spawned.",
+        &per_worker(|w| w.spawned),
+    );
+    metric(
+        "green_threads_alive",
+        "gauge",
+        "Green threads alive.",
+        &per_worker(|w| w.alive),
+    );
+    metric(
+        "green_threads_panicked_total",
+        "counter",
+        "Green threads that panicked.",
+        &per_worker(|w| w.panicked),
+    );
+    metric(
+        "scheduler_polls_total",
+        "counter",
+        "Green thread polls.",
+        &per_worker(|w| w.polls),
+    );
+    metric(
+        "scheduler_parks_total",
+        "counter",
+        "Polls that parked.",
+        &per_worker(|w| w.parks),
+    );
+    metric(
+        "scheduler_wakes_local_total",
+        "counter",
+        "Wake-ups from the same worker.",
+        &per_worker(|w| w.wakes_local),
+    );
+    metric(
+        "scheduler_wakes_remote_total",
+        "counter",
+        "Wake-ups from other threads.",
+        &per_worker(|w| w.wakes_remote),
+    );
+    metric(
+        "scheduler_io_events_total",
+        "counter",
+        "Readiness events dispatched.",
+        &per_worker(|w| w.io_events),
+    );
+    metric(
+        "scheduler_timer_fires_total",
+        "counter",
+        "Timers fired.",
+        &per_worker(|w| w.timer_fires),
+    );
+    s
+}

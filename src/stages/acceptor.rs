@@ -1,0 +1,211 @@
+//! Acceptors: accept a connection, condition its socket (non-blocking,
+//! TCP_NODELAY, keep-alive probes), wrap it as a `Conn` and push it onto a
+//! pending queue. They know nothing of HTTP beyond the prebuilt 503.
+//!
+//! - `readiness` (default): one listener; the acceptor parks on it until the
+//!   poller reports it readable, and deals connections round-robin to the
+//!   workers' queues.
+//! - `reuseport`: one SO_REUSEPORT listener and acceptor per worker; the
+//!   kernel spreads connections and each stays on the worker that accepted it.
+//! - `spin`: the original design's loop — try `accept`, `yield_now` when there
+//!   is nothing. It never lets its worker sleep: one core at 100 % when idle.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Overload;
+use crate::runtime::net::condition_stream;
+use crate::runtime::{
+    race, sleep, yield_now, Async, Either, Handle, ListenOptions, StreamOptions, TcpListener,
+};
+
+use super::conn::Slot;
+use super::pending::{admit, reject_stream};
+use super::{Acceptor, Conn, Line};
+
+pub struct Readiness;
+pub struct ReusePort;
+pub struct Spin;
+
+/// How an acceptor waits for the next connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Park,
+    Spin,
+}
+
+/// Which pending queue gets the connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Deal {
+    RoundRobin,
+    Local,
+}
+
+impl Acceptor for Readiness {
+    fn name(&self) -> &str {
+        "readiness"
+    }
+
+    fn start(
+        &self,
+        runtime: &Handle,
+        addr: SocketAddr,
+        line: &Arc<Line>,
+    ) -> io::Result<SocketAddr> {
+        spawn_single(runtime, addr, line, Wait::Park)
+    }
+}
+
+impl Acceptor for Spin {
+    fn name(&self) -> &str {
+        "spin"
+    }
+
+    fn start(
+        &self,
+        runtime: &Handle,
+        addr: SocketAddr,
+        line: &Arc<Line>,
+    ) -> io::Result<SocketAddr> {
+        spawn_single(runtime, addr, line, Wait::Spin)
+    }
+}
+
+impl Acceptor for ReusePort {
+    fn name(&self) -> &str {
+        "reuseport"
+    }
+
+    fn start(
+        &self,
+        runtime: &Handle,
+        addr: SocketAddr,
+        line: &Arc<Line>,
+    ) -> io::Result<SocketAddr> {
+        let options = listen_options(line, true);
+        let first = TcpListener::bind(addr, &options)?;
+        // With port 0 the others must join the port the first one got.
+        let bound = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..runtime.workers() {
+            listeners.push(TcpListener::bind(bound, &options)?);
+        }
+        for (worker, listener) in listeners.into_iter().enumerate() {
+            let line = line.clone();
+            runtime
+                .spawn_on(worker, async move {
+                    accept_loop(&line, &listener, Wait::Park, Deal::Local).await
+                })
+                .detach();
+        }
+        Ok(bound)
+    }
+}
+
+fn spawn_single(
+    runtime: &Handle,
+    addr: SocketAddr,
+    line: &Arc<Line>,
+    wait: Wait,
+) -> io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr, &listen_options(line, false))?;
+    let bound = listener.local_addr()?;
+    let line = line.clone();
+    runtime
+        .spawn_on(0, async move {
+            accept_loop(&line, &listener, wait, Deal::RoundRobin).await
+        })
+        .detach();
+    Ok(bound)
+}
+
+fn listen_options(line: &Line, reuse_port: bool) -> ListenOptions {
+    ListenOptions {
+        reuse_port,
+        backlog: i32::try_from(line.config.runtime.backlog).unwrap_or(i32::MAX),
+    }
+}
+
+async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal) {
+    let config = &line.config;
+    let stream_options = StreamOptions {
+        nodelay: true,
+        keepalive: Some((
+            config.runtime.tcp_keepalive_idle,
+            config.runtime.tcp_keepalive_interval,
+        )),
+    };
+    let mut next_queue = 0usize;
+    while !line.shutdown.is_set() {
+        // A free connection slot, or — under "wait" — stop accepting until one
+        // frees up (the kernel backlog holds the newcomers meanwhile).
+        let mut has_slot = line.slots.try_recv().is_some();
+        if !has_slot && config.queue.overload == Overload::Wait {
+            match race(line.slots.recv(), line.shutdown.wait()).await {
+                Either::Left(()) => has_slot = true,
+                Either::Right(()) => break,
+            }
+        }
+        let accepted = match wait {
+            Wait::Park => match race(listener.accept(), line.shutdown.wait()).await {
+                Either::Left(result) => result,
+                Either::Right(()) => break,
+            },
+            Wait::Spin => spin_accept(listener, line).await,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                // Out of descriptors or similar: back off instead of spinning.
+                if has_slot {
+                    let _ = line.slots.try_send(());
+                }
+                sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        // Conditioning is best effort: a socket that refuses an option still works.
+        let _ = condition_stream(&stream, &stream_options);
+        let stream = Async::new_nonblocking(stream);
+        let metrics = line.metrics.here();
+        if !has_slot {
+            reject_stream(line, &stream);
+            continue;
+        }
+        metrics.accepted.bump();
+        let conn = Conn::new(
+            stream,
+            peer,
+            Slot::new(line.metrics.clone(), line.slots.clone()),
+        );
+        let pending = match deal {
+            Deal::Local => line.local_pending(),
+            Deal::RoundRobin => {
+                next_queue = next_queue.wrapping_add(1);
+                &line.pending[next_queue % line.pending.len()]
+            }
+        };
+        admit(line, pending, conn).await;
+    }
+}
+
+/// Tries `accept`, yielding to the other green threads between attempts.
+async fn spin_accept(
+    listener: &TcpListener,
+    line: &Line,
+) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    loop {
+        match listener.try_accept() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if line.shutdown.is_set() {
+                    return Err(io::ErrorKind::ConnectionAborted.into());
+                }
+                yield_now().await;
+            }
+            result => return result,
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! `Conn`: what travels between stages — a socket, the bytes read ahead of the
+//! next request, and per-connection state.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::metrics::{Metrics, WorkerMetrics};
+use crate::runtime::{Queue, TcpStream};
+
+/// Buffers kept per worker for reuse.
+const POOL_LIMIT: usize = 1024;
+
+thread_local! {
+    static BUFFERS: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn take_buffer(size: usize) -> Box<[u8]> {
+    BUFFERS
+        .with(|pool| pool.borrow_mut().pop())
+        .filter(|buf| buf.len() == size)
+        .unwrap_or_else(|| vec![0; size].into_boxed_slice())
+}
+
+fn give_buffer(buf: Box<[u8]>) {
+    BUFFERS.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.len() < POOL_LIMIT {
+            pool.push(buf);
+        }
+    });
+}
+
+/// Bytes received but not yet consumed. An idle connection holds none: its
+/// buffer goes back to the worker's pool.
+#[derive(Default)]
+pub struct ReadBuffer {
+    buf: Option<Box<[u8]>>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuffer {
+    /// The unconsumed bytes.
+    pub fn pending(&self) -> &[u8] {
+        match &self.buf {
+            Some(buf) => &buf[self.start..self.end],
+            None => &[],
+        }
+    }
+
+    pub fn has_pending(&self) -> bool {
+        self.start < self.end
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Free room to read into, after moving pending bytes to the front; a
+    /// buffer of `size` bytes is taken from the pool if there is none. Empty
+    /// when the buffer is full of pending bytes.
+    pub fn spare(&mut self, size: usize) -> &mut [u8] {
+        let buf = self.buf.get_or_insert_with(|| take_buffer(size));
+        if self.start > 0 && self.end == buf.len() {
+            buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        &mut buf[self.end..]
+    }
+
+    /// Marks `n` bytes of the last `spare` as received.
+    pub fn filled(&mut self, n: usize) {
+        let len = self.buf.as_ref().map_or(0, |b| b.len());
+        self.end = (self.end + n).min(len);
+    }
+
+    /// Returns the buffer to the pool if nothing is pending.
+    pub fn release_if_empty(&mut self) {
+        if !self.has_pending() {
+            if let Some(buf) = self.buf.take() {
+                give_buffer(buf);
+            }
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+}
+
+impl Drop for ReadBuffer {
+    fn drop(&mut self) {
+        if let Some(buf) = self.buf.take() {
+            give_buffer(buf);
+        }
+    }
+}
+
+/// Gives the connection slot back and keeps the open-connections gauge right,
+/// however the connection ends.
+pub struct Slot {
+    metrics: Arc<Metrics>,
+    slots: Queue<()>,
+}
+
+impl Slot {
+    pub fn new(metrics: Arc<Metrics>, slots: Queue<()>) -> Slot {
+        WorkerMetrics::inc(&metrics.here().open);
+        Slot { metrics, slots }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        WorkerMetrics::dec(&self.metrics.here().open);
+        let _ = self.slots.try_send(());
+    }
+}
+
+/// A client connection on its way along the line.
+pub struct Conn {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    pub input: ReadBuffer,
+    /// Requests served so far on this connection.
+    pub requests: u64,
+    /// When the connection was accepted or last became readable again.
+    pub ready_since: Instant,
+    _slot: Slot,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, peer: SocketAddr, slot: Slot) -> Conn {
+        Conn {
+            stream,
+            peer,
+            input: ReadBuffer::default(),
+            requests: 0,
+            ready_since: Instant::now(),
+            _slot: slot,
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! The request handler: reads a preamble (within the header timeout), parses
+//! it, routes it to a service, writes the response, and recycles the
+//! connection onto the pending queue or closes it.
+//!
+//! Pipelining: every complete request already buffered is answered before
+//! the first write, so their responses leave together in one write.
+
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::http::{parse_request, BodyFraming, Limits, Request};
+use crate::metrics::WorkerMetrics;
+use crate::runtime::{timeout_at, TimedOut};
+use crate::service::static_files::StaticFiles;
+use crate::service::{echo, flush, status, Exchange, Outcome};
+
+use super::{Conn, Handler, Line, LocalFuture};
+
+/// Responses buffered beyond this are written before answering more
+/// pipelined requests.
+const FLUSH_AT: usize = 64 * 1024;
+/// Bodies sent to routes that ignore them are read and dropped up to this
+/// size (so the connection can stay open); larger ones close it.
+const DRAIN_LIMIT: u64 = 64 * 1024;
+
+pub struct HttpHandler {
+    limits: Limits,
+    files: StaticFiles,
+    access_log: Option<crate::access_log::AccessLog>,
+}
+
+/// The read buffer must hold a whole preamble at the configured limits.
+pub fn read_buffer_size(config: &Config) -> usize {
+    (config.limits.max_request_line + config.limits.max_header_bytes + 1024).max(16 * 1024)
+}
+
+impl HttpHandler {
+    pub fn new(
+        config: &Config,
+        workers: usize,
+        access_log: Option<crate::access_log::AccessLog>,
+    ) -> std::io::Result<HttpHandler> {
+        Ok(HttpHandler {
+            limits: Limits {
+                max_request_line: config.limits.max_request_line,
+                max_header_bytes: config.limits.max_header_bytes,
+                max_headers: config.limits.max_headers,
+            },
+            files: StaticFiles::new(&config.root, &config.static_files, workers)?,
+            access_log,
+        })
+    }
+
+    async fn serve(&self, mut conn: Conn, line: &Line) {
+        let metrics = line.metrics.here();
+        WorkerMetrics::inc(&metrics.reading);
+        let keep = self.serve_ready(&mut conn, line).await;
+        WorkerMetrics::dec(&line.metrics.here().reading);
+        if keep && !line.shutdown.is_set() {
+            line.local_pending().recycle(conn, line);
+        }
+    }
+
+    /// Answers every complete request buffered (reading first if there is
+    /// none). Returns whether the connection stays open.
+    async fn serve_ready(&self, conn: &mut Conn, line: &Line) -> bool {
+        let config = &line.config;
+        let deadline = conn.ready_since + config.timeouts.header_read;
+        let mut out = Vec::new();
+        let mut answered = 0u32;
+        loop {
+            let parsed = parse_request(conn.input.pending(), &self.limits);
+            match parsed {
+                Err(e) => {
+                    crate::http::write_error(&mut out, e.status, e.message, false, &[]);
+                    self.record(line, conn, None, e.status, 0, Instant::now());
+                    let _ = flush(&conn.stream, &mut out, line).await;
+                    return false;
+                }
+                Ok(Some(req)) => {
+                    let started = Instant::now();
+                    let outcome = self.answer(&req, conn, &mut out, line).await;
+                    self.record(
+                        line,
+                        conn,
+                        Some(&req),
+                        outcome.status,
+                        outcome.body_bytes,
+                        started,
+                    );
+                    answered += 1;
+                    if !outcome.keep_alive {
+                        let _ = flush(&conn.stream, &mut out, line).await;
+                        return false;
+                    }
+                    if out.len() >= FLUSH_AT && flush(&conn.stream, &mut out, line).await.is_err() {
+                        return false;
+                    }
+                }
+                Ok(None) if answered > 0 => {
+                    // Responses for what was buffered; the rest of the next
+                    // request (if any) goes round the line again.
+                    return flush(&conn.stream, &mut out, line).await.is_ok();
+                }
+                Ok(None) => {
+                    if !self.read_more(conn, line, deadline, &mut out).await {
+                        let _ = flush(&conn.stream, &mut out, line).await;
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads more of a preamble; false when the connection should close
+    /// (peer gone, error, or header timeout — answered 408).
+    async fn read_more(
+        &self,
+        conn: &mut Conn,
+        line: &Line,
+        deadline: Instant,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let size = read_buffer_size(&line.config);
+        let spare = conn.input.spare(size);
+        match timeout_at(deadline, conn.stream.read(spare)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => false,
+            Ok(Ok(n)) => {
+                conn.input.filled(n);
+                line.metrics.here().bytes_in.add_local(n as u64);
+                true
+            }
+            Err(TimedOut) => {
+                crate::http::write_error(
+                    out,
+                    408,
+                    "request header not received in time",
+                    false,
+                    &[],
+                );
+                self.record(line, conn, None, 408, 0, deadline);
+                false
+            }
+        }
+    }
+
+    async fn answer(
+        &self,
+        req: &Request,
+        conn: &mut Conn,
+        out: &mut Vec<u8>,
+        line: &Line,
+    ) -> Outcome {
+        conn.requests += 1;
+        let keep_alive = req.keep_alive
+            && conn.requests < line.config.limits.max_requests_per_connection
+            && !line.shutdown.is_set();
+        let path = req.path();
+        if path == "/echo" {
+            let mut ex = Exchange {
+                req,
+                conn,
+                out,
+                line,
+                keep_alive,
+            };
+            return echo::serve(&mut ex).await;
+        }
+        let ignored_body = drainable(req);
+        let mut ex = Exchange {
+            req,
+            conn,
+            out,
+            line,
+            keep_alive: keep_alive && ignored_body.is_some(),
+        };
+        let mut outcome = if path == "/status" {
+            status::serve(&mut ex)
+        } else {
+            self.files.serve(&mut ex).await
+        };
+        if let Some(len) = ignored_body.filter(|len| *len > 0 && outcome.keep_alive) {
+            outcome.keep_alive = drain(conn, line, len).await;
+        }
+        outcome
+    }
+
+    fn record(
+        &self,
+        line: &Line,
+        conn: &Conn,
+        req: Option<&Request>,
+        status: u16,
+        bytes: u64,
+        started: Instant,
+    ) {
+        line.metrics
+            .here()
+            .record_response(status, started.elapsed());
+        if let Some(log) = &self.access_log {
+            log.record(conn.peer, req, status, bytes);
+        }
+    }
+}
+
+/// A body sent to a route that ignores it can be read and dropped (so the
+/// connection stays open) when it is small and Content-Length framed, and
+/// the client is not waiting for `100 Continue`. Any other such body closes
+/// the connection after the response: it is never misread as a request.
+fn drainable(req: &Request) -> Option<u64> {
+    match req.body {
+        BodyFraming::None => Some(0),
+        BodyFraming::Length(len) if len <= DRAIN_LIMIT && !req.expect_continue => Some(len),
+        _ => None,
+    }
+}
+
+/// Reads and drops `len` body bytes. False if the body did not arrive.
+async fn drain(conn: &mut Conn, line: &Line, mut len: u64) -> bool {
+    let deadline = Instant::now() + line.config.timeouts.header_read;
+    let size = read_buffer_size(&line.config);
+    loop {
+        let take = conn.input.pending().len().min(len as usize);
+        conn.input.consume(take);
+        len -= take as u64;
+        if len == 0 {
+            return true;
+        }
+        let spare = conn.input.spare(size);
+        match timeout_at(deadline, conn.stream.read(spare)).await {
+            Ok(Ok(n)) if n > 0 => conn.input.filled(n),
+            _ => return false,
+        }
+    }
+}
+
+impl Handler for HttpHandler {
+    fn name(&self) -> &str {
+        "http"
+    }
+
+    fn handle<'a>(&'a self, conn: Conn, line: &'a Line) -> LocalFuture<'a> {
+        Box::pin(self.serve(conn, line))
+    }
+}

@@ -1,0 +1,111 @@
+//! The stages of the line and what connects them.
+//!
+//! ```text
+//!  listener ─► [acceptor] ──push──► pending queue (per worker) ──pop──► [dispatcher] ──► [handler]
+//!                                        ▲                                                 │
+//!                                        └──────── recycle: keep-alive stream ◄────────────┘
+//! ```
+//!
+//! Stages share nothing but the [`Line`]: the per-worker pending queues a
+//! [`Conn`] travels on, the settings and the counters. Each stage is a trait
+//! with several implementations, chosen by name (config, CLI) or supplied by
+//! a library user.
+
+pub mod acceptor;
+pub mod conn;
+pub mod dispatcher;
+pub mod handler;
+pub mod pending;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::runtime::{Handle, Latch, Queue};
+
+pub use conn::Conn;
+pub use pending::PendingQueue;
+
+/// A boxed future that stays on its worker.
+pub type LocalFuture<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+/// What every stage can see.
+pub struct Line {
+    pub config: Arc<Config>,
+    /// One pending queue per worker.
+    pub pending: Vec<PendingQueue>,
+    pub metrics: Arc<Metrics>,
+    /// Free connection slots (`limits.max_connections`): an acceptor takes one
+    /// per connection; a closing connection gives it back.
+    pub slots: Queue<()>,
+    /// Set when the server begins to stop.
+    pub shutdown: Latch,
+    pub started: Instant,
+    /// Names of the stage implementations in use, for `/status`.
+    pub stage_names: StageNames,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct StageNames {
+    pub acceptor: String,
+    pub dispatcher: String,
+    pub handler: String,
+}
+
+impl Line {
+    /// The pending queue of the calling worker.
+    pub fn local_pending(&self) -> &PendingQueue {
+        let worker = crate::runtime::current_worker().unwrap_or(0);
+        &self.pending[worker % self.pending.len()]
+    }
+}
+
+/// Accepts connections and pushes them onto the pending queues.
+pub trait Acceptor: Send + Sync {
+    fn name(&self) -> &str;
+
+    /// Binds to `addr` and spawns the accepting green threads on `runtime`.
+    /// Returns the bound address (useful with port 0).
+    fn start(&self, runtime: &Handle, addr: SocketAddr, line: &Arc<Line>)
+        -> io::Result<SocketAddr>;
+}
+
+/// Takes connections off a worker's pending queue and runs the handler on them.
+pub trait Dispatcher: Send + Sync {
+    fn name(&self) -> &str;
+
+    /// Spawns the dispatching green threads on every worker.
+    fn start(&self, runtime: &Handle, line: &Arc<Line>, handler: Arc<dyn Handler>);
+}
+
+/// Serves the next request(s) of a connection, then recycles it onto the
+/// pending queue or closes it.
+pub trait Handler: Send + Sync {
+    fn name(&self) -> &str;
+
+    fn handle<'a>(&'a self, conn: Conn, line: &'a Line) -> LocalFuture<'a>;
+}
+
+/// The built-in acceptor for a name, as used in config and on the CLI.
+pub fn acceptor_by_name(name: &str) -> Option<Arc<dyn Acceptor>> {
+    match name {
+        "readiness" => Some(Arc::new(acceptor::Readiness)),
+        "reuseport" => Some(Arc::new(acceptor::ReusePort)),
+        "spin" => Some(Arc::new(acceptor::Spin)),
+        _ => None,
+    }
+}
+
+/// The built-in dispatcher for a name; `pool_size` is used by "pool".
+pub fn dispatcher_by_name(name: &str, pool_size: usize) -> Option<Arc<dyn Dispatcher>> {
+    match name {
+        "spawn" => Some(Arc::new(dispatcher::SpawnPerRequest)),
+        "pool" => Some(Arc::new(dispatcher::Pool { size: pool_size })),
+        _ => None,
+    }
+}
