@@ -8,6 +8,7 @@
 //! - [`server`]: assembling the line from a [`config::Config`].
 
 pub mod access_log;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod http;

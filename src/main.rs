@@ -21,9 +21,33 @@ fn main() -> ExitCode {
             println!("conveyor {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Bench(_) => fail("conveyor bench is not built yet"),
+        Command::Bench(args) => bench(args),
         Command::Serve(args) => serve(&args),
     }
+}
+
+fn bench(args: Vec<std::ffi::OsString>) -> ExitCode {
+    let options = match conveyor::bench::parse_args(args) {
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            print!("{}", conveyor::bench::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return fail(&e.to_string()),
+    };
+    let report = conveyor::bench::run(&options, |requests, elapsed| {
+        eprintln!(
+            "  {:>5.1} s  {requests} requests  {:.0} req/s",
+            elapsed.as_secs_f64(),
+            requests as f64 / elapsed.as_secs_f64()
+        );
+    });
+    match report {
+        Ok(report) if options.json => println!("{}", report.json()),
+        Ok(report) => print!("{}", report.table(&options)),
+        Err(e) => return fail(&format!("bench failed: {e}")),
+    }
+    ExitCode::SUCCESS
 }
 
 fn fail(message: &str) -> ExitCode {

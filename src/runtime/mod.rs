@@ -209,6 +209,24 @@ impl Handle {
         handle
     }
 
+    /// Spawns a future that need not be `Send`: `make` runs on the chosen
+    /// worker and builds it there.
+    pub fn spawn_local_on<M, F>(&self, worker: usize, make: M) -> JoinHandle<F::Output>
+    where
+        M: FnOnce() -> F + Send + 'static,
+        F: Future + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_on(worker, async move {
+            match spawn(make()).await {
+                Ok(output) => output,
+                // The inner green thread panicked: take this one down too, so
+                // the caller's JoinHandle reports it.
+                Err(e) => panic!("{e}"),
+            }
+        })
+    }
+
     /// Spawns on the next worker, round-robin.
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where

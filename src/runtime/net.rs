@@ -133,6 +133,25 @@ impl Async<StdStream> {
         Async::new(stream)
     }
 
+    /// Connects without blocking the worker: a non-blocking connect, then a
+    /// park until the socket is writable.
+    pub async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_nonblocking(true)?;
+        socket.set_tcp_nodelay(true)?;
+        match socket.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let stream = Async::new_nonblocking(StdStream::from(socket));
+        stream.writable().await?;
+        match stream.get_ref().take_error()? {
+            Some(e) => Err(e),
+            None => Ok(stream),
+        }
+    }
+
     /// Sends up to `count` bytes of `file` from `*offset` with sendfile(2):
     /// the bytes never pass through user space. Advances `offset`.
     pub async fn sendfile(&self, file: &File, offset: &mut u64, count: usize) -> io::Result<usize> {

@@ -55,7 +55,7 @@ impl Dispatcher for Pool {
             // Handler futures stay on their worker (not `Send`), so the pool
             // is spawned from a green thread already there.
             runtime
-                .spawn_on(worker, async move {
+                .spawn_local_on(worker, move || async move {
                     for _ in 0..size {
                         let line = line.clone();
                         let handler = handler.clone();

@@ -1,0 +1,317 @@
+//! Test harness: starts Conveyor in-process on port 0 for every
+//! acceptor × dispatcher combination, with raw-socket helpers.
+
+#![allow(dead_code)] // each test binary uses a different part of it
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use conveyor::config::Config;
+use conveyor::Server;
+
+pub const ACCEPTORS: [&str; 3] = ["readiness", "reuseport", "spin"];
+pub const DISPATCHERS: [&str; 2] = ["spawn", "pool"];
+
+/// A running server with its own document root, stopped on drop.
+pub struct TestServer {
+    server: Option<Server>,
+    pub addr: SocketAddr,
+    pub root: PathBuf,
+    pub label: String,
+}
+
+impl TestServer {
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("running")
+    }
+
+    /// Graceful shutdown, as on SIGTERM.
+    pub fn shutdown(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown();
+        }
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        stream
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Status JSON as text.
+    pub fn status_json(&self) -> String {
+        self.server().status_json()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // Dropping the server drops its runtime: everything stops at once.
+        drop(self.server.take());
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// A fresh, empty temporary directory.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "conveyor-test-{}-{}-{}",
+        std::process::id(),
+        tag,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Copies the repository's `www/` into `dest`.
+pub fn copy_www(dest: &Path) {
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("www"), dest);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Test defaults: 2 workers, port 0, short timeouts, a root with `www/`.
+pub fn test_config(root: &Path, acceptor: &str, dispatcher: &str) -> Config {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        root: root.to_path_buf(),
+        workers: 2,
+        ..Config::default()
+    };
+    config.stages.acceptor = acceptor.to_string();
+    config.stages.dispatcher = dispatcher.to_string();
+    config.stages.pool_size = 4;
+    config.timeouts.header_read = Duration::from_secs(5);
+    config.timeouts.keepalive_idle = Duration::from_secs(5);
+    config.timeouts.write = Duration::from_secs(5);
+    config.timeouts.shutdown_grace = Duration::from_secs(5);
+    config
+}
+
+/// Starts a server for one combination; `tweak` adjusts the config.
+pub fn start(acceptor: &str, dispatcher: &str, tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let root = temp_dir(&format!("{acceptor}-{dispatcher}"));
+    copy_www(&root);
+    let mut config = test_config(&root, acceptor, dispatcher);
+    tweak(&mut config);
+    let server = Server::start(config).expect("server starts");
+    TestServer {
+        addr: server.local_addr(),
+        server: Some(server),
+        root,
+        label: format!("{acceptor}×{dispatcher}"),
+    }
+}
+
+/// Runs `test` once for every acceptor × dispatcher combination.
+pub fn matrix(mut test: impl FnMut(&str, &str)) {
+    for acceptor in ACCEPTORS {
+        for dispatcher in DISPATCHERS {
+            test(acceptor, dispatcher);
+        }
+    }
+}
+
+/// Same as `matrix`, with a started server (default config plus `tweak`).
+pub fn each_server(tweak: impl Fn(&mut Config), mut test: impl FnMut(&TestServer)) {
+    matrix(|acceptor, dispatcher| {
+        let server = start(acceptor, dispatcher, &tweak);
+        test(&server);
+    });
+}
+
+/// A parsed response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Reads one response from `stream`. `head_request`: the request was HEAD
+/// (no body follows, whatever Content-Length says). Leftover bytes of the
+/// next response stay in `carry`.
+pub fn read_response_with(
+    stream: &mut TcpStream,
+    carry: &mut Vec<u8>,
+    head_request: bool,
+) -> Response {
+    let head_end = loop {
+        if let Some(end) = carry.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        let mut buf = [0u8; 65536];
+        let n = stream.read(&mut buf).expect("read response head");
+        assert!(
+            n > 0,
+            "connection closed before a response head; got {:?}",
+            String::from_utf8_lossy(carry)
+        );
+        carry.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&carry[..head_end]).into_owned();
+    carry.drain(..head_end);
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().expect("status line");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (n, v) = l.split_once(':').expect("header line");
+            (n.trim().to_string(), v.trim().to_string())
+        })
+        .collect();
+    let mut response = Response {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if head_request || status == 304 || status == 204 || (100..200).contains(&status) {
+        return response;
+    }
+    if response
+        .header("Transfer-Encoding")
+        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
+    {
+        response.body = read_chunked(stream, carry);
+    } else if let Some(len) = response.header("Content-Length") {
+        let len: usize = len.parse().expect("content-length");
+        fill(stream, carry, len);
+        response.body = carry.drain(..len).collect();
+    } else {
+        stream.read_to_end(carry).expect("read to close");
+        response.body = std::mem::take(carry);
+    }
+    response
+}
+
+pub fn read_response(stream: &mut TcpStream) -> Response {
+    let mut carry = Vec::new();
+    let response = read_response_with(stream, &mut carry, false);
+    assert!(
+        carry.is_empty(),
+        "unexpected bytes after the response: {:?}",
+        String::from_utf8_lossy(&carry)
+    );
+    response
+}
+
+fn fill(stream: &mut TcpStream, carry: &mut Vec<u8>, len: usize) {
+    let mut buf = vec![0u8; 65536];
+    while carry.len() < len {
+        let n = stream.read(&mut buf).expect("read body");
+        assert!(n > 0, "closed mid-body: {} of {len}", carry.len());
+        carry.extend_from_slice(&buf[..n]);
+    }
+}
+
+fn read_chunked(stream: &mut TcpStream, carry: &mut Vec<u8>) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = loop {
+            if let Some(p) = carry.windows(2).position(|w| w == b"\r\n") {
+                break p;
+            }
+            let have = carry.len();
+            fill(stream, carry, have + 1);
+        };
+        let size_text = String::from_utf8_lossy(&carry[..line_end]).into_owned();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .expect("chunk size");
+        carry.drain(..line_end + 2);
+        fill(stream, carry, size + 2);
+        body.extend(carry.drain(..size));
+        carry.drain(..2);
+        if size == 0 {
+            return body;
+        }
+    }
+}
+
+/// Sends raw bytes on a new connection and returns the first response.
+pub fn raw(addr: SocketAddr, request: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream.write_all(request).expect("send");
+    let mut carry = Vec::new();
+    read_response_with(&mut stream, &mut carry, request.starts_with(b"HEAD "))
+}
+
+/// `GET path` with Host, on an existing connection.
+pub fn get(stream: &mut TcpStream, path: &str) -> Response {
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("send");
+    read_response(stream)
+}
+
+/// True once the peer has closed the connection (EOF or reset) within `limit`.
+pub fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    stream.set_read_timeout(Some(limit)).expect("timeout");
+    let deadline = Instant::now() + limit;
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+    }
+}
+
+/// Polls `condition` until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    condition()
+}
