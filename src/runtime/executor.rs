@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::reactor::{PollMode, Reactor};
+use super::reactor::{Events, PollMode, Reactor};
 use super::stats::WorkerStats;
 use super::task::{joinable, Header, JoinHandle, LocalFuture, Slab, Task};
 use super::timer::Timers;
@@ -88,7 +88,7 @@ pub(crate) struct Local {
     ready: RefCell<VecDeque<Arc<Header>>>,
     tasks: RefCell<Slab<Task>>,
     pub(crate) timers: RefCell<Timers>,
-    events: RefCell<polling::Events>,
+    events: RefCell<Events>,
 }
 
 thread_local! {
@@ -149,7 +149,7 @@ impl Local {
             ready: RefCell::new(VecDeque::new()),
             tasks: RefCell::new(Slab::new()),
             timers: RefCell::new(Timers::default()),
-            events: RefCell::new(polling::Events::new()),
+            events: RefCell::new(Events::new()),
         })
     }
 

@@ -113,6 +113,17 @@ impl<T: AsFd> Async<T> {
         ready!(poll_budget(cx));
         loop {
             let seen = self.tick(direction);
+            // Known exhausted and no event since: the syscall could only
+            // say EAGAIN, so park straight away. Readiness always arrives
+            // as a new event (edge mode), or on re-arming (oneshot mode).
+            if let Some(source) = self.source.get() {
+                if source.drained_tick(direction) == seen {
+                    if source.park(cx, direction, seen) {
+                        return Poll::Pending;
+                    }
+                    continue;
+                }
+            }
             match op(self.get_ref()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let source = self.source()?;

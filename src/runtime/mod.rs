@@ -7,6 +7,7 @@
 //! - [`queue`]: async bounded/unbounded queues on crossbeam-channel.
 //! - [`latch`]: a flag green threads can await (shutdown).
 //! - [`net`]: TCP listeners and streams, `sendfile`.
+//! - [`watch`]: inotify file watching on the reactor.
 
 mod executor;
 pub mod io;
@@ -18,6 +19,7 @@ pub mod signal;
 pub mod stats;
 mod task;
 pub mod timer;
+pub mod watch;
 
 use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,0 +1,147 @@
+//! `FileWatcher`: inotify on the reactor, so a green thread learns that a
+//! file or directory changed without polling it with `stat`.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::io::Async;
+
+/// What a watch reports: changes to a file's content or identity.
+const FILE_MASK: u32 = libc::IN_MODIFY
+    | libc::IN_ATTRIB
+    | libc::IN_CLOSE_WRITE
+    | libc::IN_MOVE_SELF
+    | libc::IN_DELETE_SELF;
+/// For a directory: entries created, removed or renamed, or the directory itself moved.
+const DIR_MASK: u32 = libc::IN_CREATE
+    | libc::IN_DELETE
+    | libc::IN_MOVED_FROM
+    | libc::IN_MOVED_TO
+    | libc::IN_MOVE_SELF
+    | libc::IN_DELETE_SELF
+    | libc::IN_ATTRIB;
+
+/// Identifies one watch (an inotify watch descriptor).
+pub type WatchId = i32;
+
+/// One change notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Something changed under this watch.
+    Changed(WatchId),
+    /// The watch is gone (its file was deleted or the watch removed).
+    Ended(WatchId),
+    /// The kernel dropped events: assume everything changed.
+    Overflow,
+}
+
+pub struct FileWatcher {
+    fd: Async<OwnedFd>,
+}
+
+impl FileWatcher {
+    pub fn new() -> io::Result<FileWatcher> {
+        // SAFETY: inotify_init1 takes no pointers; a negative result is an error.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor that nothing else owns.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(FileWatcher {
+            fd: Async::new_nonblocking(owned),
+        })
+    }
+
+    /// Watches a file (content, metadata, link count, moves) or, with
+    /// `directory`, a directory's entries. Watching the same path twice
+    /// returns the same id.
+    pub fn watch(&self, path: &Path, directory: bool) -> io::Result<WatchId> {
+        let c_path = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path has a NUL byte"))?;
+        let mask = if directory {
+            DIR_MASK | libc::IN_ONLYDIR
+        } else {
+            FILE_MASK
+        };
+        // SAFETY: `c_path` is a valid NUL-terminated string for the call.
+        let wd = unsafe { libc::inotify_add_watch(self.fd.as_raw_fd(), c_path.as_ptr(), mask) };
+        if wd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(wd)
+    }
+
+    /// Waits for the next batch of changes.
+    pub async fn changes(&self) -> io::Result<Vec<Change>> {
+        let mut buf = [0u8; 4096];
+        let n = self
+            .fd
+            .read_with(|fd| {
+                // SAFETY: reads at most `buf.len()` bytes into `buf`.
+                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                usize::try_from(n).map_err(|_| io::Error::last_os_error())
+            })
+            .await?;
+        Ok(parse_events(&buf[..n]))
+    }
+}
+
+/// Decodes `struct inotify_event` records: wd, mask, cookie, len, name[len].
+fn parse_events(mut bytes: &[u8]) -> Vec<Change> {
+    const HEADER: usize = 16;
+    let mut changes = Vec::new();
+    while bytes.len() >= HEADER {
+        let field = |at: usize| {
+            u32::from_ne_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        let wd = field(0) as i32;
+        let mask = field(4);
+        let name_len = field(12) as usize;
+        changes.push(if mask & libc::IN_Q_OVERFLOW != 0 {
+            Change::Overflow
+        } else if mask & libc::IN_IGNORED != 0 {
+            Change::Ended(wd)
+        } else {
+            Change::Changed(wd)
+        });
+        bytes = bytes.get(HEADER + name_len..).unwrap_or(&[]);
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{block_on, timeout};
+    use std::time::Duration;
+
+    #[test]
+    fn a_write_to_a_watched_file_is_reported() {
+        let dir = std::env::temp_dir().join(format!("conveyor-watch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("f.txt");
+        std::fs::write(&file, b"one").expect("write");
+        let (file_path, dir_path) = (file.clone(), dir.clone());
+        let reported = block_on(async move {
+            let (file, dir) = (file_path, dir_path);
+            let watcher = FileWatcher::new().expect("inotify");
+            let id = watcher.watch(&file, false).expect("watch");
+            let dir_id = watcher.watch(&dir, true).expect("watch dir");
+            std::fs::write(&file, b"two").expect("rewrite");
+            let first = timeout(Duration::from_secs(5), watcher.changes()).await;
+            std::fs::write(dir.join("new.txt"), b"x").expect("create");
+            let second = timeout(Duration::from_secs(5), watcher.changes()).await;
+            (id, dir_id, first, second)
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        let (id, dir_id, first, second) = reported;
+        let first = first.expect("in time").expect("read");
+        assert!(first.contains(&Change::Changed(id)), "{first:?}");
+        let second = second.expect("in time").expect("read");
+        assert!(second.contains(&Change::Changed(dir_id)), "{second:?}");
+    }
+}
