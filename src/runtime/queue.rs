@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll, Waker};
 
@@ -170,43 +170,46 @@ impl<T> Queue<T> {
     }
 }
 
-/// A parked sender or receiver.
-struct WaitNode {
-    waker: Mutex<Option<Waker>>,
-    notified: AtomicBool,
-}
-
-/// The green threads parked on one side of a queue, woken first-come first-served.
+/// The green threads parked on one side of a queue, woken first-come
+/// first-served. Entries carry increasing ids, so the list stays sorted and a
+/// waiter finds itself by binary search; an id no longer in the list means
+/// a notifier popped it.
 #[derive(Default)]
 struct Waiters {
     count: AtomicUsize,
-    list: Mutex<VecDeque<Arc<WaitNode>>>,
+    list: Mutex<WaitList>,
+}
+
+#[derive(Default)]
+struct WaitList {
+    entries: VecDeque<(u64, Waker)>,
+    next_id: u64,
+}
+
+impl WaitList {
+    fn position(&self, id: u64) -> Option<usize> {
+        self.entries
+            .binary_search_by_key(&id, |(entry, _)| *entry)
+            .ok()
+    }
 }
 
 impl Waiters {
+    fn lock(&self) -> std::sync::MutexGuard<'_, WaitList> {
+        self.list.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn notify_one(&self) {
-        // Pairs with the fence in `Waiter::register`: either the waiter sees
-        // our item, or we see its registration.
+        // Pairs with the `fetch_add` in `Waiter::register`: either the waiter
+        // sees our item, or we see its registration.
         fence(Ordering::SeqCst);
         if self.count.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let node = {
-            let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
-            let node = list.pop_front();
-            self.count.store(list.len(), Ordering::Relaxed);
-            node
-        };
-        if let Some(node) = node {
-            node.notified.store(true, Ordering::Release);
-            let waker = node
-                .waker
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            if let Some(waker) = waker {
-                waker.wake();
-            }
+        let popped = self.lock().entries.pop_front();
+        if let Some((_, waker)) = popped {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            waker.wake();
         }
     }
 }
@@ -214,69 +217,55 @@ impl Waiters {
 /// One future's place in a `Waiters` list.
 struct Waiter<'a> {
     waiters: &'a Waiters,
-    node: Option<Arc<WaitNode>>,
+    id: Option<u64>,
 }
 
 impl<'a> Waiter<'a> {
     fn new(waiters: &'a Waiters) -> Self {
-        Waiter {
-            waiters,
-            node: None,
-        }
+        Waiter { waiters, id: None }
     }
 
     /// Makes sure we are queued with the current waker; the caller then
     /// re-checks the queue before parking.
     fn register(&mut self, cx: &Context<'_>) {
-        match &self.node {
-            Some(node) if !node.notified.load(Ordering::Acquire) => {
-                let mut waker = node.waker.lock().unwrap_or_else(PoisonError::into_inner);
-                match &*waker {
-                    Some(current) if current.will_wake(cx.waker()) => {}
-                    _ => *waker = Some(cx.waker().clone()),
-                }
+        let mut list = self.waiters.lock();
+        if let Some(index) = self.id.and_then(|id| list.position(id)) {
+            let waker = &mut list.entries[index].1;
+            if !waker.will_wake(cx.waker()) {
+                *waker = cx.waker().clone();
             }
-            _ => {
-                let node = Arc::new(WaitNode {
-                    waker: Mutex::new(Some(cx.waker().clone())),
-                    notified: AtomicBool::new(false),
-                });
-                let mut list = self
-                    .waiters
-                    .list
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                list.push_back(node.clone());
-                self.waiters.count.store(list.len(), Ordering::SeqCst);
-                self.node = Some(node);
-            }
+            return;
         }
-        fence(Ordering::SeqCst);
+        let id = list.next_id;
+        list.next_id += 1;
+        list.entries.push_back((id, cx.waker().clone()));
+        self.id = Some(id);
+        // A full barrier: our entry is visible before we re-check the queue.
+        self.waiters.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Leaves the list; true if we were still in it (not picked by a notifier).
+    fn unlink(&mut self) -> bool {
+        let Some(id) = self.id.take() else {
+            return true;
+        };
+        let mut list = self.waiters.lock();
+        match list.position(id) {
+            Some(index) => {
+                list.entries.remove(index);
+                self.waiters.count.fetch_sub(1, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The operation completed. If a notifier picked us but what it offered
     /// (an item, a free slot) is still there, pass the turn to the next waiter.
     fn finish(&mut self, still_available: bool) {
-        let Some(node) = self.node.take() else { return };
-        let popped = node.notified.load(Ordering::Acquire) || !self.unlink(&node);
-        if popped && still_available {
+        if self.id.is_some() && !self.unlink() && still_available {
             self.waiters.notify_one();
         }
-    }
-
-    /// Takes `node` out of the list; false if a notifier had already popped it.
-    fn unlink(&self, node: &Arc<WaitNode>) -> bool {
-        let mut list = self
-            .waiters
-            .list
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let position = list.iter().position(|other| Arc::ptr_eq(other, node));
-        if let Some(position) = position {
-            list.remove(position);
-            self.waiters.count.store(list.len(), Ordering::SeqCst);
-        }
-        position.is_some()
     }
 }
 
@@ -284,10 +273,8 @@ impl Drop for Waiter<'_> {
     /// Dropped mid-wait: a notification we received but never used goes to
     /// the next waiter, so no wake-up is lost.
     fn drop(&mut self) {
-        if let Some(node) = self.node.take() {
-            if !self.unlink(&node) {
-                self.waiters.notify_one();
-            }
+        if self.id.is_some() && !self.unlink() {
+            self.waiters.notify_one();
         }
     }
 }
