@@ -69,18 +69,7 @@ async fn stream_body(ex: &mut Exchange<'_>) -> io::Result<Outcome> {
                 keep_alive: ex.keep_alive,
             })
         }
-        BodyFraming::Chunked => {
-            let extra = [("Transfer-Encoding", "chunked")];
-            let head = ex.head(200, None, Some("application/octet-stream"), &extra);
-            write_head(ex.out, &head);
-            ex.flush().await?;
-            let sent = copy_chunked(ex, max).await?;
-            Ok(Outcome {
-                status: 200,
-                body_bytes: sent,
-                keep_alive: ex.keep_alive,
-            })
-        }
+        BodyFraming::Chunked => copy_chunked(ex, max).await,
     }
 }
 
@@ -125,14 +114,31 @@ async fn copy_exact(ex: &mut Exchange<'_>, len: u64) -> io::Result<()> {
     Ok(())
 }
 
-async fn copy_chunked(ex: &mut Exchange<'_>, max: u64) -> io::Result<u64> {
+/// Streams a chunked body back, chunked. The 200 head waits until the first
+/// chunk (or the end) has been decoded, so a body malformed from the start
+/// still gets its 400 (RFC 9112 §2.2); once the head is out, an error can
+/// only close the connection.
+async fn copy_chunked(ex: &mut Exchange<'_>, max: u64) -> io::Result<Outcome> {
     let limit = ex.line.config.timeouts.write;
     let mut decoder = ChunkedDecoder::new();
     let mut total = 0u64;
+    let mut head_sent = false;
     loop {
-        let step = decoder
-            .step(ex.conn.input.pending())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.message))?;
+        let step = match decoder.step(ex.conn.input.pending()) {
+            Ok(step) => step,
+            Err(e) if !head_sent => {
+                ex.keep_alive = false;
+                return Ok(ex.error(e.status, e.message, &[]));
+            }
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.message)),
+        };
+        if !head_sent && matches!(step, Step::Data(_) | Step::Done(_)) {
+            let extra = [("Transfer-Encoding", "chunked")];
+            let head = ex.head(200, None, Some("application/octet-stream"), &extra);
+            write_head(ex.out, &head);
+            ex.flush().await?;
+            head_sent = true;
+        }
         match step {
             Step::Data(range) => {
                 let len = range.len();
@@ -158,11 +164,19 @@ async fn copy_chunked(ex: &mut Exchange<'_>, max: u64) -> io::Result<u64> {
                     .add_local((len + framing) as u64);
             }
             Step::Skip(n) => ex.conn.input.consume(n),
-            Step::NeedMore => fill(ex).await?,
+            Step::NeedMore => {
+                // A pending 100 Continue must go out before we wait for the body.
+                ex.flush().await?;
+                fill(ex).await?;
+            }
             Step::Done(n) => {
                 ex.conn.input.consume(n);
                 write_all_timed(&ex.conn.stream, b"0\r\n\r\n", limit).await?;
-                return Ok(total);
+                return Ok(Outcome {
+                    status: 200,
+                    body_bytes: total,
+                    keep_alive: ex.keep_alive,
+                });
             }
         }
     }
