@@ -52,6 +52,16 @@ pub struct QueueConfig {
     pub overload: Overload,
 }
 
+/// How the static-file cache checks a file before serving it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revalidate {
+    /// `stat` the file once per read batch: a change is never served stale.
+    Stat,
+    /// inotify reports changes; no syscall per request, but a request read
+    /// in the same scheduler turn as a change may still get the old bytes.
+    Inotify,
+}
+
 /// What the acceptor does when the pending queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overload {
@@ -88,6 +98,8 @@ pub struct StaticConfig {
     pub cache_max_bytes: u64,
     /// Files at least this big go out with sendfile.
     pub sendfile_min_size: u64,
+    /// How a cached file is checked against the disk before it is served.
+    pub revalidate: Revalidate,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -148,6 +160,7 @@ impl Default for Config {
                 cache_max_file_size: 64 * KIB,
                 cache_max_bytes: 64 * MIB,
                 sendfile_min_size: 64 * KIB,
+                revalidate: Revalidate::Stat,
             },
             log: LogConfig {
                 access_log: false,
@@ -316,6 +329,7 @@ impl Config {
             "cache_max_file_size",
             "cache_max_bytes",
             "sendfile_min_size",
+            "revalidate",
         ])?;
         let static_files = StaticConfig {
             index: match s.get("index") {
@@ -335,6 +349,15 @@ impl Config {
             cache_max_file_size: s.size("cache_max_file_size", st.cache_max_file_size)?,
             cache_max_bytes: s.size("cache_max_bytes", st.cache_max_bytes)?,
             sendfile_min_size: s.size("sendfile_min_size", st.sendfile_min_size)?,
+            revalidate: match s.choice(
+                "revalidate",
+                "stat",
+                &["stat", "inotify"],
+                "revalidation mode",
+            )? {
+                r if r == "inotify" => Revalidate::Inotify,
+                _ => Revalidate::Stat,
+            },
         };
 
         let s = top.sub("log")?;

@@ -748,3 +748,38 @@ fn date_and_server_on_static_responses() {
         },
     );
 }
+
+#[test]
+fn inotify_revalidation_drops_changed_files_from_the_cache() {
+    each_server(
+        |c| c.static_files.revalidate = conveyor::config::Revalidate::Inotify,
+        |server| {
+            let label = &server.label;
+            let path = server.root.join("watched.txt");
+            std::fs::write(&path, "first\n").expect("write");
+            let mut kept = server.connect();
+            for _ in 0..3 {
+                assert_eq!(get(&mut kept, "/watched.txt").body, b"first\n", "{label}");
+            }
+            std::fs::write(&path, "second, longer\n").expect("rewrite");
+            // Eventually (within one scheduler turn of the kernel's report):
+            // a deadline, not a sleep.
+            assert!(
+                wait_until(std::time::Duration::from_secs(5), || {
+                    get(&mut kept, "/watched.txt").body == b"second, longer\n"
+                }),
+                "{label}: the change was never picked up"
+            );
+            // Replaced by rename, as deploy tools do.
+            let staged = server.root.join("staged.tmp");
+            std::fs::write(&staged, "third\n").expect("stage");
+            std::fs::rename(&staged, &path).expect("rename");
+            assert!(
+                wait_until(std::time::Duration::from_secs(5), || {
+                    get(&mut kept, "/watched.txt").body == b"third\n"
+                }),
+                "{label}: the rename was never picked up"
+            );
+        },
+    );
+}

@@ -7,7 +7,6 @@ use std::io;
 
 use crate::http::response::CONTINUE_100;
 use crate::http::{write_head, BodyFraming, ChunkedDecoder, Method, Step};
-use crate::runtime::timeout;
 
 use super::{write_all_timed, Exchange, Outcome, Writing};
 
@@ -77,18 +76,11 @@ async fn stream_body(ex: &mut Exchange<'_>) -> io::Result<Outcome> {
 async fn fill(ex: &mut Exchange<'_>) -> io::Result<()> {
     let limit = ex.line.config.timeouts.header_read;
     let size = read_buffer_size(ex);
-    let conn = &mut *ex.conn;
-    let spare = conn.input.spare(size);
-    if spare.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "buffer full"));
+    let deadline = std::time::Instant::now() + limit;
+    match ex.conn.fill(size, deadline, ex.line.metrics.here()).await? {
+        0 => Err(io::ErrorKind::UnexpectedEof.into()),
+        _ => Ok(()),
     }
-    let n = timeout(limit, conn.stream.read(spare)).await??;
-    if n == 0 {
-        return Err(io::ErrorKind::UnexpectedEof.into());
-    }
-    conn.input.filled(n);
-    ex.line.metrics.here().bytes_in.add_local(n as u64);
-    Ok(())
 }
 
 pub fn read_buffer_size(ex: &Exchange<'_>) -> usize {

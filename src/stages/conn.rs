@@ -1,19 +1,28 @@
 //! `Conn`: what travels between stages — a socket, the bytes read ahead of the
 //! next request, and per-connection state.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::metrics::{Metrics, WorkerMetrics};
-use crate::runtime::{Queue, TcpStream};
+use crate::runtime::{timeout_at, Queue, TcpStream};
 
 /// Buffers kept per worker for reuse.
 const POOL_LIMIT: usize = 1024;
 
 thread_local! {
     static BUFFERS: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
+    /// Numbers this worker's socket reads in order (see `Conn::received_seq`).
+    static READ_SEQ: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The number the next read on this worker will get: anything done now
+/// happened after every read numbered below it.
+pub fn read_seq_now() -> u64 {
+    READ_SEQ.with(Cell::get)
 }
 
 fn take_buffer(size: usize) -> Box<[u8]> {
@@ -131,6 +140,9 @@ pub struct Conn {
     pub requests: u64,
     /// When the connection was accepted or last became readable again.
     pub ready_since: Instant,
+    /// The worker's read number of the last read on this connection: its
+    /// buffered requests arrived no later than that read.
+    pub received_seq: u64,
     _slot: Slot,
 }
 
@@ -142,7 +154,34 @@ impl Conn {
             input: ReadBuffer::default(),
             requests: 0,
             ready_since: Instant::now(),
+            received_seq: 0,
             _slot: slot,
         }
+    }
+
+    /// Reads more bytes into the input buffer (of `size` bytes), by
+    /// `deadline`. Ok(0) means the peer closed; a full buffer is an error.
+    pub async fn fill(
+        &mut self,
+        size: usize,
+        deadline: Instant,
+        metrics: &WorkerMetrics,
+    ) -> io::Result<usize> {
+        let spare = self.input.spare(size);
+        if spare.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "read buffer full",
+            ));
+        }
+        let n = timeout_at(deadline, self.stream.read(spare)).await??;
+        self.input.filled(n);
+        self.received_seq = READ_SEQ.with(|seq| {
+            let this = seq.get();
+            seq.set(this + 1);
+            this
+        });
+        metrics.bytes_in.add_local(n as u64);
+        Ok(n)
     }
 }

@@ -10,7 +10,6 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::http::{parse_request, BodyFraming, Limits, Request};
 use crate::metrics::WorkerMetrics;
-use crate::runtime::{timeout_at, TimedOut};
 use crate::service::static_files::StaticFiles;
 use crate::service::{echo, flush, status, Exchange, Outcome};
 
@@ -122,15 +121,10 @@ impl HttpHandler {
         out: &mut Vec<u8>,
     ) -> bool {
         let size = read_buffer_size(&line.config);
-        let spare = conn.input.spare(size);
-        match timeout_at(deadline, conn.stream.read(spare)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => false,
-            Ok(Ok(n)) => {
-                conn.input.filled(n);
-                line.metrics.here().bytes_in.add_local(n as u64);
-                true
-            }
-            Err(TimedOut) => {
+        match conn.fill(size, deadline, line.metrics.here()).await {
+            Ok(n) => n > 0,
+            Err(e) if e.kind() != std::io::ErrorKind::TimedOut => false,
+            Err(_) => {
                 crate::http::write_error(
                     out,
                     408,
@@ -226,9 +220,8 @@ async fn drain(conn: &mut Conn, line: &Line, mut len: u64) -> bool {
         if len == 0 {
             return true;
         }
-        let spare = conn.input.spare(size);
-        match timeout_at(deadline, conn.stream.read(spare)).await {
-            Ok(Ok(n)) if n > 0 => conn.input.filled(n),
+        match conn.fill(size, deadline, line.metrics.here()).await {
+            Ok(n) if n > 0 => {}
             _ => return false,
         }
     }

@@ -3,17 +3,20 @@
 //! from the in-memory cache (small files, header prebuilt) or from disk
 //! (large files with sendfile, never through user space).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::config::StaticConfig;
+use crate::config::{Revalidate, StaticConfig};
 use crate::http::{response::write_status_line_and_date, write_head, Method};
-use crate::runtime::{current_worker, timeout};
+use crate::runtime::watch::{Change, FileWatcher, WatchId};
+use crate::runtime::{self, current_worker, timeout};
 use crate::service::{Exchange, Outcome, Writing};
+use crate::stages::conn::read_seq_now;
 
 use super::{
     content_range, content_type, evaluate, parse_range, resolve, unsatisfied_range, Decision,
@@ -25,7 +28,7 @@ pub struct StaticFiles {
     options: ResolveOptions,
     config: StaticConfig,
     /// One cache per worker: no lock contention, at the price of a copy each.
-    caches: Vec<Mutex<Cache>>,
+    caches: Vec<Arc<Mutex<Cache>>>,
 }
 
 /// Identity of a file version: any change to it invalidates a cached copy.
@@ -61,12 +64,145 @@ struct FileInfo {
 struct CachedFile {
     info: Arc<FileInfo>,
     body: Arc<[u8]>,
+    /// inotify watches the file and its directories: no need to stat it.
+    watched: bool,
+    /// Read number (`read_seq_now`) when the file was last checked against
+    /// the disk: requests received by earlier reads need no new check.
+    checked_at: AtomicU64,
 }
 
+/// A worker's cache of small files, keyed by URL path.
+///
+/// A cached file is never served stale: either inotify watches it (and the
+/// directories up to the root) and a green thread on the same worker drops
+/// the entry as soon as the kernel reports a change — the reactor reports
+/// that event no later than the readiness of any request sent after the
+/// change, and wakes in order — or, where watching is impossible (symlinks
+/// on the way, no inotify), each hit costs one `stat` to compare versions.
 #[derive(Default)]
 struct Cache {
     entries: HashMap<String, Arc<CachedFile>>,
     bytes: u64,
+    watch: Watch,
+}
+
+#[derive(Default)]
+enum Watch {
+    #[default]
+    Unstarted,
+    Active {
+        watcher: Arc<FileWatcher>,
+        files: HashMap<WatchId, Vec<String>>,
+        dirs: HashSet<WatchId>,
+    },
+    Unavailable,
+}
+
+impl Cache {
+    fn remove(&mut self, url_path: &str) {
+        if let Some(old) = self.entries.remove(url_path) {
+            self.bytes -= old.body.len() as u64;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+        if let Watch::Active { files, .. } = &mut self.watch {
+            files.clear();
+        }
+    }
+
+    fn apply(&mut self, change: Change) {
+        let Watch::Active { files, dirs, .. } = &mut self.watch else {
+            return;
+        };
+        match change {
+            Change::Overflow => self.clear(),
+            Change::Changed(id) | Change::Ended(id) => {
+                if dirs.contains(&id) {
+                    // An entry was added, removed or renamed somewhere on
+                    // the way to cached files: start afresh.
+                    if matches!(change, Change::Ended(_)) {
+                        dirs.remove(&id);
+                    }
+                    self.clear();
+                } else if let Some(urls) = files.remove(&id) {
+                    for url in urls {
+                        self.remove(&url);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Watches `path` and its directories up to `root`; false if it cannot.
+    fn watch(
+        &mut self,
+        cache: &Arc<Mutex<Cache>>,
+        root: &Path,
+        url_path: &str,
+        path: &Path,
+    ) -> bool {
+        if matches!(self.watch, Watch::Unstarted) {
+            self.watch = start_watching(cache.clone());
+        }
+        let Watch::Active {
+            watcher,
+            files,
+            dirs,
+        } = &mut self.watch
+        else {
+            return false;
+        };
+        let Ok(file_id) = watcher.watch(path, false) else {
+            return false;
+        };
+        for dir in path.ancestors().skip(1) {
+            match watcher.watch(dir, true) {
+                Ok(id) => dirs.insert(id),
+                Err(_) => return false,
+            };
+            if dir == root {
+                break;
+            }
+        }
+        files.entry(file_id).or_default().push(url_path.to_string());
+        true
+    }
+}
+
+/// Starts this worker's inotify watcher and the green thread that applies
+/// its reports to `cache`.
+fn start_watching(cache: Arc<Mutex<Cache>>) -> Watch {
+    if runtime::try_handle().is_none() {
+        return Watch::Unavailable;
+    }
+    let Ok(watcher) = FileWatcher::new().map(Arc::new) else {
+        return Watch::Unavailable;
+    };
+    let reports = watcher.clone();
+    runtime::spawn(async move {
+        loop {
+            let changes = reports.changes().await;
+            let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+            match changes {
+                Ok(changes) => changes.into_iter().for_each(|c| cache.apply(c)),
+                Err(_) => {
+                    // Blind from now on: forget everything and stat instead.
+                    cache.clear();
+                    cache.watch = Watch::Unavailable;
+                    return;
+                }
+            }
+        }
+    })
+    .detach();
+    Watch::Active {
+        watcher,
+        files: HashMap::new(),
+        dirs: HashSet::new(),
+    }
 }
 
 enum Body {
@@ -85,13 +221,16 @@ impl StaticFiles {
                 show_dotfiles: config.show_dotfiles,
             },
             config: config.clone(),
-            caches: (0..workers.max(1)).map(|_| Mutex::default()).collect(),
+            caches: (0..workers.max(1)).map(|_| Arc::default()).collect(),
         })
     }
 
+    fn local_cache(&self) -> &Arc<Mutex<Cache>> {
+        &self.caches[current_worker().unwrap_or(0) % self.caches.len()]
+    }
+
     fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
-        let index = current_worker().unwrap_or(0) % self.caches.len();
-        self.caches[index]
+        self.local_cache()
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -105,7 +244,8 @@ impl StaticFiles {
                 &[("Allow", "GET, HEAD")],
             );
         }
-        let (info, body) = match self.lookup(ex.req.path(), ex.req.query()) {
+        let received = ex.conn.received_seq;
+        let (info, body) = match self.lookup(ex.req.path(), ex.req.query(), received) {
             Ok(Lookup::Found(info, body)) => (info, body),
             Ok(Lookup::Redirect(location)) => {
                 return ex.respond(
@@ -153,22 +293,33 @@ impl StaticFiles {
     }
 
     /// The file for a URL path: from this worker's cache if the file on disk
-    /// is still the same version, else resolved afresh.
-    fn lookup(&self, url_path: &str, query: Option<&str>) -> Result<Lookup, u16> {
+    /// is still the same version, else resolved afresh. `received` is the
+    /// read number that brought the request in.
+    fn lookup(&self, url_path: &str, query: Option<&str>, received: u64) -> Result<Lookup, u16> {
         let cached = self.cache().entries.get(url_path).cloned();
         if let Some(entry) = cached {
-            // One stat per request keeps the cache honest: a changed file is
-            // never served stale.
+            let hit = || {
+                Ok(Lookup::Found(
+                    entry.info.clone(),
+                    Body::Memory(entry.body.clone()),
+                ))
+            };
+            // Checked after this request arrived (pipelined neighbours share
+            // one check), or watched by inotify.
+            if entry.watched || entry.checked_at.load(Ordering::Relaxed) > received {
+                return hit();
+            }
+            let now = read_seq_now();
             match std::fs::metadata(&entry.info.path) {
                 Ok(meta) if Version::of(&meta) == entry.info.version => {
-                    let info = entry.info.clone();
-                    return Ok(Lookup::Found(info, Body::Memory(entry.body.clone())));
+                    entry.checked_at.store(now, Ordering::Relaxed);
+                    return hit();
                 }
-                _ => self.evict(url_path),
+                _ => self.cache().remove(url_path),
             }
         }
-        let (path, meta) = match resolve(&self.root, url_path, query, &self.options) {
-            Ok(Resolved::File { path, meta }) => (path, meta),
+        let (path, meta, direct) = match resolve(&self.root, url_path, query, &self.options) {
+            Ok(Resolved::File { path, meta, direct }) => (path, meta, direct),
             Ok(Resolved::RedirectToSlash(location)) => return Ok(Lookup::Redirect(location)),
             Err(e) => return Err(e.status()),
         };
@@ -176,34 +327,39 @@ impl StaticFiles {
         if meta.len() <= self.config.cache_max_file_size {
             if let Ok(body) = read_whole(&info.path, meta.len()) {
                 let body: Arc<[u8]> = body.into();
-                self.insert(url_path, &info, &body);
+                self.insert(url_path, &info, &body, direct);
                 return Ok(Lookup::Found(info, Body::Memory(body)));
             }
         }
         Ok(Lookup::Found(info, Body::Disk))
     }
 
-    fn insert(&self, url_path: &str, info: &Arc<FileInfo>, body: &Arc<[u8]>) {
-        let mut cache = self.cache();
+    fn insert(&self, url_path: &str, info: &Arc<FileInfo>, body: &Arc<[u8]>, direct: bool) {
+        let shared = self.local_cache();
+        let mut cache = shared.lock().unwrap_or_else(PoisonError::into_inner);
         let size = body.len() as u64;
         if cache.bytes + size > self.config.cache_max_bytes {
             return; // full: serve from disk rather than thrash
         }
+        // Watch before checking the version again, so no change can slip
+        // between the check and the watch.
+        let watched = direct
+            && self.config.revalidate == Revalidate::Inotify
+            && cache.watch(shared, &self.root, url_path, &info.path);
+        let checked_at = read_seq_now();
+        match std::fs::metadata(&info.path) {
+            Ok(meta) if Version::of(&meta) == info.version => {}
+            _ => return,
+        }
+        cache.remove(url_path);
         cache.bytes += size;
         let entry = Arc::new(CachedFile {
             info: info.clone(),
             body: body.clone(),
+            watched,
+            checked_at: AtomicU64::new(checked_at),
         });
-        if let Some(old) = cache.entries.insert(url_path.to_string(), entry) {
-            cache.bytes -= old.body.len() as u64;
-        }
-    }
-
-    fn evict(&self, url_path: &str) {
-        let mut cache = self.cache();
-        if let Some(old) = cache.entries.remove(url_path) {
-            cache.bytes -= old.body.len() as u64;
-        }
+        cache.entries.insert(url_path.to_string(), entry);
     }
 
     /// Sends bytes `start..end` of the file with `status` (200 or 206).

@@ -29,8 +29,13 @@ impl Default for ResolveOptions {
 /// What the request path refers to.
 #[derive(Debug)]
 pub enum Resolved {
-    /// A regular file to serve (for a directory: its index file).
-    File { path: PathBuf, meta: Metadata },
+    /// A regular file to serve (for a directory: its index file). `direct`:
+    /// no symlink was followed, so the canonical path is the URL's path.
+    File {
+        path: PathBuf,
+        meta: Metadata,
+        direct: bool,
+    },
     /// A directory asked for without trailing slash: the Location value.
     RedirectToSlash(String),
 }
@@ -86,7 +91,8 @@ pub fn resolve(
         }
     }
 
-    let target = canonical_inside(root, &root.join(relative), opts)?;
+    let literal = root.join(relative);
+    let target = canonical_inside(root, &literal, opts)?;
     let meta = fs::metadata(&target).map_err(io_error)?;
 
     if meta.is_dir() {
@@ -98,13 +104,15 @@ pub fn resolve(
         // The index may itself be a symlink, so it gets the same checks.
         let index = canonical_inside(root, &target.join(&opts.index), opts)?;
         let index_meta = fs::metadata(&index).map_err(io_error)?;
-        return regular_file(index, index_meta);
+        let direct = index == literal.join(&opts.index);
+        return regular_file(index, index_meta, direct);
     }
     // "/file.txt/" names a directory that does not exist.
     if url_path.ends_with('/') {
         return Err(ResolveError::NotFound);
     }
-    regular_file(target, meta)
+    let direct = target == literal;
+    regular_file(target, meta, direct)
 }
 
 /// Percent-decodes one path segment exactly once.
@@ -154,13 +162,13 @@ fn canonical_inside(
 }
 
 /// Only regular files are served; fifos and sockets could block or leak.
-fn regular_file(path: PathBuf, meta: Metadata) -> Result<Resolved, ResolveError> {
+fn regular_file(path: PathBuf, meta: Metadata, direct: bool) -> Result<Resolved, ResolveError> {
     if !meta.is_file() {
         return Err(ResolveError::NotFound);
     }
     // Metadata does not reveal read permission for this process; opening does.
     File::open(&path).map_err(io_error)?;
-    Ok(Resolved::File { path, meta })
+    Ok(Resolved::File { path, meta, direct })
 }
 
 fn redirect_location(url_path: &str, query: Option<&str>) -> String {
@@ -236,7 +244,7 @@ mod tests {
 
     fn file_path(r: Result<Resolved, ResolveError>) -> PathBuf {
         match r {
-            Ok(Resolved::File { path, meta }) => {
+            Ok(Resolved::File { path, meta, .. }) => {
                 assert!(meta.is_file());
                 path
             }
@@ -412,6 +420,12 @@ mod tests {
         symlink(fx.root.join("real"), fx.root.join("linkdir")).unwrap();
         assert_eq!(file_path(fx.get("/link.txt")), real);
         assert_eq!(file_path(fx.get("/linkdir/a.txt")), real);
+        let direct = |url: &str| matches!(fx.get(url), Ok(Resolved::File { direct: true, .. }));
+        assert!(direct("/real/a.txt"), "no symlink on the way");
+        assert!(
+            !direct("/link.txt") && !direct("/linkdir/a.txt"),
+            "symlinks followed"
+        );
     }
 
     #[test]
