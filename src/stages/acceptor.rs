@@ -139,15 +139,6 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
     };
     let mut next_queue = 0usize;
     while !line.shutdown.is_set() {
-        // A free connection slot, or — under "wait" — stop accepting until one
-        // frees up (the kernel backlog holds the newcomers meanwhile).
-        let mut has_slot = line.slots.try_recv().is_some();
-        if !has_slot && config.queue.overload == Overload::Wait {
-            match race(line.slots.recv(), line.shutdown.wait()).await {
-                Either::Left(()) => has_slot = true,
-                Either::Right(()) => break,
-            }
-        }
         let accepted = match wait {
             Wait::Park => match race(listener.accept(), line.shutdown.wait()).await {
                 Either::Left(result) => result,
@@ -160,9 +151,6 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => {
                 // Out of descriptors or similar: back off instead of spinning.
-                if has_slot {
-                    let _ = line.slots.try_send(());
-                }
                 sleep(Duration::from_millis(10)).await;
                 continue;
             }
@@ -170,6 +158,19 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
         // Conditioning is best effort: a socket that refuses an option still works.
         let _ = condition_stream(&stream, &stream_options);
         let stream = Async::new_nonblocking(stream);
+        // A free connection slot is taken only now, with a connection in
+        // hand: an acceptor parked on an empty listener must not hold one
+        // that a connection waiting on another listener (reuseport), or one
+        // closing meanwhile, would free for the next newcomer. Under "wait",
+        // this newcomer waits unread until a slot frees up, and the kernel
+        // backlog holds the ones after it.
+        let mut has_slot = line.slots.try_recv().is_some();
+        if !has_slot && config.queue.overload == Overload::Wait {
+            match race(line.slots.recv(), line.shutdown.wait()).await {
+                Either::Left(()) => has_slot = true,
+                Either::Right(()) => break,
+            }
+        }
         let metrics = line.metrics.here();
         if !has_slot {
             reject_stream(line, &stream);

@@ -1,0 +1,964 @@
+//! Connections along the line: keep-alive, pipelining, timeouts, limits,
+//! backpressure, graceful shutdown and `/status`, on real sockets, for every
+//! acceptor × dispatcher combination.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::*;
+use conveyor::config::Overload;
+
+const SHORT: Duration = Duration::from_millis(250);
+/// Generous upper bound for "soon" on a loaded 2-core CI machine.
+const SOON: Duration = Duration::from_secs(3);
+/// How late a timeout may act, at most.
+const SLACK: Duration = Duration::from_secs(1);
+
+// ---------------------------------------------------------------------------
+// A minimal JSON reader, so /status is checked as JSON rather than grepped.
+
+#[derive(Debug, Clone, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(Vec<(String, Json)>),
+}
+
+impl Json {
+    fn parse(text: &str) -> Json {
+        let bytes = text.as_bytes();
+        let mut pos = 0;
+        let value = parse_value(bytes, &mut pos);
+        skip_ws(bytes, &mut pos);
+        assert_eq!(pos, bytes.len(), "trailing bytes after JSON: {text}");
+        value
+    }
+
+    fn get(&self, key: &str) -> &Json {
+        match self {
+            Json::Obj(fields) => fields
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v)
+                .unwrap_or_else(|| panic!("no field {key:?} in {self:?}")),
+            _ => panic!("not an object looking up {key:?}: {self:?}"),
+        }
+    }
+
+    fn path(&self, path: &str) -> &Json {
+        path.split('.').fold(self, |v, key| v.get(key))
+    }
+
+    fn num(&self) -> f64 {
+        match self {
+            Json::Num(n) => *n,
+            _ => panic!("not a number: {self:?}"),
+        }
+    }
+
+    fn int(&self) -> i64 {
+        let n = self.num();
+        assert_eq!(n.fract(), 0.0, "not an integer: {n}");
+        n as i64
+    }
+
+    fn str(&self) -> &str {
+        match self {
+            Json::Str(s) => s,
+            _ => panic!("not a string: {self:?}"),
+        }
+    }
+
+    fn arr(&self) -> &[Json] {
+        match self {
+            Json::Arr(items) => items,
+            _ => panic!("not an array: {self:?}"),
+        }
+    }
+}
+
+fn skip_ws(b: &[u8], pos: &mut usize) {
+    while *pos < b.len() && b[*pos].is_ascii_whitespace() {
+        *pos += 1;
+    }
+}
+
+fn expect(b: &[u8], pos: &mut usize, lit: &str) {
+    assert!(
+        b[*pos..].starts_with(lit.as_bytes()),
+        "expected {lit:?} at {}: {:?}",
+        *pos,
+        String::from_utf8_lossy(&b[*pos..])
+    );
+    *pos += lit.len();
+}
+
+fn parse_value(b: &[u8], pos: &mut usize) -> Json {
+    skip_ws(b, pos);
+    match b.get(*pos).copied() {
+        Some(b'{') => {
+            *pos += 1;
+            let mut fields = Vec::new();
+            skip_ws(b, pos);
+            if b.get(*pos) == Some(&b'}') {
+                *pos += 1;
+                return Json::Obj(fields);
+            }
+            loop {
+                skip_ws(b, pos);
+                let Json::Str(key) = parse_value(b, pos) else {
+                    panic!("object key must be a string at {}", *pos)
+                };
+                skip_ws(b, pos);
+                expect(b, pos, ":");
+                let value = parse_value(b, pos);
+                assert!(
+                    fields.iter().all(|(k, _)| *k != key),
+                    "duplicate key {key:?}"
+                );
+                fields.push((key, value));
+                skip_ws(b, pos);
+                if b.get(*pos) == Some(&b',') {
+                    *pos += 1;
+                } else {
+                    expect(b, pos, "}");
+                    return Json::Obj(fields);
+                }
+            }
+        }
+        Some(b'[') => {
+            *pos += 1;
+            let mut items = Vec::new();
+            skip_ws(b, pos);
+            if b.get(*pos) == Some(&b']') {
+                *pos += 1;
+                return Json::Arr(items);
+            }
+            loop {
+                items.push(parse_value(b, pos));
+                skip_ws(b, pos);
+                if b.get(*pos) == Some(&b',') {
+                    *pos += 1;
+                } else {
+                    expect(b, pos, "]");
+                    return Json::Arr(items);
+                }
+            }
+        }
+        Some(b'"') => {
+            *pos += 1;
+            let mut s = String::new();
+            loop {
+                match b[*pos] {
+                    b'"' => {
+                        *pos += 1;
+                        return Json::Str(s);
+                    }
+                    b'\\' => {
+                        let c = b[*pos + 1];
+                        *pos += 2;
+                        match c {
+                            b'"' => s.push('"'),
+                            b'\\' => s.push('\\'),
+                            b'/' => s.push('/'),
+                            b'n' => s.push('\n'),
+                            b't' => s.push('\t'),
+                            b'r' => s.push('\r'),
+                            b'u' => {
+                                let hex = std::str::from_utf8(&b[*pos..*pos + 4]).expect("hex");
+                                let code = u32::from_str_radix(hex, 16).expect("\\u escape");
+                                s.push(char::from_u32(code).expect("char"));
+                                *pos += 4;
+                            }
+                            other => panic!("bad escape \\{}", other as char),
+                        }
+                    }
+                    c => {
+                        assert!(c >= 0x20, "control character in JSON string");
+                        let len = match c {
+                            0..=0x7f => 1,
+                            0xc0..=0xdf => 2,
+                            0xe0..=0xef => 3,
+                            _ => 4,
+                        };
+                        s.push_str(std::str::from_utf8(&b[*pos..*pos + len]).expect("utf8"));
+                        *pos += len;
+                    }
+                }
+            }
+        }
+        Some(b't') => {
+            expect(b, pos, "true");
+            Json::Bool(true)
+        }
+        Some(b'f') => {
+            expect(b, pos, "false");
+            Json::Bool(false)
+        }
+        Some(b'n') => {
+            expect(b, pos, "null");
+            Json::Null
+        }
+        Some(c) if c == b'-' || c.is_ascii_digit() => {
+            let start = *pos;
+            while *pos < b.len()
+                && matches!(b[*pos], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+            {
+                *pos += 1;
+            }
+            let text = std::str::from_utf8(&b[start..*pos]).expect("ascii");
+            Json::Num(
+                text.parse()
+                    .unwrap_or_else(|_| panic!("bad number {text:?}")),
+            )
+        }
+        other => panic!("unexpected {other:?} at {}", *pos),
+    }
+}
+
+/// /status as parsed JSON (read in-process, not over a socket).
+fn status(server: &TestServer) -> Json {
+    Json::parse(&server.status_json())
+}
+
+fn connections(server: &TestServer, field: &str) -> i64 {
+    status(server).path("connections").get(field).int()
+}
+
+/// A field summed over all the per-worker pending queues.
+fn queues_sum(json: &Json, field: &str) -> i64 {
+    json.get("queues")
+        .arr()
+        .iter()
+        .map(|q| q.get(field).int())
+        .sum()
+}
+
+// ---------------------------------------------------------------------------
+
+#[test]
+fn keep_alive_serves_100_requests_on_one_socket() {
+    each_server(
+        |_| {},
+        |server| {
+            let before = status(server);
+            let style = std::fs::read(server.root.join("style.css")).expect("style.css");
+            let mut stream = server.connect();
+            for i in 0..100 {
+                let response = get(&mut stream, "/style.css");
+                assert_eq!(response.status, 200, "{} request {i}", server.label);
+                assert_eq!(response.body, style, "{} request {i}", server.label);
+                assert_eq!(response.header("Connection"), None, "{}", server.label);
+            }
+            let recycled_before = before.path("connections.recycled").int();
+            // The last recycle happens just after the last response left.
+            assert!(
+                wait_until(SOON, || connections(server, "recycled") - recycled_before
+                    >= 100),
+                "{}: recycled grew by {} for 100 kept-alive responses",
+                server.label,
+                connections(server, "recycled") - recycled_before
+            );
+            let after = status(server);
+            assert_eq!(
+                after.path("connections.accepted").int()
+                    - before.path("connections.accepted").int(),
+                1,
+                "{}: one socket, one accept",
+                server.label
+            );
+            assert_eq!(
+                after.path("requests.2xx").int() - before.path("requests.2xx").int(),
+                100,
+                "{}",
+                server.label
+            );
+            assert_eq!(
+                queues_sum(&after, "recycled") - queues_sum(&before, "recycled"),
+                after.path("connections.recycled").int() - recycled_before,
+                "{}: per-queue recycled adds up to the total",
+                server.label
+            );
+        },
+    );
+}
+
+#[test]
+fn sixteen_pipelined_requests_in_one_write_are_answered_in_order() {
+    each_server(
+        |_| {},
+        |server| {
+            // Distinct bodies so order is checkable; one file is big enough to
+            // go by sendfile (not cached, > sendfile_min_size) mid-pipeline,
+            // and every fourth request is /echo.
+            let mut expected = Vec::new();
+            let mut batch = Vec::new();
+            for i in 0..16 {
+                if i % 4 == 3 {
+                    let request = format!("GET /echo?seq={i} HTTP/1.1\r\nHost: test\r\n\r\n");
+                    batch.extend_from_slice(request.as_bytes());
+                    expected.push(request.into_bytes());
+                } else {
+                    let body: Vec<u8> = if i == 6 {
+                        (0..200 * 1024u32).map(|n| (n % 253) as u8).collect()
+                    } else {
+                        format!("file number {i}\n").repeat(i + 1).into_bytes()
+                    };
+                    std::fs::write(server.root.join(format!("f{i}.txt")), &body).expect("write");
+                    write!(batch, "GET /f{i}.txt HTTP/1.1\r\nHost: test\r\n\r\n").expect("fmt");
+                    expected.push(body);
+                }
+            }
+            let mut stream = server.connect();
+            stream.write_all(&batch).expect("one write");
+            let mut carry = Vec::new();
+            for (i, body) in expected.iter().enumerate() {
+                let response = read_response_with(&mut stream, &mut carry, false);
+                assert_eq!(response.status, 200, "{} response {i}", server.label);
+                assert!(
+                    response.body == *body,
+                    "{}: response {i} out of order or wrong: {:?}",
+                    server.label,
+                    String::from_utf8_lossy(&response.body[..response.body.len().min(60)])
+                );
+            }
+            assert!(carry.is_empty(), "{}: extra bytes", server.label);
+            // And the connection is still good afterwards.
+            assert_eq!(
+                get(&mut stream, "/f0.txt").body,
+                expected[0],
+                "{}",
+                server.label
+            );
+        },
+    );
+}
+
+#[test]
+fn request_trickled_one_byte_at_a_time_is_answered() {
+    each_server(
+        |_| {},
+        |server| {
+            let mut stream = server.connect(); // TCP_NODELAY: one segment per byte
+            let request = b"GET /app.js HTTP/1.1\r\nHost: test\r\nUser-Agent: trickle\r\n\r\n";
+            for byte in request {
+                stream.write_all(&[*byte]).expect("byte");
+                stream.flush().expect("flush");
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            let response = read_response(&mut stream);
+            assert_eq!(response.status, 200, "{}", server.label);
+            let on_disk = std::fs::read(server.root.join("app.js")).expect("app.js");
+            assert_eq!(response.body, on_disk, "{}", server.label);
+            // Still usable for a normal request.
+            assert_eq!(get(&mut stream, "/app.js").status, 200, "{}", server.label);
+        },
+    );
+}
+
+#[test]
+fn max_requests_per_connection_closes_after_the_last() {
+    each_server(
+        |c| c.limits.max_requests_per_connection = 3,
+        |server| {
+            let mut stream = server.connect();
+            for i in 1..=3 {
+                let response = get(&mut stream, "/style.css");
+                assert_eq!(response.status, 200, "{} request {i}", server.label);
+                let close = response.header("Connection");
+                if i < 3 {
+                    assert_eq!(close, None, "{} request {i}", server.label);
+                } else {
+                    assert_eq!(close, Some("close"), "{} request {i}", server.label);
+                }
+            }
+            assert!(
+                closed_within(&mut stream, SOON),
+                "{}: not closed",
+                server.label
+            );
+        },
+    );
+}
+
+#[test]
+fn header_timeout_answers_408_and_closes_and_drops_silent_connections() {
+    each_server(
+        |c| c.timeouts.header_read = SHORT,
+        |server| {
+            let started = Instant::now();
+            let mut half = server.connect();
+            let mut silent = server.connect();
+            half.write_all(b"GET /index.ht")
+                .expect("half a request line");
+
+            let response = read_response(&mut half);
+            let elapsed = started.elapsed();
+            assert_eq!(response.status, 408, "{}", server.label);
+            assert_eq!(
+                response.header("Connection"),
+                Some("close"),
+                "{}",
+                server.label
+            );
+            assert!(
+                elapsed >= SHORT * 9 / 10 && elapsed < SHORT + SLACK,
+                "{}: 408 after {elapsed:?}, header_read {SHORT:?}",
+                server.label
+            );
+            assert!(
+                closed_within(&mut half, SOON),
+                "{}: 408 but open",
+                server.label
+            );
+
+            // The silent one had the same deadline (both accepted at once).
+            assert!(
+                closed_within(&mut silent, SOON),
+                "{}: silent connection still open after {:?}",
+                server.label,
+                started.elapsed()
+            );
+            let elapsed = started.elapsed();
+            assert!(
+                elapsed >= SHORT * 9 / 10 && elapsed < SHORT + SLACK,
+                "{}: silent connection closed after {elapsed:?}, header_read {SHORT:?}",
+                server.label
+            );
+            assert!(
+                wait_until(SOON, || connections(server, "open") == 0),
+                "{}: connections still counted open",
+                server.label
+            );
+        },
+    );
+}
+
+#[test]
+fn idle_keep_alive_connection_is_closed_after_keepalive_idle() {
+    each_server(
+        |c| c.timeouts.keepalive_idle = SHORT,
+        |server| {
+            let mut stream = server.connect();
+            assert_eq!(
+                get(&mut stream, "/style.css").status,
+                200,
+                "{}",
+                server.label
+            );
+            let answered = Instant::now();
+            assert!(
+                wait_until(SOON, || connections(server, "idle_keepalive") == 1),
+                "{}: idle_keepalive never 1",
+                server.label
+            );
+            let during = status(server);
+            assert_eq!(during.path("connections.open").int(), 1, "{}", server.label);
+            assert_eq!(
+                during.path("connections.reading").int(),
+                0,
+                "{}",
+                server.label
+            );
+
+            assert!(
+                closed_within(&mut stream, SOON),
+                "{}: idle connection never closed",
+                server.label
+            );
+            let elapsed = answered.elapsed();
+            assert!(
+                // The idle clock starts just before the response is read.
+                elapsed >= SHORT / 2 && elapsed < SHORT + SLACK,
+                "{}: closed after {elapsed:?}, keepalive_idle {SHORT:?}",
+                server.label
+            );
+            assert!(
+                wait_until(SOON, || {
+                    let s = status(server);
+                    s.path("connections.idle_keepalive").int() == 0
+                        && s.path("connections.open").int() == 0
+                }),
+                "{}: gauges not back to 0: {}",
+                server.label,
+                server.status_json()
+            );
+        },
+    );
+}
+
+/// Reads a response that arrives unasked (a 503 from the acceptor).
+///
+/// The rejected client sends nothing: the server closes at once, and unread
+/// request bytes would make the kernel answer with a reset that could
+/// overtake the 503.
+fn read_unasked(server: &TestServer) -> (Response, TcpStream) {
+    let mut stream = server.connect();
+    let response = read_response(&mut stream);
+    (response, stream)
+}
+
+/// Backpressure needs the pool dispatcher: with "spawn" every connection
+/// popped gets its own green thread at once, so the pending queue never stays
+/// full and there is no busy handler to hold. With one worker, one pool
+/// handler and a queue of one, a handler held by a half-sent preamble plus one
+/// queued connection fill the line; the next connection gets 503.
+#[test]
+fn full_pending_queue_rejects_with_503_under_the_pool_dispatcher() {
+    for acceptor in ACCEPTORS {
+        let server = start(acceptor, "pool", |c| {
+            c.workers = 1;
+            c.stages.pool_size = 1;
+            c.queue.capacity = 1;
+            c.queue.overload = Overload::Reject;
+            c.timeouts.header_read = Duration::from_secs(5);
+        });
+        let label = &server.label;
+        let rejected_before = connections(&server, "rejected");
+
+        // A: holds the only handler, reading its preamble.
+        let mut a = server.connect();
+        a.write_all(b"GET /style.css HTTP/1.1\r\nHo").expect("half");
+        assert!(
+            wait_until(SOON, || connections(&server, "reading") == 1),
+            "{label}: handler never picked A up"
+        );
+        // B: waits in the queue.
+        let mut b = server.connect();
+        b.write_all(b"GET /app.js HTTP/1.1\r\nHost: test\r\n\r\n")
+            .expect("B");
+        assert!(
+            wait_until(SOON, || queues_sum(&status(&server), "depth") == 1),
+            "{label}: B never queued: {}",
+            server.status_json()
+        );
+        // C: no room.
+        let (response, mut c) = read_unasked(&server);
+        assert_eq!(response.status, 503, "{label}");
+        assert_eq!(response.header("Retry-After"), Some("1"), "{label}");
+        assert!(closed_within(&mut c, SOON), "{label}: C left open");
+        assert_eq!(
+            connections(&server, "rejected") - rejected_before,
+            1,
+            "{label}"
+        );
+
+        // Let A finish: the handler answers it, then B.
+        a.write_all(b"st: test\r\n\r\n").expect("rest of A");
+        assert_eq!(read_response(&mut a).status, 200, "{label}: A");
+        let response = read_response(&mut b);
+        assert_eq!(response.status, 200, "{label}: B");
+        let on_disk = std::fs::read(server.root.join("app.js")).expect("app.js");
+        assert_eq!(response.body, on_disk, "{label}: B");
+    }
+}
+
+#[test]
+fn max_connections_with_reject_answers_503_to_the_third() {
+    each_server(
+        |c| {
+            c.limits.max_connections = 2;
+            c.queue.overload = Overload::Reject;
+        },
+        |server| {
+            let mut a = server.connect();
+            let mut b = server.connect();
+            assert_eq!(get(&mut a, "/style.css").status, 200, "{}", server.label);
+            assert_eq!(get(&mut b, "/style.css").status, 200, "{}", server.label);
+
+            let (response, mut c) = read_unasked(server);
+            assert_eq!(response.status, 503, "{}", server.label);
+            assert_eq!(
+                response.header("Retry-After"),
+                Some("1"),
+                "{}",
+                server.label
+            );
+            assert_eq!(
+                response.header("Connection"),
+                Some("close"),
+                "{}",
+                server.label
+            );
+            assert!(closed_within(&mut c, SOON), "{}: C left open", server.label);
+            assert_eq!(connections(server, "rejected"), 1, "{}", server.label);
+
+            // The first two are still served.
+            assert_eq!(get(&mut a, "/app.js").status, 200, "{}", server.label);
+
+            // Once one closes, its slot serves the next newcomer.
+            drop(a);
+            assert!(
+                wait_until(SOON, || connections(server, "open") == 1),
+                "{}: A's slot not freed",
+                server.label
+            );
+            let mut d = server.connect();
+            let response = get(&mut d, "/style.css");
+            assert_eq!(
+                response.status, 200,
+                "{}: D after a slot freed",
+                server.label
+            );
+            assert_eq!(get(&mut b, "/style.css").status, 200, "{}", server.label);
+        },
+    );
+}
+
+#[test]
+fn max_connections_with_wait_serves_the_third_once_one_closes() {
+    each_server(
+        |c| {
+            c.limits.max_connections = 2;
+            c.queue.overload = Overload::Wait;
+        },
+        |server| {
+            let mut a = server.connect();
+            let mut b = server.connect();
+            assert_eq!(get(&mut a, "/style.css").status, 200, "{}", server.label);
+            assert_eq!(get(&mut b, "/style.css").status, 200, "{}", server.label);
+
+            // C completes its handshake in the kernel backlog, but is not
+            // accepted while both slots are taken.
+            let mut c = server.connect();
+            c.write_all(b"GET /app.js HTTP/1.1\r\nHost: test\r\n\r\n")
+                .expect("C");
+            c.set_read_timeout(Some(SHORT)).expect("timeout");
+            let mut byte = [0u8; 1];
+            match c.read(&mut byte) {
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                other => {
+                    let mut rest = vec![0u8; 300];
+                    let n = c.read(&mut rest).unwrap_or(0);
+                    panic!(
+                        "{}: C answered while the line was full: {other:?} {:?}{} {}",
+                        server.label,
+                        byte,
+                        String::from_utf8_lossy(&rest[..n]),
+                        server.status_json()
+                    )
+                }
+            }
+            assert_eq!(connections(server, "accepted"), 2, "{}", server.label);
+
+            drop(a);
+            c.set_read_timeout(Some(SOON)).expect("timeout");
+            let response = read_response(&mut c);
+            assert_eq!(response.status, 200, "{}: C once A closed", server.label);
+            let on_disk = std::fs::read(server.root.join("app.js")).expect("app.js");
+            assert_eq!(response.body, on_disk, "{}", server.label);
+            assert_eq!(connections(server, "rejected"), 0, "{}", server.label);
+            assert_eq!(get(&mut b, "/style.css").status, 200, "{}", server.label);
+        },
+    );
+}
+
+fn big_file() -> &'static [u8] {
+    static BIG: OnceLock<Vec<u8>> = OnceLock::new();
+    BIG.get_or_init(|| {
+        // A 4093-byte pattern (prime, so it never lines up with buffer sizes)
+        // with a running block number every block: a lost or repeated piece shows.
+        let pattern: Vec<u8> = (0..4093u32).map(|n| (n * 7 % 251) as u8).collect();
+        let mut data = Vec::with_capacity(8 << 20);
+        let mut block = 0u32;
+        while data.len() < 8 << 20 {
+            data.extend_from_slice(&block.to_le_bytes());
+            data.extend_from_slice(&pattern);
+            block += 1;
+        }
+        data.truncate(8 << 20);
+        data
+    })
+}
+
+/// A client socket with a small receive buffer, so a large response stays
+/// mostly on the server side, in flight.
+fn small_window_connect(server: &TestServer) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(8 * 1024).expect("SO_RCVBUF");
+    socket.connect(&server.addr.into()).expect("connect");
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+}
+
+#[test]
+fn graceful_shutdown_finishes_a_download_closes_idle_and_refuses_new() {
+    let big = big_file();
+    matrix(|acceptor, dispatcher| {
+        let server = start(acceptor, dispatcher, |_| {});
+        let label = server.label.clone();
+        let addr = server.addr;
+        std::fs::write(server.root.join("big.bin"), big).expect("big.bin");
+
+        // An idle keep-alive connection.
+        let mut idle = server.connect();
+        assert_eq!(get(&mut idle, "/style.css").status, 200, "{label}");
+        assert!(
+            wait_until(SOON, || connections(&server, "idle_keepalive") == 1),
+            "{label}: never idle"
+        );
+
+        // A download read only a few KB in.
+        let mut download = small_window_connect(&server);
+        download
+            .write_all(b"GET /big.bin HTTP/1.1\r\nHost: test\r\n\r\n")
+            .expect("request");
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 2048];
+        let head_end = loop {
+            let n = download.read(&mut buf).expect("read head");
+            assert!(n > 0, "{label}: closed before the head");
+            got.extend_from_slice(&buf[..n]);
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                if got.len() >= end + 4 + 4096 {
+                    break end + 4;
+                }
+            }
+        };
+        let head = String::from_utf8_lossy(&got[..head_end]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 200 "), "{label}: {head}");
+        assert!(
+            head.contains(&format!("Content-Length: {}\r\n", big.len())),
+            "{label}: {head}"
+        );
+        let mut body = got.split_off(head_end);
+        assert!(
+            wait_until(SOON, || connections(&server, "writing") == 1),
+            "{label}: the download is not mid-write"
+        );
+
+        let shutdown_started = Instant::now();
+        let stopper = std::thread::spawn(move || server.shutdown());
+
+        // New connections are refused as soon as the acceptors stop…
+        assert!(
+            wait_until(SOON, || TcpStream::connect(addr).is_err()),
+            "{label}: still accepting during shutdown"
+        );
+        // …while the download in flight completes, byte for byte.
+        let mut buf = vec![0u8; 64 * 1024];
+        while body.len() < big.len() {
+            let n = download.read(&mut buf).expect("read body");
+            assert!(n > 0, "{label}: cut off at {} of {}", body.len(), big.len());
+            body.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(body.len(), big.len(), "{label}: extra bytes");
+        assert!(body == big, "{label}: body differs");
+        assert!(
+            closed_within(&mut download, SOON),
+            "{label}: download left open"
+        );
+        assert!(
+            closed_within(&mut idle, SOON),
+            "{label}: idle connection left open"
+        );
+
+        stopper.join().expect("shutdown thread");
+        // It waited for the download, not for the whole grace period.
+        assert!(
+            shutdown_started.elapsed() < Duration::from_secs(4),
+            "{label}: shutdown took {:?}",
+            shutdown_started.elapsed()
+        );
+        assert!(
+            TcpStream::connect(addr).is_err(),
+            "{label}: port still open"
+        );
+    });
+}
+
+#[test]
+fn status_json_and_prometheus_report_everything() {
+    each_server(
+        |_| {},
+        |server| {
+            let label = &server.label;
+            let mut stream = server.connect();
+            assert_eq!(get(&mut stream, "/style.css").status, 200, "{label}");
+            assert_eq!(get(&mut stream, "/nope.txt").status, 404, "{label}");
+            let response = get(&mut stream, "/status");
+            assert_eq!(response.status, 200, "{label}");
+            assert_eq!(
+                response.header("Content-Type"),
+                Some("application/json"),
+                "{label}"
+            );
+            assert_eq!(
+                response.header("Cache-Control"),
+                Some("no-store"),
+                "{label}"
+            );
+            let json = Json::parse(&response.text());
+
+            assert_eq!(
+                json.get("version").str(),
+                env!("CARGO_PKG_VERSION"),
+                "{label}"
+            );
+            assert!(json.get("uptime_secs").num() >= 0.0, "{label}");
+            assert_eq!(json.get("workers").int(), 2, "{label}");
+            let (acceptor, dispatcher) = label.split_once('×').expect("label");
+            assert_eq!(json.path("stages.acceptor").str(), acceptor, "{label}");
+            assert_eq!(json.path("stages.dispatcher").str(), dispatcher, "{label}");
+            assert_eq!(json.path("stages.handler").str(), "http", "{label}");
+
+            let conn = json.get("connections");
+            assert_eq!(conn.get("accepted").int(), 1, "{label}");
+            assert_eq!(conn.get("open").int(), 1, "{label}");
+            assert_eq!(conn.get("reading").int(), 1, "{label}: this very request");
+            for field in ["writing", "idle_keepalive", "rejected", "recycled"] {
+                assert!(conn.get(field).int() >= 0, "{label}: {field}");
+            }
+            assert!(conn.get("recycled").int() >= 2, "{label}");
+
+            let requests = json.get("requests");
+            assert_eq!(requests.get("2xx").int(), 1, "{label}");
+            assert_eq!(requests.get("4xx").int(), 1, "{label}");
+            for class in ["1xx", "3xx", "5xx"] {
+                assert_eq!(requests.get(class).int(), 0, "{label}: {class}");
+            }
+            assert_eq!(requests.get("total").int(), 2, "{label}");
+            assert!(json.path("bytes.in").int() > 0, "{label}");
+            assert!(json.path("bytes.out").int() > 0, "{label}");
+
+            let latency = json.get("latency_us");
+            let [p50, p90, p99] = ["p50", "p90", "p99"].map(|p| latency.get(p).int());
+            assert!(p50 <= p90 && p90 <= p99, "{label}: {p50} {p90} {p99}");
+
+            let queues = json.get("queues").arr();
+            assert_eq!(queues.len(), 2, "{label}");
+            for (i, q) in queues.iter().enumerate() {
+                assert_eq!(q.get("worker").int(), i as i64, "{label}");
+                assert_eq!(q.get("capacity").int(), 1024, "{label}");
+                let (pushed, popped) = (q.get("pushed").int(), q.get("popped").int());
+                let depth = q.get("depth").int();
+                assert_eq!(pushed - popped, depth, "{label}: queue {i}");
+                assert!(q.get("recycled").int() >= 0, "{label}");
+            }
+            assert!(queues_sum(&json, "pushed") >= 3, "{label}");
+
+            let scheduler = json.get("scheduler").arr();
+            assert_eq!(scheduler.len(), 2, "{label}: read from a worker");
+            for w in scheduler {
+                for field in [
+                    "worker",
+                    "spawned",
+                    "alive",
+                    "completed",
+                    "panicked",
+                    "polls",
+                    "parks",
+                    "wakes_local",
+                    "wakes_remote",
+                    "io_events",
+                    "timer_fires",
+                    "injected_pending",
+                ] {
+                    assert!(w.get(field).int() >= 0, "{label}: {field}");
+                }
+                assert_eq!(w.get("panicked").int(), 0, "{label}");
+            }
+            assert!(
+                scheduler.iter().map(|w| w.get("polls").int()).sum::<i64>() > 0,
+                "{label}"
+            );
+
+            // Prometheus.
+            let response = get(&mut stream, "/status?format=prometheus");
+            assert_eq!(response.status, 200, "{label}");
+            assert!(
+                response
+                    .header("Content-Type")
+                    .is_some_and(|t| t.starts_with("text/plain")),
+                "{label}"
+            );
+            let text = response.text();
+            assert!(
+                text.contains("# TYPE conveyor_requests_total counter\n"),
+                "{label}: {text}"
+            );
+            let two_xx = text
+                .lines()
+                .find_map(|l| l.strip_prefix("conveyor_requests_total{class=\"2xx\"} "))
+                .unwrap_or_else(|| panic!("{label}: no 2xx sample in {text}"));
+            assert_eq!(two_xx, "2", "{label}: style.css and the JSON /status");
+            let mut typed = Vec::new();
+            for l in text.lines() {
+                if let Some(rest) = l.strip_prefix("# TYPE ") {
+                    let (name, kind) = rest.split_once(' ').expect("TYPE line");
+                    assert!(["counter", "gauge"].contains(&kind), "{label}: {l}");
+                    typed.push(name.to_string());
+                } else if !l.starts_with("# HELP ") {
+                    let (series, value) = l.rsplit_once(' ').expect("sample line");
+                    let name = series.split('{').next().expect("name");
+                    assert!(typed.iter().any(|t| t == name), "{label}: untyped {l}");
+                    assert!(value.parse::<f64>().is_ok(), "{label}: {l}");
+                }
+            }
+            for name in [
+                "conveyor_connections_accepted_total",
+                "conveyor_queue_pushed_total",
+                "conveyor_queue_popped_total",
+                "conveyor_request_latency_seconds",
+                "conveyor_scheduler_polls_total",
+            ] {
+                assert!(typed.iter().any(|t| t == name), "{label}: no {name}");
+            }
+        },
+    );
+}
+
+#[test]
+fn load_moves_the_queue_counters() {
+    const CLIENTS: usize = 4;
+    const REQUESTS: usize = 200;
+    each_server(
+        |_| {},
+        |server| {
+            let before = status(server);
+            std::thread::scope(|scope| {
+                for _ in 0..CLIENTS {
+                    scope.spawn(|| {
+                        let mut stream = server.connect();
+                        for i in 0..REQUESTS {
+                            let response = get(&mut stream, "/style.css");
+                            assert_eq!(response.status, 200, "{} request {i}", server.label);
+                        }
+                    });
+                }
+            });
+            let total = (CLIENTS * REQUESTS) as i64;
+            let after = status(server);
+            // Every request is preceded by a push: the fresh connection's, or
+            // the recycled one's once it became readable again.
+            let pushed = queues_sum(&after, "pushed") - queues_sum(&before, "pushed");
+            let popped = queues_sum(&after, "popped") - queues_sum(&before, "popped");
+            assert!(pushed >= total, "{}: pushed +{pushed}", server.label);
+            assert!(popped >= total, "{}: popped +{popped}", server.label);
+            assert_eq!(
+                after.path("requests.2xx").int() - before.path("requests.2xx").int(),
+                total,
+                "{}",
+                server.label
+            );
+            assert_eq!(
+                after.path("connections.accepted").int()
+                    - before.path("connections.accepted").int(),
+                CLIENTS as i64,
+                "{}",
+                server.label
+            );
+        },
+    );
+}
