@@ -22,7 +22,6 @@ pub struct WorkerMetrics {
     pub open: Counter,
     pub reading: Counter,
     pub writing: Counter,
-    pub idle: Counter,
     pub recycled: Counter,
     pub requests: Counter,
     pub status_classes: [Counter; 5],
@@ -81,7 +80,6 @@ impl Metrics {
             t.open = t.open.wrapping_add(gauge(&w.open));
             t.reading = t.reading.wrapping_add(gauge(&w.reading));
             t.writing = t.writing.wrapping_add(gauge(&w.writing));
-            t.idle = t.idle.wrapping_add(gauge(&w.idle));
             t.recycled += w.recycled.get();
             t.requests += w.requests.get();
             for (sum, c) in t.status_classes.iter_mut().zip(&w.status_classes) {

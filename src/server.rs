@@ -97,7 +97,7 @@ impl ServerBuilder {
         }
         let line = Arc::new(Line {
             pending: (0..workers)
-                .map(|_| PendingQueue::new(config.queue.capacity))
+                .map(|_| PendingQueue::new(config.queue.capacity, config.timeouts.keepalive_idle))
                 .collect(),
             metrics: Arc::new(Metrics::new(workers)),
             slots,
@@ -110,6 +110,12 @@ impl ServerBuilder {
             },
             config: Arc::new(config),
         });
+        for worker in 0..workers {
+            let line = line.clone();
+            runtime
+                .spawn_on(worker, async move { line.pending[worker].run_idle().await })
+                .detach();
+        }
         dispatcher.start(runtime.handle(), &line, handler);
         let addr = acceptor.start(runtime.handle(), line.config.listen, &line)?;
         Ok(Server {
@@ -164,6 +170,9 @@ impl Server {
             std::thread::sleep(Duration::from_millis(2));
         }
         self.runtime.shutdown();
+        for pending in &self.line.pending {
+            pending.close_idle();
+        }
         self.flush_log();
     }
 }

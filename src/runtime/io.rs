@@ -8,7 +8,7 @@ use std::future::poll_fn;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::{Arc, OnceLock};
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 
 use super::executor::{poll_budget, with_local};
 use super::reactor::{Direction, Reactor, Source};
@@ -184,14 +184,29 @@ impl<T: AsFd> Async<T> {
     }
 
     fn poll_ready(&self, cx: &mut Context<'_>, direction: Direction) -> Poll<io::Result<()>> {
+        match self.arm(cx.waker(), direction)? {
+            true => Poll::Ready(Ok(())),
+            false => Poll::Pending,
+        }
+    }
+
+    /// True if the descriptor may be readable (an event arrived since it
+    /// was last found empty); otherwise leaves `waker` to be woken when it
+    /// becomes readable and returns false. For waiters that are not green
+    /// threads (see `IdleSet`).
+    pub fn arm_readable(&self, waker: &Waker) -> io::Result<bool> {
+        self.arm(waker, Direction::Read)
+    }
+
+    fn arm(&self, waker: &Waker, direction: Direction) -> io::Result<bool> {
         let source = self.source()?;
         loop {
             let drained = source.drained_tick(direction);
             if source.tick(direction) != drained {
-                return Poll::Ready(Ok(()));
+                return Ok(true);
             }
-            if source.park(cx, direction, drained) {
-                return Poll::Pending;
+            if source.park_waker(waker, direction, drained) {
+                return Ok(false);
             }
         }
     }

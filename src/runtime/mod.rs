@@ -6,10 +6,12 @@
 //! - [`timer`]: `sleep`, `timeout`, deadlines folded into the wait timeout.
 //! - [`queue`]: async bounded/unbounded queues on crossbeam-channel.
 //! - [`latch`]: a flag green threads can await (shutdown).
+//! - [`idle`]: items parked until readable, with no green thread each.
 //! - [`net`]: TCP listeners and streams, `sendfile`.
 //! - [`watch`]: inotify file watching on the reactor.
 
 mod executor;
+pub mod idle;
 pub mod io;
 pub mod latch;
 pub mod net;

@@ -234,11 +234,16 @@ impl Source {
     /// Returns false (do not park, try again) if an event arrived after
     /// `seen_tick` was read.
     pub(crate) fn park(&self, cx: &Context<'_>, direction: Direction, seen_tick: u64) -> bool {
+        self.park_waker(cx.waker(), direction, seen_tick)
+    }
+
+    /// `park` with any waker, not only a green thread's.
+    pub(crate) fn park_waker(&self, new: &Waker, direction: Direction, seen_tick: u64) -> bool {
         {
             let mut wakers = lock(&self.wakers);
             match &mut wakers[direction as usize] {
-                Some(waker) if waker.will_wake(cx.waker()) => {}
-                slot => *slot = Some(cx.waker().clone()),
+                Some(waker) if waker.will_wake(new) => {}
+                slot => *slot = Some(new.clone()),
             }
             if self.worker.reactor.mode == PollMode::Oneshot {
                 let interest = Event::new(self.key, wakers[0].is_some(), wakers[1].is_some());

@@ -32,7 +32,10 @@ impl Report {
                 ("dispatcher", names.dispatcher.clone()),
                 ("handler", names.handler.clone()),
             ],
-            totals: line.metrics.totals(),
+            totals: crate::metrics::Totals {
+                idle: line.pending.iter().map(|q| q.snapshot().idle as i64).sum(),
+                ..line.metrics.totals()
+            },
             queues: line.pending.iter().map(|q| q.snapshot()).collect(),
             scheduler: runtime::try_handle().map(|h| h.stats()).unwrap_or_default(),
         }

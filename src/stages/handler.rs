@@ -65,20 +65,21 @@ impl HttpHandler {
     async fn serve_ready(&self, conn: &mut Conn, line: &Line) -> bool {
         let config = &line.config;
         let deadline = conn.ready_since + config.timeouts.header_read;
-        let mut out = Vec::new();
+        let mut out = OutBuffer::take();
+        let out = &mut out.0;
         let mut answered = 0u32;
         loop {
             let parsed = parse_request(conn.input.pending(), &self.limits);
             match parsed {
                 Err(e) => {
-                    crate::http::write_error(&mut out, e.status, e.message, false, &[]);
+                    crate::http::write_error(out, e.status, e.message, false, &[]);
                     self.record(line, conn, None, e.status, 0, Instant::now());
-                    let _ = flush(&conn.stream, &mut out, line).await;
+                    let _ = flush(&conn.stream, out, line).await;
                     return false;
                 }
                 Ok(Some(req)) => {
                     let started = Instant::now();
-                    let outcome = self.answer(&req, conn, &mut out, line).await;
+                    let outcome = self.answer(&req, conn, out, line).await;
                     self.record(
                         line,
                         conn,
@@ -89,21 +90,21 @@ impl HttpHandler {
                     );
                     answered += 1;
                     if !outcome.keep_alive {
-                        let _ = flush(&conn.stream, &mut out, line).await;
+                        let _ = flush(&conn.stream, out, line).await;
                         return false;
                     }
-                    if out.len() >= FLUSH_AT && flush(&conn.stream, &mut out, line).await.is_err() {
+                    if out.len() >= FLUSH_AT && flush(&conn.stream, out, line).await.is_err() {
                         return false;
                     }
                 }
                 Ok(None) if answered > 0 => {
                     // Responses for what was buffered; the rest of the next
                     // request (if any) goes round the line again.
-                    return flush(&conn.stream, &mut out, line).await.is_ok();
+                    return flush(&conn.stream, out, line).await.is_ok();
                 }
                 Ok(None) => {
-                    if !self.read_more(conn, line, deadline, &mut out).await {
-                        let _ = flush(&conn.stream, &mut out, line).await;
+                    if !self.read_more(conn, line, deadline, out).await {
+                        let _ = flush(&conn.stream, out, line).await;
                         return false;
                     }
                 }
@@ -223,6 +224,37 @@ async fn drain(conn: &mut Conn, line: &Line, mut len: u64) -> bool {
         match conn.fill(size, deadline, line.metrics.here()).await {
             Ok(n) if n > 0 => {}
             _ => return false,
+        }
+    }
+}
+
+thread_local! {
+    static OUT_BUFFERS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A response buffer from the worker's pool, returned on drop: no
+/// allocation per request once the pool is warm.
+struct OutBuffer(Vec<u8>);
+
+impl OutBuffer {
+    fn take() -> OutBuffer {
+        let buf = OUT_BUFFERS.with(|pool| pool.borrow_mut().pop());
+        OutBuffer(buf.unwrap_or_else(|| Vec::with_capacity(4096)))
+    }
+}
+
+impl Drop for OutBuffer {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.0);
+        // Keep modest buffers only; a pipelined burst may have grown one.
+        if buf.capacity() <= FLUSH_AT * 2 {
+            buf.clear();
+            OUT_BUFFERS.with(|pool| {
+                let mut pool = pool.borrow_mut();
+                if pool.len() < 256 {
+                    pool.push(buf);
+                }
+            });
         }
     }
 }

@@ -9,12 +9,15 @@ use std::time::Instant;
 
 use crate::config::Overload;
 use crate::metrics::WorkerMetrics;
-use crate::runtime::{self, stats::Counter, timeout, Full, Queue, QueueSnapshot, TcpStream};
+use crate::runtime::idle::{IdleSet, Ready};
+use crate::runtime::{self, stats::Counter, Full, Queue, QueueSnapshot, TcpStream};
 
 use super::{Conn, Line};
 
 pub struct PendingQueue {
     queue: Queue<Conn>,
+    /// Idle keep-alive connections, waiting to become readable.
+    idle: IdleSet<Conn>,
     recycled: Counter,
 }
 
@@ -23,14 +26,41 @@ pub struct PendingQueue {
 pub struct PendingSnapshot {
     pub queue: QueueSnapshot,
     pub recycled: u64,
+    /// Idle keep-alive connections parked in the reactor.
+    pub idle: u64,
 }
 
 impl PendingQueue {
-    pub fn new(capacity: usize) -> PendingQueue {
+    /// `keepalive_idle`: how long an idle connection may stay silent.
+    pub fn new(capacity: usize, keepalive_idle: std::time::Duration) -> PendingQueue {
         PendingQueue {
             queue: Queue::bounded(capacity),
+            idle: IdleSet::new(
+                |conn: &Conn, waker| conn.stream.arm_readable(waker),
+                keepalive_idle,
+            ),
             recycled: Counter::default(),
         }
+    }
+
+    /// Moves idle connections that became readable onto the queue and
+    /// closes those that stayed silent too long. One per worker, for the
+    /// server's lifetime.
+    pub async fn run_idle(&self) {
+        loop {
+            match self.idle.next().await {
+                Ready::Readable(mut conn) => {
+                    conn.ready_since = Instant::now();
+                    self.queue.send(conn).await;
+                }
+                Ready::Expired(conn) => drop(conn),
+            }
+        }
+    }
+
+    /// Closes every idle connection (shutdown).
+    pub fn close_idle(&self) {
+        self.idle.clear();
     }
 
     /// Pushes a new connection, parking while the queue is full (overload "wait").
@@ -52,40 +82,31 @@ impl PendingQueue {
     }
 
     /// Puts a kept-alive connection back on the line once its next preamble
-    /// may be read: at once if bytes are buffered, else when it becomes
-    /// readable. An idle connection that stays silent for the keep-alive
-    /// timeout, or is caught by shutdown, is closed.
+    /// may be read: at once if bytes are buffered or it is readable already,
+    /// else it waits in the idle set — no green thread, no read buffer —
+    /// until readable, or is closed after the keep-alive timeout.
     pub fn recycle(&self, mut conn: Conn, line: &Line) {
         self.recycled.add(1);
         WorkerMetrics::inc(&line.metrics.here().recycled);
-        if conn.input.has_pending() {
-            conn.ready_since = Instant::now();
-            if let Err(conn) = self.try_push(conn) {
-                let queue = self.queue.clone();
-                runtime::spawn(async move { queue.send(conn).await }).detach();
+        if !conn.input.has_pending() {
+            conn.input.release_if_empty();
+            match self.idle.park(conn) {
+                Some(ready) => conn = ready,
+                None => return,
             }
-            return;
         }
-        conn.input.release_if_empty();
-        let queue = self.queue.clone();
-        let idle = line.config.timeouts.keepalive_idle;
-        let metrics = line.metrics.clone();
-        WorkerMetrics::inc(&metrics.here().idle);
-        runtime::spawn(async move {
-            let readable = timeout(idle, conn.stream.readable()).await;
-            WorkerMetrics::dec(&metrics.here().idle);
-            if let Ok(Ok(())) = readable {
-                conn.ready_since = Instant::now();
-                queue.send(conn).await;
-            }
-        })
-        .detach();
+        conn.ready_since = Instant::now();
+        if let Err(conn) = self.try_push(conn) {
+            let queue = self.queue.clone();
+            runtime::spawn(async move { queue.send(conn).await }).detach();
+        }
     }
 
     pub fn snapshot(&self) -> PendingSnapshot {
         PendingSnapshot {
             queue: self.queue.snapshot(),
             recycled: self.recycled.get(),
+            idle: self.idle.len() as u64,
         }
     }
 }
