@@ -27,11 +27,12 @@ impl AccessLog {
     }
 
     /// `host - - [time] "request line" status bytes "referer" "user-agent"`.
-    pub fn record(&self, peer: SocketAddr, req: Option<&Request>, status: u16, bytes: u64) {
+    pub fn record(&self, peer: Option<SocketAddr>, req: Option<&Request>, status: u16, bytes: u64) {
+        let host = peer.map_or_else(|| "-".to_string(), |p| p.ip().to_string());
         let line = match req {
             Some(r) => format!(
                 "{} - - [{}] \"{} {} HTTP/1.{}\" {} {} \"{}\" \"{}\"\n",
-                peer.ip(),
+                host,
                 clf_time(SystemTime::now()),
                 r.method.as_str(),
                 r.target,
@@ -43,7 +44,7 @@ impl AccessLog {
             ),
             None => format!(
                 "{} - - [{}] \"-\" {} {} \"-\" \"-\"\n",
-                peer.ip(),
+                host,
                 clf_time(SystemTime::now()),
                 status,
                 bytes

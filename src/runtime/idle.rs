@@ -28,7 +28,9 @@ pub struct IdleSet<T> {
 }
 
 struct State<T> {
-    slots: Vec<Slot<T>>,
+    /// Slots in fixed chunks: growing never copies them, and at most one
+    /// chunk is unused (a doubling Vec wastes up to half).
+    slots: Chunked<Slot<T>>,
     free: Vec<u32>,
     /// (deadline, slot, generation), oldest first.
     deadlines: VecDeque<(Instant, u32, u32)>,
@@ -70,6 +72,47 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+const CHUNK: usize = 256;
+
+/// A growable array addressed by u32 that never moves its elements.
+struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+}
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked { chunks: Vec::new() }
+    }
+}
+
+impl<T> Chunked<T> {
+    fn len(&self) -> u32 {
+        let full = self.chunks.len().saturating_sub(1) * CHUNK;
+        (full + self.chunks.last().map_or(0, Vec::len)) as u32
+    }
+
+    fn push(&mut self, value: T) {
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < CHUNK => chunk.push(value),
+            _ => {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                chunk.push(value);
+                self.chunks.push(chunk);
+            }
+        }
+    }
+
+    fn get(&self, index: u32) -> Option<&T> {
+        let index = index as usize;
+        self.chunks.get(index / CHUNK)?.get(index % CHUNK)
+    }
+
+    fn get_mut(&mut self, index: u32) -> Option<&mut T> {
+        let index = index as usize;
+        self.chunks.get_mut(index / CHUNK)?.get_mut(index % CHUNK)
+    }
+}
+
 /// What the pump hands out.
 pub enum Ready<T> {
     /// The item's descriptor may be read.
@@ -82,7 +125,7 @@ impl<T> IdleSet<T> {
     pub fn new(arm: Arm<T>, timeout: Duration) -> IdleSet<T> {
         IdleSet {
             state: Mutex::new(State {
-                slots: Vec::new(),
+                slots: Chunked::default(),
                 free: Vec::new(),
                 deadlines: VecDeque::new(),
                 len: 0,
@@ -107,7 +150,7 @@ impl<T> IdleSet<T> {
         let items: Vec<T> = {
             let mut state = lock(&self.state);
             state.deadlines.clear();
-            let taken: Vec<u32> = (0..state.slots.len() as u32).collect();
+            let taken: Vec<u32> = (0..state.slots.len()).collect();
             taken
                 .into_iter()
                 .filter_map(|i| Self::take(&mut state, i))
@@ -123,7 +166,7 @@ impl<T> IdleSet<T> {
         let index = match state.free.pop() {
             Some(index) => index,
             None => {
-                let index = state.slots.len() as u32;
+                let index = state.slots.len();
                 let waker = Waker::from(Arc::new(SlotWaker {
                     slot: index,
                     woken: self.woken.clone(),
@@ -136,7 +179,9 @@ impl<T> IdleSet<T> {
                 index
             }
         };
-        let slot = &mut state.slots[index as usize];
+        let Some(slot) = state.slots.get_mut(index) else {
+            return None; // just pushed: cannot happen
+        };
         match (self.arm)(&item, &slot.waker) {
             Ok(false) => {
                 slot.item = Some(item);
@@ -166,7 +211,7 @@ impl<T> IdleSet<T> {
     }
 
     fn take(state: &mut State<T>, index: u32) -> Option<T> {
-        let slot = state.slots.get_mut(index as usize)?;
+        let slot = state.slots.get_mut(index)?;
         let item = slot.item.take()?;
         slot.generation = slot.generation.wrapping_add(1);
         state.free.push(index);
@@ -188,7 +233,7 @@ impl<T> IdleSet<T> {
                 }
                 for (position, &index) in woken.iter().enumerate() {
                     // Spurious or stale wakes re-arm; real readiness leaves.
-                    let readable = match state.slots.get(index as usize) {
+                    let readable = match state.slots.get(index) {
                         Some(Slot {
                             item: Some(item),
                             waker,
@@ -207,7 +252,7 @@ impl<T> IdleSet<T> {
             while let Some(&(deadline, index, generation)) = state.deadlines.front() {
                 let live = state
                     .slots
-                    .get(index as usize)
+                    .get(index)
                     .is_some_and(|s| s.generation == generation && s.item.is_some());
                 if !live {
                     state.deadlines.pop_front();

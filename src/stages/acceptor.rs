@@ -146,7 +146,7 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
             },
             Wait::Spin => spin_accept(listener, line).await,
         };
-        let (stream, peer) = match accepted {
+        let (stream, _peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => {
@@ -177,11 +177,7 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
             continue;
         }
         metrics.accepted.bump();
-        let conn = Conn::new(
-            stream,
-            peer,
-            Slot::new(line.metrics.clone(), line.slots.clone()),
-        );
+        let conn = Conn::new(stream, Slot::new(line.metrics.clone(), line.slots.clone()));
         let pending = match deal {
             Deal::Local => line.local_pending(),
             Deal::RoundRobin => {

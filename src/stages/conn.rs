@@ -11,7 +11,7 @@ use crate::metrics::{Metrics, WorkerMetrics};
 use crate::runtime::{timeout_at, Queue, TcpStream};
 
 /// Buffers kept per worker for reuse.
-const POOL_LIMIT: usize = 1024;
+const POOL_LIMIT: usize = 256;
 
 thread_local! {
     static BUFFERS: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
@@ -46,15 +46,28 @@ fn give_buffer(buf: Box<[u8]>) {
 #[derive(Default)]
 pub struct ReadBuffer {
     buf: Option<Box<[u8]>>,
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
 }
 
 impl ReadBuffer {
+    /// Offsets are u32 (buffers are at most a few MiB): this struct is part
+    /// of every idle connection.
+    fn bounds(&self) -> (usize, usize) {
+        (self.start as usize, self.end as usize)
+    }
+
+    fn set_bounds(&mut self, start: usize, end: usize) {
+        // Both are within a buffer whose size came from a u32-sized config.
+        self.start = u32::try_from(start).unwrap_or(u32::MAX);
+        self.end = u32::try_from(end).unwrap_or(u32::MAX);
+    }
+
     /// The unconsumed bytes.
     pub fn pending(&self) -> &[u8] {
+        let (start, end) = self.bounds();
         match &self.buf {
-            Some(buf) => &buf[self.start..self.end],
+            Some(buf) => &buf[start..end],
             None => &[],
         }
     }
@@ -64,10 +77,12 @@ impl ReadBuffer {
     }
 
     pub fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
+        let (start, end) = self.bounds();
+        let start = (start + n).min(end);
+        if start == end {
+            self.set_bounds(0, 0);
+        } else {
+            self.set_bounds(start, end);
         }
     }
 
@@ -75,19 +90,25 @@ impl ReadBuffer {
     /// buffer of `size` bytes is taken from the pool if there is none. Empty
     /// when the buffer is full of pending bytes.
     pub fn spare(&mut self, size: usize) -> &mut [u8] {
+        let (mut start, mut end) = self.bounds();
         let buf = self.buf.get_or_insert_with(|| take_buffer(size));
-        if self.start > 0 && self.end == buf.len() {
-            buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+        if start > 0 && end == buf.len() {
+            buf.copy_within(start..end, 0);
+            end -= start;
+            start = 0;
         }
-        &mut buf[self.end..]
+        self.set_bounds(start, end);
+        match &mut self.buf {
+            Some(buf) => &mut buf[end..],
+            None => &mut [],
+        }
     }
 
     /// Marks `n` bytes of the last `spare` as received.
     pub fn filled(&mut self, n: usize) {
         let len = self.buf.as_ref().map_or(0, |b| b.len());
-        self.end = (self.end + n).min(len);
+        let (start, end) = self.bounds();
+        self.set_bounds(start, (end + n).min(len));
     }
 
     /// Returns the buffer to the pool if nothing is pending.
@@ -134,10 +155,9 @@ impl Drop for Slot {
 /// A client connection on its way along the line.
 pub struct Conn {
     pub stream: TcpStream,
-    pub peer: SocketAddr,
     pub input: ReadBuffer,
     /// Requests served so far on this connection.
-    pub requests: u64,
+    pub requests: u32,
     /// When the connection was accepted or last became readable again.
     pub ready_since: Instant,
     /// The worker's read number of the last read on this connection: its
@@ -147,16 +167,21 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, peer: SocketAddr, slot: Slot) -> Conn {
+    pub fn new(stream: TcpStream, slot: Slot) -> Conn {
         Conn {
             stream,
-            peer,
             input: ReadBuffer::default(),
             requests: 0,
             ready_since: Instant::now(),
             received_seq: 0,
             _slot: slot,
         }
+    }
+
+    /// The client's address. Asked of the kernel when needed (access log)
+    /// rather than kept: every byte of a `Conn` is paid per idle connection.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.stream.get_ref().peer_addr().ok()
     }
 
     /// Reads more bytes into the input buffer (of `size` bytes), by

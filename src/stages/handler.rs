@@ -146,9 +146,9 @@ impl HttpHandler {
         out: &mut Vec<u8>,
         line: &Line,
     ) -> Outcome {
-        conn.requests += 1;
+        conn.requests = conn.requests.saturating_add(1);
         let keep_alive = req.keep_alive
-            && conn.requests < line.config.limits.max_requests_per_connection
+            && u64::from(conn.requests) < line.config.limits.max_requests_per_connection
             && !line.shutdown.is_set();
         let path = req.path();
         if path == "/echo" {
@@ -193,7 +193,7 @@ impl HttpHandler {
             .here()
             .record_response(status, started.elapsed());
         if let Some(log) = &self.access_log {
-            log.record(conn.peer, req, status, bytes);
+            log.record(conn.peer(), req, status, bytes);
         }
     }
 }
