@@ -445,8 +445,11 @@ async fn exchange(
 /// Reads responses off a stream, keeping bytes of the next one.
 #[derive(Default)]
 struct ResponseReader {
+    /// Received bytes live in `buf[start..end]`; the buffer is zeroed once
+    /// and reused (re-zeroing 64 KiB per read cost a quarter of the client).
     buf: Vec<u8>,
     start: usize,
+    end: usize,
 }
 
 fn invalid(message: &str) -> io::Error {
@@ -456,23 +459,19 @@ fn invalid(message: &str) -> io::Error {
 impl ResponseReader {
     async fn fill(&mut self, stream: &TcpStream) -> io::Result<()> {
         if self.start > 0 {
-            self.buf.drain(..self.start);
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
         }
-        let len = self.buf.len();
-        self.buf.resize(len + 64 * 1024, 0);
-        let n = stream.read(&mut self.buf[len..]).await;
-        let n = match n {
-            Ok(n) => n,
-            Err(e) => {
-                self.buf.truncate(len);
-                return Err(e);
-            }
-        };
-        self.buf.truncate(len + n);
+        if self.end == self.buf.len() {
+            let grown = (self.buf.len() * 2).max(64 * 1024);
+            self.buf.resize(grown, 0);
+        }
+        let n = stream.read(&mut self.buf[self.end..]).await?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
+        self.end += n;
         Ok(())
     }
 
@@ -483,7 +482,7 @@ impl ResponseReader {
         let (head_len, framing, closes) = loop {
             let mut headers = [httparse::EMPTY_HEADER; 32];
             let mut response = httparse::Response::new(&mut headers);
-            match response.parse(&self.buf[self.start..]) {
+            match response.parse(&self.buf[self.start..self.end]) {
                 Ok(httparse::Status::Complete(n)) => {
                     let status = response.code.unwrap_or(0);
                     if !(200..400).contains(&status) {
@@ -506,7 +505,7 @@ impl ResponseReader {
                 // Large bodies are counted as they pass, not kept.
                 let mut left = len;
                 loop {
-                    let have = (self.buf.len() - self.start).min(left);
+                    let have = (self.end - self.start).min(left);
                     self.start += have;
                     left -= have;
                     if left == 0 {
@@ -521,7 +520,7 @@ impl ResponseReader {
                 let mut len = 0;
                 loop {
                     match decoder
-                        .step(&self.buf[self.start..])
+                        .step(&self.buf[self.start..self.end])
                         .map_err(|_| invalid("bad chunk"))?
                     {
                         Step::Data(r) => {

@@ -120,12 +120,13 @@ pub fn to_json(r: &Report) -> String {
         let sep = if worker == 0 { "" } else { "," };
         let _ = write!(
             s,
-            "{sep}{{\"worker\":{worker},\"depth\":{},\"capacity\":{},\"pushed\":{},\"popped\":{},\"recycled\":{}}}",
+            "{sep}{{\"worker\":{worker},\"depth\":{},\"capacity\":{},\"pushed\":{},\"popped\":{},\"recycled\":{},\"idle\":{}}}",
             q.queue.depth,
             q.queue.capacity.unwrap_or(0),
             q.queue.pushed,
             q.queue.popped,
-            q.recycled
+            q.recycled,
+            q.idle
         );
     }
     s.push_str("],\"scheduler\":[");
@@ -247,96 +248,112 @@ pub fn to_prometheus(r: &Report) -> String {
         "Request latency percentiles.",
         &quantiles,
     );
-    let per_queue = |f: fn(&PendingSnapshot) -> u64| -> Vec<(String, String)> {
-        r.queues
+    type QueueField = fn(&PendingSnapshot) -> u64;
+    let queue_metrics: [(&str, &str, &str, QueueField); 5] = [
+        (
+            "queue_depth",
+            "gauge",
+            "Connections waiting on each pending queue.",
+            |q| q.queue.depth,
+        ),
+        (
+            "queue_pushed_total",
+            "counter",
+            "Connections pushed onto each pending queue.",
+            |q| q.queue.pushed,
+        ),
+        (
+            "queue_popped_total",
+            "counter",
+            "Connections taken off each pending queue.",
+            |q| q.queue.popped,
+        ),
+        (
+            "queue_recycled_total",
+            "counter",
+            "Keep-alive connections recycled per queue.",
+            |q| q.recycled,
+        ),
+        (
+            "queue_idle",
+            "gauge",
+            "Idle keep-alive connections parked per worker.",
+            |q| q.idle,
+        ),
+    ];
+    for (name, kind, help, field) in queue_metrics {
+        let samples: Vec<_> = r
+            .queues
             .iter()
             .enumerate()
-            .map(|(w, q)| (format!("{{worker=\"{w}\"}}"), f(q).to_string()))
-            .collect()
-    };
-    metric(
-        "queue_depth",
-        "gauge",
-        "Connections waiting on each pending queue.",
-        &per_queue(|q| q.queue.depth),
-    );
-    metric(
-        "queue_pushed_total",
-        "counter",
-        "Connections pushed onto each pending queue.",
-        &per_queue(|q| q.queue.pushed),
-    );
-    metric(
-        "queue_popped_total",
-        "counter",
-        "Connections taken off each pending queue.",
-        &per_queue(|q| q.queue.popped),
-    );
-    metric(
-        "queue_recycled_total",
-        "counter",
-        "Keep-alive connections recycled per queue.",
-        &per_queue(|q| q.recycled),
-    );
-    let per_worker = |f: fn(&WorkerSnapshot) -> u64| -> Vec<(String, String)> {
-        r.scheduler
+            .map(|(w, q)| (format!("{{worker=\"{w}\"}}"), field(q).to_string()))
+            .collect();
+        metric(name, kind, help, &samples);
+    }
+    type WorkerField = fn(&WorkerSnapshot) -> u64;
+    let worker_metrics: [(&str, &str, &str, WorkerField); 9] = [
+        (
+            "green_threads_spawned_total",
+            "counter",
+            "Green threads spawned.",
+            |w| w.spawned,
+        ),
+        (
+            "green_threads_alive",
+            "gauge",
+            "Green threads alive.",
+            |w| w.alive,
+        ),
+        (
+            "green_threads_panicked_total",
+            "counter",
+            "Green threads that panicked.",
+            |w| w.panicked,
+        ),
+        (
+            "scheduler_polls_total",
+            "counter",
+            "Green thread polls.",
+            |w| w.polls,
+        ),
+        (
+            "scheduler_parks_total",
+            "counter",
+            "Polls that parked.",
+            |w| w.parks,
+        ),
+        (
+            "scheduler_wakes_local_total",
+            "counter",
+            "Wake-ups from the same worker.",
+            |w| w.wakes_local,
+        ),
+        (
+            "scheduler_wakes_remote_total",
+            "counter",
+            "Wake-ups from other threads.",
+            |w| w.wakes_remote,
+        ),
+        (
+            "scheduler_io_events_total",
+            "counter",
+            "Readiness events dispatched.",
+            |w| w.io_events,
+        ),
+        (
+            "scheduler_timer_fires_total",
+            "counter",
+            "Timers fired.",
+            |w| w.timer_fires,
+        ),
+    ];
+    for (name, kind, help, field) in worker_metrics {
+        let samples: Vec<_> = r
+            .scheduler
             .iter()
-            .map(|w| (format!("{{worker=\"{}\"}}", w.worker), f(w).to_string()))
-            .collect()
-    };
-    metric(
-        "green_threads_spawned_total",
-        "counter",
-        "Green threads spawned.",
-        &per_worker(|w| w.spawned),
-    );
-    metric(
-        "green_threads_alive",
-        "gauge",
-        "Green threads alive.",
-        &per_worker(|w| w.alive),
-    );
-    metric(
-        "green_threads_panicked_total",
-        "counter",
-        "Green threads that panicked.",
-        &per_worker(|w| w.panicked),
-    );
-    metric(
-        "scheduler_polls_total",
-        "counter",
-        "Green thread polls.",
-        &per_worker(|w| w.polls),
-    );
-    metric(
-        "scheduler_parks_total",
-        "counter",
-        "Polls that parked.",
-        &per_worker(|w| w.parks),
-    );
-    metric(
-        "scheduler_wakes_local_total",
-        "counter",
-        "Wake-ups from the same worker.",
-        &per_worker(|w| w.wakes_local),
-    );
-    metric(
-        "scheduler_wakes_remote_total",
-        "counter",
-        "Wake-ups from other threads.",
-        &per_worker(|w| w.wakes_remote),
-    );
-    metric(
-        "scheduler_io_events_total",
-        "counter",
-        "Readiness events dispatched.",
-        &per_worker(|w| w.io_events),
-    );
-    metric(
-        "scheduler_timer_fires_total",
-        "counter",
-        "Timers fired.",
-        &per_worker(|w| w.timer_fires),
-    );
+            .map(|w| (format!("{{worker=\"{}\"}}", w.worker), field(w).to_string()))
+            .collect();
+        metric(name, kind, help, &samples);
+    }
     s
 }
