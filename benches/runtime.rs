@@ -492,15 +492,15 @@ fn main() {
         //     at a power-of-two capacity: amortised below)
         //   JoinHandle slot Arc<Mutex<JoinSlot<()>>>, allocated even when
         //     detached: 16 + 8 + 24 = 48 B
-        //   Queue::recv only: Arc<WaitNode> 16 + 32 = 48 B + its VecDeque entry.
+        //   Queue::recv only: its (id, waker) entry in the waiters' VecDeque, 24 B.
         // What is left of the live heap is the boxed (join-wrapped) future.
         let n = PARKED as f64;
         let cap = (PARKED + 1).next_power_of_two() as f64;
         let (header, join_slot, slab, ready) = (40.0, 48.0, cap * 40.0 / n, cap * 8.0 / n);
-        let (wait_node, waiters) = (48.0, cap * 8.0 / n);
+        let waiters = cap * 24.0 / n;
         let scheduler = header + slab + ready;
         let pending_box = pending.live_bytes - scheduler - join_slot;
-        let queue_box = queue.live_bytes - scheduler - join_slot - wait_node - waiters;
+        let queue_box = queue.live_bytes - scheduler - join_slot - waiters;
         println!();
         println!(
             "Scheduler state per parked green thread: Arc<Header> {header:.0} B + slab slot {slab:.1} B \
@@ -511,7 +511,7 @@ fn main() {
         println!(
             "Boxed future = live heap minus the above: `pending` {pending_box:.1} B for a {} B future; \
              `Queue::recv` {queue_box:.1} B for a {} B future (after also taking off the queue's \
-             WaitNode {wait_node:.0} B + {waiters:.1} B VecDeque slot).",
+             {waiters:.1} B waiter slot).",
             pending.future, queue.future
         );
     }
