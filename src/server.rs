@@ -164,7 +164,9 @@ impl Server {
         let deadline = Instant::now() + self.line.config.timeouts.shutdown_grace;
         while Instant::now() < deadline {
             let t = self.line.metrics.totals();
-            if t.reading <= 0 && t.writing <= 0 {
+            // Connections that have not sent a byte of a request are not
+            // in flight: they close with the idle ones.
+            if t.reading - t.awaiting <= 0 && t.writing <= 0 {
                 break;
             }
             std::thread::sleep(Duration::from_millis(2));

@@ -122,7 +122,15 @@ impl HttpHandler {
         out: &mut Vec<u8>,
     ) -> bool {
         let size = read_buffer_size(&line.config);
-        match conn.fill(size, deadline, line.metrics.here()).await {
+        let awaiting = !conn.input.has_pending();
+        if awaiting {
+            WorkerMetrics::inc(&line.metrics.here().awaiting);
+        }
+        let filled = conn.fill(size, deadline, line.metrics.here()).await;
+        if awaiting {
+            WorkerMetrics::dec(&line.metrics.here().awaiting);
+        }
+        match filled {
             Ok(n) => n > 0,
             Err(e) if e.kind() != std::io::ErrorKind::TimedOut => false,
             Err(_) => {
