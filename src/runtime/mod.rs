@@ -10,6 +10,29 @@
 //! - [`net`]: TCP listeners and streams, `sendfile`.
 //! - [`watch`]: inotify file watching on the reactor.
 
+//!
+//! ```
+//! use conveyor::runtime::{self, Queue};
+//!
+//! // Two green threads on one worker, talking through a bounded queue.
+//! let total = runtime::block_on(async {
+//!     let queue = Queue::bounded(4);
+//!     let producer = queue.clone();
+//!     runtime::spawn(async move {
+//!         for n in 1..=10u32 {
+//!             producer.send(n).await; // parks while the queue is full
+//!         }
+//!     })
+//!     .detach();
+//!     let mut total = 0;
+//!     for _ in 0..10 {
+//!         total += queue.recv().await;
+//!     }
+//!     total
+//! });
+//! assert_eq!(total, 55);
+//! ```
+
 mod executor;
 pub mod idle;
 pub mod io;
