@@ -25,9 +25,18 @@ use super::conn::Slot;
 use super::pending::{admit, reject_stream};
 use super::{Acceptor, Conn, Line};
 
-pub struct Readiness;
+/// One listener on worker 0 dealing connections to every worker's queue;
+/// `readiness` parks until the listener is readable, `spin` polls it.
+pub struct SingleListener {
+    wait: Wait,
+}
+
+/// The `readiness` acceptor.
+pub const READINESS: SingleListener = SingleListener { wait: Wait::Park };
+/// The `spin` acceptor.
+pub const SPIN: SingleListener = SingleListener { wait: Wait::Spin };
+
 pub struct ReusePort;
-pub struct Spin;
 
 /// How an acceptor waits for the next connection.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -43,9 +52,12 @@ enum Deal {
     Local,
 }
 
-impl Acceptor for Readiness {
+impl Acceptor for SingleListener {
     fn name(&self) -> &str {
-        "readiness"
+        match self.wait {
+            Wait::Park => "readiness",
+            Wait::Spin => "spin",
+        }
     }
 
     fn start(
@@ -54,22 +66,15 @@ impl Acceptor for Readiness {
         addr: SocketAddr,
         line: &Arc<Line>,
     ) -> io::Result<SocketAddr> {
-        spawn_single(runtime, addr, line, Wait::Park)
-    }
-}
-
-impl Acceptor for Spin {
-    fn name(&self) -> &str {
-        "spin"
-    }
-
-    fn start(
-        &self,
-        runtime: &Handle,
-        addr: SocketAddr,
-        line: &Arc<Line>,
-    ) -> io::Result<SocketAddr> {
-        spawn_single(runtime, addr, line, Wait::Spin)
+        let listener = TcpListener::bind(addr, &listen_options(line, false))?;
+        let bound = listener.local_addr()?;
+        let (line, wait) = (line.clone(), self.wait);
+        runtime
+            .spawn_on(0, async move {
+                accept_loop(&line, &listener, wait, Deal::RoundRobin).await
+            })
+            .detach();
+        Ok(bound)
     }
 }
 
@@ -102,23 +107,6 @@ impl Acceptor for ReusePort {
         }
         Ok(bound)
     }
-}
-
-fn spawn_single(
-    runtime: &Handle,
-    addr: SocketAddr,
-    line: &Arc<Line>,
-    wait: Wait,
-) -> io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr, &listen_options(line, false))?;
-    let bound = listener.local_addr()?;
-    let line = line.clone();
-    runtime
-        .spawn_on(0, async move {
-            accept_loop(&line, &listener, wait, Deal::RoundRobin).await
-        })
-        .detach();
-    Ok(bound)
 }
 
 fn listen_options(line: &Line, reuse_port: bool) -> ListenOptions {

@@ -94,9 +94,9 @@ pub trait Handler: Send + Sync {
 /// The built-in acceptor for a name, as used in config and on the CLI.
 pub fn acceptor_by_name(name: &str) -> Option<Arc<dyn Acceptor>> {
     match name {
-        "readiness" => Some(Arc::new(acceptor::Readiness)),
+        "readiness" => Some(Arc::new(acceptor::READINESS)),
         "reuseport" => Some(Arc::new(acceptor::ReusePort)),
-        "spin" => Some(Arc::new(acceptor::Spin)),
+        "spin" => Some(Arc::new(acceptor::SPIN)),
         _ => None,
     }
 }
