@@ -962,3 +962,39 @@ fn load_moves_the_queue_counters() {
         },
     );
 }
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
+    let big = big_file();
+    each_server(
+        |c| c.timeouts.write = SHORT,
+        |server| {
+            let label = &server.label;
+            std::fs::write(server.root.join("big.bin"), big).expect("big file");
+            let mut stream = small_window_connect(server);
+            stream
+                .write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+                .expect("send");
+            // The client reads nothing: the server's sendfile stalls on a
+            // full window, and the write timeout must end the connection.
+            assert!(
+                wait_until(SOON, || connections(server, "writing") == 1),
+                "{label}: the response never started"
+            );
+            let stalled = Instant::now();
+            assert!(
+                wait_until(SOON, || connections(server, "open") == 0),
+                "{label}: a client that stopped reading was never dropped"
+            );
+            assert!(
+                stalled.elapsed() < SHORT + SLACK,
+                "{label}: {:?}",
+                stalled.elapsed()
+            );
+            // What had been sent can still be read, then EOF: the body is short.
+            let mut received = Vec::new();
+            let _ = stream.read_to_end(&mut received);
+            assert!(received.len() < big.len(), "{label}: got everything anyway");
+        },
+    );
+}
