@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -207,7 +207,8 @@ fn start_watching(cache: Arc<Mutex<Cache>>) -> Watch {
 
 enum Body {
     Memory(Arc<[u8]>),
-    Disk,
+    /// Opened once by path resolution.
+    Disk(File),
 }
 
 impl StaticFiles {
@@ -318,20 +319,25 @@ impl StaticFiles {
                 _ => self.cache().remove(url_path),
             }
         }
-        let (path, meta, direct) = match resolve(&self.root, url_path, query, &self.options) {
-            Ok(Resolved::File { path, meta, direct }) => (path, meta, direct),
+        let (path, meta, direct, file) = match resolve(&self.root, url_path, query, &self.options) {
+            Ok(Resolved::File {
+                path,
+                meta,
+                direct,
+                file,
+            }) => (path, meta, direct, file),
             Ok(Resolved::RedirectToSlash(location)) => return Ok(Lookup::Redirect(location)),
             Err(e) => return Err(e.status()),
         };
         let info = Arc::new(file_info(path, &meta));
         if meta.len() <= self.config.cache_max_file_size {
-            if let Ok(body) = read_whole(&info.path, meta.len()) {
+            if let Ok(body) = read_whole(&file, meta.len()) {
                 let body: Arc<[u8]> = body.into();
                 self.insert(url_path, &info, &body, direct);
                 return Ok(Lookup::Found(info, Body::Memory(body)));
             }
         }
-        Ok(Lookup::Found(info, Body::Disk))
+        Ok(Lookup::Found(info, Body::Disk(file)))
     }
 
     fn insert(&self, url_path: &str, info: &Arc<FileInfo>, body: &Arc<[u8]>, direct: bool) {
@@ -413,8 +419,8 @@ impl StaticFiles {
                 ex.out
                     .extend_from_slice(&bytes[start as usize..end as usize]);
             }
-            Body::Disk => {
-                if self.send_from_disk(ex, info, start, count).await.is_err() {
+            Body::Disk(file) => {
+                if self.send_from_disk(ex, file, start, count).await.is_err() {
                     outcome.keep_alive = false;
                 }
             }
@@ -425,16 +431,14 @@ impl StaticFiles {
     async fn send_from_disk(
         &self,
         ex: &mut Exchange<'_>,
-        info: &FileInfo,
+        file: &File,
         start: u64,
         count: u64,
     ) -> std::io::Result<()> {
-        let mut file = File::open(&info.path)?;
         if count < self.config.sendfile_min_size {
             // Small enough to copy: it leaves with the head in one write.
             let mut chunk = vec![0; count as usize];
-            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))?;
-            file.read_exact(&mut chunk)?;
+            file.read_exact_at(&mut chunk, start)?;
             ex.out.extend_from_slice(&chunk);
             return Ok(());
         }
@@ -447,7 +451,7 @@ impl StaticFiles {
             let want = usize::try_from(end - offset)
                 .unwrap_or(usize::MAX)
                 .min(1 << 30);
-            let sent = timeout(limit, ex.conn.stream.sendfile(&file, &mut offset, want)).await??;
+            let sent = timeout(limit, ex.conn.stream.sendfile(file, &mut offset, want)).await??;
             if sent == 0 {
                 // The file shrank under us: the promised length cannot be met.
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
@@ -502,8 +506,8 @@ fn file_info(path: PathBuf, meta: &Metadata) -> FileInfo {
     }
 }
 
-fn read_whole(path: &Path, len: u64) -> std::io::Result<Vec<u8>> {
+fn read_whole(mut file: &File, len: u64) -> std::io::Result<Vec<u8>> {
     let mut body = Vec::with_capacity(len as usize);
-    File::open(path)?.read_to_end(&mut body)?;
+    file.read_to_end(&mut body)?;
     Ok(body)
 }

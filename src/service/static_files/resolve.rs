@@ -31,10 +31,13 @@ impl Default for ResolveOptions {
 pub enum Resolved {
     /// A regular file to serve (for a directory: its index file). `direct`:
     /// no symlink was followed, so the canonical path is the URL's path.
+    /// `file` is open for reading: opening is how read permission is
+    /// checked, and the caller serves from it rather than opening again.
     File {
         path: PathBuf,
         meta: Metadata,
         direct: bool,
+        file: File,
     },
     /// A directory asked for without trailing slash: the Location value.
     RedirectToSlash(String),
@@ -167,8 +170,13 @@ fn regular_file(path: PathBuf, meta: Metadata, direct: bool) -> Result<Resolved,
         return Err(ResolveError::NotFound);
     }
     // Metadata does not reveal read permission for this process; opening does.
-    File::open(&path).map_err(io_error)?;
-    Ok(Resolved::File { path, meta, direct })
+    let file = File::open(&path).map_err(io_error)?;
+    Ok(Resolved::File {
+        path,
+        meta,
+        direct,
+        file,
+    })
 }
 
 fn redirect_location(url_path: &str, query: Option<&str>) -> String {
