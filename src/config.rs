@@ -115,6 +115,8 @@ pub struct RuntimeConfig {
     pub backlog: u32,
     pub tcp_keepalive_idle: Duration,
     pub tcp_keepalive_interval: Duration,
+    /// TCP_NOTSENT_LOWAT in bytes; 0 leaves the kernel default.
+    pub tcp_notsent_lowat: u64,
 }
 
 /// How sockets are registered with the poller.
@@ -171,6 +173,7 @@ impl Default for Config {
                 backlog: 1024,
                 tcp_keepalive_idle: Duration::from_secs(60),
                 tcp_keepalive_interval: Duration::from_secs(10),
+                tcp_notsent_lowat: 16 * KIB,
             },
         }
     }
@@ -386,6 +389,7 @@ impl Config {
             "backlog",
             "tcp_keepalive_idle",
             "tcp_keepalive_interval",
+            "tcp_notsent_lowat",
         ])?;
         let runtime = RuntimeConfig {
             poll_mode: match s.choice("poll_mode", "edge", &["edge", "oneshot"], "poll mode")? {
@@ -396,6 +400,7 @@ impl Config {
             tcp_keepalive_idle: s.duration("tcp_keepalive_idle", r.tcp_keepalive_idle)?,
             tcp_keepalive_interval: s
                 .duration("tcp_keepalive_interval", r.tcp_keepalive_interval)?,
+            tcp_notsent_lowat: s.size("tcp_notsent_lowat", r.tcp_notsent_lowat)?,
         };
 
         Ok(Config {
@@ -751,6 +756,7 @@ mod tests {
             [runtime]
             poll_mode = "oneshot"
             backlog = 16
+            tcp_notsent_lowat = "4KiB"
             "#,
         )
         .unwrap();
@@ -775,6 +781,7 @@ mod tests {
         assert_eq!(c.log.access_log_path, "/tmp/a.log");
         assert_eq!(c.runtime.poll_mode, PollModeName::Oneshot);
         assert_eq!(c.runtime.backlog, 16);
+        assert_eq!(c.runtime.tcp_notsent_lowat, 4 * KIB);
     }
 
     #[test]
@@ -811,6 +818,7 @@ mod tests {
         assert!(err("[timeouts]\nwrite = \"0ms\"").contains("more than zero"));
         assert!(err("[runtime]\npoll_mode = \"level\"").contains("runtime.poll_mode"));
         assert!(err("[runtime]\nbacklog = 0").contains("runtime.backlog"));
+        assert!(err("[runtime]\ntcp_notsent_lowat = \"16k\"").contains("runtime.tcp_notsent_lowat"));
         assert!(err("[log]\naccess_log_path = \"\"").contains("log.access_log_path"));
         assert!(err("listen = ").starts_with("invalid TOML"));
     }

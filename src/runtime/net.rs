@@ -34,6 +34,9 @@ pub struct StreamOptions {
     pub nodelay: bool,
     /// SO_KEEPALIVE probes: idle time before the first, interval between them.
     pub keepalive: Option<(Duration, Duration)>,
+    /// TCP_NOTSENT_LOWAT: the most bytes left queued but not yet sent
+    /// before the socket stops taking more (and reads as not writable).
+    pub notsent_lowat: Option<u32>,
 }
 
 impl Default for StreamOptions {
@@ -41,6 +44,7 @@ impl Default for StreamOptions {
         StreamOptions {
             nodelay: true,
             keepalive: Some((Duration::from_secs(60), Duration::from_secs(10))),
+            notsent_lowat: None,
         }
     }
 }
@@ -115,9 +119,30 @@ pub fn condition_stream(stream: &StdStream, options: &StreamOptions) -> io::Resu
     if options.nodelay {
         socket.set_tcp_nodelay(true)?;
     }
+    if let Some(bytes) = options.notsent_lowat {
+        set_notsent_lowat(stream, bytes)?;
+    }
     if let Some((idle, interval)) = options.keepalive {
         let keepalive = TcpKeepalive::new().with_time(idle).with_interval(interval);
         socket.set_tcp_keepalive(&keepalive)?;
+    }
+    Ok(())
+}
+
+fn set_notsent_lowat(stream: &StdStream, bytes: u32) -> io::Result<()> {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `value` is a live c_int and the length passed is its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
@@ -159,6 +184,29 @@ impl Async<StdStream> {
             .await
     }
 
+    /// Writes like `write`, with MSG_MORE: the kernel holds a short tail
+    /// back until the next write, so a head followed by `sendfile` leaves in
+    /// full segments rather than as a small one of its own.
+    pub async fn write_more(&self, buf: &[u8]) -> io::Result<usize> {
+        self.write_with(|stream| {
+            // SAFETY: `buf` is valid for `buf.len()` bytes for the call's duration.
+            let sent = unsafe {
+                libc::send(
+                    stream.as_raw_fd(),
+                    buf.as_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_MORE | libc::MSG_NOSIGNAL,
+                )
+            };
+            if sent < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(sent as usize)
+            }
+        })
+        .await
+    }
+
     /// Shuts down the write side so the peer sees EOF after what was sent.
     pub fn shutdown_write(&self) -> io::Result<()> {
         self.get_ref().shutdown(std::net::Shutdown::Write)
@@ -181,4 +229,42 @@ fn sendfile_once(
     }
     *offset = off as u64;
     Ok(sent as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notsent_lowat(stream: &StdStream) -> libc::c_int {
+        let mut value: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `value` and `len` are live and sized for the option.
+        let rc = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NOTSENT_LOWAT,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        value
+    }
+
+    #[test]
+    fn condition_stream_sets_the_notsent_low_water_mark() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = StdStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let options = StreamOptions {
+            notsent_lowat: Some(16 * 1024),
+            ..StreamOptions::default()
+        };
+        condition_stream(&accepted, &options).unwrap();
+        assert_eq!(notsent_lowat(&accepted), 16 * 1024);
+        assert!(SockRef::from(&accepted).tcp_nodelay().unwrap());
+        condition_stream(&client, &StreamOptions::default()).unwrap();
+        assert_ne!(notsent_lowat(&client), 16 * 1024);
+    }
 }

@@ -97,27 +97,57 @@ impl Exchange<'_> {
     pub async fn flush(&mut self) -> io::Result<()> {
         flush(&self.conn.stream, self.out, self.line).await
     }
+
+    /// Sends what is buffered when more follows at once (a body streamed
+    /// with sendfile): the kernel joins it to what comes next.
+    pub async fn flush_more(&mut self) -> io::Result<()> {
+        send_buffered(&self.conn.stream, self.out, self.line, Send::More).await
+    }
 }
 
 /// Writes all of `out` (then clears it), giving each write `timeouts.write`
 /// to make progress: a client that stops reading is dropped.
 pub async fn flush(stream: &TcpStream, out: &mut Vec<u8>, line: &Line) -> io::Result<()> {
+    send_buffered(stream, out, line, Send::Now).await
+}
+
+/// Whether a write ends what there is to send, or more follows at once.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Send {
+    Now,
+    More,
+}
+
+async fn send_buffered(
+    stream: &TcpStream,
+    out: &mut Vec<u8>,
+    line: &Line,
+    send: Send,
+) -> io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
-    let result = write_all_timed(stream, out, line.config.timeouts.write).await;
+    let result = write_timed(stream, out, line.config.timeouts.write, send).await;
     line.metrics.here().bytes_out.add_local(out.len() as u64);
     out.clear();
     result
 }
 
-pub async fn write_all_timed(
+pub async fn write_all_timed(stream: &TcpStream, bytes: &[u8], limit: Duration) -> io::Result<()> {
+    write_timed(stream, bytes, limit, Send::Now).await
+}
+
+async fn write_timed(
     stream: &TcpStream,
     mut bytes: &[u8],
     limit: Duration,
+    send: Send,
 ) -> io::Result<()> {
     while !bytes.is_empty() {
-        let n = timeout(limit, stream.write(bytes)).await??;
+        let n = match send {
+            Send::Now => timeout(limit, stream.write(bytes)).await??,
+            Send::More => timeout(limit, stream.write_more(bytes)).await??,
+        };
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }

@@ -124,6 +124,10 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
             config.runtime.tcp_keepalive_idle,
             config.runtime.tcp_keepalive_interval,
         )),
+        notsent_lowat: match config.runtime.tcp_notsent_lowat {
+            0 => None,
+            bytes => Some(u32::try_from(bytes).unwrap_or(u32::MAX)),
+        },
     };
     let mut next_queue = 0usize;
     while !line.shutdown.is_set() {

@@ -442,7 +442,7 @@ impl StaticFiles {
             ex.out.extend_from_slice(&chunk);
             return Ok(());
         }
-        ex.flush().await?;
+        ex.flush_more().await?;
         let _writing = Writing::new(ex.line.metrics.here());
         let limit = ex.line.config.timeouts.write;
         let mut offset = start;
