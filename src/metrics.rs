@@ -22,9 +22,6 @@ pub struct WorkerMetrics {
     pub open: Counter,
     pub reading: Counter,
     pub writing: Counter,
-    /// Of `reading`: connections waiting for the first byte of a request
-    /// (nothing in flight; shutdown need not wait for them).
-    pub awaiting: Counter,
     pub recycled: Counter,
     pub requests: Counter,
     pub status_classes: [Counter; 5],
@@ -45,7 +42,6 @@ pub struct Totals {
     pub open: i64,
     pub reading: i64,
     pub writing: i64,
-    pub awaiting: i64,
     pub idle: i64,
     pub recycled: u64,
     pub requests: u64,
@@ -84,7 +80,6 @@ impl Metrics {
             t.open = t.open.wrapping_add(gauge(&w.open));
             t.reading = t.reading.wrapping_add(gauge(&w.reading));
             t.writing = t.writing.wrapping_add(gauge(&w.writing));
-            t.awaiting = t.awaiting.wrapping_add(gauge(&w.awaiting));
             t.recycled += w.recycled.get();
             t.requests += w.requests.get();
             for (sum, c) in t.status_classes.iter_mut().zip(&w.status_classes) {

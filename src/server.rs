@@ -12,7 +12,7 @@ use crate::runtime::{Latch, PollMode, Queue, Runtime};
 use crate::stages::handler::HttpHandler;
 use crate::stages::{
     acceptor_by_name, dispatcher_by_name, Acceptor, Dispatcher, Handler, Line, PendingQueue,
-    StageNames,
+    StageNames, Waiting,
 };
 
 /// Builds a server from a config, with any stage swapped for your own.
@@ -97,7 +97,13 @@ impl ServerBuilder {
         }
         let line = Arc::new(Line {
             pending: (0..workers)
-                .map(|_| PendingQueue::new(config.queue.capacity, config.timeouts.keepalive_idle))
+                .map(|_| {
+                    PendingQueue::new(
+                        config.queue.capacity,
+                        config.timeouts.keepalive_idle,
+                        config.timeouts.header_read,
+                    )
+                })
                 .collect(),
             metrics: Arc::new(Metrics::new(workers)),
             slots,
@@ -111,10 +117,14 @@ impl ServerBuilder {
             config: Arc::new(config),
         });
         for worker in 0..workers {
-            let line = line.clone();
-            runtime
-                .spawn_on(worker, async move { line.pending[worker].run_idle().await })
-                .detach();
+            for waiting in [Waiting::FirstRequest, Waiting::KeepAlive] {
+                let line = line.clone();
+                runtime
+                    .spawn_on(worker, async move {
+                        line.pending[worker].run_idle(waiting).await
+                    })
+                    .detach();
+            }
         }
         dispatcher.start(runtime.handle(), &line, handler);
         let addr = acceptor.start(runtime.handle(), line.config.listen, &line)?;
@@ -165,8 +175,8 @@ impl Server {
         while Instant::now() < deadline {
             let t = self.line.metrics.totals();
             // Connections that have not sent a byte of a request are not
-            // in flight: they close with the idle ones.
-            if t.reading - t.awaiting <= 0 && t.writing <= 0 {
+            // in flight: they are parked, and close with the idle ones.
+            if t.reading <= 0 && t.writing <= 0 {
                 break;
             }
             std::thread::sleep(Duration::from_millis(2));

@@ -113,24 +113,39 @@ impl<T: AsFd> Async<T> {
         ready!(poll_budget(cx));
         loop {
             let seen = self.tick(direction);
-            // Known exhausted and no event since: the syscall could only
-            // say EAGAIN, so park straight away. Readiness always arrives
-            // as a new event (edge mode), or on re-arming (oneshot mode).
-            if let Some(source) = self.source.get() {
-                if source.drained_tick(direction) == seen {
-                    if source.park(cx, direction, seen) {
+            match self.attempt(seen, direction, &mut op, &drained) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.source()?.park(cx, direction, seen) {
                         return Poll::Pending;
                     }
-                    continue;
                 }
+                done => return Poll::Ready(done),
             }
+        }
+    }
+
+    /// One try of `op` as of readiness tick `seen`: `WouldBlock` (recorded,
+    /// so the next try costs no syscall until an event arrives) or its result.
+    fn attempt<R>(
+        &self,
+        seen: u64,
+        direction: Direction,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
+        // Known exhausted and no event since: the syscall could only say
+        // EAGAIN. Readiness always arrives as a new event (edge mode), or
+        // on re-arming (oneshot mode).
+        if let Some(source) = self.source.get() {
+            if source.drained_tick(direction) == seen {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+        }
+        loop {
             match op(self.get_ref()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let source = self.source()?;
-                    source.mark_drained(direction, seen);
-                    if source.park(cx, direction, seen) {
-                        return Poll::Pending;
-                    }
+                    self.source()?.mark_drained(direction, seen);
+                    return Err(e);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Ok(result) => {
@@ -139,9 +154,9 @@ impl<T: AsFd> Async<T> {
                             source.mark_drained(direction, seen);
                         }
                     }
-                    return Poll::Ready(Ok(result));
+                    return Ok(result);
                 }
-                Err(e) => return Poll::Ready(Err(e)),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -229,6 +244,19 @@ where
     /// Reads some bytes; 0 means the peer closed.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         poll_fn(|cx| self.poll_read(cx, buf)).await
+    }
+
+    /// Reads without waiting: `WouldBlock` if nothing has arrived (known
+    /// without a syscall when the last read drained the descriptor).
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let len = buf.len();
+        let seen = self.tick(Direction::Read);
+        self.attempt(
+            seen,
+            Direction::Read,
+            |mut io| io.read(buf),
+            |&n| n > 0 && n < len,
+        )
     }
 }
 

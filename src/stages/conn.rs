@@ -200,6 +200,34 @@ impl Conn {
             ));
         }
         let n = timeout_at(deadline, self.stream.read(spare)).await??;
+        self.received(n, metrics);
+        Ok(n)
+    }
+
+    /// Reads what has arrived without waiting: None if nothing has (and
+    /// then the connection holds no read buffer). Ok(Some(0)): peer closed.
+    pub fn try_fill(&mut self, size: usize, metrics: &WorkerMetrics) -> io::Result<Option<usize>> {
+        let read = match self.input.spare(size) {
+            [] => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "read buffer full",
+            )),
+            spare => self.stream.try_read(spare),
+        };
+        match read {
+            Ok(n) => {
+                self.received(n, metrics);
+                Ok(Some(n))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.input.release_if_empty();
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn received(&mut self, n: usize, metrics: &WorkerMetrics) {
         self.input.filled(n);
         self.received_seq = READ_SEQ.with(|seq| {
             let this = seq.get();
@@ -207,6 +235,5 @@ impl Conn {
             this
         });
         metrics.bytes_in.add_local(n as u64);
-        Ok(n)
     }
 }

@@ -53,16 +53,21 @@ impl HttpHandler {
     async fn serve(&self, mut conn: Conn, line: &Line) {
         let metrics = line.metrics.here();
         WorkerMetrics::inc(&metrics.reading);
-        let keep = self.serve_ready(&mut conn, line).await;
+        let next = self.serve_ready(&mut conn, line).await;
         WorkerMetrics::dec(&line.metrics.here().reading);
-        if keep && !line.shutdown.is_set() {
-            line.local_pending().recycle(conn, line);
+        if line.shutdown.is_set() {
+            return;
+        }
+        match next {
+            Next::Recycle => line.local_pending().recycle(conn, line),
+            Next::Park => line.local_pending().park(conn),
+            Next::Close => {}
         }
     }
 
     /// Answers every complete request buffered (reading first if there is
-    /// none). Returns whether the connection stays open.
-    async fn serve_ready(&self, conn: &mut Conn, line: &Line) -> bool {
+    /// none). Returns what becomes of the connection.
+    async fn serve_ready(&self, conn: &mut Conn, line: &Line) -> Next {
         let config = &line.config;
         let deadline = conn.ready_since + config.timeouts.header_read;
         let mut out = OutBuffer::take();
@@ -75,7 +80,7 @@ impl HttpHandler {
                     crate::http::write_error(out, e.status, e.message, false, &[]);
                     self.record(line, conn, None, e.status, 0, Instant::now());
                     let _ = flush(&conn.stream, out, line).await;
-                    return false;
+                    return Next::Close;
                 }
                 Ok(Some(req)) => {
                     let started = Instant::now();
@@ -91,21 +96,34 @@ impl HttpHandler {
                     answered += 1;
                     if !outcome.keep_alive {
                         let _ = flush(&conn.stream, out, line).await;
-                        return false;
+                        return Next::Close;
                     }
                     if out.len() >= FLUSH_AT && flush(&conn.stream, out, line).await.is_err() {
-                        return false;
+                        return Next::Close;
                     }
                 }
                 Ok(None) if answered > 0 => {
                     // Responses for what was buffered; the rest of the next
                     // request (if any) goes round the line again.
-                    return flush(&conn.stream, out, line).await.is_ok();
+                    return match flush(&conn.stream, out, line).await {
+                        Ok(()) => Next::Recycle,
+                        Err(_) => Next::Close,
+                    };
+                }
+                Ok(None) if !conn.input.has_pending() => {
+                    // Nothing of a request yet: read what is there, or wait
+                    // parked rather than here with a read buffer.
+                    let size = read_buffer_size(config);
+                    match conn.try_fill(size, line.metrics.here()) {
+                        Ok(Some(n)) if n > 0 => {}
+                        Ok(None) => return Next::Park,
+                        _ => return Next::Close,
+                    }
                 }
                 Ok(None) => {
                     if !self.read_more(conn, line, deadline, out).await {
                         let _ = flush(&conn.stream, out, line).await;
-                        return false;
+                        return Next::Close;
                     }
                 }
             }
@@ -122,14 +140,7 @@ impl HttpHandler {
         out: &mut Vec<u8>,
     ) -> bool {
         let size = read_buffer_size(&line.config);
-        let awaiting = !conn.input.has_pending();
-        if awaiting {
-            WorkerMetrics::inc(&line.metrics.here().awaiting);
-        }
         let filled = conn.fill(size, deadline, line.metrics.here()).await;
-        if awaiting {
-            WorkerMetrics::dec(&line.metrics.here().awaiting);
-        }
         match filled {
             Ok(n) => n > 0,
             Err(e) if e.kind() != std::io::ErrorKind::TimedOut => false,
@@ -204,6 +215,15 @@ impl HttpHandler {
             log.record(conn.peer(), req, status, bytes);
         }
     }
+}
+
+/// What becomes of a connection after its handler is done with it.
+enum Next {
+    /// Responses sent; back round the line for the next request.
+    Recycle,
+    /// Nothing to read yet: wait in the reactor for the first bytes.
+    Park,
+    Close,
 }
 
 /// A body sent to a route that ignores it can be read and dropped (so the

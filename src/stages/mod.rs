@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 use crate::runtime::{Handle, Latch, Queue};
 
 pub use conn::Conn;
-pub use pending::PendingQueue;
+pub use pending::{PendingQueue, Waiting};
 
 /// A boxed future that stays on its worker.
 pub type LocalFuture<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;

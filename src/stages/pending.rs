@@ -4,21 +4,34 @@
 //! Connections enter it three ways: fresh from the acceptor, recycled with
 //! pipelined bytes already buffered, or recycled idle — then they wait in the
 //! reactor (no handler, no read buffer) until readable, and only then enter.
+//! A connection a handler finds with nothing to read (a new one whose
+//! request has not arrived yet) is parked the same way.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::Overload;
 use crate::metrics::WorkerMetrics;
-use crate::runtime::idle::{IdleSet, Ready};
+use crate::runtime::idle::{Arm, IdleSet, Ready};
 use crate::runtime::{self, stats::Counter, Full, Queue, QueueSnapshot, TcpStream};
 
 use super::{Conn, Line};
 
 pub struct PendingQueue {
     queue: Queue<Conn>,
-    /// Idle keep-alive connections, waiting to become readable.
+    /// Idle keep-alive connections, waiting to become readable; closed
+    /// after `timeouts.keepalive_idle`.
     idle: IdleSet<Conn>,
+    /// New connections that have sent nothing yet; closed after
+    /// `timeouts.header_read`, like a request that never arrives.
+    fresh: IdleSet<Conn>,
     recycled: Counter,
+}
+
+/// What a parked connection waits for: its first request, or its next one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Waiting {
+    FirstRequest,
+    KeepAlive,
 }
 
 /// A queue's counters for `/status`.
@@ -26,29 +39,38 @@ pub struct PendingQueue {
 pub struct PendingSnapshot {
     pub queue: QueueSnapshot,
     pub recycled: u64,
-    /// Idle keep-alive connections parked in the reactor.
+    /// Connections parked in the reactor until their next request arrives
+    /// (idle keep-alive ones, and new ones that have sent nothing yet).
     pub idle: u64,
 }
 
 impl PendingQueue {
-    /// `keepalive_idle`: how long an idle connection may stay silent.
-    pub fn new(capacity: usize, keepalive_idle: std::time::Duration) -> PendingQueue {
+    /// `keepalive_idle`: how long an idle connection may stay silent;
+    /// `header_read`: how long a new one may.
+    pub fn new(capacity: usize, keepalive_idle: Duration, header_read: Duration) -> PendingQueue {
+        let arm: Arm<Conn> = |conn, waker| conn.stream.arm_readable(waker);
         PendingQueue {
             queue: Queue::bounded(capacity),
-            idle: IdleSet::new(
-                |conn: &Conn, waker| conn.stream.arm_readable(waker),
-                keepalive_idle,
-            ),
+            idle: IdleSet::new(arm, keepalive_idle),
+            fresh: IdleSet::new(arm, header_read),
             recycled: Counter::default(),
         }
     }
 
-    /// Moves idle connections that became readable onto the queue and
-    /// closes those that stayed silent too long. One per worker, for the
-    /// server's lifetime.
-    pub async fn run_idle(&self) {
+    fn parked(&self, waiting: Waiting) -> &IdleSet<Conn> {
+        match waiting {
+            Waiting::FirstRequest => &self.fresh,
+            Waiting::KeepAlive => &self.idle,
+        }
+    }
+
+    /// Moves parked connections that became readable onto the queue and
+    /// closes those that stayed silent too long. One per worker and kind of
+    /// wait, for the server's lifetime.
+    pub async fn run_idle(&self, waiting: Waiting) {
+        let parked = self.parked(waiting);
         loop {
-            match self.idle.next().await {
+            match parked.next().await {
                 Ready::Readable(mut conn) => {
                     conn.ready_since = Instant::now();
                     self.queue.send(conn).await;
@@ -58,9 +80,10 @@ impl PendingQueue {
         }
     }
 
-    /// Closes every idle connection (shutdown).
+    /// Closes every parked connection (shutdown).
     pub fn close_idle(&self) {
         self.idle.clear();
+        self.fresh.clear();
     }
 
     /// Pushes a new connection, parking while the queue is full (overload "wait").
@@ -85,12 +108,27 @@ impl PendingQueue {
     /// may be read: at once if bytes are buffered or it is readable already,
     /// else it waits in the idle set — no green thread, no read buffer —
     /// until readable, or is closed after the keep-alive timeout.
-    pub fn recycle(&self, mut conn: Conn, line: &Line) {
+    pub fn recycle(&self, conn: Conn, line: &Line) {
         self.recycled.add(1);
         WorkerMetrics::inc(&line.metrics.here().recycled);
+        self.requeue(conn);
+    }
+
+    /// Puts back a connection a handler found nothing to read on (a new
+    /// one whose request has not arrived): it waits in the reactor, holding
+    /// no handler and no read buffer.
+    pub fn park(&self, conn: Conn) {
+        self.requeue(conn);
+    }
+
+    fn requeue(&self, mut conn: Conn) {
         if !conn.input.has_pending() {
             conn.input.release_if_empty();
-            match self.idle.park(conn) {
+            let waiting = match conn.requests {
+                0 => Waiting::FirstRequest,
+                _ => Waiting::KeepAlive,
+            };
+            match self.parked(waiting).park(conn) {
                 Some(ready) => conn = ready,
                 None => return,
             }
@@ -106,7 +144,7 @@ impl PendingQueue {
         PendingSnapshot {
             queue: self.queue.snapshot(),
             recycled: self.recycled.get(),
-            idle: self.idle.len() as u64,
+            idle: (self.idle.len() + self.fresh.len()) as u64,
         }
     }
 }
