@@ -2,16 +2,21 @@
 //! deadline passes, without a green thread, a timer entry or an allocation
 //! each. One green thread (the pump) takes them out as they become ready.
 //!
-//! Every slot owns a waker for life: waking it records the slot's index and
-//! wakes the pump. All items share one timeout, so deadlines arrive in the
-//! order items were parked and a FIFO serves as the timer queue.
+//! Every parked item costs its slot and nothing else:
+//! - Slots live in fixed chunks that never move. A slot's waker is not an
+//!   allocation: its data pointer is the address of the chunk's shared
+//!   waker block plus the slot's offset (the block is aligned to the chunk
+//!   size, so the offset fits in the low bits). Waking it records the slot's
+//!   index and wakes the pump.
+//! - All items share one timeout, so deadlines arrive in the order items
+//!   were parked: the slots form a FIFO through their own links, which also
+//!   makes removal of a readable item exact.
 
-use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Poll, Wake, Waker};
+use std::task::{Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::{Duration, Instant};
 
 use super::timer::{sleep_until, Sleep};
@@ -25,22 +30,31 @@ pub struct IdleSet<T> {
     woken: Arc<Woken>,
     arm: Arm<T>,
     timeout: Duration,
+    /// Deadlines are milliseconds after this.
+    epoch: Instant,
 }
 
+/// No slot (end of a list).
+const NIL: u32 = u32::MAX;
+
 struct State<T> {
-    /// Slots in fixed chunks: growing never copies them, and at most one
-    /// chunk is unused (a doubling Vec wastes up to half).
     slots: Chunked<Slot<T>>,
-    free: Vec<u32>,
-    /// (deadline, slot, generation), oldest first.
-    deadlines: VecDeque<(Instant, u32, u32)>,
+    /// One per chunk of slots.
+    wakers: Vec<Arc<WakerBlock>>,
+    /// Free slots, linked through `Slot::next`.
+    free: u32,
+    /// Parked slots, oldest (first to expire) to newest.
+    oldest: u32,
+    newest: u32,
     len: usize,
 }
 
 struct Slot<T> {
     item: Option<T>,
-    generation: u32,
-    waker: Waker,
+    /// Milliseconds after `epoch` when the item expires.
+    deadline: u64,
+    prev: u32,
+    next: u32,
 }
 
 /// Slots whose descriptor fired, and the pump to tell.
@@ -50,19 +64,10 @@ struct Woken {
     pump: Mutex<Option<Waker>>,
 }
 
-struct SlotWaker {
-    slot: u32,
-    woken: Arc<Woken>,
-}
-
-impl Wake for SlotWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        lock(&self.woken.slots).push(self.slot);
-        if let Some(pump) = lock(&self.woken.pump).take() {
+impl Woken {
+    fn wake(&self, slot: u32) {
+        lock(&self.slots).push(slot);
+        if let Some(pump) = lock(&self.pump).take() {
             pump.wake();
         }
     }
@@ -73,6 +78,68 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 const CHUNK: usize = 256;
+
+/// What the wakers of one chunk's slots share. Aligned to `CHUNK`, so a
+/// waker's data pointer (block address + slot offset) gives both back.
+#[repr(align(256))]
+struct WakerBlock {
+    woken: Arc<Woken>,
+    /// Index of the chunk's first slot.
+    first: u32,
+}
+
+const _: () = assert!(std::mem::align_of::<WakerBlock>() == CHUNK);
+
+static SLOT_WAKER: RawWakerVTable = RawWakerVTable::new(
+    clone_slot_waker,
+    wake_slot,
+    wake_slot_by_ref,
+    drop_slot_waker,
+);
+
+/// The waker of the slot at `offset` in the chunk whose block is `block`.
+fn slot_waker(block: &Arc<WakerBlock>, offset: usize) -> Waker {
+    let data = Arc::into_raw(block.clone()) as usize + offset;
+    // SAFETY: `data` is an `Arc<WakerBlock>` pointer (whose strong count we
+    // just raised) plus an offset below its alignment, which is what every
+    // function of SLOT_WAKER expects.
+    unsafe { Waker::from_raw(RawWaker::new(data as *const (), &SLOT_WAKER)) }
+}
+
+/// Splits a slot waker's data pointer into its block and slot offset.
+fn split(data: *const ()) -> (*const WakerBlock, u32) {
+    let data = data as usize;
+    (
+        (data & !(CHUNK - 1)) as *const WakerBlock,
+        (data & (CHUNK - 1)) as u32,
+    )
+}
+
+unsafe fn clone_slot_waker(data: *const ()) -> RawWaker {
+    // SAFETY: the waker being cloned holds a strong count on the block.
+    unsafe { Arc::increment_strong_count(split(data).0) };
+    RawWaker::new(data, &SLOT_WAKER)
+}
+
+unsafe fn wake_slot(data: *const ()) {
+    // SAFETY: consumes the waker: wake as by reference, then drop its count.
+    unsafe {
+        wake_slot_by_ref(data);
+        drop_slot_waker(data);
+    }
+}
+
+unsafe fn wake_slot_by_ref(data: *const ()) {
+    let (block, offset) = split(data);
+    // SAFETY: the live waker holds a strong count, so the block is alive.
+    let block = unsafe { &*block };
+    block.woken.wake(block.first + offset);
+}
+
+unsafe fn drop_slot_waker(data: *const ()) {
+    // SAFETY: gives back the strong count this waker held.
+    unsafe { Arc::decrement_strong_count(split(data).0) };
+}
 
 /// A growable array addressed by u32 that never moves its elements.
 struct Chunked<T> {
@@ -113,6 +180,81 @@ impl<T> Chunked<T> {
     }
 }
 
+impl<T> State<T> {
+    fn waker(&self, index: u32) -> Option<Waker> {
+        let index = index as usize;
+        let block = self.wakers.get(index / CHUNK)?;
+        Some(slot_waker(block, index % CHUNK))
+    }
+
+    /// A free slot's index, adding a slot if none is free.
+    fn allocate(&mut self, woken: &Arc<Woken>) -> u32 {
+        if let Some(slot) = self.slots.get(self.free) {
+            let index = self.free;
+            self.free = slot.next;
+            return index;
+        }
+        let index = self.slots.len();
+        if (index as usize).is_multiple_of(CHUNK) {
+            self.wakers.push(Arc::new(WakerBlock {
+                woken: woken.clone(),
+                first: index,
+            }));
+        }
+        self.slots.push(Slot {
+            item: None,
+            deadline: 0,
+            prev: NIL,
+            next: NIL,
+        });
+        index
+    }
+
+    fn release(&mut self, index: u32) {
+        let free = self.free;
+        if let Some(slot) = self.slots.get_mut(index) {
+            slot.next = free;
+            self.free = index;
+        }
+    }
+
+    /// Appends a parked slot to the deadline order.
+    fn push_newest(&mut self, index: u32) {
+        let newest = self.newest;
+        if let Some(slot) = self.slots.get_mut(index) {
+            slot.prev = newest;
+            slot.next = NIL;
+        }
+        match self.slots.get_mut(newest) {
+            Some(last) => last.next = index,
+            None => self.oldest = index,
+        }
+        self.newest = index;
+    }
+
+    fn unlink(&mut self, index: u32) {
+        let Some(&Slot { prev, next, .. }) = self.slots.get(index) else {
+            return;
+        };
+        match self.slots.get_mut(prev) {
+            Some(slot) => slot.next = next,
+            None => self.oldest = next,
+        }
+        match self.slots.get_mut(next) {
+            Some(slot) => slot.prev = prev,
+            None => self.newest = prev,
+        }
+    }
+
+    fn take(&mut self, index: u32) -> Option<T> {
+        let item = self.slots.get_mut(index)?.item.take()?;
+        self.unlink(index);
+        self.release(index);
+        self.len -= 1;
+        Some(item)
+    }
+}
+
 /// What the pump hands out.
 pub enum Ready<T> {
     /// The item's descriptor may be read.
@@ -126,13 +268,16 @@ impl<T> IdleSet<T> {
         IdleSet {
             state: Mutex::new(State {
                 slots: Chunked::default(),
-                free: Vec::new(),
-                deadlines: VecDeque::new(),
+                wakers: Vec::new(),
+                free: NIL,
+                oldest: NIL,
+                newest: NIL,
                 len: 0,
             }),
             woken: Arc::default(),
             arm,
             timeout,
+            epoch: Instant::now(),
         }
     }
 
@@ -145,16 +290,23 @@ impl<T> IdleSet<T> {
         self.len() == 0
     }
 
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// Drops every parked item.
     pub fn clear(&self) {
         let items: Vec<T> = {
             let mut state = lock(&self.state);
-            state.deadlines.clear();
-            let taken: Vec<u32> = (0..state.slots.len()).collect();
-            taken
-                .into_iter()
-                .filter_map(|i| Self::take(&mut state, i))
-                .collect()
+            let mut items = Vec::with_capacity(state.len);
+            loop {
+                let oldest = state.oldest;
+                match state.take(oldest) {
+                    Some(item) => items.push(item),
+                    None => break,
+                }
+            }
+            items
         };
         drop(items); // outside the lock: dropping may deregister descriptors
     }
@@ -163,33 +315,21 @@ impl<T> IdleSet<T> {
     /// its descriptor may already be read; drops it if arming fails.
     pub fn park(&self, item: T) -> Option<T> {
         let mut state = lock(&self.state);
-        let index = match state.free.pop() {
-            Some(index) => index,
-            None => {
-                let index = state.slots.len();
-                let waker = Waker::from(Arc::new(SlotWaker {
-                    slot: index,
-                    woken: self.woken.clone(),
-                }));
-                state.slots.push(Slot {
-                    item: None,
-                    generation: 0,
-                    waker,
-                });
-                index
-            }
+        let index = state.allocate(&self.woken);
+        let Some(waker) = state.waker(index) else {
+            return None; // every slot has its chunk's block: cannot happen
         };
-        let Some(slot) = state.slots.get_mut(index) else {
-            return None; // just pushed: cannot happen
-        };
-        match (self.arm)(&item, &slot.waker) {
+        match (self.arm)(&item, &waker) {
             Ok(false) => {
+                let deadline = self.millis(Instant::now() + self.timeout);
+                let Some(slot) = state.slots.get_mut(index) else {
+                    return None; // just allocated: cannot happen
+                };
                 slot.item = Some(item);
-                let generation = slot.generation;
+                slot.deadline = deadline;
+                state.push_newest(index);
                 state.len += 1;
-                let deadline = Instant::now() + self.timeout;
-                let first = state.deadlines.is_empty();
-                state.deadlines.push_back((deadline, index, generation));
+                let first = state.oldest == index;
                 drop(state);
                 if first {
                     // The pump has no timer running: let it arm one.
@@ -200,23 +340,14 @@ impl<T> IdleSet<T> {
                 None
             }
             Ok(true) => {
-                state.free.push(index);
+                state.release(index);
                 Some(item)
             }
             Err(_) => {
-                state.free.push(index);
+                state.release(index);
                 None
             }
         }
-    }
-
-    fn take(state: &mut State<T>, index: u32) -> Option<T> {
-        let slot = state.slots.get_mut(index)?;
-        let item = slot.item.take()?;
-        slot.generation = slot.generation.wrapping_add(1);
-        state.free.push(index);
-        state.len -= 1;
-        Some(item)
     }
 
     /// The next item that became readable or expired. Run by one pump
@@ -233,42 +364,33 @@ impl<T> IdleSet<T> {
                 }
                 for (position, &index) in woken.iter().enumerate() {
                     // Spurious or stale wakes re-arm; real readiness leaves.
-                    let readable = match state.slots.get(index) {
-                        Some(Slot {
-                            item: Some(item),
-                            waker,
-                            ..
-                        }) => (self.arm)(item, waker).unwrap_or(true),
+                    let readable = match (state.slots.get(index), state.waker(index)) {
+                        (
+                            Some(Slot {
+                                item: Some(item), ..
+                            }),
+                            Some(waker),
+                        ) => (self.arm)(item, &waker).unwrap_or(true),
                         _ => false,
                     };
-                    if let Some(item) = readable.then(|| Self::take(&mut state, index)).flatten() {
+                    if let Some(item) = readable.then(|| state.take(index)).flatten() {
                         // Hand the rest back for the next call.
                         lock(&self.woken.slots).extend_from_slice(&woken[position + 1..]);
                         return Poll::Ready(Ready::Readable(item));
                     }
                 }
             }
-            let now = Instant::now();
-            while let Some(&(deadline, index, generation)) = state.deadlines.front() {
-                let live = state
-                    .slots
-                    .get(index)
-                    .is_some_and(|s| s.generation == generation && s.item.is_some());
-                if !live {
-                    state.deadlines.pop_front();
-                    continue;
-                }
-                if deadline > now {
-                    break;
-                }
-                state.deadlines.pop_front();
-                if let Some(item) = Self::take(&mut state, index) {
+            let now = self.millis(Instant::now());
+            let first = state.oldest;
+            let oldest = state.slots.get(first).map(|slot| slot.deadline);
+            if oldest.is_some_and(|deadline| deadline <= now) {
+                if let Some(item) = state.take(first) {
                     return Poll::Ready(Ready::Expired(item));
                 }
             }
-            let next = state.deadlines.front().map(|&(deadline, _, _)| deadline);
             drop(state);
-            if let Some(deadline) = next {
+            if let Some(deadline) = oldest {
+                let deadline = self.epoch + Duration::from_millis(deadline);
                 let timer = match &mut timer {
                     Some(t) if t.deadline() == deadline => t,
                     slot => slot.insert(sleep_until(deadline)),
@@ -290,6 +412,7 @@ mod tests {
     use crate::runtime::{block_on, Async};
     use std::io::Write;
     use std::net::{TcpListener, TcpStream};
+    use std::os::unix::net::UnixStream;
 
     fn arm(stream: &Async<TcpStream>, waker: &Waker) -> io::Result<bool> {
         stream.arm_readable(waker)
@@ -334,5 +457,52 @@ mod tests {
             (first.0, second.0, second_is_quiet, set.len())
         });
         assert_eq!(order, ("readable", "expired", true, 0));
+    }
+
+    fn unix_arm(item: &(usize, Async<UnixStream>), waker: &Waker) -> io::Result<bool> {
+        item.1.arm_readable(waker)
+    }
+
+    /// Wakers are pointers into per-chunk blocks: a slot past the first
+    /// chunk must wake as itself, and taking items out of the middle must
+    /// keep the deadline order of the rest.
+    #[test]
+    fn wakes_reach_the_right_slot_across_chunks() {
+        let pairs: Vec<(UnixStream, UnixStream)> = (0..CHUNK + 44)
+            .map(|_| UnixStream::pair().expect("pair"))
+            .collect();
+        let (ours, mut theirs): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+        let left = block_on(async move {
+            let set = IdleSet::new(unix_arm, Duration::from_millis(200));
+            for (id, stream) in ours.into_iter().enumerate() {
+                let stream = Async::new(stream).expect("async");
+                assert!(set.park((id, stream)).is_none(), "parked {id}");
+            }
+            for id in [CHUNK + 40, 3] {
+                theirs[id].write_all(b"x").expect("write");
+            }
+            let mut readable = Vec::new();
+            for _ in 0..2 {
+                match set.next().await {
+                    Ready::Readable((id, _)) => readable.push(id),
+                    Ready::Expired((id, _)) => panic!("{id} expired first"),
+                }
+            }
+            readable.sort_unstable();
+            assert_eq!(readable, [3, CHUNK + 40]);
+            let mut expired = Vec::new();
+            while !set.is_empty() {
+                match set.next().await {
+                    Ready::Expired((id, _)) => expired.push(id),
+                    Ready::Readable((id, _)) => panic!("{id} readable"),
+                }
+            }
+            drop(theirs);
+            expired
+        });
+        let expected: Vec<usize> = (0..CHUNK + 44)
+            .filter(|id| ![3, CHUNK + 40].contains(id))
+            .collect();
+        assert_eq!(left, expected, "expired in the order parked");
     }
 }

@@ -96,7 +96,7 @@ impl<T: AsFd> Async<T> {
             .ok_or_else(|| io::Error::other("registration lost"))
     }
 
-    fn tick(&self, direction: Direction) -> u64 {
+    fn tick(&self, direction: Direction) -> u32 {
         self.source.get().map_or(0, |s| s.tick(direction))
     }
 
@@ -128,7 +128,7 @@ impl<T: AsFd> Async<T> {
     /// so the next try costs no syscall until an event arrives) or its result.
     fn attempt<R>(
         &self,
-        seen: u64,
+        seen: u32,
         direction: Direction,
         mut op: impl FnMut(&T) -> io::Result<R>,
         drained: impl Fn(&R) -> bool,

@@ -10,7 +10,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Waker};
 use std::time::Duration;
@@ -173,12 +173,13 @@ impl Reactor {
         let reactor = &worker.reactor;
         let mut sources = lock(&reactor.sources);
         let key = sources.vacant_key();
+        let too_many = || io::Error::other("more than 4 billion registered descriptors");
         let source = Arc::new(Source {
             fd,
-            key,
+            key: u32::try_from(key).map_err(|_| too_many())?,
             worker: worker.clone(),
-            ticks: [AtomicU64::new(0), AtomicU64::new(0)],
-            drained: [AtomicU64::new(0), AtomicU64::new(0)],
+            ticks: [AtomicU32::new(0), AtomicU32::new(0)],
+            drained: [AtomicU32::new(0), AtomicU32::new(0)],
             wakers: Mutex::new([None, None]),
         });
         let (interest, mode) = match reactor.mode {
@@ -193,26 +194,28 @@ impl Reactor {
     }
 }
 
-/// One watched file descriptor.
+/// One watched file descriptor. Every open connection has one, idle ones
+/// included, so it is kept small: 32-bit key and ticks (ticks are only
+/// compared for equality, so wrapping is harmless).
 pub(crate) struct Source {
     fd: RawFd,
-    key: usize,
+    key: u32,
     worker: Arc<WorkerShared>,
     /// Readiness events seen so far, per direction.
-    ticks: [AtomicU64; 2],
+    ticks: [AtomicU32; 2],
     /// Per direction, the tick at which the descriptor was last seen
     /// exhausted (a read found it empty, a write found it full).
-    drained: [AtomicU64; 2],
+    drained: [AtomicU32; 2],
     wakers: Mutex<[Option<Waker>; 2]>,
 }
 
 impl Source {
-    pub(crate) fn tick(&self, direction: Direction) -> u64 {
+    pub(crate) fn tick(&self, direction: Direction) -> u32 {
         self.ticks[direction as usize].load(Ordering::Acquire)
     }
 
     fn fire(&self, direction: Direction) {
-        self.ticks[direction as usize].fetch_add(1, Ordering::AcqRel);
+        self.ticks[direction as usize].fetch_add(1, Ordering::AcqRel); // wraps
         let waker = lock(&self.wakers)[direction as usize].take();
         if let Some(waker) = waker {
             waker.wake();
@@ -220,25 +223,25 @@ impl Source {
     }
 
     /// Records that the descriptor was exhausted in `direction` as of `tick`.
-    pub(crate) fn mark_drained(&self, direction: Direction, tick: u64) {
+    pub(crate) fn mark_drained(&self, direction: Direction, tick: u32) {
         self.drained[direction as usize].store(tick, Ordering::Release);
     }
 
     /// The tick at which the descriptor was last exhausted in `direction`;
     /// it is ready again once the tick moves past it.
-    pub(crate) fn drained_tick(&self, direction: Direction) -> u64 {
+    pub(crate) fn drained_tick(&self, direction: Direction) -> u32 {
         self.drained[direction as usize].load(Ordering::Acquire)
     }
 
     /// Parks the current green thread until the next event in `direction`.
     /// Returns false (do not park, try again) if an event arrived after
     /// `seen_tick` was read.
-    pub(crate) fn park(&self, cx: &Context<'_>, direction: Direction, seen_tick: u64) -> bool {
+    pub(crate) fn park(&self, cx: &Context<'_>, direction: Direction, seen_tick: u32) -> bool {
         self.park_waker(cx.waker(), direction, seen_tick)
     }
 
     /// `park` with any waker, not only a green thread's.
-    pub(crate) fn park_waker(&self, new: &Waker, direction: Direction, seen_tick: u64) -> bool {
+    pub(crate) fn park_waker(&self, new: &Waker, direction: Direction, seen_tick: u32) -> bool {
         {
             let mut wakers = lock(&self.wakers);
             match &mut wakers[direction as usize] {
@@ -246,7 +249,8 @@ impl Source {
                 slot => *slot = Some(new.clone()),
             }
             if self.worker.reactor.mode == PollMode::Oneshot {
-                let interest = Event::new(self.key, wakers[0].is_some(), wakers[1].is_some());
+                let interest =
+                    Event::new(self.key as usize, wakers[0].is_some(), wakers[1].is_some());
                 // SAFETY: `fd` stays open while the source is registered.
                 let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
                 let _ = self.worker.reactor.poller.modify_with_mode(
@@ -262,7 +266,7 @@ impl Source {
     /// Stops watching; must run before the descriptor is closed.
     pub(crate) fn deregister(&self) {
         let reactor = &self.worker.reactor;
-        let removed = lock(&reactor.sources).remove(self.key);
+        let removed = lock(&reactor.sources).remove(self.key as usize);
         // SAFETY: the descriptor is still open: `Async` closes it only after this.
         let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
         let _ = reactor.poller.delete(fd);
