@@ -55,10 +55,10 @@ pub struct QueueConfig {
 /// How the static-file cache checks a file before serving it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Revalidate {
-    /// `stat` the file once per read batch: a change is never served stale.
+    /// `stat` the file once per read of requests.
     Stat,
-    /// inotify reports changes; no syscall per request, but a request read
-    /// in the same scheduler turn as a change may still get the old bytes.
+    /// inotify watches cached files; one read of its queue per scheduler
+    /// turn covers every request read in that turn.
     Inotify,
 }
 
@@ -162,7 +162,7 @@ impl Default for Config {
                 cache_max_file_size: 64 * KIB,
                 cache_max_bytes: 64 * MIB,
                 sendfile_min_size: 64 * KIB,
-                revalidate: Revalidate::Stat,
+                revalidate: Revalidate::Inotify,
             },
             log: LogConfig {
                 access_log: false,
@@ -354,12 +354,12 @@ impl Config {
             sendfile_min_size: s.size("sendfile_min_size", st.sendfile_min_size)?,
             revalidate: match s.choice(
                 "revalidate",
-                "stat",
+                "inotify",
                 &["stat", "inotify"],
                 "revalidation mode",
             )? {
-                r if r == "inotify" => Revalidate::Inotify,
-                _ => Revalidate::Stat,
+                r if r == "stat" => Revalidate::Stat,
+                _ => Revalidate::Inotify,
             },
         };
 

@@ -749,37 +749,45 @@ fn date_and_server_on_static_responses() {
     );
 }
 
+/// Whatever the revalidation mode, a request sent after a change completes
+/// gets the new bytes: checked at once after each change, no waiting.
 #[test]
-fn inotify_revalidation_drops_changed_files_from_the_cache() {
-    each_server(
-        |c| c.static_files.revalidate = conveyor::config::Revalidate::Inotify,
-        |server| {
-            let label = &server.label;
-            let path = server.root.join("watched.txt");
-            std::fs::write(&path, "first\n").expect("write");
-            let mut kept = server.connect();
-            for _ in 0..3 {
-                assert_eq!(get(&mut kept, "/watched.txt").body, b"first\n", "{label}");
-            }
-            std::fs::write(&path, "second, longer\n").expect("rewrite");
-            // Eventually (within one scheduler turn of the kernel's report):
-            // a deadline, not a sleep.
-            assert!(
-                wait_until(std::time::Duration::from_secs(5), || {
-                    get(&mut kept, "/watched.txt").body == b"second, longer\n"
-                }),
-                "{label}: the change was never picked up"
-            );
-            // Replaced by rename, as deploy tools do.
-            let staged = server.root.join("staged.tmp");
-            std::fs::write(&staged, "third\n").expect("stage");
-            std::fs::rename(&staged, &path).expect("rename");
-            assert!(
-                wait_until(std::time::Duration::from_secs(5), || {
-                    get(&mut kept, "/watched.txt").body == b"third\n"
-                }),
-                "{label}: the rename was never picked up"
-            );
-        },
-    );
+fn a_changed_file_is_never_served_stale() {
+    use conveyor::config::Revalidate;
+    for mode in [Revalidate::Inotify, Revalidate::Stat] {
+        each_server(
+            |c| c.static_files.revalidate = mode,
+            |server| {
+                let label = format!("{} {mode:?}", server.label);
+                let path = server.root.join("watched.txt");
+                std::fs::write(&path, "first\n").expect("write");
+                let mut kept = server.connect();
+                for _ in 0..3 {
+                    assert_eq!(get(&mut kept, "/watched.txt").body, b"first\n", "{label}");
+                }
+                for round in 0..20 {
+                    let body = format!("round {round}{}\n", "!".repeat(round % 3));
+                    if round % 2 == 0 {
+                        std::fs::write(&path, &body).expect("rewrite");
+                    } else {
+                        // Replaced by rename, as deploy tools do.
+                        let staged = server.root.join("staged.tmp");
+                        std::fs::write(&staged, &body).expect("stage");
+                        std::fs::rename(&staged, &path).expect("rename");
+                    }
+                    let mut fresh = server.connect();
+                    assert_eq!(
+                        get(&mut kept, "/watched.txt").body,
+                        body.as_bytes(),
+                        "{label}: round {round}, kept-alive connection"
+                    );
+                    assert_eq!(
+                        get(&mut fresh, "/watched.txt").body,
+                        body.as_bytes(),
+                        "{label}: round {round}, new connection"
+                    );
+                }
+            },
+        );
+    }
 }

@@ -75,6 +75,35 @@ impl FileWatcher {
         Ok(wd)
     }
 
+    /// The changes reported so far, without waiting (empty if none). Always
+    /// asks the kernel (one `read` at least): a caller relies on it to see
+    /// every change made before the call.
+    pub fn changes_now(&self) -> io::Result<Vec<Change>> {
+        let mut changes = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: reads at most `buf.len()` bytes into `buf`.
+            let n = unsafe {
+                libc::read(
+                    self.fd.get_ref().as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            match usize::try_from(n) {
+                Ok(n) => changes.extend(parse_events(&buf[..n])),
+                Err(_) => {
+                    let e = io::Error::last_os_error();
+                    return match e.kind() {
+                        io::ErrorKind::WouldBlock => Ok(changes),
+                        io::ErrorKind::Interrupted => continue,
+                        _ => Err(e),
+                    };
+                }
+            }
+        }
+    }
+
     /// Waits for the next batch of changes.
     pub async fn changes(&self) -> io::Result<Vec<Change>> {
         let mut buf = [0u8; 4096];
@@ -131,7 +160,14 @@ mod tests {
             let watcher = FileWatcher::new().expect("inotify");
             let id = watcher.watch(&file, false).expect("watch");
             let dir_id = watcher.watch(&dir, true).expect("watch dir");
+            assert_eq!(watcher.changes_now().expect("read"), []);
             std::fs::write(&file, b"two").expect("rewrite");
+            // Queued by the write itself: seen at once, without waiting.
+            assert!(watcher
+                .changes_now()
+                .expect("read")
+                .contains(&Change::Changed(id)));
+            std::fs::write(&file, b"three").expect("rewrite again");
             let first = timeout(Duration::from_secs(5), watcher.changes()).await;
             std::fs::write(dir.join("new.txt"), b"x").expect("create");
             let second = timeout(Duration::from_secs(5), watcher.changes()).await;

@@ -73,17 +73,21 @@ struct CachedFile {
 
 /// A worker's cache of small files, keyed by URL path.
 ///
-/// A cached file is never served stale: either inotify watches it (and the
-/// directories up to the root) and a green thread on the same worker drops
-/// the entry as soon as the kernel reports a change — the reactor reports
-/// that event no later than the readiness of any request sent after the
-/// change, and wakes in order — or, where watching is impossible (symlinks
-/// on the way, no inotify), each hit costs one `stat` to compare versions.
+/// A cached file is never served stale. Either inotify watches it (and the
+/// directories up to the root): the kernel queues a change event before the
+/// write that made the change returns, so once the worker has read the
+/// inotify queue after a request was read, every change made before that
+/// request was sent is known (`synced_at`). Or, where watching is impossible
+/// (symlinks on the way, no inotify, `revalidate = "stat"`), a hit costs one
+/// `stat` per read of requests to compare versions.
 #[derive(Default)]
 struct Cache {
     entries: HashMap<String, Arc<CachedFile>>,
     bytes: u64,
     watch: Watch,
+    /// Read number (`read_seq_now`) just before the inotify queue was last
+    /// read empty: requests received by earlier reads see every change.
+    synced_at: u64,
 }
 
 #[derive(Default)]
@@ -134,6 +138,37 @@ impl Cache {
                 }
             }
         }
+    }
+
+    /// Makes watched entries servable to a request received by read number
+    /// `received`: applies every change the kernel has queued so far, unless
+    /// that was done after the request was read.
+    fn sync_for(&mut self, received: u64) {
+        if self.synced_at <= received {
+            self.sync();
+        }
+    }
+
+    /// Applies every change the kernel has queued so far; afterwards requests
+    /// read before now may be served from watched entries.
+    fn sync(&mut self) {
+        let Watch::Active { watcher, .. } = &self.watch else {
+            return;
+        };
+        let before = read_seq_now();
+        match watcher.changes_now() {
+            Ok(changes) => {
+                changes.into_iter().for_each(|c| self.apply(c));
+                self.synced_at = before;
+            }
+            Err(_) => self.go_blind(),
+        }
+    }
+
+    /// Without inotify: forget everything and `stat` from now on.
+    fn go_blind(&mut self) {
+        self.clear();
+        self.watch = Watch::Unavailable;
     }
 
     /// Watches `path` and its directories up to `root`; false if it cannot.
@@ -187,13 +222,9 @@ fn start_watching(cache: Arc<Mutex<Cache>>) -> Watch {
             let changes = reports.changes().await;
             let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
             match changes {
+                // Evicts early; correctness rests on `Cache::sync`.
                 Ok(changes) => changes.into_iter().for_each(|c| cache.apply(c)),
-                Err(_) => {
-                    // Blind from now on: forget everything and stat instead.
-                    cache.clear();
-                    cache.watch = Watch::Unavailable;
-                    return;
-                }
+                Err(_) => return cache.go_blind(),
             }
         }
     })
@@ -246,8 +277,19 @@ impl StaticFiles {
             );
         }
         let received = ex.conn.received_seq;
-        let (info, body) = match self.lookup(ex.req.path(), ex.req.query(), received) {
+        let mut found = self.lookup(ex.req.path(), ex.req.query(), received);
+        if let Ok(Lookup::Unsynced) = found {
+            // Let the other requests of this scheduler turn be read first:
+            // one read of the inotify queue then covers them all.
+            runtime::yield_now().await;
+            self.cache().sync_for(received);
+            found = self.lookup(ex.req.path(), ex.req.query(), received);
+        }
+        let (info, body) = match found {
             Ok(Lookup::Found(info, body)) => (info, body),
+            // After a sync, watched entries were read before the request
+            // was, or are gone: cannot happen.
+            Ok(Lookup::Unsynced) => return ex.error(503, "cache busy, retry", &[]),
             Ok(Lookup::Redirect(location)) => {
                 return ex.respond(
                     301,
@@ -297,7 +339,10 @@ impl StaticFiles {
     /// is still the same version, else resolved afresh. `received` is the
     /// read number that brought the request in.
     fn lookup(&self, url_path: &str, query: Option<&str>, received: u64) -> Result<Lookup, u16> {
-        let cached = self.cache().entries.get(url_path).cloned();
+        let (cached, synced_at) = {
+            let cache = self.cache();
+            (cache.entries.get(url_path).cloned(), cache.synced_at)
+        };
         if let Some(entry) = cached {
             let hit = || {
                 Ok(Lookup::Found(
@@ -305,9 +350,15 @@ impl StaticFiles {
                     Body::Memory(entry.body.clone()),
                 ))
             };
-            // Checked after this request arrived (pipelined neighbours share
-            // one check), or watched by inotify.
-            if entry.watched || entry.checked_at.load(Ordering::Relaxed) > received {
+            if entry.watched {
+                return match synced_at > received {
+                    true => hit(),
+                    false => Ok(Lookup::Unsynced),
+                };
+            }
+            // Checked after this request arrived: pipelined neighbours
+            // share one check.
+            if entry.checked_at.load(Ordering::Relaxed) > received {
                 return hit();
             }
             let now = read_seq_now();
@@ -465,6 +516,9 @@ impl StaticFiles {
 enum Lookup {
     Found(Arc<FileInfo>, Body),
     Redirect(String),
+    /// Cached and watched, but changes made before the request arrived may
+    /// not have been read yet: `Cache::sync` first.
+    Unsynced,
 }
 
 fn not_modified(ex: &mut Exchange<'_>, info: &FileInfo) -> Outcome {
