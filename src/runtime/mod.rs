@@ -61,7 +61,7 @@ pub use queue::{Full, Queue, QueueSnapshot};
 pub use reactor::PollMode;
 pub use stats::WorkerSnapshot;
 pub use task::{JoinError, JoinHandle};
-pub use timer::{sleep, sleep_until, timeout, timeout_at, Sleep, TimedOut};
+pub use timer::{sleep, sleep_until, timeout, timeout_at, Sleep, TimedOut, Timeout};
 
 /// State shared by all workers of one runtime.
 pub(crate) struct RuntimeShared {

@@ -3,8 +3,8 @@
 //! cancelled timer costs nothing later.
 
 use std::collections::BTreeMap;
-use std::future::{poll_fn, Future};
-use std::pin::{pin, Pin};
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -148,23 +148,63 @@ impl From<TimedOut> for std::io::Error {
     }
 }
 
-/// Runs `future` for at most `duration`.
-pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Output, TimedOut> {
-    timeout_at(Instant::now() + duration, future).await
+/// Runs `future` for at most `duration`, counted from the first time it
+/// has to wait: a future that finishes at once costs no clock read and no
+/// timer.
+pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
+    Timeout {
+        future,
+        limit: Limit::After(duration),
+        timer: None,
+    }
 }
 
 /// Runs `future` until `deadline` at most.
-pub async fn timeout_at<F: Future>(deadline: Instant, future: F) -> Result<F::Output, TimedOut> {
-    let mut future = pin!(future);
-    let mut timer = sleep_until(deadline);
-    poll_fn(|cx| {
-        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
+    Timeout {
+        future,
+        limit: Limit::At(deadline),
+        timer: None,
+    }
+}
+
+/// The future of [`timeout`] and [`timeout_at`]. Written by hand rather
+/// than as an `async fn`: it holds the inner future once (nested async fns
+/// each keep a copy of their arguments), and its timer starts lazily.
+pub struct Timeout<F> {
+    future: F,
+    limit: Limit,
+    timer: Option<Sleep>,
+}
+
+enum Limit {
+    After(Duration),
+    At(Instant),
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, TimedOut>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `future` is structurally pinned: it is never moved out of
+        // `self` (not here, not in Drop). `limit` and `timer` are not
+        // pinned (`Sleep` is Unpin), so handing out `&mut` to them is fine.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: see above; `this.future` stays where it is until dropped.
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        if let Poll::Ready(output) = future.poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        match Pin::new(&mut timer).poll(cx) {
+        let limit = &this.limit;
+        let timer = this.timer.get_or_insert_with(|| {
+            sleep_until(match *limit {
+                Limit::After(duration) => Instant::now() + duration,
+                Limit::At(deadline) => deadline,
+            })
+        });
+        match Pin::new(timer).poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(TimedOut)),
             Poll::Pending => Poll::Pending,
         }
-    })
-    .await
+    }
 }

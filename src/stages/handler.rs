@@ -178,7 +178,9 @@ impl HttpHandler {
                 line,
                 keep_alive,
             };
-            return echo::serve(&mut ex).await;
+            // Boxed, like the other rare paths (draining, sendfile): the
+            // handler's future is allocated per request, so it is kept small.
+            return Box::pin(echo::serve(&mut ex)).await;
         }
         let ignored_body = drainable(req);
         let mut ex = Exchange {
@@ -194,7 +196,7 @@ impl HttpHandler {
             self.files.serve(&mut ex).await
         };
         if let Some(len) = ignored_body.filter(|len| *len > 0 && outcome.keep_alive) {
-            outcome.keep_alive = drain(conn, line, len).await;
+            outcome.keep_alive = Box::pin(drain(conn, line, len)).await;
         }
         outcome
     }

@@ -471,7 +471,11 @@ impl StaticFiles {
                     .extend_from_slice(&bytes[start as usize..end as usize]);
             }
             Body::Disk(file) => {
-                if self.send_from_disk(ex, file, start, count).await.is_err() {
+                // Boxed: rare next to cache hits, and big.
+                if Box::pin(self.send_from_disk(ex, file, start, count))
+                    .await
+                    .is_err()
+                {
                     outcome.keep_alive = false;
                 }
             }
