@@ -1,6 +1,7 @@
 //! Strict request preamble parsing (RFC 9112 §2–§7) on top of httparse.
 
 use std::fmt;
+use std::mem::MaybeUninit;
 
 /// Size limits for the request preamble.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,20 +93,19 @@ pub struct Request {
     pub referer: Option<String>,
     /// Bytes of leading empty lines + request line + headers + final CRLF.
     pub preamble_len: usize,
+    /// Length of the target before '?' (found once: routing asks often).
+    path_len: usize,
 }
 
 impl Request {
     /// Target before '?'.
     pub fn path(&self) -> &str {
-        match self.target.split_once('?') {
-            Some((p, _)) => p,
-            None => &self.target,
-        }
+        self.target.get(..self.path_len).unwrap_or(&self.target)
     }
 
     /// Target after the first '?', if any.
     pub fn query(&self) -> Option<&str> {
-        self.target.split_once('?').map(|(_, q)| q)
+        self.target.get(self.path_len..)?.strip_prefix('?')
     }
 }
 
@@ -141,16 +141,19 @@ const STACK_HEADERS: usize = 100;
 /// Ok(None) = incomplete, need more bytes. Ok(Some(req)) = complete;
 /// `req.preamble_len` says how much of `buf` it used.
 pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<Request>, HttpError> {
-    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    // Uninitialised slots: httparse writes only those it fills, so a parse
+    // does not first clear 100 × 32 bytes.
+    let mut stack = [const { MaybeUninit::<httparse::Header>::uninit() }; STACK_HEADERS];
     let mut heap;
-    let slots: &mut [httparse::Header] = if limits.max_headers <= STACK_HEADERS {
+    let slots: &mut [MaybeUninit<httparse::Header>] = if limits.max_headers <= STACK_HEADERS {
         &mut stack[..limits.max_headers]
     } else {
-        heap = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        heap = Vec::with_capacity(limits.max_headers);
+        heap.resize_with(limits.max_headers, MaybeUninit::uninit);
         &mut heap
     };
-    let mut req = httparse::Request::new(slots);
-    let len = match req.parse(buf) {
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, slots) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             check_limits(buf, buf.len(), limits)?;
@@ -202,7 +205,9 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<Request>, Htt
         user_agent: None,
         referer: None,
         preamble_len: len,
+        path_len: 0,
     };
+    out.path_len = out.target.find('?').unwrap_or(out.target.len());
 
     let mut host_count = 0;
     let mut conn_close = false;

@@ -20,7 +20,7 @@ pub struct Head<'a> {
 }
 
 /// Append a decimal number without allocating.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {

@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::config::{Revalidate, StaticConfig};
-use crate::http::{response::write_status_line_and_date, write_head, Method};
+use crate::http::response::{push_u64, write_status_line_and_date};
+use crate::http::{write_head, Method};
 use crate::runtime::watch::{Change, FileWatcher, WatchId};
 use crate::runtime::{self, current_worker, timeout};
 use crate::service::{Exchange, Outcome, Writing};
@@ -437,7 +438,7 @@ impl StaticFiles {
             write_status_line_and_date(ex.out, 200);
             ex.out.extend_from_slice(&info.head_fields);
             ex.out.extend_from_slice(b"Content-Length: ");
-            ex.out.extend_from_slice(count.to_string().as_bytes());
+            push_u64(ex.out, count);
             ex.out.extend_from_slice(b"\r\n");
             if !ex.keep_alive {
                 ex.out.extend_from_slice(b"Connection: close\r\n");
