@@ -4,10 +4,10 @@
 use std::fs::File;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, TcpKeepalive, Type};
 
 use super::io::Async;
 
@@ -94,23 +94,67 @@ impl TcpListener {
 }
 
 fn accept_nonblocking(listener: &StdListener) -> io::Result<(StdStream, SocketAddr)> {
-    // SAFETY: accept4 with null address pointers writes no memory of ours; on
-    // success it returns a new descriptor that we alone own.
-    let fd = unsafe {
-        libc::accept4(
-            listener.as_raw_fd(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-        )
+    // SAFETY: accept4 writes at most `*len` bytes of the peer's address into
+    // the storage socket2 provides; on success it returns a new descriptor.
+    // The address comes with the call: no getpeername per connection.
+    let (fd, peer) = unsafe {
+        SockAddr::try_init(|storage, len| {
+            let fd = libc::accept4(
+                listener.as_raw_fd(),
+                storage.cast(),
+                len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            );
+            if fd < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(fd)
+            }
+        })?
     };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
     // SAFETY: `fd` is a freshly accepted socket owned by nobody else.
     let stream = unsafe { StdStream::from_raw_fd(fd) };
-    let peer = stream.peer_addr()?;
+    let peer = peer
+        .as_socket()
+        .ok_or_else(|| io::Error::other("accepted a non-IP connection"))?;
     Ok((stream, peer))
+}
+
+/// Sets `options` on a listening socket. Linux copies them to every
+/// connection the listener accepts, which then needs no setsockopt of its
+/// own (five per connection otherwise); `has_options` checks that.
+pub fn condition_listener(listener: &TcpListener, options: &StreamOptions) -> io::Result<()> {
+    let socket = SockRef::from(listener.inner.get_ref());
+    if options.nodelay {
+        socket.set_tcp_nodelay(true)?;
+    }
+    if let Some(bytes) = options.notsent_lowat {
+        set_notsent_lowat(socket.as_raw_fd(), bytes)?;
+    }
+    if let Some((idle, interval)) = options.keepalive {
+        let keepalive = TcpKeepalive::new().with_time(idle).with_interval(interval);
+        socket.set_tcp_keepalive(&keepalive)?;
+    }
+    Ok(())
+}
+
+/// Whether `stream` carries `options` already (inherited from its listener).
+pub fn has_options(stream: &StdStream, options: &StreamOptions) -> bool {
+    let socket = SockRef::from(stream);
+    let nodelay = !options.nodelay || socket.tcp_nodelay().unwrap_or(false);
+    let lowat = match options.notsent_lowat {
+        None => true,
+        Some(bytes) => notsent_lowat(stream.as_raw_fd()).ok() == Some(bytes),
+    };
+    let keepalive = match options.keepalive {
+        None => true,
+        Some((idle, interval)) => {
+            socket.keepalive().unwrap_or(false)
+                && socket.tcp_keepalive_time().ok() == Some(idle)
+                && socket.tcp_keepalive_interval().ok() == Some(interval)
+        }
+    };
+    nodelay && lowat && keepalive
 }
 
 /// Sets TCP_NODELAY and keep-alive probes on an accepted stream.
@@ -120,7 +164,7 @@ pub fn condition_stream(stream: &StdStream, options: &StreamOptions) -> io::Resu
         socket.set_tcp_nodelay(true)?;
     }
     if let Some(bytes) = options.notsent_lowat {
-        set_notsent_lowat(stream, bytes)?;
+        set_notsent_lowat(stream.as_raw_fd(), bytes)?;
     }
     if let Some((idle, interval)) = options.keepalive {
         let keepalive = TcpKeepalive::new().with_time(idle).with_interval(interval);
@@ -129,12 +173,12 @@ pub fn condition_stream(stream: &StdStream, options: &StreamOptions) -> io::Resu
     Ok(())
 }
 
-fn set_notsent_lowat(stream: &StdStream, bytes: u32) -> io::Result<()> {
+fn set_notsent_lowat(fd: RawFd, bytes: u32) -> io::Result<()> {
     let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
     // SAFETY: `value` is a live c_int and the length passed is its size.
     let rc = unsafe {
         libc::setsockopt(
-            stream.as_raw_fd(),
+            fd,
             libc::IPPROTO_TCP,
             libc::TCP_NOTSENT_LOWAT,
             (&value as *const libc::c_int).cast(),
@@ -145,6 +189,25 @@ fn set_notsent_lowat(stream: &StdStream, bytes: u32) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+fn notsent_lowat(fd: RawFd) -> io::Result<u32> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are live and sized for the option.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value as u32)
 }
 
 /// A connected, non-blocking TCP stream.
@@ -235,36 +298,41 @@ fn sendfile_once(
 mod tests {
     use super::*;
 
-    fn notsent_lowat(stream: &StdStream) -> libc::c_int {
-        let mut value: libc::c_int = -1;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: `value` and `len` are live and sized for the option.
-        let rc = unsafe {
-            libc::getsockopt(
-                stream.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_NOTSENT_LOWAT,
-                (&mut value as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
-        value
+    fn lowat_options() -> StreamOptions {
+        StreamOptions {
+            notsent_lowat: Some(16 * 1024),
+            keepalive: Some((Duration::from_secs(42), Duration::from_secs(7))),
+            ..StreamOptions::default()
+        }
     }
 
     #[test]
-    fn condition_stream_sets_the_notsent_low_water_mark() {
+    fn condition_stream_sets_the_options() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let client = StdStream::connect(listener.local_addr().unwrap()).unwrap();
         let (accepted, _) = listener.accept().unwrap();
-        let options = StreamOptions {
-            notsent_lowat: Some(16 * 1024),
-            ..StreamOptions::default()
-        };
-        condition_stream(&accepted, &options).unwrap();
-        assert_eq!(notsent_lowat(&accepted), 16 * 1024);
-        assert!(SockRef::from(&accepted).tcp_nodelay().unwrap());
+        assert!(!has_options(&accepted, &lowat_options()));
+        condition_stream(&accepted, &lowat_options()).unwrap();
+        assert_eq!(notsent_lowat(accepted.as_raw_fd()).unwrap(), 16 * 1024);
+        assert!(has_options(&accepted, &lowat_options()));
         condition_stream(&client, &StreamOptions::default()).unwrap();
-        assert_ne!(notsent_lowat(&client), 16 * 1024);
+        assert_ne!(notsent_lowat(client.as_raw_fd()).unwrap(), 16 * 1024);
+    }
+
+    /// What lets the acceptor skip setsockopt per connection.
+    #[test]
+    fn accepted_streams_inherit_the_listeners_options() {
+        let listener =
+            TcpListener::bind("127.0.0.1:0".parse().unwrap(), &ListenOptions::default()).unwrap();
+        condition_listener(&listener, &lowat_options()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = StdStream::connect(addr).unwrap();
+        let (accepted, peer) = listener.try_accept().unwrap();
+        assert_eq!(
+            peer,
+            client.local_addr().unwrap(),
+            "peer address from accept4"
+        );
+        assert!(has_options(&accepted, &lowat_options()));
     }
 }

@@ -1,6 +1,9 @@
 //! Acceptors: accept a connection, condition its socket (non-blocking,
-//! TCP_NODELAY, keep-alive probes), wrap it as a `Conn` and push it onto a
-//! pending queue. They know nothing of HTTP beyond the prebuilt 503.
+//! TCP_NODELAY, keep-alive probes, TCP_NOTSENT_LOWAT), wrap it as a `Conn`
+//! and push it onto a pending queue. They know nothing of HTTP beyond the
+//! prebuilt 503. The options are set on the listener, whose connections
+//! inherit them (checked on the first), so conditioning costs no syscall
+//! per connection.
 //!
 //! - `readiness` (default): one listener; the acceptor parks on it until the
 //!   poller reports it readable, and deals connections round-robin to the
@@ -16,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Overload;
-use crate::runtime::net::condition_stream;
+use crate::runtime::net::{condition_listener, condition_stream, has_options};
 use crate::runtime::{
     race, sleep, yield_now, Async, Either, Handle, ListenOptions, StreamOptions, TcpListener,
 };
@@ -43,6 +46,17 @@ pub struct ReusePort;
 enum Wait {
     Park,
     Spin,
+}
+
+/// How accepted sockets get their options.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Conditioning {
+    /// Set on the listener; not yet seen on an accepted socket.
+    Unchecked,
+    /// Accepted sockets come with them.
+    Inherited,
+    /// Set on each accepted socket.
+    PerStream,
 }
 
 /// Which pending queue gets the connection.
@@ -129,6 +143,12 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
             bytes => Some(u32::try_from(bytes).unwrap_or(u32::MAX)),
         },
     };
+    // Conditioning the listener conditions what it accepts (Linux copies
+    // the options); checked on the first connection, else done one by one.
+    let mut conditioning = match condition_listener(listener, &stream_options) {
+        Ok(()) => Conditioning::Unchecked,
+        Err(_) => Conditioning::PerStream,
+    };
     let mut next_queue = 0usize;
     while !line.shutdown.is_set() {
         let accepted = match wait {
@@ -147,8 +167,16 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
                 continue;
             }
         };
-        // Conditioning is best effort: a socket that refuses an option still works.
-        let _ = condition_stream(&stream, &stream_options);
+        if conditioning == Conditioning::Unchecked {
+            conditioning = match has_options(&stream, &stream_options) {
+                true => Conditioning::Inherited,
+                false => Conditioning::PerStream,
+            };
+        }
+        if conditioning == Conditioning::PerStream {
+            // Best effort: a socket that refuses an option still works.
+            let _ = condition_stream(&stream, &stream_options);
+        }
         let stream = Async::new_nonblocking(stream);
         // A free connection slot is taken only now, with a connection in
         // hand: an acceptor parked on an empty listener must not hold one
