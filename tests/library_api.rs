@@ -48,7 +48,7 @@ impl Handler for Teapot {
     }
 
     fn handle<'a>(&'a self, conn: Conn, _line: &'a Line) -> LocalFuture<'a> {
-        Box::pin(async move {
+        LocalFuture::new(async move {
             let reply =
                 b"HTTP/1.1 418 I'm a teapot\r\nContent-Length: 5\r\nConnection: close\r\n\r\nshort";
             let _ = conn.stream.write_all(reply).await;

@@ -1,7 +1,7 @@
 //! IMF-fixdate formatting (cached per second) and HTTP-date parsing.
 
 use std::cell::Cell;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Length of an IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
 pub const HTTP_DATE_LEN: usize = 29;
@@ -12,10 +12,18 @@ const MAX_SECS: u64 = 253_402_300_799;
 thread_local! {
     // (whole second, formatted date); u64::MAX marks "not yet formatted".
     static CACHE: Cell<(u64, [u8; HTTP_DATE_LEN])> = const { Cell::new((u64::MAX, [0; HTTP_DATE_LEN])) };
+    /// The scheduler turn the cache was last checked in: within a turn (a
+    /// fraction of a millisecond) the clock is not read again.
+    static CHECKED_IN: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// Current time as IMF-fixdate, formatted at most once per second per thread.
 pub fn http_date_now() -> [u8; HTTP_DATE_LEN] {
+    let turn = crate::runtime::now();
+    if CHECKED_IN.with(Cell::get) == Some(turn) {
+        return CACHE.with(|cache| cache.get().1);
+    }
+    CHECKED_IN.with(|checked| checked.set(Some(turn)));
     let now = SystemTime::now();
     let secs = now
         .duration_since(UNIX_EPOCH)

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::pooled::PooledFuture;
 use super::reactor::{Events, PollMode, Reactor};
 use super::stats::WorkerStats;
 use super::task::{joinable, Header, JoinHandle, LocalFuture, Slab, Task};
@@ -94,6 +95,15 @@ pub(crate) struct Local {
 thread_local! {
     static LOCAL: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
     static BUDGET: Cell<u32> = const { Cell::new(BUDGET_PER_POLL) };
+    /// When this worker's current turn began (after its last wait).
+    static TURN_STARTED: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The time the current scheduler turn began: a clock read per turn instead
+/// of one per use. At most a turn old (256 polls); for deadlines and
+/// timestamps that tolerate that. Outside a worker, the time now.
+pub(crate) fn turn_started() -> Instant {
+    TURN_STARTED.with(Cell::get).unwrap_or_else(Instant::now)
 }
 
 /// Runs `f` with this thread's worker, if the thread is one.
@@ -155,11 +165,16 @@ impl Local {
 
     pub(crate) fn spawn<F: Future + 'static>(&self, future: F) -> JoinHandle<F::Output> {
         let (task, handle) = joinable(future);
-        self.spawn_boxed(Box::pin(task));
+        self.spawn_pooled(PooledFuture::new(task));
         handle
     }
 
-    fn spawn_boxed(&self, future: LocalFuture) {
+    /// Spawns without a join handle (and so without its shared slot).
+    pub(crate) fn spawn_detached<F: Future<Output = ()> + 'static>(&self, future: F) {
+        self.spawn_pooled(PooledFuture::new(future));
+    }
+
+    fn spawn_pooled(&self, future: LocalFuture) {
         let header = {
             let mut tasks = self.tasks.borrow_mut();
             let header = Header::new(tasks.vacant_key(), self.shared.clone());
@@ -178,6 +193,7 @@ impl Local {
     /// Runs this worker on the current thread until `done()` or shutdown.
     pub(crate) fn run(self: &Rc<Self>, done: impl Fn() -> bool) {
         let previous = LOCAL.with(|cell| cell.replace(Some(self.clone())));
+        TURN_STARTED.with(|turn| turn.set(Some(Instant::now())));
         loop {
             self.drain_injected();
             self.run_ready();
@@ -188,13 +204,14 @@ impl Local {
         }
         self.drop_all_tasks();
         LOCAL.with(|cell| cell.replace(previous));
+        TURN_STARTED.with(|turn| turn.set(None));
     }
 
     fn drain_injected(&self) {
         while let Ok(item) = self.shared.inject_rx.try_recv() {
             match item {
                 Injected::Wake(header) => self.ready.borrow_mut().push_back(header),
-                Injected::Spawn(future) => self.spawn_boxed(future),
+                Injected::Spawn(future) => self.spawn_pooled(PooledFuture::new(future)),
             }
         }
     }
@@ -230,7 +247,7 @@ impl Local {
         let stats = &self.shared.stats;
         stats.polls.bump();
         let mut cx = Context::from_waker(&waker);
-        let outcome = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
+        let outcome = catch_unwind(AssertUnwindSafe(|| Pin::new(&mut future).poll(&mut cx)));
         match outcome {
             Ok(Poll::Pending) => {
                 if let Some(task) = self.tasks.borrow_mut().get_mut(header.slot) {
@@ -289,7 +306,9 @@ impl Local {
         self.shared.sleeping.store(false, Ordering::Relaxed);
         self.shared.stats.io_events.add_local(fired as u64);
         drop(events);
-        let timers_fired = self.timers.borrow_mut().fire(Instant::now());
+        let now = Instant::now();
+        TURN_STARTED.with(|turn| turn.set(Some(now)));
+        let timers_fired = self.timers.borrow_mut().fire(now);
         self.shared.stats.timer_fires.add_local(timers_fired);
     }
 

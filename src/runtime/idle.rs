@@ -321,7 +321,7 @@ impl<T> IdleSet<T> {
         };
         match (self.arm)(&item, &waker) {
             Ok(false) => {
-                let deadline = self.millis(Instant::now() + self.timeout);
+                let deadline = self.millis(super::executor::turn_started() + self.timeout);
                 let Some(slot) = state.slots.get_mut(index) else {
                     return None; // just allocated: cannot happen
                 };

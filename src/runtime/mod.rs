@@ -319,6 +319,24 @@ pub fn spawn<F: Future + 'static>(future: F) -> JoinHandle<F::Output> {
     handle.expect("conveyor::runtime::spawn called outside a runtime worker")
 }
 
+/// When the worker's current scheduler turn began: a clock read per turn
+/// rather than per call, at most one turn (256 polls) old. For deadlines
+/// and timestamps that tolerate that; outside a worker, `Instant::now()`.
+pub fn now() -> std::time::Instant {
+    executor::turn_started()
+}
+
+/// Spawns a green thread on the current worker that nobody will join: no
+/// join handle, so one allocation less than [`spawn`].
+///
+/// # Panics
+/// Outside a worker thread.
+pub fn spawn_detached<F: Future<Output = ()> + 'static>(future: F) {
+    let mut future = Some(future);
+    let spawned = with_local(|local| local.spawn_detached(future.take().expect("taken once")));
+    spawned.expect("conveyor::runtime::spawn_detached called outside a runtime worker")
+}
+
 /// Runs `future` to completion on the calling thread with a one-worker runtime.
 pub fn block_on<F: Future + 'static>(future: F) -> F::Output {
     Runtime::builder().block_on(future)

@@ -98,7 +98,8 @@ impl Wake for Header {
     }
 }
 
-pub(crate) type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
+/// A task's future, in a block reused from the worker's pool.
+pub(crate) type LocalFuture = super::pooled::PooledFuture<'static, ()>;
 
 /// A slot of the worker's slab: the future (absent while it is being polled)
 /// and its waker, built once.

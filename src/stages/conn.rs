@@ -172,7 +172,7 @@ impl Conn {
             stream,
             input: ReadBuffer::default(),
             requests: 0,
-            ready_since: Instant::now(),
+            ready_since: crate::runtime::now(),
             received_seq: 0,
             _slot: slot,
         }

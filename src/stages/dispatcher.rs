@@ -34,7 +34,7 @@ impl Dispatcher for SpawnPerRequest {
                         let conn = pending.pop().await;
                         let line = line.clone();
                         let handler = handler.clone();
-                        runtime::spawn(async move { handler.handle(conn, &line).await }).detach();
+                        runtime::spawn_detached(async move { handler.handle(conn, &line).await });
                     }
                 })
                 .detach();

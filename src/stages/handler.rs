@@ -10,7 +10,6 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::http::{parse_request, BodyFraming, Limits, Request};
 use crate::metrics::WorkerMetrics;
-use crate::runtime::PooledFuture;
 use crate::service::static_files::StaticFiles;
 use crate::service::{echo, flush, status, Exchange, Outcome};
 
@@ -84,7 +83,7 @@ impl HttpHandler {
                     return Next::Close;
                 }
                 Ok(Some(req)) => {
-                    let started = Instant::now();
+                    let started = crate::runtime::now();
                     let outcome = self.answer(&req, conn, out, line).await;
                     self.record(
                         line,
@@ -296,8 +295,6 @@ impl Handler for HttpHandler {
     }
 
     fn handle<'a>(&'a self, conn: Conn, line: &'a Line) -> LocalFuture<'a> {
-        // The future is ~1.8 KB, past glibc's per-thread cache: its block is
-        // reused from the worker's pool rather than malloc'ed per request.
-        Box::pin(PooledFuture::new(self.serve(conn, line)))
+        LocalFuture::new(self.serve(conn, line))
     }
 }

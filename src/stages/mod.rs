@@ -17,10 +17,8 @@ pub mod dispatcher;
 pub mod handler;
 pub mod pending;
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,8 +29,9 @@ use crate::runtime::{Handle, Latch, Queue};
 pub use conn::Conn;
 pub use pending::{PendingQueue, Waiting};
 
-/// A boxed future that stays on its worker.
-pub type LocalFuture<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
+/// A boxed future that stays on its worker (`LocalFuture::new(async { … })`).
+/// Its block is reused from the worker's pool: handlers make one per request.
+pub type LocalFuture<'a> = crate::runtime::PooledFuture<'a, ()>;
 
 /// What every stage can see.
 pub struct Line {

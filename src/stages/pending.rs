@@ -7,7 +7,7 @@
 //! A connection a handler finds with nothing to read (a new one whose
 //! request has not arrived yet) is parked the same way.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::Overload;
 use crate::metrics::WorkerMetrics;
@@ -72,7 +72,7 @@ impl PendingQueue {
         loop {
             match parked.next().await {
                 Ready::Readable(mut conn) => {
-                    conn.ready_since = Instant::now();
+                    conn.ready_since = runtime::now();
                     self.queue.send(conn).await;
                 }
                 Ready::Expired(conn) => drop(conn),
@@ -133,10 +133,10 @@ impl PendingQueue {
                 None => return,
             }
         }
-        conn.ready_since = Instant::now();
+        conn.ready_since = runtime::now();
         if let Err(conn) = self.try_push(conn) {
             let queue = self.queue.clone();
-            runtime::spawn(async move { queue.send(conn).await }).detach();
+            runtime::spawn_detached(async move { queue.send(conn).await });
         }
     }
 
