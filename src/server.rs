@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use crate::access_log::AccessLog;
 use crate::config::{resolve_workers, Config, PollModeName};
 use crate::metrics::Metrics;
-use crate::runtime::{Latch, PollMode, Queue, Runtime};
+use crate::runtime::{Latch, PollMode, Runtime};
 use crate::stages::handler::HttpHandler;
 use crate::stages::{
-    acceptor_by_name, dispatcher_by_name, Acceptor, Dispatcher, Handler, Line, PendingQueue,
+    acceptor_by_name, dispatcher_by_name, Acceptor, Dispatcher, Handler, Line, PendingQueue, Slots,
     StageNames, Waiting,
 };
 
@@ -91,10 +91,7 @@ impl ServerBuilder {
                 PollModeName::Oneshot => PollMode::Oneshot,
             })
             .build()?;
-        let slots = Queue::bounded(config.limits.max_connections);
-        for _ in 0..config.limits.max_connections {
-            let _ = slots.try_send(());
-        }
+        let metrics = Arc::new(Metrics::new(workers));
         let line = Arc::new(Line {
             pending: (0..workers)
                 .map(|_| {
@@ -105,8 +102,8 @@ impl ServerBuilder {
                     )
                 })
                 .collect(),
-            metrics: Arc::new(Metrics::new(workers)),
-            slots,
+            slots: Slots::new(config.limits.max_connections, metrics.clone()),
+            metrics,
             shutdown: Latch::new(),
             started: Instant::now(),
             stage_names: StageNames {

@@ -398,3 +398,51 @@ fn shutdown_drops_parked_green_threads() {
     }
     assert!(rt.stats().iter().all(|s| s.alive == 0));
 }
+
+#[test]
+fn detached_green_threads_run_to_the_end_and_drop_what_they_hold() {
+    let finished = block_on(async {
+        let done = Rc::new(Cell::new(0u32));
+        let queue = Queue::bounded(16);
+        for n in 0..1000u32 {
+            let (done, queue) = (done.clone(), queue.clone());
+            // Futures of two sizes, so pooled blocks of both are reused.
+            if n % 2 == 0 {
+                runtime::spawn_detached(async move {
+                    yield_now().await;
+                    done.set(done.get() + 1);
+                    queue.send(n).await;
+                });
+            } else {
+                let big = [n as u8; 2048];
+                runtime::spawn_detached(async move {
+                    yield_now().await;
+                    done.set(done.get() + u32::from(big[2047] == n as u8));
+                    queue.send(n).await;
+                });
+            }
+        }
+        let mut sum = 0u64;
+        for _ in 0..1000 {
+            sum += u64::from(queue.recv().await);
+        }
+        (done.get(), sum, Rc::strong_count(&done))
+    });
+    assert_eq!(finished, (1000, 999 * 1000 / 2, 1));
+}
+
+#[test]
+fn the_turn_clock_is_at_most_a_turn_behind() {
+    let lag = block_on(async {
+        let mut worst = Duration::ZERO;
+        for _ in 0..50 {
+            sleep(Duration::from_millis(1)).await;
+            let turn = runtime::now();
+            worst = worst.max(Instant::now().duration_since(turn));
+            assert!(turn <= Instant::now());
+        }
+        worst
+    });
+    // A turn here is a sleep's wake-up and a few polls: far below 50 ms.
+    assert!(lag < Duration::from_millis(50), "turn clock lagged {lag:?}");
+}

@@ -24,7 +24,6 @@ use crate::runtime::{
     race, sleep, yield_now, Async, Either, Handle, ListenOptions, StreamOptions, TcpListener,
 };
 
-use super::conn::Slot;
 use super::pending::{admit, reject_stream};
 use super::{Acceptor, Conn, Line};
 
@@ -184,20 +183,19 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
         // closing meanwhile, would free for the next newcomer. Under "wait",
         // this newcomer waits unread until a slot frees up, and the kernel
         // backlog holds the ones after it.
-        let mut has_slot = line.slots.try_recv().is_some();
-        if !has_slot && config.queue.overload == Overload::Wait {
-            match race(line.slots.recv(), line.shutdown.wait()).await {
-                Either::Left(()) => has_slot = true,
+        let mut slot = line.slots.try_take();
+        if slot.is_none() && config.queue.overload == Overload::Wait {
+            match race(line.slots.take(), line.shutdown.wait()).await {
+                Either::Left(taken) => slot = Some(taken),
                 Either::Right(()) => break,
             }
         }
-        let metrics = line.metrics.here();
-        if !has_slot {
+        let Some(slot) = slot else {
             reject_stream(line, &stream);
             continue;
-        }
-        metrics.accepted.bump();
-        let conn = Conn::new(stream, Slot::new(line.metrics.clone(), line.slots.clone()));
+        };
+        line.metrics.here().accepted.bump();
+        let conn = Conn::new(stream, slot);
         let pending = match deal {
             Deal::Local => line.local_pending(),
             Deal::RoundRobin => {

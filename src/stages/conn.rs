@@ -131,24 +131,49 @@ impl Drop for ReadBuffer {
     }
 }
 
-/// Gives the connection slot back and keeps the open-connections gauge right,
-/// however the connection ends.
-pub struct Slot {
+/// The connection limit (`limits.max_connections`): free slots, and the
+/// gauge of open connections.
+pub struct Slots {
+    free: Queue<()>,
     metrics: Arc<Metrics>,
-    slots: Queue<()>,
 }
 
+impl Slots {
+    pub fn new(max_connections: usize, metrics: Arc<Metrics>) -> Arc<Slots> {
+        let free = Queue::bounded(max_connections);
+        for _ in 0..max_connections {
+            let _ = free.try_send(());
+        }
+        Arc::new(Slots { free, metrics })
+    }
+
+    /// A free slot, if there is one.
+    pub fn try_take(self: &Arc<Self>) -> Option<Slot> {
+        self.free.try_recv().map(|()| Slot::new(self))
+    }
+
+    /// The next free slot, parking until one is given back.
+    pub async fn take(self: &Arc<Self>) -> Slot {
+        self.free.recv().await;
+        Slot::new(self)
+    }
+}
+
+/// One open connection's slot: given back, and the gauge kept right,
+/// however the connection ends. One pointer: every idle connection has one.
+pub struct Slot(Arc<Slots>);
+
 impl Slot {
-    pub fn new(metrics: Arc<Metrics>, slots: Queue<()>) -> Slot {
-        WorkerMetrics::inc(&metrics.here().open);
-        Slot { metrics, slots }
+    fn new(slots: &Arc<Slots>) -> Slot {
+        WorkerMetrics::inc(&slots.metrics.here().open);
+        Slot(slots.clone())
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        WorkerMetrics::dec(&self.metrics.here().open);
-        let _ = self.slots.try_send(());
+        WorkerMetrics::dec(&self.0.metrics.here().open);
+        let _ = self.0.free.try_send(());
     }
 }
 

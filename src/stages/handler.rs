@@ -269,7 +269,7 @@ struct OutBuffer(Vec<u8>);
 impl OutBuffer {
     fn take() -> OutBuffer {
         let buf = OUT_BUFFERS.with(|pool| pool.borrow_mut().pop());
-        OutBuffer(buf.unwrap_or_else(|| Vec::with_capacity(4096)))
+        OutBuffer(buf.unwrap_or_else(|| Vec::with_capacity(1024)))
     }
 }
 

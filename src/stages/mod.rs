@@ -24,9 +24,9 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::runtime::{Handle, Latch, Queue};
+use crate::runtime::{Handle, Latch};
 
-pub use conn::Conn;
+pub use conn::{Conn, Slots};
 pub use pending::{PendingQueue, Waiting};
 
 /// A boxed future that stays on its worker (`LocalFuture::new(async { … })`).
@@ -41,7 +41,7 @@ pub struct Line {
     pub metrics: Arc<Metrics>,
     /// Free connection slots (`limits.max_connections`): an acceptor takes one
     /// per connection; a closing connection gives it back.
-    pub slots: Queue<()>,
+    pub slots: Arc<Slots>,
     /// Set when the server begins to stop.
     pub shutdown: Latch,
     pub started: Instant,

@@ -281,8 +281,14 @@ impl StaticFiles {
         let mut found = self.lookup(ex.req.path(), ex.req.query(), received);
         if let Ok(Lookup::Unsynced) = found {
             // Let the other requests of this scheduler turn be read first:
-            // one read of the inotify queue then covers them all.
-            runtime::yield_now().await;
+            // one read of the inotify queue then covers them all. At most
+            // SYNC_BATCH wait so (bounding the wait and the handlers alive at
+            // once), and their read buffers go back to the pool meanwhile.
+            let waiting = read_seq_now().saturating_sub(self.cache().synced_at);
+            if waiting < SYNC_BATCH {
+                ex.conn.input.release_if_empty();
+                runtime::yield_now().await;
+            }
             self.cache().sync_for(received);
             found = self.lookup(ex.req.path(), ex.req.query(), received);
         }
@@ -517,6 +523,10 @@ impl StaticFiles {
         Ok(())
     }
 }
+
+/// Requests read since the last read of the inotify queue beyond which the
+/// next one reads it at once rather than waiting for the rest of the turn.
+const SYNC_BATCH: u64 = 32;
 
 enum Lookup {
     Found(Arc<FileInfo>, Body),
