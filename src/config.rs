@@ -117,6 +117,9 @@ pub struct RuntimeConfig {
     pub tcp_keepalive_interval: Duration,
     /// TCP_NOTSENT_LOWAT in bytes; 0 leaves the kernel default.
     pub tcp_notsent_lowat: u64,
+    /// TCP_DEFER_ACCEPT: accept a connection once it has sent bytes, or
+    /// after this long; zero turns it off.
+    pub tcp_defer_accept: Duration,
 }
 
 /// How sockets are registered with the poller.
@@ -174,6 +177,7 @@ impl Default for Config {
                 tcp_keepalive_idle: Duration::from_secs(60),
                 tcp_keepalive_interval: Duration::from_secs(10),
                 tcp_notsent_lowat: 16 * KIB,
+                tcp_defer_accept: Duration::from_secs(1),
             },
         }
     }
@@ -390,6 +394,7 @@ impl Config {
             "tcp_keepalive_idle",
             "tcp_keepalive_interval",
             "tcp_notsent_lowat",
+            "tcp_defer_accept",
         ])?;
         let runtime = RuntimeConfig {
             poll_mode: match s.choice("poll_mode", "edge", &["edge", "oneshot"], "poll mode")? {
@@ -401,6 +406,7 @@ impl Config {
             tcp_keepalive_interval: s
                 .duration("tcp_keepalive_interval", r.tcp_keepalive_interval)?,
             tcp_notsent_lowat: s.size("tcp_notsent_lowat", r.tcp_notsent_lowat)?,
+            tcp_defer_accept: s.duration_or_zero("tcp_defer_accept", r.tcp_defer_accept)?,
         };
 
         Ok(Config {
@@ -599,23 +605,33 @@ impl<'a> Section<'a> {
     }
 
     fn duration(&self, key: &str, default: Duration) -> Res<Duration> {
-        let fix = "write it like \"10s\", \"500ms\" or \"2m\"";
-        let d = match self.get(key) {
-            None => return Ok(default),
+        let (d, v) = self.any_duration(key, default)?;
+        match v {
+            Some(v) if d.is_zero() => Err(self.wrong(key, v, "more than zero", DURATION_FIX)),
+            _ => Ok(d),
+        }
+    }
+
+    /// A duration where zero means "off".
+    fn duration_or_zero(&self, key: &str, default: Duration) -> Res<Duration> {
+        Ok(self.any_duration(key, default)?.0)
+    }
+
+    /// The duration under `key` (or `default`) and the value it came from.
+    fn any_duration(&self, key: &str, default: Duration) -> Res<(Duration, Option<&Value>)> {
+        match self.get(key) {
+            None => Ok((default, None)),
             Some(v @ Value::Integer(i)) => {
-                let secs = u64::try_from(*i).map_err(|_| self.wrong(key, v, "positive", fix))?;
-                (Duration::from_secs(secs), v)
+                let secs =
+                    u64::try_from(*i).map_err(|_| self.wrong(key, v, "positive", DURATION_FIX))?;
+                Ok((Duration::from_secs(secs), Some(v)))
             }
             Some(v @ Value::String(s)) => match parse_duration(s) {
-                Some(d) => (d, v),
-                None => return Err(self.wrong(key, v, "a duration", fix)),
+                Some(d) => Ok((d, Some(v))),
+                None => Err(self.wrong(key, v, "a duration", DURATION_FIX)),
             },
-            Some(v) => return Err(self.wrong(key, v, "a duration", fix)),
-        };
-        if d.0.is_zero() {
-            return Err(self.wrong(key, d.1, "more than zero", fix));
+            Some(v) => Err(self.wrong(key, v, "a duration", DURATION_FIX)),
         }
-        Ok(d.0)
     }
 
     fn size(&self, key: &str, default: u64) -> Res<u64> {
@@ -632,6 +648,8 @@ impl<'a> Section<'a> {
         }
     }
 }
+
+const DURATION_FIX: &str = "write it like \"10s\", \"500ms\" or \"2m\"";
 
 /// Shows a value as it was written, for error messages.
 fn show(v: &Value) -> String {
@@ -757,6 +775,7 @@ mod tests {
             poll_mode = "oneshot"
             backlog = 16
             tcp_notsent_lowat = "4KiB"
+            tcp_defer_accept = 0
             "#,
         )
         .unwrap();
@@ -782,6 +801,7 @@ mod tests {
         assert_eq!(c.runtime.poll_mode, PollModeName::Oneshot);
         assert_eq!(c.runtime.backlog, 16);
         assert_eq!(c.runtime.tcp_notsent_lowat, 4 * KIB);
+        assert_eq!(c.runtime.tcp_defer_accept, Duration::ZERO);
     }
 
     #[test]
@@ -815,6 +835,7 @@ mod tests {
         assert!(err("[static]\nindex = \"a/b\"").contains("static.index"));
         assert!(err("[static]\nshow_dotfiles = 1").contains("use true or false"));
         assert!(err("[timeouts]\nwrite = 0").contains("more than zero"));
+        assert!(err("[runtime]\ntcp_defer_accept = \"soon\"").contains("runtime.tcp_defer_accept"));
         assert!(err("[timeouts]\nwrite = \"0ms\"").contains("more than zero"));
         assert!(err("[runtime]\npoll_mode = \"level\"").contains("runtime.poll_mode"));
         assert!(err("[runtime]\nbacklog = 0").contains("runtime.backlog"));

@@ -441,6 +441,35 @@ fn header_timeout_answers_408_and_closes_and_drops_silent_connections() {
     );
 }
 
+/// With TCP_DEFER_ACCEPT (the default) the kernel holds a connection until
+/// its first bytes arrive: the server neither sees nor counts a silent one,
+/// and a talking one is served as usual.
+#[test]
+fn deferred_accept_keeps_silent_connections_out_of_the_server() {
+    each_server(
+        |c| c.runtime.tcp_defer_accept = Duration::from_secs(1),
+        |server| {
+            let silent = server.connect();
+            let mut talker = server.connect();
+            assert_eq!(
+                get(&mut talker, "/style.css").status,
+                200,
+                "{}",
+                server.label
+            );
+            // The talker is open and idle; the silent one was never handed over.
+            assert!(
+                wait_until(SOON, || connections(server, "idle_keepalive") == 1),
+                "{}",
+                server.label
+            );
+            assert_eq!(connections(server, "open"), 1, "{}", server.label);
+            assert_eq!(connections(server, "accepted"), 1, "{}", server.label);
+            drop(silent);
+        },
+    );
+}
+
 #[test]
 fn idle_keep_alive_connection_is_closed_after_keepalive_idle() {
     each_server(

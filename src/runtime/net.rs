@@ -17,6 +17,10 @@ pub struct ListenOptions {
     /// SO_REUSEPORT: several listeners on one port, the kernel spreads connections.
     pub reuse_port: bool,
     pub backlog: i32,
+    /// TCP_DEFER_ACCEPT: hand over a connection only once its first bytes
+    /// have arrived (or this long has passed): a new connection then never
+    /// needs a poller registration and a wait before its first read.
+    pub defer_accept: Option<Duration>,
 }
 
 impl Default for ListenOptions {
@@ -24,6 +28,7 @@ impl Default for ListenOptions {
         ListenOptions {
             reuse_port: false,
             backlog: 1024,
+            defer_accept: None,
         }
     }
 }
@@ -66,6 +71,9 @@ impl TcpListener {
         socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
         socket.listen(options.backlog)?;
+        if let Some(wait) = options.defer_accept {
+            set_defer_accept(socket.as_raw_fd(), wait)?;
+        }
         Ok(TcpListener {
             inner: Async::new_nonblocking(socket.into()),
         })
@@ -182,6 +190,25 @@ fn set_notsent_lowat(fd: RawFd, bytes: u32) -> io::Result<()> {
             libc::IPPROTO_TCP,
             libc::TCP_NOTSENT_LOWAT,
             (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn set_defer_accept(fd: RawFd, wait: Duration) -> io::Result<()> {
+    // Whole seconds (the kernel's unit), at least one.
+    let seconds = libc::c_int::try_from(wait.as_secs().max(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `seconds` is a live c_int and the length passed is its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&seconds as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };

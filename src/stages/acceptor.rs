@@ -123,9 +123,11 @@ impl Acceptor for ReusePort {
 }
 
 fn listen_options(line: &Line, reuse_port: bool) -> ListenOptions {
+    let defer = line.config.runtime.tcp_defer_accept;
     ListenOptions {
         reuse_port,
         backlog: i32::try_from(line.config.runtime.backlog).unwrap_or(i32::MAX),
+        defer_accept: (!defer.is_zero()).then_some(defer),
     }
 }
 

@@ -109,6 +109,9 @@ pub fn test_config(root: &Path, acceptor: &str, dispatcher: &str) -> Config {
     config.timeouts.keepalive_idle = Duration::from_secs(5);
     config.timeouts.write = Duration::from_secs(5);
     config.timeouts.shutdown_grace = Duration::from_secs(5);
+    // Tests that open a connection and wait without sending (for a 503, a
+    // timeout) want it accepted at once; deferred accept has its own test.
+    config.runtime.tcp_defer_accept = Duration::ZERO;
     config
 }
 
