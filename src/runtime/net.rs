@@ -183,32 +183,24 @@ pub fn condition_stream(stream: &StdStream, options: &StreamOptions) -> io::Resu
 
 fn set_notsent_lowat(fd: RawFd, bytes: u32) -> io::Result<()> {
     let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    // SAFETY: `value` is a live c_int and the length passed is its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NOTSENT_LOWAT,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    set_tcp_option(fd, libc::TCP_NOTSENT_LOWAT, value)
 }
 
 fn set_defer_accept(fd: RawFd, wait: Duration) -> io::Result<()> {
     // Whole seconds (the kernel's unit), at least one.
     let seconds = libc::c_int::try_from(wait.as_secs().max(1)).unwrap_or(libc::c_int::MAX);
-    // SAFETY: `seconds` is a live c_int and the length passed is its size.
+    set_tcp_option(fd, libc::TCP_DEFER_ACCEPT, seconds)
+}
+
+/// An IPPROTO_TCP option socket2 has no setter for.
+fn set_tcp_option(fd: RawFd, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: `value` is a live c_int and the length passed is its size.
     let rc = unsafe {
         libc::setsockopt(
             fd,
             libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            (&seconds as *const libc::c_int).cast(),
+            option,
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
