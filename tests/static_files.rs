@@ -775,7 +775,14 @@ fn a_changed_file_is_never_served_stale() {
                         std::fs::write(&staged, &body).expect("stage");
                         std::fs::rename(&staged, &path).expect("rename");
                     }
+                    // And a file big enough for sendfile (kept open, not in memory).
+                    let big = body.repeat(70 * 1024 / body.len() + 1);
+                    std::fs::write(server.root.join("watched.bin"), &big).expect("big");
                     let mut fresh = server.connect();
+                    assert!(
+                        get(&mut kept, "/watched.bin").body == big.as_bytes(),
+                        "{label}: round {round}, big file"
+                    );
                     assert_eq!(
                         get(&mut kept, "/watched.txt").body,
                         body.as_bytes(),

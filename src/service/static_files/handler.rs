@@ -64,7 +64,7 @@ struct FileInfo {
 
 struct CachedFile {
     info: Arc<FileInfo>,
-    body: Arc<[u8]>,
+    body: Body,
     /// inotify watches the file and its directories: no need to stat it.
     watched: bool,
     /// Read number (`read_seq_now`) when the file was last checked against
@@ -89,7 +89,14 @@ struct Cache {
     /// Read number (`read_seq_now`) just before the inotify queue was last
     /// read empty: requests received by earlier reads see every change.
     synced_at: u64,
+    /// Entries that hold an open file (sendfile-sized), at most
+    /// `OPEN_FILES_KEPT`.
+    open_files: usize,
 }
+
+/// Open files a worker's cache keeps for sendfile: each saves an open, a
+/// stat and a close per request, and holds a descriptor.
+const OPEN_FILES_KEPT: usize = 128;
 
 #[derive(Default)]
 enum Watch {
@@ -106,13 +113,17 @@ enum Watch {
 impl Cache {
     fn remove(&mut self, url_path: &str) {
         if let Some(old) = self.entries.remove(url_path) {
-            self.bytes -= old.body.len() as u64;
+            match &old.body {
+                Body::Memory(bytes) => self.bytes -= bytes.len() as u64,
+                Body::Disk(_) => self.open_files -= 1,
+            }
         }
     }
 
     fn clear(&mut self) {
         self.entries.clear();
         self.bytes = 0;
+        self.open_files = 0;
         if let Watch::Active { files, .. } = &mut self.watch {
             files.clear();
         }
@@ -237,10 +248,12 @@ fn start_watching(cache: Arc<Mutex<Cache>>) -> Watch {
     }
 }
 
+#[derive(Clone)]
 enum Body {
     Memory(Arc<[u8]>),
-    /// Opened once by path resolution.
-    Disk(File),
+    /// Sent with sendfile, which takes its own offset: one open file serves
+    /// any number of responses at once.
+    Disk(Arc<File>),
 }
 
 impl StaticFiles {
@@ -351,12 +364,7 @@ impl StaticFiles {
             (cache.entries.get(url_path).cloned(), cache.synced_at)
         };
         if let Some(entry) = cached {
-            let hit = || {
-                Ok(Lookup::Found(
-                    entry.info.clone(),
-                    Body::Memory(entry.body.clone()),
-                ))
-            };
+            let hit = || Ok(Lookup::Found(entry.info.clone(), entry.body.clone()));
             if entry.watched {
                 return match synced_at > received {
                     true => hit(),
@@ -388,22 +396,33 @@ impl StaticFiles {
             Err(e) => return Err(e.status()),
         };
         let info = Arc::new(file_info(path, &meta));
-        if meta.len() <= self.config.cache_max_file_size {
-            if let Ok(body) = read_whole(&file, meta.len()) {
-                let body: Arc<[u8]> = body.into();
-                self.insert(url_path, &info, &body, direct);
-                return Ok(Lookup::Found(info, Body::Memory(body)));
-            }
+        // A file big enough for sendfile is not copied through memory: from
+        // the page cache it costs the server less (64 KiB: 75k req/s against
+        // 63k from the memory cache, wrk -c64, 1 worker).
+        let cacheable = meta.len() <= self.config.cache_max_file_size
+            && meta.len() < self.config.sendfile_min_size.max(1);
+        let bytes = cacheable
+            .then(|| read_whole(&file, meta.len()).ok())
+            .flatten();
+        let body = match bytes {
+            Some(bytes) => Body::Memory(bytes.into()),
+            None => Body::Disk(Arc::new(file)),
+        };
+        if self.config.cache_max_file_size > 0 {
+            self.insert(url_path, &info, &body, direct);
         }
-        Ok(Lookup::Found(info, Body::Disk(file)))
+        Ok(Lookup::Found(info, body))
     }
 
-    fn insert(&self, url_path: &str, info: &Arc<FileInfo>, body: &Arc<[u8]>, direct: bool) {
+    fn insert(&self, url_path: &str, info: &Arc<FileInfo>, body: &Body, direct: bool) {
         let shared = self.local_cache();
         let mut cache = shared.lock().unwrap_or_else(PoisonError::into_inner);
-        let size = body.len() as u64;
-        if cache.bytes + size > self.config.cache_max_bytes {
-            return; // full: serve from disk rather than thrash
+        let full = match body {
+            Body::Memory(bytes) => cache.bytes + bytes.len() as u64 > self.config.cache_max_bytes,
+            Body::Disk(_) => cache.open_files >= OPEN_FILES_KEPT,
+        };
+        if full {
+            return; // serve from disk rather than thrash
         }
         // Watch before checking the version again, so no change can slip
         // between the check and the watch.
@@ -416,7 +435,10 @@ impl StaticFiles {
             _ => return,
         }
         cache.remove(url_path);
-        cache.bytes += size;
+        match body {
+            Body::Memory(bytes) => cache.bytes += bytes.len() as u64,
+            Body::Disk(_) => cache.open_files += 1,
+        }
         let entry = Arc::new(CachedFile {
             info: info.clone(),
             body: body.clone(),
