@@ -132,18 +132,7 @@ fn accept_nonblocking(listener: &StdListener) -> io::Result<(StdStream, SocketAd
 /// connection the listener accepts, which then needs no setsockopt of its
 /// own (five per connection otherwise); `has_options` checks that.
 pub fn condition_listener(listener: &TcpListener, options: &StreamOptions) -> io::Result<()> {
-    let socket = SockRef::from(listener.inner.get_ref());
-    if options.nodelay {
-        socket.set_tcp_nodelay(true)?;
-    }
-    if let Some(bytes) = options.notsent_lowat {
-        set_notsent_lowat(socket.as_raw_fd(), bytes)?;
-    }
-    if let Some((idle, interval)) = options.keepalive {
-        let keepalive = TcpKeepalive::new().with_time(idle).with_interval(interval);
-        socket.set_tcp_keepalive(&keepalive)?;
-    }
-    Ok(())
+    set_options(SockRef::from(listener.inner.get_ref()), options)
 }
 
 /// Whether `stream` carries `options` already (inherited from its listener).
@@ -165,14 +154,18 @@ pub fn has_options(stream: &StdStream, options: &StreamOptions) -> bool {
     nodelay && lowat && keepalive
 }
 
-/// Sets TCP_NODELAY and keep-alive probes on an accepted stream.
+/// Sets TCP_NODELAY, keep-alive probes and TCP_NOTSENT_LOWAT on an
+/// accepted stream.
 pub fn condition_stream(stream: &StdStream, options: &StreamOptions) -> io::Result<()> {
-    let socket = SockRef::from(stream);
+    set_options(SockRef::from(stream), options)
+}
+
+fn set_options(socket: SockRef<'_>, options: &StreamOptions) -> io::Result<()> {
     if options.nodelay {
         socket.set_tcp_nodelay(true)?;
     }
     if let Some(bytes) = options.notsent_lowat {
-        set_notsent_lowat(stream.as_raw_fd(), bytes)?;
+        set_notsent_lowat(socket.as_raw_fd(), bytes)?;
     }
     if let Some((idle, interval)) = options.keepalive {
         let keepalive = TcpKeepalive::new().with_time(idle).with_interval(interval);
