@@ -600,18 +600,7 @@ fn changed_files_are_never_served_stale() {
             std::fs::write(&path, "version one\n").unwrap();
             let mut kept = server.connect();
             // Warm every worker's cache: a kept connection and fresh ones.
-            for _ in 0..3 {
-                assert_eq!(
-                    get(&mut kept, "/data.txt").body,
-                    b"version one\n",
-                    "{label}"
-                );
-                assert_eq!(
-                    get(&mut server.connect(), "/data.txt").body,
-                    b"version one\n",
-                    "{label}"
-                );
-            }
+            served_as(server, &mut kept, "/data.txt", b"version one\n");
             let etag_one = get(&mut kept, "/data.txt")
                 .header("ETag")
                 .unwrap()
@@ -619,18 +608,12 @@ fn changed_files_are_never_served_stale() {
 
             // Different content and size.
             std::fs::write(&path, "version two, a little longer\n").unwrap();
-            for _ in 0..3 {
-                assert_eq!(
-                    get(&mut kept, "/data.txt").body,
-                    b"version two, a little longer\n",
-                    "{label}"
-                );
-                assert_eq!(
-                    get(&mut server.connect(), "/data.txt").body,
-                    b"version two, a little longer\n",
-                    "{label}"
-                );
-            }
+            served_as(
+                server,
+                &mut kept,
+                "/data.txt",
+                b"version two, a little longer\n",
+            );
             let r = get(&mut kept, "/data.txt");
             let etag_two = r.header("ETag").unwrap().to_string();
             assert_ne!(etag_one, etag_two, "{label}");
@@ -644,18 +627,12 @@ fn changed_files_are_never_served_stale() {
                 .unwrap();
             drop(file);
             assert_eq!(std::fs::metadata(&path).unwrap().len(), 29);
-            for _ in 0..3 {
-                assert_eq!(
-                    get(&mut kept, "/data.txt").body,
-                    b"VERSION 3, A LITTLE LONGER!!\n",
-                    "{label}"
-                );
-                assert_eq!(
-                    get(&mut server.connect(), "/data.txt").body,
-                    b"VERSION 3, A LITTLE LONGER!!\n",
-                    "{label}"
-                );
-            }
+            served_as(
+                server,
+                &mut kept,
+                "/data.txt",
+                b"VERSION 3, A LITTLE LONGER!!\n",
+            );
             // The old validator no longer matches.
             let r = exchange(
                 &mut kept,
@@ -668,6 +645,16 @@ fn changed_files_are_never_served_stale() {
             assert_eq!(get(&mut kept, "/data.txt").status, 404, "{label}");
         },
     );
+}
+
+/// `path` reads as `body`, three times over, on the kept-alive connection
+/// and on fresh ones (which may land on any worker's cache).
+fn served_as(server: &TestServer, kept: &mut TcpStream, path: &str, body: &[u8]) {
+    let label = &server.label;
+    for _ in 0..3 {
+        assert_eq!(get(kept, path).body, body, "{label}");
+        assert_eq!(get(&mut server.connect(), path).body, body, "{label}");
+    }
 }
 
 #[test]
