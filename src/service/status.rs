@@ -277,7 +277,7 @@ pub fn to_prometheus(r: &Report) -> String {
         (
             "queue_idle",
             "gauge",
-            "Idle keep-alive connections parked per worker.",
+            "Connections parked per worker until their next request (idle keep-alive ones, and new ones that have sent nothing).",
             |q| q.idle,
         ),
     ];
