@@ -32,9 +32,10 @@ enum State {
         value: u64,
         digits: u32,
     },
-    /// After the size: BWS, `;ext`, until CR.
+    /// Somewhere in the rest of the size line: BWS and extensions.
     Ext {
         value: u64,
+        at: Ext,
     },
     /// Saw CR ending the size line.
     SizeLf {
@@ -51,6 +52,29 @@ enum State {
     TrailerLf,
     FinalLf,
     Done,
+}
+
+/// Where in `*( BWS ";" BWS name [ BWS "=" BWS value ] )` the size line is
+/// (RFC 9112 §7.1.1). Each position allows only what the grammar does, so a
+/// line such as `4 5` or `4;` is an error rather than an ignored extension:
+/// a lenient reading here is how two parsers come to disagree on a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ext {
+    /// Whitespace after the digits: more of it, `;` or CR.
+    AfterSize,
+    /// After `;`: whitespace, then a name.
+    NameStart,
+    Name,
+    /// Whitespace after a name: `=`, `;` or CR.
+    AfterName,
+    /// After `=`: whitespace, then a token or a quoted string.
+    ValueStart,
+    Token,
+    Quoted,
+    /// After a backslash inside a quoted string.
+    QuotedPair,
+    /// After a value (or whitespace after it): `;` or CR.
+    AfterValue,
 }
 
 #[derive(Debug, Clone)]
@@ -79,9 +103,19 @@ fn hex_val(b: u8) -> Option<u64> {
     }
 }
 
-/// Field-line / extension bytes: HTAB, SP, VCHAR, obs-text.
+/// Field-line bytes: HTAB, SP, VCHAR, obs-text.
 fn is_text(b: u8) -> bool {
     b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
+}
+
+/// RFC 9110 §5.6.2 tchar.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// BWS: SP or HTAB.
+fn is_ws(b: u8) -> bool {
+    b == b' ' || b == b'\t'
 }
 
 impl ChunkedDecoder {
@@ -164,9 +198,9 @@ impl ChunkedDecoder {
                     }
                 }
                 None if digits == 0 => return Err(bad("missing chunk size")),
-                None => self.after_size(value, b)?,
+                None => size_line(value, Ext::AfterSize, b)?,
             },
-            State::Ext { value } => self.after_size(value, b)?,
+            State::Ext { value, at } => size_line(value, at, b)?,
             State::SizeLf { value } => {
                 if b != b'\n' {
                     return Err(bad("chunk size line not ended by CRLF"));
@@ -204,18 +238,46 @@ impl ChunkedDecoder {
         };
         Ok(())
     }
+}
 
-    /// Byte after the size digits: BWS, an extension, or CR.
-    fn after_size(&self, value: u64, b: u8) -> Result<State, HttpError> {
-        let in_ext = matches!(self.state, State::Ext { .. });
-        match b {
-            b'\r' => Ok(State::SizeLf { value }),
-            b';' | b' ' | b'\t' => Ok(State::Ext { value }),
-            // Extensions are ignored, but must be text; outside one only BWS/';' may follow.
-            _ if in_ext && is_text(b) => Ok(State::Ext { value }),
-            _ => Err(bad("invalid chunk size")),
+/// The next state for byte `b` of a size line after its digits (`at` is
+/// where the line was; `Ext::AfterSize` also stands for "just after the
+/// digits", where the same bytes are allowed). Extensions are checked, then
+/// ignored.
+fn size_line(value: u64, at: Ext, b: u8) -> Result<State, HttpError> {
+    let next = match (at, b) {
+        (Ext::Quoted, b'"') => Ext::AfterValue,
+        (Ext::Quoted, b'\\') => Ext::QuotedPair,
+        // qdtext: HTAB, SP, VCHAR except '"' and '\\', obs-text.
+        (Ext::Quoted, _) if is_text(b) => Ext::Quoted,
+        (Ext::Quoted, _) => return Err(bad("invalid quoted string in chunk extension")),
+        (Ext::QuotedPair, _) if is_text(b) => Ext::Quoted,
+        (Ext::QuotedPair, _) => return Err(bad("invalid quoted string in chunk extension")),
+        // CR ends the line wherever a name or value may end.
+        (Ext::AfterSize | Ext::Name | Ext::AfterName | Ext::Token | Ext::AfterValue, b'\r') => {
+            return Ok(State::SizeLf { value })
         }
-    }
+        (Ext::AfterSize | Ext::Name | Ext::AfterName | Ext::Token | Ext::AfterValue, b';') => {
+            Ext::NameStart
+        }
+        (Ext::Name | Ext::AfterName, b'=') => Ext::ValueStart,
+        (Ext::Name, _) if is_tchar(b) => Ext::Name,
+        (Ext::Token, _) if is_tchar(b) => Ext::Token,
+        (Ext::NameStart, _) if is_tchar(b) => Ext::Name,
+        (Ext::ValueStart, b'"') => Ext::Quoted,
+        (Ext::ValueStart, _) if is_tchar(b) => Ext::Token,
+        // Whitespace may follow the digits, a name or a value, and lead a
+        // name or a value; in each case the position stays the same kind.
+        (
+            Ext::AfterSize | Ext::NameStart | Ext::AfterName | Ext::ValueStart | Ext::AfterValue,
+            _,
+        ) if is_ws(b) => at,
+        (Ext::Name, _) if is_ws(b) => Ext::AfterName,
+        (Ext::Token, _) if is_ws(b) => Ext::AfterValue,
+        (Ext::AfterSize, _) => return Err(bad("invalid chunk size")),
+        _ => return Err(bad("invalid chunk extension")),
+    };
+    Ok(State::Ext { value, at: next })
 }
 
 #[cfg(test)]
@@ -346,6 +408,113 @@ mod tests {
         assert_eq!(dec.step(b"FFFFFFFFFFFFFFFF\r\nab"), Ok(Step::Data(18..20)));
     }
 
+    /// `line` as the size line of a one-byte chunk: Ok(()) if the body
+    /// decodes, else the error status.
+    fn size_line_result(line: &[u8]) -> Result<(), u16> {
+        let mut input = line.to_vec();
+        input.extend_from_slice(b"\r\nx\r\n0\r\n\r\n");
+        match decode(&input) {
+            Ok((body, n)) if body == b"x" && n == input.len() => Ok(()),
+            Ok(other) => panic!("{line:?} decoded as {other:?}"),
+            Err(e) => Err(e.status),
+        }
+    }
+
+    #[test]
+    fn chunk_extensions_that_follow_the_grammar_are_accepted() {
+        for line in [
+            &b"1"[..],
+            b"1 ",
+            b"1\t \t",
+            b"1;a",
+            b"1;a=b",
+            b"1;a=b;c",
+            b"1;a;b;c=d",
+            b"1 ;a",
+            b"1\t;\ta",
+            b"1 ; a = b ; c",
+            b"1;a =b",
+            b"1;a= b",
+            b"1;a=b ",
+            b"1;a ",
+            b"1;name=\"quoted value\"",
+            b"1;a=\"\"",
+            b"1;a=\"with ; and = inside\";b",
+            b"1;a=\"esc \\\" quote \\\\ slash\"",
+            b"1;a=\"x\" ;b=\"y\"",
+            b"1;a=\"obs \xe9\"",
+            b"1;!#$%&'*+-.^_`|~09AZaz=!#$%&'*+-.^_`|~",
+        ] {
+            assert_eq!(
+                size_line_result(line),
+                Ok(()),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn lenient_size_lines_are_400() {
+        for line in [
+            // Something other than an extension after whitespace.
+            &b"4 5"[..],
+            b"1 5",
+            b"1\tzz",
+            b"1 a",
+            // Extensions without a name or with an empty value.
+            b"1;",
+            b"1; ",
+            b"1;;a",
+            b"1;a;",
+            b"1;=b",
+            b"1;a=",
+            b"1;a= ",
+            b"1;a=;b",
+            // Names and values must be tokens or quoted strings.
+            b"1;a b",
+            b"1;a=b c",
+            b"1;a=b=c",
+            b"1;a==b",
+            b"1;a/b",
+            b"1;a=b/c",
+            b"1;a@",
+            b"1;\"a\"",
+            b"1;a=\"x\"y",
+            b"1;a=\"x\" y",
+            b"1;a=\"unterminated",
+            b"1;a=\"bad \x01 byte\"",
+            b"1;a=\"bad pair \\\x01\"",
+            b"1;a\x01",
+            b"1;\xe9",
+            // Bare CR or LF inside the line.
+            b"1;a\rb",
+            b"1;a\nb",
+            b"1 \n",
+        ] {
+            assert_eq!(
+                size_line_result(line),
+                Err(400),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn size_line_forms_decode_the_same_split_anywhere() {
+        let input = b"3 ; a = \"q;\\\"\" ; b\r\nabc\r\n0\r\n\r\n";
+        for i in 0..=input.len() {
+            let (a, b) = input.split_at(i);
+            assert_eq!(decode_parts(&[a, b]).expect("ok").0, b"abc", "split {i}");
+        }
+        let bad = b"3 4\r\nabc\r\n0\r\n\r\n";
+        for i in 0..=bad.len() {
+            let (a, b) = bad.split_at(i);
+            assert_eq!(decode_parts(&[a, b]).map_err(|e| e.status), Err(400));
+        }
+    }
+
     #[test]
     fn missing_crlf_after_data() {
         assert_eq!(err(b"1\r\nxy\r\n0\r\n\r\n"), 400);
@@ -359,6 +528,13 @@ mod tests {
         assert_eq!(err(&line), 400);
         let mut ok_line = b"1;".to_vec();
         ok_line.extend(std::iter::repeat_n(b'a', MAX_SIZE_LINE - 4));
+        // Whitespace counts too: it cannot stretch a line past the cap.
+        let mut spaced = b"1".to_vec();
+        spaced.extend(std::iter::repeat_n(b' ', MAX_SIZE_LINE));
+        assert_eq!(err(&spaced), 400);
+        let mut quoted = b"1;a=\"".to_vec();
+        quoted.extend(std::iter::repeat_n(b'q', MAX_SIZE_LINE));
+        assert_eq!(err(&quoted), 400);
         ok_line.extend_from_slice(b"\r\nx\r\n0\r\n\r\n");
         assert_eq!(decode(&ok_line).expect("ok").0, b"x");
     }
