@@ -27,29 +27,32 @@ impl AccessLog {
     }
 
     /// `host - - [time] "request line" status bytes "referer" "user-agent"`.
+    /// Every field the client wrote is escaped (see [`push_escaped`]), so a
+    /// request cannot forge fields or lines.
     pub fn record(&self, peer: Option<SocketAddr>, req: Option<&Request>, status: u16, bytes: u64) {
+        use std::fmt::Write as _;
         let host = peer.map_or_else(|| "-".to_string(), |p| p.ip().to_string());
-        let line = match req {
-            Some(r) => format!(
-                "{} - - [{}] \"{} {} HTTP/1.{}\" {} {} \"{}\" \"{}\"\n",
-                host,
-                clf_time(SystemTime::now()),
-                r.method.as_str(),
-                r.target,
-                r.minor_version,
-                status,
-                bytes,
-                escape(r.referer.as_deref().unwrap_or("-")),
-                escape(r.user_agent.as_deref().unwrap_or("-")),
-            ),
-            None => format!(
-                "{} - - [{}] \"-\" {} {} \"-\" \"-\"\n",
-                host,
-                clf_time(SystemTime::now()),
-                status,
-                bytes
-            ),
-        };
+        let mut line = String::with_capacity(160);
+        let _ = write!(line, "{} - - [{}] \"", host, clf_time(SystemTime::now()));
+        match req {
+            Some(r) => {
+                line.push_str(r.method.as_str());
+                line.push(' ');
+                push_escaped(&mut line, &r.target);
+                let _ = write!(
+                    line,
+                    " HTTP/1.{}\" {} {} \"",
+                    r.minor_version, status, bytes
+                );
+                push_escaped(&mut line, r.referer.as_deref().unwrap_or("-"));
+                line.push_str("\" \"");
+                push_escaped(&mut line, r.user_agent.as_deref().unwrap_or("-"));
+                line.push_str("\"\n");
+            }
+            None => {
+                let _ = writeln!(line, "-\" {} {} \"-\" \"-\"", status, bytes);
+            }
+        }
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
         let _ = out.write_all(line.as_bytes());
     }
@@ -63,8 +66,27 @@ impl AccessLog {
     }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
+/// Appends `s` with `"`, `\\`, control bytes and every byte outside
+/// printable ASCII written as `\\xHH`, as nginx does: a quote cannot close a
+/// field, a newline cannot start a forged line, an escape sequence cannot
+/// reach a terminal, and the log stays ASCII whatever the client sent.
+fn push_escaped(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let clean = |b: u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
+    // Almost every field is clean: one scan, one copy.
+    if s.bytes().all(clean) {
+        out.push_str(s);
+        return;
+    }
+    for b in s.bytes() {
+        if clean(b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str("\\x");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+    }
 }
 
 /// `10/Oct/2000:13:55:36 +0000` (UTC).
@@ -99,6 +121,69 @@ fn clf_time(t: SystemTime) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    fn escaped(s: &str) -> String {
+        let mut out = String::new();
+        push_escaped(&mut out, s);
+        out
+    }
+
+    #[test]
+    fn client_fields_are_escaped() {
+        assert_eq!(escaped("/index.html?a=b&c=%22"), "/index.html?a=b&c=%22");
+        assert_eq!(escaped(""), "");
+        assert_eq!(escaped("a\"b"), "a\\x22b");
+        assert_eq!(escaped("a\\b"), "a\\x5Cb");
+        assert_eq!(escaped("\\\""), "\\x5C\\x22");
+        assert_eq!(
+            escaped("x\r\ny\t\x00\x1b[31m\x7f"),
+            "x\\x0D\\x0Ay\\x09\\x00\\x1B[31m\\x7F"
+        );
+        assert_eq!(escaped("caf\u{e9}"), "caf\\xC3\\xA9");
+    }
+
+    /// The record for a request whose target, Referer and User-Agent try to
+    /// close their quotes and add fields or a line of their own.
+    #[test]
+    fn a_forged_request_stays_one_line_of_nine_fields() {
+        let dir = std::env::temp_dir().join(format!("conveyor-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("access.log");
+        let log = AccessLog::open(path.to_str().expect("utf-8 path")).expect("open");
+        let raw = b"GET /a\"-\"\\\"x\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\
+            Referer: r\" \"forged\r\nUser-Agent: ua\\\" 999 \xc3\xa9\r\n\r\n";
+        let limits = crate::http::Limits {
+            max_request_line: 8192,
+            max_header_bytes: 8192,
+            max_headers: 100,
+        };
+        let req = crate::http::parse_request(raw, &limits)
+            .expect("parses")
+            .expect("complete");
+        log.record(Some(([127, 0, 0, 1], 9).into()), Some(&req), 200, 5);
+        log.record(None, None, 408, 0);
+        log.flush();
+        let text = std::fs::read_to_string(&path).expect("read log");
+        std::fs::remove_dir_all(&dir).expect("clean up");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let first = lines[0];
+        assert!(
+            first.ends_with(
+                "\"GET /a\\x22-\\x22\\x5C\\x22x\\xC3\\xA9 HTTP/1.1\" 200 5 \
+                 \"r\\x22 \\x22forged\" \"ua\\x5C\\x22 999 \\xC3\\xA9\""
+            ),
+            "{first}"
+        );
+        // Exactly three quoted fields: six unescaped quotes.
+        assert_eq!(first.matches('"').count(), 6, "{first}");
+        assert!(lines[1].starts_with("- - - ["), "{}", lines[1]);
+        assert!(
+            lines[1].ends_with("] \"-\" 408 0 \"-\" \"-\""),
+            "{}",
+            lines[1]
+        );
+    }
 
     #[test]
     fn clf_time_formats_utc() {
