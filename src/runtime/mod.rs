@@ -337,6 +337,12 @@ pub fn spawn_detached<F: Future<Output = ()> + 'static>(future: F) {
     spawned.expect("conveyor::runtime::spawn_detached called outside a runtime worker")
 }
 
+/// Counts a panic caught by code that polls futures itself (a dispatcher
+/// that runs requests in place), as the scheduler counts a green thread's.
+pub fn count_panic() {
+    with_local(|local| local.shared.stats.panicked.bump());
+}
+
 /// Runs `future` to completion on the calling thread with a one-worker runtime.
 pub fn block_on<F: Future + 'static>(future: F) -> F::Output {
     Runtime::builder().block_on(future)

@@ -171,3 +171,20 @@ impl Drop for Writing<'_> {
         WorkerMetrics::dec(&self.0.writing);
     }
 }
+
+/// Counts a connection as "reading" while a handler serves it. A guard, so
+/// a handler that panics (its future dropped mid-request) still gives it back.
+pub struct Reading<'a>(&'a WorkerMetrics);
+
+impl<'a> Reading<'a> {
+    pub fn new(metrics: &'a WorkerMetrics) -> Self {
+        WorkerMetrics::inc(&metrics.reading);
+        Reading(metrics)
+    }
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        WorkerMetrics::dec(&self.0.reading);
+    }
+}

@@ -3,11 +3,18 @@
 //!
 //! - `spawn`: a new green thread per request (the original design).
 //! - `pool`: a fixed number of long-lived handler green threads per worker,
-//!   each pulling from the queue; no spawn per request.
+//!   each pulling from the queue and running the request in place; a
+//!   request that waits on its client moves to a green thread of its own,
+//!   so no spawn per request, and no slow client holds a handler.
 
+use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 
-use crate::runtime::{self, Handle};
+use crate::runtime::{self, Handle, PooledFuture};
 
 use super::{Dispatcher, Handler, Line};
 
@@ -57,19 +64,100 @@ impl Dispatcher for Pool {
             runtime
                 .spawn_local_on(worker, move || async move {
                     for _ in 0..size {
-                        let line = line.clone();
-                        let handler = handler.clone();
-                        runtime::spawn(async move {
-                            let pending = &line.pending[worker];
-                            loop {
-                                let conn = pending.pop().await;
-                                handler.handle(conn, &line).await;
-                            }
-                        })
-                        .detach();
+                        runtime::spawn_detached(pool_handler(line.clone(), handler.clone(), worker));
                     }
                 })
                 .detach();
         }
     }
+}
+
+/// One pool handler green thread. It runs each request in place while the
+/// request makes progress, and hands it to a green thread of its own as soon
+/// as it waits on the client (the rest of a preamble, a body, a reader that
+/// does not read): a pool handler never sits on a slow connection, so a few
+/// dozen slow clients cannot starve the rest. The common request, answered
+/// in one poll, costs no spawn. A panic drops its connection and the loop
+/// goes on.
+async fn pool_handler(line: Arc<Line>, handler: Arc<dyn Handler>, worker: usize) {
+    let mut nudge = None;
+    loop {
+        let conn = line.pending[worker].pop().await;
+        let (line, handler) = (line.clone(), handler.clone());
+        // Owns what it borrows, so it can move to a green thread of its own.
+        let mut request = PooledFuture::new(async move { handler.handle(conn, &line).await });
+        match run_in_place(&mut request, &mut nudge).await {
+            Stopped::Done => {}
+            // Its wakers are this handler's; the new green thread's first
+            // poll re-registers them (a wake in between finds it queued).
+            Stopped::Waiting => runtime::spawn_detached(request),
+            Stopped::Panicked => {
+                runtime::count_panic();
+                // Dropping closes the connection and releases its gauges and
+                // slot; the drop itself may panic again.
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(request)));
+            }
+        }
+    }
+}
+
+/// How a request polled by a pool handler stopped.
+enum Stopped {
+    Done,
+    /// Pending on something outside this worker's own work: the client.
+    Waiting,
+    Panicked,
+}
+
+/// A waker that notes it was woken and passes the wake to the pool
+/// handler's own. A request that wakes itself while polled (a `yield_now`,
+/// such as the static files' batched inotify read, or a spent poll budget)
+/// is busy, not waiting: it stays with the handler, without a spawn.
+struct Nudge {
+    woken: AtomicBool,
+    handler: Waker,
+}
+
+impl Wake for Nudge {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Relaxed);
+        self.handler.wake_by_ref();
+    }
+}
+
+/// Polls `request` until it finishes, panics or waits on the client. Every
+/// wake passes through to this green thread, so a request kept here because
+/// it woke itself is always polled again.
+async fn run_in_place(
+    request: &mut PooledFuture<'static, ()>,
+    nudge: &mut Option<(Arc<Nudge>, Waker)>,
+) -> Stopped {
+    poll_fn(|cx| {
+        let (flag, waker) = match nudge {
+            Some((flag, waker)) if flag.handler.will_wake(cx.waker()) => (flag, waker),
+            _ => {
+                let flag = Arc::new(Nudge {
+                    woken: AtomicBool::new(false),
+                    handler: cx.waker().clone(),
+                });
+                let waker = Waker::from(flag.clone());
+                let (flag, waker) = nudge.insert((flag, waker));
+                (flag, waker)
+            }
+        };
+        flag.woken.store(false, Ordering::Relaxed);
+        let mut inner = Context::from_waker(waker);
+        let polled = catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *request).poll(&mut inner)));
+        match polled {
+            Ok(Poll::Ready(())) => Poll::Ready(Stopped::Done),
+            Ok(Poll::Pending) if flag.woken.load(Ordering::Relaxed) => Poll::Pending,
+            Ok(Poll::Pending) => Poll::Ready(Stopped::Waiting),
+            Err(_) => Poll::Ready(Stopped::Panicked),
+        }
+    })
+    .await
 }

@@ -9,9 +9,8 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::http::{parse_request, BodyFraming, Limits, Request};
-use crate::metrics::WorkerMetrics;
 use crate::service::static_files::StaticFiles;
-use crate::service::{echo, flush, status, Exchange, Outcome};
+use crate::service::{echo, flush, status, Exchange, Outcome, Reading};
 
 use super::{Conn, Handler, Line, LocalFuture};
 
@@ -51,10 +50,9 @@ impl HttpHandler {
     }
 
     async fn serve(&self, mut conn: Conn, line: &Line) {
-        let metrics = line.metrics.here();
-        WorkerMetrics::inc(&metrics.reading);
+        let reading = Reading::new(line.metrics.here());
         let next = self.serve_ready(&mut conn, line).await;
-        WorkerMetrics::dec(&line.metrics.here().reading);
+        drop(reading);
         if line.shutdown.is_set() {
             return;
         }
