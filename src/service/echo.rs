@@ -32,10 +32,10 @@ pub async fn serve(ex: &mut Exchange<'_>) -> Outcome {
                 },
             }
         }
+        // A body sent with these is not read here: the handler drains it
+        // or closes the connection, as for every route that ignores one.
         _ => {
             ex.conn.input.consume(preamble_len);
-            // The body (if any) was not read: close rather than misread it.
-            ex.keep_alive &= ex.req.body == BodyFraming::None;
             ex.error(405, "use GET, HEAD, POST or PUT", ALLOW)
         }
     }

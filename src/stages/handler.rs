@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::http::{parse_request, BodyFraming, Limits, Request};
+use crate::http::{parse_request, BodyFraming, Limits, Method, Request};
 use crate::service::static_files::StaticFiles;
 use crate::service::{echo, flush, status, Exchange, Outcome, Reading};
 
@@ -168,7 +168,9 @@ impl HttpHandler {
             && u64::from(conn.requests) < line.config.limits.max_requests_per_connection
             && !line.shutdown.is_set();
         let path = req.path();
-        if path == "/echo" {
+        let echo = path == "/echo";
+        if echo && matches!(req.method, Method::Post | Method::Put) {
+            // The one route that reads the body: it streams it back.
             let mut ex = Exchange {
                 req,
                 conn,
@@ -180,6 +182,8 @@ impl HttpHandler {
             // handler's future is allocated per request, so it is kept small.
             return Box::pin(echo::serve(&mut ex)).await;
         }
+        // Every other route leaves the body unread: it is drained below or
+        // the connection closes, never parsed as the next request.
         let ignored_body = drainable(req);
         let mut ex = Exchange {
             req,
@@ -188,7 +192,9 @@ impl HttpHandler {
             line,
             keep_alive: keep_alive && ignored_body.is_some(),
         };
-        let mut outcome = if path == "/status" {
+        let mut outcome = if echo {
+            Box::pin(echo::serve(&mut ex)).await
+        } else if path == "/status" {
             status::serve(&mut ex)
         } else {
             self.files.serve(&mut ex).await
