@@ -185,6 +185,13 @@ fn directories_serve_index_and_redirect_without_slash() {
                 "{label}"
             );
 
+            // "//docs/" would send a browser to the host "docs".
+            for path in ["//docs", "///docs"] {
+                let moved = get(&mut stream, path);
+                assert_eq!(moved.status, 301, "{label} {path}");
+                assert_eq!(moved.header("Location"), Some("/docs/"), "{label} {path}");
+            }
+
             // A directory without an index is not listed.
             std::fs::create_dir(server.root.join("empty")).unwrap();
             assert_eq!(get(&mut stream, "/empty/").status, 404, "{label}");

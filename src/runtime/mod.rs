@@ -9,6 +9,7 @@
 //! - [`idle`]: items parked until readable, with no green thread each.
 //! - [`net`]: TCP listeners and streams, `sendfile`.
 //! - [`watch`]: inotify file watching on the reactor.
+//! - [`beneath`]: opening files confined beneath a directory descriptor.
 
 //!
 //! ```
@@ -33,6 +34,7 @@
 //! assert_eq!(total, 55);
 //! ```
 
+pub mod beneath;
 mod executor;
 pub mod idle;
 pub mod io;

@@ -1,16 +1,25 @@
 //! Maps a request path onto a file under the document root, refusing anything
 //! that could escape it.
+//!
+//! The file is opened once, beneath a descriptor of the root, with the
+//! kernel enforcing confinement (`runtime::beneath`); its type and size come
+//! from `fstat` on that descriptor. No path is looked up by name after it
+//! was checked, so a rename or symlink swap cannot redirect what is served.
 
-use std::fs::{self, File, Metadata};
+use std::fs::{File, Metadata};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use crate::runtime::beneath::{RootDir, Symlinks};
 
 /// How paths are resolved; built once from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolveOptions {
     /// File served when a directory is asked for (e.g. "index.html").
     pub index: String,
-    /// Serve files whose canonical path lies outside the root.
+    /// Serve files reached through symlinks that lead outside the root.
+    /// This gives up confinement: whoever can make a symlink in the root
+    /// can publish any file the server may read.
     pub follow_symlinks_outside_root: bool,
     /// Serve names starting with '.' (e.g. ".well-known").
     pub show_dotfiles: bool,
@@ -29,10 +38,10 @@ impl Default for ResolveOptions {
 /// What the request path refers to.
 #[derive(Debug)]
 pub enum Resolved {
-    /// A regular file to serve (for a directory: its index file). `direct`:
-    /// no symlink was followed, so the canonical path is the URL's path.
-    /// `file` is open for reading: opening is how read permission is
-    /// checked, and the caller serves from it rather than opening again.
+    /// A regular file to serve (for a directory: its index file), open for
+    /// reading. `meta` is `fstat` of `file`; `path` is where the URL says it
+    /// is (for inotify and the content type), never opened again. `direct`:
+    /// no symlink was followed, so the file is at `path`.
     File {
         path: PathBuf,
         meta: Metadata,
@@ -65,10 +74,10 @@ impl ResolveError {
     }
 }
 
-/// Resolves `url_path` (percent-encoded, without query) against the canonical
-/// `root`. `query` is only used to build the trailing-slash redirect.
+/// Resolves `url_path` (percent-encoded, without query) beneath `root`.
+/// `query` is only used to build the trailing-slash redirect.
 pub fn resolve(
-    root: &Path,
+    root: &RootDir,
     url_path: &str,
     query: Option<&str>,
     opts: &ResolveOptions,
@@ -94,9 +103,12 @@ pub fn resolve(
         }
     }
 
-    let literal = root.join(relative);
-    let target = canonical_inside(root, &literal, opts)?;
-    let meta = fs::metadata(&target).map_err(io_error)?;
+    let symlinks = match opts.follow_symlinks_outside_root {
+        true => Symlinks::Anywhere,
+        false => Symlinks::InsideRoot,
+    };
+    let opened = root.open_beneath(&relative, symlinks).map_err(io_error)?;
+    let meta = opened.file.metadata().map_err(io_error)?;
 
     if meta.is_dir() {
         if !url_path.ends_with('/') {
@@ -104,18 +116,20 @@ pub fn resolve(
                 url_path, query,
             )));
         }
-        // The index may itself be a symlink, so it gets the same checks.
-        let index = canonical_inside(root, &target.join(&opts.index), opts)?;
-        let index_meta = fs::metadata(&index).map_err(io_error)?;
-        let direct = index == literal.join(&opts.index);
-        return regular_file(index, index_meta, direct);
+        // Opened in the directory just checked, not by its name again; a
+        // symlinked index gets the same confinement as any path.
+        let index = root
+            .open_in(&opened.file, &relative, &opts.index, symlinks)
+            .map_err(io_error)?;
+        let index_meta = index.file.metadata().map_err(io_error)?;
+        let path = root.path().join(&relative).join(&opts.index);
+        return regular_file(path, index_meta, opened.direct && index.direct, index.file);
     }
     // "/file.txt/" names a directory that does not exist.
     if url_path.ends_with('/') {
         return Err(ResolveError::NotFound);
     }
-    let direct = target == literal;
-    regular_file(target, meta, direct)
+    regular_file(root.path().join(relative), meta, opened.direct, opened.file)
 }
 
 /// Percent-decodes one path segment exactly once.
@@ -151,26 +165,16 @@ fn hex_value(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
-/// Canonicalizes `path` (resolving symlinks) and enforces root containment.
-fn canonical_inside(
-    root: &Path,
-    path: &Path,
-    opts: &ResolveOptions,
-) -> Result<PathBuf, ResolveError> {
-    let canonical = path.canonicalize().map_err(io_error)?;
-    if !opts.follow_symlinks_outside_root && !canonical.starts_with(root) {
-        return Err(ResolveError::NotFound);
-    }
-    Ok(canonical)
-}
-
 /// Only regular files are served; fifos and sockets could block or leak.
-fn regular_file(path: PathBuf, meta: Metadata, direct: bool) -> Result<Resolved, ResolveError> {
+fn regular_file(
+    path: PathBuf,
+    meta: Metadata,
+    direct: bool,
+    file: File,
+) -> Result<Resolved, ResolveError> {
     if !meta.is_file() {
         return Err(ResolveError::NotFound);
     }
-    // Metadata does not reveal read permission for this process; opening does.
-    let file = File::open(&path).map_err(io_error)?;
     Ok(Resolved::File {
         path,
         meta,
@@ -179,11 +183,21 @@ fn regular_file(path: PathBuf, meta: Metadata, direct: bool) -> Result<Resolved,
     })
 }
 
+/// The path with a slash added. Runs of slashes are collapsed: a Location
+/// starting with "//" would name another host.
 fn redirect_location(url_path: &str, query: Option<&str>) -> String {
-    match query {
-        Some(q) => format!("{url_path}/?{q}"),
-        None => format!("{url_path}/"),
+    let mut location = String::with_capacity(url_path.len() + 2);
+    for c in url_path.chars() {
+        if !(c == '/' && location.ends_with('/')) {
+            location.push(c);
+        }
     }
+    location.push('/');
+    if let Some(q) = query {
+        location.push('?');
+        location.push_str(q);
+    }
+    location
 }
 
 fn io_error(err: io::Error) -> ResolveError {
@@ -196,7 +210,9 @@ fn io_error(err: io::Error) -> ResolveError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::fs;
+    use std::io::Read;
+    use std::os::unix::fs::{symlink, FileExt};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A temp directory removed on drop; `root` is its canonical "www" child,
@@ -236,11 +252,37 @@ mod tests {
         }
 
         fn get(&self, url: &str) -> Result<Resolved, ResolveError> {
-            resolve(&self.root, url, None, &ResolveOptions::default())
+            self.get_with(url, &ResolveOptions::default())
         }
 
+        /// Resolves with `openat2` and with the component walk, checks that
+        /// both agree, and gives the first answer.
         fn get_with(&self, url: &str, opts: &ResolveOptions) -> Result<Resolved, ResolveError> {
-            resolve(&self.root, url, None, opts)
+            let kernel = RootDir::open(&self.root).unwrap();
+            let walk = RootDir::without_openat2(&self.root).unwrap();
+            let first = resolve(&kernel, url, None, opts);
+            let second = resolve(&walk, url, None, opts);
+            assert_eq!(summary(&first), summary(&second), "{url}");
+            first
+        }
+    }
+
+    /// What a resolution answered, comparable across the two ways to open.
+    fn summary(r: &Result<Resolved, ResolveError>) -> String {
+        match r {
+            Ok(Resolved::File {
+                path,
+                meta,
+                direct,
+                file,
+            }) => {
+                // Read without moving the offset: the caller reads it too.
+                let mut body = vec![0; meta.len() as usize];
+                let n = file.read_at(&mut body, 0).unwrap();
+                format!("{path:?} {direct} {:?}", &body[..n])
+            }
+            Ok(Resolved::RedirectToSlash(loc)) => format!("redirect {loc}"),
+            Err(e) => format!("{e:?}"),
         }
     }
 
@@ -255,6 +297,18 @@ mod tests {
             Ok(Resolved::File { path, meta, .. }) => {
                 assert!(meta.is_file());
                 path
+            }
+            other => panic!("expected a file, got {other:?}"),
+        }
+    }
+
+    /// The bytes of the file a resolution opened.
+    fn body(r: Result<Resolved, ResolveError>) -> String {
+        match r {
+            Ok(Resolved::File { mut file, .. }) => {
+                let mut body = String::new();
+                file.read_to_string(&mut body).unwrap();
+                body
             }
             other => panic!("expected a file, got {other:?}"),
         }
@@ -383,11 +437,12 @@ mod tests {
         let fx = Fixture::new();
         fx.file("my dir/index.html", "i");
         let opts = ResolveOptions::default();
-        match resolve(&fx.root, "/my%20dir", Some("a=1&b"), &opts) {
+        let root = RootDir::open(&fx.root).unwrap();
+        match resolve(&root, "/my%20dir", Some("a=1&b"), &opts) {
             Ok(Resolved::RedirectToSlash(loc)) => assert_eq!(loc, "/my%20dir/?a=1&b"),
             other => panic!("{other:?}"),
         }
-        match resolve(&fx.root, "/my%20dir", None, &opts) {
+        match resolve(&root, "/my%20dir", None, &opts) {
             Ok(Resolved::RedirectToSlash(loc)) => assert_eq!(loc, "/my%20dir/"),
             other => panic!("{other:?}"),
         }
@@ -423,11 +478,17 @@ mod tests {
     #[test]
     fn symlink_inside_root_is_served() {
         let fx = Fixture::new();
-        let real = fx.file("real/a.txt", "a");
+        fx.file("real/a.txt", "a");
+        // Absolute and relative links, to files and directories.
         symlink(fx.root.join("real/a.txt"), fx.root.join("link.txt")).unwrap();
         symlink(fx.root.join("real"), fx.root.join("linkdir")).unwrap();
-        assert_eq!(file_path(fx.get("/link.txt")), real);
-        assert_eq!(file_path(fx.get("/linkdir/a.txt")), real);
+        symlink("real/a.txt", fx.root.join("rel.txt")).unwrap();
+        symlink("../real", fx.root.join("real/up")).unwrap();
+        for url in ["/link.txt", "/linkdir/a.txt", "/rel.txt", "/real/up/a.txt"] {
+            assert_eq!(body(fx.get(url)), "a", "{url}");
+        }
+        // The path is the URL's: its extension gives the content type.
+        assert_eq!(file_path(fx.get("/link.txt")), fx.root.join("link.txt"));
         let direct = |url: &str| matches!(fx.get(url), Ok(Resolved::File { direct: true, .. }));
         assert!(direct("/real/a.txt"), "no symlink on the way");
         assert!(
@@ -442,6 +503,13 @@ mod tests {
         fs::write(fx.outside.join("secret.txt"), "s").unwrap();
         symlink(fx.outside.join("secret.txt"), fx.root.join("esc.txt")).unwrap();
         symlink(&fx.outside, fx.root.join("escdir")).unwrap();
+        symlink("../outside/secret.txt", fx.root.join("relesc.txt")).unwrap();
+        fx.dir("sub");
+        symlink("../../outside", fx.root.join("sub/up")).unwrap();
+        symlink("/proc/self/root/etc/hostname", fx.root.join("magic")).unwrap();
+        for url in ["/relesc.txt", "/sub/up/secret.txt", "/magic"] {
+            assert_eq!(err(fx.get(url)), ResolveError::NotFound, "{url}");
+        }
         assert_eq!(err(fx.get("/esc.txt")), ResolveError::NotFound);
         assert_eq!(err(fx.get("/escdir/secret.txt")), ResolveError::NotFound);
         // No redirect may reveal that the escaping directory exists.
@@ -451,9 +519,8 @@ mod tests {
             follow_symlinks_outside_root: true,
             ..ResolveOptions::default()
         };
-        let secret = fx.outside.join("secret.txt");
-        assert_eq!(file_path(fx.get_with("/esc.txt", &opts)), secret);
-        assert_eq!(file_path(fx.get_with("/escdir/secret.txt", &opts)), secret);
+        assert_eq!(body(fx.get_with("/esc.txt", &opts)), "s");
+        assert_eq!(body(fx.get_with("/escdir/secret.txt", &opts)), "s");
     }
 
     #[test]
@@ -463,6 +530,41 @@ mod tests {
         fx.dir("d");
         symlink(fx.outside.join("index.html"), fx.root.join("d/index.html")).unwrap();
         assert_eq!(err(fx.get("/d/")), ResolveError::NotFound);
+    }
+
+    #[test]
+    fn index_symlink_inside_root_is_served() {
+        let fx = Fixture::new();
+        fx.file("pages/home.html", "home");
+        fx.dir("d");
+        symlink("../pages/home.html", fx.root.join("d/index.html")).unwrap();
+        assert_eq!(body(fx.get("/d/")), "home");
+    }
+
+    #[test]
+    fn symlink_loops_end() {
+        let fx = Fixture::new();
+        symlink("b", fx.root.join("a")).unwrap();
+        symlink("a", fx.root.join("b")).unwrap();
+        assert_eq!(err(fx.get("/a")), ResolveError::NotFound);
+    }
+
+    #[test]
+    fn redirect_never_names_another_host() {
+        let fx = Fixture::new();
+        fx.file("docs/index.html", "d");
+        let opts = ResolveOptions::default();
+        for (url, want) in [
+            ("//docs", "/docs/"),
+            ("///docs", "/docs/"),
+            ("/./docs", "/./docs/"),
+        ] {
+            let root = RootDir::open(&fx.root).unwrap();
+            match resolve(&root, url, None, &opts) {
+                Ok(Resolved::RedirectToSlash(loc)) => assert_eq!(loc, want, "{url}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
     }
 
     #[test]
