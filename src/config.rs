@@ -84,6 +84,14 @@ pub struct LimitsConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timeouts {
     pub header_read: Duration,
+    /// Time allowed for a request body to start arriving, extended as it
+    /// arrives by `body_min_rate`; also the longest wait for any one read
+    /// of a body.
+    pub body_read: Duration,
+    /// Bytes per second a body must keep up: each byte received adds
+    /// 1/rate s to the body deadline (mod_reqtimeout's MinRate). 0: no
+    /// extension, the whole body must arrive within `body_read`.
+    pub body_min_rate: u64,
     pub keepalive_idle: Duration,
     pub write: Duration,
     pub shutdown_grace: Duration,
@@ -154,6 +162,8 @@ impl Default for Config {
             },
             timeouts: Timeouts {
                 header_read: Duration::from_secs(10),
+                body_read: Duration::from_secs(10),
+                body_min_rate: 500,
                 keepalive_idle: Duration::from_secs(15),
                 write: Duration::from_secs(30),
                 shutdown_grace: Duration::from_secs(5),
@@ -319,9 +329,18 @@ impl Config {
 
         let s = top.sub("timeouts")?;
         let t = &d.timeouts;
-        s.check_unknown(&["header_read", "keepalive_idle", "write", "shutdown_grace"])?;
+        s.check_unknown(&[
+            "header_read",
+            "body_read",
+            "body_min_rate",
+            "keepalive_idle",
+            "write",
+            "shutdown_grace",
+        ])?;
         let timeouts = Timeouts {
             header_read: s.duration("header_read", t.header_read)?,
+            body_read: s.duration("body_read", t.body_read)?,
+            body_min_rate: s.rate("body_min_rate", t.body_min_rate)?,
             keepalive_idle: s.duration("keepalive_idle", t.keepalive_idle)?,
             write: s.duration("write", t.write)?,
             shutdown_grace: s.duration("shutdown_grace", t.shutdown_grace)?,
@@ -634,6 +653,23 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// Bytes per second: an integer, or a size such as "64KiB" (per second).
+    fn rate(&self, key: &str, default: u64) -> Res<u64> {
+        let fix = "write bytes per second as an integer like 500, or a size like \"64KiB\"; \
+                   0 means no minimum rate";
+        let n = match self.get(key) {
+            None => return Ok(default),
+            Some(v @ Value::Integer(i)) => {
+                u64::try_from(*i).map_err(|_| self.wrong(key, v, "a rate", fix))?
+            }
+            Some(v @ Value::String(s)) => {
+                parse_size(s).ok_or_else(|| self.wrong(key, v, "a rate", fix))?
+            }
+            Some(v) => return Err(self.wrong(key, v, "a rate", fix)),
+        };
+        Ok(n)
+    }
+
     fn size(&self, key: &str, default: u64) -> Res<u64> {
         let fix = "write bytes as an integer or like \"512B\", \"64KiB\", \"4GiB\" or \"1MB\"";
         match self.get(key) {
@@ -737,6 +773,15 @@ mod tests {
     }
 
     #[test]
+    fn body_timeout_defaults_and_off_switch() {
+        let d = Config::default().timeouts;
+        assert_eq!(d.body_read, Duration::from_secs(10));
+        assert_eq!(d.body_min_rate, 500);
+        let c = Config::from_toml_str("[timeouts]\nbody_min_rate = 0").unwrap();
+        assert_eq!(c.timeouts.body_min_rate, 0);
+    }
+
+    #[test]
     fn empty_file_is_the_defaults() {
         assert_eq!(Config::from_toml_str("").unwrap(), Config::default());
         assert!(Config::default().workers >= 1);
@@ -761,6 +806,8 @@ mod tests {
             max_requests_per_connection = 5
             [timeouts]
             header_read = "250ms"
+            body_read = "3s"
+            body_min_rate = "1KiB"
             keepalive_idle = 3
             write = "2m"
             shutdown_grace = "1h"
@@ -790,6 +837,8 @@ mod tests {
         assert_eq!(c.limits.max_echo_body, 1_000_000);
         assert_eq!(c.limits.max_requests_per_connection, 5);
         assert_eq!(c.timeouts.header_read, Duration::from_millis(250));
+        assert_eq!(c.timeouts.body_read, Duration::from_secs(3));
+        assert_eq!(c.timeouts.body_min_rate, 1024);
         assert_eq!(c.timeouts.keepalive_idle, Duration::from_secs(3));
         assert_eq!(c.timeouts.write, Duration::from_secs(120));
         assert_eq!(c.timeouts.shutdown_grace, Duration::from_secs(3600));
@@ -835,6 +884,20 @@ mod tests {
         assert!(err("[static]\nindex = \"a/b\"").contains("static.index"));
         assert!(err("[static]\nshow_dotfiles = 1").contains("use true or false"));
         assert!(err("[timeouts]\nwrite = 0").contains("more than zero"));
+        assert_eq!(
+            err("[timeouts]\nbody_read = 0"),
+            "timeouts.body_read = 0 is not more than zero; write it like \"10s\", \"500ms\" or \"2m\""
+        );
+        assert_eq!(
+            err("[timeouts]\nbody_min_rate = -1"),
+            "timeouts.body_min_rate = -1 is not a rate; write bytes per second as an integer \
+             like 500, or a size like \"64KiB\"; 0 means no minimum rate"
+        );
+        assert!(err("[timeouts]\nbody_min_rate = \"fast\"").contains("timeouts.body_min_rate"));
+        assert!(err("[timeouts]\nbody_min_rate = 1.5").contains("is not a rate"));
+        assert!(
+            err("[timeouts]\nbody_minrate = 1").contains("did you mean timeouts.body_min_rate?")
+        );
         assert!(err("[runtime]\ntcp_defer_accept = \"soon\"").contains("runtime.tcp_defer_accept"));
         assert!(err("[timeouts]\nwrite = \"0ms\"").contains("more than zero"));
         assert!(err("[runtime]\npoll_mode = \"level\"").contains("runtime.poll_mode"));
