@@ -4,9 +4,10 @@
 //! both ways through the TCP windows).
 
 use std::io;
+use std::time::{Duration, Instant};
 
 use crate::http::response::CONTINUE_100;
-use crate::http::{write_head, BodyFraming, ChunkedDecoder, Method, Step};
+use crate::http::{write_head, BodyFraming, ChunkedDecoder, HttpError, Method, Step};
 
 use super::{write_all_timed, Exchange, Outcome, Writing};
 
@@ -41,6 +42,9 @@ pub async fn serve(ex: &mut Exchange<'_>) -> Outcome {
     }
 }
 
+/// Echoes a POST/PUT body. Never returns Err: every way a body can stop is
+/// answered here, by an error response while no status line has been
+/// written, or by cutting the 200 short (and closing) once one has.
 async fn stream_body(ex: &mut Exchange<'_>) -> io::Result<Outcome> {
     let max = ex.line.config.limits.max_echo_body;
     let too_large = match ex.req.body {
@@ -55,31 +59,137 @@ async fn stream_body(ex: &mut Exchange<'_>) -> io::Result<Outcome> {
         ex.out.extend_from_slice(CONTINUE_100);
     }
     let _writing = Writing::new(ex.line.metrics.here());
-    match ex.req.body {
-        BodyFraming::None => Ok(ex.respond(200, "application/octet-stream", &[], &[])),
-        BodyFraming::Length(len) => {
-            let head = ex.head(200, Some(len), Some("application/octet-stream"), &[]);
-            write_head(ex.out, &head);
-            ex.flush().await?;
-            copy_exact(ex, len).await?;
-            Ok(Outcome {
-                status: 200,
-                body_bytes: len,
-                keep_alive: ex.keep_alive,
-            })
+    let timeouts = &ex.line.config.timeouts;
+    let mut echo = Echo {
+        clock: BodyClock::start(Instant::now(), timeouts.body_read, timeouts.body_min_rate),
+        head_started: false,
+        sent: 0,
+    };
+    let copied = match ex.req.body {
+        BodyFraming::None | BodyFraming::Length(0) => {
+            return Ok(ex.respond(200, "application/octet-stream", &[], &[]))
         }
-        BodyFraming::Chunked => copy_chunked(ex, max).await,
+        BodyFraming::Length(len) => copy_exact(ex, &mut echo, len).await,
+        BodyFraming::Chunked => copy_chunked(ex, &mut echo, max).await,
+    };
+    Ok(match copied {
+        Ok(()) => Outcome {
+            status: 200,
+            body_bytes: echo.sent,
+            keep_alive: ex.keep_alive,
+        },
+        Err(stop) => echo.stopped(ex, stop),
+    })
+}
+
+/// Why a body stopped before its end.
+#[derive(Debug)]
+enum Stop {
+    /// It did not keep up with `timeouts.body_read` / `body_min_rate`.
+    TimedOut,
+    /// The client closed its side first.
+    Incomplete,
+    /// Malformed framing, or over `limits.max_echo_body`.
+    Refused(HttpError),
+    /// A write failed or a read errored: nothing more can be sent.
+    Broken,
+}
+
+/// A body on its way back.
+struct Echo {
+    clock: BodyClock,
+    /// A status line has been handed to the socket (perhaps only in part):
+    /// from then on, an error may only cut the response short. A second
+    /// status line would land inside this response's body.
+    head_started: bool,
+    /// Body bytes echoed so far.
+    sent: u64,
+}
+
+impl Echo {
+    /// The outcome of a body that stopped; the connection closes.
+    fn stopped(&self, ex: &mut Exchange<'_>, stop: Stop) -> Outcome {
+        ex.keep_alive = false;
+        if self.head_started {
+            // Cut short: a Content-Length response ends early, a chunked
+            // one lacks its last chunk; either way the client can tell.
+            return Outcome {
+                status: 200,
+                body_bytes: self.sent,
+                keep_alive: false,
+            };
+        }
+        match stop {
+            Stop::TimedOut => ex.error(408, "request body not received in time", &[]),
+            Stop::Incomplete => ex.error(400, "request body incomplete", &[]),
+            Stop::Refused(e) => ex.error(e.status, e.message, &[]),
+            // Nothing can be sent; the status is for the log.
+            Stop::Broken => Outcome {
+                status: 400,
+                body_bytes: 0,
+                keep_alive: false,
+            },
+        }
     }
 }
 
-/// Reads more body bytes into the connection's buffer; EOF is an error here.
-async fn fill(ex: &mut Exchange<'_>) -> io::Result<()> {
-    let limit = ex.line.config.timeouts.header_read;
+/// The deadline for a request body, as Apache mod_reqtimeout's
+/// `body=<body_read>,MinRate=<body_min_rate>`: `body_read` to start, and
+/// each byte received moves the deadline 1/rate s later. Unlike
+/// mod_reqtimeout, the deadline is never more than `body_read` from the
+/// last read, so bytes sent fast early cannot buy a long silence later:
+/// no one wait for body bytes outlasts `body_read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BodyClock {
+    deadline: Instant,
+    limit: Duration,
+    /// Bytes per second; 0 = the deadline never moves.
+    rate: u64,
+}
+
+impl BodyClock {
+    fn start(now: Instant, limit: Duration, rate: u64) -> BodyClock {
+        BodyClock {
+            deadline: later(now, limit),
+            limit,
+            rate,
+        }
+    }
+
+    /// `n` more bytes arrived at `now`.
+    fn received(&mut self, n: usize, now: Instant) {
+        if self.rate == 0 {
+            return;
+        }
+        let nanos = n as u128 * 1_000_000_000 / u128::from(self.rate);
+        let credit = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        self.deadline = later(self.deadline, credit).min(later(now, self.limit));
+    }
+}
+
+/// `t + d`, saturating far in the future rather than panicking on a
+/// duration from the config too large for `Instant`.
+fn later(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d)
+        .or_else(|| t.checked_add(Duration::from_secs(u64::from(u32::MAX))))
+        .unwrap_or(t)
+}
+
+/// Reads more body bytes into the connection's buffer, by the body
+/// deadline. Whatever is buffered for the client (`100 Continue`, earlier
+/// pipelined responses) goes out first: it may be what the client waits for.
+async fn fill(ex: &mut Exchange<'_>, echo: &mut Echo) -> Result<(), Stop> {
+    ex.flush().await.map_err(|_| Stop::Broken)?;
     let size = read_buffer_size(ex);
-    let deadline = std::time::Instant::now() + limit;
-    match ex.conn.fill(size, deadline, ex.line.metrics.here()).await? {
-        0 => Err(io::ErrorKind::UnexpectedEof.into()),
-        _ => Ok(()),
+    let metrics = ex.line.metrics.here();
+    match ex.conn.fill(size, echo.clock.deadline, metrics).await {
+        Ok(0) => Err(Stop::Incomplete),
+        Ok(n) => {
+            echo.clock.received(n, Instant::now());
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(Stop::TimedOut),
+        Err(_) => Err(Stop::Broken),
     }
 }
 
@@ -87,67 +197,80 @@ pub fn read_buffer_size(ex: &Exchange<'_>) -> usize {
     crate::stages::handler::read_buffer_size(&ex.line.config)
 }
 
-async fn copy_exact(ex: &mut Exchange<'_>, len: u64) -> io::Result<()> {
+/// Starts the 200 response: `length` for Content-Length, None for chunked.
+/// Sent with MSG_MORE: the first body bytes follow at once.
+async fn start_response(
+    ex: &mut Exchange<'_>,
+    echo: &mut Echo,
+    length: Option<u64>,
+) -> Result<(), Stop> {
+    let chunked = [("Transfer-Encoding", "chunked")];
+    let extra: &[(&str, &str)] = if length.is_none() { &chunked } else { &[] };
+    let head = ex.head(200, length, Some("application/octet-stream"), extra);
+    write_head(ex.out, &head);
+    echo.head_started = true;
+    ex.flush_more().await.map_err(|_| Stop::Broken)
+}
+
+/// Echoes a Content-Length body. The 200 head waits for the first body
+/// bytes, so a body that never starts gets its 408 (not a response cut
+/// short before its first byte).
+async fn copy_exact(ex: &mut Exchange<'_>, echo: &mut Echo, len: u64) -> Result<(), Stop> {
     let limit = ex.line.config.timeouts.write;
     let mut left = len;
     while left > 0 {
         if !ex.conn.input.has_pending() {
-            fill(ex).await?;
+            fill(ex, echo).await?;
+        }
+        if !echo.head_started {
+            start_response(ex, echo, Some(len)).await?;
         }
         let pending = ex.conn.input.pending();
         let take = pending
             .len()
             .min(usize::try_from(left).unwrap_or(usize::MAX));
-        write_all_timed(&ex.conn.stream, &pending[..take], limit).await?;
+        write_all_timed(&ex.conn.stream, &pending[..take], limit)
+            .await
+            .map_err(|_| Stop::Broken)?;
         ex.conn.input.consume(take);
         ex.line.metrics.here().bytes_out.add_local(take as u64);
         left -= take as u64;
+        echo.sent += take as u64;
     }
     Ok(())
 }
 
 /// Streams a chunked body back, chunked. The 200 head waits until the first
-/// chunk (or the end) has been decoded, so a body malformed from the start
-/// still gets its 400 (RFC 9112 §2.2); once the head is out, an error can
-/// only close the connection.
-async fn copy_chunked(ex: &mut Exchange<'_>, max: u64) -> io::Result<Outcome> {
+/// chunk (or the end) has been decoded, so a body malformed, too large or
+/// too slow from the start still gets its 400, 413 or 408 (RFC 9112 §2.2).
+async fn copy_chunked(ex: &mut Exchange<'_>, echo: &mut Echo, max: u64) -> Result<(), Stop> {
     let limit = ex.line.config.timeouts.write;
     let mut decoder = ChunkedDecoder::new();
-    let mut total = 0u64;
-    let mut head_sent = false;
     loop {
-        let step = match decoder.step(ex.conn.input.pending()) {
-            Ok(step) => step,
-            Err(e) if !head_sent => {
-                ex.keep_alive = false;
-                return Ok(ex.error(e.status, e.message, &[]));
-            }
-            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.message)),
-        };
-        if !head_sent && matches!(step, Step::Data(_) | Step::Done(_)) {
-            let extra = [("Transfer-Encoding", "chunked")];
-            let head = ex.head(200, None, Some("application/octet-stream"), &extra);
-            write_head(ex.out, &head);
-            ex.flush().await?;
-            head_sent = true;
-        }
-        match step {
+        match decoder
+            .step(ex.conn.input.pending())
+            .map_err(Stop::Refused)?
+        {
             Step::Data(range) => {
                 let len = range.len();
-                total += len as u64;
-                if total > max {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "body too large"));
+                if echo.sent + len as u64 > max {
+                    let e = HttpError::new(413, "body larger than limits.max_echo_body");
+                    return Err(Stop::Refused(e));
+                }
+                if !echo.head_started {
+                    start_response(ex, echo, None).await?;
                 }
                 let size_line = format!("{len:x}\r\n");
-                write_all_timed(&ex.conn.stream, size_line.as_bytes(), limit).await?;
-                write_all_timed(
-                    &ex.conn.stream,
-                    &ex.conn.input.pending()[range.clone()],
-                    limit,
-                )
-                .await?;
-                write_all_timed(&ex.conn.stream, b"\r\n", limit).await?;
+                let stream = &ex.conn.stream;
+                let data = &ex.conn.input.pending()[range.clone()];
+                let written = async {
+                    write_all_timed(stream, size_line.as_bytes(), limit).await?;
+                    write_all_timed(stream, data, limit).await?;
+                    write_all_timed(stream, b"\r\n", limit).await
+                };
+                written.await.map_err(|_| Stop::Broken)?;
                 ex.conn.input.consume(range.end);
+                echo.sent += len as u64;
                 let framing = size_line.len() + 2;
                 ex.line
                     .metrics
@@ -156,20 +279,92 @@ async fn copy_chunked(ex: &mut Exchange<'_>, max: u64) -> io::Result<Outcome> {
                     .add_local((len + framing) as u64);
             }
             Step::Skip(n) => ex.conn.input.consume(n),
-            Step::NeedMore => {
-                // A pending 100 Continue must go out before we wait for the body.
-                ex.flush().await?;
-                fill(ex).await?;
-            }
+            Step::NeedMore => fill(ex, echo).await?,
             Step::Done(n) => {
                 ex.conn.input.consume(n);
-                write_all_timed(&ex.conn.stream, b"0\r\n\r\n", limit).await?;
-                return Ok(Outcome {
-                    status: 200,
-                    body_bytes: total,
-                    keep_alive: ex.keep_alive,
-                });
+                if !echo.head_started {
+                    // An empty body: the whole response fits the output
+                    // buffer, and leaves with any pipelined ones.
+                    let chunked = [("Transfer-Encoding", "chunked")];
+                    let head = ex.head(200, None, Some("application/octet-stream"), &chunked);
+                    write_head(ex.out, &head);
+                    ex.out.extend_from_slice(b"0\r\n\r\n");
+                    return Ok(());
+                }
+                write_all_timed(&ex.conn.stream, b"0\r\n\r\n", limit)
+                    .await
+                    .map_err(|_| Stop::Broken)?;
+                return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn body_clock_starts_with_the_allowance() {
+        let t0 = Instant::now();
+        let clock = BodyClock::start(t0, 10 * S, 500);
+        assert_eq!(clock.deadline, t0 + 10 * S);
+    }
+
+    #[test]
+    fn each_byte_buys_one_rate_th_of_a_second() {
+        let t0 = Instant::now();
+        let mut clock = BodyClock::start(t0, 10 * S, 500);
+        // 250 bytes at t0 + 5 s: half a second more.
+        clock.received(250, t0 + 5 * S);
+        assert_eq!(clock.deadline, t0 + 10 * S + S / 2);
+        clock.received(1, t0 + 6 * S);
+        assert_eq!(
+            clock.deadline,
+            t0 + 10 * S + S / 2 + Duration::from_millis(2)
+        );
+    }
+
+    #[test]
+    fn the_deadline_is_never_more_than_the_allowance_ahead() {
+        let t0 = Instant::now();
+        let mut clock = BodyClock::start(t0, 10 * S, 500);
+        // A megabyte at once would buy 2000 s; it buys up to now + 10 s.
+        clock.received(1 << 20, t0 + S);
+        assert_eq!(clock.deadline, t0 + 11 * S);
+    }
+
+    #[test]
+    fn a_trickle_below_the_rate_runs_out() {
+        // One byte every 5 s against 500 B/s: each buys 2 ms.
+        let t0 = Instant::now();
+        let mut clock = BodyClock::start(t0, 10 * S, 500);
+        let mut now = t0;
+        let mut reads = 0;
+        while now + 5 * S < clock.deadline {
+            now += 5 * S;
+            clock.received(1, now);
+            reads += 1;
+        }
+        assert_eq!(reads, 2);
+        assert!(clock.deadline < t0 + 11 * S);
+    }
+
+    #[test]
+    fn rate_zero_fixes_the_deadline() {
+        let t0 = Instant::now();
+        let mut clock = BodyClock::start(t0, 10 * S, 0);
+        clock.received(1 << 30, t0 + S);
+        assert_eq!(clock.deadline, t0 + 10 * S);
+    }
+
+    #[test]
+    fn huge_durations_do_not_panic() {
+        let t0 = Instant::now();
+        let mut clock = BodyClock::start(t0, Duration::MAX, 1);
+        clock.received(usize::MAX, t0);
+        assert!(clock.deadline > t0);
     }
 }
