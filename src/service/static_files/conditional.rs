@@ -32,9 +32,10 @@ impl Validators {
         }
     }
 
-    /// `Last-Modified` value (IMF-fixdate).
+    /// `Last-Modified` value (IMF-fixdate), clamped to year 9999: anyone
+    /// who can touch a file must not be able to make serving it panic.
     pub fn last_modified_http(&self) -> String {
-        httpdate::fmt_http_date(self.last_modified)
+        crate::http::date::fmt_http_date(self.last_modified)
     }
 }
 
@@ -156,6 +157,15 @@ fn parse_date(s: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn far_future_mtime_is_clamped_not_a_panic() {
+        let v = Validators {
+            etag: String::new(),
+            last_modified: UNIX_EPOCH + Duration::from_secs(400_000 * 365 * 86_400),
+        };
+        assert_eq!(v.last_modified_http(), "Fri, 31 Dec 9999 23:59:59 GMT");
+    }
 
     const TAG: &str = "\"5f-0-2a\"";
 
