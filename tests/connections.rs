@@ -6,11 +6,13 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::*;
 use conveyor::config::Overload;
+use conveyor::runtime::{Handle, Latch};
+use conveyor::stages::{Dispatcher, Handler, Line};
 
 const SHORT: Duration = Duration::from_millis(250);
 /// Generous upper bound for "soon" on a loaded 2-core CI machine.
@@ -534,58 +536,82 @@ fn read_unasked(server: &TestServer) -> (Response, TcpStream) {
     (response, stream)
 }
 
-/// Backpressure needs the pool dispatcher: with "spawn" every connection
-/// popped gets its own green thread at once, so the pending queue never stays
-/// full and there is no busy handler to hold. With one worker, one pool
-/// handler and a queue of one, a handler held by a half-sent preamble plus one
-/// queued connection fill the line; the next connection gets 503.
+/// A dispatcher that takes nothing off the pending queues until `open` is
+/// set, then serves their connections one at a time.
+struct Gated {
+    open: Arc<Latch>,
+}
+
+impl Dispatcher for Gated {
+    fn name(&self) -> &str {
+        "gated"
+    }
+
+    fn start(&self, runtime: &Handle, line: &Arc<Line>, handler: Arc<dyn Handler>) {
+        for worker in 0..runtime.workers() {
+            let (line, handler, open) = (line.clone(), handler.clone(), self.open.clone());
+            runtime
+                .spawn_local_on(worker, move || async move {
+                    open.wait().await;
+                    loop {
+                        let conn = line.pending[worker].pop().await;
+                        handler.handle(conn, &line).await;
+                    }
+                })
+                .detach();
+        }
+    }
+}
+
+/// A full pending queue answers 503 under `overload = "reject"`. The queue
+/// is kept full by a dispatcher that pops nothing until told: neither
+/// built-in one lets it stay full (`spawn` starts a green thread per
+/// connection, and a `pool` handler never waits on a client). With one
+/// worker and a queue of one, A queued fills the line; B gets 503.
 #[test]
-fn full_pending_queue_rejects_with_503_under_the_pool_dispatcher() {
+fn full_pending_queue_rejects_with_503() {
     for acceptor in ACCEPTORS {
-        let server = start(acceptor, "pool", |c| {
-            c.workers = 1;
-            c.stages.pool_size = 1;
-            c.queue.capacity = 1;
-            c.queue.overload = Overload::Reject;
-            c.timeouts.header_read = Duration::from_secs(5);
-        });
+        let open = Arc::new(Latch::new());
+        let gated = Arc::new(Gated { open: open.clone() });
+        let server = start_with(
+            acceptor,
+            "spawn",
+            |c| {
+                c.workers = 1;
+                c.queue.capacity = 1;
+                c.queue.overload = Overload::Reject;
+            },
+            |builder| builder.dispatcher(gated),
+        );
         let label = &server.label;
         let rejected_before = connections(&server, "rejected");
 
-        // A: holds the only handler, reading its preamble.
+        // A: waits in the queue.
         let mut a = server.connect();
-        a.write_all(b"GET /style.css HTTP/1.1\r\nHo").expect("half");
-        assert!(
-            wait_until(SOON, || connections(&server, "reading") == 1),
-            "{label}: handler never picked A up"
-        );
-        // B: waits in the queue.
-        let mut b = server.connect();
-        b.write_all(b"GET /app.js HTTP/1.1\r\nHost: test\r\n\r\n")
-            .expect("B");
+        a.write_all(b"GET /app.js HTTP/1.1\r\nHost: test\r\n\r\n")
+            .expect("A");
         assert!(
             wait_until(SOON, || queues_sum(&status(&server), "depth") == 1),
-            "{label}: B never queued: {}",
+            "{label}: A never queued: {}",
             server.status_json()
         );
-        // C: no room.
-        let (response, mut c) = read_unasked(&server);
+        // B: no room.
+        let (response, mut b) = read_unasked(&server);
         assert_eq!(response.status, 503, "{label}");
         assert_eq!(response.header("Retry-After"), Some("1"), "{label}");
-        assert!(closed_within(&mut c, SOON), "{label}: C left open");
+        assert!(closed_within(&mut b, SOON), "{label}: B left open");
         assert_eq!(
             connections(&server, "rejected") - rejected_before,
             1,
             "{label}"
         );
 
-        // Let A finish: the handler answers it, then B.
-        a.write_all(b"st: test\r\n\r\n").expect("rest of A");
-        assert_eq!(read_response(&mut a).status, 200, "{label}: A");
-        let response = read_response(&mut b);
-        assert_eq!(response.status, 200, "{label}: B");
+        // Open the gate: A is answered.
+        open.set();
+        let response = read_response(&mut a);
+        assert_eq!(response.status, 200, "{label}: A");
         let on_disk = std::fs::read(server.root.join("app.js")).expect("app.js");
-        assert_eq!(response.body, on_disk, "{label}: B");
+        assert_eq!(response.body, on_disk, "{label}: A");
     }
 }
 

@@ -64,7 +64,11 @@ impl Dispatcher for Pool {
             runtime
                 .spawn_local_on(worker, move || async move {
                     for _ in 0..size {
-                        runtime::spawn_detached(pool_handler(line.clone(), handler.clone(), worker));
+                        runtime::spawn_detached(pool_handler(
+                            line.clone(),
+                            handler.clone(),
+                            worker,
+                        ));
                     }
                 })
                 .detach();
@@ -151,7 +155,9 @@ async fn run_in_place(
         };
         flag.woken.store(false, Ordering::Relaxed);
         let mut inner = Context::from_waker(waker);
-        let polled = catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *request).poll(&mut inner)));
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            Pin::new(&mut *request).poll(&mut inner)
+        }));
         match polled {
             Ok(Poll::Ready(())) => Poll::Ready(Stopped::Done),
             Ok(Poll::Pending) if flag.woken.load(Ordering::Relaxed) => Poll::Pending,

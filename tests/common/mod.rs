@@ -347,3 +347,25 @@ pub fn count(haystack: &[u8], needle: &[u8]) -> usize {
         .filter(|w| *w == needle)
         .count()
 }
+
+/// Like `start`, with stages swapped through the library API by `build`.
+pub fn start_with(
+    acceptor: &str,
+    dispatcher: &str,
+    tweak: impl FnOnce(&mut Config),
+    build: impl FnOnce(conveyor::ServerBuilder) -> conveyor::ServerBuilder,
+) -> TestServer {
+    let root = temp_dir(&format!("{acceptor}-{dispatcher}-custom"));
+    copy_www(&root);
+    let mut config = test_config(&root, acceptor, dispatcher);
+    tweak(&mut config);
+    let server = build(Server::builder(config))
+        .start()
+        .expect("server starts");
+    TestServer {
+        addr: server.local_addr(),
+        server: Some(server),
+        root,
+        label: format!("{acceptor}×{dispatcher}"),
+    }
+}
