@@ -345,6 +345,13 @@ fn echo_body_over_the_limit_is_413() {
             b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n",
             413,
         );
+        // Chunked: the head waits for the first chunk, so a first chunk
+        // over the limit is refused before any response has begun.
+        let body = "z".repeat(101);
+        let request = format!(
+            "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n{body}\r\n0\r\n\r\n"
+        );
+        assert_error_and_close(server, request.as_bytes(), 413);
         // At the limit it is echoed.
         let body = "y".repeat(100);
         let request =
