@@ -4,9 +4,11 @@
 //! the echo's 200 head is out, the response is cut short and the connection
 //! closes, with no second status line.
 //!
-//! The behaviour lives in /echo, not in a stage, so one acceptor × dispatcher
-//! combination is enough. The clients sleep between bytes: that is the
-//! behaviour under test; what is asserted is a deadline on the server's close.
+//! The behaviour lives in /echo, not in a stage, so one acceptor is enough;
+//! the trickle and the body that never starts run under both dispatchers
+//! (the pool hands a request that waits on its client to a green thread of
+//! its own). The clients sleep between bytes: that is the behaviour under
+//! test; what is asserted is a deadline on the server's close.
 
 mod common;
 
@@ -35,8 +37,8 @@ fn slow_body_limits(config: &mut Config) {
     config.timeouts.body_min_rate = 1000;
 }
 
-fn start_server() -> TestServer {
-    start("readiness", "spawn", slow_body_limits)
+fn start_server(dispatcher: &str) -> TestServer {
+    start("readiness", dispatcher, slow_body_limits)
 }
 
 /// Writes `pattern`'s bytes one at a time, cycling, every TRICKLE until the
@@ -103,13 +105,23 @@ fn assert_one_status_line(got: &[u8]) {
 
 #[test]
 fn a_trickled_content_length_body_is_cut_short_after_its_head() {
-    let server = start_server();
+    trickled_content_length_body("spawn");
+}
+
+#[test]
+fn a_trickled_content_length_body_is_cut_short_under_the_pool() {
+    trickled_content_length_body("pool");
+}
+
+fn trickled_content_length_body(dispatcher: &str) {
+    let server = start_server(dispatcher);
     // The first body byte comes with the head, so the echo's head goes out.
     let request = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\na";
     let (got, closed) = trickle_after_head(&server, request, b"b");
     let took = closed.unwrap_or_else(|| {
         panic!(
-            "still open {:?} after the head: {:?}",
+            "{}: still open {:?} after the head: {:?}",
+            server.label,
             BODY_READ + SLACK,
             String::from_utf8_lossy(&got)
         )
@@ -131,7 +143,7 @@ fn a_trickled_content_length_body_is_cut_short_after_its_head() {
 
 #[test]
 fn a_trickled_chunked_body_is_cut_short_after_its_head() {
-    let server = start_server();
+    let server = start_server("spawn");
     let request = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n";
     let (got, closed) = trickle_after_head(&server, request, b"1\r\nb\r\n");
     assert!(
@@ -153,63 +165,83 @@ fn a_trickled_chunked_body_is_cut_short_after_its_head() {
 /// framing and whether or not `100 Continue` was sent.
 #[test]
 fn a_body_that_never_starts_gets_408_and_close() {
-    let server = start_server();
-    for (framing, expect_continue) in [
-        ("Content-Length: 10", false),
-        ("Transfer-Encoding: chunked", false),
-        ("Content-Length: 10", true),
-    ] {
-        let what = format!("{framing} expect_continue={expect_continue}");
-        let mut stream = server.connect();
-        let expect = if expect_continue {
-            "Expect: 100-continue\r\n"
-        } else {
-            ""
-        };
-        write!(
-            stream,
-            "POST /echo HTTP/1.1\r\nHost: t\r\n{expect}{framing}\r\n\r\n"
-        )
-        .expect("send");
-        let sent = Instant::now();
-        let (got, closed) = read_until_closed(&mut stream, BODY_READ + SLACK);
-        let took = sent.elapsed();
-        let text = String::from_utf8_lossy(&got);
-        assert!(closed, "{what}: still open after {took:?}: {text:?}");
-        let response = if expect_continue {
-            let rest = text
-                .strip_prefix("HTTP/1.1 100 Continue\r\n\r\n")
-                .unwrap_or_else(|| panic!("{what}: no 100 Continue first: {text:?}"));
-            rest.to_string()
-        } else {
-            text.to_string()
-        };
-        assert!(
-            response.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
-            "{what}: {text:?}"
-        );
-        assert!(
-            response.contains("\r\nConnection: close\r\n"),
-            "{what}: {text:?}"
-        );
-        assert_eq!(
-            count(response.as_bytes(), b"HTTP/1."),
-            1,
-            "{what}: {text:?}"
-        );
-        // Not before the allowance was up.
-        assert!(
-            took >= BODY_READ - Duration::from_millis(100),
-            "{what}: {took:?}"
-        );
-    }
+    body_never_starts("spawn");
+}
+
+#[test]
+fn a_body_that_never_starts_gets_408_and_close_under_the_pool() {
+    body_never_starts("pool");
+}
+
+fn body_never_starts(dispatcher: &str) {
+    let server = start_server(dispatcher);
+    // The cases wait side by side: each takes the whole allowance.
+    std::thread::scope(|scope| {
+        for (framing, expect_continue) in [
+            ("Content-Length: 10", false),
+            ("Transfer-Encoding: chunked", false),
+            ("Content-Length: 10", true),
+        ] {
+            let server = &server;
+            scope.spawn(move || never_starts(server, framing, expect_continue));
+        }
+    });
+}
+
+fn never_starts(server: &TestServer, framing: &str, expect_continue: bool) {
+    let what = format!(
+        "{} {framing} expect_continue={expect_continue}",
+        server.label
+    );
+    let mut stream = server.connect();
+    let expect = if expect_continue {
+        "Expect: 100-continue\r\n"
+    } else {
+        ""
+    };
+    write!(
+        stream,
+        "POST /echo HTTP/1.1\r\nHost: t\r\n{expect}{framing}\r\n\r\n"
+    )
+    .expect("send");
+    let sent = Instant::now();
+    let (got, closed) = read_until_closed(&mut stream, BODY_READ + SLACK);
+    let took = sent.elapsed();
+    let text = String::from_utf8_lossy(&got);
+    assert!(closed, "{what}: still open after {took:?}: {text:?}");
+    let response = if expect_continue {
+        let rest = text
+            .strip_prefix("HTTP/1.1 100 Continue\r\n\r\n")
+            .unwrap_or_else(|| panic!("{what}: no 100 Continue first: {text:?}"));
+        rest.to_string()
+    } else {
+        text.to_string()
+    };
+    assert!(
+        response.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{what}: {text:?}"
+    );
+    assert!(
+        response.contains("\r\nConnection: close\r\n"),
+        "{what}: {text:?}"
+    );
+    assert_eq!(
+        count(response.as_bytes(), b"HTTP/1."),
+        1,
+        "{what}: {text:?}"
+    );
+    // Not before the allowance was up.
+    assert!(
+        took >= BODY_READ - Duration::from_millis(100),
+        "{what}: {took:?}"
+    );
 }
 
 /// A body slower than `body_read` in total but above the minimum rate is
 /// echoed whole: the deadline moves as the bytes arrive.
 #[test]
 fn a_body_at_the_minimum_rate_is_echoed_whole() {
-    let server = start_server();
+    let server = start_server("spawn");
     const PIECE: usize = 1500;
     const PIECES: usize = 4;
     let mut stream = server.connect();
