@@ -186,7 +186,9 @@ fn a_thousand_handler_panics_leave_every_worker_serving_and_the_gauges_at_baseli
     for dispatcher in DISPATCHERS {
         let root = temp_dir(&format!("panics-{dispatcher}"));
         copy_www(&root);
-        let config = test_config(&root, "readiness", dispatcher);
+        let mut config = test_config(&root, "readiness", dispatcher);
+        // A slot not given back would soon leave none: accepting would stop.
+        config.limits.max_connections = 16;
         let http = HttpHandler::new(&config, config.workers, None).expect("handler");
         let server = Server::builder(config)
             .handler(Arc::new(Panicky { http }))
