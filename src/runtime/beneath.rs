@@ -24,6 +24,8 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::sys::syscall;
+
 /// Which symlinks an open may follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Symlinks {
@@ -74,25 +76,12 @@ struct OpenHow {
     resolve: u64,
 }
 
-/// Runs a libc call that returns -1 and sets errno on failure.
-macro_rules! syscall {
-    ($call:expr) => {{
-        // SAFETY: every use passes valid, NUL-terminated names, descriptors
-        // owned by the caller, and buffers valid for the lengths given.
-        let rc = unsafe { $call };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(rc)
-        }
-    }};
-}
-
 impl RootDir {
     /// Opens `path` (which must be a directory) as a root.
     pub fn open(path: &Path) -> io::Result<RootDir> {
         let path = path.canonicalize()?;
         let name = c_name(path.as_os_str())?;
+        // SAFETY: `name` is NUL-terminated and lives across the call.
         let fd = syscall!(libc::open(
             name.as_ptr(),
             libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC
@@ -164,6 +153,7 @@ impl RootDir {
             if let Some(Ok(file)) = direct {
                 return Ok(Opened { file, direct: true });
             }
+            // SAFETY: `base` is the root's open descriptor; `name` is NUL-terminated.
             let fd = syscall!(libc::openat(base, name.as_ptr(), READ_FLAGS))?;
             return Ok(Opened {
                 file: owned_file(fd),
@@ -206,6 +196,8 @@ impl RootDir {
             resolve,
         };
         for _ in 0..4 {
+            // SAFETY: `base` is open, `name` NUL-terminated, and `how` a live
+            // `open_how` of the size passed.
             let rc = syscall!(libc::syscall(
                 libc::SYS_openat2,
                 base,
@@ -252,6 +244,7 @@ impl RootDir {
             let c = c_name(&name)?;
             let last = todo.is_empty();
             if last {
+                // SAFETY: `here` is open (the root or on `stack`); `c` is NUL-terminated.
                 let fd = syscall!(libc::openat(
                     here,
                     c.as_ptr(),
@@ -269,6 +262,7 @@ impl RootDir {
                     Err(e) => return Err(e),
                 }
             }
+            // SAFETY: as above.
             let fd = owned(syscall!(libc::openat(
                 here,
                 c.as_ptr(),
@@ -313,6 +307,7 @@ impl RootDir {
         }
         // The path named a directory we stand in (e.g. "a/.." or "").
         let here = stack.last().map_or(base, AsRawFd::as_raw_fd);
+        // SAFETY: `here` is open (the root or on `stack`); "." is a C literal.
         let fd = syscall!(libc::openat(
             here,
             c".".as_ptr(),
@@ -363,12 +358,14 @@ fn owned_file(fd: libc::c_int) -> File {
 fn file_type(fd: &OwnedFd) -> io::Result<libc::mode_t> {
     // SAFETY: an all-zero `stat` is a valid value to be overwritten.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open and `st` is a live, exclusively borrowed `stat`.
     syscall!(libc::fstat(fd.as_raw_fd(), &mut st))?;
     Ok(st.st_mode & libc::S_IFMT)
 }
 
 fn read_link(fd: &OwnedFd) -> io::Result<OsString> {
     let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: `fd` is open and `buf` is live for the length passed.
     let n = syscall!(libc::readlinkat(
         fd.as_raw_fd(),
         c"".as_ptr(),

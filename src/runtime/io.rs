@@ -12,6 +12,7 @@ use std::task::{ready, Context, Poll, Waker};
 
 use super::executor::{poll_budget, with_local};
 use super::reactor::{Direction, Reactor, Source};
+use super::sys::syscall;
 
 /// A non-blocking descriptor whose operations park the green thread on
 /// `WouldBlock` instead of spinning.
@@ -24,15 +25,10 @@ pub struct Async<T: AsFd> {
 pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor number has no memory effects; a bad
     // descriptor yields EBADF, which we report.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let flags = syscall!(libc::fcntl(fd, libc::F_GETFL))?;
     if flags & libc::O_NONBLOCK == 0 {
         // SAFETY: as above.
-        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        syscall!(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
     }
     Ok(())
 }

@@ -45,6 +45,7 @@ pub mod queue;
 mod reactor;
 pub mod signal;
 pub mod stats;
+mod sys;
 mod task;
 pub mod timer;
 pub mod watch;

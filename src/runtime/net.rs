@@ -10,6 +10,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, TcpKeepalive, Type};
 
 use super::io::Async;
+use super::sys::syscall;
 
 /// How a listening socket is built.
 #[derive(Clone, Debug)]
@@ -107,17 +108,12 @@ fn accept_nonblocking(listener: &StdListener) -> io::Result<(StdStream, SocketAd
     // The address comes with the call: no getpeername per connection.
     let (fd, peer) = unsafe {
         SockAddr::try_init(|storage, len| {
-            let fd = libc::accept4(
+            syscall!(libc::accept4(
                 listener.as_raw_fd(),
                 storage.cast(),
                 len,
-                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            );
-            if fd < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(fd)
-            }
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC
+            ))
         })?
     };
     // SAFETY: `fd` is a freshly accepted socket owned by nobody else.
@@ -188,18 +184,13 @@ fn set_defer_accept(fd: RawFd, wait: Duration) -> io::Result<()> {
 /// An IPPROTO_TCP option socket2 has no setter for.
 fn set_tcp_option(fd: RawFd, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: `value` is a live c_int and the length passed is its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            option,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    syscall!(libc::setsockopt(
+        fd,
+        libc::IPPROTO_TCP,
+        option,
+        (&value as *const libc::c_int).cast(),
+        std::mem::size_of::<libc::c_int>() as libc::socklen_t
+    ))?;
     Ok(())
 }
 
@@ -207,18 +198,13 @@ fn notsent_lowat(fd: RawFd) -> io::Result<u32> {
     let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `value` and `len` are live and sized for the option.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NOTSENT_LOWAT,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    syscall!(libc::getsockopt(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_NOTSENT_LOWAT,
+        (&mut value as *mut libc::c_int).cast(),
+        &mut len
+    ))?;
     Ok(value as u32)
 }
 
@@ -265,19 +251,13 @@ impl Async<StdStream> {
     pub async fn write_more(&self, buf: &[u8]) -> io::Result<usize> {
         self.write_with(|stream| {
             // SAFETY: `buf` is valid for `buf.len()` bytes for the call's duration.
-            let sent = unsafe {
-                libc::send(
-                    stream.as_raw_fd(),
-                    buf.as_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_MORE | libc::MSG_NOSIGNAL,
-                )
-            };
-            if sent < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(sent as usize)
-            }
+            let sent = syscall!(libc::send(
+                stream.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_MORE | libc::MSG_NOSIGNAL
+            ))?;
+            Ok(sent as usize)
         })
         .await
     }
@@ -298,10 +278,12 @@ fn sendfile_once(
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
     // SAFETY: both descriptors are open for the duration of the call and
     // `off` is a valid, exclusively borrowed off_t.
-    let sent = unsafe { libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let sent = syscall!(libc::sendfile(
+        stream.as_raw_fd(),
+        file.as_raw_fd(),
+        &mut off,
+        count
+    ))?;
     *offset = off as u64;
     Ok(sent as usize)
 }

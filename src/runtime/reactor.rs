@@ -18,6 +18,7 @@ use std::time::Duration;
 use polling::{Event, Poller};
 
 use super::executor::WorkerShared;
+use super::sys::syscall;
 use super::task::Slab;
 
 /// How sockets are registered with epoll.
@@ -70,10 +71,7 @@ impl Reactor {
     pub(crate) fn new(mode: PollMode) -> io::Result<Reactor> {
         let poller = Poller::new()?;
         // SAFETY: eventfd takes no pointers; a negative result is an error.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = syscall!(libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))?;
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         let notifier = unsafe { OwnedFd::from_raw_fd(fd) };
         // SAFETY: the notifier lives as long as the poller (both are fields

@@ -6,14 +6,15 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::time::Duration;
 
+use super::sys::syscall;
+
 fn termination_set() -> io::Result<libc::sigset_t> {
     let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigemptyset initialises the set it is given; sigaddset then
-    // only writes to that initialised set.
+    // SAFETY: sigemptyset initialises the set it is given.
+    syscall!(libc::sigemptyset(set.as_mut_ptr()))?;
+    // SAFETY: sigaddset only writes to the set initialised above, which
+    // `assume_init` may then read.
     unsafe {
-        if libc::sigemptyset(set.as_mut_ptr()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
         libc::sigaddset(set.as_mut_ptr(), libc::SIGINT);
         libc::sigaddset(set.as_mut_ptr(), libc::SIGTERM);
         Ok(set.assume_init())
@@ -41,13 +42,9 @@ pub fn wait_termination(limit: Duration) -> io::Result<Option<i32>> {
     };
     // SAFETY: `set` and `timeout` are valid for the call; a null siginfo
     // pointer is allowed.
-    let signal = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &timeout) };
-    if signal < 0 {
-        let err = io::Error::last_os_error();
-        return match err.raw_os_error() {
-            Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
-            _ => Err(err),
-        };
+    match syscall!(libc::sigtimedwait(&set, std::ptr::null_mut(), &timeout)) {
+        Ok(signal) => Ok(Some(signal)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => Ok(None),
+        Err(e) => Err(e),
     }
-    Ok(Some(signal))
 }

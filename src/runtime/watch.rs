@@ -8,6 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::io::Async;
+use super::sys::syscall;
 
 /// What a watch reports: changes to a file's content or identity.
 const FILE_MASK: u32 = libc::IN_MODIFY
@@ -45,10 +46,7 @@ pub struct FileWatcher {
 impl FileWatcher {
     pub fn new() -> io::Result<FileWatcher> {
         // SAFETY: inotify_init1 takes no pointers; a negative result is an error.
-        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = syscall!(libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC))?;
         // SAFETY: a fresh descriptor that nothing else owns.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(FileWatcher {
@@ -68,11 +66,11 @@ impl FileWatcher {
             FILE_MASK
         };
         // SAFETY: `c_path` is a valid NUL-terminated string for the call.
-        let wd = unsafe { libc::inotify_add_watch(self.fd.as_raw_fd(), c_path.as_ptr(), mask) };
-        if wd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(wd)
+        syscall!(libc::inotify_add_watch(
+            self.fd.as_raw_fd(),
+            c_path.as_ptr(),
+            mask
+        ))
     }
 
     /// The changes reported so far, without waiting (empty if none). Always
@@ -83,23 +81,16 @@ impl FileWatcher {
         let mut buf = [0u8; 4096];
         loop {
             // SAFETY: reads at most `buf.len()` bytes into `buf`.
-            let n = unsafe {
-                libc::read(
-                    self.fd.get_ref().as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                )
-            };
-            match usize::try_from(n) {
-                Ok(n) => changes.extend(parse_events(&buf[..n])),
-                Err(_) => {
-                    let e = io::Error::last_os_error();
-                    return match e.kind() {
-                        io::ErrorKind::WouldBlock => Ok(changes),
-                        io::ErrorKind::Interrupted => continue,
-                        _ => Err(e),
-                    };
-                }
+            let read = syscall!(libc::read(
+                self.fd.get_ref().as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len()
+            ));
+            match read {
+                Ok(n) => changes.extend(parse_events(&buf[..n as usize])),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(changes),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
     }
@@ -111,8 +102,12 @@ impl FileWatcher {
             .fd
             .read_with(|fd| {
                 // SAFETY: reads at most `buf.len()` bytes into `buf`.
-                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                usize::try_from(n).map_err(|_| io::Error::last_os_error())
+                syscall!(libc::read(
+                    fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len()
+                ))
+                .map(|n| n as usize)
             })
             .await?;
         Ok(parse_events(&buf[..n]))
