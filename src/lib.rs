@@ -1,11 +1,18 @@
 //! Conveyor: a static HTTP/1.1 server whose parts are stages on an assembly
 //! line, running as green threads on its own scheduler.
 //!
-//! - [`runtime`]: the green-thread scheduler, reactor, timers and queues.
-//! - [`http`]: request parsing and response heads.
+//! - [`runtime`]: the green-thread scheduler, reactor, timers, queues and
+//!   the libc calls beneath them. It knows nothing of HTTP.
+//! - [`http`]: request parsing, chunked bodies, response heads, dates.
+//! - [`service`]: what is served: `/echo`, `/status` and static files.
 //! - [`stages`]: acceptor, pending queue, dispatcher, handler.
-//! - [`service`]: `/echo`, `/status` and static files.
-//! - [`server`]: assembling the line from a [`config::Config`].
+//! - [`server`]: assembling the line from a [`config::Config`], and taking
+//!   it down gracefully.
+//! - [`config`]: defaults, reading TOML, validation.
+//! - [`metrics`]: per-worker counters and gauges that `/status` sums.
+//! - [`access_log`]: the combined-format access log.
+//! - [`cli`]: command-line parsing for the `conveyor` binary.
+//! - [`bench`]: `conveyor bench`, the load generator.
 
 pub mod access_log;
 pub mod bench;

@@ -44,7 +44,8 @@ pub(crate) struct WorkerShared {
     inject_tx: Sender<Injected>,
     inject_rx: Receiver<Injected>,
     /// Set while the worker is (about to be) blocked in the reactor: only then
-    /// does a cross-thread wake pay for `Poller::notify`.
+    /// does a cross-thread wake pay for a write to the reactor's eventfd
+    /// (`Reactor::notify`).
     sleeping: AtomicBool,
 }
 

@@ -5,7 +5,7 @@
 //! woken, through that worker's injection queue.
 
 use std::future::poll_fn;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll, Waker};
@@ -272,31 +272,6 @@ where
             }
         }
         Ok(())
-    }
-
-    /// One `writev`: header and body leave in a single syscall.
-    pub async fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.write_with(|mut io| io.write_vectored(bufs)).await
-    }
-
-    /// Writes all of `first` then all of `second`, with as few syscalls as the
-    /// socket buffer allows.
-    pub async fn write_all_vectored(&self, mut first: &[u8], mut second: &[u8]) -> io::Result<()> {
-        while !first.is_empty() {
-            let n = self
-                .write_vectored(&[IoSlice::new(first), IoSlice::new(second)])
-                .await?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            if n < first.len() {
-                first = &first[n..];
-            } else {
-                second = &second[n - first.len()..];
-                first = &[];
-            }
-        }
-        self.write_all(second).await
     }
 }
 

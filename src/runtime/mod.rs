@@ -10,6 +10,7 @@
 //! - [`net`]: TCP listeners and streams, `sendfile`.
 //! - [`watch`]: inotify file watching on the reactor.
 //! - [`beneath`]: opening files confined beneath a directory descriptor.
+//! - `sys`: `syscall!`, the one way the runtime calls libc.
 
 //!
 //! ```
@@ -39,9 +40,11 @@ mod executor;
 pub mod idle;
 pub mod io;
 pub mod latch;
+pub mod local_pool;
 pub mod net;
 pub mod pooled;
 pub mod queue;
+pub mod read_buffer;
 mod reactor;
 pub mod signal;
 pub mod stats;
@@ -60,9 +63,11 @@ use executor::{with_local, Injected, Local, WorkerShared};
 
 pub use io::Async;
 pub use latch::Latch;
+pub use local_pool::LocalPool;
 pub use net::{ListenOptions, StreamOptions, TcpListener, TcpStream};
 pub use pooled::PooledFuture;
 pub use queue::{Full, Queue, QueueSnapshot};
+pub use read_buffer::{read_seq_now, ReadBuffer};
 pub use reactor::PollMode;
 pub use stats::WorkerSnapshot;
 pub use task::{JoinError, JoinHandle};

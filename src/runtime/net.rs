@@ -212,13 +212,6 @@ fn notsent_lowat(fd: RawFd) -> io::Result<u32> {
 pub type TcpStream = Async<StdStream>;
 
 impl Async<StdStream> {
-    /// Connects (blocking the connect itself briefly; used by clients and tests).
-    pub fn connect_blocking(addr: SocketAddr) -> io::Result<TcpStream> {
-        let stream = StdStream::connect(addr)?;
-        stream.set_nodelay(true)?;
-        Async::new(stream)
-    }
-
     /// Connects without blocking the worker: a non-blocking connect, then a
     /// park until the socket is writable.
     pub async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
@@ -260,11 +253,6 @@ impl Async<StdStream> {
             Ok(sent as usize)
         })
         .await
-    }
-
-    /// Shuts down the write side so the peer sees EOF after what was sent.
-    pub fn shutdown_write(&self) -> io::Result<()> {
-        self.get_ref().shutdown(std::net::Shutdown::Write)
     }
 }
 

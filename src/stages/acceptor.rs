@@ -1,7 +1,8 @@
 //! Acceptors: accept a connection, condition its socket (non-blocking,
 //! TCP_NODELAY, keep-alive probes, TCP_NOTSENT_LOWAT), wrap it as a `Conn`
-//! and push it onto a pending queue. They know nothing of HTTP beyond the
-//! prebuilt 503. The options are set on the listener, whose connections
+//! and push it onto a pending queue. They know nothing of HTTP: a connection
+//! there is no room for goes to `pending::reject_stream`, which answers 503
+//! and closes. The options are set on the listener, whose connections
 //! inherit them (checked on the first), so conditioning costs no syscall
 //! per connection.
 //!

@@ -1,5 +1,6 @@
-//! The pure (socket-free) logic of the static-file service: path resolution,
-//! ranges, conditional requests and content types.
+//! The static-file service: path resolution, ranges, conditional requests
+//! and content types (pure functions), and the handler that opens, caches
+//! and sends the files.
 
 mod conditional;
 mod handler;
