@@ -8,14 +8,12 @@
 //! by layout, for the next future of the same shape.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
-use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
-/// Blocks kept per thread; more are given back to the allocator.
-const KEPT: usize = 256;
+use super::local_pool::LocalPool;
 
 /// A boxed future (like `Pin<Box<dyn Future>>`) whose block goes back to
 /// this thread's free list when it is dropped. Not `Send`: it is dropped on
@@ -24,20 +22,23 @@ pub struct PooledFuture<'a, T> {
     future: NonNull<dyn Future<Output = T> + 'a>,
 }
 
-struct Blocks(Vec<(Layout, NonNull<u8>)>);
+/// An allocated, unused block; dropping it gives it back to the allocator.
+struct Block {
+    layout: Layout,
+    ptr: NonNull<u8>,
+}
 
-impl Drop for Blocks {
+impl Drop for Block {
     fn drop(&mut self) {
-        for (layout, block) in self.0.drain(..) {
-            // SAFETY: every listed block was allocated with its layout and
-            // is owned by the list alone.
-            unsafe { dealloc(block.as_ptr(), layout) };
-        }
+        // SAFETY: every `Block` was allocated with its layout and is owned
+        // by this value alone (a future in it has been dropped already).
+        unsafe { dealloc(self.ptr.as_ptr(), self.layout) };
     }
 }
 
 thread_local! {
-    static FREE: RefCell<Blocks> = const { RefCell::new(Blocks(Vec::new())) };
+    /// Blocks kept per thread; more are given back to the allocator.
+    static FREE: LocalPool<Block> = const { LocalPool::new(256) };
 }
 
 /// The layout actually allocated: never zero-sized.
@@ -47,38 +48,25 @@ fn block_layout(layout: Layout) -> Layout {
 
 fn take_block(layout: Layout) -> NonNull<u8> {
     let reused = FREE
-        .try_with(|free| {
-            let mut free = free.borrow_mut();
-            let at = free.0.iter().rposition(|(l, _)| *l == layout)?;
-            Some(free.0.swap_remove(at).1)
-        })
+        .try_with(|free| free.take_matching(|block| block.layout == layout))
         .ok()
         .flatten();
     if let Some(block) = reused {
-        return block;
+        let ptr = block.ptr;
+        // Now owned by the caller, not by a `Block`.
+        std::mem::forget(block);
+        return ptr;
     }
     // SAFETY: `layout` has a non-zero size (see `block_layout`).
     let raw = unsafe { alloc(layout) };
     NonNull::new(raw).unwrap_or_else(|| handle_alloc_error(layout))
 }
 
-fn give_block(layout: Layout, block: NonNull<u8>) {
-    let kept = FREE
-        .try_with(|free| {
-            let mut free = free.borrow_mut();
-            if free.0.len() < KEPT {
-                free.0.push((layout, block));
-                true
-            } else {
-                false
-            }
-        })
-        .unwrap_or(false);
-    if !kept {
-        // SAFETY: the block came from `take_block` with this layout and
-        // nothing refers to it any more.
-        unsafe { dealloc(block.as_ptr(), layout) };
-    }
+fn give_block(layout: Layout, ptr: NonNull<u8>) {
+    // A block the pool cannot keep (full, or the thread's pool already gone:
+    // the closure is then dropped unrun) is dropped, which frees it.
+    let block = Block { layout, ptr };
+    let _ = FREE.try_with(move |free| free.give(block));
 }
 
 impl<'a, T> PooledFuture<'a, T> {

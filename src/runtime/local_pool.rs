@@ -1,0 +1,99 @@
+//! `LocalPool<T>`: values a thread keeps for reuse instead of going back to
+//! the allocator (read buffers, response buffers, future blocks).
+//!
+//! Meant for a `thread_local!` static: a worker reuses its own, without a
+//! lock. At most `cap` values are kept; `give` hands back any beyond that,
+//! so the caller decides how to drop it.
+
+use std::cell::RefCell;
+
+pub struct LocalPool<T> {
+    items: RefCell<Vec<T>>,
+    cap: usize,
+}
+
+impl<T> LocalPool<T> {
+    /// An empty pool keeping at most `cap` values. `const`, so it can sit in
+    /// a `thread_local!` without lazy initialisation.
+    pub const fn new(cap: usize) -> LocalPool<T> {
+        LocalPool {
+            items: RefCell::new(Vec::new()),
+            cap,
+        }
+    }
+
+    /// The value given back last, if any.
+    pub fn take(&self) -> Option<T> {
+        self.items.borrow_mut().pop()
+    }
+
+    /// The value given back last among those `fits` accepts, if any.
+    pub fn take_matching(&self, fits: impl Fn(&T) -> bool) -> Option<T> {
+        let mut items = self.items.borrow_mut();
+        let at = items.iter().rposition(fits)?;
+        Some(items.swap_remove(at))
+    }
+
+    /// Keeps `item` for reuse; gives it back when the pool is full. The
+    /// value is dropped by the caller, outside the pool's borrow.
+    pub fn give(&self, item: T) -> Result<(), T> {
+        let mut items = self.items.borrow_mut();
+        if items.len() < self.cap {
+            items.push(item);
+            Ok(())
+        } else {
+            Err(item)
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_up_to_its_cap_and_reuses_the_last_given() {
+        let pool = LocalPool::new(2);
+        assert_eq!(pool.take(), None::<u32>);
+        assert_eq!(pool.give(1), Ok(()));
+        assert_eq!(pool.give(2), Ok(()));
+        assert_eq!(pool.give(3), Err(3), "over the cap: handed back");
+        assert_eq!(pool.len(), 2);
+        assert_eq!(pool.take(), Some(2));
+        assert_eq!(pool.take(), Some(1));
+        assert!(pool.is_empty());
+    }
+
+    #[test]
+    fn take_matching_picks_the_latest_that_fits() {
+        let pool = LocalPool::new(8);
+        for n in [10, 21, 30, 41] {
+            let _ = pool.give(n);
+        }
+        assert_eq!(pool.take_matching(|n| n % 2 == 1), Some(41));
+        assert_eq!(pool.take_matching(|n| n % 2 == 1), Some(21));
+        assert_eq!(pool.take_matching(|n| n % 2 == 1), None);
+        assert_eq!(pool.len(), 2);
+    }
+
+    #[test]
+    fn a_thread_local_pool_is_per_thread() {
+        thread_local! {
+            static POOL: LocalPool<u8> = const { LocalPool::new(4) };
+        }
+        let _ = POOL.with(|p| p.give(7));
+        let other = std::thread::spawn(|| POOL.with(LocalPool::take))
+            .join()
+            .expect("joins");
+        assert_eq!(other, None);
+        assert_eq!(POOL.with(LocalPool::take), Some(7));
+    }
+}
