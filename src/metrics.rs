@@ -1,10 +1,15 @@
-//! Server counters, one set per worker so the hot path writes only its own
-//! cache lines (no shared atomics); `/status` sums them.
+//! Server counters and gauges, one set per worker so the hot path writes
+//! only its own cache lines (no shared atomics); `/status` sums them.
+//!
+//! Every gauge is held by a guard that gives it back on drop, however the
+//! work ends (a panic included): `open` by the connection's `Slot`,
+//! `reading` and `writing` by `service::{Reading, Writing}`. The idle
+//! count is not kept here: it is the length of the idle sets.
 
 use std::time::Duration;
 
 use crate::runtime::current_worker;
-use crate::runtime::stats::Counter;
+use crate::runtime::stats::{Counter, Gauge};
 
 /// Latency histogram: 4 sub-buckets per power of two of microseconds, so a
 /// percentile is known to within 25 %.
@@ -16,12 +21,11 @@ const BUCKETS: usize = 40 * SUB_BUCKETS;
 pub struct WorkerMetrics {
     pub accepted: Counter,
     pub rejected: Counter,
-    /// Gauges: incremented and decremented by whichever worker sees the
-    /// change, so one worker's value may wrap below zero; only the sum means
-    /// anything.
-    pub open: Counter,
-    pub reading: Counter,
-    pub writing: Counter,
+    /// Incremented and decremented by whichever worker sees the change, so
+    /// one worker's value may go below zero; only the sum means anything.
+    pub open: Gauge,
+    pub reading: Gauge,
+    pub writing: Gauge,
     pub recycled: Counter,
     pub requests: Counter,
     pub status_classes: [Counter; 5],
@@ -66,20 +70,23 @@ impl Metrics {
 
     /// The calling worker's counters (worker 0's off the runtime).
     pub fn here(&self) -> &WorkerMetrics {
-        let index = current_worker().unwrap_or(0) % self.workers.len();
-        &self.workers[index]
+        self.worker(current_worker().unwrap_or(0))
+    }
+
+    /// One worker's counters (modulo the worker count).
+    pub fn worker(&self, index: usize) -> &WorkerMetrics {
+        &self.workers[index % self.workers.len()]
     }
 
     pub fn totals(&self) -> Totals {
         let mut t = Totals::default();
-        let gauge = |c: &Counter| c.get() as i64;
         let mut latency = vec![0u64; BUCKETS];
         for w in &self.workers {
             t.accepted += w.accepted.get();
             t.rejected += w.rejected.get();
-            t.open = t.open.wrapping_add(gauge(&w.open));
-            t.reading = t.reading.wrapping_add(gauge(&w.reading));
-            t.writing = t.writing.wrapping_add(gauge(&w.writing));
+            t.open = t.open.wrapping_add(w.open.get());
+            t.reading = t.reading.wrapping_add(w.reading.get());
+            t.writing = t.writing.wrapping_add(w.writing.get());
             t.recycled += w.recycled.get();
             t.requests += w.requests.get();
             for (sum, c) in t.status_classes.iter_mut().zip(&w.status_classes) {
@@ -107,12 +114,14 @@ impl WorkerMetrics {
         self.latency[bucket(latency.as_micros() as u64)].bump();
     }
 
-    pub fn inc(gauge: &Counter) {
-        gauge.add_local(1);
+    /// Raises a gauge of this worker's; for the guards that hold one.
+    pub fn inc(gauge: &Gauge) {
+        gauge.inc();
     }
 
-    pub fn dec(gauge: &Counter) {
-        gauge.add_local(u64::MAX); // wrapping -1
+    /// Lowers a gauge of this worker's; from the guards' `Drop`.
+    pub fn dec(gauge: &Gauge) {
+        gauge.dec();
     }
 }
 

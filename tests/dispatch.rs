@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -13,9 +14,9 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use common::*;
+use conveyor::config::Config;
 use conveyor::stages::handler::HttpHandler;
 use conveyor::stages::{Conn, Handler, Line, LocalFuture};
-use conveyor::Server;
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -180,21 +181,34 @@ impl Handler for Panicky {
     }
 }
 
+/// A server (readiness acceptor) whose handler is [`Panicky`]; `tweak`
+/// adjusts the test config.
+fn start_panicky(dispatcher: &str, tweak: impl FnOnce(&mut Config)) -> TestServer {
+    // `start_with` tweaks the config, then hands over the builder: keep a
+    // copy on the way to build the HTTP handler from.
+    let config = RefCell::new(None);
+    start_with(
+        "readiness",
+        dispatcher,
+        |c| {
+            tweak(c);
+            *config.borrow_mut() = Some(c.clone());
+        },
+        |builder| {
+            let config = config.borrow_mut().take().expect("config tweaked first");
+            let http = HttpHandler::new(&config, config.workers, None).expect("handler");
+            builder.handler(Arc::new(Panicky { http }))
+        },
+    )
+}
+
 #[test]
 fn a_thousand_handler_panics_leave_every_worker_serving_and_the_gauges_at_baseline() {
     quiet_deliberate_panics();
     for dispatcher in DISPATCHERS {
-        let root = temp_dir(&format!("panics-{dispatcher}"));
-        copy_www(&root);
-        let mut config = test_config(&root, "readiness", dispatcher);
         // A slot not given back would soon leave none: accepting would stop.
-        config.limits.max_connections = 16;
-        let http = HttpHandler::new(&config, config.workers, None).expect("handler");
-        let server = Server::builder(config)
-            .handler(Arc::new(Panicky { http }))
-            .start()
-            .expect("starts");
-        let addr = server.local_addr();
+        let server = start_panicky(dispatcher, |c| c.limits.max_connections = 16);
+        let addr = server.addr;
         let baseline = gauges(&server.status_json());
 
         for i in 0..1000 {
@@ -241,7 +255,70 @@ fn a_thousand_handler_panics_leave_every_worker_serving_and_the_gauges_at_baseli
             gauges(&server.status_json())
         );
         server.shutdown();
-        let _ = std::fs::remove_dir_all(&root);
+    }
+}
+
+/// Issue 9: a handler that panics with its `reading` gauge up gives it back
+/// (the gauges are guards), so a graceful shutdown, which waits for
+/// `reading` and `writing` to reach 0, ends at once instead of waiting out
+/// `timeouts.shutdown_grace`.
+#[test]
+fn after_handler_panics_the_gauges_settle_and_shutdown_does_not_wait_out_the_grace() {
+    quiet_deliberate_panics();
+    const GRACE: Duration = Duration::from_secs(5);
+    const PROMPT: Duration = Duration::from_millis(100);
+    for dispatcher in DISPATCHERS {
+        let server = start_panicky(dispatcher, |c| c.timeouts.shutdown_grace = GRACE);
+        let label = &server.label;
+        // A client that stays connected through it all, idle in between.
+        let mut bystander = server.connect();
+        assert_eq!(get(&mut bystander, "/index.html").status, 200, "{label}");
+
+        for probe in [
+            &b"GET /panic-mid HTTP/1.1\r\nHost: x\r\n"[..],
+            b"GET /panic-now HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            let mut stream = server.connect();
+            stream.write_all(probe).expect("send");
+            assert!(
+                closes_within(&mut stream, Duration::from_secs(2)),
+                "{label}: a panicking request's connection was not closed"
+            );
+        }
+
+        // Others are still served: the bystander, and a new connection.
+        assert_eq!(get(&mut bystander, "/index.html").status, 200, "{label}");
+        assert_eq!(
+            get(&mut server.connect(), "/index.html").status,
+            200,
+            "{label}"
+        );
+
+        // Idle values: the bystander open and idle, nothing in flight.
+        let idle = |json: &str| {
+            ["open", "reading", "writing", "idle_keepalive"]
+                .map(|name| connection_gauge(json, name))
+        };
+        let settled = wait_until(Duration::from_secs(2), || {
+            idle(&server.status_json()) == [1, 0, 0, 1]
+        });
+        assert!(
+            settled,
+            "{label}: open/reading/writing/idle_keepalive {:?}, want [1, 0, 0, 1]",
+            idle(&server.status_json())
+        );
+
+        let started = Instant::now();
+        server.shutdown();
+        let took = started.elapsed();
+        assert!(
+            took < PROMPT,
+            "{dispatcher}: shutdown took {took:?} (grace {GRACE:?}): a gauge was left up"
+        );
+        assert!(
+            closes_within(&mut bystander, Duration::from_secs(1)),
+            "{dispatcher}: the idle bystander was not closed by the shutdown"
+        );
     }
 }
 

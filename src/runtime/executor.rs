@@ -184,7 +184,7 @@ impl Local {
                 waker: Some(Waker::from(header.clone())),
                 header: header.clone(),
             });
-            self.shared.stats.alive.set(tasks.len() as u64);
+            self.shared.stats.alive.set(tasks.len() as i64);
             header
         };
         self.shared.stats.spawned.bump();
@@ -278,7 +278,7 @@ impl Local {
         let removed = {
             let mut tasks = self.tasks.borrow_mut();
             let removed = tasks.remove(header.slot);
-            self.shared.stats.alive.set(tasks.len() as u64);
+            self.shared.stats.alive.set(tasks.len() as i64);
             removed
         };
         drop(removed);

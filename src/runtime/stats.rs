@@ -1,10 +1,12 @@
-//! Scheduler counters: written by their worker without locked instructions,
-//! readable from any thread (for `/status`).
+//! Counters and gauges, the runtime's and the server's: written by their
+//! worker without locked instructions, readable from any thread (for
+//! `/status`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-/// A relaxed counter. `bump`/`add_local`/`set` are for the one thread that owns
-/// it (a plain load and store, no `lock` prefix); `add` is for any thread.
+/// A relaxed count of events, only ever added to. `bump`/`add_local` are for
+/// the one thread that owns it (a plain load and store, no `lock` prefix);
+/// `add` is for any thread.
 #[derive(Default, Debug)]
 pub struct Counter(AtomicU64);
 
@@ -28,12 +30,45 @@ impl Counter {
     }
 
     #[inline]
-    pub fn set(&self, n: u64) {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A relaxed level that goes up and down (connections open, green threads
+/// alive), written only by the thread that owns it, with a plain load and
+/// store. A thing counted on one worker and uncounted on another leaves
+/// each worker's gauge off by one, in opposite directions: only the sum over
+/// workers means anything then, which is why the value is signed.
+#[derive(Default, Debug)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    #[inline]
+    pub fn inc(&self) {
+        self.add_local(1);
+    }
+
+    #[inline]
+    pub fn dec(&self) {
+        self.add_local(-1);
+    }
+
+    #[inline]
+    fn add_local(&self, n: i64) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    #[inline]
+    pub fn set(&self, n: i64) {
         self.0.store(n, Ordering::Relaxed);
     }
 
     #[inline]
-    pub fn get(&self) -> u64 {
+    pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
 }
@@ -44,8 +79,8 @@ pub struct WorkerStats {
     pub spawned: Counter,
     pub completed: Counter,
     pub panicked: Counter,
-    /// Green threads currently alive on the worker (a gauge).
-    pub alive: Counter,
+    /// Green threads currently alive on the worker.
+    pub alive: Gauge,
     pub polls: Counter,
     /// Polls that ended `Pending`.
     pub parks: Counter,
@@ -80,7 +115,7 @@ impl WorkerStats {
             spawned: self.spawned.get(),
             completed: self.completed.get(),
             panicked: self.panicked.get(),
-            alive: self.alive.get(),
+            alive: u64::try_from(self.alive.get()).unwrap_or(0),
             polls: self.polls.get(),
             parks: self.parks.get(),
             wakes_local: self.wakes_local.get(),

@@ -24,6 +24,12 @@ pub struct Report {
 impl Report {
     pub fn gather(line: &Line) -> Report {
         let names = &line.stage_names;
+        let queues: Vec<PendingSnapshot> = line
+            .pending
+            .iter()
+            .enumerate()
+            .map(|(worker, q)| q.snapshot(line.metrics.worker(worker)))
+            .collect();
         Report {
             uptime_secs: line.started.elapsed().as_secs_f64(),
             workers: line.pending.len(),
@@ -33,10 +39,10 @@ impl Report {
                 ("handler", names.handler.clone()),
             ],
             totals: crate::metrics::Totals {
-                idle: line.pending.iter().map(|q| q.snapshot().idle as i64).sum(),
+                idle: queues.iter().map(|q| q.idle as i64).sum(),
                 ..line.metrics.totals()
             },
-            queues: line.pending.iter().map(|q| q.snapshot()).collect(),
+            queues,
             scheduler: runtime::try_handle().map(|h| h.stats()).unwrap_or_default(),
         }
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::config::Overload;
 use crate::metrics::WorkerMetrics;
 use crate::runtime::idle::{Arm, IdleSet, Ready};
-use crate::runtime::{self, stats::Counter, Full, Queue, QueueSnapshot, TcpStream};
+use crate::runtime::{self, Full, Queue, QueueSnapshot, TcpStream};
 
 use super::{Conn, Line};
 
@@ -24,7 +24,6 @@ pub struct PendingQueue {
     /// New connections that have sent nothing yet; closed after
     /// `timeouts.header_read`, like a request that never arrives.
     fresh: IdleSet<Conn>,
-    recycled: Counter,
 }
 
 /// What a parked connection waits for: its first request, or its next one.
@@ -53,7 +52,6 @@ impl PendingQueue {
             queue: Queue::bounded(capacity),
             idle: IdleSet::new(arm, keepalive_idle),
             fresh: IdleSet::new(arm, header_read),
-            recycled: Counter::default(),
         }
     }
 
@@ -109,8 +107,7 @@ impl PendingQueue {
     /// else it waits in the idle set — no green thread, no read buffer —
     /// until readable, or is closed after the keep-alive timeout.
     pub fn recycle(&self, conn: Conn, line: &Line) {
-        self.recycled.add(1);
-        WorkerMetrics::inc(&line.metrics.here().recycled);
+        line.metrics.here().recycled.bump();
         self.requeue(conn);
     }
 
@@ -140,10 +137,12 @@ impl PendingQueue {
         }
     }
 
-    pub fn snapshot(&self) -> PendingSnapshot {
+    /// `metrics`: the counters of this queue's worker, who alone recycles
+    /// onto it (`Line::local_pending`), so its count is the queue's.
+    pub fn snapshot(&self, metrics: &WorkerMetrics) -> PendingSnapshot {
         PendingSnapshot {
             queue: self.queue.snapshot(),
-            recycled: self.recycled.get(),
+            recycled: metrics.recycled.get(),
             idle: (self.idle.len() + self.fresh.len()) as u64,
         }
     }
@@ -164,7 +163,7 @@ pub async fn admit(line: &Line, pending: &PendingQueue, conn: Conn) {
 /// Answers 503 with `Retry-After` and closes: the line is full.
 pub fn reject_stream(line: &Line, stream: &TcpStream) {
     use std::io::Write;
-    WorkerMetrics::inc(&line.metrics.here().rejected);
+    line.metrics.here().rejected.bump();
     let mut out = Vec::with_capacity(256);
     crate::http::write_error(
         &mut out,
