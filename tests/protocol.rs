@@ -84,13 +84,8 @@ fn http10_gets_a_response_and_the_connection_closes() {
         |server| {
             let label = &server.label;
             let (r, mut stream) = send(server, b"GET /index.html HTTP/1.0\r\n\r\n");
-            assert_eq!(r.status, 200, "{label}");
+            assert_file(server, &r, "index.html", label);
             assert_common_headers(&r, label);
-            assert_eq!(
-                r.body,
-                std::fs::read(server.root.join("index.html")).unwrap(),
-                "{label}"
-            );
             assert!(
                 r.header("Connection")
                     .is_none_or(|c| c.eq_ignore_ascii_case("close")),
@@ -127,11 +122,11 @@ fn http10_keep_alive_serves_a_second_request() {
                 .write_all(b"GET /index.html HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
                 .unwrap();
             let r = read_response(&mut stream);
-            assert_eq!(r.status, 200, "{label}: second request");
-            assert_eq!(
-                r.body,
-                std::fs::read(server.root.join("index.html")).unwrap(),
-                "{label}"
+            assert_file(
+                server,
+                &r,
+                "index.html",
+                &format!("{label}: second request"),
             );
             // A plain 1.0 request on the same connection ends it.
             stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
@@ -174,13 +169,11 @@ fn absolute_form_target_is_served() {
         |_| {},
         |server| {
             let label = &server.label;
-            let index = std::fs::read(server.root.join("index.html")).unwrap();
             let (r, _stream) = send(
                 server,
                 b"GET http://example.com/index.html HTTP/1.1\r\nHost: example.com\r\n\r\n",
             );
-            assert_eq!(r.status, 200, "{label}");
-            assert_eq!(r.body, index, "{label}");
+            assert_file(server, &r, "index.html", label);
             let (r, _stream) = send(
                 server,
                 b"GET HTTP://Example.COM:8080/docs?x=1 HTTP/1.1\r\nHost: other\r\n\r\n",
@@ -191,8 +184,7 @@ fn absolute_form_target_is_served() {
                 server,
                 b"GET http://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n",
             );
-            assert_eq!(r.status, 200, "{label}");
-            assert_eq!(r.body, index, "{label}");
+            assert_file(server, &r, "index.html", label);
         },
     );
 }
@@ -461,11 +453,7 @@ fn pipelined_requests_are_answered_in_order() {
             let b = read_response_with(&mut stream, &mut carry, false);
             let c = read_response_with(&mut stream, &mut carry, false);
             assert_eq!((a.status, b.status, c.status), (200, 404, 200), "{label}");
-            assert_eq!(
-                a.body,
-                std::fs::read(server.root.join("style.css")).unwrap(),
-                "{label}"
-            );
+            assert_file(server, &a, "style.css", label);
             assert!(c.text().contains("X-Mark: 3"), "{label}: {:?}", c.text());
             for r in [&a, &b, &c] {
                 assert_common_headers(r, label);

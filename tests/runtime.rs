@@ -1,6 +1,8 @@
 //! The green-thread runtime, exercised through its public API with real
 //! threads, sockets and pipes.
 
+mod common;
+
 use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{TcpListener as StdListener, TcpStream as StdStream};
@@ -9,22 +11,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::wait_until;
+
 use conveyor::runtime::{
     self, block_on, sleep, stats::thread_cpu_time, timeout, yield_now, Async, PollMode, Queue,
     Runtime,
 };
-
-/// Polls `condition` until it holds or `limit` passes.
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::yield_now();
-    }
-    condition()
-}
 
 fn two_workers() -> Runtime {
     Runtime::builder().workers(2).build().expect("runtime")

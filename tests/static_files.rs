@@ -126,9 +126,7 @@ fn every_www_file_is_served_byte_exact_with_its_type() {
                 let url = format!("/{}", encode_path(rel.to_str().expect("utf-8 name")));
                 let response = get(&mut stream, &url);
                 let label = format!("{} {url}", server.label);
-                assert_eq!(response.status, 200, "{label}");
-                let disk = std::fs::read(www.join(rel)).expect("read");
-                assert_eq!(response.body, disk, "{label}: body differs from disk");
+                let disk = assert_file(server, &response, rel.to_str().expect("utf-8"), &label);
                 assert_eq!(
                     response.header("Content-Length"),
                     Some(disk.len().to_string().as_str()),
@@ -153,12 +151,7 @@ fn directories_serve_index_and_redirect_without_slash() {
             let label = &server.label;
             let mut stream = server.connect();
             let root = get(&mut stream, "/");
-            assert_eq!(root.status, 200, "{label}");
-            assert_eq!(
-                root.body,
-                std::fs::read(server.root.join("index.html")).unwrap(),
-                "{label}"
-            );
+            assert_file(server, &root, "index.html", label);
             assert_eq!(
                 root.header("Content-Type"),
                 Some("text/html; charset=utf-8"),
@@ -166,12 +159,7 @@ fn directories_serve_index_and_redirect_without_slash() {
             );
 
             let docs = get(&mut stream, "/docs/");
-            assert_eq!(docs.status, 200, "{label}");
-            assert_eq!(
-                docs.body,
-                std::fs::read(server.root.join("docs/index.html")).unwrap(),
-                "{label}"
-            );
+            assert_file(server, &docs, "docs/index.html", label);
 
             let moved = get(&mut stream, "/docs");
             assert_eq!(moved.status, 301, "{label}");

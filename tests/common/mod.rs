@@ -369,3 +369,17 @@ pub fn start_with(
         label: format!("{acceptor}×{dispatcher}"),
     }
 }
+
+/// Asserts that `response` is a 200 carrying the file `rel` (beneath the
+/// server's document root) byte for byte; returns the file's bytes.
+pub fn assert_file(server: &TestServer, response: &Response, rel: &str, context: &str) -> Vec<u8> {
+    let disk = std::fs::read(server.root.join(rel)).expect("read the served file");
+    assert_eq!(response.status, 200, "{context}: GET {rel}");
+    assert!(
+        response.body == disk,
+        "{context}: the body of {rel} differs from the file ({} bytes, file {})",
+        response.body.len(),
+        disk.len()
+    );
+    disk
+}
