@@ -325,3 +325,75 @@ impl Local {
         self.timers.borrow_mut().clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+    use std::time::{Duration, Instant};
+
+    use crate::runtime::{block_on, spawn, Queue, Runtime};
+
+    fn until(limit: Duration, condition: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        while !condition() {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    #[test]
+    fn the_poll_budget_makes_a_green_thread_that_never_blocks_yield() {
+        let first_seen = block_on(async {
+            let queue = Queue::unbounded();
+            for n in 0..1000 {
+                let _ = queue.try_send(n);
+            }
+            let ran = Rc::new(std::cell::Cell::new(false));
+            let flag = ran.clone();
+            spawn(async move { flag.set(true) }).detach();
+            let mut first_seen = None;
+            for i in 0..1000 {
+                queue.recv().await; // always ready: never parks
+                if ran.get() && first_seen.is_none() {
+                    first_seen = Some(i);
+                }
+            }
+            first_seen
+        });
+        let at = first_seen.expect("the other green thread ran");
+        assert!(
+            at <= super::BUDGET_PER_POLL as usize,
+            "ran only after {at} receives"
+        );
+    }
+
+    #[test]
+    fn a_panicking_green_thread_is_counted_and_the_worker_runs_on() {
+        let rt = Runtime::builder().workers(1).build().expect("runtime");
+        let panicked = rt.block_on(async {
+            crate::runtime::spawn(async { panic!("deliberate unit-test panic") }).await
+        });
+        assert!(panicked.is_err());
+        assert_eq!(rt.block_on(async { 6 * 7 }), 42);
+        assert_eq!(rt.stats()[0].panicked, 1);
+    }
+
+    #[test]
+    fn a_wake_from_another_thread_reaches_a_sleeping_worker() {
+        let rt = Runtime::builder().workers(1).build().expect("runtime");
+        let queue = Queue::bounded(1);
+        let receiver = queue.clone();
+        let task = rt.spawn_on(0, async move { receiver.recv().await });
+        // Parked on the empty queue, the worker asleep in the reactor.
+        assert!(until(Duration::from_secs(5), || rt.stats()[0].parks >= 1));
+        assert!(queue.try_send(5u32).is_ok());
+        assert!(
+            until(Duration::from_secs(2), || task.is_finished()),
+            "the wake never reached the worker"
+        );
+        assert!(rt.stats()[0].wakes_remote >= 1);
+    }
+}

@@ -278,3 +278,50 @@ impl Drop for Waiter<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{block_on, spawn};
+
+    #[test]
+    fn a_bounded_queue_refuses_when_full_and_counts_both_ends() {
+        let queue = Queue::bounded(2);
+        assert_eq!(queue.capacity(), Some(2));
+        assert!(queue.try_send(1).is_ok());
+        assert!(queue.try_send(2).is_ok());
+        assert!(
+            matches!(queue.try_send(3), Err(Full(3))),
+            "the value comes back"
+        );
+        assert_eq!(queue.try_recv(), Some(1), "first in, first out");
+        let s = queue.snapshot();
+        assert_eq!(
+            (s.depth, s.capacity, s.pushed, s.popped),
+            (1, Some(2), 2, 1)
+        );
+        assert_eq!(Queue::<u8>::bounded(0).capacity(), Some(1), "at least one");
+        assert_eq!(Queue::<u8>::unbounded().capacity(), None);
+    }
+
+    #[test]
+    fn a_sender_parks_while_full_and_a_receiver_while_empty() {
+        let got = block_on(async {
+            let queue = Queue::bounded(1);
+            let producer = queue.clone();
+            let sent = spawn(async move {
+                for n in 0..5u32 {
+                    producer.send(n).await; // parks on the full queue
+                }
+            });
+            let mut got = Vec::new();
+            for _ in 0..5 {
+                got.push(queue.recv().await); // parks on the empty queue
+            }
+            sent.await.expect("producer done");
+            assert!(queue.is_empty());
+            got
+        });
+        assert_eq!(got, [0, 1, 2, 3, 4]);
+    }
+}

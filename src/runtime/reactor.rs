@@ -273,3 +273,67 @@ impl Source {
         lock(&self.wakers).iter_mut().for_each(|w| *w = None);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+    use std::time::Instant;
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn notify_from_another_thread_ends_a_wait_at_once() {
+        let reactor = Arc::new(Reactor::new(PollMode::Edge).expect("reactor"));
+        let notifier = reactor.clone();
+        let started = Instant::now();
+        let thread = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(10));
+            notifier.notify();
+        });
+        let mut events = Events::new();
+        let dispatched = reactor.wait(&mut events, Some(Duration::from_secs(5)));
+        thread.join().expect("notifier");
+        assert_eq!(dispatched, 0, "our own wake-up is not an I/O event");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the wait ran out"
+        );
+    }
+
+    #[test]
+    fn readiness_wakes_the_parked_waker_and_moves_the_tick() {
+        for mode in [PollMode::Edge, PollMode::Oneshot] {
+            let worker = Arc::new(WorkerShared::new(0, mode).expect("worker"));
+            let (mut writer, reader) = UnixStream::pair().expect("pair");
+            let source = Reactor::register(&worker, reader.as_raw_fd()).expect("register");
+            let mut events = Events::new();
+            // Edge mode reports the writable socket at once: settle first.
+            worker.reactor.wait(&mut events, Some(Duration::ZERO));
+            let count = Arc::new(Count(AtomicUsize::new(0)));
+            let seen = source.tick(Direction::Read);
+            assert!(source.park_waker(&Waker::from(count.clone()), Direction::Read, seen));
+            writer.write_all(b"x").expect("write");
+            let dispatched = worker
+                .reactor
+                .wait(&mut events, Some(Duration::from_secs(5)));
+            assert!(dispatched >= 1, "{mode:?}");
+            assert_eq!(count.0.load(Ordering::Relaxed), 1, "{mode:?}: woken once");
+            assert_ne!(source.tick(Direction::Read), seen, "{mode:?}");
+            assert!(
+                !source.park_waker(&Waker::from(count.clone()), Direction::Read, seen),
+                "{mode:?}: a stale tick does not park"
+            );
+            source.deregister();
+        }
+    }
+}

@@ -296,3 +296,65 @@ where
     };
     (task, JoinHandle { slot })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::reactor::PollMode;
+
+    fn header() -> Arc<Header> {
+        let worker = Arc::new(WorkerShared::new(0, PollMode::Edge).expect("worker"));
+        Header::new(0, worker)
+    }
+
+    #[test]
+    fn the_slab_reuses_freed_keys_and_says_which_comes_next() {
+        let mut slab = Slab::new();
+        assert_eq!(slab.vacant_key(), 0);
+        let a = slab.insert('a');
+        let b = slab.insert('b');
+        assert_eq!((a, b, slab.len()), (0, 1, 2));
+        assert_eq!(slab.remove(a), Some('a'));
+        assert_eq!(slab.remove(a), None, "removed once");
+        assert_eq!(slab.vacant_key(), a);
+        assert_eq!(slab.insert('c'), a, "a freed key is reused");
+        assert_eq!(slab.get(a), Some(&'c'));
+        assert_eq!(slab.get(7), None);
+        assert_eq!(slab.drain().collect::<Vec<_>>(), ['c', 'b']);
+        assert_eq!((slab.len(), slab.vacant_key()), (0, 0));
+    }
+
+    #[test]
+    fn a_wake_during_a_poll_requeues_the_task_once() {
+        let header = header();
+        header.set_running();
+        assert!(!header.park(), "no wake: the task parks");
+        header.set_running();
+        Waker::from(header.clone()).wake_by_ref();
+        Waker::from(header.clone()).wake_by_ref(); // a second wake adds nothing
+        assert!(
+            header.park(),
+            "woken while running: back on the ready queue"
+        );
+        assert_eq!(header.worker.injected_len(), 0, "no delivery while running");
+    }
+
+    #[test]
+    fn a_wake_of_a_parked_task_is_delivered_once_and_none_after_done() {
+        let header = header();
+        header.set_running();
+        assert!(!header.park());
+        // Off the worker's thread: delivered through its injection queue.
+        Waker::from(header.clone()).wake_by_ref();
+        Waker::from(header.clone()).wake_by_ref();
+        assert_eq!(header.worker.injected_len(), 1, "scheduled once");
+        header.set_done();
+        assert!(header.is_done());
+        Waker::from(header.clone()).wake_by_ref();
+        assert_eq!(
+            header.worker.injected_len(),
+            1,
+            "a finished task is not woken"
+        );
+    }
+}

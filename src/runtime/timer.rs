@@ -208,3 +208,60 @@ impl<F: Future> Future for Timeout<F> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    /// Counts its wakes.
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn timers_fire_in_deadline_order_and_a_removed_one_never() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let mut timers = Timers::default();
+        let late = timers.insert(at(30), waker.clone());
+        timers.insert(at(10), waker.clone());
+        let cancelled = timers.insert(at(20), waker.clone());
+        timers.remove(at(20), cancelled);
+        assert_eq!(timers.next_deadline(), Some(at(10)));
+        assert_eq!(timers.fire(at(5)), 0, "nothing due yet");
+        assert_eq!(
+            timers.fire(at(25)),
+            1,
+            "the 10 ms one; the 20 ms one is gone"
+        );
+        assert_eq!(timers.next_deadline(), Some(at(30)));
+        // Refreshing a fired timer puts it back; a pending one stays single.
+        timers.refresh(at(30), late, &waker);
+        assert_eq!(timers.fire(at(30)), 1);
+        timers.refresh(at(30), late, &waker);
+        assert_eq!(timers.next_deadline(), Some(at(30)));
+        timers.clear();
+        assert_eq!(timers.next_deadline(), None);
+        assert_eq!(count.0.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn timeout_gives_the_output_in_time_and_timed_out_after() {
+        let (fast, slow) = crate::runtime::block_on(async {
+            let fast = timeout(Duration::from_secs(5), async { 7 }).await;
+            let slow = timeout(Duration::from_millis(5), sleep(Duration::from_secs(5))).await;
+            (fast, slow)
+        });
+        assert_eq!(fast, Ok(7));
+        assert_eq!(slow, Err(TimedOut));
+    }
+}
