@@ -280,16 +280,9 @@ mod tests {
     use std::io::Write;
     use std::os::unix::net::UnixStream;
     use std::sync::atomic::AtomicUsize;
-    use std::task::Wake;
     use std::time::Instant;
 
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
+    use crate::runtime::timer::tests::Count;
 
     #[test]
     fn notify_from_another_thread_ends_a_wait_at_once() {

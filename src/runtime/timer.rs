@@ -210,14 +210,14 @@ impl<F: Future> Future for Timeout<F> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::task::Wake;
 
-    /// Counts its wakes.
-    struct Count(AtomicUsize);
+    /// A waker that counts its wakes (the reactor's tests use it too).
+    pub(crate) struct Count(pub(crate) AtomicUsize);
 
     impl Wake for Count {
         fn wake(self: Arc<Self>) {
