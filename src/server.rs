@@ -9,6 +9,7 @@ use crate::access_log::AccessLog;
 use crate::config::{resolve_workers, Config, PollModeName};
 use crate::metrics::Metrics;
 use crate::runtime::{Latch, PollMode, Runtime};
+use crate::service::{Service, StatusSource};
 use crate::stages::handler::HttpHandler;
 use crate::stages::{
     acceptor_by_name, dispatcher_by_name, Acceptor, Dispatcher, Handler, Line, PendingQueue, Slots,
@@ -21,6 +22,7 @@ pub struct ServerBuilder {
     acceptor: Option<Arc<dyn Acceptor>>,
     dispatcher: Option<Arc<dyn Dispatcher>>,
     handler: Option<Arc<dyn Handler>>,
+    routes: Vec<(String, Arc<dyn Service>)>,
 }
 
 /// A running server. Dropping it stops it at once; `shutdown` stops it gracefully.
@@ -38,6 +40,7 @@ impl ServerBuilder {
             acceptor: None,
             dispatcher: None,
             handler: None,
+            routes: Vec::new(),
         }
     }
 
@@ -56,6 +59,15 @@ impl ServerBuilder {
     /// Uses this request handler instead of the built-in HTTP handler.
     pub fn handler(mut self, handler: Arc<dyn Handler>) -> Self {
         self.handler = Some(handler);
+        self
+    }
+
+    /// Mounts `service` on `path` beside the built-in routes: `"/healthz"`
+    /// answers that path alone, `"/api/*"` every path under `/api/`. A
+    /// mounted path wins over `/echo`, `/status` and the static files. Not
+    /// used when a custom `handler` replaces the built-in one.
+    pub fn route(mut self, path: &str, service: Arc<dyn Service>) -> Self {
+        self.routes.push((path.to_string(), service));
         self
     }
 
@@ -82,7 +94,12 @@ impl ServerBuilder {
         };
         let handler: Arc<dyn Handler> = match self.handler {
             Some(h) => h,
-            None => Arc::new(HttpHandler::new(&config, workers, access_log.clone())?),
+            None => Arc::new(HttpHandler::with_routes(
+                &config,
+                workers,
+                access_log.clone(),
+                self.routes,
+            )?),
         };
         let runtime = Runtime::builder()
             .workers(workers)
@@ -154,7 +171,7 @@ impl Server {
     }
 
     pub fn status_json(&self) -> String {
-        crate::service::status::to_json(&crate::service::status::Report::gather(&self.line))
+        crate::service::status::to_json(&StatusSource::report(&*self.line))
     }
 
     pub fn flush_log(&self) {

@@ -14,15 +14,14 @@ use super::{write_all_timed, Exchange, Outcome, Writing};
 const ALLOW: &[(&str, &str)] = &[("Allow", "GET, HEAD, POST, PUT")];
 
 pub async fn serve(ex: &mut Exchange<'_>) -> Outcome {
-    let preamble_len = ex.req.preamble_len;
     match ex.req.method {
         Method::Get | Method::Head => {
-            let raw = ex.conn.input.pending()[..preamble_len].to_vec();
-            ex.conn.input.consume(preamble_len);
+            let raw = ex.preamble().to_vec();
+            ex.consume_preamble();
             ex.respond(200, "text/plain; charset=utf-8", &raw, &[])
         }
         Method::Post | Method::Put => {
-            ex.conn.input.consume(preamble_len);
+            ex.consume_preamble();
             match stream_body(ex).await {
                 Ok(outcome) => outcome,
                 // Head already sent: all we can do is close.
@@ -36,7 +35,7 @@ pub async fn serve(ex: &mut Exchange<'_>) -> Outcome {
         // A body sent with these is not read here: the handler drains it
         // or closes the connection, as for every route that ignores one.
         _ => {
-            ex.conn.input.consume(preamble_len);
+            ex.consume_preamble();
             ex.error(405, "use GET, HEAD, POST or PUT", ALLOW)
         }
     }
@@ -46,7 +45,7 @@ pub async fn serve(ex: &mut Exchange<'_>) -> Outcome {
 /// answered here, by an error response while no status line has been
 /// written, or by cutting the 200 short (and closing) once one has.
 async fn stream_body(ex: &mut Exchange<'_>) -> io::Result<Outcome> {
-    let max = ex.line.config.limits.max_echo_body;
+    let max = ex.ctx.config.limits.max_echo_body;
     let too_large = match ex.req.body {
         BodyFraming::Length(n) => n > max,
         _ => false,
@@ -58,8 +57,8 @@ async fn stream_body(ex: &mut Exchange<'_>) -> io::Result<Outcome> {
     if ex.req.expect_continue && ex.req.body != BodyFraming::None {
         ex.out.extend_from_slice(CONTINUE_100);
     }
-    let _writing = Writing::new(ex.line.metrics.here());
-    let timeouts = &ex.line.config.timeouts;
+    let _writing = Writing::new(ex.ctx.metrics.here());
+    let timeouts = &ex.ctx.config.timeouts;
     let mut echo = Echo {
         clock: BodyClock::start(Instant::now(), timeouts.body_read, timeouts.body_min_rate),
         head_started: false,
@@ -180,9 +179,7 @@ fn later(t: Instant, d: Duration) -> Instant {
 /// pipelined responses) goes out first: it may be what the client waits for.
 async fn fill(ex: &mut Exchange<'_>, echo: &mut Echo) -> Result<(), Stop> {
     ex.flush().await.map_err(|_| Stop::Broken)?;
-    let size = read_buffer_size(ex);
-    let metrics = ex.line.metrics.here();
-    match ex.conn.fill(size, echo.clock.deadline, metrics).await {
+    match ex.fill(echo.clock.deadline).await {
         Ok(0) => Err(Stop::Incomplete),
         Ok(n) => {
             echo.clock.received(n, Instant::now());
@@ -191,10 +188,6 @@ async fn fill(ex: &mut Exchange<'_>, echo: &mut Echo) -> Result<(), Stop> {
         Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(Stop::TimedOut),
         Err(_) => Err(Stop::Broken),
     }
-}
-
-pub fn read_buffer_size(ex: &Exchange<'_>) -> usize {
-    crate::stages::handler::read_buffer_size(&ex.line.config)
 }
 
 /// Starts the 200 response: `length` for Content-Length, None for chunked.
@@ -216,24 +209,24 @@ async fn start_response(
 /// bytes, so a body that never starts gets its 408 (not a response cut
 /// short before its first byte).
 async fn copy_exact(ex: &mut Exchange<'_>, echo: &mut Echo, len: u64) -> Result<(), Stop> {
-    let limit = ex.line.config.timeouts.write;
+    let limit = ex.ctx.config.timeouts.write;
     let mut left = len;
     while left > 0 {
-        if !ex.conn.input.has_pending() {
+        if !ex.input.has_pending() {
             fill(ex, echo).await?;
         }
         if !echo.head_started {
             start_response(ex, echo, Some(len)).await?;
         }
-        let pending = ex.conn.input.pending();
+        let pending = ex.input.pending();
         let take = pending
             .len()
             .min(usize::try_from(left).unwrap_or(usize::MAX));
-        write_all_timed(&ex.conn.stream, &pending[..take], limit)
+        write_all_timed(ex.stream, &pending[..take], limit)
             .await
             .map_err(|_| Stop::Broken)?;
-        ex.conn.input.consume(take);
-        ex.line.metrics.here().bytes_out.add_local(take as u64);
+        ex.input.consume(take);
+        ex.ctx.metrics.here().bytes_out.add_local(take as u64);
         left -= take as u64;
         echo.sent += take as u64;
     }
@@ -244,13 +237,10 @@ async fn copy_exact(ex: &mut Exchange<'_>, echo: &mut Echo, len: u64) -> Result<
 /// chunk (or the end) has been decoded, so a body malformed, too large or
 /// too slow from the start still gets its 400, 413 or 408 (RFC 9112 §2.2).
 async fn copy_chunked(ex: &mut Exchange<'_>, echo: &mut Echo, max: u64) -> Result<(), Stop> {
-    let limit = ex.line.config.timeouts.write;
+    let limit = ex.ctx.config.timeouts.write;
     let mut decoder = ChunkedDecoder::new();
     loop {
-        match decoder
-            .step(ex.conn.input.pending())
-            .map_err(Stop::Refused)?
-        {
+        match decoder.step(ex.input.pending()).map_err(Stop::Refused)? {
             Step::Data(range) => {
                 let len = range.len();
                 if echo.sent + len as u64 > max {
@@ -261,27 +251,27 @@ async fn copy_chunked(ex: &mut Exchange<'_>, echo: &mut Echo, max: u64) -> Resul
                     start_response(ex, echo, None).await?;
                 }
                 let size_line = format!("{len:x}\r\n");
-                let stream = &ex.conn.stream;
-                let data = &ex.conn.input.pending()[range.clone()];
+                let stream = ex.stream;
+                let data = &ex.input.pending()[range.clone()];
                 let written = async {
                     write_all_timed(stream, size_line.as_bytes(), limit).await?;
                     write_all_timed(stream, data, limit).await?;
                     write_all_timed(stream, b"\r\n", limit).await
                 };
                 written.await.map_err(|_| Stop::Broken)?;
-                ex.conn.input.consume(range.end);
+                ex.input.consume(range.end);
                 echo.sent += len as u64;
                 let framing = size_line.len() + 2;
-                ex.line
+                ex.ctx
                     .metrics
                     .here()
                     .bytes_out
                     .add_local((len + framing) as u64);
             }
-            Step::Skip(n) => ex.conn.input.consume(n),
+            Step::Skip(n) => ex.input.consume(n),
             Step::NeedMore => fill(ex, echo).await?,
             Step::Done(n) => {
-                ex.conn.input.consume(n);
+                ex.input.consume(n);
                 if !echo.head_started {
                     // An empty body: the whole response fits the output
                     // buffer, and leaves with any pipelined ones.
@@ -291,7 +281,7 @@ async fn copy_chunked(ex: &mut Exchange<'_>, echo: &mut Echo, max: u64) -> Resul
                     ex.out.extend_from_slice(b"0\r\n\r\n");
                     return Ok(());
                 }
-                write_all_timed(&ex.conn.stream, b"0\r\n\r\n", limit)
+                write_all_timed(ex.stream, b"0\r\n\r\n", limit)
                     .await
                     .map_err(|_| Stop::Broken)?;
                 return Ok(());

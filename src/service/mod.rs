@@ -1,31 +1,97 @@
-//! What the handler serves: `/echo`, `/status` and static files.
+//! What the handler serves: `/echo`, `/status`, static files, and services
+//! a library user mounts.
 //!
-//! A service gets an [`Exchange`]: the parsed request, the connection (whose
-//! input still starts with the request's preamble) and the output buffer.
-//! Small responses are appended to the buffer, so pipelined responses leave
-//! in one write; a service that streams (sendfile, echo bodies) flushes the
-//! buffer first and then writes to the socket itself.
+//! A service gets an [`Exchange`]: the parsed request, the connection's
+//! stream and read buffer (whose bytes still start with the request's
+//! preamble), the output buffer and a [`ServiceContext`]. Small responses
+//! are appended to the buffer, so pipelined responses leave in one write; a
+//! service that streams (sendfile, echo bodies) flushes the buffer first and
+//! then writes to the socket itself.
+//!
+//! Services sit below the stages: they see the request, the connection's
+//! bytes and the context, never the line.
 
 pub mod echo;
+pub mod routes;
 pub mod static_files;
 pub mod status;
 
 use std::io;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use crate::config::Config;
 use crate::http::{write_error, write_head, Head, Request};
-use crate::metrics::WorkerMetrics;
-use crate::runtime::{timeout, TcpStream};
-use crate::stages::{Conn, Line};
+use crate::metrics::{Metrics, WorkerMetrics};
+use crate::runtime::{timeout, Latch, PooledFuture, ReadBuffer, TcpStream};
+
+pub use routes::{RouteTable, Target};
+pub use status::StatusSource;
+
+/// What a service may know of the server beyond its request. Built by the
+/// handler each time it takes a connection.
+pub struct ServiceContext<'a> {
+    /// The configuration this request is served under: a snapshot, so a
+    /// request sees one config from start to end.
+    pub config: Arc<Config>,
+    pub metrics: &'a Metrics,
+    /// When the server started.
+    pub started: Instant,
+    /// Set when the server begins to stop.
+    pub shutdown: &'a Latch,
+    /// What `/status` reports about the line.
+    pub status: &'a dyn StatusSource,
+}
+
+impl ServiceContext<'_> {
+    /// The read buffer must hold a whole preamble at the configured limits.
+    pub fn read_buffer_size(&self) -> usize {
+        read_buffer_size(&self.config)
+    }
+}
+
+/// The size of a connection's read buffer: a whole preamble at the
+/// configured limits fits.
+pub fn read_buffer_size(config: &Config) -> usize {
+    (config.limits.max_request_line + config.limits.max_header_bytes + 1024).max(16 * 1024)
+}
+
+/// A service a library user mounts on a path (`ServerBuilder::route`).
+///
+/// The handler consumes the request's preamble after `serve` if the service
+/// did not (`Exchange::consume_preamble`). A service that does not read the
+/// body (`reads_body` false, the default) never sees it: the handler reads
+/// and drops a small Content-Length body after the response, or closes the
+/// connection, so a body is never read as the next request.
+pub trait Service: Send + Sync {
+    /// Whether `serve` reads this request's body itself (from
+    /// `Exchange::input`, after the preamble).
+    fn reads_body(&self, req: &Request) -> bool {
+        let _ = req;
+        false
+    }
+
+    /// Answers one request. The future's block is reused per worker
+    /// (`ServiceFuture::new(async move { … })`): no allocation per request.
+    fn serve<'a>(&'a self, ex: &'a mut Exchange<'_>) -> ServiceFuture<'a>;
+}
+
+/// The future a [`Service`] returns.
+pub type ServiceFuture<'a> = PooledFuture<'a, Outcome>;
 
 /// One request and everything needed to answer it.
 pub struct Exchange<'a> {
     pub req: &'a Request,
-    pub conn: &'a mut Conn,
+    pub stream: &'a TcpStream,
+    /// The connection's unconsumed bytes: the preamble (until consumed),
+    /// then the body and any pipelined requests.
+    pub input: &'a mut ReadBuffer,
     pub out: &'a mut Vec<u8>,
-    pub line: &'a Line,
+    pub ctx: &'a ServiceContext<'a>,
     /// Whether the connection may stay open after this response.
     pub keep_alive: bool,
+    /// The preamble is still at the front of `input`.
+    preamble_pending: bool,
 }
 
 /// How a response ended.
@@ -37,7 +103,56 @@ pub struct Outcome {
     pub keep_alive: bool,
 }
 
+impl<'a> Exchange<'a> {
+    pub fn new(
+        req: &'a Request,
+        stream: &'a TcpStream,
+        input: &'a mut ReadBuffer,
+        out: &'a mut Vec<u8>,
+        ctx: &'a ServiceContext<'a>,
+        keep_alive: bool,
+    ) -> Exchange<'a> {
+        Exchange {
+            req,
+            stream,
+            input,
+            out,
+            ctx,
+            keep_alive,
+            preamble_pending: true,
+        }
+    }
+}
+
 impl Exchange<'_> {
+    /// The request's raw preamble, until it is consumed.
+    pub fn preamble(&self) -> &[u8] {
+        match self.preamble_pending {
+            true => self
+                .input
+                .pending()
+                .get(..self.req.preamble_len)
+                .unwrap_or(&[]),
+            false => &[],
+        }
+    }
+
+    /// Drops the preamble from the input, once: what follows is the body.
+    pub fn consume_preamble(&mut self) {
+        if std::mem::take(&mut self.preamble_pending) {
+            self.input.consume(self.req.preamble_len);
+        }
+    }
+
+    /// Reads more of the connection's bytes into `input`, by `deadline`.
+    /// Ok(0): the peer closed.
+    pub async fn fill(&mut self, deadline: Instant) -> io::Result<usize> {
+        let size = self.ctx.read_buffer_size();
+        let n = self.input.read_from(self.stream, size, deadline).await?;
+        self.ctx.metrics.here().bytes_in.add_local(n as u64);
+        Ok(n)
+    }
+
     pub fn head<'h>(
         &self,
         status: u16,
@@ -49,6 +164,7 @@ impl Exchange<'_> {
             status,
             content_length: length,
             content_type,
+            prebuilt: &[],
             keep_alive: self.keep_alive,
             http10_keep_alive: self.req.minor_version == 0,
             extra,
@@ -95,25 +211,29 @@ impl Exchange<'_> {
 
     /// Sends what is buffered.
     pub async fn flush(&mut self) -> io::Result<()> {
-        flush(&self.conn.stream, self.out, self.line).await
+        flush(self.stream, self.out, self.ctx).await
     }
 
     /// Sends what is buffered when more follows at once (a body streamed
     /// with sendfile): the kernel joins it to what comes next.
     pub async fn flush_more(&mut self) -> io::Result<()> {
-        send_buffered(&self.conn.stream, self.out, self.line, Send::More).await
+        send_buffered(self.stream, self.out, self.ctx, Push::More).await
     }
 }
 
 /// Writes all of `out` (then clears it), giving each write `timeouts.write`
 /// to make progress: a client that stops reading is dropped.
-pub async fn flush(stream: &TcpStream, out: &mut Vec<u8>, line: &Line) -> io::Result<()> {
-    send_buffered(stream, out, line, Send::Now).await
+pub async fn flush(
+    stream: &TcpStream,
+    out: &mut Vec<u8>,
+    ctx: &ServiceContext<'_>,
+) -> io::Result<()> {
+    send_buffered(stream, out, ctx, Push::Now).await
 }
 
 /// Whether a write ends what there is to send, or more follows at once.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Send {
+enum Push {
     Now,
     More,
 }
@@ -121,32 +241,32 @@ enum Send {
 async fn send_buffered(
     stream: &TcpStream,
     out: &mut Vec<u8>,
-    line: &Line,
-    send: Send,
+    ctx: &ServiceContext<'_>,
+    send: Push,
 ) -> io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
-    let result = write_timed(stream, out, line.config.timeouts.write, send).await;
-    line.metrics.here().bytes_out.add_local(out.len() as u64);
+    let result = write_timed(stream, out, ctx.config.timeouts.write, send).await;
+    ctx.metrics.here().bytes_out.add_local(out.len() as u64);
     out.clear();
     result
 }
 
 pub async fn write_all_timed(stream: &TcpStream, bytes: &[u8], limit: Duration) -> io::Result<()> {
-    write_timed(stream, bytes, limit, Send::Now).await
+    write_timed(stream, bytes, limit, Push::Now).await
 }
 
 async fn write_timed(
     stream: &TcpStream,
     mut bytes: &[u8],
     limit: Duration,
-    send: Send,
+    send: Push,
 ) -> io::Result<()> {
     while !bytes.is_empty() {
         let n = match send {
-            Send::Now => timeout(limit, stream.write(bytes)).await??,
-            Send::More => timeout(limit, stream.write_more(bytes)).await??,
+            Push::Now => timeout(limit, stream.write(bytes)).await??,
+            Push::More => timeout(limit, stream.write_more(bytes)).await??,
         };
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());

@@ -5,9 +5,7 @@ use std::fmt::Write;
 
 use crate::http::Method;
 use crate::metrics::Totals;
-use crate::runtime::{self, WorkerSnapshot};
-use crate::stages::pending::PendingSnapshot;
-use crate::stages::Line;
+use crate::runtime::{QueueSnapshot, WorkerSnapshot};
 
 use super::{Exchange, Outcome};
 
@@ -17,43 +15,31 @@ pub struct Report {
     pub workers: usize,
     pub stages: [(&'static str, String); 3],
     pub totals: Totals,
-    pub queues: Vec<PendingSnapshot>,
+    pub queues: Vec<QueueReport>,
     pub scheduler: Vec<WorkerSnapshot>,
 }
 
-impl Report {
-    pub fn gather(line: &Line) -> Report {
-        let names = &line.stage_names;
-        let queues: Vec<PendingSnapshot> = line
-            .pending
-            .iter()
-            .enumerate()
-            .map(|(worker, q)| q.snapshot(line.metrics.worker(worker)))
-            .collect();
-        Report {
-            uptime_secs: line.started.elapsed().as_secs_f64(),
-            workers: line.pending.len(),
-            stages: [
-                ("acceptor", names.acceptor.clone()),
-                ("dispatcher", names.dispatcher.clone()),
-                ("handler", names.handler.clone()),
-            ],
-            totals: crate::metrics::Totals {
-                idle: queues.iter().map(|q| q.idle as i64).sum(),
-                ..line.metrics.totals()
-            },
-            queues,
-            scheduler: runtime::try_handle().map(|h| h.stats()).unwrap_or_default(),
-        }
-    }
+/// A worker's pending queue, as `/status` shows it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QueueReport {
+    pub queue: QueueSnapshot,
+    pub recycled: u64,
+    /// Connections parked until their next request arrives.
+    pub idle: u64,
+}
+
+/// Gathers the report: implemented by the line the stages share, which
+/// services do not see otherwise.
+pub trait StatusSource {
+    fn report(&self) -> Report;
 }
 
 pub fn serve(ex: &mut Exchange<'_>) -> Outcome {
-    ex.conn.input.consume(ex.req.preamble_len);
+    ex.consume_preamble();
     if !matches!(ex.req.method, Method::Get | Method::Head) {
         return ex.error(405, "use GET or HEAD", &[("Allow", "GET, HEAD")]);
     }
-    let report = Report::gather(ex.line);
+    let report = ex.ctx.status.report();
     let prometheus = ex
         .req
         .query()
@@ -254,7 +240,7 @@ pub fn to_prometheus(r: &Report) -> String {
         "Request latency percentiles.",
         &quantiles,
     );
-    type QueueField = fn(&PendingSnapshot) -> u64;
+    type QueueField = fn(&QueueReport) -> u64;
     let queue_metrics: [(&str, &str, &str, QueueField); 5] = [
         (
             "queue_depth",

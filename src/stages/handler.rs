@@ -5,12 +5,17 @@
 //! Pipelining: every complete request already buffered is answered before
 //! the first write, so their responses leave together in one write.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::http::{parse_request, BodyFraming, Limits, Method, Request};
+use crate::http::{parse_request, BodyFraming, Limits, Request};
+use crate::runtime::LocalPool;
 use crate::service::static_files::StaticFiles;
-use crate::service::{echo, flush, status, Exchange, Outcome, Reading};
+use crate::service::{
+    flush, read_buffer_size, Exchange, Outcome, Reading, RouteTable, Service, ServiceContext,
+    Target,
+};
 
 use super::{Conn, Handler, Line, LocalFuture};
 
@@ -23,13 +28,8 @@ const DRAIN_LIMIT: u64 = 64 * 1024;
 
 pub struct HttpHandler {
     limits: Limits,
-    files: StaticFiles,
+    routes: RouteTable,
     access_log: Option<crate::access_log::AccessLog>,
-}
-
-/// The read buffer must hold a whole preamble at the configured limits.
-pub fn read_buffer_size(config: &Config) -> usize {
-    (config.limits.max_request_line + config.limits.max_header_bytes + 1024).max(16 * 1024)
 }
 
 impl HttpHandler {
@@ -38,20 +38,45 @@ impl HttpHandler {
         workers: usize,
         access_log: Option<crate::access_log::AccessLog>,
     ) -> std::io::Result<HttpHandler> {
+        Self::with_routes(config, workers, access_log, Vec::new())
+    }
+
+    /// The built-in routes (`/echo`, `/status`, static files) with
+    /// `mounted` services on top: `"/x"` for that path, `"/x/*"` for every
+    /// path under it.
+    pub fn with_routes(
+        config: &Config,
+        workers: usize,
+        access_log: Option<crate::access_log::AccessLog>,
+        mounted: Vec<(String, Arc<dyn Service>)>,
+    ) -> std::io::Result<HttpHandler> {
+        let files = StaticFiles::new(&config.root, &config.static_files, workers)?;
+        let mut routes = RouteTable::builtin(files);
+        for (path, service) in mounted {
+            routes.mount(&path, Target::Mounted(service));
+        }
         Ok(HttpHandler {
             limits: Limits {
                 max_request_line: config.limits.max_request_line,
                 max_header_bytes: config.limits.max_header_bytes,
                 max_headers: config.limits.max_headers,
             },
-            files: StaticFiles::new(&config.root, &config.static_files, workers)?,
+            routes,
             access_log,
         })
     }
 
     async fn serve(&self, mut conn: Conn, line: &Line) {
         let reading = Reading::new(line.metrics.here());
-        let next = self.serve_ready(&mut conn, line).await;
+        // One config snapshot for everything this turn answers.
+        let ctx = ServiceContext {
+            config: line.config.clone(),
+            metrics: &line.metrics,
+            started: line.started,
+            shutdown: &line.shutdown,
+            status: line,
+        };
+        let next = self.serve_ready(&mut conn, line, &ctx).await;
         drop(reading);
         if line.shutdown.is_set() {
             return;
@@ -65,9 +90,8 @@ impl HttpHandler {
 
     /// Answers every complete request buffered (reading first if there is
     /// none). Returns what becomes of the connection.
-    async fn serve_ready(&self, conn: &mut Conn, line: &Line) -> Next {
-        let config = &line.config;
-        let deadline = conn.ready_since + config.timeouts.header_read;
+    async fn serve_ready(&self, conn: &mut Conn, line: &Line, ctx: &ServiceContext<'_>) -> Next {
+        let deadline = conn.ready_since + ctx.config.timeouts.header_read;
         let mut out = OutBuffer::take();
         let out = &mut out.0;
         let mut answered = 0u32;
@@ -77,12 +101,12 @@ impl HttpHandler {
                 Err(e) => {
                     crate::http::write_error(out, e.status, e.message, false, &[]);
                     self.record(line, conn, None, e.status, 0, Instant::now());
-                    let _ = flush(&conn.stream, out, line).await;
+                    let _ = flush(&conn.stream, out, ctx).await;
                     return Next::Close;
                 }
                 Ok(Some(req)) => {
                     let started = crate::runtime::now();
-                    let outcome = self.answer(&req, conn, out, line).await;
+                    let outcome = self.answer(&req, conn, out, ctx).await;
                     self.record(
                         line,
                         conn,
@@ -93,17 +117,17 @@ impl HttpHandler {
                     );
                     answered += 1;
                     if !outcome.keep_alive {
-                        let _ = flush(&conn.stream, out, line).await;
+                        let _ = flush(&conn.stream, out, ctx).await;
                         return Next::Close;
                     }
-                    if out.len() >= FLUSH_AT && flush(&conn.stream, out, line).await.is_err() {
+                    if out.len() >= FLUSH_AT && flush(&conn.stream, out, ctx).await.is_err() {
                         return Next::Close;
                     }
                 }
                 Ok(None) if answered > 0 => {
                     // Responses for what was buffered; the rest of the next
                     // request (if any) goes round the line again.
-                    return match flush(&conn.stream, out, line).await {
+                    return match flush(&conn.stream, out, ctx).await {
                         Ok(()) => Next::Recycle,
                         Err(_) => Next::Close,
                     };
@@ -111,7 +135,7 @@ impl HttpHandler {
                 Ok(None) if !conn.input.has_pending() => {
                     // Nothing of a request yet: read what is there, or wait
                     // parked rather than here with a read buffer.
-                    let size = read_buffer_size(config);
+                    let size = ctx.read_buffer_size();
                     match conn.try_fill(size, line.metrics.here()) {
                         Ok(Some(n)) if n > 0 => {}
                         Ok(None) => return Next::Park,
@@ -119,8 +143,8 @@ impl HttpHandler {
                     }
                 }
                 Ok(None) => {
-                    if !self.read_more(conn, line, deadline, out).await {
-                        let _ = flush(&conn.stream, out, line).await;
+                    if !self.read_more(conn, line, ctx, deadline, out).await {
+                        let _ = flush(&conn.stream, out, ctx).await;
                         return Next::Close;
                     }
                 }
@@ -134,10 +158,11 @@ impl HttpHandler {
         &self,
         conn: &mut Conn,
         line: &Line,
+        ctx: &ServiceContext<'_>,
         deadline: Instant,
         out: &mut Vec<u8>,
     ) -> bool {
-        let size = read_buffer_size(&line.config);
+        let size = ctx.read_buffer_size();
         let filled = conn.fill(size, deadline, line.metrics.here()).await;
         match filled {
             Ok(n) => n > 0,
@@ -161,46 +186,32 @@ impl HttpHandler {
         req: &Request,
         conn: &mut Conn,
         out: &mut Vec<u8>,
-        line: &Line,
+        ctx: &ServiceContext<'_>,
     ) -> Outcome {
         conn.requests = conn.requests.saturating_add(1);
         let keep_alive = req.keep_alive
-            && u64::from(conn.requests) < line.config.limits.max_requests_per_connection
-            && !line.shutdown.is_set();
-        let path = req.path();
-        let echo = path == "/echo";
-        if echo && matches!(req.method, Method::Post | Method::Put) {
-            // The one route that reads the body: it streams it back.
-            let mut ex = Exchange {
-                req,
-                conn,
-                out,
-                line,
-                keep_alive,
-            };
-            // Boxed, like the other rare paths (draining, sendfile): the
-            // handler's future is allocated per request, so it is kept small.
-            return Box::pin(echo::serve(&mut ex)).await;
-        }
-        // Every other route leaves the body unread: it is drained below or
-        // the connection closes, never parsed as the next request.
-        let ignored_body = drainable(req);
-        let mut ex = Exchange {
+            && u64::from(conn.requests) < ctx.config.limits.max_requests_per_connection
+            && !ctx.shutdown.is_set();
+        let target = self.routes.find(req.path());
+        // A body the route does not read is drained below or the connection
+        // closes, never parsed as the next request: the same for every route.
+        let ignored_body = match target.reads_body(req) {
+            true => Some(0),
+            false => drainable(req),
+        };
+        let mut ex = Exchange::new(
             req,
-            conn,
+            &conn.stream,
+            &mut conn.input,
             out,
-            line,
-            keep_alive: keep_alive && ignored_body.is_some(),
-        };
-        let mut outcome = if echo {
-            Box::pin(echo::serve(&mut ex)).await
-        } else if path == "/status" {
-            status::serve(&mut ex)
-        } else {
-            self.files.serve(&mut ex).await
-        };
+            ctx,
+            keep_alive && ignored_body.is_some(),
+        );
+        let mut outcome = target.serve(&mut ex).await;
+        ex.consume_preamble();
         if let Some(len) = ignored_body.filter(|len| *len > 0 && outcome.keep_alive) {
-            outcome.keep_alive = Box::pin(drain(conn, line, len)).await;
+            // Boxed: rare, and the handler's future is kept small.
+            outcome.keep_alive = Box::pin(drain(conn, ctx, len)).await;
         }
         outcome
     }
@@ -245,9 +256,9 @@ fn drainable(req: &Request) -> Option<u64> {
 }
 
 /// Reads and drops `len` body bytes. False if the body did not arrive.
-async fn drain(conn: &mut Conn, line: &Line, mut len: u64) -> bool {
-    let deadline = Instant::now() + line.config.timeouts.header_read;
-    let size = read_buffer_size(&line.config);
+async fn drain(conn: &mut Conn, ctx: &ServiceContext<'_>, mut len: u64) -> bool {
+    let deadline = Instant::now() + ctx.config.timeouts.header_read;
+    let size = read_buffer_size(&ctx.config);
     loop {
         let take = conn.input.pending().len().min(len as usize);
         conn.input.consume(take);
@@ -255,7 +266,7 @@ async fn drain(conn: &mut Conn, line: &Line, mut len: u64) -> bool {
         if len == 0 {
             return true;
         }
-        match conn.fill(size, deadline, line.metrics.here()).await {
+        match conn.fill(size, deadline, ctx.metrics.here()).await {
             Ok(n) if n > 0 => {}
             _ => return false,
         }
@@ -263,7 +274,7 @@ async fn drain(conn: &mut Conn, line: &Line, mut len: u64) -> bool {
 }
 
 thread_local! {
-    static OUT_BUFFERS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static OUT_BUFFERS: LocalPool<Vec<u8>> = const { LocalPool::new(256) };
 }
 
 /// A response buffer from the worker's pool, returned on drop: no
@@ -272,7 +283,7 @@ struct OutBuffer(Vec<u8>);
 
 impl OutBuffer {
     fn take() -> OutBuffer {
-        let buf = OUT_BUFFERS.with(|pool| pool.borrow_mut().pop());
+        let buf = OUT_BUFFERS.with(LocalPool::take);
         OutBuffer(buf.unwrap_or_else(|| Vec::with_capacity(1024)))
     }
 }
@@ -283,12 +294,8 @@ impl Drop for OutBuffer {
         // Keep modest buffers only; a pipelined burst may have grown one.
         if buf.capacity() <= FLUSH_AT * 2 {
             buf.clear();
-            OUT_BUFFERS.with(|pool| {
-                let mut pool = pool.borrow_mut();
-                if pool.len() < 256 {
-                    pool.push(buf);
-                }
-            });
+            // A full pool hands it back: freed here.
+            let _ = OUT_BUFFERS.try_with(|pool| pool.give(buf));
         }
     }
 }

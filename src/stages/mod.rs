@@ -16,6 +16,7 @@ pub mod conn;
 pub mod dispatcher;
 pub mod handler;
 pub mod pending;
+mod report;
 
 use std::io;
 use std::net::SocketAddr;

@@ -1,12 +1,15 @@
 //! The static-file service: path resolution, ranges, conditional requests
-//! and content types (pure functions), and the handler that opens, caches
-//! and sends the files.
+//! and content types (pure functions); the per-worker cache, the lookup
+//! through it, the sending; and the thin handler that ties them together.
 
+mod cache;
 mod conditional;
 mod handler;
+mod lookup;
 mod mime;
 mod range;
 mod resolve;
+mod send;
 
 pub use conditional::{evaluate, Decision, Preconditions, Validators};
 pub use handler::StaticFiles;

@@ -1,0 +1,294 @@
+//! The static files' cache (nginx's open file cache in spirit): per worker,
+//! the small files' bytes and the sendfile-sized files' descriptors, with
+//! their heads prebuilt; kept fresh by inotify, or by a `stat` per read of
+//! requests; and the file version that ties a head to its bytes.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, Metadata};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::runtime::watch::{Change, FileWatcher, WatchId};
+use crate::runtime::{self, read_seq_now};
+
+use super::{content_type, Validators};
+
+/// Identity of a file version: any change to it invalidates a cached copy.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct Version {
+    pub(super) len: u64,
+    mtime_ns: i128,
+    ino: u64,
+    dev: u64,
+}
+
+impl Version {
+    pub(super) fn of(meta: &Metadata) -> Version {
+        Version {
+            len: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ino: meta.ino(),
+            dev: meta.dev(),
+        }
+    }
+}
+
+/// A file as it is served.
+pub(super) struct FileInfo {
+    pub(super) path: PathBuf,
+    pub(super) version: Version,
+    pub(super) validators: Validators,
+    pub(super) content_type: String,
+    /// "Content-Type … Last-Modified … Accept-Ranges" lines, prebuilt.
+    pub(super) head_fields: Vec<u8>,
+}
+
+pub(super) struct CachedFile {
+    pub(super) info: Arc<FileInfo>,
+    pub(super) body: Body,
+    /// inotify watches the file and its directories: no need to stat it.
+    pub(super) watched: bool,
+    /// Read number (`read_seq_now`) when the file was last checked against
+    /// the disk: requests received by earlier reads need no new check.
+    pub(super) checked_at: AtomicU64,
+}
+
+/// A worker's cache of small files, keyed by URL path.
+///
+/// A cached file is never served stale. Either inotify watches it (and the
+/// directories up to the root): the kernel queues a change event before the
+/// write that made the change returns, so once the worker has read the
+/// inotify queue after a request was read, every change made before that
+/// request was sent is known (`synced_at`). Or, where watching is impossible
+/// (symlinks on the way, no inotify, `revalidate = "stat"`), a hit costs one
+/// `stat` per read of requests to compare versions.
+#[derive(Default)]
+pub(super) struct Cache {
+    pub(super) entries: HashMap<String, Arc<CachedFile>>,
+    pub(super) bytes: u64,
+    watch: Watch,
+    /// Read number (`read_seq_now`) just before the inotify queue was last
+    /// read empty: requests received by earlier reads see every change.
+    pub(super) synced_at: u64,
+    /// Entries that hold an open file (sendfile-sized), at most
+    /// `OPEN_FILES_KEPT`.
+    pub(super) open_files: usize,
+}
+
+/// Open files a worker's cache keeps for sendfile: each saves an open, a
+/// stat and a close per request, and holds a descriptor.
+pub(super) const OPEN_FILES_KEPT: usize = 128;
+
+#[derive(Default)]
+enum Watch {
+    #[default]
+    Unstarted,
+    Active {
+        watcher: Arc<FileWatcher>,
+        files: HashMap<WatchId, Vec<String>>,
+        dirs: HashSet<WatchId>,
+    },
+    Unavailable,
+}
+
+impl Cache {
+    pub(super) fn remove(&mut self, url_path: &str) {
+        if let Some(old) = self.entries.remove(url_path) {
+            match &old.body {
+                Body::Memory(bytes) => self.bytes -= bytes.len() as u64,
+                Body::Disk(_) => self.open_files -= 1,
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+        self.open_files = 0;
+        if let Watch::Active { files, .. } = &mut self.watch {
+            files.clear();
+        }
+    }
+
+    fn apply(&mut self, change: Change) {
+        let Watch::Active { files, dirs, .. } = &mut self.watch else {
+            return;
+        };
+        match change {
+            Change::Overflow => self.clear(),
+            Change::Changed(id) | Change::Ended(id) => {
+                if dirs.contains(&id) {
+                    // An entry was added, removed or renamed somewhere on
+                    // the way to cached files: start afresh.
+                    if matches!(change, Change::Ended(_)) {
+                        dirs.remove(&id);
+                    }
+                    self.clear();
+                } else if let Some(urls) = files.remove(&id) {
+                    for url in urls {
+                        self.remove(&url);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Makes watched entries servable to a request received by read number
+    /// `received`: applies every change the kernel has queued so far, unless
+    /// that was done after the request was read.
+    pub(super) fn sync_for(&mut self, received: u64) {
+        if self.synced_at <= received {
+            self.sync();
+        }
+    }
+
+    /// Applies every change the kernel has queued so far; afterwards requests
+    /// read before now may be served from watched entries.
+    fn sync(&mut self) {
+        let Watch::Active { watcher, .. } = &self.watch else {
+            return;
+        };
+        let before = read_seq_now();
+        match watcher.changes_now() {
+            Ok(changes) => {
+                changes.into_iter().for_each(|c| self.apply(c));
+                self.synced_at = before;
+            }
+            Err(_) => self.go_blind(),
+        }
+    }
+
+    /// Without inotify: forget everything and `stat` from now on.
+    fn go_blind(&mut self) {
+        self.clear();
+        self.watch = Watch::Unavailable;
+    }
+
+    /// Watches `path` and its directories up to `root`; false if it cannot.
+    pub(super) fn watch(
+        &mut self,
+        cache: &Arc<Mutex<Cache>>,
+        root: &Path,
+        url_path: &str,
+        path: &Path,
+    ) -> bool {
+        if matches!(self.watch, Watch::Unstarted) {
+            self.watch = start_watching(cache.clone());
+        }
+        let Watch::Active {
+            watcher,
+            files,
+            dirs,
+        } = &mut self.watch
+        else {
+            return false;
+        };
+        let Ok(file_id) = watcher.watch(path, false) else {
+            return false;
+        };
+        for dir in path.ancestors().skip(1) {
+            match watcher.watch(dir, true) {
+                Ok(id) => dirs.insert(id),
+                Err(_) => return false,
+            };
+            if dir == root {
+                break;
+            }
+        }
+        files.entry(file_id).or_default().push(url_path.to_string());
+        true
+    }
+}
+
+/// Starts this worker's inotify watcher and the green thread that applies
+/// its reports to `cache`.
+fn start_watching(cache: Arc<Mutex<Cache>>) -> Watch {
+    if runtime::try_handle().is_none() {
+        return Watch::Unavailable;
+    }
+    let Ok(watcher) = FileWatcher::new().map(Arc::new) else {
+        return Watch::Unavailable;
+    };
+    let reports = watcher.clone();
+    runtime::spawn(async move {
+        loop {
+            let changes = reports.changes().await;
+            let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+            match changes {
+                // Evicts early; correctness rests on `Cache::sync`.
+                Ok(changes) => changes.into_iter().for_each(|c| cache.apply(c)),
+                Err(_) => return cache.go_blind(),
+            }
+        }
+    })
+    .detach();
+    Watch::Active {
+        watcher,
+        files: HashMap::new(),
+        dirs: HashSet::new(),
+    }
+}
+
+#[derive(Clone)]
+pub(super) enum Body {
+    Memory(Arc<[u8]>),
+    /// Sent with sendfile, which takes its own offset: one open file serves
+    /// any number of responses at once.
+    Disk(Arc<File>),
+}
+
+pub(super) fn file_info(path: PathBuf, meta: &Metadata) -> FileInfo {
+    let validators = Validators::from_metadata(meta);
+    let content_type = content_type(&path).into_owned();
+    let mut head_fields = Vec::with_capacity(160);
+    for (name, value) in [
+        ("Content-Type", content_type.as_str()),
+        ("ETag", validators.etag.as_str()),
+        ("Last-Modified", validators.last_modified_http().as_str()),
+        ("Accept-Ranges", "bytes"),
+    ] {
+        head_fields.extend_from_slice(name.as_bytes());
+        head_fields.extend_from_slice(b": ");
+        head_fields.extend_from_slice(value.as_bytes());
+        head_fields.extend_from_slice(b"\r\n");
+    }
+    FileInfo {
+        path,
+        version: Version::of(meta),
+        validators,
+        content_type,
+        head_fields,
+    }
+}
+
+/// Reads one whole version of the file: `meta.len()` bytes, with the
+/// file's `fstat` the same before and after, so the head built from that
+/// `fstat` matches the bytes. A file changing meanwhile is read again (a
+/// few times); if it will not hold still, its latest `fstat` comes back
+/// without bytes and the file is sent from disk, where a short read closes
+/// the connection.
+pub(super) fn read_version(file: &File, mut meta: Metadata) -> (Metadata, Option<Vec<u8>>) {
+    for _ in 0..3 {
+        let len = meta.len() as usize;
+        let mut bytes = vec![0; len];
+        let mut read = 0;
+        while read < len {
+            match file.read_at(&mut bytes[read..], read as u64) {
+                Ok(0) => break,
+                Ok(n) => read += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let Ok(after) = file.metadata() else {
+            return (meta, None);
+        };
+        if read == len && Version::of(&after) == Version::of(&meta) {
+            return (meta, Some(bytes));
+        }
+        meta = after;
+    }
+    (meta, None)
+}

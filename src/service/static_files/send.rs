@@ -1,0 +1,130 @@
+//! Sending a file: the head (prebuilt for a whole 200), then the body from
+//! memory, copied from disk, or with sendfile, never as another version
+//! than the head describes.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use crate::http::{write_head, Head, Method};
+use crate::runtime::timeout;
+use crate::service::{Exchange, Outcome, Writing};
+
+use super::cache::{Body, FileInfo, Version};
+use super::content_range;
+use super::handler::StaticFiles;
+
+impl StaticFiles {
+    /// Sends bytes `start..end` of the file with `status` (200 or 206).
+    pub(super) async fn send(
+        &self,
+        ex: &mut Exchange<'_>,
+        info: &FileInfo,
+        body: &Body,
+        status: u16,
+        start: u64,
+        end: u64,
+    ) -> Outcome {
+        let len = info.version.len;
+        let count = end - start;
+        let is_head = ex.req.method == Method::Head;
+        if status == 200 {
+            // The fast path: the fields prebuilt with the cache entry.
+            let head = Head {
+                prebuilt: &info.head_fields,
+                ..ex.head(200, Some(count), None, &[])
+            };
+            write_head(ex.out, &head);
+        } else {
+            let range = content_range(start, end - 1, len);
+            let last_modified = info.validators.last_modified_http();
+            let extra = [
+                ("Content-Range", range.as_str()),
+                ("ETag", info.validators.etag.as_str()),
+                ("Last-Modified", last_modified.as_str()),
+                ("Accept-Ranges", "bytes"),
+            ];
+            let head = ex.head(status, Some(count), Some(&info.content_type), &extra);
+            write_head(ex.out, &head);
+        }
+        let mut outcome = Outcome {
+            status,
+            body_bytes: if is_head { 0 } else { count },
+            keep_alive: ex.keep_alive,
+        };
+        if is_head || count == 0 {
+            return outcome;
+        }
+        match body {
+            // `bytes` is exactly the version the head describes; the check
+            // only keeps a bug from becoming a panic.
+            Body::Memory(bytes) => match bytes.get(start as usize..end as usize) {
+                Some(range) => ex.out.extend_from_slice(range),
+                None => outcome.keep_alive = false,
+            },
+            Body::Disk(file) => {
+                // Boxed: rare next to cache hits, and big.
+                if Box::pin(self.send_from_disk(ex, info, file, start, count))
+                    .await
+                    .is_err()
+                {
+                    outcome.keep_alive = false;
+                }
+            }
+        }
+        outcome
+    }
+
+    async fn send_from_disk(
+        &self,
+        ex: &mut Exchange<'_>,
+        info: &FileInfo,
+        file: &File,
+        start: u64,
+        count: u64,
+    ) -> std::io::Result<()> {
+        if count < self.config.sendfile_min_size {
+            // Small enough to copy: it leaves with the head in one write.
+            let mut chunk = vec![0; count as usize];
+            file.read_exact_at(&mut chunk, start)?;
+            // Read after the head was built: send it only if the file is
+            // still the version the head describes.
+            if Version::of(&file.metadata()?) != info.version {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            ex.out.extend_from_slice(&chunk);
+            return Ok(());
+        }
+        ex.flush_more().await?;
+        let _writing = Writing::new(ex.ctx.metrics.here());
+        let limit = ex.ctx.config.timeouts.write;
+        let mut offset = start;
+        let end = start + count;
+        while offset < end {
+            let want = usize::try_from(end - offset)
+                .unwrap_or(usize::MAX)
+                .min(1 << 30);
+            let sent = timeout(limit, ex.stream.sendfile(file, &mut offset, want)).await??;
+            if sent == 0 {
+                // The file shrank under us: the promised length cannot be met.
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            ex.ctx.metrics.here().bytes_out.add_local(sent as u64);
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn not_modified(ex: &mut Exchange<'_>, info: &FileInfo) -> Outcome {
+    let last_modified = info.validators.last_modified_http();
+    let extra = [
+        ("ETag", info.validators.etag.as_str()),
+        ("Last-Modified", last_modified.as_str()),
+    ];
+    let head = ex.head(304, None, None, &extra);
+    write_head(ex.out, &head);
+    Outcome {
+        status: 304,
+        body_bytes: 0,
+        keep_alive: ex.keep_alive,
+    }
+}

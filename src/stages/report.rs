@@ -1,0 +1,42 @@
+//! What the line reports to `/status`: the service sees only the report,
+//! never the line.
+
+use crate::metrics::Totals;
+use crate::runtime;
+use crate::service::status::{QueueReport, Report, StatusSource};
+
+use super::Line;
+
+impl StatusSource for Line {
+    fn report(&self) -> Report {
+        let names = &self.stage_names;
+        let queues: Vec<QueueReport> = self
+            .pending
+            .iter()
+            .enumerate()
+            .map(|(worker, q)| {
+                let s = q.snapshot(self.metrics.worker(worker));
+                QueueReport {
+                    queue: s.queue,
+                    recycled: s.recycled,
+                    idle: s.idle,
+                }
+            })
+            .collect();
+        Report {
+            uptime_secs: self.started.elapsed().as_secs_f64(),
+            workers: self.pending.len(),
+            stages: [
+                ("acceptor", names.acceptor.clone()),
+                ("dispatcher", names.dispatcher.clone()),
+                ("handler", names.handler.clone()),
+            ],
+            totals: Totals {
+                idle: queues.iter().map(|q| q.idle as i64).sum(),
+                ..self.metrics.totals()
+            },
+            queues,
+            scheduler: runtime::try_handle().map(|h| h.stats()).unwrap_or_default(),
+        }
+    }
+}
