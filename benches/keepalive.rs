@@ -11,11 +11,8 @@
 use std::time::Duration;
 
 use conveyor::bench::{self, BenchOptions};
-use conveyor::config::Config;
+use conveyor::config::{AcceptorKind, Config, DispatcherKind};
 use conveyor::Server;
-
-const ACCEPTORS: [&str; 3] = ["readiness", "reuseport", "spin"];
-const DISPATCHERS: [&str; 2] = ["spawn", "pool"];
 
 struct Scenario {
     name: &'static str,
@@ -88,16 +85,16 @@ fn main() -> std::io::Result<()> {
         rule.push_str("---:|");
     }
     println!("{header}\n{rule}");
-    for acceptor in ACCEPTORS {
-        for dispatcher in DISPATCHERS {
+    for acceptor in AcceptorKind::ALL {
+        for dispatcher in DispatcherKind::ALL {
             let mut config = Config {
                 listen: "127.0.0.1:0".parse().expect("literal address"),
                 root: root.clone(),
                 workers: 1,
                 ..Config::default()
             };
-            config.stages.acceptor = acceptor.into();
-            config.stages.dispatcher = dispatcher.into();
+            config.stages.acceptor = acceptor;
+            config.stages.dispatcher = dispatcher;
             // The client reconnects after each close: keep the limit out of the way.
             config.limits.max_requests_per_connection = u64::MAX;
             let server = Server::start(config)?;

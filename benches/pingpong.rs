@@ -29,11 +29,7 @@ const CONNS: usize = 32;
 const ROUND_TRIPS: usize = 20_000;
 
 fn parse_mode(s: &str) -> PollMode {
-    match s {
-        "edge" => PollMode::Edge,
-        "oneshot" => PollMode::Oneshot,
-        other => panic!("poll mode must be `edge` or `oneshot`, not {other:?}"),
-    }
+    s.parse().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// One connection: read up to 4 KiB, answer each read with the 64-byte reply.
@@ -151,7 +147,7 @@ fn main() {
             let env = std::env::var("CONVEYOR_POLL_MODE").ok();
             let modes: Vec<PollMode> = match mode.or(env.as_deref()) {
                 Some(m) => vec![parse_mode(m)],
-                None => vec![PollMode::Edge, PollMode::Oneshot],
+                None => PollMode::ALL.to_vec(),
             };
             println!("| poll mode | connections | round trips each | req/s (best of 3) |");
             println!("|---|---:|---:|---:|");

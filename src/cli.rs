@@ -4,10 +4,11 @@ use std::ffi::{OsStr, OsString};
 use std::net::SocketAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use crate::config::{
-    check_choice, parse_listen, resolve_workers, Config, ConfigError, ACCEPTORS,
-    DEFAULT_CONFIG_PATH, DISPATCHERS, LISTEN_FIX, MAX_WORKERS, WORKERS_FIX,
+    parse_listen, resolve_workers, AcceptorKind, Config, ConfigError, DispatcherKind, UnknownName,
+    DEFAULT_CONFIG_PATH, LISTEN_FIX, MAX_WORKERS, WORKERS_FIX,
 };
 
 pub const USAGE: &str = "\
@@ -52,8 +53,8 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
     /// As given: 0 means one per core, resolved by `apply`.
     pub workers: Option<usize>,
-    pub acceptor: Option<String>,
-    pub dispatcher: Option<String>,
+    pub acceptor: Option<AcceptorKind>,
+    pub dispatcher: Option<DispatcherKind>,
     pub access_log: bool,
 }
 
@@ -120,15 +121,9 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, C
                         .ok_or_else(|| err(format!("--workers {s} is invalid; {WORKERS_FIX}")))?,
                 );
             }
-            "--acceptor" => {
-                let v = value("--acceptor NAME")?.to_string_lossy().into_owned();
-                check_flag_choice("--acceptor", &v, ACCEPTORS, "acceptor")?;
-                out.acceptor = Some(v);
-            }
+            "--acceptor" => out.acceptor = Some(named("--acceptor", value("--acceptor NAME")?)?),
             "--dispatcher" => {
-                let v = value("--dispatcher NAME")?.to_string_lossy().into_owned();
-                check_flag_choice("--dispatcher", &v, DISPATCHERS, "dispatcher")?;
-                out.dispatcher = Some(v);
+                out.dispatcher = Some(named("--dispatcher", value("--dispatcher NAME")?)?)
             }
             "--access-log" if inline.is_some() => {
                 return Err(err("--access-log takes no value".to_string()))
@@ -140,19 +135,17 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, C
     Ok(Command::Serve(out))
 }
 
-fn check_flag_choice(
-    flag: &str,
-    value: &str,
-    allowed: &[&str],
-    what: &str,
-) -> Result<(), ConfigError> {
-    check_choice(value, allowed, what)
-        .map_err(|tail| ConfigError::new(format!("{flag} {value} {tail}")))
+/// The value of a flag that names one of a set, checked here once.
+fn named<T: FromStr<Err = UnknownName>>(flag: &str, value: OsString) -> Result<T, ConfigError> {
+    let value = value.to_string_lossy();
+    value
+        .parse()
+        .map_err(|e: UnknownName| ConfigError::new(format!("{flag} {value} {}", e.reason())))
 }
 
 impl ServeArgs {
-    /// Command-line values override the config; names are checked again
-    /// because a `ServeArgs` can be built without `parse_args`.
+    /// Command-line values override the config. Stage names were checked by
+    /// their type; `workers` again, as a `ServeArgs` can be built by hand.
     pub fn apply(&self, config: &mut Config) -> Result<(), ConfigError> {
         if let Some(root) = &self.root {
             config.root = root.clone();
@@ -168,13 +161,11 @@ impl ServeArgs {
             }
             config.workers = resolve_workers(n);
         }
-        if let Some(a) = &self.acceptor {
-            check_flag_choice("--acceptor", a, ACCEPTORS, "acceptor")?;
-            config.stages.acceptor = a.clone();
+        if let Some(a) = self.acceptor {
+            config.stages.acceptor = a;
         }
-        if let Some(d) = &self.dispatcher {
-            check_flag_choice("--dispatcher", d, DISPATCHERS, "dispatcher")?;
-            config.stages.dispatcher = d.clone();
+        if let Some(d) = self.dispatcher {
+            config.stages.dispatcher = d;
         }
         if self.access_log {
             config.log.access_log = true;
@@ -237,8 +228,8 @@ mod tests {
                 config: Some("c.toml".into()),
                 listen: Some("0.0.0.0:80".parse().unwrap()),
                 workers: Some(4),
-                acceptor: Some("reuseport".into()),
-                dispatcher: Some("pool".into()),
+                acceptor: Some(AcceptorKind::ReusePort),
+                dispatcher: Some(DispatcherKind::Pool),
                 access_log: true,
             }
         );
@@ -272,7 +263,10 @@ mod tests {
             "--acceptor fast is not a known acceptor; \
              use one of \"readiness\", \"reuseport\", \"spin\""
         );
-        assert!(fails(&["--dispatcher=x"]).contains("\"spawn\", \"pool\""));
+        assert_eq!(
+            fails(&["--dispatcher=x"]),
+            "--dispatcher x is not a known dispatcher; use one of \"spawn\", \"pool\""
+        );
         assert!(fails(&["a", "b"]).contains("only one ROOT"));
         assert!(fails(&["--access-log=yes"]).contains("takes no value"));
     }
@@ -291,17 +285,14 @@ mod tests {
         s.apply(&mut c).unwrap();
         assert_eq!(c.root, PathBuf::from("/srv"));
         assert!(c.workers >= 1);
-        assert_eq!(c.stages.acceptor, "spin");
+        assert_eq!(c.stages.acceptor, AcceptorKind::Spin);
         assert!(c.log.access_log);
         let bad = ServeArgs {
-            dispatcher: Some("threads".into()),
+            workers: Some(MAX_WORKERS + 1),
             ..ServeArgs::default()
         };
         let e = bad.apply(&mut c).unwrap_err().to_string();
-        assert!(
-            e.starts_with("--dispatcher threads is not a known dispatcher"),
-            "{e}"
-        );
+        assert!(e.starts_with("--workers 1025 is invalid"), "{e}");
     }
 
     #[test]
@@ -336,14 +327,13 @@ mod tests {
             "--access-log",
             "--help",
             "--version",
-            "readiness",
-            "reuseport",
-            "spin",
-            "spawn",
-            "pool",
             "bench URL",
         ] {
             assert!(USAGE.contains(word), "{word}");
+        }
+        let names = AcceptorKind::NAMES.iter().chain(&DispatcherKind::NAMES);
+        for name in names {
+            assert!(USAGE.contains(&format!("  {name}  ")), "{name}");
         }
     }
 }

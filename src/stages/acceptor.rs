@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Overload;
+use crate::config::{AcceptorKind, Overload};
 use crate::runtime::net::{condition_listener, condition_stream, has_options};
 use crate::runtime::{
     race, sleep, yield_now, Async, Either, Handle, ListenOptions, StreamOptions, TcpListener,
@@ -69,8 +69,8 @@ enum Deal {
 impl Acceptor for SingleListener {
     fn name(&self) -> &str {
         match self.wait {
-            Wait::Park => "readiness",
-            Wait::Spin => "spin",
+            Wait::Park => AcceptorKind::Readiness.name(),
+            Wait::Spin => AcceptorKind::Spin.name(),
         }
     }
 
@@ -94,7 +94,7 @@ impl Acceptor for SingleListener {
 
 impl Acceptor for ReusePort {
     fn name(&self) -> &str {
-        "reuseport"
+        AcceptorKind::ReusePort.name()
     }
 
     fn start(

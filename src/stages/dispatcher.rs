@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
+use crate::config::DispatcherKind;
 use crate::runtime::{self, Handle, PooledFuture};
 
 use super::{Dispatcher, Handler, Line};
@@ -27,7 +28,7 @@ pub struct Pool {
 
 impl Dispatcher for SpawnPerRequest {
     fn name(&self) -> &str {
-        "spawn"
+        DispatcherKind::Spawn.name()
     }
 
     fn start(&self, runtime: &Handle, line: &Arc<Line>, handler: Arc<dyn Handler>) {
@@ -51,7 +52,7 @@ impl Dispatcher for SpawnPerRequest {
 
 impl Dispatcher for Pool {
     fn name(&self) -> &str {
-        "pool"
+        DispatcherKind::Pool.name()
     }
 
     fn start(&self, runtime: &Handle, line: &Arc<Line>, handler: Arc<dyn Handler>) {

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use conveyor::config::Config;
+use conveyor::config::{AcceptorKind, Config, DispatcherKind};
 use conveyor::Server;
 
-pub const ACCEPTORS: [&str; 3] = ["readiness", "reuseport", "spin"];
-pub const DISPATCHERS: [&str; 2] = ["spawn", "pool"];
+pub const ACCEPTORS: [&str; AcceptorKind::ALL.len()] = AcceptorKind::NAMES;
+pub const DISPATCHERS: [&str; DispatcherKind::ALL.len()] = DispatcherKind::NAMES;
 
 /// A running server with its own document root, stopped on drop.
 pub struct TestServer {
@@ -102,8 +102,8 @@ pub fn test_config(root: &Path, acceptor: &str, dispatcher: &str) -> Config {
         workers: 2,
         ..Config::default()
     };
-    config.stages.acceptor = acceptor.to_string();
-    config.stages.dispatcher = dispatcher.to_string();
+    config.stages.acceptor = acceptor.parse().expect("an acceptor name");
+    config.stages.dispatcher = dispatcher.parse().expect("a dispatcher name");
     config.stages.pool_size = 4;
     config.timeouts.header_read = Duration::from_secs(5);
     config.timeouts.keepalive_idle = Duration::from_secs(5);

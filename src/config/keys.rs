@@ -1,0 +1,309 @@
+//! Every config key, described once: its dotted name, its default, how its
+//! value is read and a one-line doc. The table feeds `Config::default()`,
+//! the unknown-key check and its "did you mean", and [`reference`]; a test
+//! holds `config/conveyor.toml` to it. Adding a key: a field in `mod.rs`
+//! (and in `Config::blank`), a row here, its line in the shipped file.
+
+use std::fmt;
+
+use toml::Value;
+
+use super::names::{AcceptorKind, DispatcherKind, Overload, Revalidate};
+use super::value::{self, Parsed};
+use super::Config;
+use crate::runtime::PollMode;
+
+/// One row of the table (nginx's `ngx_command_t`, with the default in it).
+pub struct Key {
+    /// Dotted, as messages write it: `"timeouts.header_read"`.
+    pub name: &'static str,
+    /// As the shipped file writes it.
+    pub default: Literal,
+    /// The names the value may take, for keys that are a choice; else empty.
+    pub choices: &'static [&'static str],
+    pub doc: &'static str,
+    /// Reads a value into its field, or says why it is refused.
+    pub(crate) set: fn(&mut Config, &Value) -> Parsed<()>,
+}
+
+/// A default as written in TOML; read with the key's own parser, so a
+/// default can never mean something a file could not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Literal {
+    Str(&'static str),
+    Int(i64),
+    Bool(bool),
+}
+
+use Literal::{Bool, Int, Str};
+
+impl Literal {
+    pub fn to_value(self) -> Value {
+        match self {
+            Str(s) => Value::String(s.to_string()),
+            Int(i) => Value::Integer(i),
+            Bool(b) => Value::Boolean(b),
+        }
+    }
+}
+
+impl fmt::Display for Literal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // Debug quoting is TOML's for the plain strings defaults are.
+            Str(s) => write!(f, "{s:?}"),
+            Int(i) => write!(f, "{i}"),
+            Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl Key {
+    /// The table it sits in; "" for the top level.
+    pub fn section(&self) -> &'static str {
+        self.name.split_once('.').map_or("", |(s, _)| s)
+    }
+
+    /// The name inside its table.
+    pub fn leaf(&self) -> &'static str {
+        self.name.split_once('.').map_or(self.name, |(_, k)| k)
+    }
+}
+
+/// A row: `key!(name, field.path = parser, default, doc)`, or for a choice
+/// `key!(name, field.path: Enum = Variant, doc)`.
+macro_rules! key {
+    ($name:literal, $($field:ident).+ = $parse:expr, $default:expr, $doc:literal) => {
+        Key {
+            name: $name,
+            default: $default,
+            choices: &[],
+            doc: $doc,
+            set: |config, value| {
+                config.$($field).+ = ($parse)(value)?;
+                Ok(())
+            },
+        }
+    };
+    ($name:literal, $($field:ident).+ : $ty:ident = $default:ident, $doc:literal) => {
+        Key {
+            name: $name,
+            default: Str($ty::$default.name()),
+            choices: &$ty::NAMES,
+            doc: $doc,
+            set: |config, value| {
+                config.$($field).+ = value::choice::<$ty>(value)?;
+                Ok(())
+            },
+        }
+    };
+}
+
+use value::{
+    boolean, duration, duration_or_zero, file_name, int, listen, log_path, rate, root, size,
+    workers,
+};
+
+/// Every key, in the order of `config/conveyor.toml`.
+#[rustfmt::skip] // two lines a row keep it readable as a table
+pub static KEYS: &[Key] = &[
+    key!("listen", listen = listen, Str("127.0.0.1:8080"),
+        "Address to listen on, IP:PORT."),
+    key!("root", root = root, Str("www"),
+        "Directory to serve; the ROOT argument overrides it."),
+    key!("workers", workers = workers, Int(0),
+        "Worker threads, one scheduler each; 0 = one per core, at most 1024."),
+    key!("stages.acceptor", stages.acceptor: AcceptorKind = Readiness,
+        "How connections are accepted."),
+    key!("stages.dispatcher", stages.dispatcher: DispatcherKind = Spawn,
+        "How requests get a handler."),
+    key!("stages.pool_size", stages.pool_size = int(1, 65_536), Int(32),
+        "Handler green threads per worker for the pool dispatcher."),
+    key!("queue.capacity", queue.capacity = int(1, 1 << 24), Int(1024),
+        "Pending-connection queue length per worker."),
+    key!("queue.overload", queue.overload: Overload = Wait,
+        "What the acceptor does when the queue is full: wait, or answer 503."),
+    key!("limits.max_request_line", limits.max_request_line = int(64, 1 << 20), Int(8192),
+        "Longest request line in bytes (longer gets 414)."),
+    key!("limits.max_header_bytes", limits.max_header_bytes = int(64, 1 << 24), Int(8192),
+        "Total header bytes per request (more gets 431)."),
+    key!("limits.max_headers", limits.max_headers = int(1, 10_000), Int(100),
+        "Header fields per request (more gets 431)."),
+    key!("limits.max_echo_body", limits.max_echo_body = size, Str("4GiB"),
+        "Largest body /echo accepts (more gets 413)."),
+    key!("limits.max_connections", limits.max_connections = int(1, 10_000_000), Int(10_000),
+        "Open connections at once, across all workers."),
+    key!("limits.max_requests_per_connection",
+        limits.max_requests_per_connection = int(1, u64::MAX), Int(1000),
+        "Requests served on one keep-alive connection before it is closed."),
+    key!("timeouts.header_read", timeouts.header_read = duration, Str("10s"),
+        "Time allowed to receive a request's line and headers."),
+    key!("timeouts.body_read", timeouts.body_read = duration, Str("10s"),
+        "Time allowed for a request body to start, and for any one wait for its bytes."),
+    key!("timeouts.body_min_rate", timeouts.body_min_rate = rate, Int(500),
+        "Bytes per second a body must keep up (each extends the deadline); 0 = none."),
+    key!("timeouts.keepalive_idle", timeouts.keepalive_idle = duration, Str("15s"),
+        "How long an idle keep-alive connection is kept open."),
+    key!("timeouts.write", timeouts.write = duration, Str("30s"),
+        "Time allowed for a write to make progress before the connection is dropped."),
+    key!("timeouts.shutdown_grace", timeouts.shutdown_grace = duration, Str("5s"),
+        "On shutdown, how long in-flight requests may finish."),
+    key!("static.index", static_files.index = file_name, Str("index.html"),
+        "File served for a directory request; a plain file name."),
+    key!("static.follow_symlinks_outside_root",
+        static_files.follow_symlinks_outside_root = boolean, Bool(false),
+        "Serve symlinks whose target lies outside root (gives up openat2 confinement)."),
+    key!("static.show_dotfiles", static_files.show_dotfiles = boolean, Bool(false),
+        "Serve files and directories whose name starts with \".\"."),
+    key!("static.cache_max_file_size", static_files.cache_max_file_size = size, Str("64KiB"),
+        "Files up to this size are kept in the in-memory cache; 0 = no caching."),
+    key!("static.cache_max_bytes", static_files.cache_max_bytes = size, Str("64MiB"),
+        "Total size of the in-memory file cache."),
+    key!("static.sendfile_min_size", static_files.sendfile_min_size = size, Str("64KiB"),
+        "Files at least this big are sent with sendfile(2); 0 = always."),
+    key!("static.revalidate", static_files.revalidate: Revalidate = Inotify,
+        "How a cached file is checked against the disk before it is served."),
+    key!("log.access_log", log.access_log = boolean, Bool(false),
+        "Log one line per request, in the combined log format."),
+    key!("log.access_log_path", log.access_log_path = log_path, Str("-"),
+        "Where the access log goes: a file path, or \"-\" for stdout."),
+    key!("runtime.poll_mode", runtime.poll_mode: PollMode = Edge,
+        "How sockets are registered with epoll."),
+    key!("runtime.backlog", runtime.backlog = int(1, 65_535), Int(1024),
+        "Listen backlog handed to listen(2)."),
+    key!("runtime.tcp_keepalive_idle", runtime.tcp_keepalive_idle = duration, Str("60s"),
+        "Idle time before TCP keepalive probes start."),
+    key!("runtime.tcp_keepalive_interval", runtime.tcp_keepalive_interval = duration,
+        Str("10s"), "Interval between TCP keepalive probes."),
+    key!("runtime.tcp_notsent_lowat", runtime.tcp_notsent_lowat = size, Str("16KiB"),
+        "Most unsent bytes a connection keeps queued in the kernel; 0 = kernel default."),
+    key!("runtime.tcp_defer_accept", runtime.tcp_defer_accept = duration_or_zero, Str("1s"),
+        "Hand a connection over once its request bytes arrive, or after this long; 0 = off."),
+];
+
+impl Default for Config {
+    /// The table's defaults, each read by its key's own parser.
+    fn default() -> Config {
+        let mut config = Config::blank();
+        for key in KEYS {
+            // A default that does not parse is a bug in the table above;
+            // `every_default_parses` catches it before it ships.
+            if let Err(reason) = (key.set)(&mut config, &key.default.to_value()) {
+                panic!("default of {} = {} {reason}", key.name, key.default);
+            }
+        }
+        config
+    }
+}
+
+/// The documented key list, as a config file with every default.
+pub fn reference() -> String {
+    let mut out = String::new();
+    let mut section = "";
+    for key in KEYS {
+        if key.section() != section {
+            section = key.section();
+            out += &format!("\n[{section}]\n");
+        }
+        out += &format!("# {}", key.doc);
+        if !key.choices.is_empty() {
+            let names: Vec<String> = key.choices.iter().map(|n| format!("\"{n}\"")).collect();
+            out += &format!(" One of {}.", names.join(", "));
+        }
+        out += &format!("\n{} = {}\n", key.leaf(), key.default);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::path::Path;
+
+    use toml::Table;
+
+    use super::*;
+    use crate::config::read::{show, value_at};
+
+    #[test]
+    fn every_default_parses() {
+        for key in KEYS {
+            let mut config = Config::blank();
+            let parsed = (key.set)(&mut config, &key.default.to_value());
+            assert_eq!(parsed, Ok(()), "{}", key.name);
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_one_level_deep() {
+        let mut seen = HashSet::new();
+        for key in KEYS {
+            assert!(seen.insert(key.name), "{} twice", key.name);
+            assert!(!key.leaf().contains('.'), "{}", key.name);
+        }
+    }
+
+    /// Every field of `Config` has a row: a field without one would keep
+    /// its `blank` value. Counts the leaves of the pretty `Debug` output.
+    #[test]
+    fn every_field_has_a_row() {
+        let debug = format!("{:#?}", Config::default());
+        let leaves = debug
+            .lines()
+            .filter(|l| l.contains(": ") && !l.ends_with('{'))
+            .count();
+        assert_eq!(leaves, KEYS.len(), "{debug}");
+    }
+
+    #[test]
+    fn reference_reads_back_as_the_defaults() {
+        let text = reference();
+        assert_eq!(
+            Config::from_toml_str(&text),
+            Ok(Config::default()),
+            "{text}"
+        );
+        assert!(text.contains("# How connections are accepted. One of \"readiness\""));
+    }
+
+    /// The shipped file lists every key with its real default, so it cannot
+    /// drift from the table.
+    #[test]
+    fn shipped_file_lists_every_key_with_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/conveyor.toml");
+        let text = std::fs::read_to_string(&path).expect("read config/conveyor.toml");
+        let file: Table = text.parse().expect("config/conveyor.toml is TOML");
+        let defaults = Config::default();
+        let mut drift = Vec::new();
+        for key in KEYS {
+            let Some(v) = value_at(&file, key) else {
+                drift.push(format!(
+                    "{} is missing; add `{} = {}`",
+                    key.name,
+                    key.leaf(),
+                    key.default
+                ));
+                continue;
+            };
+            let mut config = Config::default();
+            match (key.set)(&mut config, v) {
+                Err(reason) => drift.push(format!("{} = {} {reason}", key.name, show(v))),
+                Ok(()) if config != defaults => drift.push(format!(
+                    "{} = {} in the file, but its default is {}",
+                    key.name,
+                    show(v),
+                    key.default
+                )),
+                Ok(()) => {}
+            }
+        }
+        assert!(
+            drift.is_empty(),
+            "{} differs from the key table (src/config/keys.rs):\n{}",
+            path.display(),
+            drift.join("\n")
+        );
+        // And nothing in it that the table does not know.
+        assert_eq!(Config::from_toml_str(&text), Ok(defaults));
+    }
+}

@@ -1,0 +1,176 @@
+//! Closed sets of names a config value or flag may take: the stages, the
+//! overload policy, the revalidation and poll modes. Each set is written once,
+//! in a `names!` invocation, and everything else (config, CLI, `/status`,
+//! tests, benches) goes through `ALL`, `NAMES`, `FromStr` and `Display`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::runtime::PollMode;
+
+/// A name that is not in a set; says which names are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName {
+    given: String,
+    what: &'static str,
+    names: &'static [&'static str],
+}
+
+impl UnknownName {
+    /// The message after the value: `is not a known acceptor; use one of "readiness", ...`.
+    pub fn reason(&self) -> String {
+        let list: Vec<String> = self.names.iter().map(|n| format!("\"{n}\"")).collect();
+        format!(
+            "is not a known {}; use one of {}",
+            self.what,
+            list.join(", ")
+        )
+    }
+}
+
+impl fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} {}", self.given, self.reason())
+    }
+}
+
+impl std::error::Error for UnknownName {}
+
+/// Gives an enum its one list of names: `ALL`, `NAMES`, `name()`,
+/// `Display` and `FromStr`.
+macro_rules! impl_names {
+    ($ty:ident, $what:literal, $($variant:ident = $name:literal),+ $(,)?) => {
+        impl $ty {
+            /// Every variant, in the order help and messages list them.
+            pub const ALL: [$ty; [$($name),+].len()] = [$($ty::$variant),+];
+            /// The name of each of [`Self::ALL`], as written in config and flags.
+            pub const NAMES: [&'static str; [$($name),+].len()] = [$($name),+];
+
+            /// The name as written in config and flags.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = UnknownName;
+
+            fn from_str(s: &str) -> Result<$ty, UnknownName> {
+                match s {
+                    $($name => Ok($ty::$variant),)+
+                    _ => Err(UnknownName {
+                        given: s.to_string(),
+                        what: $what,
+                        names: &$ty::NAMES,
+                    }),
+                }
+            }
+        }
+    };
+}
+
+/// Declares an enum and gives it its names (see `impl_names!`).
+macro_rules! names {
+    (
+        $(#[$meta:meta])*
+        pub enum $ty:ident as $what:literal {
+            $($(#[$vmeta:meta])* $variant:ident = $name:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $ty {
+            $($(#[$vmeta])* $variant,)+
+        }
+        impl_names!($ty, $what, $($variant = $name),+);
+    };
+}
+
+names! {
+    /// The built-in acceptors (`stages.acceptor`, `--acceptor`).
+    pub enum AcceptorKind as "acceptor" {
+        /// One listener, accepted when the poller says it is ready.
+        Readiness = "readiness",
+        /// One SO_REUSEPORT listener per worker, spread by the kernel.
+        ReusePort = "reuseport",
+        /// Accept in a loop, yielding between tries (no readiness wait).
+        Spin = "spin",
+    }
+}
+
+names! {
+    /// The built-in dispatchers (`stages.dispatcher`, `--dispatcher`).
+    pub enum DispatcherKind as "dispatcher" {
+        /// A new green thread per request.
+        Spawn = "spawn",
+        /// A fixed pool of handler green threads per worker (`stages.pool_size`).
+        Pool = "pool",
+    }
+}
+
+names! {
+    /// What the acceptor does when the pending queue is full.
+    pub enum Overload as "overload policy" {
+        /// Stop accepting; the kernel backlog absorbs the burst.
+        Wait = "wait",
+        /// Accept and answer 503.
+        Reject = "reject",
+    }
+}
+
+names! {
+    /// How the static-file cache checks a file before serving it.
+    pub enum Revalidate as "revalidation mode" {
+        /// `stat` the file once per read of requests.
+        Stat = "stat",
+        /// inotify watches cached files; one read of its queue per scheduler
+        /// turn covers every request read in that turn.
+        Inotify = "inotify",
+    }
+}
+
+// The runtime's own type: the runtime knows nothing of config, so the names
+// it is given in config live here with the others.
+impl_names!(PollMode, "poll mode", Edge = "edge", Oneshot = "oneshot");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for kind in AcceptorKind::ALL {
+            assert_eq!(kind.name().parse(), Ok(kind));
+            assert_eq!(kind.to_string(), kind.name());
+        }
+        for kind in DispatcherKind::ALL {
+            assert_eq!(kind.name().parse(), Ok(kind));
+        }
+        for mode in PollMode::ALL {
+            assert_eq!(mode.name().parse(), Ok(mode));
+        }
+        assert_eq!(AcceptorKind::NAMES, ["readiness", "reuseport", "spin"]);
+    }
+
+    #[test]
+    fn unknown_name_lists_the_names() {
+        let e = "fast".parse::<AcceptorKind>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "\"fast\" is not a known acceptor; use one of \"readiness\", \"reuseport\", \"spin\""
+        );
+        let e = "level".parse::<PollMode>().unwrap_err();
+        assert_eq!(
+            e.reason(),
+            "is not a known poll mode; use one of \"edge\", \"oneshot\""
+        );
+    }
+}

@@ -1,0 +1,153 @@
+//! What a value in the file may be: one parser per kind of key. A parser
+//! returns the value, or the reason it was refused, worded to follow
+//! `key = value`: `is not a duration; write it like "10s", ...`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use toml::Value;
+
+use super::names::UnknownName;
+use super::units::{parse_duration, parse_size};
+use super::{resolve_workers, MAX_WORKERS};
+
+/// Why a value was refused: the end of the message after `key = value`.
+pub(crate) type Reason = String;
+
+pub(crate) type Parsed<T> = Result<T, Reason>;
+
+pub(crate) const LISTEN_FIX: &str =
+    "write it as IP:PORT, like \"127.0.0.1:8080\" or \"[::1]:8080\"";
+pub(crate) const WORKERS_FIX: &str = "use an integer from 0 (one per core) to 1024";
+const DURATION_FIX: &str = "write it like \"10s\", \"500ms\" or \"2m\"";
+const SIZE_FIX: &str = "write bytes as an integer or like \"512B\", \"64KiB\", \"4GiB\" or \"1MB\"";
+const RATE_FIX: &str = "write bytes per second as an integer like 500, or a size like \"64KiB\"; \
+                        0 means no minimum rate";
+
+fn not(what: &str, fix: &str) -> Reason {
+    format!("is not {what}; {fix}")
+}
+
+fn invalid(fix: &str) -> Reason {
+    format!("is invalid; {fix}")
+}
+
+pub(crate) fn parse_listen(s: &str) -> Option<SocketAddr> {
+    s.trim().parse().ok()
+}
+
+pub(crate) fn string(v: &Value) -> Parsed<&str> {
+    match v {
+        Value::String(s) => Ok(s),
+        _ => Err(not("a string", "put the value in double quotes")),
+    }
+}
+
+pub(crate) fn boolean(v: &Value) -> Parsed<bool> {
+    match v {
+        Value::Boolean(b) => Ok(*b),
+        _ => Err(not("a boolean", "use true or false")),
+    }
+}
+
+/// An integer in `min..=max`, refused with `fix`.
+fn int_in(v: &Value, min: u64, max: u64, fix: &str) -> Parsed<u64> {
+    match v {
+        Value::Integer(i) => match u64::try_from(*i) {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(not("in range", fix)),
+        },
+        _ => Err(not("an integer", fix)),
+    }
+}
+
+/// An integer in `min..=max` (`u64::MAX`: no upper bound).
+pub(crate) fn int<T: TryFrom<u64>>(min: u64, max: u64) -> impl Fn(&Value) -> Parsed<T> {
+    move |v| {
+        let fix = if max == u64::MAX {
+            format!("use an integer of at least {min}")
+        } else {
+            format!("use an integer from {min} to {max}")
+        };
+        let n = int_in(v, min, max, &fix)?;
+        T::try_from(n).map_err(|_| not("in range", &fix))
+    }
+}
+
+/// 0 means one per core, resolved here so that `Config::workers` is never 0.
+pub(crate) fn workers(v: &Value) -> Parsed<usize> {
+    let n = int_in(v, 0, MAX_WORKERS as u64, WORKERS_FIX)?;
+    Ok(resolve_workers(n as usize))
+}
+
+pub(crate) fn listen(v: &Value) -> Parsed<SocketAddr> {
+    parse_listen(string(v)?).ok_or_else(|| invalid(LISTEN_FIX))
+}
+
+pub(crate) fn root(v: &Value) -> Parsed<PathBuf> {
+    match string(v)? {
+        "" => Err(invalid("give the directory to serve, like \"www\"")),
+        s => Ok(PathBuf::from(s)),
+    }
+}
+
+/// A name inside a directory, never a path: it is joined to request paths.
+pub(crate) fn file_name(v: &Value) -> Parsed<String> {
+    match string(v)? {
+        i if i.is_empty() || i.contains('/') || i == "." || i == ".." => {
+            Err(invalid("use a plain file name like \"index.html\""))
+        }
+        i => Ok(i.to_string()),
+    }
+}
+
+pub(crate) fn log_path(v: &Value) -> Parsed<String> {
+    match string(v)? {
+        "" => Err(invalid("use a file path, or \"-\" for stdout")),
+        p => Ok(p.to_string()),
+    }
+}
+
+/// One of a closed set of names (see `names.rs`).
+pub(crate) fn choice<T: FromStr<Err = UnknownName>>(v: &Value) -> Parsed<T> {
+    string(v)?.parse().map_err(|e: UnknownName| e.reason())
+}
+
+/// Bytes: an integer, or a size such as "64KiB".
+pub(crate) fn size(v: &Value) -> Parsed<u64> {
+    bytes(v, "a size", SIZE_FIX)
+}
+
+/// Bytes per second, written as a size.
+pub(crate) fn rate(v: &Value) -> Parsed<u64> {
+    bytes(v, "a rate", RATE_FIX)
+}
+
+fn bytes(v: &Value, what: &str, fix: &str) -> Parsed<u64> {
+    match v {
+        Value::Integer(i) => u64::try_from(*i).map_err(|_| not(what, fix)),
+        Value::String(s) => parse_size(s).ok_or_else(|| not(what, fix)),
+        _ => Err(not(what, fix)),
+    }
+}
+
+/// A duration of more than zero.
+pub(crate) fn duration(v: &Value) -> Parsed<Duration> {
+    match duration_or_zero(v)? {
+        d if d.is_zero() => Err(not("more than zero", DURATION_FIX)),
+        d => Ok(d),
+    }
+}
+
+/// A duration where zero means "off"; a bare integer is seconds.
+pub(crate) fn duration_or_zero(v: &Value) -> Parsed<Duration> {
+    match v {
+        Value::Integer(i) => u64::try_from(*i)
+            .map(Duration::from_secs)
+            .map_err(|_| not("positive", DURATION_FIX)),
+        Value::String(s) => parse_duration(s).ok_or_else(|| not("a duration", DURATION_FIX)),
+        _ => Err(not("a duration", DURATION_FIX)),
+    }
+}
