@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::access_log::AccessLog;
-use crate::config::{resolve_workers, Config, PollModeName};
+use crate::config::{resolve_workers, Config};
 use crate::metrics::Metrics;
-use crate::runtime::{Latch, PollMode, Runtime};
+use crate::runtime::{Latch, Runtime};
 use crate::service::{Service, StatusSource};
 use crate::stages::handler::HttpHandler;
 use crate::stages::{
-    acceptor_by_name, dispatcher_by_name, Acceptor, Dispatcher, Handler, Line, PendingQueue, Slots,
+    acceptor_for, dispatcher_for, Acceptor, Dispatcher, Handler, Line, PendingQueue, Slots,
     StageNames, Waiting,
 };
 
@@ -73,19 +73,12 @@ impl ServerBuilder {
 
     pub fn start(self) -> io::Result<Server> {
         let config = self.config;
-        let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
-        let acceptor = match self.acceptor {
-            Some(a) => a,
-            None => acceptor_by_name(&config.stages.acceptor)
-                .ok_or_else(|| invalid(format!("unknown acceptor {:?}", config.stages.acceptor)))?,
-        };
-        let dispatcher = match self.dispatcher {
-            Some(d) => d,
-            None => dispatcher_by_name(&config.stages.dispatcher, config.stages.pool_size)
-                .ok_or_else(|| {
-                    invalid(format!("unknown dispatcher {:?}", config.stages.dispatcher))
-                })?,
-        };
+        let acceptor = self
+            .acceptor
+            .unwrap_or_else(|| acceptor_for(config.stages.acceptor));
+        let dispatcher = self
+            .dispatcher
+            .unwrap_or_else(|| dispatcher_for(config.stages.dispatcher, config.stages.pool_size));
         let workers = resolve_workers(config.workers);
         let access_log = if config.log.access_log {
             Some(AccessLog::open(&config.log.access_log_path)?)
@@ -103,10 +96,7 @@ impl ServerBuilder {
         };
         let runtime = Runtime::builder()
             .workers(workers)
-            .poll_mode(match config.runtime.poll_mode {
-                PollModeName::Edge => PollMode::Edge,
-                PollModeName::Oneshot => PollMode::Oneshot,
-            })
+            .poll_mode(config.runtime.poll_mode)
             .build()?;
         let metrics = Arc::new(Metrics::new(workers));
         let line = Arc::new(Line {

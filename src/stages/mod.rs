@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::Config;
+use crate::config::{AcceptorKind, Config, DispatcherKind};
 use crate::metrics::Metrics;
 use crate::runtime::{Handle, Latch};
 
@@ -91,21 +91,19 @@ pub trait Handler: Send + Sync {
     fn handle<'a>(&'a self, conn: Conn, line: &'a Line) -> LocalFuture<'a>;
 }
 
-/// The built-in acceptor for a name, as used in config and on the CLI.
-pub fn acceptor_by_name(name: &str) -> Option<Arc<dyn Acceptor>> {
-    match name {
-        "readiness" => Some(Arc::new(acceptor::READINESS)),
-        "reuseport" => Some(Arc::new(acceptor::ReusePort)),
-        "spin" => Some(Arc::new(acceptor::SPIN)),
-        _ => None,
+/// The built-in acceptor of a kind, as named in config and on the CLI.
+pub fn acceptor_for(kind: AcceptorKind) -> Arc<dyn Acceptor> {
+    match kind {
+        AcceptorKind::Readiness => Arc::new(acceptor::READINESS),
+        AcceptorKind::ReusePort => Arc::new(acceptor::ReusePort),
+        AcceptorKind::Spin => Arc::new(acceptor::SPIN),
     }
 }
 
-/// The built-in dispatcher for a name; `pool_size` is used by "pool".
-pub fn dispatcher_by_name(name: &str, pool_size: usize) -> Option<Arc<dyn Dispatcher>> {
-    match name {
-        "spawn" => Some(Arc::new(dispatcher::SpawnPerRequest)),
-        "pool" => Some(Arc::new(dispatcher::Pool { size: pool_size })),
-        _ => None,
+/// The built-in dispatcher of a kind; `pool_size` is used by the pool.
+pub fn dispatcher_for(kind: DispatcherKind, pool_size: usize) -> Arc<dyn Dispatcher> {
+    match kind {
+        DispatcherKind::Spawn => Arc::new(dispatcher::SpawnPerRequest),
+        DispatcherKind::Pool => Arc::new(dispatcher::Pool { size: pool_size }),
     }
 }
