@@ -4,8 +4,13 @@
 //! - [`runtime`]: the green-thread scheduler, reactor, timers, queues and
 //!   the libc calls beneath them. It knows nothing of HTTP.
 //! - [`http`]: request parsing, chunked bodies, response heads, dates.
-//! - [`service`]: what is served: `/echo`, `/status` and static files.
+//! - [`service`]: what is served: `/echo`, `/status`, static files and
+//!   services a library user mounts, through a route table. Services see
+//!   the request, the connection's stream and bytes, and a narrow context;
+//!   never the stages.
 //! - [`stages`]: acceptor, pending queue, dispatcher, handler.
+//!
+//! Layers point one way: `runtime ← http ← service ← stages ← server`.
 //! - [`server`]: assembling the line from a [`config::Config`], and taking
 //!   it down gracefully.
 //! - [`config`]: defaults, reading TOML, validation.

@@ -44,6 +44,12 @@ pub struct ServiceContext<'a> {
 }
 
 impl ServiceContext<'_> {
+    /// The time this scheduler turn began (`runtime::now`): one clock read
+    /// per turn, for timestamps that tolerate being a turn old.
+    pub fn now(&self) -> Instant {
+        crate::runtime::now()
+    }
+
     /// The read buffer must hold a whole preamble at the configured limits.
     pub fn read_buffer_size(&self) -> usize {
         read_buffer_size(&self.config)
