@@ -314,3 +314,59 @@ impl Drop for Reading<'_> {
         WorkerMetrics::dec(&self.0.reading);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Every `crate::<module>` path named in the Rust files under `dir`.
+    fn crate_paths(dir: &Path, found: &mut Vec<(String, String)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                crate_paths(&path, found);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for (at, _) in text.match_indices("crate::") {
+                let module: String = text[at + 7..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !module.is_empty() {
+                    found.push((path.display().to_string(), module));
+                }
+            }
+        }
+    }
+
+    /// Layers point one way: `runtime ← http ← service ← stages ← server`.
+    /// A module may name its own layer, those below it, and the leaf
+    /// modules every layer shares (config, metrics).
+    #[test]
+    fn layers_point_one_way() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let allowed: [(&str, &[&str]); 3] = [
+            ("runtime", &["runtime"]),
+            ("http", &["runtime", "http"]),
+            (
+                "service",
+                &["runtime", "http", "service", "config", "metrics"],
+            ),
+        ];
+        for (layer, may_name) in allowed {
+            let mut found = Vec::new();
+            crate_paths(&src.join(layer), &mut found);
+            assert!(!found.is_empty() || layer == "runtime", "{layer}: read");
+            for (file, module) in found {
+                assert!(
+                    may_name.contains(&module.as_str()),
+                    "{file} names crate::{module}, above or beside the {layer} layer"
+                );
+            }
+        }
+    }
+}
