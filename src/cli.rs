@@ -11,7 +11,7 @@ use crate::config::{
     DEFAULT_CONFIG_PATH, LISTEN_FIX, MAX_WORKERS, WORKERS_FIX,
 };
 
-pub const USAGE: &str = "\
+const USAGE: &str = "\
 Conveyor: a static HTTP/1.1 server
 
 Usage:
@@ -24,18 +24,31 @@ Options (override the config file):
   --listen ADDR       address to listen on, like 127.0.0.1:8080 or [::1]:8080
   --workers N         worker threads, 0 = one per core (at most 1024)
   --acceptor NAME     how connections are accepted:
-                        readiness  one listener, accepted when the poller says it is ready
-                        reuseport  one SO_REUSEPORT listener per worker, spread by the kernel
-                        spin       accept in a loop, yielding between tries (no readiness wait)
-  --dispatcher NAME   how requests get a handler:
-                        spawn      a new green thread per request
-                        pool       a fixed pool of handler green threads per worker
-  --access-log        log each request (to the config's log.access_log_path, stdout by default)
+{acceptors}  --dispatcher NAME   how requests get a handler:
+{dispatchers}  --access-log        log each request (to the config's log.access_log_path, stdout by default)
   -h, --help          print this help
   -V, --version       print the version
 
 Flags take `--flag value` or `--flag=value`. Every key is in config/conveyor.toml.
 ";
+
+/// The `--help` text, with each stage name and what it does from its enum.
+pub fn usage() -> String {
+    let list = |names: &mut dyn Iterator<Item = (&str, &str)>| -> String {
+        names
+            .map(|(name, help)| format!("{:24}{name:<10} {help}\n", ""))
+            .collect()
+    };
+    USAGE
+        .replace(
+            "{acceptors}",
+            &list(&mut AcceptorKind::ALL.iter().map(|k| (k.name(), k.help()))),
+        )
+        .replace(
+            "{dispatchers}",
+            &list(&mut DispatcherKind::ALL.iter().map(|k| (k.name(), k.help()))),
+        )
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -329,11 +342,20 @@ mod tests {
             "--version",
             "bench URL",
         ] {
-            assert!(USAGE.contains(word), "{word}");
+            assert!(usage().contains(word), "{word}");
         }
+        let usage = usage();
+        assert!(
+            usage.contains(
+                "  --acceptor NAME     how connections are accepted:\n                        \
+                 readiness  one listener, accepted when the poller says it is ready\n"
+            ),
+            "{usage}"
+        );
         let names = AcceptorKind::NAMES.iter().chain(&DispatcherKind::NAMES);
         for name in names {
-            assert!(USAGE.contains(&format!("  {name}  ")), "{name}");
+            assert!(usage.contains(&format!("  {name}  ")), "{name}");
         }
+        assert!(!usage.contains('{'), "{usage}");
     }
 }

@@ -37,9 +37,9 @@ impl fmt::Display for UnknownName {
 impl std::error::Error for UnknownName {}
 
 /// Gives an enum its one list of names: `ALL`, `NAMES`, `name()`,
-/// `Display` and `FromStr`.
+/// `help()`, `Display` and `FromStr`.
 macro_rules! impl_names {
-    ($ty:ident, $what:literal, $($variant:ident = $name:literal),+ $(,)?) => {
+    ($ty:ident, $what:literal, $($variant:ident = $name:literal: $help:literal),+ $(,)?) => {
         impl $ty {
             /// Every variant, in the order help and messages list them.
             pub const ALL: [$ty; [$($name),+].len()] = [$($ty::$variant),+];
@@ -50,6 +50,13 @@ macro_rules! impl_names {
             pub const fn name(self) -> &'static str {
                 match self {
                     $($ty::$variant => $name,)+
+                }
+            }
+
+            /// What it does, in one line (for `--help`).
+            pub const fn help(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $help,)+
                 }
             }
         }
@@ -82,64 +89,61 @@ macro_rules! names {
     (
         $(#[$meta:meta])*
         pub enum $ty:ident as $what:literal {
-            $($(#[$vmeta:meta])* $variant:ident = $name:literal,)+
+            $($variant:ident = $name:literal: $help:literal,)+
         }
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $ty {
-            $($(#[$vmeta])* $variant,)+
+            $(#[doc = $help] $variant,)+
         }
-        impl_names!($ty, $what, $($variant = $name),+);
+        impl_names!($ty, $what, $($variant = $name: $help),+);
     };
 }
 
 names! {
     /// The built-in acceptors (`stages.acceptor`, `--acceptor`).
     pub enum AcceptorKind as "acceptor" {
-        /// One listener, accepted when the poller says it is ready.
-        Readiness = "readiness",
-        /// One SO_REUSEPORT listener per worker, spread by the kernel.
-        ReusePort = "reuseport",
-        /// Accept in a loop, yielding between tries (no readiness wait).
-        Spin = "spin",
+        Readiness = "readiness": "one listener, accepted when the poller says it is ready",
+        ReusePort = "reuseport": "one SO_REUSEPORT listener per worker, spread by the kernel",
+        Spin = "spin": "accept in a loop, yielding between tries (no readiness wait)",
     }
 }
 
 names! {
     /// The built-in dispatchers (`stages.dispatcher`, `--dispatcher`).
     pub enum DispatcherKind as "dispatcher" {
-        /// A new green thread per request.
-        Spawn = "spawn",
-        /// A fixed pool of handler green threads per worker (`stages.pool_size`).
-        Pool = "pool",
+        Spawn = "spawn": "a new green thread per request",
+        Pool = "pool": "a fixed pool of handler green threads per worker",
     }
 }
 
 names! {
     /// What the acceptor does when the pending queue is full.
     pub enum Overload as "overload policy" {
-        /// Stop accepting; the kernel backlog absorbs the burst.
-        Wait = "wait",
-        /// Accept and answer 503.
-        Reject = "reject",
+        Wait = "wait": "stop accepting; the kernel backlog absorbs the burst",
+        Reject = "reject": "accept and answer 503",
     }
 }
 
 names! {
-    /// How the static-file cache checks a file before serving it.
+    /// How the static-file cache checks a file before serving it. With
+    /// inotify, one read of its queue per scheduler turn covers every
+    /// request read in that turn.
     pub enum Revalidate as "revalidation mode" {
-        /// `stat` the file once per read of requests.
-        Stat = "stat",
-        /// inotify watches cached files; one read of its queue per scheduler
-        /// turn covers every request read in that turn.
-        Inotify = "inotify",
+        Stat = "stat": "stat(2) the file once per read of requests",
+        Inotify = "inotify": "inotify watches cached files and reports changes",
     }
 }
 
 // The runtime's own type: the runtime knows nothing of config, so the names
 // it is given in config live here with the others.
-impl_names!(PollMode, "poll mode", Edge = "edge", Oneshot = "oneshot");
+impl_names!(
+    PollMode,
+    "poll mode",
+    Edge = "edge": "register once, edge-triggered",
+    Oneshot = "oneshot": "re-arm per event",
+);
 
 #[cfg(test)]
 mod tests {
