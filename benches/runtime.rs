@@ -33,29 +33,35 @@ static LIVE_ALLOCS: AtomicIsize = AtomicIsize::new(0);
 // SAFETY: every call is forwarded unchanged to `System`.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
-            LIVE_ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe {
+            if COUNTING.load(Ordering::Relaxed) {
+                LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+                LIVE_ALLOCS.fetch_add(1, Ordering::Relaxed);
+            }
+            System.alloc(layout)
         }
-        System.alloc(layout)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-            LIVE_ALLOCS.fetch_sub(1, Ordering::Relaxed);
+        unsafe {
+            if COUNTING.load(Ordering::Relaxed) {
+                LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+                LIVE_ALLOCS.fetch_sub(1, Ordering::Relaxed);
+            }
+            System.dealloc(ptr, layout)
         }
-        System.dealloc(ptr, layout)
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE_BYTES.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
+        unsafe {
+            if COUNTING.load(Ordering::Relaxed) {
+                LIVE_BYTES.fetch_add(
+                    new_size as isize - layout.size() as isize,
+                    Ordering::Relaxed,
+                );
+            }
+            System.realloc(ptr, layout, new_size)
         }
-        System.realloc(ptr, layout, new_size)
     }
 }
 

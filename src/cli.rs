@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::config::{
+use conveyor::config::{
     parse_listen, resolve_workers, AcceptorKind, Config, ConfigError, DispatcherKind, UnknownName,
     DEFAULT_CONFIG_PATH, LISTEN_FIX, MAX_WORKERS, WORKERS_FIX,
 };
@@ -33,7 +33,7 @@ Flags take `--flag value` or `--flag=value`. Every key is in config/conveyor.tom
 ";
 
 /// The `--help` text, with each stage name and what it does from its enum.
-pub fn usage() -> String {
+pub(crate) fn usage() -> String {
     let list = |names: &mut dyn Iterator<Item = (&str, &str)>| -> String {
         names
             .map(|(name, help)| format!("{:24}{name:<10} {help}\n", ""))
@@ -51,7 +51,7 @@ pub fn usage() -> String {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
+pub(crate) enum Command {
     Serve(ServeArgs),
     /// The arguments after "bench", parsed by the bench tool.
     Bench(Vec<OsString>),
@@ -60,7 +60,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     pub root: Option<PathBuf>,
     pub config: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
@@ -76,7 +76,7 @@ fn err(msg: String) -> ConfigError {
 }
 
 /// Parses the arguments after argv[0]. A repeated flag: the last one wins.
-pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigError> {
+pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigError> {
     let mut args = args.into_iter();
     let mut out = ServeArgs::default();
     let mut first = true;
@@ -159,7 +159,7 @@ fn named<T: FromStr<Err = UnknownName>>(flag: &str, value: OsString) -> Result<T
 impl ServeArgs {
     /// Command-line values override the config. Stage names were checked by
     /// their type; `workers` again, as a `ServeArgs` can be built by hand.
-    pub fn apply(&self, config: &mut Config) -> Result<(), ConfigError> {
+    pub(crate) fn apply(&self, config: &mut Config) -> Result<(), ConfigError> {
         if let Some(root) = &self.root {
             config.root = root.clone();
         }
@@ -188,7 +188,7 @@ impl ServeArgs {
 }
 
 /// The config for `conveyor [ROOT] ...`: file (or defaults), then flags, then the root check.
-pub fn load_for_serve(args: &ServeArgs) -> Result<Config, ConfigError> {
+pub(crate) fn load_for_serve(args: &ServeArgs) -> Result<Config, ConfigError> {
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None if Path::new(DEFAULT_CONFIG_PATH).exists() => {

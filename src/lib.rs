@@ -16,15 +16,13 @@
 //! - [`config`]: defaults, reading TOML, validation.
 //! - [`metrics`]: per-worker counters and gauges that `/status` sums.
 //! - [`access_log`]: the combined-format access log.
-//! - [`cli`]: command-line parsing for the `conveyor` binary.
 //! - [`bench`]: `conveyor bench`, the load generator.
 
-pub mod access_log;
+pub(crate) mod access_log;
 pub mod bench;
-pub mod cli;
 pub mod config;
 pub mod http;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod runtime;
 pub mod server;
 pub mod service;

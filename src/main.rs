@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use conveyor::cli::{self, Command};
+mod cli;
+
+use cli::Command;
 use conveyor::runtime::signal;
 use conveyor::Server;
 

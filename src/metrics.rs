@@ -34,7 +34,7 @@ pub struct WorkerMetrics {
     latency: Vec<Counter>,
 }
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     workers: Vec<WorkerMetrics>,
 }
 
@@ -57,7 +57,7 @@ pub struct Totals {
 }
 
 impl Metrics {
-    pub fn new(workers: usize) -> Metrics {
+    pub(crate) fn new(workers: usize) -> Metrics {
         Metrics {
             workers: (0..workers.max(1))
                 .map(|_| WorkerMetrics {
@@ -69,16 +69,16 @@ impl Metrics {
     }
 
     /// The calling worker's counters (worker 0's off the runtime).
-    pub fn here(&self) -> &WorkerMetrics {
+    pub(crate) fn here(&self) -> &WorkerMetrics {
         self.worker(current_worker().unwrap_or(0))
     }
 
     /// One worker's counters (modulo the worker count).
-    pub fn worker(&self, index: usize) -> &WorkerMetrics {
+    pub(crate) fn worker(&self, index: usize) -> &WorkerMetrics {
         &self.workers[index % self.workers.len()]
     }
 
-    pub fn totals(&self) -> Totals {
+    pub(crate) fn totals(&self) -> Totals {
         let mut t = Totals::default();
         let mut latency = vec![0u64; BUCKETS];
         for w in &self.workers {

@@ -26,7 +26,7 @@ use std::time::Duration;
 pub use keys::{reference, Key, Literal, KEYS};
 pub use names::{AcceptorKind, DispatcherKind, Overload, Revalidate, UnknownName};
 pub use units::{parse_duration, parse_size};
-pub(crate) use value::{parse_listen, LISTEN_FIX, WORKERS_FIX};
+pub use value::{parse_listen, LISTEN_FIX, WORKERS_FIX};
 
 use crate::runtime::PollMode;
 

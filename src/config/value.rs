@@ -18,9 +18,8 @@ pub(crate) type Reason = String;
 
 pub(crate) type Parsed<T> = Result<T, Reason>;
 
-pub(crate) const LISTEN_FIX: &str =
-    "write it as IP:PORT, like \"127.0.0.1:8080\" or \"[::1]:8080\"";
-pub(crate) const WORKERS_FIX: &str = "use an integer from 0 (one per core) to 1024";
+pub const LISTEN_FIX: &str = "write it as IP:PORT, like \"127.0.0.1:8080\" or \"[::1]:8080\"";
+pub const WORKERS_FIX: &str = "use an integer from 0 (one per core) to 1024";
 const DURATION_FIX: &str = "write it like \"10s\", \"500ms\" or \"2m\"";
 const SIZE_FIX: &str = "write bytes as an integer or like \"512B\", \"64KiB\", \"4GiB\" or \"1MB\"";
 const RATE_FIX: &str = "write bytes per second as an integer like 500, or a size like \"64KiB\"; \
@@ -34,7 +33,7 @@ fn invalid(fix: &str) -> Reason {
     format!("is invalid; {fix}")
 }
 
-pub(crate) fn parse_listen(s: &str) -> Option<SocketAddr> {
+pub fn parse_listen(s: &str) -> Option<SocketAddr> {
     s.trim().parse().ok()
 }
 

@@ -34,7 +34,7 @@ pub struct ServiceContext<'a> {
     /// The configuration this request is served under: a snapshot, so a
     /// request sees one config from start to end.
     pub config: Arc<Config>,
-    pub metrics: &'a Metrics,
+    pub(crate) metrics: &'a Metrics,
     /// When the server started.
     pub started: Instant,
     /// Set when the server begins to stop.
@@ -286,7 +286,7 @@ async fn write_timed(
 pub struct Writing<'a>(&'a WorkerMetrics);
 
 impl<'a> Writing<'a> {
-    pub fn new(metrics: &'a WorkerMetrics) -> Self {
+    pub(crate) fn new(metrics: &'a WorkerMetrics) -> Self {
         WorkerMetrics::inc(&metrics.writing);
         Writing(metrics)
     }
@@ -303,7 +303,7 @@ impl Drop for Writing<'_> {
 pub struct Reading<'a>(&'a WorkerMetrics);
 
 impl<'a> Reading<'a> {
-    pub fn new(metrics: &'a WorkerMetrics) -> Self {
+    pub(crate) fn new(metrics: &'a WorkerMetrics) -> Self {
         WorkerMetrics::inc(&metrics.reading);
         Reading(metrics)
     }

@@ -17,7 +17,7 @@ pub struct Slots {
 }
 
 impl Slots {
-    pub fn new(max_connections: usize, metrics: Arc<Metrics>) -> Arc<Slots> {
+    pub(crate) fn new(max_connections: usize, metrics: Arc<Metrics>) -> Arc<Slots> {
         let free = Queue::bounded(max_connections);
         for _ in 0..max_connections {
             let _ = free.try_send(());
@@ -87,7 +87,7 @@ impl Conn {
 
     /// Reads more bytes into the input buffer (of `size` bytes), by
     /// `deadline`. Ok(0) means the peer closed; a full buffer is an error.
-    pub async fn fill(
+    pub(crate) async fn fill(
         &mut self,
         size: usize,
         deadline: Instant,
@@ -100,7 +100,11 @@ impl Conn {
 
     /// Reads what has arrived without waiting: None if nothing has (and
     /// then the connection holds no read buffer). Ok(Some(0)): peer closed.
-    pub fn try_fill(&mut self, size: usize, metrics: &WorkerMetrics) -> io::Result<Option<usize>> {
+    pub(crate) fn try_fill(
+        &mut self,
+        size: usize,
+        metrics: &WorkerMetrics,
+    ) -> io::Result<Option<usize>> {
         let read = self.input.try_read_from(&self.stream, size)?;
         if let Some(n) = read {
             metrics.bytes_in.add_local(n as u64);

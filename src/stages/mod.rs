@@ -39,7 +39,7 @@ pub struct Line {
     pub config: Arc<Config>,
     /// One pending queue per worker.
     pub pending: Vec<PendingQueue>,
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     /// Free connection slots (`limits.max_connections`): an acceptor takes one
     /// per connection; a closing connection gives it back.
     pub slots: Arc<Slots>,

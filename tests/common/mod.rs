@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use conveyor::config::{AcceptorKind, Config, DispatcherKind};
 use conveyor::Server;
 
-pub const ACCEPTORS: [&str; AcceptorKind::ALL.len()] = AcceptorKind::NAMES;
-pub const DISPATCHERS: [&str; DispatcherKind::ALL.len()] = DispatcherKind::NAMES;
+pub(crate) const ACCEPTORS: [&str; AcceptorKind::ALL.len()] = AcceptorKind::NAMES;
+pub(crate) const DISPATCHERS: [&str; DispatcherKind::ALL.len()] = DispatcherKind::NAMES;
 
 /// A running server with its own document root, stopped on drop.
-pub struct TestServer {
+pub(crate) struct TestServer {
     server: Option<Server>,
     pub addr: SocketAddr,
     pub root: PathBuf,
@@ -24,18 +24,18 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    pub fn server(&self) -> &Server {
+    pub(crate) fn server(&self) -> &Server {
         self.server.as_ref().expect("running")
     }
 
     /// Graceful shutdown, as on SIGTERM.
-    pub fn shutdown(mut self) {
+    pub(crate) fn shutdown(mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown();
         }
     }
 
-    pub fn connect(&self) -> TcpStream {
+    pub(crate) fn connect(&self) -> TcpStream {
         let stream = TcpStream::connect(self.addr).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -44,12 +44,12 @@ impl TestServer {
         stream
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
     /// Status JSON as text.
-    pub fn status_json(&self) -> String {
+    pub(crate) fn status_json(&self) -> String {
         self.server().status_json()
     }
 }
@@ -63,7 +63,7 @@ impl Drop for TestServer {
 }
 
 /// A fresh, empty temporary directory.
-pub fn temp_dir(tag: &str) -> PathBuf {
+pub(crate) fn temp_dir(tag: &str) -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "conveyor-test-{}-{}-{}",
@@ -77,7 +77,7 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 }
 
 /// Copies the repository's `www/` into `dest`.
-pub fn copy_www(dest: &Path) {
+pub(crate) fn copy_www(dest: &Path) {
     copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("www"), dest);
 }
 
@@ -95,7 +95,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Test defaults: 2 workers, port 0, short timeouts, a root with `www/`.
-pub fn test_config(root: &Path, acceptor: &str, dispatcher: &str) -> Config {
+pub(crate) fn test_config(root: &Path, acceptor: &str, dispatcher: &str) -> Config {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         root: root.to_path_buf(),
@@ -116,7 +116,11 @@ pub fn test_config(root: &Path, acceptor: &str, dispatcher: &str) -> Config {
 }
 
 /// Starts a server for one combination; `tweak` adjusts the config.
-pub fn start(acceptor: &str, dispatcher: &str, tweak: impl FnOnce(&mut Config)) -> TestServer {
+pub(crate) fn start(
+    acceptor: &str,
+    dispatcher: &str,
+    tweak: impl FnOnce(&mut Config),
+) -> TestServer {
     let root = temp_dir(&format!("{acceptor}-{dispatcher}"));
     copy_www(&root);
     let mut config = test_config(&root, acceptor, dispatcher);
@@ -131,7 +135,7 @@ pub fn start(acceptor: &str, dispatcher: &str, tweak: impl FnOnce(&mut Config)) 
 }
 
 /// Runs `test` once for every acceptor × dispatcher combination.
-pub fn matrix(mut test: impl FnMut(&str, &str)) {
+pub(crate) fn matrix(mut test: impl FnMut(&str, &str)) {
     for acceptor in ACCEPTORS {
         for dispatcher in DISPATCHERS {
             test(acceptor, dispatcher);
@@ -140,7 +144,7 @@ pub fn matrix(mut test: impl FnMut(&str, &str)) {
 }
 
 /// Same as `matrix`, with a started server (default config plus `tweak`).
-pub fn each_server(tweak: impl Fn(&mut Config), mut test: impl FnMut(&TestServer)) {
+pub(crate) fn each_server(tweak: impl Fn(&mut Config), mut test: impl FnMut(&TestServer)) {
     matrix(|acceptor, dispatcher| {
         let server = start(acceptor, dispatcher, &tweak);
         test(&server);
@@ -149,21 +153,21 @@ pub fn each_server(tweak: impl Fn(&mut Config), mut test: impl FnMut(&TestServer
 
 /// A parsed response.
 #[derive(Debug, Clone)]
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
@@ -171,7 +175,7 @@ impl Response {
 /// Reads one response from `stream`. `head_request`: the request was HEAD
 /// (no body follows, whatever Content-Length says). Leftover bytes of the
 /// next response stay in `carry`.
-pub fn read_response_with(
+pub(crate) fn read_response_with(
     stream: &mut TcpStream,
     carry: &mut Vec<u8>,
     head_request: bool,
@@ -229,7 +233,7 @@ pub fn read_response_with(
     response
 }
 
-pub fn read_response(stream: &mut TcpStream) -> Response {
+pub(crate) fn read_response(stream: &mut TcpStream) -> Response {
     let mut carry = Vec::new();
     let response = read_response_with(stream, &mut carry, false);
     assert!(
@@ -273,7 +277,7 @@ fn read_chunked(stream: &mut TcpStream, carry: &mut Vec<u8>) -> Vec<u8> {
 }
 
 /// Sends raw bytes on a new connection and returns the first response.
-pub fn raw(addr: SocketAddr, request: &[u8]) -> Response {
+pub(crate) fn raw(addr: SocketAddr, request: &[u8]) -> Response {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -284,13 +288,13 @@ pub fn raw(addr: SocketAddr, request: &[u8]) -> Response {
 }
 
 /// `GET path` with Host, on an existing connection.
-pub fn get(stream: &mut TcpStream, path: &str) -> Response {
+pub(crate) fn get(stream: &mut TcpStream, path: &str) -> Response {
     write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("send");
     read_response(stream)
 }
 
 /// True once the peer has closed the connection (EOF or reset) within `limit`.
-pub fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+pub(crate) fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
     stream.set_read_timeout(Some(limit)).expect("timeout");
     let deadline = Instant::now() + limit;
     let mut buf = [0u8; 4096];
@@ -308,7 +312,7 @@ pub fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
 }
 
 /// Polls `condition` until it holds or `limit` passes.
-pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if condition() {
@@ -321,7 +325,7 @@ pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool 
 
 /// Everything the peer sends until it closes the connection, for at most
 /// `limit`: the bytes, and whether it closed (EOF or reset) in time.
-pub fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
+pub(crate) fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
     let deadline = Instant::now() + limit;
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -341,7 +345,7 @@ pub fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, b
 }
 
 /// How many times `needle` occurs in `haystack`.
-pub fn count(haystack: &[u8], needle: &[u8]) -> usize {
+pub(crate) fn count(haystack: &[u8], needle: &[u8]) -> usize {
     haystack
         .windows(needle.len())
         .filter(|w| *w == needle)
@@ -349,7 +353,7 @@ pub fn count(haystack: &[u8], needle: &[u8]) -> usize {
 }
 
 /// Like `start`, with stages swapped through the library API by `build`.
-pub fn start_with(
+pub(crate) fn start_with(
     acceptor: &str,
     dispatcher: &str,
     tweak: impl FnOnce(&mut Config),
@@ -372,7 +376,12 @@ pub fn start_with(
 
 /// Asserts that `response` is a 200 carrying the file `rel` (beneath the
 /// server's document root) byte for byte; returns the file's bytes.
-pub fn assert_file(server: &TestServer, response: &Response, rel: &str, context: &str) -> Vec<u8> {
+pub(crate) fn assert_file(
+    server: &TestServer,
+    response: &Response,
+    rel: &str,
+    context: &str,
+) -> Vec<u8> {
     let disk = std::fs::read(server.root.join(rel)).expect("read the served file");
     assert_eq!(response.status, 200, "{context}: GET {rel}");
     assert!(
