@@ -75,7 +75,7 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
     println!(
         "conveyor {} serving {} on http://{} (workers {}, acceptor {}, dispatcher {}, handler {})",
         env!("CARGO_PKG_VERSION"),
-        line.config.root.display(),
+        line.config.load().root.display(),
         server.local_addr(),
         line.pending.len(),
         line.stage_names.acceptor,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::access_log::AccessLog;
-use crate::config::{resolve_workers, Config};
+use crate::config::{resolve_workers, Config, SharedConfig};
 use crate::metrics::Metrics;
 use crate::runtime::{Latch, Runtime};
 use crate::service::{Service, StatusSource};
@@ -118,7 +118,7 @@ impl ServerBuilder {
                 dispatcher: dispatcher.name().to_string(),
                 handler: handler.name().to_string(),
             },
-            config: Arc::new(config),
+            config: SharedConfig::new(config),
         });
         for worker in 0..workers {
             for waiting in [Waiting::FirstRequest, Waiting::KeepAlive] {
@@ -131,7 +131,8 @@ impl ServerBuilder {
             }
         }
         dispatcher.start(runtime.handle(), &line, handler);
-        let addr = acceptor.start(runtime.handle(), line.config.listen, &line)?;
+        let listen = line.config.load().listen;
+        let addr = acceptor.start(runtime.handle(), listen, &line)?;
         Ok(Server {
             runtime,
             line,
@@ -156,6 +157,16 @@ impl Server {
         self.addr
     }
 
+    /// Makes `config` current for every connection the handler takes from
+    /// now on (a kept-alive one included, from its next request); returns
+    /// its generation. Settings read per request take effect: `limits`, the
+    /// header, body and write timeouts, `queue.overload`. Those read at
+    /// start-up (listener, workers, stages, queue capacity, idle timeouts,
+    /// root and `static`, the access log) need a restart.
+    pub fn replace_config(&self, config: Config) -> u64 {
+        self.line.config.replace(config)
+    }
+
     pub fn line(&self) -> &Arc<Line> {
         &self.line
     }
@@ -175,7 +186,7 @@ impl Server {
     /// keep-alive ones included.
     pub fn shutdown(self) {
         self.line.shutdown.set();
-        let deadline = Instant::now() + self.line.config.timeouts.shutdown_grace;
+        let deadline = Instant::now() + self.line.config.load().timeouts.shutdown_grace;
         while Instant::now() < deadline {
             let t = self.line.metrics.totals();
             // Connections that have not sent a byte of a request are not

@@ -14,6 +14,7 @@
 mod keys;
 mod names;
 mod read;
+mod shared;
 mod units;
 mod validate;
 mod value;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 pub use keys::{reference, Key, Literal, KEYS};
 pub use names::{AcceptorKind, DispatcherKind, Overload, Revalidate, UnknownName};
+pub use shared::SharedConfig;
 pub use units::{parse_duration, parse_size};
 pub use value::{parse_listen, LISTEN_FIX, WORKERS_FIX};
 
@@ -33,93 +35,155 @@ use crate::runtime::PollMode;
 /// The file read when no `--config` is given, relative to the working directory.
 pub const DEFAULT_CONFIG_PATH: &str = "config/conveyor.toml";
 
+/// The most worker threads `workers` (or `--workers`) may ask for.
 pub const MAX_WORKERS: usize = 1024;
 
+/// The whole server configuration; `Config::default()` holds every key's default.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// `listen`: the address to listen on (default 127.0.0.1:8080).
     pub listen: SocketAddr,
+    /// `root`: the directory served (default `www`).
     pub root: PathBuf,
+    /// `workers`: worker threads, one scheduler each (default 0, one per core).
+    ///
     /// Always >= 1: a 0 in the file is resolved to the number of cores.
     pub workers: usize,
+    /// `[stages]`: which acceptor and dispatcher make up the line.
     pub stages: Stages,
+    /// `[queue]`: the pending-connection queue between acceptor and dispatcher.
     pub queue: QueueConfig,
+    /// `[limits]`: request sizes and connection counts.
     pub limits: LimitsConfig,
+    /// `[timeouts]`: how long reads, writes, idle connections and shutdown may take.
     pub timeouts: Timeouts,
+    /// `[static]`: how static files are served and cached.
     pub static_files: StaticConfig,
+    /// `[log]`: the access log.
     pub log: LogConfig,
+    /// `[runtime]`: polling and socket options.
     pub runtime: RuntimeConfig,
 }
 
+/// The `[stages]` table: which built-in stages the line is assembled from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stages {
+    /// `stages.acceptor`: how connections are accepted (default `readiness`).
     pub acceptor: AcceptorKind,
+    /// `stages.dispatcher`: how requests get a handler (default `spawn`).
     pub dispatcher: DispatcherKind,
-    /// Handler green threads per worker for the "pool" dispatcher.
+    /// `stages.pool_size`: handler green threads per worker for the "pool"
+    /// dispatcher (default 32).
     pub pool_size: usize,
 }
 
+/// The `[queue]` table: the pending-connection queue of each worker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueConfig {
+    /// `queue.capacity`: pending connections each worker's queue holds (default 1024).
     pub capacity: usize,
+    /// `queue.overload`: what the acceptor does when the queue is full (default `wait`).
     pub overload: Overload,
 }
 
+/// The `[limits]` table: request sizes and connection counts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LimitsConfig {
+    /// `limits.max_request_line`: longest request line in bytes; longer gets 414 (default 8192).
     pub max_request_line: usize,
+    /// `limits.max_header_bytes`: total header bytes per request; more gets 431 (default 8192).
     pub max_header_bytes: usize,
+    /// `limits.max_headers`: header fields per request; more gets 431 (default 100).
     pub max_headers: usize,
+    /// `limits.max_echo_body`: largest body `/echo` accepts, in bytes; more gets 413
+    /// (default 4 GiB).
     pub max_echo_body: u64,
+    /// `limits.max_connections`: open connections at once, across all workers (default 10000).
     pub max_connections: usize,
+    /// `limits.max_requests_per_connection`: requests served on one keep-alive
+    /// connection before it is closed (default 1000).
     pub max_requests_per_connection: u64,
 }
 
+/// The `[timeouts]` table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timeouts {
+    /// `timeouts.header_read`: time allowed to receive a request's line and
+    /// headers (default 10 s).
     pub header_read: Duration,
-    /// Time allowed for a request body to start arriving, extended as it
-    /// arrives by `body_min_rate`; also the longest wait for any one read
-    /// of a body.
+    /// `timeouts.body_read`: time allowed for a request body to start
+    /// arriving, extended as it arrives by `body_min_rate`; also the longest
+    /// wait for any one read of a body (default 10 s).
     pub body_read: Duration,
-    /// Bytes per second a body must keep up: each byte received adds
-    /// 1/rate s to the body deadline (mod_reqtimeout's MinRate). 0: no
-    /// extension, the whole body must arrive within `body_read`.
+    /// `timeouts.body_min_rate`: bytes per second a body must keep up: each
+    /// byte received adds 1/rate s to the body deadline (mod_reqtimeout's
+    /// MinRate). 0: no extension, the whole body must arrive within
+    /// `body_read` (default 500).
     pub body_min_rate: u64,
+    /// `timeouts.keepalive_idle`: how long an idle keep-alive connection is kept
+    /// open (default 15 s).
     pub keepalive_idle: Duration,
+    /// `timeouts.write`: time allowed for a write to make progress before the
+    /// connection is dropped (default 30 s).
     pub write: Duration,
+    /// `timeouts.shutdown_grace`: on shutdown, how long in-flight requests may
+    /// finish (default 5 s).
     pub shutdown_grace: Duration,
 }
 
+/// The `[static]` table: serving and caching static files.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StaticConfig {
+    /// `static.index`: file served for a directory request, a plain file name
+    /// (default `index.html`).
     pub index: String,
+    /// `static.follow_symlinks_outside_root`: serve symlinks whose target lies
+    /// outside root, giving up openat2 confinement (default false).
     pub follow_symlinks_outside_root: bool,
+    /// `static.show_dotfiles`: serve files and directories whose name starts
+    /// with "." (default false).
     pub show_dotfiles: bool,
+    /// `static.cache_max_file_size`: files up to this many bytes are kept in the
+    /// in-memory cache; 0 = no caching (default 64 KiB).
     pub cache_max_file_size: u64,
+    /// `static.cache_max_bytes`: total bytes of the in-memory file cache (default 64 MiB).
     pub cache_max_bytes: u64,
-    /// Files at least this big go out with sendfile.
+    /// `static.sendfile_min_size`: files at least this many bytes go out with
+    /// sendfile(2); 0 = always (default 64 KiB).
     pub sendfile_min_size: u64,
-    /// How a cached file is checked against the disk before it is served.
+    /// `static.revalidate`: how a cached file is checked against the disk before
+    /// it is served (default `inotify`).
     pub revalidate: Revalidate,
 }
 
+/// The `[log]` table: the access log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
+    /// `log.access_log`: log one line per request, in the combined log format
+    /// (default false).
     pub access_log: bool,
-    /// "-" means stdout.
+    /// `log.access_log_path`: a file path, or "-" for stdout (default "-").
     pub access_log_path: String,
 }
 
+/// The `[runtime]` table: polling and socket options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuntimeConfig {
+    /// `runtime.poll_mode`: how sockets are registered with epoll (default `edge`).
     pub poll_mode: PollMode,
+    /// `runtime.backlog`: the listen backlog handed to listen(2) (default 1024).
     pub backlog: u32,
+    /// `runtime.tcp_keepalive_idle`: idle time before TCP keepalive probes start
+    /// (default 60 s).
     pub tcp_keepalive_idle: Duration,
+    /// `runtime.tcp_keepalive_interval`: interval between TCP keepalive probes
+    /// (default 10 s).
     pub tcp_keepalive_interval: Duration,
-    /// TCP_NOTSENT_LOWAT in bytes; 0 leaves the kernel default.
+    /// `runtime.tcp_notsent_lowat`: TCP_NOTSENT_LOWAT in bytes, the most unsent
+    /// bytes queued in the kernel; 0 leaves the kernel default (default 16 KiB).
     pub tcp_notsent_lowat: u64,
-    /// TCP_DEFER_ACCEPT: accept a connection once it has sent bytes, or
-    /// after this long; zero turns it off.
+    /// `runtime.tcp_defer_accept`, TCP_DEFER_ACCEPT: accept a connection once
+    /// it has sent bytes, or after this long; zero turns it off (default 1 s).
     pub tcp_defer_accept: Duration,
 }
 
@@ -180,6 +244,7 @@ impl Config {
         }
     }
 
+    /// Reads the TOML file at `path` over the defaults; errors name the file.
     pub fn load(path: &Path) -> Res<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError::new(format!(
@@ -213,6 +278,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// An error with this message and no file name.
     pub fn new(message: impl Into<String>) -> Self {
         ConfigError {
             file: None,

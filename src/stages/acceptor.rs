@@ -39,6 +39,8 @@ pub const READINESS: SingleListener = SingleListener { wait: Wait::Park };
 /// The `spin` acceptor.
 pub const SPIN: SingleListener = SingleListener { wait: Wait::Spin };
 
+/// The `reuseport` acceptor: one SO_REUSEPORT listener and acceptor per
+/// worker, each feeding its own worker's queue.
 pub struct ReusePort;
 
 /// How an acceptor waits for the next connection.
@@ -124,16 +126,16 @@ impl Acceptor for ReusePort {
 }
 
 fn listen_options(line: &Line, reuse_port: bool) -> ListenOptions {
-    let defer = line.config.runtime.tcp_defer_accept;
+    let defer = line.config.load().runtime.tcp_defer_accept;
     ListenOptions {
         reuse_port,
-        backlog: i32::try_from(line.config.runtime.backlog).unwrap_or(i32::MAX),
+        backlog: i32::try_from(line.config.load().runtime.backlog).unwrap_or(i32::MAX),
         defer_accept: (!defer.is_zero()).then_some(defer),
     }
 }
 
 async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal) {
-    let config = &line.config;
+    let config = line.config.load();
     let stream_options = StreamOptions {
         nodelay: true,
         keepalive: Some((

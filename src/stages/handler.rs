@@ -70,7 +70,7 @@ impl HttpHandler {
         let reading = Reading::new(line.metrics.here());
         // One config snapshot for everything this turn answers.
         let ctx = ServiceContext {
-            config: line.config.clone(),
+            config: line.config.load(),
             metrics: &line.metrics,
             started: line.started,
             shutdown: &line.shutdown,

@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::{AcceptorKind, Config, DispatcherKind};
+use crate::config::{AcceptorKind, DispatcherKind, SharedConfig};
 use crate::metrics::Metrics;
 use crate::runtime::{Handle, Latch};
 
@@ -36,7 +36,9 @@ pub type LocalFuture<'a> = crate::runtime::PooledFuture<'a, ()>;
 
 /// What every stage can see.
 pub struct Line {
-    pub config: Arc<Config>,
+    /// The configuration, replaceable while the line runs: a handler takes
+    /// the current one each time it takes a connection.
+    pub config: SharedConfig,
     /// One pending queue per worker.
     pub pending: Vec<PendingQueue>,
     pub(crate) metrics: Arc<Metrics>,

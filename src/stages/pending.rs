@@ -16,6 +16,8 @@ use crate::runtime::{self, Full, Queue, QueueSnapshot, TcpStream};
 
 use super::{Conn, Line};
 
+/// One worker's bounded queue of connections whose next preamble may be
+/// read, and the idle sets where the others wait until readable.
 pub struct PendingQueue {
     queue: Queue<Conn>,
     /// Idle keep-alive connections, waiting to become readable; closed
@@ -29,14 +31,18 @@ pub struct PendingQueue {
 /// What a parked connection waits for: its first request, or its next one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Waiting {
+    /// A new connection that has sent nothing yet (`timeouts.header_read`).
     FirstRequest,
+    /// A kept-alive connection between requests (`timeouts.keepalive_idle`).
     KeepAlive,
 }
 
 /// A queue's counters for `/status`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PendingSnapshot {
+    /// The queue's depth, capacity and totals.
     pub queue: QueueSnapshot,
+    /// Kept-alive connections put back through `recycle` by this worker.
     pub recycled: u64,
     /// Connections parked in the reactor until their next request arrives
     /// (idle keep-alive ones, and new ones that have sent nothing yet).
@@ -150,7 +156,7 @@ impl PendingQueue {
 
 /// What an acceptor does with a new connection, by the overload policy.
 pub async fn admit(line: &Line, pending: &PendingQueue, conn: Conn) {
-    match line.config.queue.overload {
+    match line.config.load().queue.overload {
         Overload::Wait => pending.push(conn).await,
         Overload::Reject => {
             if let Err(conn) = pending.try_push(conn) {
