@@ -34,6 +34,7 @@ pub struct Server {
 }
 
 impl ServerBuilder {
+    /// A builder with the stages `config` names; swap any with the methods below.
     pub fn new(config: Config) -> ServerBuilder {
         ServerBuilder {
             config,
@@ -71,6 +72,8 @@ impl ServerBuilder {
         self
     }
 
+    /// Binds the listener, starts the workers and the stages, and returns
+    /// once the server accepts connections.
     pub fn start(self) -> io::Result<Server> {
         let config = self.config;
         let acceptor = self
@@ -148,6 +151,7 @@ impl Server {
         ServerBuilder::new(config).start()
     }
 
+    /// A builder, to swap stages or mount services before starting.
     pub fn builder(config: Config) -> ServerBuilder {
         ServerBuilder::new(config)
     }
@@ -167,14 +171,17 @@ impl Server {
         self.line.config.replace(config)
     }
 
+    /// The line the stages share: queues, config, shutdown latch.
     pub fn line(&self) -> &Arc<Line> {
         &self.line
     }
 
+    /// What `/status` answers, as JSON.
     pub fn status_json(&self) -> String {
         crate::service::status::to_json(&StatusSource::report(&*self.line))
     }
 
+    /// Writes out what the access log has buffered.
     pub fn flush_log(&self) {
         if let Some(log) = &self.access_log {
             log.flush();

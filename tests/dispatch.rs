@@ -196,7 +196,7 @@ fn start_panicky(dispatcher: &str, tweak: impl FnOnce(&mut Config)) -> TestServe
         },
         |builder| {
             let config = config.borrow_mut().take().expect("config tweaked first");
-            let http = HttpHandler::new(&config, config.workers, None).expect("handler");
+            let http = HttpHandler::new(&config, config.workers).expect("handler");
             builder.handler(Arc::new(Panicky { http }))
         },
     )

@@ -26,6 +26,8 @@ const FLUSH_AT: usize = 64 * 1024;
 /// size (so the connection can stay open); larger ones close it.
 const DRAIN_LIMIT: u64 = 64 * 1024;
 
+/// The built-in handler: parses each request, routes it, writes the
+/// response, then recycles or closes the connection.
 pub struct HttpHandler {
     limits: Limits,
     routes: RouteTable,
@@ -33,18 +35,16 @@ pub struct HttpHandler {
 }
 
 impl HttpHandler {
-    pub fn new(
-        config: &Config,
-        workers: usize,
-        access_log: Option<crate::access_log::AccessLog>,
-    ) -> std::io::Result<HttpHandler> {
-        Self::with_routes(config, workers, access_log, Vec::new())
+    /// The built-in routes for `workers` workers, without an access log
+    /// (for a library user wrapping it in a handler of their own).
+    pub fn new(config: &Config, workers: usize) -> std::io::Result<HttpHandler> {
+        Self::with_routes(config, workers, None, Vec::new())
     }
 
     /// The built-in routes (`/echo`, `/status`, static files) with
     /// `mounted` services on top: `"/x"` for that path, `"/x/*"` for every
     /// path under it.
-    pub fn with_routes(
+    pub(crate) fn with_routes(
         config: &Config,
         workers: usize,
         access_log: Option<crate::access_log::AccessLog>,

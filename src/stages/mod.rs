@@ -47,15 +47,20 @@ pub struct Line {
     pub slots: Arc<Slots>,
     /// Set when the server begins to stop.
     pub shutdown: Latch,
+    /// When the server started (uptime in `/status`).
     pub started: Instant,
     /// Names of the stage implementations in use, for `/status`.
     pub stage_names: StageNames,
 }
 
+/// The names of the stage implementations a line runs.
 #[derive(Clone, Debug, Default)]
 pub struct StageNames {
+    /// The acceptor's `Acceptor::name`.
     pub acceptor: String,
+    /// The dispatcher's `Dispatcher::name`.
     pub dispatcher: String,
+    /// The handler's `Handler::name`.
     pub handler: String,
 }
 
@@ -69,6 +74,7 @@ impl Line {
 
 /// Accepts connections and pushes them onto the pending queues.
 pub trait Acceptor: Send + Sync {
+    /// What `/status` and the start-up line call it.
     fn name(&self) -> &str;
 
     /// Binds to `addr` and spawns the accepting green threads on `runtime`.
@@ -79,6 +85,7 @@ pub trait Acceptor: Send + Sync {
 
 /// Takes connections off a worker's pending queue and runs the handler on them.
 pub trait Dispatcher: Send + Sync {
+    /// What `/status` and the start-up line call it.
     fn name(&self) -> &str;
 
     /// Spawns the dispatching green threads on every worker.
@@ -88,8 +95,11 @@ pub trait Dispatcher: Send + Sync {
 /// Serves the next request(s) of a connection, then recycles it onto the
 /// pending queue or closes it.
 pub trait Handler: Send + Sync {
+    /// What `/status` and the start-up line call it.
     fn name(&self) -> &str;
 
+    /// Serves what is ready on `conn`, then recycles it onto the worker's
+    /// pending queue or drops (closes) it.
     fn handle<'a>(&'a self, conn: Conn, line: &'a Line) -> LocalFuture<'a>;
 }
 
