@@ -25,6 +25,9 @@ use super::timer::{sleep_until, Sleep};
 /// otherwise the waker will be woken when it becomes so.
 pub type Arm<T> = fn(&T, &Waker) -> io::Result<bool>;
 
+/// Items parked until their descriptor may be read or they have waited
+/// `timeout` (to the millisecond); shareable between threads, drained by one
+/// pump green thread calling [`IdleSet::next`].
 pub struct IdleSet<T> {
     state: Mutex<State<T>>,
     woken: Arc<Woken>,
@@ -264,6 +267,8 @@ pub enum Ready<T> {
 }
 
 impl<T> IdleSet<T> {
+    /// An empty set: `arm` watches an item's descriptor, and an item expires
+    /// `timeout` after the scheduler turn in which it was parked.
     pub fn new(arm: Arm<T>, timeout: Duration) -> IdleSet<T> {
         IdleSet {
             state: Mutex::new(State {
@@ -286,6 +291,7 @@ impl<T> IdleSet<T> {
         lock(&self.state).len
     }
 
+    /// Whether no item is waiting.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

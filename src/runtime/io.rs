@@ -48,6 +48,7 @@ impl<T: AsFd> Async<T> {
         }
     }
 
+    /// The wrapped descriptor.
     pub fn get_ref(&self) -> &T {
         match &self.io {
             Some(io) => io,
@@ -157,6 +158,9 @@ impl<T: AsFd> Async<T> {
         }
     }
 
+    /// Polls a read-side operation: retried on `Interrupted`, and on
+    /// `WouldBlock` the task is parked until the descriptor is readable.
+    /// Fails with `op`'s error, or if it must park outside a runtime worker.
     pub fn poll_read_with<R>(
         &self,
         cx: &mut Context<'_>,
@@ -165,6 +169,8 @@ impl<T: AsFd> Async<T> {
         self.poll_io(cx, Direction::Read, op, |_| false)
     }
 
+    /// Polls a write-side operation, parking on `WouldBlock` until the
+    /// descriptor is writable; errors as [`Async::poll_read_with`].
     pub fn poll_write_with<R>(
         &self,
         cx: &mut Context<'_>,
@@ -227,6 +233,8 @@ impl<T: AsFd> Async<T>
 where
     for<'a> &'a T: Read,
 {
+    /// Polls one read into `buf`, parking until readable; `Ready(Ok(0))`
+    /// means the peer closed (or `buf` is empty).
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let len = buf.len();
         self.poll_io(
@@ -260,10 +268,14 @@ impl<T: AsFd> Async<T>
 where
     for<'a> &'a T: Write,
 {
+    /// Writes some of `buf`, parking while the descriptor is not writable;
+    /// returns how many bytes went out.
     pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
         self.write_with(|mut io| io.write(buf)).await
     }
 
+    /// Writes all of `buf`, parking as needed; `WriteZero` if a write
+    /// accepts nothing.
     pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {
             match self.write(buf).await? {

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::task::{Poll, Waker};
 
+/// A flag that starts unset and, once set, stays set; shareable between
+/// threads, awaited by green threads on any worker.
 #[derive(Default)]
 pub struct Latch {
     set: AtomicBool,
@@ -12,10 +14,12 @@ pub struct Latch {
 }
 
 impl Latch {
+    /// An unset latch.
     pub fn new() -> Latch {
         Latch::default()
     }
 
+    /// Whether `set` has been called, without waiting.
     pub fn is_set(&self) -> bool {
         self.set.load(Ordering::Acquire)
     }

@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 
+/// A per-thread stack of up to `cap` spare values; not `Sync`, no lock.
 pub struct LocalPool<T> {
     items: RefCell<Vec<T>>,
     cap: usize,
@@ -46,10 +47,12 @@ impl<T> LocalPool<T> {
         }
     }
 
+    /// How many values are kept now.
     pub fn len(&self) -> usize {
         self.items.borrow().len()
     }
 
+    /// Whether no value is kept.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

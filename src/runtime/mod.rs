@@ -101,11 +101,14 @@ impl Builder {
         self
     }
 
+    /// How descriptors are registered with epoll (default: [`PollMode::Edge`]).
     pub fn poll_mode(mut self, mode: PollMode) -> Self {
         self.poll_mode = mode;
         self
     }
 
+    /// Prefix of the worker threads' names, which end in `-<index>`
+    /// (default: `conveyor`).
     pub fn thread_name(mut self, name: impl Into<String>) -> Self {
         self.thread_name = name.into();
         self
@@ -168,6 +171,8 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// A [`Builder`] with the defaults: one worker per core, edge-triggered
+    /// polling.
     pub fn builder() -> Builder {
         Builder {
             workers: thread::available_parallelism().map_or(1, |n| n.get()),
@@ -176,6 +181,7 @@ impl Runtime {
         }
     }
 
+    /// A handle for spawning and stats, cloneable to other threads.
     pub fn handle(&self) -> &Handle {
         &self.handle
     }
@@ -230,6 +236,7 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// How many worker threads the runtime has.
     pub fn workers(&self) -> usize {
         self.shared.workers.len()
     }
@@ -282,6 +289,7 @@ impl Handle {
         }
     }
 
+    /// Whether shutdown has been signalled.
     pub fn is_shutting_down(&self) -> bool {
         self.shared.is_shutting_down()
     }
@@ -374,7 +382,9 @@ pub async fn yield_now() {
 /// Which of two raced futures finished first.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Either<A, B> {
+    /// The first future finished, with this output.
     Left(A),
+    /// The second future finished, with this output.
     Right(B),
 }
 

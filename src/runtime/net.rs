@@ -17,6 +17,7 @@ use super::sys::syscall;
 pub struct ListenOptions {
     /// SO_REUSEPORT: several listeners on one port, the kernel spreads connections.
     pub reuse_port: bool,
+    /// Length of the queue of connections not yet accepted (`listen(2)`).
     pub backlog: i32,
     /// TCP_DEFER_ACCEPT: hand over a connection only once its first bytes
     /// have arrived (or this long has passed): a new connection then never
@@ -37,6 +38,7 @@ impl Default for ListenOptions {
 /// How an accepted stream is conditioned.
 #[derive(Clone, Debug)]
 pub struct StreamOptions {
+    /// TCP_NODELAY: send small writes at once instead of batching (Nagle off).
     pub nodelay: bool,
     /// SO_KEEPALIVE probes: idle time before the first, interval between them.
     pub keepalive: Option<(Duration, Duration)>,
@@ -80,12 +82,16 @@ impl TcpListener {
         })
     }
 
+    /// Wraps a bound, listening std listener, switching it to non-blocking
+    /// mode.
     pub fn from_std(listener: StdListener) -> io::Result<TcpListener> {
         Ok(TcpListener {
             inner: Async::new(listener)?,
         })
     }
 
+    /// The address the listener is bound to (with the actual port after
+    /// binding port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.get_ref().local_addr()
     }

@@ -70,6 +70,8 @@ fn give_block(layout: Layout, ptr: NonNull<u8>) {
 }
 
 impl<'a, T> PooledFuture<'a, T> {
+    /// Moves `future` into a block of its layout, reused from this thread's
+    /// free list when one is there, else freshly allocated.
     pub fn new<F: Future<Output = T> + 'a>(future: F) -> PooledFuture<'a, T> {
         let layout = block_layout(Layout::new::<F>());
         let block = take_block(layout).cast::<F>();

@@ -38,17 +38,23 @@ struct Inner<T> {
 
 /// Totals of one queue, readable from any thread.
 #[derive(Default, Debug)]
-pub struct QueueStats {
-    pub pushed: Counter,
-    pub popped: Counter,
+pub(crate) struct QueueStats {
+    /// Items sent.
+    pub(crate) pushed: Counter,
+    /// Items received.
+    pub(crate) popped: Counter,
 }
 
 /// A point-in-time copy of a queue's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct QueueSnapshot {
+    /// Items waiting in the queue.
     pub depth: u64,
+    /// The most items it holds; `None` when unbounded.
     pub capacity: Option<u64>,
+    /// Items sent since the queue was made.
     pub pushed: u64,
+    /// Items received since the queue was made.
     pub popped: u64,
 }
 
@@ -64,6 +70,7 @@ impl<T> Queue<T> {
         Queue::from_channel(tx, rx, Some(capacity))
     }
 
+    /// A queue with no limit: `send` never parks.
     pub fn unbounded() -> Queue<T> {
         let (tx, rx) = crossbeam_channel::unbounded();
         Queue::from_channel(tx, rx, None)
@@ -148,18 +155,22 @@ impl<T> Queue<T> {
         value
     }
 
+    /// Items waiting now.
     pub fn len(&self) -> usize {
         self.inner.rx.len()
     }
 
+    /// Whether no item is waiting.
     pub fn is_empty(&self) -> bool {
         self.inner.rx.is_empty()
     }
 
+    /// The most items the queue holds; `None` when unbounded.
     pub fn capacity(&self) -> Option<usize> {
         self.inner.capacity
     }
 
+    /// Its depth, capacity and totals now.
     pub fn snapshot(&self) -> QueueSnapshot {
         QueueSnapshot {
             depth: self.len() as u64,

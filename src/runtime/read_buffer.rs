@@ -78,10 +78,13 @@ impl ReadBuffer {
         }
     }
 
+    /// Whether any received bytes are still unconsumed.
     pub fn has_pending(&self) -> bool {
         self.start < self.end
     }
 
+    /// Marks the first `n` pending bytes as used (all of them if `n` is
+    /// larger).
     pub fn consume(&mut self, n: usize) {
         let (start, end) = self.bounds();
         let start = (start + n).min(end);

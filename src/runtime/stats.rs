@@ -11,11 +11,14 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 pub struct Counter(AtomicU64);
 
 impl Counter {
+    /// Adds one; owning thread only.
     #[inline]
     pub fn bump(&self) {
         self.add_local(1);
     }
 
+    /// Adds `n` with a plain load and store; owning thread only, or counts
+    /// are lost.
     #[inline]
     pub fn add_local(&self, n: u64) {
         self.0.store(
@@ -24,11 +27,13 @@ impl Counter {
         );
     }
 
+    /// Adds `n` atomically; safe from any thread.
     #[inline]
     pub fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// The count now (wraps at `u64::MAX`).
     #[inline]
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
@@ -44,11 +49,13 @@ impl Counter {
 pub struct Gauge(AtomicI64);
 
 impl Gauge {
+    /// Raises the level by one; owning thread only.
     #[inline]
     pub fn inc(&self) {
         self.add_local(1);
     }
 
+    /// Lowers the level by one; owning thread only.
     #[inline]
     pub fn dec(&self) {
         self.add_local(-1);
@@ -62,11 +69,13 @@ impl Gauge {
         );
     }
 
+    /// Replaces the level with `n`.
     #[inline]
     pub fn set(&self, n: i64) {
         self.0.store(n, Ordering::Relaxed);
     }
 
+    /// The level now; may be negative on one worker (see above).
     #[inline]
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
@@ -75,36 +84,55 @@ impl Gauge {
 
 /// Per-worker scheduler counters.
 #[derive(Default, Debug)]
-pub struct WorkerStats {
-    pub spawned: Counter,
-    pub completed: Counter,
-    pub panicked: Counter,
+pub(crate) struct WorkerStats {
+    /// Green threads started on the worker, locally or injected.
+    pub(crate) spawned: Counter,
+    /// Green threads that ran to completion.
+    pub(crate) completed: Counter,
+    /// Green threads that panicked, plus panics reported by `count_panic`.
+    pub(crate) panicked: Counter,
     /// Green threads currently alive on the worker.
-    pub alive: Gauge,
-    pub polls: Counter,
+    pub(crate) alive: Gauge,
+    /// Times a green thread was polled.
+    pub(crate) polls: Counter,
     /// Polls that ended `Pending`.
-    pub parks: Counter,
-    pub wakes_local: Counter,
+    pub(crate) parks: Counter,
+    /// Wakes made on the worker itself, straight onto its ready queue.
+    pub(crate) wakes_local: Counter,
     /// Wakes that arrived from another thread through the injection queue.
-    pub wakes_remote: Counter,
-    pub io_events: Counter,
-    pub timer_fires: Counter,
+    pub(crate) wakes_remote: Counter,
+    /// Readiness events the worker's reactor returned.
+    pub(crate) io_events: Counter,
+    /// Timers (sleeps, timeouts) that fired on the worker.
+    pub(crate) timer_fires: Counter,
 }
 
 /// A copy of one worker's counters at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WorkerSnapshot {
+    /// The worker's index, from 0.
     pub worker: usize,
+    /// Green threads started, locally or injected.
     pub spawned: u64,
+    /// Green threads that ran to completion.
     pub completed: u64,
+    /// Green threads that panicked, plus panics counted by `count_panic`.
     pub panicked: u64,
+    /// Green threads alive at the moment of the copy.
     pub alive: u64,
+    /// Times a green thread was polled.
     pub polls: u64,
+    /// Polls that ended `Pending`.
     pub parks: u64,
+    /// Wakes made on the worker itself.
     pub wakes_local: u64,
+    /// Wakes that arrived from another thread through the injection queue.
     pub wakes_remote: u64,
+    /// Readiness events from the worker's reactor.
     pub io_events: u64,
+    /// Timers that fired.
     pub timer_fires: u64,
+    /// Spawns and wakes sent to the worker but not yet taken in.
     pub injected_pending: u64,
 }
 

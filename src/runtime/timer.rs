@@ -82,6 +82,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 }
 
 impl Sleep {
+    /// When this sleep completes.
     pub fn deadline(&self) -> Instant {
         self.deadline
     }

@@ -39,11 +39,15 @@ pub enum Change {
     Overflow,
 }
 
+/// An inotify instance registered with the reactor, watching any number of
+/// files and directories.
 pub struct FileWatcher {
     fd: Async<OwnedFd>,
 }
 
 impl FileWatcher {
+    /// A watcher with no watches yet; fails if inotify cannot be set up
+    /// (e.g. the per-user instance limit is reached).
     pub fn new() -> io::Result<FileWatcher> {
         // SAFETY: inotify_init1 takes no pointers; a negative result is an error.
         let fd = syscall!(libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC))?;

@@ -57,6 +57,7 @@ impl Drop for Slot {
 
 /// A client connection on its way along the line.
 pub struct Conn {
+    /// The client's socket, non-blocking.
     pub stream: TcpStream,
     /// Bytes read ahead of the next request; also numbers the last read
     /// (`ReadBuffer::received_seq`).
@@ -69,6 +70,8 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// A fresh connection holding `slot` until it is dropped: no bytes
+    /// buffered, no requests served, ready as of the worker's current turn.
     pub fn new(stream: TcpStream, slot: Slot) -> Conn {
         Conn {
             stream,

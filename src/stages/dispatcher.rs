@@ -19,8 +19,13 @@ use crate::runtime::{self, Handle, PooledFuture};
 
 use super::{Dispatcher, Handler, Line};
 
+/// The `spawn` dispatcher: one loop per worker pops connections and spawns a
+/// green thread for each request.
 pub struct SpawnPerRequest;
 
+/// The `pool` dispatcher: `size` long-lived handler green threads per worker
+/// run requests in place, moving one to its own green thread when it waits
+/// on its client.
 pub struct Pool {
     /// Handler green threads per worker.
     pub size: usize,
