@@ -19,6 +19,7 @@ use crate::config::{parse_duration, ConfigError};
 use crate::http::{ChunkedDecoder, Step};
 use crate::runtime::{self, timeout, Runtime, TcpStream};
 
+/// The `conveyor bench --help` text.
 pub const USAGE: &str = "\
 usage: conveyor bench URL [-c CONNECTIONS] [-d DURATION | -n REQUESTS] [--pipeline DEPTH]
                           [--close] [--threads N] [--json]
@@ -33,36 +34,56 @@ usage: conveyor bench URL [-c CONNECTIONS] [-d DURATION | -n REQUESTS] [--pipeli
   --json         print the result as JSON
 ";
 
+/// How to run the load, as parsed from `conveyor bench` arguments.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BenchOptions {
+    /// The address connected to: the URL's host, resolved (port 80 if none).
     pub addr: SocketAddr,
+    /// The URL's `HOST[:PORT]`, sent as the Host header.
     pub host: String,
+    /// The request target, from the URL (`/` if it has none).
     pub path: String,
+    /// `-c`: connections kept open at once (default 64).
     pub connections: usize,
+    /// `-d`: how long to run (default 5 s); ignored when `requests` is set.
     pub duration: Duration,
+    /// `-n`: stop after this many requests instead of after `duration`.
     pub requests: Option<u64>,
+    /// `--pipeline`: requests sent per write, and responses read per batch (default 1).
     pub pipeline: usize,
+    /// `--close`: a new connection per request, sending `Connection: close`.
     pub close: bool,
+    /// `--threads`: client worker threads (default: one per core).
     pub threads: usize,
+    /// `--json`: print the result as JSON rather than a table.
     pub json: bool,
 }
 
 /// What a run measured.
 #[derive(Clone, Debug)]
 pub struct BenchReport {
+    /// Wall-clock time of the run.
     pub elapsed: Duration,
+    /// Requests answered with a valid 2xx or 3xx response.
     pub requests: u64,
+    /// Response bytes received, heads and bodies.
     pub bytes: u64,
+    /// Requests that failed: connect error, timeout (10 s), bad or error response.
     pub errors: u64,
+    /// Connections opened during the run, reconnects included.
     pub connections_opened: u64,
+    /// Latency in microseconds, one sample per request: from sending its
+    /// batch (`--pipeline`) until the whole batch is answered.
     pub latency: Histogram<u64>,
 }
 
 impl BenchReport {
+    /// Answered requests per second of `elapsed`.
     pub fn requests_per_sec(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
+    /// Response bytes received per second of `elapsed`.
     pub fn bytes_per_sec(&self) -> f64 {
         self.bytes as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
@@ -72,6 +93,7 @@ impl BenchReport {
         self.latency.value_at_quantile(q)
     }
 
+    /// The result as a Markdown table, headed by what was run.
     pub fn table(&self, options: &BenchOptions) -> String {
         let mode = if options.close {
             "close".to_string()
@@ -103,6 +125,7 @@ impl BenchReport {
         )
     }
 
+    /// The result as one JSON object (rates, latency percentiles in µs, errors).
     pub fn json(&self) -> String {
         format!(
             "{{\"duration_secs\":{:.3},\"requests\":{},\"requests_per_sec\":{:.1},\"bytes_per_sec\":{:.1},\"latency_us\":{{\"p50\":{},\"p90\":{},\"p99\":{},\"max\":{}}},\"errors\":{},\"connections_opened\":{}}}",

@@ -21,6 +21,7 @@ pub struct Key {
     pub default: Literal,
     /// The names the value may take, for keys that are a choice; else empty.
     pub choices: &'static [&'static str],
+    /// One line on what the key controls; the comment above it in [`reference()`].
     pub doc: &'static str,
     /// Reads a value into its field, or says why it is refused.
     pub(crate) set: fn(&mut Config, &Value) -> Parsed<()>,
@@ -30,14 +31,18 @@ pub struct Key {
 /// default can never mean something a file could not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Literal {
+    /// A TOML string: durations, sizes, names, paths.
     Str(&'static str),
+    /// A TOML integer.
     Int(i64),
+    /// A TOML boolean.
     Bool(bool),
 }
 
 use Literal::{Bool, Int, Str};
 
 impl Literal {
+    /// The TOML value it writes, as a file would give it to the key's parser.
     pub fn to_value(self) -> Value {
         match self {
             Str(s) => Value::String(s.to_string()),

@@ -18,7 +18,9 @@ pub(crate) type Reason = String;
 
 pub(crate) type Parsed<T> = Result<T, Reason>;
 
+/// How to write a listen address; ends the message for an invalid `listen` or `--listen`.
 pub const LISTEN_FIX: &str = "write it as IP:PORT, like \"127.0.0.1:8080\" or \"[::1]:8080\"";
+/// The allowed worker counts; ends the message for an invalid `workers` or `--workers`.
 pub const WORKERS_FIX: &str = "use an integer from 0 (one per core) to 1024";
 const DURATION_FIX: &str = "write it like \"10s\", \"500ms\" or \"2m\"";
 const SIZE_FIX: &str = "write bytes as an integer or like \"512B\", \"64KiB\", \"4GiB\" or \"1MB\"";
@@ -33,6 +35,7 @@ fn invalid(fix: &str) -> Reason {
     format!("is invalid; {fix}")
 }
 
+/// An `IP:PORT` socket address (IPv6 in brackets), surrounding spaces ignored.
 pub fn parse_listen(s: &str) -> Option<SocketAddr> {
     s.trim().parse().ok()
 }

@@ -13,6 +13,7 @@ pub const MAX_TRAILERS: usize = 8192;
 /// 16 hex digits fill a u64; more can only overflow or be padding abuse.
 const MAX_HEX_DIGITS: u32 = 16;
 
+/// What [`ChunkedDecoder::step`] found at the front of its input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// `input[r]` is body data; consume up to `r.end`.
@@ -77,6 +78,7 @@ enum Ext {
     AfterValue,
 }
 
+/// Decodes one chunked body, fed the unconsumed bytes through [`step`](Self::step).
 #[derive(Debug, Clone)]
 pub struct ChunkedDecoder {
     state: State,
@@ -119,6 +121,7 @@ fn is_ws(b: u8) -> bool {
 }
 
 impl ChunkedDecoder {
+    /// A decoder at the start of a body.
     pub fn new() -> Self {
         ChunkedDecoder {
             state: State::Size {
@@ -134,9 +137,10 @@ impl ChunkedDecoder {
         self.state == State::Done
     }
 
-    /// Look at `input` (bytes not yet consumed). Data(r): input[r] is body data and
-    /// the caller consumes up to r.end; Skip(n): n framing bytes consumed; NeedMore:
-    /// nothing can be decided without more bytes; Done(n): body ended after n bytes.
+    /// Look at `input` (bytes not yet consumed). `Data(r)`: `input[r]` is body
+    /// data and the caller consumes up to `r.end`; `Skip(n)`: `n` framing bytes
+    /// consumed; `NeedMore`: nothing can be decided without more bytes;
+    /// `Done(n)`: body ended after `n` bytes.
     pub fn step(&mut self, input: &[u8]) -> Result<Step, HttpError> {
         let mut pos = 0;
         loop {

@@ -25,15 +25,24 @@ impl Default for Limits {
     }
 }
 
+/// A request method; matched case-sensitively, so `get` is `Other`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Method {
+    /// `GET`.
     Get,
+    /// `HEAD`.
     Head,
+    /// `POST`.
     Post,
+    /// `PUT`.
     Put,
+    /// `DELETE`.
     Delete,
+    /// `OPTIONS`.
     Options,
+    /// `PATCH`.
     Patch,
+    /// Any other token, as sent.
     Other(String),
 }
 
@@ -52,6 +61,7 @@ impl Method {
         }
     }
 
+    /// The method token as it appears on the request line.
     pub fn as_str(&self) -> &str {
         match self {
             Method::Get => "GET",
@@ -66,30 +76,51 @@ impl Method {
     }
 }
 
+/// How the request body is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFraming {
+    /// No Content-Length or Transfer-Encoding: no body.
     None,
+    /// `Content-Length`: exactly this many bytes.
     Length(u64),
+    /// `Transfer-Encoding: chunked`; decode with [`ChunkedDecoder`](crate::http::ChunkedDecoder).
     Chunked,
 }
 
+/// A parsed request preamble: the request line and the headers the server acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// The request method.
     pub method: Method,
     /// origin-form path and query (absolute-form is reduced to this), or "*".
     pub target: String,
+    /// The `d` in `HTTP/1.d`: 0 or 1.
     pub minor_version: u8,
+    /// The Host header, or the authority of an absolute-form target; always
+    /// set for HTTP/1.1.
     pub host: Option<String>,
+    /// The connection may serve another request: HTTP/1.1 without
+    /// `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`.
     pub keep_alive: bool,
+    /// How the body is delimited.
     pub body: BodyFraming,
+    /// An HTTP/1.1 request sent `Expect: 100-continue` (ignored in HTTP/1.0).
     pub expect_continue: bool,
+    /// If-Match, repeated fields joined with ", ".
     pub if_match: Option<String>,
+    /// If-None-Match, repeated fields joined with ", ".
     pub if_none_match: Option<String>,
+    /// If-Modified-Since, unparsed.
     pub if_modified_since: Option<String>,
+    /// If-Unmodified-Since, unparsed.
     pub if_unmodified_since: Option<String>,
+    /// Range, unparsed.
     pub range: Option<String>,
+    /// If-Range, unparsed.
     pub if_range: Option<String>,
+    /// The first User-Agent, invalid UTF-8 replaced (for the access log).
     pub user_agent: Option<String>,
+    /// The first Referer, invalid UTF-8 replaced (for the access log).
     pub referer: Option<String>,
     /// Bytes of leading empty lines + request line + headers + final CRLF.
     pub preamble_len: usize,
@@ -112,12 +143,14 @@ impl Request {
 /// A request the server must refuse; the connection should be closed afterwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpError {
+    /// The status code to answer with (400, 414, 431, 501, …).
     pub status: u16,
     /// Short human text for the error body.
     pub message: &'static str,
 }
 
 impl HttpError {
+    /// An error answered with `status` and `message`.
     pub const fn new(status: u16, message: &'static str) -> Self {
         HttpError { status, message }
     }

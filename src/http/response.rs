@@ -3,13 +3,19 @@
 use crate::http::date::http_date_now;
 use crate::http::status::reason;
 
+/// The interim response sent before reading a body the client is waiting to send.
 pub const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+/// The `Server` header value: `conveyor/` and the crate version.
 pub const SERVER: &str = concat!("conveyor/", env!("CARGO_PKG_VERSION"));
 
+/// What [`write_head`] writes: a response's status and headers.
 #[derive(Debug, Clone, Copy)]
 pub struct Head<'a> {
+    /// The status code; the reason phrase comes from [`reason`].
     pub status: u16,
+    /// The Content-Length header; `None` writes none (e.g. chunked bodies).
     pub content_length: Option<u64>,
+    /// The Content-Type header; `None` writes none.
     pub content_type: Option<&'a str>,
     /// Header lines formatted in advance, each ending in CRLF (a cached
     /// file's Content-Type, ETag, …), written as they are after
@@ -20,6 +26,7 @@ pub struct Head<'a> {
     /// The request was HTTP/1.0 with keep-alive: say "Connection: keep-alive",
     /// since 1.0 clients assume close otherwise. Ignored when `!keep_alive`.
     pub http10_keep_alive: bool,
+    /// More headers as (name, value), written last; CR and LF become spaces.
     pub extra: &'a [(&'a str, &'a str)],
 }
 

@@ -1,3 +1,5 @@
+//! Reason phrases for status codes.
+
 /// Reason phrase for the status codes Conveyor sends (RFC 9110 names).
 pub fn reason(status: u16) -> &'static str {
     match status {

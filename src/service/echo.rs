@@ -13,6 +13,8 @@ use super::{write_all_timed, Exchange, Outcome, Writing};
 
 const ALLOW: &[(&str, &str)] = &[("Allow", "GET, HEAD, POST, PUT")];
 
+/// Answers one `/echo` request: GET/HEAD with the preamble, POST/PUT with the
+/// body streamed back (up to `limits.max_echo_body`), 405 for other methods.
 pub async fn serve(ex: &mut Exchange<'_>) -> Outcome {
     match ex.req.method {
         Method::Get | Method::Head => {

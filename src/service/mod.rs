@@ -87,12 +87,16 @@ pub type ServiceFuture<'a> = PooledFuture<'a, Outcome>;
 
 /// One request and everything needed to answer it.
 pub struct Exchange<'a> {
+    /// The parsed request.
     pub req: &'a Request,
+    /// The connection, for services that write to it themselves.
     pub stream: &'a TcpStream,
     /// The connection's unconsumed bytes: the preamble (until consumed),
     /// then the body and any pipelined requests.
     pub input: &'a mut ReadBuffer,
+    /// The output buffer: responses are appended here and sent on flush.
     pub out: &'a mut Vec<u8>,
+    /// What the service may know of the server.
     pub ctx: &'a ServiceContext<'a>,
     /// Whether the connection may stay open after this response.
     pub keep_alive: bool,
@@ -103,13 +107,16 @@ pub struct Exchange<'a> {
 /// How a response ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outcome {
+    /// The status code sent.
     pub status: u16,
+    /// Response bytes after the head, as the access log reports them.
     pub body_bytes: u64,
     /// False when the connection must close after this response.
     pub keep_alive: bool,
 }
 
 impl<'a> Exchange<'a> {
+    /// An exchange whose preamble is still at the front of `input`.
     pub fn new(
         req: &'a Request,
         stream: &'a TcpStream,
@@ -159,6 +166,8 @@ impl Exchange<'_> {
         Ok(n)
     }
 
+    /// A response head for this request: its keep-alive, and the
+    /// `Connection: keep-alive` an HTTP/1.0 client needs.
     pub fn head<'h>(
         &self,
         status: u16,
@@ -259,6 +268,8 @@ async fn send_buffered(
     result
 }
 
+/// Writes all of `bytes` straight to `stream`, giving each write `limit` to
+/// make progress; bypasses `out` and the byte counters.
 pub async fn write_all_timed(stream: &TcpStream, bytes: &[u8], limit: Duration) -> io::Result<()> {
     write_timed(stream, bytes, limit, Push::Now).await
 }

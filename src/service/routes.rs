@@ -19,7 +19,9 @@ pub enum Target {
     Echo,
     /// `/status`: the line's counters.
     Status,
+    /// Static files under the root.
     Files(StaticFiles),
+    /// A service a library user mounted.
     Mounted(Arc<dyn Service>),
 }
 
@@ -34,6 +36,7 @@ impl Target {
         }
     }
 
+    /// Answers the request with this target's service.
     pub async fn serve(&self, ex: &mut Exchange<'_>) -> Outcome {
         match self {
             // Boxed, like the other rare paths (draining, sendfile): the
@@ -50,11 +53,14 @@ impl Target {
 /// starts with `"/x/"`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RoutePath {
+    /// This path alone.
     Exact(String),
+    /// Every path that starts with this string (`"/x/"` for `"/x/*"`).
     Prefix(String),
 }
 
 impl RoutePath {
+    /// A path ending in `*` is a prefix (the `*` dropped); any other is exact.
     pub fn parse(path: &str) -> RoutePath {
         match path.strip_suffix('*') {
             Some(prefix) => RoutePath::Prefix(prefix.to_string()),
@@ -63,6 +69,8 @@ impl RoutePath {
     }
 }
 
+/// Which [`Target`] answers each request path: exact routes, then prefixes,
+/// then the fallback (static files).
 pub struct RouteTable {
     exact: Vec<(String, Target)>,
     /// Longest first: the first match is the most specific.

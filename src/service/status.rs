@@ -11,18 +11,26 @@ use super::{Exchange, Outcome};
 
 /// Everything `/status` reports, gathered at one moment.
 pub struct Report {
+    /// Seconds since the server started.
     pub uptime_secs: f64,
+    /// Worker threads.
     pub workers: usize,
+    /// (stage, implementation name) for the acceptor, dispatcher and handler.
     pub stages: [(&'static str, String); 3],
+    /// Connection, request, byte and latency counters summed over all workers.
     pub totals: Totals,
+    /// One per worker, in worker order.
     pub queues: Vec<QueueReport>,
+    /// Each worker's scheduler counters; empty outside a runtime.
     pub scheduler: Vec<WorkerSnapshot>,
 }
 
 /// A worker's pending queue, as `/status` shows it.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct QueueReport {
+    /// The queue's depth, capacity and totals.
     pub queue: QueueSnapshot,
+    /// Kept-alive connections this worker put back on its queue.
     pub recycled: u64,
     /// Connections parked until their next request arrives.
     pub idle: u64,
@@ -31,9 +39,12 @@ pub struct QueueReport {
 /// Gathers the report: implemented by the line the stages share, which
 /// services do not see otherwise.
 pub trait StatusSource {
+    /// The report as of now.
     fn report(&self) -> Report;
 }
 
+/// Answers GET or HEAD with the report, as JSON or, with `?format=prometheus`,
+/// Prometheus text; 405 for other methods.
 pub fn serve(ex: &mut Exchange<'_>) -> Outcome {
     ex.consume_preamble();
     if !matches!(ex.req.method, Method::Get | Method::Head) {
@@ -76,6 +87,7 @@ fn json_string(s: &str) -> String {
     out
 }
 
+/// The report as one JSON object (what `GET /status` returns).
 pub fn to_json(r: &Report) -> String {
     let t = &r.totals;
     let mut s = String::with_capacity(2048);
@@ -135,6 +147,7 @@ pub fn to_json(r: &Report) -> String {
     s
 }
 
+/// The report in the Prometheus text exposition format, metrics prefixed `conveyor_`.
 pub fn to_prometheus(r: &Report) -> String {
     let t = &r.totals;
     let mut s = String::with_capacity(4096);

@@ -13,6 +13,8 @@ pub struct Validators {
 }
 
 impl Validators {
+    /// The ETag (mtime seconds, nanoseconds and length, in hex) and
+    /// Last-Modified of a file; a missing mtime counts as the epoch.
     pub fn from_metadata(meta: &Metadata) -> Validators {
         // A missing or pre-epoch mtime degrades to the epoch rather than failing.
         let since_epoch = meta
@@ -42,18 +44,26 @@ impl Validators {
 /// The conditional request headers, raw.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Preconditions<'a> {
+    /// If-Match: an ETag list or `*`.
     pub if_match: Option<&'a str>,
+    /// If-None-Match: an ETag list or `*`.
     pub if_none_match: Option<&'a str>,
+    /// If-Modified-Since: an HTTP date.
     pub if_modified_since: Option<&'a str>,
+    /// If-Unmodified-Since: an HTTP date.
     pub if_unmodified_since: Option<&'a str>,
+    /// If-Range: an ETag or an HTTP date.
     pub if_range: Option<&'a str>,
 }
 
 /// How to answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    /// Serve the file; a Range header may be used only if `honor_range`.
-    Proceed { honor_range: bool },
+    /// Serve the file.
+    Proceed {
+        /// The Range header may be used (If-Range, if any, matched).
+        honor_range: bool,
+    },
     /// 304.
     NotModified,
     /// 412.

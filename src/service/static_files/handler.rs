@@ -18,6 +18,7 @@ use super::{
     evaluate, parse_range, unsatisfied_range, Decision, Preconditions, RangeOutcome, ResolveOptions,
 };
 
+/// Serves the files under a root directory, with one in-memory cache per worker.
 pub struct StaticFiles {
     /// Files are opened beneath this descriptor, never by a path.
     pub(super) root: RootDir,
@@ -42,6 +43,8 @@ impl StaticFiles {
         })
     }
 
+    /// Answers GET or HEAD with the file at the request path (200, 206, 304,
+    /// 301 to add a slash, or an error); 405 for other methods.
     pub async fn serve(&self, ex: &mut Exchange<'_>) -> Outcome {
         ex.consume_preamble();
         if !matches!(ex.req.method, Method::Get | Method::Head) {

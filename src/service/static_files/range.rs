@@ -7,7 +7,12 @@ pub enum RangeOutcome {
     /// 200 with the whole file: no Range, multi-range, other unit, or invalid.
     Full,
     /// 206 with bytes `start..=end_inclusive`.
-    Partial { start: u64, end_inclusive: u64 },
+    Partial {
+        /// Offset of the first byte sent.
+        start: u64,
+        /// Offset of the last byte sent; always below the file's length.
+        end_inclusive: u64,
+    },
     /// 416.
     Unsatisfiable,
 }

@@ -38,14 +38,16 @@ impl Default for ResolveOptions {
 /// What the request path refers to.
 #[derive(Debug)]
 pub enum Resolved {
-    /// A regular file to serve (for a directory: its index file), open for
-    /// reading. `meta` is `fstat` of `file`; `path` is where the URL says it
-    /// is (for inotify and the content type), never opened again. `direct`:
-    /// no symlink was followed, so the file is at `path`.
+    /// A regular file to serve (for a directory: its index file).
     File {
+        /// Where the URL says the file is (for inotify and the content
+        /// type); never opened again.
         path: PathBuf,
+        /// `fstat` of `file`.
         meta: Metadata,
+        /// No symlink was followed, so the file is at `path`.
         direct: bool,
+        /// The file, open for reading.
         file: File,
     },
     /// A directory asked for without trailing slash: the Location value.
