@@ -33,35 +33,32 @@ static LIVE_ALLOCS: AtomicIsize = AtomicIsize::new(0);
 // SAFETY: every call is forwarded unchanged to `System`.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        unsafe {
-            if COUNTING.load(Ordering::Relaxed) {
-                LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
-                LIVE_ALLOCS.fetch_add(1, Ordering::Relaxed);
-            }
-            System.alloc(layout)
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            LIVE_ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
+        // SAFETY: the caller's contract for `alloc`, passed on unchanged.
+        unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe {
-            if COUNTING.load(Ordering::Relaxed) {
-                LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-                LIVE_ALLOCS.fetch_sub(1, Ordering::Relaxed);
-            }
-            System.dealloc(ptr, layout)
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+            LIVE_ALLOCS.fetch_sub(1, Ordering::Relaxed);
         }
+        // SAFETY: `ptr` came from `System.alloc` with `layout` (see `alloc`).
+        unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        unsafe {
-            if COUNTING.load(Ordering::Relaxed) {
-                LIVE_BYTES.fetch_add(
-                    new_size as isize - layout.size() as isize,
-                    Ordering::Relaxed,
-                );
-            }
-            System.realloc(ptr, layout, new_size)
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_BYTES.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
         }
+        // SAFETY: the caller's contract for `realloc`, passed on unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
 

@@ -9,13 +9,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::http::Request;
 
 #[derive(Clone)]
-pub struct AccessLog {
+pub(crate) struct AccessLog {
     out: Arc<Mutex<BufWriter<Box<dyn Write + Send>>>>,
 }
 
 impl AccessLog {
     /// `-` is standard output; anything else a file opened for appending.
-    pub fn open(path: &str) -> io::Result<AccessLog> {
+    pub(crate) fn open(path: &str) -> io::Result<AccessLog> {
         let sink: Box<dyn Write + Send> = if path == "-" {
             Box::new(io::stdout())
         } else {
@@ -29,7 +29,13 @@ impl AccessLog {
     /// `host - - [time] "request line" status bytes "referer" "user-agent"`.
     /// Every field the client wrote is escaped (see [`push_escaped`]), so a
     /// request cannot forge fields or lines.
-    pub fn record(&self, peer: Option<SocketAddr>, req: Option<&Request>, status: u16, bytes: u64) {
+    pub(crate) fn record(
+        &self,
+        peer: Option<SocketAddr>,
+        req: Option<&Request>,
+        status: u16,
+        bytes: u64,
+    ) {
         use std::fmt::Write as _;
         let host = peer.map_or_else(|| "-".to_string(), |p| p.ip().to_string());
         let mut line = String::with_capacity(160);
@@ -57,7 +63,7 @@ impl AccessLog {
         let _ = out.write_all(line.as_bytes());
     }
 
-    pub fn flush(&self) {
+    pub(crate) fn flush(&self) {
         let _ = self
             .out
             .lock()

@@ -14,9 +14,9 @@
 //! - [`server`]: assembling the line from a [`config::Config`], and taking
 //!   it down gracefully.
 //! - [`config`]: defaults, reading TOML, validation.
-//! - [`metrics`]: per-worker counters and gauges that `/status` sums.
-//! - [`access_log`]: the combined-format access log.
-//! - [`bench`]: `conveyor bench`, the load generator.
+//! - `metrics` (crate-private): per-worker counters and gauges that `/status` sums.
+//! - `access_log` (crate-private): the combined-format access log.
+//! - [`bench`](mod@bench): `conveyor bench`, the load generator.
 
 pub(crate) mod access_log;
 pub mod bench;

@@ -1,8 +1,8 @@
 //! Conveyor's green-thread runtime: a cooperative scheduler per worker thread
 //! on top of `polling`. It knows nothing of HTTP.
 //!
-//! - [`executor`]: the ready queue, the injection queue, the run loop.
-//! - [`reactor`] and [`io`]: parking green threads on file descriptors.
+//! - `executor` (private): the ready queue, the injection queue, the run loop.
+//! - `reactor` (private) and [`io`]: parking green threads on file descriptors.
 //! - [`timer`]: `sleep`, `timeout`, deadlines folded into the wait timeout.
 //! - [`queue`]: async bounded/unbounded queues on crossbeam-channel.
 //! - [`latch`]: a flag green threads can await (shutdown).
