@@ -147,6 +147,29 @@ pub fn to_json(r: &Report) -> String {
     s
 }
 
+/// A metric family per row of `table` (name, type, help, field), with one
+/// sample per item labelled by its worker.
+type Family<'a, T> = (&'a str, &'a str, &'a str, fn(&T) -> u64);
+
+fn per_worker<T>(
+    items: &[T],
+    worker_of: fn(usize, &T) -> usize,
+    table: &[Family<'_, T>],
+    metric: &mut impl FnMut(&str, &str, &str, &[(String, String)]),
+) {
+    for (name, kind, help, field) in table {
+        let samples: Vec<_> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let worker = worker_of(i, item);
+                (format!("{{worker=\"{worker}\"}}"), field(item).to_string())
+            })
+            .collect();
+        metric(name, kind, help, &samples);
+    }
+}
+
 /// The report in the Prometheus text exposition format, metrics prefixed `conveyor_`.
 pub fn to_prometheus(r: &Report) -> String {
     let t = &r.totals;
@@ -286,15 +309,7 @@ pub fn to_prometheus(r: &Report) -> String {
             |q| q.idle,
         ),
     ];
-    for (name, kind, help, field) in queue_metrics {
-        let samples: Vec<_> = r
-            .queues
-            .iter()
-            .enumerate()
-            .map(|(w, q)| (format!("{{worker=\"{w}\"}}"), field(q).to_string()))
-            .collect();
-        metric(name, kind, help, &samples);
-    }
+    per_worker(&r.queues, |w, _| w, &queue_metrics, &mut metric);
     type WorkerField = fn(&WorkerSnapshot) -> u64;
     let worker_metrics: [(&str, &str, &str, WorkerField); 9] = [
         (
@@ -352,13 +367,6 @@ pub fn to_prometheus(r: &Report) -> String {
             |w| w.timer_fires,
         ),
     ];
-    for (name, kind, help, field) in worker_metrics {
-        let samples: Vec<_> = r
-            .scheduler
-            .iter()
-            .map(|w| (format!("{{worker=\"{}\"}}", w.worker), field(w).to_string()))
-            .collect();
-        metric(name, kind, help, &samples);
-    }
+    per_worker(&r.scheduler, |_, w| w.worker, &worker_metrics, &mut metric);
     s
 }
