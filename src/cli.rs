@@ -1,14 +1,13 @@
 //! Command-line parsing and how its flags override the config file.
 
 use std::ffi::{OsStr, OsString};
-use std::net::SocketAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use conveyor::config::{
-    parse_listen, resolve_workers, AcceptorKind, Config, ConfigError, DispatcherKind, UnknownName,
-    DEFAULT_CONFIG_PATH, LISTEN_FIX, MAX_WORKERS, WORKERS_FIX,
+    parse_listen, resolve_workers, AcceptorKind, Config, ConfigError, DispatcherKind, Listen,
+    LogLevel, UnknownName, DEFAULT_CONFIG_PATH, LISTEN_FIX, MAX_WORKERS, WORKERS_FIX,
 };
 
 const USAGE: &str = "\
@@ -26,6 +25,7 @@ Options (override the config file):
   --acceptor NAME     how connections are accepted:
 {acceptors}  --dispatcher NAME   how requests get a handler:
 {dispatchers}  --access-log        log each request (to the config's log.access_log_path, stdout by default)
+  -v, --verbose       log why each refused request was refused, to stderr (log.level = \"debug\")
   -h, --help          print this help
   -V, --version       print the version
 
@@ -63,12 +63,14 @@ pub(crate) enum Command {
 pub(crate) struct ServeArgs {
     pub root: Option<PathBuf>,
     pub config: Option<PathBuf>,
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<Listen>,
     /// As given: 0 means one per core, resolved by `apply`.
     pub workers: Option<usize>,
     pub acceptor: Option<AcceptorKind>,
     pub dispatcher: Option<DispatcherKind>,
     pub access_log: bool,
+    /// `--verbose`: `log.level = "debug"`.
+    pub verbose: bool,
 }
 
 fn err(msg: String) -> ConfigError {
@@ -142,6 +144,10 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
                 return Err(err("--access-log takes no value".to_string()))
             }
             "--access-log" => out.access_log = true,
+            "-v" | "--verbose" if inline.is_some() => {
+                return Err(err("--verbose takes no value".to_string()))
+            }
+            "-v" | "--verbose" => out.verbose = true,
             _ => return Err(err(format!("unknown option {flag}"))),
         }
     }
@@ -163,8 +169,8 @@ impl ServeArgs {
         if let Some(root) = &self.root {
             config.root = root.clone();
         }
-        if let Some(listen) = self.listen {
-            config.listen = listen;
+        if let Some(listen) = &self.listen {
+            config.listen = listen.clone();
         }
         if let Some(n) = self.workers {
             if n > MAX_WORKERS {
@@ -183,17 +189,27 @@ impl ServeArgs {
         if self.access_log {
             config.log.access_log = true;
         }
+        if self.verbose {
+            config.log.level = LogLevel::Debug;
+        }
         Ok(())
+    }
+}
+
+/// The config file `conveyor [ROOT] ...` reads: `--config`, else the
+/// default path when it exists, else none (the defaults).
+pub(crate) fn config_path(args: &ServeArgs) -> Option<PathBuf> {
+    match &args.config {
+        Some(path) => Some(path.clone()),
+        None if Path::new(DEFAULT_CONFIG_PATH).exists() => Some(DEFAULT_CONFIG_PATH.into()),
+        None => None,
     }
 }
 
 /// The config for `conveyor [ROOT] ...`: file (or defaults), then flags, then the root check.
 pub(crate) fn load_for_serve(args: &ServeArgs) -> Result<Config, ConfigError> {
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
-            Config::load(Path::new(DEFAULT_CONFIG_PATH))?
-        }
+    let mut config = match config_path(args) {
+        Some(path) => Config::load(&path)?,
         None => Config::default(),
     };
     args.apply(&mut config)?;
@@ -233,6 +249,7 @@ mod tests {
             "--dispatcher",
             "pool",
             "--access-log",
+            "--verbose",
         ]);
         assert_eq!(
             s,
@@ -244,8 +261,10 @@ mod tests {
                 acceptor: Some(AcceptorKind::ReusePort),
                 dispatcher: Some(DispatcherKind::Pool),
                 access_log: true,
+                verbose: true,
             }
         );
+        assert!(serve(&["-v"]).verbose);
         assert_eq!(serve(&[]), ServeArgs::default());
         assert_eq!(serve(&["--", "--odd-dir"]).root, Some("--odd-dir".into()));
         assert_eq!(serve(&["--config=a=b"]).config, Some("a=b".into()));
@@ -282,6 +301,7 @@ mod tests {
         );
         assert!(fails(&["a", "b"]).contains("only one ROOT"));
         assert!(fails(&["--access-log=yes"]).contains("takes no value"));
+        assert!(fails(&["--verbose=yes"]).contains("takes no value"));
     }
 
     #[test]
@@ -294,12 +314,14 @@ mod tests {
             "--acceptor",
             "spin",
             "--access-log",
+            "--verbose",
         ]);
         s.apply(&mut c).unwrap();
         assert_eq!(c.root, PathBuf::from("/srv"));
         assert!(c.workers >= 1);
         assert_eq!(c.stages.acceptor, AcceptorKind::Spin);
         assert!(c.log.access_log);
+        assert_eq!(c.log.level, LogLevel::Debug);
         let bad = ServeArgs {
             workers: Some(MAX_WORKERS + 1),
             ..ServeArgs::default()
@@ -338,6 +360,7 @@ mod tests {
             "--acceptor",
             "--dispatcher",
             "--access-log",
+            "--verbose",
             "--help",
             "--version",
             "bench URL",

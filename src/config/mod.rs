@@ -25,10 +25,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use keys::{reference, Key, Literal, KEYS};
-pub use names::{AcceptorKind, DispatcherKind, Overload, Revalidate, UnknownName};
+pub use names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate, UnknownName};
 pub use shared::SharedConfig;
 pub use units::{parse_duration, parse_size};
-pub use value::{parse_listen, LISTEN_FIX, WORKERS_FIX};
+pub use value::{parse_listen, Listen, LISTEN_FIX, WORKERS_FIX};
 
 use crate::runtime::PollMode;
 
@@ -41,8 +41,9 @@ pub const MAX_WORKERS: usize = 1024;
 /// The whole server configuration; `Config::default()` holds every key's default.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// `listen`: the address to listen on (default 127.0.0.1:8080).
-    pub listen: SocketAddr,
+    /// `listen`: the address to listen on, or a host name whose every
+    /// address is listened on (default 127.0.0.1:8080).
+    pub listen: Listen,
     /// `root`: the directory served (default `www`).
     pub root: PathBuf,
     /// `workers`: worker threads, one scheduler each (default 0, one per core).
@@ -59,7 +60,12 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// `[static]`: how static files are served and cached.
     pub static_files: StaticConfig,
-    /// `[log]`: the access log.
+    /// `[status]`: the status endpoint (default on, at `/status`).
+    pub status: Endpoint,
+    /// `[echo]`: the echo endpoint (default on, at `/echo`; `conveyor DIR`
+    /// with no config file turns it off).
+    pub echo: Endpoint,
+    /// `[log]`: the access log and how much goes to stderr.
     pub log: LogConfig,
     /// `[runtime]`: polling and socket options.
     pub runtime: RuntimeConfig,
@@ -156,9 +162,24 @@ pub struct StaticConfig {
     pub revalidate: Revalidate,
 }
 
-/// The `[log]` table: the access log.
+/// The `[status]` or `[echo]` table: whether a built-in endpoint answers,
+/// and at which path (the path is then no longer a static file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    /// `status.enabled`, `echo.enabled`: answer at `path`; false leaves the
+    /// path to the static files.
+    pub enabled: bool,
+    /// `status.path`, `echo.path`: the exact request path answered, starting
+    /// with "/" (like "/_conveyor/status").
+    pub path: String,
+}
+
+/// The `[log]` table: the access log and how much goes to stderr.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
+    /// `log.level`: "debug" adds one stderr line per refused request, saying
+    /// why; `--verbose` sets it (default `info`).
+    pub level: LogLevel,
     /// `log.access_log`: log one line per request, in the combined log format
     /// (default false).
     pub access_log: bool,
@@ -192,7 +213,7 @@ impl Config {
     /// (`Config::default()` in `keys.rs`); these values are never used.
     fn blank() -> Config {
         Config {
-            listen: SocketAddr::from(([0, 0, 0, 0], 0)),
+            listen: Listen::Addr(SocketAddr::from(([0, 0, 0, 0], 0))),
             root: PathBuf::new(),
             workers: 1,
             stages: Stages {
@@ -229,7 +250,16 @@ impl Config {
                 sendfile_min_size: 0,
                 revalidate: Revalidate::ALL[0],
             },
+            status: Endpoint {
+                enabled: false,
+                path: String::new(),
+            },
+            echo: Endpoint {
+                enabled: false,
+                path: String::new(),
+            },
             log: LogConfig {
+                level: LogLevel::ALL[0],
                 access_log: false,
                 access_log_path: String::new(),
             },

@@ -2,7 +2,9 @@
 //! returns the value, or the reason it was refused, worded to follow
 //! `key = value`: `is not a duration; write it like "10s", ...`.
 
-use std::net::SocketAddr;
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,7 +21,8 @@ pub(crate) type Reason = String;
 pub(crate) type Parsed<T> = Result<T, Reason>;
 
 /// How to write a listen address; ends the message for an invalid `listen` or `--listen`.
-pub const LISTEN_FIX: &str = "write it as IP:PORT, like \"127.0.0.1:8080\" or \"[::1]:8080\"";
+pub const LISTEN_FIX: &str =
+    "write it as IP:PORT or HOST:PORT, like \"127.0.0.1:8080\", \"[::1]:8080\" or \"localhost:8080\"";
 /// The allowed worker counts; ends the message for an invalid `workers` or `--workers`.
 pub const WORKERS_FIX: &str = "use an integer from 0 (one per core) to 1024";
 const DURATION_FIX: &str = "write it like \"10s\", \"500ms\" or \"2m\"";
@@ -35,9 +38,106 @@ fn invalid(fix: &str) -> Reason {
     format!("is invalid; {fix}")
 }
 
-/// An `IP:PORT` socket address (IPv6 in brackets), surrounding spaces ignored.
-pub fn parse_listen(s: &str) -> Option<SocketAddr> {
-    s.trim().parse().ok()
+/// Where to listen (`listen`, `--listen`): an `IP:PORT` (IPv6 in
+/// brackets), or a `HOST:PORT` such as `localhost:8080`, which the server
+/// resolves when it starts and listens on every address the name has.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// One address, as written.
+    Addr(SocketAddr),
+    /// A host name and a port, resolved at start-up.
+    Name {
+        /// The host name, like `localhost`.
+        host: String,
+        /// The port.
+        port: u16,
+    },
+}
+
+impl Listen {
+    /// The addresses to bind, without repeats: the one written, or every
+    /// address the name resolves to (errors name the host and the fix).
+    pub fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
+        let (host, port) = match self {
+            Listen::Addr(addr) => return Ok(vec![*addr]),
+            Listen::Name { host, port } => (host, *port),
+        };
+        let cannot = |why: String| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "cannot resolve {host}: {why}; check the name, or give an IP address \
+                     like 127.0.0.1:{port}"
+                ),
+            )
+        };
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        for addr in (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| cannot(e.to_string()))?
+        {
+            if !addrs.contains(&addr) {
+                addrs.push(addr);
+            }
+        }
+        if addrs.is_empty() {
+            return Err(cannot("it has no address".to_string()));
+        }
+        Ok(addrs)
+    }
+}
+
+impl From<SocketAddr> for Listen {
+    fn from(addr: SocketAddr) -> Listen {
+        Listen::Addr(addr)
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Listen::Addr(addr) => write!(f, "{addr}"),
+            Listen::Name { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+// One line, as the address is written: the config's pretty `Debug` counts
+// one line per key.
+impl fmt::Debug for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+impl FromStr for Listen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Listen, String> {
+        parse_listen(s).ok_or_else(|| format!("{s:?} {}", invalid(LISTEN_FIX)))
+    }
+}
+
+/// An `IP:PORT` (IPv6 in brackets) or a `HOST:PORT`, surrounding spaces
+/// ignored. A host is a DNS name (letters, digits, `-` and `.`); it is
+/// resolved only when the server starts.
+pub fn parse_listen(s: &str) -> Option<Listen> {
+    let s = s.trim();
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Some(Listen::Addr(addr));
+    }
+    let (host, port) = s.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok()?;
+    let is_name = !host.is_empty()
+        && host.len() <= 253
+        && host.starts_with(|c: char| c.is_ascii_alphabetic())
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    is_name.then(|| Listen::Name {
+        host: host.to_string(),
+        port,
+    })
 }
 
 pub(crate) fn string(v: &Value) -> Parsed<&str> {
@@ -84,7 +184,7 @@ pub(crate) fn workers(v: &Value) -> Parsed<usize> {
     Ok(resolve_workers(n as usize))
 }
 
-pub(crate) fn listen(v: &Value) -> Parsed<SocketAddr> {
+pub(crate) fn listen(v: &Value) -> Parsed<Listen> {
     parse_listen(string(v)?).ok_or_else(|| invalid(LISTEN_FIX))
 }
 
@@ -103,6 +203,30 @@ pub(crate) fn file_name(v: &Value) -> Parsed<String> {
         }
         i => Ok(i.to_string()),
     }
+}
+
+/// The exact path a built-in endpoint answers at: matched against request
+/// paths as sent, so only characters a client sends as they are.
+pub(crate) fn route_path(v: &Value) -> Parsed<String> {
+    let path = string(v)?;
+    let fix = "use a path like \"/status\" or \"/_conveyor/status\"";
+    if !path.starts_with('/') {
+        return Err(format!("does not start with \"/\"; {fix}"));
+    }
+    if path == "/" {
+        return Err(format!("would take the site's home page; {fix}"));
+    }
+    if let Some(c) = path.chars().find(|c| {
+        !c.is_ascii_graphic() || matches!(c, '*' | '?' | '#' | '%' | '\\')
+    }) {
+        return Err(format!(
+            "holds {c:?}, which an exact path cannot (no prefixes, queries or escapes); {fix}"
+        ));
+    }
+    if path.split('/').any(|s| s == "." || s == "..") {
+        return Err(format!("holds a \".\" or \"..\" segment; {fix}"));
+    }
+    Ok(path.to_string())
 }
 
 pub(crate) fn log_path(v: &Value) -> Parsed<String> {

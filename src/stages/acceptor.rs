@@ -11,6 +11,8 @@
 //!   workers' queues.
 //! - `reuseport`: one SO_REUSEPORT listener and acceptor per worker; the
 //!   kernel spreads connections and each stays on the worker that accepted it.
+//!   It refuses a port another process listens on, with or without
+//!   SO_REUSEPORT: sharing is only between this server's own listeners.
 //! - `spin`: the original design's loop — try `accept`, `yield_now` when there
 //!   is nothing. It never lets its worker sleep: one core at 100 % when idle.
 
@@ -105,6 +107,11 @@ impl Acceptor for ReusePort {
         addr: SocketAddr,
         line: &Arc<Line>,
     ) -> io::Result<SocketAddr> {
+        // SO_REUSEPORT lets any process of the same user that listens on
+        // the port with it too share it: two servers would split the
+        // connections between two sites. A bind without it fails if anyone
+        // listens there; only this server's listeners, bound next, share.
+        let addr = std::net::TcpListener::bind(addr)?.local_addr()?;
         let options = listen_options(line, true);
         let first = TcpListener::bind(addr, &options)?;
         // With port 0 the others must join the port the first one got.
