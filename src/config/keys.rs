@@ -8,7 +8,7 @@ use std::fmt;
 
 use toml::Value;
 
-use super::names::{AcceptorKind, DispatcherKind, Overload, Revalidate};
+use super::names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate};
 use super::value::{self, Parsed};
 use super::Config;
 use crate::runtime::PollMode;
@@ -105,8 +105,8 @@ macro_rules! key {
 }
 
 use value::{
-    boolean, duration, duration_or_zero, file_name, int, listen, log_path, rate, root, size,
-    workers,
+    boolean, duration, file_name, int, listen, log_path, rate, root, route_path, size,
+    whole_seconds_or_zero, workers,
 };
 
 /// Every key, in the order of `config/conveyor.toml`.
@@ -168,6 +168,16 @@ pub static KEYS: &[Key] = &[
         "Files at least this big are sent with sendfile(2); 0 = always."),
     key!("static.revalidate", static_files.revalidate: Revalidate = Inotify,
         "How a cached file is checked against the disk before it is served."),
+    key!("status.enabled", status.enabled = boolean, Bool(true),
+        "Answer the server's counters (JSON, or ?format=prometheus) at status.path."),
+    key!("status.path", status.path = route_path, Str("/status"),
+        "The path /status answers at, like \"/_conveyor/status\"; a file there is not served."),
+    key!("echo.enabled", echo.enabled = boolean, Bool(true),
+        "Answer the echo endpoint at echo.path; off for `conveyor DIR` with no config file."),
+    key!("echo.path", echo.path = route_path, Str("/echo"),
+        "The path /echo answers at, like \"/_conveyor/echo\"; a file there is not served."),
+    key!("log.level", log.level: LogLevel = Info,
+        "What goes to stderr; \"debug\" adds why each refused request was refused."),
     key!("log.access_log", log.access_log = boolean, Bool(false),
         "Log one line per request, in the combined log format."),
     key!("log.access_log_path", log.access_log_path = log_path, Str("-"),
@@ -182,8 +192,9 @@ pub static KEYS: &[Key] = &[
         Str("10s"), "Interval between TCP keepalive probes."),
     key!("runtime.tcp_notsent_lowat", runtime.tcp_notsent_lowat = size, Str("16KiB"),
         "Most unsent bytes a connection keeps queued in the kernel; 0 = kernel default."),
-    key!("runtime.tcp_defer_accept", runtime.tcp_defer_accept = duration_or_zero, Str("1s"),
-        "Hand a connection over once its request bytes arrive, or after this long; 0 = off."),
+    key!("runtime.tcp_defer_accept",
+        runtime.tcp_defer_accept = whole_seconds_or_zero, Str("1s"),
+        "Hand a connection over once its request bytes arrive, or after this many whole seconds; 0 = off."),
 ];
 
 impl Default for Config {

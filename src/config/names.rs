@@ -136,6 +136,14 @@ names! {
     }
 }
 
+names! {
+    /// How much the server tells stderr (`log.level`, `--verbose`).
+    pub enum LogLevel as "log level" {
+        Info = "info": "start-up, warnings and errors",
+        Debug = "debug": "also one line per refused request, saying why (missing, dotfile, outside the root...)",
+    }
+}
+
 // The runtime's own type: the runtime knows nothing of config, so the names
 // it is given in config live here with the others.
 impl_names!(

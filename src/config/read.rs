@@ -19,6 +19,12 @@ pub(crate) fn from_toml_str(text: &str) -> Res<Config> {
             })?;
         }
     }
+    if config.status.enabled && config.echo.enabled && config.status.path == config.echo.path {
+        return Err(ConfigError::new(format!(
+            "status.path and echo.path are both {:?}; give each endpoint its own path",
+            config.status.path
+        )));
+    }
     Ok(config)
 }
 
@@ -89,9 +95,23 @@ fn check_unknown(section: &str, table: &Table, known: &[&str]) -> Res<()> {
         .map(|k| (edit_distance(key, k), *k))
         .filter(|(d, _)| *d <= 2)
         .min();
-    let hint = match near {
-        Some((_, k)) => format!(" (did you mean {}?)", path(k)),
-        None => format!("; known keys here are {}", known.join(", ")),
+    // A known key in the wrong table (`access_log` at the top level) is
+    // pointed to where it belongs.
+    let elsewhere = KEYS
+        .iter()
+        .find(|k| k.leaf() == key && k.section() != section);
+    let hint = match (elsewhere, near) {
+        (Some(k), _) if k.section().is_empty() => format!(
+            " (did you mean {}? it belongs at the top of the file, before any [table])",
+            k.name
+        ),
+        (Some(k), _) => format!(
+            " (did you mean {}? write it under a [{}] header)",
+            k.name,
+            k.section()
+        ),
+        (None, Some((_, k))) => format!(" (did you mean {}?)", path(k)),
+        (None, None) => format!("; known keys here are {}", known.join(", ")),
     };
     Err(ConfigError::new(format!(
         "unknown {what} {}{hint}",
@@ -151,6 +171,38 @@ mod tests {
         assert_eq!(d.body_min_rate, 500);
         let c = Config::from_toml_str("[timeouts]\nbody_min_rate = 0").unwrap();
         assert_eq!(c.timeouts.body_min_rate, 0);
+    }
+
+    #[test]
+    fn endpoints_move_turn_off_and_refuse_bad_paths() {
+        let c = Config::from_toml_str(
+            "[status]\npath = \"/_conveyor/status\"\n[echo]\nenabled = false\n[log]\nlevel = \"debug\"",
+        )
+        .unwrap();
+        assert_eq!(c.status.path, "/_conveyor/status");
+        assert!(c.status.enabled && !c.echo.enabled);
+        assert_eq!(c.log.level, crate::config::LogLevel::Debug);
+        for (path, says) in [
+            ("status", "does not start with \"/\""),
+            ("/", "home page"),
+            ("/s/*", "'*'"),
+            ("/s?x", "'?'"),
+            ("/my%20s", "'%'"),
+            ("/a b", "' '"),
+            ("/a/../b", "\"..\""),
+        ] {
+            let e = err(&format!("[status]\npath = {path:?}"));
+            assert!(e.starts_with(&format!("status.path = {path:?}")), "{e}");
+            assert!(e.contains(says) && e.contains("/_conveyor/status"), "{e}");
+        }
+        let e = err("[echo]\npath = \"/status\"");
+        assert!(
+            e.contains("status.path and echo.path are both \"/status\""),
+            "{e}"
+        );
+        // One of them off: no clash.
+        Config::from_toml_str("[echo]\npath = \"/status\"\nenabled = false").unwrap();
+        assert!(err("[log]\nlevel = \"trace\"").contains("\"info\", \"debug\""));
     }
 
     #[test]
@@ -277,6 +329,53 @@ mod tests {
         assert!(err("[runtime]\ntcp_notsent_lowat = \"16k\"").contains("runtime.tcp_notsent_lowat"));
         assert!(err("[log]\naccess_log_path = \"\"").contains("log.access_log_path"));
         assert!(err("listen = ").starts_with("invalid TOML"));
+    }
+
+    #[test]
+    fn a_key_in_the_wrong_table_is_pointed_to_its_own() {
+        assert_eq!(
+            err("access_log = true"),
+            "unknown key access_log (did you mean log.access_log? write it under a [log] header)"
+        );
+        assert!(
+            err("[log]\nlisten = \"127.0.0.1:80\"")
+                .contains("did you mean listen? it belongs at the top"),
+            "{}",
+            err("[log]\nlisten = \"127.0.0.1:80\"")
+        );
+    }
+
+    #[test]
+    fn tcp_defer_accept_takes_whole_seconds_only() {
+        assert_eq!(
+            err("[runtime]\ntcp_defer_accept = \"1500ms\""),
+            "runtime.tcp_defer_accept = \"1500ms\" is not whole seconds; the kernel counts \
+             this in seconds: write \"1s\" or \"2s\", or 0 for off"
+        );
+        let c = Config::from_toml_str("[runtime]\ntcp_defer_accept = \"2000ms\"").unwrap();
+        assert_eq!(c.runtime.tcp_defer_accept, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn listen_takes_a_host_name() {
+        use crate::config::Listen;
+        let c = Config::from_toml_str("listen = \"localhost:8080\"").unwrap();
+        assert_eq!(
+            c.listen,
+            Listen::Name {
+                host: "localhost".into(),
+                port: 8080
+            }
+        );
+        assert!(c
+            .listen
+            .resolve()
+            .unwrap()
+            .iter()
+            .all(|a| a.ip().is_loopback() && a.port() == 8080));
+        assert!(err("listen = \"localhost\"").contains("localhost:8080"));
+        assert!(err("listen = \"-bad:80\"").starts_with("listen = \"-bad:80\" is invalid"));
+        assert!(err("listen = \"::1:80\"").contains("[::1]:8080"));
     }
 
     #[test]

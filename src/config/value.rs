@@ -216,9 +216,10 @@ pub(crate) fn route_path(v: &Value) -> Parsed<String> {
     if path == "/" {
         return Err(format!("would take the site's home page; {fix}"));
     }
-    if let Some(c) = path.chars().find(|c| {
-        !c.is_ascii_graphic() || matches!(c, '*' | '?' | '#' | '%' | '\\')
-    }) {
+    if let Some(c) = path
+        .chars()
+        .find(|c| !c.is_ascii_graphic() || matches!(c, '*' | '?' | '#' | '%' | '\\'))
+    {
         return Err(format!(
             "holds {c:?}, which an exact path cannot (no prefixes, queries or escapes); {fix}"
         ));
@@ -275,5 +276,23 @@ pub(crate) fn duration_or_zero(v: &Value) -> Parsed<Duration> {
             .map_err(|_| not("positive", DURATION_FIX)),
         Value::String(s) => parse_duration(s).ok_or_else(|| not("a duration", DURATION_FIX)),
         _ => Err(not("a duration", DURATION_FIX)),
+    }
+}
+
+/// A duration in whole seconds, zero meaning "off", for options the kernel
+/// counts in seconds (TCP_DEFER_ACCEPT): "1500ms" is refused, not rounded,
+/// so the file never says something the socket does not do.
+pub(crate) fn whole_seconds_or_zero(v: &Value) -> Parsed<Duration> {
+    let d = duration_or_zero(v)?;
+    match d.subsec_nanos() {
+        0 => Ok(d),
+        _ => Err(not(
+            "whole seconds",
+            &format!(
+                "the kernel counts this in seconds: write \"{}s\" or \"{}s\", or 0 for off",
+                d.as_secs(),
+                d.as_secs() + 1
+            ),
+        )),
     }
 }

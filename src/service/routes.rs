@@ -6,8 +6,10 @@
 //! virtual call to the static-file path. Mounted services go through
 //! [`Service`].
 
+use std::path::Path;
 use std::sync::Arc;
 
+use crate::config::Config;
 use crate::http::{Method, Request};
 
 use super::static_files::StaticFiles;
@@ -80,16 +82,61 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// `/echo`, `/status`, and `files` for every other path.
-    pub fn builtin(files: StaticFiles) -> RouteTable {
-        RouteTable {
-            exact: vec![
-                ("/echo".to_string(), Target::Echo),
-                ("/status".to_string(), Target::Status),
-            ],
+    /// The endpoints `config` turns on (`/status` and `/echo` by default,
+    /// at `status.path` and `echo.path`), and `files` for every other path.
+    pub fn builtin(files: StaticFiles, config: &Config) -> RouteTable {
+        let mut routes = RouteTable {
+            exact: Vec::new(),
             prefixes: Vec::new(),
             fallback: Target::Files(files),
+        };
+        // Exact paths: validated by the config, never taken as prefixes.
+        if config.echo.enabled {
+            routes.exact.push((config.echo.path.clone(), Target::Echo));
         }
+        if config.status.enabled {
+            routes
+                .exact
+                .push((config.status.path.clone(), Target::Status));
+        }
+        routes
+    }
+
+    /// One message for each file or directory under `root` that a route
+    /// keeps from being served at its own path, saying how to get it back.
+    pub fn shadowed(&self, root: &Path) -> Vec<String> {
+        let exact = self.exact.iter().map(|(p, t)| (p, t, false));
+        let prefixes = self.prefixes.iter().map(|(p, t)| (p, t, true));
+        let mut found = Vec::new();
+        for (path, target, prefix) in exact.chain(prefixes) {
+            let on_disk = root.join(path.trim_start_matches('/'));
+            let Ok(meta) = std::fs::symlink_metadata(&on_disk) else {
+                continue;
+            };
+            let (what, fix) = match target {
+                Target::Status => (
+                    "the status endpoint",
+                    "set status.path or status.enabled = false",
+                ),
+                Target::Echo => ("the echo endpoint", "set echo.path or echo.enabled = false"),
+                Target::Mounted(_) => ("a mounted service", "mount it elsewhere"),
+                Target::Files(_) => continue,
+            };
+            let kind = if meta.is_dir() { "directory" } else { "file" };
+            let reach = match (prefix, meta.is_dir()) {
+                (true, _) => format!("nothing under {path} is served from it"),
+                // Only the redirect to "/x/" is lost: "/x/..." are files.
+                (false, true) => {
+                    format!("{path} does not redirect to it, though {path}/... is served")
+                }
+                (false, false) => format!("it is not served at {path}"),
+            };
+            found.push(format!(
+                "{} ({kind}) is shadowed: {path} is {what}, so {reach}; to serve it, {fix}",
+                on_disk.display()
+            ));
+        }
+        found
     }
 
     /// Routes `path` (see [`RoutePath`]) to `target`, replacing whatever
@@ -162,6 +209,27 @@ mod tests {
         assert_eq!(kind(routes.find("/api/v2/x")), "echo", "longest prefix");
         assert_eq!(kind(routes.find("/api/health")), "status", "exact first");
         assert_eq!(kind(routes.find("/other")), "status");
+    }
+
+    #[test]
+    fn shadowed_names_the_file_the_directory_and_the_fix() {
+        let root = std::env::temp_dir().join(format!("conveyor-routes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("echo")).unwrap();
+        std::fs::create_dir_all(root.join("api")).unwrap();
+        std::fs::write(root.join("status"), "mine").unwrap();
+        let mut routes = table();
+        routes.exact.push(("/status".to_string(), Target::Status));
+        routes.exact.push(("/free".to_string(), Target::Status));
+        routes.mount("/api/*", Target::Mounted(Arc::new(Named)));
+        let found = routes.shadowed(&root);
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[0].contains("echo (directory)"), "{}", found[0]);
+        assert!(found[0].contains("echo.enabled = false"), "{}", found[0]);
+        assert!(found[1].contains("status (file)"), "{}", found[1]);
+        assert!(found[1].contains("set status.path"), "{}", found[1]);
+        assert!(found[2].contains("nothing under /api/"), "{}", found[2]);
     }
 
     #[test]

@@ -43,18 +43,32 @@ pub trait StatusSource {
     fn report(&self) -> Report;
 }
 
-/// Answers GET or HEAD with the report, as JSON or, with `?format=prometheus`,
-/// Prometheus text; 405 for other methods.
+/// Answers GET or HEAD with the report, as JSON (`?format=json` or no
+/// format) or, with `?format=prometheus`, Prometheus text; 400 naming both
+/// for any other format, 405 for other methods.
 pub fn serve(ex: &mut Exchange<'_>) -> Outcome {
     ex.consume_preamble();
     if !matches!(ex.req.method, Method::Get | Method::Head) {
         return ex.error(405, "use GET or HEAD", &[("Allow", "GET, HEAD")]);
     }
-    let report = ex.ctx.status.report();
-    let prometheus = ex
+    let format = ex
         .req
         .query()
-        .is_some_and(|q| q.split('&').any(|kv| kv == "format=prometheus"));
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("format=")));
+    let prometheus = match format {
+        None | Some("json") => false,
+        Some("prometheus") => true,
+        // Named rather than answered as JSON: a scraper asking for another
+        // format must not parse the wrong one.
+        Some(_) => {
+            return ex.error(
+                400,
+                "unknown format; use format=json (the default) or format=prometheus",
+                &[],
+            )
+        }
+    };
+    let report = ex.ctx.status.report();
     let no_store = [("Cache-Control", "no-store")];
     if prometheus {
         let body = to_prometheus(&report);

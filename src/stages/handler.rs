@@ -41,7 +41,7 @@ impl HttpHandler {
         Self::with_routes(config, workers, None, Vec::new())
     }
 
-    /// The built-in routes (`/echo`, `/status`, static files) with
+    /// The built-in routes (the endpoints the config turns on, static files) with
     /// `mounted` services on top: `"/x"` for that path, `"/x/*"` for every
     /// path under it.
     pub(crate) fn with_routes(
@@ -50,10 +50,24 @@ impl HttpHandler {
         access_log: Option<crate::access_log::AccessLog>,
         mounted: Vec<(String, Arc<dyn Service>)>,
     ) -> std::io::Result<HttpHandler> {
+        if config.status.enabled && config.echo.enabled && config.status.path == config.echo.path {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "status.path and echo.path are both {:?}; give each endpoint its own path",
+                    config.status.path
+                ),
+            ));
+        }
         let files = StaticFiles::new(&config.root, &config.static_files, workers)?;
-        let mut routes = RouteTable::builtin(files);
+        let mut routes = RouteTable::builtin(files, config);
         for (path, service) in mounted {
             routes.mount(&path, Target::Mounted(service));
+        }
+        // Once, at start-up: a user whose file answers something else would
+        // otherwise never learn why.
+        for shadowed in routes.shadowed(&config.root) {
+            eprintln!("conveyor: warning: {shadowed}");
         }
         Ok(HttpHandler {
             limits: Limits {

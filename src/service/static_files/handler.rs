@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use crate::config::StaticConfig;
+use crate::config::{LogLevel, StaticConfig};
 use crate::http::Method;
 use crate::runtime::beneath::RootDir;
 use crate::runtime::{self, read_seq_now};
@@ -13,6 +13,7 @@ use crate::service::{Exchange, Outcome};
 
 use super::cache::Cache;
 use super::lookup::Lookup;
+use super::resolve::log_refusal;
 use super::send::not_modified;
 use super::{
     evaluate, parse_range, unsatisfied_range, Decision, Preconditions, RangeOutcome, ResolveOptions,
@@ -82,7 +83,12 @@ impl StaticFiles {
                     &[("Location", &location)],
                 )
             }
-            Err(e) => return ex.error(e.status(), "cannot serve that path", &[]),
+            Err(e) => {
+                if ex.ctx.config.log.level == LogLevel::Debug {
+                    log_refusal(ex.req.method.as_str(), ex.req.path(), e);
+                }
+                return ex.error(e.status(), "cannot serve that path", &[]);
+            }
         };
         let req = ex.req;
         let preconditions = Preconditions {

@@ -54,26 +54,88 @@ pub enum Resolved {
     RedirectToSlash(String),
 }
 
-/// Why the request path cannot be served.
+/// Why the request path cannot be served: each reason has its status
+/// (400, 403 or 404), which is all a client sees; the reason itself is for
+/// the server's debug log (`log.level = "debug"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResolveError {
-    /// 400: malformed percent-encoding, NUL, encoded slash/backslash, bad UTF-8.
-    BadRequest,
-    /// 404: missing, traversal, dotfile, symlink escape, directory without index.
-    NotFound,
+    /// 400: a `%` not followed by two hex digits.
+    BadEscape,
+    /// 400: an encoded NUL, slash or backslash, or a raw backslash.
+    EncodedSeparator,
+    /// 400: the decoded path is not UTF-8.
+    NotUtf8,
+    /// 400: the path does not start with `/`.
+    NotAbsolute,
+    /// 404: a `..` segment (never followed, even inside the root).
+    DotDot,
+    /// 404: a name starting with `.` while `static.show_dotfiles` is off.
+    Dotfile,
+    /// 404: no such file or directory.
+    Missing,
+    /// 404: a file named as if it were a directory (`/file.txt/`, `/a.txt/b`).
+    NotADirectory,
+    /// 404: a directory without its index file.
+    NoIndex,
+    /// 404: a symlink leads outside the root (`static.follow_symlinks_outside_root` off).
+    OutsideRoot,
+    /// 404: too many symlinks in a row (a loop).
+    SymlinkLoop,
+    /// 404: a socket, fifo or device rather than a regular file.
+    NotAFile,
     /// 403: the OS denied access.
-    Forbidden,
+    Permission,
+    /// 404: any other error opening it (the OS error number).
+    Os(i32),
 }
 
 impl ResolveError {
     /// The HTTP status code to answer with.
     pub fn status(self) -> u16 {
+        use ResolveError::*;
         match self {
-            ResolveError::BadRequest => 400,
-            ResolveError::NotFound => 404,
-            ResolveError::Forbidden => 403,
+            BadEscape | EncodedSeparator | NotUtf8 | NotAbsolute => 400,
+            Permission => 403,
+            DotDot | Dotfile | Missing | NotADirectory | NoIndex | OutsideRoot | SymlinkLoop
+            | NotAFile | Os(_) => 404,
         }
     }
+}
+
+impl std::fmt::Display for ResolveError {
+    /// Why, in words, naming the setting that decided it where there is one.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use ResolveError::*;
+        f.write_str(match self {
+            BadEscape => "malformed percent-encoding",
+            EncodedSeparator => "an encoded NUL, slash or backslash",
+            NotUtf8 => "not UTF-8 once decoded",
+            NotAbsolute => "the path does not start with \"/\"",
+            DotDot => "a \"..\" segment (never followed)",
+            Dotfile => "a name starts with \".\" (static.show_dotfiles = false)",
+            Missing => "no such file or directory",
+            NotADirectory => "a file named as a directory",
+            NoIndex => "a directory without its index file (static.index)",
+            OutsideRoot => {
+                "a symlink leads outside the root (static.follow_symlinks_outside_root = false)"
+            }
+            SymlinkLoop => "too many symlinks (a loop)",
+            NotAFile => "not a regular file (a socket, fifo or device)",
+            Permission => "permission denied",
+            Os(code) => return write!(f, "{}", io::Error::from_raw_os_error(*code)),
+        })
+    }
+}
+
+/// Writes why a request was refused to stderr, one line: for
+/// `log.level = "debug"`, checked by the caller only once a path was
+/// refused, so serving files costs nothing more. The path is quoted with
+/// escapes, as a client wrote it.
+pub(super) fn log_refusal(method: &str, url_path: &str, why: ResolveError) {
+    eprintln!(
+        "conveyor: refused {method} {url_path:?} ({}): {why}",
+        why.status()
+    );
 }
 
 /// Resolves `url_path` (percent-encoded, without query) beneath `root`.
@@ -85,7 +147,7 @@ pub fn resolve(
     opts: &ResolveOptions,
 ) -> Result<Resolved, ResolveError> {
     if !url_path.starts_with('/') {
-        return Err(ResolveError::BadRequest);
+        return Err(ResolveError::NotAbsolute);
     }
 
     // Decode every segment first so malformed input is a 400 wherever it sits.
@@ -99,8 +161,8 @@ pub fn resolve(
         match segment.as_str() {
             "" | "." => continue,
             // Never walk up, not even when it would stay inside the root.
-            ".." => return Err(ResolveError::NotFound),
-            s if s.starts_with('.') && !opts.show_dotfiles => return Err(ResolveError::NotFound),
+            ".." => return Err(ResolveError::DotDot),
+            s if s.starts_with('.') && !opts.show_dotfiles => return Err(ResolveError::Dotfile),
             s => relative.push(s),
         }
     }
@@ -122,14 +184,17 @@ pub fn resolve(
         // symlinked index gets the same confinement as any path.
         let index = root
             .open_in(&opened.file, &relative, &opts.index, symlinks)
-            .map_err(io_error)?;
+            .map_err(|e| match io_error(e) {
+                ResolveError::Missing => ResolveError::NoIndex,
+                other => other,
+            })?;
         let index_meta = index.file.metadata().map_err(io_error)?;
         let path = root.path().join(&relative).join(&opts.index);
         return regular_file(path, index_meta, opened.direct && index.direct, index.file);
     }
     // "/file.txt/" names a directory that does not exist.
     if url_path.ends_with('/') {
-        return Err(ResolveError::NotFound);
+        return Err(ResolveError::NotADirectory);
     }
     regular_file(root.path().join(relative), meta, opened.direct, opened.file)
 }
@@ -148,7 +213,7 @@ fn decode_segment(raw: &str) -> Result<String, ResolveError> {
                     i += 3;
                     hi << 4 | lo
                 }
-                _ => return Err(ResolveError::BadRequest),
+                _ => return Err(ResolveError::BadEscape),
             }
         } else {
             i += 1;
@@ -156,11 +221,11 @@ fn decode_segment(raw: &str) -> Result<String, ResolveError> {
         };
         // An encoded separator must never become a segment boundary.
         if matches!(b, 0 | b'/' | b'\\') {
-            return Err(ResolveError::BadRequest);
+            return Err(ResolveError::EncodedSeparator);
         }
         out.push(b);
     }
-    String::from_utf8(out).map_err(|_| ResolveError::BadRequest)
+    String::from_utf8(out).map_err(|_| ResolveError::NotUtf8)
 }
 
 fn hex_value(c: u8) -> Option<u8> {
@@ -175,7 +240,7 @@ fn regular_file(
     file: File,
 ) -> Result<Resolved, ResolveError> {
     if !meta.is_file() {
-        return Err(ResolveError::NotFound);
+        return Err(ResolveError::NotAFile);
     }
     Ok(Resolved::File {
         path,
@@ -202,10 +267,21 @@ fn redirect_location(url_path: &str, query: Option<&str>) -> String {
     location
 }
 
+/// The reason for an error from `runtime::beneath`: `EXDEV` (and its own
+/// error without an OS code) is a refused escape, `ELOOP` a loop.
 fn io_error(err: io::Error) -> ResolveError {
-    match err.kind() {
-        io::ErrorKind::PermissionDenied => ResolveError::Forbidden,
-        _ => ResolveError::NotFound,
+    match err.raw_os_error() {
+        Some(libc::ENOENT) => ResolveError::Missing,
+        Some(libc::ENOTDIR) => ResolveError::NotADirectory,
+        Some(libc::EXDEV) => ResolveError::OutsideRoot,
+        Some(libc::ELOOP) => ResolveError::SymlinkLoop,
+        Some(libc::EACCES | libc::EPERM) => ResolveError::Permission,
+        // Opening a socket (ENXIO) or a device without a driver (ENODEV).
+        Some(libc::ENXIO | libc::ENODEV) => ResolveError::NotAFile,
+        Some(code) => ResolveError::Os(code),
+        None if err.kind() == io::ErrorKind::NotFound => ResolveError::OutsideRoot,
+        None if err.kind() == io::ErrorKind::PermissionDenied => ResolveError::Permission,
+        None => ResolveError::Os(libc::EINVAL),
     }
 }
 
@@ -330,7 +406,7 @@ mod tests {
         let b = fx.file("sub/b.css", "b");
         assert_eq!(file_path(fx.get("/a.txt")), a);
         assert_eq!(file_path(fx.get("/sub/b.css")), b);
-        assert_eq!(err(fx.get("/missing.txt")), ResolveError::NotFound);
+        assert_eq!(err(fx.get("/missing.txt")), ResolveError::Missing);
     }
 
     #[test]
@@ -346,11 +422,11 @@ mod tests {
         let fx = Fixture::new();
         fx.file("a.txt", "a");
         fx.file("sub/b.txt", "b");
-        assert_eq!(err(fx.get("/sub/../a.txt")), ResolveError::NotFound);
-        assert_eq!(err(fx.get("/../outside/x")), ResolveError::NotFound);
-        assert_eq!(err(fx.get("/%2e%2e/outside/x")), ResolveError::NotFound);
-        assert_eq!(err(fx.get("/sub/%2E%2E/a.txt")), ResolveError::NotFound);
-        assert_eq!(err(fx.get("/sub/.%2e/a.txt")), ResolveError::NotFound);
+        assert_eq!(err(fx.get("/sub/../a.txt")), ResolveError::DotDot);
+        assert_eq!(err(fx.get("/../outside/x")), ResolveError::DotDot);
+        assert_eq!(err(fx.get("/%2e%2e/outside/x")), ResolveError::DotDot);
+        assert_eq!(err(fx.get("/sub/%2E%2E/a.txt")), ResolveError::DotDot);
+        assert_eq!(err(fx.get("/sub/.%2e/a.txt")), ResolveError::DotDot);
     }
 
     #[test]
@@ -364,7 +440,7 @@ mod tests {
     fn malformed_escapes_are_bad_requests() {
         let fx = Fixture::new();
         for url in ["/%zz", "/a%4", "/a%", "/%4g.txt", "/%%41"] {
-            assert_eq!(err(fx.get(url)), ResolveError::BadRequest, "{url}");
+            assert_eq!(err(fx.get(url)), ResolveError::BadEscape, "{url}");
         }
     }
 
@@ -383,14 +459,18 @@ mod tests {
             "/%C3.txt",
             "relative.txt",
         ] {
-            assert_eq!(err(fx.get(url)), ResolveError::BadRequest, "{url}");
+            assert_eq!(err(fx.get(url)).status(), 400, "{url}");
         }
+        assert_eq!(err(fx.get("/a%00.txt")), ResolveError::EncodedSeparator);
+        assert_eq!(err(fx.get("/sub\\b.txt")), ResolveError::EncodedSeparator);
+        assert_eq!(err(fx.get("/%ff.txt")), ResolveError::NotUtf8);
+        assert_eq!(err(fx.get("relative.txt")), ResolveError::NotAbsolute);
     }
 
     #[test]
     fn bad_request_wins_over_not_found() {
         let fx = Fixture::new();
-        assert_eq!(err(fx.get("/../%zz")), ResolveError::BadRequest);
+        assert_eq!(err(fx.get("/../%zz")), ResolveError::BadEscape);
     }
 
     #[test]
@@ -416,11 +496,11 @@ mod tests {
         let fx = Fixture::new();
         let hidden = fx.file(".env", "secret");
         let wk = fx.file(".well-known/security.txt", "x");
-        assert_eq!(err(fx.get("/.env")), ResolveError::NotFound);
-        assert_eq!(err(fx.get("/%2eenv")), ResolveError::NotFound);
+        assert_eq!(err(fx.get("/.env")), ResolveError::Dotfile);
+        assert_eq!(err(fx.get("/%2eenv")), ResolveError::Dotfile);
         assert_eq!(
             err(fx.get("/.well-known/security.txt")),
-            ResolveError::NotFound
+            ResolveError::Dotfile
         );
         let opts = ResolveOptions {
             show_dotfiles: true,
@@ -431,7 +511,7 @@ mod tests {
             file_path(fx.get_with("/.well-known/security.txt", &opts)),
             wk
         );
-        assert_eq!(err(fx.get_with("/..", &opts)), ResolveError::NotFound);
+        assert_eq!(err(fx.get_with("/..", &opts)), ResolveError::DotDot);
     }
 
     #[test]
@@ -459,9 +539,9 @@ mod tests {
         fx.dir("weird/index.html");
         assert_eq!(file_path(fx.get("/")), root_index);
         assert_eq!(file_path(fx.get("/docs/")), docs_index);
-        assert_eq!(err(fx.get("/empty/")), ResolveError::NotFound);
+        assert_eq!(err(fx.get("/empty/")), ResolveError::NoIndex);
         // An "index.html" that is itself a directory is not served.
-        assert_eq!(err(fx.get("/weird/")), ResolveError::NotFound);
+        assert_eq!(err(fx.get("/weird/")), ResolveError::NotAFile);
         let opts = ResolveOptions {
             index: "other.html".to_string(),
             ..ResolveOptions::default()
@@ -473,8 +553,8 @@ mod tests {
     fn file_with_trailing_slash_or_below_a_file_is_not_found() {
         let fx = Fixture::new();
         fx.file("a.txt", "a");
-        assert_eq!(err(fx.get("/a.txt/")), ResolveError::NotFound);
-        assert_eq!(err(fx.get("/a.txt/x")), ResolveError::NotFound);
+        assert_eq!(err(fx.get("/a.txt/")), ResolveError::NotADirectory);
+        assert_eq!(err(fx.get("/a.txt/x")), ResolveError::NotADirectory);
     }
 
     #[test]
@@ -510,12 +590,12 @@ mod tests {
         symlink("../../outside", fx.root.join("sub/up")).unwrap();
         symlink("/proc/self/root/etc/hostname", fx.root.join("magic")).unwrap();
         for url in ["/relesc.txt", "/sub/up/secret.txt", "/magic"] {
-            assert_eq!(err(fx.get(url)), ResolveError::NotFound, "{url}");
+            assert_eq!(err(fx.get(url)), ResolveError::OutsideRoot, "{url}");
         }
-        assert_eq!(err(fx.get("/esc.txt")), ResolveError::NotFound);
-        assert_eq!(err(fx.get("/escdir/secret.txt")), ResolveError::NotFound);
+        assert_eq!(err(fx.get("/esc.txt")), ResolveError::OutsideRoot);
+        assert_eq!(err(fx.get("/escdir/secret.txt")), ResolveError::OutsideRoot);
         // No redirect may reveal that the escaping directory exists.
-        assert_eq!(err(fx.get("/escdir")), ResolveError::NotFound);
+        assert_eq!(err(fx.get("/escdir")), ResolveError::OutsideRoot);
 
         let opts = ResolveOptions {
             follow_symlinks_outside_root: true,
@@ -531,7 +611,7 @@ mod tests {
         fs::write(fx.outside.join("index.html"), "s").unwrap();
         fx.dir("d");
         symlink(fx.outside.join("index.html"), fx.root.join("d/index.html")).unwrap();
-        assert_eq!(err(fx.get("/d/")), ResolveError::NotFound);
+        assert_eq!(err(fx.get("/d/")), ResolveError::OutsideRoot);
     }
 
     #[test]
@@ -548,7 +628,7 @@ mod tests {
         let fx = Fixture::new();
         symlink("b", fx.root.join("a")).unwrap();
         symlink("a", fx.root.join("b")).unwrap();
-        assert_eq!(err(fx.get("/a")), ResolveError::NotFound);
+        assert_eq!(err(fx.get("/a")), ResolveError::SymlinkLoop);
     }
 
     #[test]
@@ -573,14 +653,14 @@ mod tests {
     fn dangling_symlink_is_not_found() {
         let fx = Fixture::new();
         symlink(fx.root.join("nowhere"), fx.root.join("dangling")).unwrap();
-        assert_eq!(err(fx.get("/dangling")), ResolveError::NotFound);
+        assert_eq!(err(fx.get("/dangling")), ResolveError::Missing);
     }
 
     #[test]
     fn non_regular_files_are_not_found() {
         let fx = Fixture::new();
         let _listener = std::os::unix::net::UnixListener::bind(fx.root.join("sock")).unwrap();
-        assert_eq!(err(fx.get("/sock")), ResolveError::NotFound);
+        assert_eq!(err(fx.get("/sock")), ResolveError::NotAFile);
     }
 
     #[test]
@@ -588,11 +668,21 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             io_error(io::Error::from(io::ErrorKind::PermissionDenied)),
-            ResolveError::Forbidden
+            ResolveError::Permission
         );
         assert_eq!(
-            io_error(io::Error::from(io::ErrorKind::NotFound)),
-            ResolveError::NotFound
+            io_error(io::Error::from_raw_os_error(libc::ENOENT)),
+            ResolveError::Missing
+        );
+        // `runtime::beneath` refuses an escape it finds itself with an
+        // error of its own, with no OS code.
+        assert_eq!(
+            io_error(io::Error::new(io::ErrorKind::NotFound, "outside")),
+            ResolveError::OutsideRoot
+        );
+        assert_eq!(
+            io_error(io::Error::from_raw_os_error(libc::EXDEV)),
+            ResolveError::OutsideRoot
         );
 
         let fx = Fixture::new();
@@ -600,14 +690,23 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
         // Root (e.g. in CI containers) bypasses permissions; only assert when they bite.
         if File::open(&path).is_err() {
-            assert_eq!(err(fx.get("/locked.txt")), ResolveError::Forbidden);
+            assert_eq!(err(fx.get("/locked.txt")), ResolveError::Permission);
         }
     }
 
     #[test]
     fn status_codes() {
-        assert_eq!(ResolveError::BadRequest.status(), 400);
-        assert_eq!(ResolveError::NotFound.status(), 404);
-        assert_eq!(ResolveError::Forbidden.status(), 403);
+        assert_eq!(ResolveError::BadEscape.status(), 400);
+        assert_eq!(ResolveError::Dotfile.status(), 404);
+        assert_eq!(ResolveError::OutsideRoot.status(), 404);
+        assert_eq!(ResolveError::Os(libc::ENAMETOOLONG).status(), 404);
+        assert_eq!(ResolveError::Permission.status(), 403);
+        assert_eq!(
+            ResolveError::OutsideRoot.to_string(),
+            "a symlink leads outside the root (static.follow_symlinks_outside_root = false)"
+        );
+        assert!(ResolveError::Os(libc::ENAMETOOLONG)
+            .to_string()
+            .contains("too long"));
     }
 }
