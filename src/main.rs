@@ -149,7 +149,10 @@ fn stop_line(signal: Option<i32>, stopped: &Stopped) -> String {
     let (n, idle) = (stopped.in_flight, stopped.idle_closed);
     let outcome = match stopped.cut {
         _ if n == 0 => "nothing to wait for".to_string(),
-        0 => format!("all finished within the grace period, in {:.2} s", stopped.took.as_secs_f64()),
+        0 => format!(
+            "all finished within the grace period, in {:.2} s",
+            stopped.took.as_secs_f64()
+        ),
         cut => format!(
             "the {} s grace period (timeouts.shutdown_grace) cut {cut} unfinished",
             stopped.grace.as_secs_f64()
@@ -163,7 +166,9 @@ fn stop_line(signal: Option<i32>, stopped: &Stopped) -> String {
 
 /// A start-up failure; a listen error names where the address came from.
 fn start_error(e: &std::io::Error, args: &cli::ServeArgs, config: Option<&Path>) -> String {
-    let listen = e.get_ref().and_then(|inner| inner.downcast_ref::<ListenError>());
+    let listen = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ListenError>());
     match (listen, config) {
         (Some(listen), _) if args.listen.is_some() => listen.describe("--listen"),
         (Some(listen), Some(file)) => {

@@ -225,7 +225,11 @@ impl ServerBuilder {
 
 /// Starts `acceptor` on every address `listen` names (a host name may have
 /// several, like `localhost`: 127.0.0.1 and ::1). Errors name the address.
-fn listen(acceptor: &dyn Acceptor, runtime: &Runtime, line: &Arc<Line>) -> io::Result<Vec<SocketAddr>> {
+fn listen(
+    acceptor: &dyn Acceptor,
+    runtime: &Runtime,
+    line: &Arc<Line>,
+) -> io::Result<Vec<SocketAddr>> {
     let listen = line.config.load().listen.clone();
     let wanted = listen
         .resolve()
@@ -256,8 +260,7 @@ fn listen(acceptor: &dyn Acceptor, runtime: &Runtime, line: &Arc<Line>) -> io::R
 }
 
 fn lacks_address(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::AddrNotAvailable
-        || e.raw_os_error() == Some(libc::EAFNOSUPPORT)
+    e.kind() == io::ErrorKind::AddrNotAvailable || e.raw_os_error() == Some(libc::EAFNOSUPPORT)
 }
 
 impl Server {
