@@ -1,10 +1,13 @@
 //! Swapping a stage from the library API: a dispatcher of our own.
 //!
 //! `cargo run --example custom_dispatcher` starts Conveyor on a free port with
-//! this dispatcher, fetches `/status` once and prints which stages served it.
+//! this dispatcher, serving the repository's `www/` (from any working
+//! directory), fetches `/status` once and prints which stages served it.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use conveyor::config::Config;
@@ -37,9 +40,24 @@ impl Dispatcher for OneAtATime {
     }
 }
 
-fn main() -> std::io::Result<()> {
+fn main() -> ExitCode {
+    // The repository's `www/`, found from wherever the example is run.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www");
+    match run(root.clone()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // An OS error alone ("No such file or directory") does not say
+            // which file: name the root it was serving.
+            eprintln!("custom_dispatcher: serving {}: {e}", root.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(root: PathBuf) -> std::io::Result<()> {
     let config = Config {
         listen: "127.0.0.1:0".parse().expect("literal address"),
+        root,
         ..Config::default()
     };
     let server = Server::builder(config)
