@@ -318,7 +318,9 @@ impl Server {
     /// any.
     pub fn shutdown(self) -> Stopped {
         let started = Instant::now();
-        let in_flight = |t: &crate::metrics::Totals| (t.reading.max(0) + t.writing.max(0)) as u64;
+        // A handler counts a connection as reading while it serves it, the
+        // write of its response included: "reading" is the number in flight.
+        let in_flight = |t: &crate::metrics::Totals| t.reading.max(t.writing).max(0) as u64;
         let before = self.line.metrics.totals();
         self.line.shutdown.set();
         let grace = self.line.config.load().timeouts.shutdown_grace;
