@@ -1,0 +1,208 @@
+//! The binary's start-up and stop lines, and its listen errors: which
+//! config was loaded, a warning for `spin`, a port already taken (by another
+//! reuseport server too), one line on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_conveyor");
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// A directory of its own (no config/conveyor.toml in it) with a site.
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("conveyor-cli2-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("site")).expect("mkdir");
+    std::fs::write(dir.join("site/index.html"), "hi").expect("index");
+    dir
+}
+
+/// A running binary; its output arrives line by line on channels, so every
+/// wait has a deadline. Killed (by its PID) if a test fails midway.
+struct Running {
+    child: Child,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+}
+
+fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn spawn(dir: &Path, args: &[&str]) -> Running {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let stdout = lines(child.stdout.take().expect("stdout"));
+    let stderr = lines(child.stderr.take().expect("stderr"));
+    Running {
+        child,
+        stdout,
+        stderr,
+    }
+}
+
+impl Running {
+    fn line(rx: &Receiver<String>, what: &str) -> String {
+        rx.recv_timeout(LIMIT)
+            .unwrap_or_else(|_| panic!("no {what} within {LIMIT:?}"))
+    }
+
+    fn stdout_line(&self) -> String {
+        Self::line(&self.stdout, "line on stdout")
+    }
+
+    fn stderr_line(&self) -> String {
+        Self::line(&self.stderr, "line on stderr")
+    }
+
+    /// The exit code, waiting at most `LIMIT`.
+    fn exit_code(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "still running after {LIMIT:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The first address of a start-up line.
+fn address(line: &str) -> String {
+    line.split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string()
+}
+
+#[test]
+fn start_up_line_names_the_config_file_or_none() {
+    let dir = temp_dir("config");
+    let mut none = spawn(&dir, &["site", "--listen", "127.0.0.1:0"]);
+    let line = none.stdout_line();
+    assert!(
+        line.contains("no config file (config/conveyor.toml not found): defaults"),
+        "{line}"
+    );
+    none.terminate();
+    assert_eq!(none.exit_code(), Some(0));
+
+    let file = dir.join("my.toml");
+    std::fs::write(&file, "workers = 1\n").expect("config");
+    let file_arg = file.to_str().expect("utf-8");
+    let mut with = spawn(
+        &dir,
+        &["site", "--config", file_arg, "--listen", "127.0.0.1:0"],
+    );
+    let line = with.stdout_line();
+    assert!(line.contains(&format!("config {file_arg})")), "{line}");
+    with.terminate();
+    assert_eq!(with.exit_code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_second_reuseport_server_on_the_same_port_is_refused_and_sigterm_logs_one_line() {
+    let dir = temp_dir("reuseport");
+    let mut first = spawn(
+        &dir,
+        &["site", "--listen", "127.0.0.1:0", "--acceptor", "reuseport"],
+    );
+    let addr = address(&first.stdout_line());
+
+    let mut second = spawn(
+        &dir,
+        &["site", "--listen", &addr, "--acceptor", "reuseport"],
+    );
+    assert_eq!(second.exit_code(), Some(2));
+    let message = second.stderr_line();
+    assert!(
+        message.starts_with(&format!("conveyor: cannot listen on {addr} (--listen): ")),
+        "{message}"
+    );
+    assert!(message.contains("another process"), "{message}");
+
+    first.terminate();
+    let stop = first.stdout_line();
+    assert!(
+        stop.starts_with("conveyor: stopping on SIGTERM: 0 connections in flight"),
+        "{stop}"
+    );
+    assert_eq!(first.exit_code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_port_in_use_names_the_address_the_option_and_the_fix() {
+    let dir = temp_dir("in-use");
+    let other = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = other.local_addr().expect("addr").to_string();
+    let mut run = spawn(&dir, &["site", "--listen", &addr]);
+    assert_eq!(run.exit_code(), Some(2));
+    let message = run.stderr_line();
+    assert!(
+        message.starts_with(&format!(
+            "conveyor: cannot listen on {addr} (--listen): port "
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains("choose another port with --listen"),
+        "{message}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn spin_warns_that_it_keeps_a_core_busy() {
+    let dir = temp_dir("spin");
+    let mut run = spawn(
+        &dir,
+        &["site", "--listen", "127.0.0.1:0", "--acceptor", "spin"],
+    );
+    let _ = run.stdout_line();
+    let warning = run.stderr_line();
+    assert!(
+        warning.starts_with("conveyor: warning: the spin acceptor keeps one core at 100 %"),
+        "{warning}"
+    );
+    run.terminate();
+    assert_eq!(run.exit_code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
