@@ -20,7 +20,8 @@ Usage:
 
 Options (override the config file):
   --config FILE       read FILE (default: config/conveyor.toml when it exists)
-  --listen ADDR       address to listen on, like 127.0.0.1:8080 or [::1]:8080
+  --listen ADDR       address to listen on, like 127.0.0.1:8080 or [::1]:8080;
+                      a name (localhost:8080) listens on every address it has
   --workers N         worker threads, 0 = one per core (at most 1024)
   --acceptor NAME     how connections are accepted:
 {acceptors}  --dispatcher NAME   how requests get a handler:
@@ -28,6 +29,13 @@ Options (override the config file):
   -v, --verbose       log why each refused request was refused, to stderr (log.level = \"debug\")
   -h, --help          print this help
   -V, --version       print the version
+
+When to choose (measured in BENCHMARKS.md: 1 worker, 32 connections, requests/s):
+  readiness   the default; no CPU when idle; 210k keep-alive, 35k Connection: close
+  reuseport   many workers taking many new connections; at 1 worker = readiness (205-216k, 35k)
+  spin        only to study the original design: 1 core at 100 % idle, keep-alive 64k (a third)
+  spawn       the default; a green thread per request; 210k keep-alive
+  pool        to cap handlers per worker (stages.pool_size); 208-216k, within noise of spawn
 
 Flags take `--flag value` or `--flag=value`. Every key is in config/conveyor.toml.
 ";
