@@ -101,20 +101,18 @@ fn main() -> std::io::Result<()> {
             let mut row = format!("| {acceptor} × {dispatcher} |");
             for s in &SCENARIOS {
                 let options = BenchOptions {
-                    addr: server.local_addr(),
-                    host: server.local_addr().to_string(),
-                    path: s.path.into(),
                     connections,
                     duration: Duration::from_secs_f64(seconds),
                     requests: None,
                     pipeline: s.pipeline,
                     close: s.close,
                     threads: 1,
-                    json: false,
+                    ..BenchOptions::new(server.local_addr(), s.path)
                 };
                 let report = bench::run(&options, |_, _| {})?;
-                let errors = if report.errors > 0 {
-                    format!(" ({} errors)", report.errors)
+                // A cell that failed says how, rather than passing as a rate.
+                let errors = if report.failed() > 0 {
+                    format!(" ({} errors: {})", report.failed(), report.error_summary())
                 } else {
                     String::new()
                 };

@@ -1,11 +1,18 @@
 //! `conveyor bench`: a keep-alive HTTP/1.1 load generator on Conveyor's own
 //! runtime — one green thread per connection — for any server.
 //!
-//! Every response is checked (status line, framing, byte count); latency is
-//! recorded per request in an HDR histogram (per worker, merged at the end).
+//! Every response is checked (status line, framing, byte count) and counted
+//! by status; latency is recorded per response in an HDR histogram (per
+//! worker, merged at the end). A run that failed says so: errors are counted
+//! by class (refused, reset, timeout, bad response, fd limit) and non-2xx
+//! responses by status, connections that could not be opened are reported
+//! with the reason, and [`BenchReport::failures`] lists why the run should
+//! not be trusted (the binary exits 1 when it is not empty).
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::fmt::Write as _;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
@@ -17,22 +24,40 @@ use hdrhistogram::Histogram;
 
 use crate::config::{parse_duration, ConfigError};
 use crate::http::{ChunkedDecoder, Step};
-use crate::runtime::{self, timeout, Runtime, TcpStream};
+use crate::runtime::limits::{self, FdLimit};
+use crate::runtime::{self, timeout_at, Runtime, TcpStream};
 
 /// The `conveyor bench --help` text.
 pub const USAGE: &str = "\
 usage: conveyor bench URL [-c CONNECTIONS] [-d DURATION | -n REQUESTS] [--pipeline DEPTH]
-                          [--close] [--threads N] [--json]
+                          [--close] [--threads N] [--max-errors PERCENT] [--json]
 
-  URL            http://HOST:PORT/PATH (plain HTTP/1.1)
-  -c N           concurrent connections (default 64)
-  -d DURATION    run for this long, e.g. 5s, 500ms (default 5s)
-  -n N           stop after N requests instead
-  --pipeline D   send D requests per write and read D responses (default 1)
-  --close        a new connection per request (Connection: close)
-  --threads N    client worker threads (default: number of cores)
-  --json         print the result as JSON
+  URL              http://HOST:PORT/PATH (plain HTTP/1.1)
+  -c N             concurrent connections (default 64); the soft open-file
+                   limit is raised to fit them when the hard limit allows
+  -d DURATION      run for this long, e.g. 5s, 500ms (default 5s); connecting,
+                   requests and timeouts all stop when it is up
+  -n N             stop after N requests instead
+  --pipeline D     send D requests per write and read D responses (default 1)
+  --close          a new connection per request (Connection: close)
+  --threads N      client worker threads (default: number of cores)
+  --max-errors P   fail the run when more than P % of requests fail (default 1)
+  --json           print the result as JSON (URL, options, counts, failures)
+
+Errors are counted by class: connection refused, too many open files (the
+fd limit), connection reset or closed mid-response, timeout (10 s, or the run
+ending while connecting), bad response (unparseable or badly framed); a
+complete non-2xx response is an error counted by its status code, and its
+connection is kept. Connections the server closes (Connection: close, e.g.
+its max_requests_per_connection) are reopened and counted as such.
+
+Exit status: 0 when the run succeeded; 1 when no request got a 2xx answer,
+when errors exceed --max-errors, or when some of the -c connections could
+never be opened (each reason is printed); 2 for bad arguments.
 ";
+
+/// The per-request timeout, when the run's end is not sooner.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How to run the load, as parsed from `conveyor bench` arguments.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,8 +80,276 @@ pub struct BenchOptions {
     pub close: bool,
     /// `--threads`: client worker threads (default: one per core).
     pub threads: usize,
+    /// `--max-errors`: the share of failed requests, in percent, above
+    /// which the run fails (default 1).
+    pub max_errors_pct: f64,
     /// `--json`: print the result as JSON rather than a table.
     pub json: bool,
+}
+
+impl BenchOptions {
+    /// The options' defaults, aimed at `addr` and `path`.
+    pub fn new(addr: SocketAddr, path: &str) -> BenchOptions {
+        BenchOptions {
+            addr,
+            host: addr.to_string(),
+            path: path.to_string(),
+            connections: 64,
+            duration: Duration::from_secs(5),
+            requests: None,
+            pipeline: 1,
+            close: false,
+            threads: crate::config::resolve_workers(0),
+            max_errors_pct: 1.0,
+            json: false,
+        }
+    }
+
+    /// The target as a URL.
+    pub fn url(&self) -> String {
+        format!("http://{}{}", self.host, self.path)
+    }
+}
+
+/// Why a request failed, or a connection could not be opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    Refused,
+    FdLimit,
+    Reset,
+    Timeout,
+    BadResponse,
+    Other,
+}
+
+impl Failure {
+    fn of(e: &io::Error) -> Failure {
+        match e.raw_os_error() {
+            Some(libc::ECONNREFUSED) => return Failure::Refused,
+            Some(libc::EMFILE | libc::ENFILE) => return Failure::FdLimit,
+            Some(libc::ECONNRESET | libc::EPIPE | libc::ECONNABORTED) => return Failure::Reset,
+            Some(libc::ETIMEDOUT) => return Failure::Timeout,
+            _ => {}
+        }
+        match e.kind() {
+            io::ErrorKind::ConnectionRefused => Failure::Refused,
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof => Failure::Reset,
+            io::ErrorKind::TimedOut => Failure::Timeout,
+            io::ErrorKind::InvalidData => Failure::BadResponse,
+            _ => Failure::Other,
+        }
+    }
+}
+
+/// Counts by failure class: failed requests in [`BenchReport::errors`],
+/// connections never opened in [`ConnectionCounts::not_opened`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ErrorCounts {
+    /// `ECONNREFUSED`: nothing listens at the address.
+    pub refused: u64,
+    /// `EMFILE`/`ENFILE`: the open-file limit stopped a new socket.
+    pub fd_limit: u64,
+    /// The connection was reset, or closed before a response was complete.
+    pub reset: u64,
+    /// No answer (or no connection) within the timeout.
+    pub timeout: u64,
+    /// A response that could not be parsed or was badly framed.
+    pub bad_response: u64,
+    /// Any other I/O error (see [`BenchReport::other_error`]).
+    pub other: u64,
+}
+
+impl ErrorCounts {
+    /// All classes together.
+    pub fn total(&self) -> u64 {
+        self.classes().iter().map(|(_, _, n)| n).sum()
+    }
+
+    /// `(json key, label, count)` for every class, in a fixed order.
+    pub fn classes(&self) -> [(&'static str, &'static str, u64); 6] {
+        [
+            ("refused", "connection refused", self.refused),
+            ("fd_limit", "too many open files (fd limit)", self.fd_limit),
+            (
+                "reset",
+                "connection reset or closed mid-response",
+                self.reset,
+            ),
+            ("timeout", "timeout", self.timeout),
+            ("bad_response", "bad response", self.bad_response),
+            ("other", "other", self.other),
+        ]
+    }
+
+    fn add(&mut self, failure: Failure, n: u64) {
+        let slot = match failure {
+            Failure::Refused => &mut self.refused,
+            Failure::FdLimit => &mut self.fd_limit,
+            Failure::Reset => &mut self.reset,
+            Failure::Timeout => &mut self.timeout,
+            Failure::BadResponse => &mut self.bad_response,
+            Failure::Other => &mut self.other,
+        };
+        *slot += n;
+    }
+
+    fn merge(&mut self, other: &ErrorCounts) {
+        self.refused += other.refused;
+        self.fd_limit += other.fd_limit;
+        self.reset += other.reset;
+        self.timeout += other.timeout;
+        self.bad_response += other.bad_response;
+        self.other += other.other;
+    }
+
+    /// The non-zero classes as `label N, label N`.
+    fn summary(&self) -> String {
+        self.classes()
+            .iter()
+            .filter(|(_, _, n)| *n > 0)
+            .map(|(_, label, n)| format!("{label} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// As a JSON object: `total` (which may count more than the classes),
+    /// then every class, then `extra` (`,"key":value` pairs).
+    fn json(&self, total: u64, extra: &str) -> String {
+        let mut out = format!("{{\"total\":{total}");
+        for (key, _, n) in self.classes() {
+            let _ = write!(out, ",\"{key}\":{n}");
+        }
+        out.push_str(extra);
+        out.push('}');
+        out
+    }
+}
+
+/// What happened to the `-c` connections: every open is counted once, in
+/// `opened`, and the reopens by why the previous connection ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionCounts {
+    /// `-c`: the connections asked for.
+    pub requested: u64,
+    /// Connections opened during the run, reopens included.
+    pub opened: u64,
+    /// Reopened because the server closed the previous one deliberately
+    /// (`Connection: close`, e.g. its `max_requests_per_connection`).
+    pub reopened_server_closed: u64,
+    /// Reopened because of `--close` (one connection per request).
+    pub reopened_close: u64,
+    /// Reopened after an error on the previous one.
+    pub reopened_after_error: u64,
+    /// Connections (of `requested`) that never opened, by their last failure.
+    pub not_opened: ErrorCounts,
+    /// Connections that never opened because the run ended first (their
+    /// turn to connect, or the handshake, came too late).
+    pub not_opened_run_ended: u64,
+}
+
+impl ConnectionCounts {
+    /// Connections of `requested` that were open at least once.
+    pub fn connected(&self) -> u64 {
+        self.opened - self.reopened_server_closed - self.reopened_close - self.reopened_after_error
+    }
+
+    /// Connections of `requested` that never opened.
+    pub fn not_opened_total(&self) -> u64 {
+        self.not_opened.total() + self.not_opened_run_ended
+    }
+
+    /// Why connections of `requested` never opened, as `label N, …`.
+    pub fn not_opened_summary(&self) -> String {
+        let mut parts = vec![self.not_opened.summary()];
+        if self.not_opened_run_ended > 0 {
+            parts.push(format!(
+                "the run ended before they connected {}",
+                self.not_opened_run_ended
+            ));
+        }
+        parts.retain(|p| !p.is_empty());
+        parts.join(", ")
+    }
+
+    fn merge(&mut self, other: &ConnectionCounts) {
+        self.opened += other.opened;
+        self.reopened_server_closed += other.reopened_server_closed;
+        self.reopened_close += other.reopened_close;
+        self.reopened_after_error += other.reopened_after_error;
+        self.not_opened.merge(&other.not_opened);
+        self.not_opened_run_ended += other.not_opened_run_ended;
+    }
+
+    /// One line: how many opened, and why more than `requested` did.
+    fn explain(&self) -> String {
+        let mut out = format!(
+            "{} ({} of {} connected",
+            self.opened,
+            self.connected(),
+            self.requested
+        );
+        if self.reopened_server_closed > 0 {
+            let _ = write!(
+                out,
+                "; {} reopened after the server closed them (Connection: close, e.g. its max_requests_per_connection)",
+                self.reopened_server_closed
+            );
+        }
+        if self.reopened_close > 0 {
+            let _ = write!(out, "; {} new per request (--close)", self.reopened_close);
+        }
+        if self.reopened_after_error > 0 {
+            let _ = write!(out, "; {} reopened after errors", self.reopened_after_error);
+        }
+        let missing = self.not_opened_total();
+        if missing > 0 {
+            let _ = write!(
+                out,
+                "; {missing} could not be opened: {}",
+                self.not_opened_summary()
+            );
+        }
+        out.push(')');
+        out
+    }
+}
+
+/// The open-file limit as the run found and left it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdLimitNote {
+    /// The soft limit before the run.
+    pub soft_before: u64,
+    /// The limit during the run (soft raised toward `wanted` if it was lower).
+    pub now: FdLimit,
+    /// Descriptors the run wants: the connections plus the runtime's own.
+    pub wanted: u64,
+}
+
+impl FdLimitNote {
+    /// Whether the limit now in force is below what the run wants.
+    pub fn short(&self) -> bool {
+        self.now.soft < self.wanted
+    }
+
+    fn describe(&self, connections: usize) -> Option<String> {
+        if self.short() {
+            Some(format!(
+                "soft {} (hard {}) is below the ~{} that -c {connections} needs; \
+                 raise the hard limit (ulimit -Hn as root, or limits.conf)",
+                self.now.soft, self.now.hard, self.wanted
+            ))
+        } else if self.now.soft > self.soft_before {
+            Some(format!(
+                "soft limit raised from {} to {} for -c {connections}",
+                self.soft_before, self.now.soft
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 /// What a run measured.
@@ -64,21 +357,30 @@ pub struct BenchOptions {
 pub struct BenchReport {
     /// Wall-clock time of the run.
     pub elapsed: Duration,
-    /// Requests answered with a valid 2xx or 3xx response.
+    /// Complete, well-formed responses received, whatever their status.
     pub requests: u64,
+    /// Those responses by status code.
+    pub statuses: BTreeMap<u16, u64>,
     /// Response bytes received, heads and bodies.
     pub bytes: u64,
-    /// Requests that failed: connect error, timeout (10 s), bad or error response.
-    pub errors: u64,
-    /// Connections opened during the run, reconnects included.
-    pub connections_opened: u64,
-    /// Latency in microseconds, one sample per request: from sending its
-    /// batch (`--pipeline`) until the whole batch is answered.
+    /// Requests that got no complete response, by why (non-2xx responses
+    /// are in `statuses`, not here).
+    pub errors: ErrorCounts,
+    /// The first error of class `other`, as the OS or parser put it.
+    pub other_error: Option<String>,
+    /// Requests still unanswered when the run's time was up (not errors).
+    pub unanswered_at_end: u64,
+    /// The connections: asked for, opened, reopened and why, never opened.
+    pub connections: ConnectionCounts,
+    /// The open-file limit, if it could be read.
+    pub fd_limit: Option<FdLimitNote>,
+    /// Latency in microseconds, one sample per response: from sending its
+    /// batch (`--pipeline`) until the response is complete.
     pub latency: Histogram<u64>,
 }
 
 impl BenchReport {
-    /// Answered requests per second of `elapsed`.
+    /// Complete responses per second of `elapsed`.
     pub fn requests_per_sec(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
@@ -93,6 +395,88 @@ impl BenchReport {
         self.latency.value_at_quantile(q)
     }
 
+    /// Responses with a 2xx status: the requests that succeeded.
+    pub fn succeeded(&self) -> u64 {
+        self.statuses.range(200..300).map(|(_, n)| n).sum()
+    }
+
+    /// Complete responses whose status was not 2xx.
+    pub fn non_2xx(&self) -> u64 {
+        self.requests - self.succeeded()
+    }
+
+    /// Failed requests: errors of every class plus non-2xx responses.
+    pub fn failed(&self) -> u64 {
+        self.errors.total() + self.non_2xx()
+    }
+
+    /// Failed requests as a percentage of the requests that finished one
+    /// way or the other (0 when none did).
+    pub fn error_pct(&self) -> f64 {
+        let finished = self.requests + self.errors.total();
+        if finished == 0 {
+            0.0
+        } else {
+            self.failed() as f64 * 100.0 / finished as f64
+        }
+    }
+
+    /// Every failed request by cause: error classes, then `status N`.
+    pub fn error_summary(&self) -> String {
+        let mut parts = vec![self.errors.summary()];
+        for (status, n) in &self.statuses {
+            if !(200..300).contains(status) {
+                parts.push(format!("status {status} {n}"));
+            }
+        }
+        if self.errors.other > 0 {
+            if let Some(e) = &self.other_error {
+                parts.push(format!("(first other error: {e})"));
+            }
+        }
+        parts.retain(|p| !p.is_empty());
+        parts.join(", ")
+    }
+
+    /// Why this run's numbers should not be trusted; empty when it succeeded.
+    pub fn failures(&self, options: &BenchOptions) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.succeeded() == 0 {
+            let why = match (self.failed(), self.unanswered_at_end) {
+                (0, 0) => "no request was sent".to_string(),
+                (0, n) => format!("{n} requests were still unanswered when the run ended"),
+                _ => self.error_summary(),
+            };
+            out.push(format!("no request succeeded: {why}"));
+        } else if self.error_pct() > options.max_errors_pct {
+            out.push(format!(
+                "{:.2} % of requests failed ({}), over the --max-errors threshold of {} %",
+                self.error_pct(),
+                self.error_summary(),
+                options.max_errors_pct
+            ));
+        }
+        let missing = self.connections.not_opened_total();
+        if missing > 0 {
+            let mut line = format!(
+                "{missing} of {} connections could not be opened: {}",
+                self.connections.requested,
+                self.connections.not_opened_summary()
+            );
+            if self.connections.not_opened.fd_limit > 0 {
+                if let Some(note) = self.fd_limit.filter(FdLimitNote::short) {
+                    let _ = write!(
+                        line,
+                        " (fd limit: {})",
+                        note.describe(options.connections).unwrap_or_default()
+                    );
+                }
+            }
+            out.push(line);
+        }
+        out
+    }
+
     /// The result as a Markdown table, headed by what was run.
     pub fn table(&self, options: &BenchOptions) -> String {
         let mode = if options.close {
@@ -102,45 +486,154 @@ impl BenchReport {
         } else {
             "keep-alive".to_string()
         };
-        format!(
+        let errors = if self.failed() == 0 {
+            "0".to_string()
+        } else {
+            format!(
+                "{} ({:.2} %): {}",
+                self.failed(),
+                self.error_pct(),
+                self.error_summary()
+            )
+        };
+        let mut out = format!(
             "| metric | value |\n|---|---|\n\
-             | target | http://{}{} ({mode}, {} connections) |\n\
-             | duration | {:.2} s |\n| requests | {} |\n| requests/s | {:.0} |\n\
+             | target | {} ({mode}, {} connections) |\n\
+             | duration | {:.2} s |\n| requests | {} ({} 2xx) |\n| requests/s | {:.0} |\n\
              | bytes/s | {:.1} MB/s |\n| latency p50 | {} µs |\n| latency p90 | {} µs |\n\
-             | latency p99 | {} µs |\n| latency max | {} µs |\n| errors | {} |\n\
+             | latency p99 | {} µs |\n| latency max | {} µs |\n| errors | {errors} |\n\
              | connections opened | {} |\n",
-            options.host,
-            options.path,
+            options.url(),
             options.connections,
             self.elapsed.as_secs_f64(),
             self.requests,
+            self.succeeded(),
             self.requests_per_sec(),
             self.bytes_per_sec() / 1e6,
             self.latency_us(0.5),
             self.latency_us(0.9),
             self.latency_us(0.99),
             self.latency.max(),
-            self.errors,
-            self.connections_opened
-        )
+            self.connections.explain(),
+        );
+        if let Some(note) = self.fd_limit.and_then(|n| n.describe(options.connections)) {
+            let _ = writeln!(out, "| fd limit | {note} |");
+        }
+        out
     }
 
-    /// The result as one JSON object (rates, latency percentiles in µs, errors).
-    pub fn json(&self) -> String {
-        format!(
-            "{{\"duration_secs\":{:.3},\"requests\":{},\"requests_per_sec\":{:.1},\"bytes_per_sec\":{:.1},\"latency_us\":{{\"p50\":{},\"p90\":{},\"p99\":{},\"max\":{}}},\"errors\":{},\"connections_opened\":{}}}",
+    /// The result as one JSON object: the URL, the options, rates, latency
+    /// percentiles in µs, statuses, errors by class, connection counts and
+    /// the failures (empty when the run succeeded).
+    pub fn json(&self, options: &BenchOptions) -> String {
+        let mut out = String::from("{");
+        let _ = write!(
+            out,
+            "\"url\":{},\"options\":{{\"connections\":{},\"duration_secs\":{:.3},\"requests\":{},\
+             \"pipeline\":{},\"close\":{},\"threads\":{},\"max_errors_pct\":{}}},",
+            json_string(&options.url()),
+            options.connections,
+            options.duration.as_secs_f64(),
+            options
+                .requests
+                .map_or_else(|| "null".to_string(), |n| n.to_string()),
+            options.pipeline,
+            options.close,
+            options.threads,
+            options.max_errors_pct,
+        );
+        let _ = write!(
+            out,
+            "\"duration_secs\":{:.3},\"requests\":{},\"succeeded\":{},\"requests_per_sec\":{:.1},\
+             \"bytes_per_sec\":{:.1},\"latency_us\":{{\"p50\":{},\"p90\":{},\"p99\":{},\"max\":{}}},",
             self.elapsed.as_secs_f64(),
             self.requests,
+            self.succeeded(),
             self.requests_per_sec(),
             self.bytes_per_sec(),
             self.latency_us(0.5),
             self.latency_us(0.9),
             self.latency_us(0.99),
             self.latency.max(),
-            self.errors,
-            self.connections_opened
-        )
+        );
+        let statuses = self
+            .statuses
+            .iter()
+            .map(|(s, n)| format!("\"{s}\":{n}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let _ = write!(
+            out,
+            "\"statuses\":{{{statuses}}},\"non_2xx\":{},\"errors\":{},\"error_pct\":{:.3},\
+             \"errors_by_class\":{},\"other_error\":{},\"unanswered_at_end\":{},",
+            self.non_2xx(),
+            self.failed(),
+            self.error_pct(),
+            self.errors.json(self.errors.total(), ""),
+            self.other_error
+                .as_deref()
+                .map_or_else(|| "null".to_string(), json_string),
+            self.unanswered_at_end,
+        );
+        let c = &self.connections;
+        let _ = write!(
+            out,
+            "\"connections_opened\":{},\"connections\":{{\"requested\":{},\"opened\":{},\"connected\":{},\
+             \"reopened_server_closed\":{},\"reopened_close\":{},\"reopened_after_error\":{},\
+             \"not_opened\":{}}},",
+            c.opened,
+            c.requested,
+            c.opened,
+            c.connected(),
+            c.reopened_server_closed,
+            c.reopened_close,
+            c.reopened_after_error,
+            c.not_opened.json(
+                c.not_opened_total(),
+                &format!(",\"run_ended\":{}", c.not_opened_run_ended)
+            ),
+        );
+        match self.fd_limit {
+            Some(note) => {
+                let _ = write!(
+                    out,
+                    "\"fd_limit\":{{\"soft_before\":{},\"soft\":{},\"hard\":{},\"wanted\":{}}},",
+                    note.soft_before, note.now.soft, note.now.hard, note.wanted
+                );
+            }
+            None => out.push_str("\"fd_limit\":null,"),
+        }
+        let failures = self.failures(options);
+        let _ = write!(
+            out,
+            "\"ok\":{},\"failures\":[{}]}}",
+            failures.is_empty(),
+            failures
+                .iter()
+                .map(|f| json_string(f))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        out
     }
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn bad(message: String) -> ConfigError {
@@ -156,6 +649,7 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Option<BenchOptions>, ConfigErr
     let mut pipeline = 1usize;
     let mut close = false;
     let mut threads = crate::config::resolve_workers(0);
+    let mut max_errors_pct = 1.0;
     let mut json = false;
     let mut args = args.into_iter().map(|a| a.to_string_lossy().into_owned());
     while let Some(arg) = args.next() {
@@ -182,6 +676,19 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Option<BenchOptions>, ConfigErr
                         "-d {v} is not a duration; write it like 5s or 500ms"
                     ))
                 })?;
+            }
+            "--max-errors" => {
+                let v = value("--max-errors")?;
+                max_errors_pct = v
+                    .trim_end_matches('%')
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| (0.0..=100.0).contains(p))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "--max-errors {v} is not a percentage from 0 to 100, like 1 or 0.5%"
+                        ))
+                    })?;
             }
             "--close" => close = true,
             "--json" => json = true,
@@ -216,6 +723,7 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Option<BenchOptions>, ConfigErr
         pipeline,
         close,
         threads,
+        max_errors_pct,
         json,
     }))
 }
@@ -231,22 +739,37 @@ fn split_url(url: &str) -> Option<(String, String)> {
 
 /// Shared between the client's green threads and the progress printer.
 struct Shared {
-    requests: AtomicU64,
-    bytes: AtomicU64,
-    errors: AtomicU64,
-    opened: AtomicU64,
+    /// Complete responses so far, for the progress line.
+    responses: AtomicU64,
     /// Requests still allowed to start under `-n` (`u64::MAX` with `-d`).
     budget: AtomicU64,
+    /// The end of the run with `-d`; every wait is cut there.
+    deadline: Option<Instant>,
     stop: AtomicBool,
 }
 
 impl Shared {
+    /// Whether the run's time is up (never, with `-n`).
+    fn ended(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// When a wait starting now gives up: the request timeout, or the end
+    /// of the run if that comes first.
+    fn limit(&self) -> Instant {
+        let timeout = Instant::now() + REQUEST_TIMEOUT;
+        self.deadline.map_or(timeout, |d| d.min(timeout))
+    }
+
     /// Claims `n` requests of the budget; fewer (maybe 0) near the end.
     fn claim(&self, n: u64) -> u64 {
+        if self.ended() {
+            return 0;
+        }
         let mut left = self.budget.load(Ordering::Relaxed);
         loop {
             let take = left.min(n);
-            if take == 0 || self.stop.load(Ordering::Relaxed) {
+            if take == 0 {
                 return 0;
             }
             match self.budget.compare_exchange_weak(
@@ -260,27 +783,50 @@ impl Shared {
             }
         }
     }
+
+    /// Gives claimed requests that were never sent back to the budget.
+    fn unclaim(&self, n: u64) {
+        if n > 0 && self.budget.load(Ordering::Relaxed) != u64::MAX {
+            self.budget.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Descriptors a run needs beyond its connections: each worker's poller and
+/// wake-up descriptors, stdio, and slack for the runtime.
+fn fds_wanted(options: &BenchOptions) -> u64 {
+    options.connections as u64 + 64 + 8 * options.threads as u64
 }
 
 /// Runs the load; `progress` is called about once a second with the
-/// requests done so far.
+/// responses received so far.
 pub fn run(
     options: &BenchOptions,
     mut progress: impl FnMut(u64, Duration),
 ) -> io::Result<BenchReport> {
+    // Every connection is a descriptor: raise the soft limit before the
+    // runtime opens its own, so -c is not cut short by EMFILE.
+    let wanted = fds_wanted(options);
+    let fd_limit = limits::fd_limit().ok().map(|before| FdLimitNote {
+        soft_before: before.soft,
+        now: limits::raise_fd_limit(wanted).unwrap_or(before),
+        wanted,
+    });
     let runtime = Runtime::builder()
         .workers(options.threads)
         .thread_name("bench")
         .build()?;
+    let started = Instant::now();
+    let deadline = options
+        .requests
+        .is_none()
+        .then(|| started + options.duration);
     let shared = Arc::new(Shared {
-        requests: AtomicU64::new(0),
-        bytes: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-        opened: AtomicU64::new(0),
+        responses: AtomicU64::new(0),
         budget: AtomicU64::new(options.requests.unwrap_or(u64::MAX)),
+        deadline,
         stop: AtomicBool::new(false),
     });
-    let started = Instant::now();
     let workers = runtime.workers();
     let handles: Vec<_> = (0..workers)
         .map(|worker| {
@@ -291,34 +837,38 @@ pub fn run(
             runtime.spawn_local_on(worker, move || run_worker(options, shared, share))
         })
         .collect();
-    let deadline = started + options.duration;
     let mut next_progress = started + Duration::from_secs(1);
     while !handles.iter().all(|h| h.is_finished()) {
         let now = Instant::now();
-        if options.requests.is_none() && now >= deadline {
+        if deadline.is_some_and(|d| now >= d) {
             shared.stop.store(true, Ordering::Relaxed);
         }
         if now >= next_progress {
-            progress(shared.requests.load(Ordering::Relaxed), now - started);
+            progress(shared.responses.load(Ordering::Relaxed), now - started);
             next_progress += Duration::from_secs(1);
         }
         // The client's own threads do the work; this one only watches.
         std::thread::sleep(Duration::from_millis(5));
     }
     let elapsed = started.elapsed();
-    let mut latency = new_histogram();
+    let mut total = Tally::new();
     for handle in handles {
-        if let Ok(h) = runtime.block_on(handle) {
-            let _ = latency.add(h);
+        if let Ok(tally) = runtime.block_on(handle) {
+            total.merge(&tally);
         }
     }
+    total.connections.requested = options.connections as u64;
     Ok(BenchReport {
         elapsed,
-        requests: shared.requests.load(Ordering::Relaxed),
-        bytes: shared.bytes.load(Ordering::Relaxed),
-        errors: shared.errors.load(Ordering::Relaxed),
-        connections_opened: shared.opened.load(Ordering::Relaxed),
-        latency,
+        requests: total.statuses.values().sum(),
+        statuses: total.statuses,
+        bytes: total.bytes,
+        errors: total.errors,
+        other_error: total.other_error,
+        unanswered_at_end: total.unanswered,
+        connections: total.connections,
+        fd_limit,
+        latency: total.latency,
     })
 }
 
@@ -327,28 +877,72 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000, 3).expect("valid histogram bounds")
 }
 
-/// One worker's share of the connections; returns its latency histogram.
-async fn run_worker(
-    options: BenchOptions,
-    shared: Arc<Shared>,
-    connections: usize,
-) -> Histogram<u64> {
-    let histogram = Rc::new(RefCell::new(new_histogram()));
+/// One worker's counts, merged into the report at the end.
+#[derive(Clone)]
+struct Tally {
+    latency: Histogram<u64>,
+    statuses: BTreeMap<u16, u64>,
+    bytes: u64,
+    errors: ErrorCounts,
+    other_error: Option<String>,
+    unanswered: u64,
+    connections: ConnectionCounts,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            latency: new_histogram(),
+            statuses: BTreeMap::new(),
+            bytes: 0,
+            errors: ErrorCounts::default(),
+            other_error: None,
+            unanswered: 0,
+            connections: ConnectionCounts::default(),
+        }
+    }
+
+    fn merge(&mut self, other: &Tally) {
+        let _ = self.latency.add(&other.latency);
+        for (status, n) in &other.statuses {
+            *self.statuses.entry(*status).or_default() += n;
+        }
+        self.bytes += other.bytes;
+        self.errors.merge(&other.errors);
+        if self.other_error.is_none() {
+            self.other_error.clone_from(&other.other_error);
+        }
+        self.unanswered += other.unanswered;
+        self.connections.merge(&other.connections);
+    }
+
+    /// `n` requests failed with `failure` (`error` says how, for `other`).
+    fn fail(&mut self, failure: Failure, n: u64, error: &io::Error) {
+        self.errors.add(failure, n);
+        if failure == Failure::Other && self.other_error.is_none() {
+            self.other_error = Some(error.to_string());
+        }
+    }
+}
+
+/// One worker's share of the connections; returns its counts.
+async fn run_worker(options: BenchOptions, shared: Arc<Shared>, connections: usize) -> Tally {
+    let tally = Rc::new(RefCell::new(Tally::new()));
     let options = Rc::new(options);
     let tasks: Vec<_> = (0..connections)
         .map(|_| {
             runtime::spawn(connection_loop(
                 options.clone(),
                 shared.clone(),
-                histogram.clone(),
+                tally.clone(),
             ))
         })
         .collect();
     for task in tasks {
         let _ = task.await;
     }
-    let histogram = histogram.borrow().clone();
-    histogram
+    let tally = tally.borrow().clone();
+    tally
 }
 
 fn request_bytes(options: &BenchOptions) -> Vec<u8> {
@@ -365,104 +959,173 @@ fn request_bytes(options: &BenchOptions) -> Vec<u8> {
     one.repeat(options.pipeline).into_bytes()
 }
 
-/// Keeps one connection busy until the run ends, reconnecting after errors
-/// (and after every request with `--close`).
+/// Why a slot's next connection is opened.
+#[derive(Clone, Copy)]
+enum Reopen {
+    ServerClosed,
+    CloseMode,
+    AfterError,
+}
+
+/// Keeps one connection busy until the run ends: responses of any status
+/// keep it; it is reopened after the server closes it (and after every
+/// request with `--close`) and after errors. A connection that cannot be
+/// opened because of the fd limit is given up: retrying cannot help.
 async fn connection_loop(
     options: Rc<BenchOptions>,
     shared: Arc<Shared>,
-    histogram: Rc<RefCell<Histogram<u64>>>,
+    tally: Rc<RefCell<Tally>>,
 ) {
     let request = request_bytes(&options);
+    let one_len = request.len() / options.pipeline;
     let mut reader = ResponseReader::default();
     let mut stream: Option<TcpStream> = None;
+    let mut ever_opened = false;
+    let mut last_failure: Option<Failure> = None;
+    let mut reopen: Option<Reopen> = None;
     loop {
         let batch = shared.claim(options.pipeline as u64);
         if batch == 0 {
-            return;
+            break;
         }
         if stream.is_none() {
-            match timeout(Duration::from_secs(10), TcpStream::connect(options.addr)).await {
+            let connected = timeout_at(shared.limit(), TcpStream::connect(options.addr)).await;
+            let error = match connected {
                 Ok(Ok(s)) => {
-                    shared.opened.fetch_add(1, Ordering::Relaxed);
+                    let mut t = tally.borrow_mut();
+                    t.connections.opened += 1;
+                    match reopen.take() {
+                        Some(Reopen::ServerClosed) => t.connections.reopened_server_closed += 1,
+                        Some(Reopen::CloseMode) => t.connections.reopened_close += 1,
+                        Some(Reopen::AfterError) => t.connections.reopened_after_error += 1,
+                        None => {}
+                    }
+                    ever_opened = true;
                     reader = ResponseReader::default();
                     stream = Some(s);
+                    None
                 }
-                _ => {
-                    shared.errors.fetch_add(batch, Ordering::Relaxed);
-                    runtime::sleep(Duration::from_millis(10)).await;
-                    continue;
+                Ok(Err(e)) => Some(e),
+                // Cut by the run's end: neither sent nor failed.
+                Err(_) if shared.ended() => {
+                    shared.unclaim(batch);
+                    break;
                 }
+                Err(_) => Some(io::ErrorKind::TimedOut.into()),
+            };
+            if let Some(e) = error {
+                let failure = Failure::of(&e);
+                tally.borrow_mut().fail(failure, batch, &e);
+                last_failure = Some(failure);
+                if failure == Failure::FdLimit {
+                    break;
+                }
+                // Not a busy loop against a server that refuses.
+                runtime::sleep_until(
+                    shared
+                        .limit()
+                        .min(Instant::now() + Duration::from_millis(10)),
+                )
+                .await;
+                continue;
             }
         }
         let Some(conn) = stream.as_ref() else {
             continue;
         };
         let sent_at = Instant::now();
-        let bytes = &request[..request.len() / options.pipeline * batch as usize];
-        let outcome = timeout(
-            Duration::from_secs(10),
-            exchange(conn, bytes, batch, &mut reader),
+        let bytes = &request[..one_len * batch as usize];
+        let mut answered = 0;
+        let mut record = |response: Response| {
+            let micros = sent_at.elapsed().as_micros() as u64;
+            let mut t = tally.borrow_mut();
+            let _ = t.latency.record(micros.max(1));
+            *t.statuses.entry(response.status).or_default() += 1;
+            t.bytes += response.bytes;
+            shared.responses.fetch_add(1, Ordering::Relaxed);
+        };
+        let outcome = timeout_at(
+            shared.limit(),
+            exchange(conn, bytes, batch, &mut reader, &mut answered, &mut record),
         )
         .await;
+        let unanswered = batch - answered;
         match outcome {
-            Ok(Ok(Exchanged {
-                answered,
-                bytes,
-                closed,
-            })) => {
-                let micros = sent_at.elapsed().as_micros() as u64;
-                let mut h = histogram.borrow_mut();
-                for _ in 0..answered {
-                    let _ = h.record(micros.max(1));
-                }
-                shared.requests.fetch_add(answered, Ordering::Relaxed);
-                shared.bytes.fetch_add(bytes, Ordering::Relaxed);
-                if closed {
+            Ok(Ok(closed)) => {
+                if closed || options.close {
                     // The server ended the connection deliberately (e.g. its
                     // per-connection request limit): requests it did not
                     // answer go back to the budget, not into the errors.
-                    if shared.budget.load(Ordering::Relaxed) != u64::MAX {
-                        shared.budget.fetch_add(batch - answered, Ordering::Relaxed);
-                    }
+                    shared.unclaim(unanswered);
                     stream = None;
+                    reopen = Some(if options.close {
+                        Reopen::CloseMode
+                    } else {
+                        Reopen::ServerClosed
+                    });
                 }
             }
-            _ => {
-                shared.errors.fetch_add(batch, Ordering::Relaxed);
+            Ok(Err(e)) => {
+                tally.borrow_mut().fail(Failure::of(&e), unanswered, &e);
                 stream = None;
+                reopen = Some(Reopen::AfterError);
             }
+            Err(_) if shared.ended() => {
+                tally.borrow_mut().unanswered += unanswered;
+                break;
+            }
+            Err(_) => {
+                let e = io::ErrorKind::TimedOut.into();
+                tally.borrow_mut().fail(Failure::Timeout, unanswered, &e);
+                stream = None;
+                reopen = Some(Reopen::AfterError);
+            }
+        }
+    }
+    if !ever_opened {
+        let mut t = tally.borrow_mut();
+        match last_failure {
+            Some(failure) => t.connections.not_opened.add(failure, 1),
+            // Never tried, or cut while connecting: with -d the run ended
+            // first; with -n the budget was spent by others (not a failure).
+            None if shared.deadline.is_some() => t.connections.not_opened_run_ended += 1,
+            None => {}
         }
     }
 }
 
-struct Exchanged {
-    answered: u64,
+/// One complete response.
+struct Response {
+    status: u16,
+    /// Head and body.
     bytes: u64,
-    /// The last response said `Connection: close`.
-    closed: bool,
+    /// It ends the connection (`Connection: close`, or a body read to EOF).
+    closes: bool,
 }
 
-/// Sends the requests and reads `count` complete, well-formed responses
-/// (fewer if one of them closes the connection).
+/// Sends the requests and reads `count` complete, well-formed responses of
+/// any status (fewer if one of them closes the connection), passing each to
+/// `record` and counting it in `answered`. Returns whether the connection
+/// is closed.
 async fn exchange(
     stream: &TcpStream,
     request: &[u8],
     count: u64,
     reader: &mut ResponseReader,
-) -> io::Result<Exchanged> {
+    answered: &mut u64,
+    record: &mut impl FnMut(Response),
+) -> io::Result<bool> {
     stream.write_all(request).await?;
-    let mut done = Exchanged {
-        answered: 0,
-        bytes: 0,
-        closed: false,
-    };
-    while done.answered < count && !done.closed {
-        let (bytes, closed) = reader.next(stream).await?;
-        done.answered += 1;
-        done.bytes += bytes;
-        done.closed = closed;
+    while *answered < count {
+        let response = reader.next(stream).await?;
+        *answered += 1;
+        let closes = response.closes;
+        record(response);
+        if closes {
+            return Ok(true);
+        }
     }
-    Ok(done)
+    Ok(false)
 }
 
 /// Reads responses off a stream, keeping bytes of the next one.
@@ -480,7 +1143,8 @@ fn invalid(message: &str) -> io::Error {
 }
 
 impl ResponseReader {
-    async fn fill(&mut self, stream: &TcpStream) -> io::Result<()> {
+    /// Reads more bytes; `Ok(false)` at end of stream.
+    async fn fill_or_eof(&mut self, stream: &TcpStream) -> io::Result<bool> {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -491,31 +1155,40 @@ impl ResponseReader {
             self.buf.resize(grown, 0);
         }
         let n = stream.read(&mut self.buf[self.end..]).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
         self.end += n;
-        Ok(())
+        Ok(n > 0)
     }
 
-    /// One response: a 2xx/3xx status line and a body framed by
-    /// Content-Length or chunked. Returns the response's size in bytes and
-    /// whether it closes the connection.
-    async fn next(&mut self, stream: &TcpStream) -> io::Result<(u64, bool)> {
-        let (head_len, framing, closes) = loop {
+    async fn fill(&mut self, stream: &TcpStream) -> io::Result<()> {
+        if self.fill_or_eof(stream).await? {
+            Ok(())
+        } else {
+            Err(io::ErrorKind::UnexpectedEof.into())
+        }
+    }
+
+    /// One response of any status, its body framed by Content-Length,
+    /// chunked, or (with neither) the end of the connection.
+    async fn next(&mut self, stream: &TcpStream) -> io::Result<Response> {
+        let (head_len, status, framing, closes) = loop {
             let mut headers = [httparse::EMPTY_HEADER; 32];
             let mut response = httparse::Response::new(&mut headers);
             match response.parse(&self.buf[self.start..self.end]) {
                 Ok(httparse::Status::Complete(n)) => {
                     let status = response.code.unwrap_or(0);
-                    if !(200..400).contains(&status) {
-                        return Err(invalid("error status"));
-                    }
                     let closes = response.headers.iter().any(|h| {
                         h.name.eq_ignore_ascii_case("connection")
                             && h.value.eq_ignore_ascii_case(b"close")
                     });
-                    break (n, framing_of(response.headers)?, closes);
+                    let framing = if status < 200 {
+                        // An interim response (100 Continue) before the real one.
+                        return Err(invalid("unexpected 1xx response"));
+                    } else if status == 204 || status == 304 {
+                        Framing::Length(0)
+                    } else {
+                        framing_of(response.headers)?
+                    };
+                    break (n, status, framing, closes);
                 }
                 Ok(httparse::Status::Partial) => self.fill(stream).await?,
                 Err(_) => return Err(invalid("malformed response")),
@@ -559,14 +1232,29 @@ impl ResponseReader {
                     }
                 }
             }
+            Framing::UntilClose => {
+                let mut len = self.end - self.start;
+                self.start = self.end;
+                while self.fill_or_eof(stream).await? {
+                    len += self.end - self.start;
+                    self.start = self.end;
+                }
+                len
+            }
         };
-        Ok(((head_len + body) as u64, closes))
+        Ok(Response {
+            status,
+            bytes: (head_len + body) as u64,
+            closes: closes || matches!(framing, Framing::UntilClose),
+        })
     }
 }
 
 enum Framing {
     Length(u64),
     Chunked,
+    /// Neither header: the body ends with the connection (RFC 9112 §6.3).
+    UntilClose,
 }
 
 fn framing_of(headers: &[httparse::Header<'_>]) -> io::Result<Framing> {
@@ -585,7 +1273,7 @@ fn framing_of(headers: &[httparse::Header<'_>]) -> io::Result<Framing> {
             return Ok(Framing::Chunked);
         }
     }
-    Err(invalid("response without framing"))
+    Ok(Framing::UntilClose)
 }
 
 #[cfg(test)]
@@ -633,9 +1321,73 @@ mod tests {
                 "do not mix",
             ),
             (vec![], "missing URL"),
+            (
+                vec!["http://127.0.0.1:1/", "--max-errors", "101"],
+                "percentage",
+            ),
         ] {
             let err = parse_args(args(&list)).expect_err("rejected");
             assert!(err.to_string().contains(needle), "{err}");
         }
+    }
+
+    #[test]
+    fn max_errors_takes_a_percentage() {
+        for (value, pct) in [("5", 5.0), ("0.5%", 0.5), ("0", 0.0)] {
+            let o = parse_args(args(&["http://127.0.0.1:1/", "--max-errors", value]))
+                .expect("parses")
+                .expect("not help");
+            assert_eq!(o.max_errors_pct, pct);
+        }
+    }
+
+    fn report(statuses: &[(u16, u64)], errors: ErrorCounts) -> BenchReport {
+        let statuses: BTreeMap<u16, u64> = statuses.iter().copied().collect();
+        BenchReport {
+            elapsed: Duration::from_secs(1),
+            requests: statuses.values().sum(),
+            statuses,
+            bytes: 0,
+            errors,
+            other_error: None,
+            unanswered_at_end: 0,
+            connections: ConnectionCounts {
+                requested: 4,
+                opened: 4,
+                ..ConnectionCounts::default()
+            },
+            fd_limit: None,
+            latency: new_histogram(),
+        }
+    }
+
+    #[test]
+    fn a_run_fails_on_no_success_or_errors_over_the_threshold() {
+        let options = BenchOptions::new("127.0.0.1:1".parse().expect("addr"), "/");
+        assert!(report(&[(200, 1000)], ErrorCounts::default())
+            .failures(&options)
+            .is_empty());
+        // 1 % exactly is within the default threshold; more is not.
+        let refused = ErrorCounts {
+            refused: 10,
+            ..ErrorCounts::default()
+        };
+        assert!(report(&[(200, 990)], refused).failures(&options).is_empty());
+        let failures = report(&[(200, 980), (503, 10)], refused).failures(&options);
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(
+            failures[0].contains("connection refused 10") && failures[0].contains("status 503 10"),
+            "{failures:?}"
+        );
+        let failures = report(&[(404, 50)], ErrorCounts::default()).failures(&options);
+        assert!(
+            failures[0].contains("no request succeeded: status 404 50"),
+            "{failures:?}"
+        );
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
     }
 }

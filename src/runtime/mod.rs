@@ -10,6 +10,7 @@
 //! - [`net`]: TCP listeners and streams, `sendfile`.
 //! - [`watch`]: inotify file watching on the reactor.
 //! - [`beneath`]: opening files confined beneath a directory descriptor.
+//! - [`limits`]: the open-file limit, read and raised.
 //! - `sys`: `syscall!`, the one way the runtime calls libc.
 
 //!
@@ -40,6 +41,7 @@ mod executor;
 pub mod idle;
 pub mod io;
 pub mod latch;
+pub mod limits;
 pub mod local_pool;
 pub mod net;
 pub mod pooled;
