@@ -205,13 +205,20 @@ fn a_successful_run_exits_0_and_explains_reopened_connections() {
     let text = run.text();
     assert_eq!(run.code, 0, "{text}");
     assert!(text.contains("| errors | 0 |"), "{text}");
-    // 100 requests at 5 per connection: 20 connections, 18 of them reopens.
+    // 100 requests at most 5 per connection: at least 20 connections, the
+    // reopens said to be the server's doing.
     assert!(
-        text.contains(
-            "| connections opened | 20 (2 of 2 connected; 18 reopened after the server closed them"
-        ),
+        text.contains("(2 of 2 connected; ")
+            && text.contains(" reopened after the server closed them"),
         "{text}"
     );
+    let opened: u64 = text
+        .split("| connections opened | ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("connections opened in the table");
+    assert!(opened >= 20, "{text}");
     assert!(text.contains("max_requests_per_connection"), "{text}");
 }
 
