@@ -1,5 +1,6 @@
 //! `conveyor`: serve a directory, or (`conveyor bench`) load-test a server.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -132,7 +133,13 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
         }
     };
     let stopped = server.shutdown();
-    println!("conveyor: {}", stop_line(signal, &stopped));
+    // Whoever read the start-up line may have closed stdout since: the
+    // stop must still exit 0, so a failed write is not a panic.
+    let _ = writeln!(
+        std::io::stdout(),
+        "conveyor: {}",
+        stop_line(signal, &stopped)
+    );
     ExitCode::SUCCESS
 }
 
