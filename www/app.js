@@ -1,3 +1,12 @@
+// Writes the address this page was served from into the "Try it" commands
+// (their text, http://127.0.0.1:8080, is the default listen address).
+(function () {
+  "use strict";
+  if (!/^https?:$/.test(location.protocol)) return;
+  var spans = document.querySelectorAll(".origin");
+  for (var i = 0; i < spans.length; i++) spans[i].textContent = location.origin;
+})();
+
 // Polls /status every 2 s and shows a few numbers; stays silent on any error.
 (function () {
   "use strict";

@@ -1,6 +1,6 @@
 //! Every config key, described once: its dotted name, its default, how its
 //! value is read and a one-line doc. The table feeds `Config::default()`,
-//! the unknown-key check and its "did you mean", and [`reference`]; a test
+//! the unknown-key check and its "did you mean", and [`reference()`]; a test
 //! holds `config/conveyor.toml` to it. Adding a key: a field in `mod.rs`
 //! (and in `Config::blank`), a row here, its line in the shipped file.
 

@@ -118,7 +118,7 @@ impl FileWatcher {
     }
 }
 
-/// Decodes `struct inotify_event` records: wd, mask, cookie, len, name[len].
+/// Decodes `struct inotify_event` records: wd, mask, cookie, len, `name[len]`.
 fn parse_events(mut bytes: &[u8]) -> Vec<Change> {
     const HEADER: usize = 16;
     let mut changes = Vec::new();
