@@ -118,6 +118,8 @@ pub struct Request {
     pub range: Option<String>,
     /// If-Range, unparsed.
     pub if_range: Option<String>,
+    /// Accept-Encoding: the content codings the client takes, raw.
+    pub accept_encoding: Option<String>,
     /// The first User-Agent, invalid UTF-8 replaced (for the access log).
     pub user_agent: Option<String>,
     /// The first Referer, invalid UTF-8 replaced (for the access log).
@@ -198,9 +200,10 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<Request>, Htt
         Err(httparse::Error::Version) => {
             check_limits(buf, buf.len(), limits)?;
             return match version_error(buf) {
-                VersionShape::Full => Err(HttpError::new(505, "only HTTP/1.0 and HTTP/1.1")),
+                VersionShape::Higher1(at) => parse_as_http11(buf, at, limits),
+                VersionShape::Full => Err(HttpError::new(505, "only HTTP/1.x")),
                 VersionShape::Prefix => Ok(None),
-                VersionShape::No => Err(bad("malformed HTTP version")),
+                VersionShape::No => Err(bad("malformed request line")),
             };
         }
         Err(httparse::Error::HeaderName) | Err(httparse::Error::HeaderValue) => {
@@ -235,6 +238,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<Request>, Htt
         if_unmodified_since: None,
         range: None,
         if_range: None,
+        accept_encoding: None,
         user_agent: None,
         referer: None,
         preamble_len: len,
@@ -306,6 +310,9 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<Request>, Htt
             set_once(&mut out.range, value)?;
         } else if name.eq_ignore_ascii_case("if-range") {
             set_once(&mut out.if_range, value)?;
+        } else if name.eq_ignore_ascii_case("accept-encoding") {
+            // Lossy: a stray byte makes a coding unknown, not the request bad.
+            append_list(&mut out.accept_encoding, &String::from_utf8_lossy(value));
         } else if name.eq_ignore_ascii_case("user-agent") {
             // Informational only: keep the first, tolerate obs-text.
             if out.user_agent.is_none() {
@@ -390,24 +397,47 @@ fn leading_empty_len(buf: &[u8]) -> usize {
     }
 }
 
+/// A request sent as `HTTP/1.x`, x > 1, parsed as HTTP/1.1: a recipient
+/// may treat a higher minor version as the highest it supports (RFC 9110
+/// §2.5). `at` is the index of the minor digit in `buf`. httparse knows
+/// only 1.0 and 1.1, so the digit is rewritten in a copy; this path is
+/// rare and never taken by a 1.0/1.1 request.
+fn parse_as_http11(buf: &[u8], at: usize, limits: &Limits) -> Result<Option<Request>, HttpError> {
+    let mut patched = buf.to_vec();
+    match patched.get_mut(at) {
+        Some(digit) if digit.is_ascii_digit() && *digit > b'1' => *digit = b'1',
+        // Cannot happen (version_error found the digit); never loop.
+        _ => return Err(bad("malformed HTTP version")),
+    }
+    parse_request(&patched, limits)
+}
+
 enum VersionShape {
-    /// "HTTP/d.d": a well-formed but unsupported version.
+    /// "HTTP/1.d" with d > 1, its minor digit at this index: served as 1.1.
+    Higher1(usize),
+    /// "HTTP/d.d" with d != 1: a well-formed but unsupported version.
     Full,
     /// Could still become "HTTP/d.d" once more bytes arrive.
     Prefix,
     No,
 }
 
-/// Classify the version token after httparse rejected it.
+/// Classify the version token after httparse rejected it. The line must
+/// be `method SP target SP version`: a third space means the target held
+/// a raw space, which makes the line malformed (400), whatever follows.
 fn version_error(buf: &[u8]) -> VersionShape {
-    let rest = &buf[leading_empty_len(buf)..];
+    let start = leading_empty_len(buf);
+    let rest = &buf[start..];
     let (line, complete) = match rest.iter().position(|&b| b == b'\n') {
         Some(i) => (&rest[..i], true),
         None => (rest, false),
     };
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let tok = match line.iter().rposition(|&b| b == b' ') {
-        Some(i) => &line[i + 1..],
+    if line.iter().filter(|&&b| b == b' ').count() != 2 {
+        return VersionShape::No;
+    }
+    let (tok, tok_at) = match line.iter().rposition(|&b| b == b' ') {
+        Some(i) => (&line[i + 1..], start + i + 1),
         None => return VersionShape::No,
     };
     let fits = tok.len() <= 8
@@ -417,6 +447,7 @@ fn version_error(buf: &[u8]) -> VersionShape {
             _ => b == b'.',
         });
     match (fits, tok.len() == 8, complete) {
+        (true, true, _) if tok[5] == b'1' => VersionShape::Higher1(tok_at + 7),
         (true, true, _) => VersionShape::Full,
         (true, false, false) => VersionShape::Prefix,
         _ => VersionShape::No,
@@ -428,6 +459,12 @@ fn split_target<'a>(method: &Method, raw: &'a str) -> Result<(String, Option<&'a
     // Fragments are never part of a request-target (RFC 9112 §3.2).
     if raw.contains('#') {
         return Err(bad("fragment in request target"));
+    }
+    // httparse lets through every visible byte; these three are never sent
+    // raw by a URL-conforming client (WHATWG percent-encodes them in path
+    // and query alike), so one in a target is a malformed request line.
+    if raw.bytes().any(|b| matches!(b, b'"' | b'<' | b'>')) {
+        return Err(bad("invalid character in request target"));
     }
     if raw.starts_with('/') {
         return Ok((raw.to_string(), None));
@@ -720,15 +757,63 @@ mod tests {
     fn versions() {
         assert_eq!(ok("GET / HTTP/1.0\r\n\r\n").minor_version, 0);
         assert_eq!(status("GET / HTTP/2.0\r\n\r\n"), 505);
-        assert_eq!(status("GET / HTTP/1.2\r\nHost: x\r\n\r\n"), 505);
         assert_eq!(status("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 505);
-        assert_eq!(status("GET / HTTP/1.2"), 505);
+        assert_eq!(status("GET / HTTP/0.9\r\n\r\n"), 505);
+        assert_eq!(status("GET / HTTP/3.1\r\nHost: x\r\n\r\n"), 505);
         // Could still turn into HTTP/2.0: wait.
         assert_eq!(parse("GET / HTTP/2"), Ok(None));
         assert_eq!(status("GET / HTTP/2\r\n\r\n"), 400);
         assert_eq!(status("GET / http/1.1\r\n\r\n"), 400);
         assert_eq!(status("GET / HTTP/1.10\r\n\r\n"), 400);
         assert_eq!(status("GET / FOO/1.1\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn higher_http1_minor_versions_are_served_as_http11() {
+        for v in ["1.2", "1.9"] {
+            let s = format!("GET /a?b HTTP/{v}\r\nHost: x\r\n\r\nBODY");
+            let r = ok(&s);
+            assert_eq!((r.minor_version, r.target.as_str()), (1, "/a?b"), "{v}");
+            assert!(r.keep_alive);
+            assert_eq!(r.preamble_len, s.len() - 4);
+            // Still HTTP/1.1 rules: Host is required.
+            assert_eq!(status(&format!("GET / HTTP/{v}\r\n\r\n")), 400);
+        }
+        assert_eq!(parse("GET / HTTP/1.2"), Ok(None));
+        assert_eq!(parse("GET / HTTP/1.2\r\nHost: x\r\n"), Ok(None));
+    }
+
+    #[test]
+    fn raw_space_or_forbidden_byte_in_target_is_400_not_505() {
+        for line in [
+            "GET /a b HTTP/1.1",
+            "GET /a b HTTP/2.0",
+            "GET / HTTP/1.1 HTTP/1.1",
+            "GET /a  HTTP/1.1",
+            "GET /a\tb HTTP/1.1",
+            "GET /a\x01b HTTP/1.1",
+            "GET /a\x7fb HTTP/1.1",
+            "GET /a\"b HTTP/1.1",
+            "GET /a<b> HTTP/1.1",
+            "GET /?q=<x> HTTP/1.1",
+            "GET http://h/a<b HTTP/1.1",
+        ] {
+            assert_eq!(
+                status(&format!("{line}\r\nHost: x\r\n\r\n")),
+                400,
+                "{line:?}"
+            );
+        }
+        // Decided without waiting for the rest of the line.
+        assert_eq!(status("GET /a b HTTP/1.1"), 400);
+        assert_eq!(status("GET /a b"), 400);
+        // What browsers send raw is accepted (WHATWG URL; nginx does too).
+        for target in ["/a[1]", "/a|b", "/?x={y}^`", "/a\\b"] {
+            assert_eq!(
+                ok(&format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n")).target,
+                target
+            );
+        }
     }
 
     #[test]
