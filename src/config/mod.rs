@@ -11,22 +11,27 @@
 //! - `names.rs`: the closed sets of names (stages, modes, policies).
 //! - `validate.rs`: checks that need the machine, made at start-up.
 
+mod glob;
 mod keys;
 mod names;
 mod read;
 mod shared;
+mod site;
 mod units;
 mod validate;
 mod value;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use glob::Glob;
 pub use keys::{reference, Key, Literal, KEYS};
 pub use names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate, UnknownName};
 pub use shared::SharedConfig;
+pub use site::HeaderRule;
 pub use units::{parse_duration, parse_size};
 pub use value::{parse_listen, Listen, LISTEN_FIX, WORKERS_FIX};
 
@@ -160,6 +165,53 @@ pub struct StaticConfig {
     /// `static.revalidate`: how a cached file is checked against the disk before
     /// it is served (default `inotify`).
     pub revalidate: Revalidate,
+    /// `[compress]`: encoded variants of static files (read by the static
+    /// files alone, so it travels with them).
+    pub compress: CompressConfig,
+    /// `[[headers]]`: rules adding, replacing or removing header fields of
+    /// the files whose path matches (default none).
+    pub headers: Vec<HeaderRule>,
+    /// `[cors]`: cross-origin requests (default off).
+    pub cors: CorsConfig,
+    /// `static.error_pages`: status (403, 404, 5xx) → a file beneath the
+    /// root, as a request path, served with that status (default none).
+    pub error_pages: BTreeMap<u16, String>,
+    /// `static.fallback`: a file beneath the root (as a request path) served
+    /// with 200 to GET and HEAD for paths with no file; "" = none (default).
+    pub fallback: String,
+    /// `static.fallback_only_without_extension`: the fallback answers only
+    /// paths whose last segment has no "." (default false).
+    pub fallback_only_without_extension: bool,
+    /// `static.listing`: list a directory without an index file (default false).
+    pub listing: bool,
+}
+
+/// The `[cors]` table: which other origins may read responses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorsConfig {
+    /// `cors.origins`: `["*"]`, or the origins allowed; empty = CORS off (default).
+    pub origins: Vec<String>,
+    /// `cors.methods`: methods a preflight allows (default GET, HEAD).
+    pub methods: Vec<String>,
+    /// `cors.headers`: request fields a preflight allows (default none).
+    pub headers: Vec<String>,
+    /// `cors.max_age`: how long a browser may cache a preflight answer (default 10 min).
+    pub max_age: Duration,
+    /// `cors.credentials`: allow cookies and authorization (default false).
+    pub credentials: bool,
+}
+
+/// The `[compress]` table: precompressed sidecars are always served; this
+/// governs compressing files once into the cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompressConfig {
+    /// `compress.enabled`: compress text files without a sidecar once per
+    /// version, with brotli and gzip (default true; `--no-compress` off).
+    pub enabled: bool,
+    /// `compress.min_size`: smaller files are sent as they are (default 256 B).
+    pub min_size: u64,
+    /// `compress.max_size`: bigger files are sent as they are (default 1 MiB).
+    pub max_size: u64,
 }
 
 /// The `[status]` or `[echo]` table: whether a built-in endpoint answers,
@@ -249,6 +301,23 @@ impl Config {
                 cache_max_bytes: 0,
                 sendfile_min_size: 0,
                 revalidate: Revalidate::ALL[0],
+                compress: CompressConfig {
+                    enabled: false,
+                    min_size: 0,
+                    max_size: 0,
+                },
+                headers: Vec::new(),
+                cors: CorsConfig {
+                    origins: Vec::new(),
+                    methods: Vec::new(),
+                    headers: Vec::new(),
+                    max_age: Duration::ZERO,
+                    credentials: false,
+                },
+                error_pages: BTreeMap::new(),
+                fallback: String::new(),
+                fallback_only_without_extension: false,
+                listing: false,
             },
             status: Endpoint {
                 enabled: false,
