@@ -67,8 +67,6 @@ pub enum ResolveError {
     NotUtf8,
     /// 400: the path does not start with `/`.
     NotAbsolute,
-    /// 404: a `..` segment (never followed, even inside the root).
-    DotDot,
     /// 404: a name starting with `.` while `static.show_dotfiles` is off.
     Dotfile,
     /// 404: no such file or directory.
@@ -96,8 +94,8 @@ impl ResolveError {
         match self {
             BadEscape | EncodedSeparator | NotUtf8 | NotAbsolute => 400,
             Permission => 403,
-            DotDot | Dotfile | Missing | NotADirectory | NoIndex | OutsideRoot | SymlinkLoop
-            | NotAFile | Os(_) => 404,
+            Dotfile | Missing | NotADirectory | NoIndex | OutsideRoot | SymlinkLoop | NotAFile
+            | Os(_) => 404,
         }
     }
 }
@@ -111,7 +109,6 @@ impl std::fmt::Display for ResolveError {
             EncodedSeparator => "an encoded NUL, slash or backslash",
             NotUtf8 => "not UTF-8 once decoded",
             NotAbsolute => "the path does not start with \"/\"",
-            DotDot => "a \"..\" segment (never followed)",
             Dotfile => "a name starts with \".\" (static.show_dotfiles = false)",
             Missing => "no such file or directory",
             NotADirectory => "a file named as a directory",
@@ -156,15 +153,31 @@ pub fn resolve(
         .map(decode_segment)
         .collect::<Result<Vec<_>, _>>()?;
 
-    let mut relative = PathBuf::new();
+    // Dot-segments are removed as RFC 3986 §5.2.4 says, on the decoded
+    // segments (so `%2e%2e` is `..`, as in nginx), before anything is
+    // opened: `..` drops the segment before it and, at the root, stays
+    // there (`/../x` is `/x`, as in nginx), so no path climbs above the
+    // root. Empty segments are skipped first (`//` is `/`, like nginx's
+    // merge_slashes), so `/a//../b` is `/b`.
+    let mut kept: Vec<&str> = Vec::with_capacity(segments.len());
     for segment in &segments {
         match segment.as_str() {
-            "" | "." => continue,
-            // Never walk up, not even when it would stay inside the root.
-            ".." => return Err(ResolveError::DotDot),
-            s if s.starts_with('.') && !opts.show_dotfiles => return Err(ResolveError::Dotfile),
-            s => relative.push(s),
+            "" | "." => {}
+            ".." => {
+                kept.pop();
+            }
+            s => kept.push(s),
         }
+    }
+    // A final `.` or `..` names a directory: `/sub/..` is `/`, not `/sub`.
+    let dir_form =
+        url_path.ends_with('/') || matches!(segments.last().map(String::as_str), Some("." | ".."));
+    let mut relative = PathBuf::new();
+    for s in kept {
+        if s.starts_with('.') && !opts.show_dotfiles {
+            return Err(ResolveError::Dotfile);
+        }
+        relative.push(s);
     }
 
     let symlinks = match opts.follow_symlinks_outside_root {
@@ -175,7 +188,7 @@ pub fn resolve(
     let meta = opened.file.metadata().map_err(io_error)?;
 
     if meta.is_dir() {
-        if !url_path.ends_with('/') {
+        if !dir_form {
             return Ok(Resolved::RedirectToSlash(redirect_location(
                 url_path, query,
             )));
@@ -193,7 +206,7 @@ pub fn resolve(
         return regular_file(path, index_meta, opened.direct && index.direct, index.file);
     }
     // "/file.txt/" names a directory that does not exist.
-    if url_path.ends_with('/') {
+    if dir_form {
         return Err(ResolveError::NotADirectory);
     }
     regular_file(root.path().join(relative), meta, opened.direct, opened.file)
@@ -418,15 +431,44 @@ mod tests {
     }
 
     #[test]
-    fn dot_dot_is_rejected_even_inside_root() {
+    fn dot_segments_are_removed_and_never_climb_above_the_root() {
         let fx = Fixture::new();
-        fx.file("a.txt", "a");
-        fx.file("sub/b.txt", "b");
-        assert_eq!(err(fx.get("/sub/../a.txt")), ResolveError::DotDot);
-        assert_eq!(err(fx.get("/../outside/x")), ResolveError::DotDot);
-        assert_eq!(err(fx.get("/%2e%2e/outside/x")), ResolveError::DotDot);
-        assert_eq!(err(fx.get("/sub/%2E%2E/a.txt")), ResolveError::DotDot);
-        assert_eq!(err(fx.get("/sub/.%2e/a.txt")), ResolveError::DotDot);
+        let a = fx.file("a.txt", "a");
+        let b = fx.file("sub/b.txt", "b");
+        fx.file("sub/index.html", "sub index");
+        fx.file("index.html", "root index");
+        fs::write(fx.outside.join("x"), "outside").unwrap();
+        for url in [
+            "/sub/../a.txt",
+            "/sub/deeper/../../a.txt",
+            "/sub/./../a.txt",
+            "/sub/%2E%2E/a.txt",
+            "/sub/.%2e/a.txt",
+            "/sub/%2e./a.txt",
+            "/sub//../a.txt",
+            "/../a.txt",
+            "/../../../a.txt",
+            "/sub/../../a.txt",
+            "/%2e%2e/a.txt",
+        ] {
+            assert_eq!(file_path(fx.get(url)), a, "{url}");
+        }
+        assert_eq!(file_path(fx.get("/a.txt/../sub/b.txt")), b);
+        // Clamped at the root: "outside" is looked up inside it.
+        for url in ["/../outside/x", "/%2e%2e/outside/x", "/sub/../../outside/x"] {
+            assert_eq!(err(fx.get(url)), ResolveError::Missing, "{url}");
+        }
+        // A trailing dot-segment names a directory (RFC 3986 §5.2.4).
+        assert_eq!(body(fx.get("/sub/..")), "root index");
+        assert_eq!(body(fx.get("/..")), "root index");
+        assert_eq!(body(fx.get("/sub/.")), "sub index");
+        assert_eq!(body(fx.get("/sub/x/..")), "sub index");
+        assert_eq!(err(fx.get("/sub/b.txt/.")), ResolveError::NotADirectory);
+        // Dotfiles are judged after removal: reached via ".." they stay
+        // hidden; a dotfile segment that ".." removes is never opened.
+        fx.file(".env", "secret");
+        assert_eq!(err(fx.get("/sub/../.env")), ResolveError::Dotfile);
+        assert_eq!(file_path(fx.get("/.env/../a.txt")), a);
     }
 
     #[test]
@@ -511,7 +553,7 @@ mod tests {
             file_path(fx.get_with("/.well-known/security.txt", &opts)),
             wk
         );
-        assert_eq!(err(fx.get_with("/..", &opts)), ResolveError::DotDot);
+        assert_eq!(err(fx.get_with("/..", &opts)), ResolveError::NoIndex);
     }
 
     #[test]
