@@ -31,6 +31,10 @@ pub struct WorkerMetrics {
     pub status_classes: [Counter; 5],
     pub bytes_in: Counter,
     pub bytes_out: Counter,
+    /// `/echo` bodies refused (malformed, or over the limit) after their
+    /// 200 went out: each response was cut short (no last chunk) and its
+    /// connection closed.
+    pub echo_cut_short: Counter,
     latency: Vec<Counter>,
 }
 
@@ -52,6 +56,8 @@ pub struct Totals {
     pub status_classes: [u64; 5],
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// `/echo` responses cut short by a body refused after the 200.
+    pub echo_cut_short: u64,
     /// p50, p90, p99 request latency in microseconds.
     pub latency_us: [u64; 3],
 }
@@ -94,6 +100,7 @@ impl Metrics {
             }
             t.bytes_in += w.bytes_in.get();
             t.bytes_out += w.bytes_out.get();
+            t.echo_cut_short += w.echo_cut_short.get();
             for (sum, c) in latency.iter_mut().zip(&w.latency) {
                 *sum += c.get();
             }

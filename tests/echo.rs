@@ -114,6 +114,13 @@ fn get_echo_returns_the_request_preamble_as_text() {
                 server.label
             );
             assert_eq!(response.body, request.to_vec(), "{}", server.label);
+            // It mirrors one request: no cache may keep it (REDbot).
+            assert_eq!(
+                response.header("Cache-Control"),
+                Some("no-store"),
+                "{}",
+                server.label
+            );
             // Kept alive.
             assert_eq!(response.header("Connection"), None, "{}", server.label);
             assert!(

@@ -427,7 +427,6 @@ fn unsupported_versions_are_505() {
         |_| {},
         |server| {
             assert_error_and_close(server, b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505);
-            assert_error_and_close(server, b"GET / HTTP/1.2\r\nHost: t\r\n\r\n", 505);
             assert_error_and_close(server, b"GET / HTTP/3.0\r\n\r\n", 505);
             // Not even a version: malformed.
             assert_error_and_close(server, b"GET / HTTP/1.10\r\nHost: t\r\n\r\n", 400);
@@ -516,6 +515,177 @@ fn echo_expect_continue_then_chunked_body() {
                 get(&mut stream, "/").status,
                 200,
                 "{label}: connection kept"
+            );
+        },
+    );
+}
+
+#[test]
+fn raw_space_or_forbidden_character_in_target_is_400_not_505() {
+    each_server(
+        |_| {},
+        |server| {
+            for request in [
+                &b"GET /a b HTTP/1.1\r\nHost: t\r\n\r\n"[..],
+                b"GET /a b HTTP/2.0\r\nHost: t\r\n\r\n",
+                b"GET /index.html HTTP/1.1 HTTP/1.1\r\nHost: t\r\n\r\n",
+                b"GET /a\"b HTTP/1.1\r\nHost: t\r\n\r\n",
+                b"GET /<script> HTTP/1.1\r\nHost: t\r\n\r\n",
+            ] {
+                assert_error_and_close(server, request, 400);
+            }
+            // 505 stays for a well-formed version other than 1.x.
+            assert_error_and_close(server, b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505);
+        },
+    );
+}
+
+#[test]
+fn higher_http1_minor_version_is_served_as_http11() {
+    each_server(
+        |_| {},
+        |server| {
+            let label = &server.label;
+            let mut stream = server.connect();
+            stream
+                .write_all(
+                    b"GET / HTTP/1.2\r\nHost: t\r\n\r\nGET /style.css HTTP/1.9\r\nHost: t\r\n\r\n",
+                )
+                .unwrap();
+            let mut carry = Vec::new();
+            let first = read_response_with(&mut stream, &mut carry, false);
+            assert_eq!(first.status, 200, "{label}");
+            assert_eq!(first.header("Connection"), None, "{label}: kept alive");
+            let second = read_response_with(&mut stream, &mut carry, false);
+            assert_eq!(second.status, 200, "{label}");
+            assert!(second
+                .header("Content-Type")
+                .unwrap_or("")
+                .starts_with("text/css"));
+            // Still HTTP/1.1 rules: no Host is a 400.
+            assert_error_and_close(server, b"GET / HTTP/1.2\r\n\r\n", 400);
+        },
+    );
+}
+
+#[test]
+fn dot_segments_are_removed_before_mapping_to_the_root() {
+    each_server(
+        |_| {},
+        |server| {
+            let label = &server.label;
+            let index = std::fs::read(server.root.join("index.html")).unwrap();
+            for path in [
+                "/docs/../index.html",
+                "/docs/%2e%2e/index.html",
+                "/docs/./../index.html",
+                "/../index.html",
+                "/../../index.html",
+                "/docs/..",
+                "/..",
+            ] {
+                let (r, _s) = send(
+                    server,
+                    format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
+                );
+                assert_eq!(r.status, 200, "{label} {path}");
+                assert_eq!(r.body, index, "{label} {path}");
+            }
+        },
+    );
+}
+
+const CHUNKED_ECHO: &[u8] = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+#[test]
+fn echo_body_malformed_after_a_good_chunk_in_one_write_is_400_not_a_cut_200() {
+    each_server(
+        |_| {},
+        |server| {
+            for body in [
+                &b"3\r\nabc\r\nzz\r\ndata\r\n0\r\n\r\n"[..],
+                // Chunk data longer than its size.
+                b"3\r\nabc\r\n2\r\ndef\r\n0\r\n\r\n",
+                // Bare LF after a size or after data.
+                b"3\r\nabc\r\n2\nde\r\n0\r\n\r\n",
+                b"3\r\nabc\r\n2\r\nde\n0\r\n\r\n",
+                b"3\r\nabc\r\n0\r\n\n",
+            ] {
+                let request = [CHUNKED_ECHO, body].concat();
+                assert_error_and_close(server, &request, 400);
+            }
+        },
+    );
+}
+
+#[test]
+fn echo_body_over_the_limit_in_one_write_is_413_not_a_cut_200() {
+    each_server(
+        |c| c.limits.max_echo_body = 5,
+        |server| {
+            let request = [CHUNKED_ECHO, b"3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n"].concat();
+            assert_error_and_close(server, &request, 413);
+        },
+    );
+}
+
+#[test]
+fn echo_body_malformed_after_the_200_is_cut_short_closed_and_counted() {
+    each_server(
+        |_| {},
+        |server| {
+            let label = &server.label;
+            assert!(
+                server.status_json().contains("\"echo_cut_short\":0"),
+                "{label}"
+            );
+            let mut stream = server.connect();
+            stream.write_all(CHUNKED_ECHO).unwrap();
+            stream.write_all(b"5\r\nhello\r\n").unwrap();
+            let mut got = Vec::new();
+            assert!(
+                wait_until(Duration::from_secs(5), || {
+                    let mut buf = [0u8; 4096];
+                    stream
+                        .set_read_timeout(Some(Duration::from_millis(100)))
+                        .unwrap();
+                    if let Ok(n) = stream.read(&mut buf) {
+                        got.extend_from_slice(&buf[..n]);
+                    }
+                    got.windows(5).any(|w| w == b"hello")
+                }),
+                "{label}: first chunk not echoed: {:?}",
+                String::from_utf8_lossy(&got)
+            );
+            stream.write_all(b"zz\r\n").unwrap();
+            let (rest, closed) = read_until_closed(&mut stream, CLOSE_LIMIT);
+            assert!(closed, "{label}: not closed");
+            got.extend_from_slice(&rest);
+            let text = String::from_utf8_lossy(&got);
+            assert!(text.starts_with("HTTP/1.1 200 "), "{label}: {text:?}");
+            assert_eq!(
+                count(&got, b"HTTP/1.1"),
+                1,
+                "{label}: a second status line: {text:?}"
+            );
+            assert!(
+                text.ends_with("5\r\nhello\r\n"),
+                "{label}: not cut after the last good chunk: {text:?}"
+            );
+            assert!(
+                wait_until(Duration::from_secs(5), || server
+                    .status_json()
+                    .contains("\"echo_cut_short\":1")),
+                "{label}: {}",
+                server.status_json()
+            );
+            let prom = raw(
+                server.addr,
+                b"GET /status?format=prometheus HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            );
+            assert!(
+                prom.text().contains("\nconveyor_echo_cut_short_total 1\n"),
+                "{label}"
             );
         },
     );

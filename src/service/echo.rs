@@ -20,7 +20,14 @@ pub async fn serve(ex: &mut Exchange<'_>) -> Outcome {
         Method::Get | Method::Head => {
             let raw = ex.preamble().to_vec();
             ex.consume_preamble();
-            ex.respond(200, "text/plain; charset=utf-8", &raw, &[])
+            // The body mirrors this one request: no cache may store it or
+            // give it a heuristic freshness (REDbot warns otherwise).
+            ex.respond(
+                200,
+                "text/plain; charset=utf-8",
+                &raw,
+                &[("Cache-Control", "no-store")],
+            )
         }
         Method::Post | Method::Put => {
             ex.consume_preamble();
@@ -114,6 +121,9 @@ impl Echo {
         if self.head_started {
             // Cut short: a Content-Length response ends early, a chunked
             // one lacks its last chunk; either way the client can tell.
+            if matches!(stop, Stop::Refused(_)) {
+                ex.ctx.metrics.here().echo_cut_short.bump();
+            }
             return Outcome {
                 status: 200,
                 body_bytes: self.sent,
@@ -250,6 +260,8 @@ async fn copy_chunked(ex: &mut Exchange<'_>, echo: &mut Echo, max: u64) -> Resul
                     return Err(Stop::Refused(e));
                 }
                 if !echo.head_started {
+                    check_buffered(&decoder, &ex.input.pending()[range.end..], len as u64, max)
+                        .map_err(Stop::Refused)?;
                     start_response(ex, echo, None).await?;
                 }
                 let size_line = format!("{len:x}\r\n");
@@ -292,11 +304,66 @@ async fn copy_chunked(ex: &mut Exchange<'_>, echo: &mut Echo, max: u64) -> Resul
     }
 }
 
+/// Decodes, without consuming, the rest of what is already buffered
+/// (`input`, from where `decoder` stands; `total` body bytes so far), so a
+/// body that arrived whole gets its 400 or 413 rather than a 200 cut short.
+/// Bounded by the input buffer; taken once per body, before the head.
+fn check_buffered(
+    decoder: &ChunkedDecoder,
+    mut input: &[u8],
+    mut total: u64,
+    max: u64,
+) -> Result<(), HttpError> {
+    let mut look = decoder.clone();
+    loop {
+        match look.step(input)? {
+            Step::Data(range) => {
+                total += range.len() as u64;
+                if total > max {
+                    return Err(HttpError::new(413, "body larger than limits.max_echo_body"));
+                }
+                input = &input[range.end..];
+            }
+            Step::Skip(n) => input = &input[n..],
+            Step::NeedMore | Step::Done(_) => return Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const S: Duration = Duration::from_secs(1);
+
+    /// `check_buffered` from the first data step of `body`.
+    fn precheck(body: &[u8], max: u64) -> Result<(), u16> {
+        let mut dec = ChunkedDecoder::new();
+        let mut at = 0;
+        loop {
+            match dec.step(&body[at..]).map_err(|e| e.status)? {
+                Step::Skip(n) => at += n,
+                Step::Data(r) => {
+                    return check_buffered(&dec, &body[at + r.end..], r.len() as u64, max)
+                        .map_err(|e| e.status)
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn buffered_chunks_are_checked_before_the_head() {
+        assert_eq!(precheck(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", 100), Ok(()));
+        // Incomplete is fine: the rest is checked as it comes.
+        assert_eq!(precheck(b"3\r\nabc\r\n2\r\nd", 100), Ok(()));
+        assert_eq!(precheck(b"3\r\nabc\r\nzz\r\n", 100), Err(400));
+        assert_eq!(precheck(b"3\r\nabcd\r\n0\r\n\r\n", 100), Err(400));
+        assert_eq!(precheck(b"3\r\nabc\r\n2\nde\r\n", 100), Err(400));
+        assert_eq!(precheck(b"3\r\nabc\r\n0\r\n\n", 100), Err(400));
+        assert_eq!(precheck(b"3\r\nabc\r\n3\r\ndef\r\n", 5), Err(413));
+        assert_eq!(precheck(b"3\r\nabc\r\n2\r\nde\r\n", 5), Ok(()));
+    }
 
     #[test]
     fn body_clock_starts_with_the_allowance() {

@@ -125,8 +125,8 @@ pub fn to_json(r: &Report) -> String {
     let [c1, c2, c3, c4, c5] = t.status_classes;
     let _ = write!(
         s,
-        "\"requests\":{{\"total\":{},\"1xx\":{c1},\"2xx\":{c2},\"3xx\":{c3},\"4xx\":{c4},\"5xx\":{c5}}},\"bytes\":{{\"in\":{},\"out\":{}}},",
-        t.requests, t.bytes_in, t.bytes_out
+        "\"requests\":{{\"total\":{},\"1xx\":{c1},\"2xx\":{c2},\"3xx\":{c3},\"4xx\":{c4},\"5xx\":{c5},\"echo_cut_short\":{}}},\"bytes\":{{\"in\":{},\"out\":{}}},",
+        t.requests, t.echo_cut_short, t.bytes_in, t.bytes_out
     );
     let [p50, p90, p99] = t.latency_us;
     let _ = write!(
@@ -263,6 +263,12 @@ pub fn to_prometheus(r: &Report) -> String {
         "counter",
         "Responses by status class.",
         &classes,
+    );
+    metric(
+        "echo_cut_short_total",
+        "counter",
+        "Echo responses cut short (no last chunk, connection closed): body refused after the 200.",
+        &one(t.echo_cut_short.to_string()),
     );
     metric(
         "bytes_total",
