@@ -526,6 +526,18 @@ mod tests {
     }
 
     #[test]
+    fn bare_lf_is_never_a_line_end() {
+        // Every CRLF of a good body, one at a time, turned into a bare LF.
+        let good = b"3;a=b\r\nabc\r\n0\r\nT: 1\r\n\r\n";
+        assert!(decode(good).is_ok());
+        for (i, _) in good.windows(2).enumerate().filter(|(_, w)| w == b"\r\n") {
+            let mut bad = good.to_vec();
+            bad.remove(i);
+            assert_eq!(err(&bad), 400, "CR at {i} removed");
+        }
+    }
+
+    #[test]
     fn size_line_cap() {
         let mut line = b"1;".to_vec();
         line.extend(std::iter::repeat_n(b'a', MAX_SIZE_LINE));
