@@ -26,6 +26,7 @@ Options (override the config file):
   --acceptor NAME     how connections are accepted:
 {acceptors}  --dispatcher NAME   how requests get a handler:
 {dispatchers}  --access-log        log each request (to the config's log.access_log_path, stdout by default)
+  --no-compress       serve only precompressed sidecars, compress nothing (compress.enabled = false)
   -v, --verbose       log why each refused request was refused, to stderr (log.level = \"debug\")
   -h, --help          print this help
   -V, --version       print the version
@@ -77,6 +78,8 @@ pub(crate) struct ServeArgs {
     pub acceptor: Option<AcceptorKind>,
     pub dispatcher: Option<DispatcherKind>,
     pub access_log: bool,
+    /// `--no-compress`: `compress.enabled = false`.
+    pub no_compress: bool,
     /// `--verbose`: `log.level = "debug"`.
     pub verbose: bool,
 }
@@ -152,6 +155,10 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
                 return Err(err("--access-log takes no value".to_string()))
             }
             "--access-log" => out.access_log = true,
+            "--no-compress" if inline.is_some() => {
+                return Err(err("--no-compress takes no value".to_string()))
+            }
+            "--no-compress" => out.no_compress = true,
             "-v" | "--verbose" if inline.is_some() => {
                 return Err(err("--verbose takes no value".to_string()))
             }
@@ -199,6 +206,9 @@ impl ServeArgs {
         }
         if self.verbose {
             config.log.level = LogLevel::Debug;
+        }
+        if self.no_compress {
+            config.static_files.compress.enabled = false;
         }
         Ok(())
     }
@@ -269,9 +279,11 @@ mod tests {
                 acceptor: Some(AcceptorKind::ReusePort),
                 dispatcher: Some(DispatcherKind::Pool),
                 access_log: true,
+                no_compress: false,
                 verbose: true,
             }
         );
+        assert!(serve(&["--no-compress"]).no_compress);
         assert!(serve(&["-v"]).verbose);
         assert_eq!(serve(&[]), ServeArgs::default());
         assert_eq!(serve(&["--", "--odd-dir"]).root, Some("--odd-dir".into()));

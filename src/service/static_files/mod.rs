@@ -3,10 +3,12 @@
 //! through it, the sending; and the thin handler that ties them together.
 
 mod cache;
+mod compress;
 mod conditional;
 mod handler;
 mod lookup;
 mod mime;
+mod negotiate;
 mod range;
 mod resolve;
 mod send;
@@ -14,5 +16,6 @@ mod send;
 pub use conditional::{evaluate, Decision, Preconditions, Validators};
 pub use handler::StaticFiles;
 pub use mime::content_type;
+pub use negotiate::{negotiate, Encoding};
 pub use range::{content_range, parse_range, unsatisfied_range, RangeOutcome};
 pub use resolve::{resolve, ResolveError, ResolveOptions, Resolved};
