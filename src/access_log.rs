@@ -156,7 +156,9 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("access.log");
         let log = AccessLog::open(path.to_str().expect("utf-8 path")).expect("open");
-        let raw = b"GET /a\"-\"\\\"x\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\
+        // A '"' in the target is refused by the parser (400), so the
+        // target tries a backslash and non-ASCII only.
+        let raw = b"GET /a\\x\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\
             Referer: r\" \"forged\r\nUser-Agent: ua\\\" 999 \xc3\xa9\r\n\r\n";
         let limits = crate::http::Limits {
             max_request_line: 8192,
@@ -176,7 +178,7 @@ mod tests {
         let first = lines[0];
         assert!(
             first.ends_with(
-                "\"GET /a\\x22-\\x22\\x5C\\x22x\\xC3\\xA9 HTTP/1.1\" 200 5 \
+                "\"GET /a\\x5Cx\\xC3\\xA9 HTTP/1.1\" 200 5 \
                  \"r\\x22 \\x22forged\" \"ua\\x5C\\x22 999 \\xC3\\xA9\""
             ),
             "{first}"

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use conveyor::config::{
-    parse_listen, resolve_workers, AcceptorKind, Config, ConfigError, DispatcherKind, Listen,
+    parse_fallback, parse_listen, resolve_workers, AcceptorKind, Config, ConfigError, DispatcherKind, Listen,
     LogLevel, UnknownName, DEFAULT_CONFIG_PATH, LISTEN_FIX, MAX_WORKERS, WORKERS_FIX,
 };
 
@@ -26,7 +26,9 @@ Options (override the config file):
   --acceptor NAME     how connections are accepted:
 {acceptors}  --dispatcher NAME   how requests get a handler:
 {dispatchers}  --access-log        log each request (to the config's log.access_log_path, stdout by default)
-  --no-compress       serve only precompressed sidecars, compress nothing (compress.enabled = false)
+  --fallback FILE     answer GET/HEAD for paths with no file with FILE, 200 (single-page apps;
+                      static.fallback)
+  --listing           list directories without an index file (static.listing = true)
   -v, --verbose       log why each refused request was refused, to stderr (log.level = \"debug\")
   -h, --help          print this help
   -V, --version       print the version
@@ -78,10 +80,12 @@ pub(crate) struct ServeArgs {
     pub acceptor: Option<AcceptorKind>,
     pub dispatcher: Option<DispatcherKind>,
     pub access_log: bool,
-    /// `--no-compress`: `compress.enabled = false`.
-    pub no_compress: bool,
     /// `--verbose`: `log.level = "debug"`.
     pub verbose: bool,
+    /// `--fallback FILE`: `static.fallback`.
+    pub fallback: Option<String>,
+    /// `--listing`: `static.listing = true`.
+    pub listing: bool,
 }
 
 fn err(msg: String) -> ConfigError {
@@ -155,10 +159,17 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
                 return Err(err("--access-log takes no value".to_string()))
             }
             "--access-log" => out.access_log = true,
-            "--no-compress" if inline.is_some() => {
-                return Err(err("--no-compress takes no value".to_string()))
+            "--fallback" => {
+                let v = value("--fallback FILE")?;
+                let file = v.to_string_lossy().into_owned();
+                out.fallback = Some(
+                    parse_fallback(&file).map_err(|why| err(format!("--fallback {file:?} {why}")))?,
+                );
             }
-            "--no-compress" => out.no_compress = true,
+            "--listing" if inline.is_some() => {
+                return Err(err("--listing takes no value".to_string()))
+            }
+            "--listing" => out.listing = true,
             "-v" | "--verbose" if inline.is_some() => {
                 return Err(err("--verbose takes no value".to_string()))
             }
@@ -207,8 +218,11 @@ impl ServeArgs {
         if self.verbose {
             config.log.level = LogLevel::Debug;
         }
-        if self.no_compress {
-            config.static_files.compress.enabled = false;
+        if let Some(fallback) = &self.fallback {
+            config.static_files.fallback.clone_from(fallback);
+        }
+        if self.listing {
+            config.static_files.listing = true;
         }
         Ok(())
     }
@@ -279,11 +293,20 @@ mod tests {
                 acceptor: Some(AcceptorKind::ReusePort),
                 dispatcher: Some(DispatcherKind::Pool),
                 access_log: true,
-                no_compress: false,
                 verbose: true,
+                fallback: None,
+                listing: false,
             }
         );
-        assert!(serve(&["--no-compress"]).no_compress);
+        let spa = serve(&["--fallback", "index.html", "--listing"]);
+        assert_eq!(spa.fallback.as_deref(), Some("/index.html"));
+        assert!(spa.listing);
+        let mut config = Config::default();
+        spa.apply(&mut config).unwrap();
+        assert_eq!(config.static_files.fallback, "/index.html");
+        assert!(config.static_files.listing);
+        let e = parse_args(["--fallback", "../x"].map(OsString::from)).unwrap_err();
+        assert!(e.message().contains("--fallback \"../x\""), "{e}");
         assert!(serve(&["-v"]).verbose);
         assert_eq!(serve(&[]), ServeArgs::default());
         assert_eq!(serve(&["--", "--odd-dir"]).root, Some("--odd-dir".into()));

@@ -31,7 +31,7 @@ pub use glob::Glob;
 pub use keys::{reference, Key, Literal, KEYS};
 pub use names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate, UnknownName};
 pub use shared::SharedConfig;
-pub use site::HeaderRule;
+pub use site::{parse_fallback, HeaderRule};
 pub use units::{parse_duration, parse_size};
 pub use value::{parse_listen, Listen, LISTEN_FIX, WORKERS_FIX};
 

@@ -206,6 +206,12 @@ pub(crate) fn fallback(v: &Value) -> Parsed<String> {
     }
 }
 
+/// A `static.fallback` value as given on the command line (`--fallback`):
+/// the request path it means ("/index.html"), or why it is refused.
+pub fn parse_fallback(file: &str) -> Result<String, String> {
+    fallback(&Value::String(file.to_string()))
+}
+
 /// A file beneath the root as a request path ("/404.html"): only characters
 /// a client sends as they are, no "." or ".." segments.
 fn site_path(v: &Value) -> Parsed<String> {

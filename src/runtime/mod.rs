@@ -37,6 +37,7 @@
 //! ```
 
 pub mod beneath;
+pub mod dir;
 mod executor;
 pub mod idle;
 pub mod io;

@@ -6,17 +6,20 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::config::{LogLevel, StaticConfig};
-use crate::http::Method;
+use crate::http::{write_head, Method};
 use crate::runtime::beneath::RootDir;
 use crate::runtime::{self, read_seq_now};
 use crate::service::{Exchange, Outcome};
 
 use super::cache::Cache;
+use super::cors::{field, Cors};
+use super::headers::{splice, splice_at};
 use super::lookup::Lookup;
 use super::resolve::log_refusal;
 use super::send::not_modified;
 use super::{
-    evaluate, parse_range, unsatisfied_range, Decision, Preconditions, RangeOutcome, ResolveOptions,
+    evaluate, parse_range, unsatisfied_range, Decision, Preconditions, RangeOutcome, ResolveError,
+    ResolveOptions,
 };
 
 /// Serves the files under a root directory, with one in-memory cache per worker.
@@ -24,9 +27,13 @@ pub struct StaticFiles {
     /// Files are opened beneath this descriptor, never by a path.
     pub(super) root: RootDir,
     pub(super) options: ResolveOptions,
-    pub(super) config: StaticConfig,
+    /// Shared: it is big, and `Target` holds this by value.
+    pub(super) config: Arc<StaticConfig>,
     /// One cache per worker: no lock contention, at the price of a copy each.
     pub(super) caches: Vec<Arc<Mutex<Cache>>>,
+    /// `[cors]`, when on.
+    /// Boxed: rarely on, and `Target` holds this by value.
+    pub(super) cors: Option<Box<Cors>>,
 }
 
 impl StaticFiles {
@@ -39,42 +46,59 @@ impl StaticFiles {
                 follow_symlinks_outside_root: config.follow_symlinks_outside_root,
                 show_dotfiles: config.show_dotfiles,
             },
-            config: config.clone(),
+            config: Arc::new(config.clone()),
             caches: (0..workers.max(1)).map(|_| Arc::default()).collect(),
+            cors: Cors::new(&config.cors).map(Box::new),
         })
     }
 
     /// Answers GET or HEAD with the file at the request path (200, 206, 304,
-    /// 301 to add a slash, or an error); 405 for other methods.
+    /// 301 to add a slash, or an error); 405 for other methods, but a CORS
+    /// preflight (when `[cors]` is on) gets its 204.
     pub async fn serve(&self, ex: &mut Exchange<'_>) -> Outcome {
+        // Per-request CORS fields, only when configured: none allocated else.
+        let mut fields = Vec::new();
+        if let Some(cors) = &self.cors {
+            let origin = field(ex.preamble(), "origin");
+            let preflight = ex.req.method == Method::Options
+                && field(ex.preamble(), "access-control-request-method").is_some();
+            fields = cors.fields(origin, preflight);
+            if preflight {
+                ex.consume_preamble();
+                let head = ex.head(204, None, None, &[]);
+                write_head(ex.out, &head);
+                splice(ex.out, &fields);
+                return Outcome {
+                    status: 204,
+                    body_bytes: 0,
+                    keep_alive: ex.keep_alive,
+                };
+            }
+        }
+        let wants_json = self.config.listing
+            && field(ex.preamble(), "accept").is_some_and(|a| a.contains("application/json"));
         ex.consume_preamble();
         if !matches!(ex.req.method, Method::Get | Method::Head) {
-            return ex.error(
-                405,
-                "static files answer GET and HEAD",
-                &[("Allow", "GET, HEAD")],
-            );
+            let allow = [("Allow", "GET, HEAD")];
+            return self
+                .error(ex, 405, "static files answer GET and HEAD", &allow, &fields)
+                .await;
         }
         let received = ex.input.received_seq();
-        let mut found = self.lookup(ex.req.path(), ex.req.query(), received);
-        if let Ok(Lookup::Unsynced) = found {
-            // Let the other requests of this scheduler turn be read first:
-            // one read of the inotify queue then covers them all. At most
-            // SYNC_BATCH wait so (bounding the wait and the handlers alive at
-            // once), and their read buffers go back to the pool meanwhile.
-            let waiting = read_seq_now().saturating_sub(self.cache().synced_at);
-            if waiting < SYNC_BATCH {
-                ex.input.release_if_empty();
-                runtime::yield_now().await;
-            }
-            self.cache().sync_for(received);
-            found = self.lookup(ex.req.path(), ex.req.query(), received);
+        let path = ex.req.path();
+        let mut found = self.find(ex, path, ex.req.query(), received).await;
+        if matches!(found, Err(ResolveError::Missing)) && self.falls_back(path) {
+            // Only a path the rules accepted and that names nothing: a
+            // refused one (dotfile, "..", outside the root) keeps its error.
+            found = self.find(ex, &self.config.fallback, None, received).await;
         }
         let (info, body) = match found {
             Ok(Lookup::Found(info, body)) => (info, body),
             // After a sync, watched entries were read before the request
             // was, or are gone: cannot happen.
-            Ok(Lookup::Unsynced) => return ex.error(503, "cache busy, retry", &[]),
+            Ok(Lookup::Unsynced) => {
+                return self.error(ex, 503, "cache busy, retry", &[], &fields).await
+            }
             Ok(Lookup::Redirect(location)) => {
                 return ex.respond(
                     301,
@@ -83,16 +107,21 @@ impl StaticFiles {
                     &[("Location", &location)],
                 )
             }
+            Err(ResolveError::NoIndex) if self.config.listing => {
+                // Rare and big: boxed, to keep the handler's future small.
+                return Box::pin(self.list(ex, wants_json, &fields)).await;
+            }
             Err(e) => {
                 if ex.ctx.config.log.level == LogLevel::Debug {
                     log_refusal(ex.req.method.as_str(), ex.req.path(), e);
                 }
-                return ex.error(e.status(), "cannot serve that path", &[]);
+                let status = e.status();
+                return self
+                    .error(ex, status, "cannot serve that path", &[], &fields)
+                    .await;
             }
         };
         let req = ex.req;
-        // Preconditions and ranges below apply to the representation sent.
-        let (info, body) = info.representation(body, req.accept_encoding.as_deref());
         let preconditions = Preconditions {
             if_match: req.if_match.as_deref(),
             if_none_match: req.if_none_match.as_deref(),
@@ -101,8 +130,12 @@ impl StaticFiles {
             if_range: req.if_range.as_deref(),
         };
         let honor_range = match evaluate(&preconditions, &info.validators) {
-            Decision::NotModified => return not_modified(ex, &info),
-            Decision::PreconditionFailed => return ex.error(412, "precondition failed", &[]),
+            Decision::NotModified => return not_modified(ex, &info, &fields),
+            Decision::PreconditionFailed => {
+                return self
+                    .error(ex, 412, "precondition failed", &[], &fields)
+                    .await
+            }
             Decision::Proceed { honor_range } => honor_range,
         };
         let len = info.version.len;
@@ -112,20 +145,110 @@ impl StaticFiles {
             RangeOutcome::Full
         };
         match range {
-            RangeOutcome::Full => self.send(ex, &info, &body, 200, 0, len).await,
+            RangeOutcome::Full => self.send(ex, &info, &body, 200, 0, len, &fields).await,
             RangeOutcome::Partial {
                 start,
                 end_inclusive,
             } => {
-                self.send(ex, &info, &body, 206, start, end_inclusive + 1)
+                self.send(ex, &info, &body, 206, start, end_inclusive + 1, &fields)
                     .await
             }
             RangeOutcome::Unsatisfiable => {
                 let range = unsatisfied_range(len);
-                ex.error(416, "range not satisfiable", &[("Content-Range", &range)])
+                let extra = [("Content-Range", range.as_str())];
+                self.error(ex, 416, "range not satisfiable", &extra, &fields)
+                    .await
             }
         }
     }
+
+    /// The file for `url_path`, through this worker's cache, waiting for the
+    /// cache to learn of changes made before the request when it must.
+    pub(super) async fn find(
+        &self,
+        ex: &mut Exchange<'_>,
+        url_path: &str,
+        query: Option<&str>,
+        received: u64,
+    ) -> Result<Lookup, ResolveError> {
+        let found = self.lookup(url_path, query, received);
+        if !matches!(found, Ok(Lookup::Unsynced)) {
+            return found;
+        }
+        // Let the other requests of this scheduler turn be read first:
+        // one read of the inotify queue then covers them all. At most
+        // SYNC_BATCH wait so (bounding the wait and the handlers alive at
+        // once), and their read buffers go back to the pool meanwhile.
+        let waiting = read_seq_now().saturating_sub(self.cache().synced_at);
+        if waiting < SYNC_BATCH {
+            ex.input.release_if_empty();
+            runtime::yield_now().await;
+        }
+        self.cache().sync_for(received);
+        self.lookup(url_path, query, received)
+    }
+
+    /// Whether a GET or HEAD for `url_path`, which names no file, gets the
+    /// `static.fallback` file.
+    fn falls_back(&self, url_path: &str) -> bool {
+        let name = url_path.rsplit('/').next().unwrap_or("");
+        let has_extension = name.contains('.');
+        !self.config.fallback.is_empty()
+            && (!self.config.fallback_only_without_extension || !has_extension)
+    }
+
+    /// An error response: the configured page for `status` if there is one
+    /// (and it can be served), else the plain text; with the fields of the
+    /// rules that apply to errors, and `fields` (CORS).
+    pub(super) async fn error(
+        &self,
+        ex: &mut Exchange<'_>,
+        status: u16,
+        message: &str,
+        extra: &[(&str, &str)],
+        fields: &[u8],
+    ) -> Outcome {
+        if let Some(page) = self.config.error_pages.get(&status) {
+            let received = ex.input.received_seq();
+            // Boxed: `find` may wait, and error pages are rare.
+            if let Ok(Lookup::Found(info, body)) =
+                Box::pin(self.find(ex, page, None, received)).await
+            {
+                let mut all = extra_fields(extra);
+                all.extend_from_slice(fields);
+                let len = info.version.len;
+                return Box::pin(self.send(ex, &info, &body, status, 0, len, &all)).await;
+            }
+        }
+        let rules = self.error_fields(ex.req.path());
+        let before = ex.out.len();
+        let outcome = match rules.is_empty() {
+            true => ex.error(status, message, extra),
+            false => {
+                let mut all: Vec<(&str, &str)> = extra.to_vec();
+                all.extend(rules.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+                ex.error(status, message, &all)
+            }
+        };
+        splice_at(ex.out, before, fields);
+        Outcome {
+            body_bytes: outcome.body_bytes + fields.len() as u64,
+            ..outcome
+        }
+    }
+}
+
+/// Header lines for (name, value) pairs (the handler's own, never a client's).
+fn extra_fields(extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in extra {
+        out.extend(
+            format!("{name}: {value}\r\n")
+                .bytes()
+                .filter(|b| *b != b'\0'),
+        );
+    }
+    out
 }
 
 /// Requests read since the last read of the inotify queue beyond which the

@@ -3,12 +3,13 @@
 //! through it, the sending; and the thin handler that ties them together.
 
 mod cache;
-mod compress;
 mod conditional;
+mod cors;
 mod handler;
+mod headers;
+mod listing;
 mod lookup;
 mod mime;
-mod negotiate;
 mod range;
 mod resolve;
 mod send;
@@ -16,6 +17,5 @@ mod send;
 pub use conditional::{evaluate, Decision, Preconditions, Validators};
 pub use handler::StaticFiles;
 pub use mime::content_type;
-pub use negotiate::{negotiate, Encoding};
 pub use range::{content_range, parse_range, unsatisfied_range, RangeOutcome};
 pub use resolve::{resolve, ResolveError, ResolveOptions, Resolved};

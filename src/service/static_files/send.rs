@@ -12,10 +12,13 @@ use crate::service::{Exchange, Outcome, Writing};
 use super::cache::{Body, FileInfo, Version};
 use super::content_range;
 use super::handler::StaticFiles;
-use super::negotiate::Encoding;
+use super::headers::splice;
 
 impl StaticFiles {
-    /// Sends bytes `start..end` of the file with `status` (200 or 206).
+    /// Sends bytes `start..end` of the file with `status` (206, or 200 or
+    /// an error page's status for the whole file); `fields` are header
+    /// lines for this response alone (CORS), usually none.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn send(
         &self,
         ex: &mut Exchange<'_>,
@@ -24,38 +27,32 @@ impl StaticFiles {
         status: u16,
         start: u64,
         end: u64,
+        fields: &[u8],
     ) -> Outcome {
         let len = info.version.len;
         let count = end - start;
         let is_head = ex.req.method == Method::Head;
-        if status == 200 {
+        if status != 206 {
             // The fast path: the fields prebuilt with the cache entry.
             let head = Head {
                 prebuilt: &info.head_fields,
-                ..ex.head(200, Some(count), None, &[])
+                ..ex.head(status, Some(count), None, &[])
             };
             write_head(ex.out, &head);
+            splice(ex.out, fields);
         } else {
             let range = content_range(start, end - 1, len);
             let last_modified = info.validators.last_modified_http();
-            let encoding = info.encoding.map(Encoding::token);
             let extra = [
                 ("Content-Range", range.as_str()),
                 ("ETag", info.validators.etag.as_str()),
                 ("Last-Modified", last_modified.as_str()),
                 ("Accept-Ranges", "bytes"),
-                // An encoded representation always varies: Vary first.
-                ("Vary", "Accept-Encoding"),
-                ("Content-Encoding", encoding.unwrap_or_default()),
             ];
-            let used = 4 + usize::from(info.vary) + usize::from(encoding.is_some());
-            let head = ex.head(
-                status,
-                Some(count),
-                Some(&info.content_type),
-                &extra[..used],
-            );
+            let head = ex.head(status, Some(count), Some(&info.content_type), &extra);
             write_head(ex.out, &head);
+            splice(ex.out, &info.rule_fields);
+            splice(ex.out, fields);
         }
         let mut outcome = Outcome {
             status,
@@ -125,15 +122,16 @@ impl StaticFiles {
     }
 }
 
-pub(super) fn not_modified(ex: &mut Exchange<'_>, info: &FileInfo) -> Outcome {
+pub(super) fn not_modified(ex: &mut Exchange<'_>, info: &FileInfo, fields: &[u8]) -> Outcome {
     let last_modified = info.validators.last_modified_http();
     let extra = [
         ("ETag", info.validators.etag.as_str()),
         ("Last-Modified", last_modified.as_str()),
-        ("Vary", "Accept-Encoding"),
     ];
-    let head = ex.head(304, None, None, &extra[..2 + usize::from(info.vary)]);
+    let head = ex.head(304, None, None, &extra);
     write_head(ex.out, &head);
+    splice(ex.out, &info.rule_fields);
+    splice(ex.out, fields);
     Outcome {
         status: 304,
         body_bytes: 0,

@@ -1,0 +1,118 @@
+//! `[cors]`: which other origins may read the files. Built once from the
+//! config; consulted per request only when configured, so the plain path
+//! pays nothing for it.
+
+use crate::config::CorsConfig;
+
+/// The `[cors]` table, with its answer fields prebuilt.
+pub(super) struct Cors {
+    /// `"*"`: any origin.
+    any: bool,
+    origins: Vec<String>,
+    credentials: bool,
+    /// "Access-Control-Allow-Methods: …\r\n…Max-Age…\r\n", for preflights.
+    preflight_fields: Vec<u8>,
+}
+
+/// Fields a script may read beyond the safelisted ones: what resuming a
+/// download and revalidating need.
+const EXPOSE: &str = "Content-Range, Accept-Ranges, ETag, Content-Encoding";
+
+impl Cors {
+    /// None when no origin is allowed (CORS off).
+    pub(super) fn new(config: &CorsConfig) -> Option<Cors> {
+        if config.origins.is_empty() {
+            return None;
+        }
+        let mut preflight_fields = Vec::new();
+        let mut push = |name: &str, value: &str| {
+            if !value.is_empty() {
+                preflight_fields.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+            }
+        };
+        push("Access-Control-Allow-Methods", &config.methods.join(", "));
+        push("Access-Control-Allow-Headers", &config.headers.join(", "));
+        push(
+            "Access-Control-Max-Age",
+            &config.max_age.as_secs().to_string(),
+        );
+        Some(Cors {
+            any: config.origins.iter().any(|o| o == "*"),
+            origins: config.origins.clone(),
+            credentials: config.credentials,
+            preflight_fields,
+        })
+    }
+
+    /// The fields for an answer to a request from `origin` (header lines,
+    /// CRLF each); `preflight` adds what a preflight needs.
+    pub(super) fn fields(&self, origin: Option<&str>, preflight: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(160);
+        // "*" without credentials is the same answer for everyone: no Vary.
+        let star = self.any && !self.credentials;
+        if !star {
+            out.extend_from_slice(b"Vary: Origin\r\n");
+        }
+        let allowed = match origin {
+            Some(o) => self.any || self.origins.iter().any(|a| a == o),
+            None => false,
+        };
+        if star {
+            out.extend_from_slice(b"Access-Control-Allow-Origin: *\r\n");
+        } else if let (true, Some(origin)) = (allowed, origin) {
+            // The value goes out as sent: refuse what could split the head.
+            if origin.bytes().any(|b| b < 0x20 || b == 0x7f) {
+                return out;
+            }
+            out.extend_from_slice(b"Access-Control-Allow-Origin: ");
+            out.extend_from_slice(origin.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        } else {
+            return out;
+        }
+        if self.credentials {
+            out.extend_from_slice(b"Access-Control-Allow-Credentials: true\r\n");
+        }
+        if preflight {
+            out.extend_from_slice(&self.preflight_fields);
+        } else {
+            out.extend_from_slice(b"Access-Control-Expose-Headers: ");
+            out.extend_from_slice(EXPOSE.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+}
+
+/// The value of the first field `name` (lower case) in a request preamble,
+/// spaces trimmed: for the few fields the parser does not keep.
+pub(super) fn field<'a>(preamble: &'a [u8], name: &str) -> Option<&'a str> {
+    preamble
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .filter_map(|line| {
+            let colon = line.iter().position(|&b| b == b':')?;
+            let (n, v) = line.split_at(colon);
+            n.eq_ignore_ascii_case(name.as_bytes()).then_some(&v[1..])
+        })
+        .next()
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(|v| v.trim_matches([' ', '\t', '\r']))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_fields_case_insensitively() {
+        let pre = b"GET / HTTP/1.1\r\nHost: x\r\norigin:  https://a.example \r\nAccept: text/html\r\n\r\n";
+        assert_eq!(field(pre, "origin"), Some("https://a.example"));
+        assert_eq!(field(pre, "accept"), Some("text/html"));
+        assert_eq!(field(pre, "range"), None);
+        assert_eq!(
+            field(b"GET /origin: x HTTP/1.1\r\n\r\n", "get /origin"),
+            None
+        );
+    }
+}

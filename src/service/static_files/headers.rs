@@ -1,0 +1,138 @@
+//! `[[headers]]` rules: folded into a file's prebuilt head once per cached
+//! version (so a hit costs nothing more), and applied to error responses by
+//! the rules that say `errors = true`.
+
+use std::sync::Arc;
+
+use crate::config::HeaderRule;
+
+use super::cache::FileInfo;
+use super::handler::StaticFiles;
+
+impl StaticFiles {
+    /// Applies the rules matching the file to its head (and to its encoded
+    /// variants'): called once when the file's version is read.
+    pub(super) fn apply_rules(&self, info: &mut FileInfo) {
+        if self.config.headers.is_empty() {
+            return;
+        }
+        let relative = info
+            .path
+            .strip_prefix(self.root.path())
+            .unwrap_or(&info.path);
+        let relative = relative.to_string_lossy();
+        let rules: Vec<&HeaderRule> = self
+            .config
+            .headers
+            .iter()
+            .filter(|r| r.path.matches(&relative))
+            .collect();
+        if rules.is_empty() {
+            return;
+        }
+        fold(info, &rules);
+        for variant in &mut info.variants {
+            // Built just now for this info alone: nothing else holds it yet.
+            if let Some(v) = Arc::get_mut(&mut variant.info) {
+                fold(v, &rules);
+            }
+        }
+    }
+
+    /// The fields of the rules with `errors = true` matching `url_path`:
+    /// empty (and no allocation) when no such rule exists.
+    pub(super) fn error_fields(&self, url_path: &str) -> Vec<(String, String)> {
+        let mut fields: Vec<(String, String)> = Vec::new();
+        for rule in self.config.headers.iter().filter(|r| r.errors) {
+            if !rule.path.matches(url_path) {
+                continue;
+            }
+            fields.retain(|(n, _)| !rule.remove.iter().any(|r| r.eq_ignore_ascii_case(n)));
+            for (name, value) in &rule.set {
+                fields.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+                fields.push((name.clone(), value.clone()));
+            }
+            fields.extend(rule.add.iter().cloned());
+        }
+        fields
+    }
+}
+
+/// One field of a head being rewritten, and whether a rule wrote it.
+struct Line {
+    name: String,
+    value: String,
+    from_rule: bool,
+}
+
+/// Rewrites `info.head_fields` by the rules, in order; the fields rules
+/// wrote also go to `info.rule_fields`, for the 206 and 304 heads.
+fn fold(info: &mut FileInfo, rules: &[&HeaderRule]) {
+    let text = String::from_utf8_lossy(&info.head_fields).into_owned();
+    let mut lines: Vec<Line> = text
+        .split("\r\n")
+        .filter_map(|l| l.split_once(": "))
+        .map(|(n, v)| Line {
+            name: n.to_string(),
+            value: v.to_string(),
+            from_rule: false,
+        })
+        .collect();
+    for rule in rules {
+        lines.retain(|l| !rule.remove.iter().any(|r| r.eq_ignore_ascii_case(&l.name)));
+        for (name, _) in &rule.set {
+            lines.retain(|l| !l.name.eq_ignore_ascii_case(name));
+        }
+        let written = rule.set.iter().chain(&rule.add);
+        lines.extend(written.map(|(name, value)| Line {
+            name: name.clone(),
+            value: value.clone(),
+            from_rule: true,
+        }));
+    }
+    info.head_fields.clear();
+    info.rule_fields.clear();
+    for line in &lines {
+        push_field(&mut info.head_fields, &line.name, &line.value);
+        if line.name.eq_ignore_ascii_case("content-type") {
+            // 206 heads write the content type themselves.
+            info.content_type.clone_from(&line.value);
+        } else if line.from_rule {
+            push_field(&mut info.rule_fields, &line.name, &line.value);
+        }
+    }
+}
+
+fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Inserts header lines (each ending in CRLF) at the end of the head just
+/// written to `out`, before its blank line.
+pub(super) fn splice(out: &mut Vec<u8>, fields: &[u8]) {
+    if fields.is_empty() || !out.ends_with(b"\r\n\r\n") {
+        return;
+    }
+    out.truncate(out.len() - 2);
+    out.extend_from_slice(fields);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Inserts header lines into the head of the response that starts at
+/// `start` in `out` (an error response with its body already written).
+pub(super) fn splice_at(out: &mut Vec<u8>, start: usize, fields: &[u8]) {
+    if fields.is_empty() {
+        return;
+    }
+    let Some(at) = out
+        .get(start..)
+        .and_then(|r| r.windows(4).position(|w| w == b"\r\n\r\n"))
+    else {
+        return;
+    };
+    let at = start + at + 2;
+    out.splice(at..at, fields.iter().copied());
+}

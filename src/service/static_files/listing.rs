@@ -1,0 +1,497 @@
+//! Directory listings (`static.listing`): HTML (no script) or JSON, for a
+//! directory without an index file. The directory is opened beneath the
+//! root like any file, read from that descriptor, and each entry stat'ed
+//! relative to it; dotfiles and the symlink policy apply as they do to
+//! serving. Up to `SORT_LIMIT` entries are sorted; a bigger directory is
+//! streamed in directory order, in chunks, yielding between batches so the
+//! worker's other connections keep being served, in bounded memory.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use crate::http::date::fmt_http_date;
+use crate::http::{write_head, Method};
+use crate::runtime::beneath::Symlinks;
+use crate::runtime::dir::{stat_at, DirReader, EntryMeta, Kind};
+use crate::runtime::{self};
+use crate::service::{Exchange, Outcome};
+
+use super::handler::StaticFiles;
+use super::headers::splice;
+
+/// Entries read from the directory between two yields.
+const BATCH: usize = 1024;
+/// Directories with at most this many entries are sorted; bigger ones are
+/// streamed as read, so memory stays bounded whatever the directory holds.
+const SORT_LIMIT: usize = 10_000;
+/// Output bytes gathered before a chunk is sent.
+const CHUNK: usize = 32 * 1024;
+
+/// One entry as listed.
+struct Item {
+    name: OsString,
+    meta: EntryMeta,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SortBy {
+    Name,
+    Size,
+    Time,
+}
+
+/// What the query string asks for.
+struct View {
+    sort: SortBy,
+    descending: bool,
+    json: bool,
+}
+
+impl View {
+    fn parse(query: Option<&str>, json: bool) -> View {
+        let mut view = View {
+            sort: SortBy::Name,
+            descending: false,
+            json,
+        };
+        for pair in query.unwrap_or("").split('&') {
+            match pair {
+                "sort=size" => view.sort = SortBy::Size,
+                "sort=time" => view.sort = SortBy::Time,
+                "sort=name" => view.sort = SortBy::Name,
+                "order=desc" => view.descending = true,
+                "order=asc" => view.descending = false,
+                "format=json" => view.json = true,
+                "format=html" => view.json = false,
+                _ => {}
+            }
+        }
+        view
+    }
+}
+
+impl StaticFiles {
+    /// Lists the directory at the request path, which `resolve` accepted
+    /// and found to be a directory without its index file.
+    pub(super) async fn list(&self, ex: &mut Exchange<'_>, json: bool, fields: &[u8]) -> Outcome {
+        let Some(relative) = self.listed_path(ex.req.path()) else {
+            return self
+                .error(ex, 404, "cannot list that path", &[], fields)
+                .await;
+        };
+        let symlinks = self.symlinks();
+        let dir = match self.root.open_beneath(&relative, symlinks) {
+            Ok(opened) if opened.file.metadata().is_ok_and(|m| m.is_dir()) => opened.file,
+            _ => {
+                return self
+                    .error(ex, 404, "cannot list that path", &[], fields)
+                    .await
+            }
+        };
+        let Ok(mut reader) = DirReader::new(&dir) else {
+            return self
+                .error(ex, 403, "cannot read that directory", &[], fields)
+                .await;
+        };
+        let view = View::parse(ex.req.query(), json);
+
+        // Read up to SORT_LIMIT entries first: all of them, in most cases.
+        let mut items = Vec::new();
+        let mut complete = false;
+        while items.len() <= SORT_LIMIT {
+            match reader.next_names(BATCH) {
+                Ok(names) if names.is_empty() => {
+                    complete = true;
+                    break;
+                }
+                Ok(names) => items.extend(self.listable(&dir, &relative, names)),
+                Err(_) => {
+                    return self
+                        .error(ex, 403, "cannot read that directory", &[], fields)
+                        .await
+                }
+            }
+            runtime::yield_now().await;
+        }
+        if complete {
+            sort(&mut items, &view);
+        }
+
+        let content_type = match view.json {
+            true => "application/json",
+            false => "text/html; charset=utf-8",
+        };
+        // HTTP/1.0 has no chunks: the body ends when the connection does.
+        let chunked = ex.req.minor_version > 0;
+        if !chunked {
+            ex.keep_alive = false;
+        }
+        let te: &[(&str, &str)] = match chunked {
+            true => &[
+                ("Transfer-Encoding", "chunked"),
+                ("Vary", "Accept"),
+                ("Cache-Control", "no-cache"),
+            ],
+            false => &[("Vary", "Accept"), ("Cache-Control", "no-cache")],
+        };
+        let head = ex.head(200, None, Some(content_type), te);
+        write_head(ex.out, &head);
+        splice(ex.out, fields);
+        let mut outcome = Outcome {
+            status: 200,
+            body_bytes: 0,
+            keep_alive: ex.keep_alive,
+        };
+        if ex.req.method == Method::Head {
+            return outcome;
+        }
+
+        let url_path = ex.req.path().to_string();
+        let mut page = Page {
+            out: Vec::with_capacity(CHUNK + 4096),
+            json: view.json,
+            first: true,
+            sent: 0,
+            chunked,
+        };
+        page.start(&url_path, &view, complete);
+        for item in &items {
+            page.item(item);
+        }
+        drop(items);
+        if page.flush(ex, false).await.is_err() {
+            outcome.keep_alive = false;
+            return outcome;
+        }
+        while !complete {
+            match reader.next_names(BATCH) {
+                Ok(names) if names.is_empty() => complete = true,
+                Ok(names) => {
+                    for item in self.listable(&dir, &relative, names) {
+                        page.item(&item);
+                    }
+                }
+                Err(_) => break,
+            }
+            if page.flush(ex, false).await.is_err() {
+                break;
+            }
+            // Let the worker's other connections in between batches.
+            runtime::yield_now().await;
+        }
+        if !complete {
+            // Cut short: no last chunk, so the client knows.
+            outcome.keep_alive = false;
+            ex.keep_alive = false;
+            outcome.body_bytes = page.sent;
+            return outcome;
+        }
+        page.end();
+        let last = page.flush(ex, true).await;
+        outcome.body_bytes = page.sent;
+        outcome.keep_alive &= last.is_ok();
+        outcome
+    }
+
+    fn symlinks(&self) -> Symlinks {
+        match self.options.follow_symlinks_outside_root {
+            true => Symlinks::Anywhere,
+            false => Symlinks::InsideRoot,
+        }
+    }
+
+    /// The directory beneath the root a request path names, by the rules
+    /// `resolve` applies (which accepted it already): each segment decoded
+    /// once, "." and empty ones skipped, ".." removing the one before, no
+    /// dotfiles unless shown. None for anything else.
+    fn listed_path(&self, url_path: &str) -> Option<PathBuf> {
+        let mut segments: Vec<Vec<u8>> = Vec::new();
+        for raw in url_path.split('/') {
+            let segment = percent_decode(raw)?;
+            match segment.as_slice() {
+                b"" | b"." => {}
+                b".." => {
+                    segments.pop();
+                }
+                _ => segments.push(segment),
+            }
+        }
+        let mut relative = PathBuf::new();
+        for segment in segments {
+            if segment.starts_with(b".") && !self.options.show_dotfiles {
+                return None;
+            }
+            relative.push(std::ffi::OsStr::from_bytes(&segment));
+        }
+        Some(relative)
+    }
+
+    /// The entries of a batch that may be listed: no dotfiles unless shown,
+    /// only files and directories, symlinks only where they may be followed
+    /// (and then as what they point to).
+    fn listable(&self, dir: &File, relative: &std::path::Path, names: Vec<OsString>) -> Vec<Item> {
+        let show_dotfiles = self.options.show_dotfiles;
+        let symlinks = self.symlinks();
+        names
+            .into_iter()
+            .filter(|name| show_dotfiles || !name.as_bytes().starts_with(b"."))
+            .filter_map(|name| {
+                let mut meta = stat_at(dir, &name, false).ok()?;
+                if meta.kind == Kind::Symlink {
+                    meta = match symlinks {
+                        Symlinks::Anywhere => stat_at(dir, &name, true).ok()?,
+                        // Listed only if serving it would follow it: opened
+                        // as a request would open it, confined the same way.
+                        _ => {
+                            let opened = self
+                                .root
+                                .open_in(dir, relative, name.to_str()?, symlinks)
+                                .ok()?;
+                            let m = opened.file.metadata().ok()?;
+                            EntryMeta {
+                                kind: if m.is_dir() { Kind::Dir } else { Kind::File },
+                                size: m.len(),
+                                mtime: std::os::unix::fs::MetadataExt::mtime(&m),
+                            }
+                        }
+                    };
+                }
+                matches!(meta.kind, Kind::File | Kind::Dir).then_some(Item { name, meta })
+            })
+            .collect()
+    }
+}
+
+fn sort(items: &mut [Item], view: &View) {
+    items.sort_by(|a, b| {
+        // Directories first, whatever the order.
+        let dirs_first = (b.meta.kind == Kind::Dir).cmp(&(a.meta.kind == Kind::Dir));
+        let by = match view.sort {
+            SortBy::Name => a.name.cmp(&b.name),
+            SortBy::Size => a.meta.size.cmp(&b.meta.size).then(a.name.cmp(&b.name)),
+            SortBy::Time => a.meta.mtime.cmp(&b.meta.mtime).then(a.name.cmp(&b.name)),
+        };
+        dirs_first.then(if view.descending { by.reverse() } else { by })
+    });
+}
+
+/// The listing's text, sent in chunks.
+struct Page {
+    out: Vec<u8>,
+    json: bool,
+    /// No entry written yet (JSON commas).
+    first: bool,
+    /// Body bytes sent so far.
+    sent: u64,
+    chunked: bool,
+}
+
+impl Page {
+    fn start(&mut self, url_path: &str, view: &View, sorted: bool) {
+        let shown =
+            String::from_utf8_lossy(&percent_decode(url_path).unwrap_or_default()).into_owned();
+        if self.json {
+            self.out.extend_from_slice(b"{\"path\":");
+            json_string(&mut self.out, &shown);
+            let _ = write!(self.out, ",\"sorted\":{sorted},\"entries\":[");
+            return;
+        }
+        let title = html_escape(&shown);
+        let _ = write!(
+            self.out,
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width\">\
+             <title>Index of {title}</title>\
+             <style>body{{font-family:sans-serif}}td{{padding:0 1em 0 0}}\
+             td.n{{text-align:right}}</style></head>\n\
+             <body><h1>Index of {title}</h1>\n"
+        );
+        if !sorted {
+            let _ = write!(
+                self.out,
+                "<p>More than {SORT_LIMIT} entries: shown in directory order.</p>\n"
+            );
+        }
+        let link = |by: &str, label: &str| {
+            // The column sorted by now links to the other order.
+            let current = match view.sort {
+                SortBy::Name => "name",
+                SortBy::Size => "size",
+                SortBy::Time => "time",
+            };
+            let desc = current == by && !view.descending;
+            let order = if desc { "desc" } else { "asc" };
+            format!("<a href=\"?sort={by}&amp;order={order}\">{label}</a>")
+        };
+        let _ = write!(
+            self.out,
+            "<table>\n<tr><th>{}</th><th>{}</th><th>{}</th></tr>\n",
+            link("name", "Name"),
+            link("size", "Size"),
+            link("time", "Modified")
+        );
+        if url_path != "/" {
+            self.out.extend_from_slice(
+                b"<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n",
+            );
+        }
+    }
+
+    fn item(&mut self, item: &Item) {
+        let name = String::from_utf8_lossy(item.name.as_bytes());
+        let is_dir = item.meta.kind == Kind::Dir;
+        if self.json {
+            if !self.first {
+                self.out.push(b',');
+            }
+            self.out.extend_from_slice(b"\n{\"name\":");
+            json_string(&mut self.out, &name);
+            let kind = if is_dir { "dir" } else { "file" };
+            let _ = write!(
+                self.out,
+                ",\"type\":\"{kind}\",\"size\":{},\"mtime\":{}}}",
+                item.meta.size, item.meta.mtime
+            );
+        } else {
+            // "./" first: a name like "javascript:x" stays a relative link.
+            self.out.extend_from_slice(b"<tr><td><a href=\"./");
+            percent_encode(&mut self.out, item.name.as_bytes());
+            let slash = if is_dir { "/" } else { "" };
+            let size = if is_dir {
+                "-".to_string()
+            } else {
+                item.meta.size.to_string()
+            };
+            let time = u64::try_from(item.meta.mtime)
+                .map(|s| fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s)))
+                .unwrap_or_default();
+            let _ = write!(
+                self.out,
+                "{slash}\">{}{slash}</a></td><td class=\"n\">{size}</td><td>{time}</td></tr>\n",
+                html_escape(&name)
+            );
+        }
+        self.first = false;
+    }
+
+    fn end(&mut self) {
+        match self.json {
+            true => self.out.extend_from_slice(b"\n]}\n"),
+            false => self.out.extend_from_slice(b"</table>\n</body></html>\n"),
+        }
+    }
+
+    /// Sends what was gathered as one chunk; `last` adds the last chunk.
+    async fn flush(&mut self, ex: &mut Exchange<'_>, last: bool) -> std::io::Result<()> {
+        let before = ex.out.len();
+        if !self.out.is_empty() {
+            if self.chunked {
+                let _ = write!(ex.out, "{:x}\r\n", self.out.len());
+            }
+            ex.out.extend_from_slice(&self.out);
+            if self.chunked {
+                ex.out.extend_from_slice(b"\r\n");
+            }
+            self.out.clear();
+        }
+        if last && self.chunked {
+            ex.out.extend_from_slice(b"0\r\n\r\n");
+        }
+        self.sent += (ex.out.len() - before) as u64;
+        ex.flush().await
+    }
+}
+
+/// Decodes `%XX` once; None for a malformed escape.
+fn percent_decode(raw: &str) -> Option<Vec<u8>> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Every byte outside the unreserved set as `%XX`: any name becomes a
+/// link that names exactly it, and nothing in it can end the attribute.
+fn percent_encode(out: &mut Vec<u8>, name: &[u8]) {
+    for &b in name {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+/// Text for HTML: markup characters as entities, control characters
+/// (a newline in a name) shown as `\xHH`.
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            // "<" too: the JSON stays inert if pasted into a page.
+            c if (c as u32) < 0x20 || c == '<' || c == '\u{2028}' || c == '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let mut buf = [0; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_hold_any_name() {
+        assert_eq!(
+            html_escape("<a href=\"x\">'&\n"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;\\x0a"
+        );
+        let mut out = Vec::new();
+        percent_encode(&mut out, b"a b/\"<\xff:");
+        assert_eq!(out, b"a%20b%2F%22%3C%FF%3A");
+        let mut out = Vec::new();
+        json_string(&mut out, "a\"\\\n<\u{fffd}");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"a\\\"\\\\\\u000a\\u003c\u{fffd}\""
+        );
+        assert_eq!(percent_decode("%41b%zz"), None);
+        assert_eq!(percent_decode("%41b").unwrap(), b"Ab");
+    }
+}
