@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use conveyor::config::{
-    parse_fallback, parse_listen, resolve_workers, AcceptorKind, Config, ConfigError, DispatcherKind, Listen,
-    LogLevel, UnknownName, DEFAULT_CONFIG_PATH, LISTEN_FIX, MAX_WORKERS, WORKERS_FIX,
+    parse_fallback, parse_listen, resolve_workers, AcceptorKind, Config, ConfigError,
+    DispatcherKind, Listen, LogLevel, UnknownName, DEFAULT_CONFIG_PATH, LISTEN_FIX, MAX_WORKERS,
+    WORKERS_FIX,
 };
 
 const USAGE: &str = "\
@@ -26,6 +27,7 @@ Options (override the config file):
   --acceptor NAME     how connections are accepted:
 {acceptors}  --dispatcher NAME   how requests get a handler:
 {dispatchers}  --access-log        log each request (to the config's log.access_log_path, stdout by default)
+  --no-compress       serve only precompressed sidecars, compress nothing (compress.enabled = false)
   --fallback FILE     answer GET/HEAD for paths with no file with FILE, 200 (single-page apps;
                       static.fallback)
   --listing           list directories without an index file (static.listing = true)
@@ -80,6 +82,8 @@ pub(crate) struct ServeArgs {
     pub acceptor: Option<AcceptorKind>,
     pub dispatcher: Option<DispatcherKind>,
     pub access_log: bool,
+    /// `--no-compress`: `compress.enabled = false`.
+    pub no_compress: bool,
     /// `--verbose`: `log.level = "debug"`.
     pub verbose: bool,
     /// `--fallback FILE`: `static.fallback`.
@@ -159,11 +163,16 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
                 return Err(err("--access-log takes no value".to_string()))
             }
             "--access-log" => out.access_log = true,
+            "--no-compress" if inline.is_some() => {
+                return Err(err("--no-compress takes no value".to_string()))
+            }
+            "--no-compress" => out.no_compress = true,
             "--fallback" => {
                 let v = value("--fallback FILE")?;
                 let file = v.to_string_lossy().into_owned();
                 out.fallback = Some(
-                    parse_fallback(&file).map_err(|why| err(format!("--fallback {file:?} {why}")))?,
+                    parse_fallback(&file)
+                        .map_err(|why| err(format!("--fallback {file:?} {why}")))?,
                 );
             }
             "--listing" if inline.is_some() => {
@@ -223,6 +232,9 @@ impl ServeArgs {
         }
         if self.listing {
             config.static_files.listing = true;
+        }
+        if self.no_compress {
+            config.static_files.compress.enabled = false;
         }
         Ok(())
     }
@@ -293,6 +305,7 @@ mod tests {
                 acceptor: Some(AcceptorKind::ReusePort),
                 dispatcher: Some(DispatcherKind::Pool),
                 access_log: true,
+                no_compress: false,
                 verbose: true,
                 fallback: None,
                 listing: false,
@@ -307,6 +320,7 @@ mod tests {
         assert!(config.static_files.listing);
         let e = parse_args(["--fallback", "../x"].map(OsString::from)).unwrap_err();
         assert!(e.message().contains("--fallback \"../x\""), "{e}");
+        assert!(serve(&["--no-compress"]).no_compress);
         assert!(serve(&["-v"]).verbose);
         assert_eq!(serve(&[]), ServeArgs::default());
         assert_eq!(serve(&["--", "--odd-dir"]).root, Some("--odd-dir".into()));

@@ -380,7 +380,10 @@ fn listings_escape_any_name_and_respect_dotfiles_and_symlinks() {
 
     let page = get_h(&server, "/files/", "");
     assert_eq!(page.status, 200, "{page:?}");
-    assert!(page.header("content-type").expect("type").starts_with("text/html"));
+    assert!(page
+        .header("content-type")
+        .expect("type")
+        .starts_with("text/html"));
     let html = page.text();
     assert!(!html.contains("<img"), "{html}");
     assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;.txt"));
@@ -392,11 +395,20 @@ fn listings_escape_any_name_and_respect_dotfiles_and_symlinks() {
     assert!(html.contains("href=\"./javascript%3Aalert%281%29\""));
     assert!(html.contains("href=\"./sub%3Cdir%3E/\""));
     assert!(html.contains("href=\"../\""), "a parent link");
-    assert!(!html.contains("hidden") && !html.contains("escape.txt"), "{html}");
-    assert!(html.contains("inside.txt"), "a symlink inside the root is listed");
+    assert!(
+        !html.contains("hidden") && !html.contains("escape.txt"),
+        "{html}"
+    );
+    assert!(
+        html.contains("inside.txt"),
+        "a symlink inside the root is listed"
+    );
     assert!(!html.contains("<script"), "no JavaScript");
     // Every name has exactly one row, whatever it holds.
-    assert_eq!(html.matches("<tr><td><a href=\"./").count(), names.len() + 2);
+    assert_eq!(
+        html.matches("<tr><td><a href=\"./").count(),
+        names.len() + 2
+    );
     // Each link fetches its file (names a request path can hold).
     assert_eq!(
         get_h(&server, "/files/say%20%22hi%22%20%26%20%27bye%27.txt", "").status,
@@ -437,10 +449,16 @@ fn listings_sort_by_query_and_answer_json() {
             .collect()
     };
     assert_eq!(order(""), ["zdir/", "a.txt", "b.txt", "c.txt"]);
-    assert_eq!(order("?sort=name&order=desc"), ["zdir/", "c.txt", "b.txt", "a.txt"]);
+    assert_eq!(
+        order("?sort=name&order=desc"),
+        ["zdir/", "c.txt", "b.txt", "a.txt"]
+    );
     assert_eq!(order("?sort=size"), ["zdir/", "c.txt", "a.txt", "b.txt"]);
     assert_eq!(order("?sort=time"), ["zdir/", "a.txt", "c.txt", "b.txt"]);
-    assert_eq!(order("?sort=time&order=desc"), ["zdir/", "b.txt", "c.txt", "a.txt"]);
+    assert_eq!(
+        order("?sort=time&order=desc"),
+        ["zdir/", "b.txt", "c.txt", "a.txt"]
+    );
 
     for (query, accept) in [("?format=json", ""), ("", "Accept: application/json\r\n")] {
         let r = get_h(&server, &format!("/s/{query}"), accept);
@@ -448,9 +466,18 @@ fn listings_sort_by_query_and_answer_json() {
         assert_eq!(r.header("content-type"), Some("application/json"));
         assert!(all(&r, "vary").iter().any(|v| v == "Accept"));
         let text = r.text();
-        assert!(text.starts_with("{\"path\":\"/s/\",\"sorted\":true,\"entries\":["), "{text}");
-        assert!(text.contains("{\"name\":\"zdir\",\"type\":\"dir\""), "{text}");
-        assert!(text.contains("{\"name\":\"a.txt\",\"type\":\"file\",\"size\":20,"), "{text}");
+        assert!(
+            text.starts_with("{\"path\":\"/s/\",\"sorted\":true,\"entries\":["),
+            "{text}"
+        );
+        assert!(
+            text.contains("{\"name\":\"zdir\",\"type\":\"dir\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("{\"name\":\"a.txt\",\"type\":\"file\",\"size\":20,"),
+            "{text}"
+        );
         assert_eq!(text.matches("\"name\"").count(), 4);
     }
     // HEAD: the head alone, and the connection goes on.
@@ -472,7 +499,10 @@ fn a_huge_directory_streams_while_the_worker_serves_others() {
         std::fs::File::create(dir.join(format!("entry-{i:06}"))).expect("create");
     }
     // Warm the small file into the cache, so its answer costs nothing.
-    assert_eq!(ask(&server, "GET /style.css HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+    assert_eq!(
+        ask(&server, "GET /style.css HTTP/1.1\r\nHost: t\r\n\r\n").status,
+        200
+    );
 
     let mut big = server.connect();
     big.write_all(b"GET /huge/?format=json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
@@ -486,7 +516,10 @@ fn a_huge_directory_streams_while_the_worker_serves_others() {
         std::io::Read::read_to_end(&mut big, &mut rest).ok();
         (std::time::Instant::now(), rest)
     });
-    let small = ask(&server, "GET /style.css HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let small = ask(
+        &server,
+        "GET /style.css HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
     let small_at = std::time::Instant::now();
     assert_eq!(small.status, 200);
     let (big_done, rest) = reader.join().expect("reader");
@@ -496,12 +529,22 @@ fn a_huge_directory_streams_while_the_worker_serves_others() {
     );
     let mut whole = first.to_vec();
     whole.extend_from_slice(&rest);
-    let head_end = whole.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
+    let head_end = whole
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("head")
+        + 4;
     let head = String::from_utf8_lossy(&whole[..head_end]);
-    assert!(head.contains("Transfer-Encoding: chunked"), "streamed in chunks: {head}");
+    assert!(
+        head.contains("Transfer-Encoding: chunked"),
+        "streamed in chunks: {head}"
+    );
     let body = dechunk(&whole[head_end..]).expect("a complete chunked body");
     let text = String::from_utf8_lossy(&body);
-    assert!(text.contains("\"sorted\":false"), "too big to sort: directory order");
+    assert!(
+        text.contains("\"sorted\":false"),
+        "too big to sort: directory order"
+    );
     assert_eq!(text.matches("\"name\":\"entry-").count(), N);
     assert!(text.ends_with("]}\n"));
 }

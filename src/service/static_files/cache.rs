@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::runtime::watch::{Change, FileWatcher, WatchId};
 use crate::runtime::{self, read_seq_now};
 
+use super::negotiate::{negotiate, Encoding};
 use super::{content_type, Validators};
 
 /// Identity of a file version: any change to it invalidates a cached copy.
@@ -33,6 +34,11 @@ impl Version {
             dev: meta.dev(),
         }
     }
+
+    /// The same version, encoded to `len` bytes.
+    pub(super) fn with_len(self, len: u64) -> Version {
+        Version { len, ..self }
+    }
 }
 
 /// A file as it is served.
@@ -41,11 +47,75 @@ pub(super) struct FileInfo {
     pub(super) version: Version,
     pub(super) validators: Validators,
     pub(super) content_type: String,
-    /// "Content-Type … Last-Modified … Accept-Ranges" lines, prebuilt.
+    /// "Content-Type … Last-Modified … Accept-Ranges" lines, prebuilt
+    /// (with Content-Encoding and Vary where they apply).
     pub(super) head_fields: Vec<u8>,
     /// The fields `[[headers]]` rules wrote (also in `head_fields`), for
     /// the 206 and 304 heads, which are built per response.
     pub(super) rule_fields: Vec<u8>,
+    /// Content-Encoding of this representation; None: the file as it is.
+    pub(super) encoding: Option<Encoding>,
+    /// The resource has encoded variants: every response says
+    /// `Vary: Accept-Encoding`, the identity one included.
+    pub(super) vary: bool,
+    /// The encoded representations (sidecars, or compressed once); empty
+    /// for most files, which then cost nothing more to serve.
+    pub(super) variants: Vec<Variant>,
+    /// Other paths whose version is part of this one's: the sidecars, and
+    /// the directory (a sidecar appearing changes it). Checked with the
+    /// file where inotify does not watch.
+    pub(super) also: Vec<(PathBuf, Version)>,
+}
+
+/// An encoded representation of a file.
+pub(super) struct Variant {
+    pub(super) info: Arc<FileInfo>,
+    pub(super) body: Body,
+}
+
+impl FileInfo {
+    /// Whether the file, its sidecars and its directory are still the
+    /// versions this was built from (a `stat` each).
+    pub(super) fn is_current(&self) -> bool {
+        let same = |path: &Path, version: &Version| {
+            std::fs::metadata(path).is_ok_and(|meta| Version::of(&meta) == *version)
+        };
+        same(&self.path, &self.version) && self.also.iter().all(|(p, v)| same(p, v))
+    }
+
+    /// The representation to send for an `Accept-Encoding` header.
+    pub(super) fn representation(
+        self: Arc<Self>,
+        body: Body,
+        accept_encoding: Option<&str>,
+    ) -> (Arc<FileInfo>, Body) {
+        if self.variants.is_empty() {
+            return (self, body);
+        }
+        let mut available = [Encoding::Identity; 3];
+        for (slot, v) in available.iter_mut().zip(&self.variants) {
+            *slot = v.info.encoding.unwrap_or(Encoding::Identity);
+        }
+        let chosen = negotiate(accept_encoding, &available[..self.variants.len()]);
+        match self
+            .variants
+            .iter()
+            .find(|v| v.info.encoding == Some(chosen))
+        {
+            Some(v) => (v.info.clone(), v.body.clone()),
+            None => (self, body),
+        }
+    }
+
+    /// Memory bytes and open files held by this file's bodies.
+    pub(super) fn cost(&self, body: &Body) -> (u64, usize) {
+        std::iter::once(body)
+            .chain(self.variants.iter().map(|v| &v.body))
+            .fold((0, 0), |(bytes, files), b| match b {
+                Body::Memory(m) => (bytes + m.len() as u64, files),
+                Body::Disk(_) => (bytes, files + 1),
+            })
+    }
 }
 
 pub(super) struct CachedFile {
@@ -99,10 +169,9 @@ enum Watch {
 impl Cache {
     pub(super) fn remove(&mut self, url_path: &str) {
         if let Some(old) = self.entries.remove(url_path) {
-            match &old.body {
-                Body::Memory(bytes) => self.bytes -= bytes.len() as u64,
-                Body::Disk(_) => self.open_files -= 1,
-            }
+            let (bytes, files) = old.info.cost(&old.body);
+            self.bytes -= bytes;
+            self.open_files -= files;
         }
     }
 
@@ -242,21 +311,17 @@ pub(super) enum Body {
     Disk(Arc<File>),
 }
 
-pub(super) fn file_info(path: PathBuf, meta: &Metadata) -> FileInfo {
+/// A file's identity representation; `variants` its encoded ones.
+pub(super) fn file_info(
+    path: PathBuf,
+    meta: &Metadata,
+    variants: Vec<Variant>,
+    also: Vec<(PathBuf, Version)>,
+) -> FileInfo {
     let validators = Validators::from_metadata(meta);
     let content_type = content_type(&path).into_owned();
-    let mut head_fields = Vec::with_capacity(160);
-    for (name, value) in [
-        ("Content-Type", content_type.as_str()),
-        ("ETag", validators.etag.as_str()),
-        ("Last-Modified", validators.last_modified_http().as_str()),
-        ("Accept-Ranges", "bytes"),
-    ] {
-        head_fields.extend_from_slice(name.as_bytes());
-        head_fields.extend_from_slice(b": ");
-        head_fields.extend_from_slice(value.as_bytes());
-        head_fields.extend_from_slice(b"\r\n");
-    }
+    let vary = !variants.is_empty();
+    let head_fields = head_fields(&content_type, &validators, None, vary);
     FileInfo {
         path,
         version: Version::of(meta),
@@ -264,7 +329,68 @@ pub(super) fn file_info(path: PathBuf, meta: &Metadata) -> FileInfo {
         content_type,
         head_fields,
         rule_fields: Vec::new(),
+        encoding: None,
+        vary,
+        variants,
+        also,
     }
+}
+
+/// An encoded representation of the file at `path`: `validators` and
+/// `version` are its own (a sidecar's), or the file's with the encoded
+/// length (compressed once). Its ETag names the encoding, so no cache or
+/// precondition can mistake one representation for another.
+pub(super) fn variant_info(
+    path: &Path,
+    encoding: Encoding,
+    mut validators: Validators,
+    version: Version,
+) -> FileInfo {
+    let content_type = content_type(path).into_owned();
+    if validators.etag.ends_with('"') {
+        validators.etag.pop();
+        validators.etag.push('-');
+        validators.etag.push_str(encoding.token());
+        validators.etag.push('"');
+    }
+    let head_fields = head_fields(&content_type, &validators, Some(encoding), true);
+    FileInfo {
+        path: path.to_path_buf(),
+        version,
+        validators,
+        content_type,
+        head_fields,
+        rule_fields: Vec::new(),
+        encoding: Some(encoding),
+        vary: true,
+        variants: Vec::new(),
+        also: Vec::new(),
+    }
+}
+
+fn head_fields(
+    content_type: &str,
+    validators: &Validators,
+    encoding: Option<Encoding>,
+    vary: bool,
+) -> Vec<u8> {
+    let mut head_fields = Vec::with_capacity(200);
+    let last_modified = validators.last_modified_http();
+    let fields = [
+        ("Content-Type", content_type),
+        ("ETag", validators.etag.as_str()),
+        ("Last-Modified", last_modified.as_str()),
+        ("Accept-Ranges", "bytes"),
+        ("Content-Encoding", encoding.map_or("", Encoding::token)),
+        ("Vary", if vary { "Accept-Encoding" } else { "" }),
+    ];
+    for (name, value) in fields.into_iter().filter(|(_, v)| !v.is_empty()) {
+        head_fields.extend_from_slice(name.as_bytes());
+        head_fields.extend_from_slice(b": ");
+        head_fields.extend_from_slice(value.as_bytes());
+        head_fields.extend_from_slice(b"\r\n");
+    }
+    head_fields
 }
 
 /// Reads one whole version of the file: `meta.len()` bytes, with the

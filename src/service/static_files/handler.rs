@@ -122,6 +122,8 @@ impl StaticFiles {
             }
         };
         let req = ex.req;
+        // Preconditions and ranges below apply to the representation sent.
+        let (info, body) = info.representation(body, req.accept_encoding.as_deref());
         let preconditions = Preconditions {
             if_match: req.if_match.as_deref(),
             if_none_match: req.if_none_match.as_deref(),

@@ -2,16 +2,23 @@
 //! on disk is the version cached, else resolved (and opened) afresh beneath
 //! the root.
 
+use std::fs::Metadata;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::config::Revalidate;
+use crate::runtime::beneath::Symlinks;
 use crate::runtime::{current_worker, read_seq_now};
 
 use super::cache::{
-    file_info, read_version, Body, Cache, CachedFile, FileInfo, Version, OPEN_FILES_KEPT,
+    file_info, read_version, variant_info, Body, Cache, CachedFile, FileInfo, Variant, Version,
+    OPEN_FILES_KEPT,
 };
+use super::compress::{compress, is_text};
 use super::handler::StaticFiles;
+use super::negotiate::Encoding;
+use super::Validators;
 use super::{resolve, ResolveError, Resolved};
 
 impl StaticFiles {
@@ -53,13 +60,11 @@ impl StaticFiles {
                 return hit();
             }
             let now = read_seq_now();
-            match std::fs::metadata(&entry.info.path) {
-                Ok(meta) if Version::of(&meta) == entry.info.version => {
-                    entry.checked_at.store(now, Ordering::Relaxed);
-                    return hit();
-                }
-                _ => self.cache().remove(url_path),
+            if entry.info.is_current() {
+                entry.checked_at.store(now, Ordering::Relaxed);
+                return hit();
             }
+            self.cache().remove(url_path);
         }
         let (path, meta, direct, file) = match resolve(&self.root, url_path, query, &self.options) {
             Ok(Resolved::File {
@@ -82,13 +87,18 @@ impl StaticFiles {
             },
             false => (meta, Body::Disk(Arc::new(file))),
         };
-        let mut info = file_info(path, &meta);
-        self.apply_rules(&mut info);
-        let info = Arc::new(info);
         let cached = match body {
             Body::Memory(_) => meta.len() <= self.config.cache_max_file_size,
             Body::Disk(_) => self.config.cache_max_file_size > 0,
         };
+        // Compressed only for the cache, and only while it has room: else
+        // every request would compress again.
+        let compress_now = cached && self.cache().bytes + meta.len() <= self.config.cache_max_bytes;
+        let (variants, also, sidecars_direct) = self.variants(&path, &meta, &body, compress_now);
+        let direct = direct && sidecars_direct;
+        let mut info = file_info(path, &meta, variants, also);
+        self.apply_rules(&mut info);
+        let info = Arc::new(info);
         if cached {
             self.insert(url_path, &info, &body, direct);
         }
@@ -98,28 +108,28 @@ impl StaticFiles {
     fn insert(&self, url_path: &str, info: &Arc<FileInfo>, body: &Body, direct: bool) {
         let shared = self.local_cache();
         let mut cache = shared.lock().unwrap_or_else(PoisonError::into_inner);
-        let full = match body {
-            Body::Memory(bytes) => cache.bytes + bytes.len() as u64 > self.config.cache_max_bytes,
-            Body::Disk(_) => cache.open_files >= OPEN_FILES_KEPT,
-        };
+        let (bytes, files) = info.cost(body);
+        let full = cache.bytes + bytes > self.config.cache_max_bytes
+            || (files > 0 && cache.open_files + files > OPEN_FILES_KEPT);
         if full {
             return; // serve from disk rather than thrash
         }
         // Watch before checking the version again, so no change can slip
         // between the check and the watch.
+        // Sidecars are watched like the file (a new one is a directory event).
         let watched = direct
             && self.config.revalidate == Revalidate::Inotify
-            && cache.watch(shared, self.root.path(), url_path, &info.path);
+            && cache.watch(shared, self.root.path(), url_path, &info.path)
+            && info.also.iter().all(|(path, _)| {
+                path.is_dir() || cache.watch(shared, self.root.path(), url_path, path)
+            });
         let checked_at = read_seq_now();
-        match std::fs::metadata(&info.path) {
-            Ok(meta) if Version::of(&meta) == info.version => {}
-            _ => return,
+        if !info.is_current() {
+            return;
         }
         cache.remove(url_path);
-        match body {
-            Body::Memory(bytes) => cache.bytes += bytes.len() as u64,
-            Body::Disk(_) => cache.open_files += 1,
-        }
+        cache.bytes += bytes;
+        cache.open_files += files;
         let entry = Arc::new(CachedFile {
             info: info.clone(),
             body: body.clone(),
@@ -128,6 +138,111 @@ impl StaticFiles {
         });
         cache.entries.insert(url_path.to_string(), entry);
     }
+}
+
+impl StaticFiles {
+    /// The encoded representations of the file at `path`: its sidecars
+    /// (opened beneath the root, like any file), and when `compress_now`
+    /// and the configuration allow, brotli and gzip made from `body` for
+    /// the encodings without one. Also the paths whose versions are part
+    /// of the file's (the sidecars and the directory), and whether every
+    /// sidecar was reached without a symlink.
+    fn variants(
+        &self,
+        path: &Path,
+        meta: &Metadata,
+        body: &Body,
+        compress_now: bool,
+    ) -> (Vec<Variant>, Vec<(PathBuf, Version)>, bool) {
+        let mut variants = Vec::new();
+        let mut also = Vec::new();
+        let mut direct = true;
+        let Ok(relative) = path.strip_prefix(self.root.path()) else {
+            return (variants, also, direct);
+        };
+        // The directory's version first: a sidecar created after it was
+        // taken changes it, so cannot go unnoticed.
+        if let Some(dir) = path.parent() {
+            match std::fs::metadata(dir) {
+                Ok(dir_meta) => also.push((dir.to_path_buf(), Version::of(&dir_meta))),
+                // Without it a new sidecar could go unseen: no variants.
+                Err(_) => return (variants, also, direct),
+            }
+        }
+        let symlinks = match self.options.follow_symlinks_outside_root {
+            true => Symlinks::Anywhere,
+            false => Symlinks::InsideRoot,
+        };
+        for encoding in Encoding::ENCODED {
+            let mut name = relative.as_os_str().to_owned();
+            name.push(encoding.suffix());
+            let Ok(opened) = self.root.open_beneath(Path::new(&name), symlinks) else {
+                continue;
+            };
+            let Ok(side_meta) = opened.file.metadata() else {
+                continue;
+            };
+            if !side_meta.is_file() {
+                continue;
+            }
+            let (side_meta, side_body) = match side_meta.len() < self.config.sendfile_min_size {
+                true => match read_version(&opened.file, side_meta) {
+                    (m, Some(bytes)) => (m, Body::Memory(bytes.into())),
+                    (m, None) => (m, Body::Disk(Arc::new(opened.file))),
+                },
+                false => (side_meta, Body::Disk(Arc::new(opened.file))),
+            };
+            direct &= opened.direct;
+            let version = Version::of(&side_meta);
+            also.push((path.with_file_name(name_of(&name)), version));
+            let info = variant_info(
+                path,
+                encoding,
+                Validators::from_metadata(&side_meta),
+                version,
+            );
+            variants.push(Variant {
+                info: Arc::new(info),
+                body: side_body,
+            });
+        }
+        let compress_cfg = &self.config.compress;
+        let worth = compress_now
+            && compress_cfg.enabled
+            && (compress_cfg.min_size..=compress_cfg.max_size).contains(&meta.len())
+            && is_text(path);
+        if !worth {
+            return (variants, also, direct);
+        }
+        let bytes: Arc<[u8]> = match body {
+            Body::Memory(bytes) => bytes.clone(),
+            // The same version the head is built from, or nothing.
+            Body::Disk(file) => match read_version(file, meta.clone()) {
+                (m, Some(bytes)) if Version::of(&m) == Version::of(meta) => bytes.into(),
+                _ => return (variants, also, direct),
+            },
+        };
+        for encoding in [Encoding::Br, Encoding::Gzip] {
+            if variants.iter().any(|v| v.info.encoding == Some(encoding)) {
+                continue;
+            }
+            let Some(encoded) = compress(encoding, &bytes) else {
+                continue;
+            };
+            let version = Version::of(meta).with_len(encoded.len() as u64);
+            let info = variant_info(path, encoding, Validators::from_metadata(meta), version);
+            variants.push(Variant {
+                info: Arc::new(info),
+                body: Body::Memory(encoded.into()),
+            });
+        }
+        (variants, also, direct)
+    }
+}
+
+/// The last component of a relative path.
+fn name_of(relative: &std::ffi::OsStr) -> &std::ffi::OsStr {
+    Path::new(relative).file_name().unwrap_or(relative)
 }
 
 /// What a lookup found for a path that can be served.

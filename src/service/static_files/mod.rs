@@ -3,6 +3,7 @@
 //! through it, the sending; and the thin handler that ties them together.
 
 mod cache;
+mod compress;
 mod conditional;
 mod cors;
 mod handler;
@@ -10,6 +11,7 @@ mod headers;
 mod listing;
 mod lookup;
 mod mime;
+mod negotiate;
 mod range;
 mod resolve;
 mod send;
@@ -17,5 +19,6 @@ mod send;
 pub use conditional::{evaluate, Decision, Preconditions, Validators};
 pub use handler::StaticFiles;
 pub use mime::content_type;
+pub use negotiate::{negotiate, Encoding};
 pub use range::{content_range, parse_range, unsatisfied_range, RangeOutcome};
 pub use resolve::{resolve, ResolveError, ResolveOptions, Resolved};

@@ -13,6 +13,7 @@ use super::cache::{Body, FileInfo, Version};
 use super::content_range;
 use super::handler::StaticFiles;
 use super::headers::splice;
+use super::negotiate::Encoding;
 
 impl StaticFiles {
     /// Sends bytes `start..end` of the file with `status` (206, or 200 or
@@ -43,13 +44,23 @@ impl StaticFiles {
         } else {
             let range = content_range(start, end - 1, len);
             let last_modified = info.validators.last_modified_http();
+            let encoding = info.encoding.map(Encoding::token);
             let extra = [
                 ("Content-Range", range.as_str()),
                 ("ETag", info.validators.etag.as_str()),
                 ("Last-Modified", last_modified.as_str()),
                 ("Accept-Ranges", "bytes"),
+                // An encoded representation always varies: Vary first.
+                ("Vary", "Accept-Encoding"),
+                ("Content-Encoding", encoding.unwrap_or_default()),
             ];
-            let head = ex.head(status, Some(count), Some(&info.content_type), &extra);
+            let used = 4 + usize::from(info.vary) + usize::from(encoding.is_some());
+            let head = ex.head(
+                status,
+                Some(count),
+                Some(&info.content_type),
+                &extra[..used],
+            );
             write_head(ex.out, &head);
             splice(ex.out, &info.rule_fields);
             splice(ex.out, fields);
@@ -127,8 +138,9 @@ pub(super) fn not_modified(ex: &mut Exchange<'_>, info: &FileInfo, fields: &[u8]
     let extra = [
         ("ETag", info.validators.etag.as_str()),
         ("Last-Modified", last_modified.as_str()),
+        ("Vary", "Accept-Encoding"),
     ];
-    let head = ex.head(304, None, None, &extra);
+    let head = ex.head(304, None, None, &extra[..2 + usize::from(info.vary)]);
     write_head(ex.out, &head);
     splice(ex.out, &info.rule_fields);
     splice(ex.out, fields);
