@@ -310,9 +310,9 @@ impl Page {
              <body><h1>Index of {title}</h1>\n"
         );
         if !sorted {
-            let _ = write!(
+            let _ = writeln!(
                 self.out,
-                "<p>More than {SORT_LIMIT} entries: shown in directory order.</p>\n"
+                "<p>More than {SORT_LIMIT} entries: shown in directory order.</p>"
             );
         }
         let link = |by: &str, label: &str| {
@@ -368,9 +368,9 @@ impl Page {
             let time = u64::try_from(item.meta.mtime)
                 .map(|s| fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s)))
                 .unwrap_or_default();
-            let _ = write!(
+            let _ = writeln!(
                 self.out,
-                "{slash}\">{}{slash}</a></td><td class=\"n\">{size}</td><td>{time}</td></tr>\n",
+                "{slash}\">{}{slash}</a></td><td class=\"n\">{size}</td><td>{time}</td></tr>",
                 html_escape(&name)
             );
         }
