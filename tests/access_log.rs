@@ -23,7 +23,8 @@ fn client_fields_are_escaped_in_the_written_log() {
     // that would swallow the closing quote.
     stream
         .write_all(
-            b"GET /x\"-200-1-\"forged HTTP/1.1\r\nHost: t\r\n\
+            // ('"' in a target is a 400 at the parser: non-ASCII is escaped.)
+            b"GET /x\xc3\xa9-200-1-forged HTTP/1.1\r\nHost: t\r\n\
               Referer: \"r\\\r\nUser-Agent: ua\" 1 \"\\ \xc3\xa9\r\n\r\n",
         )
         .expect("send");
@@ -42,7 +43,7 @@ fn client_fields_are_escaped_in_the_written_log() {
     assert_eq!(lines.len(), 2, "{text}");
     let forged = lines[0];
     assert!(
-        forged.contains("] \"GET /x\\x22-200-1-\\x22forged HTTP/1.1\" 404 "),
+        forged.contains("] \"GET /x\\xC3\\xA9-200-1-forged HTTP/1.1\" 404 "),
         "{forged}"
     );
     assert!(
