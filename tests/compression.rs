@@ -329,5 +329,31 @@ fn a_file_created_after_a_404_is_served_at_once() {
             let r = request(&mut s, "GET", &name, "");
             assert_eq!((r.status, r.text()), (200, body), "{mode:?} round {round}");
         }
+        // Missing directories on the way, made after the 404s; escaped
+        // names; a file renamed into place.
+        for (url, rel) in [
+            ("/new/deeper/x.txt", "new/deeper/x.txt"),
+            ("/sp%20ace.txt", "sp ace.txt"),
+            ("/sub//late0.txt2", "sub/late0.txt2"),
+        ] {
+            for _ in 0..3 {
+                assert_eq!(
+                    request(&mut s, "GET", url, "").status,
+                    404,
+                    "{mode:?} {url}"
+                );
+            }
+            let path = server.root.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let staged = server.root.join("staged.tmp");
+            std::fs::write(&staged, rel).unwrap();
+            std::fs::rename(&staged, &path).unwrap();
+            let r = request(&mut s, "GET", url, "");
+            assert_eq!(
+                (r.status, r.text()),
+                (200, rel.to_string()),
+                "{mode:?} {url}"
+            );
+        }
     }
 }

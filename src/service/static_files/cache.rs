@@ -148,11 +148,19 @@ pub(super) struct Cache {
     /// Entries that hold an open file (sendfile-sized), at most
     /// `OPEN_FILES_KEPT`.
     pub(super) open_files: usize,
+    /// URL paths known missing, while inotify watches every directory on
+    /// their way that exists: a 404 then costs no syscall, and any entry
+    /// made in one of those directories forgets them all.
+    pub(super) misses: HashSet<String>,
 }
 
 /// Open files a worker's cache keeps for sendfile: each saves an open, a
 /// stat and a close per request, and holds a descriptor.
 pub(super) const OPEN_FILES_KEPT: usize = 128;
+
+/// Missing paths a worker's cache remembers; past this it starts afresh, so
+/// a scan of random paths cannot grow it without bound.
+pub(super) const MISSES_KEPT: usize = 4096;
 
 #[derive(Default)]
 enum Watch {
@@ -177,6 +185,7 @@ impl Cache {
 
     fn clear(&mut self) {
         self.entries.clear();
+        self.misses.clear();
         self.bytes = 0;
         self.open_files = 0;
         if let Watch::Active { files, .. } = &mut self.watch {
@@ -236,6 +245,24 @@ impl Cache {
     fn go_blind(&mut self) {
         self.clear();
         self.watch = Watch::Unavailable;
+    }
+
+    /// Watches the directory `dir` for entries made, removed or renamed in
+    /// it (a change forgets the whole cache); false if it cannot.
+    pub(super) fn watch_dir(&mut self, cache: &Arc<Mutex<Cache>>, dir: &Path) -> bool {
+        if matches!(self.watch, Watch::Unstarted) {
+            self.watch = start_watching(cache.clone());
+        }
+        let Watch::Active { watcher, dirs, .. } = &mut self.watch else {
+            return false;
+        };
+        match watcher.watch(dir, true) {
+            Ok(id) => {
+                dirs.insert(id);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Watches `path` and its directories up to `root`; false if it cannot.

@@ -13,7 +13,7 @@ use crate::runtime::{current_worker, read_seq_now};
 
 use super::cache::{
     file_info, read_version, variant_info, Body, Cache, CachedFile, FileInfo, Variant, Version,
-    OPEN_FILES_KEPT,
+    MISSES_KEPT, OPEN_FILES_KEPT,
 };
 use super::compress::{compress, is_text};
 use super::handler::StaticFiles;
@@ -44,7 +44,15 @@ impl StaticFiles {
     ) -> Result<Lookup, ResolveError> {
         let (cached, synced_at) = {
             let cache = self.cache();
-            (cache.entries.get(url_path).cloned(), cache.synced_at)
+            let entry = cache.entries.get(url_path).cloned();
+            // Looked up only after a miss in `entries`: hits pay nothing.
+            if entry.is_none() && cache.misses.contains(url_path) {
+                return match cache.synced_at > received {
+                    true => Err(ResolveError::Missing),
+                    false => Ok(Lookup::Unsynced),
+                };
+            }
+            (entry, cache.synced_at)
         };
         if let Some(entry) = cached {
             let hit = || Ok(Lookup::Found(entry.info.clone(), entry.body.clone()));
@@ -74,6 +82,10 @@ impl StaticFiles {
                 file,
             }) => (path, meta, direct, file),
             Ok(Resolved::RedirectToSlash(location)) => return Ok(Lookup::Redirect(location)),
+            Err(ResolveError::Missing) => {
+                self.remember_miss(url_path);
+                return Err(ResolveError::Missing);
+            }
             Err(e) => return Err(e),
         };
         // A file big enough for sendfile is not copied through memory: from
@@ -141,6 +153,53 @@ impl StaticFiles {
 }
 
 impl StaticFiles {
+    /// Remembers that `url_path` is missing, so the next request for it
+    /// costs no `openat2`, if inotify can say when that stops being true:
+    /// it watches each directory on the way that exists (the first missing
+    /// one can only appear in the last that exists), and the path is checked
+    /// once more after the watches are in place, so nothing made meanwhile
+    /// goes unseen. Only plain paths are remembered (no escapes, no dot
+    /// names), whose names on disk are the URL's segments; through a symlink
+    /// or with `revalidate = "stat"`, a miss is looked up every time.
+    fn remember_miss(&self, url_path: &str) {
+        if self.config.revalidate != Revalidate::Inotify || url_path.contains('%') {
+            return;
+        }
+        let segments: Vec<&str> = url_path.split('/').filter(|s| !s.is_empty()).collect();
+        if segments.is_empty() || segments.iter().any(|s| s.starts_with('.')) {
+            return;
+        }
+        let shared = self.local_cache();
+        let mut cache = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.misses.len() >= MISSES_KEPT {
+            cache.misses.clear();
+        }
+        let mut dir = self.root.path().to_path_buf();
+        if !cache.watch_dir(shared, &dir) {
+            return;
+        }
+        for segment in &segments[..segments.len() - 1] {
+            dir.push(segment);
+            match std::fs::symlink_metadata(&dir) {
+                Ok(meta) if meta.is_dir() => {
+                    if !cache.watch_dir(shared, &dir) {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                // A symlink (its target is not watched) or a file.
+                _ => return,
+            }
+        }
+        let mut path = self.root.path().to_path_buf();
+        path.extend(&segments);
+        // Anything there now (even a dangling symlink): not remembered.
+        if std::fs::symlink_metadata(&path).is_ok() {
+            return;
+        }
+        cache.misses.insert(url_path.to_string());
+    }
+
     /// The encoded representations of the file at `path`: its sidecars
     /// (opened beneath the root, like any file), and when `compress_now`
     /// and the configuration allow, brotli and gzip made from `body` for
