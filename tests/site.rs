@@ -126,9 +126,9 @@ fn the_shipped_rules_give_every_default_response_an_explicit_freshness() {
     for (path, cache_control) in [
         ("/", "no-cache"),
         ("/docs/", "no-cache"),
-        ("/style.css", "public, max-age=3600"),
-        ("/app.js", "public, max-age=3600"),
-        ("/conveyor.svg", "public, max-age=3600"),
+        ("/style.css", "max-age=3600"),
+        ("/app.js", "max-age=3600"),
+        ("/conveyor.svg", "max-age=3600"),
     ] {
         let r = get_h(&server, path, "");
         assert_eq!(r.status, 200, "{path}");
