@@ -1,0 +1,7 @@
+#![no_main]
+//! See `checks::chunked` (shared with tests/fuzz_corpus.rs).
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::chunked(data));
