@@ -151,6 +151,17 @@ fn sidecars_are_negotiated_with_vary_and_an_etag_each() {
         assert_eq!(r.header("Content-Range"), Some(range.as_str()), "{label}");
         assert_eq!(r.header("Content-Encoding"), Some("gzip"), "{label}");
         assert_eq!(r.header("Vary"), Some("Accept-Encoding"), "{label}");
+        let r = request(
+            &mut s,
+            "GET",
+            "/site.css",
+            "Accept-Encoding: gzip\r\nRange: bytes=2500-\r\n",
+        );
+        // 2500 is inside the file but past the end of the gzip sidecar.
+        assert_eq!(r.status, 416, "{label}");
+        let range = format!("bytes */{}", gz.len());
+        assert_eq!(r.header("Content-Range"), Some(range.as_str()), "{label}");
+        assert_eq!(r.header("Vary"), Some("Accept-Encoding"), "{label}");
         let r = request(&mut s, "GET", "/site.css", "Range: bytes=0-4\r\n");
         assert_eq!((r.status, r.body.as_slice()), (206, &plain[..5]), "{label}");
         assert_eq!(r.header("Vary"), Some("Accept-Encoding"), "{label}");
@@ -245,6 +256,20 @@ fn text_files_are_compressed_once_and_decode_to_the_file() {
     let changed = css(5000);
     std::fs::write(root.join("text.css"), &changed).unwrap();
     assert_eq!(gunzip(&get_ae(&mut s, "/text.css", "gzip").body), changed);
+
+    // A file sent with sendfile has its compressed copies in memory.
+    let big = css(100 * 1024);
+    std::fs::write(root.join("big.js"), &big).unwrap();
+    let r = get_ae(&mut s, "/big.js", "gzip");
+    assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+    assert_eq!(gunzip(&r.body), big);
+    let r = get_ae(&mut s, "/big.js", "br;q=0.9, gzip;q=0.8");
+    assert_eq!(unbrotli(&r.body), big);
+    let r = request(&mut s, "GET", "/big.js", "");
+    assert_eq!(
+        (r.header("Vary"), r.body == big),
+        (Some("Accept-Encoding"), true)
+    );
 
     // zstd is served from sidecars only.
     let r = get_ae(&mut s, "/text.css", "zstd");

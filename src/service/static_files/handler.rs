@@ -157,8 +157,13 @@ impl StaticFiles {
             }
             RangeOutcome::Unsatisfiable => {
                 let range = unsatisfied_range(len);
-                let extra = [("Content-Range", range.as_str())];
-                self.error(ex, 416, "range not satisfiable", &extra, &fields)
+                // The range was measured against the representation chosen.
+                let extra = [
+                    ("Content-Range", range.as_str()),
+                    ("Vary", "Accept-Encoding"),
+                ];
+                let extra = &extra[..1 + usize::from(info.vary)];
+                self.error(ex, 416, "range not satisfiable", extra, &fields)
                     .await
             }
         }
