@@ -367,7 +367,8 @@ fn check_limits(buf: &[u8], end: usize, limits: &Limits) -> Result<(), HttpError
     let line_len = match line.iter().position(|&b| b == b'\n') {
         Some(i) if i > 0 && line[i - 1] == b'\r' => i - 1,
         Some(i) => i,
-        None => line.len(),
+        // Incomplete: a CR at the end may be the start of the line's CRLF.
+        None => line.len() - usize::from(line.ends_with(b"\r")),
     };
     if line_len > limits.max_request_line {
         return Err(HttpError::new(414, "request line too long"));
@@ -574,6 +575,30 @@ mod tests {
             Err(e) => e.status,
             other => panic!("expected error for {s:?}, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_line_at_the_limit_may_arrive_up_to_its_cr() {
+        // Found by fuzzing: a read ending between the CR and the LF of a
+        // request line exactly `max_request_line` long was refused with 414.
+        let limits = Limits {
+            max_request_line: 20,
+            ..Limits::default()
+        };
+        let line = format!("GET /{} HTTP/1.1", "a".repeat(20 - 14));
+        assert_eq!(line.len(), 20);
+        let partial = format!("{line}\r");
+        assert_eq!(parse_request(partial.as_bytes(), &limits), Ok(None));
+        let whole = format!("{line}\r\nHost: x\r\n\r\n");
+        assert!(matches!(
+            parse_request(whole.as_bytes(), &limits),
+            Ok(Some(_))
+        ));
+        let over = format!("GET /{} HTTP/1.1\r", "a".repeat(7));
+        assert_eq!(
+            parse_request(over.as_bytes(), &limits).map_err(|e| e.status),
+            Err(414)
+        );
     }
 
     #[test]
