@@ -67,9 +67,6 @@ pub enum ResolveError {
     NotUtf8,
     /// 400: the path does not start with `/`.
     NotAbsolute,
-    /// 404: a `..` segment. No longer returned: dot-segments are removed
-    /// (RFC 3986 §5.2.4); kept so code matching on it still builds.
-    DotDot,
     /// 404: a name starting with `.` while `static.show_dotfiles` is off.
     Dotfile,
     /// 404: no such file or directory.
@@ -97,8 +94,8 @@ impl ResolveError {
         match self {
             BadEscape | EncodedSeparator | NotUtf8 | NotAbsolute => 400,
             Permission => 403,
-            DotDot | Dotfile | Missing | NotADirectory | NoIndex | OutsideRoot | SymlinkLoop
-            | NotAFile | Os(_) => 404,
+            Dotfile | Missing | NotADirectory | NoIndex | OutsideRoot | SymlinkLoop | NotAFile
+            | Os(_) => 404,
         }
     }
 }
@@ -112,7 +109,6 @@ impl std::fmt::Display for ResolveError {
             EncodedSeparator => "an encoded NUL, slash or backslash",
             NotUtf8 => "not UTF-8 once decoded",
             NotAbsolute => "the path does not start with \"/\"",
-            DotDot => "a \"..\" segment",
             Dotfile => "a name starts with \".\" (static.show_dotfiles = false)",
             Missing => "no such file or directory",
             NotADirectory => "a file named as a directory",
