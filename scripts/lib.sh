@@ -31,6 +31,15 @@ stop_pid() {
   done
   kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null || true
+  forget_pid "$pid"
+}
+
+# forget_pid PID: once reaped, a PID may be reused by someone else's process;
+# drop it so that cleanup never signals it.
+forget_pid() {
+  local keep=() p
+  for p in "${STARTED_PIDS[@]}"; do [[ "$p" == "$1" ]] || keep+=("$p"); done
+  STARTED_PIDS=("${keep[@]}")
 }
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -80,11 +89,12 @@ port_free() {
   fi
 }
 
-# start_conveyor PORT: one worker, the repository's default config. Sets SERVER_PID.
+# start_conveyor PORT: one worker, the repository's default config (or
+# $CONVEYOR_CONFIG). Sets SERVER_PID.
 start_conveyor() {
   local port="$1"
   port_free "$port"
-  "$CONVEYOR" "$DOCROOT" --config "$REPO/config/conveyor.toml" --workers 1 \
+  "$CONVEYOR" "$DOCROOT" --config "${CONVEYOR_CONFIG:-$REPO/config/conveyor.toml}" --workers 1 \
     --listen "127.0.0.1:$port" > "$WORK/conveyor.log" 2>&1 &
   SERVER_PID=$!
   STARTED_PIDS+=("$SERVER_PID")
@@ -93,7 +103,8 @@ start_conveyor() {
 
 # start_nginx PORT: one worker process, same root, access_log off, everything
 # (pid, logs, temp files) under $WORK. Sets SERVER_PID (the master; it stops
-# its worker when it gets SIGTERM).
+# its worker when it gets SIGTERM). $NGINX_EXTRA is added to the http block;
+# $NGINX_NOFILE sets worker_rlimit_nofile (20000).
 start_nginx() {
   local port="$1" dir="$WORK/nginx" mime=""
   port_free "$port"
@@ -101,7 +112,7 @@ start_nginx() {
   [[ -r /etc/nginx/mime.types ]] && mime="include /etc/nginx/mime.types;"
   cat > "$dir/nginx.conf" <<CONF
 worker_processes 1;
-worker_rlimit_nofile 20000;
+worker_rlimit_nofile ${NGINX_NOFILE:-20000};
 daemon off;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
@@ -122,6 +133,7 @@ http {
     tcp_nodelay on;
     open_file_cache max=1000 inactive=60s;
     keepalive_requests 100000;
+    ${NGINX_EXTRA:-}
     server {
         listen 127.0.0.1:$port backlog=4096;
         root $DOCROOT;

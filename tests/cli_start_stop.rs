@@ -1,6 +1,7 @@
 //! The binary's start-up and stop lines, and its listen errors: which
 //! config was loaded, a warning for `spin`, a port already taken (by another
-//! reuseport server too), one line on SIGTERM.
+//! reuseport server too), one line on SIGTERM, one line when out of file
+//! descriptors.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -42,9 +43,13 @@ fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
 }
 
 fn spawn(dir: &Path, args: &[&str]) -> Running {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
+    let mut command = Command::new(BIN);
+    command.args(args).current_dir(dir);
+    spawn_command(command)
+}
+
+fn spawn_command(mut command: Command) -> Running {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -202,6 +207,97 @@ fn spin_warns_that_it_keeps_a_core_busy() {
         warning.starts_with("conveyor: warning: the spin acceptor keeps one core at 100 %"),
         "{warning}"
     );
+    run.terminate();
+    assert_eq!(run.exit_code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// utime + stime of a process, in clock ticks (/proc/PID/stat fields 14, 15).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("comm")
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+/// Found by scripts/reliability.sh (row 3): out of descriptors, accept was
+/// retried every 10 ms without a word in the log. Now: one warning line, no
+/// more while it lasts, no CPU spent, and it serves again once they free up.
+#[test]
+fn out_of_file_descriptors_logs_one_line_spends_no_cpu_and_recovers() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::os::unix::process::CommandExt;
+
+    let dir = temp_dir("emfile");
+    let mut command = Command::new(BIN);
+    command
+        .args(["site", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .current_dir(&dir);
+    // SAFETY: setrlimit is async-signal-safe; the rlimit lives on the stack.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut run = spawn_command(command);
+    let addr = address(&run.stdout_line());
+
+    // More connections than descriptors, each holding a partial request.
+    let held: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).expect("connect");
+            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+                .expect("write");
+            s
+        })
+        .collect();
+    let warning = run.stderr_line();
+    assert!(
+        warning.starts_with("conveyor: warning: accept failed (")
+            && warning.contains("out of file descriptors"),
+        "{warning}"
+    );
+    let before = cpu_ticks(run.child.id());
+    let more = run.stderr.recv_timeout(Duration::from_secs(1));
+    assert!(
+        more.is_err(),
+        "a second line while out of descriptors: {more:?}"
+    );
+    let spent = cpu_ticks(run.child.id()) - before;
+    assert!(
+        spent <= 5,
+        "{spent} ticks of CPU in 1 s while out of descriptors"
+    );
+
+    drop(held);
+    let deadline = Instant::now() + LIMIT;
+    let answer = loop {
+        let mut s = TcpStream::connect(&addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .expect("write");
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        if answer.starts_with("HTTP/1.1 200 ") || Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer:?}");
+    assert!(answer.ends_with("hi"), "{answer:?}");
     run.terminate();
     assert_eq!(run.exit_code(), Some(0));
     let _ = std::fs::remove_dir_all(&dir);

@@ -53,7 +53,11 @@ fn readme_and_benchmarks_point_only_at_scripts_in_this_repository() {
             seen.push(path);
         }
     }
-    for script in ["scripts/compare.sh", "scripts/idle.sh"] {
+    for script in [
+        "scripts/compare.sh",
+        "scripts/idle.sh",
+        "scripts/reliability.sh",
+    ] {
         assert!(
             seen.iter().any(|p| p == script),
             "the docs should tell users about {script}"
@@ -64,7 +68,11 @@ fn readme_and_benchmarks_point_only_at_scripts_in_this_repository() {
 #[test]
 fn the_benchmark_scripts_are_executable_and_stay_on_loopback() {
     use std::os::unix::fs::PermissionsExt;
-    for script in ["scripts/compare.sh", "scripts/idle.sh"] {
+    for script in [
+        "scripts/compare.sh",
+        "scripts/idle.sh",
+        "scripts/reliability.sh",
+    ] {
         let mode = std::fs::metadata(repo().join(script))
             .expect(script)
             .permissions()
@@ -74,7 +82,13 @@ fn the_benchmark_scripts_are_executable_and_stay_on_loopback() {
     let lua = Path::new("scripts/wrk-pipeline.lua");
     assert!(read("scripts/compare.sh").contains(lua.to_str().unwrap()));
     // Every address the scripts listen on or load is 127.0.0.1.
-    for script in ["scripts/lib.sh", "scripts/compare.sh", "scripts/idle.sh"] {
+    for script in [
+        "scripts/lib.sh",
+        "scripts/compare.sh",
+        "scripts/idle.sh",
+        "scripts/reliability.sh",
+        "scripts/reliability.py",
+    ] {
         let text = read(script);
         for (n, line) in text.lines().enumerate() {
             for (at, _) in line.match_indices("://") {

@@ -19,7 +19,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::{AcceptorKind, Overload};
 use crate::runtime::net::{condition_listener, condition_stream, has_options};
@@ -132,6 +132,21 @@ impl Acceptor for ReusePort {
     }
 }
 
+/// The least time between two accept-failure warnings.
+const ACCEPT_WARNING_EVERY: Duration = Duration::from_secs(60);
+
+/// The one line logged when `accept` starts failing (until it succeeds again).
+fn accept_failure_message(e: &io::Error) -> String {
+    let hint = match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE) => {
+            ": out of file descriptors; new connections wait in the kernel backlog \
+             until some close (raise `ulimit -n` or lower limits.max_connections)"
+        }
+        _ => "; retrying every 10 ms",
+    };
+    format!("conveyor: warning: accept failed ({e}){hint}")
+}
+
 fn listen_options(line: &Line, reuse_port: bool) -> ListenOptions {
     let defer = line.config.load().runtime.tcp_defer_accept;
     ListenOptions {
@@ -161,6 +176,9 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
         Err(_) => Conditioning::PerStream,
     };
     let mut next_queue = 0usize;
+    // True from a failed accept until the next one succeeds.
+    let mut accept_failing = false;
+    let mut warned: Option<Instant> = None;
     while !line.shutdown.is_set() {
         let accepted = match wait {
             Wait::Park => match race(listener.accept(), line.shutdown.wait()).await {
@@ -172,12 +190,22 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
         let (stream, _peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => {
-                // Out of descriptors or similar: back off instead of spinning.
+            Err(e) => {
+                // Out of descriptors or similar: back off instead of spinning,
+                // and say so once per episode (not once per 10 ms retry), at
+                // most once a minute (freed descriptors are soon taken again).
+                if !accept_failing {
+                    accept_failing = true;
+                    if warned.is_none_or(|at| at.elapsed() >= ACCEPT_WARNING_EVERY) {
+                        warned = Some(Instant::now());
+                        eprintln!("{}", accept_failure_message(&e));
+                    }
+                }
                 sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
+        accept_failing = false;
         if conditioning == Conditioning::Unchecked {
             conditioning = match has_options(&stream, &stream_options) {
                 true => Conditioning::Inherited,
