@@ -58,7 +58,6 @@ impl Rng {
 
 const STATUSES: [u16; 6] = [400, 414, 417, 431, 501, 505];
 
-
 /// `parse_request` on `data` under the default limits and under small ones:
 /// never panics; errors carry a known status; a complete request is the
 /// same when parsed from exactly its preamble, and every shorter prefix of
