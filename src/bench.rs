@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::config::{parse_duration, ConfigError};
+use crate::http::json::json_string;
 use crate::http::{ChunkedDecoder, Step};
 use crate::runtime::limits::{self, FdLimit};
 use crate::runtime::{self, timeout_at, Runtime, TcpStream};
@@ -616,24 +617,6 @@ impl BenchReport {
         );
         out
     }
-}
-
-/// `text` as a JSON string literal.
-fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn bad(message: String) -> ConfigError {

@@ -3,6 +3,7 @@
 
 pub mod chunked;
 pub mod date;
+pub mod json;
 pub mod request;
 pub mod response;
 pub mod status;

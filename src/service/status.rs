@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use crate::http::json::json_string;
 use crate::http::Method;
 use crate::metrics::Totals;
 use crate::runtime::{QueueSnapshot, WorkerSnapshot};
@@ -82,23 +83,6 @@ pub fn serve(ex: &mut Exchange<'_>) -> Outcome {
         let body = to_json(&report);
         ex.respond(200, "application/json", body.as_bytes(), &no_store)
     }
-}
-
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The report as one JSON object (what `GET /status` returns).

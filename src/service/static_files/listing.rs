@@ -13,6 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use crate::http::date::fmt_http_date;
+use crate::http::json::push_json_string;
 use crate::http::{write_head, Method};
 use crate::runtime::beneath::Symlinks;
 use crate::runtime::dir::{stat_at, DirReader, EntryMeta, Kind};
@@ -295,7 +296,7 @@ impl Page {
             String::from_utf8_lossy(&percent_decode(url_path).unwrap_or_default()).into_owned();
         if self.json {
             self.out.extend_from_slice(b"{\"path\":");
-            json_string(&mut self.out, &shown);
+            push_json_string(&mut self.out, &shown);
             let _ = write!(self.out, ",\"sorted\":{sorted},\"entries\":[");
             return;
         }
@@ -348,7 +349,7 @@ impl Page {
                 self.out.push(b',');
             }
             self.out.extend_from_slice(b"\n{\"name\":");
-            json_string(&mut self.out, &name);
+            push_json_string(&mut self.out, &name);
             let kind = if is_dir { "dir" } else { "file" };
             let _ = write!(
                 self.out,
@@ -453,25 +454,6 @@ fn html_escape(s: &str) -> String {
     out
 }
 
-fn json_string(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            // "<" too: the JSON stays inert if pasted into a page.
-            c if (c as u32) < 0x20 || c == '<' || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => {
-                let mut buf = [0; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
-        }
-    }
-    out.push(b'"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,7 +468,7 @@ mod tests {
         percent_encode(&mut out, b"a b/\"<\xff:");
         assert_eq!(out, b"a%20b%2F%22%3C%FF%3A");
         let mut out = Vec::new();
-        json_string(&mut out, "a\"\\\n<\u{fffd}");
+        push_json_string(&mut out, "a\"\\\n<\u{fffd}");
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "\"a\\\"\\\\\\u000a\\u003c\u{fffd}\""
