@@ -490,22 +490,10 @@ fn echo_expect_continue_then_chunked_body() {
             stream.write_all(b"5\r\nhello\r\n").unwrap();
             // The head and first chunk come back while the body is still open.
             assert!(
-                wait_until(Duration::from_secs(5), || {
-                    let mut buf = [0u8; 4096];
-                    stream
-                        .set_read_timeout(Some(Duration::from_millis(100)))
-                        .unwrap();
-                    if let Ok(n) = stream.read(&mut buf) {
-                        carry.extend_from_slice(&buf[..n]);
-                    }
-                    carry.windows(5).any(|w| w == b"hello")
-                }),
+                read_until_seen(&mut stream, &mut carry, b"hello", Duration::from_secs(5)),
                 "{label}: first chunk not echoed while the body is open: {:?}",
                 String::from_utf8_lossy(&carry)
             );
-            stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
             stream.write_all(b"6\r\n world\r\n0\r\n\r\n").unwrap();
             let r = read_response_with(&mut stream, &mut carry, false);
             assert_eq!(r.status, 200, "{label}");
@@ -644,16 +632,7 @@ fn echo_body_malformed_after_the_200_is_cut_short_closed_and_counted() {
             stream.write_all(b"5\r\nhello\r\n").unwrap();
             let mut got = Vec::new();
             assert!(
-                wait_until(Duration::from_secs(5), || {
-                    let mut buf = [0u8; 4096];
-                    stream
-                        .set_read_timeout(Some(Duration::from_millis(100)))
-                        .unwrap();
-                    if let Ok(n) = stream.read(&mut buf) {
-                        got.extend_from_slice(&buf[..n]);
-                    }
-                    got.windows(5).any(|w| w == b"hello")
-                }),
+                read_until_seen(&mut stream, &mut got, b"hello", Duration::from_secs(5)),
                 "{label}: first chunk not echoed: {:?}",
                 String::from_utf8_lossy(&got)
             );

@@ -325,6 +325,30 @@ pub(crate) fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -
 
 /// Everything the peer sends until it closes the connection, for at most
 /// `limit`: the bytes, and whether it closed (EOF or reset) in time.
+/// Reads into `carry` until it holds `needle` (true) or `limit` passes
+/// (false); the read timeout is restored to 10 s afterwards.
+pub(crate) fn read_until_seen(
+    stream: &mut TcpStream,
+    carry: &mut Vec<u8>,
+    needle: &[u8],
+    limit: Duration,
+) -> bool {
+    let seen = wait_until(limit, || {
+        let mut buf = [0u8; 4096];
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        if let Ok(n) = stream.read(&mut buf) {
+            carry.extend_from_slice(&buf[..n]);
+        }
+        carry.windows(needle.len()).any(|w| w == needle)
+    });
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    seen
+}
+
 pub(crate) fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
     let deadline = Instant::now() + limit;
     let mut got = Vec::new();
