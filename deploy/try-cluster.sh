@@ -25,7 +25,7 @@ PORT="${PORT:-18400}"
 DURATION="${DURATION:-30}"
 CONNS="${CONNS:-32}"
 REPLICAS=(1 2 3)
-STATS="127.0.0.1:$((PORT + 9))"
+STATS_PORT=$((PORT + 9))
 declare -A PIDS
 
 for tool in haproxy wrk curl; do
@@ -58,7 +58,7 @@ start_replica() {
 
 # stat FIELD PROXY SERVER: one field of HAProxy's CSV stats.
 stat() {
-  curl -s -m 2 "http://$STATS/stats;csv" | awk -F, -v f="$1" -v px="$2" -v sv="$3" '
+  curl -s -m 2 "http://127.0.0.1:$STATS_PORT/stats;csv" | awk -F, -v f="$1" -v px="$2" -v sv="$3" '
     NR == 1 { for (i = 1; i <= NF; i++) if ($i == f || $i == "# " f) col = i; next }
     $1 == px && $2 == sv { print $col }'
 }
@@ -108,8 +108,8 @@ reload() {
 
 for n in "${REPLICAS[@]}"; do start_replica "$n"; done
 port_free "$PORT"
-port_free "$((PORT + 9))"
-CONVEYOR_FRONT="127.0.0.1:$PORT" CONVEYOR_STATS="$STATS" \
+port_free "$STATS_PORT"
+CONVEYOR_FRONT="127.0.0.1:$PORT" CONVEYOR_STATS="127.0.0.1:$STATS_PORT" \
   CONVEYOR_REPLICA1="127.0.0.1:$(replica_port 1)" \
   CONVEYOR_REPLICA2="127.0.0.1:$(replica_port 2)" \
   CONVEYOR_REPLICA3="127.0.0.1:$(replica_port 3)" \
@@ -117,7 +117,7 @@ CONVEYOR_FRONT="127.0.0.1:$PORT" CONVEYOR_STATS="$STATS" \
 STARTED_PIDS+=("$!")
 wait_listening "$!" "$PORT" || { cat "$WORK/haproxy.log" >&2; exit 1; }
 for n in "${REPLICAS[@]}"; do wait_haproxy "$n" UP; done
-echo "3 replicas (127.0.0.1:$((PORT + 1))-$((PORT + 3))) behind HAProxy on 127.0.0.1:$PORT; stats http://$STATS/stats"
+echo "3 replicas (127.0.0.1:$((PORT + 1))-$((PORT + 3))) behind HAProxy on 127.0.0.1:$PORT; stats http://127.0.0.1:$STATS_PORT/stats"
 
 echo "load: wrk -t1 -c$CONNS -d${DURATION}s http://127.0.0.1:$PORT/small.txt"
 timeout $((DURATION + 30)) wrk -t1 -c"$CONNS" -d"${DURATION}s" \
