@@ -19,6 +19,7 @@
 #   CONNS=32          keep-alive connections from wrk to HAProxy
 #   CONVEYOR=...      the binary (default target/release/conveyor, built first)
 #   BUILD=1           0 skips `cargo build --release`
+#   DRAIN_DELAY=      another shutdown.drain_delay than deploy/conveyor.toml's ("0s")
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
 PORT="${PORT:-18400}"
@@ -33,6 +34,11 @@ for tool in haproxy wrk curl; do
 done
 build
 make_docroot
+REPLICA_CONFIG="$REPO/deploy/conveyor.toml"
+if [[ -n "${DRAIN_DELAY:-}" ]]; then
+  REPLICA_CONFIG="$WORK/conveyor.toml"
+  sed "s/^drain_delay = .*/drain_delay = \"$DRAIN_DELAY\"/" "$REPO/deploy/conveyor.toml" > "$REPLICA_CONFIG"
+fi
 
 replica_port() { echo $((PORT + $1)); }
 
@@ -41,7 +47,7 @@ start_replica() {
   local n="$1" port pid i
   port=$(replica_port "$n")
   port_free "$port"
-  "$CONVEYOR" "$DOCROOT" --config "$REPO/deploy/conveyor.toml" --workers 1 \
+  "$CONVEYOR" "$DOCROOT" --config "$REPLICA_CONFIG" --workers 1 \
     --listen "127.0.0.1:$port" >> "$WORK/replica$n.log" 2>&1 &
   pid=$!
   STARTED_PIDS+=("$pid")
