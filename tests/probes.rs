@@ -48,6 +48,14 @@ fn livez_is_200_and_readyz_turns_503_on_drain_while_the_rest_is_served() {
             assert_eq!(post.status, 405, "{label}");
             assert_eq!(post.header("Allow"), Some("GET, HEAD"), "{label}");
 
+            let status = server.status_json();
+            assert!(
+                status.ends_with(",\"readiness\":{\"state\":\"ready\"}}"),
+                "{status}"
+            );
+            let prometheus = get(&mut held, "/status?format=prometheus").text();
+            assert!(prometheus.contains("\nconveyor_ready 1\n"), "{prometheus}");
+
             server.server().drain();
 
             // A connection opened before the drain, and new ones: the probe
@@ -67,6 +75,14 @@ fn livez_is_200_and_readyz_turns_503_on_drain_while_the_rest_is_served() {
             assert_eq!(get(&mut fresh, "/livez").status, 200, "{label}");
             let mut fresh = server.connect();
             assert_eq!(get(&mut fresh, "/readyz").status, 503, "{label}");
+            let status = server.status_json();
+            assert!(
+                status.contains("\"readiness\":{\"state\":\"draining\"}"),
+                "{status}"
+            );
+            let mut fresh = server.connect();
+            let prometheus = get(&mut fresh, "/status?format=prometheus").text();
+            assert!(prometheus.contains("\nconveyor_ready 0\n"), "{prometheus}");
         },
     );
 }
