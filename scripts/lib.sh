@@ -7,7 +7,7 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CONVEYOR="$REPO/target/release/conveyor"
+CONVEYOR="${CONVEYOR:-$REPO/target/release/conveyor}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/conveyor-bench.XXXXXX")"
 STARTED_PIDS=()   # only these are ever signalled
 

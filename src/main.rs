@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 mod cli;
 
@@ -132,6 +132,9 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
             }
         }
     };
+    if let Some(signal) = signal {
+        drain(&server, signal);
+    }
     let stopped = server.shutdown();
     // Whoever read the start-up line may have closed stdout since: the
     // stop must still exit 0, so a failed write is not a panic.
@@ -143,15 +146,52 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The one line a stop logs: why, what was in flight, whether the grace
-/// period had to cut anything.
-fn stop_line(signal: Option<i32>, stopped: &Stopped) -> String {
-    let cause = match signal {
+/// A stop signal begins a drain: `/readyz` turns 503 at once and the server
+/// serves on for `shutdown.drain_delay`, so a load balancer takes it out of
+/// rotation before it stops accepting. A second signal ends the delay early.
+fn drain(server: &Server, signal: i32) {
+    server.drain();
+    let delay = server.line().config.load().shutdown.drain_delay;
+    if delay.is_zero() {
+        return;
+    }
+    let _ = writeln!(
+        std::io::stdout(),
+        "conveyor: draining on {}: /readyz answers 503, serving for {} s more \
+         (shutdown.drain_delay) before stopping; signal again to stop now",
+        signal_name(Some(signal)),
+        delay.as_secs_f64()
+    );
+    let until = Instant::now() + delay;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        match signal::wait_termination(left.min(Duration::from_secs(1))) {
+            Ok(Some(_)) => return,
+            Ok(None) => server.flush_log(),
+            Err(_) => {
+                std::thread::sleep(left);
+                return;
+            }
+        }
+    }
+}
+
+fn signal_name(signal: Option<i32>) -> String {
+    match signal {
         Some(libc::SIGINT) => "SIGINT".to_string(),
         Some(libc::SIGTERM) => "SIGTERM".to_string(),
         Some(n) => format!("signal {n}"),
         None => "an error".to_string(),
-    };
+    }
+}
+
+/// The one line a stop logs: why, what was in flight, whether the grace
+/// period had to cut anything.
+fn stop_line(signal: Option<i32>, stopped: &Stopped) -> String {
+    let cause = signal_name(signal);
     let plural = |n: u64| if n == 1 { "" } else { "s" };
     let (n, idle) = (stopped.in_flight, stopped.idle_closed);
     let outcome = match stopped.cut {

@@ -10,7 +10,7 @@ use crate::access_log::AccessLog;
 use crate::config::{resolve_workers, Config, SharedConfig};
 use crate::metrics::Metrics;
 use crate::runtime::{race, Latch, Runtime};
-use crate::service::{Service, StatusSource};
+use crate::service::{Readiness, Service, StatusSource};
 use crate::stages::handler::HttpHandler;
 use crate::stages::{
     acceptor_for, dispatcher_for, Acceptor, Dispatcher, Handler, Line, PendingQueue, Slots,
@@ -190,6 +190,7 @@ impl ServerBuilder {
             slots: Slots::new(config.limits.max_connections, metrics.clone()),
             metrics,
             shutdown: Latch::new(),
+            readiness: Readiness::new(),
             started: Instant::now(),
             stage_names: StageNames {
                 acceptor: acceptor.name().to_string(),
@@ -214,6 +215,8 @@ impl ServerBuilder {
         }
         dispatcher.start(runtime.handle(), &line, handler);
         let addrs = listen(acceptor.as_ref(), &runtime, &line)?;
+        // Every listener accepts: only now may `/readyz` say so.
+        line.readiness.mark_ready();
         Ok(Server {
             runtime,
             line,
@@ -312,6 +315,14 @@ impl Server {
         }
     }
 
+    /// Begins a stop without stopping: `/readyz` answers 503 from now on
+    /// and every response closes its connection, while the server goes on
+    /// accepting and serving, so a load balancer can take it out of
+    /// rotation before [`Self::shutdown`] (after `shutdown.drain_delay`).
+    pub fn drain(&self) {
+        self.line.readiness.drain();
+    }
+
     /// Stops accepting and closes idle connections at once, lets in-flight
     /// requests finish (up to `timeouts.shutdown_grace`), then closes every
     /// connection left. Says what it found and whether the grace period cut
@@ -322,6 +333,7 @@ impl Server {
         // write of its response included: "reading" is the number in flight.
         let in_flight = |t: &crate::metrics::Totals| t.reading.max(t.writing).max(0) as u64;
         let before = self.line.metrics.totals();
+        self.line.readiness.drain();
         self.line.shutdown.set();
         let grace = self.line.config.load().timeouts.shutdown_grace;
         let deadline = started + grace;

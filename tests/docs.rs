@@ -47,8 +47,9 @@ fn readme_and_benchmarks_point_only_at_scripts_in_this_repository() {
         }
         for path in script_paths(&text) {
             assert!(
-                path.starts_with("scripts/") && repo().join(&path).is_file(),
-                "{doc} names {path:?}, which is not a file under scripts/ in this repository"
+                (path.starts_with("scripts/") || path.starts_with("deploy/"))
+                    && repo().join(&path).is_file(),
+                "{doc} names {path:?}, which is not a file under scripts/ or deploy/ in this repository"
             );
             seen.push(path);
         }
@@ -57,6 +58,7 @@ fn readme_and_benchmarks_point_only_at_scripts_in_this_repository() {
         "scripts/compare.sh",
         "scripts/idle.sh",
         "scripts/reliability.sh",
+        "deploy/try-cluster.sh",
     ] {
         assert!(
             seen.iter().any(|p| p == script),
@@ -72,6 +74,7 @@ fn the_benchmark_scripts_are_executable_and_stay_on_loopback() {
         "scripts/compare.sh",
         "scripts/idle.sh",
         "scripts/reliability.sh",
+        "deploy/try-cluster.sh",
     ] {
         let mode = std::fs::metadata(repo().join(script))
             .expect(script)
@@ -88,6 +91,7 @@ fn the_benchmark_scripts_are_executable_and_stay_on_loopback() {
         "scripts/idle.sh",
         "scripts/reliability.sh",
         "scripts/reliability.py",
+        "deploy/try-cluster.sh",
     ] {
         let text = read(script);
         for (n, line) in text.lines().enumerate() {

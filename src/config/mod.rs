@@ -70,6 +70,14 @@ pub struct Config {
     /// `[echo]`: the echo endpoint (default on, at `/echo`; `conveyor DIR`
     /// with no config file turns it off).
     pub echo: Endpoint,
+    /// `[live]`: the liveness probe (default on, at `/livez`): 200 while
+    /// the process runs.
+    pub live: Endpoint,
+    /// `[ready]`: the readiness probe (default on, at `/readyz`): 200 while
+    /// the server accepts, 503 once it drains.
+    pub ready: Endpoint,
+    /// `[shutdown]`: how a stop is drained.
+    pub shutdown: ShutdownConfig,
     /// `[log]`: the access log and how much goes to stderr.
     pub log: LogConfig,
     /// `[runtime]`: polling and socket options.
@@ -226,6 +234,47 @@ pub struct Endpoint {
     pub path: String,
 }
 
+impl Config {
+    /// The built-in endpoints by table name, for the checks every endpoint
+    /// shares.
+    pub fn endpoints(&self) -> [(&'static str, &Endpoint); 4] {
+        [
+            ("status", &self.status),
+            ("echo", &self.echo),
+            ("live", &self.live),
+            ("ready", &self.ready),
+        ]
+    }
+
+    /// Two enabled endpoints on one path, named with the fix.
+    pub fn endpoint_clash(&self) -> Option<String> {
+        let on: Vec<_> = self
+            .endpoints()
+            .into_iter()
+            .filter(|(_, e)| e.enabled)
+            .collect();
+        for (i, (a, first)) in on.iter().enumerate() {
+            if let Some((b, _)) = on[i + 1..].iter().find(|(_, e)| e.path == first.path) {
+                return Some(format!(
+                    "{a}.path and {b}.path are both {:?}; give each endpoint its own path",
+                    first.path
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// The `[shutdown]` table: what happens between a stop signal and the stop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShutdownConfig {
+    /// `shutdown.drain_delay`: after SIGTERM or SIGINT, how long the server
+    /// keeps accepting and serving while the readiness probe answers 503, so
+    /// a load balancer takes it out of rotation before it stops accepting;
+    /// a second signal ends it early (default 0: stop at once).
+    pub drain_delay: Duration,
+}
+
 /// The `[log]` table: the access log and how much goes to stderr.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
@@ -326,6 +375,17 @@ impl Config {
             echo: Endpoint {
                 enabled: false,
                 path: String::new(),
+            },
+            live: Endpoint {
+                enabled: false,
+                path: String::new(),
+            },
+            ready: Endpoint {
+                enabled: false,
+                path: String::new(),
+            },
+            shutdown: ShutdownConfig {
+                drain_delay: Duration::ZERO,
             },
             log: LogConfig {
                 level: LogLevel::ALL[0],

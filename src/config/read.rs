@@ -19,11 +19,8 @@ pub(crate) fn from_toml_str(text: &str) -> Res<Config> {
             })?;
         }
     }
-    if config.status.enabled && config.echo.enabled && config.status.path == config.echo.path {
-        return Err(ConfigError::new(format!(
-            "status.path and echo.path are both {:?}; give each endpoint its own path",
-            config.status.path
-        )));
+    if let Some(clash) = config.endpoint_clash() {
+        return Err(ConfigError::new(clash));
     }
     Ok(config)
 }

@@ -12,6 +12,7 @@
 //! bytes and the context, never the line.
 
 pub mod echo;
+pub mod probes;
 pub mod routes;
 pub mod static_files;
 pub mod status;
@@ -25,6 +26,7 @@ use crate::http::{write_error, write_head, Head, Request};
 use crate::metrics::{Metrics, WorkerMetrics};
 use crate::runtime::{timeout, Latch, PooledFuture, ReadBuffer, TcpStream};
 
+pub use probes::Readiness;
 pub use routes::{RouteTable, Target};
 pub use status::StatusSource;
 
@@ -41,6 +43,8 @@ pub struct ServiceContext<'a> {
     pub shutdown: &'a Latch,
     /// What `/status` reports about the line.
     pub status: &'a dyn StatusSource,
+    /// Starting, ready or draining: what `/readyz` answers.
+    pub readiness: &'a Readiness,
 }
 
 impl ServiceContext<'_> {

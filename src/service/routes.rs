@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::http::{Method, Request};
 
 use super::static_files::StaticFiles;
-use super::{echo, status, Exchange, Outcome, Service};
+use super::{echo, probes, status, Exchange, Outcome, Service};
 
 /// What answers a route.
 pub enum Target {
@@ -21,6 +21,10 @@ pub enum Target {
     Echo,
     /// `/status`: the line's counters.
     Status,
+    /// `/livez`: 200 while the process runs.
+    Live,
+    /// `/readyz`: 200 while accepting, 503 while starting or draining.
+    Ready,
     /// Static files under the root.
     Files(StaticFiles),
     /// A service a library user mounted.
@@ -33,7 +37,7 @@ impl Target {
     pub fn reads_body(&self, req: &Request) -> bool {
         match self {
             Target::Echo => matches!(req.method, Method::Post | Method::Put),
-            Target::Status | Target::Files(_) => false,
+            Target::Status | Target::Live | Target::Ready | Target::Files(_) => false,
             Target::Mounted(service) => service.reads_body(req),
         }
     }
@@ -45,6 +49,8 @@ impl Target {
             // handler's future is allocated per request, so it is kept small.
             Target::Echo => Box::pin(echo::serve(ex)).await,
             Target::Status => status::serve(ex),
+            Target::Live => probes::live(ex),
+            Target::Ready => probes::ready(ex),
             Target::Files(files) => files.serve(ex).await,
             Target::Mounted(service) => service.serve(ex).await,
         }
@@ -99,6 +105,14 @@ impl RouteTable {
                 .exact
                 .push((config.status.path.clone(), Target::Status));
         }
+        if config.live.enabled {
+            routes.exact.push((config.live.path.clone(), Target::Live));
+        }
+        if config.ready.enabled {
+            routes
+                .exact
+                .push((config.ready.path.clone(), Target::Ready));
+        }
         routes
     }
 
@@ -119,6 +133,14 @@ impl RouteTable {
                     "set status.path or status.enabled = false",
                 ),
                 Target::Echo => ("the echo endpoint", "set echo.path or echo.enabled = false"),
+                Target::Live => (
+                    "the liveness probe",
+                    "set live.path or live.enabled = false",
+                ),
+                Target::Ready => (
+                    "the readiness probe",
+                    "set ready.path or ready.enabled = false",
+                ),
                 Target::Mounted(_) => ("a mounted service", "mount it elsewhere"),
                 Target::Files(_) => continue,
             };
@@ -192,6 +214,8 @@ mod tests {
         match target {
             Target::Echo => "echo",
             Target::Status => "status",
+            Target::Live => "live",
+            Target::Ready => "ready",
             Target::Files(_) => "files",
             Target::Mounted(_) => "mounted",
         }

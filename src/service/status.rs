@@ -8,6 +8,7 @@ use crate::http::Method;
 use crate::metrics::Totals;
 use crate::runtime::{QueueSnapshot, WorkerSnapshot};
 
+use super::probes::State;
 use super::{Exchange, Outcome};
 
 /// Everything `/status` reports, gathered at one moment.
@@ -24,6 +25,8 @@ pub struct Report {
     pub queues: Vec<QueueReport>,
     /// Each worker's scheduler counters; empty outside a runtime.
     pub scheduler: Vec<WorkerSnapshot>,
+    /// Starting, ready or draining: what `/readyz` answers.
+    pub readiness: State,
 }
 
 /// A worker's pending queue, as `/status` shows it.
@@ -141,7 +144,11 @@ pub fn to_json(r: &Report) -> String {
             w.wakes_local, w.wakes_remote, w.io_events, w.timer_fires, w.injected_pending
         );
     }
-    s.push_str("]}");
+    let _ = write!(
+        s,
+        "],\"readiness\":{{\"state\":\"{}\"}}}}",
+        r.readiness.name()
+    );
     s
 }
 
@@ -193,6 +200,12 @@ pub fn to_prometheus(r: &Report) -> String {
         "gauge",
         "Worker threads.",
         &one(r.workers.to_string()),
+    );
+    metric(
+        "ready",
+        "gauge",
+        "1 while /readyz answers 200 (accepting, not draining), else 0.",
+        &one(u8::from(r.readiness == State::Ready).to_string()),
     );
     let stages: Vec<_> = r
         .stages

@@ -50,14 +50,8 @@ impl HttpHandler {
         access_log: Option<crate::access_log::AccessLog>,
         mounted: Vec<(String, Arc<dyn Service>)>,
     ) -> std::io::Result<HttpHandler> {
-        if config.status.enabled && config.echo.enabled && config.status.path == config.echo.path {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!(
-                    "status.path and echo.path are both {:?}; give each endpoint its own path",
-                    config.status.path
-                ),
-            ));
+        if let Some(clash) = config.endpoint_clash() {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, clash));
         }
         let files = StaticFiles::new(&config.root, &config.static_files, workers)?;
         let mut routes = RouteTable::builtin(files, config);
@@ -89,6 +83,7 @@ impl HttpHandler {
             started: line.started,
             shutdown: &line.shutdown,
             status: line,
+            readiness: &line.readiness,
         };
         let next = self.serve_ready(&mut conn, line, &ctx).await;
         drop(reading);
@@ -205,7 +200,10 @@ impl HttpHandler {
         conn.requests = conn.requests.saturating_add(1);
         let keep_alive = req.keep_alive
             && u64::from(conn.requests) < ctx.config.limits.max_requests_per_connection
-            && !ctx.shutdown.is_set();
+            && !ctx.shutdown.is_set()
+            // Draining: each response closes its connection, so clients
+            // (a load balancer's pool) move off before the stop.
+            && !ctx.readiness.is_draining();
         let target = self.routes.find(req.path());
         // A body the route does not read is drained below or the connection
         // closes, never parsed as the next request: the same for every route.

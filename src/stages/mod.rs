@@ -26,6 +26,7 @@ use std::time::Instant;
 use crate::config::{AcceptorKind, DispatcherKind, SharedConfig};
 use crate::metrics::Metrics;
 use crate::runtime::{Handle, Latch};
+use crate::service::Readiness;
 
 pub use conn::{Conn, Slots};
 pub use pending::{PendingQueue, Waiting};
@@ -47,6 +48,8 @@ pub struct Line {
     pub slots: Arc<Slots>,
     /// Set when the server begins to stop.
     pub shutdown: Latch,
+    /// Starting, ready (accepting) or draining: what `/readyz` answers.
+    pub readiness: Readiness,
     /// When the server started (uptime in `/status`).
     pub started: Instant,
     /// Names of the stage implementations in use, for `/status`.

@@ -37,6 +37,7 @@ impl StatusSource for Line {
             },
             queues,
             scheduler: runtime::try_handle().map(|h| h.stats()).unwrap_or_default(),
+            readiness: self.readiness.state(),
         }
     }
 }
