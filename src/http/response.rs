@@ -70,15 +70,28 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
 /// "HTTP/1.1 {status} {reason}\r\nServer: ...\r\nDate: ...\r\n".
 fn write_status_line_and_date(out: &mut Vec<u8>, status: u16) {
     out.extend_from_slice(b"HTTP/1.1 ");
-    push_u64(out, u64::from(status));
+    match status {
+        // Every status has three digits; written as such, without a division loop.
+        100..=999 => out.extend_from_slice(&[
+            b'0' + (status / 100) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+        ]),
+        _ => push_u64(out, u64::from(status)),
+    }
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());
-    out.extend_from_slice(b"\r\nServer: ");
-    out.extend_from_slice(SERVER.as_bytes());
-    out.extend_from_slice(b"\r\nDate: ");
+    out.extend_from_slice(SERVER_AND_DATE.as_bytes());
     out.extend_from_slice(&http_date_now());
     out.extend_from_slice(b"\r\n");
 }
+
+/// What follows the reason phrase up to the Date value, as one copy.
+const SERVER_AND_DATE: &str = concat!(
+    "\r\nServer: conveyor/",
+    env!("CARGO_PKG_VERSION"),
+    "\r\nDate: "
+);
 
 /// Append a full response head, ending with the blank line. The one writer
 /// of heads: the `Connection` rules live here alone.
@@ -396,6 +409,22 @@ mod tests {
         };
         PreparedError::new(404, "x").write(&mut new, &head, true);
         assert_eq!(mask_date(text(&new)), mask_date(text(&old)));
+    }
+
+    #[test]
+    fn status_lines_of_every_width() {
+        for (status, line) in [
+            (200, "HTTP/1.1 200 OK\r\n"),
+            (404, "HTTP/1.1 404 Not Found\r\n"),
+            (999, "HTTP/1.1 999 Unknown\r\n"),
+            (42, "HTTP/1.1 42 Unknown\r\n"),
+            (1000, "HTTP/1.1 1000 Unknown\r\n"),
+        ] {
+            let mut out = Vec::new();
+            write_status_line_and_date(&mut out, status);
+            assert!(text(&out).starts_with(line), "{}", text(&out));
+            assert!(text(&out).contains(&format!("\r\nServer: {SERVER}\r\nDate: ")));
+        }
     }
 
     #[test]
