@@ -242,6 +242,13 @@ impl Cache {
         }
     }
 
+    /// Whether watched entries may not answer a request received by read
+    /// number `received` yet: inotify watches, and its queue was not read
+    /// after that request was.
+    pub(super) fn unsynced_for(&self, received: u64) -> bool {
+        matches!(self.watch, Watch::Active { .. }) && self.synced_at <= received
+    }
+
     /// Makes watched entries servable to a request received by read number
     /// `received`: applies every change the kernel has queued so far, unless
     /// that was done after the request was read.

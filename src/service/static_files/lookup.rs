@@ -35,7 +35,9 @@ impl StaticFiles {
     /// The file for a URL path: from this worker's cache if the file on disk
     /// is still the same version, else resolved afresh. `received` is the
     /// read number that brought the request in. The error says why the path
-    /// cannot be served (400, 403 or 404).
+    /// cannot be served (400, 403 or 404). `Unsynced` whenever inotify
+    /// watches and its queue was not read since the request was: a path
+    /// not cached waits for that read too (once per scheduler turn).
     pub(super) fn lookup(
         &self,
         url_path: &str,
@@ -44,6 +46,11 @@ impl StaticFiles {
     ) -> Result<Lookup, ResolveError> {
         let (cached, synced_at) = {
             let cache = self.cache();
+            if cache.unsynced_for(received) {
+                // Before the path is hashed: a hit or a known miss would be
+                // unsynced too, and `find` looks it up again after the sync.
+                return Ok(Lookup::Unsynced);
+            }
             let entry = match cache.entries.get(url_path) {
                 Some(Slot::File(entry)) => Some(entry.clone()),
                 Some(Slot::Missing) => {
