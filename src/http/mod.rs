@@ -10,5 +10,5 @@ pub mod status;
 
 pub use chunked::{ChunkedDecoder, Step};
 pub use request::{parse_request, BodyFraming, HttpError, Limits, Method, Request};
-pub use response::{write_error, write_head, Head};
+pub use response::{write_error, write_error_as, write_head, Head, PreparedError};
 pub use status::reason;

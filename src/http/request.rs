@@ -244,7 +244,11 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<Request>, Htt
         preamble_len: len,
         path_len: 0,
     };
-    out.path_len = out.target.find('?').unwrap_or(out.target.len());
+    out.path_len = out
+        .target
+        .bytes()
+        .position(|b| b == b'?')
+        .unwrap_or(out.target.len());
 
     let mut host_count = 0;
     let mut conn_close = false;
@@ -362,6 +366,11 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<Request>, Htt
 /// result whether or not the preamble is complete.
 fn check_limits(buf: &[u8], end: usize, limits: &Limits) -> Result<(), HttpError> {
     let seen = &buf[..end.min(buf.len())];
+    if seen.len() <= limits.max_request_line {
+        // No line in it can be too long, nor the whole too large: the
+        // usual case, without a scan for the line's end.
+        return Ok(());
+    }
     let start = leading_empty_len(seen);
     let line = &seen[start..];
     let line_len = match line.iter().position(|&b| b == b'\n') {
@@ -457,14 +466,16 @@ fn version_error(buf: &[u8]) -> VersionShape {
 
 /// Returns (origin-form target, authority from absolute-form).
 fn split_target<'a>(method: &Method, raw: &'a str) -> Result<(String, Option<&'a str>), HttpError> {
-    // Fragments are never part of a request-target (RFC 9112 §3.2).
-    if raw.contains('#') {
-        return Err(bad("fragment in request target"));
-    }
-    // httparse lets through every visible byte; these three are never sent
-    // raw by a URL-conforming client (WHATWG percent-encodes them in path
-    // and query alike), so one in a target is a malformed request line.
-    if raw.bytes().any(|b| matches!(b, b'"' | b'<' | b'>')) {
+    // One pass for the four bytes refused below: most targets hold none.
+    if raw.bytes().any(|b| matches!(b, b'#' | b'"' | b'<' | b'>')) {
+        // Fragments are never part of a request-target (RFC 9112 §3.2).
+        if raw.contains('#') {
+            return Err(bad("fragment in request target"));
+        }
+        // httparse lets through every visible byte; these three are never
+        // sent raw by a URL-conforming client (WHATWG percent-encodes them
+        // in path and query alike), so one in a target is a malformed
+        // request line.
         return Err(bad("invalid character in request target"));
     }
     if raw.starts_with('/') {
@@ -500,9 +511,27 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 
 /// uri-host [":" port] characters; rejects '/', '\\', '@', spaces and controls.
 fn valid_host(h: &str) -> bool {
-    h.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-._~:[]!$&'()*+,;=%".contains(&b))
+    h.bytes().all(|b| HOST_BYTES[usize::from(b)])
 }
+
+/// The bytes `valid_host` takes: letters, digits and `-._~:[]!$&'()*+,;=%`,
+/// as a table (a search of the list per byte cost more than the rest of
+/// the Host check).
+const HOST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let punctuation = b"-._~:[]!$&'()*+,;=%";
+    let mut i = 0;
+    while i < punctuation.len() {
+        table[punctuation[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 fn trim_ows(v: &[u8]) -> &[u8] {
     let start = v.iter().position(|&b| b != b' ' && b != b'\t');
@@ -850,6 +879,23 @@ mod tests {
         assert_eq!(r.host.as_deref(), Some("example.com:8080"));
         assert_eq!(status("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), 400);
         assert_eq!(status("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), 400);
+        // The table holds exactly letters, digits and the listed punctuation.
+        for b in 0..=255u8 {
+            let listed = b.is_ascii_alphanumeric() || b"-._~:[]!$&'()*+,;=%".contains(&b);
+            assert_eq!(HOST_BYTES[usize::from(b)], listed, "byte {b}");
+        }
+    }
+
+    #[test]
+    fn refused_target_bytes_and_the_query() {
+        for (target, status_code) in [("/a#b", 400), ("/a\"b", 400), ("/<", 400), ("/a>", 400)] {
+            let line = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+            assert_eq!(status(&line), status_code, "{target}");
+        }
+        let r = ok("GET /a/b?c?d HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!((r.path(), r.query()), ("/a/b", Some("c?d")));
+        let r = ok("GET /plain HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!((r.path(), r.query()), ("/plain", None));
     }
 
     #[test]

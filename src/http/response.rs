@@ -47,9 +47,16 @@ pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
 
 /// Append header text, turning CR/LF into spaces so no value can split the response.
 fn push_text(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    // The common case, no CR or LF, is one copy rather than a push a byte.
+    if !bytes.iter().any(|&b| b == b'\r' || b == b'\n') {
+        out.extend_from_slice(bytes);
+        return;
+    }
     out.extend(
-        s.bytes()
-            .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        bytes
+            .iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
     );
 }
 
@@ -63,15 +70,28 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
 /// "HTTP/1.1 {status} {reason}\r\nServer: ...\r\nDate: ...\r\n".
 fn write_status_line_and_date(out: &mut Vec<u8>, status: u16) {
     out.extend_from_slice(b"HTTP/1.1 ");
-    push_u64(out, u64::from(status));
+    match status {
+        // Every status has three digits; written as such, without a division loop.
+        100..=999 => out.extend_from_slice(&[
+            b'0' + (status / 100) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+        ]),
+        _ => push_u64(out, u64::from(status)),
+    }
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());
-    out.extend_from_slice(b"\r\nServer: ");
-    out.extend_from_slice(SERVER.as_bytes());
-    out.extend_from_slice(b"\r\nDate: ");
+    out.extend_from_slice(SERVER_AND_DATE.as_bytes());
     out.extend_from_slice(&http_date_now());
     out.extend_from_slice(b"\r\n");
 }
+
+/// What follows the reason phrase up to the Date value, as one copy.
+const SERVER_AND_DATE: &str = concat!(
+    "\r\nServer: conveyor/",
+    env!("CARGO_PKG_VERSION"),
+    "\r\nDate: "
+);
 
 /// Append a full response head, ending with the blank line. The one writer
 /// of heads: the `Connection` rules live here alone.
@@ -97,8 +117,10 @@ pub fn write_head(out: &mut Vec<u8>, head: &Head) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// The Content-Type of the text error responses.
+const ERROR_TYPE: &str = "text/plain; charset=utf-8";
+
 /// Append a complete text/plain error response: "{status} {reason}: {message}\n".
-/// For HEAD, the caller drops the body (it is the last Content-Length bytes).
 pub fn write_error(
     out: &mut Vec<u8>,
     status: u16,
@@ -106,26 +128,97 @@ pub fn write_error(
     keep_alive: bool,
     extra: &[(&str, &str)],
 ) {
-    let why = reason(status);
-    let body_len = decimal_len(u64::from(status)) + 1 + why.len() + 2 + message.len() + 1;
-    write_head(
-        out,
-        &Head {
-            status,
-            content_length: Some(body_len as u64),
-            content_type: Some("text/plain; charset=utf-8"),
-            prebuilt: &[],
-            keep_alive,
-            http10_keep_alive: false,
-            extra,
-        },
-    );
+    let head = Head {
+        status,
+        content_length: None,
+        content_type: None,
+        prebuilt: &[],
+        keep_alive,
+        http10_keep_alive: false,
+        extra,
+    };
+    write_error_as(out, &head, message, true);
+}
+
+/// Append a text/plain error response for `head`'s status, with its
+/// connection and extra fields: "{status} {reason}: {message}\n", the body
+/// only when `with_body` (not for HEAD). Returns the body's length.
+pub fn write_error_as(out: &mut Vec<u8>, head: &Head, message: &str, with_body: bool) -> u64 {
+    let why = reason(head.status);
+    let body_len = decimal_len(u64::from(head.status)) + 1 + why.len() + 2 + message.len() + 1;
+    let head = Head {
+        content_length: Some(body_len as u64),
+        content_type: Some(ERROR_TYPE),
+        ..*head
+    };
+    write_head(out, &head);
+    if with_body {
+        push_error_body(out, head.status, message);
+    }
+    body_len as u64
+}
+
+fn push_error_body(out: &mut Vec<u8>, status: u16, message: &str) {
     push_u64(out, u64::from(status));
     out.push(b' ');
-    out.extend_from_slice(why.as_bytes());
+    out.extend_from_slice(reason(status).as_bytes());
     out.extend_from_slice(b": ");
     out.extend_from_slice(message.as_bytes());
     out.push(b'\n');
+}
+
+/// A text/plain error response made once and sent many times (a 404 for
+/// every missing path): its fields and body are bytes ready to copy, so a
+/// response costs the status line, the Date and the connection fields.
+#[derive(Debug, Clone)]
+pub struct PreparedError {
+    status: u16,
+    /// Content-Type and Content-Length lines.
+    fields: Vec<u8>,
+    body: Vec<u8>,
+}
+
+impl PreparedError {
+    /// The response [`write_error`] writes for `status` and `message`.
+    pub fn new(status: u16, message: &str) -> PreparedError {
+        let mut body = Vec::new();
+        push_error_body(&mut body, status, message);
+        let mut fields = Vec::new();
+        push_header(&mut fields, "Content-Type", ERROR_TYPE);
+        fields.extend_from_slice(b"Content-Length: ");
+        push_u64(&mut fields, body.len() as u64);
+        fields.extend_from_slice(b"\r\n");
+        PreparedError {
+            status,
+            fields,
+            body,
+        }
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Appends the response with `head`'s connection fields (its status,
+    /// length, type and extra fields are this response's own), the body
+    /// only when `with_body`. Returns the body bytes written.
+    pub fn write(&self, out: &mut Vec<u8>, head: &Head, with_body: bool) -> u64 {
+        let head = Head {
+            status: self.status,
+            content_length: None,
+            content_type: None,
+            prebuilt: &self.fields,
+            extra: &[],
+            ..*head
+        };
+        write_head(out, &head);
+        if !with_body {
+            return 0;
+        }
+        out.extend_from_slice(&self.body);
+        self.body.len() as u64
+    }
 }
 
 fn decimal_len(mut n: u64) -> usize {
@@ -276,6 +369,62 @@ mod tests {
         assert!(s.starts_with("keepHTTP/1.1 400 Bad Request\r\n"));
         assert!(s.contains("Connection: close\r\n"));
         assert!(s.ends_with("\r\n\r\n400 Bad Request: bad\n"));
+    }
+
+    #[test]
+    fn prepared_error_is_the_written_one() {
+        for (keep_alive, http10) in [(true, false), (false, false), (true, true)] {
+            let head = Head {
+                status: 404,
+                content_length: None,
+                content_type: None,
+                prebuilt: &[],
+                keep_alive,
+                http10_keep_alive: http10,
+                extra: &[],
+            };
+            let mut written = Vec::new();
+            let len = write_error_as(&mut written, &head, "cannot serve that path", true);
+            let prepared = PreparedError::new(404, "cannot serve that path");
+            let mut sent = Vec::new();
+            assert_eq!(prepared.write(&mut sent, &head, true), len);
+            assert_eq!(mask_date(text(&sent)), mask_date(text(&written)));
+            assert!(text(&sent).ends_with("\r\n\r\n404 Not Found: cannot serve that path\n"));
+            // Without the body (HEAD): the same head, Content-Length included.
+            let mut head_only = Vec::new();
+            assert_eq!(prepared.write(&mut head_only, &head, false), 0);
+            assert_eq!(text(&head_only), &text(&sent)[..sent.len() - len as usize]);
+        }
+        let mut old = Vec::new();
+        write_error(&mut old, 404, "x", true, &[]);
+        let mut new = Vec::new();
+        let head = Head {
+            status: 404,
+            content_length: None,
+            content_type: None,
+            prebuilt: &[],
+            keep_alive: true,
+            http10_keep_alive: false,
+            extra: &[],
+        };
+        PreparedError::new(404, "x").write(&mut new, &head, true);
+        assert_eq!(mask_date(text(&new)), mask_date(text(&old)));
+    }
+
+    #[test]
+    fn status_lines_of_every_width() {
+        for (status, line) in [
+            (200, "HTTP/1.1 200 OK\r\n"),
+            (404, "HTTP/1.1 404 Not Found\r\n"),
+            (999, "HTTP/1.1 999 Unknown\r\n"),
+            (42, "HTTP/1.1 42 Unknown\r\n"),
+            (1000, "HTTP/1.1 1000 Unknown\r\n"),
+        ] {
+            let mut out = Vec::new();
+            write_status_line_and_date(&mut out, status);
+            assert!(text(&out).starts_with(line), "{}", text(&out));
+            assert!(text(&out).contains(&format!("\r\nServer: {SERVER}\r\nDate: ")));
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::http::{write_error, write_head, Head, Request};
+use crate::http::{write_error_as, write_head, Head, PreparedError, Request};
 use crate::metrics::{Metrics, WorkerMetrics};
 use crate::runtime::{timeout, Latch, PooledFuture, ReadBuffer, TcpStream};
 
@@ -211,19 +211,28 @@ impl Exchange<'_> {
         }
     }
 
-    /// Appends an error response with a short text body.
+    /// Appends an error response with a short text body (none for HEAD).
     pub fn error(&mut self, status: u16, message: &str, extra: &[(&str, &str)]) -> Outcome {
-        let before = self.out.len();
-        write_error(self.out, status, message, self.keep_alive, extra);
-        if self.req.method == crate::http::Method::Head {
-            // Same head, no body: cut what follows the blank line.
-            if let Some(end) = self.out[before..].windows(4).position(|w| w == b"\r\n\r\n") {
-                self.out.truncate(before + end + 4);
-            }
-        }
+        let head = self.head(status, None, None, extra);
+        let with_body = self.req.method != crate::http::Method::Head;
+        let body_bytes = match write_error_as(self.out, &head, message, with_body) {
+            len if with_body => len,
+            _ => 0,
+        };
         Outcome {
             status,
-            body_bytes: (self.out.len() - before) as u64,
+            body_bytes,
+            keep_alive: self.keep_alive,
+        }
+    }
+
+    /// Appends an error response made in advance (none of its body for HEAD).
+    pub fn prepared_error(&mut self, prepared: &PreparedError) -> Outcome {
+        let head = self.head(prepared.status(), None, None, &[]);
+        let with_body = self.req.method != crate::http::Method::Head;
+        Outcome {
+            status: prepared.status(),
+            body_bytes: prepared.write(self.out, &head, with_body),
             keep_alive: self.keep_alive,
         }
     }

@@ -139,7 +139,9 @@ pub(super) struct CachedFile {
 /// `stat` per read of requests to compare versions.
 #[derive(Default)]
 pub(super) struct Cache {
-    pub(super) entries: HashMap<String, Arc<CachedFile>>,
+    /// Cached files and known misses by URL path: one map, so a request
+    /// for either costs one hash of its path.
+    pub(super) entries: HashMap<String, Slot>,
     pub(super) bytes: u64,
     watch: Watch,
     /// Read number (`read_seq_now`) just before the inotify queue was last
@@ -148,10 +150,18 @@ pub(super) struct Cache {
     /// Entries that hold an open file (sendfile-sized), at most
     /// `OPEN_FILES_KEPT`.
     pub(super) open_files: usize,
-    /// URL paths known missing, while inotify watches every directory on
-    /// their way that exists: a 404 then costs no syscall, and any entry
-    /// made in one of those directories forgets them all.
-    pub(super) misses: HashSet<String>,
+    /// How many `entries` are `Slot::Missing`, at most `MISSES_KEPT`.
+    pub(super) misses: usize,
+}
+
+/// What the cache knows of a URL path.
+pub(super) enum Slot {
+    /// The file, served from here.
+    File(Arc<CachedFile>),
+    /// Known missing, while inotify watches every directory on its way that
+    /// exists: a 404 then costs no syscall, and any entry made in one of
+    /// those directories forgets every slot.
+    Missing,
 }
 
 /// Open files a worker's cache keeps for sendfile: each saves an open, a
@@ -176,16 +186,32 @@ enum Watch {
 
 impl Cache {
     pub(super) fn remove(&mut self, url_path: &str) {
-        if let Some(old) = self.entries.remove(url_path) {
-            let (bytes, files) = old.info.cost(&old.body);
-            self.bytes -= bytes;
-            self.open_files -= files;
+        match self.entries.remove(url_path) {
+            Some(Slot::File(old)) => {
+                let (bytes, files) = old.info.cost(&old.body);
+                self.bytes -= bytes;
+                self.open_files -= files;
+            }
+            Some(Slot::Missing) => self.misses -= 1,
+            None => {}
         }
+    }
+
+    /// Remembers `url_path` as missing; past `MISSES_KEPT` the misses are
+    /// forgotten first, so a scan of random paths cannot grow the map.
+    pub(super) fn insert_miss(&mut self, url_path: &str) {
+        self.remove(url_path);
+        if self.misses >= MISSES_KEPT {
+            self.entries.retain(|_, slot| matches!(slot, Slot::File(_)));
+            self.misses = 0;
+        }
+        self.entries.insert(url_path.to_string(), Slot::Missing);
+        self.misses += 1;
     }
 
     fn clear(&mut self) {
         self.entries.clear();
-        self.misses.clear();
+        self.misses = 0;
         self.bytes = 0;
         self.open_files = 0;
         if let Watch::Active { files, .. } = &mut self.watch {
@@ -214,6 +240,13 @@ impl Cache {
                 }
             }
         }
+    }
+
+    /// Whether watched entries may not answer a request received by read
+    /// number `received` yet: inotify watches, and its queue was not read
+    /// after that request was.
+    pub(super) fn unsynced_for(&self, received: u64) -> bool {
+        matches!(self.watch, Watch::Active { .. }) && self.synced_at <= received
     }
 
     /// Makes watched entries servable to a request received by read number
@@ -448,4 +481,56 @@ pub(super) fn read_version(file: &File, mut meta: Metadata) -> (Metadata, Option
         meta = after;
     }
     (meta, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cached_file(path: &Path) -> Arc<CachedFile> {
+        std::fs::write(path, b"x").expect("write");
+        let meta = std::fs::metadata(path).expect("stat");
+        Arc::new(CachedFile {
+            info: Arc::new(file_info(path.to_path_buf(), &meta, Vec::new(), Vec::new())),
+            body: Body::Memory(Arc::from(&b"x"[..])),
+            watched: false,
+            checked_at: AtomicU64::new(0),
+        })
+    }
+
+    /// Misses share the files' map but not their fate: past `MISSES_KEPT`
+    /// the misses are forgotten, the files kept, and the count stays true.
+    #[test]
+    fn misses_are_bounded_and_leave_files_alone() {
+        let dir = std::env::temp_dir().join(format!("conveyor-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let mut cache = Cache::default();
+        cache
+            .entries
+            .insert("/a.txt".into(), Slot::File(cached_file(&dir.join("a.txt"))));
+        for i in 0..MISSES_KEPT {
+            cache.insert_miss(&format!("/missing/{i}"));
+        }
+        assert_eq!(cache.misses, MISSES_KEPT);
+        assert_eq!(cache.entries.len(), MISSES_KEPT + 1);
+        // The same path again replaces its slot, counted once.
+        cache.insert_miss("/missing/0");
+        assert_eq!(cache.misses, MISSES_KEPT);
+        cache.insert_miss("/one/more");
+        assert_eq!(cache.misses, 1);
+        assert_eq!(cache.entries.len(), 2);
+        assert!(matches!(cache.entries.get("/a.txt"), Some(Slot::File(_))));
+        assert!(matches!(
+            cache.entries.get("/one/more"),
+            Some(Slot::Missing)
+        ));
+        cache.remove("/one/more");
+        assert_eq!((cache.misses, cache.entries.len()), (0, 1));
+        // A miss for a path whose file was cached takes its place and gives
+        // back its bytes.
+        cache.bytes = 1;
+        cache.insert_miss("/a.txt");
+        assert_eq!((cache.misses, cache.bytes), (1, 0));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

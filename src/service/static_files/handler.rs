@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::config::{LogLevel, StaticConfig};
-use crate::http::{write_head, Method};
+use crate::http::{write_head, Method, PreparedError};
 use crate::runtime::beneath::RootDir;
 use crate::runtime::{self, read_seq_now};
 use crate::service::{Exchange, Outcome};
@@ -34,6 +34,9 @@ pub struct StaticFiles {
     /// `[cors]`, when on.
     /// Boxed: rarely on, and `Target` holds this by value.
     pub(super) cors: Option<Box<Cors>>,
+    /// The 404 for a path that names nothing, made once: None when an
+    /// error page or a header rule for errors shapes 404s.
+    not_found: Option<Box<PreparedError>>,
 }
 
 impl StaticFiles {
@@ -49,6 +52,12 @@ impl StaticFiles {
             config: Arc::new(config.clone()),
             caches: (0..workers.max(1)).map(|_| Arc::default()).collect(),
             cors: Cors::new(&config.cors).map(Box::new),
+            not_found: match config.error_pages.contains_key(&404)
+                || config.headers.iter().any(|rule| rule.errors)
+            {
+                true => None,
+                false => Some(Box::new(PreparedError::new(404, CANNOT_SERVE))),
+            },
         })
     }
 
@@ -116,9 +125,12 @@ impl StaticFiles {
                     log_refusal(ex.req.method.as_str(), ex.req.path(), e);
                 }
                 let status = e.status();
-                return self
-                    .error(ex, status, "cannot serve that path", &[], &fields)
-                    .await;
+                if let Some(prepared) = self.not_found.as_deref() {
+                    if status == prepared.status() && fields.is_empty() {
+                        return ex.prepared_error(prepared);
+                    }
+                }
+                return self.error(ex, status, CANNOT_SERVE, &[], &fields).await;
             }
         };
         let req = ex.req;
@@ -198,10 +210,11 @@ impl StaticFiles {
     /// Whether a GET or HEAD for `url_path`, which names no file, gets the
     /// `static.fallback` file.
     fn falls_back(&self, url_path: &str) -> bool {
+        if self.config.fallback.is_empty() {
+            return false;
+        }
         let name = url_path.rsplit('/').next().unwrap_or("");
-        let has_extension = name.contains('.');
-        !self.config.fallback.is_empty()
-            && (!self.config.fallback_only_without_extension || !has_extension)
+        !self.config.fallback_only_without_extension || !name.contains('.')
     }
 
     /// An error response: the configured page for `status` if there is one
@@ -238,12 +251,12 @@ impl StaticFiles {
             }
         };
         splice_at(ex.out, before, fields);
-        Outcome {
-            body_bytes: outcome.body_bytes + fields.len() as u64,
-            ..outcome
-        }
+        outcome
     }
 }
+
+/// The text of a 404 (and of the 400 and 403 a refused path gets).
+const CANNOT_SERVE: &str = "cannot serve that path";
 
 /// Header lines for (name, value) pairs (the handler's own, never a client's).
 fn extra_fields(extra: &[(&str, &str)]) -> Vec<u8> {

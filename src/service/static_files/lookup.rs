@@ -12,8 +12,8 @@ use crate::runtime::beneath::Symlinks;
 use crate::runtime::{current_worker, read_seq_now};
 
 use super::cache::{
-    file_info, read_version, variant_info, Body, Cache, CachedFile, FileInfo, Variant, Version,
-    MISSES_KEPT, OPEN_FILES_KEPT,
+    file_info, read_version, variant_info, Body, Cache, CachedFile, FileInfo, Slot, Variant,
+    Version, OPEN_FILES_KEPT,
 };
 use super::compress::{compress, is_text};
 use super::handler::StaticFiles;
@@ -35,7 +35,9 @@ impl StaticFiles {
     /// The file for a URL path: from this worker's cache if the file on disk
     /// is still the same version, else resolved afresh. `received` is the
     /// read number that brought the request in. The error says why the path
-    /// cannot be served (400, 403 or 404).
+    /// cannot be served (400, 403 or 404). `Unsynced` whenever inotify
+    /// watches and its queue was not read since the request was: a path
+    /// not cached waits for that read too (once per scheduler turn).
     pub(super) fn lookup(
         &self,
         url_path: &str,
@@ -44,14 +46,21 @@ impl StaticFiles {
     ) -> Result<Lookup, ResolveError> {
         let (cached, synced_at) = {
             let cache = self.cache();
-            let entry = cache.entries.get(url_path).cloned();
-            // Looked up only after a miss in `entries`: hits pay nothing.
-            if entry.is_none() && cache.misses.contains(url_path) {
-                return match cache.synced_at > received {
-                    true => Err(ResolveError::Missing),
-                    false => Ok(Lookup::Unsynced),
-                };
+            if cache.unsynced_for(received) {
+                // Before the path is hashed: a hit or a known miss would be
+                // unsynced too, and `find` looks it up again after the sync.
+                return Ok(Lookup::Unsynced);
             }
+            let entry = match cache.entries.get(url_path) {
+                Some(Slot::File(entry)) => Some(entry.clone()),
+                Some(Slot::Missing) => {
+                    return match cache.synced_at > received {
+                        true => Err(ResolveError::Missing),
+                        false => Ok(Lookup::Unsynced),
+                    };
+                }
+                None => None,
+            };
             (entry, cache.synced_at)
         };
         if let Some(entry) = cached {
@@ -148,7 +157,9 @@ impl StaticFiles {
             watched,
             checked_at: AtomicU64::new(checked_at),
         });
-        cache.entries.insert(url_path.to_string(), entry);
+        cache
+            .entries
+            .insert(url_path.to_string(), Slot::File(entry));
     }
 }
 
@@ -171,9 +182,6 @@ impl StaticFiles {
         }
         let shared = self.local_cache();
         let mut cache = shared.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.misses.len() >= MISSES_KEPT {
-            cache.misses.clear();
-        }
         let mut dir = self.root.path().to_path_buf();
         if !cache.watch_dir(shared, &dir) {
             return;
@@ -197,7 +205,7 @@ impl StaticFiles {
         if std::fs::symlink_metadata(&path).is_ok() {
             return;
         }
-        cache.misses.insert(url_path.to_string());
+        cache.insert_miss(url_path);
     }
 
     /// The encoded representations of the file at `path`: its sidecars
