@@ -12,6 +12,7 @@
 //! bytes and the context, never the line.
 
 pub mod echo;
+pub mod redirect;
 pub mod routes;
 pub mod static_files;
 pub mod status;
