@@ -356,6 +356,53 @@ mod tests {
     }
 
     #[test]
+    fn tls_flags_default_to_the_listen_port_plus_one_and_repeat() {
+        let mut config = Config::default();
+        let s = serve(&[
+            "--listen",
+            "127.0.0.1:8080",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ]);
+        s.apply(&mut config).unwrap();
+        assert_eq!(config.tls.listen, vec!["127.0.0.1:8081".parse().unwrap()]);
+        assert_eq!(config.tls.certificates[0].cert, PathBuf::from("c.pem"));
+        assert_eq!(config.tls.certificates[0].key, PathBuf::from("k.pem"));
+        let s = serve(&[
+            "--tls-cert=c.pem",
+            "--tls-key=k.pem",
+            "--tls-listen",
+            "127.0.0.1:443",
+            "--tls-listen=[::1]:443",
+        ]);
+        let mut config = Config::default();
+        s.apply(&mut config).unwrap();
+        assert_eq!(config.tls.listen.len(), 2);
+        let mut config = Config::default();
+        let e = serve(&["--tls-cert", "c.pem"])
+            .apply(&mut config)
+            .unwrap_err();
+        assert!(e.message().contains("--tls-key"), "{e}");
+        assert!(fails(&["--tls-listen", "nope"]).contains("127.0.0.1:8080"));
+        let mut config = Config::default();
+        let edge = serve(&[
+            "--listen",
+            "127.0.0.1:65535",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+        ]);
+        assert!(edge
+            .apply(&mut config)
+            .unwrap_err()
+            .message()
+            .contains("65535"));
+    }
+
+    #[test]
     fn flags_both_forms() {
         let s = serve(&[
             "site",
@@ -384,6 +431,7 @@ mod tests {
                 verbose: true,
                 fallback: None,
                 listing: false,
+                ..ServeArgs::default()
             }
         );
         let spa = serve(&["--fallback", "index.html", "--listing"]);

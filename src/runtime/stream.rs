@@ -153,6 +153,18 @@ impl Stream {
         Ok(taken)
     }
 
+    /// Writes all of `buf`, parking as needed; `WriteZero` if a write
+    /// accepts nothing.
+    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.write(buf).await? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => buf = &buf[n..],
+            }
+        }
+        Ok(())
+    }
+
     /// Writes like `write`; on a plain socket with MSG_MORE (a head that a
     /// `sendfile` body follows).
     pub async fn write_more(&self, buf: &[u8]) -> io::Result<usize> {
@@ -200,6 +212,17 @@ impl Stream {
             }
         }
         self.socket.arm_readable(waker)
+    }
+
+    /// Waits until a read may find something: plaintext buffered, or the
+    /// socket readable.
+    pub async fn readable(&self) -> io::Result<()> {
+        if let Some(session) = &self.session {
+            if session.borrow_mut().has_plain() {
+                return Ok(());
+            }
+        }
+        self.socket.readable().await
     }
 
     /// Sends every waiting record, parking while the socket is full.
