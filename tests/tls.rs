@@ -630,3 +630,31 @@ fn bad_certificate_files_stop_start_up_with_exit_2_naming_the_file() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("garbage.pem"), "{stderr}");
 }
+
+#[test]
+fn an_idle_tls_connection_wakes_for_its_next_request_and_closes_at_the_idle_timeout() {
+    let _shared = shared();
+    let pki = localhost_pki();
+    let server = start("readiness", "spawn", |c| {
+        with_tls(c, &pki);
+        c.timeouts.keepalive_idle = Duration::from_secs(1);
+    });
+    let config = client(&pki.ders, BOTH);
+    let mut tls = connect(tls_addr(&server), &config, "localhost");
+    assert_eq!(get(&mut tls, "/index.html").status, 200);
+    // Parked idle in the reactor (no read buffer), then woken by the next one.
+    assert!(wait_until(Duration::from_secs(10), || server
+        .status_json()
+        .contains("\"idle_keepalive\":1")));
+    assert_eq!(get(&mut tls, "/index.html").status, 200);
+    // Silent past keepalive_idle: closed, with a close notice (a clean end).
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let end = tls.read_to_end(&mut rest);
+    assert!(end.is_ok(), "expected a clean close, got {end:?}");
+    assert!(rest.is_empty());
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "closed too early"
+    );
+}
