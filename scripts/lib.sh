@@ -90,12 +90,12 @@ port_free() {
 }
 
 # start_conveyor PORT: one worker, the repository's default config (or
-# $CONVEYOR_CONFIG). Sets SERVER_PID.
+# $CONVEYOR_CONFIG), plus $CONVEYOR_ARGS. Sets SERVER_PID.
 start_conveyor() {
   local port="$1"
   port_free "$port"
   "$CONVEYOR" "$DOCROOT" --config "${CONVEYOR_CONFIG:-$REPO/config/conveyor.toml}" --workers 1 \
-    --listen "127.0.0.1:$port" > "$WORK/conveyor.log" 2>&1 &
+    --listen "127.0.0.1:$port" ${CONVEYOR_ARGS:-} > "$WORK/conveyor.log" 2>&1 &
   SERVER_PID=$!
   STARTED_PIDS+=("$SERVER_PID")
   wait_listening "$SERVER_PID" "$port" || { cat "$WORK/conveyor.log" >&2; exit 1; }

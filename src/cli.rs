@@ -23,6 +23,11 @@ Options (override the config file):
   --config FILE       read FILE (default: config/conveyor.toml when it exists)
   --listen ADDR       address to listen on, like 127.0.0.1:8080 or [::1]:8080;
                       a name (localhost:8080) listens on every address it has
+  --tls-cert FILE     serve HTTPS with this PEM certificate chain (with --tls-key);
+                      replaces [[tls.certificates]]
+  --tls-key FILE      the PEM private key of --tls-cert
+  --tls-listen ADDR   serve HTTPS on ADDR (repeatable); default with --tls-cert:
+                      the --listen address with port + 1 (8080 -> 8081)
   --workers N         worker threads, 0 = one per core (at most 1024)
   --acceptor NAME     how connections are accepted:
 {acceptors}  --dispatcher NAME   how requests get a handler:
@@ -90,10 +95,38 @@ pub(crate) struct ServeArgs {
     pub fallback: Option<String>,
     /// `--listing`: `static.listing = true`.
     pub listing: bool,
+    /// `--tls-cert FILE`: with `--tls-key`, the one certificate served.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key FILE`.
+    pub tls_key: Option<PathBuf>,
+    /// `--tls-listen ADDR`, each time given: `tls.listen`.
+    pub tls_listen: Vec<Listen>,
 }
 
 fn err(msg: String) -> ConfigError {
     ConfigError::new(format!("{msg} (see conveyor --help)"))
+}
+
+/// The `listen` address with port + 1 (port 0 stays 0: any free port).
+fn next_port(listen: &Listen) -> Result<Listen, ConfigError> {
+    let bump = |port: u16| match port {
+        0 => Some(0),
+        p => p.checked_add(1),
+    };
+    let fail = || {
+        err("--tls-cert: the listen port is 65535, so port + 1 does not exist; give --tls-listen ADDR".into())
+    };
+    Ok(match listen {
+        Listen::Addr(addr) => {
+            let mut addr = *addr;
+            addr.set_port(bump(addr.port()).ok_or_else(fail)?);
+            Listen::Addr(addr)
+        }
+        Listen::Name { host, port } => Listen::Name {
+            host: host.clone(),
+            port: bump(*port).ok_or_else(fail)?,
+        },
+    })
 }
 
 /// Parses the arguments after argv[0]. A repeated flag: the last one wins.
@@ -144,6 +177,16 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
                     parse_listen(&s)
                         .ok_or_else(|| err(format!("--listen {s} is invalid; {LISTEN_FIX}")))?,
                 );
+            }
+            "--tls-cert" => out.tls_cert = Some(PathBuf::from(value("--tls-cert FILE")?)),
+            "--tls-key" => out.tls_key = Some(PathBuf::from(value("--tls-key FILE")?)),
+            "--tls-listen" => {
+                let v = value("--tls-listen ADDR")?;
+                let s = v.to_string_lossy();
+                out.tls_listen
+                    .push(parse_listen(&s).ok_or_else(|| {
+                        err(format!("--tls-listen {s} is invalid; {LISTEN_FIX}"))
+                    })?);
             }
             "--workers" => {
                 let v = value("--workers N")?;
@@ -236,6 +279,38 @@ impl ServeArgs {
         if self.no_compress {
             config.static_files.compress.enabled = false;
         }
+        self.apply_tls(config)
+    }
+
+    /// `--tls-cert`/`--tls-key` replace the config's certificates;
+    /// `--tls-listen` its TLS addresses, which default (with a certificate
+    /// given and none configured) to the plain address with port + 1.
+    fn apply_tls(&self, config: &mut Config) -> Result<(), ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                config.tls.certificates = vec![conveyor::tls::CertificateFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    names: Vec::new(),
+                }];
+            }
+            (Some(_), None) => {
+                return Err(err(
+                    "--tls-cert needs --tls-key FILE, its private key".into()
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    "--tls-key needs --tls-cert FILE, its certificate".into()
+                ))
+            }
+            (None, None) => {}
+        }
+        if !self.tls_listen.is_empty() {
+            config.tls.listen.clone_from(&self.tls_listen);
+        } else if self.tls_cert.is_some() && config.tls.listen.is_empty() {
+            config.tls.listen = vec![next_port(&config.listen)?];
+        }
         Ok(())
     }
 }
@@ -281,6 +356,53 @@ mod tests {
     }
 
     #[test]
+    fn tls_flags_default_to_the_listen_port_plus_one_and_repeat() {
+        let mut config = Config::default();
+        let s = serve(&[
+            "--listen",
+            "127.0.0.1:8080",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ]);
+        s.apply(&mut config).unwrap();
+        assert_eq!(config.tls.listen, vec!["127.0.0.1:8081".parse().unwrap()]);
+        assert_eq!(config.tls.certificates[0].cert, PathBuf::from("c.pem"));
+        assert_eq!(config.tls.certificates[0].key, PathBuf::from("k.pem"));
+        let s = serve(&[
+            "--tls-cert=c.pem",
+            "--tls-key=k.pem",
+            "--tls-listen",
+            "127.0.0.1:443",
+            "--tls-listen=[::1]:443",
+        ]);
+        let mut config = Config::default();
+        s.apply(&mut config).unwrap();
+        assert_eq!(config.tls.listen.len(), 2);
+        let mut config = Config::default();
+        let e = serve(&["--tls-cert", "c.pem"])
+            .apply(&mut config)
+            .unwrap_err();
+        assert!(e.message().contains("--tls-key"), "{e}");
+        assert!(fails(&["--tls-listen", "nope"]).contains("127.0.0.1:8080"));
+        let mut config = Config::default();
+        let edge = serve(&[
+            "--listen",
+            "127.0.0.1:65535",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+        ]);
+        assert!(edge
+            .apply(&mut config)
+            .unwrap_err()
+            .message()
+            .contains("65535"));
+    }
+
+    #[test]
     fn flags_both_forms() {
         let s = serve(&[
             "site",
@@ -309,6 +431,7 @@ mod tests {
                 verbose: true,
                 fallback: None,
                 listing: false,
+                ..ServeArgs::default()
             }
         );
         let spa = serve(&["--fallback", "index.html", "--listing"]);

@@ -27,5 +27,6 @@ pub mod runtime;
 pub mod server;
 pub mod service;
 pub mod stages;
+pub mod tls;
 
 pub use server::{Server, ServerBuilder};

@@ -100,6 +100,12 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
         .local_addrs()
         .iter()
         .map(|addr| format!("http://{addr}"))
+        .chain(
+            server
+                .tls_addrs()
+                .iter()
+                .map(|addr| format!("https://{addr}")),
+        )
         .collect();
     let config_note = match &config_file {
         Some(path) => format!("config {}", path.display()),

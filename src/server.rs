@@ -31,6 +31,7 @@ pub struct Server {
     runtime: Runtime,
     line: Arc<Line>,
     addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
     access_log: Option<AccessLog>,
 }
 
@@ -47,7 +48,7 @@ pub struct ListenError {
 }
 
 impl ListenError {
-    fn wrap(addr: impl fmt::Display, source: io::Error) -> io::Error {
+    pub(crate) fn wrap(addr: impl fmt::Display, source: io::Error) -> io::Error {
         let kind = source.kind();
         let addr = addr.to_string();
         io::Error::new(kind, ListenError { addr, source })
@@ -198,6 +199,7 @@ impl ServerBuilder {
                 handler: handler.name().to_string(),
             },
             config: SharedConfig::new(config),
+            tls: std::sync::OnceLock::new(),
         });
         for worker in 0..workers {
             for waiting in [Waiting::FirstRequest, Waiting::KeepAlive] {
@@ -215,12 +217,14 @@ impl ServerBuilder {
         }
         dispatcher.start(runtime.handle(), &line, handler);
         let addrs = listen(acceptor.as_ref(), &runtime, &line)?;
+        let tls_addrs = crate::tls::listen(acceptor.as_ref(), runtime.handle(), &line, workers)?;
         // Every listener accepts: only now may `/readyz` say so.
         line.readiness.mark_ready();
         Ok(Server {
             runtime,
             line,
             addrs,
+            tls_addrs,
             access_log,
         })
     }
@@ -286,6 +290,17 @@ impl Server {
     /// Every address bound: one, or each address a `listen` host name has.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// Every address bound for HTTPS (`tls.listen`, `--tls-listen`).
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls_addrs
+    }
+
+    /// The handshake stage, when the server serves HTTPS: its
+    /// `reload` loads new certificates (SIGHUP).
+    pub fn tls(&self) -> Option<&Arc<crate::stages::handshake::Handshake>> {
+        self.line.tls.get()
     }
 
     /// Makes `config` current for every connection the handler takes from

@@ -423,19 +423,6 @@ fn a_body_on_a_static_route_is_never_read_as_a_request() {
     );
 }
 
-/// Resident set size of this process (server included: it runs in-process).
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .expect("resident pages");
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    pages * u64::try_from(page).expect("page size")
-}
-
 /// Streams `total` body bytes through /echo: a writer thread generates them,
 /// this thread checks them as they return. Returns the peak RSS seen.
 fn stream_echo(server: &TestServer, total: usize) -> u64 {

@@ -114,6 +114,7 @@ macro_rules! key {
 }
 
 use super::site::{error_pages, fallback, header_rules, origins, tokens};
+use super::tls;
 use value::{
     boolean, duration, duration_or_zero, file_name, int, listen, log_path, rate, root, route_path,
     size, whole_seconds_or_zero, workers,
@@ -242,6 +243,12 @@ pub static KEYS: &[Key] = &[
     key!("runtime.tcp_defer_accept",
         runtime.tcp_defer_accept = whole_seconds_or_zero, Str("1s"),
         "Hand a connection over once its request bytes arrive, or after this many whole seconds; 0 = off."),
+    key!("tls.listen", tls.listen = tls::listen_list, Raw("[]"),
+        "Addresses served over HTTPS, like [\"0.0.0.0:443\"]; [] = no HTTPS."),
+    key!("tls.redirect_http", tls.redirect_http = boolean, Bool(false),
+        "Plain-HTTP listeners answer 308 to the same URL over HTTPS."),
+    key!("tls.certificates", tls.certificates = tls::certificates, Raw("[]"),
+        "Certificates [[tls.certificates]]: cert and key PEM files, optional SNI names."),
 ];
 
 /// Keys the shipped file sets to an example rather than to the default:

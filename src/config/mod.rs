@@ -17,6 +17,7 @@ mod names;
 mod read;
 mod shared;
 mod site;
+mod tls;
 mod units;
 mod validate;
 mod value;
@@ -32,6 +33,7 @@ pub use keys::{reference, Key, Literal, KEYS};
 pub use names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate, UnknownName};
 pub use shared::SharedConfig;
 pub use site::{parse_fallback, HeaderRule};
+pub use tls::TlsConfig;
 pub use units::{parse_duration, parse_size};
 pub use value::{parse_listen, Listen, LISTEN_FIX, WORKERS_FIX};
 
@@ -82,6 +84,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[runtime]`: polling and socket options.
     pub runtime: RuntimeConfig,
+    /// `[tls]`: HTTPS listeners and certificates (default none).
+    pub tls: TlsConfig,
 }
 
 /// The `[stages]` table: which built-in stages the line is assembled from.
@@ -400,6 +404,7 @@ impl Config {
                 tcp_notsent_lowat: 0,
                 tcp_defer_accept: Duration::ZERO,
             },
+            tls: TlsConfig::default(),
         }
     }
 

@@ -179,6 +179,14 @@ impl<T: AsFd> Async<T> {
         self.poll_io(cx, Direction::Write, op, |_| false)
     }
 
+    /// Tries a read-side operation once, without parking: `WouldBlock` if
+    /// the descriptor has nothing (known without a syscall when the last
+    /// read drained it).
+    pub fn try_read_with<R>(&self, op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        let seen = self.tick(Direction::Read);
+        self.attempt(seen, Direction::Read, op, |_| false)
+    }
+
     /// Runs a read-side operation (read, accept, recv) until it does not block.
     pub async fn read_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
         poll_fn(|cx| self.poll_read_with(cx, &mut op)).await

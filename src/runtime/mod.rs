@@ -51,6 +51,7 @@ mod reactor;
 pub mod read_buffer;
 pub mod signal;
 pub mod stats;
+pub mod stream;
 mod sys;
 mod task;
 pub mod timer;
@@ -73,6 +74,7 @@ pub use queue::{Full, Queue, QueueSnapshot};
 pub use reactor::PollMode;
 pub use read_buffer::{read_seq_now, ReadBuffer};
 pub use stats::WorkerSnapshot;
+pub use stream::{Session, Stream};
 pub use task::{JoinError, JoinHandle};
 pub use timer::{sleep, sleep_until, timeout, timeout_at, Sleep, TimedOut, Timeout};
 

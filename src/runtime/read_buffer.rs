@@ -9,7 +9,7 @@ use std::io;
 use std::time::Instant;
 
 use super::local_pool::LocalPool;
-use super::{timeout_at, TcpStream};
+use super::{timeout_at, Stream};
 
 thread_local! {
     /// Buffers kept per worker for reuse.
@@ -141,7 +141,7 @@ impl ReadBuffer {
     /// `deadline`. Ok(0) means the peer closed; a full buffer is an error.
     pub async fn read_from(
         &mut self,
-        stream: &TcpStream,
+        stream: &Stream,
         size: usize,
         deadline: Instant,
     ) -> io::Result<usize> {
@@ -157,7 +157,7 @@ impl ReadBuffer {
     /// Reads what has arrived without waiting: None if nothing has (and
     /// then this holds no buffer, unless bytes were pending). Ok(Some(0)):
     /// peer closed.
-    pub fn try_read_from(&mut self, stream: &TcpStream, size: usize) -> io::Result<Option<usize>> {
+    pub fn try_read_from(&mut self, stream: &Stream, size: usize) -> io::Result<Option<usize>> {
         let read = match self.spare(size) {
             [] => Err(full()),
             spare => stream.try_read(spare),

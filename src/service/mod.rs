@@ -13,6 +13,7 @@
 
 pub mod echo;
 pub mod probes;
+pub mod redirect;
 pub mod routes;
 pub mod static_files;
 pub mod status;
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::http::{write_error_as, write_head, Head, PreparedError, Request};
 use crate::metrics::{Metrics, WorkerMetrics};
-use crate::runtime::{timeout, Latch, PooledFuture, ReadBuffer, TcpStream};
+use crate::runtime::{timeout, Latch, PooledFuture, ReadBuffer, Stream};
 
 pub use probes::Readiness;
 pub use routes::{RouteTable, Target};
@@ -94,7 +95,7 @@ pub struct Exchange<'a> {
     /// The parsed request.
     pub req: &'a Request,
     /// The connection, for services that write to it themselves.
-    pub stream: &'a TcpStream,
+    pub stream: &'a Stream,
     /// The connection's unconsumed bytes: the preamble (until consumed),
     /// then the body and any pipelined requests.
     pub input: &'a mut ReadBuffer,
@@ -123,7 +124,7 @@ impl<'a> Exchange<'a> {
     /// An exchange whose preamble is still at the front of `input`.
     pub fn new(
         req: &'a Request,
-        stream: &'a TcpStream,
+        stream: &'a Stream,
         input: &'a mut ReadBuffer,
         out: &'a mut Vec<u8>,
         ctx: &'a ServiceContext<'a>,
@@ -251,11 +252,7 @@ impl Exchange<'_> {
 
 /// Writes all of `out` (then clears it), giving each write `timeouts.write`
 /// to make progress: a client that stops reading is dropped.
-pub async fn flush(
-    stream: &TcpStream,
-    out: &mut Vec<u8>,
-    ctx: &ServiceContext<'_>,
-) -> io::Result<()> {
+pub async fn flush(stream: &Stream, out: &mut Vec<u8>, ctx: &ServiceContext<'_>) -> io::Result<()> {
     send_buffered(stream, out, ctx, Push::Now).await
 }
 
@@ -267,7 +264,7 @@ enum Push {
 }
 
 async fn send_buffered(
-    stream: &TcpStream,
+    stream: &Stream,
     out: &mut Vec<u8>,
     ctx: &ServiceContext<'_>,
     send: Push,
@@ -283,12 +280,12 @@ async fn send_buffered(
 
 /// Writes all of `bytes` straight to `stream`, giving each write `limit` to
 /// make progress; bypasses `out` and the byte counters.
-pub async fn write_all_timed(stream: &TcpStream, bytes: &[u8], limit: Duration) -> io::Result<()> {
+pub async fn write_all_timed(stream: &Stream, bytes: &[u8], limit: Duration) -> io::Result<()> {
     write_timed(stream, bytes, limit, Push::Now).await
 }
 
 async fn write_timed(
-    stream: &TcpStream,
+    stream: &Stream,
     mut bytes: &[u8],
     limit: Duration,
     send: Push,

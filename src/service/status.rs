@@ -27,6 +27,35 @@ pub struct Report {
     pub scheduler: Vec<WorkerSnapshot>,
     /// Starting, ready or draining: what `/readyz` answers.
     pub readiness: State,
+    /// The handshake stage, when the server serves HTTPS.
+    pub tls: Option<TlsReport>,
+}
+
+/// The TLS handshake stage, as `/status` shows it (the `"tls"` object).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TlsReport {
+    /// Connections waiting in the handshake queues.
+    pub depth: u64,
+    /// The handshake queues' capacity, over all workers.
+    pub capacity: u64,
+    /// Handshakes completed.
+    pub completed: u64,
+    /// Completed handshakes that resumed a session.
+    pub resumed: u64,
+    /// Handshakes that failed (timeouts, bad records, plain HTTP).
+    pub failed: u64,
+    /// Connections that spoke plain HTTP to a TLS port (answered 400).
+    pub plain_http: u64,
+}
+
+impl TlsReport {
+    /// Resumed handshakes over completed ones; 0 before any.
+    pub fn resumption_ratio(&self) -> f64 {
+        match self.completed {
+            0 => 0.0,
+            n => self.resumed as f64 / n as f64,
+        }
+    }
 }
 
 /// A worker's pending queue, as `/status` shows it.
@@ -146,9 +175,17 @@ pub fn to_json(r: &Report) -> String {
     }
     let _ = write!(
         s,
-        "],\"readiness\":{{\"state\":\"{}\"}}}}",
+        "],\"readiness\":{{\"state\":\"{}\"}}",
         r.readiness.name()
     );
+    if let Some(t) = &r.tls {
+        let _ = write!(
+            s,
+            ",\"tls\":{{\"handshake_queue_depth\":{},\"handshake_queue_capacity\":{},\"handshakes_completed\":{},\"handshakes_failed\":{},\"handshakes_resumed\":{},\"resumption_ratio\":{:.4},\"plain_http_refused\":{}}}",
+            t.depth, t.capacity, t.completed, t.failed, t.resumed, t.resumption_ratio(), t.plain_http
+        );
+    }
+    s.push('}');
     s
 }
 
@@ -385,5 +422,42 @@ pub fn to_prometheus(r: &Report) -> String {
         ),
     ];
     per_worker(&r.scheduler, |_, w| w.worker, &worker_metrics, &mut metric);
+    if let Some(t) = &r.tls {
+        let tls = [
+            (
+                "tls_handshake_queue_depth",
+                "gauge",
+                "Connections waiting for a TLS handshake.",
+                t.depth,
+            ),
+            (
+                "tls_handshakes_completed_total",
+                "counter",
+                "TLS handshakes completed.",
+                t.completed,
+            ),
+            (
+                "tls_handshakes_resumed_total",
+                "counter",
+                "TLS handshakes that resumed a session.",
+                t.resumed,
+            ),
+            (
+                "tls_handshakes_failed_total",
+                "counter",
+                "TLS handshakes that failed.",
+                t.failed,
+            ),
+            (
+                "tls_plain_http_refused_total",
+                "counter",
+                "Plain HTTP sent to a TLS port (400).",
+                t.plain_http,
+            ),
+        ];
+        for (name, kind, help, value) in tls {
+            metric(name, kind, help, &one(value.to_string()));
+        }
+    }
     s
 }

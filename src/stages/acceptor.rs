@@ -24,9 +24,11 @@ use std::time::{Duration, Instant};
 use crate::config::{AcceptorKind, Overload};
 use crate::runtime::net::{condition_listener, condition_stream, has_options};
 use crate::runtime::{
-    race, sleep, yield_now, Async, Either, Handle, ListenOptions, StreamOptions, TcpListener,
+    race, sleep, yield_now, Async, Either, Handle, ListenOptions, Stream, StreamOptions,
+    TcpListener,
 };
 
+use super::handshake::Handshake;
 use super::pending::{admit, reject_stream};
 use super::{Acceptor, Conn, Line};
 
@@ -84,12 +86,34 @@ impl Acceptor for SingleListener {
         addr: SocketAddr,
         line: &Arc<Line>,
     ) -> io::Result<SocketAddr> {
+        self.start_to(runtime, addr, line, Entry::Line)
+    }
+
+    fn start_tls(
+        &self,
+        runtime: &Handle,
+        addr: SocketAddr,
+        line: &Arc<Line>,
+        handshake: &Arc<Handshake>,
+    ) -> io::Result<SocketAddr> {
+        self.start_to(runtime, addr, line, Entry::Handshake(handshake.clone()))
+    }
+}
+
+impl SingleListener {
+    fn start_to(
+        &self,
+        runtime: &Handle,
+        addr: SocketAddr,
+        line: &Arc<Line>,
+        entry: Entry,
+    ) -> io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr, &listen_options(line, false))?;
         let bound = listener.local_addr()?;
         let (line, wait) = (line.clone(), self.wait);
         runtime
             .spawn_on(0, async move {
-                accept_loop(&line, &listener, wait, Deal::RoundRobin).await
+                accept_loop(&line, &listener, wait, Deal::RoundRobin, &entry).await
             })
             .detach();
         Ok(bound)
@@ -107,6 +131,28 @@ impl Acceptor for ReusePort {
         addr: SocketAddr,
         line: &Arc<Line>,
     ) -> io::Result<SocketAddr> {
+        self.start_to(runtime, addr, line, Entry::Line)
+    }
+
+    fn start_tls(
+        &self,
+        runtime: &Handle,
+        addr: SocketAddr,
+        line: &Arc<Line>,
+        handshake: &Arc<Handshake>,
+    ) -> io::Result<SocketAddr> {
+        self.start_to(runtime, addr, line, Entry::Handshake(handshake.clone()))
+    }
+}
+
+impl ReusePort {
+    fn start_to(
+        &self,
+        runtime: &Handle,
+        addr: SocketAddr,
+        line: &Arc<Line>,
+        entry: Entry,
+    ) -> io::Result<SocketAddr> {
         // SO_REUSEPORT lets any process of the same user that listens on
         // the port with it too share it: two servers would split the
         // connections between two sites. A bind without it fails if anyone
@@ -121,15 +167,23 @@ impl Acceptor for ReusePort {
             listeners.push(TcpListener::bind(bound, &options)?);
         }
         for (worker, listener) in listeners.into_iter().enumerate() {
-            let line = line.clone();
+            let (line, entry) = (line.clone(), entry.clone());
             runtime
                 .spawn_on(worker, async move {
-                    accept_loop(&line, &listener, Wait::Park, Deal::Local).await
+                    accept_loop(&line, &listener, Wait::Park, Deal::Local, &entry).await
                 })
                 .detach();
         }
         Ok(bound)
     }
+}
+
+/// Where accepted connections go: straight onto the line, or (TLS
+/// listeners) to the handshake stage first.
+#[derive(Clone)]
+enum Entry {
+    Line,
+    Handshake(Arc<Handshake>),
 }
 
 /// The least time between two accept-failure warnings.
@@ -156,7 +210,7 @@ fn listen_options(line: &Line, reuse_port: bool) -> ListenOptions {
     }
 }
 
-async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal) {
+async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal, entry: &Entry) {
     let config = line.config.load();
     let stream_options = StreamOptions {
         nodelay: true,
@@ -216,7 +270,7 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
             // Best effort: a socket that refuses an option still works.
             let _ = condition_stream(&stream, &stream_options);
         }
-        let stream = Async::new_nonblocking(stream);
+        let stream = Stream::plain(Async::new_nonblocking(stream));
         // A free connection slot is taken only now, with a connection in
         // hand: an acceptor parked on an empty listener must not hold one
         // that a connection waiting on another listener (reuseport), or one
@@ -236,14 +290,17 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
         };
         line.metrics.here().accepted.bump();
         let conn = Conn::new(stream, slot);
-        let pending = match deal {
-            Deal::Local => line.local_pending(),
+        let worker = match deal {
+            Deal::Local => crate::runtime::current_worker().unwrap_or(0) % line.pending.len(),
             Deal::RoundRobin => {
                 next_queue = next_queue.wrapping_add(1);
-                &line.pending[next_queue % line.pending.len()]
+                next_queue % line.pending.len()
             }
         };
-        admit(line, pending, conn).await;
+        match entry {
+            Entry::Line => admit(line, &line.pending[worker], conn).await,
+            Entry::Handshake(stage) => stage.admit(line, worker, conn).await,
+        }
     }
 }
 

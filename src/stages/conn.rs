@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::metrics::{Metrics, WorkerMetrics};
-use crate::runtime::{Queue, ReadBuffer, TcpStream};
+use crate::runtime::{Queue, ReadBuffer, Stream};
 
 /// The connection limit (`limits.max_connections`): free slots, and the
 /// gauge of open connections.
@@ -58,7 +58,7 @@ impl Drop for Slot {
 /// A client connection on its way along the line.
 pub struct Conn {
     /// The client's socket, non-blocking.
-    pub stream: TcpStream,
+    pub stream: Stream,
     /// Bytes read ahead of the next request; also numbers the last read
     /// (`ReadBuffer::received_seq`).
     pub input: ReadBuffer,
@@ -72,7 +72,7 @@ pub struct Conn {
 impl Conn {
     /// A fresh connection holding `slot` until it is dropped: no bytes
     /// buffered, no requests served, ready as of the worker's current turn.
-    pub fn new(stream: TcpStream, slot: Slot) -> Conn {
+    pub fn new(stream: Stream, slot: Slot) -> Conn {
         Conn {
             stream,
             input: ReadBuffer::default(),

@@ -11,6 +11,7 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::http::{parse_request, BodyFraming, Limits, Request};
 use crate::runtime::LocalPool;
+use crate::service::redirect::HttpsRedirect;
 use crate::service::static_files::StaticFiles;
 use crate::service::{
     flush, read_buffer_size, Exchange, Outcome, Reading, RouteTable, Service, ServiceContext,
@@ -115,7 +116,9 @@ impl HttpHandler {
                 }
                 Ok(Some(req)) => {
                     let started = crate::runtime::now();
-                    let outcome = self.answer(&req, conn, out, ctx).await;
+                    let outcome = self
+                        .answer(&req, conn, out, ctx, https_redirect(line, conn, ctx))
+                        .await;
                     self.record(
                         line,
                         conn,
@@ -196,6 +199,7 @@ impl HttpHandler {
         conn: &mut Conn,
         out: &mut Vec<u8>,
         ctx: &ServiceContext<'_>,
+        redirect: Option<Target>,
     ) -> Outcome {
         conn.requests = conn.requests.saturating_add(1);
         let keep_alive = req.keep_alive
@@ -204,7 +208,10 @@ impl HttpHandler {
             // Draining: each response closes its connection, so clients
             // (a load balancer's pool) move off before the stop.
             && !ctx.readiness.is_draining();
-        let target = self.routes.find(req.path());
+        let target = match &redirect {
+            Some(redirect) => redirect,
+            None => self.routes.find(req.path()),
+        };
         // A body the route does not read is drained below or the connection
         // closes, never parsed as the next request: the same for every route.
         let ignored_body = match target.reads_body(req) {
@@ -244,6 +251,16 @@ impl HttpHandler {
             log.record(conn.peer(), req, status, bytes);
         }
     }
+}
+
+/// With `tls.redirect_http`, a request on a plain connection is answered
+/// with a 308 to HTTPS instead of routed.
+fn https_redirect(line: &Line, conn: &Conn, ctx: &ServiceContext<'_>) -> Option<Target> {
+    if !ctx.config.tls.redirect_http || conn.stream.is_secure() {
+        return None;
+    }
+    let port = line.tls.get()?.https_port()?;
+    Some(Target::Mounted(Arc::new(HttpsRedirect { port })))
 }
 
 /// What becomes of a connection after its handler is done with it.

@@ -15,6 +15,7 @@ pub mod acceptor;
 pub mod conn;
 pub mod dispatcher;
 pub mod handler;
+pub mod handshake;
 pub mod pending;
 mod report;
 
@@ -54,6 +55,8 @@ pub struct Line {
     pub started: Instant,
     /// Names of the stage implementations in use, for `/status`.
     pub stage_names: StageNames,
+    /// The handshake stage, when TLS listeners feed the line.
+    pub tls: std::sync::OnceLock<Arc<handshake::Handshake>>,
 }
 
 /// The names of the stage implementations a line runs.
@@ -84,6 +87,23 @@ pub trait Acceptor: Send + Sync {
     /// Returns the bound address (useful with port 0).
     fn start(&self, runtime: &Handle, addr: SocketAddr, line: &Arc<Line>)
         -> io::Result<SocketAddr>;
+
+    /// Binds a TLS listener to `addr`: its connections go to `handshake`
+    /// (the handshake stage) rather than straight to the pending queues.
+    /// The built-in acceptors do; by default an acceptor refuses.
+    fn start_tls(
+        &self,
+        runtime: &Handle,
+        addr: SocketAddr,
+        line: &Arc<Line>,
+        handshake: &Arc<handshake::Handshake>,
+    ) -> io::Result<SocketAddr> {
+        let _ = (runtime, addr, line, handshake);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("the {} acceptor cannot serve TLS listeners", self.name()),
+        ))
+    }
 }
 
 /// Takes connections off a worker's pending queue and runs the handler on them.

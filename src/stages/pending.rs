@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::config::Overload;
 use crate::metrics::WorkerMetrics;
 use crate::runtime::idle::{Arm, IdleSet, Ready};
-use crate::runtime::{self, Full, Queue, QueueSnapshot, TcpStream};
+use crate::runtime::{self, Full, Queue, QueueSnapshot, Stream};
 
 use super::{Conn, Line};
 
@@ -167,7 +167,7 @@ pub async fn admit(line: &Line, pending: &PendingQueue, conn: Conn) {
 }
 
 /// Answers 503 with `Retry-After` and closes: the line is full.
-pub fn reject_stream(line: &Line, stream: &TcpStream) {
+pub fn reject_stream(line: &Line, stream: &Stream) {
     use std::io::Write;
     line.metrics.here().rejected.bump();
     let mut out = Vec::with_capacity(256);

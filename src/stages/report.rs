@@ -3,7 +3,7 @@
 
 use crate::metrics::Totals;
 use crate::runtime;
-use crate::service::status::{QueueReport, Report, StatusSource};
+use crate::service::status::{QueueReport, Report, StatusSource, TlsReport};
 
 use super::Line;
 
@@ -38,6 +38,17 @@ impl StatusSource for Line {
             queues,
             scheduler: runtime::try_handle().map(|h| h.stats()).unwrap_or_default(),
             readiness: self.readiness.state(),
+            tls: self.tls.get().map(|stage| {
+                let h = stage.snapshot();
+                TlsReport {
+                    depth: h.depth,
+                    capacity: h.capacity,
+                    completed: h.completed,
+                    resumed: h.resumed,
+                    failed: h.failed,
+                    plain_http: h.plain_http,
+                }
+            }),
         }
     }
 }

@@ -178,7 +178,7 @@ impl Response {
 /// (no body follows, whatever Content-Length says). Leftover bytes of the
 /// next response stay in `carry`.
 pub(crate) fn read_response_with(
-    stream: &mut TcpStream,
+    stream: &mut impl Read,
     carry: &mut Vec<u8>,
     head_request: bool,
 ) -> Response {
@@ -235,7 +235,7 @@ pub(crate) fn read_response_with(
     response
 }
 
-pub(crate) fn read_response(stream: &mut TcpStream) -> Response {
+pub(crate) fn read_response(stream: &mut impl Read) -> Response {
     let mut carry = Vec::new();
     let response = read_response_with(stream, &mut carry, false);
     assert!(
@@ -246,7 +246,7 @@ pub(crate) fn read_response(stream: &mut TcpStream) -> Response {
     response
 }
 
-fn fill(stream: &mut TcpStream, carry: &mut Vec<u8>, len: usize) {
+fn fill(stream: &mut impl Read, carry: &mut Vec<u8>, len: usize) {
     let mut buf = vec![0u8; 65536];
     while carry.len() < len {
         let n = stream.read(&mut buf).expect("read body");
@@ -255,7 +255,7 @@ fn fill(stream: &mut TcpStream, carry: &mut Vec<u8>, len: usize) {
     }
 }
 
-fn read_chunked(stream: &mut TcpStream, carry: &mut Vec<u8>) -> Vec<u8> {
+fn read_chunked(stream: &mut impl Read, carry: &mut Vec<u8>) -> Vec<u8> {
     let mut body = Vec::new();
     loop {
         let line_end = loop {
@@ -290,7 +290,7 @@ pub(crate) fn raw(addr: SocketAddr, request: &[u8]) -> Response {
 }
 
 /// `GET path` with Host, on an existing connection.
-pub(crate) fn get(stream: &mut TcpStream, path: &str) -> Response {
+pub(crate) fn get(stream: &mut (impl Read + Write), path: &str) -> Response {
     write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("send");
     read_response(stream)
 }
@@ -311,6 +311,19 @@ pub(crate) fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
             return false;
         }
     }
+}
+
+/// Resident set size of this process (server included: it runs in-process).
+pub(crate) fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("resident pages");
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * u64::try_from(page).expect("page size")
 }
 
 /// Polls `condition` until it holds or `limit` passes.

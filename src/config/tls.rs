@@ -1,0 +1,94 @@
+//! The `[tls]` table: where HTTPS is served and with which certificates.
+
+use std::path::PathBuf;
+
+use toml::Value;
+
+use super::site::string_list;
+use super::value::{parse_listen, string, Listen, Parsed, LISTEN_FIX};
+use crate::tls::CertificateFiles;
+
+/// `[tls]`: HTTPS listeners and their certificates.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TlsConfig {
+    /// `tls.listen`: addresses served over TLS (default none: no HTTPS).
+    pub listen: Vec<Listen>,
+    /// `[[tls.certificates]]`: chains and keys, chosen by SNI.
+    pub certificates: Vec<CertificateFiles>,
+    /// `tls.redirect_http`: the plain listeners answer every request with
+    /// 308 to the same URL over HTTPS (default false).
+    pub redirect_http: bool,
+}
+
+impl TlsConfig {
+    /// Whether HTTPS is served: at least one TLS address.
+    pub fn enabled(&self) -> bool {
+        !self.listen.is_empty()
+    }
+}
+
+const CERT_FIX: &str = "write [[tls.certificates]] tables like \
+     { cert = \"tls/cert.pem\", key = \"tls/key.pem\", names = [\"example.com\"] } \
+     (names optional)";
+
+/// `tls.listen`: a list of `IP:PORT` or `HOST:PORT`.
+pub(crate) fn listen_list(v: &Value) -> Parsed<Vec<Listen>> {
+    string_list(v)?
+        .iter()
+        .map(|s| parse_listen(s).ok_or_else(|| format!("holds {s:?}; {LISTEN_FIX}")))
+        .collect()
+}
+
+/// `[[tls.certificates]]`.
+pub(crate) fn certificates(v: &Value) -> Parsed<Vec<CertificateFiles>> {
+    let Value::Array(items) = v else {
+        return Err(format!("is not an array of tables; {CERT_FIX}"));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| certificate(item).map_err(|why| format!("(entry {}) {why}", i + 1)))
+        .collect()
+}
+
+fn certificate(v: &Value) -> Parsed<CertificateFiles> {
+    let Value::Table(t) = v else {
+        return Err(format!("is not a table; {CERT_FIX}"));
+    };
+    if let Some(k) = t
+        .keys()
+        .find(|k| !["cert", "key", "names"].contains(&k.as_str()))
+    {
+        return Err(format!(
+            "has unknown key {k:?}; known keys are cert, key, names"
+        ));
+    }
+    let path = |name: &str| -> Parsed<PathBuf> {
+        match t.get(name) {
+            Some(p) if !string(p)?.is_empty() => Ok(PathBuf::from(string(p)?)),
+            _ => Err(format!("has no {name} file; {CERT_FIX}")),
+        }
+    };
+    let names = match t.get("names") {
+        Some(v) => string_list(v)?,
+        None => Vec::new(),
+    };
+    if let Some(bad) = names.iter().find(|n| !valid_name(n)) {
+        return Err(format!(
+            "names holds {bad:?}; write host names like \"example.com\" or \"*.example.com\""
+        ));
+    }
+    Ok(CertificateFiles {
+        cert: path("cert")?,
+        key: path("key")?,
+        names,
+    })
+}
+
+fn valid_name(name: &str) -> bool {
+    let rest = name.strip_prefix("*.").unwrap_or(name);
+    !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}

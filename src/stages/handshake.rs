@@ -1,0 +1,220 @@
+//! The handshake stage: TLS listeners' acceptors push new connections onto a
+//! per-worker handshake queue; a loop per worker pops them and gives each a
+//! green thread that drives rustls until the handshake completes (within
+//! `timeouts.header_read` of the accept), then puts the connection on the
+//! worker's pending queue like any other. A handshake (hundreds of
+//! microseconds of CPU) thus never runs inside the handler, and requests
+//! already flowing keep their turns.
+//!
+//! A client that speaks plain HTTP to the TLS port gets a plain-text 400
+//! saying so, then the close.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::{HandshakeKind, ServerConnection};
+
+use crate::config::Overload;
+use crate::runtime::{self, timeout, timeout_at, Handle, Queue, QueueSnapshot, TcpStream};
+use crate::tls::{CertificateFiles, TlsError, TlsKeys, TlsSession};
+
+use super::pending::{admit, reject_stream};
+use super::{Conn, Line};
+
+/// The first byte of a TLS handshake record.
+const HANDSHAKE_RECORD: u8 = 0x16;
+
+/// The handshake stage: its queues, its keys and its counters.
+pub struct Handshake {
+    keys: TlsKeys,
+    queues: Vec<Queue<Conn>>,
+    completed: AtomicU64,
+    resumed: AtomicU64,
+    failed: AtomicU64,
+    plain_http: AtomicU64,
+    https_port: std::sync::OnceLock<u16>,
+}
+
+/// The stage's figures for `/status`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HandshakeSnapshot {
+    /// Connections waiting for a handshake green thread, over all workers.
+    pub depth: u64,
+    /// The queues' capacity, over all workers.
+    pub capacity: u64,
+    /// Handshakes completed.
+    pub completed: u64,
+    /// Of those, how many resumed an earlier session (ticket or cache).
+    pub resumed: u64,
+    /// Handshakes that failed: bad records, no common parameters, timeouts,
+    /// clients that left (plain HTTP included).
+    pub failed: u64,
+    /// Of the failed, connections that spoke plain HTTP (answered 400).
+    pub plain_http: u64,
+}
+
+impl Handshake {
+    /// A stage for `workers` workers, each queue holding `capacity` connections.
+    pub fn new(keys: TlsKeys, workers: usize, capacity: usize) -> Handshake {
+        Handshake {
+            keys,
+            queues: (0..workers.max(1))
+                .map(|_| Queue::bounded(capacity.max(1)))
+                .collect(),
+            completed: AtomicU64::new(0),
+            resumed: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            plain_http: AtomicU64::new(0),
+            https_port: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Records the port HTTPS is served on (the first TLS listener's),
+    /// where `tls.redirect_http` sends plain-HTTP clients.
+    pub fn set_https_port(&self, port: u16) {
+        let _ = self.https_port.set(port);
+    }
+
+    /// The port HTTPS is served on, once a TLS listener is bound.
+    pub fn https_port(&self) -> Option<u16> {
+        self.https_port.get().copied()
+    }
+
+    /// Loads new certificates for the handshakes that start from now on
+    /// (SIGHUP); open connections keep theirs. A bad file keeps the old ones.
+    pub fn reload(&self, certificates: &[CertificateFiles]) -> Result<(), TlsError> {
+        self.keys.reload(certificates)
+    }
+
+    /// Takes a new connection onto `worker`'s handshake queue, by the
+    /// overload policy: wait for room, or answer 503 and close.
+    pub async fn admit(&self, line: &Line, worker: usize, conn: Conn) {
+        let queue = &self.queues[worker % self.queues.len()];
+        match line.config.load().queue.overload {
+            Overload::Wait => queue.send(conn).await,
+            Overload::Reject => {
+                if let Err(crate::runtime::Full(conn)) = queue.try_send(conn) {
+                    reject_stream(line, &conn.stream);
+                }
+            }
+        }
+    }
+
+    /// Starts the loop on every worker that gives each queued connection a
+    /// handshake green thread.
+    pub fn start(self: &Arc<Self>, runtime: &Handle, line: &Arc<Line>) {
+        for worker in 0..runtime.workers() {
+            let (stage, line) = (self.clone(), line.clone());
+            runtime
+                .spawn_on(worker, async move {
+                    let queue = &stage.queues[worker % stage.queues.len()];
+                    loop {
+                        let conn = queue.recv().await;
+                        let (stage, line) = (stage.clone(), line.clone());
+                        runtime::spawn_detached(async move { stage.shake(conn, &line).await });
+                    }
+                })
+                .detach();
+        }
+    }
+
+    /// Drives one handshake, then hands the connection to the line.
+    async fn shake(&self, mut conn: Conn, line: &Line) {
+        if line.shutdown.is_set() {
+            return;
+        }
+        let config = line.config.load();
+        let deadline = conn.ready_since + config.timeouts.header_read;
+        let mut tls = match self.keys.accept() {
+            Ok(tls) => tls,
+            Err(_) => return self.fail(),
+        };
+        let result = timeout_at(deadline, drive(conn.stream.socket(), &mut tls)).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(Failure::PlainHttp)) => {
+                self.plain_http.fetch_add(1, Ordering::Relaxed);
+                self.fail();
+                let mut out = Vec::with_capacity(256);
+                crate::http::write_error(
+                    &mut out,
+                    400,
+                    "this port speaks HTTPS: use an https:// URL",
+                    false,
+                    &[],
+                );
+                let limit = config.timeouts.write.min(Duration::from_secs(5));
+                let _ = timeout(limit, conn.stream.socket().write_all(&out)).await;
+                return;
+            }
+            Ok(Err(Failure::Io(_))) | Err(_) => return self.fail(),
+        }
+        self.completed.fetch_add(1, Ordering::Relaxed);
+        if tls.handshake_kind() == Some(HandshakeKind::Resumed) {
+            self.resumed.fetch_add(1, Ordering::Relaxed);
+        }
+        conn.stream
+            .secure(Box::new(std::cell::RefCell::new(TlsSession(tls))));
+        conn.ready_since = runtime::now();
+        admit(line, line.local_pending(), conn).await;
+    }
+
+    fn fail(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The figures `/status` shows.
+    pub fn snapshot(&self) -> HandshakeSnapshot {
+        let queues: Vec<QueueSnapshot> = self.queues.iter().map(Queue::snapshot).collect();
+        HandshakeSnapshot {
+            depth: queues.iter().map(|q| q.depth).sum(),
+            capacity: queues.iter().map(|q| q.capacity.unwrap_or(0)).sum(),
+            completed: self.completed.load(Ordering::Relaxed),
+            resumed: self.resumed.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            plain_http: self.plain_http.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Why a handshake did not complete.
+enum Failure {
+    /// The client's first bytes were not a TLS record (plain HTTP).
+    PlainHttp,
+    Io(#[allow(dead_code)] io::Error),
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        Failure::Io(e)
+    }
+}
+
+/// Reads and writes handshake records until the handshake is done and
+/// every record it produced (tickets included) is sent.
+async fn drive(socket: &TcpStream, tls: &mut ServerConnection) -> Result<(), Failure> {
+    let mut first = [0u8; 1];
+    match socket.read_with(|s| s.peek(&mut first)).await? {
+        0 => return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
+        _ if first[0] != HANDSHAKE_RECORD => return Err(Failure::PlainHttp),
+        _ => {}
+    }
+    loop {
+        while tls.wants_write() {
+            socket.write_with(|mut s| tls.write_tls(&mut s)).await?;
+        }
+        if !tls.is_handshaking() {
+            return Ok(());
+        }
+        if socket.read_with(|mut s| tls.read_tls(&mut s)).await? == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+        }
+        if let Err(e) = tls.process_new_packets() {
+            // The alert rustls queued, if the socket takes it at once.
+            let _ = tls.write_tls(&mut socket.get_ref());
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e).into());
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! TLS glue: a rustls server configuration built from PEM files (several
+//! certificates, chosen by SNI), kept replaceable while the server runs,
+//! and the rustls connection as the runtime's [`Session`].
+//!
+//! One crypto provider, `ring`: it builds with the system C compiler (no
+//! cmake, no Go), and its P-256 and AES-GCM code is what the benchmarks use.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use rustls::crypto::ring as provider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{
+    ClientHello, ProducesTickets, ResolvesServerCert, ServerSessionMemoryCache,
+    StoresServerSessions,
+};
+use rustls::sign::CertifiedKey;
+use rustls::{ServerConfig, ServerConnection};
+
+use crate::runtime::{Handle, Session};
+use crate::server::ListenError;
+use crate::stages::handshake::Handshake;
+use crate::stages::{Acceptor, Line};
+
+/// Sessions the server-side cache holds (TLS 1.2 session IDs, and clients
+/// that do not take tickets): about 100 bytes each.
+const SESSION_CACHE: usize = 16 * 1024;
+/// Plaintext a connection's session encrypts ahead of the socket: bounds
+/// what a slow reader costs.
+pub const BUFFER_LIMIT: usize = 64 * 1024;
+
+/// One certificate chain and its key, as PEM files, with the names it is
+/// chosen for (SNI); one without names is the default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFiles {
+    /// The chain, leaf first (PEM).
+    pub cert: PathBuf,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// Host names served with it: exact (`example.com`) or one leading
+    /// wildcard label (`*.example.com`). Empty: any name no other
+    /// certificate claims, and clients that send none.
+    pub names: Vec<String>,
+}
+
+/// Starts the handshake stage and `acceptor` on every `tls.listen`
+/// address (none: no HTTPS); returns the addresses bound. A certificate
+/// that cannot be loaded fails with `InvalidInput` naming the file.
+pub(crate) fn listen(
+    acceptor: &dyn Acceptor,
+    runtime: &Handle,
+    line: &Arc<Line>,
+    workers: usize,
+) -> io::Result<Vec<SocketAddr>> {
+    let config = line.config.load();
+    if !config.tls.enabled() {
+        return Ok(Vec::new());
+    }
+    let keys = TlsKeys::load(&config.tls.certificates)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let stage = Arc::new(Handshake::new(keys, workers, config.queue.capacity));
+    stage.start(runtime, line);
+    let _ = line.tls.set(stage.clone());
+    let mut bound: Vec<SocketAddr> = Vec::new();
+    for listen in &config.tls.listen {
+        let wanted = listen.resolve().map_err(|e| ListenError::wrap(listen, e))?;
+        for mut addr in wanted {
+            if let (0, Some(first)) = (addr.port(), bound.first()) {
+                addr.set_port(first.port());
+            }
+            let local = acceptor
+                .start_tls(runtime, addr, line, &stage)
+                .map_err(|e| ListenError::wrap(addr, e))?;
+            bound.push(local);
+        }
+    }
+    if let Some(first) = bound.first() {
+        stage.set_https_port(first.port());
+    }
+    Ok(bound)
+}
+
+/// Why the certificates could not be loaded: names the file and the problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsError(String);
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+/// The server's TLS settings, replaceable while connections use them: each
+/// handshake takes the current ones. Session tickets and the session cache
+/// outlive a reload, so clients resume across it.
+pub struct TlsKeys {
+    current: RwLock<Arc<ServerConfig>>,
+    ticketer: Arc<dyn ProducesTickets>,
+    cache: Arc<dyn StoresServerSessions>,
+}
+
+impl TlsKeys {
+    /// Loads `certificates` (at least one): an error names the file that failed.
+    pub fn load(certificates: &[CertificateFiles]) -> Result<TlsKeys, TlsError> {
+        let ticketer = provider::Ticketer::new()
+            .map_err(|e| TlsError(format!("cannot make a session ticket key: {e}")))?;
+        let cache: Arc<dyn StoresServerSessions> = ServerSessionMemoryCache::new(SESSION_CACHE);
+        let config = server_config(certificates, &ticketer, &cache)?;
+        Ok(TlsKeys {
+            current: RwLock::new(config),
+            ticketer,
+            cache,
+        })
+    }
+
+    /// The settings a new handshake uses.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Loads `certificates` again (on SIGHUP): new handshakes use them;
+    /// connections already open keep theirs. On an error the old ones stay.
+    pub fn reload(&self, certificates: &[CertificateFiles]) -> Result<(), TlsError> {
+        let config = server_config(certificates, &self.ticketer, &self.cache)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = config;
+        Ok(())
+    }
+
+    /// A new server-side connection for one client.
+    pub fn accept(&self) -> Result<ServerConnection, TlsError> {
+        let mut tls = ServerConnection::new(self.current())
+            .map_err(|e| TlsError(format!("cannot start a TLS session: {e}")))?;
+        tls.set_buffer_limit(Some(BUFFER_LIMIT));
+        Ok(tls)
+    }
+}
+
+fn server_config(
+    certificates: &[CertificateFiles],
+    ticketer: &Arc<dyn ProducesTickets>,
+    cache: &Arc<dyn StoresServerSessions>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    if certificates.is_empty() {
+        return Err(TlsError(
+            "no certificate: give --tls-cert FILE --tls-key FILE, or a [[tls.certificates]] table"
+                .into(),
+        ));
+    }
+    let mut resolver = SniResolver::default();
+    for files in certificates {
+        let key = Arc::new(certified_key(files)?);
+        if files.names.is_empty() {
+            if resolver.default.is_none() {
+                resolver.default = Some(key.clone());
+            }
+        } else {
+            for name in &files.names {
+                resolver
+                    .by_name
+                    .push((name.to_ascii_lowercase(), key.clone()));
+            }
+        }
+        if resolver.first.is_none() {
+            resolver.first = Some(key);
+        }
+    }
+    let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
+        .with_protocol_versions(&versions)
+        .map_err(|e| TlsError(format!("TLS versions: {e}")))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(resolver));
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.session_storage = cache.clone();
+    config.ticketer = ticketer.clone();
+    // One ticket per full handshake: a browser reconnecting needs one, and
+    // each costs an encryption on the handshake's bill.
+    config.send_tls13_tickets = 1;
+    Ok(Arc::new(config))
+}
+
+/// Reads one certificate chain and key, checking they belong together.
+fn certified_key(files: &CertificateFiles) -> Result<CertifiedKey, TlsError> {
+    let chain = read_pem(&files.cert, "certificate", |bytes| {
+        CertificateDer::pem_slice_iter(bytes).collect::<Result<Vec<_>, _>>()
+    })?;
+    if chain.is_empty() {
+        return Err(TlsError(format!(
+            "TLS certificate {}: no PEM certificate in it (\"-----BEGIN CERTIFICATE-----\")",
+            files.cert.display()
+        )));
+    }
+    let key = read_pem(&files.key, "key", PrivateKeyDer::from_pem_slice)?;
+    let signing = provider::sign::any_supported_type(&key).map_err(|e| {
+        TlsError(format!(
+            "TLS key {}: not a usable private key ({e})",
+            files.key.display()
+        ))
+    })?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|e| {
+        TlsError(format!(
+            "TLS key {} does not match certificate {} ({e}); give the key the certificate was made for",
+            files.key.display(),
+            files.cert.display()
+        ))
+    })?;
+    Ok(certified)
+}
+
+fn read_pem<T, E: fmt::Display>(
+    path: &Path,
+    what: &str,
+    parse: impl FnOnce(&[u8]) -> Result<T, E>,
+) -> Result<T, TlsError> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        TlsError(format!(
+            "TLS {what} {}: cannot read it ({e})",
+            path.display()
+        ))
+    })?;
+    parse(&bytes).map_err(|e| {
+        TlsError(format!(
+            "TLS {what} {}: not valid PEM ({e})",
+            path.display()
+        ))
+    })
+}
+
+/// Chooses the certificate by the name the client asked for (SNI): an
+/// exact name, then a wildcard, then the default (the first without names,
+/// else the first of all).
+#[derive(Default)]
+struct SniResolver {
+    by_name: Vec<(String, Arc<CertifiedKey>)>,
+    default: Option<Arc<CertifiedKey>>,
+    first: Option<Arc<CertifiedKey>>,
+}
+
+impl SniResolver {
+    fn find(&self, name: &str) -> Option<&Arc<CertifiedKey>> {
+        let name = name.to_ascii_lowercase();
+        let exact = self.by_name.iter().find(|(n, _)| *n == name);
+        let wildcard = || {
+            let (_, parent) = name.split_once('.')?;
+            self.by_name
+                .iter()
+                .find(|(n, _)| n.strip_prefix("*.") == Some(parent))
+        };
+        exact.or_else(wildcard).map(|(_, key)| key)
+    }
+}
+
+impl fmt::Debug for SniResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.by_name.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("SniResolver")
+            .field("names", &names)
+            .finish()
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        hello
+            .server_name()
+            .and_then(|name| self.find(name))
+            .or(self.default.as_ref())
+            .or(self.first.as_ref())
+            .cloned()
+    }
+}
+
+/// A rustls server connection, handshake done, as the runtime's record layer.
+pub struct TlsSession(pub ServerConnection);
+
+impl Session for TlsSession {
+    fn read_tls(&mut self, socket: &mut dyn Read) -> io::Result<usize> {
+        let n = self.0.read_tls(socket)?;
+        if n > 0 {
+            self.0
+                .process_new_packets()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        }
+        Ok(n)
+    }
+
+    fn read_plain(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.reader().read(buf)
+    }
+
+    fn write_plain(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.writer().write(buf)
+    }
+
+    fn wants_write(&self) -> bool {
+        self.0.wants_write()
+    }
+
+    fn write_tls(&mut self, socket: &mut dyn Write) -> io::Result<usize> {
+        self.0.write_tls(socket)
+    }
+
+    fn has_plain(&mut self) -> bool {
+        self.0
+            .process_new_packets()
+            .is_ok_and(|state| state.plaintext_bytes_to_read() > 0)
+    }
+
+    fn close(&mut self) {
+        self.0.send_close_notify();
+    }
+}
