@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::http::{Method, Request};
 
 use super::static_files::StaticFiles;
-use super::{echo, status, Exchange, Outcome, Service};
+use super::{dashboard, echo, Exchange, Outcome, Service};
 
 /// What answers a route.
 pub enum Target {
@@ -44,7 +44,8 @@ impl Target {
             // Boxed, like the other rare paths (draining, sendfile): the
             // handler's future is allocated per request, so it is kept small.
             Target::Echo => Box::pin(echo::serve(ex)).await,
-            Target::Status => status::serve(ex),
+            // Boxed: the live stream's future is big, and rare.
+            Target::Status => Box::pin(dashboard::serve(ex)).await,
             Target::Files(files) => files.serve(ex).await,
             Target::Mounted(service) => service.serve(ex).await,
         }
@@ -98,6 +99,10 @@ impl RouteTable {
             routes
                 .exact
                 .push((config.status.path.clone(), Target::Status));
+            if config.status_access.dashboard {
+                let page = format!("{}/dashboard", config.status.path);
+                routes.exact.push((page, Target::Status));
+            }
         }
         routes
     }
