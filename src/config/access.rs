@@ -56,9 +56,14 @@ impl AddrRange {
             },
         };
         let range = AddrRange { addr, prefix };
-        if range.network() != bits_of(addr) {
+        let network = range.network();
+        if network != bits_of(addr) {
+            let network = match addr {
+                IpAddr::V4(_) => IpAddr::from(std::net::Ipv4Addr::from(network as u32)),
+                IpAddr::V6(_) => IpAddr::from(std::net::Ipv6Addr::from(network)),
+            };
             return Err(format!(
-                "holds {s:?}, which has host bits set under /{prefix}; write the network address"
+                "holds {s:?}, which has host bits set under /{prefix} (the range is \"{network}/{prefix}\")"
             ));
         }
         Ok(range)
@@ -167,7 +172,11 @@ mod tests {
             ("localhost", "not an address"),
             ("10.0.0.0/33", "0 to 32"),
             ("::/129", "0 to 128"),
-            ("10.0.0.1/8", "host bits"),
+            (
+                "10.0.0.1/8",
+                "host bits set under /8 (the range is \"10.0.0.0/8\")",
+            ),
+            ("fd00::1/8", "(the range is \"fd00::/8\")"),
             ("10.0.0.0/x", "prefix length"),
         ] {
             let e = AddrRange::parse(bad).unwrap_err();
