@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 
 use common::{
     closed_within, each_server, get, read_response, read_until_closed, read_until_seen, start,
-    temp_dir, wait_until, TestServer,
+    start_with, temp_dir, wait_until, TestServer,
 };
 use conveyor::config::AddrRange;
+use conveyor::service::dashboard::PAGE;
+use conveyor::service::{Exchange, Service, ServiceFuture};
 
 fn allow(list: &[&str]) -> Vec<AddrRange> {
     list.iter()
@@ -474,8 +476,8 @@ const STATE: &str = "var d=document.body.dataset;\
     ';lines='+document.querySelectorAll('#ch-lat polyline').length+\
     ';rps='+document.getElementById('v-rps').firstChild.nodeValue";
 
-#[test]
-fn the_dashboard_draws_the_line_moving_in_a_real_browser() {
+/// The Chromium to test with, or None (and why, printed) to skip.
+fn chromium() -> Option<PathBuf> {
     let binary = std::env::var_os("CONVEYOR_CHROMIUM")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
@@ -484,24 +486,32 @@ fn the_dashboard_draws_the_line_moving_in_a_real_browser() {
             "skipped: no Chromium at {} (apt-get install chromium, or set CONVEYOR_CHROMIUM)",
             binary.display()
         );
-        return;
+        return None;
     }
+    Some(binary)
+}
+
+/// Chromium showing `url`, and a DevTools connection to its page.
+fn open(binary: &Path, url: &str) -> (Browser, DevTools) {
+    let browser = Browser::start(binary, url).expect("Chromium starts a DevTools port");
+    let socket = browser
+        .page_socket()
+        .expect("the dashboard is listed as a page");
+    let tools = DevTools::connect(browser.port, &socket);
+    (browser, tools)
+}
+
+#[test]
+fn the_dashboard_draws_the_line_moving_in_a_real_browser() {
+    let Some(binary) = chromium() else {
+        return;
+    };
     let server = start("readiness", "spawn", |_| {});
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let load = load(server.addr, &stop, &done);
-    let Some(browser) = Browser::start(&binary, &server.url("/status/dashboard")) else {
-        stop.store(true, Ordering::Relaxed);
-        println!(
-            "skipped: {} did not start a DevTools port",
-            binary.display()
-        );
-        return;
-    };
-    let socket = browser
-        .page_socket()
-        .expect("the dashboard is listed as a page");
-    let mut tools = DevTools::connect(browser.port, &socket);
+    // Should this panic, the server's drop ends the load threads' connections.
+    let (_browser, mut tools) = open(&binary, &server.url("/status/dashboard"));
     let mut state = String::new();
     let drawn = wait_until(Duration::from_secs(60), || {
         state = tools.eval(STATE);
@@ -543,4 +553,94 @@ fn the_dashboard_draws_the_line_moving_in_a_real_browser() {
         saved.display(),
         png.len()
     );
+}
+
+/// Answers like `/status?stream=1` would on a server with the TLS, pressure
+/// and hot-reload figures other parts add: a few events per response, each
+/// with higher counters than the last.
+struct Synthetic {
+    events: AtomicU64,
+}
+
+impl Service for Synthetic {
+    fn serve<'a>(&'a self, ex: &'a mut Exchange<'_>) -> ServiceFuture<'a> {
+        ServiceFuture::new(async move {
+            let mut body = String::from("retry: 300\n\n");
+            for _ in 0..3 {
+                let n = self.events.fetch_add(1, Ordering::Relaxed);
+                body.push_str(&format!(
+                    "data: {{\"version\":\"t\",\"uptime_secs\":{n},\"workers\":1,\
+                     \"connections\":{{\"accepted\":{a},\"open\":2}},\
+                     \"requests\":{{\"total\":{r},\"2xx\":{r}}},\"bytes\":{{\"in\":0,\"out\":{r}}},\
+                     \"queues\":[{{\"worker\":0,\"depth\":1,\"capacity\":8}}],\"scheduler\":[],\
+                     \"tls\":{{\"handshakes_total\":{a},\"handshake_queue_depth\":3,\"failed\":1}},\
+                     \"pressure\":{{\"queue_wait_us\":{{\"p50\":40,\"p99\":1500}},\"shed_total\":{s}}},\
+                     \"config\":{{\"generation\":7}}}}\n\n",
+                    a = n * 10,
+                    r = n * 100,
+                    s = n,
+                ));
+            }
+            ex.keep_alive = false;
+            ex.respond(200, "text/event-stream", body.as_bytes(), &[])
+        })
+    }
+}
+
+/// Serves the built-in page at a path of the test's choosing.
+struct Page;
+
+impl Service for Page {
+    fn serve<'a>(&'a self, ex: &'a mut Exchange<'_>) -> ServiceFuture<'a> {
+        ServiceFuture::new(async move {
+            ex.respond(200, "text/html; charset=utf-8", PAGE.as_bytes(), &[])
+        })
+    }
+}
+
+/// What the page made of the figures it does not own.
+const EXTRAS: &str = "'tls='+!document.getElementById('st-tls').hidden+\
+    ';tlsrate='+document.getElementById('v-tls').firstChild.nodeValue+\
+    ';tlskv='+document.getElementById('kv-tls').textContent+\
+    ';wait='+document.getElementById('v-wait').textContent+\
+    ';shed='+document.getElementById('kv-shed').textContent+\
+    ';gen='+document.getElementById('config-gen').textContent+\
+    ';cards='+document.querySelectorAll('#extras .card').length+\
+    ';samples='+document.body.dataset.samples";
+
+#[test]
+fn the_dashboard_draws_what_other_parts_add_to_the_report() {
+    let Some(binary) = chromium() else {
+        return;
+    };
+    let server = start_with(
+        "readiness",
+        "spawn",
+        |_| {},
+        |b| {
+            b.route("/fake/dashboard", Arc::new(Page)).route(
+                "/fake",
+                Arc::new(Synthetic {
+                    events: AtomicU64::new(1),
+                }),
+            )
+        },
+    );
+    let (_browser, mut tools) = open(&binary, &server.url("/fake/dashboard"));
+    let mut state = String::new();
+    let drawn = wait_until(Duration::from_secs(60), || {
+        state = tools.eval(EXTRAS);
+        field(&state, "samples") >= 4
+    });
+    assert!(drawn, "{state}");
+    // A TLS stage before the acceptor, with its rate and queue depth.
+    assert!(state.contains("tls=true;"), "{state}");
+    assert!(!state.contains("tlsrate=–"), "{state}");
+    assert!(state.contains("queue depth3"), "{state}");
+    // Queue wait and shedding from the pressure object, the config's generation.
+    assert!(state.contains("wait=1.5 ms p99"), "{state}");
+    assert!(state.contains("shed (CoDel)"), "{state}");
+    assert!(state.contains("gen=7;"), "{state}");
+    assert_eq!(field(&state, "cards"), 3, "tls, pressure, config: {state}");
+    println!("{state}");
 }
