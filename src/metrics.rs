@@ -40,6 +40,10 @@ pub struct WorkerMetrics {
 
 pub(crate) struct Metrics {
     workers: Vec<WorkerMetrics>,
+    /// Live `/status` streams open now, across workers: taken and given
+    /// back once per subscriber (never per request), against
+    /// `status.max_subscribers`.
+    pub(crate) subscribers: std::sync::atomic::AtomicUsize,
 }
 
 /// Sums over all workers.
@@ -71,7 +75,20 @@ impl Metrics {
                     ..WorkerMetrics::default()
                 })
                 .collect(),
+            subscribers: Default::default(),
         }
+    }
+
+    /// The latency histogram summed over workers: one count per bucket,
+    /// for percentiles over an interval (two copies subtracted).
+    pub(crate) fn latency_histogram(&self) -> Vec<u64> {
+        let mut latency = vec![0u64; BUCKETS];
+        for w in &self.workers {
+            for (sum, c) in latency.iter_mut().zip(&w.latency) {
+                *sum += c.get();
+            }
+        }
+        latency
     }
 
     /// The calling worker's counters (worker 0's off the runtime).
@@ -86,7 +103,6 @@ impl Metrics {
 
     pub(crate) fn totals(&self) -> Totals {
         let mut t = Totals::default();
-        let mut latency = vec![0u64; BUCKETS];
         for w in &self.workers {
             t.accepted += w.accepted.get();
             t.rejected += w.rejected.get();
@@ -101,11 +117,8 @@ impl Metrics {
             t.bytes_in += w.bytes_in.get();
             t.bytes_out += w.bytes_out.get();
             t.echo_cut_short += w.echo_cut_short.get();
-            for (sum, c) in latency.iter_mut().zip(&w.latency) {
-                *sum += c.get();
-            }
         }
-        t.latency_us = [0.5, 0.9, 0.99].map(|q| percentile(&latency, q));
+        t.latency_us = percentiles(&self.latency_histogram());
         t
     }
 }
@@ -149,6 +162,11 @@ fn bucket_floor(index: usize) -> u64 {
     let power = index / SUB_BUCKETS + 1;
     let sub = (index % SUB_BUCKETS) as u64;
     (1u64 << power) + (sub << (power - 2))
+}
+
+/// p50, p90 and p99 (µs) of a latency histogram; 0 when it is empty.
+pub(crate) fn percentiles(buckets: &[u64]) -> [u64; 3] {
+    [0.5, 0.9, 0.99].map(|q| percentile(buckets, q))
 }
 
 fn percentile(buckets: &[u64], q: f64) -> u64 {

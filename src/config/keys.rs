@@ -113,6 +113,7 @@ macro_rules! key {
     };
 }
 
+use super::access::addr_ranges;
 use super::site::{error_pages, fallback, header_rules, origins, tokens};
 use super::tls;
 use value::{
@@ -210,6 +211,12 @@ pub static KEYS: &[Key] = &[
         "Answer the server's counters (JSON, or ?format=prometheus) at status.path."),
     key!("status.path", status.path = route_path, Str("/status"),
         "The path /status answers at, like \"/_conveyor/status\"; a file there is not served."),
+    key!("status.allow", status_access.allow = addr_ranges, Raw("[\"127.0.0.0/8\", \"::1\"]"),
+        "Clients (addresses, CIDR ranges) answered by /status, its stream and dashboard; others get 403."),
+    key!("status.dashboard", status_access.dashboard = boolean, Bool(true),
+        "Serve the live dashboard at status.path + \"/dashboard\"."),
+    key!("status.max_subscribers", status_access.max_subscribers = int(1, 1024), Int(16),
+        "Live streams (?stream=1, one per open dashboard) at once; more get 503."),
     key!("echo.enabled", echo.enabled = boolean, Bool(true),
         "Answer the echo endpoint at echo.path; off for `conveyor DIR` with no config file."),
     key!("echo.path", echo.path = route_path, Str("/echo"),

@@ -11,6 +11,7 @@
 //! - `names.rs`: the closed sets of names (stages, modes, policies).
 //! - `validate.rs`: checks that need the machine, made at start-up.
 
+mod access;
 mod glob;
 mod keys;
 mod names;
@@ -28,6 +29,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use access::{allowed, AddrRange, StatusAccess};
 pub use glob::Glob;
 pub use keys::{reference, Key, Literal, KEYS};
 pub use names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate, UnknownName};
@@ -69,6 +71,9 @@ pub struct Config {
     pub static_files: StaticConfig,
     /// `[status]`: the status endpoint (default on, at `/status`).
     pub status: Endpoint,
+    /// `[status]` `allow`, `dashboard`, `max_subscribers`: who may see it,
+    /// the live dashboard, and the cap on live streams.
+    pub status_access: StatusAccess,
     /// `[echo]`: the echo endpoint (default on, at `/echo`; `conveyor DIR`
     /// with no config file turns it off).
     pub echo: Endpoint,
@@ -375,6 +380,11 @@ impl Config {
             status: Endpoint {
                 enabled: false,
                 path: String::new(),
+            },
+            status_access: StatusAccess {
+                allow: Vec::new(),
+                dashboard: false,
+                max_subscribers: 0,
             },
             echo: Endpoint {
                 enabled: false,

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::http::{Method, Request};
 
 use super::static_files::StaticFiles;
-use super::{echo, probes, status, Exchange, Outcome, Service};
+use super::{dashboard, echo, probes, Exchange, Outcome, Service};
 
 /// What answers a route.
 pub enum Target {
@@ -48,7 +48,8 @@ impl Target {
             // Boxed, like the other rare paths (draining, sendfile): the
             // handler's future is allocated per request, so it is kept small.
             Target::Echo => Box::pin(echo::serve(ex)).await,
-            Target::Status => status::serve(ex),
+            // Boxed: the live stream's future is big, and rare.
+            Target::Status => Box::pin(dashboard::serve(ex)).await,
             Target::Live => probes::live(ex),
             Target::Ready => probes::ready(ex),
             Target::Files(files) => files.serve(ex).await,
@@ -104,6 +105,10 @@ impl RouteTable {
             routes
                 .exact
                 .push((config.status.path.clone(), Target::Status));
+            if config.status_access.dashboard {
+                let page = format!("{}/dashboard", config.status.path);
+                routes.exact.push((page, Target::Status));
+            }
         }
         if config.live.enabled {
             routes.exact.push((config.live.path.clone(), Target::Live));
