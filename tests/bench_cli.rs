@@ -423,6 +423,8 @@ fn fixed_rate_shows_a_stall_that_closed_loop_timing_hides() {
     let json = parsed(&run);
     let corrected = at(&json, "latency_us.p99");
     let uncorrected = at(&json, "latency_uncorrected_us.p99");
+    // Shown with --nocapture; README quotes it.
+    eprintln!("p99 corrected {corrected} µs, uncorrected {uncorrected} µs");
     assert!(
         corrected >= 50_000.0,
         "corrected p99 {corrected} µs misses the 100 ms stalls\n{}",
