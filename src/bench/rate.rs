@@ -27,7 +27,7 @@ impl Pacer {
     /// `1 / rate` apart so the sends spread evenly.
     pub fn new(start: Instant, rate: f64, connections: usize, index: usize) -> Pacer {
         Pacer {
-            first: start + Duration::from_secs_f64(index as f64 / rate),
+            first: after(start, index as f64 / rate),
             interval_secs: connections as f64 / rate,
             sent: 0,
         }
@@ -35,10 +35,22 @@ impl Pacer {
 
     /// When the next request is due; advances the timetable.
     pub fn next_send(&mut self) -> Instant {
-        let at = self.first + Duration::from_secs_f64(self.sent as f64 * self.interval_secs);
+        let at = after(self.first, self.sent as f64 * self.interval_secs);
         self.sent += 1;
         at
     }
+}
+
+/// `secs` after `base`; a time too far to represent (a tiny `--rate`)
+/// becomes a century, which no run reaches.
+fn after(base: Instant, secs: f64) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let far = base.checked_add(CENTURY).unwrap_or(base);
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| *d < CENTURY)
+        .and_then(|d| base.checked_add(d))
+        .unwrap_or(far)
 }
 
 #[cfg(test)]
@@ -57,6 +69,9 @@ mod tests {
             .collect();
         all.sort();
         assert_eq!(all.len(), 1000);
+        // A rate too small to schedule is never due, and does not panic.
+        let mut slow = Pacer::new(start, 1e-300, 4, 3);
+        assert!(slow.next_send() > start + Duration::from_secs(1 << 30));
         for (k, at) in all.iter().enumerate() {
             let want = Duration::from_millis(k as u64);
             let diff = at.as_secs_f64() - want.as_secs_f64();
