@@ -39,7 +39,7 @@ use hdrhistogram::Histogram;
 
 use self::baseline::Baseline;
 use self::check::Threshold;
-use self::rate::{Pacer, LATE_AFTER};
+use self::rate::{Pacer, LATE_AFTER, TIMER_RESOLUTION};
 use self::series::{Live, Series};
 use self::server_status::Sample;
 use crate::config::{parse_duration, ConfigError};
@@ -73,7 +73,8 @@ usage: conveyor bench URL [-c CONNECTIONS] [-d DURATION | -n REQUESTS] [--pipeli
                    been sent (corrected for coordinated omission) and also
                    from when it was sent (uncorrected); a send more than 2 ms
                    behind its time counts as late (the timetable's timers
-                   wake on whole milliseconds)
+                   wake on whole milliseconds, so sends go out up to 1 ms
+                   early, and are then timed from when they went out)
   --warmup D       run D first and discard it from the results (with -d)
   --server-status  sample the target's /status each second and print its
                    request rate, latency, connection states and queue depth
@@ -1438,8 +1439,10 @@ impl Tally {
             return;
         };
         let actual = micros(done.saturating_duration_since(sent_at)).max(1);
+        // From when it was due, or from when it went out if that was
+        // earlier (the timetable may send up to a timer tick early).
         let main = due.map_or(actual, |due| {
-            micros(done.saturating_duration_since(due)).max(1)
+            micros(done.saturating_duration_since(due.min(sent_at))).max(1)
         });
         let _ = self.latency.record(main);
         if let Some(h) = self.uncorrected.as_mut() {
@@ -1587,8 +1590,14 @@ async fn connection_loop(
                 shared.unclaim(batch);
                 break;
             }
-            if due > Instant::now() {
-                runtime::sleep_until(due).await;
+            // The timers wake on whole milliseconds, rounded up: asking for
+            // one resolution early lands the send in [due - 1 ms, due]
+            // rather than [due, due + 1 ms], so the client's own timer does
+            // not show up as latency (an early send is timed from when it
+            // went out).
+            let wake = due.checked_sub(TIMER_RESOLUTION).unwrap_or(due);
+            if wake > Instant::now() {
+                runtime::sleep_until(wake).await;
             }
         }
         if stream.is_none() {

@@ -6,10 +6,13 @@
 
 use std::time::{Duration, Instant};
 
+/// The runtime's timers wake on whole milliseconds (rounded up); the
+/// timetable asks to be woken this much before a send is due.
+pub const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
+
 /// A send more than this past its scheduled time counts as late. The
 /// timetable is kept with the runtime's timers, which wake on whole
-/// milliseconds (rounded up), so up to ~1 ms behind is their resolution,
-/// not lateness; that much also shows in the corrected latency.
+/// milliseconds, so a send can be up to ~1 ms off its time.
 pub const LATE_AFTER: Duration = Duration::from_millis(2);
 
 /// One connection's timetable: sends at `first + k × interval`.
