@@ -448,6 +448,16 @@ fn fixed_rate_shows_a_stall_that_closed_loop_timing_hides() {
     let sent = at(&json, "rate.sent");
     assert!(at(&json, "rate.late") >= 20.0 && at(&json, "rate.late") < sent);
     assert!(at(&json, "requests") <= sent, "{}", run.text());
+    // The live lines count the late sends second by second.
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("    2 s "))
+        .unwrap_or_else(|| panic!("no line for second 2: {}", run.stderr));
+    assert!(
+        line.contains("  late ") && line.contains("/status failed"),
+        "{line}"
+    );
     // Every sample says why it has no figures.
     let Some(Value::Arr(samples)) = json.get("server_status") else {
         panic!("no server_status array: {}", run.text());

@@ -1948,6 +1948,34 @@ mod tests {
                 vec!["http://127.0.0.1:1/", "--max-errors", "101"],
                 "percentage",
             ),
+            (
+                vec!["http://127.0.0.1:1/", "--rate", "100", "--pipeline", "4"],
+                "--rate and --pipeline do not mix",
+            ),
+            (
+                vec!["http://127.0.0.1:1/", "--rate", "0"],
+                "--rate 0 is not",
+            ),
+            (
+                vec!["http://127.0.0.1:1/", "--rate", "NaN"],
+                "--rate NaN is not",
+            ),
+            (
+                vec!["http://127.0.0.1:1/", "-n", "5", "--warmup", "1s"],
+                "--warmup needs a timed run",
+            ),
+            (
+                vec!["http://127.0.0.1:1/", "--warmup", "soon"],
+                "--warmup soon",
+            ),
+            (
+                vec!["http://127.0.0.1:1/", "--check", "p99<2ms,fast"],
+                "\"fast\" has no",
+            ),
+            (
+                vec!["http://127.0.0.1:1/", "--hdr-out"],
+                "--hdr-out needs a value",
+            ),
         ] {
             let err = parse_args(args(&list)).expect_err("rejected");
             assert!(err.to_string().contains(needle), "{err}");
