@@ -109,7 +109,7 @@ fn main() -> std::io::Result<()> {
                     threads: 1,
                     ..BenchOptions::new(server.local_addr(), s.path)
                 };
-                let report = bench::run(&options, |_, _| {})?;
+                let report = bench::run(&options, |_| {})?;
                 // A cell that failed says how, rather than passing as a rate.
                 let errors = if report.failed() > 0 {
                     format!(" ({} errors: {})", report.failed(), report.error_summary())

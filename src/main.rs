@@ -41,31 +41,10 @@ fn bench(args: Vec<std::ffi::OsString>) -> ExitCode {
         }
         Err(e) => return fail(&e.to_string()),
     };
-    let report = conveyor::bench::run(&options, |requests, elapsed| {
-        eprintln!(
-            "  {:>5.1} s  {requests} requests  {:.0} req/s",
-            elapsed.as_secs_f64(),
-            requests as f64 / elapsed.as_secs_f64()
-        );
-    });
-    let report = match report {
-        Ok(report) => report,
-        Err(e) => return fail(&format!("bench failed: {e}")),
-    };
-    if options.json {
-        println!("{}", report.json(&options));
-    } else {
-        print!("{}", report.table(&options));
-    }
-    // A failed run must not look like a result: say why, exit 1.
-    let failures = report.failures(&options);
-    for failure in &failures {
-        eprintln!("conveyor bench: FAILED: {failure}");
-    }
-    if failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    let report = conveyor::bench::run(&options, |line| eprintln!("{line}"));
+    match report {
+        Ok(report) => ExitCode::from(conveyor::bench::finish(&report, &options)),
+        Err(e) => fail(&format!("bench failed: {e}")),
     }
 }
 

@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{ACCEPTORS, DISPATCHERS};
+use conveyor::bench::json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_conveyor");
 
@@ -72,7 +73,8 @@ fn bench(ulimit: Option<&str>, args: &[&str]) -> Run {
         if started.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("conveyor bench {args:?} still running after {limit:?}");
+            let (out, err) = (out.join(), err.join());
+            panic!("conveyor bench {args:?} still running after {limit:?}\n{out:?}\n{err:?}");
         }
         std::thread::sleep(Duration::from_millis(10));
     };
@@ -146,6 +148,14 @@ fn nothing_listening_fails_with_connection_refused() {
         "{json}"
     );
     assert_eq!(number(object(json, "not_opened"), "refused"), 2, "{json}");
+    // Every error happened while connecting.
+    let places = object(json, "error_places");
+    assert_eq!(
+        number(places, "connect"),
+        number(object(json, "errors_by_class"), "total"),
+        "{json}"
+    );
+    assert_eq!(number(places, "read"), 0, "{json}");
 }
 
 #[test]
@@ -305,4 +315,410 @@ fn connections_past_the_fd_limit_are_reported_and_the_run_keeps_its_time() {
         "{json}"
     );
     assert!(number(object(json, "fd_limit"), "soft") >= 100, "{json}");
+}
+
+/// `--json` output, parsed.
+fn parsed(run: &Run) -> Value {
+    conveyor::bench::json::parse(run.stdout.trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.text()))
+}
+
+/// The number at a dotted `path` of `json`.
+fn at(json: &Value, path: &str) -> f64 {
+    json.path(path)
+        .and_then(Value::num)
+        .unwrap_or_else(|| panic!("no number at {path}"))
+}
+
+/// A plain HTTP/1.1 server on std threads that answers every request with
+/// `200 ok`, except that in the first 100 ms of every second it holds all
+/// answers until that stall ends (the validation server). Stops
+/// accepting when dropped.
+struct StallingServer {
+    addr: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+const STALL: Duration = Duration::from_millis(100);
+
+impl StallingServer {
+    fn start() -> StallingServer {
+        use std::io::Write;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let epoch = Instant::now();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopping.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                std::thread::spawn(move || {
+                    let mut pending = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let n = match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        pending.extend_from_slice(&buf[..n]);
+                        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                            pending.drain(..end + 4);
+                            let phase = Duration::from_nanos(
+                                (epoch.elapsed().as_nanos() % 1_000_000_000) as u64,
+                            );
+                            if phase < STALL {
+                                std::thread::sleep(STALL - phase);
+                            }
+                            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                            if conn.write_all(answer).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        StallingServer { addr, stop }
+    }
+}
+
+impl Drop for StallingServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Wakes the accept loop so it sees the flag.
+        let _ = std::net::TcpStream::connect(self.addr);
+    }
+}
+
+#[test]
+fn fixed_rate_shows_a_stall_that_closed_loop_timing_hides() {
+    let server = StallingServer::start();
+    let url = format!("http://{}/", server.addr);
+    // 500 req/s over 2 connections: a connection sends every 4 ms, so each
+    // 100 ms stall holds 2 requests in flight (0.4 % of a second's 500:
+    // below the uncorrected p99) while ~50 more fall due behind them (10 %:
+    // the corrected p99 must show them). --server-status against a server
+    // without /status must not fail the run.
+    let run = bench(
+        None,
+        &[
+            &url,
+            "-c",
+            "2",
+            "-d",
+            "4s",
+            "--rate",
+            "500",
+            "--threads",
+            "1",
+            "--server-status",
+            "--json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.text());
+    let json = parsed(&run);
+    let corrected = at(&json, "latency_us.p99");
+    let uncorrected = at(&json, "latency_uncorrected_us.p99");
+    // Shown with --nocapture; README quotes it.
+    eprintln!("p99 corrected {corrected} µs, uncorrected {uncorrected} µs");
+    assert!(
+        corrected >= 50_000.0,
+        "corrected p99 {corrected} µs misses the 100 ms stalls\n{}",
+        run.text()
+    );
+    assert!(
+        uncorrected * 3.0 < corrected,
+        "uncorrected p99 {uncorrected} µs should hide the stalls\n{}",
+        run.text()
+    );
+    // The stalls did happen to the requests in flight: the uncorrected max.
+    assert!(
+        at(&json, "latency_uncorrected_us.max") >= 50_000.0,
+        "{}",
+        run.text()
+    );
+    // Achieved against target, and the sends held behind the stalls.
+    assert_eq!(at(&json, "rate.target"), 500.0);
+    let achieved = at(&json, "rate.achieved");
+    assert!((350.0..=550.0).contains(&achieved), "{}", run.text());
+    let sent = at(&json, "rate.sent");
+    assert!(at(&json, "rate.late") >= 20.0 && at(&json, "rate.late") < sent);
+    assert!(at(&json, "requests") <= sent, "{}", run.text());
+    // The live lines count the late sends second by second.
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("    2 s "))
+        .unwrap_or_else(|| panic!("no line for second 2: {}", run.stderr));
+    assert!(
+        line.contains("  late ") && line.contains("/status failed"),
+        "{line}"
+    );
+    // Every sample says why it has no figures.
+    let Some(Value::Arr(samples)) = json.get("server_status") else {
+        panic!("no server_status array: {}", run.text());
+    };
+    assert!(!samples.is_empty(), "{}", run.text());
+    for s in samples {
+        let error = s.get("error");
+        assert!(
+            matches!(error, Some(Value::Str(e)) if e.contains("not JSON")),
+            "{s:?}"
+        );
+    }
+}
+
+#[test]
+fn the_series_covers_the_measured_run_and_the_warmup_is_discarded() {
+    let server = common::start(ACCEPTORS[0], DISPATCHERS[0], |c| {
+        c.limits.max_requests_per_connection = u64::MAX;
+    });
+    let status = || {
+        let text = server.status_json();
+        at(
+            &conveyor::bench::json::parse(&text).expect("status JSON"),
+            "requests.total",
+        )
+    };
+    let before = status();
+    let url = server.url("/");
+    let run = bench(
+        None,
+        &[
+            &url,
+            "-c",
+            "2",
+            "-d",
+            "2s",
+            "--warmup",
+            "1s",
+            "--threads",
+            "1",
+            "--json",
+        ],
+    );
+    let served = status() - before;
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(run.took >= Duration::from_secs(3), "took {:?}", run.took);
+    let json = parsed(&run);
+    assert_eq!(at(&json, "options.warmup_secs"), 1.0);
+    let requests = at(&json, "requests");
+    // The server answered the warm-up too; the results leave it out.
+    assert!(
+        served >= requests + 10.0,
+        "served {served}, measured {requests}"
+    );
+    // One entry per second of the measured run (and maybe a last sliver);
+    // together they are every measured response.
+    let Some(Value::Arr(series)) = json.get("series") else {
+        panic!("no series: {}", run.text());
+    };
+    assert!((2..=3).contains(&series.len()), "{}", run.text());
+    let summed: f64 = series.iter().map(|s| at(s, "requests")).sum();
+    assert_eq!(summed, requests, "{}", run.text());
+    assert_eq!(at(&series[0], "t"), 1.0);
+    assert!(at(&series[0], "p99_us") > 0.0);
+    // Perfect keep-alive: one socket per connection for all the requests.
+    assert_eq!(at(&json, "connections.opened"), 2.0);
+    assert_eq!(at(&json, "connections.reconnects"), 0.0);
+    assert_eq!(
+        at(&json, "connections.requests_per_connection"),
+        (requests / 2.0 * 10.0).round() / 10.0
+    );
+    for place in ["connect", "read", "timeout", "bad_status", "bad_body"] {
+        assert_eq!(at(&json, &format!("error_places.{place}")), 0.0, "{place}");
+    }
+    assert_eq!(at(&json, "client_cpu.threads"), 1.0);
+    let busiest = at(&json, "client_cpu.busiest_thread_cores");
+    assert!(busiest > 0.0 && busiest <= 1.05, "{busiest}");
+    // A live line per measured second, after the warm-up's.
+    assert!(run.stderr.contains("warm-up  1 s"), "{}", run.stderr);
+    for second in ["    1 s ", "    2 s "] {
+        let line = run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with(second))
+            .unwrap_or_else(|| panic!("no line for {second:?}: {}", run.stderr));
+        assert!(
+            line.contains("req/s  p99") && line.contains("errors 0"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn server_status_is_sampled_beside_the_client() {
+    let server = common::start(ACCEPTORS[0], DISPATCHERS[0], |_| {});
+    let url = server.url("/");
+    let run = bench(
+        None,
+        &[
+            &url,
+            "-c",
+            "3",
+            "-d",
+            "2s",
+            "--threads",
+            "1",
+            "--server-status",
+            "--json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.text());
+    let json = parsed(&run);
+    let Some(Value::Arr(samples)) = json.get("server_status") else {
+        panic!("no server_status: {}", run.text());
+    };
+    assert!(!samples.is_empty(), "{}", run.text());
+    // Each sample reads the server's figures, and its request count climbs
+    // with the client's load.
+    let mut last_total = -1.0;
+    for (i, s) in samples.iter().enumerate() {
+        assert_eq!(s.get("error"), Some(&Value::Null), "{s:?}");
+        // At least the sampler's own request is being served.
+        assert!(at(s, "open") >= 1.0, "{s:?}");
+        assert!(
+            at(s, "queue_depth") >= 0.0 && at(s, "p99_us") > 0.0,
+            "{s:?}"
+        );
+        let total = at(s, "requests_total");
+        assert!(total > last_total, "{s:?}");
+        last_total = total;
+        if i > 0 {
+            assert!(at(s, "requests_per_sec") > 0.0, "{s:?}");
+        }
+    }
+    // In the table too, with the client's p99 beside the server's.
+    let run = bench(
+        None,
+        &[
+            &url,
+            "-c",
+            "2",
+            "-d",
+            "2s",
+            "--threads",
+            "1",
+            "--server-status",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(
+        run.stdout
+            .contains("| t (s) | client p99 µs | server req/s |"),
+        "{}",
+        run.text()
+    );
+    assert!(run.stderr.contains("| server "), "{}", run.stderr);
+}
+
+#[test]
+fn check_thresholds_set_the_exit_code() {
+    let server = common::start(ACCEPTORS[0], DISPATCHERS[0], |_| {});
+    let url = server.url("/");
+    let args = |check: &'static str| {
+        vec![
+            url.clone(),
+            "-c".into(),
+            "2".into(),
+            "-n".into(),
+            "200".into(),
+            "--check".into(),
+            check.into(),
+        ]
+    };
+    let run_with = |check: &'static str| {
+        let owned = args(check);
+        let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
+        bench(None, &refs)
+    };
+    let run = run_with("errors=0,rps>0,requests>=200,p99<60s");
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(run.stderr.contains("check rps>0: ok"), "{}", run.stderr);
+    // No response takes under a microsecond.
+    let run = run_with("errors=0,p99<1us");
+    assert_eq!(run.code, 3, "{}", run.text());
+    assert!(run.stderr.contains("check errors=0: ok"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("check p99<1us: FAILED (measured "),
+        "{}",
+        run.stderr
+    );
+    // A bad term is named, and nothing runs.
+    let run = run_with("p99<2ms,p98<3ms");
+    assert_eq!(run.code, 2, "{}", run.text());
+    assert!(run.stderr.contains("\"p98<3ms\""), "{}", run.stderr);
+}
+
+#[test]
+fn baseline_compares_and_hdr_out_writes_the_distribution() {
+    let server = common::start(ACCEPTORS[0], DISPATCHERS[0], |_| {});
+    let url = server.url("/");
+    let dir = common::temp_dir("bench-baseline");
+    let old = dir.join("old.json");
+    let run = bench(None, &[&url, "-c", "2", "-n", "300", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    std::fs::write(&old, &run.stdout).expect("write baseline");
+    let hdr = dir.join("latency.hgrm");
+    let (old_s, hdr_s) = (old.to_string_lossy(), hdr.to_string_lossy());
+    let run = bench(
+        None,
+        &[
+            &url,
+            "-c",
+            "2",
+            "-n",
+            "300",
+            "--baseline",
+            &old_s,
+            "--hdr-out",
+            &hdr_s,
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(
+        run.stdout.contains(&format!("change against {old_s}")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("| requests | 300 | 300 | +0.0 % |"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("| latency_us.p99 | "), "{}", run.stdout);
+    // HdrHistogram's percentile format, every response counted.
+    let text = std::fs::read_to_string(&hdr).expect("hdr-out written");
+    assert!(
+        text.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)\n\n"),
+        "{text}"
+    );
+    let last = text
+        .lines()
+        .take_while(|l| !l.starts_with('#'))
+        .last()
+        .expect("rows");
+    let cols: Vec<&str> = last.split_whitespace().collect();
+    assert_eq!((cols[1], cols[2]), ("1.000000000000", "300"), "{text}");
+    assert!(text.contains("Total count    =          300]"), "{text}");
+    // In JSON the changes ride along.
+    let run = bench(
+        None,
+        &[&url, "-c", "2", "-n", "300", "--baseline", &old_s, "--json"],
+    );
+    let json = parsed(&run);
+    assert_eq!(at(&json, "baseline.changes.requests.before"), 300.0);
+    // A file that is not a report is refused up front.
+    let run = bench(None, &[&url, "-n", "10", "--baseline", &hdr_s]);
+    assert_eq!(run.code, 2, "{}", run.text());
+    assert!(
+        run.stderr.contains("--baseline") && run.stderr.contains("not JSON"),
+        "{}",
+        run.stderr
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

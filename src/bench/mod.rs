@@ -8,6 +8,21 @@
 //! responses by status, connections that could not be opened are reported
 //! with the reason, and [`BenchReport::failures`] lists why the run should
 //! not be trusted (the binary exits 1 when it is not empty).
+//!
+//! Closed loop by default (each connection sends when its last answer
+//! came); `--rate` runs open loop on a timetable ([`rate`]) and reports
+//! latency corrected for coordinated omission. The run also keeps a
+//! per-second series ([`series`]), can sample the server's `/status`
+//! ([`server_status`]), check thresholds ([`check`]), compare against an
+//! earlier run ([`baseline`]) and write the distribution ([`hdr`]).
+
+pub mod baseline;
+pub mod check;
+pub mod hdr;
+pub mod json;
+pub mod rate;
+pub mod series;
+pub mod server_status;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -17,11 +32,16 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use self::baseline::Baseline;
+use self::check::Threshold;
+use self::rate::{Pacer, LATE_AFTER, TIMER_RESOLUTION};
+use self::series::{Live, Series};
+use self::server_status::Sample;
 use crate::config::{parse_duration, ConfigError};
 use crate::http::json::json_string;
 use crate::http::{ChunkedDecoder, Step};
@@ -32,6 +52,8 @@ use crate::runtime::{self, timeout_at, Runtime, TcpStream};
 pub const USAGE: &str = "\
 usage: conveyor bench URL [-c CONNECTIONS] [-d DURATION | -n REQUESTS] [--pipeline DEPTH]
                           [--close] [--threads N] [--max-errors PERCENT] [--json]
+                          [--rate R] [--warmup D] [--server-status] [--check TERMS]
+                          [--baseline OLD.json] [--hdr-out FILE]
 
   URL              http://HOST:PORT/PATH (plain HTTP/1.1)
   -c N             concurrent connections (default 64); the soft open-file
@@ -43,18 +65,47 @@ usage: conveyor bench URL [-c CONNECTIONS] [-d DURATION | -n REQUESTS] [--pipeli
   --close          a new connection per request (Connection: close)
   --threads N      client worker threads (default: number of cores)
   --max-errors P   fail the run when more than P % of requests fail (default 1)
-  --json           print the result as JSON (URL, options, counts, failures)
+  --json           print the result as JSON (URL, options, counts, failures,
+                   per-second series)
+  --rate R         open loop: send R requests per second in all, each
+                   connection on a fixed timetable, whatever the answers do;
+                   latency is measured from when each request should have
+                   been sent (corrected for coordinated omission) and also
+                   from when it was sent (uncorrected); a send more than 2 ms
+                   behind its time counts as late (the timetable's timers
+                   wake on whole milliseconds, so sends go out up to 1 ms
+                   early, and are then timed from when they went out)
+  --warmup D       run D first and discard it from the results (with -d)
+  --server-status  sample the target's /status each second and print its
+                   request rate, latency, connection states and queue depth
+                   beside the client's
+  --check TERMS    thresholds for CI, e.g. 'p99<2ms,errors=0,rps>50000';
+                   figures: p50 p75 p90 p99 p99.9 p99.99 max (latency; us, ms
+                   or s), rps, errors (a count, or errors<1% as a share),
+                   late, requests; comparisons < <= > >= =
+  --baseline FILE  print every figure beside the same one in FILE, the --json
+                   output of an earlier run, with the change in percent
+  --hdr-out FILE   write the latency distribution (corrected, with --rate) in
+                   HdrHistogram's percentile format, values in milliseconds
+
+A progress line is printed to stderr each second: requests/s, p99 and errors
+of that second (and late sends with --rate, the server's figures with
+--server-status).
 
 Errors are counted by class: connection refused, too many open files (the
 fd limit), connection reset or closed mid-response, timeout (10 s, or the run
 ending while connecting), bad response (unparseable or badly framed); a
 complete non-2xx response is an error counted by its status code, and its
 connection is kept. Connections the server closes (Connection: close, e.g.
-its max_requests_per_connection) are reopened and counted as such.
+its max_requests_per_connection) are reopened and counted as such. The same
+errors are also grouped by where they happened: connect, read, timeout, bad
+status, bad body.
 
 Exit status: 0 when the run succeeded; 1 when no request got a 2xx answer,
-when errors exceed --max-errors, or when some of the -c connections could
-never be opened (each reason is printed); 2 for bad arguments.
+when errors exceed --max-errors, when some of the -c connections could
+never be opened (each reason is printed), or when --hdr-out cannot be
+written; 2 for bad arguments; 3 when the run succeeded but a --check
+threshold failed.
 ";
 
 /// The per-request timeout, when the run's end is not sooner.
@@ -86,6 +137,18 @@ pub struct BenchOptions {
     pub max_errors_pct: f64,
     /// `--json`: print the result as JSON rather than a table.
     pub json: bool,
+    /// `--rate`: requests per second in all, sent open loop on a timetable.
+    pub rate: Option<f64>,
+    /// `--warmup`: run this long first, its results discarded.
+    pub warmup: Duration,
+    /// `--server-status`: sample the target's `/status` each second.
+    pub server_status: bool,
+    /// `--check`: thresholds the run must meet.
+    pub checks: Vec<Threshold>,
+    /// `--baseline`: an earlier run to compare against.
+    pub baseline: Option<Baseline>,
+    /// `--hdr-out`: where to write the latency distribution.
+    pub hdr_out: Option<String>,
 }
 
 impl BenchOptions {
@@ -103,6 +166,12 @@ impl BenchOptions {
             threads: crate::config::resolve_workers(0),
             max_errors_pct: 1.0,
             json: false,
+            rate: None,
+            warmup: Duration::ZERO,
+            server_status: false,
+            checks: Vec::new(),
+            baseline: None,
+            hdr_out: None,
         }
     }
 
@@ -376,11 +445,125 @@ pub struct BenchReport {
     /// The open-file limit, if it could be read.
     pub fd_limit: Option<FdLimitNote>,
     /// Latency in microseconds, one sample per response: from sending its
-    /// batch (`--pipeline`) until the response is complete.
+    /// batch (`--pipeline`) until the response is complete; with `--rate`,
+    /// from when the timetable said to send it (corrected).
     pub latency: Histogram<u64>,
+    /// With `--rate`: latency from the actual send (uncorrected).
+    pub uncorrected: Option<Histogram<u64>>,
+    /// With `--rate`: the target and how the timetable was kept.
+    pub rate: Option<RateFigures>,
+    /// Second by second, from the measured start.
+    pub series: Series,
+    /// `--server-status` samples (empty without it).
+    pub server: Vec<Sample>,
+    /// Each client worker thread's CPU use over the run, in cores (1.0: one
+    /// core all the time).
+    pub client_cpu: Vec<f64>,
+    /// Those of `errors` that happened while connecting.
+    pub connect_errors: ErrorCounts,
+    /// The warm-up run first and discarded.
+    pub warmup: Duration,
+}
+
+/// How the `--rate` timetable was kept.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateFigures {
+    /// Requests per second asked for.
+    pub target: f64,
+    /// Requests sent in the measured run.
+    pub sent: u64,
+    /// Of those, sent more than [`LATE_AFTER`] behind their time.
+    pub late: u64,
+}
+
+/// A client thread busier than this share of a core makes the client the
+/// likely bottleneck.
+pub const CLIENT_BOUND: f64 = 0.9;
+
+/// The quantiles printed and put in the JSON (as `p50` … `p99_99`).
+const QUANTILES: [(f64, &str, &str); 6] = [
+    (0.5, "p50", "p50"),
+    (0.75, "p75", "p75"),
+    (0.9, "p90", "p90"),
+    (0.99, "p99", "p99"),
+    (0.999, "p99_9", "p99.9"),
+    (0.9999, "p99_99", "p99.99"),
+];
+
+fn latency_json(h: &Histogram<u64>) -> String {
+    let mut out = String::from("{");
+    for (q, key, _) in QUANTILES {
+        let _ = write!(out, "\"{key}\":{},", h.value_at_quantile(q));
+    }
+    let _ = write!(out, "\"max\":{}}}", h.max());
+    out
 }
 
 impl BenchReport {
+    /// Errors grouped by where they happened, as `(json key, label,
+    /// count)`: connecting, reading (reset, closed, other I/O), timeouts
+    /// waiting for a response, a non-2xx status, a bad response.
+    pub fn error_places(&self) -> [(&'static str, &'static str, u64); 5] {
+        let e = &self.errors;
+        let c = &self.connect_errors;
+        [
+            ("connect", "connect", c.total()),
+            (
+                "read",
+                "read",
+                (e.reset + e.other + e.refused + e.fd_limit)
+                    .saturating_sub(c.reset + c.other + c.refused + c.fd_limit),
+            ),
+            ("timeout", "timeout", e.timeout.saturating_sub(c.timeout)),
+            ("bad_status", "bad status", self.non_2xx()),
+            (
+                "bad_body",
+                "bad body",
+                e.bad_response.saturating_sub(c.bad_response),
+            ),
+        ]
+    }
+
+    /// Requests answered per connection opened: with perfect keep-alive
+    /// every `-c` connection is opened once.
+    pub fn requests_per_connection(&self) -> f64 {
+        self.requests as f64 / self.connections.opened.max(1) as f64
+    }
+
+    /// The busiest client thread's CPU use, in cores.
+    pub fn busiest_client_thread(&self) -> f64 {
+        self.client_cpu.iter().copied().fold(0.0, f64::max)
+    }
+
+    /// A warning when the client, not the server, may set the pace.
+    pub fn client_bound_warning(&self) -> Option<String> {
+        let busiest = self.busiest_client_thread();
+        (busiest >= CLIENT_BOUND).then(|| {
+            format!(
+                "the client may be the bottleneck: its busiest thread used {:.0} % of a core \
+                 ({} threads); add --threads (with cores to run them) or read the server's \
+                 CPU per request instead of requests/s",
+                busiest * 100.0,
+                self.client_cpu.len()
+            )
+        })
+    }
+
+    /// The figures `--check` thresholds are tested against.
+    pub fn figures(&self) -> check::Figures {
+        check::Figures {
+            latency_us: check::QUANTILES
+                .iter()
+                .map(|&q| (q, self.latency_us(q)))
+                .collect(),
+            rps: self.requests_per_sec(),
+            errors: self.failed(),
+            error_pct: self.error_pct(),
+            late: self.rate.map_or(0, |r| r.late),
+            requests: self.requests,
+        }
+    }
+
     /// Complete responses per second of `elapsed`.
     pub fn requests_per_sec(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -393,7 +576,11 @@ impl BenchReport {
 
     /// Latency at quantile `q` in microseconds.
     pub fn latency_us(&self, q: f64) -> u64 {
-        self.latency.value_at_quantile(q)
+        if q >= 1.0 {
+            self.latency.max()
+        } else {
+            self.latency.value_at_quantile(q)
+        }
     }
 
     /// Responses with a 2xx status: the requests that succeeded.
@@ -497,13 +684,15 @@ impl BenchReport {
                 self.error_summary()
             )
         };
+        let mode = match options.rate {
+            Some(rate) => format!("{mode}, open loop at {rate} req/s"),
+            None => mode,
+        };
         let mut out = format!(
             "| metric | value |\n|---|---|\n\
              | target | {} ({mode}, {} connections) |\n\
              | duration | {:.2} s |\n| requests | {} ({} 2xx) |\n| requests/s | {:.0} |\n\
-             | bytes/s | {:.1} MB/s |\n| latency p50 | {} µs |\n| latency p90 | {} µs |\n\
-             | latency p99 | {} µs |\n| latency max | {} µs |\n| errors | {errors} |\n\
-             | connections opened | {} |\n",
+             | bytes/s | {:.1} MB/s |\n",
             options.url(),
             options.connections,
             self.elapsed.as_secs_f64(),
@@ -511,11 +700,69 @@ impl BenchReport {
             self.succeeded(),
             self.requests_per_sec(),
             self.bytes_per_sec() / 1e6,
-            self.latency_us(0.5),
-            self.latency_us(0.9),
-            self.latency_us(0.99),
-            self.latency.max(),
+        );
+        if !self.warmup.is_zero() {
+            let _ = writeln!(
+                out,
+                "| warm-up | {:.2} s, discarded |",
+                self.warmup.as_secs_f64()
+            );
+        }
+        if let Some(rate) = &self.rate {
+            let _ = writeln!(
+                out,
+                "| rate | target {} req/s, achieved {:.0} req/s; {} sent, {} late ({:.2} %) |",
+                rate.target,
+                self.requests_per_sec(),
+                rate.sent,
+                rate.late,
+                rate.late as f64 * 100.0 / rate.sent.max(1) as f64
+            );
+        }
+        let quantiles = QUANTILES
+            .iter()
+            .map(|&(q, _, label)| (q, label))
+            .chain([(1.0, "max")]);
+        for (q, label) in quantiles {
+            match &self.uncorrected {
+                Some(h) => {
+                    let raw = if q >= 1.0 {
+                        h.max()
+                    } else {
+                        h.value_at_quantile(q)
+                    };
+                    let _ = writeln!(
+                        out,
+                        "| latency {label} | {} µs (uncorrected {raw} µs) |",
+                        self.latency_us(q)
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "| latency {label} | {} µs |", self.latency_us(q));
+                }
+            }
+        }
+        let _ = writeln!(out, "| errors | {errors} |");
+        if self.failed() > 0 {
+            let places = self
+                .error_places()
+                .iter()
+                .map(|(_, label, n)| format!("{label} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(out, "| errors by where | {places} |");
+        }
+        let _ = writeln!(
+            out,
+            "| connections opened | {} |\n| requests per connection | {:.1} |",
             self.connections.explain(),
+            self.requests_per_connection()
+        );
+        let _ = writeln!(
+            out,
+            "| client CPU | busiest thread {:.0} % of a core ({} threads) |",
+            self.busiest_client_thread() * 100.0,
+            self.client_cpu.len()
         );
         if let Some(note) = self.fd_limit.and_then(|n| n.describe(options.connections)) {
             let _ = writeln!(out, "| fd limit | {note} |");
@@ -531,7 +778,8 @@ impl BenchReport {
         let _ = write!(
             out,
             "\"url\":{},\"options\":{{\"connections\":{},\"duration_secs\":{:.3},\"requests\":{},\
-             \"pipeline\":{},\"close\":{},\"threads\":{},\"max_errors_pct\":{}}},",
+             \"pipeline\":{},\"close\":{},\"threads\":{},\"max_errors_pct\":{},\
+             \"rate\":{},\"warmup_secs\":{:.3},\"server_status\":{}}},",
             json_string(&options.url()),
             options.connections,
             options.duration.as_secs_f64(),
@@ -542,21 +790,41 @@ impl BenchReport {
             options.close,
             options.threads,
             options.max_errors_pct,
+            options
+                .rate
+                .map_or_else(|| "null".to_string(), |r| r.to_string()),
+            options.warmup.as_secs_f64(),
+            options.server_status,
         );
         let _ = write!(
             out,
             "\"duration_secs\":{:.3},\"requests\":{},\"succeeded\":{},\"requests_per_sec\":{:.1},\
-             \"bytes_per_sec\":{:.1},\"latency_us\":{{\"p50\":{},\"p90\":{},\"p99\":{},\"max\":{}}},",
+             \"bytes_per_sec\":{:.1},\"latency_us\":{},\"latency_uncorrected_us\":{},",
             self.elapsed.as_secs_f64(),
             self.requests,
             self.succeeded(),
             self.requests_per_sec(),
             self.bytes_per_sec(),
-            self.latency_us(0.5),
-            self.latency_us(0.9),
-            self.latency_us(0.99),
-            self.latency.max(),
+            latency_json(&self.latency),
+            self.uncorrected
+                .as_ref()
+                .map_or_else(|| "null".to_string(), latency_json),
         );
+        match &self.rate {
+            Some(rate) => {
+                let _ = write!(
+                    out,
+                    "\"rate\":{{\"target\":{},\"achieved\":{:.1},\"sent\":{},\"late\":{},\
+                     \"late_pct\":{:.3}}},",
+                    rate.target,
+                    self.requests_per_sec(),
+                    rate.sent,
+                    rate.late,
+                    rate.late as f64 * 100.0 / rate.sent.max(1) as f64
+                );
+            }
+            None => out.push_str("\"rate\":null,"),
+        }
         let statuses = self
             .statuses
             .iter()
@@ -576,16 +844,25 @@ impl BenchReport {
                 .map_or_else(|| "null".to_string(), json_string),
             self.unanswered_at_end,
         );
+        out.push_str("\"error_places\":{");
+        for (i, (key, _, n)) in self.error_places().iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            let _ = write!(out, "{sep}\"{key}\":{n}");
+        }
+        out.push_str("},");
         let c = &self.connections;
         let _ = write!(
             out,
             "\"connections_opened\":{},\"connections\":{{\"requested\":{},\"opened\":{},\"connected\":{},\
+             \"reconnects\":{},\"requests_per_connection\":{:.1},\
              \"reopened_server_closed\":{},\"reopened_close\":{},\"reopened_after_error\":{},\
              \"not_opened\":{}}},",
             c.opened,
             c.requested,
             c.opened,
             c.connected(),
+            c.opened - c.connected(),
+            self.requests_per_connection(),
             c.reopened_server_closed,
             c.reopened_close,
             c.reopened_after_error,
@@ -604,6 +881,39 @@ impl BenchReport {
             }
             None => out.push_str("\"fd_limit\":null,"),
         }
+        let _ = write!(
+            out,
+            "\"client_cpu\":{{\"threads\":{},\"busiest_thread_cores\":{:.3},\"total_cores\":{:.3},\
+             \"client_bound\":{}}},\"series\":{},\"server_status\":{},\"checks\":[",
+            self.client_cpu.len(),
+            self.busiest_client_thread(),
+            self.client_cpu.iter().sum::<f64>(),
+            self.client_bound_warning().is_some(),
+            self.series.json(self.rate.is_some()),
+            if options.server_status {
+                server_status::json(&self.server)
+            } else {
+                "null".to_string()
+            },
+        );
+        for (i, o) in check::evaluate(&options.checks, &self.figures())
+            .iter()
+            .enumerate()
+        {
+            let sep = if i == 0 { "" } else { "," };
+            let _ = write!(
+                out,
+                "{sep}{{\"term\":{},\"ok\":{},\"measured\":{}}}",
+                json_string(&o.threshold.text),
+                o.ok,
+                if o.value.is_finite() {
+                    o.value.to_string()
+                } else {
+                    "null".to_string()
+                }
+            );
+        }
+        out.push_str("],");
         let failures = self.failures(options);
         let _ = write!(
             out,
@@ -616,6 +926,64 @@ impl BenchReport {
                 .join(",")
         );
         out
+    }
+}
+
+/// Prints the finished run — JSON or tables, the `--baseline` changes,
+/// the failures, `--check` outcomes and warnings — writes `--hdr-out`, and
+/// returns the exit status: 0 success, 1 a failed run (or `--hdr-out` not
+/// written), 3 a failed `--check` threshold.
+pub fn finish(report: &BenchReport, options: &BenchOptions) -> u8 {
+    let mut failures = report.failures(options);
+    if let Some(file) = &options.hdr_out {
+        if let Err(e) = std::fs::write(file, hdr::percentile_distribution(&report.latency)) {
+            failures.push(format!("cannot write --hdr-out {file}: {e}"));
+        }
+    }
+    let outcomes = check::evaluate(&options.checks, &report.figures());
+    let mut json_text = report.json(options);
+    let changes = options.baseline.as_ref().map(|b| {
+        let now = json::parse(&json_text).unwrap_or(json::Value::Null);
+        (b, baseline::compare(b, &now))
+    });
+    if options.json {
+        if let Some((b, changes)) = &changes {
+            json_text.pop();
+            let _ = write!(json_text, ",\"baseline\":{}}}", baseline::json(b, changes));
+        }
+        println!("{json_text}");
+    } else {
+        print!("{}", report.table(options));
+        if options.server_status {
+            print!(
+                "{}",
+                server_status::table(&report.server, |t| {
+                    // The client's p99 in the second that ended at `t`.
+                    let index = (t.round() as usize).checked_sub(1)?;
+                    report.series.seconds.get(index).map(|s| s.latency_us(0.99))
+                })
+            );
+        }
+        if let Some((b, changes)) = &changes {
+            print!("{}", baseline::table(b, changes));
+        }
+    }
+    if let Some(warning) = report.client_bound_warning() {
+        eprintln!("conveyor bench: warning: {warning}");
+    }
+    for outcome in &outcomes {
+        eprintln!("conveyor bench: check {outcome}");
+    }
+    // A failed run must not look like a result: say why, exit 1.
+    for failure in &failures {
+        eprintln!("conveyor bench: FAILED: {failure}");
+    }
+    if !failures.is_empty() {
+        1
+    } else if outcomes.iter().any(|o| !o.ok) {
+        3
+    } else {
+        0
     }
 }
 
@@ -634,6 +1002,12 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Option<BenchOptions>, ConfigErr
     let mut threads = crate::config::resolve_workers(0);
     let mut max_errors_pct = 1.0;
     let mut json = false;
+    let mut rate = None;
+    let mut warmup = Duration::ZERO;
+    let mut server_status = false;
+    let mut checks = Vec::new();
+    let mut baseline = None;
+    let mut hdr_out = None;
     let mut args = args.into_iter().map(|a| a.to_string_lossy().into_owned());
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| {
@@ -673,6 +1047,37 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Option<BenchOptions>, ConfigErr
                         ))
                     })?;
             }
+            "--rate" => {
+                let v = value("--rate")?;
+                rate = Some(
+                    v.parse::<f64>()
+                        .ok()
+                        .filter(|r| r.is_finite() && *r > 0.0)
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "--rate {v} is not a positive number of requests per second"
+                            ))
+                        })?,
+                );
+            }
+            "--warmup" => {
+                let v = value("--warmup")?;
+                warmup = parse_duration(&v).ok_or_else(|| {
+                    bad(format!(
+                        "--warmup {v} is not a duration; write it like 2s or 500ms"
+                    ))
+                })?;
+            }
+            "--check" => {
+                let v = value("--check")?;
+                checks.extend(check::parse(&v).map_err(bad)?);
+            }
+            "--baseline" => {
+                let v = value("--baseline")?;
+                baseline = Some(baseline::load(&v).map_err(bad)?);
+            }
+            "--hdr-out" => hdr_out = Some(value("--hdr-out")?),
+            "--server-status" => server_status = true,
             "--close" => close = true,
             "--json" => json = true,
             other if other.starts_with('-') => return Err(bad(format!("unknown option {other}"))),
@@ -696,6 +1101,16 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Option<BenchOptions>, ConfigErr
     if close && pipeline > 1 {
         return Err(bad("--close and --pipeline do not mix".into()));
     }
+    if rate.is_some() && pipeline > 1 {
+        return Err(bad(
+            "--rate and --pipeline do not mix: a timetable sends one request at a time".into(),
+        ));
+    }
+    if requests.is_some() && !warmup.is_zero() {
+        return Err(bad(
+            "--warmup needs a timed run (-d), not -n: the warm-up would eat the budget".into(),
+        ));
+    }
     Ok(Some(BenchOptions {
         addr,
         host,
@@ -708,6 +1123,12 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Option<BenchOptions>, ConfigErr
         threads,
         max_errors_pct,
         json,
+        rate,
+        warmup,
+        server_status,
+        checks,
+        baseline,
+        hdr_out,
     }))
 }
 
@@ -729,6 +1150,12 @@ struct Shared {
     /// The end of the run with `-d`; every wait is cut there.
     deadline: Option<Instant>,
     stop: AtomicBool,
+    /// When the run started (the warm-up, if any, first).
+    started: Instant,
+    /// When the measured run starts: results before it are discarded.
+    measure_from: Instant,
+    /// The seconds published so far, for the live line.
+    live: Live,
 }
 
 impl Shared {
@@ -781,12 +1208,8 @@ fn fds_wanted(options: &BenchOptions) -> u64 {
     options.connections as u64 + 64 + 8 * options.threads as u64
 }
 
-/// Runs the load; `progress` is called about once a second with the
-/// responses received so far.
-pub fn run(
-    options: &BenchOptions,
-    mut progress: impl FnMut(u64, Duration),
-) -> io::Result<BenchReport> {
+/// Runs the load; `progress` is given the live line about once a second.
+pub fn run(options: &BenchOptions, mut progress: impl FnMut(&str)) -> io::Result<BenchReport> {
     // Every connection is a descriptor: raise the soft limit before the
     // runtime opens its own, so -c is not cut short by EMFILE.
     let wanted = fds_wanted(options);
@@ -800,48 +1223,123 @@ pub fn run(
         .thread_name("bench")
         .build()?;
     let started = Instant::now();
+    let measure_from = started + options.warmup;
     let deadline = options
         .requests
         .is_none()
-        .then(|| started + options.duration);
+        .then(|| measure_from + options.duration);
     let shared = Arc::new(Shared {
         responses: AtomicU64::new(0),
         budget: AtomicU64::new(options.requests.unwrap_or(u64::MAX)),
         deadline,
         stop: AtomicBool::new(false),
+        started,
+        measure_from,
+        live: Live::default(),
     });
+    let samples = Arc::new(Mutex::new(Vec::<Sample>::new()));
+    let sampler_stop = Arc::new(AtomicBool::new(false));
+    let sampler = if options.server_status {
+        Some(server_status::spawn(
+            options.addr,
+            options.host.clone(),
+            measure_from,
+            sampler_stop.clone(),
+            samples.clone(),
+        )?)
+    } else {
+        None
+    };
     let workers = runtime.workers();
+    let mut first_index = 0;
     let handles: Vec<_> = (0..workers)
         .map(|worker| {
             let options = options.clone();
             let shared = shared.clone();
             let share =
                 options.connections / workers + usize::from(worker < options.connections % workers);
-            runtime.spawn_local_on(worker, move || run_worker(options, shared, share))
+            let first = first_index;
+            first_index += share;
+            runtime.spawn_local_on(worker, move || run_worker(options, shared, first, share))
         })
         .collect();
-    let mut next_progress = started + Duration::from_secs(1);
+    let mut warmup_second = 1u64;
+    let mut warmup_responses = 0;
+    let mut next_line = 0usize;
+    // Each second's line is printed a little after it ends, once the
+    // workers have published it.
+    const LINE_LAG: Duration = Duration::from_millis(200);
     while !handles.iter().all(|h| h.is_finished()) {
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
             shared.stop.store(true, Ordering::Relaxed);
         }
-        if now >= next_progress {
-            progress(shared.responses.load(Ordering::Relaxed), now - started);
-            next_progress += Duration::from_secs(1);
+        let warmup_tick = started + Duration::from_secs(warmup_second);
+        if warmup_tick <= measure_from && now >= warmup_tick {
+            let responses = shared.responses.load(Ordering::Relaxed);
+            progress(&format!(
+                "  warm-up {warmup_second:>2} s  {:>7} req/s (discarded)",
+                responses - warmup_responses
+            ));
+            warmup_responses = responses;
+            warmup_second += 1;
+        }
+        if now >= measure_from + Duration::from_secs(next_line as u64 + 1) + LINE_LAG {
+            if let Some(second) = shared.live.get(next_line) {
+                let mut line = series::line(next_line, &second, options.rate.is_some());
+                if let Ok(samples) = samples.lock() {
+                    if let Some(last) = samples.last() {
+                        let prev = samples.len().checked_sub(2).and_then(|i| samples.get(i));
+                        line.push_str(&server_status::live(prev, last));
+                    }
+                }
+                progress(&line);
+            }
+            next_line += 1;
         }
         // The client's own threads do the work; this one only watches.
         std::thread::sleep(Duration::from_millis(5));
     }
-    let elapsed = started.elapsed();
-    let mut total = Tally::new();
+    let ended = Instant::now();
+    let elapsed = ended.saturating_duration_since(measure_from);
+    sampler_stop.store(true, Ordering::Relaxed);
+    if let Some(sampler) = sampler {
+        let _ = sampler.join();
+    }
+    let mut total = Tally::new(options.rate.is_some());
     for handle in handles {
         if let Ok(tally) = runtime.block_on(handle) {
             total.merge(&tally);
         }
     }
     total.connections.requested = options.connections as u64;
+    // The seconds that ended with the run, from the final counts.
+    let full_seconds = (elapsed.as_secs() as usize).min(total.series.seconds.len());
+    for index in next_line..full_seconds {
+        progress(&series::line(
+            index,
+            &total.series.seconds[index],
+            options.rate.is_some(),
+        ));
+    }
+    let run_secs = (ended - started).as_secs_f64().max(1e-9);
+    let server = samples.lock().map(|s| s.clone()).unwrap_or_default();
     Ok(BenchReport {
+        uncorrected: total.uncorrected,
+        rate: options.rate.map(|target| RateFigures {
+            target,
+            sent: total.sent,
+            late: total.late,
+        }),
+        series: total.series,
+        server,
+        client_cpu: total
+            .cpu
+            .iter()
+            .map(|cpu| cpu.as_secs_f64() / run_secs)
+            .collect(),
+        connect_errors: total.connect_errors,
+        warmup: options.warmup,
         elapsed,
         requests: total.statuses.values().sum(),
         statuses: total.statuses,
@@ -855,38 +1353,121 @@ pub fn run(
     })
 }
 
+/// Microseconds in `d`, saturating.
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 fn new_histogram() -> Histogram<u64> {
     // 1 µs .. 100 s at 3 significant figures; the bounds are constants.
     Histogram::new_with_bounds(1, 100_000_000, 3).expect("valid histogram bounds")
 }
 
-/// One worker's counts, merged into the report at the end.
+/// One worker's counts, merged into the report at the end. Results
+/// (latency, statuses, errors, series) count from the measured start only;
+/// connections are counted over the whole run, warm-up included.
 #[derive(Clone)]
 struct Tally {
+    /// From the scheduled send with `--rate`, else from the actual send.
     latency: Histogram<u64>,
+    /// With `--rate`: from the actual send.
+    uncorrected: Option<Histogram<u64>>,
     statuses: BTreeMap<u16, u64>,
     bytes: u64,
     errors: ErrorCounts,
+    /// Those of `errors` that happened while connecting.
+    connect_errors: ErrorCounts,
     other_error: Option<String>,
     unanswered: u64,
     connections: ConnectionCounts,
+    /// Requests sent on the timetable (`--rate`), and those sent late.
+    sent: u64,
+    late: u64,
+    series: Series,
+    /// CPU time of each worker thread over the run.
+    cpu: Vec<Duration>,
 }
 
 impl Tally {
-    fn new() -> Tally {
+    fn new(rate: bool) -> Tally {
         Tally {
             latency: new_histogram(),
+            uncorrected: rate.then(new_histogram),
             statuses: BTreeMap::new(),
             bytes: 0,
             errors: ErrorCounts::default(),
+            connect_errors: ErrorCounts::default(),
             other_error: None,
             unanswered: 0,
             connections: ConnectionCounts::default(),
+            sent: 0,
+            late: 0,
+            series: Series::default(),
+            cpu: Vec::new(),
         }
+    }
+
+    /// The second of the measured run `at` falls in; `None` in the warm-up.
+    fn second(shared: &Shared, at: Instant) -> Option<usize> {
+        let since = at.checked_duration_since(shared.measure_from)?;
+        Some(since.as_secs() as usize)
+    }
+
+    /// A request went out at `sent_at`, due at `due` (`--rate`).
+    fn sent(&mut self, shared: &Shared, sent_at: Instant, due: Instant) {
+        let Some(second) = Tally::second(shared, sent_at) else {
+            return;
+        };
+        self.sent += 1;
+        if sent_at > due + LATE_AFTER {
+            self.late += 1;
+            self.series.at(second).late += 1;
+        }
+    }
+
+    /// A complete response at `done` to a request sent at `sent_at` (due
+    /// at `due` with `--rate`).
+    fn record(
+        &mut self,
+        shared: &Shared,
+        done: Instant,
+        sent_at: Instant,
+        due: Option<Instant>,
+        response: &Response,
+    ) {
+        let Some(second) = Tally::second(shared, done) else {
+            return;
+        };
+        let actual = micros(done.saturating_duration_since(sent_at)).max(1);
+        // From when it was due, or from when it went out if that was
+        // earlier (the timetable may send up to a timer tick early).
+        let main = due.map_or(actual, |due| {
+            micros(done.saturating_duration_since(due.min(sent_at))).max(1)
+        });
+        let _ = self.latency.record(main);
+        if let Some(h) = self.uncorrected.as_mut() {
+            let _ = h.record(actual);
+        }
+        *self.statuses.entry(response.status).or_default() += 1;
+        self.bytes += response.bytes;
+        let s = self.series.at(second);
+        s.responses += 1;
+        if !(200..300).contains(&response.status) {
+            s.errors += 1;
+        }
+        let _ = s.latency.record(main);
     }
 
     fn merge(&mut self, other: &Tally) {
         let _ = self.latency.add(&other.latency);
+        if let (Some(mine), Some(theirs)) = (self.uncorrected.as_mut(), &other.uncorrected) {
+            let _ = mine.add(theirs);
+        }
+        self.connect_errors.merge(&other.connect_errors);
+        self.sent += other.sent;
+        self.late += other.late;
+        self.series.merge(&other.series);
+        self.cpu.extend_from_slice(&other.cpu);
         for (status, n) in &other.statuses {
             *self.statuses.entry(*status).or_default() += n;
         }
@@ -899,8 +1480,13 @@ impl Tally {
         self.connections.merge(&other.connections);
     }
 
-    /// `n` requests failed with `failure` (`error` says how, for `other`).
-    fn fail(&mut self, failure: Failure, n: u64, error: &io::Error) {
+    /// `n` requests failed with `failure` (`error` says how, for `other`);
+    /// not counted in the warm-up.
+    fn fail(&mut self, shared: &Shared, failure: Failure, n: u64, error: &io::Error) {
+        let Some(second) = Tally::second(shared, Instant::now()) else {
+            return;
+        };
+        self.series.at(second).errors += n;
         self.errors.add(failure, n);
         if failure == Failure::Other && self.other_error.is_none() {
             self.other_error = Some(error.to_string());
@@ -908,23 +1494,42 @@ impl Tally {
     }
 }
 
-/// One worker's share of the connections; returns its counts.
-async fn run_worker(options: BenchOptions, shared: Arc<Shared>, connections: usize) -> Tally {
-    let tally = Rc::new(RefCell::new(Tally::new()));
+/// One worker's share of the connections, numbered from `first`; returns
+/// its counts. Once a second it publishes the second just ended.
+async fn run_worker(
+    options: BenchOptions,
+    shared: Arc<Shared>,
+    first: usize,
+    connections: usize,
+) -> Tally {
+    let cpu_before = runtime::stats::thread_cpu_time();
+    let tally = Rc::new(RefCell::new(Tally::new(options.rate.is_some())));
     let options = Rc::new(options);
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| {
+    let tasks: Vec<_> = (first..first + connections)
+        .map(|index| {
             runtime::spawn(connection_loop(
                 options.clone(),
                 shared.clone(),
                 tally.clone(),
+                index,
             ))
         })
         .collect();
-    for task in tasks {
-        let _ = task.await;
-    }
-    let tally = tally.borrow().clone();
+    let all_done = async {
+        for task in tasks {
+            let _ = task.await;
+        }
+    };
+    let publisher = async {
+        for index in 0usize.. {
+            runtime::sleep_until(shared.measure_from + Duration::from_secs(index as u64 + 1)).await;
+            let second = tally.borrow_mut().series.at(index).clone();
+            shared.live.publish(index, &second);
+        }
+    };
+    runtime::race(all_done, publisher).await;
+    let mut tally = tally.borrow().clone();
+    tally.cpu = vec![runtime::stats::thread_cpu_time().saturating_sub(cpu_before)];
     tally
 }
 
@@ -954,11 +1559,19 @@ enum Reopen {
 /// keep it; it is reopened after the server closes it (and after every
 /// request with `--close`) and after errors. A connection that cannot be
 /// opened because of the fd limit is given up: retrying cannot help.
+///
+/// With `--rate`, connection `index` sends on its own timetable: it waits
+/// for a request's time (or sends at once when behind), and the request's
+/// latency counts from that time.
 async fn connection_loop(
     options: Rc<BenchOptions>,
     shared: Arc<Shared>,
     tally: Rc<RefCell<Tally>>,
+    index: usize,
 ) {
+    let mut pacer = options
+        .rate
+        .map(|rate| Pacer::new(shared.started, rate, options.connections, index));
     let request = request_bytes(&options);
     let one_len = request.len() / options.pipeline;
     let mut reader = ResponseReader::default();
@@ -970,6 +1583,22 @@ async fn connection_loop(
         let batch = shared.claim(options.pipeline as u64);
         if batch == 0 {
             break;
+        }
+        let due = pacer.as_mut().map(Pacer::next_send);
+        if let Some(due) = due {
+            if shared.deadline.is_some_and(|end| due >= end) {
+                shared.unclaim(batch);
+                break;
+            }
+            // The timers wake on whole milliseconds, rounded up: asking for
+            // one resolution early lands the send in [due - 1 ms, due]
+            // rather than [due, due + 1 ms], so the client's own timer does
+            // not show up as latency (an early send is timed from when it
+            // went out).
+            let wake = due.checked_sub(TIMER_RESOLUTION).unwrap_or(due);
+            if wake > Instant::now() {
+                runtime::sleep_until(wake).await;
+            }
         }
         if stream.is_none() {
             let connected = timeout_at(shared.limit(), TcpStream::connect(options.addr)).await;
@@ -998,7 +1627,13 @@ async fn connection_loop(
             };
             if let Some(e) = error {
                 let failure = Failure::of(&e);
-                tally.borrow_mut().fail(failure, batch, &e);
+                {
+                    let mut t = tally.borrow_mut();
+                    t.fail(&shared, failure, batch, &e);
+                    if Tally::second(&shared, Instant::now()).is_some() {
+                        t.connect_errors.add(failure, batch);
+                    }
+                }
                 last_failure = Some(failure);
                 if failure == Failure::FdLimit {
                     break;
@@ -1017,14 +1652,15 @@ async fn connection_loop(
             continue;
         };
         let sent_at = Instant::now();
+        if let Some(due) = due {
+            tally.borrow_mut().sent(&shared, sent_at, due);
+        }
         let bytes = &request[..one_len * batch as usize];
         let mut answered = 0;
         let mut record = |response: Response| {
-            let micros = sent_at.elapsed().as_micros() as u64;
-            let mut t = tally.borrow_mut();
-            let _ = t.latency.record(micros.max(1));
-            *t.statuses.entry(response.status).or_default() += 1;
-            t.bytes += response.bytes;
+            tally
+                .borrow_mut()
+                .record(&shared, Instant::now(), sent_at, due, &response);
             shared.responses.fetch_add(1, Ordering::Relaxed);
         };
         let outcome = timeout_at(
@@ -1049,7 +1685,9 @@ async fn connection_loop(
                 }
             }
             Ok(Err(e)) => {
-                tally.borrow_mut().fail(Failure::of(&e), unanswered, &e);
+                tally
+                    .borrow_mut()
+                    .fail(&shared, Failure::of(&e), unanswered, &e);
                 stream = None;
                 reopen = Some(Reopen::AfterError);
             }
@@ -1059,7 +1697,9 @@ async fn connection_loop(
             }
             Err(_) => {
                 let e = io::ErrorKind::TimedOut.into();
-                tally.borrow_mut().fail(Failure::Timeout, unanswered, &e);
+                tally
+                    .borrow_mut()
+                    .fail(&shared, Failure::Timeout, unanswered, &e);
                 stream = None;
                 reopen = Some(Reopen::AfterError);
             }
@@ -1308,6 +1948,34 @@ mod tests {
                 vec!["http://127.0.0.1:1/", "--max-errors", "101"],
                 "percentage",
             ),
+            (
+                vec!["http://127.0.0.1:1/", "--rate", "100", "--pipeline", "4"],
+                "--rate and --pipeline do not mix",
+            ),
+            (
+                vec!["http://127.0.0.1:1/", "--rate", "0"],
+                "--rate 0 is not",
+            ),
+            (
+                vec!["http://127.0.0.1:1/", "--rate", "NaN"],
+                "--rate NaN is not",
+            ),
+            (
+                vec!["http://127.0.0.1:1/", "-n", "5", "--warmup", "1s"],
+                "--warmup needs a timed run",
+            ),
+            (
+                vec!["http://127.0.0.1:1/", "--warmup", "soon"],
+                "--warmup soon",
+            ),
+            (
+                vec!["http://127.0.0.1:1/", "--check", "p99<2ms,fast"],
+                "\"fast\" has no",
+            ),
+            (
+                vec!["http://127.0.0.1:1/", "--hdr-out"],
+                "--hdr-out needs a value",
+            ),
         ] {
             let err = parse_args(args(&list)).expect_err("rejected");
             assert!(err.to_string().contains(needle), "{err}");
@@ -1341,6 +2009,13 @@ mod tests {
             },
             fd_limit: None,
             latency: new_histogram(),
+            uncorrected: None,
+            rate: None,
+            series: Series::default(),
+            server: Vec::new(),
+            client_cpu: vec![0.5],
+            connect_errors: ErrorCounts::default(),
+            warmup: Duration::ZERO,
         }
     }
 
@@ -1366,6 +2041,37 @@ mod tests {
         assert!(
             failures[0].contains("no request succeeded: status 404 50"),
             "{failures:?}"
+        );
+    }
+
+    #[test]
+    fn a_busy_client_thread_is_flagged_and_errors_are_placed() {
+        let mut r = report(&[(200, 90), (500, 5)], ErrorCounts::default());
+        assert!(r.client_bound_warning().is_none());
+        r.client_cpu = vec![0.4, 0.95];
+        let warning = r.client_bound_warning().expect("bound");
+        assert!(warning.contains("95 % of a core (2 threads)"), "{warning}");
+        // Two refused while connecting, one reset mid-response, one timeout.
+        r.errors = ErrorCounts {
+            refused: 2,
+            reset: 1,
+            timeout: 1,
+            ..ErrorCounts::default()
+        };
+        r.connect_errors = ErrorCounts {
+            refused: 2,
+            ..ErrorCounts::default()
+        };
+        let places: Vec<(&str, u64)> = r.error_places().iter().map(|(k, _, n)| (*k, *n)).collect();
+        assert_eq!(
+            places,
+            vec![
+                ("connect", 2),
+                ("read", 1),
+                ("timeout", 1),
+                ("bad_status", 5),
+                ("bad_body", 0)
+            ]
         );
     }
 

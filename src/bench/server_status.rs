@@ -1,0 +1,352 @@
+//! `--server-status`: samples the target's JSON `/status` once a second
+//! during the run, on its own thread and connection, so the server's queue
+//! depths, connection states and own latency can be printed beside the
+//! client's. Fields are read defensively: a server whose `/status` lacks
+//! one (or is not Conveyor) shows `-` there, never a failed run.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::json::{self, Value};
+use crate::http::{ChunkedDecoder, Step};
+
+/// How long one sample may take: connecting, and each read.
+const SAMPLE_TIMEOUT: Duration = Duration::from_secs(1);
+/// A `/status` body larger than this is not read.
+const MAX_STATUS_BYTES: usize = 1 << 20;
+
+/// One sample of `/status`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sample {
+    /// Seconds since the measured run started.
+    pub t: f64,
+    /// Why the sample failed, when it did (the figures are then `None`).
+    pub error: Option<String>,
+    /// `requests.total`: responses the server has sent since it started.
+    pub requests_total: Option<f64>,
+    /// `connections.open`.
+    pub open: Option<f64>,
+    /// `connections.reading`.
+    pub reading: Option<f64>,
+    /// `connections.writing`.
+    pub writing: Option<f64>,
+    /// `connections.idle_keepalive`.
+    pub idle: Option<f64>,
+    /// The sum of `queues[].depth`: connections waiting in the line.
+    pub queue_depth: Option<f64>,
+    /// `latency_us.p50`, the server's own.
+    pub p50_us: Option<f64>,
+    /// `latency_us.p99`, the server's own.
+    pub p99_us: Option<f64>,
+}
+
+impl Sample {
+    /// The figures of a parsed `/status` document.
+    pub fn from_status(t: f64, status: &Value) -> Sample {
+        let num = |path: &str| status.path(path).and_then(Value::num);
+        let queue_depth = match status.get("queues") {
+            Some(Value::Arr(queues)) => queues
+                .iter()
+                .map(|q| q.get("depth").and_then(Value::num))
+                .sum::<Option<f64>>(),
+            _ => None,
+        };
+        Sample {
+            t,
+            error: None,
+            requests_total: num("requests.total"),
+            open: num("connections.open"),
+            reading: num("connections.reading"),
+            writing: num("connections.writing"),
+            idle: num("connections.idle_keepalive"),
+            queue_depth,
+            p50_us: num("latency_us.p50"),
+            p99_us: num("latency_us.p99"),
+        }
+    }
+}
+
+/// A figure for the table: the number, or `-` when the server lacks it.
+fn cell(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v:.0}"))
+}
+
+/// A figure for JSON: the number, or `null`.
+fn json_num(v: Option<f64>) -> String {
+    v.map_or_else(|| "null".to_string(), |v| format!("{v}"))
+}
+
+/// Server responses per second between two samples.
+fn rate(prev: Option<&Sample>, s: &Sample) -> Option<f64> {
+    let prev = prev?;
+    let dt = s.t - prev.t;
+    (dt > 0.0).then_some((s.requests_total? - prev.requests_total?) / dt)
+}
+
+/// The server's figures for the live line.
+pub fn live(prev: Option<&Sample>, s: &Sample) -> String {
+    if let Some(e) = &s.error {
+        return format!("  | server: /status failed: {e}");
+    }
+    format!(
+        "  | server {} req/s  p99 {} µs  open {} (reading {}, writing {}, idle {})  queued {}",
+        cell(rate(prev, s)),
+        cell(s.p99_us),
+        cell(s.open),
+        cell(s.reading),
+        cell(s.writing),
+        cell(s.idle),
+        cell(s.queue_depth)
+    )
+}
+
+/// The samples as a Markdown table beside the client's per-second p99.
+pub fn table(samples: &[Sample], client_p99_us: impl Fn(f64) -> Option<u64>) -> String {
+    let mut out = String::from(
+        "\nserver /status, sampled each second (server latency as its /status reports it):\n\n\
+         | t (s) | client p99 µs | server req/s | server p50 µs | server p99 µs | open | reading | writing | idle | queued |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (i, s) in samples.iter().enumerate() {
+        let client = client_p99_us(s.t).map_or_else(|| "-".into(), |v| v.to_string());
+        if let Some(e) = &s.error {
+            let _ = writeln!(out, "| {:.1} | {client} | /status failed: {e} |", s.t);
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "| {:.1} | {client} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            s.t,
+            cell(rate(i.checked_sub(1).and_then(|p| samples.get(p)), s)),
+            cell(s.p50_us),
+            cell(s.p99_us),
+            cell(s.open),
+            cell(s.reading),
+            cell(s.writing),
+            cell(s.idle),
+            cell(s.queue_depth),
+        );
+    }
+    out
+}
+
+/// The samples as a JSON array.
+pub fn json(samples: &[Sample]) -> String {
+    let mut out = String::from("[");
+    for (i, s) in samples.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let prev = i.checked_sub(1).and_then(|p| samples.get(p));
+        let _ = write!(
+            out,
+            "{sep}{{\"t\":{:.3},\"error\":{},\"requests_per_sec\":{},\"requests_total\":{},\
+             \"open\":{},\"reading\":{},\"writing\":{},\"idle_keepalive\":{},\"queue_depth\":{},\
+             \"p50_us\":{},\"p99_us\":{}}}",
+            s.t,
+            s.error
+                .as_deref()
+                .map_or_else(|| "null".into(), crate::http::json::json_string),
+            json_num(rate(prev, s)),
+            json_num(s.requests_total),
+            json_num(s.open),
+            json_num(s.reading),
+            json_num(s.writing),
+            json_num(s.idle),
+            json_num(s.queue_depth),
+            json_num(s.p50_us),
+            json_num(s.p99_us),
+        );
+    }
+    out.push(']');
+    out
+}
+
+/// Fetches `GET /status` from `addr` (Host `host`) on a new connection.
+pub fn fetch(addr: SocketAddr, host: &str) -> Result<Value, String> {
+    let mut stream =
+        TcpStream::connect_timeout(&addr, SAMPLE_TIMEOUT).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(SAMPLE_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(SAMPLE_TIMEOUT)))
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "GET /status HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    // Read one response, framed as the server frames it: a server may keep
+    // the connection open whatever Connection: close asked.
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(result) = body_json(&raw, n == 0) {
+            return result;
+        }
+        if raw.len() > MAX_STATUS_BYTES {
+            return Err("response too large".into());
+        }
+    }
+}
+
+/// The JSON body of the raw response so far: `None` while it is not
+/// complete (`eof`: the server closed, so it is as complete as it gets).
+fn body_json(raw: &[u8], eof: bool) -> Option<Result<Value, String>> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let head = match response.parse(raw) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if !eof => return None,
+        _ => return Some(Err("not an HTTP response".into())),
+    };
+    if response.code != Some(200) {
+        return Some(Err(format!("status {}", response.code.unwrap_or(0))));
+    }
+    let header = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    let rest = &raw[head..];
+    let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case(b"chunked")) {
+        let mut decoder = ChunkedDecoder::new();
+        let mut body = Vec::new();
+        let mut at = 0;
+        loop {
+            match decoder.step(&rest[at..]) {
+                Err(_) => return Some(Err("bad chunked body".into())),
+                Ok(Step::Data(r)) => {
+                    body.extend_from_slice(&rest[at + r.start..at + r.end]);
+                    at += r.end;
+                }
+                Ok(Step::Skip(n)) => at += n,
+                Ok(Step::Done(_)) => break body,
+                Ok(Step::NeedMore) if eof => return Some(Err("chunked body cut short".into())),
+                Ok(Step::NeedMore) => return None,
+            }
+        }
+    } else if let Some(length) = header("content-length") {
+        let Some(length) = std::str::from_utf8(length)
+            .ok()
+            .and_then(|l| l.trim().parse::<usize>().ok())
+        else {
+            return Some(Err("bad Content-Length".into()));
+        };
+        match rest.get(..length) {
+            Some(body) => body.to_vec(),
+            None if eof => return Some(Err("body cut short".into())),
+            None => return None,
+        }
+    } else if eof {
+        rest.to_vec()
+    } else {
+        return None;
+    };
+    let parsed = std::str::from_utf8(&body)
+        .map_err(|_| "body is not UTF-8".to_string())
+        .and_then(|text| json::parse(text.trim()).map_err(|e| format!("not JSON: {e}")));
+    Some(parsed)
+}
+
+/// Samples `/status` at `start + 1 s`, `+ 2 s`, … until `stop`.
+pub fn spawn(
+    addr: SocketAddr,
+    host: String,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("bench-status".into())
+        .spawn(move || {
+            let mut next = start + Duration::from_secs(1);
+            loop {
+                loop {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let left = next.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    std::thread::sleep(left.min(Duration::from_millis(20)));
+                }
+                let t = start.elapsed().as_secs_f64();
+                let sample = match fetch(addr, &host) {
+                    Ok(status) => Sample::from_status(t, &status),
+                    Err(error) => Sample {
+                        t,
+                        error: Some(error),
+                        ..Sample::default()
+                    },
+                };
+                if let Ok(mut all) = samples.lock() {
+                    all.push(sample);
+                }
+                // A slow sample skips the ticks it overran.
+                while next <= Instant::now() {
+                    next += Duration::from_secs(1);
+                }
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_conveyors_status_and_tolerates_others() {
+        let body = r#"{"connections":{"open":5,"reading":1,"writing":2,"idle_keepalive":2},
+            "requests":{"total":100},"latency_us":{"p50":40,"p90":80,"p99":120},
+            "queues":[{"worker":0,"depth":3},{"worker":1,"depth":4}],"dash":{"new":[1]}}"#;
+        let raw = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        // Not complete without its last byte; complete with it.
+        assert!(body_json(&raw.as_bytes()[..raw.len() - 1], false).is_none());
+        let status = body_json(raw.as_bytes(), false).expect("complete");
+        let s = Sample::from_status(2.0, &status.expect("parses"));
+        assert_eq!(
+            (
+                s.open,
+                s.reading,
+                s.writing,
+                s.idle,
+                s.queue_depth,
+                s.p99_us
+            ),
+            (
+                Some(5.0),
+                Some(1.0),
+                Some(2.0),
+                Some(2.0),
+                Some(7.0),
+                Some(120.0)
+            )
+        );
+        // Chunked, and a status without most fields.
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n";
+        let status = body_json(raw, false).expect("complete");
+        let s = Sample::from_status(1.0, &status.expect("parses"));
+        assert_eq!(s.open, None);
+        assert!(live(None, &s).contains("open -"));
+        assert_eq!(
+            body_json(b"HTTP/1.1 404 Not Found\r\n\r\n", false),
+            Some(Err("status 404".to_string()))
+        );
+        // Neither length nor chunks: the body ends with the connection.
+        let raw = b"HTTP/1.1 200 OK\r\n\r\n{\"x\":1}";
+        assert!(body_json(raw, false).is_none());
+        assert!(matches!(body_json(raw, true), Some(Ok(_))));
+    }
+}
