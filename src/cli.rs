@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use conveyor::config::{
-    parse_fallback, parse_listen, resolve_workers, AcceptorKind, Config, ConfigError,
-    DispatcherKind, Listen, LogLevel, UnknownName, DEFAULT_CONFIG_PATH, LISTEN_FIX, MAX_WORKERS,
+    parse_fallback, parse_listen_spec, resolve_workers, AcceptorKind, Config, ConfigError,
+    DispatcherKind, ListenSpec, Listeners, LogLevel, UnknownName, DEFAULT_CONFIG_PATH, MAX_WORKERS,
     WORKERS_FIX,
 };
 
@@ -21,8 +21,9 @@ Usage:
 
 Options (override the config file):
   --config FILE       read FILE (default: config/conveyor.toml when it exists)
-  --listen ADDR       address to listen on, like 127.0.0.1:8080 or [::1]:8080;
-                      a name (localhost:8080) listens on every address it has
+  --listen ADDR       address to listen on, like 127.0.0.1:8080, [::]:8080 or
+                      unix:/run/conveyor.sock; a name (localhost:8080) listens on every
+                      address it has; repeat it to listen on several (replaces `listen`)
   --workers N         worker threads, 0 = one per core (at most 1024)
   --acceptor NAME     how connections are accepted:
 {acceptors}  --dispatcher NAME   how requests get a handler:
@@ -76,7 +77,8 @@ pub(crate) enum Command {
 pub(crate) struct ServeArgs {
     pub root: Option<PathBuf>,
     pub config: Option<PathBuf>,
-    pub listen: Option<Listen>,
+    /// Every `--listen`, in order; none leaves the config's `listen`.
+    pub listen: Vec<ListenSpec>,
     /// As given: 0 means one per core, resolved by `apply`.
     pub workers: Option<usize>,
     pub acceptor: Option<AcceptorKind>,
@@ -96,7 +98,8 @@ fn err(msg: String) -> ConfigError {
     ConfigError::new(format!("{msg} (see conveyor --help)"))
 }
 
-/// Parses the arguments after argv[0]. A repeated flag: the last one wins.
+/// Parses the arguments after argv[0]. A repeated flag: the last one wins,
+/// but for `--listen`, which adds a listener each time.
 pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigError> {
     let mut args = args.into_iter();
     let mut out = ServeArgs::default();
@@ -140,10 +143,10 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
             "--listen" => {
                 let v = value("--listen ADDR")?;
                 let s = v.to_string_lossy();
-                out.listen = Some(
-                    parse_listen(&s)
-                        .ok_or_else(|| err(format!("--listen {s} is invalid; {LISTEN_FIX}")))?,
-                );
+                let spec = parse_listen_spec(&s).map_err(|why| err(format!("--listen {why}")))?;
+                if !out.listen.contains(&spec) {
+                    out.listen.push(spec);
+                }
             }
             "--workers" => {
                 let v = value("--workers N")?;
@@ -204,8 +207,8 @@ impl ServeArgs {
         if let Some(root) = &self.root {
             config.root = root.clone();
         }
-        if let Some(listen) = &self.listen {
-            config.listen = listen.clone();
+        if !self.listen.is_empty() {
+            config.listen = Listeners(self.listen.clone());
         }
         if let Some(n) = self.workers {
             if n > MAX_WORKERS {
@@ -300,7 +303,7 @@ mod tests {
             ServeArgs {
                 root: Some("site".into()),
                 config: Some("c.toml".into()),
-                listen: Some("0.0.0.0:80".parse().unwrap()),
+                listen: vec![ListenSpec::parse("0.0.0.0:80").unwrap()],
                 workers: Some(4),
                 acceptor: Some(AcceptorKind::ReusePort),
                 dispatcher: Some(DispatcherKind::Pool),

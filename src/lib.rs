@@ -22,10 +22,13 @@ pub(crate) mod access_log;
 pub mod bench;
 pub mod config;
 pub mod http;
+pub(crate) mod listening;
 pub(crate) mod metrics;
+pub(crate) mod reload;
 pub mod runtime;
 pub mod server;
 pub mod service;
 pub mod stages;
 
+pub use reload::Reloaded;
 pub use server::{Server, ServerBuilder};

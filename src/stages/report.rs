@@ -3,7 +3,7 @@
 
 use crate::metrics::Totals;
 use crate::runtime;
-use crate::service::status::{QueueReport, Report, StatusSource};
+use crate::service::status::{ConfigReport, QueueReport, Report, StatusSource};
 
 use super::Line;
 
@@ -37,6 +37,16 @@ impl StatusSource for Line {
             },
             queues,
             scheduler: runtime::try_handle().map(|h| h.stats()).unwrap_or_default(),
+            config: {
+                let (loaded, file) = self.config.origin();
+                ConfigReport {
+                    generation: self.config.generation(),
+                    loaded_at_unix: loaded
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                    file: file.map(|f| f.display().to_string()),
+                }
+            },
         }
     }
 }
