@@ -3,15 +3,15 @@
 //! reuseport server too), one line on SIGTERM, one line when out of file
 //! descriptors.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_conveyor");
-const LIMIT: Duration = Duration::from_secs(10);
+mod common;
+
+use common::process::{address, spawn, spawn_command, BIN, LIMIT};
 
 /// A directory of its own (no config/conveyor.toml in it) with a site.
 fn temp_dir(tag: &str) -> PathBuf {
@@ -20,100 +20,6 @@ fn temp_dir(tag: &str) -> PathBuf {
     std::fs::create_dir_all(dir.join("site")).expect("mkdir");
     std::fs::write(dir.join("site/index.html"), "hi").expect("index");
     dir
-}
-
-/// A running binary; its output arrives line by line on channels, so every
-/// wait has a deadline. Killed (by its PID) if a test fails midway.
-struct Running {
-    child: Child,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
-}
-
-fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn spawn(dir: &Path, args: &[&str]) -> Running {
-    let mut command = Command::new(BIN);
-    command.args(args).current_dir(dir);
-    spawn_command(command)
-}
-
-fn spawn_command(mut command: Command) -> Running {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    let stdout = lines(child.stdout.take().expect("stdout"));
-    let stderr = lines(child.stderr.take().expect("stderr"));
-    Running {
-        child,
-        stdout,
-        stderr,
-    }
-}
-
-impl Running {
-    fn line(rx: &Receiver<String>, what: &str) -> String {
-        rx.recv_timeout(LIMIT)
-            .unwrap_or_else(|_| panic!("no {what} within {LIMIT:?}"))
-    }
-
-    fn stdout_line(&self) -> String {
-        Self::line(&self.stdout, "line on stdout")
-    }
-
-    fn stderr_line(&self) -> String {
-        Self::line(&self.stderr, "line on stderr")
-    }
-
-    /// The exit code, waiting at most `LIMIT`.
-    fn exit_code(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "still running after {LIMIT:?}");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn terminate(&mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The first address of a start-up line.
-fn address(line: &str) -> String {
-    line.split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string()
 }
 
 #[test]

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of it
 
+pub(crate) mod process;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -176,7 +178,7 @@ impl Response {
 /// (no body follows, whatever Content-Length says). Leftover bytes of the
 /// next response stay in `carry`.
 pub(crate) fn read_response_with(
-    stream: &mut TcpStream,
+    stream: &mut impl Read,
     carry: &mut Vec<u8>,
     head_request: bool,
 ) -> Response {
@@ -233,7 +235,7 @@ pub(crate) fn read_response_with(
     response
 }
 
-pub(crate) fn read_response(stream: &mut TcpStream) -> Response {
+pub(crate) fn read_response(stream: &mut impl Read) -> Response {
     let mut carry = Vec::new();
     let response = read_response_with(stream, &mut carry, false);
     assert!(
@@ -244,7 +246,7 @@ pub(crate) fn read_response(stream: &mut TcpStream) -> Response {
     response
 }
 
-fn fill(stream: &mut TcpStream, carry: &mut Vec<u8>, len: usize) {
+fn fill(stream: &mut impl Read, carry: &mut Vec<u8>, len: usize) {
     let mut buf = vec![0u8; 65536];
     while carry.len() < len {
         let n = stream.read(&mut buf).expect("read body");
@@ -253,7 +255,7 @@ fn fill(stream: &mut TcpStream, carry: &mut Vec<u8>, len: usize) {
     }
 }
 
-fn read_chunked(stream: &mut TcpStream, carry: &mut Vec<u8>) -> Vec<u8> {
+fn read_chunked(stream: &mut impl Read, carry: &mut Vec<u8>) -> Vec<u8> {
     let mut body = Vec::new();
     loop {
         let line_end = loop {
@@ -287,8 +289,8 @@ pub(crate) fn raw(addr: SocketAddr, request: &[u8]) -> Response {
     read_response_with(&mut stream, &mut carry, request.starts_with(b"HEAD "))
 }
 
-/// `GET path` with Host, on an existing connection.
-pub(crate) fn get(stream: &mut TcpStream, path: &str) -> Response {
+/// `GET path` with Host, on an existing connection (TCP or Unix).
+pub(crate) fn get(stream: &mut (impl Read + Write), path: &str) -> Response {
     write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("send");
     read_response(stream)
 }

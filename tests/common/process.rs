@@ -1,0 +1,137 @@
+//! Running the `conveyor` binary in a test: its output arrives line by
+//! line on channels, so every wait has a deadline; it is killed (by its
+//! PID) if a test fails midway.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_conveyor");
+/// The longest any one wait on the binary may take.
+pub(crate) const LIMIT: Duration = Duration::from_secs(10);
+
+/// A running binary; its output arrives line by line on channels, so every
+/// wait has a deadline. Killed (by its PID) if a test fails midway.
+pub(crate) struct Running {
+    pub(crate) child: Child,
+    pub(crate) stdout: Receiver<String>,
+    pub(crate) stderr: Receiver<String>,
+}
+
+fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+pub(crate) fn spawn(dir: &Path, args: &[&str]) -> Running {
+    let mut command = Command::new(BIN);
+    command.args(args).current_dir(dir);
+    spawn_command(command)
+}
+
+pub(crate) fn spawn_command(mut command: Command) -> Running {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let stdout = lines(child.stdout.take().expect("stdout"));
+    let stderr = lines(child.stderr.take().expect("stderr"));
+    Running {
+        child,
+        stdout,
+        stderr,
+    }
+}
+
+impl Running {
+    fn line(rx: &Receiver<String>, what: &str) -> String {
+        rx.recv_timeout(LIMIT)
+            .unwrap_or_else(|_| panic!("no {what} within {LIMIT:?}"))
+    }
+
+    pub(crate) fn stdout_line(&self) -> String {
+        Self::line(&self.stdout, "line on stdout")
+    }
+
+    pub(crate) fn stderr_line(&self) -> String {
+        Self::line(&self.stderr, "line on stderr")
+    }
+
+    /// The exit code, waiting at most `LIMIT`.
+    pub(crate) fn exit_code(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "still running after {LIMIT:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub(crate) fn terminate(&mut self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal named like `HUP` to the binary, by its PID.
+    pub(crate) fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// The next stdout line holding `text`, skipping others, within `LIMIT`.
+    pub(crate) fn stdout_with(&self, text: &str) -> String {
+        Self::line_with(&self.stdout, text)
+    }
+
+    /// The next stderr line holding `text`, skipping others, within `LIMIT`.
+    pub(crate) fn stderr_with(&self, text: &str) -> String {
+        Self::line_with(&self.stderr, text)
+    }
+
+    fn line_with(rx: &Receiver<String>, text: &str) -> String {
+        let deadline = Instant::now() + LIMIT;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        panic!("no line with {text:?} within {LIMIT:?}; saw {seen:?}")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The first address of a start-up (or reload) line.
+pub(crate) fn address(line: &str) -> String {
+    line.split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|addr| addr.trim_end_matches([',', ';']))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string()
+}
