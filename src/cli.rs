@@ -331,6 +331,28 @@ mod tests {
     }
 
     #[test]
+    fn listen_repeats_and_replaces_the_config_list() {
+        let s = serve(&[
+            "--listen",
+            "127.0.0.1:1",
+            "--listen=unix:/run/c.sock",
+            "--listen",
+            "127.0.0.1:1",
+        ]);
+        assert_eq!(
+            s.listen,
+            vec![
+                ListenSpec::parse("127.0.0.1:1").unwrap(),
+                ListenSpec::Unix("/run/c.sock".into())
+            ]
+        );
+        let mut config = Config::default();
+        s.apply(&mut config).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:1, unix:/run/c.sock");
+        assert!(fails(&["--listen", "unix:"]).contains("--listen unix: is invalid"));
+    }
+
+    #[test]
     fn commands() {
         assert_eq!(parse(&["--help"]).unwrap(), Command::Help);
         assert_eq!(parse(&["www", "-h"]).unwrap(), Command::Help);
