@@ -124,7 +124,7 @@ pub enum Origin {
     },
     /// A Unix-domain socket at this path.
     Unix(std::path::PathBuf),
-    /// Passed by the service manager, with its name.
+    /// Passed by the service manager: how messages name it.
     Inherited(String),
 }
 
@@ -145,7 +145,7 @@ impl Bound {
                 Err(_) => "a TCP listener".to_string(),
             },
             Origin::Unix(path) => format!("unix:{}", path.display()),
-            Origin::Inherited(name) => format!("the systemd socket {name:?}"),
+            Origin::Inherited(name) => name.clone(),
         }
     }
 }
