@@ -298,10 +298,9 @@ impl Server {
 
     /// Makes `config` current for every connection the handler takes from
     /// now on (a kept-alive one included, from its next request); returns
-    /// its generation. Settings read per request take effect: `limits`, the
-    /// header, body and write timeouts, `queue.overload`. Those read at
-    /// start-up (listener, workers, stages, queue capacity, idle timeouts,
-    /// root and `static`, the access log) need a restart.
+    /// its generation. Only settings read per request take effect: `limits`,
+    /// the header, body and write timeouts, `queue.overload`. To apply root,
+    /// `static`, the access log and listeners too, use [`Server::reload`].
     pub fn replace_config(&self, config: Config) -> u64 {
         self.line.config.replace(config)
     }
