@@ -362,3 +362,36 @@ impl Server {
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn describe(addr: &str, source: io::Error) -> String {
+        let e = ListenError::wrap(addr, source);
+        let inner = e.get_ref().and_then(|i| i.downcast_ref::<ListenError>());
+        inner.expect("a ListenError").describe("--listen")
+    }
+
+    #[test]
+    fn listen_errors_name_the_listener_and_the_fix() {
+        let v6_off = describe(
+            "[::]:8080",
+            io::Error::from_raw_os_error(libc::EAFNOSUPPORT),
+        );
+        assert_eq!(
+            v6_off,
+            "cannot listen on [::]:8080 (--listen): IPv6 is turned off on this machine; \
+             with --listen, listen on an IPv4 address like 0.0.0.0:8080 instead"
+        );
+        let unix = describe(
+            "unix:/nope/c.sock",
+            io::Error::from(io::ErrorKind::NotFound),
+        );
+        assert!(
+            unix.starts_with("cannot listen on unix:/nope/c.sock (--listen): "),
+            "{unix}"
+        );
+        assert!(unix.ends_with("create the directory, or choose another path with --listen"));
+    }
+}
