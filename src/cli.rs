@@ -44,6 +44,8 @@ When to choose (measured in BENCHMARKS.md: 1 worker, 32 connections, requests/s)
   pool        to cap handlers per worker (stages.pool_size); 208-216k, within noise of spawn
 
 Flags take `--flag value` or `--flag=value`. Every key is in config/conveyor.toml.
+Signals: SIGHUP reloads the config file (flags kept), SIGUSR1 reopens the access log,
+SIGINT/SIGTERM stop after in-flight requests.
 ";
 
 /// The `--help` text, with each stage name and what it does from its enum.
