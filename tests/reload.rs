@@ -311,3 +311,54 @@ fn keys_that_need_a_restart_are_named_and_keep_their_running_value() {
     assert!(status.contains("\"dispatcher\":\"spawn\""), "{status}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The inotify descriptors a process holds.
+fn inotify_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(Result::ok)
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .filter(|target| target.to_string_lossy() == "anon_inode:inotify")
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Each reload builds new static files with a file watcher per worker;
+/// the old ones must close, or every reload leaks descriptors.
+#[test]
+fn reloads_leave_no_file_watcher_behind() {
+    let dir = sites("reload-watchers");
+    write_config(&dir, "listen = \"127.0.0.1:0\"\nroot = \"a\"\n");
+    let (run, addr) = start(&dir);
+    let pid = run.child.id();
+    let addr: std::net::SocketAddr = addr.parse().expect("addr");
+    // New connections are dealt round-robin: both workers serve files.
+    let serve_on_every_worker = || {
+        for _ in 0..6 {
+            let r = common::raw(
+                addr,
+                b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            );
+            assert_eq!(r.status, 200);
+        }
+    };
+    serve_on_every_worker();
+    let watching = inotify_fds(pid);
+    assert!(watching >= 1, "no file watcher to count");
+    for round in 0..10 {
+        let root = if round % 2 == 0 { "b" } else { "a" };
+        write_config(
+            &dir,
+            &format!("listen = \"127.0.0.1:0\"\nroot = \"{root}\"\n"),
+        );
+        reload(&run);
+        serve_on_every_worker();
+    }
+    assert!(
+        wait_until(LIMIT, || inotify_fds(pid) <= watching),
+        "{} inotify descriptors after 10 reloads, {watching} before",
+        inotify_fds(pid)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
