@@ -127,7 +127,9 @@ impl Built {
         })
     }
 
-    async fn serve(&self, mut conn: Conn, line: &Line) {
+    /// Owns its `Built`: the future holds it (and the connection) directly,
+    /// with no wrapper future to move them through.
+    async fn serve(self: Arc<Self>, mut conn: Conn, line: &Line) {
         let reading = Reading::new(line.metrics.here());
         // One config snapshot for everything this turn answers.
         let ctx = ServiceContext {
@@ -367,7 +369,6 @@ impl Handler for HttpHandler {
     }
 
     fn handle<'a>(&'a self, conn: Conn, line: &'a Line) -> LocalFuture<'a> {
-        let built = self.current.load();
-        LocalFuture::new(async move { built.serve(conn, line).await })
+        LocalFuture::new(self.current.load().serve(conn, line))
     }
 }
