@@ -2,7 +2,6 @@
 
 use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,34 +9,53 @@ use crate::http::Request;
 
 #[derive(Clone)]
 pub(crate) struct AccessLog {
+    path: Arc<str>,
     out: Arc<Mutex<BufWriter<Box<dyn Write + Send>>>>,
 }
 
 impl AccessLog {
     /// `-` is standard output; anything else a file opened for appending.
     pub(crate) fn open(path: &str) -> io::Result<AccessLog> {
-        let sink: Box<dyn Write + Send> = if path == "-" {
+        Ok(AccessLog {
+            path: path.into(),
+            out: Arc::new(Mutex::new(BufWriter::with_capacity(
+                64 * 1024,
+                Self::sink(path)?,
+            ))),
+        })
+    }
+
+    fn sink(path: &str) -> io::Result<Box<dyn Write + Send>> {
+        Ok(if path == "-" {
             Box::new(io::stdout())
         } else {
             Box::new(OpenOptions::new().create(true).append(true).open(path)?)
-        };
-        Ok(AccessLog {
-            out: Arc::new(Mutex::new(BufWriter::with_capacity(64 * 1024, sink))),
         })
+    }
+
+    /// Where it writes: a path, or "-".
+    pub(crate) fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Writes out what is buffered, then opens the path again (logrotate
+    /// has renamed the file: the next line goes to a new one at the old
+    /// path). On error the old file stays in use.
+    pub(crate) fn reopen(&self) -> io::Result<()> {
+        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = out.flush();
+        if &*self.path != "-" {
+            *out.get_mut() = Self::sink(&self.path)?;
+        }
+        Ok(())
     }
 
     /// `host - - [time] "request line" status bytes "referer" "user-agent"`.
     /// Every field the client wrote is escaped (see [`push_escaped`]), so a
     /// request cannot forge fields or lines.
-    pub(crate) fn record(
-        &self,
-        peer: Option<SocketAddr>,
-        req: Option<&Request>,
-        status: u16,
-        bytes: u64,
-    ) {
+    /// `host` is the client's IP address, "unix" or "-".
+    pub(crate) fn record(&self, host: &str, req: Option<&Request>, status: u16, bytes: u64) {
         use std::fmt::Write as _;
-        let host = peer.map_or_else(|| "-".to_string(), |p| p.ip().to_string());
         let mut line = String::with_capacity(160);
         let _ = write!(line, "{} - - [{}] \"", host, clf_time(SystemTime::now()));
         match req {
@@ -168,8 +186,8 @@ mod tests {
         let req = crate::http::parse_request(raw, &limits)
             .expect("parses")
             .expect("complete");
-        log.record(Some(([127, 0, 0, 1], 9).into()), Some(&req), 200, 5);
-        log.record(None, None, 408, 0);
+        log.record("127.0.0.1", Some(&req), 200, 5);
+        log.record("-", None, 408, 0);
         log.flush();
         let text = std::fs::read_to_string(&path).expect("read log");
         std::fs::remove_dir_all(&dir).expect("clean up");

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use conveyor::config::{
-    parse_fallback, parse_listen, resolve_workers, AcceptorKind, Config, ConfigError,
-    DispatcherKind, Listen, LogLevel, UnknownName, DEFAULT_CONFIG_PATH, LISTEN_FIX, MAX_WORKERS,
-    WORKERS_FIX,
+    parse_fallback, parse_listen, parse_listen_spec, resolve_workers, AcceptorKind, Config,
+    ConfigError, DispatcherKind, Listen, ListenSpec, Listeners, LogLevel, UnknownName,
+    DEFAULT_CONFIG_PATH, LISTEN_FIX, MAX_WORKERS, WORKERS_FIX,
 };
 
 const USAGE: &str = "\
@@ -21,8 +21,9 @@ Usage:
 
 Options (override the config file):
   --config FILE       read FILE (default: config/conveyor.toml when it exists)
-  --listen ADDR       address to listen on, like 127.0.0.1:8080 or [::1]:8080;
-                      a name (localhost:8080) listens on every address it has
+  --listen ADDR       address to listen on, like 127.0.0.1:8080, [::]:8080 or
+                      unix:/run/conveyor.sock; a name (localhost:8080) listens on every
+                      address it has; repeat it to listen on several (replaces `listen`)
   --tls-cert FILE     serve HTTPS with this PEM certificate chain (with --tls-key);
                       replaces [[tls.certificates]]
   --tls-key FILE      the PEM private key of --tls-cert
@@ -48,6 +49,8 @@ When to choose (measured in BENCHMARKS.md: 1 worker, 32 connections, requests/s)
   pool        to cap handlers per worker (stages.pool_size); 208-216k, within noise of spawn
 
 Flags take `--flag value` or `--flag=value`. Every key is in config/conveyor.toml.
+Signals: SIGHUP reloads the config file (flags kept), SIGUSR1 reopens the access log,
+SIGINT/SIGTERM stop after in-flight requests.
 ";
 
 /// The `--help` text, with each stage name and what it does from its enum.
@@ -81,7 +84,8 @@ pub(crate) enum Command {
 pub(crate) struct ServeArgs {
     pub root: Option<PathBuf>,
     pub config: Option<PathBuf>,
-    pub listen: Option<Listen>,
+    /// Every `--listen`, in order; none leaves the config's `listen`.
+    pub listen: Vec<ListenSpec>,
     /// As given: 0 means one per core, resolved by `apply`.
     pub workers: Option<usize>,
     pub acceptor: Option<AcceptorKind>,
@@ -107,29 +111,42 @@ fn err(msg: String) -> ConfigError {
     ConfigError::new(format!("{msg} (see conveyor --help)"))
 }
 
-/// The `listen` address with port + 1 (port 0 stays 0: any free port).
-fn next_port(listen: &Listen) -> Result<Listen, ConfigError> {
+/// The first TCP `listen` address with port + 1 (port 0 stays 0: any free
+/// port), for `--tls-cert` without `--tls-listen`.
+fn next_port(listeners: &Listeners) -> Result<Listen, ConfigError> {
     let bump = |port: u16| match port {
         0 => Some(0),
         p => p.checked_add(1),
     };
-    let fail = || {
-        err("--tls-cert: the listen port is 65535, so port + 1 does not exist; give --tls-listen ADDR".into())
+    let fail = |why: &str| {
+        err(format!(
+            "--tls-cert: {why}, so there is no default TLS port; give --tls-listen ADDR"
+        ))
     };
+    let listen = listeners
+        .specs()
+        .iter()
+        .find_map(|spec| match spec {
+            ListenSpec::Tcp(listen) => Some(listen),
+            ListenSpec::Unix(_) | ListenSpec::Inherited { .. } => None,
+        })
+        .ok_or_else(|| fail("no listener is a TCP address"))?;
+    let port_fail = || fail("the listen port is 65535");
     Ok(match listen {
         Listen::Addr(addr) => {
             let mut addr = *addr;
-            addr.set_port(bump(addr.port()).ok_or_else(fail)?);
+            addr.set_port(bump(addr.port()).ok_or_else(port_fail)?);
             Listen::Addr(addr)
         }
         Listen::Name { host, port } => Listen::Name {
             host: host.clone(),
-            port: bump(*port).ok_or_else(fail)?,
+            port: bump(*port).ok_or_else(port_fail)?,
         },
     })
 }
 
-/// Parses the arguments after argv[0]. A repeated flag: the last one wins.
+/// Parses the arguments after argv[0]. A repeated flag: the last one wins,
+/// but for `--listen`, which adds a listener each time.
 pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigError> {
     let mut args = args.into_iter();
     let mut out = ServeArgs::default();
@@ -173,10 +190,10 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
             "--listen" => {
                 let v = value("--listen ADDR")?;
                 let s = v.to_string_lossy();
-                out.listen = Some(
-                    parse_listen(&s)
-                        .ok_or_else(|| err(format!("--listen {s} is invalid; {LISTEN_FIX}")))?,
-                );
+                let spec = parse_listen_spec(&s).map_err(|why| err(format!("--listen {why}")))?;
+                if !out.listen.contains(&spec) {
+                    out.listen.push(spec);
+                }
             }
             "--tls-cert" => out.tls_cert = Some(PathBuf::from(value("--tls-cert FILE")?)),
             "--tls-key" => out.tls_key = Some(PathBuf::from(value("--tls-key FILE")?)),
@@ -247,8 +264,8 @@ impl ServeArgs {
         if let Some(root) = &self.root {
             config.root = root.clone();
         }
-        if let Some(listen) = &self.listen {
-            config.listen = listen.clone();
+        if !self.listen.is_empty() {
+            config.listen = Listeners(self.listen.clone());
         }
         if let Some(n) = self.workers {
             if n > MAX_WORKERS {
@@ -422,7 +439,7 @@ mod tests {
             ServeArgs {
                 root: Some("site".into()),
                 config: Some("c.toml".into()),
-                listen: Some("0.0.0.0:80".parse().unwrap()),
+                listen: vec![ListenSpec::parse("0.0.0.0:80").unwrap()],
                 workers: Some(4),
                 acceptor: Some(AcceptorKind::ReusePort),
                 dispatcher: Some(DispatcherKind::Pool),
@@ -448,6 +465,28 @@ mod tests {
         assert_eq!(serve(&[]), ServeArgs::default());
         assert_eq!(serve(&["--", "--odd-dir"]).root, Some("--odd-dir".into()));
         assert_eq!(serve(&["--config=a=b"]).config, Some("a=b".into()));
+    }
+
+    #[test]
+    fn listen_repeats_and_replaces_the_config_list() {
+        let s = serve(&[
+            "--listen",
+            "127.0.0.1:1",
+            "--listen=unix:/run/c.sock",
+            "--listen",
+            "127.0.0.1:1",
+        ]);
+        assert_eq!(
+            s.listen,
+            vec![
+                ListenSpec::parse("127.0.0.1:1").unwrap(),
+                ListenSpec::Unix("/run/c.sock".into())
+            ]
+        );
+        let mut config = Config::default();
+        s.apply(&mut config).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:1, unix:/run/c.sock");
+        assert!(fails(&["--listen", "unix:"]).contains("--listen unix: is invalid"));
     }
 
     #[test]

@@ -22,11 +22,14 @@ pub(crate) mod access_log;
 pub mod bench;
 pub mod config;
 pub mod http;
+pub(crate) mod listening;
 pub(crate) mod metrics;
+pub(crate) mod reload;
 pub mod runtime;
 pub mod server;
 pub mod service;
 pub mod stages;
 pub mod tls;
 
+pub use reload::Reloaded;
 pub use server::{Server, ServerBuilder};

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 mod cli;
 
 use cli::Command;
-use conveyor::config::{AcceptorKind, DEFAULT_CONFIG_PATH};
-use conveyor::runtime::signal;
+use std::os::fd::RawFd;
+
+use conveyor::config::{AcceptorKind, Config, ListenSpec, Listeners, DEFAULT_CONFIG_PATH};
+use conveyor::runtime::{account, signal, sockets};
 use conveyor::server::{ListenError, Stopped};
 use conveyor::Server;
 
@@ -54,18 +56,23 @@ fn fail(message: &str) -> ExitCode {
 }
 
 fn serve(args: &cli::ServeArgs) -> ExitCode {
-    let mut config = match cli::load_for_serve(args) {
+    // Before any thread starts: the variables are removed from the
+    // environment, and no thread may read it meanwhile.
+    let inherited = match sockets::take_listen_fds() {
+        Ok(fds) => fds,
+        Err(e) => return fail(&format!("socket activation: {e}")),
+    };
+    let config = match load(args, &inherited) {
         Ok(config) => config,
         Err(e) => return fail(&e.to_string()),
     };
-    // `conveyor DIR` with no config file serves someone's own files: a test
-    // endpoint takes no path from them (README, "What it serves").
-    if args.root.is_some() && cli::config_path(args).is_none() {
-        config.echo.enabled = false;
-    }
+    let account = match account_for(&config) {
+        Ok(account) => account,
+        Err(e) => return fail(&e),
+    };
     // Before any thread starts, so all of them inherit the blocked mask and
-    // the signals wait for `wait_termination` below.
-    if let Err(e) = signal::block_termination_signals() {
+    // the signals wait for `wait_control` below.
+    if let Err(e) = signal::block_control_signals() {
         return fail(&format!("cannot block signals: {e}"));
     }
     let config_file = cli::config_path(args);
@@ -75,10 +82,21 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
         Err(e) => return fail(&start_error(&e, args, config_file.as_deref())),
     };
     let line = server.line();
-    let urls: Vec<String> = server
-        .local_addrs()
-        .iter()
-        .map(|addr| format!("http://{addr}"))
+    line.config.set_file(config_file.as_deref());
+    // Listeners bound and the log open: what needed root is done.
+    if let Some(account) = account {
+        if let Err(e) = account::switch_to(account) {
+            return fail(&format!(
+                "cannot switch to user {:?} (uid {}, gid {}): {e}; check `user` and `group`",
+                line.config.load().user,
+                account.uid,
+                account.gid
+            ));
+        }
+    }
+    let listening: Vec<String> = server
+        .listeners()
+        .into_iter()
         .chain(
             server
                 .tls_addrs()
@@ -94,12 +112,19 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
         "conveyor {} serving {} on {} (workers {}, acceptor {}, dispatcher {}, handler {}; {config_note})",
         env!("CARGO_PKG_VERSION"),
         line.config.load().root.display(),
-        urls.join(" and "),
+        listening.join(" and "),
         line.pending.len(),
         line.stage_names.acceptor,
         line.stage_names.dispatcher,
         line.stage_names.handler,
     );
+    if !inherited.is_empty() {
+        println!(
+            "conveyor: socket activation: serving the {} socket(s) systemd passed; `listen` \
+             and --listen are not used",
+            inherited.len()
+        );
+    }
     if spin {
         eprintln!(
             "conveyor: warning: the spin acceptor keeps one core at 100 % even with no \
@@ -108,7 +133,15 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
         );
     }
     let signal = loop {
-        match signal::wait_termination(Duration::from_secs(1)) {
+        match signal::wait_control(Duration::from_secs(1)) {
+            Ok(Some(libc::SIGHUP)) => reload(&server, args, &inherited),
+            Ok(Some(libc::SIGUSR1)) => match server.reopen_log() {
+                Ok(()) => println!("conveyor: SIGUSR1: access log reopened"),
+                Err(e) => eprintln!(
+                    "conveyor: SIGUSR1: cannot reopen the access log ({e}); still writing to \
+                     the old file; check log.access_log_path and its directory"
+                ),
+            },
             Ok(Some(signal)) => break Some(signal),
             Ok(None) => server.flush_log(),
             Err(e) => {
@@ -164,6 +197,82 @@ fn drain(server: &Server, signal: i32) {
     }
 }
 
+/// The configuration `serve` runs: the file (or defaults), the flags, the
+/// sockets systemd passed; read again the same way on SIGHUP.
+fn load(
+    args: &cli::ServeArgs,
+    inherited: &[(RawFd, String)],
+) -> Result<Config, conveyor::config::ConfigError> {
+    let mut config = cli::load_for_serve(args)?;
+    // `conveyor DIR` with no config file serves someone's own files: a test
+    // endpoint takes no path from them (README, "What it serves").
+    if args.root.is_some() && cli::config_path(args).is_none() {
+        config.echo.enabled = false;
+    }
+    if !inherited.is_empty() {
+        config.listen = Listeners(
+            inherited
+                .iter()
+                .map(|(fd, name)| ListenSpec::Inherited {
+                    fd: *fd,
+                    name: name.clone(),
+                })
+                .collect(),
+        );
+    }
+    Ok(config)
+}
+
+/// The account `user` and `group` name, looked up before starting (so a
+/// typo stops start-up): `None` when there is nothing to switch to.
+fn account_for(config: &Config) -> Result<Option<account::Account>, String> {
+    if config.user.is_empty() {
+        if !config.group.is_empty() {
+            return Err(format!(
+                "group = {:?} is set without user; set user too (like user = \"www-data\"), \
+                 or remove group",
+                config.group
+            ));
+        }
+        return Ok(None);
+    }
+    if !account::is_root() {
+        eprintln!(
+            "conveyor: warning: user = {:?} is ignored: only a server started as root can \
+             switch users; this one keeps its own account",
+            config.user
+        );
+        return Ok(None);
+    }
+    account::lookup(&config.user, &config.group)
+        .map(Some)
+        .map_err(|e| format!("user/group: {e}; create the account, or fix `user` and `group`"))
+}
+
+/// SIGHUP: the config file read again, with the same flags, applied; on any
+/// error the running configuration stays.
+fn reload(server: &Server, args: &cli::ServeArgs, inherited: &[(RawFd, String)]) {
+    let running = server.line().config.generation();
+    let result = load(args, inherited)
+        .map_err(|e| e.to_string())
+        .and_then(|config| server.reload(config));
+    match result {
+        Ok(done) => {
+            println!("conveyor: SIGHUP: reloaded; {done}");
+            if !done.need_restart.is_empty() {
+                eprintln!(
+                    "conveyor: warning: changed in the file but needs a restart: {}",
+                    done.need_restart.join(", ")
+                );
+            }
+        }
+        Err(e) => eprintln!(
+            "conveyor: SIGHUP: reload failed: {e}; still running configuration generation \
+             {running}"
+        ),
+    }
+}
+
 fn signal_name(signal: Option<i32>) -> String {
     match signal {
         Some(libc::SIGINT) => "SIGINT".to_string(),
@@ -202,7 +311,7 @@ fn start_error(e: &std::io::Error, args: &cli::ServeArgs, config: Option<&Path>)
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<ListenError>());
     match (listen, config) {
-        (Some(listen), _) if args.listen.is_some() => listen.describe("--listen"),
+        (Some(listen), _) if !args.listen.is_empty() => listen.describe("--listen"),
         (Some(listen), Some(file)) => {
             listen.describe(&format!("`listen` in {}, or --listen", file.display()))
         }

@@ -3,11 +3,12 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::access_log::AccessLog;
 use crate::config::{resolve_workers, Config, SharedConfig};
+use crate::listening::Listening;
 use crate::metrics::Metrics;
 use crate::runtime::{race, Latch, Runtime};
 use crate::service::{Readiness, Service, StatusSource};
@@ -28,11 +29,17 @@ pub struct ServerBuilder {
 
 /// A running server. Dropping it stops it at once; `shutdown` stops it gracefully.
 pub struct Server {
-    runtime: Runtime,
+    pub(crate) runtime: Runtime,
     line: Arc<Line>,
     addrs: Vec<SocketAddr>,
     tls_addrs: Vec<SocketAddr>,
-    access_log: Option<AccessLog>,
+    /// The access log in use (the built-in handler's, replaced by a reload).
+    pub(crate) access_log: Mutex<Option<AccessLog>>,
+    pub(crate) acceptor: Arc<dyn Acceptor>,
+    /// Every listener accepted on; a reload adds and removes.
+    pub(crate) listening: Mutex<Vec<Listening>>,
+    /// The built-in handler, rebuilt by a reload; `None` with a custom one.
+    pub(crate) http: Option<Arc<HttpHandler>>,
 }
 
 /// Why the server could not listen on an address, worded for the person
@@ -59,9 +66,28 @@ impl ListenError {
     /// where to change it.
     pub fn describe(&self, option: &str) -> String {
         let addr = &self.addr;
+        if addr.starts_with(crate::config::UNIX_PREFIX) || addr.starts_with("systemd") {
+            let why = match self.source.kind() {
+                io::ErrorKind::PermissionDenied => format!(
+                    "{}; the directory must be writable by the server, or choose another path \
+                     with {option}",
+                    self.source
+                ),
+                io::ErrorKind::NotFound => format!(
+                    "{}; create the directory, or choose another path with {option}",
+                    self.source
+                ),
+                _ => self.source.to_string(),
+            };
+            return format!("cannot listen on {addr} ({option}): {why}");
+        }
         let port = addr.rsplit_once(':').map_or("", |(_, p)| p);
         let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
         let why = match self.source.kind() {
+            _ if self.source.raw_os_error() == Some(libc::EAFNOSUPPORT) => format!(
+                "IPv6 is turned off on this machine; with {option}, listen on an IPv4 address \
+                 like 0.0.0.0:{port} instead"
+            ),
             io::ErrorKind::AddrInUse => format!(
                 "port {port} is already in use by another process; stop that process, \
                  or choose another port with {option}"
@@ -164,14 +190,19 @@ impl ServerBuilder {
         } else {
             None
         };
-        let handler: Arc<dyn Handler> = match self.handler {
-            Some(h) => h,
-            None => Arc::new(HttpHandler::with_routes(
+        let http = match self.handler {
+            Some(_) => None,
+            None => Some(Arc::new(HttpHandler::with_routes(
                 &config,
                 workers,
                 access_log.clone(),
                 self.routes,
-            )?),
+            )?)),
+        };
+        let handler: Arc<dyn Handler> = match (self.handler, &http) {
+            (Some(h), _) => h,
+            (None, Some(http)) => http.clone(),
+            (None, None) => unreachable!("built above when no handler was given"),
         };
         let runtime = Runtime::builder()
             .workers(workers)
@@ -216,7 +247,9 @@ impl ServerBuilder {
             }
         }
         dispatcher.start(runtime.handle(), &line, handler);
-        let addrs = listen(acceptor.as_ref(), &runtime, &line)?;
+        let listening =
+            crate::listening::open(acceptor.as_ref(), &runtime, &line, &line.config.load(), &[])?;
+        let addrs = listening.iter().filter_map(|l| l.addr).collect();
         let tls_addrs = crate::tls::listen(acceptor.as_ref(), runtime.handle(), &line, workers)?;
         // Every listener accepts: only now may `/readyz` say so.
         line.readiness.mark_ready();
@@ -225,49 +258,12 @@ impl ServerBuilder {
             line,
             addrs,
             tls_addrs,
-            access_log,
+            access_log: Mutex::new(access_log),
+            acceptor,
+            listening: Mutex::new(listening),
+            http,
         })
     }
-}
-
-/// Starts `acceptor` on every address `listen` names (a host name may have
-/// several, like `localhost`: 127.0.0.1 and ::1). Errors name the address.
-fn listen(
-    acceptor: &dyn Acceptor,
-    runtime: &Runtime,
-    line: &Arc<Line>,
-) -> io::Result<Vec<SocketAddr>> {
-    let listen = line.config.load().listen.clone();
-    let wanted = listen
-        .resolve()
-        .map_err(|e| ListenError::wrap(&listen, e))?;
-    let several = wanted.len() > 1;
-    let mut bound: Vec<SocketAddr> = Vec::new();
-    let mut first_error = None;
-    for mut addr in wanted {
-        // Port 0 on a name: every address gets the port the first one got.
-        if let (0, Some(first)) = (addr.port(), bound.first()) {
-            addr.set_port(first.port());
-        }
-        match acceptor.start(runtime.handle(), addr, line) {
-            Ok(local) => bound.push(local),
-            // A name may resolve to a family this machine lacks (::1 with
-            // IPv6 off): skipped while another address serves; the start-up
-            // line lists the addresses bound.
-            Err(e) if several && lacks_address(&e) => {
-                first_error.get_or_insert(ListenError::wrap(addr, e));
-            }
-            Err(e) => return Err(ListenError::wrap(addr, e)),
-        }
-    }
-    match (bound.is_empty(), first_error) {
-        (true, Some(e)) => Err(e),
-        _ => Ok(bound),
-    }
-}
-
-fn lacks_address(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::AddrNotAvailable || e.raw_os_error() == Some(libc::EAFNOSUPPORT)
 }
 
 impl Server {
@@ -282,12 +278,17 @@ impl Server {
     }
 
     /// The address actually bound (useful with port 0); the first of
-    /// [`Self::local_addrs`].
+    /// [`Self::local_addrs`], or 0.0.0.0:0 when only Unix or inherited
+    /// sockets are listened on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.addrs[0]
+        self.addrs
+            .first()
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
-    /// Every address bound: one, or each address a `listen` host name has.
+    /// Every TCP address bound at start-up: one per `listen` address, or
+    /// each address a host name has.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
     }
@@ -303,12 +304,21 @@ impl Server {
         self.line.tls.get()
     }
 
+    /// Every listener accepted on now, as the start-up line shows them:
+    /// `http://127.0.0.1:8080`, `unix:/run/conveyor.sock`, or a systemd
+    /// socket's name.
+    pub fn listeners(&self) -> Vec<String> {
+        lock(&self.listening)
+            .iter()
+            .map(|l| l.shown.clone())
+            .collect()
+    }
+
     /// Makes `config` current for every connection the handler takes from
     /// now on (a kept-alive one included, from its next request); returns
-    /// its generation. Settings read per request take effect: `limits`, the
-    /// header, body and write timeouts, `queue.overload`. Those read at
-    /// start-up (listener, workers, stages, queue capacity, idle timeouts,
-    /// root and `static`, the access log) need a restart.
+    /// its generation. Only settings read per request take effect: `limits`,
+    /// the header, body and write timeouts, `queue.overload`. To apply root,
+    /// `static`, the access log and listeners too, use [`Server::reload`].
     pub fn replace_config(&self, config: Config) -> u64 {
         self.line.config.replace(config)
     }
@@ -325,7 +335,7 @@ impl Server {
 
     /// Writes out what the access log has buffered.
     pub fn flush_log(&self) {
-        if let Some(log) = &self.access_log {
+        if let Some(log) = &*lock(&self.access_log) {
             log.flush();
         }
     }
@@ -360,6 +370,8 @@ impl Server {
             left = in_flight(&self.line.metrics.totals());
         }
         self.runtime.shutdown();
+        // Unix socket files go with their listeners.
+        lock(&self.listening).clear();
         for pending in &self.line.pending {
             pending.close_idle();
         }
@@ -371,5 +383,42 @@ impl Server {
             grace,
             took: started.elapsed(),
         }
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn describe(addr: &str, source: io::Error) -> String {
+        let e = ListenError::wrap(addr, source);
+        let inner = e.get_ref().and_then(|i| i.downcast_ref::<ListenError>());
+        inner.expect("a ListenError").describe("--listen")
+    }
+
+    #[test]
+    fn listen_errors_name_the_listener_and_the_fix() {
+        let v6_off = describe(
+            "[::]:8080",
+            io::Error::from_raw_os_error(libc::EAFNOSUPPORT),
+        );
+        assert_eq!(
+            v6_off,
+            "cannot listen on [::]:8080 (--listen): IPv6 is turned off on this machine; \
+             with --listen, listen on an IPv4 address like 0.0.0.0:8080 instead"
+        );
+        let unix = describe(
+            "unix:/nope/c.sock",
+            io::Error::from(io::ErrorKind::NotFound),
+        );
+        assert!(
+            unix.starts_with("cannot listen on unix:/nope/c.sock (--listen): "),
+            "{unix}"
+        );
+        assert!(unix.ends_with("create the directory, or choose another path with --listen"));
     }
 }

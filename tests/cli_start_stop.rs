@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::child::{address, spawn, spawn_command, BIN, LIMIT};
+use common::process::{address, spawn, spawn_command, BIN, LIMIT};
 
 /// A directory of its own (no config/conveyor.toml in it) with a site.
 fn temp_dir(tag: &str) -> PathBuf {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::child::BIN;
+use common::process::BIN;
 use common::temp_dir;
 use conveyor::config::Config;
 

@@ -29,7 +29,7 @@ fn other_listener(reuse_port: bool) -> socket2::Socket {
 fn start_on(acceptor: &str, addr: SocketAddr) -> std::io::Result<Server> {
     let root = temp_dir("listen");
     let mut config = test_config(&root, acceptor, "spawn");
-    config.listen = Listen::Addr(addr);
+    config.listen = Listen::Addr(addr).into();
     Server::start(config)
 }
 

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::child::{address, spawn, LIMIT};
+use common::process::{address, spawn, LIMIT};
 use common::*;
 use conveyor::config::{AcceptorKind, Config};
 use conveyor::runtime::Handle;

@@ -114,22 +114,29 @@ macro_rules! key {
 }
 
 use super::access::addr_ranges;
+use super::listen::{account, listeners, socket_mode};
 use super::site::{error_pages, fallback, header_rules, origins, tokens};
 use super::tls;
 use value::{
-    boolean, duration, duration_or_zero, file_name, int, listen, log_path, rate, root, route_path,
-    size, whole_seconds_or_zero, workers,
+    boolean, duration, duration_or_zero, file_name, int, log_path, rate, root, route_path, size,
+    whole_seconds_or_zero, workers,
 };
 
 /// Every key, in the order of `config/conveyor.toml`.
 #[rustfmt::skip] // two lines a row keep it readable as a table
 pub static KEYS: &[Key] = &[
-    key!("listen", listen = listen, Str("127.0.0.1:8080"),
-        "Address to listen on, IP:PORT."),
+    key!("listen", listen = listeners, Str("127.0.0.1:8080"),
+        "Where to listen: IP:PORT, HOST:PORT or unix:PATH, or a list of them; SIGHUP rebinds."),
+    key!("unix_socket_mode", unix_socket_mode = socket_mode, Str("0660"),
+        "Permission bits (octal) of the unix: sockets created; \"0666\" lets everyone connect."),
     key!("root", root = root, Str("www"),
         "Directory to serve; the ROOT argument overrides it."),
     key!("workers", workers = workers, Int(0),
         "Worker threads, one scheduler each; 0 = one per core, at most 1024."),
+    key!("user", user = account, Str(""),
+        "Started as root: the user to run as once listeners are bound; \"\" = keep root."),
+    key!("group", group = account, Str(""),
+        "The group to run as with user; \"\" = the user's primary group."),
     key!("headers", static_files.headers = header_rules, Raw("[]"),
         "Rules [[headers]]: path glob -> header fields to set, add or remove."),
     key!("stages.acceptor", stages.acceptor: AcceptorKind = Readiness,

@@ -14,6 +14,7 @@
 mod access;
 mod glob;
 mod keys;
+mod listen;
 mod names;
 mod read;
 mod shared;
@@ -32,6 +33,7 @@ use std::time::Duration;
 pub use access::{allowed, AddrRange, StatusAccess};
 pub use glob::Glob;
 pub use keys::{reference, Key, Literal, KEYS};
+pub use listen::{parse_listen_spec, ListenSpec, Listeners, LISTENER_FIX, UNIX_PREFIX};
 pub use names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate, UnknownName};
 pub use shared::SharedConfig;
 pub use site::{parse_fallback, HeaderRule};
@@ -50,15 +52,25 @@ pub const MAX_WORKERS: usize = 1024;
 /// The whole server configuration; `Config::default()` holds every key's default.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// `listen`: the address to listen on, or a host name whose every
-    /// address is listened on (default 127.0.0.1:8080).
-    pub listen: Listen,
+    /// `listen`: every listener: TCP addresses (a host name listens on
+    /// every address it has), Unix sockets (`unix:/path`), or the sockets
+    /// systemd passed (default 127.0.0.1:8080).
+    pub listen: Listeners,
+    /// `unix_socket_mode`: permission bits of the Unix sockets the server
+    /// creates (default 0o660: owner and group may connect).
+    pub unix_socket_mode: u32,
     /// `root`: the directory served (default `www`).
     pub root: PathBuf,
     /// `workers`: worker threads, one scheduler each (default 0, one per core).
     ///
     /// Always >= 1: a 0 in the file is resolved to the number of cores.
     pub workers: usize,
+    /// `user`: the account to run as once the listeners are bound and the
+    /// log opened, when started as root; "" keeps the starting one (default).
+    pub user: String,
+    /// `group`: the group to run as with `user`; "" means the user's own
+    /// primary group (default).
+    pub group: String,
     /// `[stages]`: which acceptor and dispatcher make up the line.
     pub stages: Stages,
     /// `[queue]`: the pending-connection queue between acceptor and dispatcher.
@@ -323,9 +335,12 @@ impl Config {
     /// (`Config::default()` in `keys.rs`); these values are never used.
     fn blank() -> Config {
         Config {
-            listen: Listen::Addr(SocketAddr::from(([0, 0, 0, 0], 0))),
+            listen: Listeners::from(SocketAddr::from(([0, 0, 0, 0], 0))),
+            unix_socket_mode: 0,
             root: PathBuf::new(),
             workers: 1,
+            user: String::new(),
+            group: String::new(),
             stages: Stages {
                 acceptor: AcceptorKind::ALL[0],
                 dispatcher: DispatcherKind::ALL[0],

@@ -355,17 +355,17 @@ mod tests {
 
     #[test]
     fn listen_takes_a_host_name() {
-        use crate::config::Listen;
+        use crate::config::{Listen, ListenSpec};
         let c = Config::from_toml_str("listen = \"localhost:8080\"").unwrap();
-        assert_eq!(
-            c.listen,
-            Listen::Name {
-                host: "localhost".into(),
-                port: 8080
-            }
-        );
-        assert!(c
-            .listen
+        let name = Listen::Name {
+            host: "localhost".into(),
+            port: 8080,
+        };
+        assert_eq!(c.listen, name.clone().into());
+        let ListenSpec::Tcp(listen) = &c.listen.specs()[0] else {
+            panic!("{:?}", c.listen)
+        };
+        assert!(listen
             .resolve()
             .unwrap()
             .iter()

@@ -8,8 +8,10 @@
 //! lock is taken only the first time a worker sees a new generation.
 
 use std::cell::RefCell;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use super::Config;
 
@@ -21,6 +23,9 @@ pub struct SharedConfig {
     /// Bumped by every `replace`; starts at 1.
     generation: AtomicU64,
     current: Mutex<Arc<Config>>,
+    /// When the current one was made current, and the file it was read
+    /// from (for `/status`).
+    origin: Mutex<(SystemTime, Option<PathBuf>)>,
 }
 
 thread_local! {
@@ -36,7 +41,22 @@ impl SharedConfig {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             generation: AtomicU64::new(1),
             current: Mutex::new(Arc::new(config)),
+            origin: Mutex::new((SystemTime::now(), None)),
         }
+    }
+
+    /// Records the file the configuration is read from (`None`: defaults
+    /// and flags only), for `/status`.
+    pub fn set_file(&self, file: Option<&Path>) {
+        self.origin.lock().unwrap_or_else(PoisonError::into_inner).1 = file.map(Path::to_path_buf);
+    }
+
+    /// When the current configuration was made current, and its file.
+    pub fn origin(&self) -> (SystemTime, Option<PathBuf>) {
+        self.origin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The current configuration.
@@ -62,6 +82,7 @@ impl SharedConfig {
     pub fn replace(&self, config: Config) -> u64 {
         let mut current = self.lock();
         *current = Arc::new(config);
+        self.origin.lock().unwrap_or_else(PoisonError::into_inner).0 = SystemTime::now();
         self.generation.fetch_add(1, Ordering::AcqRel) + 1
     }
 

@@ -184,10 +184,6 @@ pub(crate) fn workers(v: &Value) -> Parsed<usize> {
     Ok(resolve_workers(n as usize))
 }
 
-pub(crate) fn listen(v: &Value) -> Parsed<Listen> {
-    parse_listen(string(v)?).ok_or_else(|| invalid(LISTEN_FIX))
-}
-
 pub(crate) fn root(v: &Value) -> Parsed<PathBuf> {
     match string(v)? {
         "" => Err(invalid("give the directory to serve, like \"www\"")),

@@ -8,6 +8,9 @@
 //! - [`latch`]: a flag green threads can await (shutdown).
 //! - [`idle`]: items parked until readable, with no green thread each.
 //! - [`net`]: TCP listeners and streams, `sendfile`.
+//! - [`swap`]: a value replaced whole while the workers read it.
+//! - [`sockets`]: Unix-domain listeners, sockets inherited from systemd.
+//! - [`account`]: switching to another user after binding.
 //! - [`watch`]: inotify file watching on the reactor.
 //! - [`beneath`]: opening files confined beneath a directory descriptor.
 //! - [`limits`]: the open-file limit, read and raised.
@@ -36,6 +39,7 @@
 //! assert_eq!(total, 55);
 //! ```
 
+pub mod account;
 pub mod beneath;
 pub mod dir;
 mod executor;
@@ -50,8 +54,10 @@ pub mod queue;
 mod reactor;
 pub mod read_buffer;
 pub mod signal;
+pub mod sockets;
 pub mod stats;
 pub mod stream;
+pub mod swap;
 mod sys;
 mod task;
 pub mod timer;

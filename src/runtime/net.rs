@@ -1,5 +1,8 @@
 //! TCP on the reactor: listeners built with `socket2`, accepted streams
-//! conditioned for serving, and `sendfile`.
+//! conditioned for serving, and `sendfile`. A listener may also hold a
+//! Unix-domain or inherited socket (`sockets.rs`): accept, read, write and
+//! sendfile are the same calls on any stream socket; TCP options are only
+//! set on TCP ones.
 
 use std::fs::File;
 use std::io;
@@ -23,6 +26,10 @@ pub struct ListenOptions {
     /// have arrived (or this long has passed): a new connection then never
     /// needs a poller registration and a wait before its first read.
     pub defer_accept: Option<Duration>,
+    /// IPV6_V6ONLY for an IPv6 address: false (the default) also takes IPv4
+    /// connections on `[::]`; true when `0.0.0.0` on the port is listened
+    /// on by a listener of its own.
+    pub only_v6: bool,
 }
 
 impl Default for ListenOptions {
@@ -31,6 +38,7 @@ impl Default for ListenOptions {
             reuse_port: false,
             backlog: 1024,
             defer_accept: None,
+            only_v6: false,
         }
     }
 }
@@ -57,10 +65,12 @@ impl Default for StreamOptions {
     }
 }
 
-/// A non-blocking listener whose `accept` parks the green thread.
+/// A non-blocking listener whose `accept` parks the green thread: TCP, or
+/// a Unix-domain stream socket (see [`TcpListener::is_tcp`]).
 #[derive(Debug)]
 pub struct TcpListener {
-    inner: Async<StdListener>,
+    pub(super) inner: Async<StdListener>,
+    pub(super) tcp: bool,
 }
 
 impl TcpListener {
@@ -71,6 +81,9 @@ impl TcpListener {
         if options.reuse_port {
             socket.set_reuse_port(true)?;
         }
+        if addr.is_ipv6() {
+            socket.set_only_v6(options.only_v6)?;
+        }
         socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
         socket.listen(options.backlog)?;
@@ -79,7 +92,14 @@ impl TcpListener {
         }
         Ok(TcpListener {
             inner: Async::new_nonblocking(socket.into()),
+            tcp: true,
         })
+    }
+
+    /// Whether it is a TCP listener (else a Unix-domain one): only TCP
+    /// sockets take TCP options.
+    pub fn is_tcp(&self) -> bool {
+        self.tcp
     }
 
     /// Wraps a bound, listening std listener, switching it to non-blocking
@@ -87,6 +107,7 @@ impl TcpListener {
     pub fn from_std(listener: StdListener) -> io::Result<TcpListener> {
         Ok(TcpListener {
             inner: Async::new(listener)?,
+            tcp: true,
         })
     }
 
@@ -97,18 +118,19 @@ impl TcpListener {
     }
 
     /// Accepts one connection, already non-blocking (accept4 with
-    /// SOCK_NONBLOCK saves an fcntl per connection).
-    pub async fn accept(&self) -> io::Result<(StdStream, SocketAddr)> {
+    /// SOCK_NONBLOCK saves an fcntl per connection). The peer's address is
+    /// `None` on a Unix-domain socket.
+    pub async fn accept(&self) -> io::Result<(StdStream, Option<SocketAddr>)> {
         self.inner.read_with(accept_nonblocking).await
     }
 
     /// One accept attempt; `WouldBlock` when no connection is waiting.
-    pub fn try_accept(&self) -> io::Result<(StdStream, SocketAddr)> {
+    pub fn try_accept(&self) -> io::Result<(StdStream, Option<SocketAddr>)> {
         accept_nonblocking(self.inner.get_ref())
     }
 }
 
-fn accept_nonblocking(listener: &StdListener) -> io::Result<(StdStream, SocketAddr)> {
+fn accept_nonblocking(listener: &StdListener) -> io::Result<(StdStream, Option<SocketAddr>)> {
     // SAFETY: accept4 writes at most `*len` bytes of the peer's address into
     // the storage socket2 provides; on success it returns a new descriptor.
     // The address comes with the call: no getpeername per connection.
@@ -122,12 +144,12 @@ fn accept_nonblocking(listener: &StdListener) -> io::Result<(StdStream, SocketAd
             ))
         })?
     };
-    // SAFETY: `fd` is a freshly accepted socket owned by nobody else.
+    // SAFETY: `fd` is a freshly accepted socket owned by nobody else. A
+    // Unix-domain stream is carried as a `TcpStream` too: its reads, writes
+    // and sendfile are the same calls; only TCP options would fail, and the
+    // acceptor sets none on it.
     let stream = unsafe { StdStream::from_raw_fd(fd) };
-    let peer = peer
-        .as_socket()
-        .ok_or_else(|| io::Error::other("accepted a non-IP connection"))?;
-    Ok((stream, peer))
+    Ok((stream, peer.as_socket()))
 }
 
 /// Sets `options` on a listening socket. Linux copies them to every
@@ -318,7 +340,7 @@ mod tests {
         let (accepted, peer) = listener.try_accept().unwrap();
         assert_eq!(
             peer,
-            client.local_addr().unwrap(),
+            Some(client.local_addr().unwrap()),
             "peer address from accept4"
         );
         assert!(has_options(&accepted, &lowat_options()));

@@ -29,6 +29,8 @@ pub struct Report {
     pub readiness: State,
     /// The handshake stage, when the server serves HTTPS.
     pub tls: Option<TlsReport>,
+    /// The configuration in use: generation, when loaded, from which file.
+    pub config: ConfigReport,
 }
 
 /// The TLS handshake stage, as `/status` shows it (the `"tls"` object).
@@ -56,6 +58,17 @@ impl TlsReport {
             n => self.resumed as f64 / n as f64,
         }
     }
+}
+
+/// The running configuration, as `/status` shows it under `"config"`.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigReport {
+    /// 1 at start-up, one more for each reload that took effect.
+    pub generation: u64,
+    /// When it was loaded, in seconds since the Unix epoch.
+    pub loaded_at_unix: u64,
+    /// The file it was read from; `None` for defaults and flags only.
+    pub file: Option<String>,
 }
 
 /// A worker's pending queue, as `/status` shows it.
@@ -133,6 +146,18 @@ pub fn to_json(r: &Report) -> String {
         let sep = if i == 0 { "" } else { "," };
         let _ = write!(s, "{sep}\"{stage}\":{}", json_string(name));
     }
+    let c = &r.config;
+    let loaded = std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.loaded_at_unix);
+    let _ = write!(
+        s,
+        "}},\"config\":{{\"generation\":{},\"loaded_at\":{},\"loaded_at_unix\":{},\"file\":{}",
+        c.generation,
+        json_string(&crate::http::date::fmt_http_date(loaded)),
+        c.loaded_at_unix,
+        c.file
+            .as_deref()
+            .map_or_else(|| "null".to_string(), json_string)
+    );
     let _ = write!(
         s,
         "}},\"connections\":{{\"accepted\":{},\"open\":{},\"reading\":{},\"writing\":{},\"idle_keepalive\":{},\"rejected\":{},\"recycled\":{}}},",
@@ -243,6 +268,18 @@ pub fn to_prometheus(r: &Report) -> String {
         "gauge",
         "1 while /readyz answers 200 (accepting, not draining), else 0.",
         &one(u8::from(r.readiness == State::Ready).to_string()),
+    );
+    metric(
+        "config_generation",
+        "gauge",
+        "Configurations loaded: 1 at start, one more per reload that took effect.",
+        &one(r.config.generation.to_string()),
+    );
+    metric(
+        "config_loaded_timestamp_seconds",
+        "gauge",
+        "When the configuration in use was loaded, Unix time.",
+        &one(r.config.loaded_at_unix.to_string()),
     );
     let stages: Vec<_> = r
         .stages

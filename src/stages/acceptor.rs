@@ -21,16 +21,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{AcceptorKind, Overload};
+use crate::config::{AcceptorKind, Config, Overload};
 use crate::runtime::net::{condition_listener, condition_stream, has_options};
 use crate::runtime::{
-    race, sleep, yield_now, Async, Either, Handle, ListenOptions, Stream, StreamOptions,
+    race, sleep, yield_now, Async, Either, Handle, Latch, ListenOptions, Stream, StreamOptions,
     TcpListener,
 };
 
 use super::handshake::Handshake;
+
 use super::pending::{admit, reject_stream};
-use super::{Acceptor, Conn, Line};
+use super::{Acceptor, Bound, Conn, Line, Origin};
 
 /// One listener on worker 0 dealing connections to every worker's queue;
 /// `readiness` parks until the listener is readable, `spin` polls it.
@@ -86,7 +87,25 @@ impl Acceptor for SingleListener {
         addr: SocketAddr,
         line: &Arc<Line>,
     ) -> io::Result<SocketAddr> {
-        self.start_to(runtime, addr, line, Entry::Line)
+        let listener = TcpListener::bind(addr, &listen_options(&line.config.load(), false, false))?;
+        let bound = listener.local_addr()?;
+        self.start_listener(
+            runtime,
+            Bound::fresh(listener, false),
+            line,
+            &Arc::new(Latch::new()),
+        )?;
+        Ok(bound)
+    }
+
+    fn start_listener(
+        &self,
+        runtime: &Handle,
+        bound: Bound,
+        line: &Arc<Line>,
+        stop: &Arc<Latch>,
+    ) -> io::Result<()> {
+        self.launch(runtime, bound, line, stop, Entry::Line)
     }
 
     fn start_tls(
@@ -96,27 +115,37 @@ impl Acceptor for SingleListener {
         line: &Arc<Line>,
         handshake: &Arc<Handshake>,
     ) -> io::Result<SocketAddr> {
-        self.start_to(runtime, addr, line, Entry::Handshake(handshake.clone()))
+        let (bound, addr) = bind_fresh(addr, line)?;
+        let entry = Entry::Handshake(handshake.clone());
+        self.launch(runtime, bound, line, &Arc::new(Latch::new()), entry)?;
+        Ok(addr)
     }
 }
 
 impl SingleListener {
-    fn start_to(
+    fn launch(
         &self,
         runtime: &Handle,
-        addr: SocketAddr,
+        bound: Bound,
         line: &Arc<Line>,
+        stop: &Arc<Latch>,
         entry: Entry,
-    ) -> io::Result<SocketAddr> {
-        let listener = TcpListener::bind(addr, &listen_options(line, false))?;
-        let bound = listener.local_addr()?;
-        let (line, wait) = (line.clone(), self.wait);
+    ) -> io::Result<()> {
+        let (line, wait, stop) = (line.clone(), self.wait, stop.clone());
         runtime
             .spawn_on(0, async move {
-                accept_loop(&line, &listener, wait, Deal::RoundRobin, &entry).await
+                accept_loop(
+                    &line,
+                    &bound.listener,
+                    wait,
+                    Deal::RoundRobin,
+                    &stop,
+                    &entry,
+                )
+                .await
             })
             .detach();
-        Ok(bound)
+        Ok(())
     }
 }
 
@@ -131,7 +160,25 @@ impl Acceptor for ReusePort {
         addr: SocketAddr,
         line: &Arc<Line>,
     ) -> io::Result<SocketAddr> {
-        self.start_to(runtime, addr, line, Entry::Line)
+        let listener = TcpListener::bind(addr, &listen_options(&line.config.load(), false, false))?;
+        let bound = listener.local_addr()?;
+        self.start_listener(
+            runtime,
+            Bound::fresh(listener, false),
+            line,
+            &Arc::new(Latch::new()),
+        )?;
+        Ok(bound)
+    }
+
+    fn start_listener(
+        &self,
+        runtime: &Handle,
+        bound: Bound,
+        line: &Arc<Line>,
+        stop: &Arc<Latch>,
+    ) -> io::Result<()> {
+        self.launch(runtime, bound, line, stop, Entry::Line)
     }
 
     fn start_tls(
@@ -141,40 +188,53 @@ impl Acceptor for ReusePort {
         line: &Arc<Line>,
         handshake: &Arc<Handshake>,
     ) -> io::Result<SocketAddr> {
-        self.start_to(runtime, addr, line, Entry::Handshake(handshake.clone()))
+        let (bound, addr) = bind_fresh(addr, line)?;
+        let entry = Entry::Handshake(handshake.clone());
+        self.launch(runtime, bound, line, &Arc::new(Latch::new()), entry)?;
+        Ok(addr)
     }
 }
 
 impl ReusePort {
-    fn start_to(
+    fn launch(
         &self,
         runtime: &Handle,
-        addr: SocketAddr,
+        bound: Bound,
         line: &Arc<Line>,
+        stop: &Arc<Latch>,
         entry: Entry,
-    ) -> io::Result<SocketAddr> {
+    ) -> io::Result<()> {
+        let Origin::Fresh { only_v6 } = bound.origin else {
+            // A Unix socket or an inherited one cannot be bound again per
+            // worker: one acceptor shares it, dealing round-robin.
+            eprintln!(
+                "conveyor: reuseport: {} cannot be split per worker; one acceptor shares it \
+                 and deals its connections round-robin",
+                bound.describe()
+            );
+            return READINESS.launch(runtime, bound, line, stop, entry);
+        };
         // SO_REUSEPORT lets any process of the same user that listens on
         // the port with it too share it: two servers would split the
-        // connections between two sites. A bind without it fails if anyone
-        // listens there; only this server's listeners, bound next, share.
-        let addr = std::net::TcpListener::bind(addr)?.local_addr()?;
-        let options = listen_options(line, true);
-        let first = TcpListener::bind(addr, &options)?;
-        // With port 0 the others must join the port the first one got.
-        let bound = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..runtime.workers() {
-            listeners.push(TcpListener::bind(bound, &options)?);
+        // connections between two sites. The server's bind without it
+        // (`bound`) failed if anyone listened there; only this server's
+        // listeners, bound next, share.
+        let addr = bound.listener.local_addr()?;
+        drop(bound);
+        let options = listen_options(&line.config.load(), true, only_v6);
+        let mut listeners = Vec::with_capacity(runtime.workers());
+        for _ in 0..runtime.workers() {
+            listeners.push(TcpListener::bind(addr, &options)?);
         }
         for (worker, listener) in listeners.into_iter().enumerate() {
-            let (line, entry) = (line.clone(), entry.clone());
+            let (line, stop, entry) = (line.clone(), stop.clone(), entry.clone());
             runtime
                 .spawn_on(worker, async move {
-                    accept_loop(&line, &listener, Wait::Park, Deal::Local, &entry).await
+                    accept_loop(&line, &listener, Wait::Park, Deal::Local, &stop, &entry).await
                 })
                 .detach();
         }
-        Ok(bound)
+        Ok(())
     }
 }
 
@@ -184,6 +244,13 @@ impl ReusePort {
 enum Entry {
     Line,
     Handshake(Arc<Handshake>),
+}
+
+/// Binds a TCP listener for `addr` under the line's config (TLS listeners).
+fn bind_fresh(addr: SocketAddr, line: &Line) -> io::Result<(Bound, SocketAddr)> {
+    let listener = TcpListener::bind(addr, &listen_options(&line.config.load(), false, false))?;
+    let addr = listener.local_addr()?;
+    Ok((Bound::fresh(listener, false), addr))
 }
 
 /// The least time between two accept-failure warnings.
@@ -201,16 +268,25 @@ fn accept_failure_message(e: &io::Error) -> String {
     format!("conveyor: warning: accept failed ({e}){hint}")
 }
 
-fn listen_options(line: &Line, reuse_port: bool) -> ListenOptions {
-    let defer = line.config.load().runtime.tcp_defer_accept;
+/// How a TCP listener is bound under `config`.
+pub fn listen_options(config: &Config, reuse_port: bool, only_v6: bool) -> ListenOptions {
+    let defer = config.runtime.tcp_defer_accept;
     ListenOptions {
         reuse_port,
-        backlog: i32::try_from(line.config.load().runtime.backlog).unwrap_or(i32::MAX),
+        backlog: i32::try_from(config.runtime.backlog).unwrap_or(i32::MAX),
         defer_accept: (!defer.is_zero()).then_some(defer),
+        only_v6,
     }
 }
 
-async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal, entry: &Entry) {
+async fn accept_loop(
+    line: &Line,
+    listener: &TcpListener,
+    wait: Wait,
+    deal: Deal,
+    stop: &Latch,
+    entry: &Entry,
+) {
     let config = line.config.load();
     let stream_options = StreamOptions {
         nodelay: true,
@@ -225,7 +301,9 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
     };
     // Conditioning the listener conditions what it accepts (Linux copies
     // the options); checked on the first connection, else done one by one.
+    // A Unix-domain socket takes no TCP options.
     let mut conditioning = match condition_listener(listener, &stream_options) {
+        _ if !listener.is_tcp() => Conditioning::Inherited,
         Ok(()) => Conditioning::Unchecked,
         Err(_) => Conditioning::PerStream,
     };
@@ -233,13 +311,16 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
     // True from a failed accept until the next one succeeds.
     let mut accept_failing = false;
     let mut warned: Option<Instant> = None;
-    while !line.shutdown.is_set() {
+    // Stops at shutdown, or when a reload removes this listener (`stop`):
+    // the connections it accepted carry on.
+    let stopping = || async { race(line.shutdown.wait(), stop.wait()).await };
+    while !line.shutdown.is_set() && !stop.is_set() {
         let accepted = match wait {
-            Wait::Park => match race(listener.accept(), line.shutdown.wait()).await {
+            Wait::Park => match race(listener.accept(), stopping()).await {
                 Either::Left(result) => result,
-                Either::Right(()) => break,
+                Either::Right(_) => break,
             },
-            Wait::Spin => spin_accept(listener, line).await,
+            Wait::Spin => spin_accept(listener, line, stop).await,
         };
         let (stream, _peer) = match accepted {
             Ok(accepted) => accepted,
@@ -279,9 +360,11 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
         // backlog holds the ones after it.
         let mut slot = line.slots.try_take();
         if slot.is_none() && config.queue.overload == Overload::Wait {
+            // Only a stop of the whole server drops it: a listener a
+            // reload removed still serves what it accepted.
             match race(line.slots.take(), line.shutdown.wait()).await {
                 Either::Left(taken) => slot = Some(taken),
-                Either::Right(()) => break,
+                Either::Right(_) => break,
             }
         }
         let Some(slot) = slot else {
@@ -308,11 +391,12 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
 async fn spin_accept(
     listener: &TcpListener,
     line: &Line,
-) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    stop: &Latch,
+) -> io::Result<(std::net::TcpStream, Option<SocketAddr>)> {
     loop {
         match listener.try_accept() {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if line.shutdown.is_set() {
+                if line.shutdown.is_set() || stop.is_set() {
                     return Err(io::ErrorKind::ConnectionAborted.into());
                 }
                 yield_now().await;

@@ -88,6 +88,19 @@ impl Conn {
         self.stream.get_ref().peer_addr().ok()
     }
 
+    /// The client as the access log writes it: its IP address, "unix" on a
+    /// Unix-domain socket (whose peers have no address), "-" if unknown.
+    pub fn client(&self) -> String {
+        match socket2::SockRef::from(self.stream.get_ref()).peer_addr() {
+            Ok(addr) => match addr.as_socket() {
+                Some(ip) => ip.ip().to_string(),
+                None if addr.domain() == socket2::Domain::UNIX => "unix".to_string(),
+                None => "-".to_string(),
+            },
+            Err(_) => "-".to_string(),
+        }
+    }
+
     /// Reads more bytes into the input buffer (of `size` bytes), by
     /// `deadline`. Ok(0) means the peer closed; a full buffer is an error.
     pub(crate) async fn fill(

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::http::{parse_request, BodyFraming, Limits, Request};
+use crate::runtime::swap::Swap;
 use crate::runtime::LocalPool;
 use crate::service::redirect::HttpsRedirect;
 use crate::service::static_files::StaticFiles;
@@ -30,6 +31,20 @@ const DRAIN_LIMIT: u64 = 64 * 1024;
 /// The built-in handler: parses each request, routes it, writes the
 /// response, then recycles or closes the connection.
 pub struct HttpHandler {
+    /// What the config builds: replaced whole by a reload ([`Self::rebuild`]);
+    /// each turn of a connection takes the current one.
+    current: Swap<Built>,
+    /// Services mounted by the library user, kept across rebuilds.
+    mounted: Vec<(String, Arc<dyn Service>)>,
+    workers: usize,
+}
+
+/// A [`Built`] waiting for the rest of a reload to succeed.
+pub(crate) struct Prepared(Built);
+
+/// The limits, routes (static files included) and access log one config
+/// makes.
+struct Built {
     limits: Limits,
     routes: RouteTable,
     access_log: Option<crate::access_log::AccessLog>,
@@ -51,20 +66,52 @@ impl HttpHandler {
         access_log: Option<crate::access_log::AccessLog>,
         mounted: Vec<(String, Arc<dyn Service>)>,
     ) -> std::io::Result<HttpHandler> {
+        let built = Built::new(config, workers, access_log, &mounted)?;
+        Ok(HttpHandler {
+            current: Swap::new(built, workers),
+            mounted,
+            workers,
+        })
+    }
+
+    /// Builds the routes, static files and limits of `config`, for
+    /// [`Self::commit`]; on error nothing changes.
+    pub(crate) fn prepare(
+        &self,
+        config: &Config,
+        access_log: Option<crate::access_log::AccessLog>,
+    ) -> std::io::Result<Prepared> {
+        Built::new(config, self.workers, access_log, &self.mounted).map(Prepared)
+    }
+
+    /// Makes what `prepare` built current for every connection's next
+    /// turn; a turn under way finishes with the old one.
+    pub(crate) fn commit(&self, prepared: Prepared) {
+        self.current.replace(prepared.0);
+    }
+}
+
+impl Built {
+    fn new(
+        config: &Config,
+        workers: usize,
+        access_log: Option<crate::access_log::AccessLog>,
+        mounted: &[(String, Arc<dyn Service>)],
+    ) -> std::io::Result<Built> {
         if let Some(clash) = config.endpoint_clash() {
             return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, clash));
         }
         let files = StaticFiles::new(&config.root, &config.static_files, workers)?;
         let mut routes = RouteTable::builtin(files, config);
         for (path, service) in mounted {
-            routes.mount(&path, Target::Mounted(service));
+            routes.mount(path, Target::Mounted(service.clone()));
         }
         // Once, at start-up: a user whose file answers something else would
         // otherwise never learn why.
         for shadowed in routes.shadowed(&config.root) {
             eprintln!("conveyor: warning: {shadowed}");
         }
-        Ok(HttpHandler {
+        Ok(Built {
             limits: Limits {
                 max_request_line: config.limits.max_request_line,
                 max_header_bytes: config.limits.max_header_bytes,
@@ -75,7 +122,9 @@ impl HttpHandler {
         })
     }
 
-    async fn serve(&self, mut conn: Conn, line: &Line) {
+    /// Owns its `Built`: the future holds it (and the connection) directly,
+    /// with no wrapper future to move them through.
+    async fn serve(self: Arc<Self>, mut conn: Conn, line: &Line) {
         let reading = Reading::new(line.metrics.here());
         // One config snapshot for everything this turn answers.
         let ctx = ServiceContext {
@@ -248,7 +297,7 @@ impl HttpHandler {
             .here()
             .record_response(status, started.elapsed());
         if let Some(log) = &self.access_log {
-            log.record(conn.peer(), req, status, bytes);
+            log.record(&conn.client(), req, status, bytes);
         }
     }
 }
@@ -335,6 +384,6 @@ impl Handler for HttpHandler {
     }
 
     fn handle<'a>(&'a self, conn: Conn, line: &'a Line) -> LocalFuture<'a> {
-        LocalFuture::new(self.serve(conn, line))
+        LocalFuture::new(self.current.load().serve(conn, line))
     }
 }

@@ -18,7 +18,7 @@ use rustls::{HandshakeKind, ServerConnection};
 
 use crate::config::Overload;
 use crate::runtime::{self, timeout, timeout_at, Handle, Queue, QueueSnapshot, TcpStream};
-use crate::tls::{CertificateFiles, TlsError, TlsKeys, TlsSession};
+use crate::tls::{CertificateFiles, Prepared, TlsError, TlsKeys, TlsSession};
 
 use super::pending::{admit, reject_stream};
 use super::{Conn, Line};
@@ -86,6 +86,16 @@ impl Handshake {
     /// (SIGHUP); open connections keep theirs. A bad file keeps the old ones.
     pub fn reload(&self, certificates: &[CertificateFiles]) -> Result<(), TlsError> {
         self.keys.reload(certificates)
+    }
+
+    /// Reads and checks `certificates` for a reload without using them yet.
+    pub fn prepare(&self, certificates: &[CertificateFiles]) -> Result<Prepared, TlsError> {
+        self.keys.prepare(certificates)
+    }
+
+    /// Makes certificates [`Self::prepare`] read current for new handshakes.
+    pub fn install(&self, prepared: Prepared) {
+        self.keys.install(prepared);
     }
 
     /// Takes a new connection onto `worker`'s handshake queue, by the

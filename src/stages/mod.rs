@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use crate::config::{AcceptorKind, DispatcherKind, SharedConfig};
 use crate::metrics::Metrics;
-use crate::runtime::{Handle, Latch};
+use crate::runtime::{Handle, Latch, TcpListener};
 use crate::service::Readiness;
 
 pub use conn::{Conn, Slots};
@@ -103,6 +103,73 @@ pub trait Acceptor: Send + Sync {
             io::ErrorKind::Unsupported,
             format!("the {} acceptor cannot serve TLS listeners", self.name()),
         ))
+    }
+
+    /// Spawns the accepting green threads for a listener the server has
+    /// bound (TCP or Unix) or inherited (systemd); they stop accepting once
+    /// `stop` is set (a reload removed the listener) or the server stops,
+    /// and what they accepted carries on. An acceptor that does not
+    /// implement it takes TCP addresses only, through `start`.
+    fn start_listener(
+        &self,
+        _runtime: &Handle,
+        bound: Bound,
+        _line: &Arc<Line>,
+        _stop: &Arc<Latch>,
+    ) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "the {} acceptor takes TCP addresses only, not {}",
+                self.name(),
+                bound.describe()
+            ),
+        ))
+    }
+}
+
+/// A listening socket handed to an acceptor, and where it came from.
+pub struct Bound {
+    /// The listener, bound and listening.
+    pub listener: TcpListener,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// Where a [`Bound`] listener came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Bound by this server to a TCP address: an acceptor may bind the
+    /// address again (SO_REUSEPORT) with the same IPV6_V6ONLY.
+    Fresh {
+        /// IPV6_V6ONLY, as bound.
+        only_v6: bool,
+    },
+    /// A Unix-domain socket at this path.
+    Unix(std::path::PathBuf),
+    /// Passed by the service manager: how messages name it.
+    Inherited(String),
+}
+
+impl Bound {
+    /// A TCP listener this server bound.
+    pub fn fresh(listener: TcpListener, only_v6: bool) -> Bound {
+        Bound {
+            listener,
+            origin: Origin::Fresh { only_v6 },
+        }
+    }
+
+    /// What a message calls it: the address, `unix:PATH`, or the systemd name.
+    pub fn describe(&self) -> String {
+        match &self.origin {
+            Origin::Fresh { .. } => match self.listener.local_addr() {
+                Ok(addr) => addr.to_string(),
+                Err(_) => "a TCP listener".to_string(),
+            },
+            Origin::Unix(path) => format!("unix:{}", path.display()),
+            Origin::Inherited(name) => name.clone(),
+        }
     }
 }
 

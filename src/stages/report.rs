@@ -3,7 +3,7 @@
 
 use crate::metrics::Totals;
 use crate::runtime;
-use crate::service::status::{QueueReport, Report, StatusSource, TlsReport};
+use crate::service::status::{ConfigReport, QueueReport, Report, StatusSource, TlsReport};
 
 use super::Line;
 
@@ -49,6 +49,16 @@ impl StatusSource for Line {
                     plain_http: h.plain_http,
                 }
             }),
+            config: {
+                let (loaded, file) = self.config.origin();
+                ConfigReport {
+                    generation: self.config.generation(),
+                    loaded_at_unix: loaded
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                    file: file.map(|f| f.display().to_string()),
+                }
+            },
         }
     }
 }

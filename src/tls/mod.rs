@@ -130,9 +130,20 @@ impl TlsKeys {
     /// Loads `certificates` again (on SIGHUP): new handshakes use them;
     /// connections already open keep theirs. On an error the old ones stay.
     pub fn reload(&self, certificates: &[CertificateFiles]) -> Result<(), TlsError> {
-        let config = server_config(certificates, &self.ticketer, &self.cache)?;
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = config;
+        let prepared = self.prepare(certificates)?;
+        self.install(prepared);
         Ok(())
+    }
+
+    /// Reads and checks `certificates` without using them yet: the first
+    /// half of [`Self::reload`], for a reload that may still fail elsewhere.
+    pub fn prepare(&self, certificates: &[CertificateFiles]) -> Result<Prepared, TlsError> {
+        server_config(certificates, &self.ticketer, &self.cache).map(Prepared)
+    }
+
+    /// Makes what [`Self::prepare`] read current for new handshakes.
+    pub fn install(&self, prepared: Prepared) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = prepared.0;
     }
 
     /// A new server-side connection for one client.
@@ -143,6 +154,9 @@ impl TlsKeys {
         Ok(tls)
     }
 }
+
+/// Certificates read and checked by [`TlsKeys::prepare`], not yet in use.
+pub struct Prepared(Arc<ServerConfig>);
 
 fn server_config(
     certificates: &[CertificateFiles],

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of it
 
-pub(crate) mod child;
+pub(crate) mod process;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -289,7 +289,7 @@ pub(crate) fn raw(addr: SocketAddr, request: &[u8]) -> Response {
     read_response_with(&mut stream, &mut carry, request.starts_with(b"HEAD "))
 }
 
-/// `GET path` with Host, on an existing connection.
+/// `GET path` with Host, on an existing connection (TCP or Unix).
 pub(crate) fn get(stream: &mut (impl Read + Write), path: &str) -> Response {
     write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("send");
     read_response(stream)

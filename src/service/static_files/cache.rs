@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::runtime::watch::{Change, FileWatcher, WatchId};
-use crate::runtime::{self, read_seq_now};
+use crate::runtime::{self, race, read_seq_now, Either, Latch};
 
 use super::negotiate::{negotiate, Encoding};
 use super::{content_type, Validators};
@@ -180,8 +180,21 @@ enum Watch {
         watcher: Arc<FileWatcher>,
         files: HashMap<WatchId, Vec<String>>,
         dirs: HashSet<WatchId>,
+        /// Ends the green thread reading the watcher when the cache goes
+        /// (a reload replaced the static files): its inotify descriptor
+        /// then closes instead of outliving every reload.
+        _stop: StopOnDrop,
     },
     Unavailable,
+}
+
+/// Sets its latch when dropped.
+struct StopOnDrop(Arc<Latch>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
+    }
 }
 
 impl Cache {
@@ -313,6 +326,7 @@ impl Cache {
             watcher,
             files,
             dirs,
+            ..
         } = &mut self.watch
         else {
             return false;
@@ -344,9 +358,20 @@ fn start_watching(cache: Arc<Mutex<Cache>>) -> Watch {
         return Watch::Unavailable;
     };
     let reports = watcher.clone();
+    let stop = Arc::new(Latch::new());
+    let stopped = stop.clone();
+    // Weak: the cache owns this thread's stop latch, so a strong reference
+    // here would keep both alive for ever.
+    let cache = Arc::downgrade(&cache);
     runtime::spawn(async move {
         loop {
-            let changes = reports.changes().await;
+            let changes = match race(reports.changes(), stopped.wait()).await {
+                Either::Left(changes) => changes,
+                Either::Right(()) => return,
+            };
+            let Some(cache) = cache.upgrade() else {
+                return;
+            };
             let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
             match changes {
                 // Evicts early; correctness rests on `Cache::sync`.
@@ -360,6 +385,7 @@ fn start_watching(cache: Arc<Mutex<Cache>>) -> Watch {
         watcher,
         files: HashMap::new(),
         dirs: HashSet::new(),
+        _stop: StopOnDrop(stop),
     }
 }
 

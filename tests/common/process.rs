@@ -1,6 +1,6 @@
-//! The `conveyor` binary as a child process: its output line by line on
-//! channels (every wait has a deadline), signals sent by its PID, killed by
-//! its PID if a test fails midway.
+//! Running the `conveyor` binary in a test: its output arrives line by
+//! line on channels, so every wait has a deadline; it is killed (by its
+//! PID) if a test fails midway.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -8,15 +8,17 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
+/// The binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_conveyor");
-/// The longest any one wait on the child lasts.
+/// The longest any one wait on the binary may take.
 pub(crate) const LIMIT: Duration = Duration::from_secs(10);
 
-/// A running binary.
+/// A running binary; its output arrives line by line on channels, so every
+/// wait has a deadline. Killed (by its PID) if a test fails midway.
 pub(crate) struct Running {
-    pub child: Child,
-    pub stdout: Receiver<String>,
-    pub stderr: Receiver<String>,
+    pub(crate) child: Child,
+    pub(crate) stdout: Receiver<String>,
+    pub(crate) stderr: Receiver<String>,
 }
 
 fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
@@ -31,14 +33,12 @@ fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
     rx
 }
 
-/// Runs the binary with `args` in `dir`.
 pub(crate) fn spawn(dir: &Path, args: &[&str]) -> Running {
     let mut command = Command::new(BIN);
     command.args(args).current_dir(dir);
     spawn_command(command)
 }
 
-/// Runs `command` (the binary, set up by the caller) with its output piped.
 pub(crate) fn spawn_command(mut command: Command) -> Running {
     let mut child = command
         .stdout(Stdio::piped())
@@ -85,17 +85,41 @@ impl Running {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Sends `signal` ("TERM", "INT", "HUP") to the child, by its PID.
-    pub(crate) fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{signal} failed");
-    }
-
+    /// Sends SIGTERM, by its PID.
     pub(crate) fn terminate(&self) {
         self.signal("TERM");
+    }
+
+    /// Sends the signal named like `HUP` to the binary, by its PID.
+    pub(crate) fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// The next stdout line holding `text`, skipping others, within `LIMIT`.
+    pub(crate) fn stdout_with(&self, text: &str) -> String {
+        Self::line_with(&self.stdout, text)
+    }
+
+    /// The next stderr line holding `text`, skipping others, within `LIMIT`.
+    pub(crate) fn stderr_with(&self, text: &str) -> String {
+        Self::line_with(&self.stderr, text)
+    }
+
+    fn line_with(rx: &Receiver<String>, text: &str) -> String {
+        let deadline = Instant::now() + LIMIT;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        panic!("no line with {text:?} within {LIMIT:?}; saw {seen:?}")
     }
 }
 
@@ -108,11 +132,12 @@ impl Drop for Running {
     }
 }
 
-/// The first address of a start-up line.
+/// The first address of a start-up (or reload) line.
 pub(crate) fn address(line: &str) -> String {
     line.split("http://")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
+        .map(|addr| addr.trim_end_matches([',', ';']))
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string()
 }

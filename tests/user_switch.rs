@@ -1,0 +1,114 @@
+//! `user` and `group`: started as root, the binary binds, opens its log,
+//! then runs as the account named; mistakes stop start-up with exit 2.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+
+mod common;
+
+use common::process::{address, spawn, LIMIT};
+use common::{get, temp_dir};
+
+fn site(tag: &str, config: &str) -> PathBuf {
+    let dir = temp_dir(tag);
+    std::fs::create_dir_all(dir.join("site")).expect("site");
+    std::fs::write(dir.join("site/index.html"), "hi").expect("index");
+    std::fs::write(
+        dir.join("c.toml"),
+        format!("listen = \"127.0.0.1:0\"\nroot = \"site\"\n{config}"),
+    )
+    .expect("config");
+    dir
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The real, effective, saved and file-system ids on a /proc status line.
+fn ids(pid: u32, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {status}"))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn start(dir: &Path) -> (common::process::Running, String) {
+    let run = spawn(dir, &["--config", "c.toml"]);
+    let addr = address(&run.stdout_line());
+    (run, addr)
+}
+
+#[test]
+fn started_as_root_it_runs_as_the_user_named() {
+    if !is_root() {
+        println!("skipped: switching users needs the test to run as root");
+        return;
+    }
+    let dir = site("user-nobody", "user = \"nobody\"\n");
+    let (mut run, addr) = start(&dir);
+    let pid = run.child.id();
+    assert_eq!(ids(pid, "Uid"), "65534 65534 65534 65534");
+    let gid = ids(pid, "Gid");
+    assert!(
+        !gid.split(' ').any(|g| g == "0"),
+        "still in group root: {gid}"
+    );
+    assert_eq!(ids(pid, "Groups").split(' ').count(), 1);
+    let mut s = TcpStream::connect(&addr).expect("connect");
+    s.set_read_timeout(Some(LIMIT)).expect("timeout");
+    assert_eq!(get(&mut s, "/").text(), "hi");
+    run.terminate();
+    assert_eq!(run.exit_code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unknown_user_or_a_group_alone_stops_start_up() {
+    let dir = site("user-group-alone", "group = \"nogroup\"\n");
+    let mut run = spawn(&dir, &["--config", "c.toml"]);
+    assert_eq!(run.exit_code(), Some(2));
+    let message = run.stderr_line();
+    assert!(
+        message.contains("group = \"nogroup\" is set without user"),
+        "{message}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let dir = site("user-unknown", "user = \"no-such-user-conveyor\"\n");
+    let mut run = spawn(&dir, &["--config", "c.toml"]);
+    if is_root() {
+        assert_eq!(run.exit_code(), Some(2));
+        let message = run.stderr_line();
+        assert!(
+            message.contains("there is no user \"no-such-user-conveyor\""),
+            "{message}"
+        );
+        assert!(message.contains("fix `user` and `group`"), "{message}");
+    } else {
+        // Not root: nothing to switch from; said once, and it serves.
+        let warning = run.stderr_line();
+        assert!(
+            warning.contains("is ignored: only a server started as root"),
+            "{warning}"
+        );
+        run.terminate();
+        assert_eq!(run.exit_code(), Some(0));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let dir = site("user-bad-name", "user = \"a:b\"\n");
+    let mut run = spawn(&dir, &["--config", "c.toml"]);
+    assert_eq!(run.exit_code(), Some(2));
+    let message = run.stderr_line();
+    assert!(
+        message.contains("user = \"a:b\" is not a user or group name"),
+        "{message}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
