@@ -122,6 +122,7 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
              use it only to compare designs, and --acceptor readiness otherwise"
         );
     }
+    eprintln!("{}", line.pressure.budget.note());
     let signal = loop {
         match signal::wait_termination(Duration::from_secs(1)) {
             Ok(Some(signal)) => break Some(signal),

@@ -317,6 +317,35 @@ impl<T> IdleSet<T> {
         drop(items); // outside the lock: dropping may deregister descriptors
     }
 
+    /// When the item parked longest will expire; None if the set is empty.
+    /// Items of one set expire in the order parked, so across sets with the
+    /// same timeout the earliest deadline marks the longest-idle item.
+    pub fn oldest_deadline(&self) -> Option<Instant> {
+        let state = lock(&self.state);
+        let deadline = state.slots.get(state.oldest)?.deadline;
+        Some(self.epoch + Duration::from_millis(deadline))
+    }
+
+    /// Takes out the item parked longest, to close it early (a server out of
+    /// connection slots). O(1): it heads the deadline order. An item whose
+    /// descriptor the reactor has already reported readable is left for the
+    /// pump (it holds a request now); the next oldest is tried, a few at most.
+    pub fn take_oldest(&self) -> Option<T> {
+        const TRIES: usize = 8;
+        let mut state = lock(&self.state);
+        let woken = lock(&self.woken.slots);
+        let mut index = state.oldest;
+        for _ in 0..TRIES {
+            let next = state.slots.get(index)?.next;
+            if !woken.contains(&index) {
+                drop(woken);
+                return state.take(index);
+            }
+            index = next;
+        }
+        None
+    }
+
     /// Parks `item` until readable or timed out. Gives it straight back if
     /// its descriptor may already be read; drops it if arming fails.
     pub fn park(&self, item: T) -> Option<T> {

@@ -24,6 +24,80 @@ pub struct Report {
     pub queues: Vec<QueueReport>,
     /// Each worker's scheduler counters; empty outside a runtime.
     pub scheduler: Vec<WorkerSnapshot>,
+    /// Connection pressure and admission (`"pressure"`).
+    pub pressure: PressureReport,
+}
+
+/// Connection pressure and admission control, as `/status` shows them
+/// under `"pressure"`.
+#[derive(Clone, Debug, Default)]
+pub struct PressureReport {
+    /// The soft open-file limit in force.
+    pub fd_limit: u64,
+    /// The soft open-file limit the process started with.
+    pub fd_limit_at_start: u64,
+    /// Connection slots.
+    pub max_connections: u64,
+    /// Whether they follow the open-file limit (`limits.max_connections = 0`).
+    pub max_connections_auto: bool,
+    /// Idle keep-alive connections closed to admit new ones.
+    pub evicted_idle: u64,
+    /// New connections that found every slot taken.
+    pub slots_exhausted: u64,
+    /// `accept` failures: out of the process's descriptors.
+    pub accept_emfile: u64,
+    /// `accept` failures: out of the system's descriptors.
+    pub accept_enfile: u64,
+    /// `queue.overload`.
+    pub overload: &'static str,
+    /// `queue.codel_target`, µs.
+    pub codel_target_us: u64,
+    /// `queue.codel_interval`, µs.
+    pub codel_interval_us: u64,
+    /// Per worker, in worker order.
+    pub workers: Vec<QueueWaitReport>,
+}
+
+/// One worker's queue wait and shedding.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QueueWaitReport {
+    /// The last wait measured between queueing a connection and a handler
+    /// taking it, µs.
+    pub wait_us: u64,
+    /// Its moving average, µs.
+    pub wait_avg_us: u64,
+    /// Whether the worker sheds new connections now (`codel`).
+    pub shedding: bool,
+    /// New connections it answered 503 for a queue wait that stayed high.
+    pub shed: u64,
+}
+
+fn write_pressure(s: &mut String, p: &PressureReport) {
+    let shed: u64 = p.workers.iter().map(|w| w.shed).sum();
+    let _ = write!(
+        s,
+        "\"pressure\":{{\"fd_limit\":{},\"fd_limit_at_start\":{},\"max_connections\":{},\"max_connections_auto\":{},\"evicted_idle\":{},\"slots_exhausted\":{},\"accept_emfile\":{},\"accept_enfile\":{},\"overload\":{},\"codel_target_us\":{},\"codel_interval_us\":{},\"shed_codel\":{shed},\"queue_wait\":[",
+        p.fd_limit,
+        p.fd_limit_at_start,
+        p.max_connections,
+        p.max_connections_auto,
+        p.evicted_idle,
+        p.slots_exhausted,
+        p.accept_emfile,
+        p.accept_enfile,
+        json_string(p.overload),
+        p.codel_target_us,
+        p.codel_interval_us,
+    );
+    for (worker, w) in p.workers.iter().enumerate() {
+        let sep = if worker == 0 { "" } else { "," };
+        let _ = write!(
+            s,
+            "{sep}{{\"worker\":{worker},\"wait_us\":{},\"wait_avg_us\":{},\"shedding\":{},\"shed\":{}}}",
+            w.wait_us, w.wait_avg_us, w.shedding, w.shed
+        );
+    }
+    s.push_str("]},");
 }
 
 /// A worker's pending queue, as `/status` shows it.
@@ -117,6 +191,7 @@ pub fn to_json(r: &Report) -> String {
         s,
         "\"latency_us\":{{\"p50\":{p50},\"p90\":{p90},\"p99\":{p99}}},"
     );
+    write_pressure(&mut s, &r.pressure);
     s.push_str("\"queues\":[");
     for (worker, q) in r.queues.iter().enumerate() {
         let sep = if worker == 0 { "" } else { "," };

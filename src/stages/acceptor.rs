@@ -19,7 +19,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::{AcceptorKind, Overload};
 use crate::runtime::net::{condition_listener, condition_stream, has_options};
@@ -28,6 +28,7 @@ use crate::runtime::{
 };
 
 use super::pending::{admit, reject_stream};
+use super::pressure;
 use super::{Acceptor, Conn, Line};
 
 /// One listener on worker 0 dealing connections to every worker's queue;
@@ -132,21 +133,6 @@ impl Acceptor for ReusePort {
     }
 }
 
-/// The least time between two accept-failure warnings.
-const ACCEPT_WARNING_EVERY: Duration = Duration::from_secs(60);
-
-/// The one line logged when `accept` starts failing (until it succeeds again).
-fn accept_failure_message(e: &io::Error) -> String {
-    let hint = match e.raw_os_error() {
-        Some(libc::EMFILE | libc::ENFILE) => {
-            ": out of file descriptors; new connections wait in the kernel backlog \
-             until some close (raise `ulimit -n` or lower limits.max_connections)"
-        }
-        _ => "; retrying every 10 ms",
-    };
-    format!("conveyor: warning: accept failed ({e}){hint}")
-}
-
 fn listen_options(line: &Line, reuse_port: bool) -> ListenOptions {
     let defer = line.config.load().runtime.tcp_defer_accept;
     ListenOptions {
@@ -176,9 +162,6 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
         Err(_) => Conditioning::PerStream,
     };
     let mut next_queue = 0usize;
-    // True from a failed accept until the next one succeeds.
-    let mut accept_failing = false;
-    let mut warned: Option<Instant> = None;
     while !line.shutdown.is_set() {
         let accepted = match wait {
             Wait::Park => match race(listener.accept(), line.shutdown.wait()).await {
@@ -191,21 +174,15 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
             Ok(accepted) => accepted,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                // Out of descriptors or similar: back off instead of spinning,
-                // and say so once per episode (not once per 10 ms retry), at
-                // most once a minute (freed descriptors are soon taken again).
-                if !accept_failing {
-                    accept_failing = true;
-                    if warned.is_none_or(|at| at.elapsed() >= ACCEPT_WARNING_EVERY) {
-                        warned = Some(Instant::now());
-                        eprintln!("{}", accept_failure_message(&e));
-                    }
+                // Out of descriptors: an idle keep-alive connection gives
+                // one back and the accept is retried at once; otherwise back
+                // off instead of spinning. Counted, and said once per interval.
+                if !pressure::accept_failed(line, &e) {
+                    sleep(Duration::from_millis(10)).await;
                 }
-                sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
-        accept_failing = false;
         if conditioning == Conditioning::Unchecked {
             conditioning = match has_options(&stream, &stream_options) {
                 true => Conditioning::Inherited,
@@ -220,11 +197,12 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
         // A free connection slot is taken only now, with a connection in
         // hand: an acceptor parked on an empty listener must not hold one
         // that a connection waiting on another listener (reuseport), or one
-        // closing meanwhile, would free for the next newcomer. Under "wait",
-        // this newcomer waits unread until a slot frees up, and the kernel
-        // backlog holds the ones after it.
-        let mut slot = line.slots.try_take();
-        if slot.is_none() && config.queue.overload == Overload::Wait {
+        // closing meanwhile, would free for the next newcomer. None free:
+        // the longest-idle keep-alive connection makes room; none idle:
+        // under "wait" (or "codel") this newcomer waits unread until a slot
+        // frees up, and the kernel backlog holds the ones after it.
+        let mut slot = line.slots.try_take().or_else(|| pressure::make_room(line));
+        if slot.is_none() && config.queue.overload != Overload::Reject {
             match race(line.slots.take(), line.shutdown.wait()).await {
                 Either::Left(taken) => slot = Some(taken),
                 Either::Right(()) => break,

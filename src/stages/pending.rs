@@ -84,6 +84,18 @@ impl PendingQueue {
         }
     }
 
+    /// When this worker's longest-idle keep-alive connection would time out.
+    pub fn oldest_idle(&self) -> Option<std::time::Instant> {
+        self.idle.oldest_deadline()
+    }
+
+    /// Takes out this worker's longest-idle keep-alive connection (to close
+    /// it: the server is out of slots or descriptors). Never one that holds
+    /// a request, nor a new one that has sent nothing yet.
+    pub fn evict_oldest_idle(&self) -> Option<Conn> {
+        self.idle.take_oldest()
+    }
+
     /// Closes every parked connection (shutdown).
     pub fn close_idle(&self) {
         self.idle.clear();
@@ -157,7 +169,7 @@ impl PendingQueue {
 /// What an acceptor does with a new connection, by the overload policy.
 pub async fn admit(line: &Line, pending: &PendingQueue, conn: Conn) {
     match line.config.load().queue.overload {
-        Overload::Wait => pending.push(conn).await,
+        Overload::Wait | Overload::Codel => pending.push(conn).await,
         Overload::Reject => {
             if let Err(conn) = pending.try_push(conn) {
                 reject_stream(line, &conn.stream);
