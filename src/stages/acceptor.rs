@@ -203,9 +203,9 @@ async fn accept_loop(line: &Line, listener: &TcpListener, wait: Wait, deal: Deal
         // frees up, and the kernel backlog holds the ones after it.
         let mut slot = line.slots.try_take().or_else(|| pressure::make_room(line));
         if slot.is_none() && config.queue.overload != Overload::Reject {
-            match race(line.slots.take(), line.shutdown.wait()).await {
-                Either::Left(taken) => slot = Some(taken),
-                Either::Right(()) => break,
+            match pressure::wait_for_slot(line).await {
+                Some(taken) => slot = Some(taken),
+                None => break,
             }
         }
         let Some(slot) = slot else {

@@ -96,6 +96,16 @@ impl PendingQueue {
         self.idle.take_oldest()
     }
 
+    /// Queues a connection taken out of the idle set that turned out to hold
+    /// its next request already.
+    pub fn resume(&self, mut conn: Conn) {
+        conn.ready_since = runtime::now();
+        if let Err(conn) = self.try_push(conn) {
+            let queue = self.queue.clone();
+            runtime::spawn_detached(async move { queue.send(conn).await });
+        }
+    }
+
     /// Closes every parked connection (shutdown).
     pub fn close_idle(&self) {
         self.idle.clear();

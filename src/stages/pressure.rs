@@ -20,6 +20,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::runtime::limits::{fd_limit, raise_fd_limit, FdLimit};
+use crate::runtime::{race, sleep, Either};
 
 use super::admission::Admission;
 use super::conn::Slot;
@@ -187,19 +188,31 @@ impl Pressure {
 }
 
 /// Closes the longest-idle keep-alive connection of any worker; false if
-/// none is idle. Its slot and descriptor are free when this returns.
+/// none is idle. Its slot and descriptor are free when this returns. One
+/// whose next request has arrived but not yet been reported by the reactor
+/// is not closed: it goes on to its queue, and the next oldest is tried.
 pub fn evict_idle(line: &Line) -> bool {
-    let oldest = line
-        .pending
-        .iter()
-        .filter_map(|q| q.oldest_idle().map(|deadline| (deadline, q)))
-        .min_by_key(|(deadline, _)| *deadline);
-    let Some(conn) = oldest.and_then(|(_, q)| q.evict_oldest_idle()) else {
-        return false;
-    };
-    drop(conn);
-    line.pressure.evicted_idle.fetch_add(1, Ordering::Relaxed);
-    true
+    const TRIES: usize = 4;
+    for _ in 0..TRIES {
+        let oldest = line
+            .pending
+            .iter()
+            .filter_map(|q| q.oldest_idle().map(|deadline| (deadline, q)))
+            .min_by_key(|(deadline, _)| *deadline);
+        let Some((queue, conn)) = oldest.and_then(|(_, q)| Some((q, q.evict_oldest_idle()?)))
+        else {
+            return false;
+        };
+        // Non-blocking: WouldBlock means idle; 0 means the client closed.
+        if matches!(conn.stream.get_ref().peek(&mut [0u8; 1]), Ok(n) if n > 0) {
+            queue.resume(conn);
+            continue;
+        }
+        drop(conn);
+        line.pressure.evicted_idle.fetch_add(1, Ordering::Relaxed);
+        return true;
+    }
+    false
 }
 
 /// A slot for a new connection when none was free: closes the longest-idle
@@ -221,6 +234,30 @@ pub fn make_room(line: &Line) -> Option<Slot> {
         ),
     });
     slot
+}
+
+/// How often an acceptor waiting for a slot looks again for an idle
+/// connection to close: connections busy when it first looked may have gone
+/// idle since, without giving their slot back.
+const RECHECK_EVERY: Duration = Duration::from_millis(20);
+
+/// Waits for a slot when none was free and none idle: one given back, or
+/// one an idle keep-alive connection frees. None once the server stops.
+pub async fn wait_for_slot(line: &Line) -> Option<Slot> {
+    loop {
+        let stopped = race(line.shutdown.wait(), sleep(RECHECK_EVERY));
+        match race(line.slots.take(), stopped).await {
+            Either::Left(slot) => return Some(slot),
+            Either::Right(Either::Left(())) => return None,
+            Either::Right(Either::Right(())) => {
+                if evict_idle(line) {
+                    if let Some(slot) = line.slots.try_take() {
+                        return Some(slot);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Counts and reports a failed `accept`. True if the acceptor may retry at
