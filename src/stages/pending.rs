@@ -73,13 +73,22 @@ impl PendingQueue {
     /// wait, for the server's lifetime.
     pub async fn run_idle(&self, waiting: Waiting) {
         let parked = self.parked(waiting);
+        let mut expired = 0u32;
         loop {
             match parked.next().await {
                 Ready::Readable(mut conn) => {
                     conn.ready_since = runtime::now();
                     self.queue.send(conn).await;
                 }
-                Ready::Expired(conn) => drop(conn),
+                Ready::Expired(conn) => {
+                    drop(conn);
+                    // Thousands may expire together (all parked in one
+                    // burst): closing them must not hold the worker.
+                    expired = expired.wrapping_add(1);
+                    if expired.is_multiple_of(64) {
+                        runtime::yield_now().await;
+                    }
+                }
             }
         }
     }
