@@ -980,7 +980,11 @@ fn status_json_and_prometheus_report_everything() {
                 .unwrap_or_else(|| panic!("{label}: no 2xx sample in {text}"));
             assert_eq!(two_xx, "2", "{label}: style.css and the JSON /status");
             // Per-worker families carry one sample per worker, labelled.
-            for family in ["queue_idle", "green_threads_spawned_total"] {
+            for family in [
+                "queue_idle",
+                "green_threads_spawned_total",
+                "shed_codel_total",
+            ] {
                 for worker in 0..2 {
                     let series = format!("conveyor_{family}{{worker=\"{worker}\"}} ");
                     assert!(text.contains(&series), "{label}: no {series} in {text}");

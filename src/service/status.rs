@@ -447,5 +447,69 @@ pub fn to_prometheus(r: &Report) -> String {
         ),
     ];
     per_worker(&r.scheduler, |_, w| w.worker, &worker_metrics, &mut metric);
+    pressure_metrics(&r.pressure, &mut metric);
     s
+}
+
+/// The `"pressure"` figures as Prometheus metrics.
+fn pressure_metrics(
+    p: &PressureReport,
+    metric: &mut impl FnMut(&str, &str, &str, &[(String, String)]),
+) {
+    let one = |v: u64| vec![(String::new(), v.to_string())];
+    let singles = [
+        ("fd_limit", "gauge", "The soft open-file limit.", p.fd_limit),
+        (
+            "max_connections",
+            "gauge",
+            "Connection slots.",
+            p.max_connections,
+        ),
+        (
+            "evicted_idle_total",
+            "counter",
+            "Idle keep-alive connections closed to admit new ones.",
+            p.evicted_idle,
+        ),
+        (
+            "slots_exhausted_total",
+            "counter",
+            "New connections that found every slot taken.",
+            p.slots_exhausted,
+        ),
+    ];
+    for (name, kind, help, value) in singles {
+        metric(name, kind, help, &one(value));
+    }
+    metric(
+        "accept_out_of_descriptors_total",
+        "counter",
+        "accept failures for want of descriptors (EMFILE: the process's; ENFILE: the system's).",
+        &[
+            ("{errno=\"EMFILE\"}".into(), p.accept_emfile.to_string()),
+            ("{errno=\"ENFILE\"}".into(), p.accept_enfile.to_string()),
+        ],
+    );
+    type WaitField = fn(&QueueWaitReport) -> u64;
+    let wait_metrics: [(&str, &str, &str, WaitField); 3] = [
+        (
+            "queue_wait_microseconds",
+            "gauge",
+            "The last wait measured between queueing a connection and a handler taking it.",
+            |w| w.wait_us,
+        ),
+        (
+            "queue_shedding",
+            "gauge",
+            "1 while the worker sheds new connections (queue.overload = codel).",
+            |w| u64::from(w.shedding),
+        ),
+        (
+            "shed_codel_total",
+            "counter",
+            "New connections answered 503 because the queue wait stayed above target.",
+            |w| w.shed,
+        ),
+    ];
+    per_worker(&p.workers, |w, _| w, &wait_metrics, metric);
 }
