@@ -498,6 +498,40 @@ mod tests {
         item.1.arm_readable(waker)
     }
 
+    /// Eviction takes the longest-parked item first, but never one the
+    /// reactor has reported readable.
+    #[test]
+    fn take_oldest_skips_items_already_reported_readable() {
+        let pairs: Vec<(UnixStream, UnixStream)> =
+            (0..3).map(|_| UnixStream::pair().expect("pair")).collect();
+        let (ours, mut theirs): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+        let taken = block_on(async move {
+            let set = IdleSet::new(unix_arm, Duration::from_secs(60));
+            assert!(set.oldest_deadline().is_none());
+            for (id, stream) in ours.into_iter().enumerate() {
+                let stream = Async::new(stream).expect("async");
+                assert!(set.park((id, stream)).is_none(), "parked {id}");
+            }
+            // The oldest becomes readable; once the reactor has said so,
+            // it is the pump's, not eviction's.
+            theirs[0].write_all(b"x").expect("write");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while lock(&set.woken.slots).is_empty() && Instant::now() < deadline {
+                crate::runtime::yield_now().await;
+            }
+            let first = set.take_oldest().map(|(id, _)| id);
+            let second = set.take_oldest().map(|(id, _)| id);
+            let left = set.len();
+            let readable = match set.next().await {
+                Ready::Readable((id, _)) => Some(id),
+                Ready::Expired(_) => None,
+            };
+            drop(theirs);
+            (first, second, left, readable)
+        });
+        assert_eq!(taken, (Some(1), Some(2), 1, Some(0)));
+    }
+
     /// Wakers are pointers into per-chunk blocks: a slot past the first
     /// chunk must wake as itself, and taking items out of the middle must
     /// keep the deadline order of the rest.
