@@ -8,7 +8,10 @@
 //! connection it takes while the wait is still above the target is answered
 //! `503` with `Retry-After` and closed, which costs far less than serving
 //! it, so the backlog drains — until a connection is taken with a wait below
-//! the target. Connections that already had a request served (keep-alive)
+//! the target. As in CoDel (RFC 8289), a worker that shed recently (within
+//! 16 intervals) sheds again as soon as the wait is back above the target,
+//! without tolerating another interval: the overload has not gone away.
+//! Connections that already had a request served (keep-alive)
 //! are never shed: their clients were admitted. This is CoDel's detection
 //! with a SEDA stage controller's response (refuse new work), per worker.
 //!
@@ -32,8 +35,14 @@ struct WorkerAdmission {
     /// `Admission::epoch` plus one (0: it is not above).
     above_since: AtomicU64,
     shedding: AtomicBool,
+    /// When it last shed, µs after `Admission::epoch` plus one (0: never).
+    last_shed: AtomicU64,
     shed: AtomicU64,
 }
+
+/// How long after shedding a worker sheds again without waiting an
+/// interval, in intervals (CoDel's "recently dropping" window).
+const RECENT_INTERVALS: u64 = 16;
 
 /// The per-worker admission state of a line.
 pub struct Admission {
@@ -107,10 +116,14 @@ impl Admission {
             }
             since => since,
         };
-        if now_us - since < micros(queue.codel_interval) {
+        let interval = micros(queue.codel_interval);
+        let last_shed = w.last_shed.load(Ordering::Relaxed);
+        let recently = last_shed != 0 && now_us - last_shed < interval * RECENT_INTERVALS;
+        if !recently && now_us - since < interval {
             return Verdict::Admit;
         }
         w.shedding.store(true, Ordering::Relaxed);
+        w.last_shed.store(now_us, Ordering::Relaxed);
         if !fresh || queue.overload != Overload::Codel {
             return Verdict::Admit;
         }
@@ -177,16 +190,21 @@ mod tests {
         assert!(a.snapshot(&config)[0].shedding);
         // One wait below target ends it.
         let short = Duration::from_millis(1);
-        assert_eq!(
-            a.on_take(0, at(130), at(130) + short, true, &config),
-            Verdict::Admit
-        );
-        assert_eq!(
-            a.on_take(0, at(131), at(131) + long, true, &config),
-            Verdict::Admit
-        );
+        let take = |ms: u64, wait: Duration, fresh: bool| {
+            a.on_take(0, at(ms), at(ms) + wait, fresh, &config)
+        };
+        assert_eq!(take(130, short, true), Verdict::Admit);
         let s = a.snapshot(&config)[0];
-        assert_eq!((s.shed, s.shedding, s.wait_us), (1, false, 20_000));
+        assert_eq!((s.shed, s.shedding, s.wait_us), (1, false, 1_000));
+        // Above target again soon after shedding: shed at once.
+        assert_eq!(take(131, long, true), Verdict::Shed);
+        assert_eq!(take(132, short, true), Verdict::Admit);
+        // Long after (16 intervals), an interval is tolerated again.
+        let later = 131 + 16 * 100 + 1;
+        assert_eq!(take(later, long, true), Verdict::Admit);
+        assert_eq!(take(later + 50, long, true), Verdict::Admit);
+        assert_eq!(take(later + 101, long, true), Verdict::Shed);
+        assert_eq!(a.snapshot(&config)[0].shed, 3);
     }
 
     #[test]
