@@ -69,11 +69,11 @@ echo "capacity: $capacity listings/s (closed loop); offered: $((per_tick * 100))
 declare -A ROW
 for policy in wait codel; do
   start "$policy"
-  timeout -k 5 $((DURATION + 60)) "${PIN[@]}" h2load --h1 -r "$per_tick" --rate-period 0.01 \
+  timeout -k 5 $((DURATION + 60)) "${PIN[@]}" h2load --h1 -r "$per_tick" --rate-period 10ms \
     -c "$total" -n "$total" -T 20 --log-file "$WORK/$policy.h2log" "$URL" > "$WORK/$policy.h2" 2>&1 || true
-  shed=$(curl -s "http://127.0.0.1:$PORT/status" | grep -o '"shed_codel":[0-9]*' | cut -d: -f2)
+  shed=$(curl -s "http://127.0.0.1:$PORT/status" | grep -o '"shed_codel":[0-9]*' | cut -d: -f2 || true)
   stop_pid "$SERVER_PID"
-  grep -E "^requests:|^status codes:" "$WORK/$policy.h2" >&2
+  grep -E "^requests:|^status codes:" "$WORK/$policy.h2" >&2 || cat "$WORK/$policy.h2" >&2
   log="$WORK/$policy.h2log"
   awk -F'\t' '$2 == 200 { print $3 }' "$log" | sort -n > "$WORK/$policy.ok"
   ok=$(wc -l < "$WORK/$policy.ok")
@@ -88,7 +88,7 @@ done
 
 echo
 echo "$(date -u +%Y-%m-%d), $(uname -n), $(nproc) CPUs, kernel $(uname -r); 1 worker; GET of a $FILES-entry listing"
-echo "capacity $capacity/s (wrk -c8, Connection: close); offered $((per_tick * 100))/s open loop (h2load -r $per_tick --rate-period 0.01), ${DURATION}s"
+echo "capacity $capacity/s (wrk -c8, Connection: close); offered $((per_tick * 100))/s open loop (h2load -r $per_tick --rate-period 10ms), ${DURATION}s"
 echo
 echo "| queue.overload | sent | answered 200 | p50 of 200s | p99 of 200s | answered 503 | failed or timed out | /status shed_codel |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
