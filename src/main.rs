@@ -132,6 +132,7 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
              use it only to compare designs, and --acceptor readiness otherwise"
         );
     }
+    eprintln!("{}", line.pressure.budget.note());
     let signal = loop {
         match signal::wait_control(Duration::from_secs(1)) {
             Ok(Some(libc::SIGHUP)) => reload(&server, args, &inherited),

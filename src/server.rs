@@ -13,6 +13,7 @@ use crate::metrics::Metrics;
 use crate::runtime::{race, Latch, Runtime};
 use crate::service::{Readiness, Service, StatusSource};
 use crate::stages::handler::HttpHandler;
+use crate::stages::pressure::{FdBudget, Pressure};
 use crate::stages::{
     acceptor_for, dispatcher_for, Acceptor, Dispatcher, Handler, Line, PendingQueue, Slots,
     StageNames, Waiting,
@@ -209,6 +210,12 @@ impl ServerBuilder {
             .poll_mode(config.runtime.poll_mode)
             .build()?;
         let metrics = Arc::new(Metrics::new(workers));
+        // Raises the open-file limit; sizes the slots by it (the binary
+        // prints the note); warns of a configured figure it cannot hold.
+        let budget = FdBudget::plan(config.limits.max_connections);
+        if let Some(warning) = budget.warning() {
+            eprintln!("{warning}");
+        }
         let line = Arc::new(Line {
             pending: (0..workers)
                 .map(|_| {
@@ -219,7 +226,8 @@ impl ServerBuilder {
                     )
                 })
                 .collect(),
-            slots: Slots::new(config.limits.max_connections, metrics.clone()),
+            slots: Slots::new(budget.max_connections, metrics.clone()),
+            pressure: Pressure::new(budget, workers),
             metrics,
             shutdown: Latch::new(),
             readiness: Readiness::new(),

@@ -536,6 +536,21 @@ fn read_unasked(server: &TestServer) -> (Response, TcpStream) {
     (response, stream)
 }
 
+/// Sends the first half of a request: the connection is mid-request.
+fn half_request(stream: &mut TcpStream) {
+    stream
+        .write_all(b"GET /app.js HTTP/1.1\r\n")
+        .expect("half a request");
+}
+
+/// Sends the rest of `half_request`'s request and reads the response.
+fn finish_request(stream: &mut TcpStream) -> Response {
+    stream
+        .write_all(b"Host: test\r\n\r\n")
+        .expect("the rest of the request");
+    read_response(stream)
+}
+
 /// A dispatcher that takes nothing off the pending queues until `open` is
 /// set, then serves their connections one at a time.
 struct Gated {
@@ -627,6 +642,14 @@ fn max_connections_with_reject_answers_503_to_the_third() {
             let mut b = server.connect();
             assert_eq!(get(&mut a, "/style.css").status, 200, "{}", server.label);
             assert_eq!(get(&mut b, "/style.css").status, 200, "{}", server.label);
+            // Both mid-request: an idle one would be closed to admit C.
+            half_request(&mut a);
+            half_request(&mut b);
+            assert!(
+                wait_until(SOON, || connections(server, "idle_keepalive") == 0),
+                "{}: A and B still idle",
+                server.label
+            );
 
             let (response, mut c) = read_unasked(server);
             assert_eq!(response.status, 503, "{}", server.label);
@@ -646,7 +669,7 @@ fn max_connections_with_reject_answers_503_to_the_third() {
             assert_eq!(connections(server, "rejected"), 1, "{}", server.label);
 
             // The first two are still served.
-            assert_eq!(get(&mut a, "/app.js").status, 200, "{}", server.label);
+            assert_eq!(finish_request(&mut a).status, 200, "{}", server.label);
 
             // Once one closes, its slot serves the next newcomer.
             drop(a);
@@ -662,7 +685,7 @@ fn max_connections_with_reject_answers_503_to_the_third() {
                 "{}: D after a slot freed",
                 server.label
             );
-            assert_eq!(get(&mut b, "/style.css").status, 200, "{}", server.label);
+            assert_eq!(finish_request(&mut b).status, 200, "{}", server.label);
         },
     );
 }
@@ -679,6 +702,14 @@ fn max_connections_with_wait_serves_the_third_once_one_closes() {
             let mut b = server.connect();
             assert_eq!(get(&mut a, "/style.css").status, 200, "{}", server.label);
             assert_eq!(get(&mut b, "/style.css").status, 200, "{}", server.label);
+            // Both mid-request: an idle one would be closed to admit C.
+            half_request(&mut a);
+            half_request(&mut b);
+            assert!(
+                wait_until(SOON, || connections(server, "idle_keepalive") == 0),
+                "{}: A and B still idle",
+                server.label
+            );
 
             // C completes its handshake in the kernel backlog, but is not
             // accepted while both slots are taken.
@@ -710,7 +741,7 @@ fn max_connections_with_wait_serves_the_third_once_one_closes() {
             let on_disk = std::fs::read(server.root.join("app.js")).expect("app.js");
             assert_eq!(response.body, on_disk, "{}", server.label);
             assert_eq!(connections(server, "rejected"), 0, "{}", server.label);
-            assert_eq!(get(&mut b, "/style.css").status, 200, "{}", server.label);
+            assert_eq!(finish_request(&mut b).status, 200, "{}", server.label);
         },
     );
 }
@@ -949,7 +980,11 @@ fn status_json_and_prometheus_report_everything() {
                 .unwrap_or_else(|| panic!("{label}: no 2xx sample in {text}"));
             assert_eq!(two_xx, "2", "{label}: style.css and the JSON /status");
             // Per-worker families carry one sample per worker, labelled.
-            for family in ["queue_idle", "green_threads_spawned_total"] {
+            for family in [
+                "queue_idle",
+                "green_threads_spawned_total",
+                "shed_codel_total",
+            ] {
                 for worker in 0..2 {
                     let series = format!("conveyor_{family}{{worker=\"{worker}\"}} ");
                     assert!(text.contains(&series), "{label}: no {series} in {text}");
@@ -1059,4 +1094,198 @@ fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
             assert!(received.len() < big.len(), "{label}: got everything anyway");
         },
     );
+}
+
+// ---------------------------------------------------------------------------
+// Connection pressure and admission control (README "Connection pressure",
+// "Admission control").
+
+#[test]
+fn the_longest_idle_keep_alive_connection_is_closed_to_admit_a_new_client() {
+    each_server(
+        |c| c.limits.max_connections = 2,
+        |server| {
+            let label = &server.label;
+            let mut a = server.connect();
+            assert_eq!(get(&mut a, "/style.css").status, 200, "{label}");
+            assert!(
+                wait_until(SOON, || connections(server, "idle_keepalive") == 1),
+                "{label}: A never idle"
+            );
+            // Idle deadlines are kept to the millisecond: let B's come later.
+            std::thread::sleep(Duration::from_millis(20));
+            let mut b = server.connect();
+            assert_eq!(get(&mut b, "/style.css").status, 200, "{label}");
+            assert!(
+                wait_until(SOON, || connections(server, "idle_keepalive") == 2),
+                "{label}: B never idle"
+            );
+
+            // Both slots are held by idle connections: C is served at once,
+            // and A, idle longest, pays for it; B stays open.
+            let mut c = server.connect();
+            assert_eq!(get(&mut c, "/app.js").status, 200, "{label}: C");
+            assert!(closed_within(&mut a, SOON), "{label}: A still open");
+            assert_eq!(get(&mut b, "/app.js").status, 200, "{label}: B");
+            let pressure = status(server).path("pressure").clone();
+            assert_eq!(pressure.get("evicted_idle").int(), 1, "{label}");
+            assert_eq!(pressure.get("slots_exhausted").int(), 1, "{label}");
+            assert_eq!(pressure.get("max_connections").int(), 2, "{label}");
+            assert_eq!(
+                pressure.get("max_connections_auto"),
+                &Json::Bool(false),
+                "{label}"
+            );
+            assert_eq!(connections(server, "rejected"), 0, "{label}");
+        },
+    );
+}
+
+#[test]
+fn by_default_slots_follow_the_open_file_limit() {
+    let server = start("readiness", "spawn", |c| c.limits.max_connections = 0);
+    let pressure = status(&server).path("pressure").clone();
+    assert_eq!(pressure.get("max_connections_auto"), &Json::Bool(true));
+    let limit = pressure.get("fd_limit").int();
+    let max = pressure.get("max_connections").int();
+    // The limit less a sixteenth (at least 256, or a quarter below 1024).
+    let headroom = (limit / 16).max((limit / 4).min(256));
+    assert_eq!(max, (limit - headroom).max(1), "{pressure:?}");
+    assert!(limit >= pressure.get("fd_limit_at_start").int());
+}
+
+#[test]
+fn a_client_trickling_its_first_headers_loses_its_slot_at_the_header_timeout() {
+    const HEADER_READ: Duration = Duration::from_secs(2);
+    each_server(
+        |c| {
+            c.limits.max_connections = 1;
+            c.timeouts.header_read = HEADER_READ;
+        },
+        |server| {
+            let label = server.label.clone();
+            let started = Instant::now();
+            let mut slow = server.connect();
+            // D waits for the one slot, which the slow client holds.
+            let mut d = server.connect();
+            d.write_all(b"GET /app.js HTTP/1.1\r\nHost: test\r\n\r\n")
+                .expect("D");
+            // Silent for most of the header timeout, then a byte at a time:
+            // each byte must not buy it more time.
+            let mut writer = slow.try_clone().expect("clone");
+            let trickle = std::thread::spawn(move || {
+                std::thread::sleep(HEADER_READ * 3 / 4);
+                let request =
+                    b"GET /app.js HTTP/1.1\r\nHost: test\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaa";
+                for byte in request {
+                    if writer.write_all(&[*byte]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+            let response = read_response(&mut slow);
+            let cut = started.elapsed();
+            assert_eq!(response.status, 408, "{label}");
+            assert!(
+                cut >= HEADER_READ * 9 / 10 && cut < HEADER_READ + SLACK,
+                "{label}: 408 after {cut:?}, header_read {HEADER_READ:?}"
+            );
+            // Its slot goes to D.
+            let answer = read_response(&mut d);
+            assert_eq!(answer.status, 200, "{label}: D");
+            assert!(
+                started.elapsed() < HEADER_READ + SLACK + SOON,
+                "{label}: D served after {:?}",
+                started.elapsed()
+            );
+            trickle.join().expect("trickler");
+        },
+    );
+}
+
+/// A mounted service that holds its worker for 15 ms per request (a
+/// CPU-bound request), so connections queue behind each other.
+struct Slow;
+
+impl conveyor::service::Service for Slow {
+    fn serve<'a>(
+        &'a self,
+        ex: &'a mut conveyor::service::Exchange<'_>,
+    ) -> conveyor::service::ServiceFuture<'a> {
+        conveyor::service::ServiceFuture::new(async move {
+            std::thread::sleep(Duration::from_millis(15));
+            ex.respond(200, "text/plain", b"ok\n", &[])
+        })
+    }
+}
+
+/// `n` new connections each sending one `GET /slow` (Connection: close) at
+/// once to a one-worker server under `overload`; their responses' statuses,
+/// and the server.
+fn burst(overload: Overload, n: usize) -> (Vec<Response>, TestServer) {
+    let server = start_with(
+        "readiness",
+        "spawn",
+        |c| {
+            c.workers = 1;
+            c.queue.overload = overload;
+            c.queue.codel_target = Duration::from_millis(5);
+            c.queue.codel_interval = Duration::from_millis(50);
+        },
+        |b| b.route("/slow", Arc::new(Slow)),
+    );
+    let mut clients: Vec<TcpStream> = (0..n)
+        .map(|_| {
+            let mut s = server.connect();
+            s.write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                .expect("send");
+            s
+        })
+        .collect();
+    let responses = clients.iter_mut().map(read_response).collect();
+    (responses, server)
+}
+
+#[test]
+fn codel_sheds_new_connections_with_503_while_the_queue_wait_stays_high() {
+    let (responses, server) = burst(Overload::Codel, 24);
+    let served = responses.iter().filter(|r| r.status == 200).count();
+    let shed: Vec<&Response> = responses.iter().filter(|r| r.status == 503).collect();
+    assert_eq!(served + shed.len(), 24, "{responses:?}");
+    // At 15 ms each, the wait passes the 5 ms target with the second one
+    // and stays above it: shedding starts after the 50 ms interval.
+    assert!(served >= 2, "{served} served");
+    assert!(shed.len() >= 8, "only {} shed", shed.len());
+    for r in &shed {
+        assert_eq!(r.header("Retry-After"), Some("1"), "{r:?}");
+        assert_eq!(r.header("Connection"), Some("close"), "{r:?}");
+    }
+    let pressure = status(&server).path("pressure").clone();
+    assert_eq!(pressure.get("shed_codel").int(), shed.len() as i64);
+    assert_eq!(pressure.get("overload").str(), "codel");
+    // Once the backlog is gone the wait falls, and new clients are served.
+    let mut late = server.connect();
+    assert_eq!(get(&mut late, "/slow").status, 200);
+    let after = status(&server);
+    let worker = &after.path("pressure").get("queue_wait").arr()[0];
+    assert_eq!(worker.get("shedding"), &Json::Bool(false), "{worker:?}");
+    assert!(worker.get("wait_us").int() < 5_000, "{worker:?}");
+}
+
+#[test]
+fn wait_serves_every_connection_however_long_the_queue_wait() {
+    let (responses, server) = burst(Overload::Wait, 24);
+    assert!(
+        responses.iter().all(|r| r.status == 200),
+        "{:?}",
+        responses.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    let pressure = status(&server).path("pressure").clone();
+    assert_eq!(pressure.get("shed_codel").int(), 0);
+    // The wait was measured all the same: the last ones queued behind the
+    // others' 15 ms each.
+    let worker = &pressure.get("queue_wait").arr()[0];
+    assert!(worker.get("wait_avg_us").int() > 5_000, "{worker:?}");
+    assert_eq!(worker.get("shedding"), &Json::Bool(false), "{worker:?}");
 }

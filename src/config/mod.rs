@@ -124,6 +124,10 @@ pub struct QueueConfig {
     pub capacity: usize,
     /// `queue.overload`: what the acceptor does when the queue is full (default `wait`).
     pub overload: Overload,
+    /// `queue.codel_target`: the queue wait `codel` holds new work to (default 5ms).
+    pub codel_target: Duration,
+    /// `queue.codel_interval`: how long the wait must stay above the target before `codel` sheds (default 100ms).
+    pub codel_interval: Duration,
 }
 
 /// The `[limits]` table: request sizes and connection counts.
@@ -138,7 +142,8 @@ pub struct LimitsConfig {
     /// `limits.max_echo_body`: largest body `/echo` accepts, in bytes; more gets 413
     /// (default 4 GiB).
     pub max_echo_body: u64,
-    /// `limits.max_connections`: open connections at once, across all workers (default 10000).
+    /// `limits.max_connections`: open connections at once, across all workers;
+    /// 0 (the default) = from the open-file limit (`stages::pressure`).
     pub max_connections: usize,
     /// `limits.max_requests_per_connection`: requests served on one keep-alive
     /// connection before it is closed (default 1000).
@@ -349,6 +354,8 @@ impl Config {
             queue: QueueConfig {
                 capacity: 0,
                 overload: Overload::ALL[0],
+                codel_target: Duration::ZERO,
+                codel_interval: Duration::ZERO,
             },
             limits: LimitsConfig {
                 max_request_line: 0,

@@ -123,6 +123,7 @@ names! {
     pub enum Overload as "overload policy" {
         Wait = "wait": "stop accepting; the kernel backlog absorbs the burst",
         Reject = "reject": "accept and answer 503",
+        Codel = "codel": "wait, and answer new connections 503 while the queue wait stays above queue.codel_target",
     }
 }
 

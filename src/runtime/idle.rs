@@ -317,6 +317,35 @@ impl<T> IdleSet<T> {
         drop(items); // outside the lock: dropping may deregister descriptors
     }
 
+    /// When the item parked longest will expire; None if the set is empty.
+    /// Items of one set expire in the order parked, so across sets with the
+    /// same timeout the earliest deadline marks the longest-idle item.
+    pub fn oldest_deadline(&self) -> Option<Instant> {
+        let state = lock(&self.state);
+        let deadline = state.slots.get(state.oldest)?.deadline;
+        Some(self.epoch + Duration::from_millis(deadline))
+    }
+
+    /// Takes out the item parked longest, to close it early (a server out of
+    /// connection slots). O(1): it heads the deadline order. An item whose
+    /// descriptor the reactor has already reported readable is left for the
+    /// pump (it holds a request now); the next oldest is tried, a few at most.
+    pub fn take_oldest(&self) -> Option<T> {
+        const TRIES: usize = 8;
+        let mut state = lock(&self.state);
+        let woken = lock(&self.woken.slots);
+        let mut index = state.oldest;
+        for _ in 0..TRIES {
+            let next = state.slots.get(index)?.next;
+            if !woken.contains(&index) {
+                drop(woken);
+                return state.take(index);
+            }
+            index = next;
+        }
+        None
+    }
+
     /// Parks `item` until readable or timed out. Gives it straight back if
     /// its descriptor may already be read; drops it if arming fails.
     pub fn park(&self, item: T) -> Option<T> {
@@ -467,6 +496,40 @@ mod tests {
 
     fn unix_arm(item: &(usize, Async<UnixStream>), waker: &Waker) -> io::Result<bool> {
         item.1.arm_readable(waker)
+    }
+
+    /// Eviction takes the longest-parked item first, but never one the
+    /// reactor has reported readable.
+    #[test]
+    fn take_oldest_skips_items_already_reported_readable() {
+        let pairs: Vec<(UnixStream, UnixStream)> =
+            (0..3).map(|_| UnixStream::pair().expect("pair")).collect();
+        let (ours, mut theirs): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+        let taken = block_on(async move {
+            let set = IdleSet::new(unix_arm, Duration::from_secs(60));
+            assert!(set.oldest_deadline().is_none());
+            for (id, stream) in ours.into_iter().enumerate() {
+                let stream = Async::new(stream).expect("async");
+                assert!(set.park((id, stream)).is_none(), "parked {id}");
+            }
+            // The oldest becomes readable; once the reactor has said so,
+            // it is the pump's, not eviction's.
+            theirs[0].write_all(b"x").expect("write");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while lock(&set.woken.slots).is_empty() && Instant::now() < deadline {
+                crate::runtime::yield_now().await;
+            }
+            let first = set.take_oldest().map(|(id, _)| id);
+            let second = set.take_oldest().map(|(id, _)| id);
+            let left = set.len();
+            let readable = match set.next().await {
+                Ready::Readable((id, _)) => Some(id),
+                Ready::Expired(_) => None,
+            };
+            drop(theirs);
+            (first, second, left, readable)
+        });
+        assert_eq!(taken, (Some(1), Some(2), 1, Some(0)));
     }
 
     /// Wakers are pointers into per-chunk blocks: a slot past the first

@@ -31,6 +31,8 @@ pub struct Report {
     pub tls: Option<TlsReport>,
     /// The configuration in use: generation, when loaded, from which file.
     pub config: ConfigReport,
+    /// Connection pressure and admission (`"pressure"`).
+    pub pressure: PressureReport,
 }
 
 /// The TLS handshake stage, as `/status` shows it (the `"tls"` object).
@@ -69,6 +71,78 @@ pub struct ConfigReport {
     pub loaded_at_unix: u64,
     /// The file it was read from; `None` for defaults and flags only.
     pub file: Option<String>,
+}
+
+/// Connection pressure and admission control, as `/status` shows them
+/// under `"pressure"`.
+#[derive(Clone, Debug, Default)]
+pub struct PressureReport {
+    /// The soft open-file limit in force.
+    pub fd_limit: u64,
+    /// The soft open-file limit the process started with.
+    pub fd_limit_at_start: u64,
+    /// Connection slots.
+    pub max_connections: u64,
+    /// Whether they follow the open-file limit (`limits.max_connections = 0`).
+    pub max_connections_auto: bool,
+    /// Idle keep-alive connections closed to admit new ones.
+    pub evicted_idle: u64,
+    /// New connections that found every slot taken.
+    pub slots_exhausted: u64,
+    /// `accept` failures: out of the process's descriptors.
+    pub accept_emfile: u64,
+    /// `accept` failures: out of the system's descriptors.
+    pub accept_enfile: u64,
+    /// `queue.overload`.
+    pub overload: &'static str,
+    /// `queue.codel_target`, µs.
+    pub codel_target_us: u64,
+    /// `queue.codel_interval`, µs.
+    pub codel_interval_us: u64,
+    /// Per worker, in worker order.
+    pub workers: Vec<QueueWaitReport>,
+}
+
+/// One worker's queue wait and shedding.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QueueWaitReport {
+    /// The last wait measured between queueing a connection and a handler
+    /// taking it, µs.
+    pub wait_us: u64,
+    /// Its moving average, µs.
+    pub wait_avg_us: u64,
+    /// Whether the worker sheds new connections now (`codel`).
+    pub shedding: bool,
+    /// New connections it answered 503 for a queue wait that stayed high.
+    pub shed: u64,
+}
+
+fn write_pressure(s: &mut String, p: &PressureReport) {
+    let shed: u64 = p.workers.iter().map(|w| w.shed).sum();
+    let _ = write!(
+        s,
+        "\"pressure\":{{\"fd_limit\":{},\"fd_limit_at_start\":{},\"max_connections\":{},\"max_connections_auto\":{},\"evicted_idle\":{},\"slots_exhausted\":{},\"accept_emfile\":{},\"accept_enfile\":{},\"overload\":{},\"codel_target_us\":{},\"codel_interval_us\":{},\"shed_codel\":{shed},\"queue_wait\":[",
+        p.fd_limit,
+        p.fd_limit_at_start,
+        p.max_connections,
+        p.max_connections_auto,
+        p.evicted_idle,
+        p.slots_exhausted,
+        p.accept_emfile,
+        p.accept_enfile,
+        json_string(p.overload),
+        p.codel_target_us,
+        p.codel_interval_us,
+    );
+    for (worker, w) in p.workers.iter().enumerate() {
+        let sep = if worker == 0 { "" } else { "," };
+        let _ = write!(
+            s,
+            "{sep}{{\"worker\":{worker},\"wait_us\":{},\"wait_avg_us\":{},\"shedding\":{},\"shed\":{}}}",
+            w.wait_us, w.wait_avg_us, w.shedding, w.shed
+        );
+    }
+    s.push_str("]},");
 }
 
 /// A worker's pending queue, as `/status` shows it.
@@ -174,6 +248,7 @@ pub fn to_json(r: &Report) -> String {
         s,
         "\"latency_us\":{{\"p50\":{p50},\"p90\":{p90},\"p99\":{p99}}},"
     );
+    write_pressure(&mut s, &r.pressure);
     s.push_str("\"queues\":[");
     for (worker, q) in r.queues.iter().enumerate() {
         let sep = if worker == 0 { "" } else { "," };
@@ -496,5 +571,69 @@ pub fn to_prometheus(r: &Report) -> String {
             metric(name, kind, help, &one(value.to_string()));
         }
     }
+    pressure_metrics(&r.pressure, &mut metric);
     s
+}
+
+/// The `"pressure"` figures as Prometheus metrics.
+fn pressure_metrics(
+    p: &PressureReport,
+    metric: &mut impl FnMut(&str, &str, &str, &[(String, String)]),
+) {
+    let one = |v: u64| vec![(String::new(), v.to_string())];
+    let singles = [
+        ("fd_limit", "gauge", "The soft open-file limit.", p.fd_limit),
+        (
+            "max_connections",
+            "gauge",
+            "Connection slots.",
+            p.max_connections,
+        ),
+        (
+            "evicted_idle_total",
+            "counter",
+            "Idle keep-alive connections closed to admit new ones.",
+            p.evicted_idle,
+        ),
+        (
+            "slots_exhausted_total",
+            "counter",
+            "New connections that found every slot taken.",
+            p.slots_exhausted,
+        ),
+    ];
+    for (name, kind, help, value) in singles {
+        metric(name, kind, help, &one(value));
+    }
+    metric(
+        "accept_out_of_descriptors_total",
+        "counter",
+        "accept failures for want of descriptors (EMFILE: the process's; ENFILE: the system's).",
+        &[
+            ("{errno=\"EMFILE\"}".into(), p.accept_emfile.to_string()),
+            ("{errno=\"ENFILE\"}".into(), p.accept_enfile.to_string()),
+        ],
+    );
+    type WaitField = fn(&QueueWaitReport) -> u64;
+    let wait_metrics: [(&str, &str, &str, WaitField); 3] = [
+        (
+            "queue_wait_microseconds",
+            "gauge",
+            "The last wait measured between queueing a connection and a handler taking it.",
+            |w| w.wait_us,
+        ),
+        (
+            "queue_shedding",
+            "gauge",
+            "1 while the worker sheds new connections (queue.overload = codel).",
+            |w| u64::from(w.shedding),
+        ),
+        (
+            "shed_codel_total",
+            "counter",
+            "New connections answered 503 because the queue wait stayed above target.",
+            |w| w.shed,
+        ),
+    ];
+    per_worker(&p.workers, |w, _| w, &wait_metrics, metric);
 }

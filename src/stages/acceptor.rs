@@ -19,7 +19,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::{AcceptorKind, Config, Overload};
 use crate::runtime::net::{condition_listener, condition_stream, has_options};
@@ -31,6 +31,7 @@ use crate::runtime::{
 use super::handshake::Handshake;
 
 use super::pending::{admit, reject_stream};
+use super::pressure;
 use super::{Acceptor, Bound, Conn, Line, Origin};
 
 /// One listener on worker 0 dealing connections to every worker's queue;
@@ -253,21 +254,6 @@ fn bind_fresh(addr: SocketAddr, line: &Line) -> io::Result<(Bound, SocketAddr)> 
     Ok((Bound::fresh(listener, false), addr))
 }
 
-/// The least time between two accept-failure warnings.
-const ACCEPT_WARNING_EVERY: Duration = Duration::from_secs(60);
-
-/// The one line logged when `accept` starts failing (until it succeeds again).
-fn accept_failure_message(e: &io::Error) -> String {
-    let hint = match e.raw_os_error() {
-        Some(libc::EMFILE | libc::ENFILE) => {
-            ": out of file descriptors; new connections wait in the kernel backlog \
-             until some close (raise `ulimit -n` or lower limits.max_connections)"
-        }
-        _ => "; retrying every 10 ms",
-    };
-    format!("conveyor: warning: accept failed ({e}){hint}")
-}
-
 /// How a TCP listener is bound under `config`.
 pub fn listen_options(config: &Config, reuse_port: bool, only_v6: bool) -> ListenOptions {
     let defer = config.runtime.tcp_defer_accept;
@@ -308,9 +294,6 @@ async fn accept_loop(
         Err(_) => Conditioning::PerStream,
     };
     let mut next_queue = 0usize;
-    // True from a failed accept until the next one succeeds.
-    let mut accept_failing = false;
-    let mut warned: Option<Instant> = None;
     // Stops at shutdown, or when a reload removes this listener (`stop`):
     // the connections it accepted carry on.
     let stopping = || async { race(line.shutdown.wait(), stop.wait()).await };
@@ -326,21 +309,15 @@ async fn accept_loop(
             Ok(accepted) => accepted,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                // Out of descriptors or similar: back off instead of spinning,
-                // and say so once per episode (not once per 10 ms retry), at
-                // most once a minute (freed descriptors are soon taken again).
-                if !accept_failing {
-                    accept_failing = true;
-                    if warned.is_none_or(|at| at.elapsed() >= ACCEPT_WARNING_EVERY) {
-                        warned = Some(Instant::now());
-                        eprintln!("{}", accept_failure_message(&e));
-                    }
+                // Out of descriptors: an idle keep-alive connection gives
+                // one back and the accept is retried at once; otherwise back
+                // off instead of spinning. Counted, and said once per interval.
+                if !pressure::accept_failed(line, &e) {
+                    sleep(Duration::from_millis(10)).await;
                 }
-                sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
-        accept_failing = false;
         if conditioning == Conditioning::Unchecked {
             conditioning = match has_options(&stream, &stream_options) {
                 true => Conditioning::Inherited,
@@ -355,16 +332,15 @@ async fn accept_loop(
         // A free connection slot is taken only now, with a connection in
         // hand: an acceptor parked on an empty listener must not hold one
         // that a connection waiting on another listener (reuseport), or one
-        // closing meanwhile, would free for the next newcomer. Under "wait",
-        // this newcomer waits unread until a slot frees up, and the kernel
-        // backlog holds the ones after it.
-        let mut slot = line.slots.try_take();
-        if slot.is_none() && config.queue.overload == Overload::Wait {
-            // Only a stop of the whole server drops it: a listener a
-            // reload removed still serves what it accepted.
-            match race(line.slots.take(), line.shutdown.wait()).await {
-                Either::Left(taken) => slot = Some(taken),
-                Either::Right(_) => break,
+        // closing meanwhile, would free for the next newcomer. None free:
+        // the longest-idle keep-alive connection makes room; none idle:
+        // under "wait" (or "codel") this newcomer waits unread until a slot
+        // frees up, and the kernel backlog holds the ones after it.
+        let mut slot = line.slots.try_take().or_else(|| pressure::make_room(line));
+        if slot.is_none() && config.queue.overload != Overload::Reject {
+            match pressure::wait_for_slot(line).await {
+                Some(taken) => slot = Some(taken),
+                None => break,
             }
         }
         let Some(slot) = slot else {

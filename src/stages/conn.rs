@@ -66,6 +66,9 @@ pub struct Conn {
     pub requests: u32,
     /// When the connection was accepted or last became readable again.
     pub ready_since: Instant,
+    /// When the connection was accepted: its first request's headers are
+    /// due `timeouts.header_read` after this, however it trickles them.
+    pub accepted: Instant,
     _slot: Slot,
 }
 
@@ -73,11 +76,13 @@ impl Conn {
     /// A fresh connection holding `slot` until it is dropped: no bytes
     /// buffered, no requests served, ready as of the worker's current turn.
     pub fn new(stream: Stream, slot: Slot) -> Conn {
+        let now = crate::runtime::now();
         Conn {
             stream,
             input: ReadBuffer::default(),
             requests: 0,
-            ready_since: crate::runtime::now(),
+            ready_since: now,
+            accepted: now,
             _slot: slot,
         }
     }

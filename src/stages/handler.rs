@@ -19,6 +19,7 @@ use crate::service::{
     Target,
 };
 
+use super::admission::Verdict;
 use super::{Conn, Handler, Line, LocalFuture};
 
 /// Responses buffered beyond this are written before answering more
@@ -135,6 +136,20 @@ impl Built {
             status: line,
             readiness: &line.readiness,
         };
+        // How long it waited since queued; `codel` may shed it for that.
+        let worker = crate::runtime::current_worker().unwrap_or(0);
+        let fresh = conn.requests == 0;
+        let verdict = line.pressure.admission.on_take(
+            worker,
+            conn.ready_since,
+            Instant::now(),
+            fresh,
+            &ctx.config,
+        );
+        if verdict == Verdict::Shed {
+            self.shed(&mut conn, line, &ctx).await;
+            return;
+        }
         let next = self.serve_ready(&mut conn, line, &ctx).await;
         drop(reading);
         if line.shutdown.is_set() {
@@ -147,10 +162,35 @@ impl Built {
         }
     }
 
+    /// Answers a new connection 503 with `Retry-After` and closes it: the
+    /// queue wait stayed above `queue.codel_target`. What the request sent
+    /// is read first, so the close does not reset the answer away.
+    async fn shed(&self, conn: &mut Conn, line: &Line, ctx: &ServiceContext<'_>) {
+        let _ = conn.try_fill(ctx.read_buffer_size(), line.metrics.here());
+        let mut out = OutBuffer::take();
+        let out = &mut out.0;
+        crate::http::write_error(
+            out,
+            503,
+            "server overloaded, retry shortly",
+            false,
+            &[("Retry-After", "1")],
+        );
+        self.record(line, conn, None, 503, 0, Instant::now());
+        let _ = flush(&conn.stream, out, ctx).await;
+    }
+
     /// Answers every complete request buffered (reading first if there is
     /// none). Returns what becomes of the connection.
     async fn serve_ready(&self, conn: &mut Conn, line: &Line, ctx: &ServiceContext<'_>) -> Next {
-        let deadline = conn.ready_since + ctx.config.timeouts.header_read;
+        // A first request's headers are due a header timeout after the
+        // accept, a later one's after its first bytes arrived: a client
+        // trickling them never holds its slot longer.
+        let since = match conn.requests {
+            0 => conn.accepted,
+            _ => conn.ready_since,
+        };
+        let deadline = since + ctx.config.timeouts.header_read;
         let mut out = OutBuffer::take();
         let out = &mut out.0;
         let mut answered = 0u32;

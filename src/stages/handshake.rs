@@ -99,11 +99,13 @@ impl Handshake {
     }
 
     /// Takes a new connection onto `worker`'s handshake queue, by the
-    /// overload policy: wait for room, or answer 503 and close.
+    /// overload policy: wait for room, or answer 503 and close. Under
+    /// `codel` it waits: the pending queue that follows does the shedding,
+    /// by the wait measured there.
     pub async fn admit(&self, line: &Line, worker: usize, conn: Conn) {
         let queue = &self.queues[worker % self.queues.len()];
         match line.config.load().queue.overload {
-            Overload::Wait => queue.send(conn).await,
+            Overload::Wait | Overload::Codel => queue.send(conn).await,
             Overload::Reject => {
                 if let Err(crate::runtime::Full(conn)) = queue.try_send(conn) {
                     reject_stream(line, &conn.stream);

@@ -12,11 +12,13 @@
 //! a library user.
 
 pub mod acceptor;
+pub mod admission;
 pub mod conn;
 pub mod dispatcher;
 pub mod handler;
 pub mod handshake;
 pub mod pending;
+pub mod pressure;
 mod report;
 
 use std::io;
@@ -31,6 +33,7 @@ use crate::service::Readiness;
 
 pub use conn::{Conn, Slots};
 pub use pending::{PendingQueue, Waiting};
+pub use pressure::Pressure;
 
 /// A boxed future that stays on its worker (`LocalFuture::new(async { … })`).
 /// Its block is reused from the worker's pool: handlers make one per request.
@@ -47,6 +50,9 @@ pub struct Line {
     /// Free connection slots (`limits.max_connections`): an acceptor takes one
     /// per connection; a closing connection gives it back.
     pub slots: Arc<Slots>,
+    /// What the open-file limit allowed, the pressure counters, and the
+    /// `codel` admission state (`src/stages/pressure.rs`, `admission.rs`).
+    pub pressure: Pressure,
     /// Set when the server begins to stop.
     pub shutdown: Latch,
     /// Starting, ready (accepting) or draining: what `/readyz` answers.

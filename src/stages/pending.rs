@@ -73,14 +73,45 @@ impl PendingQueue {
     /// wait, for the server's lifetime.
     pub async fn run_idle(&self, waiting: Waiting) {
         let parked = self.parked(waiting);
+        let mut expired = 0u32;
         loop {
             match parked.next().await {
                 Ready::Readable(mut conn) => {
                     conn.ready_since = runtime::now();
                     self.queue.send(conn).await;
                 }
-                Ready::Expired(conn) => drop(conn),
+                Ready::Expired(conn) => {
+                    drop(conn);
+                    // Thousands may expire together (all parked in one
+                    // burst): closing them must not hold the worker.
+                    expired = expired.wrapping_add(1);
+                    if expired.is_multiple_of(64) {
+                        runtime::yield_now().await;
+                    }
+                }
             }
+        }
+    }
+
+    /// When this worker's longest-idle keep-alive connection would time out.
+    pub fn oldest_idle(&self) -> Option<std::time::Instant> {
+        self.idle.oldest_deadline()
+    }
+
+    /// Takes out this worker's longest-idle keep-alive connection (to close
+    /// it: the server is out of slots or descriptors). Never one that holds
+    /// a request, nor a new one that has sent nothing yet.
+    pub fn evict_oldest_idle(&self) -> Option<Conn> {
+        self.idle.take_oldest()
+    }
+
+    /// Queues a connection taken out of the idle set that turned out to hold
+    /// its next request already.
+    pub fn resume(&self, mut conn: Conn) {
+        conn.ready_since = runtime::now();
+        if let Err(conn) = self.try_push(conn) {
+            let queue = self.queue.clone();
+            runtime::spawn_detached(async move { queue.send(conn).await });
         }
     }
 
@@ -157,7 +188,7 @@ impl PendingQueue {
 /// What an acceptor does with a new connection, by the overload policy.
 pub async fn admit(line: &Line, pending: &PendingQueue, conn: Conn) {
     match line.config.load().queue.overload {
-        Overload::Wait => pending.push(conn).await,
+        Overload::Wait | Overload::Codel => pending.push(conn).await,
         Overload::Reject => {
             if let Err(conn) = pending.try_push(conn) {
                 reject_stream(line, &conn.stream);

@@ -3,7 +3,9 @@
 
 use crate::metrics::Totals;
 use crate::runtime;
-use crate::service::status::{ConfigReport, QueueReport, Report, StatusSource, TlsReport};
+use crate::service::status::{
+    ConfigReport, PressureReport, QueueReport, QueueWaitReport, Report, StatusSource, TlsReport,
+};
 
 use super::Line;
 
@@ -59,6 +61,44 @@ impl StatusSource for Line {
                     file: file.map(|f| f.display().to_string()),
                 }
             },
+            pressure: self.pressure_report(),
         }
     }
+}
+
+impl Line {
+    fn pressure_report(&self) -> PressureReport {
+        let p = &self.pressure;
+        let counts = p.counts();
+        let config = self.config.load();
+        let limit = crate::runtime::limits::fd_limit().map_or(p.budget.limit, |l| l.soft);
+        PressureReport {
+            fd_limit: limit,
+            fd_limit_at_start: p.budget.limit_before,
+            max_connections: p.budget.max_connections as u64,
+            max_connections_auto: p.budget.automatic,
+            evicted_idle: counts.evicted_idle,
+            slots_exhausted: counts.slots_exhausted,
+            accept_emfile: counts.accept_emfile,
+            accept_enfile: counts.accept_enfile,
+            overload: config.queue.overload.name(),
+            codel_target_us: micros(config.queue.codel_target),
+            codel_interval_us: micros(config.queue.codel_interval),
+            workers: p
+                .admission
+                .snapshot(&config)
+                .into_iter()
+                .map(|w| QueueWaitReport {
+                    wait_us: w.wait_us,
+                    wait_avg_us: w.wait_avg_us,
+                    shedding: w.shedding,
+                    shed: w.shed,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
