@@ -560,8 +560,8 @@ fn the_dashboard_draws_the_line_moving_in_a_real_browser() {
     );
 }
 
-/// Answers like `/status?stream=1` would on a server with the TLS, pressure
-/// and hot-reload figures other parts add: a few events per response, each
+/// Answers like `/status?stream=1` does on a server with the TLS, pressure
+/// and hot-reload figures (the objects' real field names): a few events per response, each
 /// with higher counters than the last.
 struct Synthetic {
     events: AtomicU64,
@@ -578,8 +578,11 @@ impl Service for Synthetic {
                      \"connections\":{{\"accepted\":{a},\"open\":2}},\
                      \"requests\":{{\"total\":{r},\"2xx\":{r}}},\"bytes\":{{\"in\":0,\"out\":{r}}},\
                      \"queues\":[{{\"worker\":0,\"depth\":1,\"capacity\":8}}],\"scheduler\":[],\
-                     \"tls\":{{\"handshakes_total\":{a},\"handshake_queue_depth\":3,\"failed\":1}},\
-                     \"pressure\":{{\"queue_wait_us\":{{\"p50\":40,\"p99\":1500}},\"shed_total\":{s}}},\
+                     \"tls\":{{\"handshake_queue_depth\":3,\"handshake_queue_capacity\":64,\
+                     \"handshakes_completed\":{a},\"handshakes_failed\":1,\"handshakes_resumed\":0,\
+                     \"resumption_ratio\":0.5,\"plain_http_refused\":0}},\
+                     \"pressure\":{{\"evicted_idle\":0,\"shed_codel\":{s},\"queue_wait\":[\
+                     {{\"worker\":0,\"wait_us\":900,\"wait_avg_us\":1500,\"shedding\":false,\"shed\":{s}}}]}},\
                      \"config\":{{\"generation\":7}}}}\n\n",
                     a = n * 10,
                     r = n * 100,
@@ -643,7 +646,7 @@ fn the_dashboard_draws_what_other_parts_add_to_the_report() {
     assert!(!state.contains("tlsrate=–"), "{state}");
     assert!(state.contains("queue depth3"), "{state}");
     // Queue wait and shedding from the pressure object, the config's generation.
-    assert!(state.contains("wait=1.5 ms p99"), "{state}");
+    assert!(state.contains("wait=1.5 ms avg"), "{state}");
     assert!(state.contains("shed (CoDel)"), "{state}");
     assert!(state.contains("gen=7;"), "{state}");
     assert_eq!(field(&state, "cards"), 3, "tls, pressure, config: {state}");

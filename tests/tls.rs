@@ -658,3 +658,72 @@ fn an_idle_tls_connection_wakes_for_its_next_request_and_closes_at_the_idle_time
         "closed too early"
     );
 }
+
+/// SIGHUP reads the certificate files again, as after a renewal that
+/// rewrote them in place: new handshakes get the new certificate, an open
+/// connection lives on, and a broken file keeps the running certificate.
+#[test]
+fn sighup_reads_renewed_certificates_and_a_broken_one_keeps_the_running_one() {
+    let _shared = shared();
+    let mut pki = Pki::new();
+    let files = pki.make(&["localhost"], &[]);
+    let dir = temp_dir("tls-sighup");
+    std::fs::write(dir.join("index.html"), "hello").expect("index");
+    std::fs::write(
+        dir.join("c.toml"),
+        format!(
+            "workers = 1\nroot = {root:?}\nlisten = \"127.0.0.1:0\"\n\
+             [tls]\nlisten = [\"127.0.0.1:0\"]\n\
+             [[tls.certificates]]\ncert = {cert:?}\nkey = {key:?}\n",
+            root = dir.display().to_string(),
+            cert = files.cert.display().to_string(),
+            key = files.key.display().to_string(),
+        ),
+    )
+    .expect("config");
+    let run = common::process::spawn(&dir, &["--config", "c.toml"]);
+    let line = run.stdout_line();
+    let https: SocketAddr = line
+        .split("https://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|addr| addr.trim_end_matches([',', ';']))
+        .unwrap_or_else(|| panic!("no https address in {line:?}"))
+        .parse()
+        .expect("address");
+    let first = client(&pki.ders[..1], BOTH);
+    let mut open = connect(https, &first, "localhost");
+    assert_eq!(get(&mut open, "/index.html").status, 200);
+
+    // Renewed in place: same paths, new certificate and key.
+    let renewed = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
+    std::fs::write(&files.cert, renewed.cert.pem()).expect("write cert");
+    std::fs::write(&files.key, renewed.signing_key.serialize_pem()).expect("write key");
+    run.signal("HUP");
+    run.stdout_with("SIGHUP: reloaded");
+    let second = client(&[renewed.cert.der().clone()], BOTH);
+    let mut fresh = connect(https, &second, "localhost");
+    assert_eq!(
+        &fresh.conn.peer_certificates().expect("certs")[0],
+        renewed.cert.der()
+    );
+    assert_eq!(get(&mut fresh, "/index.html").status, 200);
+    assert_eq!(
+        get(&mut open, "/index.html").status,
+        200,
+        "a connection opened before the reload is still served"
+    );
+
+    // Broken: the reload fails naming the key, the renewed one stays.
+    std::fs::write(&files.cert, "not a certificate\n").expect("write");
+    run.signal("HUP");
+    let failed = run.stderr_with("reload failed");
+    assert!(failed.contains("tls.certificates"), "{failed}");
+    let mut after = connect(https, &second, "localhost");
+    assert_eq!(
+        &after.conn.peer_certificates().expect("certs")[0],
+        renewed.cert.der()
+    );
+    assert_eq!(get(&mut after, "/index.html").status, 200);
+    let _ = std::fs::remove_dir_all(&dir);
+}
