@@ -44,11 +44,12 @@ pub struct TlsReport {
     pub capacity: u64,
     /// Handshakes completed.
     pub completed: u64,
-    /// Completed handshakes that resumed a session.
+    /// Of those, how many resumed an earlier session (ticket or cache).
     pub resumed: u64,
-    /// Handshakes that failed (timeouts, bad records, plain HTTP).
+    /// Handshakes that failed: bad records, no common parameters, timeouts,
+    /// clients that left (plain HTTP included).
     pub failed: u64,
-    /// Connections that spoke plain HTTP to a TLS port (answered 400).
+    /// Of the failed, connections that spoke plain HTTP (answered 400).
     pub plain_http: u64,
 }
 

@@ -88,15 +88,7 @@ impl Acceptor for SingleListener {
         addr: SocketAddr,
         line: &Arc<Line>,
     ) -> io::Result<SocketAddr> {
-        let listener = TcpListener::bind(addr, &listen_options(&line.config.load(), false, false))?;
-        let bound = listener.local_addr()?;
-        self.start_listener(
-            runtime,
-            Bound::fresh(listener, false),
-            line,
-            &Arc::new(Latch::new()),
-        )?;
-        Ok(bound)
+        self.bind_and_launch(runtime, addr, line, Entry::Line)
     }
 
     fn start_listener(
@@ -116,14 +108,11 @@ impl Acceptor for SingleListener {
         line: &Arc<Line>,
         handshake: &Arc<Handshake>,
     ) -> io::Result<SocketAddr> {
-        let (bound, addr) = bind_fresh(addr, line)?;
-        let entry = Entry::Handshake(handshake.clone());
-        self.launch(runtime, bound, line, &Arc::new(Latch::new()), entry)?;
-        Ok(addr)
+        self.bind_and_launch(runtime, addr, line, Entry::Handshake(handshake.clone()))
     }
 }
 
-impl SingleListener {
+impl Launch for SingleListener {
     fn launch(
         &self,
         runtime: &Handle,
@@ -161,15 +150,7 @@ impl Acceptor for ReusePort {
         addr: SocketAddr,
         line: &Arc<Line>,
     ) -> io::Result<SocketAddr> {
-        let listener = TcpListener::bind(addr, &listen_options(&line.config.load(), false, false))?;
-        let bound = listener.local_addr()?;
-        self.start_listener(
-            runtime,
-            Bound::fresh(listener, false),
-            line,
-            &Arc::new(Latch::new()),
-        )?;
-        Ok(bound)
+        self.bind_and_launch(runtime, addr, line, Entry::Line)
     }
 
     fn start_listener(
@@ -189,14 +170,11 @@ impl Acceptor for ReusePort {
         line: &Arc<Line>,
         handshake: &Arc<Handshake>,
     ) -> io::Result<SocketAddr> {
-        let (bound, addr) = bind_fresh(addr, line)?;
-        let entry = Entry::Handshake(handshake.clone());
-        self.launch(runtime, bound, line, &Arc::new(Latch::new()), entry)?;
-        Ok(addr)
+        self.bind_and_launch(runtime, addr, line, Entry::Handshake(handshake.clone()))
     }
 }
 
-impl ReusePort {
+impl Launch for ReusePort {
     fn launch(
         &self,
         runtime: &Handle,
@@ -247,11 +225,33 @@ enum Entry {
     Handshake(Arc<Handshake>),
 }
 
-/// Binds a TCP listener for `addr` under the line's config (TLS listeners).
-fn bind_fresh(addr: SocketAddr, line: &Line) -> io::Result<(Bound, SocketAddr)> {
-    let listener = TcpListener::bind(addr, &listen_options(&line.config.load(), false, false))?;
-    let addr = listener.local_addr()?;
-    Ok((Bound::fresh(listener, false), addr))
+/// What the built-in acceptors share: every way they start goes through
+/// `launch`, which spawns the accepting green threads for a listener.
+trait Launch {
+    fn launch(
+        &self,
+        runtime: &Handle,
+        bound: Bound,
+        line: &Arc<Line>,
+        stop: &Arc<Latch>,
+        entry: Entry,
+    ) -> io::Result<()>;
+
+    /// Binds `addr` (no SO_REUSEPORT: the bind fails if anyone listens
+    /// there) and launches on it until the server stops.
+    fn bind_and_launch(
+        &self,
+        runtime: &Handle,
+        addr: SocketAddr,
+        line: &Arc<Line>,
+        entry: Entry,
+    ) -> io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr, &listen_options(&line.config.load(), false, false))?;
+        let addr = listener.local_addr()?;
+        let bound = Bound::fresh(listener, false);
+        self.launch(runtime, bound, line, &Arc::new(Latch::new()), entry)?;
+        Ok(addr)
+    }
 }
 
 /// How a TCP listener is bound under `config`.

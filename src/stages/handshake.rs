@@ -18,6 +18,7 @@ use rustls::{HandshakeKind, ServerConnection};
 
 use crate::config::Overload;
 use crate::runtime::{self, timeout, timeout_at, Handle, Queue, QueueSnapshot, TcpStream};
+use crate::service::status::TlsReport;
 use crate::tls::{CertificateFiles, Prepared, TlsError, TlsKeys, TlsSession};
 
 use super::pending::{admit, reject_stream};
@@ -35,24 +36,6 @@ pub struct Handshake {
     failed: AtomicU64,
     plain_http: AtomicU64,
     https_port: std::sync::OnceLock<u16>,
-}
-
-/// The stage's figures for `/status`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct HandshakeSnapshot {
-    /// Connections waiting for a handshake green thread, over all workers.
-    pub depth: u64,
-    /// The queues' capacity, over all workers.
-    pub capacity: u64,
-    /// Handshakes completed.
-    pub completed: u64,
-    /// Of those, how many resumed an earlier session (ticket or cache).
-    pub resumed: u64,
-    /// Handshakes that failed: bad records, no common parameters, timeouts,
-    /// clients that left (plain HTTP included).
-    pub failed: u64,
-    /// Of the failed, connections that spoke plain HTTP (answered 400).
-    pub plain_http: u64,
 }
 
 impl Handshake {
@@ -178,9 +161,9 @@ impl Handshake {
     }
 
     /// The figures `/status` shows.
-    pub fn snapshot(&self) -> HandshakeSnapshot {
+    pub fn snapshot(&self) -> TlsReport {
         let queues: Vec<QueueSnapshot> = self.queues.iter().map(Queue::snapshot).collect();
-        HandshakeSnapshot {
+        TlsReport {
             depth: queues.iter().map(|q| q.depth).sum(),
             capacity: queues.iter().map(|q| q.capacity.unwrap_or(0)).sum(),
             completed: self.completed.load(Ordering::Relaxed),

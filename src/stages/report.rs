@@ -4,7 +4,7 @@
 use crate::metrics::Totals;
 use crate::runtime;
 use crate::service::status::{
-    ConfigReport, PressureReport, QueueReport, QueueWaitReport, Report, StatusSource, TlsReport,
+    ConfigReport, PressureReport, QueueReport, QueueWaitReport, Report, StatusSource,
 };
 
 use super::Line;
@@ -40,17 +40,7 @@ impl StatusSource for Line {
             queues,
             scheduler: runtime::try_handle().map(|h| h.stats()).unwrap_or_default(),
             readiness: self.readiness.state(),
-            tls: self.tls.get().map(|stage| {
-                let h = stage.snapshot();
-                TlsReport {
-                    depth: h.depth,
-                    capacity: h.capacity,
-                    completed: h.completed,
-                    resumed: h.resumed,
-                    failed: h.failed,
-                    plain_http: h.plain_http,
-                }
-            }),
+            tls: self.tls.get().map(|stage| stage.snapshot()),
             config: {
                 let (loaded, file) = self.config.origin();
                 ConfigReport {
