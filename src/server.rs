@@ -85,10 +85,14 @@ impl ListenError {
         let port = addr.rsplit_once(':').map_or("", |(_, p)| p);
         let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
         let why = match self.source.kind() {
-            _ if self.source.raw_os_error() == Some(libc::EAFNOSUPPORT) => format!(
-                "IPv6 is turned off on this machine; with {option}, listen on an IPv4 address \
+            _ if self.source.raw_os_error() == Some(libc::EAFNOSUPPORT)
+                || ipv6_turned_off(host) =>
+            {
+                format!(
+                    "IPv6 is turned off on this machine; with {option}, listen on an IPv4 address \
                  like 0.0.0.0:{port} instead"
-            ),
+                )
+            }
             io::ErrorKind::AddrInUse => format!(
                 "port {port} is already in use by another process; stop that process, \
                  or choose another port with {option}"
@@ -105,6 +109,15 @@ impl ListenError {
         };
         format!("cannot listen on {addr} ({option}): {why}")
     }
+}
+
+/// Whether `host` is an IPv6 address on a machine whose IPv6 is turned off
+/// (`net.ipv6.conf.all.disable_ipv6 = 1`: the socket family still exists,
+/// but no IPv6 address does, so a bind answers "address not available").
+fn ipv6_turned_off(host: &str) -> bool {
+    host.starts_with('[')
+        && std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6")
+            .is_ok_and(|v| v.trim() == "1")
 }
 
 impl fmt::Display for ListenError {

@@ -212,3 +212,65 @@ fn unix_socket_mode_sets_the_permission_bits() {
     assert!(!sock.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `script` with `sh` in a network namespace of its own whose IPv6 is
+/// turned off (`net.ipv6.conf.all.disable_ipv6 = 1`), with `$0` the binary
+/// and `$1` a site; `None` when this machine cannot make one (not root, no
+/// `unshare`). Returns the exit code and everything printed.
+fn without_ipv6(script: &str) -> Option<(Option<i32>, String)> {
+    let site = temp_dir("listeners-no-v6");
+    std::fs::write(site.join("index.html"), "hello").expect("index");
+    let setup = "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 || exit 97; \
+                 ip link set lo up || exit 97; ";
+    let out = std::process::Command::new("timeout")
+        .args(["60", "unshare", "-n", "sh", "-c"])
+        .arg(format!("{setup}{script}"))
+        .arg(env!("CARGO_BIN_EXE_conveyor"))
+        .arg(&site)
+        .output()
+        .ok()?;
+    let _ = std::fs::remove_dir_all(&site);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match out.status.code() {
+        Some(97) | Some(127) => None,
+        Some(1) if text.contains("unshare failed") => None,
+        code => Some((code, text)),
+    }
+}
+
+#[test]
+fn with_ipv6_turned_off_an_ipv6_listener_is_skipped_with_a_warning_or_refused_alone() {
+    // With an IPv4 listener beside it: a warning, and the IPv4 one serves.
+    let Some((code, text)) = without_ipv6(
+        "\"$0\" \"$1\" --config /dev/null --listen '[::1]:18401' --listen 127.0.0.1:18402 & \
+         pid=$!; \
+         for i in $(seq 1 200); do \
+           body=$(curl -s --max-time 1 http://127.0.0.1:18402/index.html) && break; \
+           sleep 0.05; \
+         done; \
+         echo \"BODY:$body\"; kill $pid; wait $pid",
+    ) else {
+        println!("skipped: cannot make a network namespace here (needs root and unshare)");
+        return;
+    };
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("BODY:hello"), "{text}");
+    assert!(
+        text.contains("warning: cannot listen on [::1]:18401")
+            && text.contains("IPv6 is turned off")
+            && text.contains("serving on the other listeners"),
+        "{text}"
+    );
+    // Alone: nothing to serve on, so it stops at once with exit 2, saying why.
+    let (code, text) = without_ipv6("exec \"$0\" \"$1\" --config /dev/null --listen '[::1]:18401'")
+        .expect("the namespace worked a moment ago");
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("cannot listen on [::1]:18401") && text.contains("IPv6 is turned off"),
+        "{text}"
+    );
+}
