@@ -112,3 +112,59 @@ fn an_unknown_user_or_a_group_alone_stops_start_up() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What the `user` key is for: bind port 80 as root, then serve as the
+/// account named. Run in a network namespace of its own, so port 80 is free
+/// whatever this machine runs.
+#[test]
+fn started_as_root_it_binds_port_80_then_serves_as_the_user_named() {
+    if !is_root() {
+        println!("skipped: binding port 80 and switching users need root");
+        return;
+    }
+    let dir = site("user-port-80", "user = \"nobody\"\n");
+    let config = std::fs::read_to_string(dir.join("c.toml")).expect("config");
+    std::fs::write(
+        dir.join("c.toml"),
+        config.replace("127.0.0.1:0", "127.0.0.1:80"),
+    )
+    .expect("config");
+    let script = "ip link set lo up || exit 97; cd \"$1\"; \
+                  \"$0\" --config c.toml & pid=$!; \
+                  for i in $(seq 1 200); do \
+                    body=$(curl -s --max-time 1 http://127.0.0.1:80/) && break; \
+                    sleep 0.05; \
+                  done; \
+                  echo \"BODY:$body\"; grep '^Uid:' /proc/$pid/status; kill $pid; wait $pid";
+    let Ok(out) = std::process::Command::new("timeout")
+        .args(["60", "unshare", "-n", "sh", "-c", script])
+        .arg(env!("CARGO_BIN_EXE_conveyor"))
+        .arg(&dir)
+        .output()
+    else {
+        println!("skipped: cannot run unshare here");
+        return;
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.code() == Some(97) || text.contains("unshare failed") {
+        println!("skipped: cannot make a network namespace here: {text}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("http://127.0.0.1:80"), "{text}");
+    assert!(text.contains("BODY:hi"), "{text}");
+    let uid = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .unwrap_or_else(|| panic!("no Uid line: {text}"));
+    assert_eq!(
+        uid.split_whitespace().collect::<Vec<_>>(),
+        ["65534"; 4],
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
