@@ -98,6 +98,15 @@ thread_local! {
     static BUDGET: Cell<u32> = const { Cell::new(BUDGET_PER_POLL) };
     /// When this worker's current turn began (after its last wait).
     static TURN_STARTED: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Time this thread has spent spinning idle (see `Local::spin`).
+    static SPUN: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+/// Time the current thread has spent idle-spinning for I/O
+/// ([`crate::runtime::Builder::spin_before_blocking`]), so that a CPU figure
+/// can leave it out: it is waiting, only without sleeping.
+pub fn idle_spin_time() -> Duration {
+    SPUN.with(Cell::get)
 }
 
 /// The time the current scheduler turn began: a clock read per turn instead
@@ -286,8 +295,52 @@ impl Local {
         let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
     }
 
+    /// With a spin configured and nothing ready, checks for I/O without
+    /// blocking until something arrives, the spin time is up or a timer is
+    /// due. Returns the events dispatched, or `None` if nothing came.
+    fn spin(&self) -> Option<usize> {
+        let spin = self.runtime.spin;
+        if spin.is_zero() || !self.ready.borrow().is_empty() {
+            return None;
+        }
+        let started = Instant::now();
+        let mut until = started + spin;
+        if let Some(deadline) = self.timers.borrow().next_deadline() {
+            until = until.min(deadline);
+        }
+        let mut events = self.events.borrow_mut();
+        loop {
+            let fired = self.shared.reactor.wait(&mut events, Some(Duration::ZERO));
+            let now = Instant::now();
+            let outcome = if fired > 0 {
+                Some(Some(fired))
+            } else if self.shared.injected_len() > 0
+                || self.runtime.is_shutting_down()
+                || now >= until
+            {
+                Some(None)
+            } else {
+                None
+            };
+            if let Some(outcome) = outcome {
+                SPUN.with(|spun| spun.set(spun.get() + (now - started)));
+                return outcome;
+            }
+            // Lets a server sharing this core run meanwhile.
+            std::thread::yield_now();
+        }
+    }
+
     /// Waits for I/O (or just checks, when work is ready), then fires timers.
     fn turn(&self) {
+        if let Some(fired) = self.spin() {
+            self.shared.stats.io_events.add_local(fired as u64);
+            let now = Instant::now();
+            TURN_STARTED.with(|turn| turn.set(Some(now)));
+            let timers_fired = self.timers.borrow_mut().fire(now);
+            self.shared.stats.timer_fires.add_local(timers_fired);
+            return;
+        }
         let timeout = if !self.ready.borrow().is_empty() {
             Some(Duration::ZERO)
         } else {
@@ -379,6 +432,31 @@ mod tests {
         assert!(panicked.is_err());
         assert_eq!(rt.block_on(async { 6 * 7 }), 42);
         assert_eq!(rt.stats()[0].panicked, 1);
+    }
+
+    #[test]
+    fn a_spinning_worker_still_gets_wakes_and_timers() {
+        let rt = Runtime::builder()
+            .workers(1)
+            .spin_before_blocking(Duration::from_millis(2))
+            .build()
+            .expect("runtime");
+        let queue = Queue::bounded(1);
+        let receiver = queue.clone();
+        let task = rt.spawn_on(0, async move {
+            crate::runtime::sleep(Duration::from_millis(5)).await;
+            let got = receiver.recv().await;
+            (got, super::idle_spin_time())
+        });
+        assert!(until(Duration::from_secs(5), || rt.stats()[0].parks >= 2));
+        assert!(queue.try_send(5u32).is_ok());
+        assert!(
+            until(Duration::from_secs(2), || task.is_finished()),
+            "the wake never reached the worker"
+        );
+        let (got, spun) = rt.block_on(task).expect("task");
+        assert_eq!(got, 5);
+        assert!(spun > Duration::ZERO, "the worker never spun");
     }
 
     #[test]
