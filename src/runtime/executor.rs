@@ -98,11 +98,11 @@ thread_local! {
     static BUDGET: Cell<u32> = const { Cell::new(BUDGET_PER_POLL) };
     /// When this worker's current turn began (after its last wait).
     static TURN_STARTED: Cell<Option<Instant>> = const { Cell::new(None) };
-    /// Time this thread has spent spinning idle (see `Local::spin`).
+    /// CPU time this thread has spent spinning idle (see `Local::spin`).
     static SPUN: Cell<Duration> = const { Cell::new(Duration::ZERO) };
 }
 
-/// Time the current thread has spent idle-spinning for I/O
+/// CPU time the current thread has spent idle-spinning for I/O
 /// ([`crate::runtime::Builder::spin_before_blocking`]), so that a CPU figure
 /// can leave it out: it is waiting, only without sleeping.
 pub fn idle_spin_time() -> Duration {
@@ -304,6 +304,9 @@ impl Local {
             return None;
         }
         let started = Instant::now();
+        // CPU time, not wall time: while this thread yields, a server on
+        // the same core runs, and that is not the client's work to leave out.
+        let cpu_started = super::stats::thread_cpu_time();
         let mut until = started + spin;
         if let Some(deadline) = self.timers.borrow().next_deadline() {
             until = until.min(deadline);
@@ -323,7 +326,8 @@ impl Local {
                 None
             };
             if let Some(outcome) = outcome {
-                SPUN.with(|spun| spun.set(spun.get() + (now - started)));
+                let cpu = super::stats::thread_cpu_time().saturating_sub(cpu_started);
+                SPUN.with(|spun| spun.set(spun.get() + cpu));
                 return outcome;
             }
             // Lets a server sharing this core run meanwhile.
