@@ -221,6 +221,75 @@ fn keep_alive_pipelining_echo_and_files_over_tls_for_every_stage_combination() {
     );
 }
 
+/// The static-file features behave over TLS as over plain TCP, on every
+/// stage combination: compression and its negotiation, validators and
+/// conditional requests, HEAD, a directory without its slash, and a 404.
+#[test]
+fn static_file_features_work_unchanged_over_tls_for_every_stage_combination() {
+    let _shared = shared();
+    let pki = localhost_pki();
+    let config = client(&pki.ders, BOTH);
+    each_server(
+        |c| with_tls(c, &pki),
+        |server| {
+            let label = &server.label;
+            let css = std::fs::read(server.root.join("style.css")).expect("file");
+            let mut tls = connect(tls_addr(server), &config, "localhost");
+            // Compressed once into the cache, negotiated per request.
+            write!(
+                tls,
+                "GET /style.css HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n"
+            )
+            .expect("send");
+            let gzipped = read_response(&mut tls);
+            assert_eq!(gzipped.status, 200, "{label}");
+            assert_eq!(gzipped.header("content-encoding"), Some("gzip"), "{label}");
+            assert_eq!(gzipped.header("vary"), Some("Accept-Encoding"), "{label}");
+            let mut plain = Vec::new();
+            flate2::read::GzDecoder::new(&gzipped.body[..])
+                .read_to_end(&mut plain)
+                .expect("gunzip");
+            assert!(plain == css, "{label}: gzip body differs over TLS");
+            // The identity one: its own ETag, and a 304 for it.
+            let identity = get(&mut tls, "/style.css");
+            assert!(identity.body == css, "{label}");
+            let etag = identity.header("etag").expect("etag").to_string();
+            assert_ne!(Some(etag.as_str()), gzipped.header("etag"), "{label}");
+            write!(
+                tls,
+                "GET /style.css HTTP/1.1\r\nHost: t\r\nIf-None-Match: {etag}\r\n\r\n"
+            )
+            .expect("send");
+            let not_modified = read_response(&mut tls);
+            assert_eq!(not_modified.status, 304, "{label}");
+            assert!(not_modified.body.is_empty(), "{label}");
+            // HEAD: the head only, with the length of the body it stands for.
+            write!(tls, "HEAD /style.css HTTP/1.1\r\nHost: t\r\n\r\n").expect("send");
+            let mut carry = Vec::new();
+            let head = read_response_with(&mut tls, &mut carry, true);
+            let length = css.len().to_string();
+            assert_eq!(
+                head.header("content-length"),
+                Some(length.as_str()),
+                "{label}"
+            );
+            assert!(head.body.is_empty(), "{label}");
+            // A directory named without its slash is redirected; a miss is 404.
+            let redirect = read_after(&mut tls, &mut carry, "/docs");
+            assert_eq!(redirect.status, 301, "{label}");
+            assert_eq!(redirect.header("location"), Some("/docs/"), "{label}");
+            let missing = read_after(&mut tls, &mut carry, "/no-such-file");
+            assert_eq!(missing.status, 404, "{label}");
+        },
+    );
+}
+
+/// `GET path` on `tls`, the answer read after what `carry` holds.
+fn read_after(tls: &mut TlsStream, carry: &mut Vec<u8>, path: &str) -> common::Response {
+    write!(tls, "GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").expect("send");
+    read_response_with(tls, carry, false)
+}
+
 #[test]
 fn tls_1_2_and_1_3_both_negotiate_with_alpn_http_1_1() {
     let _shared = shared();
