@@ -91,6 +91,16 @@ fn header_rules_set_add_and_remove_on_files_and_errors() {
     let part = get_h(&server, "/style.css", "Range: bytes=0-3\r\n");
     assert_eq!(part.status, 206);
     assert_eq!(all(&part, "cache-control"), ["max-age=60"]);
+    // What a rule removes stays out of them as well.
+    assert!(
+        not_modified.header("last-modified").is_none(),
+        "{not_modified:?}"
+    );
+    let home_part = get_h(&server, "/", "Range: bytes=0-3\r\n");
+    assert_eq!(home_part.status, 206);
+    assert!(home_part.header("last-modified").is_none(), "{home_part:?}");
+    assert!(home_part.header("etag").is_some());
+    assert_eq!(all(&home_part, "cache-control"), ["no-cache"]);
 
     let docs = get_h(&server, "/docs/", "");
     assert_eq!(

@@ -53,6 +53,9 @@ pub(super) struct FileInfo {
     /// The fields `[[headers]]` rules wrote (also in `head_fields`), for
     /// the 206 and 304 heads, which are built per response.
     pub(super) rule_fields: Vec<u8>,
+    /// Fields the rules removed or replaced (`remove`, `set`): the 206 and
+    /// 304 heads leave out their own copies of these.
+    pub(super) rule_overrides: Vec<String>,
     /// Content-Encoding of this representation; None: the file as it is.
     pub(super) encoding: Option<Encoding>,
     /// The resource has encoded variants: every response says
@@ -415,6 +418,7 @@ pub(super) fn file_info(
         content_type,
         head_fields,
         rule_fields: Vec::new(),
+        rule_overrides: Vec::new(),
         encoding: None,
         vary,
         variants,
@@ -447,6 +451,7 @@ pub(super) fn variant_info(
         content_type,
         head_fields,
         rule_fields: Vec::new(),
+        rule_overrides: Vec::new(),
         encoding: Some(encoding),
         vary: true,
         variants: Vec::new(),

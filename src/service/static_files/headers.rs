@@ -78,7 +78,13 @@ fn fold(info: &mut FileInfo, rules: &[&HeaderRule]) {
             from_rule: false,
         })
         .collect();
+    info.rule_overrides.clear();
     for rule in rules {
+        let names = rule
+            .remove
+            .iter()
+            .chain(rule.set.iter().map(|(name, _)| name));
+        info.rule_overrides.extend(names.cloned());
         lines.retain(|l| !rule.remove.iter().any(|r| r.eq_ignore_ascii_case(&l.name)));
         for (name, _) in &rule.set {
             lines.retain(|l| !l.name.eq_ignore_ascii_case(name));
@@ -108,6 +114,23 @@ fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value.as_bytes());
     out.extend_from_slice(b"\r\n");
+}
+
+/// `fields` without those the rules removed or replaced for `info`.
+pub(super) fn without_overridden<'a>(
+    info: &FileInfo,
+    fields: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    fields
+        .iter()
+        .filter(|(name, _)| {
+            !info
+                .rule_overrides
+                .iter()
+                .any(|o| o.eq_ignore_ascii_case(name))
+        })
+        .copied()
+        .collect()
 }
 
 /// Inserts header lines (each ending in CRLF) at the end of the head just

@@ -12,7 +12,7 @@ use crate::service::{Exchange, Outcome, Writing};
 use super::cache::{Body, FileInfo, Version};
 use super::content_range;
 use super::handler::StaticFiles;
-use super::headers::splice;
+use super::headers::{splice, without_overridden};
 use super::negotiate::Encoding;
 
 impl StaticFiles {
@@ -55,12 +55,8 @@ impl StaticFiles {
                 ("Content-Encoding", encoding.unwrap_or_default()),
             ];
             let used = 4 + usize::from(info.vary) + usize::from(encoding.is_some());
-            let head = ex.head(
-                status,
-                Some(count),
-                Some(&info.content_type),
-                &extra[..used],
-            );
+            let extra = without_overridden(info, &extra[..used]);
+            let head = ex.head(status, Some(count), Some(&info.content_type), &extra);
             write_head(ex.out, &head);
             splice(ex.out, &info.rule_fields);
             splice(ex.out, fields);
@@ -140,7 +136,8 @@ pub(super) fn not_modified(ex: &mut Exchange<'_>, info: &FileInfo, fields: &[u8]
         ("Last-Modified", last_modified.as_str()),
         ("Vary", "Accept-Encoding"),
     ];
-    let head = ex.head(304, None, None, &extra[..2 + usize::from(info.vary)]);
+    let extra = without_overridden(info, &extra[..2 + usize::from(info.vary)]);
+    let head = ex.head(304, None, None, &extra);
     write_head(ex.out, &head);
     splice(ex.out, &info.rule_fields);
     splice(ex.out, fields);
