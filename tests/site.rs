@@ -204,6 +204,14 @@ fn cors_answers_preflights_and_marks_what_depends_on_the_origin() {
     assert!(part.header("access-control-allow-origin").is_some());
 
     // Another origin: no permission, but the answer still varies by origin.
+    // The slash redirect carries them too: a browser checks it first.
+    let moved = get_h(&server, "/docs", "Origin: https://app.example\r\n");
+    assert_eq!(moved.status, 301);
+    assert_eq!(
+        moved.header("access-control-allow-origin"),
+        Some("https://app.example"),
+        "{moved:?}"
+    );
     let other = get_h(&server, "/style.css", "Origin: https://evil.example\r\n");
     assert!(other.header("access-control-allow-origin").is_none());
     assert!(all(&other, "vary").iter().any(|v| v == "Origin"));

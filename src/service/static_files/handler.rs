@@ -109,12 +109,17 @@ impl StaticFiles {
                 return self.error(ex, 503, "cache busy, retry", &[], &fields).await
             }
             Ok(Lookup::Redirect(location)) => {
-                return ex.respond(
+                // A browser follows the redirect under CORS too: it needs
+                // the fields on the 301 as on the answer it leads to.
+                let start = ex.out.len();
+                let outcome = ex.respond(
                     301,
                     "text/plain; charset=utf-8",
                     b"moved: add a trailing slash\n",
                     &[("Location", &location)],
-                )
+                );
+                splice_at(ex.out, start, &fields);
+                return outcome;
             }
             Err(ResolveError::NoIndex) if self.config.listing => {
                 // Rare and big: boxed, to keep the handler's future small.
