@@ -108,6 +108,9 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
         Some(path) => format!("config {}", path.display()),
         None => format!("no config file ({DEFAULT_CONFIG_PATH} not found): defaults"),
     };
+    // Before the start-up line: whoever waits for that line to connect
+    // sees the connection budget first, never after an accept warning.
+    eprintln!("{}", line.pressure.budget.note());
     println!(
         "conveyor {} serving {} on {} (workers {}, acceptor {}, dispatcher {}, handler {}; {config_note})",
         env!("CARGO_PKG_VERSION"),
@@ -132,7 +135,6 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
              use it only to compare designs, and --acceptor readiness otherwise"
         );
     }
-    eprintln!("{}", line.pressure.budget.note());
     let signal = loop {
         match signal::wait_control(Duration::from_secs(1)) {
             Ok(Some(libc::SIGHUP)) => reload(&server, args, &inherited),

@@ -108,7 +108,8 @@ fn spin_warns_that_it_keeps_a_core_busy() {
         &["site", "--listen", "127.0.0.1:0", "--acceptor", "spin"],
     );
     let _ = run.stdout_line();
-    let warning = run.stderr_line();
+    // After the connection-budget note, which comes first.
+    let warning = run.stderr_with("the spin acceptor");
     assert!(
         warning.starts_with("conveyor: warning: the spin acceptor keeps one core at 100 %"),
         "{warning}"
