@@ -74,6 +74,41 @@ enum Deal {
     Local,
 }
 
+/// The [`Acceptor`] methods of a built-in acceptor: each way to start goes
+/// through its [`Launch`], with the entry that way calls for.
+macro_rules! started_through_launch {
+    () => {
+        fn start(
+            &self,
+            runtime: &Handle,
+            addr: SocketAddr,
+            line: &Arc<Line>,
+        ) -> io::Result<SocketAddr> {
+            self.bind_and_launch(runtime, addr, line, Entry::Line)
+        }
+
+        fn start_listener(
+            &self,
+            runtime: &Handle,
+            bound: Bound,
+            line: &Arc<Line>,
+            stop: &Arc<Latch>,
+        ) -> io::Result<()> {
+            self.launch(runtime, bound, line, stop, Entry::Line)
+        }
+
+        fn start_tls(
+            &self,
+            runtime: &Handle,
+            addr: SocketAddr,
+            line: &Arc<Line>,
+            handshake: &Arc<Handshake>,
+        ) -> io::Result<SocketAddr> {
+            self.bind_and_launch(runtime, addr, line, Entry::Handshake(handshake.clone()))
+        }
+    };
+}
+
 impl Acceptor for SingleListener {
     fn name(&self) -> &str {
         match self.wait {
@@ -82,34 +117,7 @@ impl Acceptor for SingleListener {
         }
     }
 
-    fn start(
-        &self,
-        runtime: &Handle,
-        addr: SocketAddr,
-        line: &Arc<Line>,
-    ) -> io::Result<SocketAddr> {
-        self.bind_and_launch(runtime, addr, line, Entry::Line)
-    }
-
-    fn start_listener(
-        &self,
-        runtime: &Handle,
-        bound: Bound,
-        line: &Arc<Line>,
-        stop: &Arc<Latch>,
-    ) -> io::Result<()> {
-        self.launch(runtime, bound, line, stop, Entry::Line)
-    }
-
-    fn start_tls(
-        &self,
-        runtime: &Handle,
-        addr: SocketAddr,
-        line: &Arc<Line>,
-        handshake: &Arc<Handshake>,
-    ) -> io::Result<SocketAddr> {
-        self.bind_and_launch(runtime, addr, line, Entry::Handshake(handshake.clone()))
-    }
+    started_through_launch!();
 }
 
 impl Launch for SingleListener {
@@ -144,34 +152,7 @@ impl Acceptor for ReusePort {
         AcceptorKind::ReusePort.name()
     }
 
-    fn start(
-        &self,
-        runtime: &Handle,
-        addr: SocketAddr,
-        line: &Arc<Line>,
-    ) -> io::Result<SocketAddr> {
-        self.bind_and_launch(runtime, addr, line, Entry::Line)
-    }
-
-    fn start_listener(
-        &self,
-        runtime: &Handle,
-        bound: Bound,
-        line: &Arc<Line>,
-        stop: &Arc<Latch>,
-    ) -> io::Result<()> {
-        self.launch(runtime, bound, line, stop, Entry::Line)
-    }
-
-    fn start_tls(
-        &self,
-        runtime: &Handle,
-        addr: SocketAddr,
-        line: &Arc<Line>,
-        handshake: &Arc<Handshake>,
-    ) -> io::Result<SocketAddr> {
-        self.bind_and_launch(runtime, addr, line, Entry::Handshake(handshake.clone()))
-    }
+    started_through_launch!();
 }
 
 impl Launch for ReusePort {
