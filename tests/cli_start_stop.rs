@@ -206,20 +206,7 @@ fn out_of_file_descriptors_logs_one_line_spends_no_cpu_and_recovers() {
     );
 
     drop(held);
-    let deadline = Instant::now() + LIMIT;
-    let answer = loop {
-        let mut s = TcpStream::connect(&addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(2)))
-            .expect("timeout");
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .expect("write");
-        let mut answer = String::new();
-        let _ = s.read_to_string(&mut answer);
-        if answer.starts_with("HTTP/1.1 200 ") || Instant::now() > deadline {
-            break answer;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let answer = served_once_recovered(&addr, "/");
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer:?}");
     assert!(answer.ends_with("hi"), "{answer:?}");
     let mut s = TcpStream::connect(&addr).expect("connect");
@@ -280,20 +267,7 @@ fn out_of_slots_logs_one_line_with_the_fix() {
     let more = run.stderr.recv_timeout(Duration::from_secs(1));
     assert!(more.is_err(), "a second line within the interval: {more:?}");
     drop(held);
-    let deadline = Instant::now() + LIMIT;
-    let status = loop {
-        let mut s = TcpStream::connect(&addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(2)))
-            .expect("timeout");
-        s.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .expect("write");
-        let mut answer = String::new();
-        let _ = s.read_to_string(&mut answer);
-        if answer.starts_with("HTTP/1.1 200 ") || Instant::now() > deadline {
-            break answer;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = served_once_recovered(&addr, "/status");
     let exhausted = status
         .split("\"slots_exhausted\":")
         .nth(1)
@@ -303,4 +277,29 @@ fn out_of_slots_logs_one_line_with_the_fix() {
     run.terminate();
     assert_eq!(run.exit_code(), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `GET path` on a new connection, again every 50 ms until it is answered
+/// 200 or `LIMIT` passes: the answer last read.
+fn served_once_recovered(addr: &str, path: &str) -> String {
+    use std::io::Write;
+    use std::net::TcpStream;
+
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        if answer.starts_with("HTTP/1.1 200 ") || Instant::now() > deadline {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
