@@ -41,12 +41,6 @@ pub fn wait_control(limit: Duration) -> io::Result<Option<i32>> {
     wait(&signal_set(&CONTROL)?, limit)
 }
 
-/// Blocks SIGINT and SIGTERM in the calling thread. Call it before starting
-/// any other thread.
-pub fn block_termination_signals() -> io::Result<()> {
-    block(&termination_set()?)
-}
-
 fn block(set: &libc::sigset_t) -> io::Result<()> {
     // SAFETY: `set` is a valid signal set; a null old-set pointer is allowed.
     let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, set, std::ptr::null_mut()) };
@@ -56,7 +50,9 @@ fn block(set: &libc::sigset_t) -> io::Result<()> {
     Ok(())
 }
 
-/// Waits up to `limit` for SIGINT or SIGTERM; returns the signal number.
+/// Waits up to `limit` for SIGINT or SIGTERM (blocked by
+/// [`block_control_signals`]); returns the signal number. SIGHUP and SIGUSR1
+/// stay pending meanwhile.
 pub fn wait_termination(limit: Duration) -> io::Result<Option<i32>> {
     wait(&termination_set()?, limit)
 }
