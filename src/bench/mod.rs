@@ -53,7 +53,7 @@ pub const USAGE: &str = "\
 usage: conveyor bench URL [-c CONNECTIONS] [-d DURATION | -n REQUESTS] [--pipeline DEPTH]
                           [--close] [--threads N] [--max-errors PERCENT] [--json]
                           [--rate R] [--warmup D] [--server-status] [--check TERMS]
-                          [--baseline OLD.json] [--hdr-out FILE]
+                          [--baseline OLD.json] [--hdr-out FILE] [-H 'NAME: VALUE']
 
   URL              http://HOST:PORT/PATH (plain HTTP/1.1)
   -c N             concurrent connections (default 64); the soft open-file
@@ -63,6 +63,8 @@ usage: conveyor bench URL [-c CONNECTIONS] [-d DURATION | -n REQUESTS] [--pipeli
   -n N             stop after N requests instead
   --pipeline D     send D requests per write and read D responses (default 1)
   --close          a new connection per request (Connection: close)
+  -H 'NAME: VALUE' add this header to every request (repeatable), e.g.
+                   -H 'Accept-Encoding: gzip'
   --threads N      client worker threads (default: number of cores)
   --max-errors P   fail the run when more than P % of requests fail (default 1)
   --json           print the result as JSON (URL, options, counts, failures,
@@ -149,6 +151,8 @@ pub struct BenchOptions {
     pub baseline: Option<Baseline>,
     /// `--hdr-out`: where to write the latency distribution.
     pub hdr_out: Option<String>,
+    /// `-H`: extra request header lines (`Name: value`), sent as given.
+    pub headers: Vec<String>,
 }
 
 impl BenchOptions {
@@ -172,6 +176,7 @@ impl BenchOptions {
             checks: Vec::new(),
             baseline: None,
             hdr_out: None,
+            headers: Vec::new(),
         }
     }
 
@@ -1008,6 +1013,7 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Option<BenchOptions>, ConfigErr
     let mut checks = Vec::new();
     let mut baseline = None;
     let mut hdr_out = None;
+    let mut headers = Vec::new();
     let mut args = args.into_iter().map(|a| a.to_string_lossy().into_owned());
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| {
@@ -1077,6 +1083,7 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Option<BenchOptions>, ConfigErr
                 baseline = Some(baseline::load(&v).map_err(bad)?);
             }
             "--hdr-out" => hdr_out = Some(value("--hdr-out")?),
+            "-H" => headers.push(header_line(value("-H")?)?),
             "--server-status" => server_status = true,
             "--close" => close = true,
             "--json" => json = true,
@@ -1129,7 +1136,25 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Option<BenchOptions>, ConfigErr
         checks,
         baseline,
         hdr_out,
+        headers,
     }))
+}
+
+/// Checks a `-H` value: `Name: value` with a token name and no line breaks,
+/// so the request it goes into stays well-formed.
+fn header_line(line: String) -> Result<String, ConfigError> {
+    let name_ok = |name: &str| {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    match line.split_once(':') {
+        Some((name, _)) if name_ok(name) && !line.contains(['\r', '\n']) => Ok(line),
+        _ => Err(bad(format!(
+            "-H {line:?} is not a header; write it like -H 'Accept-Encoding: gzip'"
+        ))),
+    }
 }
 
 fn split_url(url: &str) -> Option<(String, String)> {
@@ -1221,11 +1246,7 @@ pub fn run(options: &BenchOptions, mut progress: impl FnMut(&str)) -> io::Result
     let runtime = Runtime::builder()
         .workers(options.threads)
         .thread_name("bench")
-        // Idle for a moment, a worker keeps polling instead of sleeping in
-        // epoll_wait: a closed loop otherwise loses each wake-up's latency
-        // (tens of µs on a VM) with the server idle too, and measures less
-        // than wrk.
-        .spin_before_blocking(Duration::from_micros(50))
+        .spin_before_blocking(IDLE_SPIN)
         .build()?;
     let started = Instant::now();
     let measure_from = started + options.warmup;
@@ -1543,17 +1564,25 @@ async fn run_worker(
     tally
 }
 
+/// Idle for a moment, a client worker keeps polling instead of sleeping in
+/// epoll_wait: a closed loop otherwise loses each wake-up's latency (tens of
+/// µs on a VM) with the server idle too, and measures less than wrk (−4 to
+/// −6 % with no spin). Spinning longer is not free either: a client that
+/// never sleeps spares the server the wake-ups its sends would cost, and
+/// measures more than wrk (+3 to +4 % at 50 µs). 15 µs sits between; the
+/// figures are in BENCHMARKS.md.
+const IDLE_SPIN: Duration = Duration::from_micros(15);
+
 fn request_bytes(options: &BenchOptions) -> Vec<u8> {
-    let one = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\n{}\r\n",
-        options.path,
-        options.host,
-        if options.close {
-            "Connection: close\r\n"
-        } else {
-            ""
-        }
-    );
+    let mut one = format!("GET {} HTTP/1.1\r\nHost: {}\r\n", options.path, options.host);
+    for line in &options.headers {
+        one.push_str(line);
+        one.push_str("\r\n");
+    }
+    if options.close {
+        one.push_str("Connection: close\r\n");
+    }
+    one.push_str("\r\n");
     one.repeat(options.pipeline).into_bytes()
 }
 
@@ -1944,6 +1973,24 @@ mod tests {
     }
 
     #[test]
+    fn extra_headers_go_into_every_pipelined_request() {
+        let o = parse_args(args(&[
+            "http://127.0.0.1:8080/text.css",
+            "-H",
+            "Accept-Encoding: gzip",
+            "-H",
+            "X-Trace:1",
+            "--pipeline",
+            "2",
+        ]))
+        .expect("parses")
+        .expect("not help");
+        let one = "GET /text.css HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\
+                   Accept-Encoding: gzip\r\nX-Trace:1\r\n\r\n";
+        assert_eq!(request_bytes(&o), one.repeat(2).into_bytes());
+    }
+
+    #[test]
     fn rejects_bad_input_with_a_reason() {
         for (list, needle) in [
             (vec!["ftp://x/"], "not an http"),
@@ -1965,6 +2012,14 @@ mod tests {
             (
                 vec!["http://127.0.0.1:1/", "--rate", "0"],
                 "--rate 0 is not",
+            ),
+            (
+                vec!["http://127.0.0.1:1/", "-H", "Accept-Encoding gzip"],
+                "is not a header",
+            ),
+            (
+                vec!["http://127.0.0.1:1/", "-H", "X: a\r\nHost: b"],
+                "is not a header",
             ),
             (
                 vec!["http://127.0.0.1:1/", "--rate", "NaN"],
