@@ -6,6 +6,7 @@
 #   scripts/callgrind.sh [BINARY] [PATH] [REQUESTS] [PIPELINE]
 #   scripts/callgrind.sh target/release/conveyor /nope 20000 1
 #   scripts/callgrind.sh target/release/conveyor /style.css 32000 16
+#   HEADER='Accept-Encoding: gzip' scripts/callgrind.sh target/release/conveyor /style.css
 #
 # Serves this repository's www/ with one worker under
 # `valgrind --tool=callgrind` on 127.0.0.1:$PORT (default 18199), sends 2000
@@ -36,7 +37,7 @@ trap cleanup EXIT
 
 load() {
   "$CLIENT" bench "http://127.0.0.1:$PORT$URL_PATH" -n "$1" -c 16 --pipeline "$PIPELINE" \
-    --threads 1 --max-errors 100 -d 120s >"$OUT/bench.txt" 2>&1 || true
+    --threads 1 --max-errors 100 -d 120s ${HEADER:+-H "$HEADER"} >"$OUT/bench.txt" 2>&1 || true
 }
 for _ in $(seq 1 300); do
   (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
