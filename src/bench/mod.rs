@@ -1574,7 +1574,10 @@ async fn run_worker(
 const IDLE_SPIN: Duration = Duration::from_micros(15);
 
 fn request_bytes(options: &BenchOptions) -> Vec<u8> {
-    let mut one = format!("GET {} HTTP/1.1\r\nHost: {}\r\n", options.path, options.host);
+    let mut one = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\n",
+        options.path, options.host
+    );
     for line in &options.headers {
         one.push_str(line);
         one.push_str("\r\n");
