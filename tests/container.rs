@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::process::{address, spawn_command, BIN, LIMIT};
+use common::process::{address, ids, is_root, spawn_command, BIN, LIMIT};
 use common::{get, temp_dir};
 
 /// distroless's `nonroot` account (uid and gid 65532).
@@ -39,11 +39,6 @@ const DOCKER_STOP_GRACE: Duration = Duration::from_secs(10);
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// Whether this machine lets root make a mount namespace (a container
@@ -130,18 +125,6 @@ fn build_rootfs(root: &Path) -> Vec<String> {
         .split(',')
         .map(|arg| arg.trim().trim_matches('"').to_string())
         .collect()
-}
-
-/// The real, effective, saved and file-system ids on a /proc status line.
-fn ids(pid: u32, field: &str) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in {status}"))
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The mount options of the process's `/` (field 6 of its mountinfo line).

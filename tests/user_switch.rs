@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::process::{address, spawn, LIMIT};
+use common::process::{address, ids, is_root, spawn, LIMIT};
 use common::{get, temp_dir};
 
 fn site(tag: &str, config: &str) -> PathBuf {
@@ -19,23 +19,6 @@ fn site(tag: &str, config: &str) -> PathBuf {
     )
     .expect("config");
     dir
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// The real, effective, saved and file-system ids on a /proc status line.
-fn ids(pid: u32, field: &str) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in {status}"))
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn start(dir: &Path) -> (common::process::Running, String) {
