@@ -24,6 +24,11 @@ use super::timer::Timers;
 /// Green threads polled in one go before the reactor is checked again, so
 /// a crowd of busy green threads cannot keep I/O events waiting.
 const POLLS_PER_TICK: usize = 256;
+/// ... nor can a few slow ones, or one that yields between long stretches
+/// of work: past this much time in a tick the reactor is checked, polls
+/// left or not. The clock is read every `CLOCK_EVERY` polls.
+const TICK_TIME: Duration = Duration::from_micros(200);
+const CLOCK_EVERY: usize = 8;
 /// I/O and queue operations a green thread may complete in one poll before
 /// it is made to yield (see [`poll_budget`]).
 const BUDGET_PER_POLL: u32 = 128;
@@ -227,7 +232,11 @@ impl Local {
     }
 
     fn run_ready(&self) {
-        for _ in 0..POLLS_PER_TICK {
+        let started = turn_started();
+        for polled in 1..=POLLS_PER_TICK {
+            if polled % CLOCK_EVERY == 0 && started.elapsed() > TICK_TIME {
+                return;
+            }
             let next = self.ready.borrow_mut().pop_front();
             match next {
                 Some(header) => self.poll_task(header),
@@ -461,6 +470,59 @@ mod tests {
         let (got, spun) = rt.block_on(task).expect("task");
         assert_eq!(got, 5);
         assert!(spun > Duration::ZERO, "the worker never spun");
+    }
+
+    #[test]
+    fn io_waits_a_bounded_time_behind_a_green_thread_that_yields_between_long_work() {
+        use std::cell::Cell;
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+
+        const WORK: Duration = Duration::from_micros(20);
+        let (mut writer, reader) = UnixStream::pair().expect("socket pair");
+        let reader = crate::runtime::io::Async::new(reader).expect("async");
+        let (written_at, read_at) = block_on(async move {
+            let rounds = Rc::new(Cell::new(0u32));
+            let read_at = Rc::new(Cell::new(None));
+            let (seen, mark) = (rounds.clone(), read_at.clone());
+            // Parked on its socket before anything is written.
+            let reading = spawn(async move {
+                let mut byte = [0u8; 1];
+                assert_eq!(reader.read(&mut byte).await.expect("read"), 1);
+                mark.set(Some(seen.get()));
+            });
+            let (count, done) = (rounds.clone(), read_at.clone());
+            let busy = spawn(async move {
+                let mut written_at = None;
+                // Bounded: without the time limit the reader got in after
+                // 256 rounds (POLLS_PER_TICK).
+                while done.get().is_none() && count.get() < 1_000 {
+                    if count.get() == 10 {
+                        writer.write_all(b"x").expect("write");
+                        written_at = Some(count.get());
+                    }
+                    let until = Instant::now() + WORK;
+                    while Instant::now() < until {
+                        std::hint::spin_loop();
+                    }
+                    count.set(count.get() + 1);
+                    crate::runtime::yield_now().await;
+                }
+                written_at
+            });
+            reading.await.expect("reader");
+            let written_at = busy.await.expect("busy");
+            (written_at, read_at.get())
+        });
+        let (written_at, read_at) = (written_at.expect("wrote"), read_at.expect("read"));
+        // TICK_TIME is 10 rounds of WORK; the clock is read every 8 polls.
+        let limit = (super::TICK_TIME.as_micros() / WORK.as_micros()) as u32
+            + 2 * super::CLOCK_EVERY as u32;
+        assert!(
+            read_at - written_at <= limit,
+            "the reader waited {} rounds of {WORK:?} after its byte arrived (limit {limit})",
+            read_at - written_at
+        );
     }
 
     #[test]
