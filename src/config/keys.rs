@@ -172,7 +172,7 @@ pub static KEYS: &[Key] = &[
         "Time allowed for a request body to start, and for any one wait for its bytes."),
     key!("timeouts.body_min_rate", timeouts.body_min_rate = rate, Int(500),
         "Bytes per second a body must keep up (each extends the deadline); 0 = none."),
-    key!("timeouts.keepalive_idle", timeouts.keepalive_idle = duration, Str("15s"),
+    key!("timeouts.keepalive_idle", timeouts.keepalive_idle = duration, Str("75s"),
         "How long an idle keep-alive connection is kept open."),
     key!("timeouts.write", timeouts.write = duration, Str("30s"),
         "Time allowed for a write to make progress before the connection is dropped."),
