@@ -41,13 +41,44 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Whether this machine lets root make a mount namespace (a container
-/// without CAP_SYS_ADMIN does not).
-fn can_unshare_mounts() -> bool {
-    Command::new("unshare")
-        .args(["-m", "--", "true"])
+/// In a private mount namespace, with `$r` the root file system: /proc and
+/// /dev as Docker provides them, then the root made read-only.
+const MOUNTS: &str = "mount --rbind /proc \"$r/proc\" && mount --rbind /dev \"$r/dev\" && \
+    mount --bind \"$r\" \"$r\" && mount -o remount,bind,ro \"$r\"";
+
+/// Whether this machine lets root make those mounts (a container without
+/// CAP_SYS_ADMIN does not): tried on an empty root of their own.
+fn can_mount_the_image_root() -> bool {
+    let scratch = temp_dir("image-probe");
+    for mount_point in ["proc", "dev"] {
+        std::fs::create_dir_all(scratch.join(mount_point)).expect("mount point");
+    }
+    let works = Command::new("unshare")
+        .args(["-m", "--", "sh", "-c", &format!("r=$1; {MOUNTS}"), "sh"])
+        .arg(&scratch)
         .status()
-        .is_ok_and(|s| s.success())
+        .is_ok_and(|s| s.success());
+    remove_unless_mounted(&scratch);
+    works
+}
+
+/// Removes `dir`, unless something is mounted beneath it in this test's
+/// namespace: the mounts are made in a private namespace and go with it,
+/// but a removal that followed a leaked bind of /dev or /proc would empty
+/// the host's.
+fn remove_unless_mounted(dir: &Path) {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let prefix = dir.to_string_lossy().into_owned();
+    let leaked: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|point| point.starts_with(&prefix))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "mounts left beneath {prefix}: {leaked:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn copy_into(from: &Path, to: &Path) {
@@ -145,24 +176,22 @@ fn connect(addr: &str) -> TcpStream {
 
 #[test]
 fn the_image_runs_read_only_as_nonroot_serves_the_site_and_drains_within_docker_stop() {
-    if !is_root() || !can_unshare_mounts() {
+    if !is_root() || !can_mount_the_image_root() {
         println!("skipped: running the image's file system needs root and a mount namespace");
         return;
     }
     let dir = temp_dir("image");
     let root = dir.join("rootfs");
     let entrypoint = build_rootfs(&root);
-    // In a private mount namespace: /proc and /dev as Docker provides them,
-    // the root made read-only, then chroot and drop to nonroot, and exec the
-    // entry point (plus a loopback listener, as `docker run IMAGE ARGS…`
-    // appends ARGS to it).
-    let script = "r=$1; u=$2; shift 2; \
-        mount --rbind /proc \"$r/proc\" && mount --rbind /dev \"$r/dev\" && \
-        mount --bind \"$r\" \"$r\" && mount -o remount,bind,ro \"$r\" && \
-        exec unshare --root=\"$r\" --wd=/ -S \"$u\" -G \"$u\" -- \"$@\"";
+    // The mounts, then chroot and drop to nonroot, and exec the entry point
+    // (plus a loopback listener, as `docker run IMAGE ARGS…` appends ARGS).
+    let script = format!(
+        "r=$1; u=$2; shift 2; {MOUNTS} && \
+         exec unshare --root=\"$r\" --wd=/ -S \"$u\" -G \"$u\" -- \"$@\""
+    );
     let mut command = Command::new("unshare");
     command
-        .args(["-m", "--", "sh", "-c", script, "sh"])
+        .args(["-m", "--", "sh", "-c", &script, "sh"])
         .arg(&root)
         .arg(NONROOT.to_string())
         .args(&entrypoint)
@@ -206,5 +235,5 @@ fn the_image_runs_read_only_as_nonroot_serves_the_site_and_drains_within_docker_
         "took {:?} to stop",
         stopped_at.elapsed()
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_unless_mounted(&dir);
 }
