@@ -250,6 +250,59 @@ fn error_threshold_is_a_flag() {
 }
 
 #[test]
+fn extra_headers_reach_the_server_on_every_request() {
+    // A one-connection server that keeps each request's head and answers it.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/x", listener.local_addr().expect("addr"));
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let (mut heads, mut pending, mut buf) = (Vec::new(), Vec::new(), [0u8; 4096]);
+        while let Ok(n @ 1..) = stream.read(&mut buf) {
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head: Vec<u8> = pending.drain(..end + 4).collect();
+                heads.push(String::from_utf8_lossy(&head).into_owned());
+                std::io::Write::write_all(
+                    &mut stream,
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                )
+                .expect("answer");
+            }
+        }
+        heads
+    });
+    let run = bench(
+        None,
+        &[
+            &url,
+            "-c",
+            "1",
+            "-n",
+            "5",
+            "--threads",
+            "1",
+            "-H",
+            "Accept-Encoding: gzip",
+            "-H",
+            "X-Probe: 1",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.text());
+    let heads = server.join().expect("server");
+    assert_eq!(heads.len(), 5, "{heads:?}");
+    for head in &heads {
+        assert!(head.starts_with("GET /x HTTP/1.1\r\nHost: "), "{head:?}");
+        assert!(
+            head.ends_with("\r\nAccept-Encoding: gzip\r\nX-Probe: 1\r\n\r\n"),
+            "{head:?}"
+        );
+    }
+}
+
+#[test]
 fn a_server_that_never_answers_cannot_stretch_the_run() {
     // Accepted by the kernel (backlog), never read, never answered: the old
     // client waited its 10 s timeout on every connection.
