@@ -29,6 +29,10 @@ const POLLS_PER_TICK: usize = 256;
 /// left or not. The clock is read every `CLOCK_EVERY` polls.
 const TICK_TIME: Duration = Duration::from_micros(200);
 const CLOCK_EVERY: usize = 8;
+/// Time off its core during one idle spin that shows the thread is short of
+/// CPU, and how long spinning then stays off.
+const DESCHEDULED: Duration = Duration::from_micros(200);
+const SPIN_BACKOFF: Duration = Duration::from_secs(1);
 /// I/O and queue operations a green thread may complete in one poll before
 /// it is made to yield (see [`poll_budget`]).
 const BUDGET_PER_POLL: u32 = 128;
@@ -96,6 +100,8 @@ pub(crate) struct Local {
     tasks: RefCell<Slab<Task>>,
     pub(crate) timers: RefCell<Timers>,
     events: RefCell<Events>,
+    /// No idle spinning before this (see `Local::spin`).
+    spin_off_until: Cell<Option<Instant>>,
 }
 
 thread_local! {
@@ -103,6 +109,8 @@ thread_local! {
     static BUDGET: Cell<u32> = const { Cell::new(BUDGET_PER_POLL) };
     /// When this worker's current turn began (after its last wait).
     static TURN_STARTED: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Idle spins this thread has begun (see `Local::spin`).
+    static SPINS: Cell<u64> = const { Cell::new(0) };
     /// CPU time this thread has spent spinning idle (see `Local::spin`).
     static SPUN: Cell<Duration> = const { Cell::new(Duration::ZERO) };
 }
@@ -175,6 +183,7 @@ impl Local {
             tasks: RefCell::new(Slab::new()),
             timers: RefCell::new(Timers::default()),
             events: RefCell::new(Events::new()),
+            spin_off_until: Cell::new(None),
         })
     }
 
@@ -307,12 +316,25 @@ impl Local {
     /// With a spin configured and nothing ready, checks for I/O without
     /// blocking until something arrives, the spin time is up or a timer is
     /// due. Returns the events dispatched, or `None` if nothing came.
+    ///
+    /// Spinning pays only while the core is this thread's to waste: a spin
+    /// during which the thread was kept off its core (a CPU quota ran out,
+    /// or another thread had it) turns spinning off for `SPIN_BACKOFF`, so
+    /// a thread short of CPU sleeps instead of spending it on waiting.
     fn spin(&self) -> Option<usize> {
         let spin = self.runtime.spin;
         if spin.is_zero() || !self.ready.borrow().is_empty() {
             return None;
         }
         let started = Instant::now();
+        if self
+            .spin_off_until
+            .get()
+            .is_some_and(|until| started < until)
+        {
+            return None;
+        }
+        SPINS.with(|n| n.set(n.get() + 1));
         // CPU time, not wall time: while this thread yields, a server on
         // the same core runs, and that is not the client's work to leave out.
         let cpu_started = super::stats::thread_cpu_time();
@@ -337,6 +359,9 @@ impl Local {
             if let Some(outcome) = outcome {
                 let cpu = super::stats::thread_cpu_time().saturating_sub(cpu_started);
                 SPUN.with(|spun| spun.set(spun.get() + cpu));
+                if (now - started).saturating_sub(cpu) > DESCHEDULED {
+                    self.spin_off_until.set(Some(now + SPIN_BACKOFF));
+                }
                 return outcome;
             }
             // Lets a server sharing this core run meanwhile.
@@ -522,6 +547,59 @@ mod tests {
             read_at - written_at <= limit,
             "the reader waited {} rounds of {WORK:?} after its byte arrived (limit {limit})",
             read_at - written_at
+        );
+    }
+
+    /// Pins the calling thread to one CPU.
+    fn pin_to(cpu: usize) {
+        // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes one bit
+        // of it, and sched_setaffinity reads it for the calling thread (0).
+        let pinned = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+        };
+        assert_eq!(pinned, 0, "cannot pin to CPU {cpu}");
+    }
+
+    #[test]
+    fn a_spin_kept_off_its_core_turns_spinning_off() {
+        use std::cell::Cell;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+
+        // SAFETY: sched_getcpu has no preconditions.
+        let cpu = usize::try_from(unsafe { libc::sched_getcpu() }).expect("a CPU");
+        let stop = Arc::new(AtomicBool::new(false));
+        let hog = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                pin_to(cpu);
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        };
+        let rt = Runtime::builder()
+            .workers(1)
+            .spin_before_blocking(Duration::from_millis(2))
+            .build()
+            .expect("runtime");
+        // 200 idle moments of 1 ms each on a core shared with the hog: each
+        // would begin a spin, and the hog runs during the spin's yields.
+        let spins = rt.block_on(async move {
+            pin_to(cpu);
+            let before = super::SPINS.with(Cell::get);
+            for _ in 0..200 {
+                crate::runtime::sleep(Duration::from_millis(1)).await;
+            }
+            super::SPINS.with(Cell::get) - before
+        });
+        stop.store(true, Ordering::Relaxed);
+        hog.join().expect("hog");
+        assert!(
+            spins < 20,
+            "began {spins} spins of 200 idle moments on a core it did not have to itself"
         );
     }
 
