@@ -8,7 +8,7 @@ use toml::Value;
 
 use super::glob::Glob;
 use super::read::show;
-use super::value::{boolean, string, Parsed};
+use super::value::{array_of_tables, boolean, string, Parsed};
 
 /// One `[[headers]]` rule: for files whose path matches `path`, header
 /// fields to set (replacing any of that name), add, or remove, in that
@@ -45,28 +45,16 @@ const RULE_FIX: &str = "write each rule as [[headers]] with path = \"*.html\" an
 
 /// `[[headers]]`: an array of tables.
 pub(crate) fn header_rules(v: &Value) -> Parsed<Vec<HeaderRule>> {
-    let Value::Array(rules) = v else {
-        return Err(format!("is not an array of tables; {RULE_FIX}"));
-    };
-    rules
-        .iter()
-        .enumerate()
-        .map(|(i, rule)| header_rule(rule).map_err(|why| format!("(rule {}) {why}", i + 1)))
-        .collect()
+    array_of_tables(
+        v,
+        "rule",
+        &["path", "set", "add", "remove", "errors"],
+        RULE_FIX,
+        header_rule,
+    )
 }
 
-fn header_rule(v: &Value) -> Parsed<HeaderRule> {
-    let Value::Table(t) = v else {
-        return Err(format!("is not a table; {RULE_FIX}"));
-    };
-    if let Some(k) = t
-        .keys()
-        .find(|k| !["path", "set", "add", "remove", "errors"].contains(&k.as_str()))
-    {
-        return Err(format!(
-            "has unknown key {k:?}; known keys are path, set, add, remove, errors"
-        ));
-    }
+fn header_rule(t: &toml::Table) -> Parsed<HeaderRule> {
     let path = match t.get("path") {
         Some(p) => Glob::parse(string(p)?).map_err(|why| format!("path {why}"))?,
         None => return Err(format!("has no path; {RULE_FIX}")),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use toml::Value;
 
 use super::site::string_list;
-use super::value::{parse_listen, string, Listen, Parsed, LISTEN_FIX};
+use super::value::{array_of_tables, parse_listen, string, Listen, Parsed, LISTEN_FIX};
 use crate::tls::CertificateFiles;
 
 /// `[tls]`: HTTPS listeners and their certificates.
@@ -41,28 +41,10 @@ pub(crate) fn listen_list(v: &Value) -> Parsed<Vec<Listen>> {
 
 /// `[[tls.certificates]]`.
 pub(crate) fn certificates(v: &Value) -> Parsed<Vec<CertificateFiles>> {
-    let Value::Array(items) = v else {
-        return Err(format!("is not an array of tables; {CERT_FIX}"));
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| certificate(item).map_err(|why| format!("(entry {}) {why}", i + 1)))
-        .collect()
+    array_of_tables(v, "entry", &["cert", "key", "names"], CERT_FIX, certificate)
 }
 
-fn certificate(v: &Value) -> Parsed<CertificateFiles> {
-    let Value::Table(t) = v else {
-        return Err(format!("is not a table; {CERT_FIX}"));
-    };
-    if let Some(k) = t
-        .keys()
-        .find(|k| !["cert", "key", "names"].contains(&k.as_str()))
-    {
-        return Err(format!(
-            "has unknown key {k:?}; known keys are cert, key, names"
-        ));
-    }
+fn certificate(t: &toml::Table) -> Parsed<CertificateFiles> {
     let path = |name: &str| -> Parsed<PathBuf> {
         match t.get(name) {
             Some(p) if !string(p)?.is_empty() => Ok(PathBuf::from(string(p)?)),

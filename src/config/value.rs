@@ -140,6 +140,38 @@ pub fn parse_listen(s: &str) -> Option<Listen> {
     })
 }
 
+/// An array of tables (`[[name]]`): each entry's keys are checked against
+/// `known`, then `entry` reads it. An error names the entry (`(rule 2)`
+/// with `what` = "rule") and the bad shapes end with `fix`.
+pub(crate) fn array_of_tables<T>(
+    v: &Value,
+    what: &str,
+    known: &[&str],
+    fix: &str,
+    entry: impl Fn(&toml::Table) -> Parsed<T>,
+) -> Parsed<Vec<T>> {
+    let Value::Array(items) = v else {
+        return Err(format!("is not an array of tables; {fix}"));
+    };
+    let one = |item: &Value| {
+        let Value::Table(t) = item else {
+            return Err(format!("is not a table; {fix}"));
+        };
+        if let Some(k) = t.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(format!(
+                "has unknown key {k:?}; known keys are {}",
+                known.join(", ")
+            ));
+        }
+        entry(t)
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| one(item).map_err(|why| format!("({what} {}) {why}", i + 1)))
+        .collect()
+}
+
 pub(crate) fn string(v: &Value) -> Parsed<&str> {
     match v {
         Value::String(s) => Ok(s),
