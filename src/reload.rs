@@ -95,37 +95,39 @@ const FIXED: &[Fixed] = &[
     fixed!("group", group),
 ];
 
-/// Socket options set when a listener is bound or starts accepting.
-fn listener_options_changed(new: &Config, old: &Config) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    let (n, o) = (&new.runtime, &old.runtime);
-    let mut check = |key, differs: bool| {
-        if differs {
-            changed.push(key);
-        }
+/// Whether two configs (new, old) disagree on a key.
+type Differs = fn(&Config, &Config) -> bool;
+
+/// `differs!(name, field.path)`: a key and whether two configs disagree on it.
+macro_rules! differs {
+    ($name:literal, $($field:ident).+) => {
+        (
+            $name,
+            (|new, old| new.$($field).+ != old.$($field).+) as Differs,
+        )
     };
-    check("runtime.backlog", n.backlog != o.backlog);
-    check(
-        "runtime.tcp_keepalive_idle",
-        n.tcp_keepalive_idle != o.tcp_keepalive_idle,
-    );
-    check(
+}
+
+/// Socket options set when a listener is bound or starts accepting.
+const LISTENER_OPTIONS: &[(&str, Differs)] = &[
+    differs!("runtime.backlog", runtime.backlog),
+    differs!("runtime.tcp_keepalive_idle", runtime.tcp_keepalive_idle),
+    differs!(
         "runtime.tcp_keepalive_interval",
-        n.tcp_keepalive_interval != o.tcp_keepalive_interval,
-    );
-    check(
-        "runtime.tcp_notsent_lowat",
-        n.tcp_notsent_lowat != o.tcp_notsent_lowat,
-    );
-    check(
-        "runtime.tcp_defer_accept",
-        n.tcp_defer_accept != o.tcp_defer_accept,
-    );
-    check(
-        "unix_socket_mode",
-        new.unix_socket_mode != old.unix_socket_mode,
-    );
-    changed
+        runtime.tcp_keepalive_interval
+    ),
+    differs!("runtime.tcp_notsent_lowat", runtime.tcp_notsent_lowat),
+    differs!("runtime.tcp_defer_accept", runtime.tcp_defer_accept),
+    differs!("unix_socket_mode", unix_socket_mode),
+];
+
+/// The listener options that differ between `new` and `old`.
+fn listener_options_changed(new: &Config, old: &Config) -> Vec<&'static str> {
+    LISTENER_OPTIONS
+        .iter()
+        .filter(|(_, differs)| differs(new, old))
+        .map(|(key, _)| *key)
+        .collect()
 }
 
 impl Server {
@@ -236,5 +238,28 @@ impl Server {
             Some(log) => log.reopen(),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listener_options_that_changed_are_named_in_table_order() {
+        let old = Config::default();
+        let mut new = old.clone();
+        assert!(listener_options_changed(&new, &old).is_empty());
+        new.unix_socket_mode = 0o600;
+        new.runtime.backlog += 1;
+        new.runtime.tcp_defer_accept += std::time::Duration::from_secs(1);
+        assert_eq!(
+            listener_options_changed(&new, &old),
+            [
+                "runtime.backlog",
+                "runtime.tcp_defer_accept",
+                "unix_socket_mode"
+            ]
+        );
     }
 }
