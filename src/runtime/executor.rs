@@ -104,13 +104,17 @@ pub(crate) struct Local {
     spin_off_until: Cell<Option<Instant>>,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Idle spins this thread has begun (see `Local::spin`), for the tests.
+    static SPINS: Cell<u64> = const { Cell::new(0) };
+}
+
 thread_local! {
     static LOCAL: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
     static BUDGET: Cell<u32> = const { Cell::new(BUDGET_PER_POLL) };
     /// When this worker's current turn began (after its last wait).
     static TURN_STARTED: Cell<Option<Instant>> = const { Cell::new(None) };
-    /// Idle spins this thread has begun (see `Local::spin`).
-    static SPINS: Cell<u64> = const { Cell::new(0) };
     /// CPU time this thread has spent spinning idle (see `Local::spin`).
     static SPUN: Cell<Duration> = const { Cell::new(Duration::ZERO) };
 }
@@ -334,6 +338,7 @@ impl Local {
         {
             return None;
         }
+        #[cfg(test)]
         SPINS.with(|n| n.set(n.get() + 1));
         // CPU time, not wall time: while this thread yields, a server on
         // the same core runs, and that is not the client's work to leave out.
