@@ -15,7 +15,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use conveyor::http::date::{fmt_http_date, parse_http_date};
 use conveyor::http::{parse_request, BodyFraming, ChunkedDecoder, HttpError, Limits, Step};
-use conveyor::runtime::beneath::RootDir;
+use conveyor::runtime::sys::beneath::RootDir;
 use conveyor::service::static_files::{
     content_range, evaluate, parse_range, resolve, unsatisfied_range, Decision, Preconditions,
     RangeOutcome, ResolveError, ResolveOptions, Resolved, Validators,

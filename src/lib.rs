@@ -22,7 +22,7 @@ pub(crate) mod access_log;
 pub mod bench;
 pub mod config;
 pub mod http;
-pub(crate) mod listening;
+pub mod listening;
 pub(crate) mod metrics;
 pub(crate) mod reload;
 pub mod runtime;

@@ -11,7 +11,7 @@ use cli::Command;
 use std::os::fd::RawFd;
 
 use conveyor::config::{AcceptorKind, Config, ListenSpec, Listeners, DEFAULT_CONFIG_PATH};
-use conveyor::runtime::{account, signal, sockets};
+use conveyor::runtime::sys::{account, signal, sockets};
 use conveyor::server::{ListenError, Stopped};
 use conveyor::Server;
 

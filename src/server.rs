@@ -1,6 +1,5 @@
 //! Assembles the line: runtime, queues, stages; and takes it down gracefully.
 
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -8,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::access_log::AccessLog;
 use crate::config::{resolve_workers, Config, SharedConfig};
+pub use crate::listening::ListenError;
 use crate::listening::Listening;
 use crate::metrics::Metrics;
 use crate::runtime::{race, Latch, Runtime};
@@ -41,95 +41,6 @@ pub struct Server {
     pub(crate) listening: Mutex<Vec<Listening>>,
     /// The built-in handler, rebuilt by a reload; `None` with a custom one.
     pub(crate) http: Option<Arc<HttpHandler>>,
-}
-
-/// Why the server could not listen on an address, worded for the person
-/// running it: the address, what is wrong, and what to do. Carried inside
-/// the `io::Error` that [`ServerBuilder::start`] returns (find it with
-/// `get_ref()` and `downcast_ref`); its kind is the underlying error's.
-#[derive(Debug)]
-pub struct ListenError {
-    /// The address (or `host:port`) that could not be listened on.
-    pub addr: String,
-    /// What the system said.
-    pub source: io::Error,
-}
-
-impl ListenError {
-    pub(crate) fn wrap(addr: impl fmt::Display, source: io::Error) -> io::Error {
-        let kind = source.kind();
-        let addr = addr.to_string();
-        io::Error::new(kind, ListenError { addr, source })
-    }
-
-    /// The message, with `option` (like `--listen` or `listen in
-    /// config/conveyor.toml`) named as where the address came from and
-    /// where to change it.
-    pub fn describe(&self, option: &str) -> String {
-        let addr = &self.addr;
-        if addr.starts_with(crate::config::UNIX_PREFIX) || addr.starts_with("systemd") {
-            let why = match self.source.kind() {
-                io::ErrorKind::PermissionDenied => format!(
-                    "{}; the directory must be writable by the server, or choose another path \
-                     with {option}",
-                    self.source
-                ),
-                io::ErrorKind::NotFound => format!(
-                    "{}; create the directory, or choose another path with {option}",
-                    self.source
-                ),
-                _ => self.source.to_string(),
-            };
-            return format!("cannot listen on {addr} ({option}): {why}");
-        }
-        let port = addr.rsplit_once(':').map_or("", |(_, p)| p);
-        let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
-        let why = match self.source.kind() {
-            _ if self.source.raw_os_error() == Some(libc::EAFNOSUPPORT)
-                || ipv6_turned_off(host) =>
-            {
-                format!(
-                    "IPv6 is turned off on this machine; with {option}, listen on an IPv4 address \
-                 like 0.0.0.0:{port} instead"
-                )
-            }
-            io::ErrorKind::AddrInUse => format!(
-                "port {port} is already in use by another process; stop that process, \
-                 or choose another port with {option}"
-            ),
-            io::ErrorKind::AddrNotAvailable => format!(
-                "this machine has no address {host}; with {option}, use one of its own, \
-                 like 127.0.0.1:{port} (this machine only) or 0.0.0.0:{port} (every IPv4 address)"
-            ),
-            io::ErrorKind::PermissionDenied => format!(
-                "ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a port from 1024 up \
-                 with {option}, like 8080"
-            ),
-            _ => format!("{}; check the address given by {option}", self.source),
-        };
-        format!("cannot listen on {addr} ({option}): {why}")
-    }
-}
-
-/// Whether `host` is an IPv6 address on a machine whose IPv6 is turned off
-/// (`net.ipv6.conf.all.disable_ipv6 = 1`: the socket family still exists,
-/// but no IPv6 address does, so a bind answers "address not available").
-fn ipv6_turned_off(host: &str) -> bool {
-    host.starts_with('[')
-        && std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6")
-            .is_ok_and(|v| v.trim() == "1")
-}
-
-impl fmt::Display for ListenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.describe("the `listen` setting"))
-    }
-}
-
-impl std::error::Error for ListenError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
 }
 
 /// What a graceful stop ([`Server::shutdown`]) found and did.
@@ -271,7 +182,7 @@ impl ServerBuilder {
         let listening =
             crate::listening::open(acceptor.as_ref(), &runtime, &line, &line.config.load(), &[])?;
         let addrs = listening.iter().filter_map(|l| l.addr).collect();
-        let tls_addrs = crate::tls::listen(acceptor.as_ref(), runtime.handle(), &line, workers)?;
+        let tls_addrs = crate::listening::open_tls(acceptor.as_ref(), runtime.handle(), &line, workers)?;
         // Every listener accepts: only now may `/readyz` say so.
         line.readiness.mark_ready();
         Ok(Server {
@@ -409,37 +320,4 @@ impl Server {
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn describe(addr: &str, source: io::Error) -> String {
-        let e = ListenError::wrap(addr, source);
-        let inner = e.get_ref().and_then(|i| i.downcast_ref::<ListenError>());
-        inner.expect("a ListenError").describe("--listen")
-    }
-
-    #[test]
-    fn listen_errors_name_the_listener_and_the_fix() {
-        let v6_off = describe(
-            "[::]:8080",
-            io::Error::from_raw_os_error(libc::EAFNOSUPPORT),
-        );
-        assert_eq!(
-            v6_off,
-            "cannot listen on [::]:8080 (--listen): IPv6 is turned off on this machine; \
-             with --listen, listen on an IPv4 address like 0.0.0.0:8080 instead"
-        );
-        let unix = describe(
-            "unix:/nope/c.sock",
-            io::Error::from(io::ErrorKind::NotFound),
-        );
-        assert!(
-            unix.starts_with("cannot listen on unix:/nope/c.sock (--listen): "),
-            "{unix}"
-        );
-        assert!(unix.ends_with("create the directory, or choose another path with --listen"));
-    }
 }

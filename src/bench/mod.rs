@@ -45,7 +45,7 @@ use self::server_status::Sample;
 use crate::config::{parse_duration, ConfigError};
 use crate::http::json::json_string;
 use crate::http::{ChunkedDecoder, Step};
-use crate::runtime::limits::{self, FdLimit};
+use crate::runtime::sys::limits::{self, FdLimit};
 use crate::runtime::{self, timeout_at, Runtime, TcpStream};
 
 /// The `conveyor bench --help` text.

@@ -316,7 +316,8 @@ mod tests {
     use toml::Table;
 
     use super::*;
-    use crate::config::read::{show, value_at};
+    use crate::config::read::value_at;
+    use crate::config::value::show;
 
     #[test]
     fn every_default_parses() {

@@ -4,6 +4,7 @@
 use toml::{Table, Value};
 
 use super::keys::{Key, KEYS};
+use super::value::show;
 use super::{Config, ConfigError, Res};
 
 pub(crate) fn from_toml_str(text: &str) -> Res<Config> {
@@ -114,19 +115,6 @@ fn check_unknown(section: &str, table: &Table, known: &[&str]) -> Res<()> {
         "unknown {what} {}{hint}",
         path(key)
     )))
-}
-
-/// Shows a value as it was written, for error messages.
-pub(crate) fn show(v: &Value) -> String {
-    match v {
-        Value::String(s) => format!("{s:?}"),
-        Value::Integer(i) => i.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Boolean(b) => b.to_string(),
-        Value::Datetime(d) => d.to_string(),
-        Value::Array(_) => "[...]".to_string(),
-        Value::Table(_) => "{...}".to_string(),
-    }
 }
 
 /// Levenshtein distance, for did-you-mean on short key names.

@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use toml::Value;
 
 use super::glob::Glob;
-use super::read::show;
-use super::value::{array_of_tables, boolean, string, Parsed};
+use super::value::{array_of_tables, boolean, show, string, Parsed};
 
 /// One `[[headers]]` rule: for files whose path matches `path`, header
 /// fields to set (replacing any of that name), add, or remove, in that

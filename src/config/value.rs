@@ -324,3 +324,16 @@ pub(crate) fn whole_seconds_or_zero(v: &Value) -> Parsed<Duration> {
         )),
     }
 }
+
+/// Shows a value as it was written, for error messages.
+pub(crate) fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        Value::Integer(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Datetime(d) => d.to_string(),
+        Value::Array(_) => "[...]".to_string(),
+        Value::Table(_) => "{...}".to_string(),
+    }
+}

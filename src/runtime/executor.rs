@@ -18,7 +18,8 @@ use crossbeam_channel::{Receiver, Sender};
 use super::pooled::PooledFuture;
 use super::reactor::{Events, PollMode, Reactor};
 use super::stats::WorkerStats;
-use super::task::{joinable, Header, JoinHandle, LocalFuture, Slab, Task};
+use super::slab::Slab;
+use super::task::{joinable, Header, JoinHandle, LocalFuture, Task};
 use super::timer::Timers;
 
 /// Green threads polled in one go before the reactor is checked again, so

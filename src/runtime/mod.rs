@@ -9,12 +9,9 @@
 //! - [`idle`]: items parked until readable, with no green thread each.
 //! - [`net`]: TCP listeners and streams, `sendfile`.
 //! - [`swap`]: a value replaced whole while the workers read it.
-//! - [`sockets`]: Unix-domain listeners, sockets inherited from systemd.
-//! - [`account`]: switching to another user after binding.
-//! - [`watch`]: inotify file watching on the reactor.
-//! - [`beneath`]: opening files confined beneath a directory descriptor.
-//! - [`limits`]: the open-file limit, read and raised.
-//! - `sys`: `syscall!`, the one way the runtime calls libc.
+//! - [`sys`]: the operating system beneath: `syscall!`, the one way the
+//!   runtime calls libc, and one file per OS facility (sockets, accounts,
+//!   confined opens, directories, limits, signals, file watching).
 
 //!
 //! ```
@@ -39,30 +36,24 @@
 //! assert_eq!(total, 55);
 //! ```
 
-pub mod account;
-pub mod beneath;
-pub mod dir;
 mod executor;
 pub use executor::idle_spin_time;
 pub mod idle;
 pub mod io;
 pub mod latch;
-pub mod limits;
 pub mod local_pool;
 pub mod net;
 pub mod pooled;
 pub mod queue;
 mod reactor;
 pub mod read_buffer;
-pub mod signal;
-pub mod sockets;
+mod slab;
 pub mod stats;
 pub mod stream;
 pub mod swap;
-mod sys;
+pub mod sys;
 mod task;
 pub mod timer;
-pub mod watch;
 
 use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

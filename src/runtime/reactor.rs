@@ -19,7 +19,7 @@ use polling::{Event, Poller};
 
 use super::executor::WorkerShared;
 use super::sys::syscall;
-use super::task::Slab;
+use super::slab::Slab;
 
 /// How sockets are registered with epoll.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::runtime::limits::{fd_limit, raise_fd_limit, FdLimit};
+use crate::runtime::sys::limits::{fd_limit, raise_fd_limit, FdLimit};
 use crate::runtime::{race, sleep, Either};
 
 use super::admission::Admission;

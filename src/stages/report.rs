@@ -61,7 +61,7 @@ impl Line {
         let p = &self.pressure;
         let counts = p.counts();
         let config = self.config.load();
-        let limit = crate::runtime::limits::fd_limit().map_or(p.budget.limit, |l| l.soft);
+        let limit = crate::runtime::sys::limits::fd_limit().map_or(p.budget.limit, |l| l.soft);
         PressureReport {
             fd_limit: limit,
             fd_limit_at_start: p.budget.limit_before,

@@ -7,7 +7,6 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -21,10 +20,7 @@ use rustls::server::{
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, ServerConnection};
 
-use crate::runtime::{Handle, Session};
-use crate::server::ListenError;
-use crate::stages::handshake::Handshake;
-use crate::stages::{Acceptor, Line};
+use crate::runtime::Session;
 
 /// Sessions the server-side cache holds (TLS 1.2 session IDs, and clients
 /// that do not take tickets): about 100 bytes each.
@@ -45,43 +41,6 @@ pub struct CertificateFiles {
     /// wildcard label (`*.example.com`). Empty: any name no other
     /// certificate claims, and clients that send none.
     pub names: Vec<String>,
-}
-
-/// Starts the handshake stage and `acceptor` on every `tls.listen`
-/// address (none: no HTTPS); returns the addresses bound. A certificate
-/// that cannot be loaded fails with `InvalidInput` naming the file.
-pub(crate) fn listen(
-    acceptor: &dyn Acceptor,
-    runtime: &Handle,
-    line: &Arc<Line>,
-    workers: usize,
-) -> io::Result<Vec<SocketAddr>> {
-    let config = line.config.load();
-    if !config.tls.enabled() {
-        return Ok(Vec::new());
-    }
-    let keys = TlsKeys::load(&config.tls.certificates)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let stage = Arc::new(Handshake::new(keys, workers, config.queue.capacity));
-    stage.start(runtime, line);
-    let _ = line.tls.set(stage.clone());
-    let mut bound: Vec<SocketAddr> = Vec::new();
-    for listen in &config.tls.listen {
-        let wanted = listen.resolve().map_err(|e| ListenError::wrap(listen, e))?;
-        for mut addr in wanted {
-            if let (0, Some(first)) = (addr.port(), bound.first()) {
-                addr.set_port(first.port());
-            }
-            let local = acceptor
-                .start_tls(runtime, addr, line, &stage)
-                .map_err(|e| ListenError::wrap(addr, e))?;
-            bound.push(local);
-        }
-    }
-    if let Some(first) = bound.first() {
-        stage.set_https_port(first.port());
-    }
-    Ok(bound)
 }
 
 /// Why the certificates could not be loaded: names the file and the problem.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::runtime::watch::{Change, FileWatcher, WatchId};
+use crate::runtime::sys::watch::{Change, FileWatcher, WatchId};
 use crate::runtime::{self, race, read_seq_now, Either, Latch};
 
 use super::negotiate::{negotiate, Encoding};

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::{LogLevel, StaticConfig};
 use crate::http::{write_head, Method, PreparedError};
-use crate::runtime::beneath::RootDir;
+use crate::runtime::sys::beneath::RootDir;
 use crate::runtime::{self, read_seq_now};
 use crate::service::{Exchange, Outcome};
 

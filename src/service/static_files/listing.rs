@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use crate::http::date::fmt_http_date;
 use crate::http::json::push_json_string;
 use crate::http::{write_head, Method};
-use crate::runtime::beneath::Symlinks;
-use crate::runtime::dir::{stat_at, DirReader, EntryMeta, Kind};
+use crate::runtime::sys::beneath::Symlinks;
+use crate::runtime::sys::dir::{stat_at, DirReader, EntryMeta, Kind};
 use crate::runtime::{self};
 use crate::service::{Exchange, Outcome};
 

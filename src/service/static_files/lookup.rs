@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::config::Revalidate;
-use crate::runtime::beneath::Symlinks;
+use crate::runtime::sys::beneath::Symlinks;
 use crate::runtime::{current_worker, read_seq_now};
 
 use super::cache::{

@@ -2,7 +2,7 @@
 //! that could escape it.
 //!
 //! The file is opened once, beneath a descriptor of the root, with the
-//! kernel enforcing confinement (`runtime::beneath`); its type and size come
+//! kernel enforcing confinement (`runtime::sys::beneath`); its type and size come
 //! from `fstat` on that descriptor. No path is looked up by name after it
 //! was checked, so a rename or symlink swap cannot redirect what is served.
 
@@ -10,7 +10,7 @@ use std::fs::{File, Metadata};
 use std::io;
 use std::path::PathBuf;
 
-use crate::runtime::beneath::{RootDir, Symlinks};
+use crate::runtime::sys::beneath::{RootDir, Symlinks};
 
 /// How paths are resolved; built once from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,7 +280,7 @@ fn redirect_location(url_path: &str, query: Option<&str>) -> String {
     location
 }
 
-/// The reason for an error from `runtime::beneath`: `EXDEV` (and its own
+/// The reason for an error from `runtime::sys::beneath`: `EXDEV` (and its own
 /// error without an OS code) is a refused escape, `ELOOP` a loop.
 fn io_error(err: io::Error) -> ResolveError {
     match err.raw_os_error() {
@@ -716,7 +716,7 @@ mod tests {
             io_error(io::Error::from_raw_os_error(libc::ENOENT)),
             ResolveError::Missing
         );
-        // `runtime::beneath` refuses an escape it finds itself with an
+        // `runtime::sys::beneath` refuses an escape it finds itself with an
         // error of its own, with no OS code.
         assert_eq!(
             io_error(io::Error::new(io::ErrorKind::NotFound, "outside")),

@@ -4,7 +4,7 @@
 use std::ffi::CString;
 use std::io;
 
-use super::sys::syscall;
+use super::syscall;
 
 /// A user or group looked up in the system's databases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

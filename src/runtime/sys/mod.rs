@@ -1,4 +1,21 @@
-//! The one way the runtime calls libc: [`syscall!`].
+//! The operating system beneath the runtime, as mio keeps it: one file per
+//! facility, and [`syscall!`], the one way any of them calls libc.
+//!
+//! - [`sockets`]: Unix-domain listeners, sockets inherited from systemd.
+//! - [`account`]: switching to another user after binding.
+//! - [`watch`]: inotify file watching on the reactor.
+//! - [`beneath`]: opening files confined beneath a directory descriptor.
+//! - [`dir`]: reading a directory opened beneath the root.
+//! - [`limits`]: the open-file limit, read and raised.
+//! - [`signal`]: the control signals, read from a signalfd.
+
+pub mod account;
+pub mod beneath;
+pub mod dir;
+pub mod limits;
+pub mod signal;
+pub mod sockets;
+pub mod watch;
 
 /// Runs a libc call that returns -1 and sets `errno` on failure, as mio's
 /// macro of the same name: `Ok(result)`, or the `errno` as an `io::Error`.

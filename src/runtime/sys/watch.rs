@@ -8,8 +8,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::io::Async;
-use super::sys::syscall;
+use crate::runtime::io::Async;
+use super::syscall;
 
 /// What a watch reports: changes to a file's content or identity.
 const FILE_MASK: u32 = libc::IN_MODIFY

@@ -7,7 +7,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::time::Duration;
 
-use super::sys::syscall;
+use super::syscall;
 
 fn termination_set() -> io::Result<libc::sigset_t> {
     signal_set(&[libc::SIGINT, libc::SIGTERM])

@@ -1,4 +1,4 @@
-//! Reading a directory that was opened beneath the root (`runtime::beneath`):
+//! Reading a directory that was opened beneath the root (`runtime::sys::beneath`):
 //! its entries come from that descriptor (`fdopendir` on a duplicate), and
 //! each is `fstatat`-ed relative to it, never looked up by a path, so what
 //! is listed is what was opened.
@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::ptr::NonNull;
 
-use super::sys::syscall;
+use super::syscall;
 
 /// An open directory stream, read in batches.
 pub struct DirReader {

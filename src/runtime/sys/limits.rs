@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::sys::syscall;
+use super::syscall;
 
 /// The open-file limit in force: `soft` is what `open`/`socket` hit
 /// (`EMFILE`), `hard` the ceiling an unprivileged process may raise it to.

@@ -24,7 +24,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::sys::syscall;
+use super::syscall;
 
 /// Which symlinks an open may follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
