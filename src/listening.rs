@@ -9,12 +9,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::config::{Config, ListenSpec};
-use crate::tls::TlsKeys;
 use crate::runtime::sys::sockets::{adopt_listener, bind_unix, SocketFile};
 use crate::runtime::{Handle, Latch, ListenOptions, Runtime, TcpListener};
 use crate::stages::acceptor::listen_options;
 use crate::stages::handshake::Handshake;
 use crate::stages::{Acceptor, Bound, Line, Origin};
+use crate::tls::TlsKeys;
 
 /// One listener being accepted on.
 pub(crate) struct Listening {

@@ -2,7 +2,7 @@
 //! only its own cache lines (no shared atomics); `/status` sums them.
 //!
 //! Every gauge is held by a guard that gives it back on drop, however the
-//! work ends (a panic included): `open` by the connection's `Slot`,
+//! work ends (a panic included): `open` by the connection's `ConnectionSlot`,
 //! `reading` and `writing` by `service::{Reading, Writing}`. The idle
 //! count is not kept here: it is the length of the idle sets.
 

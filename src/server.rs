@@ -12,11 +12,11 @@ use crate::listening::Listening;
 use crate::metrics::Metrics;
 use crate::runtime::{race, Latch, Runtime};
 use crate::service::{Readiness, Service, StatusSource};
-use crate::stages::handler::HttpHandler;
+use crate::stages::http_handler::HttpHandler;
 use crate::stages::pressure::{FdBudget, Pressure};
 use crate::stages::{
-    acceptor_for, dispatcher_for, Acceptor, Dispatcher, Handler, Line, PendingQueue, Slots,
-    StageNames, Waiting,
+    acceptor_for, dispatcher_for, Acceptor, ConnectionSlots, Dispatcher, Handler, Line,
+    PendingQueue, StageNames, Waiting,
 };
 
 /// Builds a server from a config, with any stage swapped for your own.
@@ -150,7 +150,7 @@ impl ServerBuilder {
                     )
                 })
                 .collect(),
-            slots: Slots::new(budget.max_connections, metrics.clone()),
+            slots: ConnectionSlots::new(budget.max_connections, metrics.clone()),
             pressure: Pressure::new(budget, workers),
             metrics,
             shutdown: Latch::new(),
@@ -182,7 +182,8 @@ impl ServerBuilder {
         let listening =
             crate::listening::open(acceptor.as_ref(), &runtime, &line, &line.config.load(), &[])?;
         let addrs = listening.iter().filter_map(|l| l.addr).collect();
-        let tls_addrs = crate::listening::open_tls(acceptor.as_ref(), runtime.handle(), &line, workers)?;
+        let tls_addrs =
+            crate::listening::open_tls(acceptor.as_ref(), runtime.handle(), &line, workers)?;
         // Every listener accepts: only now may `/readyz` say so.
         line.readiness.mark_ready();
         Ok(Server {

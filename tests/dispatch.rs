@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use conveyor::config::Config;
-use conveyor::stages::handler::HttpHandler;
-use conveyor::stages::{Conn, Handler, Line, LocalFuture};
+use conveyor::stages::http_handler::HttpHandler;
+use conveyor::stages::{Conn, Handler, HandlerFuture, Line};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -148,8 +148,8 @@ impl Handler for Panicky {
         "panicky"
     }
 
-    fn handle<'a>(&'a self, conn: Conn, line: &'a Line) -> LocalFuture<'a> {
-        LocalFuture::new(async move {
+    fn handle<'a>(&'a self, conn: Conn, line: &'a Line) -> HandlerFuture<'a> {
+        HandlerFuture::new(async move {
             // Look before the HTTP handler reads, waiting for the request
             // if it has not arrived (the panic then comes in a later poll).
             let mut peeked = [0u8; 16];

@@ -68,7 +68,9 @@ fn code_only(text: &str) -> String {
             let hashes = rest[1..].bytes().take_while(|b| *b == b'#').count();
             let close = format!("\"{}", "#".repeat(hashes));
             let body = 2 + hashes;
-            i += rest[body..].find(&close).map_or(rest.len(), |e| body + e + close.len());
+            i += rest[body..]
+                .find(&close)
+                .map_or(rest.len(), |e| body + e + close.len());
         } else if bytes[i] == b'"' {
             i += 1;
             while i < bytes.len() && bytes[i] != b'"' {
@@ -191,7 +193,11 @@ fn upward_imports(root: &Path) -> Vec<String> {
 #[test]
 fn every_import_under_src_points_down() {
     let wrong = upward_imports(&src());
-    assert!(wrong.is_empty(), "imports against the layers:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "imports against the layers:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
@@ -207,7 +213,10 @@ fn every_library_module_has_a_rank_and_every_rank_a_module() {
     let mut b = ranked.clone();
     a.sort_unstable();
     b.sort_unstable();
-    assert_eq!(a, b, "lib.rs declares {declared:?}; tests/layers.rs ranks {ranked:?}");
+    assert_eq!(
+        a, b,
+        "lib.rs declares {declared:?}; tests/layers.rs ranks {ranked:?}"
+    );
 }
 
 /// The test itself can fail: a file that names a higher module, written

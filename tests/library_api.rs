@@ -11,7 +11,7 @@ use std::sync::Arc;
 use common::*;
 use conveyor::runtime::Handle;
 use conveyor::service::{Exchange, Service, ServiceFuture};
-use conveyor::stages::{Conn, Dispatcher, Handler, Line, LocalFuture};
+use conveyor::stages::{Conn, Dispatcher, Handler, HandlerFuture, Line};
 use conveyor::Server;
 
 /// One handler green thread per worker, counting what it dispatches.
@@ -49,8 +49,8 @@ impl Handler for Teapot {
         "teapot"
     }
 
-    fn handle<'a>(&'a self, conn: Conn, _line: &'a Line) -> LocalFuture<'a> {
-        LocalFuture::new(async move {
+    fn handle<'a>(&'a self, conn: Conn, _line: &'a Line) -> HandlerFuture<'a> {
+        HandlerFuture::new(async move {
             let reply =
                 b"HTTP/1.1 418 I'm a teapot\r\nContent-Length: 5\r\nConnection: close\r\n\r\nshort";
             let _ = conn.stream.write_all(reply).await;

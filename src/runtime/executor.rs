@@ -17,9 +17,9 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::pooled::PooledFuture;
 use super::reactor::{Events, PollMode, Reactor};
-use super::stats::WorkerStats;
 use super::slab::Slab;
-use super::task::{joinable, Header, JoinHandle, LocalFuture, Task};
+use super::stats::WorkerStats;
+use super::task::{joinable, Header, JoinHandle, Task, TaskFuture};
 use super::timer::Timers;
 
 /// Green threads polled in one go before the reactor is checked again, so
@@ -203,7 +203,7 @@ impl Local {
         self.spawn_pooled(PooledFuture::new(future));
     }
 
-    fn spawn_pooled(&self, future: LocalFuture) {
+    fn spawn_pooled(&self, future: TaskFuture) {
         let header = {
             let mut tasks = self.tasks.borrow_mut();
             let header = Header::new(tasks.vacant_key(), self.shared.clone());
@@ -305,7 +305,7 @@ impl Local {
 
     /// Removes a finished or panicked task; its future is dropped outside any
     /// borrow, since dropping may wake or spawn.
-    fn finish(&self, header: &Header, future: LocalFuture) {
+    fn finish(&self, header: &Header, future: TaskFuture) {
         header.set_done();
         let removed = {
             let mut tasks = self.tasks.borrow_mut();

@@ -29,7 +29,7 @@ pub type Arm<T> = fn(&T, &Waker) -> io::Result<bool>;
 /// `timeout` (to the millisecond); shareable between threads, drained by one
 /// pump green thread calling [`IdleSet::next`].
 pub struct IdleSet<T> {
-    state: Mutex<State<T>>,
+    state: Mutex<ParkedItems<T>>,
     woken: Arc<Woken>,
     arm: Arm<T>,
     timeout: Duration,
@@ -40,11 +40,11 @@ pub struct IdleSet<T> {
 /// No slot (end of a list).
 const NIL: u32 = u32::MAX;
 
-struct State<T> {
-    slots: Chunked<Slot<T>>,
+struct ParkedItems<T> {
+    slots: Chunked<ParkedItem<T>>,
     /// One per chunk of slots.
     wakers: Vec<Arc<WakerBlock>>,
-    /// Free slots, linked through `Slot::next`.
+    /// Free slots, linked through `ParkedItem::next`.
     free: u32,
     /// Parked slots, oldest (first to expire) to newest.
     oldest: u32,
@@ -52,7 +52,7 @@ struct State<T> {
     len: usize,
 }
 
-struct Slot<T> {
+struct ParkedItem<T> {
     item: Option<T>,
     /// Milliseconds after `epoch` when the item expires.
     deadline: u64,
@@ -183,7 +183,7 @@ impl<T> Chunked<T> {
     }
 }
 
-impl<T> State<T> {
+impl<T> ParkedItems<T> {
     fn waker(&self, index: u32) -> Option<Waker> {
         let index = index as usize;
         let block = self.wakers.get(index / CHUNK)?;
@@ -204,7 +204,7 @@ impl<T> State<T> {
                 first: index,
             }));
         }
-        self.slots.push(Slot {
+        self.slots.push(ParkedItem {
             item: None,
             deadline: 0,
             prev: NIL,
@@ -236,7 +236,7 @@ impl<T> State<T> {
     }
 
     fn unlink(&mut self, index: u32) {
-        let Some(&Slot { prev, next, .. }) = self.slots.get(index) else {
+        let Some(&ParkedItem { prev, next, .. }) = self.slots.get(index) else {
             return;
         };
         match self.slots.get_mut(prev) {
@@ -271,7 +271,7 @@ impl<T> IdleSet<T> {
     /// `timeout` after the scheduler turn in which it was parked.
     pub fn new(arm: Arm<T>, timeout: Duration) -> IdleSet<T> {
         IdleSet {
-            state: Mutex::new(State {
+            state: Mutex::new(ParkedItems {
                 slots: Chunked::default(),
                 wakers: Vec::new(),
                 free: NIL,
@@ -401,7 +401,7 @@ impl<T> IdleSet<T> {
                     // Spurious or stale wakes re-arm; real readiness leaves.
                     let readable = match (state.slots.get(index), state.waker(index)) {
                         (
-                            Some(Slot {
+                            Some(ParkedItem {
                                 item: Some(item), ..
                             }),
                             Some(waker),

@@ -18,8 +18,8 @@ use std::time::Duration;
 use polling::{Event, Poller};
 
 use super::executor::WorkerShared;
-use super::sys::syscall;
 use super::slab::Slab;
+use super::sys::syscall;
 
 /// How sockets are registered with epoll.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

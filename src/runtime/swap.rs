@@ -13,12 +13,12 @@ pub struct Swap<T> {
     generation: AtomicU64,
     current: Mutex<Arc<T>>,
     /// One per worker: (the generation cached, its value).
-    cached: Box<[Slot<T>]>,
+    cached: Box<[WorkerCopy<T>]>,
 }
 
 /// A worker's cached copy, on a cache line of its own.
 #[repr(align(128))]
-struct Slot<T>(Mutex<(u64, Arc<T>)>);
+struct WorkerCopy<T>(Mutex<(u64, Arc<T>)>);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -31,7 +31,7 @@ impl<T> Swap<T> {
         Swap {
             generation: AtomicU64::new(1),
             cached: (0..workers.max(1))
-                .map(|_| Slot(Mutex::new((1, value.clone()))))
+                .map(|_| WorkerCopy(Mutex::new((1, value.clone()))))
                 .collect(),
             current: Mutex::new(value),
         }

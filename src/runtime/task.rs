@@ -99,12 +99,12 @@ impl Wake for Header {
 }
 
 /// A task's future, in a block reused from the worker's pool.
-pub(crate) type LocalFuture = super::pooled::PooledFuture<'static, ()>;
+pub(crate) type TaskFuture = super::pooled::PooledFuture<'static, ()>;
 
 /// A slot of the worker's slab: the future (absent while it is being polled)
 /// and its waker, built once.
 pub(crate) struct Task {
-    pub(crate) future: Option<LocalFuture>,
+    pub(crate) future: Option<TaskFuture>,
     pub(crate) header: Arc<Header>,
     pub(crate) waker: Option<Waker>,
 }

@@ -11,44 +11,44 @@ use crate::runtime::{Queue, ReadBuffer, Stream};
 
 /// The connection limit (`limits.max_connections`): free slots, and the
 /// gauge of open connections.
-pub struct Slots {
+pub struct ConnectionSlots {
     free: Queue<()>,
     metrics: Arc<Metrics>,
 }
 
-impl Slots {
-    pub(crate) fn new(max_connections: usize, metrics: Arc<Metrics>) -> Arc<Slots> {
+impl ConnectionSlots {
+    pub(crate) fn new(max_connections: usize, metrics: Arc<Metrics>) -> Arc<ConnectionSlots> {
         let free = Queue::bounded(max_connections);
         for _ in 0..max_connections {
             let _ = free.try_send(());
         }
-        Arc::new(Slots { free, metrics })
+        Arc::new(ConnectionSlots { free, metrics })
     }
 
     /// A free slot, if there is one.
-    pub fn try_take(self: &Arc<Self>) -> Option<Slot> {
-        self.free.try_recv().map(|()| Slot::new(self))
+    pub fn try_take(self: &Arc<Self>) -> Option<ConnectionSlot> {
+        self.free.try_recv().map(|()| ConnectionSlot::new(self))
     }
 
     /// The next free slot, parking until one is given back.
-    pub async fn take(self: &Arc<Self>) -> Slot {
+    pub async fn take(self: &Arc<Self>) -> ConnectionSlot {
         self.free.recv().await;
-        Slot::new(self)
+        ConnectionSlot::new(self)
     }
 }
 
 /// One open connection's slot: given back, and the gauge kept right,
 /// however the connection ends. One pointer: every idle connection has one.
-pub struct Slot(Arc<Slots>);
+pub struct ConnectionSlot(Arc<ConnectionSlots>);
 
-impl Slot {
-    fn new(slots: &Arc<Slots>) -> Slot {
+impl ConnectionSlot {
+    fn new(slots: &Arc<ConnectionSlots>) -> ConnectionSlot {
         WorkerMetrics::inc(&slots.metrics.here().open);
-        Slot(slots.clone())
+        ConnectionSlot(slots.clone())
     }
 }
 
-impl Drop for Slot {
+impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         WorkerMetrics::dec(&self.0.metrics.here().open);
         let _ = self.0.free.try_send(());
@@ -69,13 +69,13 @@ pub struct Conn {
     /// When the connection was accepted: its first request's headers are
     /// due `timeouts.header_read` after this, however it trickles them.
     pub accepted: Instant,
-    _slot: Slot,
+    _slot: ConnectionSlot,
 }
 
 impl Conn {
     /// A fresh connection holding `slot` until it is dropped: no bytes
     /// buffered, no requests served, ready as of the worker's current turn.
-    pub fn new(stream: Stream, slot: Slot) -> Conn {
+    pub fn new(stream: Stream, slot: ConnectionSlot) -> Conn {
         let now = crate::runtime::now();
         Conn {
             stream,

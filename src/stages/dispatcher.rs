@@ -97,11 +97,11 @@ async fn pool_handler(line: Arc<Line>, handler: Arc<dyn Handler>, worker: usize)
         // Owns what it borrows, so it can move to a green thread of its own.
         let mut request = PooledFuture::new(async move { handler.handle(conn, &line).await });
         match run_in_place(&mut request, &mut nudge).await {
-            Stopped::Done => {}
+            PollEnd::Done => {}
             // Its wakers are this handler's; the new green thread's first
             // poll re-registers them (a wake in between finds it queued).
-            Stopped::Waiting => runtime::spawn_detached(request),
-            Stopped::Panicked => {
+            PollEnd::Waiting => runtime::spawn_detached(request),
+            PollEnd::Panicked => {
                 runtime::count_panic();
                 // Dropping closes the connection and releases its gauges and
                 // slot; the drop itself may panic again.
@@ -112,7 +112,7 @@ async fn pool_handler(line: Arc<Line>, handler: Arc<dyn Handler>, worker: usize)
 }
 
 /// How a request polled by a pool handler stopped.
-enum Stopped {
+enum PollEnd {
     Done,
     /// Pending on something outside this worker's own work: the client.
     Waiting,
@@ -145,7 +145,7 @@ impl Wake for Nudge {
 async fn run_in_place(
     request: &mut PooledFuture<'static, ()>,
     nudge: &mut Option<(Arc<Nudge>, Waker)>,
-) -> Stopped {
+) -> PollEnd {
     poll_fn(|cx| {
         let (flag, waker) = match nudge {
             Some((flag, waker)) if flag.handler.will_wake(cx.waker()) => (flag, waker),
@@ -165,10 +165,10 @@ async fn run_in_place(
             Pin::new(&mut *request).poll(&mut inner)
         }));
         match polled {
-            Ok(Poll::Ready(())) => Poll::Ready(Stopped::Done),
+            Ok(Poll::Ready(())) => Poll::Ready(PollEnd::Done),
             Ok(Poll::Pending) if flag.woken.load(Ordering::Relaxed) => Poll::Pending,
-            Ok(Poll::Pending) => Poll::Ready(Stopped::Waiting),
-            Err(_) => Poll::Ready(Stopped::Panicked),
+            Ok(Poll::Pending) => Poll::Ready(PollEnd::Waiting),
+            Err(_) => Poll::Ready(PollEnd::Panicked),
         }
     })
     .await

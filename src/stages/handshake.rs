@@ -19,7 +19,7 @@ use rustls::{HandshakeKind, ServerConnection};
 use crate::config::Overload;
 use crate::runtime::{self, timeout, timeout_at, Handle, Queue, QueueSnapshot, TcpStream};
 use crate::service::status::TlsReport;
-use crate::tls::{CertificateFiles, Prepared, TlsError, TlsKeys, TlsSession};
+use crate::tls::{CertificateFiles, PreparedKeys, TlsError, TlsKeys, TlsSession};
 
 use super::pending::{admit, reject_stream};
 use super::{Conn, Line};
@@ -72,12 +72,12 @@ impl Handshake {
     }
 
     /// Reads and checks `certificates` for a reload without using them yet.
-    pub fn prepare(&self, certificates: &[CertificateFiles]) -> Result<Prepared, TlsError> {
+    pub fn prepare(&self, certificates: &[CertificateFiles]) -> Result<PreparedKeys, TlsError> {
         self.keys.prepare(certificates)
     }
 
     /// Makes certificates [`Self::prepare`] read current for new handshakes.
-    pub fn install(&self, prepared: Prepared) {
+    pub fn install(&self, prepared: PreparedKeys) {
         self.keys.install(prepared);
     }
 
@@ -129,7 +129,7 @@ impl Handshake {
         let result = timeout_at(deadline, drive(conn.stream.socket(), &mut tls)).await;
         match result {
             Ok(Ok(())) => {}
-            Ok(Err(Failure::PlainHttp)) => {
+            Ok(Err(HandshakeFailure::PlainHttp)) => {
                 self.plain_http.fetch_add(1, Ordering::Relaxed);
                 self.fail();
                 let mut out = Vec::with_capacity(256);
@@ -144,7 +144,7 @@ impl Handshake {
                 let _ = timeout(limit, conn.stream.socket().write_all(&out)).await;
                 return;
             }
-            Ok(Err(Failure::Io(_))) | Err(_) => return self.fail(),
+            Ok(Err(HandshakeFailure::Io(_))) | Err(_) => return self.fail(),
         }
         self.completed.fetch_add(1, Ordering::Relaxed);
         if tls.handshake_kind() == Some(HandshakeKind::Resumed) {
@@ -175,25 +175,25 @@ impl Handshake {
 }
 
 /// Why a handshake did not complete.
-enum Failure {
+enum HandshakeFailure {
     /// The client's first bytes were not a TLS record (plain HTTP).
     PlainHttp,
     Io(#[allow(dead_code)] io::Error),
 }
 
-impl From<io::Error> for Failure {
-    fn from(e: io::Error) -> Failure {
-        Failure::Io(e)
+impl From<io::Error> for HandshakeFailure {
+    fn from(e: io::Error) -> HandshakeFailure {
+        HandshakeFailure::Io(e)
     }
 }
 
 /// Reads and writes handshake records until the handshake is done and
 /// every record it produced (tickets included) is sent.
-async fn drive(socket: &TcpStream, tls: &mut ServerConnection) -> Result<(), Failure> {
+async fn drive(socket: &TcpStream, tls: &mut ServerConnection) -> Result<(), HandshakeFailure> {
     let mut first = [0u8; 1];
     match socket.read_with(|s| s.peek(&mut first)).await? {
         0 => return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
-        _ if first[0] != HANDSHAKE_RECORD => return Err(Failure::PlainHttp),
+        _ if first[0] != HANDSHAKE_RECORD => return Err(HandshakeFailure::PlainHttp),
         _ => {}
     }
     loop {

@@ -15,8 +15,8 @@ pub mod acceptor;
 pub mod admission;
 pub mod conn;
 pub mod dispatcher;
-pub mod handler;
 pub mod handshake;
+pub mod http_handler;
 pub mod pending;
 pub mod pressure;
 mod report;
@@ -31,13 +31,13 @@ use crate::metrics::Metrics;
 use crate::runtime::{Handle, Latch, TcpListener};
 use crate::service::Readiness;
 
-pub use conn::{Conn, Slots};
+pub use conn::{Conn, ConnectionSlots};
 pub use pending::{PendingQueue, Waiting};
 pub use pressure::Pressure;
 
-/// A boxed future that stays on its worker (`LocalFuture::new(async { … })`).
+/// A boxed future that stays on its worker (`HandlerFuture::new(async { … })`).
 /// Its block is reused from the worker's pool: handlers make one per request.
-pub type LocalFuture<'a> = crate::runtime::PooledFuture<'a, ()>;
+pub type HandlerFuture<'a> = crate::runtime::PooledFuture<'a, ()>;
 
 /// What every stage can see.
 pub struct Line {
@@ -49,7 +49,7 @@ pub struct Line {
     pub(crate) metrics: Arc<Metrics>,
     /// Free connection slots (`limits.max_connections`): an acceptor takes one
     /// per connection; a closing connection gives it back.
-    pub slots: Arc<Slots>,
+    pub slots: Arc<ConnectionSlots>,
     /// What the open-file limit allowed, the pressure counters, and the
     /// `codel` admission state (`src/stages/pressure.rs`, `admission.rs`).
     pub pressure: Pressure,
@@ -196,7 +196,7 @@ pub trait Handler: Send + Sync {
 
     /// Serves what is ready on `conn`, then recycles it onto the worker's
     /// pending queue or drops (closes) it.
-    fn handle<'a>(&'a self, conn: Conn, line: &'a Line) -> LocalFuture<'a>;
+    fn handle<'a>(&'a self, conn: Conn, line: &'a Line) -> HandlerFuture<'a>;
 }
 
 /// The built-in acceptor of a kind, as named in config and on the CLI.

@@ -23,7 +23,7 @@ use crate::runtime::sys::limits::{fd_limit, raise_fd_limit, FdLimit};
 use crate::runtime::{race, sleep, Either};
 
 use super::admission::Admission;
-use super::conn::Slot;
+use super::conn::ConnectionSlot;
 use super::Line;
 
 /// The least time between two warnings of one kind.
@@ -218,7 +218,7 @@ pub fn evict_idle(line: &Line) -> bool {
 /// A slot for a new connection when none was free: closes the longest-idle
 /// keep-alive connection to free one. None if no connection is idle (the
 /// acceptor then waits or rejects, by `queue.overload`).
-pub fn make_room(line: &Line) -> Option<Slot> {
+pub fn make_room(line: &Line) -> Option<ConnectionSlot> {
     let pressure = &line.pressure;
     pressure.slots_exhausted.fetch_add(1, Ordering::Relaxed);
     let slot = evict_idle(line).then(|| line.slots.try_take()).flatten();
@@ -243,7 +243,7 @@ const RECHECK_EVERY: Duration = Duration::from_millis(20);
 
 /// Waits for a slot when none was free and none idle: one given back, or
 /// one an idle keep-alive connection frees. None once the server stops.
-pub async fn wait_for_slot(line: &Line) -> Option<Slot> {
+pub async fn wait_for_slot(line: &Line) -> Option<ConnectionSlot> {
     loop {
         let stopped = race(line.shutdown.wait(), sleep(RECHECK_EVERY));
         match race(line.slots.take(), stopped).await {

@@ -96,12 +96,12 @@ impl TlsKeys {
 
     /// Reads and checks `certificates` without using them yet: the first
     /// half of [`Self::reload`], for a reload that may still fail elsewhere.
-    pub fn prepare(&self, certificates: &[CertificateFiles]) -> Result<Prepared, TlsError> {
-        server_config(certificates, &self.ticketer, &self.cache).map(Prepared)
+    pub fn prepare(&self, certificates: &[CertificateFiles]) -> Result<PreparedKeys, TlsError> {
+        server_config(certificates, &self.ticketer, &self.cache).map(PreparedKeys)
     }
 
     /// Makes what [`Self::prepare`] read current for new handshakes.
-    pub fn install(&self, prepared: Prepared) {
+    pub fn install(&self, prepared: PreparedKeys) {
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = prepared.0;
     }
 
@@ -115,7 +115,7 @@ impl TlsKeys {
 }
 
 /// Certificates read and checked by [`TlsKeys::prepare`], not yet in use.
-pub struct Prepared(Arc<ServerConfig>);
+pub struct PreparedKeys(Arc<ServerConfig>);
 
 fn server_config(
     certificates: &[CertificateFiles],

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
+use super::syscall;
 use crate::runtime::io::Async;
 use crate::runtime::net::TcpListener;
-use super::syscall;
 
 /// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
 pub const LISTEN_FDS_START: RawFd = 3;

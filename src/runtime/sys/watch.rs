@@ -8,8 +8,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::runtime::io::Async;
 use super::syscall;
+use crate::runtime::io::Async;
 
 /// What a watch reports: changes to a file's content or identity.
 const FILE_MASK: u32 = libc::IN_MODIFY

@@ -20,7 +20,7 @@ use crate::service::{
 };
 
 use super::admission::Verdict;
-use super::{Conn, Handler, Line, LocalFuture};
+use super::{Conn, Handler, HandlerFuture, Line};
 
 /// Responses buffered beyond this are written before answering more
 /// pipelined requests.
@@ -41,7 +41,7 @@ pub struct HttpHandler {
 }
 
 /// A [`Built`] waiting for the rest of a reload to succeed.
-pub(crate) struct Prepared(Built);
+pub(crate) struct PreparedHandler(Built);
 
 /// The limits, routes (static files included) and access log one config
 /// makes.
@@ -81,13 +81,13 @@ impl HttpHandler {
         &self,
         config: &Config,
         access_log: Option<crate::access_log::AccessLog>,
-    ) -> std::io::Result<Prepared> {
-        Built::new(config, self.workers, access_log, &self.mounted).map(Prepared)
+    ) -> std::io::Result<PreparedHandler> {
+        Built::new(config, self.workers, access_log, &self.mounted).map(PreparedHandler)
     }
 
     /// Makes what `prepare` built current for every connection's next
     /// turn; a turn under way finishes with the old one.
-    pub(crate) fn commit(&self, prepared: Prepared) {
+    pub(crate) fn commit(&self, prepared: PreparedHandler) {
         self.current.replace(prepared.0);
     }
 }
@@ -423,7 +423,7 @@ impl Handler for HttpHandler {
         "http"
     }
 
-    fn handle<'a>(&'a self, conn: Conn, line: &'a Line) -> LocalFuture<'a> {
-        LocalFuture::new(self.current.load().serve(conn, line))
+    fn handle<'a>(&'a self, conn: Conn, line: &'a Line) -> HandlerFuture<'a> {
+        HandlerFuture::new(self.current.load().serve(conn, line))
     }
 }
