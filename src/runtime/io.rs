@@ -286,13 +286,21 @@ where
     /// accepts nothing.
     pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {
-            match self.write(buf).await? {
-                0 => return Err(io::ErrorKind::WriteZero.into()),
-                n => buf = &buf[n..],
-            }
+            let n = self.write(buf).await?;
+            written(&mut buf, n)?;
         }
         Ok(())
     }
+}
+
+/// Moves `buf` past the `n` bytes a write took; `WriteZero` if it took
+/// none (a `write_all` would loop for ever).
+pub(crate) fn written(buf: &mut &[u8], n: usize) -> io::Result<()> {
+    if n == 0 {
+        return Err(io::ErrorKind::WriteZero.into());
+    }
+    *buf = &buf[n..];
+    Ok(())
 }
 
 impl<T: AsFd> AsRawFd for Async<T> {

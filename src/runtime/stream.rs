@@ -91,9 +91,8 @@ impl Stream {
             return self.socket.read(buf).await;
         };
         loop {
-            match session.borrow_mut().read_plain(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                done => return done,
+            if let Some(done) = buffered_plain(session, buf) {
+                return done;
             }
             let got = self
                 .socket
@@ -113,9 +112,8 @@ impl Stream {
             return self.socket.try_read(buf);
         };
         loop {
-            match session.borrow_mut().read_plain(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                done => return done,
+            if let Some(done) = buffered_plain(session, buf) {
+                return done;
             }
             let got = self
                 .socket
@@ -157,10 +155,8 @@ impl Stream {
     /// accepts nothing.
     pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {
-            match self.write(buf).await? {
-                0 => return Err(io::ErrorKind::WriteZero.into()),
-                n => buf = &buf[n..],
-            }
+            let n = self.write(buf).await?;
+            super::io::written(&mut buf, n)?;
         }
         Ok(())
     }
@@ -253,6 +249,15 @@ impl Stream {
 
 /// What a read after the peer's close returns: the plaintext still
 /// buffered, else 0 (closed), also when the peer sent no close notice.
+/// Plaintext the session already holds (`None`: nothing buffered, read
+/// more records).
+fn buffered_plain(session: &RefCell<dyn Session>, buf: &mut [u8]) -> Option<io::Result<usize>> {
+    match session.borrow_mut().read_plain(buf) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+        done => Some(done),
+    }
+}
+
 fn closed(last: io::Result<usize>) -> io::Result<usize> {
     match last {
         Err(e)
