@@ -94,7 +94,15 @@ macro_rules! started_through_launch {
             line: &Arc<Line>,
             stop: &Arc<Latch>,
         ) -> io::Result<()> {
-            self.launch(runtime, bound, line, stop, Entry::Line)
+            self.launch(
+                bound,
+                Launching {
+                    runtime,
+                    line,
+                    stop,
+                    entry: Entry::Line,
+                },
+            )
         }
 
         fn start_tls(
@@ -121,16 +129,9 @@ impl Acceptor for SingleListener {
 }
 
 impl Launch for SingleListener {
-    fn launch(
-        &self,
-        runtime: &Handle,
-        bound: Bound,
-        line: &Arc<Line>,
-        stop: &Arc<Latch>,
-        entry: Entry,
-    ) -> io::Result<()> {
-        let (line, wait, stop) = (line.clone(), self.wait, stop.clone());
-        runtime
+    fn launch(&self, bound: Bound, to: Launching<'_>) -> io::Result<()> {
+        let (line, wait, stop, entry) = (to.line.clone(), self.wait, to.stop.clone(), to.entry);
+        to.runtime
             .spawn_on(0, async move {
                 accept_loop(
                     &line,
@@ -156,14 +157,8 @@ impl Acceptor for ReusePort {
 }
 
 impl Launch for ReusePort {
-    fn launch(
-        &self,
-        runtime: &Handle,
-        bound: Bound,
-        line: &Arc<Line>,
-        stop: &Arc<Latch>,
-        entry: Entry,
-    ) -> io::Result<()> {
+    fn launch(&self, bound: Bound, to: Launching<'_>) -> io::Result<()> {
+        let runtime = to.runtime;
         let Origin::Fresh { only_v6 } = bound.origin else {
             // A Unix socket or an inherited one cannot be bound again per
             // worker: one acceptor shares it, dealing round-robin.
@@ -172,7 +167,7 @@ impl Launch for ReusePort {
                  and deals its connections round-robin",
                 bound.describe()
             );
-            return READINESS.launch(runtime, bound, line, stop, entry);
+            return READINESS.launch(bound, to);
         };
         // SO_REUSEPORT lets any process of the same user that listens on
         // the port with it too share it: two servers would split the
@@ -181,13 +176,13 @@ impl Launch for ReusePort {
         // listeners, bound next, share.
         let addr = bound.listener.local_addr()?;
         drop(bound);
-        let options = listen_options(&line.config.load(), true, only_v6);
+        let options = listen_options(&to.line.config.load(), true, only_v6);
         let mut listeners = Vec::with_capacity(runtime.workers());
         for _ in 0..runtime.workers() {
             listeners.push(TcpListener::bind(addr, &options)?);
         }
         for (worker, listener) in listeners.into_iter().enumerate() {
-            let (line, stop, entry) = (line.clone(), stop.clone(), entry.clone());
+            let (line, stop, entry) = (to.line.clone(), to.stop.clone(), to.entry.clone());
             runtime
                 .spawn_on(worker, async move {
                     accept_loop(&line, &listener, Wait::Park, Deal::Local, &stop, &entry).await
@@ -206,17 +201,19 @@ enum Entry {
     Handshake(Arc<Handshake>),
 }
 
+/// Where a launched acceptor runs and sends what it accepts.
+struct Launching<'a> {
+    runtime: &'a Handle,
+    line: &'a Arc<Line>,
+    /// Set when the listener is removed (a reload).
+    stop: &'a Arc<Latch>,
+    entry: Entry,
+}
+
 /// What the built-in acceptors share: every way they start goes through
 /// `launch`, which spawns the accepting green threads for a listener.
 trait Launch {
-    fn launch(
-        &self,
-        runtime: &Handle,
-        bound: Bound,
-        line: &Arc<Line>,
-        stop: &Arc<Latch>,
-        entry: Entry,
-    ) -> io::Result<()>;
+    fn launch(&self, bound: Bound, to: Launching<'_>) -> io::Result<()>;
 
     /// Binds `addr` (no SO_REUSEPORT: the bind fails if anyone listens
     /// there) and launches on it until the server stops.
@@ -230,7 +227,16 @@ trait Launch {
         let listener = TcpListener::bind(addr, &listen_options(&line.config.load(), false, false))?;
         let addr = listener.local_addr()?;
         let bound = Bound::fresh(listener, false);
-        self.launch(runtime, bound, line, &Arc::new(Latch::new()), entry)?;
+        let stop = &Arc::new(Latch::new());
+        self.launch(
+            bound,
+            Launching {
+                runtime,
+                line,
+                stop,
+                entry,
+            },
+        )?;
         Ok(addr)
     }
 }
