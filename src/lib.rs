@@ -1,28 +1,30 @@
 //! Conveyor: a static HTTP/1.1 server whose parts are stages on an assembly
 //! line, running as green threads on its own scheduler.
 //!
-//! - [`runtime`]: the green-thread scheduler, reactor, timers, queues and
-//!   the libc calls beneath them. It knows nothing of HTTP.
-//! - [`http`]: request parsing, chunked bodies, response heads, dates.
-//! - [`service`]: what is served: `/echo`, `/status`, static files and
-//!   services a library user mounts, through a route table. Services see
-//!   the request, the connection's stream and bytes, and a narrow context;
-//!   never the stages.
-//! - [`stages`]: acceptor, pending queue, dispatcher, handler.
+//! The modules, from the ground up. A module may name only modules of a
+//! lower rank (`tests/layers.rs` reads every file under `src/` and fails on
+//! any other `crate::` path; modules of one rank may not name each other):
 //!
-//! Layers point one way: `runtime ← http ← service ← stages ← server`.
-//! - [`server`]: assembling the line from a [`config::Config`], and taking
-//!   it down gracefully.
-//! - [`config`]: defaults, reading TOML, validation.
-//! - `metrics` (crate-private): per-worker counters and gauges that `/status` sums.
-//! - `access_log` (crate-private): the combined-format access log.
-//! - [`bench`](mod@bench): `conveyor bench`, the load generator.
+//! | rank | module | what it is |
+//! |---|---|---|
+//! | 0 | [`runtime`] | the green-thread scheduler, reactor, timers, queues, async sockets; [`runtime::sys`] holds the OS calls. No HTTP. |
+//! | 1 | [`http`] | request parsing, chunked bodies, response heads, dates: every HTTP framing rule |
+//! | 2 | [`tls`], `metrics` | rustls keys and sessions; per-worker counters that `/status` sums |
+//! | 3 | [`config`], `access_log` | defaults, TOML, validation; the combined-format log |
+//! | 4 | [`service`] | what is served: `/echo`, `/status`, static files, mounted services |
+//! | 5 | [`stages`] | acceptor, pending queue, dispatcher, handler, TLS handshake |
+//! | 6 | `listening` | the listeners, opened from the config and changed by a reload |
+//! | 7 | [`server`] | assembling the line from a [`config::Config`], and stopping it |
+//! | 8 | `reload` | applying a new config file to a running server |
+//!
+//! The `conveyor` binary (`src/main.rs`, its CLI and `conveyor bench`) sits
+//! on top and uses only this library's public API.
 
 pub(crate) mod access_log;
 pub mod bench;
 pub mod config;
 pub mod http;
-pub mod listening;
+pub(crate) mod listening;
 pub(crate) mod metrics;
 pub(crate) mod reload;
 pub mod runtime;

@@ -228,7 +228,7 @@ pub(crate) fn open_tls(
 
 /// Why the server could not listen on an address, worded for the person
 /// running it: the address, what is wrong, and what to do. Carried inside
-/// the `io::Error` that [`ServerBuilder::start`] returns (find it with
+/// the `io::Error` that `ServerBuilder::start` returns (find it with
 /// `get_ref()` and `downcast_ref`); its kind is the underlying error's.
 #[derive(Debug)]
 pub struct ListenError {

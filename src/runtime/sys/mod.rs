@@ -1,5 +1,5 @@
 //! The operating system beneath the runtime, as mio keeps it: one file per
-//! facility, and [`syscall!`], the one way any of them calls libc.
+//! facility, and `syscall!`, the one way any of them calls libc.
 //!
 //! - [`sockets`]: Unix-domain listeners, sockets inherited from systemd.
 //! - [`account`]: switching to another user after binding.
