@@ -235,6 +235,29 @@ impl Stream {
         Ok(())
     }
 
+    /// Ends the sending side: a session's close notice first (if the
+    /// socket takes it now), then a FIN. Reads still work, so what the peer
+    /// is still sending can be read and dropped (a lingering close).
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        if let Some(session) = &self.session {
+            session.borrow_mut().close();
+            self.try_send_records(session);
+        }
+        self.socket.get_ref().shutdown(std::net::Shutdown::Write)
+    }
+
+    /// Whether the peer has sent bytes not read yet: one peek,
+    /// without waiting.
+    pub fn has_unread(&self) -> bool {
+        matches!(self.socket.get_ref().peek(&mut [0u8; 1]), Ok(n) if n > 0)
+    }
+
+    /// Reads raw bytes off the socket, past any session, to be dropped:
+    /// after [`Self::shutdown_write`] nothing the peer sends is answered.
+    pub async fn read_to_discard(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.socket.read(buf).await
+    }
+
     /// Sends what waiting records the socket takes now, without parking.
     fn try_send_records(&self, session: &RefCell<dyn Session>) {
         let mut session = session.borrow_mut();
@@ -247,8 +270,6 @@ impl Stream {
     }
 }
 
-/// What a read after the peer's close returns: the plaintext still
-/// buffered, else 0 (closed), also when the peer sent no close notice.
 /// Plaintext the session already holds (`None`: nothing buffered, read
 /// more records).
 fn buffered_plain(session: &RefCell<dyn Session>, buf: &mut [u8]) -> Option<io::Result<usize>> {
@@ -258,6 +279,8 @@ fn buffered_plain(session: &RefCell<dyn Session>, buf: &mut [u8]) -> Option<io::
     }
 }
 
+/// What a read after the peer's close returns: the plaintext still
+/// buffered, else 0 (closed), also when the peer sent no close notice.
 fn closed(last: io::Result<usize>) -> io::Result<usize> {
     match last {
         Err(e)

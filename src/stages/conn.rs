@@ -4,10 +4,10 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::metrics::{Metrics, WorkerMetrics};
-use crate::runtime::{Queue, ReadBuffer, Stream};
+use crate::runtime::{timeout_at, Queue, ReadBuffer, Stream};
 
 /// The connection limit (`limits.max_connections`): free slots, and the
 /// gauge of open connections.
@@ -54,6 +54,14 @@ impl Drop for ConnectionSlot {
         let _ = self.0.free.try_send(());
     }
 }
+
+/// What a lingering close reads and drops at most, past which the client
+/// is not waiting for an answer anyway (nginx bounds it by time only).
+pub const LINGER_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How long a lingering close waits for the client to finish sending
+/// (nginx's `lingering_timeout`).
+pub const LINGER_TIME: Duration = Duration::from_secs(5);
 
 /// A client connection on its way along the line.
 pub struct Conn {
@@ -131,5 +139,26 @@ impl Conn {
             metrics.bytes_in.add_local(n as u64);
         }
         Ok(read)
+    }
+
+    /// Closes as nginx's `lingering_close` does: a FIN, then what the
+    /// client still sends is read and dropped until it closes too, for at
+    /// most `limit` and [`LINGER_BYTES`]. Closing with unread bytes would
+    /// make the kernel answer with a reset, and a reset can destroy the
+    /// response still in flight (a 400 followed by more pipelined
+    /// requests, a 413 whose body is still coming).
+    pub(crate) async fn close_lingering(self, limit: Duration) {
+        if limit.is_zero() || self.stream.shutdown_write().is_err() {
+            return;
+        }
+        let deadline = crate::runtime::now() + limit;
+        let mut scratch = [0u8; 4096];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match timeout_at(deadline, self.stream.read_to_discard(&mut scratch)).await {
+                Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n as u64),
+                _ => break,
+            }
+        }
     }
 }

@@ -141,7 +141,11 @@ impl Handshake {
                     &[],
                 );
                 let limit = config.timeouts.write.min(Duration::from_secs(5));
-                let _ = timeout(limit, conn.stream.socket().write_all(&out)).await;
+                if let Ok(Ok(())) = timeout(limit, conn.stream.socket().write_all(&out)).await {
+                    // The client goes on sending its request: a plain
+                    // close would reset the 400 away.
+                    conn.close_lingering(super::conn::LINGER_TIME).await;
+                }
                 return;
             }
             Ok(Err(HandshakeFailure::Io(_))) | Err(_) => return self.fail(),

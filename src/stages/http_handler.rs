@@ -20,6 +20,7 @@ use crate::service::{
 };
 
 use super::admission::Verdict;
+use super::conn::LINGER_TIME;
 use super::{Conn, Handler, HandlerFuture, Line};
 
 /// Responses buffered beyond this are written before answering more
@@ -159,6 +160,11 @@ impl Built {
             Next::Recycle => line.local_pending().recycle(conn, line),
             Next::Park => line.local_pending().park(conn),
             Next::Close => {}
+            // On a green thread of its own: the handler (a pool's slot)
+            // is free while the client finishes sending.
+            Next::Linger => {
+                crate::runtime::spawn(conn.close_lingering(LINGER_TIME)).detach();
+            }
         }
     }
 
@@ -200,8 +206,11 @@ impl Built {
                 Err(e) => {
                     crate::http::write_error(out, e.status, e.message, false, &[]);
                     self.record(line, conn, None, e.status, 0, Instant::now());
-                    let _ = flush(&conn.stream, out, ctx).await;
-                    return Next::Close;
+                    // What follows a bad request is never read as one.
+                    return match flush(&conn.stream, out, ctx).await {
+                        Ok(()) => Next::Linger,
+                        Err(_) => Next::Close,
+                    };
                 }
                 Ok(Some(req)) => {
                     let started = crate::runtime::now();
@@ -218,8 +227,11 @@ impl Built {
                     );
                     answered += 1;
                     if !outcome.keep_alive {
-                        let _ = flush(&conn.stream, out, ctx).await;
-                        return Next::Close;
+                        let flushed = flush(&conn.stream, out, ctx).await;
+                        return match flushed {
+                            Ok(()) if may_still_send(conn, outcome.status) => Next::Linger,
+                            _ => Next::Close,
+                        };
                     }
                     if out.len() >= FLUSH_AT && flush(&conn.stream, out, ctx).await.is_err() {
                         return Next::Close;
@@ -359,6 +371,18 @@ enum Next {
     /// Nothing to read yet: wait in the reactor for the first bytes.
     Park,
     Close,
+    /// Responses sent, but the client may still be sending (more
+    /// pipelined requests, a body not read): close lingering.
+    Linger,
+}
+
+/// Whether a client whose connection closes after this response may still
+/// be sending: the answer refused its request (a body may be on its way),
+/// or bytes past the answered requests are here or arriving (pipelined
+/// requests, a body not read). A client that is neither sending nor
+/// reading (a write timeout) is closed at once.
+fn may_still_send(conn: &Conn, status: u16) -> bool {
+    status >= 400 || conn.input.has_pending() || conn.stream.has_unread()
 }
 
 /// A body sent to a route that ignores it can be read and dropped (so the
