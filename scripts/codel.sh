@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Admission control (README "Admission control"): at about twice the rate the
+# Admission control (docs/pressure.md, "Admission control"): at about twice the rate the
 # server can sustain, the latency of the requests it admits, under
 # queue.overload = "wait" and "codel".
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Connection pressure (README "Connection pressure"): keep-alive throughput
+# Connection pressure (docs/pressure.md): keep-alive throughput
 # and tail latency while 10,000 idle keep-alive connections and a 1,000-
 # connection slowloris are held against the server, Conveyor (default config,
 # one worker) and, if installed, nginx (one worker, as in lib.sh).
