@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::io;
 use std::net::TcpListener as StdListener;
 use std::os::fd::{FromRawFd, RawFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -56,10 +56,7 @@ pub fn bind_unix(path: &Path, mode: u32, backlog: i32) -> io::Result<(TcpListene
     remove_stale(path)?;
     let socket = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)?;
     socket.set_nonblocking(true)?;
-    socket.bind(&SockAddr::unix(path)?)?;
-    // Before listen(2): nobody can connect yet, so no one gets in under
-    // looser bits while they are being set.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    bind_with_mode(&socket, &SockAddr::unix(path)?, mode)?;
     let meta = std::fs::symlink_metadata(path)?;
     let file = SocketFile {
         path: path.to_path_buf(),
@@ -75,6 +72,29 @@ pub fn bind_unix(path: &Path, mode: u32, backlog: i32) -> io::Result<(TcpListene
         tcp: false,
     };
     Ok((listener, file))
+}
+
+/// Held while the umask is changed, so two binds never see each other's.
+static UMASK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Binds so that the socket file is born with `mode`: the umask is set to
+/// its complement around bind(2). Setting the bits afterwards by path
+/// would follow whatever the path names by then (a symlink an attacker
+/// swapped in), and there is no window with looser bits. The umask is the
+/// process's: binding happens at start and on reload, while no other
+/// thread of the server creates files.
+fn bind_with_mode(socket: &Socket, addr: &SockAddr, mode: u32) -> io::Result<()> {
+    let _only_us = UMASK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mask = !mode & 0o777;
+    // SAFETY: umask only swaps the process's file-creation mask; it cannot
+    // fail and takes no pointers.
+    let old = unsafe { libc::umask(mask as libc::mode_t) };
+    let bound = socket.bind(addr);
+    // SAFETY: as above, putting back the mask that was there.
+    unsafe { libc::umask(old) };
+    bound
 }
 
 fn remove_stale(path: &Path) -> io::Result<()> {
@@ -210,6 +230,7 @@ fn listen_fds(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn os(s: &str) -> Option<OsString> {
         Some(OsString::from(s))
@@ -225,6 +246,38 @@ mod tests {
         );
         let e = listen_fds(os("7"), os("x"), None, 7).unwrap_err();
         assert!(e.contains("LISTEN_FDS=x"), "{e}");
+    }
+
+    #[test]
+    fn the_socket_file_is_born_with_its_mode_and_the_umask_is_kept() {
+        let dir = std::env::temp_dir().join(format!("conveyor-mode-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let before = {
+            let _only_us = UMASK.lock().unwrap();
+            // SAFETY: sets the mask, to be put back below; no pointers.
+            unsafe { libc::umask(0o022) }
+        };
+        // 0o666 is wider than the umask allows a new file: the bits come
+        // from bind itself, not from a chmod of the path afterwards.
+        for mode in [0o666, 0o600, 0o660] {
+            let path = dir.join(format!("{mode:o}.sock"));
+            let (listener, file) = bind_unix(&path, mode, 8).unwrap();
+            let got = std::fs::symlink_metadata(&path)
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(got & 0o777, mode, "{mode:o}");
+            drop(listener);
+            file.remove();
+        }
+        let during = {
+            let _only_us = UMASK.lock().unwrap();
+            // SAFETY: puts back the mask found above; no pointers.
+            unsafe { libc::umask(before) }
+        };
+        assert_eq!(during, 0o022, "bind_unix put the umask back");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
