@@ -16,10 +16,8 @@
 //! - [`config`]: defaults, reading TOML, validation.
 //! - `metrics` (crate-private): per-worker counters and gauges that `/status` sums.
 //! - `access_log` (crate-private): the combined-format access log.
-//! - [`bench`](mod@bench): `conveyor bench`, the load generator.
 
 pub(crate) mod access_log;
-pub mod bench;
 pub mod config;
 pub mod http;
 pub mod listening;

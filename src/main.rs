@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+mod bench;
 mod cli;
 
 use cli::Command;
@@ -29,23 +30,23 @@ fn main() -> ExitCode {
             println!("conveyor {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Bench(args) => bench(args),
+        Command::Bench(args) => run_bench(args),
         Command::Serve(args) => serve(&args),
     }
 }
 
-fn bench(args: Vec<std::ffi::OsString>) -> ExitCode {
-    let options = match conveyor::bench::parse_args(args) {
+fn run_bench(args: Vec<std::ffi::OsString>) -> ExitCode {
+    let options = match bench::parse_args(args) {
         Ok(Some(options)) => options,
         Ok(None) => {
-            print!("{}", conveyor::bench::USAGE);
+            print!("{}", bench::USAGE);
             return ExitCode::SUCCESS;
         }
         Err(e) => return fail(&e.to_string()),
     };
-    let report = conveyor::bench::run(&options, |line| eprintln!("{line}"));
+    let report = bench::run(&options, |line| eprintln!("{line}"));
     match report {
-        Ok(report) => ExitCode::from(conveyor::bench::finish(&report, &options)),
+        Ok(report) => ExitCode::from(bench::finish(&report, &options)),
         Err(e) => fail(&format!("bench failed: {e}")),
     }
 }
