@@ -180,33 +180,33 @@ fn serve_flag(
     flag: &str,
     parser: &mut lexopt::Parser,
 ) -> Result<Option<Command>, ConfigError> {
-    let mut text = |what: &str| text(parser, &format!("{flag} {what}")).map_err(err);
+    let mut value_of = |what: &str| text(parser, &format!("{flag} {what}")).map_err(err);
     match flag {
         "-h" | "--help" => return Ok(Some(Command::Help)),
         "-V" | "--version" => return Ok(Some(Command::Version)),
         "--listen" => {
-            let spec =
-                parse_listen_spec(&text("ADDR")?).map_err(|why| err(format!("--listen {why}")))?;
+            let spec = parse_listen_spec(&value_of("ADDR")?)
+                .map_err(|why| err(format!("--listen {why}")))?;
             if !out.listen.contains(&spec) {
                 out.listen.push(spec);
             }
         }
         "--tls-listen" => {
-            let s = text("ADDR")?;
+            let s = value_of("ADDR")?;
             let listen = parse_listen(&s)
                 .ok_or_else(|| err(format!("--tls-listen {s} is invalid; {LISTEN_FIX}")))?;
             out.tls_listen.push(listen);
         }
         "--workers" => {
-            let s = text("N")?;
+            let s = value_of("N")?;
             let n = s.parse::<usize>().ok().filter(|n| *n <= MAX_WORKERS);
             out.workers =
                 Some(n.ok_or_else(|| err(format!("--workers {s} is invalid; {WORKERS_FIX}")))?);
         }
-        "--acceptor" => out.acceptor = Some(named(flag, &text("NAME")?)?),
-        "--dispatcher" => out.dispatcher = Some(named(flag, &text("NAME")?)?),
+        "--acceptor" => out.acceptor = Some(named(flag, &value_of("NAME")?)?),
+        "--dispatcher" => out.dispatcher = Some(named(flag, &value_of("NAME")?)?),
         "--fallback" => {
-            let file = text("FILE")?;
+            let file = value_of("FILE")?;
             let fallback =
                 parse_fallback(&file).map_err(|why| err(format!("--fallback {file:?} {why}")))?;
             out.fallback = Some(fallback);

@@ -65,22 +65,18 @@ pub(crate) struct ErrorCounts {
 impl ErrorCounts {
     /// All classes together.
     pub(crate) fn total(&self) -> u64 {
-        self.classes().iter().map(|(_, _, n)| n).sum()
+        self.classes().iter().map(|(_, n)| n).sum()
     }
 
-    /// `(json key, label, count)` for every class, in a fixed order.
-    pub(crate) fn classes(&self) -> [(&'static str, &'static str, u64); 6] {
+    /// `(label, count)` for every class, in a fixed order.
+    pub(crate) fn classes(&self) -> [(&'static str, u64); 6] {
         [
-            ("refused", "connection refused", self.refused),
-            ("fd_limit", "too many open files (fd limit)", self.fd_limit),
-            (
-                "reset",
-                "connection reset or closed mid-response",
-                self.reset,
-            ),
-            ("timeout", "timeout", self.timeout),
-            ("bad_response", "bad response", self.bad_response),
-            ("other", "other", self.other),
+            ("connection refused", self.refused),
+            ("too many open files (fd limit)", self.fd_limit),
+            ("connection reset or closed mid-response", self.reset),
+            ("timeout", self.timeout),
+            ("bad response", self.bad_response),
+            ("other", self.other),
         ]
     }
 
@@ -109,8 +105,8 @@ impl ErrorCounts {
     pub(crate) fn summary(&self) -> String {
         self.classes()
             .iter()
-            .filter(|(_, _, n)| *n > 0)
-            .map(|(_, label, n)| format!("{label} {n}"))
+            .filter(|(_, n)| *n > 0)
+            .map(|(label, n)| format!("{label} {n}"))
             .collect::<Vec<_>>()
             .join(", ")
     }

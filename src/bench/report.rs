@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 
 use super::args::BenchOptions;
 use super::check;
@@ -70,6 +71,29 @@ pub(crate) struct RateFigures {
     pub(crate) late: u64,
 }
 
+/// Failed requests by where they failed; the field names are the JSON keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ErrorPlaces {
+    pub(crate) connect: u64,
+    pub(crate) read: u64,
+    pub(crate) timeout: u64,
+    pub(crate) bad_status: u64,
+    pub(crate) bad_body: u64,
+}
+
+impl ErrorPlaces {
+    /// `(label, count)` for every place, in a fixed order.
+    pub(crate) fn labelled(&self) -> [(&'static str, u64); 5] {
+        [
+            ("connect", self.connect),
+            ("read", self.read),
+            ("timeout", self.timeout),
+            ("bad status", self.bad_status),
+            ("bad body", self.bad_body),
+        ]
+    }
+}
+
 /// A client thread busier than this share of a core makes the client the
 /// likely bottleneck.
 pub(crate) const CLIENT_BOUND: f64 = 0.9;
@@ -85,28 +109,20 @@ pub(crate) const QUANTILES: [(f64, &str, &str); 6] = [
 ];
 
 impl BenchReport {
-    /// Errors grouped by where they happened, as `(json key, label,
-    /// count)`: connecting, reading (reset, closed, other I/O), timeouts
-    /// waiting for a response, a non-2xx status, a bad response.
-    pub(crate) fn error_places(&self) -> [(&'static str, &'static str, u64); 5] {
+    /// Errors grouped by where they happened: connecting, reading (reset,
+    /// closed, other I/O), timeouts waiting for a response, a non-2xx
+    /// status, a bad response.
+    pub(crate) fn error_places(&self) -> ErrorPlaces {
         let e = &self.errors;
         let c = &self.connect_errors;
-        [
-            ("connect", "connect", c.total()),
-            (
-                "read",
-                "read",
-                (e.reset + e.other + e.refused + e.fd_limit)
-                    .saturating_sub(c.reset + c.other + c.refused + c.fd_limit),
-            ),
-            ("timeout", "timeout", e.timeout.saturating_sub(c.timeout)),
-            ("bad_status", "bad status", self.non_2xx()),
-            (
-                "bad_body",
-                "bad body",
-                e.bad_response.saturating_sub(c.bad_response),
-            ),
-        ]
+        ErrorPlaces {
+            connect: c.total(),
+            read: (e.reset + e.other + e.refused + e.fd_limit)
+                .saturating_sub(c.reset + c.other + c.refused + c.fd_limit),
+            timeout: e.timeout.saturating_sub(c.timeout),
+            bad_status: self.non_2xx(),
+            bad_body: e.bad_response.saturating_sub(c.bad_response),
+        }
     }
 
     /// Requests answered per connection opened: with perfect keep-alive
@@ -327,16 +343,15 @@ mod tests {
             refused: 2,
             ..ErrorCounts::default()
         };
-        let places: Vec<(&str, u64)> = r.error_places().iter().map(|(k, _, n)| (*k, *n)).collect();
         assert_eq!(
-            places,
-            vec![
-                ("connect", 2),
-                ("read", 1),
-                ("timeout", 1),
-                ("bad_status", 5),
-                ("bad_body", 0)
-            ]
+            r.error_places(),
+            ErrorPlaces {
+                connect: 2,
+                read: 1,
+                timeout: 1,
+                bad_status: 5,
+                bad_body: 0
+            }
         );
     }
 

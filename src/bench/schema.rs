@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::args::BenchOptions;
 use super::check;
 use super::counts::ErrorCounts;
-use super::report::{BenchReport, QUANTILES};
+use super::report::{BenchReport, ErrorPlaces, QUANTILES};
 use super::series::Series;
 use super::server_status::{self, Sample};
 
@@ -34,7 +34,7 @@ pub(crate) struct ReportJson {
     pub(crate) errors_by_class: ErrorsJson,
     pub(crate) other_error: Option<String>,
     pub(crate) unanswered_at_end: u64,
-    pub(crate) error_places: ErrorPlacesJson,
+    pub(crate) error_places: ErrorPlaces,
     pub(crate) connections_opened: u64,
     pub(crate) connections: ConnectionsJson,
     pub(crate) fd_limit: Option<FdLimitJson>,
@@ -101,16 +101,6 @@ pub(crate) struct NotOpenedJson {
     #[serde(flatten)]
     pub(crate) classes: ErrorCounts,
     pub(crate) run_ended: u64,
-}
-
-/// Failed requests by where they failed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub(crate) struct ErrorPlacesJson {
-    pub(crate) connect: u64,
-    pub(crate) read: u64,
-    pub(crate) timeout: u64,
-    pub(crate) bad_status: u64,
-    pub(crate) bad_body: u64,
 }
 
 /// What happened to the `-c` connections.
@@ -292,7 +282,6 @@ fn samples(samples: &[Sample]) -> Vec<SampleJson> {
 impl ReportJson {
     /// The report of a finished run made with `options`.
     pub(crate) fn of(r: &BenchReport, options: &BenchOptions) -> ReportJson {
-        let places = r.error_places().map(|(_, _, n)| n);
         let failures = r.failures(options);
         ReportJson {
             url: options.url(),
@@ -321,13 +310,7 @@ impl ReportJson {
             },
             other_error: r.other_error.clone(),
             unanswered_at_end: r.unanswered_at_end,
-            error_places: ErrorPlacesJson {
-                connect: places[0],
-                read: places[1],
-                timeout: places[2],
-                bad_status: places[3],
-                bad_body: places[4],
-            },
+            error_places: r.error_places(),
             connections_opened: r.connections.opened,
             connections: ConnectionsJson::of(r),
             fd_limit: r.fd_limit.map(|note| FdLimitJson {

@@ -95,8 +95,9 @@ impl BenchReport {
         if self.failed() > 0 {
             let places = self
                 .error_places()
+                .labelled()
                 .iter()
-                .map(|(_, label, n)| format!("{label} {n}"))
+                .map(|(label, n)| format!("{label} {n}"))
                 .collect::<Vec<_>>()
                 .join(", ");
             let _ = writeln!(out, "| errors by where | {places} |");
