@@ -145,7 +145,7 @@ fn next_port(listeners: &Listeners) -> Result<Listen, ConfigError> {
     })
 }
 
-/// Parses the arguments after argv[0]. A repeated flag: the last one wins,
+/// Parses the arguments after `argv[0]`. A repeated flag: the last one wins,
 /// but for `--listen` and `--tls-listen`, which add one each time. Every
 /// flag takes `--flag value` or `--flag=value`.
 pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigError> {

@@ -19,7 +19,7 @@
 //! earlier run ([`baseline`]) and write the distribution ([`hdr`]).
 //!
 //! The seams, in the order a run goes through them: [`args`] (the options),
-//! [`run`] (the runtime, the workers, the live line), [`connection`] (one
+//! [`run`](mod@run) (the runtime, the workers, the live line), [`connection`] (one
 //! connection's loop, the hot path), [`response`] (reading and framing
 //! responses), [`tally`] (one worker's counts), [`counts`] and [`report`]
 //! (what the run measured), [`table`] and [`schema`] (the report for
