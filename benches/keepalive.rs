@@ -1,18 +1,21 @@
 //! `cargo bench --bench keepalive`: what swapping a stage costs.
 //!
 //! Starts Conveyor in-process for every acceptor × dispatcher combination and
-//! runs `conveyor bench`'s client against it — keep-alive, pipelined ×16 and
-//! `Connection: close`, on a 128-byte file and on `/status` — printing one
-//! table of requests/s. The server gets one worker and the client one
-//! thread, so on a 2-core machine each has a core.
+//! runs the `conveyor bench` binary against it — keep-alive, pipelined ×16
+//! and `Connection: close`, on a 128-byte file and on `/status` — printing
+//! one table of requests/s from its `--json` report. The server gets one
+//! worker and the client one thread, so on a 2-core machine each has a core.
 //!
 //! Environment: `BENCH_SECONDS` per scenario (default 1.5), `CONNECTIONS` (32).
 
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
-use conveyor::bench::{self, BenchOptions};
 use conveyor::config::{AcceptorKind, Config, DispatcherKind};
 use conveyor::Server;
+use serde_json::Value;
+
+/// The `conveyor` binary cargo built for this bench, same profile.
+const BIN: &str = env!("CARGO_BIN_EXE_conveyor");
 
 struct Scenario {
     name: &'static str,
@@ -67,6 +70,35 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// One scenario's requests/s, as `conveyor bench --json` measured it; a
+/// cell that failed says how, rather than passing as a rate.
+fn cell(url: &str, s: &Scenario, connections: usize, seconds: f64) -> std::io::Result<String> {
+    let mut command = Command::new(BIN);
+    command
+        .args(["bench", url, "--threads=1", "--json"])
+        .arg(format!("--connections={connections}"))
+        .arg(format!("--duration={}ms", (seconds * 1000.0) as u64))
+        .arg(format!("--pipeline={}", s.pipeline));
+    if s.close {
+        command.arg("--close");
+    }
+    let out = command.stderr(Stdio::null()).output()?;
+    let report: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        std::io::Error::other(format!(
+            "conveyor bench gave no JSON report ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        ))
+    })?;
+    let rps = report["requests_per_sec"].as_f64().unwrap_or(0.0);
+    let errors = report["errors"].as_u64().unwrap_or(0);
+    Ok(if errors > 0 {
+        let failures = report["failures"].to_string();
+        format!("{rps:.0} ({errors} errors: {failures})")
+    } else {
+        format!("{rps:.0}")
+    })
+}
+
 fn main() -> std::io::Result<()> {
     let seconds: f64 = env_or("BENCH_SECONDS", 1.5);
     let connections: usize = env_or("CONNECTIONS", 32);
@@ -100,23 +132,8 @@ fn main() -> std::io::Result<()> {
             let server = Server::start(config)?;
             let mut row = format!("| {acceptor} × {dispatcher} |");
             for s in &SCENARIOS {
-                let options = BenchOptions {
-                    connections,
-                    duration: Duration::from_secs_f64(seconds),
-                    requests: None,
-                    pipeline: s.pipeline,
-                    close: s.close,
-                    threads: 1,
-                    ..BenchOptions::new(server.local_addr(), s.path)
-                };
-                let report = bench::run(&options, |_| {})?;
-                // A cell that failed says how, rather than passing as a rate.
-                let errors = if report.failed() > 0 {
-                    format!(" ({} errors: {})", report.failed(), report.error_summary())
-                } else {
-                    String::new()
-                };
-                row.push_str(&format!(" {:.0}{errors} |", report.requests_per_sec()));
+                let url = format!("http://{}{}", server.local_addr(), s.path);
+                row.push_str(&format!(" {} |", cell(&url, s, connections, seconds)?));
             }
             println!("{row}");
             server.shutdown();

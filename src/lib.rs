@@ -21,7 +21,6 @@
 //! on top and uses only this library's public API.
 
 pub(crate) mod access_log;
-pub mod bench;
 pub mod config;
 pub mod http;
 pub(crate) mod listening;

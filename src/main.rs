@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+mod bench;
 mod cli;
 
 use cli::Command;
@@ -29,23 +30,23 @@ fn main() -> ExitCode {
             println!("conveyor {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Bench(args) => bench(args),
+        Command::Bench(args) => run_bench(args),
         Command::Serve(args) => serve(&args),
     }
 }
 
-fn bench(args: Vec<std::ffi::OsString>) -> ExitCode {
-    let options = match conveyor::bench::parse_args(args) {
+fn run_bench(args: Vec<std::ffi::OsString>) -> ExitCode {
+    let options = match bench::parse_args(args) {
         Ok(Some(options)) => options,
         Ok(None) => {
-            print!("{}", conveyor::bench::USAGE);
+            print!("{}", bench::USAGE);
             return ExitCode::SUCCESS;
         }
         Err(e) => return fail(&e.to_string()),
     };
-    let report = conveyor::bench::run(&options, |line| eprintln!("{line}"));
+    let report = bench::run(&options, |line| eprintln!("{line}"));
     match report {
-        Ok(report) => ExitCode::from(conveyor::bench::finish(&report, &options)),
+        Ok(report) => ExitCode::from(bench::finish(&report, &options)),
         Err(e) => fail(&format!("bench failed: {e}")),
     }
 }
@@ -94,6 +95,32 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
             ));
         }
     }
+    announce(&server, config_file.as_deref(), &inherited, spin);
+    let signal = wait_for_stop(&server, args, &inherited);
+    if let Some(signal) = signal {
+        drain(&server, signal);
+    }
+    let stopped = server.shutdown();
+    // Whoever read the start-up line may have closed stdout since: the
+    // stop must still exit 0, so a failed write is not a panic.
+    let _ = writeln!(
+        std::io::stdout(),
+        "conveyor: {}",
+        stop_line(signal, &stopped)
+    );
+    ExitCode::SUCCESS
+}
+
+/// The start-up lines: the connection budget, then where it serves and
+/// with which stages (whoever waits for this line may connect at once),
+/// then notes on socket activation and the spin acceptor.
+fn announce(
+    server: &Server,
+    config_file: Option<&Path>,
+    inherited: &[(RawFd, String)],
+    spin: bool,
+) {
+    let line = server.line();
     let listening: Vec<String> = server
         .listeners()
         .into_iter()
@@ -104,7 +131,7 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
                 .map(|addr| format!("https://{addr}")),
         )
         .collect();
-    let config_note = match &config_file {
+    let config_note = match config_file {
         Some(path) => format!("config {}", path.display()),
         None => format!("no config file ({DEFAULT_CONFIG_PATH} not found): defaults"),
     };
@@ -135,9 +162,18 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
              use it only to compare designs, and --acceptor readiness otherwise"
         );
     }
-    let signal = loop {
+}
+
+/// Serves until a stop signal (returned; `None` if waiting failed),
+/// reloading on SIGHUP and reopening the log on SIGUSR1 meanwhile.
+fn wait_for_stop(
+    server: &Server,
+    args: &cli::ServeArgs,
+    inherited: &[(RawFd, String)],
+) -> Option<i32> {
+    loop {
         match signal::wait_control(Duration::from_secs(1)) {
-            Ok(Some(libc::SIGHUP)) => reload(&server, args, &inherited),
+            Ok(Some(libc::SIGHUP)) => reload(server, args, inherited),
             Ok(Some(libc::SIGUSR1)) => match server.reopen_log() {
                 Ok(()) => println!("conveyor: SIGUSR1: access log reopened"),
                 Err(e) => eprintln!(
@@ -152,19 +188,7 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
                 break None;
             }
         }
-    };
-    if let Some(signal) = signal {
-        drain(&server, signal);
     }
-    let stopped = server.shutdown();
-    // Whoever read the start-up line may have closed stdout since: the
-    // stop must still exit 0, so a failed write is not a panic.
-    let _ = writeln!(
-        std::io::stdout(),
-        "conveyor: {}",
-        stop_line(signal, &stopped)
-    );
-    ExitCode::SUCCESS
 }
 
 /// A stop signal begins a drain: `/readyz` turns 503 at once and the server

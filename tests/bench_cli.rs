@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{ACCEPTORS, DISPATCHERS};
-use conveyor::bench::json::Value;
+use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_conveyor");
 
@@ -86,38 +86,17 @@ fn bench(ulimit: Option<&str>, args: &[&str]) -> Run {
     }
 }
 
-/// The number after `"key":` in `json` (the first such key).
-fn number(json: &str, key: &str) -> u64 {
-    let needle = format!("\"{key}\":");
-    let at = json
-        .find(&needle)
-        .unwrap_or_else(|| panic!("no {key} in {json}"))
-        + needle.len();
-    json[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
+/// `--json` output, parsed.
+fn parsed(run: &Run) -> Value {
+    serde_json::from_str(run.stdout.trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.text()))
 }
 
-/// The JSON object that follows `"key":` in `json` (no nested objects).
-fn object<'a>(json: &'a str, key: &str) -> &'a str {
-    let needle = format!("\"{key}\":{{");
-    let at = json
-        .find(&needle)
-        .unwrap_or_else(|| panic!("no {key} object in {json}"))
-        + needle.len()
-        - 1;
-    let end = json[at..].find('}').expect("object ends") + at + 1;
-    &json[at..end]
-}
-
-/// The JSON after its `options` object: the results.
-fn results(json: &str) -> &str {
-    let options = object(json, "options");
-    let at = json.find(options).expect("options in json") + options.len();
-    &json[at..]
+/// The number at a dotted `path` of `json`, like `latency_us.p99`.
+fn at(json: &Value, path: &str) -> f64 {
+    json.pointer(&format!("/{}", path.replace('.', "/")))
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("no number at {path} in {json}"))
 }
 
 /// A port on 127.0.0.1 with nothing listening (bound, then released).
@@ -141,21 +120,17 @@ fn nothing_listening_fails_with_connection_refused() {
 
     let run = bench(None, &[&url, "-c", "2", "-d", "1s", "--json"]);
     assert_eq!(run.code, 1, "{}", run.text());
-    let json = run.stdout.trim();
-    assert!(json.contains("\"ok\":false"), "{json}");
-    assert!(
-        number(object(json, "errors_by_class"), "refused") > 0,
-        "{json}"
-    );
-    assert_eq!(number(object(json, "not_opened"), "refused"), 2, "{json}");
+    let json = parsed(&run);
+    assert_eq!(json["ok"], Value::Bool(false), "{json}");
+    assert!(at(&json, "errors_by_class.refused") > 0.0, "{json}");
+    assert_eq!(at(&json, "connections.not_opened.refused"), 2.0, "{json}");
     // Every error happened while connecting.
-    let places = object(json, "error_places");
     assert_eq!(
-        number(places, "connect"),
-        number(object(json, "errors_by_class"), "total"),
+        at(&json, "error_places.connect"),
+        at(&json, "errors_by_class.total"),
         "{json}"
     );
-    assert_eq!(number(places, "read"), 0, "{json}");
+    assert_eq!(at(&json, "error_places.read"), 0.0, "{json}");
 }
 
 #[test]
@@ -170,28 +145,26 @@ fn a_404_keeps_its_connection_and_is_counted_by_status() {
         &[&url, "-c", "4", "-d", "1s", "--threads", "1", "--json"],
     );
     assert_eq!(run.code, 1, "all 404: the run failed\n{}", run.text());
-    let json = run.stdout.trim();
+    let json = parsed(&run);
     // The URL, the options and the connection counts.
-    assert!(json.contains(&format!("\"url\":\"{url}\"")), "{json}");
-    let options = object(json, "options");
-    assert_eq!(number(options, "connections"), 4, "{json}");
-    assert_eq!(number(options, "duration_secs"), 1, "{json}");
-    assert_eq!(number(options, "threads"), 1, "{json}");
-    assert!(options.contains("\"max_errors_pct\":1"), "{json}");
-    let connections = object(json, "connections");
-    assert_eq!(number(connections, "requested"), 4, "{json}");
+    assert_eq!(json["url"], Value::String(url.clone()), "{json}");
+    assert_eq!(at(&json, "options.connections"), 4.0, "{json}");
+    assert_eq!(at(&json, "options.duration_secs"), 1.0, "{json}");
+    assert_eq!(at(&json, "options.threads"), 1.0, "{json}");
+    assert_eq!(at(&json, "options.max_errors_pct"), 1.0, "{json}");
+    assert_eq!(at(&json, "connections.requested"), 4.0, "{json}");
     assert_eq!(
-        number(connections, "opened"),
-        4,
+        at(&json, "connections.opened"),
+        4.0,
         "kept, not reopened: {json}"
     );
-    assert_eq!(number(connections, "reopened_after_error"), 0, "{json}");
+    assert_eq!(at(&json, "connections.reopened_after_error"), 0.0, "{json}");
     // Many requests over those four connections, every one a counted 404.
-    let requests = number(results(json), "requests");
-    assert!(requests > 100, "{json}");
-    assert_eq!(number(object(json, "statuses"), "404"), requests, "{json}");
-    assert_eq!(number(results(json), "non_2xx"), requests, "{json}");
-    assert_eq!(number(results(json), "succeeded"), 0, "{json}");
+    let requests = at(&json, "requests");
+    assert!(requests > 100.0, "{json}");
+    assert_eq!(at(&json, "statuses.404"), requests, "{json}");
+    assert_eq!(at(&json, "non_2xx"), requests, "{json}");
+    assert_eq!(at(&json, "succeeded"), 0.0, "{json}");
     assert!(run.stderr.contains("status 404"), "{}", run.stderr);
 
     // The same in the table, for people.
@@ -350,37 +323,16 @@ fn connections_past_the_fd_limit_are_reported_and_the_run_keeps_its_time() {
         Some("-Sn 64"),
         &[&url, "-c", "100", "-d", "1s", "--threads", "1", "--json"],
     );
-    let json = run.stdout.trim();
-    let hard = number(object(json, "fd_limit"), "hard");
-    if hard < 200 {
+    let json = parsed(&run);
+    let hard = at(&json, "fd_limit.hard");
+    if hard < 200.0 {
         eprintln!("hard fd limit {hard}: cannot check the raise here");
         return;
     }
     assert_eq!(run.code, 0, "{}", run.text());
-    assert_eq!(
-        number(object(json, "connections"), "connected"),
-        100,
-        "{json}"
-    );
-    assert_eq!(
-        number(object(json, "fd_limit"), "soft_before"),
-        64,
-        "{json}"
-    );
-    assert!(number(object(json, "fd_limit"), "soft") >= 100, "{json}");
-}
-
-/// `--json` output, parsed.
-fn parsed(run: &Run) -> Value {
-    conveyor::bench::json::parse(run.stdout.trim())
-        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.text()))
-}
-
-/// The number at a dotted `path` of `json`.
-fn at(json: &Value, path: &str) -> f64 {
-    json.path(path)
-        .and_then(Value::num)
-        .unwrap_or_else(|| panic!("no number at {path}"))
+    assert_eq!(at(&json, "connections.connected"), 100.0, "{json}");
+    assert_eq!(at(&json, "fd_limit.soft_before"), 64.0, "{json}");
+    assert!(at(&json, "fd_limit.soft") >= 100.0, "{json}");
 }
 
 /// A plain HTTP/1.1 server on std threads that answers every request with
@@ -512,14 +464,14 @@ fn fixed_rate_shows_a_stall_that_closed_loop_timing_hides() {
         "{line}"
     );
     // Every sample says why it has no figures.
-    let Some(Value::Arr(samples)) = json.get("server_status") else {
+    let Some(Value::Array(samples)) = json.get("server_status") else {
         panic!("no server_status array: {}", run.text());
     };
     assert!(!samples.is_empty(), "{}", run.text());
     for s in samples {
         let error = s.get("error");
         assert!(
-            matches!(error, Some(Value::Str(e)) if e.contains("not JSON")),
+            matches!(error, Some(Value::String(e)) if e.contains("not JSON")),
             "{s:?}"
         );
     }
@@ -533,7 +485,7 @@ fn the_series_covers_the_measured_run_and_the_warmup_is_discarded() {
     let status = || {
         let text = server.status_json();
         at(
-            &conveyor::bench::json::parse(&text).expect("status JSON"),
+            &serde_json::from_str(&text).expect("status JSON"),
             "requests.total",
         )
     };
@@ -567,7 +519,7 @@ fn the_series_covers_the_measured_run_and_the_warmup_is_discarded() {
     );
     // One entry per second of the measured run (and maybe a last sliver);
     // together they are every measured response.
-    let Some(Value::Arr(series)) = json.get("series") else {
+    let Some(Value::Array(series)) = json.get("series") else {
         panic!("no series: {}", run.text());
     };
     assert!((2..=3).contains(&series.len()), "{}", run.text());
@@ -623,7 +575,7 @@ fn server_status_is_sampled_beside_the_client() {
     );
     assert_eq!(run.code, 0, "{}", run.text());
     let json = parsed(&run);
-    let Some(Value::Arr(samples)) = json.get("server_status") else {
+    let Some(Value::Array(samples)) = json.get("server_status") else {
         panic!("no server_status: {}", run.text());
     };
     assert!(!samples.is_empty(), "{}", run.text());
@@ -773,5 +725,103 @@ fn baseline_compares_and_hdr_out_writes_the_distribution() {
         "{}",
         run.stderr
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn every_option_takes_its_value_after_a_space_or_an_equals_sign() {
+    let server = common::start(ACCEPTORS[0], DISPATCHERS[0], |c| {
+        c.limits.max_requests_per_connection = u64::MAX;
+    });
+    let url = server.url("/");
+    let run = bench(
+        None,
+        &[
+            &url,
+            "--connections=2",
+            "--requests",
+            "50",
+            "--threads=1",
+            "--max-errors",
+            "5",
+            "--pipeline=2",
+            "--json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.text());
+    let json = parsed(&run);
+    assert_eq!(at(&json, "options.connections"), 2.0, "{json}");
+    assert_eq!(at(&json, "options.requests"), 50.0, "{json}");
+    assert_eq!(at(&json, "options.threads"), 1.0, "{json}");
+    assert_eq!(at(&json, "options.max_errors_pct"), 5.0, "{json}");
+    assert_eq!(at(&json, "options.pipeline"), 2.0, "{json}");
+    assert_eq!(at(&json, "requests"), 50.0, "{json}");
+    let run = bench(
+        None,
+        &[
+            &url,
+            "-c",
+            "3",
+            "-n=30",
+            "--threads",
+            "1",
+            "--duration=1s",
+            "--max-errors=2%",
+            "--json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.text());
+    let json = parsed(&run);
+    assert_eq!(at(&json, "options.connections"), 3.0, "{json}");
+    assert_eq!(at(&json, "options.max_errors_pct"), 2.0, "{json}");
+    assert_eq!(at(&json, "requests"), 30.0, "{json}");
+}
+
+#[test]
+fn a_bad_option_exits_2_and_names_the_fix() {
+    for (args, message) in [
+        (
+            &["http://127.0.0.1:1/", "--rate=soon"][..],
+            "conveyor: --rate soon is not a positive number of requests per second \
+             (see conveyor bench --help)",
+        ),
+        (
+            &["http://127.0.0.1:1/", "--check"][..],
+            "conveyor: --check TERMS needs a value (see conveyor bench --help)",
+        ),
+        (
+            &["http://127.0.0.1:1/", "--frobnicate=3"][..],
+            "conveyor: unknown option --frobnicate (see conveyor bench --help)",
+        ),
+    ] {
+        let run = bench(None, args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.text());
+        assert!(run.stderr.starts_with(message), "{args:?}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn hdr_out_writes_to_the_path_as_given() {
+    use std::os::unix::ffi::OsStrExt;
+    let server = common::start(ACCEPTORS[0], DISPATCHERS[0], |_| {});
+    let dir = common::temp_dir("bench-hdr-path");
+    // Not UTF-8: a lossy decoding would write another file.
+    let file = dir.join(std::ffi::OsStr::from_bytes(b"latency-\xff.hgrm"));
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            &server.url("/"),
+            "-c",
+            "1",
+            "-n",
+            "10",
+            "--hdr-out",
+        ])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = std::fs::read_to_string(&file).expect("written where asked");
+    assert!(text.contains("Total count    =           10]"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -120,3 +120,144 @@ fn serves_then_stops_on_sigterm_with_exit_code_0() {
     };
     assert_eq!(code, Some(0));
 }
+
+/// Starts `conveyor ARGS`, returns its start-up line, and stops it.
+fn start_up_line(args: &[&str]) -> String {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("start-up line");
+    let _ = child.kill();
+    let _ = child.wait();
+    line
+}
+
+#[test]
+fn every_flag_takes_its_value_after_a_space_or_an_equals_sign() {
+    let line = start_up_line(&[
+        "--listen=127.0.0.1:0",
+        "--workers",
+        "1",
+        "--acceptor=reuseport",
+        "--dispatcher",
+        "pool",
+    ]);
+    assert!(
+        line.contains("(workers 1, acceptor reuseport, dispatcher pool,"),
+        "{line}"
+    );
+    let line = start_up_line(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--workers=2",
+        "--acceptor",
+        "readiness",
+        "--dispatcher=spawn",
+    ]);
+    assert!(
+        line.contains("(workers 2, acceptor readiness, dispatcher spawn,"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_bad_flag_exits_2_with_one_style_for_both_commands() {
+    for (args, message) in [
+        (
+            &["--port", "1"][..],
+            "conveyor: unknown option --port (see conveyor --help)",
+        ),
+        (
+            &["--workers"][..],
+            "conveyor: --workers N needs a value (see conveyor --help)",
+        ),
+        (
+            &["--access-log=yes"][..],
+            "conveyor: --access-log takes no value (see conveyor --help)",
+        ),
+        (
+            &["--workers=many"][..],
+            "conveyor: --workers many is invalid; ",
+        ),
+        (
+            &["bench", "http://127.0.0.1:1/", "--bogus"][..],
+            "conveyor: unknown option --bogus (see conveyor bench --help)",
+        ),
+        (
+            &["bench", "http://127.0.0.1:1/", "--rate"][..],
+            "conveyor: --rate R needs a value (see conveyor bench --help)",
+        ),
+        (
+            &["bench", "http://127.0.0.1:1/", "--json=yes"][..],
+            "conveyor: --json takes no value (see conveyor bench --help)",
+        ),
+        (
+            &["bench", "http://127.0.0.1:1/", "--connections=none"][..],
+            "conveyor: --connections none is not a positive whole number \
+             (see conveyor bench --help)",
+        ),
+    ] {
+        let (code, text) = run(args);
+        assert_eq!(code, 2, "{args:?}: {text}");
+        assert!(text.starts_with(message), "{args:?}: {text}");
+    }
+    // Two roots are one too many.
+    let (code, text) = run(&["a", "b"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("only one ROOT"), "{text}");
+}
+
+#[test]
+fn help_is_asked_for_the_same_way_in_both_commands() {
+    for args in [&["-h"][..], &["www", "--help"][..]] {
+        let (code, text) = run(args);
+        assert_eq!(code, 0, "{text}");
+        assert!(
+            text.starts_with("Conveyor: a static HTTP/1.1 server"),
+            "{text}"
+        );
+    }
+    for args in [&["bench", "--help"][..], &["bench", "http://x/", "-h"][..]] {
+        let (code, text) = run(args);
+        assert_eq!(code, 0, "{text}");
+        assert!(text.starts_with("usage: conveyor bench URL"), "{text}");
+    }
+    // "bench" after a flag is a ROOT, not the subcommand.
+    let (code, text) = run(&["--listen", "127.0.0.1:0", "--access-log", "bench"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("bench"), "{text}");
+}
+
+#[test]
+fn paths_are_passed_as_the_os_gave_them() {
+    use std::os::unix::ffi::OsStrExt;
+    // Not UTF-8: a lossy decoding would look for another file.
+    let dir = std::env::temp_dir().join(format!("conveyor-cli-paths-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join(std::ffi::OsStr::from_bytes(b"conveyor-\xff.toml"));
+    std::fs::write(&config, "[timeouts]\nheader_read = \"soon\"\n").expect("write config");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .expect("runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    // The file was found and read: its bad value is what stopped start-up.
+    assert!(text.contains("timeouts.header_read"), "{text}");
+    let (code, text) = run(&["--config", "/definitely/missing.toml"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.starts_with("conveyor: cannot read config file /definitely/missing.toml"),
+        "{text}"
+    );
+}

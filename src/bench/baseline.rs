@@ -1,54 +1,86 @@
 //! `--baseline old.json`: every figure of this run beside the same figure
 //! of an earlier `--json` run, with the change in percent.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
-use super::json::{self, Value};
-use crate::http::json::json_string;
+use serde_json::Value;
+
+use serde::Deserialize;
+
+use super::schema::{round, BaselineJson, ChangeJson, ReportJson};
 
 /// An earlier run's figures, read from its `--json` output.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Baseline {
+pub(crate) struct Baseline {
     /// The file it was read from, for the heading.
-    pub file: String,
-    /// Its report, parsed.
-    pub report: Value,
+    pub(crate) file: PathBuf,
+    /// Its report.
+    pub(crate) report: ReportJson,
 }
 
 /// One figure in both runs.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Change {
+pub(crate) struct Change {
     /// Dotted path, e.g. `latency_us.p99`.
-    pub figure: String,
+    pub(crate) figure: String,
     /// The earlier value.
-    pub before: f64,
+    pub(crate) before: f64,
     /// This run's value.
-    pub now: f64,
+    pub(crate) now: f64,
 }
 
 impl Change {
     /// The change in percent of `before` (`None` when `before` is 0).
-    pub fn pct(&self) -> Option<f64> {
+    pub(crate) fn pct(&self) -> Option<f64> {
         (self.before != 0.0).then(|| (self.now - self.before) * 100.0 / self.before)
     }
 }
 
 /// Reads `file`, which must hold a `conveyor bench --json` report.
-pub fn load(file: &str) -> Result<Baseline, String> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("--baseline {file}: cannot read it: {e}"))?;
-    let report = json::parse(text.trim()).map_err(|e| {
-        format!("--baseline {file}: not JSON ({e}); give it the output of conveyor bench --json")
+pub(crate) fn load(file: &Path) -> Result<Baseline, String> {
+    let name = file.display();
+    let text =
+        std::fs::read(file).map_err(|e| format!("--baseline {name}: cannot read it: {e}"))?;
+    let value: Value = serde_json::from_slice(&text).map_err(|e| {
+        format!("--baseline {name}: not JSON ({e}); give it the output of conveyor bench --json")
     })?;
-    if report.get("requests_per_sec").is_none() {
-        return Err(format!(
-            "--baseline {file}: not a conveyor bench --json report (no requests_per_sec)"
-        ));
-    }
+    let mut report = ReportJson::deserialize(value)
+        .map_err(|e| format!("--baseline {name}: not a conveyor bench --json report ({e})"))?;
+    // Its own comparison is not a figure of that run.
+    report.baseline = None;
     Ok(Baseline {
-        file: file.to_string(),
+        file: file.to_path_buf(),
         report,
     })
+}
+
+/// Every number reachable through objects (not arrays), by dotted path.
+fn numbers(value: &Value) -> BTreeMap<String, f64> {
+    fn walk(v: &Value, prefix: &str, out: &mut BTreeMap<String, f64>) {
+        match v {
+            Value::Number(n) => {
+                if let Some(n) = n.as_f64() {
+                    out.insert(prefix.to_string(), n);
+                }
+            }
+            Value::Object(members) => {
+                for (k, v) in members {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(v, &path, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(value, "", &mut out);
+    out
 }
 
 /// Figures that describe the run rather than measure it.
@@ -58,9 +90,15 @@ fn is_setting(figure: &str) -> bool {
 
 /// Every number in both reports (outside arrays and the options), in
 /// the order of `now`'s keys.
-pub fn compare(baseline: &Baseline, now: &Value) -> Vec<Change> {
-    let before = baseline.report.numbers();
-    now.numbers()
+pub(crate) fn compare(baseline: &Baseline, now: &ReportJson) -> Vec<Change> {
+    // A derived Serialize of plain structs and maps cannot fail.
+    let value = |report| serde_json::to_value(report).unwrap_or(Value::Null);
+    changes(&value(&baseline.report), &value(now))
+}
+
+fn changes(before: &Value, now: &Value) -> Vec<Change> {
+    let before = numbers(before);
+    numbers(now)
         .into_iter()
         .filter(|(figure, _)| !is_setting(figure))
         .filter_map(|(figure, now)| {
@@ -83,10 +121,10 @@ fn pct_text(change: &Change) -> String {
 }
 
 /// The changes as a Markdown table.
-pub fn table(baseline: &Baseline, changes: &[Change]) -> String {
+pub(crate) fn table(file: &Path, changes: &[Change]) -> String {
     let mut out = format!(
         "\nchange against {}:\n\n| figure | baseline | now | change |\n|---|---:|---:|---:|\n",
-        baseline.file
+        file.display()
     );
     for c in changes {
         let _ = writeln!(
@@ -101,23 +139,20 @@ pub fn table(baseline: &Baseline, changes: &[Change]) -> String {
     out
 }
 
-/// The changes as a JSON object: `{"file":…,"changes":{figure:{…}}}`.
-pub fn json(baseline: &Baseline, changes: &[Change]) -> String {
-    let mut out = format!("{{\"file\":{},\"changes\":{{", json_string(&baseline.file));
-    for (i, c) in changes.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        let _ = write!(
-            out,
-            "{sep}{}:{{\"before\":{},\"now\":{},\"change_pct\":{}}}",
-            json_string(&c.figure),
-            c.before,
-            c.now,
-            c.pct()
-                .map_or_else(|| "null".to_string(), |p| format!("{p:.3}"))
-        );
+/// The changes as they go into the `--json` report.
+pub(crate) fn json(file: &Path, changes: &[Change]) -> BaselineJson {
+    let change = |c: &Change| ChangeJson {
+        before: c.before,
+        now: c.now,
+        change_pct: c.pct().map(|p| round(p, 3)),
+    };
+    BaselineJson {
+        file: file.display().to_string(),
+        changes: changes
+            .iter()
+            .map(|c| (c.figure.clone(), change(c)))
+            .collect(),
     }
-    out.push_str("}}");
-    out
 }
 
 #[cfg(test)]
@@ -126,20 +161,11 @@ mod tests {
 
     #[test]
     fn compares_figures_both_runs_have() {
-        let baseline = Baseline {
-            file: "old.json".into(),
-            report: json::parse(
-                r#"{"options":{"connections":8},"requests_per_sec":100,"errors":0,
-                    "latency_us":{"p99":200,"p50":100},"series":[{"t":1}]}"#,
-            )
-            .expect("parses"),
-        };
-        let now = json::parse(
-            r#"{"options":{"connections":16},"requests_per_sec":150,"errors":0,
-                "latency_us":{"p99":100,"p99_9":300},"series":[{"t":1}]}"#,
-        )
-        .expect("parses");
-        let changes = compare(&baseline, &now);
+        let before = serde_json::json!({"options":{"connections":8},"requests_per_sec":100,
+            "errors":0,"latency_us":{"p99":200,"p50":100},"series":[{"t":1}]});
+        let now = serde_json::json!({"options":{"connections":16},"requests_per_sec":150,
+            "errors":0,"latency_us":{"p99":100,"p99_9":300},"series":[{"t":1}]});
+        let changes = changes(&before, &now);
         let got: Vec<_> = changes
             .iter()
             .map(|c| (c.figure.as_str(), pct_text(c)))
@@ -152,8 +178,14 @@ mod tests {
                 ("requests_per_sec", "+50.0 %".to_string()),
             ]
         );
-        assert!(table(&baseline, &changes).contains("| requests_per_sec | 100 | 150 | +50.0 % |"));
-        assert!(json(&baseline, &changes)
-            .contains("\"latency_us.p99\":{\"before\":200,\"now\":100,\"change_pct\":-50.000}"));
+        let file = Path::new("old.json");
+        assert!(table(file, &changes).contains("| requests_per_sec | 100 | 150 | +50.0 % |"));
+        let json = serde_json::to_string(&json(file, &changes)).expect("serializes");
+        assert!(
+            json.contains(
+                "\"latency_us.p99\":{\"before\":200.0,\"now\":100.0,\"change_pct\":-50.0}"
+            ),
+            "{json}"
+        );
     }
 }

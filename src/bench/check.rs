@@ -5,7 +5,7 @@ use std::fmt;
 
 /// A figure a threshold can name.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Metric {
+pub(crate) enum Metric {
     /// A latency quantile (0.5 for `p50`, …; 1.0 for `max`), in µs; with
     /// `--rate` the corrected latency.
     Latency(f64),
@@ -24,7 +24,7 @@ pub enum Metric {
 
 /// A comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     /// `<`
     Lt,
     /// `<=`
@@ -51,43 +51,43 @@ impl Op {
 
 /// One threshold, as written and as parsed.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Threshold {
+pub(crate) struct Threshold {
     /// The term as the user wrote it, e.g. `p99<2ms`.
-    pub text: String,
+    pub(crate) text: String,
     /// What it measures.
-    pub metric: Metric,
+    pub(crate) metric: Metric,
     /// How it compares.
-    pub op: Op,
+    pub(crate) op: Op,
     /// The limit, in the metric's unit (µs for latency).
-    pub limit: f64,
+    pub(crate) limit: f64,
 }
 
 /// The figures a threshold is checked against.
 #[derive(Clone, Debug, Default)]
-pub struct Figures {
+pub(crate) struct Figures {
     /// Latency at a quantile, in µs.
-    pub latency_us: Vec<(f64, u64)>,
+    pub(crate) latency_us: Vec<(f64, u64)>,
     /// Responses per second.
-    pub rps: f64,
+    pub(crate) rps: f64,
     /// Failed requests.
-    pub errors: u64,
+    pub(crate) errors: u64,
     /// Failed requests, percent.
-    pub error_pct: f64,
+    pub(crate) error_pct: f64,
     /// Late sends (`--rate`).
-    pub late: u64,
+    pub(crate) late: u64,
     /// Complete responses.
-    pub requests: u64,
+    pub(crate) requests: u64,
 }
 
 /// The outcome of one threshold.
 #[derive(Clone, Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// The threshold.
-    pub threshold: Threshold,
+    pub(crate) threshold: Threshold,
     /// The measured value, in the metric's unit.
-    pub value: f64,
+    pub(crate) value: f64,
     /// Whether it held.
-    pub ok: bool,
+    pub(crate) ok: bool,
 }
 
 impl fmt::Display for Outcome {
@@ -130,7 +130,7 @@ fn quantile(name: &str) -> Option<f64> {
 }
 
 /// Every quantile a threshold may name, for the figures to carry.
-pub const QUANTILES: [f64; 7] = [0.5, 0.75, 0.9, 0.99, 0.999, 0.9999, 1.0];
+pub(crate) const QUANTILES: [f64; 7] = [0.5, 0.75, 0.9, 0.99, 0.999, 0.9999, 1.0];
 
 /// A latency like `2ms`, `500us`, `500µs`, `1.5s`; a bare number is µs.
 fn latency_us(text: &str) -> Option<f64> {
@@ -165,7 +165,7 @@ const HELP: &str = "write terms like p99<2ms, p99.9<=10ms, max<1s, rps>50000, er
                     errors<1%, late=0, requests>=1000, joined by commas";
 
 /// Parses `--check`'s comma-separated terms; the error names the bad term.
-pub fn parse(spec: &str) -> Result<Vec<Threshold>, String> {
+pub(crate) fn parse(spec: &str) -> Result<Vec<Threshold>, String> {
     let mut out = Vec::new();
     for term in spec.split(',').map(str::trim) {
         if term.is_empty() {
@@ -245,7 +245,7 @@ pub fn parse(spec: &str) -> Result<Vec<Threshold>, String> {
 }
 
 /// Checks every threshold against `figures`.
-pub fn evaluate(thresholds: &[Threshold], figures: &Figures) -> Vec<Outcome> {
+pub(crate) fn evaluate(thresholds: &[Threshold], figures: &Figures) -> Vec<Outcome> {
     thresholds
         .iter()
         .map(|t| {

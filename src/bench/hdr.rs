@@ -13,7 +13,7 @@ const TICKS_PER_HALF: u32 = 5;
 /// milliseconds: a header, one row per percentile step (Value, Percentile,
 /// TotalCount, 1/(1-Percentile); the last row has no fourth column), and the
 /// `#[Mean …]` footer.
-pub fn percentile_distribution(latency: &Histogram<u64>) -> String {
+pub(crate) fn percentile_distribution(latency: &Histogram<u64>) -> String {
     const MS: f64 = 1000.0;
     let mut out = format!(
         "{:>12} {:>14} {:>10} {:>14}\n\n",

@@ -8,16 +8,16 @@ use std::time::{Duration, Instant};
 
 /// The runtime's timers wake on whole milliseconds (rounded up); the
 /// timetable asks to be woken this much before a send is due.
-pub const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
+pub(crate) const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
 
 /// A send more than this past its scheduled time counts as late. The
 /// timetable is kept with the runtime's timers, which wake on whole
 /// milliseconds, so a send can be up to ~1 ms off its time.
-pub const LATE_AFTER: Duration = Duration::from_millis(2);
+pub(crate) const LATE_AFTER: Duration = Duration::from_millis(2);
 
 /// One connection's timetable: sends at `first + k × interval`.
 #[derive(Clone, Debug)]
-pub struct Pacer {
+pub(crate) struct Pacer {
     first: Instant,
     interval_secs: f64,
     sent: u64,
@@ -28,7 +28,7 @@ impl Pacer {
     /// sending `rate` requests per second from `start`: each connection
     /// sends every `connections / rate` seconds, the connections staggered
     /// `1 / rate` apart so the sends spread evenly.
-    pub fn new(start: Instant, rate: f64, connections: usize, index: usize) -> Pacer {
+    pub(crate) fn new(start: Instant, rate: f64, connections: usize, index: usize) -> Pacer {
         Pacer {
             first: after(start, index as f64 / rate),
             interval_secs: connections as f64 / rate,
@@ -37,7 +37,7 @@ impl Pacer {
     }
 
     /// When the next request is due; advances the timetable.
-    pub fn next_send(&mut self) -> Instant {
+    pub(crate) fn next_send(&mut self) -> Instant {
         let at = after(self.first, self.sent as f64 * self.interval_secs);
         self.sent += 1;
         at

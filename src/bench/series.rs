@@ -10,18 +10,18 @@ use hdrhistogram::Histogram;
 
 /// One second of the run.
 #[derive(Clone, Debug)]
-pub struct Second {
+pub(crate) struct Second {
     /// Complete responses, any status.
-    pub responses: u64,
+    pub(crate) responses: u64,
     /// Failed requests: error classes and non-2xx responses.
-    pub errors: u64,
+    pub(crate) errors: u64,
     /// Sends that went out late (`--rate`).
-    pub late: u64,
+    pub(crate) late: u64,
     /// Latency in µs (with `--rate`, from the scheduled send), at two
     /// significant figures: enough for a per-second p99. It grows with the
     /// largest value recorded: a few KiB for a second whose latencies stay
     /// in milliseconds.
-    pub latency: Histogram<u32>,
+    pub(crate) latency: Histogram<u32>,
 }
 
 impl Default for Second {
@@ -38,7 +38,7 @@ impl Default for Second {
 
 impl Second {
     /// Adds another worker's counts for the same second.
-    pub fn merge(&mut self, other: &Second) {
+    pub(crate) fn merge(&mut self, other: &Second) {
         self.responses += other.responses;
         self.errors += other.errors;
         self.late += other.late;
@@ -46,21 +46,21 @@ impl Second {
     }
 
     /// The latency at quantile `q` in µs (0 with no responses).
-    pub fn latency_us(&self, q: f64) -> u64 {
+    pub(crate) fn latency_us(&self, q: f64) -> u64 {
         self.latency.value_at_quantile(q)
     }
 }
 
 /// Seconds indexed from the start of the measured run.
 #[derive(Clone, Debug, Default)]
-pub struct Series {
+pub(crate) struct Series {
     /// Second `i` covers `[i, i + 1)` seconds after the measured start.
-    pub seconds: Vec<Second>,
+    pub(crate) seconds: Vec<Second>,
 }
 
 impl Series {
     /// The counts of second `index`, created (with the ones before) on use.
-    pub fn at(&mut self, index: usize) -> &mut Second {
+    pub(crate) fn at(&mut self, index: usize) -> &mut Second {
         if self.seconds.len() <= index {
             self.seconds.resize_with(index + 1, Second::default);
         }
@@ -68,59 +68,35 @@ impl Series {
     }
 
     /// Adds another worker's series.
-    pub fn merge(&mut self, other: &Series) {
+    pub(crate) fn merge(&mut self, other: &Series) {
         for (i, second) in other.seconds.iter().enumerate() {
             self.at(i).merge(second);
         }
-    }
-
-    /// As a JSON array: one object per second, `t` its end in seconds.
-    pub fn json(&self, rate: bool) -> String {
-        let mut out = String::from("[");
-        for (i, s) in self.seconds.iter().enumerate() {
-            let sep = if i == 0 { "" } else { "," };
-            let _ = write!(
-                out,
-                "{sep}{{\"t\":{},\"requests\":{},\"errors\":{},\"p50_us\":{},\"p99_us\":{},\"max_us\":{}",
-                i + 1,
-                s.responses,
-                s.errors,
-                s.latency_us(0.5),
-                s.latency_us(0.99),
-                s.latency.max(),
-            );
-            if rate {
-                let _ = write!(out, ",\"late\":{}", s.late);
-            }
-            out.push('}');
-        }
-        out.push(']');
-        out
     }
 }
 
 /// The seconds the workers have published so far, for the live line.
 #[derive(Default)]
-pub struct Live {
+pub(crate) struct Live {
     seconds: Mutex<Series>,
 }
 
 impl Live {
     /// Adds a worker's counts for second `index`.
-    pub fn publish(&self, index: usize, second: &Second) {
+    pub(crate) fn publish(&self, index: usize, second: &Second) {
         if let Ok(mut series) = self.seconds.lock() {
             series.at(index).merge(second);
         }
     }
 
     /// The merged counts of second `index`, if any worker published it.
-    pub fn get(&self, index: usize) -> Option<Second> {
+    pub(crate) fn get(&self, index: usize) -> Option<Second> {
         self.seconds.lock().ok()?.seconds.get(index).cloned()
     }
 }
 
 /// The live line for one second: `  3 s  51234 req/s  p99 1.2 ms  errors 0`.
-pub fn line(index: usize, second: &Second, rate: bool) -> String {
+pub(crate) fn line(index: usize, second: &Second, rate: bool) -> String {
     let mut out = format!(
         "  {:>3} s  {:>7} req/s  p99 {:>9}  errors {}",
         index + 1,
@@ -135,7 +111,7 @@ pub fn line(index: usize, second: &Second, rate: bool) -> String {
 }
 
 /// A latency in µs for people: `850 µs`, `1.25 ms`, `2.50 s`.
-pub fn human_us(us: u64) -> String {
+pub(crate) fn human_us(us: u64) -> String {
     if us < 1000 {
         format!("{us} µs")
     } else if us < 1_000_000 {
@@ -161,11 +137,10 @@ mod tests {
         let _ = b.at(2).latency.record(2000);
         a.merge(&b);
         assert_eq!(a.seconds.len(), 3);
+        let figures = |s: &Second| (s.responses, s.errors, s.latency_us(0.5), s.latency.max());
         assert_eq!(
-            a.json(false),
-            "[{\"t\":1,\"requests\":3,\"errors\":0,\"p50_us\":100,\"p99_us\":100,\"max_us\":100},\
-             {\"t\":2,\"requests\":0,\"errors\":0,\"p50_us\":0,\"p99_us\":0,\"max_us\":0},\
-             {\"t\":3,\"requests\":5,\"errors\":1,\"p50_us\":2007,\"p99_us\":2007,\"max_us\":2007}]"
+            a.seconds.iter().map(figures).collect::<Vec<_>>(),
+            vec![(3, 0, 100, 100), (0, 0, 0, 0), (5, 1, 2007, 2007)]
         );
         assert_eq!(
             line(2, &a.seconds[2], true),

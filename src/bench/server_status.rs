@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::json::{self, Value};
-use crate::http::{ChunkedDecoder, Step};
+use conveyor::http::{ChunkedDecoder, Step};
+use serde_json::Value;
 
 /// How long one sample may take: connecting, and each read.
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -22,51 +22,51 @@ const MAX_STATUS_BYTES: usize = 1 << 20;
 
 /// One sample of `/status`.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// Seconds since the measured run started.
-    pub t: f64,
+    pub(crate) t: f64,
     /// Why the sample failed, when it did (the figures are then `None`).
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// `requests.total`: responses the server has sent since it started.
-    pub requests_total: Option<f64>,
+    pub(crate) requests_total: Option<f64>,
     /// `connections.open`.
-    pub open: Option<f64>,
+    pub(crate) open: Option<f64>,
     /// `connections.reading`.
-    pub reading: Option<f64>,
+    pub(crate) reading: Option<f64>,
     /// `connections.writing`.
-    pub writing: Option<f64>,
+    pub(crate) writing: Option<f64>,
     /// `connections.idle_keepalive`.
-    pub idle: Option<f64>,
+    pub(crate) idle: Option<f64>,
     /// The sum of `queues[].depth`: connections waiting in the line.
-    pub queue_depth: Option<f64>,
+    pub(crate) queue_depth: Option<f64>,
     /// `latency_us.p50`, the server's own.
-    pub p50_us: Option<f64>,
+    pub(crate) p50_us: Option<f64>,
     /// `latency_us.p99`, the server's own.
-    pub p99_us: Option<f64>,
+    pub(crate) p99_us: Option<f64>,
 }
 
 impl Sample {
     /// The figures of a parsed `/status` document.
-    pub fn from_status(t: f64, status: &Value) -> Sample {
-        let num = |path: &str| status.path(path).and_then(Value::num);
+    pub(crate) fn from_status(t: f64, status: &Value) -> Sample {
+        let num = |pointer: &str| status.pointer(pointer).and_then(Value::as_f64);
         let queue_depth = match status.get("queues") {
-            Some(Value::Arr(queues)) => queues
+            Some(Value::Array(queues)) => queues
                 .iter()
-                .map(|q| q.get("depth").and_then(Value::num))
+                .map(|q| q.get("depth").and_then(Value::as_f64))
                 .sum::<Option<f64>>(),
             _ => None,
         };
         Sample {
             t,
             error: None,
-            requests_total: num("requests.total"),
-            open: num("connections.open"),
-            reading: num("connections.reading"),
-            writing: num("connections.writing"),
-            idle: num("connections.idle_keepalive"),
+            requests_total: num("/requests/total"),
+            open: num("/connections/open"),
+            reading: num("/connections/reading"),
+            writing: num("/connections/writing"),
+            idle: num("/connections/idle_keepalive"),
             queue_depth,
-            p50_us: num("latency_us.p50"),
-            p99_us: num("latency_us.p99"),
+            p50_us: num("/latency_us/p50"),
+            p99_us: num("/latency_us/p99"),
         }
     }
 }
@@ -76,20 +76,15 @@ fn cell(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_string(), |v| format!("{v:.0}"))
 }
 
-/// A figure for JSON: the number, or `null`.
-fn json_num(v: Option<f64>) -> String {
-    v.map_or_else(|| "null".to_string(), |v| format!("{v}"))
-}
-
 /// Server responses per second between two samples.
-fn rate(prev: Option<&Sample>, s: &Sample) -> Option<f64> {
+pub(crate) fn rate(prev: Option<&Sample>, s: &Sample) -> Option<f64> {
     let prev = prev?;
     let dt = s.t - prev.t;
     (dt > 0.0).then_some((s.requests_total? - prev.requests_total?) / dt)
 }
 
 /// The server's figures for the live line.
-pub fn live(prev: Option<&Sample>, s: &Sample) -> String {
+pub(crate) fn live(prev: Option<&Sample>, s: &Sample) -> String {
     if let Some(e) = &s.error {
         return format!("  | server: /status failed: {e}");
     }
@@ -106,7 +101,7 @@ pub fn live(prev: Option<&Sample>, s: &Sample) -> String {
 }
 
 /// The samples as a Markdown table beside the client's per-second p99.
-pub fn table(samples: &[Sample], client_p99_us: impl Fn(f64) -> Option<u64>) -> String {
+pub(crate) fn table(samples: &[Sample], client_p99_us: impl Fn(f64) -> Option<u64>) -> String {
     let mut out = String::from(
         "\nserver /status, sampled each second (server latency as its /status reports it):\n\n\
          | t (s) | client p99 µs | server req/s | server p50 µs | server p99 µs | open | reading | writing | idle | queued |\n\
@@ -135,38 +130,8 @@ pub fn table(samples: &[Sample], client_p99_us: impl Fn(f64) -> Option<u64>) -> 
     out
 }
 
-/// The samples as a JSON array.
-pub fn json(samples: &[Sample]) -> String {
-    let mut out = String::from("[");
-    for (i, s) in samples.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        let prev = i.checked_sub(1).and_then(|p| samples.get(p));
-        let _ = write!(
-            out,
-            "{sep}{{\"t\":{:.3},\"error\":{},\"requests_per_sec\":{},\"requests_total\":{},\
-             \"open\":{},\"reading\":{},\"writing\":{},\"idle_keepalive\":{},\"queue_depth\":{},\
-             \"p50_us\":{},\"p99_us\":{}}}",
-            s.t,
-            s.error
-                .as_deref()
-                .map_or_else(|| "null".into(), crate::http::json::json_string),
-            json_num(rate(prev, s)),
-            json_num(s.requests_total),
-            json_num(s.open),
-            json_num(s.reading),
-            json_num(s.writing),
-            json_num(s.idle),
-            json_num(s.queue_depth),
-            json_num(s.p50_us),
-            json_num(s.p99_us),
-        );
-    }
-    out.push(']');
-    out
-}
-
 /// Fetches `GET /status` from `addr` (Host `host`) on a new connection.
-pub fn fetch(addr: SocketAddr, host: &str) -> Result<Value, String> {
+pub(crate) fn fetch(addr: SocketAddr, host: &str) -> Result<Value, String> {
     let mut stream =
         TcpStream::connect_timeout(&addr, SAMPLE_TIMEOUT).map_err(|e| e.to_string())?;
     stream
@@ -250,14 +215,13 @@ fn body_json(raw: &[u8], eof: bool) -> Option<Result<Value, String>> {
     } else {
         return None;
     };
-    let parsed = std::str::from_utf8(&body)
-        .map_err(|_| "body is not UTF-8".to_string())
-        .and_then(|text| json::parse(text.trim()).map_err(|e| format!("not JSON: {e}")));
-    Some(parsed)
+    // serde_json bounds the nesting (128 levels), so a hostile /status
+    // cannot recurse the client's stack away.
+    Some(serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}")))
 }
 
 /// Samples `/status` at `start + 1 s`, `+ 2 s`, … until `stop`.
-pub fn spawn(
+pub(crate) fn spawn(
     addr: SocketAddr,
     host: String,
     start: Instant,
