@@ -22,7 +22,7 @@ pub(crate) struct Baseline {
 
 /// One figure in both runs.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Change {
+pub(crate) struct FigureChange {
     /// Dotted path, e.g. `latency_us.p99`.
     pub(crate) figure: String,
     /// The earlier value.
@@ -31,7 +31,7 @@ pub(crate) struct Change {
     pub(crate) now: f64,
 }
 
-impl Change {
+impl FigureChange {
     /// The change in percent of `before` (`None` when `before` is 0).
     pub(crate) fn pct(&self) -> Option<f64> {
         (self.before != 0.0).then(|| (self.now - self.before) * 100.0 / self.before)
@@ -90,20 +90,20 @@ fn is_setting(figure: &str) -> bool {
 
 /// Every number in both reports (outside arrays and the options), in
 /// the order of `now`'s keys.
-pub(crate) fn compare(baseline: &Baseline, now: &ReportJson) -> Vec<Change> {
+pub(crate) fn compare(baseline: &Baseline, now: &ReportJson) -> Vec<FigureChange> {
     // A derived Serialize of plain structs and maps cannot fail.
     let value = |report| serde_json::to_value(report).unwrap_or(Value::Null);
     changes(&value(&baseline.report), &value(now))
 }
 
-fn changes(before: &Value, now: &Value) -> Vec<Change> {
+fn changes(before: &Value, now: &Value) -> Vec<FigureChange> {
     let before = numbers(before);
     numbers(now)
         .into_iter()
         .filter(|(figure, _)| !is_setting(figure))
         .filter_map(|(figure, now)| {
             let before = *before.get(&figure)?;
-            Some(Change {
+            Some(FigureChange {
                 figure,
                 before,
                 now,
@@ -112,7 +112,7 @@ fn changes(before: &Value, now: &Value) -> Vec<Change> {
         .collect()
 }
 
-fn pct_text(change: &Change) -> String {
+fn pct_text(change: &FigureChange) -> String {
     match change.pct() {
         Some(p) => format!("{p:+.1} %"),
         None if change.now == 0.0 => "=".into(),
@@ -121,7 +121,7 @@ fn pct_text(change: &Change) -> String {
 }
 
 /// The changes as a Markdown table.
-pub(crate) fn table(file: &Path, changes: &[Change]) -> String {
+pub(crate) fn table(file: &Path, changes: &[FigureChange]) -> String {
     let mut out = format!(
         "\nchange against {}:\n\n| figure | baseline | now | change |\n|---|---:|---:|---:|\n",
         file.display()
@@ -140,8 +140,8 @@ pub(crate) fn table(file: &Path, changes: &[Change]) -> String {
 }
 
 /// The changes as they go into the `--json` report.
-pub(crate) fn json(file: &Path, changes: &[Change]) -> BaselineJson {
-    let change = |c: &Change| ChangeJson {
+pub(crate) fn json(file: &Path, changes: &[FigureChange]) -> BaselineJson {
+    let change = |c: &FigureChange| ChangeJson {
         before: c.before,
         now: c.now,
         change_pct: c.pct().map(|p| round(p, 3)),

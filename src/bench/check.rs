@@ -81,7 +81,7 @@ pub(crate) struct Figures {
 
 /// The outcome of one threshold.
 #[derive(Clone, Debug)]
-pub(crate) struct Outcome {
+pub(crate) struct ThresholdResult {
     /// The threshold.
     pub(crate) threshold: Threshold,
     /// The measured value, in the metric's unit.
@@ -90,7 +90,7 @@ pub(crate) struct Outcome {
     pub(crate) ok: bool,
 }
 
-impl fmt::Display for Outcome {
+impl fmt::Display for ThresholdResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let unit = match self.threshold.metric {
             Metric::Latency(_) => " µs",
@@ -245,7 +245,7 @@ pub(crate) fn parse(spec: &str) -> Result<Vec<Threshold>, String> {
 }
 
 /// Checks every threshold against `figures`.
-pub(crate) fn evaluate(thresholds: &[Threshold], figures: &Figures) -> Vec<Outcome> {
+pub(crate) fn evaluate(thresholds: &[Threshold], figures: &Figures) -> Vec<ThresholdResult> {
     thresholds
         .iter()
         .map(|t| {
@@ -261,7 +261,7 @@ pub(crate) fn evaluate(thresholds: &[Threshold], figures: &Figures) -> Vec<Outco
                 Metric::Late => figures.late as f64,
                 Metric::Requests => figures.requests as f64,
             };
-            Outcome {
+            ThresholdResult {
                 threshold: t.clone(),
                 value,
                 // NaN (a figure not measured) fails every comparison.

@@ -84,7 +84,7 @@ async fn connection_loop(
     tally: Rc<RefCell<Tally>>,
     index: usize,
 ) {
-    let mut slot = Slot::new(options, shared, tally, index);
+    let mut slot = ClientConnection::new(options, shared, tally, index);
     loop {
         let batch = slot.shared.claim(slot.options.pipeline as u64);
         if batch == 0 {
@@ -97,7 +97,7 @@ async fn connection_loop(
             match slot.connect(batch).await {
                 Ok(true) => {}
                 Ok(false) => continue,
-                Err(Stop) => break,
+                Err(RunOver) => break,
             }
         }
         if slot.send(batch, due).await.is_err() {
@@ -108,11 +108,11 @@ async fn connection_loop(
 }
 
 /// The loop ends: the run is over for this connection.
-struct Stop;
+struct RunOver;
 
 /// One connection slot's state across its loop (its connection is
 /// reopened in place).
-struct Slot {
+struct ClientConnection {
     options: Rc<BenchOptions>,
     shared: Arc<Shared>,
     tally: Rc<RefCell<Tally>>,
@@ -129,19 +129,19 @@ struct Slot {
     reopen: Option<Reopen>,
 }
 
-impl Slot {
+impl ClientConnection {
     fn new(
         options: Rc<BenchOptions>,
         shared: Arc<Shared>,
         tally: Rc<RefCell<Tally>>,
         index: usize,
-    ) -> Slot {
+    ) -> ClientConnection {
         let pacer = options
             .rate
             .map(|rate| Pacer::new(shared.started, rate, options.connections, index));
         let request = request_bytes(&options);
         let one_len = request.len() / options.pipeline;
-        Slot {
+        ClientConnection {
             options,
             shared,
             tally,
@@ -158,13 +158,13 @@ impl Slot {
 
     /// With `--rate`, waits for the batch's time on the timetable and
     /// returns it; a time past the run's end gives the batch back.
-    async fn wait_for_turn(&mut self, batch: u64) -> Result<Option<Instant>, Stop> {
+    async fn wait_for_turn(&mut self, batch: u64) -> Result<Option<Instant>, RunOver> {
         let Some(due) = self.pacer.as_mut().map(Pacer::next_send) else {
             return Ok(None);
         };
         if self.shared.deadline.is_some_and(|end| due >= end) {
             self.shared.unclaim(batch);
-            return Err(Stop);
+            return Err(RunOver);
         }
         // The timers wake on whole milliseconds, rounded up: asking for
         // one resolution early lands the send in [due - 1 ms, due]
@@ -180,7 +180,7 @@ impl Slot {
 
     /// Opens the connection: `Ok(false)` when that failed and the batch
     /// was counted as failed (retry after a pause).
-    async fn connect(&mut self, batch: u64) -> Result<bool, Stop> {
+    async fn connect(&mut self, batch: u64) -> Result<bool, RunOver> {
         let shared = &self.shared;
         let error = match timeout_at(shared.limit(), TcpStream::connect(self.options.addr)).await {
             Ok(Ok(stream)) => {
@@ -201,7 +201,7 @@ impl Slot {
             // Cut by the run's end: neither sent nor failed.
             Err(_) if shared.ended() => {
                 shared.unclaim(batch);
-                return Err(Stop);
+                return Err(RunOver);
             }
             Err(_) => io::ErrorKind::TimedOut.into(),
         };
@@ -215,7 +215,7 @@ impl Slot {
         }
         self.last_failure = Some(failure);
         if failure == Failure::FdLimit {
-            return Err(Stop);
+            return Err(RunOver);
         }
         // Not a busy loop against a server that refuses.
         runtime::sleep_until(
@@ -229,7 +229,7 @@ impl Slot {
 
     /// Sends a batch of `batch` requests (due at `due` with `--rate`) on
     /// the open connection and reads their answers.
-    async fn send(&mut self, batch: u64, due: Option<Instant>) -> Result<(), Stop> {
+    async fn send(&mut self, batch: u64, due: Option<Instant>) -> Result<(), RunOver> {
         let Some(conn) = self.stream.as_ref() else {
             return Ok(());
         };
@@ -280,7 +280,7 @@ impl Slot {
             }
             Err(_) if shared.ended() => {
                 tally.borrow_mut().unanswered += unanswered;
-                return Err(Stop);
+                return Err(RunOver);
             }
             Err(_) => {
                 let e = io::ErrorKind::TimedOut.into();

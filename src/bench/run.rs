@@ -14,7 +14,7 @@ use super::args::BenchOptions;
 use super::connection::run_worker;
 use super::counts::FdLimitNote;
 use super::report::{BenchReport, RateFigures};
-use super::series::{self, Live};
+use super::series::{self, LiveSeconds};
 use super::server_status::{self, Sample};
 use super::tally::Tally;
 
@@ -35,7 +35,7 @@ pub(crate) struct Shared {
     /// When the measured run starts: results before it are discarded.
     pub(crate) measure_from: Instant,
     /// The seconds published so far, for the live line.
-    pub(crate) live: Live,
+    pub(crate) live: LiveSeconds,
 }
 
 impl Shared {
@@ -54,7 +54,7 @@ impl Shared {
             stop: AtomicBool::new(false),
             started,
             measure_from,
-            live: Live::default(),
+            live: LiveSeconds::default(),
         }
     }
 

@@ -77,11 +77,11 @@ impl Series {
 
 /// The seconds the workers have published so far, for the live line.
 #[derive(Default)]
-pub(crate) struct Live {
+pub(crate) struct LiveSeconds {
     seconds: Mutex<Series>,
 }
 
-impl Live {
+impl LiveSeconds {
     /// Adds a worker's counts for second `index`.
     pub(crate) fn publish(&self, index: usize, second: &Second) {
         if let Ok(mut series) = self.seconds.lock() {

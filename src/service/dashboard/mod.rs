@@ -141,7 +141,7 @@ async fn stream(ex: &mut Exchange<'_>) -> Outcome {
     }
     // A browser that loses the stream asks again after this many ms.
     ex.out.extend_from_slice(b"retry: 2000\n\n");
-    let mut live = Live::new(ctx.metrics);
+    let mut live = StreamWindow::new(ctx.metrics);
     let mut sent = 0u64;
     let mut next = Instant::now();
     loop {
@@ -178,15 +178,15 @@ async fn wait_until(deadline: Instant, shutdown: &crate::runtime::Latch) -> bool
 
 /// What a stream remembers between events: the figures only it has, over
 /// the last interval rather than since start.
-struct Live<'a> {
+struct StreamWindow<'a> {
     metrics: &'a Metrics,
     latency: Vec<u64>,
     at: Instant,
 }
 
-impl<'a> Live<'a> {
-    fn new(metrics: &'a Metrics) -> Live<'a> {
-        Live {
+impl<'a> StreamWindow<'a> {
+    fn new(metrics: &'a Metrics) -> StreamWindow<'a> {
+        StreamWindow {
             metrics,
             latency: metrics.latency_histogram(),
             at: Instant::now(),
