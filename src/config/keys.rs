@@ -1,8 +1,8 @@
 //! Every config key, described once: its dotted name, its default, how its
 //! value is read and a one-line doc. The table feeds `Config::default()`,
 //! the unknown-key check and its "did you mean", and [`reference()`]; a test
-//! holds `config/conveyor.toml` to it. Adding a key: a field in `mod.rs`
-//! (and in `Config::blank`), a row here, its line in the shipped file.
+//! holds `config/conveyor.toml` to it. Adding a key: a field in `mod.rs`,
+//! a row here, its line in the shipped file.
 
 use std::fmt;
 
@@ -10,7 +10,7 @@ use toml::Value;
 
 use super::names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate};
 use super::value::{self, Parsed};
-use super::Config;
+use super::{Blank, Config};
 use crate::runtime::PollMode;
 
 /// One row of the table (nginx's `ngx_command_t`, with the default in it).
