@@ -6,6 +6,7 @@
 //! and a fix.
 //!
 //! - `keys.rs`: the table, the defaults it feeds, the reference.
+//! - `page.rs`: `docs/configuration.md`, written from the table.
 //! - `read.rs`: a file against the table; unknown keys, "did you mean".
 //! - `value.rs`: one parser per kind of value; `units.rs`: durations, sizes.
 //! - `names.rs`: the closed sets of names (stages, modes, policies).
@@ -72,6 +73,7 @@ mod glob;
 mod keys;
 mod listen;
 mod names;
+mod page;
 mod read;
 mod shared;
 mod site;
@@ -90,6 +92,7 @@ pub use glob::Glob;
 pub use keys::{reference, Key, Literal, KEYS};
 pub use listen::{parse_listen_spec, ListenSpec, Listeners, LISTENER_FIX, UNIX_PREFIX};
 pub use names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate, UnknownName};
+pub use page::{configuration_page, CONFIGURATION_PAGE};
 pub use shared::SharedConfig;
 pub use site::{parse_fallback, HeaderRule};
 pub use tls::TlsConfig;
