@@ -84,11 +84,13 @@ pub struct Totals {
     pub latency: LatencyHistogram,
 }
 
-/// Request latency over [`EXPORTED_BOUNDS_US`]: what Prometheus needs to
+/// Request latency over `EXPORTED_BOUNDS_US`: what Prometheus needs to
 /// add histograms up across replicas and compute quantiles from the sum.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LatencyHistogram {
     /// For each bound, the responses that took less (cumulative).
+    /// Prometheus's `le` reads "at most": the two differ only for a
+    /// latency of exactly a bound, to the nanosecond.
     pub below: [u64; EXPORTED_BOUNDS_US.len()],
     /// All responses.
     pub count: u64,
