@@ -16,6 +16,20 @@ use crate::runtime::stats::{Counter, Gauge};
 const SUB_BUCKETS: usize = 4;
 const BUCKETS: usize = 40 * SUB_BUCKETS;
 
+/// The `le` bounds (µs) of the request-duration histogram `/status`
+/// exports to Prometheus: the 21 powers of two from 16 µs to 16.8 s. Each
+/// is an edge of the buckets above, so each count is exact, not spread
+/// over a bucket it cuts; and a fixed set, so replicas' buckets add up.
+pub(crate) const EXPORTED_BOUNDS_US: [u64; 21] = {
+    let mut bounds = [0; 21];
+    let mut i = 0;
+    while i < bounds.len() {
+        bounds[i] = 16 << i;
+        i += 1;
+    }
+    bounds
+};
+
 #[derive(Default)]
 #[repr(align(128))]
 pub struct WorkerMetrics {
@@ -36,6 +50,8 @@ pub struct WorkerMetrics {
     /// connection closed.
     pub echo_cut_short: Counter,
     latency: Vec<Counter>,
+    /// Every response's latency added up, ns: the histogram's `_sum`.
+    latency_sum_ns: Counter,
 }
 
 pub(crate) struct Metrics {
@@ -64,6 +80,32 @@ pub struct Totals {
     pub echo_cut_short: u64,
     /// p50, p90, p99 request latency in microseconds.
     pub latency_us: [u64; 3],
+    /// The same latencies as a histogram with fixed bounds.
+    pub latency: LatencyHistogram,
+}
+
+/// Request latency over `EXPORTED_BOUNDS_US`: what Prometheus needs to
+/// add histograms up across replicas and compute quantiles from the sum.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    /// For each bound, the responses that took less (cumulative).
+    /// Prometheus's `le` reads "at most": the two differ only for a
+    /// latency of exactly a bound, to the nanosecond.
+    pub below: [u64; EXPORTED_BOUNDS_US.len()],
+    /// All responses.
+    pub count: u64,
+    /// Their latencies added up, ns.
+    pub sum_ns: u64,
+}
+
+impl LatencyHistogram {
+    fn new(buckets: &[u64], sum_ns: u64) -> LatencyHistogram {
+        LatencyHistogram {
+            below: EXPORTED_BOUNDS_US.map(|bound| buckets[..bucket(bound)].iter().sum()),
+            count: buckets.iter().sum(),
+            sum_ns,
+        }
+    }
 }
 
 impl Metrics {
@@ -103,6 +145,7 @@ impl Metrics {
 
     pub(crate) fn totals(&self) -> Totals {
         let mut t = Totals::default();
+        let mut latency_sum_ns = 0u64;
         for w in &self.workers {
             t.accepted += w.accepted.get();
             t.rejected += w.rejected.get();
@@ -117,8 +160,11 @@ impl Metrics {
             t.bytes_in += w.bytes_in.get();
             t.bytes_out += w.bytes_out.get();
             t.echo_cut_short += w.echo_cut_short.get();
+            latency_sum_ns = latency_sum_ns.wrapping_add(w.latency_sum_ns.get());
         }
-        t.latency_us = percentiles(&self.latency_histogram());
+        let buckets = self.latency_histogram();
+        t.latency_us = percentiles(&buckets);
+        t.latency = LatencyHistogram::new(&buckets, latency_sum_ns);
         t
     }
 }
@@ -132,6 +178,8 @@ impl WorkerMetrics {
             }
         }
         self.latency[bucket(latency.as_micros() as u64)].bump();
+        self.latency_sum_ns
+            .add_local(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX));
     }
 
     /// Raises a gauge of this worker's; for the guards that hold one.
@@ -212,5 +260,39 @@ mod tests {
         assert!((384..=500).contains(&p50), "p50 {p50}");
         assert!((768..=900).contains(&p90), "p90 {p90}");
         assert!((768..=990).contains(&p99), "p99 {p99}");
+    }
+
+    #[test]
+    fn the_exported_bounds_are_bucket_edges() {
+        for bound in EXPORTED_BOUNDS_US {
+            assert_eq!(bucket_floor(bucket(bound)), bound);
+        }
+        assert_eq!(EXPORTED_BOUNDS_US[0], 16);
+        assert_eq!(EXPORTED_BOUNDS_US[20], 16_777_216);
+    }
+
+    #[test]
+    fn the_exported_histogram_counts_below_each_bound() {
+        let m = Metrics::new(2);
+        // 15 µs, 16 µs, 100 µs, 1 ms, 20 s: one under the first bound, one
+        // on it (counted from the next), one past the last.
+        for us in [15, 16, 100, 1000, 20_000_000] {
+            m.worker(us as usize % 2)
+                .record_response(200, Duration::from_micros(us));
+        }
+        let h = m.totals().latency;
+        assert_eq!(h.count, 5);
+        assert_eq!(h.sum_ns, 20_001_131_000);
+        let at = |bound: u64| {
+            let i = EXPORTED_BOUNDS_US.iter().position(|b| *b == bound);
+            h.below[i.expect("a bound")]
+        };
+        assert_eq!(at(16), 1);
+        assert_eq!(at(32), 2);
+        assert_eq!(at(64), 2);
+        assert_eq!(at(128), 3);
+        assert_eq!(at(1024), 4);
+        assert_eq!(at(16_777_216), 4);
+        assert!(h.below.windows(2).all(|w| w[0] <= w[1]), "cumulative");
     }
 }

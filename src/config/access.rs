@@ -10,18 +10,20 @@ use toml::Value;
 use super::site::string_list;
 use super::value::Parsed;
 
-/// The `[status]` keys beyond `enabled` and `path`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StatusAccess {
-    /// `status.allow`: client addresses or CIDR ranges answered; every
-    /// other client gets 403 (default loopback only: 127.0.0.0/8 and ::1).
-    pub allow: Vec<AddrRange>,
-    /// `status.dashboard`: serve the live dashboard at `<status.path>/dashboard`
-    /// (default true).
-    pub dashboard: bool,
-    /// `status.max_subscribers`: live streams (`?stream=1`, the dashboard's
-    /// feed) open at once across the server; more get 503 (default 16).
-    pub max_subscribers: usize,
+blank_struct! {
+    /// The `[status]` keys beyond `enabled` and `path`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct StatusAccess {
+        /// `status.allow`: client addresses or CIDR ranges answered; every
+        /// other client gets 403 (default loopback only: 127.0.0.0/8 and ::1).
+        pub allow: Vec<AddrRange>,
+        /// `status.dashboard`: serve the live dashboard at `<status.path>/dashboard`
+        /// (default true).
+        pub dashboard: bool,
+        /// `status.max_subscribers`: live streams (`?stream=1`, the dashboard's
+        /// feed) open at once across the server; more get 503 (default 16).
+        pub max_subscribers: usize,
+    }
 }
 
 /// An address range: a network address and how many leading bits match.

@@ -1,8 +1,9 @@
 //! Every config key, described once: its dotted name, its default, how its
 //! value is read and a one-line doc. The table feeds `Config::default()`,
-//! the unknown-key check and its "did you mean", and [`reference()`]; a test
-//! holds `config/conveyor.toml` to it. Adding a key: a field in `mod.rs`
-//! (and in `Config::blank`), a row here, its line in the shipped file.
+//! the unknown-key check and its "did you mean", [`reference()`] and
+//! `docs/configuration.md` (`page.rs`); tests hold `config/conveyor.toml`
+//! and that page to it. Adding a key: a field in `mod.rs`,
+//! a row here, its line in the shipped file.
 
 use std::fmt;
 
@@ -10,7 +11,7 @@ use toml::Value;
 
 use super::names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate};
 use super::value::{self, Parsed};
-use super::Config;
+use super::{Blank, Config};
 use crate::runtime::PollMode;
 
 /// One row of the table (nginx's `ngx_command_t`, with the default in it).
@@ -23,6 +24,9 @@ pub struct Key {
     pub choices: &'static [&'static str],
     /// One line on what the key controls; the comment above it in [`reference()`].
     pub doc: &'static str,
+    /// The parser that reads the value, as the row names it (`duration`,
+    /// `int(1, 65_536)`): the type column of `docs/configuration.md`.
+    pub(crate) parser: &'static str,
     /// Reads a value into its field, or says why it is refused.
     pub(crate) set: fn(&mut Config, &Value) -> Parsed<()>,
 }
@@ -93,6 +97,7 @@ macro_rules! key {
             default: $default,
             choices: &[],
             doc: $doc,
+            parser: stringify!($parse),
             set: |config, value| {
                 config.$($field).+ = ($parse)(value)?;
                 Ok(())
@@ -105,6 +110,7 @@ macro_rules! key {
             default: Str($ty::$default.name()),
             choices: &$ty::NAMES,
             doc: $doc,
+            parser: "choice",
             set: |config, value| {
                 config.$($field).+ = value::choice::<$ty>(value)?;
                 Ok(())

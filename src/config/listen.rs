@@ -82,6 +82,12 @@ impl Listeners {
     }
 }
 
+impl super::Blank for Listeners {
+    fn blank() -> Listeners {
+        Listeners(Vec::new())
+    }
+}
+
 impl From<SocketAddr> for Listeners {
     fn from(addr: SocketAddr) -> Listeners {
         Listeners(vec![ListenSpec::Tcp(Listen::Addr(addr))])

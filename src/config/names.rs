@@ -98,6 +98,12 @@ macro_rules! names {
             $(#[doc = $help] $variant,)+
         }
         impl_names!($ty, $what, $($variant = $name: $help),+);
+
+        impl super::Blank for $ty {
+            fn blank() -> $ty {
+                $ty::ALL[0]
+            }
+        }
     };
 }
 

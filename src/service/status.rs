@@ -1,9 +1,10 @@
 //! `/status`: what the line is doing, as JSON or (`?format=prometheus`) in the
-//! Prometheus text format.
+//! Prometheus text format. Each figure is described once, in the tables of
+//! `figures.rs`; `render.rs` writes either format from them.
 
-use std::fmt::Write;
+mod figures;
+mod render;
 
-use crate::http::json::json_string;
 use crate::http::Method;
 use crate::metrics::Totals;
 use crate::runtime::{QueueSnapshot, WorkerSnapshot};
@@ -118,34 +119,6 @@ pub struct QueueWaitReport {
     pub shed: u64,
 }
 
-fn write_pressure(s: &mut String, p: &PressureReport) {
-    let shed: u64 = p.workers.iter().map(|w| w.shed).sum();
-    let _ = write!(
-        s,
-        "\"pressure\":{{\"fd_limit\":{},\"fd_limit_at_start\":{},\"max_connections\":{},\"max_connections_auto\":{},\"evicted_idle\":{},\"slots_exhausted\":{},\"accept_emfile\":{},\"accept_enfile\":{},\"overload\":{},\"codel_target_us\":{},\"codel_interval_us\":{},\"shed_codel\":{shed},\"queue_wait\":[",
-        p.fd_limit,
-        p.fd_limit_at_start,
-        p.max_connections,
-        p.max_connections_auto,
-        p.evicted_idle,
-        p.slots_exhausted,
-        p.accept_emfile,
-        p.accept_enfile,
-        json_string(p.overload),
-        p.codel_target_us,
-        p.codel_interval_us,
-    );
-    for (worker, w) in p.workers.iter().enumerate() {
-        let sep = if worker == 0 { "" } else { "," };
-        let _ = write!(
-            s,
-            "{sep}{{\"worker\":{worker},\"wait_us\":{},\"wait_avg_us\":{},\"shedding\":{},\"shed\":{}}}",
-            w.wait_us, w.wait_avg_us, w.shedding, w.shed
-        );
-    }
-    s.push_str("]},");
-}
-
 /// A worker's pending queue, as `/status` shows it.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct QueueReport {
@@ -207,434 +180,271 @@ pub fn serve(ex: &mut Exchange<'_>) -> Outcome {
 
 /// The report as one JSON object (what `GET /status` returns).
 pub fn to_json(r: &Report) -> String {
-    let t = &r.totals;
-    let mut s = String::with_capacity(2048);
-    let _ = write!(
-        s,
-        "{{\"version\":{},\"uptime_secs\":{:.3},\"workers\":{},",
-        json_string(env!("CARGO_PKG_VERSION")),
-        r.uptime_secs,
-        r.workers
-    );
-    s.push_str("\"stages\":{");
-    for (i, (stage, name)) in r.stages.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        let _ = write!(s, "{sep}\"{stage}\":{}", json_string(name));
-    }
-    let c = &r.config;
-    let loaded = std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.loaded_at_unix);
-    let _ = write!(
-        s,
-        "}},\"config\":{{\"generation\":{},\"loaded_at\":{},\"loaded_at_unix\":{},\"file\":{}",
-        c.generation,
-        json_string(&crate::http::date::fmt_http_date(loaded)),
-        c.loaded_at_unix,
-        c.file
-            .as_deref()
-            .map_or_else(|| "null".to_string(), json_string)
-    );
-    let _ = write!(
-        s,
-        "}},\"connections\":{{\"accepted\":{},\"open\":{},\"reading\":{},\"writing\":{},\"idle_keepalive\":{},\"rejected\":{},\"recycled\":{}}},",
-        t.accepted, t.open, t.reading, t.writing, t.idle, t.rejected, t.recycled
-    );
-    let [c1, c2, c3, c4, c5] = t.status_classes;
-    let _ = write!(
-        s,
-        "\"requests\":{{\"total\":{},\"1xx\":{c1},\"2xx\":{c2},\"3xx\":{c3},\"4xx\":{c4},\"5xx\":{c5},\"echo_cut_short\":{}}},\"bytes\":{{\"in\":{},\"out\":{}}},",
-        t.requests, t.echo_cut_short, t.bytes_in, t.bytes_out
-    );
-    let [p50, p90, p99] = t.latency_us;
-    let _ = write!(
-        s,
-        "\"latency_us\":{{\"p50\":{p50},\"p90\":{p90},\"p99\":{p99}}},"
-    );
-    write_pressure(&mut s, &r.pressure);
-    s.push_str("\"queues\":[");
-    for (worker, q) in r.queues.iter().enumerate() {
-        let sep = if worker == 0 { "" } else { "," };
-        let _ = write!(
-            s,
-            "{sep}{{\"worker\":{worker},\"depth\":{},\"capacity\":{},\"pushed\":{},\"popped\":{},\"recycled\":{},\"idle\":{}}}",
-            q.queue.depth,
-            q.queue.capacity.unwrap_or(0),
-            q.queue.pushed,
-            q.queue.popped,
-            q.recycled,
-            q.idle
-        );
-    }
-    s.push_str("],\"scheduler\":[");
-    for (i, w) in r.scheduler.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        let _ = write!(
-            s,
-            "{sep}{{\"worker\":{},\"spawned\":{},\"alive\":{},\"completed\":{},\"panicked\":{},\"polls\":{},\"parks\":{},\"wakes_local\":{},\"wakes_remote\":{},\"io_events\":{},\"timer_fires\":{},\"injected_pending\":{}}}",
-            w.worker, w.spawned, w.alive, w.completed, w.panicked, w.polls, w.parks,
-            w.wakes_local, w.wakes_remote, w.io_events, w.timer_fires, w.injected_pending
-        );
-    }
-    let _ = write!(
-        s,
-        "],\"readiness\":{{\"state\":\"{}\"}}",
-        r.readiness.name()
-    );
-    if let Some(t) = &r.tls {
-        let _ = write!(
-            s,
-            ",\"tls\":{{\"handshake_queue_depth\":{},\"handshake_queue_capacity\":{},\"handshakes_completed\":{},\"handshakes_failed\":{},\"handshakes_resumed\":{},\"resumption_ratio\":{:.4},\"plain_http_refused\":{}}}",
-            t.depth, t.capacity, t.completed, t.failed, t.resumed, t.resumption_ratio(), t.plain_http
-        );
-    }
-    s.push('}');
-    s
-}
-
-/// A metric family per row of `table` (name, type, help, field), with one
-/// sample per item labelled by its worker.
-type Family<'a, T> = (&'a str, &'a str, &'a str, fn(&T) -> u64);
-
-fn per_worker<T>(
-    items: &[T],
-    worker_of: fn(usize, &T) -> usize,
-    table: &[Family<'_, T>],
-    metric: &mut impl FnMut(&str, &str, &str, &[(String, String)]),
-) {
-    for (name, kind, help, field) in table {
-        let samples: Vec<_> = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let worker = worker_of(i, item);
-                (format!("{{worker=\"{worker}\"}}"), field(item).to_string())
-            })
-            .collect();
-        metric(name, kind, help, &samples);
-    }
+    let mut json = render::Json::new();
+    figures::walk(r, &mut json);
+    json.finish()
 }
 
 /// The report in the Prometheus text exposition format, metrics prefixed `conveyor_`.
 pub fn to_prometheus(r: &Report) -> String {
-    let t = &r.totals;
-    let mut s = String::with_capacity(4096);
-    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
-        let _ = writeln!(
-            s,
-            "# HELP conveyor_{name} {help}\n# TYPE conveyor_{name} {kind}"
-        );
-        for (labels, value) in samples {
-            let _ = writeln!(s, "conveyor_{name}{labels} {value}");
-        }
-    };
-    let one = |v: String| vec![(String::new(), v)];
-    metric(
-        "uptime_seconds",
-        "gauge",
-        "Seconds since start.",
-        &one(format!("{:.3}", r.uptime_secs)),
-    );
-    metric(
-        "workers",
-        "gauge",
-        "Worker threads.",
-        &one(r.workers.to_string()),
-    );
-    metric(
-        "ready",
-        "gauge",
-        "1 while /readyz answers 200 (accepting, not draining), else 0.",
-        &one(u8::from(r.readiness == State::Ready).to_string()),
-    );
-    metric(
-        "config_generation",
-        "gauge",
-        "Configurations loaded: 1 at start, one more per reload that took effect.",
-        &one(r.config.generation.to_string()),
-    );
-    metric(
-        "config_loaded_timestamp_seconds",
-        "gauge",
-        "When the configuration in use was loaded, Unix time.",
-        &one(r.config.loaded_at_unix.to_string()),
-    );
-    let stages: Vec<_> = r
-        .stages
-        .iter()
-        .map(|(stage, name)| {
-            (
-                format!("{{stage=\"{stage}\",implementation=\"{name}\"}}"),
-                "1".to_string(),
-            )
-        })
-        .collect();
-    metric(
-        "stage_info",
-        "gauge",
-        "Stage implementations in use.",
-        &stages,
-    );
-    metric(
-        "connections_accepted_total",
-        "counter",
-        "Connections accepted.",
-        &one(t.accepted.to_string()),
-    );
-    metric(
-        "connections_rejected_total",
-        "counter",
-        "Connections answered 503 and closed.",
-        &one(t.rejected.to_string()),
-    );
-    metric(
-        "connections_recycled_total",
-        "counter",
-        "Keep-alive connections put back on the line.",
-        &one(t.recycled.to_string()),
-    );
-    let states = [
-        ("open", t.open),
-        ("reading", t.reading),
-        ("writing", t.writing),
-        ("idle_keepalive", t.idle),
-    ]
-    .map(|(state, v)| (format!("{{state=\"{state}\"}}"), v.to_string()));
-    metric("connections", "gauge", "Connections by state.", &states);
-    let classes: Vec<_> = t
-        .status_classes
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (format!("{{class=\"{}xx\"}}", i + 1), v.to_string()))
-        .collect();
-    metric(
-        "requests_total",
-        "counter",
-        "Responses by status class.",
-        &classes,
-    );
-    metric(
-        "echo_cut_short_total",
-        "counter",
-        "Echo responses cut short (no last chunk, connection closed): body refused after the 200.",
-        &one(t.echo_cut_short.to_string()),
-    );
-    metric(
-        "bytes_total",
-        "counter",
-        "Bytes received and sent.",
-        &[
-            ("{direction=\"in\"}".into(), t.bytes_in.to_string()),
-            ("{direction=\"out\"}".into(), t.bytes_out.to_string()),
-        ],
-    );
-    let quantiles = [
-        ("0.5", t.latency_us[0]),
-        ("0.9", t.latency_us[1]),
-        ("0.99", t.latency_us[2]),
-    ]
-    .map(|(q, v)| {
-        (
-            format!("{{quantile=\"{q}\"}}"),
-            format!("{:.6}", v as f64 / 1e6),
-        )
-    });
-    metric(
-        "request_latency_seconds",
-        "gauge",
-        "Request latency percentiles.",
-        &quantiles,
-    );
-    type QueueField = fn(&QueueReport) -> u64;
-    let queue_metrics: [(&str, &str, &str, QueueField); 5] = [
-        (
-            "queue_depth",
-            "gauge",
-            "Connections waiting on each pending queue.",
-            |q| q.queue.depth,
-        ),
-        (
-            "queue_pushed_total",
-            "counter",
-            "Connections pushed onto each pending queue.",
-            |q| q.queue.pushed,
-        ),
-        (
-            "queue_popped_total",
-            "counter",
-            "Connections taken off each pending queue.",
-            |q| q.queue.popped,
-        ),
-        (
-            "queue_recycled_total",
-            "counter",
-            "Keep-alive connections recycled per queue.",
-            |q| q.recycled,
-        ),
-        (
-            "queue_idle",
-            "gauge",
-            "Connections parked per worker until their next request (idle keep-alive ones, and new ones that have sent nothing).",
-            |q| q.idle,
-        ),
-    ];
-    per_worker(&r.queues, |w, _| w, &queue_metrics, &mut metric);
-    type WorkerField = fn(&WorkerSnapshot) -> u64;
-    let worker_metrics: [(&str, &str, &str, WorkerField); 9] = [
-        (
-            "green_threads_spawned_total",
-            "counter",
-            "Green threads spawned.",
-            |w| w.spawned,
-        ),
-        (
-            "green_threads_alive",
-            "gauge",
-            "Green threads alive.",
-            |w| w.alive,
-        ),
-        (
-            "green_threads_panicked_total",
-            "counter",
-            "Green threads that panicked.",
-            |w| w.panicked,
-        ),
-        (
-            "scheduler_polls_total",
-            "counter",
-            "Green thread polls.",
-            |w| w.polls,
-        ),
-        (
-            "scheduler_parks_total",
-            "counter",
-            "Polls that parked.",
-            |w| w.parks,
-        ),
-        (
-            "scheduler_wakes_local_total",
-            "counter",
-            "Wake-ups from the same worker.",
-            |w| w.wakes_local,
-        ),
-        (
-            "scheduler_wakes_remote_total",
-            "counter",
-            "Wake-ups from other threads.",
-            |w| w.wakes_remote,
-        ),
-        (
-            "scheduler_io_events_total",
-            "counter",
-            "Readiness events dispatched.",
-            |w| w.io_events,
-        ),
-        (
-            "scheduler_timer_fires_total",
-            "counter",
-            "Timers fired.",
-            |w| w.timer_fires,
-        ),
-    ];
-    per_worker(&r.scheduler, |_, w| w.worker, &worker_metrics, &mut metric);
-    if let Some(t) = &r.tls {
-        let tls = [
-            (
-                "tls_handshake_queue_depth",
-                "gauge",
-                "Connections waiting for a TLS handshake.",
-                t.depth,
-            ),
-            (
-                "tls_handshakes_completed_total",
-                "counter",
-                "TLS handshakes completed.",
-                t.completed,
-            ),
-            (
-                "tls_handshakes_resumed_total",
-                "counter",
-                "TLS handshakes that resumed a session.",
-                t.resumed,
-            ),
-            (
-                "tls_handshakes_failed_total",
-                "counter",
-                "TLS handshakes that failed.",
-                t.failed,
-            ),
-            (
-                "tls_plain_http_refused_total",
-                "counter",
-                "Plain HTTP sent to a TLS port (400).",
-                t.plain_http,
-            ),
-        ];
-        for (name, kind, help, value) in tls {
-            metric(name, kind, help, &one(value.to_string()));
-        }
-    }
-    pressure_metrics(&r.pressure, &mut metric);
-    s
+    let mut prometheus = render::Prometheus::new();
+    figures::walk(r, &mut prometheus);
+    prometheus.finish()
 }
 
-/// The `"pressure"` figures as Prometheus metrics.
-fn pressure_metrics(
-    p: &PressureReport,
-    metric: &mut impl FnMut(&str, &str, &str, &[(String, String)]),
-) {
-    let one = |v: u64| vec![(String::new(), v.to_string())];
-    let singles = [
-        ("fd_limit", "gauge", "The soft open-file limit.", p.fd_limit),
-        (
-            "max_connections",
-            "gauge",
-            "Connection slots.",
-            p.max_connections,
-        ),
-        (
-            "evicted_idle_total",
-            "counter",
-            "Idle keep-alive connections closed to admit new ones.",
-            p.evicted_idle,
-        ),
-        (
-            "slots_exhausted_total",
-            "counter",
-            "New connections that found every slot taken.",
-            p.slots_exhausted,
-        ),
-    ];
-    for (name, kind, help, value) in singles {
-        metric(name, kind, help, &one(value));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report in which every figure has its own value, so a figure read
+    /// from the wrong field shows.
+    fn sample(tls: bool) -> Report {
+        let mut n = 0u64;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        let totals = sample_totals(&mut next);
+        let queues = (0..2)
+            .map(|_| QueueReport {
+                queue: QueueSnapshot {
+                    depth: next(),
+                    capacity: Some(next()),
+                    pushed: next(),
+                    popped: next(),
+                },
+                recycled: next(),
+                idle: next(),
+            })
+            .collect();
+        let scheduler = (0..2)
+            .map(|worker| WorkerSnapshot {
+                worker,
+                spawned: next(),
+                completed: next(),
+                panicked: next(),
+                alive: next(),
+                polls: next(),
+                parks: next(),
+                wakes_local: next(),
+                wakes_remote: next(),
+                io_events: next(),
+                timer_fires: next(),
+                injected_pending: next(),
+            })
+            .collect();
+        let tls = tls.then(|| TlsReport {
+            depth: next(),
+            capacity: next(),
+            completed: 3,
+            resumed: 1,
+            failed: next(),
+            plain_http: next(),
+        });
+        let pressure = sample_pressure(&mut next);
+        Report {
+            uptime_secs: 12.3456,
+            workers: 2,
+            stages: [
+                ("acceptor", "blocking".into()),
+                ("dispatcher", "round-robin".into()),
+                ("handler", "spawn \"q\"".into()),
+            ],
+            totals,
+            queues,
+            scheduler,
+            readiness: State::Draining,
+            tls,
+            config: ConfigReport {
+                generation: next(),
+                loaded_at_unix: 1_700_000_000,
+                file: tls.is_some().then(|| "/etc/conveyor.toml".into()),
+            },
+            pressure,
+        }
     }
-    metric(
-        "accept_out_of_descriptors_total",
-        "counter",
-        "accept failures for want of descriptors (EMFILE: the process's; ENFILE: the system's).",
-        &[
-            ("{errno=\"EMFILE\"}".into(), p.accept_emfile.to_string()),
-            ("{errno=\"ENFILE\"}".into(), p.accept_enfile.to_string()),
-        ],
-    );
-    type WaitField = fn(&QueueWaitReport) -> u64;
-    let wait_metrics: [(&str, &str, &str, WaitField); 3] = [
-        (
-            "queue_wait_microseconds",
-            "gauge",
-            "The last wait measured between queueing a connection and a handler taking it.",
-            |w| w.wait_us,
-        ),
-        (
-            "queue_shedding",
-            "gauge",
-            "1 while the worker sheds new connections (queue.overload = codel).",
-            |w| u64::from(w.shedding),
-        ),
-        (
-            "shed_codel_total",
-            "counter",
-            "New connections answered 503 because the queue wait stayed above target.",
-            |w| w.shed,
-        ),
-    ];
-    per_worker(&p.workers, |w, _| w, &wait_metrics, metric);
+
+    fn sample_totals(mut next: impl FnMut() -> u64) -> Totals {
+        Totals {
+            accepted: next(),
+            rejected: next(),
+            open: next() as i64,
+            reading: next() as i64,
+            writing: next() as i64,
+            idle: next() as i64,
+            recycled: next(),
+            requests: next(),
+            status_classes: [next(), next(), next(), next(), next()],
+            bytes_in: next(),
+            bytes_out: next(),
+            echo_cut_short: next(),
+            latency_us: [next(), next(), next()],
+            latency: crate::metrics::LatencyHistogram {
+                below: std::array::from_fn(|i| 100 + 10 * i as u64),
+                count: 500,
+                sum_ns: 1_234_567_890,
+            },
+        }
+    }
+
+    fn sample_pressure(mut next: impl FnMut() -> u64) -> PressureReport {
+        PressureReport {
+            fd_limit: next(),
+            fd_limit_at_start: next(),
+            max_connections: next(),
+            max_connections_auto: true,
+            evicted_idle: next(),
+            slots_exhausted: next(),
+            accept_emfile: next(),
+            accept_enfile: next(),
+            overload: "codel",
+            codel_target_us: next(),
+            codel_interval_us: next(),
+            workers: (0..2)
+                .map(|w| QueueWaitReport {
+                    wait_us: next(),
+                    wait_avg_us: next(),
+                    shedding: w == 1,
+                    shed: next(),
+                })
+                .collect(),
+        }
+    }
+
+    /// What `to_json` wrote for `sample` before the figures became one
+    /// table: the dashboard and `conveyor bench --server-status` read it.
+    const JSON_WITHOUT_TLS: &str = r#"{"version":"VERSION","uptime_secs":12.346,"workers":2,"stages":{"acceptor":"blocking","dispatcher":"round-robin","handler":"spawn \"q\""},"config":{"generation":69,"loaded_at":"Tue, 14 Nov 2023 22:13:20 GMT","loaded_at_unix":1700000000,"file":null},"connections":{"accepted":1,"open":3,"reading":4,"writing":5,"idle_keepalive":6,"rejected":2,"recycled":7},"requests":{"total":8,"1xx":9,"2xx":10,"3xx":11,"4xx":12,"5xx":13,"echo_cut_short":16},"bytes":{"in":14,"out":15},"latency_us":{"p50":17,"p90":18,"p99":19},"pressure":{"fd_limit":54,"fd_limit_at_start":55,"max_connections":56,"max_connections_auto":true,"evicted_idle":57,"slots_exhausted":58,"accept_emfile":59,"accept_enfile":60,"overload":"codel","codel_target_us":61,"codel_interval_us":62,"shed_codel":133,"queue_wait":[{"worker":0,"wait_us":63,"wait_avg_us":64,"shedding":false,"shed":65},{"worker":1,"wait_us":66,"wait_avg_us":67,"shedding":true,"shed":68}]},"queues":[{"worker":0,"depth":20,"capacity":21,"pushed":22,"popped":23,"recycled":24,"idle":25},{"worker":1,"depth":26,"capacity":27,"pushed":28,"popped":29,"recycled":30,"idle":31}],"scheduler":[{"worker":0,"spawned":32,"alive":35,"completed":33,"panicked":34,"polls":36,"parks":37,"wakes_local":38,"wakes_remote":39,"io_events":40,"timer_fires":41,"injected_pending":42},{"worker":1,"spawned":43,"alive":46,"completed":44,"panicked":45,"polls":47,"parks":48,"wakes_local":49,"wakes_remote":50,"io_events":51,"timer_fires":52,"injected_pending":53}],"readiness":{"state":"draining"}}"#;
+    const JSON_WITH_TLS: &str = r#"{"version":"VERSION","uptime_secs":12.346,"workers":2,"stages":{"acceptor":"blocking","dispatcher":"round-robin","handler":"spawn \"q\""},"config":{"generation":73,"loaded_at":"Tue, 14 Nov 2023 22:13:20 GMT","loaded_at_unix":1700000000,"file":"/etc/conveyor.toml"},"connections":{"accepted":1,"open":3,"reading":4,"writing":5,"idle_keepalive":6,"rejected":2,"recycled":7},"requests":{"total":8,"1xx":9,"2xx":10,"3xx":11,"4xx":12,"5xx":13,"echo_cut_short":16},"bytes":{"in":14,"out":15},"latency_us":{"p50":17,"p90":18,"p99":19},"pressure":{"fd_limit":58,"fd_limit_at_start":59,"max_connections":60,"max_connections_auto":true,"evicted_idle":61,"slots_exhausted":62,"accept_emfile":63,"accept_enfile":64,"overload":"codel","codel_target_us":65,"codel_interval_us":66,"shed_codel":141,"queue_wait":[{"worker":0,"wait_us":67,"wait_avg_us":68,"shedding":false,"shed":69},{"worker":1,"wait_us":70,"wait_avg_us":71,"shedding":true,"shed":72}]},"queues":[{"worker":0,"depth":20,"capacity":21,"pushed":22,"popped":23,"recycled":24,"idle":25},{"worker":1,"depth":26,"capacity":27,"pushed":28,"popped":29,"recycled":30,"idle":31}],"scheduler":[{"worker":0,"spawned":32,"alive":35,"completed":33,"panicked":34,"polls":36,"parks":37,"wakes_local":38,"wakes_remote":39,"io_events":40,"timer_fires":41,"injected_pending":42},{"worker":1,"spawned":43,"alive":46,"completed":44,"panicked":45,"polls":47,"parks":48,"wakes_local":49,"wakes_remote":50,"io_events":51,"timer_fires":52,"injected_pending":53}],"readiness":{"state":"draining"},"tls":{"handshake_queue_depth":54,"handshake_queue_capacity":55,"handshakes_completed":3,"handshakes_failed":56,"handshakes_resumed":1,"resumption_ratio":0.3333,"plain_http_refused":57}}"#;
+
+    #[test]
+    fn the_json_is_what_it_was() {
+        let version = env!("CARGO_PKG_VERSION");
+        for (tls, expected) in [(false, JSON_WITHOUT_TLS), (true, JSON_WITH_TLS)] {
+            assert_eq!(
+                to_json(&sample(tls)),
+                expected.replace("VERSION", version),
+                "tls {tls}"
+            );
+        }
+    }
+
+    /// Records each Prometheus family's type and help as the walk names it.
+    #[derive(Default)]
+    struct Families(Vec<(&'static str, render::Kind, &'static str)>);
+
+    impl render::Sink for Families {
+        fn open(&mut self, _: &str, _: bool) {}
+        fn close(&mut self, _: bool) {}
+        fn element(&mut self, _: Option<usize>) {}
+        fn figure(
+            &mut self,
+            _: Option<&str>,
+            series: Option<&render::Series>,
+            _: &str,
+            _: &render::Value,
+        ) {
+            if let Some(s) = series {
+                self.0.push((s.name, s.kind, s.help));
+            }
+        }
+        fn histogram(&mut self, _: &crate::metrics::LatencyHistogram) {}
+    }
+
+    #[test]
+    fn a_family_has_one_type_and_one_help() {
+        let mut families = Families::default();
+        figures::walk(&sample(true), &mut families);
+        for (name, kind, help) in &families.0 {
+            assert!(!help.is_empty(), "{name}: no help");
+            let counter = *kind == render::Kind::Counter;
+            assert_eq!(counter, name.ends_with("_total"), "{name}: {kind:?}");
+            for (other, other_kind, other_help) in &families.0 {
+                if other == name {
+                    assert_eq!((kind, help), (other_kind, other_help), "{name}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_sample_follows_its_type_and_the_histogram_is_cumulative() {
+        let text = to_prometheus(&sample(true));
+        let mut typed: Option<(&str, &str)> = None;
+        let mut buckets = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                typed = rest.split_once(' ');
+                continue;
+            }
+            if line.starts_with("# HELP ") {
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').expect("a sample");
+            let value: f64 = value.parse().unwrap_or_else(|_| panic!("{line}"));
+            let name = series.split('{').next().expect("a name");
+            let (family, kind) = typed.unwrap_or_else(|| panic!("untyped {line}"));
+            let suffix = name
+                .strip_prefix(family)
+                .unwrap_or_else(|| panic!("{line}"));
+            match kind {
+                "histogram" => assert!(["_bucket", "_sum", "_count"].contains(&suffix), "{line}"),
+                _ => assert_eq!(suffix, "", "{line}"),
+            }
+            if let Some(le) = series.strip_prefix("conveyor_request_duration_seconds_bucket{le=\"")
+            {
+                buckets.push((le.trim_end_matches("\"}").to_string(), value));
+            }
+        }
+        assert_eq!(buckets.len(), crate::metrics::EXPORTED_BOUNDS_US.len() + 1);
+        assert_eq!(buckets[0], ("0.000016".to_string(), 100.0));
+        assert_eq!(buckets[20].0, "16.777216");
+        assert_eq!(buckets[21], ("+Inf".to_string(), 500.0));
+        assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "{buckets:?}");
+        assert!(text.contains("\nconveyor_request_duration_seconds_count 500\n"));
+        assert!(text.contains("\nconveyor_request_duration_seconds_sum 1.234567890\n"));
+        assert!(text.contains("\nconveyor_queue_wait_seconds{worker=\"1\"} 0.000070\n"));
+    }
+
+    /// `promtool check metrics` on the sample (TLS figures included), when
+    /// promtool is here; `tests/prometheus.rs` checks a live server's.
+    #[test]
+    fn promtool_finds_no_problem() {
+        let Some(problems) = promtool(&to_prometheus(&sample(true))) else {
+            return;
+        };
+        assert_eq!(problems, "", "promtool check metrics");
+    }
+
+    /// What `promtool check metrics` says about `text`; `None` (skipped)
+    /// when it is not installed, except under CI, which installs it.
+    fn promtool(text: &str) -> Option<String> {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let child = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(child) => child,
+            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("promtool: {e}; install the Debian package prometheus")
+            }
+            Err(_) => {
+                eprintln!("skipped: promtool not installed");
+                return None;
+            }
+        };
+        let mut stdin = child.stdin.take().expect("piped");
+        stdin.write_all(text.as_bytes()).expect("to promtool");
+        drop(stdin);
+        let out = child.wait_with_output().expect("promtool ran");
+        let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || !said.is_empty(),
+            "promtool failed silently"
+        );
+        Some(said.trim().to_string())
+    }
 }
