@@ -994,12 +994,19 @@ fn status_json_and_prometheus_report_everything() {
             for l in text.lines() {
                 if let Some(rest) = l.strip_prefix("# TYPE ") {
                     let (name, kind) = rest.split_once(' ').expect("TYPE line");
-                    assert!(["counter", "gauge"].contains(&kind), "{label}: {l}");
+                    let kinds = ["counter", "gauge", "histogram"];
+                    assert!(kinds.contains(&kind), "{label}: {l}");
                     typed.push(name.to_string());
                 } else if !l.starts_with("# HELP ") {
                     let (series, value) = l.rsplit_once(' ').expect("sample line");
                     let name = series.split('{').next().expect("name");
-                    assert!(typed.iter().any(|t| t == name), "{label}: untyped {l}");
+                    // A histogram's samples are its name plus a suffix.
+                    let family = ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .find_map(|s| name.strip_suffix(s))
+                        .filter(|f| typed.iter().any(|t| t == f))
+                        .unwrap_or(name);
+                    assert!(typed.iter().any(|t| t == family), "{label}: untyped {l}");
                     assert!(value.parse::<f64>().is_ok(), "{label}: {l}");
                 }
             }
@@ -1007,7 +1014,7 @@ fn status_json_and_prometheus_report_everything() {
                 "conveyor_connections_accepted_total",
                 "conveyor_queue_pushed_total",
                 "conveyor_queue_popped_total",
-                "conveyor_request_latency_seconds",
+                "conveyor_request_duration_seconds",
                 "conveyor_scheduler_polls_total",
             ] {
                 assert!(typed.iter().any(|t| t == name), "{label}: no {name}");
