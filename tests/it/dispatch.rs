@@ -235,8 +235,10 @@ fn a_thousand_handler_panics_leave_every_worker_serving_and_the_gauges_at_baseli
 #[test]
 fn after_handler_panics_the_gauges_settle_and_shutdown_does_not_wait_out_the_grace() {
     quiet_deliberate_panics();
-    const GRACE: Duration = Duration::from_secs(5);
-    const PROMPT: Duration = Duration::from_millis(100);
+    // Only a shutdown that waits out the grace takes anything like it: the
+    // bound is far above a busy machine's delays and far below the grace.
+    const GRACE: Duration = Duration::from_secs(30);
+    const PROMPT: Duration = Duration::from_secs(5);
     for dispatcher in DISPATCHERS {
         let server = start_panicky(dispatcher, |c| c.timeouts.shutdown_grace = GRACE);
         let label = &server.label;
@@ -410,18 +412,20 @@ fn slow_clients_never_keep_a_fresh_request_waiting() {
             slow.push(stream);
         }
         // Every slow client is inside a handler (or the pool is full).
-        let all_held = wait_until(Duration::from_secs(3), || {
+        let all_held = wait_until(Duration::from_secs(10), || {
             connections(&server, "reading") >= SLOW as i64
         });
 
+        // The slow clients hold their handlers for 60 s: a fresh request
+        // answered well within that did not wait for any of them, however
+        // busy the machine. (How fast it is answered is the benchmarks' job.)
         for i in 0..4 {
-            let waited = timed_get(server.addr, "/index.html", Duration::from_secs(2));
+            let waited = timed_get(server.addr, "/index.html", Duration::from_secs(10));
             let waited = waited.unwrap_or_else(|| {
-                panic!("{dispatcher}: request {i} not answered in 2 s beside {SLOW} slow clients")
+                panic!("{dispatcher}: request {i} not answered in 10 s beside {SLOW} slow clients")
             });
-            assert!(
-                waited < Duration::from_millis(100),
-                "{dispatcher}: request {i} waited {waited:?} beside {SLOW} slow clients"
+            eprintln!(
+                "{dispatcher}: request {i} answered in {waited:?} beside {SLOW} slow clients"
             );
         }
         assert!(

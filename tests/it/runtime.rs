@@ -293,6 +293,10 @@ fn panicking_green_thread_leaves_the_rest_running() {
     assert_eq!(rt.stats()[0].panicked, 1);
 }
 
+/// Bounded by what idleness can promise on a loaded machine: a worker
+/// parked in its reactor does not run, so no load adds CPU time to it,
+/// while one that polled or spun through the second would burn most of a
+/// core's second, well past this bound even on a shared machine.
 #[test]
 fn idle_runtime_uses_no_cpu() {
     let rt = Runtime::builder().workers(1).build().expect("runtime");
@@ -302,8 +306,8 @@ fn idle_runtime_uses_no_cpu() {
         thread_cpu_time() - before
     });
     assert!(
-        used < Duration::from_millis(10),
-        "idle worker used {used:?}"
+        used < Duration::from_millis(100),
+        "idle worker used {used:?} of CPU in a second"
     );
 }
 
@@ -421,18 +425,30 @@ fn detached_green_threads_run_to_the_end_and_drop_what_they_hold() {
     assert_eq!(finished, (1000, 999 * 1000 / 2, 1));
 }
 
+/// The turn clock is never ahead of the time, and every turn sets it: a
+/// sleep its timer wakes sees it at or past the sleep's deadline. (How far
+/// behind it lags depends on the machine's load, so that is not asserted.)
 #[test]
 fn the_turn_clock_is_at_most_a_turn_behind() {
-    let lag = block_on(async {
-        let mut worst = Duration::ZERO;
-        for _ in 0..50 {
+    const ROUNDS: usize = 50;
+    let refreshed = block_on(async {
+        let mut refreshed = 0;
+        for _ in 0..ROUNDS {
+            let asked = Instant::now();
             sleep(Duration::from_millis(1)).await;
             let turn = runtime::now();
-            worst = worst.max(Instant::now().duration_since(turn));
-            assert!(turn <= Instant::now());
+            assert!(turn <= Instant::now(), "the turn clock ran ahead");
+            // A sleep finds its deadline passed on its first poll, and so
+            // sees the old turn, only if the thread was descheduled between
+            // the two lines above: rare, so most rounds see a new turn.
+            if turn >= asked + Duration::from_millis(1) {
+                refreshed += 1;
+            }
         }
-        worst
+        refreshed
     });
-    // A turn here is a sleep's wake-up and a few polls: far below 50 ms.
-    assert!(lag < Duration::from_millis(50), "turn clock lagged {lag:?}");
+    assert!(
+        refreshed > ROUNDS / 2,
+        "only {refreshed} of {ROUNDS} sleeps woke to a refreshed turn clock"
+    );
 }
