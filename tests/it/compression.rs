@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 
 use crate::harness::*;
 use conveyor::config::{Config, Revalidate};
@@ -53,131 +54,180 @@ fn unbrotli(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A CSS file and its three precompressed sidecars, each told apart by
+/// its bytes.
+struct Sidecars {
+    plain: Vec<u8>,
+    gz: Vec<u8>,
+    br: Vec<u8>,
+    zst: Vec<u8>,
+}
+
+impl Sidecars {
+    /// Writes `site.css` and its sidecars into `root`.
+    fn write(root: &Path) -> Sidecars {
+        let files = Sidecars {
+            plain: css(3000),
+            gz: b"gz-sidecar ".repeat(200),
+            br: b"br-sidecar!".repeat(150),
+            zst: b"zst".repeat(300),
+        };
+        std::fs::write(root.join("site.css"), &files.plain).unwrap();
+        std::fs::write(root.join("site.css.gz"), &files.gz).unwrap();
+        std::fs::write(root.join("site.css.br"), &files.br).unwrap();
+        std::fs::write(root.join("site.css.zst"), &files.zst).unwrap();
+        files
+    }
+}
+
 #[test]
 fn sidecars_are_negotiated_with_vary_and_an_etag_each() {
     // Small sidecars come from memory, big ones (sendfile_min_size 1 KiB
     // here) go out with sendfile: both ways.
     for sendfile_min in [64 * 1024, 1024] {
         let server = one_server(|c| c.static_files.sendfile_min_size = sendfile_min);
-        let root = &server.root;
-        let plain = css(3000);
-        let gz: Vec<u8> = b"gz-sidecar ".repeat(200);
-        let br: Vec<u8> = b"br-sidecar!".repeat(150);
-        let zst: Vec<u8> = b"zst".repeat(300);
-        std::fs::write(root.join("site.css"), &plain).unwrap();
-        std::fs::write(root.join("site.css.gz"), &gz).unwrap();
-        std::fs::write(root.join("site.css.br"), &br).unwrap();
-        std::fs::write(root.join("site.css.zst"), &zst).unwrap();
+        let files = Sidecars::write(&server.root);
         let label = format!("sendfile_min_size {sendfile_min}");
         let mut s = server.connect();
-
-        let identity = request(&mut s, "GET", "/site.css", "");
-        assert_eq!(identity.body, plain, "{label}");
-        assert_eq!(identity.header("Content-Encoding"), None, "{label}");
-        assert_eq!(identity.header("Vary"), Some("Accept-Encoding"), "{label}");
-
-        let cases: [(&str, Option<&str>, &[u8]); 9] = [
-            ("gzip", Some("gzip"), &gz),
-            ("x-gzip", Some("gzip"), &gz),
-            ("gzip, deflate, br, zstd", Some("br"), &br),
-            ("gzip, zstd", Some("zstd"), &zst),
-            ("br;q=0, gzip", Some("gzip"), &gz),
-            ("br;q=0.5, gzip;q=0.9", Some("gzip"), &gz),
-            ("*", Some("br"), &br),
-            ("gzip;q=0, br;q=0, zstd;q=0", None, &plain),
-            ("identity;q=0, gzip;q=0.2", Some("gzip"), &gz),
-        ];
-        for (accept, encoding, body) in cases {
-            let r = get_ae(&mut s, "/site.css", accept);
-            assert_eq!(r.status, 200, "{label} {accept}");
-            assert_eq!(r.header("Content-Encoding"), encoding, "{label} {accept}");
-            assert_eq!(
-                r.header("Vary"),
-                Some("Accept-Encoding"),
-                "{label} {accept}"
-            );
-            assert_eq!(r.body, body, "{label} {accept}");
-            assert_eq!(
-                r.header("Content-Length"),
-                Some(body.len().to_string().as_str()),
-                "{label} {accept}"
-            );
-            assert_eq!(r.header("Content-Type"), identity.header("Content-Type"));
-        }
-
-        // One ETag per representation.
-        let mut etag = |accept: &str| {
-            let r = get_ae(&mut s, "/site.css", accept);
-            r.header("ETag").expect("an ETag").to_string()
-        };
-        let tags = [etag("identity"), etag("gzip"), etag("br"), etag("zstd")];
-        for (i, a) in tags.iter().enumerate() {
-            for b in &tags[i + 1..] {
-                assert_ne!(a, b, "{label}: {tags:?}");
-            }
-        }
-
-        // Conditionals apply to the representation sent.
-        let gz_tag = &tags[1];
-        let r = request(
-            &mut s,
-            "GET",
-            "/site.css",
-            &format!("Accept-Encoding: gzip\r\nIf-None-Match: {gz_tag}\r\n"),
-        );
-        assert_eq!(r.status, 304, "{label}");
-        assert_eq!(r.header("ETag"), Some(gz_tag.as_str()), "{label}");
-        assert_eq!(r.header("Vary"), Some("Accept-Encoding"), "{label}");
-        let r = request(
-            &mut s,
-            "GET",
-            "/site.css",
-            &format!("Accept-Encoding: br\r\nIf-None-Match: {gz_tag}\r\n"),
-        );
-        assert_eq!((r.status, r.body.as_slice()), (200, &br[..]), "{label}");
-
-        // So do ranges: bytes of the gzip sidecar, not of the file.
-        let r = request(
-            &mut s,
-            "GET",
-            "/site.css",
-            "Accept-Encoding: gzip\r\nRange: bytes=3-12\r\n",
-        );
-        assert_eq!(r.status, 206, "{label}");
-        assert_eq!(r.body, &gz[3..13], "{label}");
-        let range = format!("bytes 3-12/{}", gz.len());
-        assert_eq!(r.header("Content-Range"), Some(range.as_str()), "{label}");
-        assert_eq!(r.header("Content-Encoding"), Some("gzip"), "{label}");
-        assert_eq!(r.header("Vary"), Some("Accept-Encoding"), "{label}");
-        let r = request(
-            &mut s,
-            "GET",
-            "/site.css",
-            "Accept-Encoding: gzip\r\nRange: bytes=2500-\r\n",
-        );
-        // 2500 is inside the file but past the end of the gzip sidecar.
-        assert_eq!(r.status, 416, "{label}");
-        let range = format!("bytes */{}", gz.len());
-        assert_eq!(r.header("Content-Range"), Some(range.as_str()), "{label}");
-        assert_eq!(r.header("Vary"), Some("Accept-Encoding"), "{label}");
-        let r = request(&mut s, "GET", "/site.css", "Range: bytes=0-4\r\n");
-        assert_eq!((r.status, r.body.as_slice()), (206, &plain[..5]), "{label}");
-        assert_eq!(r.header("Vary"), Some("Accept-Encoding"), "{label}");
-        assert_eq!(r.header("Content-Encoding"), None, "{label}");
-
-        // HEAD: the variant's length, no body.
-        let r = request(&mut s, "HEAD", "/site.css", "Accept-Encoding: gzip\r\n");
-        assert_eq!(r.status, 200);
-        assert!(r.body.is_empty());
-        let len = gz.len().to_string();
-        assert_eq!(r.header("Content-Length"), Some(len.as_str()), "{label}");
+        negotiates_each_encoding(&mut s, &files, &label);
+        let tags = one_etag_per_representation(&mut s, &label);
+        conditionals_apply_to_the_representation_sent(&mut s, &files, &tags[1], &label);
+        ranges_and_head_apply_to_the_representation_sent(&mut s, &files, &label);
 
         // A file without variants says nothing of encodings.
-        std::fs::write(root.join("photo.png"), b"\x89PNG not really").unwrap();
+        std::fs::write(server.root.join("photo.png"), b"\x89PNG not really").unwrap();
         let r = get_ae(&mut s, "/photo.png", "gzip, br");
         assert_eq!(r.header("Vary"), None, "{label}");
         assert_eq!(r.header("Content-Encoding"), None, "{label}");
     }
+}
+
+/// Accept-Encoding picks the sidecar, q-values first, and every answer
+/// varies on it.
+fn negotiates_each_encoding(s: &mut TcpStream, files: &Sidecars, label: &str) {
+    let identity = request(s, "GET", "/site.css", "");
+    assert_eq!(identity.body, files.plain, "{label}");
+    assert_eq!(identity.header("Content-Encoding"), None, "{label}");
+    assert_eq!(identity.header("Vary"), Some("Accept-Encoding"), "{label}");
+
+    let cases: [(&str, Option<&str>, &[u8]); 9] = [
+        ("gzip", Some("gzip"), &files.gz),
+        ("x-gzip", Some("gzip"), &files.gz),
+        ("gzip, deflate, br, zstd", Some("br"), &files.br),
+        ("gzip, zstd", Some("zstd"), &files.zst),
+        ("br;q=0, gzip", Some("gzip"), &files.gz),
+        ("br;q=0.5, gzip;q=0.9", Some("gzip"), &files.gz),
+        ("*", Some("br"), &files.br),
+        ("gzip;q=0, br;q=0, zstd;q=0", None, &files.plain),
+        ("identity;q=0, gzip;q=0.2", Some("gzip"), &files.gz),
+    ];
+    for (accept, encoding, body) in cases {
+        let r = get_ae(s, "/site.css", accept);
+        assert_eq!(r.status, 200, "{label} {accept}");
+        assert_eq!(r.header("Content-Encoding"), encoding, "{label} {accept}");
+        assert_eq!(
+            r.header("Vary"),
+            Some("Accept-Encoding"),
+            "{label} {accept}"
+        );
+        assert_eq!(r.body, body, "{label} {accept}");
+        assert_eq!(
+            r.header("Content-Length"),
+            Some(body.len().to_string().as_str()),
+            "{label} {accept}"
+        );
+        assert_eq!(r.header("Content-Type"), identity.header("Content-Type"));
+    }
+}
+
+/// Identity, gzip, br and zstd each have their own ETag; returns them in
+/// that order.
+fn one_etag_per_representation(s: &mut TcpStream, label: &str) -> [String; 4] {
+    let mut etag = |accept: &str| {
+        let r = get_ae(s, "/site.css", accept);
+        r.header("ETag").expect("an ETag").to_string()
+    };
+    let tags = [etag("identity"), etag("gzip"), etag("br"), etag("zstd")];
+    for (i, a) in tags.iter().enumerate() {
+        for b in &tags[i + 1..] {
+            assert_ne!(a, b, "{label}: {tags:?}");
+        }
+    }
+    tags
+}
+
+fn conditionals_apply_to_the_representation_sent(
+    s: &mut TcpStream,
+    files: &Sidecars,
+    gz_tag: &str,
+    label: &str,
+) {
+    let r = request(
+        s,
+        "GET",
+        "/site.css",
+        &format!("Accept-Encoding: gzip\r\nIf-None-Match: {gz_tag}\r\n"),
+    );
+    assert_eq!(r.status, 304, "{label}");
+    assert_eq!(r.header("ETag"), Some(gz_tag), "{label}");
+    assert_eq!(r.header("Vary"), Some("Accept-Encoding"), "{label}");
+    let r = request(
+        s,
+        "GET",
+        "/site.css",
+        &format!("Accept-Encoding: br\r\nIf-None-Match: {gz_tag}\r\n"),
+    );
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, &files.br[..]),
+        "{label}"
+    );
+}
+
+fn ranges_and_head_apply_to_the_representation_sent(
+    s: &mut TcpStream,
+    files: &Sidecars,
+    label: &str,
+) {
+    // Bytes of the gzip sidecar, not of the file.
+    let r = request(
+        s,
+        "GET",
+        "/site.css",
+        "Accept-Encoding: gzip\r\nRange: bytes=3-12\r\n",
+    );
+    assert_eq!(r.status, 206, "{label}");
+    assert_eq!(r.body, &files.gz[3..13], "{label}");
+    let range = format!("bytes 3-12/{}", files.gz.len());
+    assert_eq!(r.header("Content-Range"), Some(range.as_str()), "{label}");
+    assert_eq!(r.header("Content-Encoding"), Some("gzip"), "{label}");
+    assert_eq!(r.header("Vary"), Some("Accept-Encoding"), "{label}");
+    let r = request(
+        s,
+        "GET",
+        "/site.css",
+        "Accept-Encoding: gzip\r\nRange: bytes=2500-\r\n",
+    );
+    // 2500 is inside the file but past the end of the gzip sidecar.
+    assert_eq!(r.status, 416, "{label}");
+    let range = format!("bytes */{}", files.gz.len());
+    assert_eq!(r.header("Content-Range"), Some(range.as_str()), "{label}");
+    assert_eq!(r.header("Vary"), Some("Accept-Encoding"), "{label}");
+    let r = request(s, "GET", "/site.css", "Range: bytes=0-4\r\n");
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (206, &files.plain[..5]),
+        "{label}"
+    );
+    assert_eq!(r.header("Vary"), Some("Accept-Encoding"), "{label}");
+    assert_eq!(r.header("Content-Encoding"), None, "{label}");
+
+    // HEAD: the variant's length, no body.
+    let r = request(s, "HEAD", "/site.css", "Accept-Encoding: gzip\r\n");
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    let len = files.gz.len().to_string();
+    assert_eq!(r.header("Content-Length"), Some(len.as_str()), "{label}");
 }
 
 #[test]

@@ -656,82 +656,8 @@ fn status_json_and_prometheus_report_everything() {
                 Some("no-store"),
                 "{label}"
             );
-            let json = parse(&response.text());
+            check_status_json(label, &parse(&response.text()));
 
-            assert_eq!(
-                json.at("version").str(),
-                env!("CARGO_PKG_VERSION"),
-                "{label}"
-            );
-            assert!(json.at("uptime_secs").num() >= 0.0, "{label}");
-            assert_eq!(json.at("workers").int(), 2, "{label}");
-            let (acceptor, dispatcher) = label.split_once('×').expect("label");
-            assert_eq!(json.at("stages.acceptor").str(), acceptor, "{label}");
-            assert_eq!(json.at("stages.dispatcher").str(), dispatcher, "{label}");
-            assert_eq!(json.at("stages.handler").str(), "http", "{label}");
-
-            let conn = json.at("connections");
-            assert_eq!(conn.at("accepted").int(), 1, "{label}");
-            assert_eq!(conn.at("open").int(), 1, "{label}");
-            assert_eq!(conn.at("reading").int(), 1, "{label}: this very request");
-            for field in ["writing", "idle_keepalive", "rejected", "recycled"] {
-                assert!(conn.at(field).int() >= 0, "{label}: {field}");
-            }
-            assert!(conn.at("recycled").int() >= 2, "{label}");
-
-            let requests = json.at("requests");
-            assert_eq!(requests.at("2xx").int(), 1, "{label}");
-            assert_eq!(requests.at("4xx").int(), 1, "{label}");
-            for class in ["1xx", "3xx", "5xx"] {
-                assert_eq!(requests.at(class).int(), 0, "{label}: {class}");
-            }
-            assert_eq!(requests.at("total").int(), 2, "{label}");
-            assert!(json.at("bytes.in").int() > 0, "{label}");
-            assert!(json.at("bytes.out").int() > 0, "{label}");
-
-            let latency = json.at("latency_us");
-            let [p50, p90, p99] = ["p50", "p90", "p99"].map(|p| latency.at(p).int());
-            assert!(p50 <= p90 && p90 <= p99, "{label}: {p50} {p90} {p99}");
-
-            let queues = json.at("queues").arr();
-            assert_eq!(queues.len(), 2, "{label}");
-            for (i, q) in queues.iter().enumerate() {
-                assert_eq!(q.at("worker").int(), i as i64, "{label}");
-                assert_eq!(q.at("capacity").int(), 1024, "{label}");
-                let (pushed, popped) = (q.at("pushed").int(), q.at("popped").int());
-                let depth = q.at("depth").int();
-                assert_eq!(pushed - popped, depth, "{label}: queue {i}");
-                assert!(q.at("recycled").int() >= 0, "{label}");
-            }
-            assert!(queues_sum(&json, "pushed") >= 3, "{label}");
-
-            let scheduler = json.at("scheduler").arr();
-            assert_eq!(scheduler.len(), 2, "{label}: read from a worker");
-            for w in scheduler {
-                for field in [
-                    "worker",
-                    "spawned",
-                    "alive",
-                    "completed",
-                    "panicked",
-                    "polls",
-                    "parks",
-                    "wakes_local",
-                    "wakes_remote",
-                    "io_events",
-                    "timer_fires",
-                    "injected_pending",
-                ] {
-                    assert!(w.at(field).int() >= 0, "{label}: {field}");
-                }
-                assert_eq!(w.at("panicked").int(), 0, "{label}");
-            }
-            assert!(
-                scheduler.iter().map(|w| w.at("polls").int()).sum::<i64>() > 0,
-                "{label}"
-            );
-
-            // Prometheus.
             let response = get(&mut stream, "/status?format=prometheus");
             assert_eq!(response.status, 200, "{label}");
             assert!(
@@ -740,51 +666,133 @@ fn status_json_and_prometheus_report_everything() {
                     .is_some_and(|t| t.starts_with("text/plain")),
                 "{label}"
             );
-            let text = response.text();
-            assert!(
-                text.contains("# TYPE conveyor_requests_total counter\n"),
-                "{label}: {text}"
-            );
-            let two_xx = text
-                .lines()
-                .find_map(|l| l.strip_prefix("conveyor_requests_total{class=\"2xx\"} "))
-                .unwrap_or_else(|| panic!("{label}: no 2xx sample in {text}"));
-            assert_eq!(two_xx, "2", "{label}: style.css and the JSON /status");
-            // Per-worker families carry one sample per worker, labelled.
-            for family in [
-                "queue_idle",
-                "green_threads_spawned_total",
-                "shed_codel_total",
-            ] {
-                for worker in 0..2 {
-                    let series = format!("conveyor_{family}{{worker=\"{worker}\"}} ");
-                    assert!(text.contains(&series), "{label}: no {series} in {text}");
-                }
-            }
-            let mut typed = Vec::new();
-            for l in text.lines() {
-                if let Some(rest) = l.strip_prefix("# TYPE ") {
-                    let (name, kind) = rest.split_once(' ').expect("TYPE line");
-                    assert!(["counter", "gauge"].contains(&kind), "{label}: {l}");
-                    typed.push(name.to_string());
-                } else if !l.starts_with("# HELP ") {
-                    let (series, value) = l.rsplit_once(' ').expect("sample line");
-                    let name = series.split('{').next().expect("name");
-                    assert!(typed.iter().any(|t| t == name), "{label}: untyped {l}");
-                    assert!(value.parse::<f64>().is_ok(), "{label}: {l}");
-                }
-            }
-            for name in [
-                "conveyor_connections_accepted_total",
-                "conveyor_queue_pushed_total",
-                "conveyor_queue_popped_total",
-                "conveyor_request_latency_seconds",
-                "conveyor_scheduler_polls_total",
-            ] {
-                assert!(typed.iter().any(|t| t == name), "{label}: no {name}");
-            }
+            check_prometheus(label, &response.text());
         },
     );
+}
+
+/// The JSON report after one 200 and one 404 on a connection still open
+/// (the request for the report itself is the one being read).
+fn check_status_json(label: &str, json: &Value) {
+    assert_eq!(
+        json.at("version").str(),
+        env!("CARGO_PKG_VERSION"),
+        "{label}"
+    );
+    assert!(json.at("uptime_secs").num() >= 0.0, "{label}");
+    assert_eq!(json.at("workers").int(), 2, "{label}");
+    let (acceptor, dispatcher) = label.split_once('×').expect("label");
+    assert_eq!(json.at("stages.acceptor").str(), acceptor, "{label}");
+    assert_eq!(json.at("stages.dispatcher").str(), dispatcher, "{label}");
+    assert_eq!(json.at("stages.handler").str(), "http", "{label}");
+
+    let conn = json.at("connections");
+    assert_eq!(conn.at("accepted").int(), 1, "{label}");
+    assert_eq!(conn.at("open").int(), 1, "{label}");
+    assert_eq!(conn.at("reading").int(), 1, "{label}: this very request");
+    for field in ["writing", "idle_keepalive", "rejected", "recycled"] {
+        assert!(conn.at(field).int() >= 0, "{label}: {field}");
+    }
+    assert!(conn.at("recycled").int() >= 2, "{label}");
+
+    let requests = json.at("requests");
+    assert_eq!(requests.at("2xx").int(), 1, "{label}");
+    assert_eq!(requests.at("4xx").int(), 1, "{label}");
+    for class in ["1xx", "3xx", "5xx"] {
+        assert_eq!(requests.at(class).int(), 0, "{label}: {class}");
+    }
+    assert_eq!(requests.at("total").int(), 2, "{label}");
+    assert!(json.at("bytes.in").int() > 0, "{label}");
+    assert!(json.at("bytes.out").int() > 0, "{label}");
+
+    let latency = json.at("latency_us");
+    let [p50, p90, p99] = ["p50", "p90", "p99"].map(|p| latency.at(p).int());
+    assert!(p50 <= p90 && p90 <= p99, "{label}: {p50} {p90} {p99}");
+
+    let queues = json.at("queues").arr();
+    assert_eq!(queues.len(), 2, "{label}");
+    for (i, q) in queues.iter().enumerate() {
+        assert_eq!(q.at("worker").int(), i as i64, "{label}");
+        assert_eq!(q.at("capacity").int(), 1024, "{label}");
+        let (pushed, popped) = (q.at("pushed").int(), q.at("popped").int());
+        let depth = q.at("depth").int();
+        assert_eq!(pushed - popped, depth, "{label}: queue {i}");
+        assert!(q.at("recycled").int() >= 0, "{label}");
+    }
+    assert!(queues_sum(json, "pushed") >= 3, "{label}");
+
+    let scheduler = json.at("scheduler").arr();
+    assert_eq!(scheduler.len(), 2, "{label}: read from a worker");
+    for w in scheduler {
+        for field in [
+            "worker",
+            "spawned",
+            "alive",
+            "completed",
+            "panicked",
+            "polls",
+            "parks",
+            "wakes_local",
+            "wakes_remote",
+            "io_events",
+            "timer_fires",
+            "injected_pending",
+        ] {
+            assert!(w.at(field).int() >= 0, "{label}: {field}");
+        }
+        assert_eq!(w.at("panicked").int(), 0, "{label}");
+    }
+    assert!(
+        scheduler.iter().map(|w| w.at("polls").int()).sum::<i64>() > 0,
+        "{label}"
+    );
+}
+
+/// The Prometheus text: typed families, labelled per-worker series, and the
+/// same counts as the JSON.
+fn check_prometheus(label: &str, text: &str) {
+    assert!(
+        text.contains("# TYPE conveyor_requests_total counter\n"),
+        "{label}: {text}"
+    );
+    let two_xx = text
+        .lines()
+        .find_map(|l| l.strip_prefix("conveyor_requests_total{class=\"2xx\"} "))
+        .unwrap_or_else(|| panic!("{label}: no 2xx sample in {text}"));
+    assert_eq!(two_xx, "2", "{label}: style.css and the JSON /status");
+    // Per-worker families carry one sample per worker, labelled.
+    for family in [
+        "queue_idle",
+        "green_threads_spawned_total",
+        "shed_codel_total",
+    ] {
+        for worker in 0..2 {
+            let series = format!("conveyor_{family}{{worker=\"{worker}\"}} ");
+            assert!(text.contains(&series), "{label}: no {series} in {text}");
+        }
+    }
+    let mut typed = Vec::new();
+    for l in text.lines() {
+        if let Some(rest) = l.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE line");
+            assert!(["counter", "gauge"].contains(&kind), "{label}: {l}");
+            typed.push(name.to_string());
+        } else if !l.starts_with("# HELP ") {
+            let (series, value) = l.rsplit_once(' ').expect("sample line");
+            let name = series.split('{').next().expect("name");
+            assert!(typed.iter().any(|t| t == name), "{label}: untyped {l}");
+            assert!(value.parse::<f64>().is_ok(), "{label}: {l}");
+        }
+    }
+    for name in [
+        "conveyor_connections_accepted_total",
+        "conveyor_queue_pushed_total",
+        "conveyor_queue_popped_total",
+        "conveyor_request_latency_seconds",
+        "conveyor_scheduler_polls_total",
+    ] {
+        assert!(typed.iter().any(|t| t == name), "{label}: no {name}");
+    }
 }
 
 #[test]
