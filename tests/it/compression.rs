@@ -3,7 +3,7 @@
 //! representation sent, freshness), files compressed once into the cache,
 //! and the one-syscall 404 that still sees a file created after it.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpStream;
 use std::path::Path;
 
@@ -13,12 +13,10 @@ use conveyor::config::{Config, Revalidate};
 /// Sends one request on a kept-alive `stream` with extra header lines
 /// (each ending in CRLF) and reads its response.
 fn request(stream: &mut TcpStream, method: &str, path: &str, headers: &str) -> Response {
-    let text = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n{headers}\r\n");
-    stream.write_all(text.as_bytes()).expect("send");
-    let mut carry = Vec::new();
-    let response = read_response_with(stream, &mut carry, method == "HEAD");
-    assert!(carry.is_empty(), "bytes after the response to {text:?}");
-    response
+    exchange(
+        stream,
+        &format!("{method} {path} HTTP/1.1\r\nHost: test\r\n{headers}\r\n"),
+    )
 }
 
 fn get_ae(stream: &mut TcpStream, path: &str, accept: &str) -> Response {

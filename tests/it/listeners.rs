@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use crate::harness::process::{address, spawn};
-use crate::harness::{each_server, get, needs, temp_dir};
+use crate::harness::{each_server, get, needs, process, temp_dir};
 use conveyor::config::{ListenSpec, Listeners};
 use conveyor::Server;
 
@@ -226,7 +226,7 @@ fn without_ipv6(script: &str) -> Option<(Option<i32>, String)> {
     let out = std::process::Command::new("timeout")
         .args(["60", "unshare", "-n", "sh", "-c"])
         .arg(format!("{setup}{script}"))
-        .arg(env!("CARGO_BIN_EXE_conveyor"))
+        .arg(process::BIN)
         .arg(&site)
         .output()
         .expect("timeout runs");

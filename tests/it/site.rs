@@ -12,19 +12,6 @@ fn one(tweak: impl FnOnce(&mut Config)) -> TestServer {
     start("readiness", "spawn", tweak)
 }
 
-/// Sends `request` on a new connection and reads one response.
-fn ask(server: &TestServer, request: &str) -> Response {
-    let mut stream = server.connect();
-    exchange(&mut stream, request)
-}
-
-fn get_h(server: &TestServer, path: &str, headers: &str) -> Response {
-    ask(
-        server,
-        &format!("GET {path} HTTP/1.1\r\nHost: t\r\n{headers}\r\n"),
-    )
-}
-
 /// Every value of field `name`, in order.
 fn all(r: &Response, name: &str) -> Vec<String> {
     r.headers
@@ -58,7 +45,7 @@ fn header_rules_set_add_and_remove_on_files_and_errors() {
         "#,
     );
     let server = one(|config| config.static_files.headers = c.static_files.headers.clone());
-    let css = get_h(&server, "/style.css", "");
+    let css = get_with(&server, "/style.css", "");
     assert_eq!(css.status, 200);
     assert_eq!(all(&css, "cache-control"), ["max-age=60"]);
     assert_eq!(all(&css, "x-both"), ["one"]);
@@ -66,7 +53,7 @@ fn header_rules_set_add_and_remove_on_files_and_errors() {
     assert!(css.header("content-security-policy").is_none());
 
     // Later rules replace (set), add beside (add) and take out (remove).
-    let home = get_h(&server, "/", "");
+    let home = get_with(&server, "/", "");
     assert_eq!(all(&home, "cache-control"), ["no-cache"], "{home:?}");
     assert_eq!(all(&home, "x-both"), ["one", "two"]);
     assert!(home.header("last-modified").is_none());
@@ -74,10 +61,10 @@ fn header_rules_set_add_and_remove_on_files_and_errors() {
 
     // The fields go on 304 and 206 too, where caches read them.
     let etag = home.header("etag").expect("etag").to_string();
-    let not_modified = get_h(&server, "/", &format!("If-None-Match: {etag}\r\n"));
+    let not_modified = get_with(&server, "/", &format!("If-None-Match: {etag}\r\n"));
     assert_eq!(not_modified.status, 304);
     assert_eq!(all(&not_modified, "cache-control"), ["no-cache"]);
-    let part = get_h(&server, "/style.css", "Range: bytes=0-3\r\n");
+    let part = get_with(&server, "/style.css", "Range: bytes=0-3\r\n");
     assert_eq!(part.status, 206);
     assert_eq!(all(&part, "cache-control"), ["max-age=60"]);
     // What a rule removes stays out of them as well.
@@ -85,31 +72,31 @@ fn header_rules_set_add_and_remove_on_files_and_errors() {
         not_modified.header("last-modified").is_none(),
         "{not_modified:?}"
     );
-    let home_part = get_h(&server, "/", "Range: bytes=0-3\r\n");
+    let home_part = get_with(&server, "/", "Range: bytes=0-3\r\n");
     assert_eq!(home_part.status, 206);
     assert!(home_part.header("last-modified").is_none(), "{home_part:?}");
     assert!(home_part.header("etag").is_some());
     assert_eq!(all(&home_part, "cache-control"), ["no-cache"]);
 
-    let docs = get_h(&server, "/docs/", "");
+    let docs = get_with(&server, "/docs/", "");
     assert_eq!(
         docs.header("content-security-policy"),
         Some("default-src 'self'")
     );
     // Only rules that say errors = true reach error responses.
-    let missing = get_h(&server, "/docs/nope.html", "");
+    let missing = get_with(&server, "/docs/nope.html", "");
     assert_eq!(missing.status, 404);
     assert_eq!(
         missing.header("content-security-policy"),
         Some("default-src 'self'")
     );
     assert!(missing.header("cache-control").is_none());
-    assert!(get_h(&server, "/nope", "")
+    assert!(get_with(&server, "/nope", "")
         .header("content-security-policy")
         .is_none());
 
     // A cached file keeps its rules: the second answer is the first's.
-    let again = get_h(&server, "/", "");
+    let again = get_with(&server, "/", "");
     assert_eq!(all(&again, "x-both"), ["one", "two"]);
 }
 
@@ -129,12 +116,12 @@ fn the_shipped_rules_give_every_default_response_an_explicit_freshness() {
         ("/app.js", "max-age=3600"),
         ("/conveyor.svg", "max-age=3600"),
     ] {
-        let r = get_h(&server, path, "");
+        let r = get_with(&server, path, "");
         assert_eq!(r.status, 200, "{path}");
         assert_eq!(all(&r, "cache-control"), [cache_control], "{path}");
         assert_eq!(all(&r, "x-content-type-options"), ["nosniff"], "{path}");
     }
-    let missing = get_h(&server, "/nope", "");
+    let missing = get_with(&server, "/nope", "");
     assert_eq!(missing.header("x-content-type-options"), Some("nosniff"));
 }
 
@@ -173,7 +160,7 @@ fn cors_answers_preflights_and_marks_what_depends_on_the_origin() {
     );
     assert!(all(&preflight, "vary").iter().any(|v| v == "Origin"));
 
-    let simple = get_h(&server, "/style.css", "Origin: https://app.example\r\n");
+    let simple = get_with(&server, "/style.css", "Origin: https://app.example\r\n");
     assert_eq!(simple.status, 200);
     assert_eq!(
         simple.header("access-control-allow-origin"),
@@ -184,7 +171,7 @@ fn cors_answers_preflights_and_marks_what_depends_on_the_origin() {
         .expect("expose");
     assert!(exposed.contains("Content-Range") && exposed.contains("Accept-Ranges"));
     assert!(all(&simple, "vary").iter().any(|v| v == "Origin"));
-    let part = get_h(
+    let part = get_with(
         &server,
         "/style.css",
         "Origin: https://app.example\r\nRange: bytes=0-1\r\n",
@@ -194,14 +181,14 @@ fn cors_answers_preflights_and_marks_what_depends_on_the_origin() {
 
     // Another origin: no permission, but the answer still varies by origin.
     // The slash redirect carries them too: a browser checks it first.
-    let moved = get_h(&server, "/docs", "Origin: https://app.example\r\n");
+    let moved = get_with(&server, "/docs", "Origin: https://app.example\r\n");
     assert_eq!(moved.status, 301);
     assert_eq!(
         moved.header("access-control-allow-origin"),
         Some("https://app.example"),
         "{moved:?}"
     );
-    let other = get_h(&server, "/style.css", "Origin: https://evil.example\r\n");
+    let other = get_with(&server, "/style.css", "Origin: https://evil.example\r\n");
     assert!(other.header("access-control-allow-origin").is_none());
     assert!(all(&other, "vary").iter().any(|v| v == "Origin"));
     // OPTIONS that is no preflight is still not a method files answer.
@@ -211,13 +198,13 @@ fn cors_answers_preflights_and_marks_what_depends_on_the_origin() {
     // "*" is the same answer for every origin: no Vary: Origin.
     let c = cors("\"*\"", false);
     let any = one(|config| config.static_files.cors = c.static_files.cors.clone());
-    let r = get_h(&any, "/style.css", "Origin: https://x.example\r\n");
+    let r = get_with(&any, "/style.css", "Origin: https://x.example\r\n");
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     assert!(!all(&r, "vary").iter().any(|v| v == "Origin"));
 
     // Not configured: nothing added, OPTIONS is 405.
     let off = one(|_| {});
-    let r = get_h(&off, "/style.css", "Origin: https://app.example\r\n");
+    let r = get_with(&off, "/style.css", "Origin: https://app.example\r\n");
     assert!(r.header("access-control-allow-origin").is_none());
     assert!(!all(&r, "vary").iter().any(|v| v.contains("Origin")));
     let r = ask(
@@ -241,7 +228,7 @@ fn error_pages_keep_the_status_and_head_has_no_body() {
     std::fs::create_dir_all(server.root.join("errors")).expect("mkdir");
     std::fs::write(server.root.join("errors/404.html"), "<h1>not here</h1>\n").expect("write");
     for path in ["/nope", "/.env", "/a/../b"] {
-        let r = get_h(&server, path, "");
+        let r = get_with(&server, path, "");
         assert_eq!(r.status, 404, "{path}");
         assert_eq!(r.text(), "<h1>not here</h1>\n", "{path}");
         assert!(r
@@ -258,13 +245,13 @@ fn error_pages_keep_the_status_and_head_has_no_body() {
     assert_eq!(get(&mut stream, "/style.css").status, 200);
     // A changed page is served changed (through the cache like any file).
     std::fs::write(server.root.join("errors/404.html"), "gone\n").expect("write");
-    assert!(wait_until(std::time::Duration::from_secs(5), || get_h(
+    assert!(wait_until(std::time::Duration::from_secs(5), || get_with(
         &server, "/nope", ""
     )
     .text()
         == "gone\n"));
     // Status without a page (400) and a page that is missing stay plain.
-    let bad = get_h(&server, "/%zz", "");
+    let bad = get_with(&server, "/%zz", "");
     assert_eq!(bad.status, 400);
     assert!(bad.text().starts_with("400 "));
 }
@@ -275,7 +262,7 @@ fn the_fallback_answers_missing_paths_only() {
     std::fs::write(server.root.join(".env"), "SECRET=1\n").expect("write");
     let index = std::fs::read(server.root.join("index.html")).expect("index");
     for path in ["/app/settings", "/missing.js", "/deep/a/b/c"] {
-        let r = get_h(&server, path, "");
+        let r = get_with(&server, path, "");
         assert_eq!(r.status, 200, "{path}");
         assert_eq!(r.body, index, "{path}");
     }
@@ -296,7 +283,7 @@ fn the_fallback_answers_missing_paths_only() {
         format!("/../{name}/secret.txt"),
         format!("/%2e%2e/{name}/secret.txt"),
     ] {
-        let r = get_h(&server, &path, "");
+        let r = get_with(&server, &path, "");
         assert!(!r.text().contains("SECRET"), "{path}");
         assert_eq!(r.body, index, "{path}");
     }
@@ -324,8 +311,8 @@ fn the_fallback_answers_missing_paths_only() {
     }
     std::fs::remove_dir_all(&outside).expect("cleanup");
     // Real files are themselves.
-    assert_eq!(get_h(&server, "/style.css", "").status, 200);
-    assert!(get_h(&server, "/style.css", "")
+    assert_eq!(get_with(&server, "/style.css", "").status, 200);
+    assert!(get_with(&server, "/style.css", "")
         .header("content-type")
         .expect("type")
         .starts_with("text/css"));
@@ -334,8 +321,8 @@ fn the_fallback_answers_missing_paths_only() {
         c.static_files.fallback = "/index.html".into();
         c.static_files.fallback_only_without_extension = true;
     });
-    assert_eq!(get_h(&strict, "/app/settings", "").status, 200);
-    assert_eq!(get_h(&strict, "/missing.js", "").status, 404);
+    assert_eq!(get_with(&strict, "/app/settings", "").status, 200);
+    assert_eq!(get_with(&strict, "/missing.js", "").status, 404);
 }
 
 /// The body of a chunked message, decoded; None if malformed or cut short.
@@ -385,7 +372,7 @@ fn listings_escape_any_name_and_respect_dotfiles_and_symlinks() {
     std::os::unix::fs::symlink(outside.join("o.txt"), dir.join("escape.txt")).expect("link");
     std::os::unix::fs::symlink("plain.txt", dir.join("inside.txt")).expect("link");
 
-    let page = get_h(&server, "/files/", "");
+    let page = get_with(&server, "/files/", "");
     assert_eq!(page.status, 200, "{page:?}");
     assert!(page
         .header("content-type")
@@ -418,21 +405,21 @@ fn listings_escape_any_name_and_respect_dotfiles_and_symlinks() {
     );
     // Each link fetches its file (names a request path can hold).
     assert_eq!(
-        get_h(&server, "/files/say%20%22hi%22%20%26%20%27bye%27.txt", "").status,
+        get_with(&server, "/files/say%20%22hi%22%20%26%20%27bye%27.txt", "").status,
         200
     );
     // Dot directories are not listed either; the root has no parent link.
     std::fs::create_dir_all(server.root.join(".git")).expect("mkdir");
-    assert_eq!(get_h(&server, "/.git/", "").status, 404);
+    assert_eq!(get_with(&server, "/.git/", "").status, 404);
     std::fs::create_dir_all(server.root.join("empty")).expect("mkdir");
     let root_listing = listing_server(|_| {});
     std::fs::remove_file(root_listing.root.join("index.html")).expect("rm");
-    let root_page = get_h(&root_listing, "/", "").text();
+    let root_page = get_with(&root_listing, "/", "").text();
     assert!(!root_page.contains("href=\"../\"") && root_page.contains("style.css"));
     // Off by default: a directory without an index is a 404.
     let off = one(|_| {});
     std::fs::create_dir_all(off.root.join("d")).expect("mkdir");
-    assert_eq!(get_h(&off, "/d/", "").status, 404);
+    assert_eq!(get_with(&off, "/d/", "").status, 404);
     std::fs::remove_dir_all(&outside).expect("cleanup");
 }
 
@@ -449,7 +436,7 @@ fn listings_sort_by_query_and_answer_json() {
             .expect("mtime");
     }
     let order = |query: &str| -> Vec<String> {
-        let html = get_h(&server, &format!("/s/{query}"), "").text();
+        let html = get_with(&server, &format!("/s/{query}"), "").text();
         html.split("<a href=\"./")
             .skip(1)
             .map(|rest| rest.split('"').next().unwrap_or("").to_string())
@@ -468,7 +455,7 @@ fn listings_sort_by_query_and_answer_json() {
     );
 
     for (query, accept) in [("?format=json", ""), ("", "Accept: application/json\r\n")] {
-        let r = get_h(&server, &format!("/s/{query}"), accept);
+        let r = get_with(&server, &format!("/s/{query}"), accept);
         assert_eq!(r.status, 200);
         assert_eq!(r.header("content-type"), Some("application/json"));
         assert!(all(&r, "vary").iter().any(|v| v == "Accept"));

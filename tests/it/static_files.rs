@@ -9,15 +9,6 @@ use std::time::Duration;
 
 use crate::harness::*;
 
-/// `GET path` with extra header lines (each ending in CRLF), new connection.
-fn get_with(server: &TestServer, path: &str, headers: &str) -> Response {
-    let mut stream = server.connect();
-    exchange(
-        &mut stream,
-        &format!("GET {path} HTTP/1.1\r\nHost: test\r\n{headers}\r\n"),
-    )
-}
-
 /// Percent-encodes every byte outside the unreserved set (keeps '/').
 fn encode_path(path: &str) -> String {
     let mut out = String::new();

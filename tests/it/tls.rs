@@ -645,7 +645,7 @@ fn bad_certificate_files_stop_start_up_with_exit_2_naming_the_file() {
     let garbage = pki.dir.join("garbage.pem");
     std::fs::write(&garbage, "not a certificate\n").expect("write");
     let run = |cert: &Path, key: &Path| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_conveyor"))
+        let out = std::process::Command::new(process::BIN)
             .args([
                 "--config",
                 "/dev/null",

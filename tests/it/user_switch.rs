@@ -5,7 +5,7 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 
 use crate::harness::process::{ids, is_root, spawn, spawn_on_config, LIMIT};
-use crate::harness::{get, needs, site_dir};
+use crate::harness::{get, needs, process, site_dir};
 
 fn site(tag: &str, config: &str) -> PathBuf {
     let dir = site_dir(tag);
@@ -109,7 +109,7 @@ fn started_as_root_it_binds_port_80_then_serves_as_the_user_named() {
                   echo \"BODY:$body\"; grep '^Uid:' /proc/$pid/status; kill $pid; wait $pid";
     let Ok(out) = std::process::Command::new("timeout")
         .args(["60", "unshare", "-n", "sh", "-c", script])
-        .arg(env!("CARGO_BIN_EXE_conveyor"))
+        .arg(process::BIN)
         .arg(&dir)
         .output()
     else {

@@ -327,6 +327,20 @@ pub(crate) fn exchange(stream: &mut TcpStream, request: &str) -> Response {
     response
 }
 
+/// Sends `request` on a new connection and reads its one response.
+pub(crate) fn ask(server: &TestServer, request: &str) -> Response {
+    exchange(&mut server.connect(), request)
+}
+
+/// `GET path` with extra header lines (each ending in CRLF), on a new
+/// connection.
+pub(crate) fn get_with(server: &TestServer, path: &str, headers: &str) -> Response {
+    ask(
+        server,
+        &format!("GET {path} HTTP/1.1\r\nHost: test\r\n{headers}\r\n"),
+    )
+}
+
 /// Sends raw bytes on a new connection and returns the first response.
 pub(crate) fn raw(addr: SocketAddr, request: &[u8]) -> Response {
     let mut stream = connect(addr);
