@@ -374,6 +374,16 @@ fn main() {
     }
     let wanted = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
     let started = Instant::now();
+    let rows = time_operations(&wanted);
+    print_table(&rows);
+    if wanted("memory") {
+        print_memory();
+    }
+    eprintln!("total bench time: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Times each operation `wanted` names (all of them when none is named).
+fn time_operations(wanted: &dyn Fn(&str) -> bool) -> Vec<Row> {
     let mut rows = Vec::new();
     let mut row = |operation: &str, (best, median): (f64, f64), target: Option<f64>| {
         eprintln!("{operation}: best {best:.1} ns, median {median:.1} ns");
@@ -454,11 +464,15 @@ fn main() {
             None,
         );
     }
+    rows
+}
 
+/// The timings as a Markdown table, each against its target.
+fn print_table(rows: &[Row]) {
     println!();
     println!("| operation | ns/op (best of {RUNS}) | ns/op (median) | target |");
     println!("|---|---:|---:|---:|");
-    for r in &rows {
+    for r in rows {
         let target = match r.target {
             Some(t) if r.best <= t => format!("≤ {t:.0} ok"),
             Some(t) => format!("≤ {t:.0} **MISSED**"),
@@ -469,54 +483,54 @@ fn main() {
             r.operation, r.best, r.median, target
         );
     }
+}
 
-    if wanted("memory") {
-        let queue = memory_of("queue");
-        let pending = memory_of("pending");
-        println!();
+/// Memory per parked green thread, measured in fresh child processes.
+fn print_memory() {
+    let queue = memory_of("queue");
+    let pending = memory_of("pending");
+    println!();
+    println!(
+        "| {PARKED} parked green threads (fresh process) | RSS growth | heap bytes live | heap blocks live | size_of_val(spawned future) |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for (name, m) in [
+        ("parked on `Queue::recv` (one shared queue)", &queue),
+        ("parked on `std::future::pending()` (no waiter)", &pending),
+    ] {
         println!(
-            "| {PARKED} parked green threads (fresh process) | RSS growth | heap bytes live | heap blocks live | size_of_val(spawned future) |"
-        );
-        println!("|---|---:|---:|---:|---:|");
-        for (name, m) in [
-            ("parked on `Queue::recv` (one shared queue)", &queue),
-            ("parked on `std::future::pending()` (no waiter)", &pending),
-        ] {
-            println!(
-                "| {name} | {:.1} B | {:.1} B | {:.2} | {} B |",
-                m.rss, m.live_bytes, m.live_allocs, m.future
-            );
-        }
-        // The scheduler's own per-green-thread state is private, so it is
-        // taken from its layout (x86_64) and checked against the live heap:
-        //   Arc<Header> {slot, Arc<WorkerShared>, AtomicU8}: 16 + 24 = 40 B
-        //   slab slot Option<Task> {Option<Box<dyn Future>>, Arc, Option<Waker>}: 40 B
-        //     (the slab Vec, like the ready VecDeque of Arc<Header>, 8 B, is
-        //     at a power-of-two capacity: amortised below)
-        //   JoinHandle slot Arc<Mutex<JoinSlot<()>>>, allocated even when
-        //     detached: 16 + 8 + 24 = 48 B
-        //   Queue::recv only: its (id, waker) entry in the waiters' VecDeque, 24 B.
-        // What is left of the live heap is the boxed (join-wrapped) future.
-        let n = PARKED as f64;
-        let cap = (PARKED + 1).next_power_of_two() as f64;
-        let (header, join_slot, slab, ready) = (40.0, 48.0, cap * 40.0 / n, cap * 8.0 / n);
-        let waiters = cap * 24.0 / n;
-        let scheduler = header + slab + ready;
-        let pending_box = pending.live_bytes - scheduler - join_slot;
-        let queue_box = queue.live_bytes - scheduler - join_slot - waiters;
-        println!();
-        println!(
-            "Scheduler state per parked green thread: Arc<Header> {header:.0} B + slab slot {slab:.1} B \
-             (40 B at capacity {cap}) + ready-queue slot {ready:.1} B = {scheduler:.1} B; with the \
-             JoinHandle slot ({join_slot:.0} B) {:.1} B (target <= 256 B + the future).",
-            scheduler + join_slot
-        );
-        println!(
-            "Boxed future = live heap minus the above: `pending` {pending_box:.1} B for a {} B future; \
-             `Queue::recv` {queue_box:.1} B for a {} B future (after also taking off the queue's \
-             {waiters:.1} B waiter slot).",
-            pending.future, queue.future
+            "| {name} | {:.1} B | {:.1} B | {:.2} | {} B |",
+            m.rss, m.live_bytes, m.live_allocs, m.future
         );
     }
-    eprintln!("total bench time: {:.1} s", started.elapsed().as_secs_f64());
+    // The scheduler's own per-green-thread state is private, so it is
+    // taken from its layout (x86_64) and checked against the live heap:
+    //   Arc<Header> {slot, Arc<WorkerShared>, AtomicU8}: 16 + 24 = 40 B
+    //   slab slot Option<Task> {Option<Box<dyn Future>>, Arc, Option<Waker>}: 40 B
+    //     (the slab Vec, like the ready VecDeque of Arc<Header>, 8 B, is
+    //     at a power-of-two capacity: amortised below)
+    //   JoinHandle slot Arc<Mutex<JoinSlot<()>>>, allocated even when
+    //     detached: 16 + 8 + 24 = 48 B
+    //   Queue::recv only: its (id, waker) entry in the waiters' VecDeque, 24 B.
+    // What is left of the live heap is the boxed (join-wrapped) future.
+    let n = PARKED as f64;
+    let cap = (PARKED + 1).next_power_of_two() as f64;
+    let (header, join_slot, slab, ready) = (40.0, 48.0, cap * 40.0 / n, cap * 8.0 / n);
+    let waiters = cap * 24.0 / n;
+    let scheduler = header + slab + ready;
+    let pending_box = pending.live_bytes - scheduler - join_slot;
+    let queue_box = queue.live_bytes - scheduler - join_slot - waiters;
+    println!();
+    println!(
+        "Scheduler state per parked green thread: Arc<Header> {header:.0} B + slab slot {slab:.1} B \
+         (40 B at capacity {cap}) + ready-queue slot {ready:.1} B = {scheduler:.1} B; with the \
+         JoinHandle slot ({join_slot:.0} B) {:.1} B (target <= 256 B + the future).",
+        scheduler + join_slot
+    );
+    println!(
+        "Boxed future = live heap minus the above: `pending` {pending_box:.1} B for a {} B future; \
+         `Queue::recv` {queue_box:.1} B for a {} B future (after also taking off the queue's \
+         {waiters:.1} B waiter slot).",
+        pending.future, queue.future
+    );
 }

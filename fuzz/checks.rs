@@ -1,4 +1,4 @@
-//! The properties the fuzz targets check, shared with `tests/fuzz_corpus.rs`
+//! The properties the fuzz targets check, shared with `tests/it/fuzz_corpus.rs`
 //! (included there and in every target with `#[path]`), so the committed
 //! corpora and every input that once crashed are replayed by `cargo test`
 //! on stable, through the same code.

@@ -152,12 +152,12 @@ if want 5 && has conveyor; then
 fi
 R[5,nginx]="n/a (different limits: large_client_header_buffers, client_max_body_size)"
 
-# 6. A panicking handler: the library-API tests in tests/dispatch.rs.
+# 6. A panicking handler: the library-API tests in tests/it/dispatch.rs.
 if ! want 6; then :
-elif echo "row 6: cargo test --test dispatch" >&2; out=$(cd "$REPO" && timeout 600 cargo test --quiet --test dispatch 2>&1); then
-  R[6,conveyor]="OK $(grep -m1 -o 'test result: .*passed[^;]*; [0-9]* failed' <<< "$out") (tests/dispatch.rs: a thousand handler panics leave every worker serving, gauges at baseline, shutdown does not wait out the grace)"
+elif echo "row 6: cargo test --test it dispatch::" >&2; out=$(cd "$REPO" && timeout 600 cargo test --quiet --test it dispatch:: 2>&1); then
+  R[6,conveyor]="OK $(grep -m1 -o 'test result: .*passed[^;]*; [0-9]* failed' <<< "$out") (tests/it/dispatch.rs: a thousand handler panics leave every worker serving, gauges at baseline, shutdown does not wait out the grace)"
 else
-  R[6,conveyor]="FAIL cargo test --test dispatch: $(grep -m1 'test result' <<< "$out")"
+  R[6,conveyor]="FAIL cargo test --test it dispatch::: $(grep -m1 'test result' <<< "$out")"
 fi
 R[6,nginx]="n/a (no library API)"
 
@@ -187,7 +187,7 @@ CHECKS=(
   "3|\`ulimit -n 256\`: 400 connections|\`prlimit --nofile=256:256\` on the running server (nginx: \`worker_rlimit_nofile 256\`); 400 connections holding a partial request; CPU = utime+stime from /proc/PID/stat over 2 s; then all closed and 20 GETs; log lines written meanwhile"
   "4|Reset mid-response, half-close, never read, 10,000 pipelined in one write|20 × RST after 64 KiB of 16 MiB; request + SHUT_WR; 16 MiB requested with a 64 KiB receive buffer and never read (write timeout 1 s; dropped = the server's socket leaves ESTABLISHED, from \`ss\`); 10,000 GETs in one write (Conveyor \`max_requests_per_connection = 10000\`); a normal GET after each; panics from /status"
   "5|Every limit at its value and one byte past|raw requests: request line of exactly N bytes (without CRLF) and N+1; a whole preamble of line+header bytes and +1; N header fields and N+1; /echo Content-Length N and N+1"
-  "6|A panicking handler is isolated|\`cargo test --test dispatch\` (library API, both dispatchers)"
+  "6|A panicking handler is isolated|\`cargo test --test it dispatch::\` (library API, both dispatchers)"
   "7|Memory stays flat|RSS (/proc/PID/status VmRSS) after $((MEM_N / 10)) and $MEM_N requests (\`conveyor bench -n\`, 32 keep-alive connections, 128 B); a 1 GiB /echo upload generated 1 MiB at a time and read back concurrently, RSS sampled every 64 MiB"
   "8|Wire-level fuzzer, $CASES cases|Python, seed 13: valid requests mutated (bytes flipped, inserted, deleted, duplicated, protocol tokens, long runs, pipelined followers), sent in up to 5 writes, then closed at once (half with RST), half-closed and read to the end, or read once; 16 at a time; then a GET and /status"
 )
@@ -218,7 +218,7 @@ Notes:
 
 - Row 1: the default \`limits.max_connections\` (10,000) is below the 11,064 connections held here, so the run raises it to 16,384 (nginx's \`worker_connections\` in scripts/lib.sh); the default was not measured.
 - Row 2: nginx's graceful stop is SIGQUIT (its SIGTERM is a fast stop that cuts responses), so nginx gets SIGQUIT. nginx has no /echo.
-- Row 3: out of descriptors, Conveyor's acceptor retries every 10 ms and logs one warning line per episode, at most one a minute (per acceptor: \`reuseport\` has one per worker); the regression test is \`cargo test --test cli_start_stop out_of_file_descriptors\`. nginx's lines are its accept errors (\`worker_rlimit_nofile 256\`).
+- Row 3: out of descriptors, Conveyor's acceptor retries every 10 ms and logs one warning line per episode, at most one a minute (per acceptor: \`reuseport\` has one per worker); the regression test is \`cargo test --test it cli_start_stop::out_of_file_descriptors\`. nginx's lines are its accept errors (\`worker_rlimit_nofile 256\`).
 - Rows 5–6 and the 1 GiB /echo of row 7 are Conveyor's own features: n/a for nginx.
 - Row 8 is a blind mutator against the running binary, not coverage-guided; the coverage-guided targets are in fuzz/ (\`cargo fuzz\`).
 NOTES

@@ -2,7 +2,7 @@
 //! line, running as green threads on its own scheduler.
 //!
 //! The modules, from the ground up. A module may name only modules of a
-//! lower rank (`tests/layers.rs` reads every file under `src/` and fails on
+//! lower rank (`tests/it/layers.rs` reads every file under `src/` and fails on
 //! any other `crate::` path; modules of one rank may not name each other):
 //!
 //! | rank | module | what it is |

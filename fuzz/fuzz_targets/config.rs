@@ -1,5 +1,5 @@
 #![no_main]
-//! See `checks::config` (shared with tests/fuzz_corpus.rs).
+//! See `checks::config` (shared with tests/it/fuzz_corpus.rs).
 
 #[path = "../checks.rs"]
 mod checks;

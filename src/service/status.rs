@@ -404,47 +404,4 @@ mod tests {
         assert!(text.contains("\nconveyor_request_duration_seconds_sum 1.234567890\n"));
         assert!(text.contains("\nconveyor_queue_wait_seconds{worker=\"1\"} 0.000070\n"));
     }
-
-    /// `promtool check metrics` on the sample (TLS figures included), when
-    /// promtool is here; `tests/prometheus.rs` checks a live server's.
-    #[test]
-    fn promtool_finds_no_problem() {
-        let Some(problems) = promtool(&to_prometheus(&sample(true))) else {
-            return;
-        };
-        assert_eq!(problems, "", "promtool check metrics");
-    }
-
-    /// What `promtool check metrics` says about `text`; `None` (skipped)
-    /// when it is not installed, except under CI, which installs it.
-    fn promtool(text: &str) -> Option<String> {
-        use std::io::Write;
-        use std::process::{Command, Stdio};
-        let child = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn();
-        let mut child = match child {
-            Ok(child) => child,
-            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("promtool: {e}; install the Debian package prometheus")
-            }
-            Err(_) => {
-                eprintln!("skipped: promtool not installed");
-                return None;
-            }
-        };
-        let mut stdin = child.stdin.take().expect("piped");
-        stdin.write_all(text.as_bytes()).expect("to promtool");
-        drop(stdin);
-        let out = child.wait_with_output().expect("promtool ran");
-        let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() || !said.is_empty(),
-            "promtool failed silently"
-        );
-        Some(said.trim().to_string())
-    }
 }

@@ -1,0 +1,40 @@
+//! Conveyor's integration tests, one binary: each module was once its own
+//! test binary, and each linked rustls, ring and brotli and compiled the
+//! harness again. `harness` holds every shared helper once.
+
+mod harness;
+
+mod access_log;
+mod bench_cli;
+mod cli;
+mod cli_start_stop;
+mod compression;
+mod config_swap;
+mod confinement;
+mod connections;
+mod container;
+mod dashboard;
+mod deploy;
+mod dispatch;
+mod docs;
+mod echo;
+mod fuzz_corpus;
+mod layers;
+mod library_api;
+mod lingering;
+mod listen_and_stop;
+mod listeners;
+mod not_found;
+mod probes;
+mod prometheus;
+mod protocol;
+mod reload;
+mod reserved_paths;
+mod runtime;
+mod site;
+mod slow_bodies;
+mod smoke;
+mod socket_activation;
+mod static_files;
+mod tls;
+mod user_switch;
