@@ -184,6 +184,8 @@ pub static KEYS: &[Key] = &[
         "Time allowed for a write to make progress before the connection is dropped."),
     key!("timeouts.shutdown_grace", timeouts.shutdown_grace = duration, Str("5s"),
         "On shutdown, how long in-flight requests may finish."),
+    key!("timeouts.lingering", timeouts.lingering = duration_or_zero, Str("5s"),
+        "After an error, or a close with the client still sending: how long to read and drop what it sends (nginx's lingering_timeout), so the answer is not reset away; 0 = close at once."),
     key!("static.index", static_files.index = file_name, Str("index.html"),
         "File served for a directory request; a plain file name."),
     key!("static.follow_symlinks_outside_root",

@@ -241,6 +241,9 @@ blank_struct! {
         /// `timeouts.shutdown_grace`: on shutdown, how long in-flight requests may
         /// finish (default 5 s).
         pub shutdown_grace: Duration,
+        /// `timeouts.lingering`: how long a lingering close reads and drops
+        /// what the client still sends (default 5 s).
+        pub lingering: Duration,
     }
 }
 

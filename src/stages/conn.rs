@@ -59,10 +59,6 @@ impl Drop for ConnectionSlot {
 /// is not waiting for an answer anyway (nginx bounds it by time only).
 pub const LINGER_BYTES: u64 = 64 * 1024 * 1024;
 
-/// How long a lingering close waits for the client to finish sending
-/// (nginx's `lingering_timeout`).
-pub const LINGER_TIME: Duration = Duration::from_secs(5);
-
 /// A client connection on its way along the line.
 pub struct Conn {
     /// The client's socket, non-blocking.
@@ -143,7 +139,7 @@ impl Conn {
 
     /// Closes as nginx's `lingering_close` does: a FIN, then what the
     /// client still sends is read and dropped until it closes too, for at
-    /// most `limit` and [`LINGER_BYTES`]. Closing with unread bytes would
+    /// most `limit` (`timeouts.lingering`) and [`LINGER_BYTES`]. Closing with unread bytes would
     /// make the kernel answer with a reset, and a reset can destroy the
     /// response still in flight (a 400 followed by more pipelined
     /// requests, a 413 whose body is still coming).

@@ -144,7 +144,7 @@ impl Handshake {
                 if let Ok(Ok(())) = timeout(limit, conn.stream.socket().write_all(&out)).await {
                     // The client goes on sending its request: a plain
                     // close would reset the 400 away.
-                    conn.close_lingering(super::conn::LINGER_TIME).await;
+                    conn.close_lingering(config.timeouts.lingering).await;
                 }
                 return;
             }

@@ -20,7 +20,6 @@ use crate::service::{
 };
 
 use super::admission::Verdict;
-use super::conn::LINGER_TIME;
 use super::{Conn, Handler, HandlerFuture, Line};
 
 /// Responses buffered beyond this are written before answering more
@@ -163,7 +162,8 @@ impl Built {
             // On a green thread of its own: the handler (a pool's slot)
             // is free while the client finishes sending.
             Next::Linger => {
-                crate::runtime::spawn(conn.close_lingering(LINGER_TIME)).detach();
+                let limit = line.config.load().timeouts.lingering;
+                crate::runtime::spawn(conn.close_lingering(limit)).detach();
             }
         }
     }
