@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use conveyor::config::{
-    parse_fallback, parse_listen, parse_listen_spec, resolve_workers, AcceptorKind, Config,
-    ConfigError, DispatcherKind, Listen, ListenSpec, Listeners, LogLevel, UnknownName,
-    DEFAULT_CONFIG_PATH, LISTEN_FIX, MAX_WORKERS, WORKERS_FIX,
+    parse_fallback, parse_listen_address, parse_tcp_address, resolve_workers, AcceptorKind, Config,
+    ConfigError, DispatcherKind, ListenAddress, ListenAddresses, LogLevel, TcpAddress, UnknownName,
+    DEFAULT_CONFIG_PATH, MAX_WORKERS, TCP_ADDRESS_FIX, WORKERS_FIX,
 };
 use lexopt::Arg;
 
@@ -85,7 +85,7 @@ pub(crate) struct ServeArgs {
     pub root: Option<PathBuf>,
     pub config: Option<PathBuf>,
     /// Every `--listen`, in order; none leaves the config's `listen`.
-    pub listen: Vec<ListenSpec>,
+    pub listen: Vec<ListenAddress>,
     /// As given: 0 means one per core, resolved by `apply`.
     pub workers: Option<usize>,
     pub acceptor: Option<AcceptorKind>,
@@ -104,7 +104,7 @@ pub(crate) struct ServeArgs {
     /// `--tls-key FILE`.
     pub tls_key: Option<PathBuf>,
     /// `--tls-listen ADDR`, each time given: `tls.listen`.
-    pub tls_listen: Vec<Listen>,
+    pub tls_listen: Vec<TcpAddress>,
 }
 
 fn err(message: String) -> ConfigError {
@@ -113,7 +113,7 @@ fn err(message: String) -> ConfigError {
 
 /// The first TCP `listen` address with port + 1 (port 0 stays 0: any free
 /// port), for `--tls-cert` without `--tls-listen`.
-fn next_port(listeners: &Listeners) -> Result<Listen, ConfigError> {
+fn next_port(listeners: &ListenAddresses) -> Result<TcpAddress, ConfigError> {
     let bump = |port: u16| match port {
         0 => Some(0),
         p => p.checked_add(1),
@@ -127,18 +127,18 @@ fn next_port(listeners: &Listeners) -> Result<Listen, ConfigError> {
         .specs()
         .iter()
         .find_map(|spec| match spec {
-            ListenSpec::Tcp(listen) => Some(listen),
-            ListenSpec::Unix(_) | ListenSpec::Inherited { .. } => None,
+            ListenAddress::Tcp(listen) => Some(listen),
+            ListenAddress::Unix(_) | ListenAddress::Inherited { .. } => None,
         })
         .ok_or_else(|| fail("no listener is a TCP address"))?;
     let port_fail = || fail("the listen port is 65535");
     Ok(match listen {
-        Listen::Addr(addr) => {
+        TcpAddress::Addr(addr) => {
             let mut addr = *addr;
             addr.set_port(bump(addr.port()).ok_or_else(port_fail)?);
-            Listen::Addr(addr)
+            TcpAddress::Addr(addr)
         }
-        Listen::Name { host, port } => Listen::Name {
+        TcpAddress::Name { host, port } => TcpAddress::Name {
             host: host.clone(),
             port: bump(*port).ok_or_else(port_fail)?,
         },
@@ -185,7 +185,7 @@ fn serve_flag(
         "-h" | "--help" => return Ok(Some(Command::Help)),
         "-V" | "--version" => return Ok(Some(Command::Version)),
         "--listen" => {
-            let spec = parse_listen_spec(&value_of("ADDR")?)
+            let spec = parse_listen_address(&value_of("ADDR")?)
                 .map_err(|why| err(format!("--listen {why}")))?;
             if !out.listen.contains(&spec) {
                 out.listen.push(spec);
@@ -193,8 +193,8 @@ fn serve_flag(
         }
         "--tls-listen" => {
             let s = value_of("ADDR")?;
-            let listen = parse_listen(&s)
-                .ok_or_else(|| err(format!("--tls-listen {s} is invalid; {LISTEN_FIX}")))?;
+            let listen = parse_tcp_address(&s)
+                .ok_or_else(|| err(format!("--tls-listen {s} is invalid; {TCP_ADDRESS_FIX}")))?;
             out.tls_listen.push(listen);
         }
         "--workers" => {
@@ -299,7 +299,7 @@ impl ServeArgs {
             config.root = root.clone();
         }
         if !self.listen.is_empty() {
-            config.listen = Listeners(self.listen.clone());
+            config.listen = ListenAddresses(self.listen.clone());
         }
         if let Some(n) = self.workers {
             if n > MAX_WORKERS {
@@ -473,7 +473,7 @@ mod tests {
             ServeArgs {
                 root: Some("site".into()),
                 config: Some("c.toml".into()),
-                listen: vec![ListenSpec::parse("0.0.0.0:80").unwrap()],
+                listen: vec![ListenAddress::parse("0.0.0.0:80").unwrap()],
                 workers: Some(4),
                 acceptor: Some(AcceptorKind::ReusePort),
                 dispatcher: Some(DispatcherKind::Pool),
@@ -513,8 +513,8 @@ mod tests {
         assert_eq!(
             s.listen,
             vec![
-                ListenSpec::parse("127.0.0.1:1").unwrap(),
-                ListenSpec::Unix("/run/c.sock".into())
+                ListenAddress::parse("127.0.0.1:1").unwrap(),
+                ListenAddress::Unix("/run/c.sock".into())
             ]
         );
         let mut config = Config::default();

@@ -8,18 +8,18 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::config::{Config, ListenSpec};
+use crate::config::{Config, ListenAddress};
 use crate::runtime::sys::sockets::{adopt_listener, bind_unix, SocketFile};
 use crate::runtime::{Handle, Latch, ListenOptions, Runtime, TcpListener};
-use crate::stages::acceptor::listen_options;
+use crate::stages::acceptor::bind_options;
 use crate::stages::handshake::Handshake;
 use crate::stages::{Acceptor, Bound, Line, Origin};
 use crate::tls::TlsKeys;
 
 /// One listener being accepted on.
-pub(crate) struct Listening {
+pub(crate) struct OpenListener {
     /// The `listen` entry it came from.
-    pub(crate) spec: ListenSpec,
+    pub(crate) spec: ListenAddress,
     /// `http://127.0.0.1:8080`, `unix:/run/c.sock`, `systemd socket web (fd 3)`.
     pub(crate) shown: String,
     /// The TCP address bound, if it is one.
@@ -28,7 +28,7 @@ pub(crate) struct Listening {
     file: Option<SocketFile>,
 }
 
-impl Drop for Listening {
+impl Drop for OpenListener {
     /// Stops accepting (the acceptor closes the socket) and removes the
     /// socket file this server created.
     fn drop(&mut self) {
@@ -49,16 +49,16 @@ pub(crate) fn open(
     runtime: &Runtime,
     line: &Arc<Line>,
     config: &Config,
-    keep: &[ListenSpec],
-) -> io::Result<Vec<Listening>> {
+    keep: &[ListenAddress],
+) -> io::Result<Vec<OpenListener>> {
     let wanted = &config.listen;
-    let mut opened: Vec<Listening> = Vec::new();
+    let mut opened: Vec<OpenListener> = Vec::new();
     let mut skipped: Option<io::Error> = None;
     // Every TCP address of the list: `[::]:P` is dual-stack unless
     // `0.0.0.0:P` has a listener of its own.
-    let mut tcp: Vec<(ListenSpec, SocketAddr)> = Vec::new();
+    let mut tcp: Vec<(ListenAddress, SocketAddr)> = Vec::new();
     for spec in wanted.specs() {
-        if let ListenSpec::Tcp(listen) = spec {
+        if let ListenAddress::Tcp(listen) = spec {
             let addrs = listen.resolve().map_err(|e| ListenError::wrap(listen, e))?;
             tcp.extend(addrs.into_iter().map(|a| (spec.clone(), a)));
         }
@@ -70,7 +70,7 @@ pub(crate) fn open(
     let several = wanted.specs().len() > 1 || tcp.len() > 1;
     for spec in wanted.specs().iter().filter(|s| !keep.contains(s)) {
         match spec {
-            ListenSpec::Tcp(_) => {
+            ListenAddress::Tcp(_) => {
                 let mut first_port = None;
                 for (_, mut addr) in tcp.iter().filter(|(s, _)| s == spec).cloned() {
                     // Port 0 on a name: every address gets the port the first got.
@@ -79,7 +79,7 @@ pub(crate) fn open(
                     }
                     let only_v6 =
                         addr.is_ipv6() && addr.ip().is_unspecified() && v4_wildcard(addr.port());
-                    let options = listen_options(config, false, only_v6);
+                    let options = bind_options(config, false, only_v6);
                     match start_tcp(acceptor, runtime, line, spec, addr, &options) {
                         Ok(listening) => {
                             first_port = first_port.or(listening.addr.map(|a| a.port()));
@@ -94,7 +94,7 @@ pub(crate) fn open(
                     }
                 }
             }
-            ListenSpec::Unix(path) => {
+            ListenAddress::Unix(path) => {
                 let backlog = i32::try_from(config.runtime.backlog).unwrap_or(i32::MAX);
                 let mode = config.unix_socket_mode;
                 let (listener, file) =
@@ -113,7 +113,7 @@ pub(crate) fn open(
                     Some(file),
                 )?);
             }
-            ListenSpec::Inherited { fd, .. } => {
+            ListenAddress::Inherited { fd, .. } => {
                 let listener = adopt_listener(*fd).map_err(|e| ListenError::wrap(spec, e))?;
                 let bound = Bound {
                     listener,
@@ -133,10 +133,10 @@ fn start_tcp(
     acceptor: &dyn Acceptor,
     runtime: &Runtime,
     line: &Arc<Line>,
-    spec: &ListenSpec,
+    spec: &ListenAddress,
     addr: SocketAddr,
     options: &ListenOptions,
-) -> io::Result<Listening> {
+) -> io::Result<OpenListener> {
     let listener = TcpListener::bind(addr, options)?;
     let local = listener.local_addr()?;
     let bound = Bound::fresh(listener, options.only_v6);
@@ -144,7 +144,7 @@ fn start_tcp(
         // An acceptor of the user's own that binds for itself.
         Err(e) if e.kind() == io::ErrorKind::Unsupported => {
             let local = acceptor.start(runtime.handle(), local, line)?;
-            Ok(Listening {
+            Ok(OpenListener {
                 spec: spec.clone(),
                 shown: format!("http://{local}"),
                 addr: Some(local),
@@ -160,11 +160,11 @@ fn start(
     acceptor: &dyn Acceptor,
     runtime: &Runtime,
     line: &Arc<Line>,
-    spec: &ListenSpec,
+    spec: &ListenAddress,
     bound: Bound,
     addr: Option<SocketAddr>,
     file: Option<SocketFile>,
-) -> io::Result<Listening> {
+) -> io::Result<OpenListener> {
     let shown = match addr {
         Some(addr) => format!("http://{addr}"),
         None => spec.to_string(),
@@ -176,7 +176,7 @@ fn start(
         }
         return Err(e);
     }
-    Ok(Listening {
+    Ok(OpenListener {
         spec: spec.clone(),
         shown,
         addr,

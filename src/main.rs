@@ -11,7 +11,7 @@ mod cli;
 use cli::Command;
 use std::os::fd::RawFd;
 
-use conveyor::config::{AcceptorKind, Config, ListenSpec, Listeners, DEFAULT_CONFIG_PATH};
+use conveyor::config::{AcceptorKind, Config, ListenAddress, ListenAddresses, DEFAULT_CONFIG_PATH};
 use conveyor::runtime::sys::{account, signal, sockets};
 use conveyor::server::{ListenError, Stopped};
 use conveyor::Server;
@@ -237,10 +237,10 @@ fn load(
         config.echo.enabled = false;
     }
     if !inherited.is_empty() {
-        config.listen = Listeners(
+        config.listen = ListenAddresses(
             inherited
                 .iter()
-                .map(|(fd, name)| ListenSpec::Inherited {
+                .map(|(fd, name)| ListenAddress::Inherited {
                     fd: *fd,
                     name: name.clone(),
                 })

@@ -12,7 +12,7 @@ use std::fmt;
 use std::io;
 
 use crate::access_log::AccessLog;
-use crate::config::{Config, ListenSpec};
+use crate::config::{Config, ListenAddress};
 use crate::server::{lock, ListenError, Server};
 
 /// What a reload did.
@@ -185,7 +185,7 @@ impl Server {
             };
         // 4. Listeners added; those in both lists keep running untouched.
         let mut listening = lock(&self.listening);
-        let running: Vec<ListenSpec> = listening.iter().map(|l| l.spec.clone()).collect();
+        let running: Vec<ListenAddress> = listening.iter().map(|l| l.spec.clone()).collect();
         let added = crate::listening::open(
             self.acceptor.as_ref(),
             &self.runtime,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::access_log::AccessLog;
 use crate::config::{resolve_workers, Config, SharedConfig};
 pub use crate::listening::ListenError;
-use crate::listening::Listening;
+use crate::listening::OpenListener;
 use crate::metrics::Metrics;
 use crate::runtime::{race, Latch, Runtime};
 use crate::service::{Readiness, Service, StatusSource};
@@ -38,7 +38,7 @@ pub struct Server {
     pub(crate) access_log: Mutex<Option<AccessLog>>,
     pub(crate) acceptor: Arc<dyn Acceptor>,
     /// Every listener accepted on; a reload adds and removes.
-    pub(crate) listening: Mutex<Vec<Listening>>,
+    pub(crate) listening: Mutex<Vec<OpenListener>>,
     /// The built-in handler, rebuilt by a reload; `None` with a custom one.
     pub(crate) http: Option<Arc<HttpHandler>>,
 }

@@ -269,7 +269,7 @@ pub static KEYS: &[Key] = &[
     key!("runtime.tcp_defer_accept",
         runtime.tcp_defer_accept = whole_seconds_or_zero, Str("1s"),
         "Hand a connection over once its request bytes arrive, or after this many whole seconds; 0 = off."),
-    key!("tls.listen", tls.listen = tls::listen_list, Raw("[]"),
+    key!("tls.listen", tls.listen = tls::tcp_address_list, Raw("[]"),
         "Addresses served over HTTPS, like [\"0.0.0.0:443\"]; [] = no HTTPS."),
     key!("tls.redirect_http", tls.redirect_http = boolean, Bool(false),
         "Plain-HTTP listeners answer 308 to the same URL over HTTPS."),

@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 use toml::Value;
 
-use super::value::{parse_listen, Listen, Parsed};
+use super::value::{parse_tcp_address, Parsed, TcpAddress};
 
 /// The prefix naming a Unix-domain socket in `listen` and `--listen`.
 pub const UNIX_PREFIX: &str = "unix:";
@@ -22,15 +22,15 @@ pub const UNIX_PREFIX: &str = "unix:";
 const UNIX_PATH_MAX: usize = 107;
 
 /// How to write any listener; ends the message for an invalid one.
-pub const LISTENER_FIX: &str = "write it as IP:PORT or HOST:PORT, like \"127.0.0.1:8080\", \
+pub const LISTEN_ADDRESS_FIX: &str = "write it as IP:PORT or HOST:PORT, like \"127.0.0.1:8080\", \
      \"[::1]:8080\", \"[::]:8080\" or \"localhost:8080\", or as unix:PATH, like \
      \"unix:/run/conveyor.sock\"";
 
 /// One place to take connections from.
 #[derive(Clone, PartialEq, Eq)]
-pub enum ListenSpec {
+pub enum ListenAddress {
     /// A TCP address, or a host name whose every address is listened on.
-    Tcp(Listen),
+    Tcp(TcpAddress),
     /// A Unix-domain stream socket at this path (`unix:/path`).
     Unix(PathBuf),
     /// A listening socket inherited from the service manager (systemd
@@ -43,29 +43,29 @@ pub enum ListenSpec {
     },
 }
 
-impl ListenSpec {
+impl ListenAddress {
     /// Reads one listener as `listen` or `--listen` write it.
-    pub fn parse(s: &str) -> Option<ListenSpec> {
+    pub fn parse(s: &str) -> Option<ListenAddress> {
         let s = s.trim();
         if let Some(path) = s.strip_prefix(UNIX_PREFIX) {
             let ok = !path.is_empty() && path.len() <= UNIX_PATH_MAX && !path.contains('\0');
-            return ok.then(|| ListenSpec::Unix(PathBuf::from(path)));
+            return ok.then(|| ListenAddress::Unix(PathBuf::from(path)));
         }
-        parse_listen(s).map(ListenSpec::Tcp)
+        parse_tcp_address(s).map(ListenAddress::Tcp)
     }
 }
 
-impl fmt::Display for ListenSpec {
+impl fmt::Display for ListenAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ListenSpec::Tcp(listen) => write!(f, "{listen}"),
-            ListenSpec::Unix(path) => write!(f, "{UNIX_PREFIX}{}", path.display()),
-            ListenSpec::Inherited { fd, name } => write!(f, "systemd socket {name} (fd {fd})"),
+            ListenAddress::Tcp(listen) => write!(f, "{listen}"),
+            ListenAddress::Unix(path) => write!(f, "{UNIX_PREFIX}{}", path.display()),
+            ListenAddress::Inherited { fd, name } => write!(f, "systemd socket {name} (fd {fd})"),
         }
     }
 }
 
-impl fmt::Debug for ListenSpec {
+impl fmt::Debug for ListenAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "\"{self}\"")
     }
@@ -73,45 +73,45 @@ impl fmt::Debug for ListenSpec {
 
 /// The `listen` key: one or more listeners, never none.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Listeners(pub Vec<ListenSpec>);
+pub struct ListenAddresses(pub Vec<ListenAddress>);
 
-impl Listeners {
+impl ListenAddresses {
     /// The listeners, in the order written.
-    pub fn specs(&self) -> &[ListenSpec] {
+    pub fn specs(&self) -> &[ListenAddress] {
         &self.0
     }
 }
 
-impl super::Blank for Listeners {
-    fn blank() -> Listeners {
-        Listeners(Vec::new())
+impl super::Blank for ListenAddresses {
+    fn blank() -> ListenAddresses {
+        ListenAddresses(Vec::new())
     }
 }
 
-impl From<SocketAddr> for Listeners {
-    fn from(addr: SocketAddr) -> Listeners {
-        Listeners(vec![ListenSpec::Tcp(Listen::Addr(addr))])
+impl From<SocketAddr> for ListenAddresses {
+    fn from(addr: SocketAddr) -> ListenAddresses {
+        ListenAddresses(vec![ListenAddress::Tcp(TcpAddress::Addr(addr))])
     }
 }
 
-impl From<Listen> for Listeners {
-    fn from(listen: Listen) -> Listeners {
-        Listeners(vec![ListenSpec::Tcp(listen)])
+impl From<TcpAddress> for ListenAddresses {
+    fn from(listen: TcpAddress) -> ListenAddresses {
+        ListenAddresses(vec![ListenAddress::Tcp(listen)])
     }
 }
 
 /// One listener, as `"127.0.0.1:0".parse()` in code and tests.
-impl FromStr for Listeners {
+impl FromStr for ListenAddresses {
     type Err = String;
 
-    fn from_str(s: &str) -> Result<Listeners, String> {
-        ListenSpec::parse(s)
-            .map(|spec| Listeners(vec![spec]))
-            .ok_or_else(|| format!("{s:?} is invalid; {LISTENER_FIX}"))
+    fn from_str(s: &str) -> Result<ListenAddresses, String> {
+        ListenAddress::parse(s)
+            .map(|spec| ListenAddresses(vec![spec]))
+            .ok_or_else(|| format!("{s:?} is invalid; {LISTEN_ADDRESS_FIX}"))
     }
 }
 
-impl fmt::Display for Listeners {
+impl fmt::Display for ListenAddresses {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let all: Vec<String> = self.0.iter().map(ToString::to_string).collect();
         f.write_str(&all.join(", "))
@@ -119,37 +119,38 @@ impl fmt::Display for Listeners {
 }
 
 // One line: the config's pretty `Debug` counts one line per key.
-impl fmt::Debug for Listeners {
+impl fmt::Debug for ListenAddresses {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}", self.0)
     }
 }
 
 /// `listen = "127.0.0.1:8080"` or `listen = ["[::]:8080", "unix:/run/c.sock"]`.
-pub(crate) fn listeners(v: &Value) -> Parsed<Listeners> {
-    let one = |v: &Value| -> Parsed<ListenSpec> {
+pub(crate) fn listeners(v: &Value) -> Parsed<ListenAddresses> {
+    let one = |v: &Value| -> Parsed<ListenAddress> {
         match v {
-            Value::String(s) => ListenSpec::parse(s)
-                .ok_or_else(|| format!("holds {s:?}, which is invalid; {LISTENER_FIX}")),
+            Value::String(s) => ListenAddress::parse(s)
+                .ok_or_else(|| format!("holds {s:?}, which is invalid; {LISTEN_ADDRESS_FIX}")),
             _ => Err(format!(
-                "holds a value that is not a string; {LISTENER_FIX}"
+                "holds a value that is not a string; {LISTEN_ADDRESS_FIX}"
             )),
         }
     };
     let specs = match v {
         Value::String(s) => {
-            vec![ListenSpec::parse(s).ok_or_else(|| format!("is invalid; {LISTENER_FIX}"))?]
+            vec![ListenAddress::parse(s)
+                .ok_or_else(|| format!("is invalid; {LISTEN_ADDRESS_FIX}"))?]
         }
         Value::Array(items) => items.iter().map(one).collect::<Parsed<Vec<_>>>()?,
         _ => {
             return Err(format!(
-                "is not a string or a list of strings; {LISTENER_FIX}"
+                "is not a string or a list of strings; {LISTEN_ADDRESS_FIX}"
             ))
         }
     };
     if specs.is_empty() {
         return Err(format!(
-            "is an empty list: the server would take no connections; {LISTENER_FIX}"
+            "is an empty list: the server would take no connections; {LISTEN_ADDRESS_FIX}"
         ));
     }
     for (i, spec) in specs.iter().enumerate() {
@@ -157,7 +158,7 @@ pub(crate) fn listeners(v: &Value) -> Parsed<Listeners> {
             return Err(format!("names {spec} twice; list each listener once"));
         }
     }
-    Ok(Listeners(specs))
+    Ok(ListenAddresses(specs))
 }
 
 /// `unix_socket_mode`: the permission bits of the Unix sockets the server
@@ -188,15 +189,15 @@ pub(crate) fn account(v: &Value) -> Parsed<String> {
 }
 
 /// Used by `--listen`: the same words as the config's.
-pub fn parse_listen_spec(s: &str) -> Result<ListenSpec, String> {
-    ListenSpec::parse(s).ok_or_else(|| format!("{s} is invalid; {LISTENER_FIX}"))
+pub fn parse_listen_address(s: &str) -> Result<ListenAddress, String> {
+    ListenAddress::parse(s).ok_or_else(|| format!("{s} is invalid; {LISTEN_ADDRESS_FIX}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parsed(text: &str) -> Parsed<Listeners> {
+    fn parsed(text: &str) -> Parsed<ListenAddresses> {
         let table: toml::Table = format!("v = {text}").parse().expect("toml");
         listeners(&table["v"])
     }
@@ -209,7 +210,7 @@ mod tests {
         );
         let list = parsed("[\"[::]:8080\", \"unix:/run/c.sock\", \"localhost:1\"]").unwrap();
         assert_eq!(list.0.len(), 3);
-        assert_eq!(list.0[1], ListenSpec::Unix("/run/c.sock".into()));
+        assert_eq!(list.0[1], ListenAddress::Unix("/run/c.sock".into()));
         assert_eq!(list.to_string(), "[::]:8080, unix:/run/c.sock, localhost:1");
         assert!(parsed("[]").unwrap_err().contains("empty list"));
         assert!(parsed("[\"a:1\", \"a:1\"]").unwrap_err().contains("twice"));

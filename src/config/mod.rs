@@ -90,14 +90,16 @@ use std::time::Duration;
 pub use access::{allowed, AddrRange, StatusAccess};
 pub use glob::Glob;
 pub use keys::{reference, Key, Literal, KEYS};
-pub use listen::{parse_listen_spec, ListenSpec, Listeners, LISTENER_FIX, UNIX_PREFIX};
+pub use listen::{
+    parse_listen_address, ListenAddress, ListenAddresses, LISTEN_ADDRESS_FIX, UNIX_PREFIX,
+};
 pub use names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate, UnknownName};
 pub use page::{configuration_page, CONFIGURATION_PAGE};
 pub use shared::SharedConfig;
 pub use site::{parse_fallback, HeaderRule};
 pub use tls::TlsConfig;
 pub use units::{parse_duration, parse_size};
-pub use value::{parse_listen, Listen, LISTEN_FIX, WORKERS_FIX};
+pub use value::{parse_tcp_address, TcpAddress, TCP_ADDRESS_FIX, WORKERS_FIX};
 
 use crate::runtime::PollMode;
 
@@ -114,7 +116,7 @@ blank_struct! {
         /// `listen`: every listener: TCP addresses (a host name listens on
         /// every address it has), Unix sockets (`unix:/path`), or the sockets
         /// systemd passed (default 127.0.0.1:8080).
-        pub listen: Listeners,
+        pub listen: ListenAddresses,
         /// `unix_socket_mode`: permission bits of the Unix sockets the server
         /// creates (default 0o660: owner and group may connect).
         pub unix_socket_mode: u32,

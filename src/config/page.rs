@@ -95,7 +95,7 @@ fn written_as(key: &Key) -> Option<String> {
         "tokens" => "list of tokens",
         "addr_ranges" => "list of addresses and CIDR ranges",
         "log_path" => "path, or \"-\"",
-        "tls::listen_list" => "list of addresses",
+        "tls::tcp_address_list" => "list of addresses",
         _ => return None,
     };
     Some(known.to_string())

@@ -343,14 +343,14 @@ mod tests {
 
     #[test]
     fn listen_takes_a_host_name() {
-        use crate::config::{Listen, ListenSpec};
+        use crate::config::{ListenAddress, TcpAddress};
         let c = Config::from_toml_str("listen = \"localhost:8080\"").unwrap();
-        let name = Listen::Name {
+        let name = TcpAddress::Name {
             host: "localhost".into(),
             port: 8080,
         };
         assert_eq!(c.listen, name.clone().into());
-        let ListenSpec::Tcp(listen) = &c.listen.specs()[0] else {
+        let ListenAddress::Tcp(listen) = &c.listen.specs()[0] else {
             panic!("{:?}", c.listen)
         };
         assert!(listen

@@ -5,14 +5,16 @@ use std::path::PathBuf;
 use toml::Value;
 
 use super::site::string_list;
-use super::value::{array_of_tables, parse_listen, string, Listen, Parsed, LISTEN_FIX};
+use super::value::{
+    array_of_tables, parse_tcp_address, string, Parsed, TcpAddress, TCP_ADDRESS_FIX,
+};
 use crate::tls::CertificateFiles;
 
 /// `[tls]`: HTTPS listeners and their certificates.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TlsConfig {
     /// `tls.listen`: addresses served over TLS (default none: no HTTPS).
-    pub listen: Vec<Listen>,
+    pub listen: Vec<TcpAddress>,
     /// `[[tls.certificates]]`: chains and keys, chosen by SNI.
     pub certificates: Vec<CertificateFiles>,
     /// `tls.redirect_http`: the plain listeners answer every request with
@@ -32,10 +34,10 @@ const CERT_FIX: &str = "write [[tls.certificates]] tables like \
      (names optional)";
 
 /// `tls.listen`: a list of `IP:PORT` or `HOST:PORT`.
-pub(crate) fn listen_list(v: &Value) -> Parsed<Vec<Listen>> {
+pub(crate) fn tcp_address_list(v: &Value) -> Parsed<Vec<TcpAddress>> {
     string_list(v)?
         .iter()
-        .map(|s| parse_listen(s).ok_or_else(|| format!("holds {s:?}; {LISTEN_FIX}")))
+        .map(|s| parse_tcp_address(s).ok_or_else(|| format!("holds {s:?}; {TCP_ADDRESS_FIX}")))
         .collect()
 }
 

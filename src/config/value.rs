@@ -21,7 +21,7 @@ pub(crate) type Reason = String;
 pub(crate) type Parsed<T> = Result<T, Reason>;
 
 /// How to write a listen address; ends the message for an invalid `listen` or `--listen`.
-pub const LISTEN_FIX: &str =
+pub const TCP_ADDRESS_FIX: &str =
     "write it as IP:PORT or HOST:PORT, like \"127.0.0.1:8080\", \"[::1]:8080\" or \"localhost:8080\"";
 /// The allowed worker counts; ends the message for an invalid `workers` or `--workers`.
 pub const WORKERS_FIX: &str = "use an integer from 0 (one per core) to 1024";
@@ -42,7 +42,7 @@ fn invalid(fix: &str) -> Reason {
 /// brackets), or a `HOST:PORT` such as `localhost:8080`, which the server
 /// resolves when it starts and listens on every address the name has.
 #[derive(Clone, PartialEq, Eq)]
-pub enum Listen {
+pub enum TcpAddress {
     /// One address, as written.
     Addr(SocketAddr),
     /// A host name and a port, resolved at start-up.
@@ -54,13 +54,13 @@ pub enum Listen {
     },
 }
 
-impl Listen {
+impl TcpAddress {
     /// The addresses to bind, without repeats: the one written, or every
     /// address the name resolves to (errors name the host and the fix).
     pub fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
         let (host, port) = match self {
-            Listen::Addr(addr) => return Ok(vec![*addr]),
-            Listen::Name { host, port } => (host, *port),
+            TcpAddress::Addr(addr) => return Ok(vec![*addr]),
+            TcpAddress::Name { host, port } => (host, *port),
         };
         let cannot = |why: String| {
             io::Error::new(
@@ -87,44 +87,44 @@ impl Listen {
     }
 }
 
-impl From<SocketAddr> for Listen {
-    fn from(addr: SocketAddr) -> Listen {
-        Listen::Addr(addr)
+impl From<SocketAddr> for TcpAddress {
+    fn from(addr: SocketAddr) -> TcpAddress {
+        TcpAddress::Addr(addr)
     }
 }
 
-impl fmt::Display for Listen {
+impl fmt::Display for TcpAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Listen::Addr(addr) => write!(f, "{addr}"),
-            Listen::Name { host, port } => write!(f, "{host}:{port}"),
+            TcpAddress::Addr(addr) => write!(f, "{addr}"),
+            TcpAddress::Name { host, port } => write!(f, "{host}:{port}"),
         }
     }
 }
 
 // One line, as the address is written: the config's pretty `Debug` counts
 // one line per key.
-impl fmt::Debug for Listen {
+impl fmt::Debug for TcpAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "\"{self}\"")
     }
 }
 
-impl FromStr for Listen {
+impl FromStr for TcpAddress {
     type Err = String;
 
-    fn from_str(s: &str) -> Result<Listen, String> {
-        parse_listen(s).ok_or_else(|| format!("{s:?} {}", invalid(LISTEN_FIX)))
+    fn from_str(s: &str) -> Result<TcpAddress, String> {
+        parse_tcp_address(s).ok_or_else(|| format!("{s:?} {}", invalid(TCP_ADDRESS_FIX)))
     }
 }
 
 /// An `IP:PORT` (IPv6 in brackets) or a `HOST:PORT`, surrounding spaces
 /// ignored. A host is a DNS name (letters, digits, `-` and `.`); it is
 /// resolved only when the server starts.
-pub fn parse_listen(s: &str) -> Option<Listen> {
+pub fn parse_tcp_address(s: &str) -> Option<TcpAddress> {
     let s = s.trim();
     if let Ok(addr) = s.parse::<SocketAddr>() {
-        return Some(Listen::Addr(addr));
+        return Some(TcpAddress::Addr(addr));
     }
     let (host, port) = s.rsplit_once(':')?;
     let port = port.parse::<u16>().ok()?;
@@ -134,7 +134,7 @@ pub fn parse_listen(s: &str) -> Option<Listen> {
         && host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    is_name.then(|| Listen::Name {
+    is_name.then(|| TcpAddress::Name {
         host: host.to_string(),
         port,
     })

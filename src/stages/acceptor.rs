@@ -176,7 +176,7 @@ impl Launch for ReusePort {
         // listeners, bound next, share.
         let addr = bound.listener.local_addr()?;
         drop(bound);
-        let options = listen_options(&to.line.config.load(), true, only_v6);
+        let options = bind_options(&to.line.config.load(), true, only_v6);
         let mut listeners = Vec::with_capacity(runtime.workers());
         for _ in 0..runtime.workers() {
             listeners.push(TcpListener::bind(addr, &options)?);
@@ -224,7 +224,7 @@ trait Launch {
         line: &Arc<Line>,
         entry: Entry,
     ) -> io::Result<SocketAddr> {
-        let listener = TcpListener::bind(addr, &listen_options(&line.config.load(), false, false))?;
+        let listener = TcpListener::bind(addr, &bind_options(&line.config.load(), false, false))?;
         let addr = listener.local_addr()?;
         let bound = Bound::fresh(listener, false);
         let stop = &Arc::new(Latch::new());
@@ -242,7 +242,7 @@ trait Launch {
 }
 
 /// How a TCP listener is bound under `config`.
-pub fn listen_options(config: &Config, reuse_port: bool, only_v6: bool) -> ListenOptions {
+pub fn bind_options(config: &Config, reuse_port: bool, only_v6: bool) -> ListenOptions {
     let defer = config.runtime.tcp_defer_accept;
     ListenOptions {
         reuse_port,

@@ -9,7 +9,7 @@ use crate::harness::status::connections;
 use crate::harness::{
     closed_within, copy_www, get, small_window_connect, start, temp_dir, test_config, wait_until,
 };
-use conveyor::config::Listen;
+use conveyor::config::TcpAddress;
 use conveyor::server::ListenError;
 use conveyor::Server;
 
@@ -30,7 +30,7 @@ fn other_listener(reuse_port: bool) -> socket2::Socket {
 fn start_on(acceptor: &str, addr: SocketAddr) -> std::io::Result<Server> {
     let root = temp_dir("listen");
     let mut config = test_config(&root, acceptor, "spawn");
-    config.listen = Listen::Addr(addr).into();
+    config.listen = TcpAddress::Addr(addr).into();
     Server::start(config)
 }
 

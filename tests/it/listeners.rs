@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::harness::process::{address, spawn};
 use crate::harness::{each_server, get, needs, process, temp_dir};
-use conveyor::config::{ListenSpec, Listeners};
+use conveyor::config::{ListenAddress, ListenAddresses};
 use conveyor::Server;
 
 fn unix_client(path: &std::path::Path) -> UnixStream {
@@ -33,9 +33,9 @@ fn tcp_and_unix_listeners_serve_together_on_every_stage() {
                 "s-{:?}-{:?}.sock",
                 config.stages.acceptor, config.stages.dispatcher
             ));
-            config.listen = Listeners(vec![
-                ListenSpec::parse("127.0.0.1:0").expect("addr"),
-                ListenSpec::Unix(sock),
+            config.listen = ListenAddresses(vec![
+                ListenAddress::parse("127.0.0.1:0").expect("addr"),
+                ListenAddress::Unix(sock),
             ]);
             config.log.access_log = true;
             config.log.access_log_path = dir
@@ -118,9 +118,9 @@ fn an_ipv6_wildcard_takes_ipv4_too_unless_ipv4_has_its_own_listener() {
     let probe = std::net::TcpListener::bind("0.0.0.0:0").expect("probe");
     let port = probe.local_addr().expect("addr").port();
     drop(probe);
-    config.listen = Listeners(vec![
-        ListenSpec::parse(&format!("0.0.0.0:{port}")).expect("v4"),
-        ListenSpec::parse(&format!("[::]:{port}")).expect("v6"),
+    config.listen = ListenAddresses(vec![
+        ListenAddress::parse(&format!("0.0.0.0:{port}")).expect("v4"),
+        ListenAddress::parse(&format!("[::]:{port}")).expect("v6"),
     ]);
     let server = Server::start(config).expect("both wildcards bind");
     let bound: Vec<SocketAddr> = server.local_addrs().to_vec();
@@ -195,7 +195,7 @@ fn unix_socket_mode_sets_the_permission_bits() {
     let dir = temp_dir("listeners-mode");
     let sock = dir.join("m.sock");
     let mut config = crate::harness::test_config(&dir, "reuseport", "spawn");
-    config.listen = Listeners(vec![ListenSpec::Unix(sock.clone())]);
+    config.listen = ListenAddresses(vec![ListenAddress::Unix(sock.clone())]);
     config.unix_socket_mode = 0o600;
     let server = Server::start(config).expect("starts");
     let mode = std::fs::metadata(&sock)
