@@ -6,13 +6,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::config::{LogLevel, StaticConfig};
-use crate::http::{write_head, Method, PreparedError};
+use crate::http::{write_head, Field, Method, PreparedError};
 use crate::runtime::sys::beneath::RootDir;
 use crate::runtime::{self, read_seq_now};
 use crate::service::{Exchange, Outcome};
 
 use super::cache::Cache;
-use super::cors::{field, Cors};
+use super::cors::Cors;
 use super::headers::{splice, splice_at};
 use super::lookup::Lookup;
 use super::resolve::log_refusal;
@@ -68,9 +68,13 @@ impl StaticFiles {
         // Per-request CORS fields, only when configured: none allocated else.
         let mut fields = Vec::new();
         if let Some(cors) = &self.cors {
-            let origin = field(ex.preamble(), "origin");
+            let origin = ex.req.field(ex.preamble(), Field::Origin);
+            let origin = origin.and_then(|o| std::str::from_utf8(o).ok());
             let preflight = ex.req.method == Method::Options
-                && field(ex.preamble(), "access-control-request-method").is_some();
+                && ex
+                    .req
+                    .field(ex.preamble(), Field::AccessControlRequestMethod)
+                    .is_some_and(|m| std::str::from_utf8(m).is_ok());
             fields = cors.fields(origin, preflight);
             if preflight {
                 ex.consume_preamble();
@@ -85,7 +89,11 @@ impl StaticFiles {
             }
         }
         let wants_json = self.config.listing
-            && field(ex.preamble(), "accept").is_some_and(|a| a.contains("application/json"));
+            && ex
+                .req
+                .field(ex.preamble(), Field::Accept)
+                .and_then(|a| std::str::from_utf8(a).ok())
+                .is_some_and(|a| a.contains("application/json"));
         ex.consume_preamble();
         if !matches!(ex.req.method, Method::Get | Method::Head) {
             let allow = [("Allow", "GET, HEAD")];

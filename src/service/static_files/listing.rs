@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use crate::http::date::fmt_http_date;
 use crate::http::json::push_json_string;
+use crate::http::uri::{percent_decode, percent_encode};
 use crate::http::{write_head, Method};
 use crate::runtime::sys::beneath::Symlinks;
 use crate::runtime::sys::dir::{stat_at, DirReader, EntryMeta, Kind};
@@ -211,7 +212,7 @@ impl StaticFiles {
     fn listed_path(&self, url_path: &str) -> Option<PathBuf> {
         let mut segments: Vec<Vec<u8>> = Vec::new();
         for raw in url_path.split('/') {
-            let segment = percent_decode(raw)?;
+            let segment = percent_decode(raw.as_bytes()).ok()?;
             match segment.as_slice() {
                 b"" | b"." => {}
                 b".." => {
@@ -293,7 +294,8 @@ struct Page {
 impl Page {
     fn start(&mut self, url_path: &str, view: &View, sorted: bool) {
         let shown =
-            String::from_utf8_lossy(&percent_decode(url_path).unwrap_or_default()).into_owned();
+            String::from_utf8_lossy(&percent_decode(url_path.as_bytes()).unwrap_or_default())
+                .into_owned();
         if self.json {
             self.out.extend_from_slice(b"{\"path\":");
             push_json_string(&mut self.out, &shown);
@@ -406,36 +408,6 @@ impl Page {
     }
 }
 
-/// Decodes `%XX` once; None for a malformed escape.
-fn percent_decode(raw: &str) -> Option<Vec<u8>> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Some(out)
-}
-
-/// Every byte outside the unreserved set as `%XX`: any name becomes a
-/// link that names exactly it, and nothing in it can end the attribute.
-fn percent_encode(out: &mut Vec<u8>, name: &[u8]) {
-    for &b in name {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-}
-
 /// Text for HTML: markup characters as entities, control characters
 /// (a newline in a name) shown as `\xHH`.
 fn html_escape(s: &str) -> String {
@@ -465,15 +437,10 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;\\x0a"
         );
         let mut out = Vec::new();
-        percent_encode(&mut out, b"a b/\"<\xff:");
-        assert_eq!(out, b"a%20b%2F%22%3C%FF%3A");
-        let mut out = Vec::new();
         push_json_string(&mut out, "a\"\\\n<\u{fffd}");
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "\"a\\\"\\\\\\u000a\\u003c\u{fffd}\""
         );
-        assert_eq!(percent_decode("%41b%zz"), None);
-        assert_eq!(percent_decode("%41b").unwrap(), b"Ab");
     }
 }

@@ -10,6 +10,7 @@ use std::fs::{File, Metadata};
 use std::io;
 use std::path::PathBuf;
 
+use crate::http::uri::{percent_decoded, BadEscape};
 use crate::runtime::sys::beneath::{RootDir, Symlinks};
 
 /// How paths are resolved; built once from the configuration.
@@ -214,24 +215,9 @@ pub fn resolve(
 
 /// Percent-decodes one path segment exactly once.
 fn decode_segment(raw: &str) -> Result<String, ResolveError> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = if bytes[i] == b'%' {
-            let hi = bytes.get(i + 1).and_then(|&c| hex_value(c));
-            let lo = bytes.get(i + 2).and_then(|&c| hex_value(c));
-            match (hi, lo) {
-                (Some(hi), Some(lo)) => {
-                    i += 3;
-                    hi << 4 | lo
-                }
-                _ => return Err(ResolveError::BadEscape),
-            }
-        } else {
-            i += 1;
-            bytes[i - 1]
-        };
+    let mut out = Vec::with_capacity(raw.len());
+    for b in percent_decoded(raw.as_bytes()) {
+        let b = b.map_err(|BadEscape| ResolveError::BadEscape)?;
         // An encoded separator must never become a segment boundary.
         if matches!(b, 0 | b'/' | b'\\') {
             return Err(ResolveError::EncodedSeparator);
@@ -239,10 +225,6 @@ fn decode_segment(raw: &str) -> Result<String, ResolveError> {
         out.push(b);
     }
     String::from_utf8(out).map_err(|_| ResolveError::NotUtf8)
-}
-
-fn hex_value(c: u8) -> Option<u8> {
-    (c as char).to_digit(16).map(|d| d as u8)
 }
 
 /// Only regular files are served; fifos and sockets could block or leak.
@@ -481,7 +463,9 @@ mod tests {
     #[test]
     fn malformed_escapes_are_bad_requests() {
         let fx = Fixture::new();
-        for url in ["/%zz", "/a%4", "/a%", "/%4g.txt", "/%%41"] {
+        for url in [
+            "/%zz", "/a%4", "/a%", "/%4g.txt", "/%%41", "/%+1.txt", "/%-1",
+        ] {
             assert_eq!(err(fx.get(url)), ResolveError::BadEscape, "{url}");
         }
     }
