@@ -12,6 +12,7 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
+use crate::http::chunked::{push_chunk, LAST_CHUNK};
 use crate::http::date::fmt_http_date;
 use crate::http::json::push_json_string;
 use crate::http::uri::{percent_decode, percent_encode};
@@ -390,18 +391,13 @@ impl Page {
     /// Sends what was gathered as one chunk; `last` adds the last chunk.
     async fn flush(&mut self, ex: &mut Exchange<'_>, last: bool) -> std::io::Result<()> {
         let before = ex.out.len();
-        if !self.out.is_empty() {
-            if self.chunked {
-                let _ = write!(ex.out, "{:x}\r\n", self.out.len());
-            }
-            ex.out.extend_from_slice(&self.out);
-            if self.chunked {
-                ex.out.extend_from_slice(b"\r\n");
-            }
-            self.out.clear();
+        match self.chunked {
+            true => push_chunk(ex.out, &self.out),
+            false => ex.out.extend_from_slice(&self.out),
         }
+        self.out.clear();
         if last && self.chunked {
-            ex.out.extend_from_slice(b"0\r\n\r\n");
+            ex.out.extend_from_slice(LAST_CHUNK);
         }
         self.sent += (ex.out.len() - before) as u64;
         ex.flush().await
