@@ -6,14 +6,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::config::{LogLevel, StaticConfig};
-use crate::http::{write_head, Field, Method, PreparedError};
+use crate::http::{write_head, Field, Head, Method, PreparedError};
 use crate::runtime::sys::beneath::RootDir;
 use crate::runtime::{self, read_seq_now};
 use crate::service::{Exchange, Outcome};
 
 use super::cache::Cache;
 use super::cors::Cors;
-use super::headers::{splice, splice_at};
 use super::lookup::Lookup;
 use super::resolve::log_refusal;
 use super::send::not_modified;
@@ -78,9 +77,11 @@ impl StaticFiles {
             fields = cors.fields(origin, preflight);
             if preflight {
                 ex.consume_preamble();
-                let head = ex.head(204, None, None, &[]);
+                let head = Head {
+                    extra_lines: &[&fields],
+                    ..ex.head(204, None, None, &[])
+                };
                 write_head(ex.out, &head);
-                splice(ex.out, &fields);
                 return Outcome {
                     status: 204,
                     body_bytes: 0,
@@ -119,15 +120,12 @@ impl StaticFiles {
             Ok(Lookup::Redirect(location)) => {
                 // A browser follows the redirect under CORS too: it needs
                 // the fields on the 301 as on the answer it leads to.
-                let start = ex.out.len();
-                let outcome = ex.respond(
-                    301,
-                    "text/plain; charset=utf-8",
-                    b"moved: add a trailing slash\n",
-                    &[("Location", &location)],
-                );
-                splice_at(ex.out, start, &fields);
-                return outcome;
+                let location = [("Location", location.as_str())];
+                let head = Head {
+                    extra_lines: &[&fields],
+                    ..ex.head(301, None, Some("text/plain; charset=utf-8"), &location)
+                };
+                return ex.respond_with(&head, b"moved: add a trailing slash\n");
             }
             Err(ResolveError::NoIndex) if self.config.listing => {
                 // Rare and big: boxed, to keep the handler's future small.
@@ -172,13 +170,22 @@ impl StaticFiles {
             RangeOutcome::Full
         };
         match range {
-            RangeOutcome::Full => self.send(ex, &info, &body, 200, 0, len, &fields).await,
+            RangeOutcome::Full => self.send(ex, &info, &body, 200, 0, len, &[], &fields).await,
             RangeOutcome::Partial {
                 start,
                 end_inclusive,
             } => {
-                self.send(ex, &info, &body, 206, start, end_inclusive + 1, &fields)
-                    .await
+                self.send(
+                    ex,
+                    &info,
+                    &body,
+                    206,
+                    start,
+                    end_inclusive + 1,
+                    &[],
+                    &fields,
+                )
+                .await
             }
             RangeOutcome::Unsatisfiable => {
                 let range = unsatisfied_range(len);
@@ -247,42 +254,33 @@ impl StaticFiles {
             if let Ok(Lookup::Found(info, body)) =
                 Box::pin(self.find(ex, page, None, received)).await
             {
-                let mut all = extra_fields(extra);
-                all.extend_from_slice(fields);
                 let len = info.version.len;
-                return Box::pin(self.send(ex, &info, &body, status, 0, len, &all)).await;
+                return Box::pin(self.send(ex, &info, &body, status, 0, len, extra, fields)).await;
             }
         }
         let rules = self.error_fields(ex.req.path());
-        let before = ex.out.len();
-        let outcome = match rules.is_empty() {
-            true => ex.error(status, message, extra),
+        let with_rules: Vec<(&str, &str)>;
+        let extra = match rules.is_empty() {
+            true => extra,
             false => {
-                let mut all: Vec<(&str, &str)> = extra.to_vec();
-                all.extend(rules.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-                ex.error(status, message, &all)
+                with_rules = extra
+                    .iter()
+                    .copied()
+                    .chain(rules.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+                    .collect();
+                &with_rules
             }
         };
-        splice_at(ex.out, before, fields);
-        outcome
+        let head = Head {
+            extra_lines: &[fields],
+            ..ex.head(status, None, None, extra)
+        };
+        ex.error_with(&head, message)
     }
 }
 
 /// The text of a 404 (and of the 400 and 403 a refused path gets).
 const CANNOT_SERVE: &str = "cannot serve that path";
-
-/// Header lines for (name, value) pairs (the handler's own, never a client's).
-fn extra_fields(extra: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (name, value) in extra {
-        out.extend(
-            format!("{name}: {value}\r\n")
-                .bytes()
-                .filter(|b| *b != b'\0'),
-        );
-    }
-    out
-}
 
 /// Requests read since the last read of the inotify queue beyond which the
 /// next one reads it at once rather than waiting for the rest of the turn.

@@ -2,6 +2,7 @@
 //! version (so a hit costs nothing more), and applied to error responses by
 //! the rules that say `errors = true`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::config::HeaderRule;
@@ -116,46 +117,23 @@ fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// `fields` without those the rules removed or replaced for `info`.
-pub(super) fn without_overridden<'a>(
+/// `fields` without those the rules removed or replaced for `info`:
+/// borrowed as they are (no allocation) when no rule did.
+pub(super) fn without_overridden<'f, 'a>(
     info: &FileInfo,
-    fields: &[(&'a str, &'a str)],
-) -> Vec<(&'a str, &'a str)> {
+    fields: &'f [(&'a str, &'a str)],
+) -> Cow<'f, [(&'a str, &'a str)]> {
+    if info.rule_overrides.is_empty() {
+        return Cow::Borrowed(fields);
+    }
+    let overridden = |name: &str| {
+        info.rule_overrides
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(name))
+    };
     fields
         .iter()
-        .filter(|(name, _)| {
-            !info
-                .rule_overrides
-                .iter()
-                .any(|o| o.eq_ignore_ascii_case(name))
-        })
+        .filter(|(name, _)| !overridden(name))
         .copied()
         .collect()
-}
-
-/// Inserts header lines (each ending in CRLF) at the end of the head just
-/// written to `out`, before its blank line.
-pub(super) fn splice(out: &mut Vec<u8>, fields: &[u8]) {
-    if fields.is_empty() || !out.ends_with(b"\r\n\r\n") {
-        return;
-    }
-    out.truncate(out.len() - 2);
-    out.extend_from_slice(fields);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Inserts header lines into the head of the response that starts at
-/// `start` in `out` (an error response with its body already written).
-pub(super) fn splice_at(out: &mut Vec<u8>, start: usize, fields: &[u8]) {
-    if fields.is_empty() {
-        return;
-    }
-    let Some(at) = out
-        .get(start..)
-        .and_then(|r| r.windows(4).position(|w| w == b"\r\n\r\n"))
-    else {
-        return;
-    };
-    let at = start + at + 2;
-    out.splice(at..at, fields.iter().copied());
 }

@@ -16,14 +16,13 @@ use crate::http::chunked::{push_chunk, LAST_CHUNK};
 use crate::http::date::fmt_http_date;
 use crate::http::json::push_json_string;
 use crate::http::uri::{percent_decode, percent_encode};
-use crate::http::{write_head, Method};
+use crate::http::{write_head, Head, Method};
 use crate::runtime::sys::beneath::Symlinks;
 use crate::runtime::sys::dir::{stat_at, DirReader, EntryMeta, Kind};
 use crate::runtime::{self};
 use crate::service::{Exchange, Outcome};
 
 use super::handler::StaticFiles;
-use super::headers::splice;
 
 /// Entries read from the directory between two yields.
 const BATCH: usize = 1024;
@@ -140,9 +139,11 @@ impl StaticFiles {
             ],
             false => &[("Vary", "Accept"), ("Cache-Control", "no-cache")],
         };
-        let head = ex.head(200, None, Some(content_type), te);
+        let head = Head {
+            extra_lines: &[fields],
+            ..ex.head(200, None, Some(content_type), te)
+        };
         write_head(ex.out, &head);
-        splice(ex.out, fields);
         let mut outcome = Outcome {
             status: 200,
             body_bytes: 0,

@@ -12,13 +12,14 @@ use crate::service::{Exchange, Outcome, Writing};
 use super::cache::{Body, FileInfo, Version};
 use super::content_range;
 use super::handler::StaticFiles;
-use super::headers::{splice, without_overridden};
+use super::headers::without_overridden;
 use super::negotiate::Encoding;
 
 impl StaticFiles {
     /// Sends bytes `start..end` of the file with `status` (206, or 200 or
-    /// an error page's status for the whole file); `fields` are header
-    /// lines for this response alone (CORS), usually none.
+    /// an error page's status for the whole file); `extra` (an error's
+    /// fields, for a whole file) and `cors` (header lines) are for this
+    /// response alone, usually none.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn send(
         &self,
@@ -28,7 +29,8 @@ impl StaticFiles {
         status: u16,
         start: u64,
         end: u64,
-        fields: &[u8],
+        extra: &[(&str, &str)],
+        cors: &[u8],
     ) -> Outcome {
         let len = info.version.len;
         let count = end - start;
@@ -37,10 +39,10 @@ impl StaticFiles {
             // The fast path: the fields prebuilt with the cache entry.
             let head = Head {
                 prebuilt: &info.head_fields,
-                ..ex.head(status, Some(count), None, &[])
+                extra_lines: &[cors],
+                ..ex.head(status, Some(count), None, extra)
             };
             write_head(ex.out, &head);
-            splice(ex.out, fields);
         } else {
             let range = content_range(start, end - 1, len);
             let last_modified = info.validators.last_modified_http();
@@ -56,10 +58,11 @@ impl StaticFiles {
             ];
             let used = 4 + usize::from(info.vary) + usize::from(encoding.is_some());
             let extra = without_overridden(info, &extra[..used]);
-            let head = ex.head(status, Some(count), Some(&info.content_type), &extra);
+            let head = Head {
+                extra_lines: &[&info.rule_fields, cors],
+                ..ex.head(status, Some(count), Some(&info.content_type), &extra)
+            };
             write_head(ex.out, &head);
-            splice(ex.out, &info.rule_fields);
-            splice(ex.out, fields);
         }
         let mut outcome = Outcome {
             status,
@@ -129,7 +132,7 @@ impl StaticFiles {
     }
 }
 
-pub(super) fn not_modified(ex: &mut Exchange<'_>, info: &FileInfo, fields: &[u8]) -> Outcome {
+pub(super) fn not_modified(ex: &mut Exchange<'_>, info: &FileInfo, cors: &[u8]) -> Outcome {
     let last_modified = info.validators.last_modified_http();
     let extra = [
         ("ETag", info.validators.etag.as_str()),
@@ -137,10 +140,11 @@ pub(super) fn not_modified(ex: &mut Exchange<'_>, info: &FileInfo, fields: &[u8]
         ("Vary", "Accept-Encoding"),
     ];
     let extra = without_overridden(info, &extra[..2 + usize::from(info.vary)]);
-    let head = ex.head(304, None, None, &extra);
+    let head = Head {
+        extra_lines: &[&info.rule_fields, cors],
+        ..ex.head(304, None, None, &extra)
+    };
     write_head(ex.out, &head);
-    splice(ex.out, &info.rule_fields);
-    splice(ex.out, fields);
     Outcome {
         status: 304,
         body_bytes: 0,
