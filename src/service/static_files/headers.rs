@@ -3,60 +3,51 @@
 //! the rules that say `errors = true`.
 
 use std::borrow::Cow;
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::HeaderRule;
 
 use super::cache::FileInfo;
-use super::handler::StaticFiles;
 
-impl StaticFiles {
-    /// Applies the rules matching the file to its head (and to its encoded
-    /// variants'): called once when the file's version is read.
-    pub(super) fn apply_rules(&self, info: &mut FileInfo) {
-        if self.config.headers.is_empty() {
-            return;
-        }
-        let relative = info
-            .path
-            .strip_prefix(self.root.path())
-            .unwrap_or(&info.path);
-        let relative = relative.to_string_lossy();
-        let rules: Vec<&HeaderRule> = self
-            .config
-            .headers
-            .iter()
-            .filter(|r| r.path.matches(&relative))
-            .collect();
-        if rules.is_empty() {
-            return;
-        }
-        fold(info, &rules);
-        for variant in &mut info.variants {
-            // Built just now for this info alone: nothing else holds it yet.
-            if let Some(v) = Arc::get_mut(&mut variant.info) {
-                fold(v, &rules);
-            }
+/// Applies the `rules` matching the file (its path relative to `root`) to
+/// its head and its encoded variants': called once when the file's
+/// version is read.
+pub(super) fn apply_rules(rules: &[HeaderRule], root: &Path, info: &mut FileInfo) {
+    if rules.is_empty() {
+        return;
+    }
+    let relative = info.path.strip_prefix(root).unwrap_or(&info.path);
+    let relative = relative.to_string_lossy();
+    let matching: Vec<&HeaderRule> = rules.iter().filter(|r| r.path.matches(&relative)).collect();
+    if matching.is_empty() {
+        return;
+    }
+    fold(info, &matching);
+    for variant in &mut info.variants {
+        // Built just now for this info alone: nothing else holds it yet.
+        if let Some(v) = Arc::get_mut(&mut variant.info) {
+            fold(v, &matching);
         }
     }
+}
 
-    /// The fields of the rules with `errors = true` matching `url_path`:
-    /// empty (and no allocation) when no such rule exists.
-    pub(super) fn error_fields(&self, url_path: &str) -> Vec<(String, String)> {
-        let mut fields: Vec<(String, String)> = Vec::new();
-        for rule in self.config.headers.iter().filter(|r| r.errors) {
-            if !rule.path.matches(url_path) {
-                continue;
-            }
-            fields.retain(|(n, _)| !rule.remove.iter().any(|r| r.eq_ignore_ascii_case(n)));
-            for (name, value) in &rule.set {
-                fields.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-                fields.push((name.clone(), value.clone()));
-            }
-            fields.extend(rule.add.iter().cloned());
+/// The fields of the `rules` with `errors = true` matching `url_path`:
+/// empty (and no allocation) when no such rule exists.
+pub(super) fn error_fields(rules: &[HeaderRule], url_path: &str) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for rule in rules.iter().filter(|r| r.errors) {
+        if !rule.path.matches(url_path) {
+            continue;
         }
-        fields
+        fields.retain(|(n, _)| !rule.remove.iter().any(|r| r.eq_ignore_ascii_case(n)));
+        for (name, value) in &rule.set {
+            fields.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            fields.push((name.clone(), value.clone()));
+        }
+        fields.extend(rule.add.iter().cloned());
     }
+    fields
 }
 
 /// One field of a head being rewritten, and whether a rule wrote it.

@@ -36,6 +36,16 @@ impl Default for ResolveOptions {
     }
 }
 
+impl ResolveOptions {
+    /// Which symlinks opening a file beneath the root may follow.
+    pub(super) fn symlinks(&self) -> Symlinks {
+        match self.follow_symlinks_outside_root {
+            true => Symlinks::Anywhere,
+            false => Symlinks::InsideRoot,
+        }
+    }
+}
+
 /// What the request path refers to.
 #[derive(Debug)]
 pub enum Resolved {
@@ -144,6 +154,42 @@ pub fn resolve(
     query: Option<&str>,
     opts: &ResolveOptions,
 ) -> Result<Resolved, ResolveError> {
+    let (relative, dir_form) = relative_path(url_path, opts)?;
+    let symlinks = opts.symlinks();
+    let opened = root.open_beneath(&relative, symlinks).map_err(io_error)?;
+    let meta = opened.file.metadata().map_err(io_error)?;
+
+    if meta.is_dir() {
+        if !dir_form {
+            return Ok(Resolved::RedirectToSlash(redirect_location(
+                url_path, query,
+            )));
+        }
+        // Opened in the directory just checked, not by its name again; a
+        // symlinked index gets the same confinement as any path.
+        let index = root
+            .open_in(&opened.file, &relative, &opts.index, symlinks)
+            .map_err(|e| match io_error(e) {
+                ResolveError::Missing => ResolveError::NoIndex,
+                other => other,
+            })?;
+        let index_meta = index.file.metadata().map_err(io_error)?;
+        let path = root.path().join(&relative).join(&opts.index);
+        return regular_file(path, index_meta, opened.direct && index.direct, index.file);
+    }
+    // "/file.txt/" names a directory that does not exist.
+    if dir_form {
+        return Err(ResolveError::NotADirectory);
+    }
+    regular_file(root.path().join(relative), meta, opened.direct, opened.file)
+}
+
+/// The path beneath the root that `url_path` names, and whether it names
+/// a directory (ends in `/`, `.` or `..`); nothing is opened.
+pub(super) fn relative_path(
+    url_path: &str,
+    opts: &ResolveOptions,
+) -> Result<(PathBuf, bool), ResolveError> {
     if !url_path.starts_with('/') {
         return Err(ResolveError::NotAbsolute);
     }
@@ -180,37 +226,7 @@ pub fn resolve(
         }
         relative.push(s);
     }
-
-    let symlinks = match opts.follow_symlinks_outside_root {
-        true => Symlinks::Anywhere,
-        false => Symlinks::InsideRoot,
-    };
-    let opened = root.open_beneath(&relative, symlinks).map_err(io_error)?;
-    let meta = opened.file.metadata().map_err(io_error)?;
-
-    if meta.is_dir() {
-        if !dir_form {
-            return Ok(Resolved::RedirectToSlash(redirect_location(
-                url_path, query,
-            )));
-        }
-        // Opened in the directory just checked, not by its name again; a
-        // symlinked index gets the same confinement as any path.
-        let index = root
-            .open_in(&opened.file, &relative, &opts.index, symlinks)
-            .map_err(|e| match io_error(e) {
-                ResolveError::Missing => ResolveError::NoIndex,
-                other => other,
-            })?;
-        let index_meta = index.file.metadata().map_err(io_error)?;
-        let path = root.path().join(&relative).join(&opts.index);
-        return regular_file(path, index_meta, opened.direct && index.direct, index.file);
-    }
-    // "/file.txt/" names a directory that does not exist.
-    if dir_form {
-        return Err(ResolveError::NotADirectory);
-    }
-    regular_file(root.path().join(relative), meta, opened.direct, opened.file)
+    Ok((relative, dir_form))
 }
 
 /// Percent-decodes one path segment exactly once.
