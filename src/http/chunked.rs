@@ -285,6 +285,9 @@ fn size_line(value: u64, at: Ext, b: u8) -> Result<State, HttpError> {
     Ok(State::Ext { value, at: next })
 }
 
+/// The field a chunked response's head carries.
+pub const CHUNKED_FIELD: (&str, &str) = ("Transfer-Encoding", "chunked");
+
 /// The chunk that ends a body, without trailers: size 0, then the empty
 /// line that ends the (empty) trailer section.
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";

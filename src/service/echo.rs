@@ -6,7 +6,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use crate::http::chunked::{ChunkSize, CHUNK_DATA_END, LAST_CHUNK};
+use crate::http::chunked::{ChunkSize, CHUNKED_FIELD, CHUNK_DATA_END, LAST_CHUNK};
 use crate::http::response::CONTINUE_100;
 use crate::http::{write_head, BodyFraming, ChunkedDecoder, HttpError, Method, Step};
 
@@ -210,7 +210,7 @@ async fn start_response(
     echo: &mut Echo,
     length: Option<u64>,
 ) -> Result<(), Stop> {
-    let chunked = [("Transfer-Encoding", "chunked")];
+    let chunked = [CHUNKED_FIELD];
     let extra: &[(&str, &str)] = if length.is_none() { &chunked } else { &[] };
     let head = ex.head(200, length, Some("application/octet-stream"), extra);
     write_head(ex.out, &head);
@@ -293,7 +293,7 @@ async fn copy_chunked(ex: &mut Exchange<'_>, echo: &mut Echo, max: u64) -> Resul
                 if !echo.head_started {
                     // An empty body: the whole response fits the output
                     // buffer, and leaves with any pipelined ones.
-                    let chunked = [("Transfer-Encoding", "chunked")];
+                    let chunked = [CHUNKED_FIELD];
                     let head = ex.head(200, None, Some("application/octet-stream"), &chunked);
                     write_head(ex.out, &head);
                     ex.out.extend_from_slice(LAST_CHUNK);

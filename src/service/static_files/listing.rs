@@ -12,7 +12,7 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use crate::http::chunked::{push_chunk, LAST_CHUNK};
+use crate::http::chunked::{push_chunk, CHUNKED_FIELD, LAST_CHUNK};
 use crate::http::date::fmt_http_date;
 use crate::http::json::push_json_string;
 use crate::http::uri::{percent_decode, percent_encode};
@@ -162,7 +162,7 @@ fn write_list_head(ex: &mut Exchange<'_>, json: bool, chunked: bool, cors: &[u8]
     };
     let extra: &[(&str, &str)] = match chunked {
         true => &[
-            ("Transfer-Encoding", "chunked"),
+            CHUNKED_FIELD,
             ("Vary", "Accept"),
             ("Cache-Control", "no-cache"),
         ],
