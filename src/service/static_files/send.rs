@@ -34,18 +34,24 @@ pub(super) async fn send(
     ex: &mut Exchange<'_>,
     info: &FileInfo,
     body: &Body,
-    reply: &Reply<'_>,
+    reply: Reply<'_>,
     sendfile_min_size: u64,
 ) -> Outcome {
-    let (status, start, end) = (reply.status, reply.start, reply.end);
+    let Reply {
+        status,
+        start,
+        end,
+        extra,
+        cors,
+    } = reply;
     let count = end - start;
     let is_head = ex.req.method == Method::Head;
     if status != 206 {
         // The fast path: the fields prebuilt with the cache entry.
         let head = Head {
             prebuilt: &info.head_fields,
-            extra_lines: &[reply.cors],
-            ..ex.head(status, Some(count), None, reply.extra)
+            extra_lines: &[cors],
+            ..ex.head(status, Some(count), None, extra)
         };
         write_head(ex.out, &head);
     } else {
@@ -64,7 +70,7 @@ pub(super) async fn send(
         let used = 4 + usize::from(info.vary) + usize::from(encoding.is_some());
         let extra = without_overridden(info, &extra[..used]);
         let head = Head {
-            extra_lines: &[&info.rule_fields, reply.cors],
+            extra_lines: &[&info.rule_fields, cors],
             ..ex.head(status, Some(count), Some(&info.content_type), &extra)
         };
         write_head(ex.out, &head);
@@ -86,8 +92,11 @@ pub(super) async fn send(
         },
         Body::Disk(file) => {
             // Boxed: rare next to cache hits, and big.
-            let sent = send_from_disk(ex, info, file, start, count, sendfile_min_size);
-            if Box::pin(sent).await.is_err() {
+            let min = sendfile_min_size;
+            if Box::pin(send_from_disk(ex, info, file, start, count, min))
+                .await
+                .is_err()
+            {
                 outcome.keep_alive = false;
             }
         }

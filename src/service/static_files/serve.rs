@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{LogLevel, StaticConfig};
-use crate::http::{write_head, Field, Head, Method, PreparedError};
+use crate::http::{write_head, Field, Head, Method, PreparedError, Request};
 use crate::service::{Exchange, Outcome};
 
 use super::cache::{Body, FileInfo};
@@ -127,55 +127,35 @@ impl StaticFiles {
         body: Body,
         cors: &[u8],
     ) -> Outcome {
-        let req = ex.req;
-        // Preconditions and ranges below apply to the representation sent.
-        let (info, body) = info.representation(body, req.accept_encoding.as_deref());
-        let preconditions = Preconditions {
-            if_match: req.if_match.as_deref(),
-            if_none_match: req.if_none_match.as_deref(),
-            if_modified_since: req.if_modified_since.as_deref(),
-            if_unmodified_since: req.if_unmodified_since.as_deref(),
-            if_range: req.if_range.as_deref(),
-        };
-        let honor_range = match evaluate(&preconditions, &info.validators) {
-            Decision::NotModified => return not_modified(ex, &info, cors),
-            Decision::PreconditionFailed => {
-                return self.error(ex, 412, "precondition failed", &[], cors).await
+        // Preconditions and ranges apply to the representation sent.
+        let (info, body) = info.representation(body, ex.req.accept_encoding.as_deref());
+        match answer(ex.req, &info) {
+            Answer::NotModified => not_modified(ex, &info, cors),
+            Answer::PreconditionFailed => {
+                self.error(ex, 412, "precondition failed", &[], cors).await
             }
-            Decision::Proceed { honor_range } => honor_range,
-        };
-        let len = info.version.len;
-        let range = match honor_range {
-            true => parse_range(req.range.as_deref(), len),
-            false => RangeOutcome::Full,
-        };
-        let (status, start, end) = match range {
-            RangeOutcome::Full => (200, 0, len),
-            RangeOutcome::Partial {
-                start,
-                end_inclusive,
-            } => (206, start, end_inclusive + 1),
-            RangeOutcome::Unsatisfiable => {
-                let range = unsatisfied_range(len);
+            Answer::Bytes { status, start, end } => {
+                let reply = Reply {
+                    status,
+                    start,
+                    end,
+                    extra: &[],
+                    cors,
+                };
+                send(ex, &info, &body, reply, self.config.sendfile_min_size).await
+            }
+            Answer::Unsatisfiable => {
+                let range = unsatisfied_range(info.version.len);
                 // The range was measured against the representation chosen.
                 let extra = [
                     ("Content-Range", range.as_str()),
                     ("Vary", "Accept-Encoding"),
                 ];
                 let extra = &extra[..1 + usize::from(info.vary)];
-                return self
-                    .error(ex, 416, "range not satisfiable", extra, cors)
-                    .await;
+                self.error(ex, 416, "range not satisfiable", extra, cors)
+                    .await
             }
-        };
-        let reply = Reply {
-            status,
-            start,
-            end,
-            extra: &[],
-            cors,
-        };
-        send(ex, &info, &body, &reply, self.config.sendfile_min_size).await
+        }
     }
 
     /// The answer to a path that cannot be served: 400, 403 or 404.
@@ -226,8 +206,8 @@ impl StaticFiles {
                     extra,
                     cors,
                 };
-                let sent = send(ex, &info, &body, &reply, self.config.sendfile_min_size);
-                return Box::pin(sent).await;
+                let min = self.config.sendfile_min_size;
+                return Box::pin(send(ex, &info, &body, reply, min)).await;
             }
         }
         let rules = error_fields(&self.config.headers, ex.req.path());
@@ -248,6 +228,57 @@ impl StaticFiles {
             ..ex.head(status, None, None, extra)
         };
         ex.error_with(&head, message)
+    }
+}
+
+/// What a request gets of a file it found, by its preconditions and range.
+enum Answer {
+    NotModified,
+    PreconditionFailed,
+    /// Bytes `start..end` of the representation, with this status.
+    Bytes {
+        status: u16,
+        start: u64,
+        end: u64,
+    },
+    Unsatisfiable,
+}
+
+/// Decided apart from the sending: what is worked out here is not kept
+/// in the handler's future while the response goes out.
+fn answer(req: &Request, info: &FileInfo) -> Answer {
+    let preconditions = Preconditions {
+        if_match: req.if_match.as_deref(),
+        if_none_match: req.if_none_match.as_deref(),
+        if_modified_since: req.if_modified_since.as_deref(),
+        if_unmodified_since: req.if_unmodified_since.as_deref(),
+        if_range: req.if_range.as_deref(),
+    };
+    let honor_range = match evaluate(&preconditions, &info.validators) {
+        Decision::NotModified => return Answer::NotModified,
+        Decision::PreconditionFailed => return Answer::PreconditionFailed,
+        Decision::Proceed { honor_range } => honor_range,
+    };
+    let len = info.version.len;
+    let range = match honor_range {
+        true => parse_range(req.range.as_deref(), len),
+        false => RangeOutcome::Full,
+    };
+    match range {
+        RangeOutcome::Full => Answer::Bytes {
+            status: 200,
+            start: 0,
+            end: len,
+        },
+        RangeOutcome::Partial {
+            start,
+            end_inclusive,
+        } => Answer::Bytes {
+            status: 206,
+            start,
+            end: end_inclusive + 1,
+        },
+        RangeOutcome::Unsatisfiable => Answer::Unsatisfiable,
     }
 }
 
