@@ -1,7 +1,8 @@
-//! Incremental chunked transfer-coding decoder (RFC 9112 §7.1).
+//! The chunked transfer coding (RFC 9112 §7.1), both ways: an incremental
+//! decoder, and the encoder every chunked response is framed with.
 //!
-//! Works byte-by-byte on framing and hands out data as ranges of the
-//! caller's input, so a body streams through in constant memory.
+//! The decoder works byte-by-byte on framing and hands out data as ranges
+//! of the caller's input, so a body streams through in constant memory.
 
 use crate::http::request::HttpError;
 use std::ops::Range;
@@ -284,6 +285,70 @@ fn size_line(value: u64, at: Ext, b: u8) -> Result<State, HttpError> {
     Ok(State::Ext { value, at: next })
 }
 
+/// The field a chunked response's head carries.
+pub const CHUNKED_FIELD: (&str, &str) = ("Transfer-Encoding", "chunked");
+
+/// The chunk that ends a body, without trailers: size 0, then the empty
+/// line that ends the (empty) trailer section.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// What follows a chunk's data.
+pub const CHUNK_DATA_END: &[u8] = b"\r\n";
+
+/// The size line of a chunk (its length in hex, then CRLF), on the stack:
+/// for a writer that sends the data from where it lies, without copying
+/// it next to its framing. Never for a length of 0: a chunk of size 0 is
+/// the last chunk, which ends the body.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkSize {
+    /// Up to 16 hex digits and CRLF, right-aligned.
+    bytes: [u8; 18],
+    start: u8,
+}
+
+impl ChunkSize {
+    /// The size line for `len` bytes of data; None for 0.
+    pub fn new(len: usize) -> Option<ChunkSize> {
+        if len == 0 {
+            return None;
+        }
+        let mut bytes = [0u8; 18];
+        bytes[16..].copy_from_slice(b"\r\n");
+        let mut start = 16;
+        let mut n = len as u64;
+        while n > 0 {
+            start -= 1;
+            bytes[start] = b"0123456789abcdef"[(n & 0xf) as usize];
+            n >>= 4;
+        }
+        Some(ChunkSize {
+            bytes,
+            start: start as u8,
+        })
+    }
+
+    /// "1a\r\n": the line that goes before the data.
+    pub fn line(&self) -> &[u8] {
+        &self.bytes[usize::from(self.start)..]
+    }
+
+    /// Framing bytes of the whole chunk: this line and the CRLF after the data.
+    pub fn framing_len(&self) -> usize {
+        self.line().len() + CHUNK_DATA_END.len()
+    }
+}
+
+/// Appends `data` as one chunk. Empty data appends nothing: as a chunk,
+/// it would end the body.
+pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    let Some(size) = ChunkSize::new(data.len()) else {
+        return;
+    };
+    out.extend_from_slice(size.line());
+    out.extend_from_slice(data);
+    out.extend_from_slice(CHUNK_DATA_END);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,5 +618,49 @@ mod tests {
         assert_eq!(err(&quoted), 400);
         ok_line.extend_from_slice(b"\r\nx\r\n0\r\n\r\n");
         assert_eq!(decode(&ok_line).expect("ok").0, b"x");
+    }
+
+    #[test]
+    fn chunk_sizes_are_lower_case_hex() {
+        for (len, line) in [
+            (1, "1\r\n"),
+            (10, "a\r\n"),
+            (15, "f\r\n"),
+            (16, "10\r\n"),
+            (255, "ff\r\n"),
+            (32 * 1024, "8000\r\n"),
+            (0x1234_abcd, "1234abcd\r\n"),
+        ] {
+            let size = ChunkSize::new(len).expect("non-zero");
+            assert_eq!(size.line(), line.as_bytes(), "{len}");
+            assert_eq!(size.framing_len(), line.len() + 2);
+        }
+        let max = ChunkSize::new(usize::MAX).expect("non-zero");
+        assert_eq!(max.line(), b"ffffffffffffffff\r\n");
+    }
+
+    #[test]
+    fn empty_data_is_never_a_chunk() {
+        assert!(ChunkSize::new(0).is_none());
+        let mut out = b"head".to_vec();
+        push_chunk(&mut out, b"");
+        assert_eq!(out, b"head");
+    }
+
+    #[test]
+    fn encoded_bodies_decode_to_what_went_in() {
+        let mut out = Vec::new();
+        push_chunk(&mut out, b"hello");
+        push_chunk(&mut out, b"");
+        push_chunk(&mut out, &[b'x'; 300]);
+        out.extend_from_slice(LAST_CHUNK);
+        assert!(out.starts_with(b"5\r\nhello\r\n12c\r\nxxx"));
+        assert!(out.ends_with(b"xxx\r\n0\r\n\r\n"));
+        let (body, used) = decode(&out).expect("valid");
+        assert_eq!(used, out.len());
+        assert_eq!(&body[..5], b"hello");
+        assert_eq!(body.len(), 305);
+        // The last chunk alone is an empty body.
+        assert_eq!(decode(LAST_CHUNK).expect("valid"), (Vec::new(), 5));
     }
 }

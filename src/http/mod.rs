@@ -1,14 +1,18 @@
-//! HTTP/1.1 protocol rules: request parsing, chunked decoding, response heads.
+//! HTTP/1.1 protocol rules: request parsing, request-target and
+//! percent-encoding rules, chunked framing, response heads.
 //! Nothing here touches sockets or files.
 
 pub mod chunked;
 pub mod date;
 pub mod json;
+pub mod method;
 pub mod request;
 pub mod response;
 pub mod status;
+pub mod uri;
 
 pub use chunked::{ChunkedDecoder, Step};
-pub use request::{parse_request, BodyFraming, HttpError, Limits, Method, Request};
+pub use method::Method;
+pub use request::{parse_request, BodyFraming, Field, HttpError, Limits, Request};
 pub use response::{write_error, write_error_as, write_head, Head, PreparedError};
 pub use status::reason;

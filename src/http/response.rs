@@ -26,8 +26,14 @@ pub struct Head<'a> {
     /// The request was HTTP/1.0 with keep-alive: say "Connection: keep-alive",
     /// since 1.0 clients assume close otherwise. Ignored when `!keep_alive`.
     pub http10_keep_alive: bool,
-    /// More headers as (name, value), written last; CR and LF become spaces.
+    /// More headers as (name, value), written after the connection
+    /// fields; CR and LF become spaces.
     pub extra: &'a [(&'a str, &'a str)],
+    /// Header lines formatted in advance (each ending in CRLF), written
+    /// last, in order: fields made once for many responses (a header
+    /// rule's, CORS). Every field goes in before the head is written; none
+    /// is inserted into a head afterwards.
+    pub extra_lines: &'a [&'a [u8]],
 }
 
 /// Append a decimal number without allocating.
@@ -114,6 +120,9 @@ pub fn write_head(out: &mut Vec<u8>, head: &Head) {
     for (name, value) in head.extra {
         push_header(out, name, value);
     }
+    for lines in head.extra_lines {
+        out.extend_from_slice(lines);
+    }
     out.extend_from_slice(b"\r\n");
 }
 
@@ -136,6 +145,7 @@ pub fn write_error(
         keep_alive,
         http10_keep_alive: false,
         extra,
+        extra_lines: &[],
     };
     write_error_as(out, &head, message, true);
 }
@@ -210,6 +220,7 @@ impl PreparedError {
             content_type: None,
             prebuilt: &self.fields,
             extra: &[],
+            extra_lines: &[],
             ..*head
         };
         write_head(out, &head);
@@ -266,6 +277,7 @@ mod tests {
                 keep_alive: true,
                 http10_keep_alive: false,
                 extra: &[("ETag", "\"abc\""), ("Accept-Ranges", "bytes")],
+                extra_lines: &[],
             },
         );
         let s = text(&out);
@@ -292,6 +304,7 @@ mod tests {
                 keep_alive: true,
                 http10_keep_alive: true,
                 extra: &[],
+                extra_lines: &[],
             },
         );
         assert_eq!(
@@ -304,6 +317,45 @@ mod tests {
     }
 
     #[test]
+    fn extra_lines_go_last_in_order() {
+        let mut out = Vec::new();
+        let head = Head {
+            status: 206,
+            content_length: Some(2),
+            content_type: Some("text/css"),
+            prebuilt: &[],
+            keep_alive: false,
+            http10_keep_alive: false,
+            extra: &[("Content-Range", "bytes 0-1/9")],
+            extra_lines: &[b"X-Rule: 1\r\n", b"", b"Vary: Origin\r\nX-Cors: 2\r\n"],
+        };
+        write_head(&mut out, &head);
+        assert_eq!(
+            mask_date(text(&out)),
+            format!(
+                "HTTP/1.1 206 Partial Content\r\nServer: {SERVER}\r\nDate: <DATE>\r\n\
+                 Content-Type: text/css\r\nContent-Length: 2\r\nConnection: close\r\n\
+                 Content-Range: bytes 0-1/9\r\nX-Rule: 1\r\nVary: Origin\r\nX-Cors: 2\r\n\r\n"
+            )
+        );
+        // An error response carries them too, its body after the blank line.
+        let mut out = Vec::new();
+        write_error_as(
+            &mut out,
+            &Head {
+                status: 404,
+                ..head
+            },
+            "x",
+            true,
+        );
+        assert!(text(&out).contains(
+            "Connection: close\r\nContent-Range: bytes 0-1/9\r\n\
+                                     X-Rule: 1\r\nVary: Origin\r\nX-Cors: 2\r\n\r\n404 "
+        ));
+    }
+
+    #[test]
     fn connection_headers() {
         let mut head = Head {
             status: 304,
@@ -313,6 +365,7 @@ mod tests {
             keep_alive: false,
             http10_keep_alive: true,
             extra: &[],
+            extra_lines: &[],
         };
         let mut out = Vec::new();
         write_head(&mut out, &head);
@@ -343,6 +396,7 @@ mod tests {
                 keep_alive: true,
                 http10_keep_alive: false,
                 extra: &[("Location", "/x\r\nSet-Cookie: a=b")],
+                extra_lines: &[],
             },
         );
         assert!(text(&out).contains("Location: /x  Set-Cookie: a=b\r\n"));
@@ -382,6 +436,7 @@ mod tests {
                 keep_alive,
                 http10_keep_alive: http10,
                 extra: &[],
+                extra_lines: &[],
             };
             let mut written = Vec::new();
             let len = write_error_as(&mut written, &head, "cannot serve that path", true);
@@ -406,6 +461,7 @@ mod tests {
             keep_alive: true,
             http10_keep_alive: false,
             extra: &[],
+            extra_lines: &[],
         };
         PreparedError::new(404, "x").write(&mut new, &head, true);
         assert_eq!(mask_date(text(&new)), mask_date(text(&old)));

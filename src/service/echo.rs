@@ -6,6 +6,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
+use crate::http::chunked::{ChunkSize, CHUNKED_FIELD, CHUNK_DATA_END, LAST_CHUNK};
 use crate::http::response::CONTINUE_100;
 use crate::http::{write_head, BodyFraming, ChunkedDecoder, HttpError, Method, Step};
 
@@ -209,7 +210,7 @@ async fn start_response(
     echo: &mut Echo,
     length: Option<u64>,
 ) -> Result<(), Stop> {
-    let chunked = [("Transfer-Encoding", "chunked")];
+    let chunked = [CHUNKED_FIELD];
     let extra: &[(&str, &str)] = if length.is_none() { &chunked } else { &[] };
     let head = ex.head(200, length, Some("application/octet-stream"), extra);
     write_head(ex.out, &head);
@@ -264,23 +265,26 @@ async fn copy_chunked(ex: &mut Exchange<'_>, echo: &mut Echo, max: u64) -> Resul
                         .map_err(Stop::Refused)?;
                     start_response(ex, echo, None).await?;
                 }
-                let size_line = format!("{len:x}\r\n");
+                // A data step is never empty: it holds at least one byte.
+                let Some(size) = ChunkSize::new(len) else {
+                    ex.input.consume(range.end);
+                    continue;
+                };
                 let stream = ex.stream;
                 let data = &ex.input.pending()[range.clone()];
                 let written = async {
-                    write_all_timed(stream, size_line.as_bytes(), limit).await?;
+                    write_all_timed(stream, size.line(), limit).await?;
                     write_all_timed(stream, data, limit).await?;
-                    write_all_timed(stream, b"\r\n", limit).await
+                    write_all_timed(stream, CHUNK_DATA_END, limit).await
                 };
                 written.await.map_err(|_| Stop::Broken)?;
                 ex.input.consume(range.end);
                 echo.sent += len as u64;
-                let framing = size_line.len() + 2;
                 ex.ctx
                     .metrics
                     .here()
                     .bytes_out
-                    .add_local((len + framing) as u64);
+                    .add_local((len + size.framing_len()) as u64);
             }
             Step::Skip(n) => ex.input.consume(n),
             Step::NeedMore => fill(ex, echo).await?,
@@ -289,13 +293,13 @@ async fn copy_chunked(ex: &mut Exchange<'_>, echo: &mut Echo, max: u64) -> Resul
                 if !echo.head_started {
                     // An empty body: the whole response fits the output
                     // buffer, and leaves with any pipelined ones.
-                    let chunked = [("Transfer-Encoding", "chunked")];
+                    let chunked = [CHUNKED_FIELD];
                     let head = ex.head(200, None, Some("application/octet-stream"), &chunked);
                     write_head(ex.out, &head);
-                    ex.out.extend_from_slice(b"0\r\n\r\n");
+                    ex.out.extend_from_slice(LAST_CHUNK);
                     return Ok(());
                 }
-                write_all_timed(ex.stream, b"0\r\n\r\n", limit)
+                write_all_timed(ex.stream, LAST_CHUNK, limit)
                     .await
                     .map_err(|_| Stop::Broken)?;
                 return Ok(());

@@ -189,6 +189,7 @@ impl Exchange<'_> {
             keep_alive: self.keep_alive,
             http10_keep_alive: self.req.minor_version == 0,
             extra,
+            extra_lines: &[],
         }
     }
 
@@ -200,14 +201,24 @@ impl Exchange<'_> {
         body: &[u8],
         extra: &[(&str, &str)],
     ) -> Outcome {
-        let head = self.head(status, Some(body.len() as u64), Some(content_type), extra);
+        let head = self.head(status, None, Some(content_type), extra);
+        self.respond_with(&head, body)
+    }
+
+    /// [`respond`](Self::respond) under a head made with [`head`](Self::head)
+    /// and then given more fields; its Content-Length is the body's.
+    pub fn respond_with(&mut self, head: &Head, body: &[u8]) -> Outcome {
+        let head = Head {
+            content_length: Some(body.len() as u64),
+            ..*head
+        };
         write_head(self.out, &head);
         let is_head = self.req.method == crate::http::Method::Head;
         if !is_head {
             self.out.extend_from_slice(body);
         }
         Outcome {
-            status,
+            status: head.status,
             body_bytes: if is_head { 0 } else { body.len() as u64 },
             keep_alive: self.keep_alive,
         }
@@ -216,13 +227,19 @@ impl Exchange<'_> {
     /// Appends an error response with a short text body (none for HEAD).
     pub fn error(&mut self, status: u16, message: &str, extra: &[(&str, &str)]) -> Outcome {
         let head = self.head(status, None, None, extra);
+        self.error_with(&head, message)
+    }
+
+    /// [`error`](Self::error) under a head made with [`head`](Self::head)
+    /// and then given more fields.
+    pub fn error_with(&mut self, head: &Head, message: &str) -> Outcome {
         let with_body = self.req.method != crate::http::Method::Head;
-        let body_bytes = match write_error_as(self.out, &head, message, with_body) {
+        let body_bytes = match write_error_as(self.out, head, message, with_body) {
             len if with_body => len,
             _ => 0,
         };
         Outcome {
-            status,
+            status: head.status,
             body_bytes,
             keep_alive: self.keep_alive,
         }

@@ -144,7 +144,7 @@ pub(super) struct CachedFile {
 pub(super) struct Cache {
     /// Cached files and known misses by URL path: one map, so a request
     /// for either costs one hash of its path.
-    pub(super) entries: HashMap<String, Slot>,
+    pub(super) entries: HashMap<String, Cached>,
     pub(super) bytes: u64,
     watch: Watch,
     /// Read number (`read_seq_now`) just before the inotify queue was last
@@ -153,17 +153,17 @@ pub(super) struct Cache {
     /// Entries that hold an open file (sendfile-sized), at most
     /// `OPEN_FILES_KEPT`.
     pub(super) open_files: usize,
-    /// How many `entries` are `Slot::Missing`, at most `MISSES_KEPT`.
+    /// How many `entries` are `Cached::Missing`, at most `MISSES_KEPT`.
     pub(super) misses: usize,
 }
 
-/// What the cache knows of a URL path.
-pub(super) enum Slot {
+/// What the cache holds for a URL path.
+pub(super) enum Cached {
     /// The file, served from here.
     File(Arc<CachedFile>),
     /// Known missing, while inotify watches every directory on its way that
     /// exists: a 404 then costs no syscall, and any entry made in one of
-    /// those directories forgets every slot.
+    /// those directories forgets every such entry.
     Missing,
 }
 
@@ -203,12 +203,12 @@ impl Drop for StopOnDrop {
 impl Cache {
     pub(super) fn remove(&mut self, url_path: &str) {
         match self.entries.remove(url_path) {
-            Some(Slot::File(old)) => {
+            Some(Cached::File(old)) => {
                 let (bytes, files) = old.info.cost(&old.body);
                 self.bytes -= bytes;
                 self.open_files -= files;
             }
-            Some(Slot::Missing) => self.misses -= 1,
+            Some(Cached::Missing) => self.misses -= 1,
             None => {}
         }
     }
@@ -218,10 +218,11 @@ impl Cache {
     pub(super) fn insert_miss(&mut self, url_path: &str) {
         self.remove(url_path);
         if self.misses >= MISSES_KEPT {
-            self.entries.retain(|_, slot| matches!(slot, Slot::File(_)));
+            self.entries
+                .retain(|_, cached| matches!(cached, Cached::File(_)));
             self.misses = 0;
         }
-        self.entries.insert(url_path.to_string(), Slot::Missing);
+        self.entries.insert(url_path.to_string(), Cached::Missing);
         self.misses += 1;
     }
 
@@ -536,24 +537,25 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("conveyor-cache-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
         let mut cache = Cache::default();
-        cache
-            .entries
-            .insert("/a.txt".into(), Slot::File(cached_file(&dir.join("a.txt"))));
+        cache.entries.insert(
+            "/a.txt".into(),
+            Cached::File(cached_file(&dir.join("a.txt"))),
+        );
         for i in 0..MISSES_KEPT {
             cache.insert_miss(&format!("/missing/{i}"));
         }
         assert_eq!(cache.misses, MISSES_KEPT);
         assert_eq!(cache.entries.len(), MISSES_KEPT + 1);
-        // The same path again replaces its slot, counted once.
+        // The same path again replaces its entry, counted once.
         cache.insert_miss("/missing/0");
         assert_eq!(cache.misses, MISSES_KEPT);
         cache.insert_miss("/one/more");
         assert_eq!(cache.misses, 1);
         assert_eq!(cache.entries.len(), 2);
-        assert!(matches!(cache.entries.get("/a.txt"), Some(Slot::File(_))));
+        assert!(matches!(cache.entries.get("/a.txt"), Some(Cached::File(_))));
         assert!(matches!(
             cache.entries.get("/one/more"),
-            Some(Slot::Missing)
+            Some(Cached::Missing)
         ));
         cache.remove("/one/more");
         assert_eq!((cache.misses, cache.entries.len()), (0, 1));

@@ -83,36 +83,3 @@ impl Cors {
         out
     }
 }
-
-/// The value of the first field `name` (lower case) in a request preamble,
-/// spaces trimmed: for the few fields the parser does not keep.
-pub(super) fn field<'a>(preamble: &'a [u8], name: &str) -> Option<&'a str> {
-    preamble
-        .split(|&b| b == b'\n')
-        .skip(1)
-        .filter_map(|line| {
-            let colon = line.iter().position(|&b| b == b':')?;
-            let (n, v) = line.split_at(colon);
-            n.eq_ignore_ascii_case(name.as_bytes()).then_some(&v[1..])
-        })
-        .next()
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .map(|v| v.trim_matches([' ', '\t', '\r']))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_fields_case_insensitively() {
-        let pre = b"GET / HTTP/1.1\r\nHost: x\r\norigin:  https://a.example \r\nAccept: text/html\r\n\r\n";
-        assert_eq!(field(pre, "origin"), Some("https://a.example"));
-        assert_eq!(field(pre, "accept"), Some("text/html"));
-        assert_eq!(field(pre, "range"), None);
-        assert_eq!(
-            field(b"GET /origin: x HTTP/1.1\r\n\r\n", "get /origin"),
-            None
-        );
-    }
-}

@@ -2,60 +2,52 @@
 //! version (so a hit costs nothing more), and applied to error responses by
 //! the rules that say `errors = true`.
 
+use std::borrow::Cow;
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::HeaderRule;
 
 use super::cache::FileInfo;
-use super::handler::StaticFiles;
 
-impl StaticFiles {
-    /// Applies the rules matching the file to its head (and to its encoded
-    /// variants'): called once when the file's version is read.
-    pub(super) fn apply_rules(&self, info: &mut FileInfo) {
-        if self.config.headers.is_empty() {
-            return;
-        }
-        let relative = info
-            .path
-            .strip_prefix(self.root.path())
-            .unwrap_or(&info.path);
-        let relative = relative.to_string_lossy();
-        let rules: Vec<&HeaderRule> = self
-            .config
-            .headers
-            .iter()
-            .filter(|r| r.path.matches(&relative))
-            .collect();
-        if rules.is_empty() {
-            return;
-        }
-        fold(info, &rules);
-        for variant in &mut info.variants {
-            // Built just now for this info alone: nothing else holds it yet.
-            if let Some(v) = Arc::get_mut(&mut variant.info) {
-                fold(v, &rules);
-            }
+/// Applies the `rules` matching the file (its path relative to `root`) to
+/// its head and its encoded variants': called once when the file's
+/// version is read.
+pub(super) fn apply_rules(rules: &[HeaderRule], root: &Path, info: &mut FileInfo) {
+    if rules.is_empty() {
+        return;
+    }
+    let relative = info.path.strip_prefix(root).unwrap_or(&info.path);
+    let relative = relative.to_string_lossy();
+    let matching: Vec<&HeaderRule> = rules.iter().filter(|r| r.path.matches(&relative)).collect();
+    if matching.is_empty() {
+        return;
+    }
+    fold(info, &matching);
+    for variant in &mut info.variants {
+        // Built just now for this info alone: nothing else holds it yet.
+        if let Some(v) = Arc::get_mut(&mut variant.info) {
+            fold(v, &matching);
         }
     }
+}
 
-    /// The fields of the rules with `errors = true` matching `url_path`:
-    /// empty (and no allocation) when no such rule exists.
-    pub(super) fn error_fields(&self, url_path: &str) -> Vec<(String, String)> {
-        let mut fields: Vec<(String, String)> = Vec::new();
-        for rule in self.config.headers.iter().filter(|r| r.errors) {
-            if !rule.path.matches(url_path) {
-                continue;
-            }
-            fields.retain(|(n, _)| !rule.remove.iter().any(|r| r.eq_ignore_ascii_case(n)));
-            for (name, value) in &rule.set {
-                fields.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-                fields.push((name.clone(), value.clone()));
-            }
-            fields.extend(rule.add.iter().cloned());
+/// The fields of the `rules` with `errors = true` matching `url_path`:
+/// empty (and no allocation) when no such rule exists.
+pub(super) fn error_fields(rules: &[HeaderRule], url_path: &str) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for rule in rules.iter().filter(|r| r.errors) {
+        if !rule.path.matches(url_path) {
+            continue;
         }
-        fields
+        fields.retain(|(n, _)| !rule.remove.iter().any(|r| r.eq_ignore_ascii_case(n)));
+        for (name, value) in &rule.set {
+            fields.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            fields.push((name.clone(), value.clone()));
+        }
+        fields.extend(rule.add.iter().cloned());
     }
+    fields
 }
 
 /// One field of a head being rewritten, and whether a rule wrote it.
@@ -116,46 +108,23 @@ fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// `fields` without those the rules removed or replaced for `info`.
-pub(super) fn without_overridden<'a>(
+/// `fields` without those the rules removed or replaced for `info`:
+/// borrowed as they are (no allocation) when no rule did.
+pub(super) fn without_overridden<'f, 'a>(
     info: &FileInfo,
-    fields: &[(&'a str, &'a str)],
-) -> Vec<(&'a str, &'a str)> {
+    fields: &'f [(&'a str, &'a str)],
+) -> Cow<'f, [(&'a str, &'a str)]> {
+    if info.rule_overrides.is_empty() {
+        return Cow::Borrowed(fields);
+    }
+    let overridden = |name: &str| {
+        info.rule_overrides
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(name))
+    };
     fields
         .iter()
-        .filter(|(name, _)| {
-            !info
-                .rule_overrides
-                .iter()
-                .any(|o| o.eq_ignore_ascii_case(name))
-        })
+        .filter(|(name, _)| !overridden(name))
         .copied()
         .collect()
-}
-
-/// Inserts header lines (each ending in CRLF) at the end of the head just
-/// written to `out`, before its blank line.
-pub(super) fn splice(out: &mut Vec<u8>, fields: &[u8]) {
-    if fields.is_empty() || !out.ends_with(b"\r\n\r\n") {
-        return;
-    }
-    out.truncate(out.len() - 2);
-    out.extend_from_slice(fields);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Inserts header lines into the head of the response that starts at
-/// `start` in `out` (an error response with its body already written).
-pub(super) fn splice_at(out: &mut Vec<u8>, start: usize, fields: &[u8]) {
-    if fields.is_empty() {
-        return;
-    }
-    let Some(at) = out
-        .get(start..)
-        .and_then(|r| r.windows(4).position(|w| w == b"\r\n\r\n"))
-    else {
-        return;
-    };
-    let at = start + at + 2;
-    out.splice(at..at, fields.iter().copied());
 }

@@ -12,16 +12,18 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
+use crate::http::chunked::{push_chunk, CHUNKED_FIELD, LAST_CHUNK};
 use crate::http::date::fmt_http_date;
 use crate::http::json::push_json_string;
-use crate::http::{write_head, Method};
-use crate::runtime::sys::beneath::Symlinks;
+use crate::http::uri::{percent_decode, percent_encode};
+use crate::http::{write_head, Head, Method};
+use crate::runtime::sys::beneath::{RootDir, Symlinks};
 use crate::runtime::sys::dir::{stat_at, DirReader, EntryMeta, Kind};
 use crate::runtime::{self};
 use crate::service::{Exchange, Outcome};
 
-use super::handler::StaticFiles;
-use super::headers::splice;
+use super::resolve::relative_path;
+use super::ResolveOptions;
 
 /// Entries read from the directory between two yields.
 const BATCH: usize = 1024;
@@ -74,182 +76,206 @@ impl View {
     }
 }
 
-impl StaticFiles {
-    /// Lists the directory at the request path, which `resolve` accepted
-    /// and found to be a directory without its index file.
-    pub(super) async fn list(&self, ex: &mut Exchange<'_>, json: bool, fields: &[u8]) -> Outcome {
-        let Some(relative) = self.listed_path(ex.req.path()) else {
-            return self
-                .error(ex, 404, "cannot list that path", &[], fields)
-                .await;
-        };
-        let symlinks = self.symlinks();
-        let dir = match self.root.open_beneath(&relative, symlinks) {
-            Ok(opened) if opened.file.metadata().is_ok_and(|m| m.is_dir()) => opened.file,
-            _ => {
-                return self
-                    .error(ex, 404, "cannot list that path", &[], fields)
-                    .await
-            }
-        };
-        let Ok(mut reader) = DirReader::new(&dir) else {
-            return self
-                .error(ex, 403, "cannot read that directory", &[], fields)
-                .await;
-        };
-        let view = View::parse(ex.req.query(), json);
+/// Why a directory is not listed: the error response to answer with.
+pub(super) struct Refusal {
+    pub(super) status: u16,
+    pub(super) message: &'static str,
+}
 
-        // Read up to SORT_LIMIT entries first: all of them, in most cases.
+const CANNOT_LIST: Refusal = Refusal {
+    status: 404,
+    message: "cannot list that path",
+};
+
+const CANNOT_READ: Refusal = Refusal {
+    status: 403,
+    message: "cannot read that directory",
+};
+
+/// Lists the directory at the request path, which `resolve` accepted and
+/// found to be a directory without its index file; `cors` are header
+/// lines for the response. Err before anything is written.
+pub(super) async fn list(
+    ex: &mut Exchange<'_>,
+    root: &RootDir,
+    options: &ResolveOptions,
+    json: bool,
+    cors: &[u8],
+) -> Result<Outcome, Refusal> {
+    let dir = Dir::open(root, options, ex.req.path())?;
+    let mut reader = DirReader::new(&dir.file).map_err(|_| CANNOT_READ)?;
+    let view = View::parse(ex.req.query(), json);
+    let (items, complete) = dir.first_entries(&mut reader, &view).await?;
+    // HTTP/1.0 has no chunks: the body ends when the connection does.
+    let chunked = ex.req.minor_version > 0;
+    if !chunked {
+        ex.keep_alive = false;
+    }
+    write_list_head(ex, view.json, chunked, cors);
+    let mut outcome = Outcome {
+        status: 200,
+        body_bytes: 0,
+        keep_alive: ex.keep_alive,
+    };
+    if ex.req.method == Method::Head {
+        return Ok(outcome);
+    }
+    let mut page = Page {
+        out: Vec::with_capacity(CHUNK + 4096),
+        json: view.json,
+        first: true,
+        sent: 0,
+        chunked,
+    };
+    let url_path = ex.req.path().to_string();
+    page.start(&url_path, &view, complete);
+    for item in &items {
+        page.item(item);
+    }
+    drop(items);
+    let ended = match page.flush(ex, false).await {
+        Ok(()) => complete || dir.stream_rest(ex, &mut reader, &mut page).await,
+        Err(_) => {
+            outcome.keep_alive = false;
+            return Ok(outcome);
+        }
+    };
+    if !ended {
+        // Cut short: no last chunk, so the client knows.
+        outcome.keep_alive = false;
+        ex.keep_alive = false;
+        outcome.body_bytes = page.sent;
+        return Ok(outcome);
+    }
+    page.end();
+    let last = page.flush(ex, true).await;
+    outcome.body_bytes = page.sent;
+    outcome.keep_alive &= last.is_ok();
+    Ok(outcome)
+}
+
+/// The head of a listing: no length (chunked, or to the close in HTTP/1.0).
+fn write_list_head(ex: &mut Exchange<'_>, json: bool, chunked: bool, cors: &[u8]) {
+    let content_type = match json {
+        true => "application/json",
+        false => "text/html; charset=utf-8",
+    };
+    let extra: &[(&str, &str)] = match chunked {
+        true => &[
+            CHUNKED_FIELD,
+            ("Vary", "Accept"),
+            ("Cache-Control", "no-cache"),
+        ],
+        false => &[("Vary", "Accept"), ("Cache-Control", "no-cache")],
+    };
+    let head = Head {
+        extra_lines: &[cors],
+        ..ex.head(200, None, Some(content_type), extra)
+    };
+    write_head(ex.out, &head);
+}
+
+/// A directory being listed, opened beneath the root.
+struct Dir<'a> {
+    root: &'a RootDir,
+    options: &'a ResolveOptions,
+    file: File,
+    /// Its path beneath the root.
+    relative: PathBuf,
+}
+
+impl<'a> Dir<'a> {
+    /// The directory `url_path` names, by the rules `resolve` applies.
+    fn open(
+        root: &'a RootDir,
+        options: &'a ResolveOptions,
+        url_path: &str,
+    ) -> Result<Dir<'a>, Refusal> {
+        let (relative, _) = relative_path(url_path, options).map_err(|_| CANNOT_LIST)?;
+        match root.open_beneath(&relative, options.symlinks()) {
+            Ok(opened) if opened.file.metadata().is_ok_and(|m| m.is_dir()) => Ok(Dir {
+                root,
+                options,
+                file: opened.file,
+                relative,
+            }),
+            _ => Err(CANNOT_LIST),
+        }
+    }
+
+    /// Up to `SORT_LIMIT` entries (all of them, in most cases), sorted
+    /// when that is all; true when it is.
+    async fn first_entries(
+        &self,
+        reader: &mut DirReader,
+        view: &View,
+    ) -> Result<(Vec<Item>, bool), Refusal> {
         let mut items = Vec::new();
-        let mut complete = false;
         while items.len() <= SORT_LIMIT {
             match reader.next_names(BATCH) {
                 Ok(names) if names.is_empty() => {
-                    complete = true;
-                    break;
+                    sort(&mut items, view);
+                    return Ok((items, true));
                 }
-                Ok(names) => items.extend(self.listable(&dir, &relative, names)),
-                Err(_) => {
-                    return self
-                        .error(ex, 403, "cannot read that directory", &[], fields)
-                        .await
-                }
+                Ok(names) => items.extend(self.listable(names)),
+                Err(_) => return Err(CANNOT_READ),
             }
             runtime::yield_now().await;
         }
-        if complete {
-            sort(&mut items, &view);
-        }
+        Ok((items, false))
+    }
 
-        let content_type = match view.json {
-            true => "application/json",
-            false => "text/html; charset=utf-8",
-        };
-        // HTTP/1.0 has no chunks: the body ends when the connection does.
-        let chunked = ex.req.minor_version > 0;
-        if !chunked {
-            ex.keep_alive = false;
-        }
-        let te: &[(&str, &str)] = match chunked {
-            true => &[
-                ("Transfer-Encoding", "chunked"),
-                ("Vary", "Accept"),
-                ("Cache-Control", "no-cache"),
-            ],
-            false => &[("Vary", "Accept"), ("Cache-Control", "no-cache")],
-        };
-        let head = ex.head(200, None, Some(content_type), te);
-        write_head(ex.out, &head);
-        splice(ex.out, fields);
-        let mut outcome = Outcome {
-            status: 200,
-            body_bytes: 0,
-            keep_alive: ex.keep_alive,
-        };
-        if ex.req.method == Method::Head {
-            return outcome;
-        }
-
-        let url_path = ex.req.path().to_string();
-        let mut page = Page {
-            out: Vec::with_capacity(CHUNK + 4096),
-            json: view.json,
-            first: true,
-            sent: 0,
-            chunked,
-        };
-        page.start(&url_path, &view, complete);
-        for item in &items {
-            page.item(item);
-        }
-        drop(items);
-        if page.flush(ex, false).await.is_err() {
-            outcome.keep_alive = false;
-            return outcome;
-        }
-        while !complete {
-            match reader.next_names(BATCH) {
-                Ok(names) if names.is_empty() => complete = true,
+    /// Streams the entries past the first `SORT_LIMIT`, in directory
+    /// order, a batch at a time; true when the directory was read to its
+    /// end (a failed send then shows at the last chunk).
+    async fn stream_rest(
+        &self,
+        ex: &mut Exchange<'_>,
+        reader: &mut DirReader,
+        page: &mut Page,
+    ) -> bool {
+        loop {
+            let complete = match reader.next_names(BATCH) {
+                Ok(names) if names.is_empty() => true,
                 Ok(names) => {
-                    for item in self.listable(&dir, &relative, names) {
+                    for item in self.listable(names) {
                         page.item(&item);
                     }
+                    false
                 }
-                Err(_) => break,
-            }
+                Err(_) => return false,
+            };
             if page.flush(ex, false).await.is_err() {
-                break;
+                return complete;
             }
             // Let the worker's other connections in between batches.
             runtime::yield_now().await;
-        }
-        if !complete {
-            // Cut short: no last chunk, so the client knows.
-            outcome.keep_alive = false;
-            ex.keep_alive = false;
-            outcome.body_bytes = page.sent;
-            return outcome;
-        }
-        page.end();
-        let last = page.flush(ex, true).await;
-        outcome.body_bytes = page.sent;
-        outcome.keep_alive &= last.is_ok();
-        outcome
-    }
-
-    fn symlinks(&self) -> Symlinks {
-        match self.options.follow_symlinks_outside_root {
-            true => Symlinks::Anywhere,
-            false => Symlinks::InsideRoot,
-        }
-    }
-
-    /// The directory beneath the root a request path names, by the rules
-    /// `resolve` applies (which accepted it already): each segment decoded
-    /// once, "." and empty ones skipped, ".." removing the one before, no
-    /// dotfiles unless shown. None for anything else.
-    fn listed_path(&self, url_path: &str) -> Option<PathBuf> {
-        let mut segments: Vec<Vec<u8>> = Vec::new();
-        for raw in url_path.split('/') {
-            let segment = percent_decode(raw)?;
-            match segment.as_slice() {
-                b"" | b"." => {}
-                b".." => {
-                    segments.pop();
-                }
-                _ => segments.push(segment),
+            if complete {
+                return true;
             }
         }
-        let mut relative = PathBuf::new();
-        for segment in segments {
-            if segment.starts_with(b".") && !self.options.show_dotfiles {
-                return None;
-            }
-            relative.push(std::ffi::OsStr::from_bytes(&segment));
-        }
-        Some(relative)
     }
 
     /// The entries of a batch that may be listed: no dotfiles unless shown,
     /// only files and directories, symlinks only where they may be followed
     /// (and then as what they point to).
-    fn listable(&self, dir: &File, relative: &std::path::Path, names: Vec<OsString>) -> Vec<Item> {
+    fn listable(&self, names: Vec<OsString>) -> Vec<Item> {
         let show_dotfiles = self.options.show_dotfiles;
-        let symlinks = self.symlinks();
+        let symlinks = self.options.symlinks();
         names
             .into_iter()
             .filter(|name| show_dotfiles || !name.as_bytes().starts_with(b"."))
             .filter_map(|name| {
-                let mut meta = stat_at(dir, &name, false).ok()?;
+                let mut meta = stat_at(&self.file, &name, false).ok()?;
                 if meta.kind == Kind::Symlink {
                     meta = match symlinks {
-                        Symlinks::Anywhere => stat_at(dir, &name, true).ok()?,
+                        Symlinks::Anywhere => stat_at(&self.file, &name, true).ok()?,
                         // Listed only if serving it would follow it: opened
                         // as a request would open it, confined the same way.
                         _ => {
                             let opened = self
                                 .root
-                                .open_in(dir, relative, name.to_str()?, symlinks)
+                                .open_in(&self.file, &self.relative, name.to_str()?, symlinks)
                                 .ok()?;
                             let m = opened.file.metadata().ok()?;
                             EntryMeta {
@@ -293,7 +319,8 @@ struct Page {
 impl Page {
     fn start(&mut self, url_path: &str, view: &View, sorted: bool) {
         let shown =
-            String::from_utf8_lossy(&percent_decode(url_path).unwrap_or_default()).into_owned();
+            String::from_utf8_lossy(&percent_decode(url_path.as_bytes()).unwrap_or_default())
+                .into_owned();
         if self.json {
             self.out.extend_from_slice(b"{\"path\":");
             push_json_string(&mut self.out, &shown);
@@ -388,51 +415,16 @@ impl Page {
     /// Sends what was gathered as one chunk; `last` adds the last chunk.
     async fn flush(&mut self, ex: &mut Exchange<'_>, last: bool) -> std::io::Result<()> {
         let before = ex.out.len();
-        if !self.out.is_empty() {
-            if self.chunked {
-                let _ = write!(ex.out, "{:x}\r\n", self.out.len());
-            }
-            ex.out.extend_from_slice(&self.out);
-            if self.chunked {
-                ex.out.extend_from_slice(b"\r\n");
-            }
-            self.out.clear();
+        match self.chunked {
+            true => push_chunk(ex.out, &self.out),
+            false => ex.out.extend_from_slice(&self.out),
         }
+        self.out.clear();
         if last && self.chunked {
-            ex.out.extend_from_slice(b"0\r\n\r\n");
+            ex.out.extend_from_slice(LAST_CHUNK);
         }
         self.sent += (ex.out.len() - before) as u64;
         ex.flush().await
-    }
-}
-
-/// Decodes `%XX` once; None for a malformed escape.
-fn percent_decode(raw: &str) -> Option<Vec<u8>> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Some(out)
-}
-
-/// Every byte outside the unreserved set as `%XX`: any name becomes a
-/// link that names exactly it, and nothing in it can end the attribute.
-fn percent_encode(out: &mut Vec<u8>, name: &[u8]) {
-    for &b in name {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
     }
 }
 
@@ -465,15 +457,10 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;\\x0a"
         );
         let mut out = Vec::new();
-        percent_encode(&mut out, b"a b/\"<\xff:");
-        assert_eq!(out, b"a%20b%2F%22%3C%FF%3A");
-        let mut out = Vec::new();
         push_json_string(&mut out, "a\"\\\n<\u{fffd}");
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "\"a\\\"\\\\\\u000a\\u003c\u{fffd}\""
         );
-        assert_eq!(percent_decode("%41b%zz"), None);
-        assert_eq!(percent_decode("%41b").unwrap(), b"Ab");
     }
 }

@@ -7,26 +7,92 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::config::Revalidate;
-use crate::runtime::sys::beneath::Symlinks;
-use crate::runtime::{current_worker, read_seq_now};
+use crate::config::{Revalidate, StaticConfig};
+use crate::runtime::sys::beneath::RootDir;
+use crate::runtime::{self, current_worker, read_seq_now, ReadBuffer};
 
 use super::cache::{
-    file_info, read_version, variant_info, Body, Cache, CachedFile, FileInfo, Slot, Variant,
+    file_info, read_version, variant_info, Body, Cache, Cached, CachedFile, FileInfo, Variant,
     Version, OPEN_FILES_KEPT,
 };
 use super::compress::{compress, is_text};
-use super::handler::StaticFiles;
+use super::headers::apply_rules;
 use super::negotiate::Encoding;
 use super::Validators;
-use super::{resolve, ResolveError, Resolved};
+use super::{resolve, ResolveError, ResolveOptions, Resolved};
 
-impl StaticFiles {
+/// The files beneath the root as they are served: opened beneath its
+/// descriptor, through one cache per worker.
+pub(super) struct CachedFiles {
+    /// Files are opened beneath this descriptor, never by a path.
+    root: RootDir,
+    options: ResolveOptions,
+    /// Shared: it is big, and `Target` holds the service by value.
+    config: Arc<StaticConfig>,
+    /// One cache per worker: no lock contention, at the price of a copy each.
+    caches: Vec<Arc<Mutex<Cache>>>,
+}
+
+impl CachedFiles {
+    /// `root` must be a directory; it is opened once here.
+    pub(super) fn new(
+        root: &Path,
+        config: Arc<StaticConfig>,
+        workers: usize,
+    ) -> std::io::Result<CachedFiles> {
+        Ok(CachedFiles {
+            root: RootDir::open(root)?,
+            options: ResolveOptions {
+                index: config.index.clone(),
+                follow_symlinks_outside_root: config.follow_symlinks_outside_root,
+                show_dotfiles: config.show_dotfiles,
+            },
+            config,
+            caches: (0..workers.max(1)).map(|_| Arc::default()).collect(),
+        })
+    }
+
+    pub(super) fn root(&self) -> &RootDir {
+        &self.root
+    }
+
+    pub(super) fn options(&self) -> &ResolveOptions {
+        &self.options
+    }
+
+    /// The file for `url_path`, through this worker's cache, waiting for the
+    /// cache to learn of changes made before the request when it must.
+    /// `input` is the connection's: its buffer goes back to the pool while
+    /// the request waits.
+    pub(super) async fn find(
+        &self,
+        input: &mut ReadBuffer,
+        url_path: &str,
+        query: Option<&str>,
+        received: u64,
+    ) -> Result<Lookup, ResolveError> {
+        let found = self.lookup(url_path, query, received);
+        if !matches!(found, Ok(Lookup::Unsynced)) {
+            return found;
+        }
+        // Let the other requests of this scheduler turn be read first:
+        // one read of the inotify queue then covers them all. At most
+        // SYNC_BATCH wait so (bounding the wait and the handlers alive at
+        // once), and their read buffers go back to the pool meanwhile.
+        let waiting = read_seq_now().saturating_sub(self.cache().synced_at);
+        if waiting < SYNC_BATCH {
+            input.release_if_empty();
+            runtime::yield_now().await;
+        }
+        self.cache().sync_for(received);
+        self.lookup(url_path, query, received)
+    }
+
     fn local_cache(&self) -> &Arc<Mutex<Cache>> {
         &self.caches[current_worker().unwrap_or(0) % self.caches.len()]
     }
 
-    pub(super) fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.local_cache()
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -38,7 +104,7 @@ impl StaticFiles {
     /// cannot be served (400, 403 or 404). `Unsynced` whenever inotify
     /// watches and its queue was not read since the request was: a path
     /// not cached waits for that read too (once per scheduler turn).
-    pub(super) fn lookup(
+    fn lookup(
         &self,
         url_path: &str,
         query: Option<&str>,
@@ -52,8 +118,8 @@ impl StaticFiles {
                 return Ok(Lookup::Unsynced);
             }
             let entry = match cache.entries.get(url_path) {
-                Some(Slot::File(entry)) => Some(entry.clone()),
-                Some(Slot::Missing) => {
+                Some(Cached::File(entry)) => Some(entry.clone()),
+                Some(Cached::Missing) => {
                     return match cache.synced_at > received {
                         true => Err(ResolveError::Missing),
                         false => Ok(Lookup::Unsynced),
@@ -118,7 +184,7 @@ impl StaticFiles {
         let (variants, also, sidecars_direct) = self.variants(&path, &meta, &body, compress_now);
         let direct = direct && sidecars_direct;
         let mut info = file_info(path, &meta, variants, also);
-        self.apply_rules(&mut info);
+        apply_rules(&self.config.headers, self.root.path(), &mut info);
         let info = Arc::new(info);
         if cached {
             self.insert(url_path, &info, &body, direct);
@@ -159,11 +225,9 @@ impl StaticFiles {
         });
         cache
             .entries
-            .insert(url_path.to_string(), Slot::File(entry));
+            .insert(url_path.to_string(), Cached::File(entry));
     }
-}
 
-impl StaticFiles {
     /// Remembers that `url_path` is missing, so the next request for it
     /// costs no `openat2`, if inotify can say when that stops being true:
     /// it watches each directory on the way that exists (the first missing
@@ -236,10 +300,7 @@ impl StaticFiles {
                 Err(_) => return (variants, also, direct),
             }
         }
-        let symlinks = match self.options.follow_symlinks_outside_root {
-            true => Symlinks::Anywhere,
-            false => Symlinks::InsideRoot,
-        };
+        let symlinks = self.options.symlinks();
         for encoding in Encoding::ENCODED {
             let mut name = relative.as_os_str().to_owned();
             name.push(encoding.suffix());
@@ -311,6 +372,10 @@ impl StaticFiles {
 fn name_of(relative: &std::ffi::OsStr) -> &std::ffi::OsStr {
     Path::new(relative).file_name().unwrap_or(relative)
 }
+
+/// Requests read since the last read of the inotify queue beyond which the
+/// next one reads it at once rather than waiting for the rest of the turn.
+const SYNC_BATCH: u64 = 32;
 
 /// What a lookup found for a path that can be served.
 pub(super) enum Lookup {

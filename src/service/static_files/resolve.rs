@@ -10,6 +10,7 @@ use std::fs::{File, Metadata};
 use std::io;
 use std::path::PathBuf;
 
+use crate::http::uri::{percent_decoded, BadEscape};
 use crate::runtime::sys::beneath::{RootDir, Symlinks};
 
 /// How paths are resolved; built once from the configuration.
@@ -31,6 +32,16 @@ impl Default for ResolveOptions {
             index: "index.html".to_string(),
             follow_symlinks_outside_root: false,
             show_dotfiles: false,
+        }
+    }
+}
+
+impl ResolveOptions {
+    /// Which symlinks opening a file beneath the root may follow.
+    pub(super) fn symlinks(&self) -> Symlinks {
+        match self.follow_symlinks_outside_root {
+            true => Symlinks::Anywhere,
+            false => Symlinks::InsideRoot,
         }
     }
 }
@@ -143,6 +154,42 @@ pub fn resolve(
     query: Option<&str>,
     opts: &ResolveOptions,
 ) -> Result<Resolved, ResolveError> {
+    let (relative, dir_form) = relative_path(url_path, opts)?;
+    let symlinks = opts.symlinks();
+    let opened = root.open_beneath(&relative, symlinks).map_err(io_error)?;
+    let meta = opened.file.metadata().map_err(io_error)?;
+
+    if meta.is_dir() {
+        if !dir_form {
+            return Ok(Resolved::RedirectToSlash(redirect_location(
+                url_path, query,
+            )));
+        }
+        // Opened in the directory just checked, not by its name again; a
+        // symlinked index gets the same confinement as any path.
+        let index = root
+            .open_in(&opened.file, &relative, &opts.index, symlinks)
+            .map_err(|e| match io_error(e) {
+                ResolveError::Missing => ResolveError::NoIndex,
+                other => other,
+            })?;
+        let index_meta = index.file.metadata().map_err(io_error)?;
+        let path = root.path().join(&relative).join(&opts.index);
+        return regular_file(path, index_meta, opened.direct && index.direct, index.file);
+    }
+    // "/file.txt/" names a directory that does not exist.
+    if dir_form {
+        return Err(ResolveError::NotADirectory);
+    }
+    regular_file(root.path().join(relative), meta, opened.direct, opened.file)
+}
+
+/// The path beneath the root that `url_path` names, and whether it names
+/// a directory (ends in `/`, `.` or `..`); nothing is opened.
+pub(super) fn relative_path(
+    url_path: &str,
+    opts: &ResolveOptions,
+) -> Result<(PathBuf, bool), ResolveError> {
     if !url_path.starts_with('/') {
         return Err(ResolveError::NotAbsolute);
     }
@@ -179,59 +226,14 @@ pub fn resolve(
         }
         relative.push(s);
     }
-
-    let symlinks = match opts.follow_symlinks_outside_root {
-        true => Symlinks::Anywhere,
-        false => Symlinks::InsideRoot,
-    };
-    let opened = root.open_beneath(&relative, symlinks).map_err(io_error)?;
-    let meta = opened.file.metadata().map_err(io_error)?;
-
-    if meta.is_dir() {
-        if !dir_form {
-            return Ok(Resolved::RedirectToSlash(redirect_location(
-                url_path, query,
-            )));
-        }
-        // Opened in the directory just checked, not by its name again; a
-        // symlinked index gets the same confinement as any path.
-        let index = root
-            .open_in(&opened.file, &relative, &opts.index, symlinks)
-            .map_err(|e| match io_error(e) {
-                ResolveError::Missing => ResolveError::NoIndex,
-                other => other,
-            })?;
-        let index_meta = index.file.metadata().map_err(io_error)?;
-        let path = root.path().join(&relative).join(&opts.index);
-        return regular_file(path, index_meta, opened.direct && index.direct, index.file);
-    }
-    // "/file.txt/" names a directory that does not exist.
-    if dir_form {
-        return Err(ResolveError::NotADirectory);
-    }
-    regular_file(root.path().join(relative), meta, opened.direct, opened.file)
+    Ok((relative, dir_form))
 }
 
 /// Percent-decodes one path segment exactly once.
 fn decode_segment(raw: &str) -> Result<String, ResolveError> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = if bytes[i] == b'%' {
-            let hi = bytes.get(i + 1).and_then(|&c| hex_value(c));
-            let lo = bytes.get(i + 2).and_then(|&c| hex_value(c));
-            match (hi, lo) {
-                (Some(hi), Some(lo)) => {
-                    i += 3;
-                    hi << 4 | lo
-                }
-                _ => return Err(ResolveError::BadEscape),
-            }
-        } else {
-            i += 1;
-            bytes[i - 1]
-        };
+    let mut out = Vec::with_capacity(raw.len());
+    for b in percent_decoded(raw.as_bytes()) {
+        let b = b.map_err(|BadEscape| ResolveError::BadEscape)?;
         // An encoded separator must never become a segment boundary.
         if matches!(b, 0 | b'/' | b'\\') {
             return Err(ResolveError::EncodedSeparator);
@@ -239,10 +241,6 @@ fn decode_segment(raw: &str) -> Result<String, ResolveError> {
         out.push(b);
     }
     String::from_utf8(out).map_err(|_| ResolveError::NotUtf8)
-}
-
-fn hex_value(c: u8) -> Option<u8> {
-    (c as char).to_digit(16).map(|d| d as u8)
 }
 
 /// Only regular files are served; fifos and sockets could block or leak.
@@ -481,7 +479,9 @@ mod tests {
     #[test]
     fn malformed_escapes_are_bad_requests() {
         let fx = Fixture::new();
-        for url in ["/%zz", "/a%4", "/a%", "/%4g.txt", "/%%41"] {
+        for url in [
+            "/%zz", "/a%4", "/a%", "/%4g.txt", "/%%41", "/%+1.txt", "/%-1",
+        ] {
             assert_eq!(err(fx.get(url)), ResolveError::BadEscape, "{url}");
         }
     }

@@ -11,125 +11,139 @@ use crate::service::{Exchange, Outcome, Writing};
 
 use super::cache::{Body, FileInfo, Version};
 use super::content_range;
-use super::handler::StaticFiles;
-use super::headers::{splice, without_overridden};
+use super::headers::without_overridden;
 use super::negotiate::Encoding;
 
-impl StaticFiles {
-    /// Sends bytes `start..end` of the file with `status` (206, or 200 or
-    /// an error page's status for the whole file); `fields` are header
-    /// lines for this response alone (CORS), usually none.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn send(
-        &self,
-        ex: &mut Exchange<'_>,
-        info: &FileInfo,
-        body: &Body,
-        status: u16,
-        start: u64,
-        end: u64,
-        fields: &[u8],
-    ) -> Outcome {
-        let len = info.version.len;
-        let count = end - start;
-        let is_head = ex.req.method == Method::Head;
-        if status != 206 {
-            // The fast path: the fields prebuilt with the cache entry.
-            let head = Head {
-                prebuilt: &info.head_fields,
-                ..ex.head(status, Some(count), None, &[])
-            };
-            write_head(ex.out, &head);
-            splice(ex.out, fields);
-        } else {
-            let range = content_range(start, end - 1, len);
-            let last_modified = info.validators.last_modified_http();
-            let encoding = info.encoding.map(Encoding::token);
-            let extra = [
-                ("Content-Range", range.as_str()),
-                ("ETag", info.validators.etag.as_str()),
-                ("Last-Modified", last_modified.as_str()),
-                ("Accept-Ranges", "bytes"),
-                // An encoded representation always varies: Vary first.
-                ("Vary", "Accept-Encoding"),
-                ("Content-Encoding", encoding.unwrap_or_default()),
-            ];
-            let used = 4 + usize::from(info.vary) + usize::from(encoding.is_some());
-            let extra = without_overridden(info, &extra[..used]);
-            let head = ex.head(status, Some(count), Some(&info.content_type), &extra);
-            write_head(ex.out, &head);
-            splice(ex.out, &info.rule_fields);
-            splice(ex.out, fields);
-        }
-        let mut outcome = Outcome {
-            status,
-            body_bytes: if is_head { 0 } else { count },
-            keep_alive: ex.keep_alive,
-        };
-        if is_head || count == 0 {
-            return outcome;
-        }
-        match body {
-            // `bytes` is exactly the version the head describes; the check
-            // only keeps a bug from becoming a panic.
-            Body::Memory(bytes) => match bytes.get(start as usize..end as usize) {
-                Some(range) => ex.out.extend_from_slice(range),
-                None => outcome.keep_alive = false,
-            },
-            Body::Disk(file) => {
-                // Boxed: rare next to cache hits, and big.
-                if Box::pin(self.send_from_disk(ex, info, file, start, count))
-                    .await
-                    .is_err()
-                {
-                    outcome.keep_alive = false;
-                }
-            }
-        }
-        outcome
-    }
-
-    async fn send_from_disk(
-        &self,
-        ex: &mut Exchange<'_>,
-        info: &FileInfo,
-        file: &File,
-        start: u64,
-        count: u64,
-    ) -> std::io::Result<()> {
-        if count < self.config.sendfile_min_size {
-            // Small enough to copy: it leaves with the head in one write.
-            let mut chunk = vec![0; count as usize];
-            file.read_exact_at(&mut chunk, start)?;
-            // Read after the head was built: send it only if the file is
-            // still the version the head describes.
-            if Version::of(&file.metadata()?) != info.version {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            ex.out.extend_from_slice(&chunk);
-            return Ok(());
-        }
-        ex.flush_more().await?;
-        let _writing = Writing::new(ex.ctx.metrics.here());
-        let limit = ex.ctx.config.timeouts.write;
-        let mut offset = start;
-        let end = start + count;
-        while offset < end {
-            let want = usize::try_from(end - offset)
-                .unwrap_or(usize::MAX)
-                .min(1 << 30);
-            let sent = timeout(limit, ex.stream.sendfile(file, &mut offset, want)).await??;
-            if sent == 0 {
-                // The file shrank under us: the promised length cannot be met.
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            ex.ctx.metrics.here().bytes_out.add_local(sent as u64);
-        }
-        Ok(())
-    }
+/// One response carrying a file: which bytes, under which status, with
+/// which fields of its own beyond the file's.
+pub(super) struct Reply<'a> {
+    /// 206, or 200 or an error page's status for the whole file.
+    pub(super) status: u16,
+    /// The bytes sent: `start..end`.
+    pub(super) start: u64,
+    pub(super) end: u64,
+    /// An error's fields (for an error page), usually none.
+    pub(super) extra: &'a [(&'a str, &'a str)],
+    /// CORS lines, usually none.
+    pub(super) cors: &'a [u8],
 }
 
-pub(super) fn not_modified(ex: &mut Exchange<'_>, info: &FileInfo, fields: &[u8]) -> Outcome {
+/// Sends `reply`'s bytes of the file: from memory, copied from disk below
+/// `sendfile_min_size`, else with sendfile.
+pub(super) async fn send(
+    ex: &mut Exchange<'_>,
+    info: &FileInfo,
+    body: &Body,
+    reply: Reply<'_>,
+    sendfile_min_size: u64,
+) -> Outcome {
+    let Reply {
+        status,
+        start,
+        end,
+        extra,
+        cors,
+    } = reply;
+    let count = end - start;
+    let is_head = ex.req.method == Method::Head;
+    if status != 206 {
+        // The fast path: the fields prebuilt with the cache entry.
+        let head = Head {
+            prebuilt: &info.head_fields,
+            extra_lines: &[cors],
+            ..ex.head(status, Some(count), None, extra)
+        };
+        write_head(ex.out, &head);
+    } else {
+        let range = content_range(start, end - 1, info.version.len);
+        let last_modified = info.validators.last_modified_http();
+        let encoding = info.encoding.map(Encoding::token);
+        let extra = [
+            ("Content-Range", range.as_str()),
+            ("ETag", info.validators.etag.as_str()),
+            ("Last-Modified", last_modified.as_str()),
+            ("Accept-Ranges", "bytes"),
+            // An encoded representation always varies: Vary first.
+            ("Vary", "Accept-Encoding"),
+            ("Content-Encoding", encoding.unwrap_or_default()),
+        ];
+        let used = 4 + usize::from(info.vary) + usize::from(encoding.is_some());
+        let extra = without_overridden(info, &extra[..used]);
+        let head = Head {
+            extra_lines: &[&info.rule_fields, cors],
+            ..ex.head(status, Some(count), Some(&info.content_type), &extra)
+        };
+        write_head(ex.out, &head);
+    }
+    let mut outcome = Outcome {
+        status,
+        body_bytes: if is_head { 0 } else { count },
+        keep_alive: ex.keep_alive,
+    };
+    if is_head || count == 0 {
+        return outcome;
+    }
+    match body {
+        // `bytes` is exactly the version the head describes; the check
+        // only keeps a bug from becoming a panic.
+        Body::Memory(bytes) => match bytes.get(start as usize..end as usize) {
+            Some(range) => ex.out.extend_from_slice(range),
+            None => outcome.keep_alive = false,
+        },
+        Body::Disk(file) => {
+            // Boxed: rare next to cache hits, and big.
+            let min = sendfile_min_size;
+            if Box::pin(send_from_disk(ex, info, file, start, count, min))
+                .await
+                .is_err()
+            {
+                outcome.keep_alive = false;
+            }
+        }
+    }
+    outcome
+}
+
+async fn send_from_disk(
+    ex: &mut Exchange<'_>,
+    info: &FileInfo,
+    file: &File,
+    start: u64,
+    count: u64,
+    sendfile_min_size: u64,
+) -> std::io::Result<()> {
+    if count < sendfile_min_size {
+        // Small enough to copy: it leaves with the head in one write.
+        let mut chunk = vec![0; count as usize];
+        file.read_exact_at(&mut chunk, start)?;
+        // Read after the head was built: send it only if the file is
+        // still the version the head describes.
+        if Version::of(&file.metadata()?) != info.version {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        ex.out.extend_from_slice(&chunk);
+        return Ok(());
+    }
+    ex.flush_more().await?;
+    let _writing = Writing::new(ex.ctx.metrics.here());
+    let limit = ex.ctx.config.timeouts.write;
+    let mut offset = start;
+    let end = start + count;
+    while offset < end {
+        let want = usize::try_from(end - offset)
+            .unwrap_or(usize::MAX)
+            .min(1 << 30);
+        let sent = timeout(limit, ex.stream.sendfile(file, &mut offset, want)).await??;
+        if sent == 0 {
+            // The file shrank under us: the promised length cannot be met.
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        ex.ctx.metrics.here().bytes_out.add_local(sent as u64);
+    }
+    Ok(())
+}
+
+pub(super) fn not_modified(ex: &mut Exchange<'_>, info: &FileInfo, cors: &[u8]) -> Outcome {
     let last_modified = info.validators.last_modified_http();
     let extra = [
         ("ETag", info.validators.etag.as_str()),
@@ -137,10 +151,11 @@ pub(super) fn not_modified(ex: &mut Exchange<'_>, info: &FileInfo, fields: &[u8]
         ("Vary", "Accept-Encoding"),
     ];
     let extra = without_overridden(info, &extra[..2 + usize::from(info.vary)]);
-    let head = ex.head(304, None, None, &extra);
+    let head = Head {
+        extra_lines: &[&info.rule_fields, cors],
+        ..ex.head(304, None, None, &extra)
+    };
     write_head(ex.out, &head);
-    splice(ex.out, &info.rule_fields);
-    splice(ex.out, fields);
     Outcome {
         status: 304,
         body_bytes: 0,

@@ -1,0 +1,324 @@
+//! The static-file service (nginx's static module in spirit): resolve the
+//! path, check preconditions and ranges, then answer from the cache or from
+//! disk. The cache, the lookup, the sending and the listings each have
+//! their own file; this one decides which answer a request gets.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::{LogLevel, StaticConfig};
+use crate::http::{write_head, Field, Head, Method, PreparedError, Request};
+use crate::service::{Exchange, Outcome};
+
+use super::cache::{Body, FileInfo};
+use super::cors::Cors;
+use super::headers::error_fields;
+use super::listing::list;
+use super::lookup::{CachedFiles, Lookup};
+use super::resolve::log_refusal;
+use super::send::{not_modified, send, Reply};
+use super::{
+    evaluate, parse_range, unsatisfied_range, Decision, Preconditions, RangeOutcome, ResolveError,
+};
+
+/// Serves the files under a root directory, with one in-memory cache per worker.
+pub struct StaticFiles {
+    files: CachedFiles,
+    /// Shared with `files`: it is big, and `Target` holds this by value.
+    config: Arc<StaticConfig>,
+    /// `[cors]`, when on.
+    /// Boxed: rarely on, and `Target` holds this by value.
+    cors: Option<Box<Cors>>,
+    /// The 404 for a path that names nothing, made once: None when an
+    /// error page or a header rule for errors shapes 404s.
+    not_found: Option<Box<PreparedError>>,
+}
+
+impl StaticFiles {
+    /// `root` must be a directory; it is opened once here.
+    pub fn new(root: &Path, config: &StaticConfig, workers: usize) -> std::io::Result<StaticFiles> {
+        let config = Arc::new(config.clone());
+        Ok(StaticFiles {
+            files: CachedFiles::new(root, config.clone(), workers)?,
+            cors: Cors::new(&config.cors).map(Box::new),
+            not_found: match config.error_pages.contains_key(&404)
+                || config.headers.iter().any(|rule| rule.errors)
+            {
+                true => None,
+                false => Some(Box::new(PreparedError::new(404, CANNOT_SERVE))),
+            },
+            config,
+        })
+    }
+
+    /// Answers GET or HEAD with the file at the request path (200, 206, 304,
+    /// 301 to add a slash, or an error); 405 for other methods, but a CORS
+    /// preflight (when `[cors]` is on) gets its 204.
+    pub async fn serve(&self, ex: &mut Exchange<'_>) -> Outcome {
+        // Per-request CORS fields, only when configured: none allocated else.
+        let mut cors = Vec::new();
+        if let Some(config) = &self.cors {
+            let preflight;
+            (cors, preflight) = cors_fields(config, ex);
+            if preflight {
+                return answer_preflight(ex, &cors);
+            }
+        }
+        let wants_json = self.config.listing
+            && ex
+                .req
+                .field(ex.preamble(), Field::Accept)
+                .and_then(|a| std::str::from_utf8(a).ok())
+                .is_some_and(|a| a.contains("application/json"));
+        ex.consume_preamble();
+        if !matches!(ex.req.method, Method::Get | Method::Head) {
+            let allow = [("Allow", "GET, HEAD")];
+            return self
+                .error(ex, 405, "static files answer GET and HEAD", &allow, &cors)
+                .await;
+        }
+        match self.find(ex).await {
+            Ok(Lookup::Found(info, body)) => self.send_found(ex, info, body, &cors).await,
+            // After a sync, watched entries were read before the request
+            // was, or are gone: cannot happen.
+            Ok(Lookup::Unsynced) => self.error(ex, 503, "cache busy, retry", &[], &cors).await,
+            Ok(Lookup::Redirect(location)) => add_slash(ex, &location, &cors),
+            Err(ResolveError::NoIndex) if self.config.listing => {
+                // Rare and big: boxed, to keep the handler's future small.
+                let listed = Box::pin(list(
+                    ex,
+                    self.files.root(),
+                    self.files.options(),
+                    wants_json,
+                    &cors,
+                ));
+                match listed.await {
+                    Ok(outcome) => outcome,
+                    Err(refusal) => {
+                        self.error(ex, refusal.status, refusal.message, &[], &cors)
+                            .await
+                    }
+                }
+            }
+            Err(e) => self.refuse(ex, e, &cors).await,
+        }
+    }
+
+    /// The file at the request path, or the fallback file for a path the
+    /// rules accepted and that names nothing.
+    async fn find(&self, ex: &mut Exchange<'_>) -> Result<Lookup, ResolveError> {
+        let received = ex.input.received_seq();
+        let (path, query) = (ex.req.path(), ex.req.query());
+        let found = self.files.find(ex.input, path, query, received).await;
+        if matches!(found, Err(ResolveError::Missing)) && self.falls_back(path) {
+            // A refused path (dotfile, "..", outside the root) keeps its error.
+            let fallback = &self.config.fallback;
+            return self.files.find(ex.input, fallback, None, received).await;
+        }
+        found
+    }
+
+    /// Sends the representation of a found file the request asks for, as
+    /// its preconditions and range say.
+    async fn send_found(
+        &self,
+        ex: &mut Exchange<'_>,
+        info: Arc<FileInfo>,
+        body: Body,
+        cors: &[u8],
+    ) -> Outcome {
+        // Preconditions and ranges apply to the representation sent.
+        let (info, body) = info.representation(body, ex.req.accept_encoding.as_deref());
+        match answer(ex.req, &info) {
+            Answer::NotModified => not_modified(ex, &info, cors),
+            Answer::PreconditionFailed => {
+                self.error(ex, 412, "precondition failed", &[], cors).await
+            }
+            Answer::Bytes { status, start, end } => {
+                let reply = Reply {
+                    status,
+                    start,
+                    end,
+                    extra: &[],
+                    cors,
+                };
+                send(ex, &info, &body, reply, self.config.sendfile_min_size).await
+            }
+            Answer::Unsatisfiable => {
+                let range = unsatisfied_range(info.version.len);
+                // The range was measured against the representation chosen.
+                let extra = [
+                    ("Content-Range", range.as_str()),
+                    ("Vary", "Accept-Encoding"),
+                ];
+                let extra = &extra[..1 + usize::from(info.vary)];
+                self.error(ex, 416, "range not satisfiable", extra, cors)
+                    .await
+            }
+        }
+    }
+
+    /// The answer to a path that cannot be served: 400, 403 or 404.
+    async fn refuse(&self, ex: &mut Exchange<'_>, why: ResolveError, cors: &[u8]) -> Outcome {
+        if ex.ctx.config.log.level == LogLevel::Debug {
+            log_refusal(ex.req.method.as_str(), ex.req.path(), why);
+        }
+        let status = why.status();
+        if let Some(prepared) = self.not_found.as_deref() {
+            if status == prepared.status() && cors.is_empty() {
+                return ex.prepared_error(prepared);
+            }
+        }
+        self.error(ex, status, CANNOT_SERVE, &[], cors).await
+    }
+
+    /// Whether a GET or HEAD for `url_path`, which names no file, gets the
+    /// `static.fallback` file.
+    fn falls_back(&self, url_path: &str) -> bool {
+        if self.config.fallback.is_empty() {
+            return false;
+        }
+        let name = url_path.rsplit('/').next().unwrap_or("");
+        !self.config.fallback_only_without_extension || !name.contains('.')
+    }
+
+    /// An error response: the configured page for `status` if there is one
+    /// (and it can be served), else the plain text; with the fields of the
+    /// rules that apply to errors, and the `cors` lines.
+    async fn error(
+        &self,
+        ex: &mut Exchange<'_>,
+        status: u16,
+        message: &str,
+        extra: &[(&str, &str)],
+        cors: &[u8],
+    ) -> Outcome {
+        if let Some(page) = self.config.error_pages.get(&status) {
+            let received = ex.input.received_seq();
+            // Boxed: `find` may wait, and error pages are rare.
+            if let Ok(Lookup::Found(info, body)) =
+                Box::pin(self.files.find(ex.input, page, None, received)).await
+            {
+                let reply = Reply {
+                    status,
+                    start: 0,
+                    end: info.version.len,
+                    extra,
+                    cors,
+                };
+                let min = self.config.sendfile_min_size;
+                return Box::pin(send(ex, &info, &body, reply, min)).await;
+            }
+        }
+        let rules = error_fields(&self.config.headers, ex.req.path());
+        let with_rules: Vec<(&str, &str)>;
+        let extra = match rules.is_empty() {
+            true => extra,
+            false => {
+                with_rules = extra
+                    .iter()
+                    .copied()
+                    .chain(rules.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+                    .collect();
+                &with_rules
+            }
+        };
+        let head = Head {
+            extra_lines: &[cors],
+            ..ex.head(status, None, None, extra)
+        };
+        ex.error_with(&head, message)
+    }
+}
+
+/// What a request gets of a file it found, by its preconditions and range.
+enum Answer {
+    NotModified,
+    PreconditionFailed,
+    /// Bytes `start..end` of the representation, with this status.
+    Bytes {
+        status: u16,
+        start: u64,
+        end: u64,
+    },
+    Unsatisfiable,
+}
+
+/// Decided apart from the sending: what is worked out here is not kept
+/// in the handler's future while the response goes out.
+fn answer(req: &Request, info: &FileInfo) -> Answer {
+    let preconditions = Preconditions {
+        if_match: req.if_match.as_deref(),
+        if_none_match: req.if_none_match.as_deref(),
+        if_modified_since: req.if_modified_since.as_deref(),
+        if_unmodified_since: req.if_unmodified_since.as_deref(),
+        if_range: req.if_range.as_deref(),
+    };
+    let honor_range = match evaluate(&preconditions, &info.validators) {
+        Decision::NotModified => return Answer::NotModified,
+        Decision::PreconditionFailed => return Answer::PreconditionFailed,
+        Decision::Proceed { honor_range } => honor_range,
+    };
+    let len = info.version.len;
+    let range = match honor_range {
+        true => parse_range(req.range.as_deref(), len),
+        false => RangeOutcome::Full,
+    };
+    match range {
+        RangeOutcome::Full => Answer::Bytes {
+            status: 200,
+            start: 0,
+            end: len,
+        },
+        RangeOutcome::Partial {
+            start,
+            end_inclusive,
+        } => Answer::Bytes {
+            status: 206,
+            start,
+            end: end_inclusive + 1,
+        },
+        RangeOutcome::Unsatisfiable => Answer::Unsatisfiable,
+    }
+}
+
+/// The CORS fields for this request, and whether it is a preflight.
+fn cors_fields(cors: &Cors, ex: &Exchange<'_>) -> (Vec<u8>, bool) {
+    let field = |name| {
+        let value = ex.req.field(ex.preamble(), name)?;
+        std::str::from_utf8(value).ok()
+    };
+    let preflight =
+        ex.req.method == Method::Options && field(Field::AccessControlRequestMethod).is_some();
+    (cors.fields(field(Field::Origin), preflight), preflight)
+}
+
+/// The 204 a CORS preflight gets.
+fn answer_preflight(ex: &mut Exchange<'_>, cors: &[u8]) -> Outcome {
+    ex.consume_preamble();
+    let head = Head {
+        extra_lines: &[cors],
+        ..ex.head(204, None, None, &[])
+    };
+    write_head(ex.out, &head);
+    Outcome {
+        status: 204,
+        body_bytes: 0,
+        keep_alive: ex.keep_alive,
+    }
+}
+
+/// The 301 to a directory's path with its slash. A browser follows it
+/// under CORS too: it needs the fields on the 301 as on the answer it
+/// leads to.
+fn add_slash(ex: &mut Exchange<'_>, location: &str, cors: &[u8]) -> Outcome {
+    let location = [("Location", location)];
+    let head = Head {
+        extra_lines: &[cors],
+        ..ex.head(301, None, Some("text/plain; charset=utf-8"), &location)
+    };
+    ex.respond_with(&head, b"moved: add a trailing slash\n")
+}
+
+/// The text of a 404 (and of the 400 and 403 a refused path gets).
+const CANNOT_SERVE: &str = "cannot serve that path";
