@@ -193,6 +193,8 @@ pub(crate) fn each_server(tweak: impl Fn(&mut Config), mut test: impl FnMut(&Tes
 #[derive(Debug, Clone)]
 pub(crate) struct Response {
     pub status: u16,
+    /// The reason phrase of the status line, as sent.
+    pub reason: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
@@ -240,6 +242,7 @@ pub(crate) fn read_response_with(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let reason = status_line.splitn(3, ' ').nth(2).unwrap_or("").to_string();
     let headers: Vec<(String, String)> = lines
         .filter(|l| !l.is_empty())
         .map(|l| {
@@ -249,6 +252,7 @@ pub(crate) fn read_response_with(
         .collect();
     let mut response = Response {
         status,
+        reason,
         headers,
         body: Vec::new(),
     };
