@@ -28,7 +28,7 @@ pub enum Step {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+enum DecoderState {
     /// Reading hex digits of chunk-size.
     Size {
         value: u64,
@@ -82,7 +82,7 @@ enum Ext {
 /// Decodes one chunked body, fed the unconsumed bytes through [`step`](Self::step).
 #[derive(Debug, Clone)]
 pub struct ChunkedDecoder {
-    state: State,
+    state: DecoderState,
     /// Bytes of the current size line, or of the whole trailer section.
     line_len: usize,
 }
@@ -125,7 +125,7 @@ impl ChunkedDecoder {
     /// A decoder at the start of a body.
     pub fn new() -> Self {
         ChunkedDecoder {
-            state: State::Size {
+            state: DecoderState::Size {
                 value: 0,
                 digits: 0,
             },
@@ -135,7 +135,7 @@ impl ChunkedDecoder {
 
     /// True once the terminating CRLF has been seen.
     pub fn is_done(&self) -> bool {
-        self.state == State::Done
+        self.state == DecoderState::Done
     }
 
     /// Look at `input` (bytes not yet consumed). `Data(r)`: `input[r]` is body
@@ -146,8 +146,8 @@ impl ChunkedDecoder {
         let mut pos = 0;
         loop {
             match self.state {
-                State::Done => return Ok(Step::Done(pos)),
-                State::Data { remaining } => {
+                DecoderState::Done => return Ok(Step::Done(pos)),
+                DecoderState::Data { remaining } => {
                     if pos == input.len() {
                         break;
                     }
@@ -156,9 +156,9 @@ impl ChunkedDecoder {
                     let take = remaining.min(avail) as usize;
                     let left = remaining - take as u64;
                     self.state = if left == 0 {
-                        State::DataCr
+                        DecoderState::DataCr
                     } else {
-                        State::Data { remaining: left }
+                        DecoderState::Data { remaining: left }
                     };
                     return Ok(Step::Data(pos..pos + take));
                 }
@@ -177,13 +177,16 @@ impl ChunkedDecoder {
 
     fn framing_byte(&mut self, b: u8) -> Result<(), HttpError> {
         match self.state {
-            State::Size { .. } | State::Ext { .. } | State::SizeLf { .. } => {
+            DecoderState::Size { .. } | DecoderState::Ext { .. } | DecoderState::SizeLf { .. } => {
                 self.line_len += 1;
                 if self.line_len > MAX_SIZE_LINE {
                     return Err(bad("chunk size line too long"));
                 }
             }
-            State::TrailerStart | State::TrailerLine | State::TrailerLf | State::FinalLf => {
+            DecoderState::TrailerStart
+            | DecoderState::TrailerLine
+            | DecoderState::TrailerLf
+            | DecoderState::FinalLf => {
                 self.line_len += 1;
                 if self.line_len > MAX_TRAILERS {
                     return Err(HttpError::new(431, "chunked trailers too large"));
@@ -192,12 +195,12 @@ impl ChunkedDecoder {
             _ => {}
         }
         self.state = match self.state {
-            State::Size { value, digits } => match hex_val(b) {
+            DecoderState::Size { value, digits } => match hex_val(b) {
                 Some(d) => {
                     if digits >= MAX_HEX_DIGITS {
                         return Err(bad("chunk size too large"));
                     }
-                    State::Size {
+                    DecoderState::Size {
                         value: (value << 4) | d,
                         digits: digits + 1,
                     }
@@ -205,41 +208,45 @@ impl ChunkedDecoder {
                 None if digits == 0 => return Err(bad("missing chunk size")),
                 None => size_line(value, Ext::AfterSize, b)?,
             },
-            State::Ext { value, at } => size_line(value, at, b)?,
-            State::SizeLf { value } => {
+            DecoderState::Ext { value, at } => size_line(value, at, b)?,
+            DecoderState::SizeLf { value } => {
                 if b != b'\n' {
                     return Err(bad("chunk size line not ended by CRLF"));
                 }
                 self.line_len = 0;
                 if value == 0 {
-                    State::TrailerStart
+                    DecoderState::TrailerStart
                 } else {
-                    State::Data { remaining: value }
+                    DecoderState::Data { remaining: value }
                 }
             }
-            State::DataCr if b == b'\r' => State::DataLf,
-            State::DataLf if b == b'\n' => State::Size {
+            DecoderState::DataCr if b == b'\r' => DecoderState::DataLf,
+            DecoderState::DataLf if b == b'\n' => DecoderState::Size {
                 value: 0,
                 digits: 0,
             },
-            State::DataCr | State::DataLf => return Err(bad("chunk data not followed by CRLF")),
-            State::TrailerStart => match b {
-                b'\r' => State::FinalLf,
+            DecoderState::DataCr | DecoderState::DataLf => {
+                return Err(bad("chunk data not followed by CRLF"))
+            }
+            DecoderState::TrailerStart => match b {
+                b'\r' => DecoderState::FinalLf,
                 // A leading SP/HTAB would be obs-fold; ':' alone means an empty name.
                 b' ' | b'\t' | b':' => return Err(bad("malformed trailer")),
-                _ if is_text(b) => State::TrailerLine,
+                _ if is_text(b) => DecoderState::TrailerLine,
                 _ => return Err(bad("malformed trailer")),
             },
-            State::TrailerLine => match b {
-                b'\r' => State::TrailerLf,
-                _ if is_text(b) => State::TrailerLine,
+            DecoderState::TrailerLine => match b {
+                b'\r' => DecoderState::TrailerLf,
+                _ if is_text(b) => DecoderState::TrailerLine,
                 _ => return Err(bad("malformed trailer")),
             },
-            State::TrailerLf if b == b'\n' => State::TrailerStart,
-            State::FinalLf if b == b'\n' => State::Done,
-            State::TrailerLf | State::FinalLf => return Err(bad("trailer not ended by CRLF")),
+            DecoderState::TrailerLf if b == b'\n' => DecoderState::TrailerStart,
+            DecoderState::FinalLf if b == b'\n' => DecoderState::Done,
+            DecoderState::TrailerLf | DecoderState::FinalLf => {
+                return Err(bad("trailer not ended by CRLF"))
+            }
             // Handled in step(); no framing bytes are read in these states.
-            State::Data { .. } | State::Done => self.state,
+            DecoderState::Data { .. } | DecoderState::Done => self.state,
         };
         Ok(())
     }
@@ -249,7 +256,7 @@ impl ChunkedDecoder {
 /// where the line was; `Ext::AfterSize` also stands for "just after the
 /// digits", where the same bytes are allowed). Extensions are checked, then
 /// ignored.
-fn size_line(value: u64, at: Ext, b: u8) -> Result<State, HttpError> {
+fn size_line(value: u64, at: Ext, b: u8) -> Result<DecoderState, HttpError> {
     let next = match (at, b) {
         (Ext::Quoted, b'"') => Ext::AfterValue,
         (Ext::Quoted, b'\\') => Ext::QuotedPair,
@@ -260,7 +267,7 @@ fn size_line(value: u64, at: Ext, b: u8) -> Result<State, HttpError> {
         (Ext::QuotedPair, _) => return Err(bad("invalid quoted string in chunk extension")),
         // CR ends the line wherever a name or value may end.
         (Ext::AfterSize | Ext::Name | Ext::AfterName | Ext::Token | Ext::AfterValue, b'\r') => {
-            return Ok(State::SizeLf { value })
+            return Ok(DecoderState::SizeLf { value })
         }
         (Ext::AfterSize | Ext::Name | Ext::AfterName | Ext::Token | Ext::AfterValue, b';') => {
             Ext::NameStart
@@ -282,7 +289,7 @@ fn size_line(value: u64, at: Ext, b: u8) -> Result<State, HttpError> {
         (Ext::AfterSize, _) => return Err(bad("invalid chunk size")),
         _ => return Err(bad("invalid chunk extension")),
     };
-    Ok(State::Ext { value, at: next })
+    Ok(DecoderState::Ext { value, at: next })
 }
 
 /// The field a chunked response's head carries.

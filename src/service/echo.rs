@@ -93,7 +93,7 @@ async fn stream_body(ex: &mut Exchange<'_>) -> io::Result<Outcome> {
 
 /// Why a body stopped before its end.
 #[derive(Debug)]
-enum Stop {
+enum BodyCut {
     /// It did not keep up with `timeouts.body_read` / `body_min_rate`.
     TimedOut,
     /// The client closed its side first.
@@ -117,12 +117,12 @@ struct Echo {
 
 impl Echo {
     /// The outcome of a body that stopped; the connection closes.
-    fn stopped(&self, ex: &mut Exchange<'_>, stop: Stop) -> Outcome {
+    fn stopped(&self, ex: &mut Exchange<'_>, stop: BodyCut) -> Outcome {
         ex.keep_alive = false;
         if self.head_started {
             // Cut short: a Content-Length response ends early, a chunked
             // one lacks its last chunk; either way the client can tell.
-            if matches!(stop, Stop::Refused(_)) {
+            if matches!(stop, BodyCut::Refused(_)) {
                 ex.ctx.metrics.here().echo_cut_short.bump();
             }
             return Outcome {
@@ -132,11 +132,11 @@ impl Echo {
             };
         }
         match stop {
-            Stop::TimedOut => ex.error(408, "request body not received in time", &[]),
-            Stop::Incomplete => ex.error(400, "request body incomplete", &[]),
-            Stop::Refused(e) => ex.error(e.status, e.message, &[]),
+            BodyCut::TimedOut => ex.error(408, "request body not received in time", &[]),
+            BodyCut::Incomplete => ex.error(400, "request body incomplete", &[]),
+            BodyCut::Refused(e) => ex.error(e.status, e.message, &[]),
             // Nothing can be sent; the status is for the log.
-            Stop::Broken => Outcome {
+            BodyCut::Broken => Outcome {
                 status: 400,
                 body_bytes: 0,
                 keep_alive: false,
@@ -190,16 +190,16 @@ fn later(t: Instant, d: Duration) -> Instant {
 /// Reads more body bytes into the connection's buffer, by the body
 /// deadline. Whatever is buffered for the client (`100 Continue`, earlier
 /// pipelined responses) goes out first: it may be what the client waits for.
-async fn fill(ex: &mut Exchange<'_>, echo: &mut Echo) -> Result<(), Stop> {
-    ex.flush().await.map_err(|_| Stop::Broken)?;
+async fn fill(ex: &mut Exchange<'_>, echo: &mut Echo) -> Result<(), BodyCut> {
+    ex.flush().await.map_err(|_| BodyCut::Broken)?;
     match ex.fill(echo.clock.deadline).await {
-        Ok(0) => Err(Stop::Incomplete),
+        Ok(0) => Err(BodyCut::Incomplete),
         Ok(n) => {
             echo.clock.received(n, Instant::now());
             Ok(())
         }
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(Stop::TimedOut),
-        Err(_) => Err(Stop::Broken),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(BodyCut::TimedOut),
+        Err(_) => Err(BodyCut::Broken),
     }
 }
 
@@ -209,19 +209,19 @@ async fn start_response(
     ex: &mut Exchange<'_>,
     echo: &mut Echo,
     length: Option<u64>,
-) -> Result<(), Stop> {
+) -> Result<(), BodyCut> {
     let chunked = [CHUNKED_FIELD];
     let extra: &[(&str, &str)] = if length.is_none() { &chunked } else { &[] };
     let head = ex.head(200, length, Some("application/octet-stream"), extra);
     write_head(ex.out, &head);
     echo.head_started = true;
-    ex.flush_more().await.map_err(|_| Stop::Broken)
+    ex.flush_more().await.map_err(|_| BodyCut::Broken)
 }
 
 /// Echoes a Content-Length body. The 200 head waits for the first body
 /// bytes, so a body that never starts gets its 408 (not a response cut
 /// short before its first byte).
-async fn copy_exact(ex: &mut Exchange<'_>, echo: &mut Echo, len: u64) -> Result<(), Stop> {
+async fn copy_exact(ex: &mut Exchange<'_>, echo: &mut Echo, len: u64) -> Result<(), BodyCut> {
     let limit = ex.ctx.config.timeouts.write;
     let mut left = len;
     while left > 0 {
@@ -237,7 +237,7 @@ async fn copy_exact(ex: &mut Exchange<'_>, echo: &mut Echo, len: u64) -> Result<
             .min(usize::try_from(left).unwrap_or(usize::MAX));
         write_all_timed(ex.stream, &pending[..take], limit)
             .await
-            .map_err(|_| Stop::Broken)?;
+            .map_err(|_| BodyCut::Broken)?;
         ex.input.consume(take);
         ex.ctx.metrics.here().bytes_out.add_local(take as u64);
         left -= take as u64;
@@ -249,20 +249,20 @@ async fn copy_exact(ex: &mut Exchange<'_>, echo: &mut Echo, len: u64) -> Result<
 /// Streams a chunked body back, chunked. The 200 head waits until the first
 /// chunk (or the end) has been decoded, so a body malformed, too large or
 /// too slow from the start still gets its 400, 413 or 408 (RFC 9112 §2.2).
-async fn copy_chunked(ex: &mut Exchange<'_>, echo: &mut Echo, max: u64) -> Result<(), Stop> {
+async fn copy_chunked(ex: &mut Exchange<'_>, echo: &mut Echo, max: u64) -> Result<(), BodyCut> {
     let limit = ex.ctx.config.timeouts.write;
     let mut decoder = ChunkedDecoder::new();
     loop {
-        match decoder.step(ex.input.pending()).map_err(Stop::Refused)? {
+        match decoder.step(ex.input.pending()).map_err(BodyCut::Refused)? {
             Step::Data(range) => {
                 let len = range.len();
                 if echo.sent + len as u64 > max {
                     let e = HttpError::new(413, "body larger than limits.max_echo_body");
-                    return Err(Stop::Refused(e));
+                    return Err(BodyCut::Refused(e));
                 }
                 if !echo.head_started {
                     check_buffered(&decoder, &ex.input.pending()[range.end..], len as u64, max)
-                        .map_err(Stop::Refused)?;
+                        .map_err(BodyCut::Refused)?;
                     start_response(ex, echo, None).await?;
                 }
                 // A data step is never empty: it holds at least one byte.
@@ -277,7 +277,7 @@ async fn copy_chunked(ex: &mut Exchange<'_>, echo: &mut Echo, max: u64) -> Resul
                     write_all_timed(stream, data, limit).await?;
                     write_all_timed(stream, CHUNK_DATA_END, limit).await
                 };
-                written.await.map_err(|_| Stop::Broken)?;
+                written.await.map_err(|_| BodyCut::Broken)?;
                 ex.input.consume(range.end);
                 echo.sent += len as u64;
                 ex.ctx
@@ -301,7 +301,7 @@ async fn copy_chunked(ex: &mut Exchange<'_>, echo: &mut Echo, max: u64) -> Resul
                 }
                 write_all_timed(ex.stream, LAST_CHUNK, limit)
                     .await
-                    .map_err(|_| Stop::Broken)?;
+                    .map_err(|_| BodyCut::Broken)?;
                 return Ok(());
             }
         }

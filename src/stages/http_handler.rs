@@ -229,7 +229,7 @@ impl Built {
                     if !outcome.keep_alive {
                         let flushed = flush(&conn.stream, out, ctx).await;
                         return match flushed {
-                            Ok(()) if may_still_send(conn, outcome.status) => Next::Linger,
+                            Ok(()) if may_still_send(&req, conn, outcome.status) => Next::Linger,
                             _ => Next::Close,
                         };
                     }
@@ -378,11 +378,14 @@ enum Next {
 
 /// Whether a client whose connection closes after this response may still
 /// be sending: the answer refused its request (a body may be on its way),
-/// or bytes past the answered requests are here or arriving (pipelined
-/// requests, a body not read). A client that is neither sending nor
-/// reading (a write timeout) is closed at once.
-fn may_still_send(conn: &Conn, status: u16) -> bool {
-    status >= 400 || conn.input.has_pending() || conn.stream.has_unread()
+/// or bytes past the answered requests are here, or arriving when more
+/// could follow (it asked to keep the connection, or sent a body). A
+/// client that asked to close and sent no body costs no peek; one that is
+/// neither sending nor reading (a write timeout) is closed at once.
+fn may_still_send(req: &Request, conn: &Conn, status: u16) -> bool {
+    status >= 400
+        || conn.input.has_pending()
+        || ((req.keep_alive || req.body != BodyFraming::None) && conn.stream.has_unread())
 }
 
 /// A body sent to a route that ignores it can be read and dropped (so the

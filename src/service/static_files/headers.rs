@@ -51,7 +51,7 @@ pub(super) fn error_fields(rules: &[HeaderRule], url_path: &str) -> Vec<(String,
 }
 
 /// One field of a head being rewritten, and whether a rule wrote it.
-struct Line {
+struct RewrittenField {
     name: String,
     value: String,
     from_rule: bool,
@@ -61,10 +61,10 @@ struct Line {
 /// wrote also go to `info.rule_fields`, for the 206 and 304 heads.
 fn fold(info: &mut FileInfo, rules: &[&HeaderRule]) {
     let text = String::from_utf8_lossy(&info.head_fields).into_owned();
-    let mut lines: Vec<Line> = text
+    let mut lines: Vec<RewrittenField> = text
         .split("\r\n")
         .filter_map(|l| l.split_once(": "))
-        .map(|(n, v)| Line {
+        .map(|(n, v)| RewrittenField {
             name: n.to_string(),
             value: v.to_string(),
             from_rule: false,
@@ -82,7 +82,7 @@ fn fold(info: &mut FileInfo, rules: &[&HeaderRule]) {
             lines.retain(|l| !l.name.eq_ignore_ascii_case(name));
         }
         let written = rule.set.iter().chain(&rule.add);
-        lines.extend(written.map(|(name, value)| Line {
+        lines.extend(written.map(|(name, value)| RewrittenField {
             name: name.clone(),
             value: value.clone(),
             from_rule: true,
