@@ -34,7 +34,9 @@ usage: conveyor bench URL [-c CONNECTIONS] [-d DURATION | -n REQUESTS] [--pipeli
                    add this header to every request (repeatable), e.g.
                    -H 'Accept-Encoding: gzip'
   --threads N      client worker threads (default: number of cores)
-  --max-errors P   fail the run when more than P % of requests fail (default 1)
+  --max-errors P   fail the run when more than P % of requests fail (default 1);
+                   a failed request is an error or a non-2xx answer, so
+                   --max-errors 100 benchmarks a 404 or redirect path
   --json           print the result as JSON (URL, options, counts, failures,
                    per-second series)
   --rate R         open loop: send R requests per second in all, each
@@ -67,15 +69,17 @@ of that second (and late sends with --rate, the server's figures with
 
 Errors are counted by class: connection refused, too many open files (the
 fd limit), connection reset or closed mid-response, timeout (10 s, or the run
-ending while connecting), bad response (unparseable or badly framed); a
-complete non-2xx response is an error counted by its status code, and its
-connection is kept. Connections the server closes (Connection: close, e.g.
+ending while connecting), bad response (unparseable or badly framed). A
+complete non-2xx response is not an error but a failed request, counted by
+its status code: it is timed and its connection kept; --max-errors and
+--check errors count both. Connections the server closes (Connection: close, e.g.
 its max_requests_per_connection) are reopened and counted as such. The same
 errors are also grouped by where they happened: connect, read, timeout, bad
 status, bad body.
 
-Exit status: 0 when the run succeeded; 1 when no request got a 2xx answer,
-when errors exceed --max-errors, when some of the -c connections could
+Exit status: 0 when the run succeeded; 1 when no request got a complete
+answer, when failed requests (errors and non-2xx answers) exceed
+--max-errors, when some of the -c connections could
 never be opened (each reason is printed), or when --hdr-out cannot be
 written; 2 for bad arguments; 3 when the run succeeded but a --check
 threshold failed.

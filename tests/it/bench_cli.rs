@@ -112,7 +112,7 @@ fn nothing_listening_fails_with_connection_refused() {
     let text = run.text();
     assert_eq!(run.code, 1, "{text}");
     assert!(text.contains("connection refused"), "{text}");
-    assert!(text.contains("no request succeeded"), "{text}");
+    assert!(text.contains("no response arrived"), "{text}");
     assert!(
         text.contains("2 of 2 connections could not be opened"),
         "{text}"
@@ -209,11 +209,39 @@ fn a_successful_run_exits_0_and_explains_reopened_connections() {
 fn error_threshold_is_a_flag() {
     let server = common::start(ACCEPTORS[0], DISPATCHERS[0], |_| {});
     let url = server.url("/no-such-file");
-    // Every answer a 404: over any threshold but 100 %, and still no 2xx.
-    let run = bench(None, &[&url, "-c", "1", "-n", "20", "--max-errors", "100"]);
+    // Every answer a 404: 100 % failed, over the default 1 %, and the
+    // failure says how to measure that path on purpose.
+    let run = bench(None, &[&url, "-c", "1", "-n", "20"]);
     assert_eq!(run.code, 1, "{}", run.text());
     assert!(
-        run.stderr.contains("no request succeeded"),
+        run.stderr
+            .contains("100.00 % of requests failed (status 404 20)")
+            && run.stderr.contains("pass --max-errors 100"),
+        "{}",
+        run.stderr
+    );
+    // With --max-errors 100 the 404 path is benchmarked: exit 0, every
+    // answer counted by its status, latency measured.
+    let run = bench(
+        None,
+        &[&url, "-c", "2", "-d", "1s", "--max-errors", "100", "--json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.text());
+    let json = parsed(&run);
+    assert_eq!(json["ok"], Value::Bool(true), "{json}");
+    let requests = at(&json, "requests");
+    assert!(requests > 10.0, "{json}");
+    assert_eq!(at(&json, "statuses.404"), requests, "{json}");
+    assert_eq!(at(&json, "error_pct"), 100.0, "{json}");
+    assert_eq!(at(&json, "errors_by_class.total"), 0.0, "{json}");
+    assert!(at(&json, "latency_us.p99") > 0.0, "{json}");
+    // But no threshold passes a run in which nothing answered.
+    let dead = format!("http://127.0.0.1:{}/", dead_port());
+    let run = bench(None, &[&dead, "-c", "1", "-d", "1s", "--max-errors", "100"]);
+    assert_eq!(run.code, 1, "{}", run.text());
+    assert!(
+        run.stderr
+            .contains("no response arrived: connection refused"),
         "{}",
         run.stderr
     );
@@ -290,7 +318,7 @@ fn a_server_that_never_answers_cannot_stretch_the_run() {
     );
     assert_eq!(run.code, 1, "{text}");
     assert!(
-        text.contains("no request succeeded") && text.contains("still unanswered"),
+        text.contains("no response arrived") && text.contains("still unanswered"),
         "{text}"
     );
     drop(silent);
