@@ -177,6 +177,13 @@ pub(crate) struct CheckJson {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct BaselineJson {
     pub(crate) file: String,
+    /// Each run's measured seconds (absent in reports from before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) duration_secs: Option<ChangeJson>,
+    /// Whether they differ by more than 2 %.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) durations_differ: Option<bool>,
+    /// Totals appear per second, as `FIGURE/s`.
     pub(crate) changes: BTreeMap<String, ChangeJson>,
 }
 
@@ -286,7 +293,8 @@ impl ReportJson {
         ReportJson {
             url: options.url(),
             options: OptionsJson::of(options),
-            duration_secs: round(r.elapsed.as_secs_f64(), 3),
+            // To the µs: --baseline divides totals by it.
+            duration_secs: round(r.elapsed.as_secs_f64(), 6),
             requests: r.requests,
             succeeded: r.succeeded(),
             requests_per_sec: round(r.requests_per_sec(), 1),

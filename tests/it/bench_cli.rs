@@ -718,12 +718,15 @@ fn baseline_compares_and_hdr_out_writes_the_distribution() {
         "{}",
         run.stdout
     );
-    assert!(
-        run.stdout.contains("| requests | 300 | 300 | +0.0 % |"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("| latency_us.p99 | "), "{}", run.stdout);
+    // Totals are compared per second of each run, never as totals.
+    let changes = run
+        .stdout
+        .split("change against")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no changes: {}", run.stdout));
+    assert!(changes.contains("| requests/s | "), "{}", run.stdout);
+    assert!(!changes.contains("| requests | "), "{}", run.stdout);
+    assert!(changes.contains("| latency_us.p99 | "), "{}", run.stdout);
     // HdrHistogram's percentile format, every response counted.
     let text = std::fs::read_to_string(&hdr).expect("hdr-out written");
     assert!(
@@ -744,12 +747,89 @@ fn baseline_compares_and_hdr_out_writes_the_distribution() {
         &[&url, "-c", "2", "-n", "300", "--baseline", &old_s, "--json"],
     );
     let json = parsed(&run);
-    assert_eq!(at(&json, "baseline.changes.requests.before"), 300.0);
+    let before = json
+        .pointer("/baseline/changes/requests~1s/before")
+        .and_then(Value::as_f64);
+    let old_json: Value =
+        serde_json::from_str(&std::fs::read_to_string(&old).expect("old")).expect("old JSON");
+    let old_rate = 300.0 / at(&old_json, "duration_secs");
+    assert!(
+        before.is_some_and(|b| (b - old_rate).abs() <= 0.1 + old_rate * 1e-3),
+        "{before:?} against {old_rate}: {json}"
+    );
     // A file that is not a report is refused up front.
     let run = bench(None, &[&url, "-n", "10", "--baseline", &hdr_s]);
     assert_eq!(run.code, 2, "{}", run.text());
     assert!(
         run.stderr.contains("--baseline") && run.stderr.contains("not JSON"),
+        "{}",
+        run.stderr
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn baseline_of_another_duration_compares_rates_and_says_so() {
+    let server = common::start(ACCEPTORS[0], DISPATCHERS[0], |c| {
+        c.limits.max_requests_per_connection = u64::MAX;
+    });
+    let url = server.url("/");
+    let dir = common::temp_dir("bench-baseline-duration");
+    let old = dir.join("short.json");
+    let run = bench(
+        None,
+        &[&url, "-c", "2", "-d", "1s", "--threads", "1", "--json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.text());
+    std::fs::write(&old, &run.stdout).expect("write baseline");
+    let old_s = old.to_string_lossy();
+    // Three times as long against the same server: about three times the
+    // requests, about the same rate.
+    let run = bench(
+        None,
+        &[
+            &url,
+            "-c",
+            "2",
+            "-d",
+            "3s",
+            "--threads",
+            "1",
+            "--baseline",
+            &old_s,
+            "--json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.text());
+    let json = parsed(&run);
+    assert_eq!(
+        json["baseline"]["durations_differ"],
+        Value::Bool(true),
+        "{json}"
+    );
+    let durations = &json["baseline"]["duration_secs"];
+    assert!(
+        at(durations, "before") < 1.5 && at(durations, "now") > 2.5,
+        "{json}"
+    );
+    let changes = &json["baseline"]["changes"];
+    assert!(changes.get("requests").is_none(), "no totals: {json}");
+    // Each run's total over its own measured time (the two rates of one
+    // server agree only as well as a shared machine allows, so the test
+    // checks the arithmetic, not the server).
+    let old_json: Value =
+        serde_json::from_str(&std::fs::read_to_string(&old).expect("old")).expect("old JSON");
+    let rate = |j: &Value| at(j, "requests") / at(j, "duration_secs");
+    let per_sec = &changes["requests/s"];
+    for (figure, want) in [("before", rate(&old_json)), ("now", rate(&json))] {
+        let got = at(per_sec, figure);
+        assert!(
+            (got - want).abs() <= 0.1,
+            "{figure}: {got} against {want}: {json}"
+        );
+    }
+    assert!(
+        run.stderr.contains("totals are compared per second"),
         "{}",
         run.stderr
     );
