@@ -48,15 +48,19 @@ usage: conveyor bench URL [-c CONNECTIONS] [-d DURATION | -n REQUESTS] [--pipeli
                    wake on whole milliseconds, so sends go out up to 1 ms
                    early, and are then timed from when they went out)
   --warmup D       run D first and discard it from the results (with -d)
-  --server-status  sample the target's /status each second and print its
-                   request rate, latency, connection states and queue depth
-                   beside the client's
+  --server-status  print the server's own figures of each second beside the
+                   client's: request rate, p50 and p99, connection states,
+                   queue depth, from its live stream (/status?stream=1); a
+                   server without one is polled at /status, whose latency is
+                   since start-up and so left out of the second's columns
   --check TERMS    thresholds for CI, e.g. 'p99<2ms,errors=0,rps>50000';
                    figures: p50 p75 p90 p99 p99.9 p99.99 max (latency; us, ms
                    or s), rps, errors (a count, or errors<1% as a share),
                    late, requests; comparisons < <= > >= =
   --baseline FILE  print every figure beside the same one in FILE, the --json
-                   output of an earlier run, with the change in percent
+                   output of an earlier run, with the change in percent;
+                   totals (requests, statuses, errors) as rates per second of
+                   each run, and a note when the durations differ
   --hdr-out FILE   write the latency distribution (corrected, with --rate) in
                    HdrHistogram's percentile format, values in milliseconds
   -h, --help       print this help
@@ -115,7 +119,7 @@ pub(crate) struct BenchOptions {
     pub(crate) rate: Option<f64>,
     /// `--warmup`: run this long first, its results discarded.
     pub(crate) warmup: Duration,
-    /// `--server-status`: sample the target's `/status` each second.
+    /// `--server-status`: follow the target's figures each second.
     pub(crate) server_status: bool,
     /// `--check`: thresholds the run must meet.
     pub(crate) checks: Vec<Threshold>,

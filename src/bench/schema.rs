@@ -154,6 +154,10 @@ pub(crate) struct SecondJson {
 pub(crate) struct SampleJson {
     pub(crate) t: f64,
     pub(crate) error: Option<String>,
+    /// Why the figures were polled from `/status`, not streamed: then the
+    /// second's `p50_us` and `p99_us` are `null`.
+    #[serde(default)]
+    pub(crate) note: Option<String>,
     pub(crate) requests_per_sec: Option<f64>,
     pub(crate) requests_total: Option<f64>,
     pub(crate) open: Option<f64>,
@@ -161,8 +165,12 @@ pub(crate) struct SampleJson {
     pub(crate) writing: Option<f64>,
     pub(crate) idle_keepalive: Option<f64>,
     pub(crate) queue_depth: Option<f64>,
+    /// The server's latency over the second before `t` (its live stream).
     pub(crate) p50_us: Option<f64>,
     pub(crate) p99_us: Option<f64>,
+    /// The server's p99 since it started: not the second's.
+    #[serde(default)]
+    pub(crate) p99_since_start_us: Option<f64>,
 }
 
 /// One `--check` threshold; `measured` is `null` when not finite.
@@ -273,6 +281,7 @@ fn samples(samples: &[Sample]) -> Vec<SampleJson> {
     let sample = |(i, s): (usize, &Sample)| SampleJson {
         t: round(s.t, 3),
         error: s.error.clone(),
+        note: s.note.clone(),
         requests_per_sec: server_status::rate(i.checked_sub(1).and_then(|p| samples.get(p)), s),
         requests_total: s.requests_total,
         open: s.open,
@@ -282,6 +291,7 @@ fn samples(samples: &[Sample]) -> Vec<SampleJson> {
         queue_depth: s.queue_depth,
         p50_us: s.p50_us,
         p99_us: s.p99_us,
+        p99_since_start_us: s.p99_since_start_us,
     };
     samples.iter().enumerate().map(sample).collect()
 }

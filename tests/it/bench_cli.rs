@@ -584,8 +584,10 @@ fn the_series_covers_the_measured_run_and_the_warmup_is_discarded() {
 }
 
 #[test]
-fn server_status_is_sampled_beside_the_client() {
-    let server = common::start(ACCEPTORS[0], DISPATCHERS[0], |_| {});
+fn server_status_follows_the_live_stream_second_by_second() {
+    let server = common::start(ACCEPTORS[0], DISPATCHERS[0], |c| {
+        c.limits.max_requests_per_connection = u64::MAX;
+    });
     let url = server.url("/");
     let run = bench(
         None,
@@ -594,7 +596,7 @@ fn server_status_is_sampled_beside_the_client() {
             "-c",
             "3",
             "-d",
-            "2s",
+            "3s",
             "--threads",
             "1",
             "--server-status",
@@ -606,26 +608,41 @@ fn server_status_is_sampled_beside_the_client() {
     let Some(Value::Array(samples)) = json.get("server_status") else {
         panic!("no server_status: {}", run.text());
     };
-    assert!(!samples.is_empty(), "{}", run.text());
-    // Each sample reads the server's figures, and its request count climbs
-    // with the client's load.
+    let Some(Value::Array(series)) = json.get("series") else {
+        panic!("no series: {}", run.text());
+    };
+    assert!(samples.len() >= 2, "{}", run.text());
+    // Each sample is one event of the stream, taken as a client second
+    // ended, and holds that second's figures: the server answered about
+    // as many requests in it as the client counted (not its total since
+    // start), and its p99 is the second's, with the since-start one apart.
     let mut last_total = -1.0;
-    for (i, s) in samples.iter().enumerate() {
+    for s in samples {
         assert_eq!(s.get("error"), Some(&Value::Null), "{s:?}");
-        // At least the sampler's own request is being served.
+        assert_eq!(s.get("note"), Some(&Value::Null), "streamed: {s:?}");
+        let t = at(s, "t");
+        let second = t.round();
+        assert!((t - second).abs() < 0.3, "{s:?}");
+        // At least the stream's own connection is open.
         assert!(at(s, "open") >= 1.0, "{s:?}");
         assert!(
-            at(s, "queue_depth") >= 0.0 && at(s, "p99_us") > 0.0,
+            at(s, "p99_us") > 0.0 && at(s, "p99_since_start_us") > 0.0,
             "{s:?}"
         );
         let total = at(s, "requests_total");
         assert!(total > last_total, "{s:?}");
         last_total = total;
-        if i > 0 {
-            assert!(at(s, "requests_per_sec") > 0.0, "{s:?}");
-        }
+        let Some(client) = series.get(second as usize - 1) else {
+            continue;
+        };
+        let (server_rps, client_rps) = (at(s, "requests_per_sec"), at(client, "requests"));
+        assert!(
+            server_rps > client_rps * 0.5 && server_rps < client_rps * 1.5,
+            "server {server_rps} req/s against the client's {client_rps} in second {second}\n{}",
+            run.text()
+        );
     }
-    // In the table too, with the client's p99 beside the server's.
+    // In the table too, the server's p99 of the second beside the client's.
     let run = bench(
         None,
         &[
@@ -642,11 +659,76 @@ fn server_status_is_sampled_beside_the_client() {
     assert_eq!(run.code, 0, "{}", run.text());
     assert!(
         run.stdout
-            .contains("| t (s) | client p99 µs | server req/s |"),
+            .contains("| t (s) | client p99 µs | server p99 µs | server p50 µs | server req/s |")
+            && run
+                .stdout
+                .contains("both p99 columns are of the same second"),
         "{}",
         run.text()
     );
-    assert!(run.stderr.contains("| server "), "{}", run.stderr);
+    for second in ["    1 s ", "    2 s "] {
+        let line = run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with(second))
+            .unwrap_or_else(|| panic!("no line for {second:?}: {}", run.stderr));
+        assert!(
+            line.contains("| server ") && line.contains(" p99 "),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn server_status_without_a_stream_polls_and_never_passes_off_a_since_start_p99() {
+    // One stream allowed, and the test holds it: the bench's is refused
+    // (503) and it falls back to polling /status.
+    let server = common::start(ACCEPTORS[0], DISPATCHERS[0], |c| {
+        c.status_access.max_subscribers = 1;
+    });
+    let mut held = std::net::TcpStream::connect(server.addr).expect("connect");
+    std::io::Write::write_all(
+        &mut held,
+        b"GET /status?stream=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .expect("subscribe");
+    held.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut head = [0u8; 12];
+    held.read_exact(&mut head).expect("stream answers");
+    assert_eq!(&head, b"HTTP/1.1 200", "the test's stream is open");
+    let run = bench(
+        None,
+        &[
+            &server.url("/"),
+            "-c",
+            "2",
+            "-d",
+            "2s",
+            "--threads",
+            "1",
+            "--server-status",
+            "--json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.text());
+    let json = parsed(&run);
+    let Some(Value::Array(samples)) = json.get("server_status") else {
+        panic!("no server_status: {}", run.text());
+    };
+    assert!(!samples.is_empty(), "{}", run.text());
+    for s in samples {
+        let note = s["note"].as_str().unwrap_or_default();
+        assert!(
+            note.contains("status 503") && note.contains("polling /status"),
+            "{s:?}"
+        );
+        // The second's p99 is unknown; the since-start one is labelled so.
+        assert_eq!(s["p99_us"], Value::Null, "{s:?}");
+        assert!(at(s, "p99_since_start_us") > 0.0, "{s:?}");
+        assert!(at(s, "open") >= 1.0, "{s:?}");
+    }
+    drop(held);
 }
 
 #[test]
