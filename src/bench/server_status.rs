@@ -1,6 +1,7 @@
 //! `--server-status`: the server's own figures beside the client's, once
 //! a second, on a thread and connection of their own. From a Conveyor
-//! server they come from its live stream ([`live_stream`]), whose
+//! server they come from its live stream
+//! ([`live_stream`](super::live_stream)), whose
 //! latency and request rate are of the second just ended, like the
 //! client's; a server without the stream is sampled through `GET /status`
 //! instead, whose latency is since the server started, so it is kept apart
