@@ -34,7 +34,9 @@ usage: conveyor bench URL [-c CONNECTIONS] [-d DURATION | -n REQUESTS] [--pipeli
                    add this header to every request (repeatable), e.g.
                    -H 'Accept-Encoding: gzip'
   --threads N      client worker threads (default: number of cores)
-  --max-errors P   fail the run when more than P % of requests fail (default 1)
+  --max-errors P   fail the run when more than P % of requests fail (default 1);
+                   a failed request is an error or a non-2xx answer, so
+                   --max-errors 100 benchmarks a 404 or redirect path
   --json           print the result as JSON (URL, options, counts, failures,
                    per-second series)
   --rate R         open loop: send R requests per second in all, each
@@ -46,15 +48,19 @@ usage: conveyor bench URL [-c CONNECTIONS] [-d DURATION | -n REQUESTS] [--pipeli
                    wake on whole milliseconds, so sends go out up to 1 ms
                    early, and are then timed from when they went out)
   --warmup D       run D first and discard it from the results (with -d)
-  --server-status  sample the target's /status each second and print its
-                   request rate, latency, connection states and queue depth
-                   beside the client's
+  --server-status  print the server's own figures of each second beside the
+                   client's: request rate, p50 and p99, connection states,
+                   queue depth, from its live stream (/status?stream=1); a
+                   server without one is polled at /status, whose latency is
+                   since start-up and so left out of the second's columns
   --check TERMS    thresholds for CI, e.g. 'p99<2ms,errors=0,rps>50000';
                    figures: p50 p75 p90 p99 p99.9 p99.99 max (latency; us, ms
                    or s), rps, errors (a count, or errors<1% as a share),
                    late, requests; comparisons < <= > >= =
   --baseline FILE  print every figure beside the same one in FILE, the --json
-                   output of an earlier run, with the change in percent
+                   output of an earlier run, with the change in percent;
+                   totals (requests, statuses, errors) as rates per second of
+                   each run, and a note when the durations differ
   --hdr-out FILE   write the latency distribution (corrected, with --rate) in
                    HdrHistogram's percentile format, values in milliseconds
   -h, --help       print this help
@@ -67,15 +73,17 @@ of that second (and late sends with --rate, the server's figures with
 
 Errors are counted by class: connection refused, too many open files (the
 fd limit), connection reset or closed mid-response, timeout (10 s, or the run
-ending while connecting), bad response (unparseable or badly framed); a
-complete non-2xx response is an error counted by its status code, and its
-connection is kept. Connections the server closes (Connection: close, e.g.
+ending while connecting), bad response (unparseable or badly framed). A
+complete non-2xx response is not an error but a failed request, counted by
+its status code: it is timed and its connection kept; --max-errors and
+--check errors count both. Connections the server closes (Connection: close, e.g.
 its max_requests_per_connection) are reopened and counted as such. The same
 errors are also grouped by where they happened: connect, read, timeout, bad
 status, bad body.
 
-Exit status: 0 when the run succeeded; 1 when no request got a 2xx answer,
-when errors exceed --max-errors, when some of the -c connections could
+Exit status: 0 when the run succeeded; 1 when no request got a complete
+answer, when failed requests (errors and non-2xx answers) exceed
+--max-errors, when some of the -c connections could
 never be opened (each reason is printed), or when --hdr-out cannot be
 written; 2 for bad arguments; 3 when the run succeeded but a --check
 threshold failed.
@@ -111,7 +119,7 @@ pub(crate) struct BenchOptions {
     pub(crate) rate: Option<f64>,
     /// `--warmup`: run this long first, its results discarded.
     pub(crate) warmup: Duration,
-    /// `--server-status`: sample the target's `/status` each second.
+    /// `--server-status`: follow the target's figures each second.
     pub(crate) server_status: bool,
     /// `--check`: thresholds the run must meet.
     pub(crate) checks: Vec<Threshold>,

@@ -14,9 +14,10 @@
 //! Closed loop by default (each connection sends when its last answer
 //! came); `--rate` runs open loop on a timetable ([`rate`]) and reports
 //! latency corrected for coordinated omission. The run also keeps a
-//! per-second series ([`series`]), can sample the server's `/status`
-//! ([`server_status`]), check thresholds ([`check`]), compare against an
-//! earlier run ([`baseline`]) and write the distribution ([`hdr`]).
+//! per-second series ([`series`]), can follow the server's own figures
+//! ([`server_status`], from its [`live_stream`]), check thresholds
+//! ([`check`]), compare against an earlier run ([`baseline`]) and write the
+//! distribution ([`hdr`]).
 //!
 //! The seams, in the order a run goes through them: [`args`] (the options),
 //! [`run`](mod@run) (the runtime, the workers, the live line), [`connection`] (one
@@ -31,6 +32,7 @@ mod check;
 mod connection;
 mod counts;
 mod hdr;
+mod live_stream;
 mod rate;
 mod report;
 mod response;

@@ -230,20 +230,30 @@ impl BenchReport {
     /// Why this run's numbers should not be trusted; empty when it succeeded.
     pub(crate) fn failures(&self, options: &BenchOptions) -> Vec<String> {
         let mut out = Vec::new();
-        if self.succeeded() == 0 {
-            let why = match (self.failed(), self.unanswered_at_end) {
+        // A run with no complete response measured nothing, whatever
+        // --max-errors allows; a non-2xx answer is a measurement, failed
+        // or not as --max-errors says.
+        if self.requests == 0 {
+            let why = match (self.errors.total(), self.unanswered_at_end) {
                 (0, 0) => "no request was sent".to_string(),
                 (0, n) => format!("{n} requests were still unanswered when the run ended"),
                 _ => self.error_summary(),
             };
-            out.push(format!("no request succeeded: {why}"));
+            out.push(format!("no response arrived: {why}"));
         } else if self.error_pct() > options.max_errors_pct {
-            out.push(format!(
+            let mut line = format!(
                 "{:.2} % of requests failed ({}), over the --max-errors threshold of {} %",
                 self.error_pct(),
                 self.error_summary(),
                 options.max_errors_pct
-            ));
+            );
+            if self.errors.total() == 0 {
+                line.push_str(
+                    "; every failure is a complete non-2xx answer: to measure that path \
+                     (a 404 page, a redirect), pass --max-errors 100",
+                );
+            }
+            out.push(line);
         }
         let missing = self.connections.not_opened_total();
         if missing > 0 {
@@ -320,7 +330,20 @@ mod tests {
         );
         let failures = report(&[(404, 50)], ErrorCounts::default()).failures(&options);
         assert!(
-            failures[0].contains("no request succeeded: status 404 50"),
+            failures[0].contains("100.00 % of requests failed (status 404 50)")
+                && failures[0].contains("pass --max-errors 100"),
+            "{failures:?}"
+        );
+        // A non-2xx path is benchmarked with --max-errors 100; a run with
+        // no answer at all fails whatever the threshold.
+        let mut all = options.clone();
+        all.max_errors_pct = 100.0;
+        assert!(report(&[(404, 50)], ErrorCounts::default())
+            .failures(&all)
+            .is_empty());
+        let failures = report(&[], refused).failures(&all);
+        assert!(
+            failures[0].contains("no response arrived: connection refused 10"),
             "{failures:?}"
         );
     }

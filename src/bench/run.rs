@@ -142,11 +142,9 @@ pub(crate) fn run(
     // The seconds that ended with the run, from the final counts.
     let full_seconds = (elapsed.as_secs() as usize).min(total.series.seconds.len());
     for index in next_line..full_seconds {
-        progress(&series::line(
-            index,
-            &total.series.seconds[index],
-            options.rate.is_some(),
-        ));
+        let mut line = series::line(index, &total.series.seconds[index], options.rate.is_some());
+        line.push_str(&server_second(&server, index));
+        progress(&line);
     }
     let run_secs = (ended - shared.started).as_secs_f64().max(1e-9);
     Ok(BenchReport {
@@ -233,7 +231,7 @@ fn watch(
         if now >= shared.measure_from + Duration::from_secs(next_line as u64 + 1) + LINE_LAG {
             if let Some(second) = shared.live.get(next_line) {
                 let mut line = series::line(next_line, &second, options.rate.is_some());
-                line.push_str(&sampler.live());
+                line.push_str(&sampler.live(next_line));
                 progress(&line);
             }
             next_line += 1;
@@ -273,16 +271,13 @@ impl Sampler {
         })
     }
 
-    /// The server's figures for the live line, from the latest sample.
-    fn live(&self) -> String {
-        let Ok(samples) = self.samples.lock() else {
-            return String::new();
-        };
-        let Some(last) = samples.last() else {
-            return String::new();
-        };
-        let prev = samples.len().checked_sub(2).and_then(|i| samples.get(i));
-        server_status::live(prev, last)
+    /// The server's figures for the live line of second `index`: the
+    /// sample taken as that second ended (none yet: nothing).
+    fn live(&self, index: usize) -> String {
+        match self.samples.lock() {
+            Ok(samples) => server_second(&samples, index),
+            Err(_) => String::new(),
+        }
     }
 
     /// Stops the thread; the samples it took.
@@ -293,6 +288,17 @@ impl Sampler {
         }
         self.samples.lock().map(|s| s.clone()).unwrap_or_default()
     }
+}
+
+/// The server's figures for the live line of second `index`: the sample
+/// taken as that second ended (none: nothing).
+fn server_second(samples: &[Sample], index: usize) -> String {
+    let second = index as f64 + 1.0;
+    let Some(at) = samples.iter().rposition(|s| (s.t - second).abs() < 0.5) else {
+        return String::new();
+    };
+    let prev = at.checked_sub(1).and_then(|i| samples.get(i));
+    server_status::live(prev, &samples[at])
 }
 
 /// Idle for a moment, a client worker keeps polling instead of sleeping in

@@ -154,6 +154,10 @@ pub(crate) struct SecondJson {
 pub(crate) struct SampleJson {
     pub(crate) t: f64,
     pub(crate) error: Option<String>,
+    /// Why the figures were polled from `/status`, not streamed: then the
+    /// second's `p50_us` and `p99_us` are `null`.
+    #[serde(default)]
+    pub(crate) note: Option<String>,
     pub(crate) requests_per_sec: Option<f64>,
     pub(crate) requests_total: Option<f64>,
     pub(crate) open: Option<f64>,
@@ -161,8 +165,12 @@ pub(crate) struct SampleJson {
     pub(crate) writing: Option<f64>,
     pub(crate) idle_keepalive: Option<f64>,
     pub(crate) queue_depth: Option<f64>,
+    /// The server's latency over the second before `t` (its live stream).
     pub(crate) p50_us: Option<f64>,
     pub(crate) p99_us: Option<f64>,
+    /// The server's p99 since it started: not the second's.
+    #[serde(default)]
+    pub(crate) p99_since_start_us: Option<f64>,
 }
 
 /// One `--check` threshold; `measured` is `null` when not finite.
@@ -177,6 +185,13 @@ pub(crate) struct CheckJson {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct BaselineJson {
     pub(crate) file: String,
+    /// Each run's measured seconds (absent in reports from before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) duration_secs: Option<ChangeJson>,
+    /// Whether they differ by more than 2 %.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) durations_differ: Option<bool>,
+    /// Totals appear per second, as `FIGURE/s`.
     pub(crate) changes: BTreeMap<String, ChangeJson>,
 }
 
@@ -266,6 +281,7 @@ fn samples(samples: &[Sample]) -> Vec<SampleJson> {
     let sample = |(i, s): (usize, &Sample)| SampleJson {
         t: round(s.t, 3),
         error: s.error.clone(),
+        note: s.note.clone(),
         requests_per_sec: server_status::rate(i.checked_sub(1).and_then(|p| samples.get(p)), s),
         requests_total: s.requests_total,
         open: s.open,
@@ -275,6 +291,7 @@ fn samples(samples: &[Sample]) -> Vec<SampleJson> {
         queue_depth: s.queue_depth,
         p50_us: s.p50_us,
         p99_us: s.p99_us,
+        p99_since_start_us: s.p99_since_start_us,
     };
     samples.iter().enumerate().map(sample).collect()
 }
@@ -286,7 +303,8 @@ impl ReportJson {
         ReportJson {
             url: options.url(),
             options: OptionsJson::of(options),
-            duration_secs: round(r.elapsed.as_secs_f64(), 3),
+            // To the µs: --baseline divides totals by it.
+            duration_secs: round(r.elapsed.as_secs_f64(), 6),
             requests: r.requests,
             succeeded: r.succeeded(),
             requests_per_sec: round(r.requests_per_sec(), 1),

@@ -141,6 +141,16 @@ pub(crate) fn finish(report: &BenchReport, options: &BenchOptions) -> u8 {
     if let Some(warning) = report.client_bound_warning() {
         eprintln!("conveyor bench: warning: {warning}");
     }
+    if let Some(old) = &options.baseline {
+        let durations = baseline::compare(old, &ReportJson::of(report, options)).durations;
+        if durations.differ() {
+            eprintln!(
+                "conveyor bench: note: this run measured {:.2} s, the baseline {:.2} s; \
+                 totals are compared per second",
+                durations.now, durations.before
+            );
+        }
+    }
     for outcome in &outcomes {
         eprintln!("conveyor bench: check {outcome}");
     }

@@ -21,6 +21,7 @@ mod echo;
 mod fuzz_corpus;
 mod layers;
 mod library_api;
+mod library_example;
 mod lingering;
 mod listen_and_stop;
 mod listeners;
