@@ -219,7 +219,7 @@ pub static KEYS: &[Key] = &[
     key!("cors.max_age", static_files.cors.max_age = duration_or_zero, Str("10m"),
         "How long a browser may cache a preflight answer."),
     key!("cors.credentials", static_files.cors.credentials = boolean, Bool(false),
-        "Allow credentials (cookies); needs origins listed, not \"*\"."),
+        "Allow credentials (cookies); needs origins listed: with \"*\" start-up refuses."),
     key!("compress.enabled", static_files.compress.enabled = boolean, Bool(true),
         "Compress text files without a .br/.gz sidecar once per version (brotli, gzip)."),
     key!("compress.min_size", static_files.compress.min_size = size, Str("256B"),

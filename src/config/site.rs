@@ -134,11 +134,14 @@ pub(crate) fn string_list(v: &Value) -> Parsed<Vec<String>> {
     }
 }
 
-/// `cors.origins`: `"*"`, or origins like `"https://example.com"`.
+/// `cors.origins`: `"*"`, or origins like `"https://example.com"`; the
+/// opaque origin `"null"` (sandboxed frames, `file:` pages, some
+/// redirects) only when listed as such.
 pub(crate) fn origins(v: &Value) -> Parsed<Vec<String>> {
     let list = string_list(v)?;
     for o in &list {
         let ok = o == "*"
+            || o == "null"
             || ((o.starts_with("http://") || o.starts_with("https://"))
                 && !o.ends_with('/')
                 && o.bytes().all(|b| b.is_ascii_graphic()));
@@ -153,6 +156,23 @@ pub(crate) fn origins(v: &Value) -> Parsed<Vec<String>> {
         return Err("mixes \"*\" with origins; write \"*\" alone or only origins".into());
     }
     Ok(list)
+}
+
+// Why a `[cors]` table as a whole is refused, if it is: `"*"` with
+// credentials would hand every site the user's cookies (browsers refuse
+// `*` with credentials, so the only way to honour it is reflecting any
+// Origin, which is what must not happen).
+impl super::CorsConfig {
+    /// Why this `[cors]` table is refused at start, if it is.
+    pub fn refusal(&self) -> Option<String> {
+        let star = self.origins.iter().any(|o| o == "*");
+        (star && self.credentials).then(|| {
+            "cors.origins = [\"*\"] with cors.credentials = true would let every site read \
+             responses with the user's cookies; list the origins allowed, like \
+             origins = [\"https://app.example\"], or set credentials = false"
+                .to_string()
+        })
+    }
 }
 
 /// `cors.methods`, `cors.headers`: tokens.
@@ -264,6 +284,8 @@ mod tests {
         assert_eq!(origins(&val("\"*\"")).unwrap(), ["*"]);
         assert!(origins(&val("[\"https://a.example/\"]")).is_err());
         assert!(origins(&val("[\"*\", \"https://a.example\"]")).is_err());
+        assert_eq!(origins(&val("[\"null\"]")).unwrap(), ["null"]);
+        assert!(origins(&val("[\"nul\"]")).is_err());
         let pages = error_pages(&val("{ 404 = \"404.html\", 503 = \"e/503.html\" }")).unwrap();
         assert_eq!(pages[&404], "/404.html");
         assert_eq!(pages[&503], "/e/503.html");

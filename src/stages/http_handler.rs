@@ -99,8 +99,14 @@ impl Built {
         access_log: Option<crate::access_log::AccessLog>,
         mounted: &[(String, Arc<dyn Service>)],
     ) -> std::io::Result<Built> {
-        if let Some(clash) = config.endpoint_clash() {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, clash));
+        let refused = config
+            .endpoint_clash()
+            .or_else(|| config.static_files.cors.refusal());
+        if let Some(refused) = refused {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                refused,
+            ));
         }
         let files = StaticFiles::new(&config.root, &config.static_files, workers)?;
         let mut routes = RouteTable::builtin(files, config);
