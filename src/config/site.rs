@@ -28,11 +28,17 @@ pub struct HeaderRule {
     pub errors: bool,
 }
 
-/// Fields the server writes itself on every response: a rule cannot set,
-/// add or remove them.
-const SERVER_FIELDS: [&str; 5] = [
+/// Fields the server writes itself on every response, or that describe
+/// the bytes it sends (their framing and encoding): a rule cannot set, add
+/// or remove them. `ETag` may be removed (no validator sent, as nginx's
+/// `etag off`) but not set: conditionals compare with the server's own.
+/// `Vary` may not be removed, and a rule's `Vary` is added to the
+/// server's (`Accept-Encoding`, `Origin`), never in its place.
+const SERVER_FIELDS: [&str; 7] = [
     "content-length",
     "transfer-encoding",
+    "content-encoding",
+    "content-range",
     "connection",
     "date",
     "server",
@@ -71,6 +77,7 @@ fn header_rule(t: &toml::Table) -> Parsed<HeaderRule> {
         fields
             .iter()
             .map(|(name, value)| {
+                owned(key, name, &path)?;
                 field_name(name)?;
                 let value = string(value).map_err(|why| format!("{key}.{name} {why}"))?;
                 if value.contains(['\r', '\n', '\0']) {
@@ -86,6 +93,7 @@ fn header_rule(t: &toml::Table) -> Parsed<HeaderRule> {
             .iter()
             .map(|n| {
                 let name = string(n).map_err(|why| format!("remove {why}"))?;
+                owned("remove", name, &path)?;
                 field_name(name).map(|()| name.to_string())
             })
             .collect::<Parsed<_>>()?,
@@ -96,10 +104,11 @@ fn header_rule(t: &toml::Table) -> Parsed<HeaderRule> {
             ))
         }
     };
+    let (set, add) = (fields("set")?, fields("add")?);
     Ok(HeaderRule {
         path,
-        set: fields("set")?,
-        add: fields("add")?,
+        set,
+        add,
         remove,
         errors: t.get("errors").map(boolean).transpose()?.unwrap_or(false),
     })
@@ -116,10 +125,38 @@ fn field_name(name: &str) -> Parsed<()> {
     }
     if SERVER_FIELDS.contains(&name.to_ascii_lowercase().as_str()) {
         return Err(format!(
-            "{name} is written by the server itself; a rule cannot change it"
+            "{name} is written by the server itself (it frames or encodes the \
+             bytes sent); a rule cannot set, add or remove it: take it out of the rule"
         ));
     }
     Ok(())
+}
+
+/// Refuses a rule (for files matching `path`) that would `key` (set, add,
+/// remove) a field the server owns beyond those [`field_name`] refuses.
+fn owned(key: &str, name: &str, path: &Glob) -> Parsed<()> {
+    let lower = name.to_ascii_lowercase();
+    let why = match (key, lower.as_str()) {
+        (_, field) if SERVER_FIELDS.contains(&field) => {
+            "the server writes it itself (it frames or encodes the bytes sent); \
+             take it out of the rule"
+        }
+        ("remove", "vary") => {
+            "the server's Vary (Accept-Encoding, Origin) tells caches which \
+             requests may share a response; removing it lets a cache serve \
+             brotli to a client that cannot read it. Leave Vary out of remove \
+             (a rule's Vary is added to the server's)"
+        }
+        ("set" | "add", "etag") => {
+            "the server answers conditional requests by its own ETag; \
+             remove = [\"ETag\"] drops it, setting one is not possible"
+        }
+        _ => return Ok(()),
+    };
+    Err(format!(
+        "for path {:?}: {key} names {name}: {why}",
+        path.as_str()
+    ))
 }
 
 /// A list of strings (`["GET", "HEAD"]`); a single string is a list of one.
@@ -258,13 +295,25 @@ mod tests {
         assert_eq!(rules[0].set, [("Cache-Control".into(), "no-cache".into())]);
         assert_eq!(rules[0].remove, ["ETag"]);
         assert!(rules[0].errors && rules[0].path.matches("/a/b.html"));
+        // Vary may be set or added: it is merged with the server's.
+        header_rules(&val(r#"[{ path = "*", set = { Vary = "Cookie" } }]"#)).unwrap();
         for (bad, says) in [
             (r#"[{ set = {} }]"#, "has no path"),
             (r#"[{ path = "*", sett = {} }]"#, "unknown key \"sett\""),
             (
                 r#"[{ path = "*", set = { Date = "x" } }]"#,
-                "written by the server",
+                "server writes it itself",
             ),
+            (
+                r#"[{ path = "*.js", remove = ["Content-Encoding"] }]"#,
+                "for path \"*.js\": remove names Content-Encoding",
+            ),
+            (
+                r#"[{ path = "*", add = { content-range = "x" } }]"#,
+                "take it out of the rule",
+            ),
+            (r#"[{ path = "*", remove = ["vary"] }]"#, "Leave Vary out"),
+            (r#"[{ path = "*", set = { ETag = "\"1\"" } }]"#, "own ETag"),
             (
                 r#"[{ path = "*", set = { "a b" = "x" } }]"#,
                 "not a header field name",

@@ -93,3 +93,71 @@ fn cors_star_with_credentials_is_refused_and_null_is_never_reflected() {
     assert_eq!(all(&r, "access-control-allow-origin"), ["*"]);
     assert_eq!(r.header("access-control-allow-credentials"), None);
 }
+
+#[test]
+fn header_rules_add_to_vary_and_cannot_touch_the_encoding() {
+    // Refused at start, naming the rule, its path and the fix.
+    for (rule, says) in [
+        ("remove = [\"Vary\"]", "Leave Vary out of remove"),
+        ("remove = [\"Content-Encoding\"]", "take it out of the rule"),
+        (
+            "set = { Content-Length = \"1\" }",
+            "take it out of the rule",
+        ),
+        (
+            "add = { ETag = \"\\\"x\\\"\" }",
+            "remove = [\"ETag\"] drops it",
+        ),
+    ] {
+        let toml = format!(
+            "[[headers]]\npath = \"**\"\nset = {{ X-A = \"1\" }}\n\
+             [[headers]]\npath = \"*.css\"\n{rule}\n"
+        );
+        let (code, text) = start_on(&toml, "rules-owned");
+        assert_eq!(code, Some(2), "{rule}: {text}");
+        assert!(
+            text.contains("(rule 2) for path \"*.css\"") && text.contains(says),
+            "{rule}: {text}"
+        );
+    }
+
+    // A rule's Vary joins the server's: the compressed answer, its 304 and
+    // its 206 all still say Accept-Encoding.
+    let c = rules(
+        "[[headers]]\npath = \"*.css\"\nset = { Vary = \"Cookie\" }\n\
+         [[headers]]\npath = \"**\"\nadd = { Vary = \"cookie, Accept-Encoding, X-Mode\" }\n",
+    );
+    let server = one(|config| config.static_files.headers = c.static_files.headers.clone());
+    let vary = |r: &Response| -> Vec<String> {
+        let mut tokens: Vec<String> = all(r, "vary")
+            .iter()
+            .flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()))
+            .collect();
+        tokens.sort();
+        tokens
+    };
+    let want = ["accept-encoding", "cookie", "x-mode"];
+    let br = get_with(&server, "/style.css", "Accept-Encoding: br\r\n");
+    assert_eq!(br.status, 200);
+    assert_eq!(br.header("content-encoding"), Some("br"), "{br:?}");
+    assert_eq!(vary(&br), want, "{br:?}");
+    let tag = br.header("etag").expect("etag").to_string();
+    let again = get_with(
+        &server,
+        "/style.css",
+        &format!("Accept-Encoding: br\r\nIf-None-Match: {tag}\r\n"),
+    );
+    assert_eq!(again.status, 304);
+    assert_eq!(vary(&again), want, "{again:?}");
+    let part = get_with(
+        &server,
+        "/style.css",
+        "Accept-Encoding: br\r\nRange: bytes=0-9\r\n",
+    );
+    assert_eq!(part.status, 206);
+    assert_eq!(part.header("content-encoding"), Some("br"));
+    assert_eq!(vary(&part), want, "{part:?}");
+    let plain = get_with(&server, "/style.css", "");
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(vary(&plain), want, "{plain:?}");
+}
