@@ -272,7 +272,9 @@ pub static KEYS: &[Key] = &[
     key!("tls.listen", tls.listen = tls::tcp_address_list, Raw("[]"),
         "Addresses served over HTTPS, like [\"0.0.0.0:443\"]; [] = no HTTPS."),
     key!("tls.redirect_http", tls.redirect_http = boolean, Bool(false),
-        "Plain-HTTP listeners answer 308 to the same URL over HTTPS."),
+        "Plain-HTTP listeners answer 308 to the same URL over HTTPS (names with a certificate only)."),
+    key!("tls.redirect_host", tls.redirect_host = tls::redirect_host, Str(""),
+        "With redirect_http: the host a request for a name without a certificate is sent to; \"\" = 421."),
     key!("tls.certificates", tls.certificates = tls::certificates, Raw("[]"),
         "Certificates [[tls.certificates]]: cert and key PEM files, optional SNI names."),
 ];

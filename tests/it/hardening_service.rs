@@ -4,11 +4,14 @@
 //! the server owns, and `/echo` neither reflects credentials nor pays a
 //! write per chunk.
 
+use std::io::Write;
+use std::os::unix::net::UnixStream;
 use std::process::Command;
+use std::time::Duration;
 
 use crate::harness::process::BIN;
 use crate::harness::*;
-use conveyor::config::Config;
+use conveyor::config::{Config, ListenAddress, ListenAddresses};
 
 fn one(tweak: impl FnOnce(&mut Config)) -> TestServer {
     start("readiness", "spawn", tweak)
@@ -160,4 +163,104 @@ fn header_rules_add_to_vary_and_cannot_touch_the_encoding() {
     let plain = get_with(&server, "/style.css", "");
     assert_eq!(plain.header("content-encoding"), None);
     assert_eq!(vary(&plain), want, "{plain:?}");
+}
+
+/// A server with TLS (a certificate for `localhost`, served for `names`)
+/// and `redirect_http`, on TCP and a Unix socket in `dir`.
+fn redirecting(dir: &std::path::Path, names: &[&str], canonical: &str) -> TestServer {
+    let mut cert = localhost_certificate(dir);
+    cert.names = names.iter().map(|n| n.to_string()).collect();
+    let sock = dir.join(format!("plain-{}.sock", names.len()));
+    one(|c| {
+        c.listen = ListenAddresses(vec![
+            ListenAddress::parse("127.0.0.1:0").expect("addr"),
+            ListenAddress::Unix(sock),
+        ]);
+        c.tls.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+        c.tls.certificates = vec![cert];
+        c.tls.redirect_http = true;
+        c.tls.redirect_host = canonical.to_string();
+    })
+}
+
+fn with_host(server: &TestServer, path: &str, host: &str) -> Response {
+    ask(
+        server,
+        &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+    )
+}
+
+#[test]
+fn redirect_http_sends_only_names_it_has_certificates_for() {
+    let dir = temp_dir("redirect-names");
+    // The certificate has no `names`: its own subject names count.
+    let server = redirecting(&dir, &[], "");
+    let port = server.server().tls_addrs()[0].port();
+    let r = with_host(&server, "/a?b=c", "localhost:8080");
+    assert_eq!(r.status, 308, "{r:?}");
+    assert_eq!(
+        r.header("location"),
+        Some(format!("https://localhost:{port}/a?b=c").as_str())
+    );
+    for host in ["evil.example", "evil.example:8080", "127.0.0.1", "[::1]:80"] {
+        let r = with_host(&server, "/a", host);
+        assert_eq!(r.status, 421, "{host}: {r:?}");
+        assert_eq!(r.reason, "Misdirected Request");
+        assert_eq!(r.header("location"), None, "{host}");
+    }
+    // The probes and /status (with the dashboard under it) answer as they
+    // are, whatever the Host: a health check behind a proxy comes in plain.
+    for path in ["/livez", "/readyz", "/status", "/status/dashboard"] {
+        let r = with_host(&server, path, "evil.example");
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        assert_eq!(r.header("location"), None, "{path}");
+    }
+    // A Unix-socket peer (a proxy on this machine) is served, not redirected.
+    let sock = server.server().listeners()[1]
+        .strip_prefix("unix:")
+        .expect("unix listener")
+        .to_string();
+    let mut unix = UnixStream::connect(&sock).expect("unix connect");
+    unix.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(unix, "GET /style.css HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("send");
+    assert_eq!(read_response(&mut unix).status, 200);
+
+    // Named certificates: their names (wildcards too), and the canonical
+    // host for anything else; the certificate's own names no longer count.
+    let server = redirecting(
+        &dir,
+        &["www.example.test", "*.apps.example.test"],
+        "example.test",
+    );
+    let port = server.server().tls_addrs()[0].port();
+    for (host, to) in [
+        ("WWW.example.test:80", "WWW.example.test"),
+        ("a.apps.example.test", "a.apps.example.test"),
+        ("a.b.apps.example.test", "example.test"),
+        ("evil.example", "example.test"),
+        ("localhost", "example.test"),
+    ] {
+        let r = with_host(&server, "/x", host);
+        assert_eq!(r.status, 308, "{host}: {r:?}");
+        assert_eq!(
+            r.header("location"),
+            Some(format!("https://{to}:{port}/x").as_str()),
+            "{host}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn redirect_host_is_checked_at_start() {
+    let (code, text) = start_on(
+        "[tls]\nredirect_host = \"https://example.com/\"\n",
+        "redirect-host",
+    );
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("tls.redirect_host") && text.contains("no scheme, port or path"),
+        "{text}"
+    );
 }
