@@ -4,7 +4,7 @@
 //! the server owns, and `/echo` neither reflects credentials nor pays a
 //! write per chunk.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::Duration;
@@ -263,4 +263,106 @@ fn redirect_host_is_checked_at_start() {
         text.contains("tls.redirect_host") && text.contains("no scheme, port or path"),
         "{text}"
     );
+}
+
+#[test]
+fn get_echo_leaves_out_cookies_and_credentials() {
+    let server = one(|_| {});
+    let r = ask(
+        &server,
+        "GET /echo HTTP/1.1\r\nHost: t\r\nCookie: session=secret1\r\n\
+         X-Kept: yes\r\nauthorization: Basic c2VjcmV0Mg==\r\n\
+         Proxy-Authorization: Bearer secret3\r\nCOOKIE: b=secret4\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    assert!(
+        text.starts_with("GET /echo HTTP/1.1\r\nHost: t\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("X-Kept: yes\r\n"), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+    assert!(!text.to_ascii_lowercase().contains("cookie"), "{text}");
+    assert!(
+        !text.to_ascii_lowercase().contains("authorization"),
+        "{text}"
+    );
+    assert_eq!(
+        r.body.len().to_string(),
+        r.header("content-length").unwrap_or("")
+    );
+}
+
+/// Reads a chunked body off `stream` (head first): the data and the
+/// number of chunks it came in.
+fn read_chunked(stream: &mut impl Read) -> (Vec<u8>, usize) {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = stream.read(&mut buf).expect("read");
+        assert!(n > 0, "closed before the last chunk");
+        raw.extend_from_slice(&buf[..n]);
+        if raw.ends_with(b"\r\n0\r\n\r\n") {
+            break;
+        }
+    }
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
+    assert!(
+        raw.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&raw[..head_end])
+    );
+    let (mut at, mut data, mut chunks) = (head_end, Vec::new(), 0);
+    loop {
+        let eol = at
+            + raw[at..]
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .expect("size line");
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[at..eol]).expect("hex"), 16)
+            .expect("chunk size");
+        if size == 0 {
+            return (data, chunks);
+        }
+        data.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
+        assert_eq!(&raw[eol + 2 + size..eol + 4 + size], b"\r\n");
+        at = eol + 4 + size;
+        chunks += 1;
+    }
+}
+
+#[test]
+fn one_byte_chunks_are_echoed_in_one_chunk_per_read() {
+    const N: usize = 100_000;
+    let server = one(|_| {});
+    let body: Vec<u8> = (0..N).map(|i| b"abcdefghij"[i % 10]).collect();
+    let mut wire = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for b in &body {
+        wire.extend_from_slice(b"1\r\n");
+        wire.push(*b);
+        wire.extend_from_slice(b"\r\n");
+    }
+    wire.extend_from_slice(b"0\r\n\r\n");
+    let mut stream = server.connect();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut writer = stream.try_clone().expect("clone");
+    let sender = std::thread::spawn(move || writer.write_all(&wire));
+    let (data, chunks) = read_chunked(&mut stream);
+    sender.join().expect("sender").expect("sent");
+    assert!(
+        data == body,
+        "the echo differs ({} bytes of {N})",
+        data.len()
+    );
+    // 600 kB arrive in reads of at most a buffer (16 KiB): a few dozen
+    // chunks back, never one per byte.
+    assert!(
+        chunks <= N / 1000,
+        "{chunks} chunks for {N} one-byte chunks"
+    );
+    // The connection is still good for the next request.
+    let r = get(&mut stream, "/style.css");
+    assert_eq!(r.status, 200);
 }
