@@ -373,3 +373,46 @@ impl Session for TlsSession {
         self.0.send_close_notify();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served(names: &[&str], subject: &[&str]) -> ServedNames {
+        let subject: Vec<String> = subject.iter().map(|s| s.to_string()).collect();
+        let leaf = (!subject.is_empty()).then(|| {
+            let made = rcgen::generate_simple_self_signed(subject).expect("rcgen");
+            made.cert.der().clone()
+        });
+        ServedNames {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            default_leaf: leaf,
+        }
+    }
+
+    #[test]
+    fn served_names_are_the_configured_ones_and_the_default_subject() {
+        let named = served(&["www.example.test", "*.apps.example.test"], &[]);
+        for yes in [
+            "www.example.test",
+            "WWW.Example.Test",
+            "a.apps.example.test",
+        ] {
+            assert!(named.serves(yes), "{yes}");
+        }
+        for no in [
+            "example.test",
+            "a.b.apps.example.test",
+            "apps.example.test",
+            "*.apps.example.test",
+            "a\r\n.apps.example.test",
+            "",
+        ] {
+            assert!(!named.serves(no), "{no:?}");
+        }
+        let default = served(&[], &["localhost", "127.0.0.1"]);
+        assert!(default.serves("localhost") && default.serves("localhost."));
+        assert!(default.serves("127.0.0.1"));
+        assert!(!default.serves("[::1]") && !default.serves("evil.example"));
+    }
+}
