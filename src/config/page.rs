@@ -96,6 +96,7 @@ fn written_as(key: &Key) -> Option<String> {
         "addr_ranges" => "list of addresses and CIDR ranges",
         "log_path" => "path, or \"-\"",
         "tls::tcp_address_list" => "list of addresses",
+        "tls::redirect_host" => "host name, or \"\"",
         _ => return None,
     };
     Some(known.to_string())

@@ -23,6 +23,9 @@ pub(crate) fn from_toml_str(text: &str) -> Res<Config> {
     if let Some(clash) = config.endpoint_clash() {
         return Err(ConfigError::new(clash));
     }
+    if let Some(refused) = config.static_files.cors.refusal() {
+        return Err(ConfigError::new(refused));
+    }
     Ok(config)
 }
 

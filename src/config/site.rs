@@ -28,11 +28,17 @@ pub struct HeaderRule {
     pub errors: bool,
 }
 
-/// Fields the server writes itself on every response: a rule cannot set,
-/// add or remove them.
-const SERVER_FIELDS: [&str; 5] = [
+/// Fields the server writes itself on every response, or that describe
+/// the bytes it sends (their framing and encoding): a rule cannot set, add
+/// or remove them. `ETag` may be removed (no validator sent, as nginx's
+/// `etag off`) but not set: conditionals compare with the server's own.
+/// `Vary` may not be removed, and a rule's `Vary` is added to the
+/// server's (`Accept-Encoding`, `Origin`), never in its place.
+const SERVER_FIELDS: [&str; 7] = [
     "content-length",
     "transfer-encoding",
+    "content-encoding",
+    "content-range",
     "connection",
     "date",
     "server",
@@ -71,6 +77,7 @@ fn header_rule(t: &toml::Table) -> Parsed<HeaderRule> {
         fields
             .iter()
             .map(|(name, value)| {
+                owned(key, name, &path)?;
                 field_name(name)?;
                 let value = string(value).map_err(|why| format!("{key}.{name} {why}"))?;
                 if value.contains(['\r', '\n', '\0']) {
@@ -86,6 +93,7 @@ fn header_rule(t: &toml::Table) -> Parsed<HeaderRule> {
             .iter()
             .map(|n| {
                 let name = string(n).map_err(|why| format!("remove {why}"))?;
+                owned("remove", name, &path)?;
                 field_name(name).map(|()| name.to_string())
             })
             .collect::<Parsed<_>>()?,
@@ -96,10 +104,11 @@ fn header_rule(t: &toml::Table) -> Parsed<HeaderRule> {
             ))
         }
     };
+    let (set, add) = (fields("set")?, fields("add")?);
     Ok(HeaderRule {
         path,
-        set: fields("set")?,
-        add: fields("add")?,
+        set,
+        add,
         remove,
         errors: t.get("errors").map(boolean).transpose()?.unwrap_or(false),
     })
@@ -116,10 +125,38 @@ fn field_name(name: &str) -> Parsed<()> {
     }
     if SERVER_FIELDS.contains(&name.to_ascii_lowercase().as_str()) {
         return Err(format!(
-            "{name} is written by the server itself; a rule cannot change it"
+            "{name} is written by the server itself (it frames or encodes the \
+             bytes sent); a rule cannot set, add or remove it: take it out of the rule"
         ));
     }
     Ok(())
+}
+
+/// Refuses a rule (for files matching `path`) that would `key` (set, add,
+/// remove) a field the server owns beyond those [`field_name`] refuses.
+fn owned(key: &str, name: &str, path: &Glob) -> Parsed<()> {
+    let lower = name.to_ascii_lowercase();
+    let why = match (key, lower.as_str()) {
+        (_, field) if SERVER_FIELDS.contains(&field) => {
+            "the server writes it itself (it frames or encodes the bytes sent); \
+             take it out of the rule"
+        }
+        ("remove", "vary") => {
+            "the server's Vary (Accept-Encoding, Origin) tells caches which \
+             requests may share a response; removing it lets a cache serve \
+             brotli to a client that cannot read it. Leave Vary out of remove \
+             (a rule's Vary is added to the server's)"
+        }
+        ("set" | "add", "etag") => {
+            "the server answers conditional requests by its own ETag; \
+             remove = [\"ETag\"] drops it, setting one is not possible"
+        }
+        _ => return Ok(()),
+    };
+    Err(format!(
+        "for path {:?}: {key} names {name}: {why}",
+        path.as_str()
+    ))
 }
 
 /// A list of strings (`["GET", "HEAD"]`); a single string is a list of one.
@@ -134,11 +171,14 @@ pub(crate) fn string_list(v: &Value) -> Parsed<Vec<String>> {
     }
 }
 
-/// `cors.origins`: `"*"`, or origins like `"https://example.com"`.
+/// `cors.origins`: `"*"`, or origins like `"https://example.com"`; the
+/// opaque origin `"null"` (sandboxed frames, `file:` pages, some
+/// redirects) only when listed as such.
 pub(crate) fn origins(v: &Value) -> Parsed<Vec<String>> {
     let list = string_list(v)?;
     for o in &list {
         let ok = o == "*"
+            || o == "null"
             || ((o.starts_with("http://") || o.starts_with("https://"))
                 && !o.ends_with('/')
                 && o.bytes().all(|b| b.is_ascii_graphic()));
@@ -153,6 +193,23 @@ pub(crate) fn origins(v: &Value) -> Parsed<Vec<String>> {
         return Err("mixes \"*\" with origins; write \"*\" alone or only origins".into());
     }
     Ok(list)
+}
+
+// Why a `[cors]` table as a whole is refused, if it is: `"*"` with
+// credentials would hand every site the user's cookies (browsers refuse
+// `*` with credentials, so the only way to honour it is reflecting any
+// Origin, which is what must not happen).
+impl super::CorsConfig {
+    /// Why this `[cors]` table is refused at start, if it is.
+    pub fn refusal(&self) -> Option<String> {
+        let star = self.origins.iter().any(|o| o == "*");
+        (star && self.credentials).then(|| {
+            "cors.origins = [\"*\"] with cors.credentials = true would let every site read \
+             responses with the user's cookies; list the origins allowed, like \
+             origins = [\"https://app.example\"], or set credentials = false"
+                .to_string()
+        })
+    }
 }
 
 /// `cors.methods`, `cors.headers`: tokens.
@@ -238,13 +295,25 @@ mod tests {
         assert_eq!(rules[0].set, [("Cache-Control".into(), "no-cache".into())]);
         assert_eq!(rules[0].remove, ["ETag"]);
         assert!(rules[0].errors && rules[0].path.matches("/a/b.html"));
+        // Vary may be set or added: it is merged with the server's.
+        header_rules(&val(r#"[{ path = "*", set = { Vary = "Cookie" } }]"#)).unwrap();
         for (bad, says) in [
             (r#"[{ set = {} }]"#, "has no path"),
             (r#"[{ path = "*", sett = {} }]"#, "unknown key \"sett\""),
             (
                 r#"[{ path = "*", set = { Date = "x" } }]"#,
-                "written by the server",
+                "server writes it itself",
             ),
+            (
+                r#"[{ path = "*.js", remove = ["Content-Encoding"] }]"#,
+                "for path \"*.js\": remove names Content-Encoding",
+            ),
+            (
+                r#"[{ path = "*", add = { content-range = "x" } }]"#,
+                "take it out of the rule",
+            ),
+            (r#"[{ path = "*", remove = ["vary"] }]"#, "Leave Vary out"),
+            (r#"[{ path = "*", set = { ETag = "\"1\"" } }]"#, "own ETag"),
             (
                 r#"[{ path = "*", set = { "a b" = "x" } }]"#,
                 "not a header field name",
@@ -264,6 +333,8 @@ mod tests {
         assert_eq!(origins(&val("\"*\"")).unwrap(), ["*"]);
         assert!(origins(&val("[\"https://a.example/\"]")).is_err());
         assert!(origins(&val("[\"*\", \"https://a.example\"]")).is_err());
+        assert_eq!(origins(&val("[\"null\"]")).unwrap(), ["null"]);
+        assert!(origins(&val("[\"nul\"]")).is_err());
         let pages = error_pages(&val("{ 404 = \"404.html\", 503 = \"e/503.html\" }")).unwrap();
         assert_eq!(pages[&404], "/404.html");
         assert_eq!(pages[&503], "/e/503.html");

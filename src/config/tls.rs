@@ -20,6 +20,10 @@ pub struct TlsConfig {
     /// `tls.redirect_http`: the plain listeners answer every request with
     /// 308 to the same URL over HTTPS (default false).
     pub redirect_http: bool,
+    /// `tls.redirect_host`: with `redirect_http`, where a request naming a
+    /// host no certificate is for is redirected (the canonical host);
+    /// empty: it is answered 421 Misdirected Request (default).
+    pub redirect_host: String,
 }
 
 impl TlsConfig {
@@ -66,6 +70,29 @@ fn certificate(t: &toml::Table) -> Parsed<CertificateFiles> {
         cert: path("cert")?,
         key: path("key")?,
         names,
+    })
+}
+
+/// `tls.redirect_host`: a host name (or IP address) without scheme, port
+/// or path, or "".
+pub(crate) fn redirect_host(v: &Value) -> Parsed<String> {
+    let host = string(v)?;
+    let ip = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+        .parse::<std::net::IpAddr>();
+    let ok = host.is_empty() || ip.is_ok() || (!host.starts_with("*.") && valid_name(host));
+    if !ok {
+        return Err(
+            "is not a host name; write the name HTTPS is served for, like \"example.com\" \
+             (no scheme, port or path), or \"\" to answer other names 421"
+                .into(),
+        );
+    }
+    Ok(match ip {
+        Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+        _ => host.to_ascii_lowercase(),
     })
 }
 

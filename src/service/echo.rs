@@ -19,7 +19,7 @@ const ALLOW: &[(&str, &str)] = &[("Allow", "GET, HEAD, POST, PUT")];
 pub async fn serve(ex: &mut Exchange<'_>) -> Outcome {
     match ex.req.method {
         Method::Get | Method::Head => {
-            let raw = ex.preamble().to_vec();
+            let raw = without_credentials(ex.preamble());
             ex.consume_preamble();
             // The body mirrors this one request: no cache may store it or
             // give it a heuristic freshness (REDbot warns otherwise).
@@ -49,6 +49,33 @@ pub async fn serve(ex: &mut Exchange<'_>) -> Outcome {
             ex.error(405, "use GET, HEAD, POST or PUT", ALLOW)
         }
     }
+}
+
+/// Fields `GET /echo` never reflects: a page script that can read the
+/// echo (same origin, or a permissive CORS elsewhere) would read the
+/// user's cookies and credentials, even `HttpOnly` ones — the old TRACE
+/// hole (cross-site tracing).
+const UNECHOED: [&str; 3] = ["cookie", "authorization", "proxy-authorization"];
+
+/// The preamble as received, without the lines of [`UNECHOED`] fields
+/// (and any continuation of them).
+fn without_credentials(preamble: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(preamble.len());
+    let mut skipping = false;
+    for line in preamble.split_inclusive(|&b| b == b'\n') {
+        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        if !continuation {
+            let name = line.split(|&b| b == b':').next().unwrap_or_default();
+            skipping = line.contains(&b':')
+                && UNECHOED
+                    .iter()
+                    .any(|u| name.trim_ascii().eq_ignore_ascii_case(u.as_bytes()));
+        }
+        if !skipping {
+            out.extend_from_slice(line);
+        }
+    }
+    out
 }
 
 /// Echoes a POST/PUT body. Never returns Err: every way a body can stop is
@@ -246,11 +273,33 @@ async fn copy_exact(ex: &mut Exchange<'_>, echo: &mut Echo, len: u64) -> Result<
     Ok(())
 }
 
+/// Flush the output at this size even within one read's worth of input.
+const BATCH_MAX: usize = 64 * 1024;
+
 /// Streams a chunked body back, chunked. The 200 head waits until the first
 /// chunk (or the end) has been decoded, so a body malformed, too large or
 /// too slow from the start still gets its 400, 413 or 408 (RFC 9112 §2.2).
+///
+/// The data of every chunk decoded from one read is sent back as one
+/// chunk, in one write: a client sending 1-byte chunks costs a write per
+/// read, not three per chunk. Reading waits for that write (the flush in
+/// [`fill`]), so a slow reader still slows the sender.
 async fn copy_chunked(ex: &mut Exchange<'_>, echo: &mut Echo, max: u64) -> Result<(), BodyCut> {
-    let limit = ex.ctx.config.timeouts.write;
+    // Where in `ex.out` the data of the chunk being gathered starts.
+    let mut gathering: Option<usize> = None;
+    let copied = gather_chunks(ex, echo, max, &mut gathering).await;
+    // Cut short: what was gathered still goes out framed (the client's
+    // bytes are never sent where they could read as framing).
+    close_chunk(ex.out, gathering.take());
+    copied
+}
+
+async fn gather_chunks(
+    ex: &mut Exchange<'_>,
+    echo: &mut Echo,
+    max: u64,
+    gathering: &mut Option<usize>,
+) -> Result<(), BodyCut> {
     let mut decoder = ChunkedDecoder::new();
     loop {
         match decoder.step(ex.input.pending()).map_err(BodyCut::Refused)? {
@@ -263,49 +312,54 @@ async fn copy_chunked(ex: &mut Exchange<'_>, echo: &mut Echo, max: u64) -> Resul
                 if !echo.head_started {
                     check_buffered(&decoder, &ex.input.pending()[range.end..], len as u64, max)
                         .map_err(BodyCut::Refused)?;
-                    start_response(ex, echo, None).await?;
+                    // Leaves with the first data, in the same write.
+                    let chunked = [CHUNKED_FIELD];
+                    let head = ex.head(200, None, Some("application/octet-stream"), &chunked);
+                    write_head(ex.out, &head);
+                    echo.head_started = true;
                 }
-                // A data step is never empty: it holds at least one byte.
-                let Some(size) = ChunkSize::new(len) else {
-                    ex.input.consume(range.end);
-                    continue;
-                };
-                let stream = ex.stream;
-                let data = &ex.input.pending()[range.clone()];
-                let written = async {
-                    write_all_timed(stream, size.line(), limit).await?;
-                    write_all_timed(stream, data, limit).await?;
-                    write_all_timed(stream, CHUNK_DATA_END, limit).await
-                };
-                written.await.map_err(|_| BodyCut::Broken)?;
+                let start = *gathering.get_or_insert(ex.out.len());
+                ex.out.extend_from_slice(&ex.input.pending()[range.clone()]);
                 ex.input.consume(range.end);
                 echo.sent += len as u64;
-                ex.ctx
-                    .metrics
-                    .here()
-                    .bytes_out
-                    .add_local((len + size.framing_len()) as u64);
+                if ex.out.len() - start >= BATCH_MAX {
+                    close_chunk(ex.out, gathering.take());
+                    ex.flush().await.map_err(|_| BodyCut::Broken)?;
+                }
             }
             Step::Skip(n) => ex.input.consume(n),
-            Step::NeedMore => fill(ex, echo).await?,
+            Step::NeedMore => {
+                close_chunk(ex.out, gathering.take());
+                // Sends the batch, then reads.
+                fill(ex, echo).await?;
+            }
             Step::Done(n) => {
                 ex.input.consume(n);
+                close_chunk(ex.out, gathering.take());
                 if !echo.head_started {
                     // An empty body: the whole response fits the output
                     // buffer, and leaves with any pipelined ones.
                     let chunked = [CHUNKED_FIELD];
                     let head = ex.head(200, None, Some("application/octet-stream"), &chunked);
                     write_head(ex.out, &head);
-                    ex.out.extend_from_slice(LAST_CHUNK);
-                    return Ok(());
                 }
-                write_all_timed(ex.stream, LAST_CHUNK, limit)
-                    .await
-                    .map_err(|_| BodyCut::Broken)?;
+                // The handler sends it, with any pipelined responses.
+                ex.out.extend_from_slice(LAST_CHUNK);
                 return Ok(());
             }
         }
     }
+}
+
+/// Frames the data gathered in `out` from `start` as one chunk: its size
+/// line goes before it, CRLF after.
+fn close_chunk(out: &mut Vec<u8>, start: Option<usize>) {
+    let Some(start) = start else { return };
+    let Some(size) = ChunkSize::new(out.len() - start) else {
+        return;
+    };
+    out.splice(start..start, size.line().iter().copied());
+    out.extend_from_slice(CHUNK_DATA_END);
 }
 
 /// Decodes, without consuming, the rest of what is already buffered

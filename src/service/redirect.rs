@@ -1,6 +1,12 @@
-//! `tls.redirect_http`: a plain-HTTP listener answers every request with a
-//! 308 to the same URL over HTTPS (308 keeps the method and body, unlike
-//! 301). Browsers then remember HTTPS if the site sends HSTS.
+//! `tls.redirect_http`: a plain-HTTP listener answers a request with a 308
+//! to the same URL over HTTPS (308 keeps the method and body, unlike 301).
+//! Browsers then remember HTTPS if the site sends HSTS.
+//!
+//! Only to a name HTTPS is served for: the `Host` is never sent back
+//! unchecked (`Host: evil.example` would otherwise make this server send
+//! its visitors wherever a forged link says). A name no certificate is for
+//! goes to `tls.redirect_host` when set, or is answered 421. The probes and
+//! `/status` are never redirected (the handler decides that).
 
 use super::{Exchange, Outcome, Service, ServiceFuture};
 
@@ -8,22 +14,29 @@ use super::{Exchange, Outcome, Service, ServiceFuture};
 pub struct HttpsRedirect {
     /// The port HTTPS is served on; 443 is left out of the URL.
     pub port: u16,
+    /// The host to send the client to, already checked against the
+    /// certificates (or the configured canonical host); None: answer 421.
+    pub host: Option<String>,
 }
 
 impl HttpsRedirect {
-    /// The HTTPS URL for this request; None without a Host to send it to.
-    pub fn location(&self, host: Option<&str>, target: &str) -> Option<String> {
+    /// The name of a Host field without its port: `[::1]:8080` ->
+    /// `[::1]`, `a.example:80` -> `a.example`; None when empty.
+    pub fn host_name(host: Option<&str>) -> Option<&str> {
         let host = host.filter(|h| !h.is_empty())?;
-        // Drop the plain port: `[::1]:8080` -> `[::1]`, `a.example:80` -> `a.example`.
-        let name = match host.strip_prefix('[') {
+        Some(match host.strip_prefix('[') {
             Some(v6) => &host[..v6.find(']')? + 2],
             None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-        };
-        let path = if target.starts_with('/') { target } else { "/" };
-        Some(match self.port {
-            443 => format!("https://{name}{path}"),
-            port => format!("https://{name}:{port}{path}"),
         })
+    }
+
+    /// The HTTPS URL for `target` on `host`.
+    pub fn location(&self, host: &str, target: &str) -> String {
+        let path = if target.starts_with('/') { target } else { "/" };
+        match self.port {
+            443 => format!("https://{host}{path}"),
+            port => format!("https://{host}:{port}{path}"),
+        }
     }
 }
 
@@ -35,8 +48,9 @@ impl Service for HttpsRedirect {
 
 fn redirect(this: &HttpsRedirect, ex: &mut Exchange<'_>) -> Outcome {
     ex.consume_preamble();
-    match this.location(ex.req.host.as_deref(), &ex.req.target) {
-        Some(location) => {
+    match &this.host {
+        Some(host) => {
+            let location = this.location(host, &ex.req.target);
             let body = format!("Moved to {location}\n");
             ex.respond(
                 308,
@@ -45,7 +59,11 @@ fn redirect(this: &HttpsRedirect, ex: &mut Exchange<'_>) -> Outcome {
                 &[("Location", &location)],
             )
         }
-        None => ex.error(400, "a Host header is needed to redirect to HTTPS", &[]),
+        None => ex.error(
+            421,
+            "this server has no certificate for that host name; ask for one it serves",
+            &[],
+        ),
     }
 }
 
@@ -54,25 +72,35 @@ mod tests {
     use super::HttpsRedirect;
 
     #[test]
-    fn location_keeps_host_path_and_query_and_swaps_the_port() {
-        let r = HttpsRedirect { port: 8443 };
+    fn location_keeps_path_and_query_and_swaps_the_port() {
+        let r = HttpsRedirect {
+            port: 8443,
+            host: None,
+        };
         assert_eq!(
-            r.location(Some("example.com:8080"), "/a/b?c=d").as_deref(),
-            Some("https://example.com:8443/a/b?c=d")
+            r.location("example.com", "/a/b?c=d"),
+            "https://example.com:8443/a/b?c=d"
         );
+        assert_eq!(r.location("[::1]", "/"), "https://[::1]:8443/");
+        assert_eq!(r.location("h", "*"), "https://h:8443/");
+        let standard = HttpsRedirect {
+            port: 443,
+            host: None,
+        };
         assert_eq!(
-            r.location(Some("[::1]:8080"), "/").as_deref(),
-            Some("https://[::1]:8443/")
+            standard.location("example.com", "/x"),
+            "https://example.com/x"
         );
-        let standard = HttpsRedirect { port: 443 };
-        assert_eq!(
-            standard.location(Some("example.com"), "/x").as_deref(),
-            Some("https://example.com/x")
-        );
-        assert_eq!(r.location(None, "/"), None);
-        assert_eq!(
-            r.location(Some("h"), "*").as_deref(),
-            Some("https://h:8443/")
-        );
+    }
+
+    #[test]
+    fn host_name_drops_the_port() {
+        let name = HttpsRedirect::host_name;
+        assert_eq!(name(Some("example.com:8080")), Some("example.com"));
+        assert_eq!(name(Some("example.com")), Some("example.com"));
+        assert_eq!(name(Some("[::1]:8080")), Some("[::1]"));
+        assert_eq!(name(Some("[::1")), None);
+        assert_eq!(name(Some("")), None);
+        assert_eq!(name(None), None);
     }
 }

@@ -65,6 +65,12 @@ impl Handshake {
         self.https_port.get().copied()
     }
 
+    /// Whether the certificates in use serve `host` (a name without its
+    /// port): where `tls.redirect_http` may send a client.
+    pub fn serves(&self, host: &str) -> bool {
+        self.keys.serves(host)
+    }
+
     /// Loads new certificates for the handshakes that start from now on
     /// (SIGHUP); open connections keep theirs. A bad file keeps the old ones.
     pub fn reload(&self, certificates: &[CertificateFiles]) -> Result<(), TlsError> {

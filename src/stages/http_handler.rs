@@ -99,8 +99,14 @@ impl Built {
         access_log: Option<crate::access_log::AccessLog>,
         mounted: &[(String, Arc<dyn Service>)],
     ) -> std::io::Result<Built> {
-        if let Some(clash) = config.endpoint_clash() {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, clash));
+        let refused = config
+            .endpoint_clash()
+            .or_else(|| config.static_files.cors.refusal());
+        if let Some(refused) = refused {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                refused,
+            ));
         }
         let files = StaticFiles::new(&config.root, &config.static_files, workers)?;
         let mut routes = RouteTable::builtin(files, config);
@@ -215,7 +221,7 @@ impl Built {
                 Ok(Some(req)) => {
                     let started = crate::runtime::now();
                     let outcome = self
-                        .answer(&req, conn, out, ctx, https_redirect(line, conn, ctx))
+                        .answer(&req, conn, out, ctx, https_redirect(line, conn, &req, ctx))
                         .await;
                     self.record(
                         line,
@@ -354,14 +360,47 @@ impl Built {
     }
 }
 
-/// With `tls.redirect_http`, a request on a plain connection is answered
-/// with a 308 to HTTPS instead of routed.
-fn https_redirect(line: &Line, conn: &Conn, ctx: &ServiceContext<'_>) -> Option<Target> {
-    if !ctx.config.tls.redirect_http || conn.stream.is_secure() {
+/// With `tls.redirect_http`, a request on a plain TCP connection is
+/// answered with a 308 to HTTPS instead of routed: to its own host if a
+/// certificate is for it, else to `tls.redirect_host`, else 421. Never the
+/// probes or `/status` (a health check behind a TLS-terminating proxy
+/// comes in plain), nor a Unix-socket peer (that proxy's own socket).
+fn https_redirect(
+    line: &Line,
+    conn: &Conn,
+    req: &Request,
+    ctx: &ServiceContext<'_>,
+) -> Option<Target> {
+    let config = &ctx.config;
+    if !config.tls.redirect_http || conn.stream.is_secure() || never_redirected(req.path(), config)
+    {
         return None;
     }
-    let port = line.tls.get()?.https_port()?;
-    Some(Target::Mounted(Arc::new(HttpsRedirect { port })))
+    let tls = line.tls.get()?;
+    let port = tls.https_port()?;
+    // Unix-domain peers have no IP address.
+    conn.peer()?;
+    let served = HttpsRedirect::host_name(req.host.as_deref()).filter(|h| tls.serves(h));
+    let canonical = &config.tls.redirect_host;
+    let host = match served {
+        Some(host) => Some(host.to_string()),
+        None if !canonical.is_empty() => Some(canonical.clone()),
+        None => None,
+    };
+    Some(Target::Mounted(Arc::new(HttpsRedirect { port, host })))
+}
+
+/// The probes, `/status` and what is under it (the dashboard).
+fn never_redirected(path: &str, config: &Config) -> bool {
+    let probe = [&config.live, &config.ready]
+        .iter()
+        .any(|e| e.enabled && e.path == path);
+    let status = &config.status;
+    probe
+        || (status.enabled
+            && path
+                .strip_prefix(status.path.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
 }
 
 /// What becomes of a connection after its handler is done with it.

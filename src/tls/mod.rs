@@ -12,7 +12,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use rustls::crypto::ring as provider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::{
     ClientHello, ProducesTickets, ResolvesServerCert, ServerSessionMemoryCache,
     StoresServerSessions,
@@ -59,7 +59,7 @@ impl std::error::Error for TlsError {}
 /// handshake takes the current ones. Session tickets and the session cache
 /// outlive a reload, so clients resume across it.
 pub struct TlsKeys {
-    current: RwLock<Arc<ServerConfig>>,
+    current: RwLock<(Arc<ServerConfig>, Arc<ServedNames>)>,
     ticketer: Arc<dyn ProducesTickets>,
     cache: Arc<dyn StoresServerSessions>,
 }
@@ -83,7 +83,22 @@ impl TlsKeys {
         self.current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .0
             .clone()
+    }
+
+    /// Whether the certificates in use serve `host` (a Host field's name,
+    /// without its port): it is one of their `names` (or matches a
+    /// wildcard among them), or the default certificate (the first with
+    /// no `names`) holds it among its subject alternative names.
+    pub fn serves(&self, host: &str) -> bool {
+        let names = self
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .clone();
+        names.serves(host)
     }
 
     /// Loads `certificates` again (on SIGHUP): new handshakes use them;
@@ -115,13 +130,70 @@ impl TlsKeys {
 }
 
 /// Certificates read and checked by [`TlsKeys::prepare`], not yet in use.
-pub struct PreparedKeys(Arc<ServerConfig>);
+pub struct PreparedKeys((Arc<ServerConfig>, Arc<ServedNames>));
+
+/// The names a set of certificates is chosen for, and the default
+/// certificate's leaf, for [`TlsKeys::serves`].
+struct ServedNames {
+    /// Lower case; `*.example.com` for a wildcard.
+    names: Vec<String>,
+    /// The leaf of the first certificate without `names`.
+    default_leaf: Option<CertificateDer<'static>>,
+}
+
+impl ServedNames {
+    fn serves(&self, host: &str) -> bool {
+        // A name as a certificate could hold it: letters, digits, '-',
+        // '.', or an IP address (IPv6 in brackets).
+        let host = host.trim_end_matches('.');
+        let literal = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let dns = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        let ip = literal.parse::<std::net::IpAddr>().ok();
+        if !dns && ip.is_none() {
+            return false;
+        }
+        let lower = host.to_ascii_lowercase();
+        let wildcard = lower
+            .split_once('.')
+            .map(|(_, parent)| format!("*.{parent}"));
+        let named = self
+            .names
+            .iter()
+            .any(|n| *n == lower || Some(n) == wildcard.as_ref());
+        named || self.default_covers(&lower, ip)
+    }
+
+    /// Whether the default certificate's subject alternative names hold
+    /// `host` (parsed per call: only the redirect asks, off the TLS path).
+    fn default_covers(&self, host: &str, ip: Option<std::net::IpAddr>) -> bool {
+        let Some(leaf) = &self.default_leaf else {
+            return false;
+        };
+        let Ok(cert) = webpki::EndEntityCert::try_from(leaf) else {
+            return false;
+        };
+        let name = match ip {
+            Some(ip) => ServerName::IpAddress(ip.into()),
+            None => match ServerName::try_from(host) {
+                Ok(name) => name,
+                Err(_) => return false,
+            },
+        };
+        cert.verify_is_valid_for_subject_name(&name).is_ok()
+    }
+}
 
 fn server_config(
     certificates: &[CertificateFiles],
     ticketer: &Arc<dyn ProducesTickets>,
     cache: &Arc<dyn StoresServerSessions>,
-) -> Result<Arc<ServerConfig>, TlsError> {
+) -> Result<(Arc<ServerConfig>, Arc<ServedNames>), TlsError> {
     if certificates.is_empty() {
         return Err(TlsError(
             "no certificate: give --tls-cert FILE --tls-key FILE, or a [[tls.certificates]] table"
@@ -129,10 +201,18 @@ fn server_config(
         ));
     }
     let mut resolver = SniResolver::default();
+    let mut served = ServedNames {
+        names: Vec::new(),
+        default_leaf: None,
+    };
     for files in certificates {
         let key = Arc::new(certified_key(files)?);
+        served
+            .names
+            .extend(files.names.iter().map(|n| n.to_ascii_lowercase()));
         if files.names.is_empty() {
             if resolver.default.is_none() {
+                served.default_leaf = key.cert.first().cloned();
                 resolver.default = Some(key.clone());
             }
         } else {
@@ -158,7 +238,7 @@ fn server_config(
     // One ticket per full handshake: a browser reconnecting needs one, and
     // each costs an encryption on the handshake's bill.
     config.send_tls13_tickets = 1;
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), Arc::new(served)))
 }
 
 /// Reads one certificate chain and key, checking they belong together.
@@ -291,5 +371,48 @@ impl Session for TlsSession {
 
     fn close(&mut self) {
         self.0.send_close_notify();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served(names: &[&str], subject: &[&str]) -> ServedNames {
+        let subject: Vec<String> = subject.iter().map(|s| s.to_string()).collect();
+        let leaf = (!subject.is_empty()).then(|| {
+            let made = rcgen::generate_simple_self_signed(subject).expect("rcgen");
+            made.cert.der().clone()
+        });
+        ServedNames {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            default_leaf: leaf,
+        }
+    }
+
+    #[test]
+    fn served_names_are_the_configured_ones_and_the_default_subject() {
+        let named = served(&["www.example.test", "*.apps.example.test"], &[]);
+        for yes in [
+            "www.example.test",
+            "WWW.Example.Test",
+            "a.apps.example.test",
+        ] {
+            assert!(named.serves(yes), "{yes}");
+        }
+        for no in [
+            "example.test",
+            "a.b.apps.example.test",
+            "apps.example.test",
+            "*.apps.example.test",
+            "a\r\n.apps.example.test",
+            "",
+        ] {
+            assert!(!named.serves(no), "{no:?}");
+        }
+        let default = served(&[], &["localhost", "127.0.0.1"]);
+        assert!(default.serves("localhost") && default.serves("localhost."));
+        assert!(default.serves("127.0.0.1"));
+        assert!(!default.serves("[::1]") && !default.serves("evil.example"));
     }
 }

@@ -19,6 +19,7 @@ mod dispatch;
 mod docs;
 mod echo;
 mod fuzz_corpus;
+mod hardening_service;
 mod layers;
 mod library_api;
 mod library_example;

@@ -509,13 +509,13 @@ fn redirect_http_sends_plain_clients_to_the_https_url_with_a_308() {
     let port = tls_addr(&server).port();
     let response = raw(
         server.addr,
-        b"GET /a/b?c=d HTTP/1.1\r\nHost: example.test:8080\r\n\r\n",
+        b"GET /a/b?c=d HTTP/1.1\r\nHost: localhost:8080\r\n\r\n",
     );
     assert_eq!(response.status, 308);
     assert_eq!(response.reason, "Permanent Redirect");
     assert_eq!(
         response.header("Location"),
-        Some(format!("https://example.test:{port}/a/b?c=d").as_str())
+        Some(format!("https://localhost:{port}/a/b?c=d").as_str())
     );
     // Over TLS the same request is served.
     let config = client(&pki.ders, BOTH);

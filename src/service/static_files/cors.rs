@@ -6,7 +6,7 @@ use crate::config::CorsConfig;
 
 /// The `[cors]` table, with its answer fields prebuilt.
 pub(super) struct Cors {
-    /// `"*"`: any origin.
+    /// `"*"`: any origin, answered `*` (never reflected).
     any: bool,
     origins: Vec<String>,
     credentials: bool,
@@ -53,10 +53,10 @@ impl Cors {
         if !star {
             out.extend_from_slice(b"Vary: Origin\r\n");
         }
-        let allowed = match origin {
-            Some(o) => self.any || self.origins.iter().any(|a| a == o),
-            None => false,
-        };
+        // Only an origin listed, as it is listed, is ever reflected: never
+        // any origin for "*" (with credentials the config is refused at
+        // start), never "null" unless "null" is listed.
+        let allowed = !self.any && origin.is_some_and(|o| self.origins.iter().any(|a| a == o));
         if star {
             out.extend_from_slice(b"Access-Control-Allow-Origin: *\r\n");
         } else if let (true, Some(origin)) = (allowed, origin) {

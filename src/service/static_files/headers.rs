@@ -33,7 +33,8 @@ pub(super) fn apply_rules(rules: &[HeaderRule], root: &Path, info: &mut FileInfo
 }
 
 /// The fields of the `rules` with `errors = true` matching `url_path`:
-/// empty (and no allocation) when no such rule exists.
+/// empty (and no allocation) when no such rule exists. A rule's `Vary`
+/// adds to any other (the response's own `Vary` lines stay).
 pub(super) fn error_fields(rules: &[HeaderRule], url_path: &str) -> Vec<(String, String)> {
     let mut fields: Vec<(String, String)> = Vec::new();
     for rule in rules.iter().filter(|r| r.errors) {
@@ -42,12 +43,27 @@ pub(super) fn error_fields(rules: &[HeaderRule], url_path: &str) -> Vec<(String,
         }
         fields.retain(|(n, _)| !rule.remove.iter().any(|r| r.eq_ignore_ascii_case(n)));
         for (name, value) in &rule.set {
-            fields.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            if !is_vary(name) {
+                fields.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            }
             fields.push((name.clone(), value.clone()));
         }
         fields.extend(rule.add.iter().cloned());
     }
     fields
+}
+
+fn is_vary(name: &str) -> bool {
+    name.eq_ignore_ascii_case("vary")
+}
+
+/// Adds the comma-separated `tokens` to `list`, each once (case-insensitive).
+fn merge_tokens(list: &mut Vec<String>, tokens: &str) {
+    for token in tokens.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if !list.iter().any(|t| t.eq_ignore_ascii_case(token)) {
+            list.push(token.to_string());
+        }
+    }
 }
 
 /// One field of a head being rewritten, and whether a rule wrote it.
@@ -58,7 +74,10 @@ struct RewrittenField {
 }
 
 /// Rewrites `info.head_fields` by the rules, in order; the fields rules
-/// wrote also go to `info.rule_fields`, for the 206 and 304 heads.
+/// wrote also go to `info.rule_fields`, for the 206 and 304 heads. A
+/// rule's `Vary` (set or add alike) is merged into the server's one line
+/// (`Vary: Accept-Encoding, Cookie`), never in its place: the config
+/// refuses rules that remove it or touch the encoding and framing fields.
 fn fold(info: &mut FileInfo, rules: &[&HeaderRule]) {
     let text = String::from_utf8_lossy(&info.head_fields).into_owned();
     let mut lines: Vec<RewrittenField> = text
@@ -70,27 +89,48 @@ fn fold(info: &mut FileInfo, rules: &[&HeaderRule]) {
             from_rule: false,
         })
         .collect();
+    let mut rule_vary: Vec<String> = Vec::new();
     info.rule_overrides.clear();
     for rule in rules {
         let names = rule
             .remove
             .iter()
-            .chain(rule.set.iter().map(|(name, _)| name));
+            .chain(rule.set.iter().map(|(name, _)| name))
+            .filter(|name| !is_vary(name));
         info.rule_overrides.extend(names.cloned());
         lines.retain(|l| !rule.remove.iter().any(|r| r.eq_ignore_ascii_case(&l.name)));
-        for (name, _) in &rule.set {
+        for (name, _) in rule.set.iter().filter(|(name, _)| !is_vary(name)) {
             lines.retain(|l| !l.name.eq_ignore_ascii_case(name));
         }
-        let written = rule.set.iter().chain(&rule.add);
-        lines.extend(written.map(|(name, value)| RewrittenField {
-            name: name.clone(),
-            value: value.clone(),
-            from_rule: true,
-        }));
+        for (name, value) in rule.set.iter().chain(&rule.add) {
+            if is_vary(name) {
+                merge_tokens(&mut rule_vary, value);
+                continue;
+            }
+            lines.push(RewrittenField {
+                name: name.clone(),
+                value: value.clone(),
+                from_rule: true,
+            });
+        }
     }
+    // The server's Vary tokens, then the rules' not among them.
+    let mut vary: Vec<String> = Vec::new();
+    if let Some(line) = lines.iter().find(|l| is_vary(&l.name)) {
+        merge_tokens(&mut vary, &line.value);
+    }
+    let server_vary = vary.len();
+    for token in &rule_vary {
+        merge_tokens(&mut vary, token);
+    }
+    let added = vary[server_vary..].join(", ");
     info.head_fields.clear();
     info.rule_fields.clear();
     for line in &lines {
+        if is_vary(&line.name) {
+            push_field(&mut info.head_fields, &line.name, &vary.join(", "));
+            continue;
+        }
         push_field(&mut info.head_fields, &line.name, &line.value);
         if line.name.eq_ignore_ascii_case("content-type") {
             // 206 heads write the content type themselves.
@@ -98,6 +138,13 @@ fn fold(info: &mut FileInfo, rules: &[&HeaderRule]) {
         } else if line.from_rule {
             push_field(&mut info.rule_fields, &line.name, &line.value);
         }
+    }
+    if !added.is_empty() {
+        if server_vary == 0 {
+            push_field(&mut info.head_fields, "Vary", &added);
+        }
+        // The 206 and 304 heads write the server's Vary themselves.
+        push_field(&mut info.rule_fields, "Vary", &added);
     }
 }
 
