@@ -162,7 +162,7 @@ pub static KEYS: &[Key] = &[
     key!("limits.max_request_line", limits.max_request_line = int(64, 1 << 20), Int(8192),
         "Longest request line in bytes (longer gets 414)."),
     key!("limits.max_header_bytes", limits.max_header_bytes = int(64, 1 << 24), Int(8192),
-        "Total header bytes per request (more gets 431)."),
+        "Largest header section in bytes: every byte after the request line, the blank line ending it included (more gets 431)."),
     key!("limits.max_headers", limits.max_headers = int(1, 10_000), Int(100),
         "Header fields per request (more gets 431)."),
     key!("limits.max_echo_body", limits.max_echo_body = size, Str("4GiB"),

@@ -11,8 +11,9 @@ use crate::http::uri::{split_target, valid_host};
 pub struct Limits {
     /// Longest request line (without CRLF) before 414.
     pub max_request_line: usize,
-    /// Header budget: the whole preamble may be at most
-    /// `max_request_line + max_header_bytes` bytes, else 431.
+    /// Largest header section before 431: the bytes after the request
+    /// line's line ending, through the empty line ending the preamble
+    /// (empty lines before the request line count too).
     pub max_header_bytes: usize,
     /// Most header lines before 431.
     pub max_headers: usize,
@@ -427,31 +428,31 @@ fn span_in(buf: &[u8], value: &[u8]) -> Option<(u32, u32)> {
 }
 
 /// Enforce limits on the preamble seen so far (`end` bytes of `buf`), same
-/// result whether or not the preamble is complete.
+/// result whether or not the preamble is complete: the request line (without
+/// its line ending) at most `max_request_line` bytes, and the header section
+/// (every byte after the request line's line ending, up to and including
+/// the empty line that ends the preamble, plus any empty lines before the
+/// request line) at most `max_header_bytes`.
 fn check_limits(buf: &[u8], end: usize, limits: &Limits) -> Result<(), HttpError> {
     let seen = &buf[..end.min(buf.len())];
-    if seen.len() <= limits.max_request_line {
-        // No line in it can be too long, nor the whole too large: the
-        // usual case, without a scan for the line's end.
+    if seen.len() <= limits.max_request_line.min(limits.max_header_bytes) {
+        // No line in it can be too long, nor the header section too large:
+        // the usual case, without a scan for the line's end.
         return Ok(());
     }
     let start = leading_empty_len(seen);
     let line = &seen[start..];
-    let line_len = match line.iter().position(|&b| b == b'\n') {
-        Some(i) if i > 0 && line[i - 1] == b'\r' => i - 1,
-        Some(i) => i,
+    let (line_len, headers) = match line.iter().position(|&b| b == b'\n') {
+        Some(i) if i > 0 && line[i - 1] == b'\r' => (i - 1, line.len() - i - 1),
+        Some(i) => (i, line.len() - i - 1),
         // Incomplete: a CR at the end may be the start of the line's CRLF.
-        None => line.len() - usize::from(line.ends_with(b"\r")),
+        None => (line.len() - usize::from(line.ends_with(b"\r")), 0),
     };
     if line_len > limits.max_request_line {
         return Err(HttpError::new(414, "request line too long"));
     }
     // Leading empty lines count too, so an endless CRLF stream is bounded.
-    if seen.len()
-        > limits
-            .max_request_line
-            .saturating_add(limits.max_header_bytes)
-    {
+    if start.saturating_add(headers) > limits.max_header_bytes {
         return Err(HttpError::new(431, "header section too large"));
     }
     Ok(())
@@ -710,7 +711,7 @@ mod tests {
             max_header_bytes: 30,
             max_headers: 100,
         };
-        // Total preamble budget is 50 bytes.
+        // The header section (after the request line) may be 30 bytes.
         let pending = format!("GET / HTTP/1.0\r\nX-A: {}", "b".repeat(40));
         assert_eq!(
             parse_request(pending.as_bytes(), &limits).map_err(|e| e.status),
@@ -721,12 +722,38 @@ mod tests {
             parse_request(complete.as_bytes(), &limits).map_err(|e| e.status),
             Err(431)
         );
-        let fits = "GET / HTTP/1.0\r\nX-A: bbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\n";
-        assert_eq!(fits.len(), 50);
+        // Exactly at the limit: "X-A: " + 21 bytes + CRLF + CRLF = 30.
+        let fits = format!("GET / HTTP/1.0\r\nX-A: {}\r\n\r\n", "b".repeat(21));
+        assert_eq!(fits.len() - "GET / HTTP/1.0\r\n".len(), 30);
         assert!(matches!(
             parse_request(fits.as_bytes(), &limits),
             Ok(Some(_))
         ));
+        // Every prefix of it is still pending.
+        for i in 0..fits.len() {
+            assert_eq!(parse_request(&fits.as_bytes()[..i], &limits), Ok(None));
+        }
+        // One byte more is refused, complete or not.
+        let over = format!("GET / HTTP/1.0\r\nX-A: {}\r\n\r\n", "b".repeat(22));
+        assert_eq!(
+            parse_request(over.as_bytes(), &limits).map_err(|e| e.status),
+            Err(431)
+        );
+        let partial = format!("GET / HTTP/1.0\r\nX-A: {}", "b".repeat(26));
+        assert_eq!(
+            parse_request(partial.as_bytes(), &limits).map_err(|e| e.status),
+            Err(431)
+        );
+        // A short request line leaves the header section no more room.
+        let long_line = format!(
+            "GET /{} HTTP/1.0\r\nX-A: {}\r\n\r\n",
+            "a".repeat(6),
+            "b".repeat(22)
+        );
+        assert_eq!(
+            parse_request(long_line.as_bytes(), &limits).map_err(|e| e.status),
+            Err(431)
+        );
         // Endless empty lines are bounded too.
         let crlfs = "\r\n".repeat(30);
         assert_eq!(
