@@ -42,3 +42,54 @@ fn max_header_bytes_is_the_header_section_to_the_byte() {
     assert_eq!(long.status, 431);
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn listings_show_bidi_controls_and_human_sizes() {
+    let server = one(|c| c.static_files.listing = true);
+    let dir = server.root.join("l");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    // Shown raw, this name reads "evilexe.jpg" in a browser.
+    let spoof = "evil\u{202E}gpj.exe";
+    let others = [
+        "a\u{200E}b\u{200F}c",
+        "d\u{202A}e\u{202B}f\u{202C}g\u{202D}h",
+        "i\u{2066}j\u{2067}k\u{2068}l\u{2069}m",
+    ];
+    for name in std::iter::once(spoof).chain(others) {
+        std::fs::write(dir.join(name), b"x").expect("write");
+    }
+    let big = std::fs::File::create(dir.join("big.bin")).expect("create");
+    big.set_len(1536 * 1024).expect("len");
+    std::fs::write(dir.join("small.txt"), vec![b's'; 700]).expect("write");
+
+    let page = get_with(&server, "/l/", "");
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    for bidi in [
+        '\u{200E}', '\u{200F}', '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}',
+        '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+    ] {
+        assert!(!html.contains(bidi), "raw U+{:04X} in {html}", bidi as u32);
+    }
+    assert!(html.contains(">evil\\u{202E}gpj.exe</a>"), "{html}");
+    assert!(html.contains("a\\u{200E}b\\u{200F}c"), "{html}");
+    // The link still fetches the file (its bytes percent-encoded).
+    assert!(html.contains("href=\"./evil%E2%80%AEgpj.exe\""), "{html}");
+    assert_eq!(get_with(&server, "/l/evil%E2%80%AEgpj.exe", "").status, 200);
+    // Sizes in human units, the exact count in the title.
+    assert!(
+        html.contains("<span title=\"1572864 bytes\">1.5 MiB</span>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<span title=\"700 bytes\">700 B</span>"),
+        "{html}"
+    );
+    // JSON keeps bytes, and the name as it is.
+    let json = get_with(&server, "/l/?format=json", "").text();
+    assert!(
+        json.contains("\"name\":\"big.bin\",\"type\":\"file\",\"size\":1572864,"),
+        "{json}"
+    );
+    assert!(json.contains(spoof), "{json}");
+}
