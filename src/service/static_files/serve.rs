@@ -15,7 +15,7 @@ use super::cors::Cors;
 use super::headers::error_fields;
 use super::listing::list;
 use super::lookup::{CachedFiles, Lookup};
-use super::resolve::log_refusal;
+use super::resolve::{has_dot_dot, log_refusal};
 use super::send::{not_modified, send, Reply};
 use super::{
     evaluate, parse_range, unsatisfied_range, Decision, Preconditions, RangeOutcome, ResolveError,
@@ -173,9 +173,10 @@ impl StaticFiles {
     }
 
     /// Whether a GET or HEAD for `url_path`, which names no file, gets the
-    /// `static.fallback` file.
+    /// `static.fallback` file: never when it has a `..` segment.
     fn falls_back(&self, url_path: &str) -> bool {
-        if self.config.fallback.is_empty() {
+        // Decoded first: `%2e%2e` is `..` too.
+        if self.config.fallback.is_empty() || has_dot_dot(url_path) {
             return false;
         }
         let name = url_path.rsplit('/').next().unwrap_or("");
