@@ -73,10 +73,11 @@ pub struct Request {
     pub if_range: Option<String>,
     /// Accept-Encoding: the content codings the client takes, raw.
     pub accept_encoding: Option<String>,
-    /// The first User-Agent, invalid UTF-8 replaced (for the access log).
-    pub user_agent: Option<String>,
-    /// The first Referer, invalid UTF-8 replaced (for the access log).
-    pub referer: Option<String>,
+    /// The first User-Agent, its bytes as sent (for the access log, which
+    /// escapes them).
+    pub user_agent: Option<Vec<u8>>,
+    /// The first Referer, its bytes as sent (for the access log).
+    pub referer: Option<Vec<u8>>,
     /// Bytes of leading empty lines + request line + headers + final CRLF.
     pub preamble_len: usize,
     /// Length of the target before '?' (found once: routing asks often).
@@ -400,11 +401,11 @@ impl Request {
         } else if name.eq_ignore_ascii_case("user-agent") {
             // Informational only: keep the first, tolerate obs-text.
             if self.user_agent.is_none() {
-                self.user_agent = Some(String::from_utf8_lossy(value).into_owned());
+                self.user_agent = Some(value.to_vec());
             }
         } else if name.eq_ignore_ascii_case("referer") {
             if self.referer.is_none() {
-                self.referer = Some(String::from_utf8_lossy(value).into_owned());
+                self.referer = Some(value.to_vec());
             }
         } else if let Some(field) = Field::named(name) {
             // The first one, as for User-Agent: where it is, not a copy.
@@ -978,8 +979,8 @@ mod tests {
         );
         assert_eq!(r.if_range.as_deref(), Some("\"e\""));
         assert_eq!(r.range.as_deref(), Some("bytes=1-"));
-        assert_eq!(r.user_agent.as_deref(), Some("ua/1"));
-        assert_eq!(r.referer.as_deref(), Some("http://r/"));
+        assert_eq!(r.user_agent.as_deref(), Some(&b"ua/1"[..]));
+        assert_eq!(r.referer.as_deref(), Some(&b"http://r/"[..]));
         assert_eq!(
             status("GET / HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\nRange: bytes=2-3\r\n\r\n"),
             400

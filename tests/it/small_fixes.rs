@@ -93,3 +93,69 @@ fn listings_show_bidi_controls_and_human_sizes() {
     );
     assert!(json.contains(spoof), "{json}");
 }
+
+/// The access log's lines once `n` are written.
+fn log_lines(server: &TestServer, path: &std::path::Path, n: usize) -> Vec<String> {
+    let mut text = String::new();
+    let logged = wait_until(Duration::from_secs(5), || {
+        server.server().flush_log();
+        text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines().count() >= n
+    });
+    assert!(logged, "log: {text:?}");
+    text.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn a_malformed_request_is_logged_as_sent_with_its_bytes() {
+    let dir = temp_dir("small-log");
+    let path = dir.join("access.log");
+    let log_path = path.to_str().expect("utf-8").to_string();
+    let server = one(|c| {
+        c.log.access_log = true;
+        c.log.access_log_path = log_path.clone();
+    });
+    // A quote in the target (400), with a byte that is not UTF-8.
+    let bad = raw(server.addr, b"GET /a\"b\xff HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(bad.status, 400);
+    // TLS spoken to the plain port: binary, no line ending.
+    let tls = raw(server.addr, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
+    assert_eq!(tls.status, 400);
+    // A request that parses, whose User-Agent is not UTF-8.
+    let ok = raw(
+        server.addr,
+        b"GET /style.css HTTP/1.1\r\nHost: t\r\nUser-Agent: ua\xff\xfe\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(ok.status, 200);
+    let lines = log_lines(&server, &path, 3);
+    let line = |needle: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {lines:?}"))
+            .clone()
+    };
+    assert!(
+        line(" 400 ").contains(&format!(
+            "\"GET /a\\x22b\\xFF HTTP/1.1\" 400 {} \"-\" \"-\"",
+            bad.body.len()
+        )),
+        "{lines:?}"
+    );
+    assert!(
+        line("\\x16").contains(&format!(
+            "\"\\x16\\x03\\x01\\x02\\x00\\x01\\x00\\x01\\xFC\\x03\\x03\" 400 {} ",
+            tls.body.len()
+        )),
+        "{lines:?}"
+    );
+    assert!(
+        line("style.css").ends_with("\"-\" \"ua\\xFF\\xFE\""),
+        "{lines:?}"
+    );
+    assert!(lines
+        .iter()
+        .all(|l| l.is_ascii() && !l.contains("EF\\xBF\\xBD")));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

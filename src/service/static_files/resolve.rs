@@ -319,7 +319,16 @@ mod tests {
         for yes in ["/../x", "/%2e%2e/x", "/a/%2E./b", "/a/.%2e", "/a/..", "/.."] {
             assert!(has_dot_dot(yes), "{yes}");
         }
-        for no in ["/", "/a", "/a..b", "/...", "/%2e", "/.x/..y", "/%2e%2e%2e", "/%zz"] {
+        for no in [
+            "/",
+            "/a",
+            "/a..b",
+            "/...",
+            "/%2e",
+            "/.x/..y",
+            "/%2e%2e%2e",
+            "/%zz",
+        ] {
             assert!(!has_dot_dot(no), "{no}");
         }
     }
