@@ -292,6 +292,9 @@ blank_struct! {
         pub fallback_only_without_extension: bool,
         /// `static.listing`: list a directory without an index file (default false).
         pub listing: bool,
+        /// `static.default_type`: the `Content-Type` of files whose name has
+        /// no extension (default `application/octet-stream`).
+        pub default_type: String,
     }
 }
 

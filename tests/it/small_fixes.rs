@@ -159,3 +159,50 @@ fn a_malformed_request_is_logged_as_sent_with_its_bytes() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn default_type_names_files_without_an_extension() {
+    // Today's answer stays the default.
+    let plain = one(|_| {});
+    std::fs::write(plain.root.join("README"), "read me\n").expect("write");
+    std::fs::write(plain.root.join("data.zzzunknown"), "?").expect("write");
+    let r = get_with(&plain, "/README", "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+
+    let text = "text/plain; charset=utf-8";
+    let server = one(|c| c.static_files.default_type = text.into());
+    std::fs::write(server.root.join("README"), "read me\n").expect("write");
+    std::fs::write(server.root.join("data.zzzunknown"), "?").expect("write");
+    // Big enough for sendfile too: the type does not depend on the path taken.
+    std::fs::write(server.root.join("LICENSE"), vec![b'l'; 200 * 1024]).expect("write");
+    for path in ["/README", "/LICENSE"] {
+        let r = get_with(&server, path, "");
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-type"), Some(text), "{path}");
+    }
+    let head = ask(&server, "HEAD /README HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(head.header("content-type"), Some(text));
+    // An extension nobody knows is not "no extension".
+    let unknown = get_with(&server, "/data.zzzunknown", "");
+    assert_eq!(
+        unknown.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert_eq!(
+        get_with(&server, "/style.css", "").header("content-type"),
+        Some("text/css; charset=utf-8")
+    );
+
+    // A value that cannot be a Content-Type is refused, naming the key.
+    for bad in ["text", "text/plain\r\nX-Evil: 1", "/plain", "a b/c"] {
+        let toml = format!("[static]\ndefault_type = {bad:?}\n");
+        let err = conveyor::config::Config::from_toml_str(&toml)
+            .expect_err(bad)
+            .to_string();
+        assert!(
+            err.contains("static.default_type") && err.contains("media type"),
+            "{err}"
+        );
+    }
+}
