@@ -206,3 +206,113 @@ fn default_type_names_files_without_an_extension() {
         );
     }
 }
+
+/// `GET path` on a new connection that closes after it.
+fn fetch(addr: &str, path: &str) -> Response {
+    let mut stream = connect(addr);
+    exchange(
+        &mut stream,
+        &format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+#[test]
+fn stdout_holds_only_the_access_log_and_the_start_up_line_names_the_dashboard() {
+    use crate::harness::process::{address, spawn};
+    let dir = site_dir("stdout-only-log");
+    let mut run = spawn(&dir, &["site", "--listen", "127.0.0.1:0", "--access-log"]);
+    let started = run.started_line();
+    let addr = address(&started);
+    assert!(
+        started.ends_with(&format!("; dashboard http://{addr}/status/dashboard")),
+        "{started}"
+    );
+    assert_eq!(fetch(&addr, "/status/dashboard").status, 200);
+    assert_eq!(fetch(&addr, "/").status, 200);
+    run.stdout_with("\"GET / HTTP/1.1\" 200 2 ");
+    run.terminate();
+    assert_eq!(run.exit_code(), Some(0));
+    assert!(run.stop_line().starts_with("conveyor: stopping on SIGTERM"));
+    // Everything on stdout is an access-log line.
+    let mut rest = Vec::new();
+    while let Ok(line) = run.stdout.recv_timeout(crate::harness::process::LIMIT) {
+        rest.push(line);
+    }
+    for line in &rest {
+        assert!(
+            line.starts_with("127.0.0.1 - - ["),
+            "not an access-log line: {line}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_dashboard_url_is_shown_only_where_a_local_browser_is_let_in() {
+    use crate::harness::process::{address, spawn};
+    let dir = site_dir("dashboard-url");
+    // A wildcard listener: a browser here connects from loopback.
+    let run = spawn(&dir, &["site", "--listen", "0.0.0.0:0"]);
+    let started = run.started_line();
+    let port = address(&started)
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .to_string();
+    let url = format!("http://127.0.0.1:{port}/status/dashboard");
+    assert!(
+        started.ends_with(&format!("; dashboard {url}")),
+        "{started}"
+    );
+    assert_eq!(
+        fetch(&format!("127.0.0.1:{port}"), "/status/dashboard").status,
+        200
+    );
+    drop(run);
+    // Loopback not allowed, or the dashboard or /status off: no URL.
+    for config in [
+        "[status]\nallow = [\"10.0.0.0/8\"]\n",
+        "[status]\ndashboard = false\n",
+        "[status]\nenabled = false\n",
+    ] {
+        std::fs::write(dir.join("c.toml"), format!("root = \"site\"\n{config}")).expect("write");
+        let run = spawn(&dir, &["--config", "c.toml", "--listen", "127.0.0.1:0"]);
+        let started = run.started_line();
+        assert!(!started.contains("dashboard"), "{config}: {started}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_directory_without_an_index_says_why() {
+    use crate::harness::process::{address, spawn};
+    let dir = temp_dir("no-index");
+    std::fs::create_dir_all(dir.join("site/sub")).expect("mkdir");
+    std::fs::write(dir.join("site/a.txt"), "a").expect("write");
+    let run = spawn(&dir, &["site", "--listen", "127.0.0.1:0", "--verbose"]);
+    let addr = address(&run.started_line());
+    let note = run.stderr_with("has no");
+    assert!(
+        note.starts_with("conveyor: note: site has no index.html: GET / answers 404")
+            && note.contains("--listing"),
+        "{note}"
+    );
+    assert_eq!(fetch(&addr, "/sub/").status, 404);
+    let why = run.stderr_with("refused GET \"/sub/\"");
+    assert!(
+        why.contains(
+            "(404): a directory without its index file (static.index); there is no \
+             \"index.html\" in it, and static.listing (--listing) is off"
+        ),
+        "{why}"
+    );
+    drop(run);
+    // With an index, or with listings, no note.
+    std::fs::write(dir.join("site/index.html"), "hi").expect("write");
+    let run = spawn(&dir, &["site", "--listen", "127.0.0.1:0"]);
+    let addr = address(&run.started_line());
+    assert_eq!(fetch(&addr, "/").status, 200);
+    let err = run.stop_for_stderr();
+    assert!(!err.contains("has no"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

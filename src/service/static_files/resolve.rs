@@ -139,9 +139,11 @@ impl std::fmt::Display for ResolveError {
 /// `log.level = "debug"`, checked by the caller only once a path was
 /// refused, so serving files costs nothing more. The path is quoted with
 /// escapes, as a client wrote it.
-pub(super) fn log_refusal(method: &str, url_path: &str, why: ResolveError) {
+/// `hint`, if not empty, follows the reason.
+pub(super) fn log_refusal(method: &str, url_path: &str, why: ResolveError, hint: &str) {
+    let sep = if hint.is_empty() { "" } else { "; " };
     eprintln!(
-        "conveyor: refused {method} {url_path:?} ({}): {why}",
+        "conveyor: refused {method} {url_path:?} ({}): {why}{sep}{hint}",
         why.status()
     );
 }

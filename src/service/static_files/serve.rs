@@ -161,7 +161,15 @@ impl StaticFiles {
     /// The answer to a path that cannot be served: 400, 403 or 404.
     async fn refuse(&self, ex: &mut Exchange<'_>, why: ResolveError, cors: &[u8]) -> Outcome {
         if ex.ctx.config.log.level == LogLevel::Debug {
-            log_refusal(ex.req.method.as_str(), ex.req.path(), why);
+            let hint = match why {
+                // The first thing `conveyor DIR` shows a site without one.
+                ResolveError::NoIndex => format!(
+                    "there is no {:?} in it, and static.listing (--listing) is off",
+                    self.config.index
+                ),
+                _ => String::new(),
+            };
+            log_refusal(ex.req.method.as_str(), ex.req.path(), why, &hint);
         }
         let status = why.status();
         if let Some(prepared) = self.not_found.as_deref() {
