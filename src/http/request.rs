@@ -240,7 +240,9 @@ fn refused_by_httparse(
     match error {
         httparse::Error::TooManyHeaders => Err(HttpError::new(431, "too many header fields")),
         httparse::Error::Version => {
-            check_limits(buf, buf.len(), limits)?;
+            // Only the request line is judged here: the bytes after it may
+            // be anything (the next request, a body, garbage).
+            check_limits(buf, request_line_end(buf), limits)?;
             match version_error(buf) {
                 VersionShape::Higher1(at) => parse_as_http11(buf, at, limits),
                 VersionShape::Full => Err(HttpError::new(505, "only HTTP/1.x")),
@@ -457,6 +459,16 @@ fn check_limits(buf: &[u8], end: usize, limits: &Limits) -> Result<(), HttpError
         return Err(HttpError::new(431, "header section too large"));
     }
     Ok(())
+}
+
+/// Where the request line ends in `buf` (just past its LF), or `buf.len()`
+/// if it has not ended yet.
+fn request_line_end(buf: &[u8]) -> usize {
+    let start = leading_empty_len(buf);
+    match buf[start..].iter().position(|&b| b == b'\n') {
+        Some(i) => start + i + 1,
+        None => buf.len(),
+    }
 }
 
 /// Bytes of CRLF / LF lines before the request line (httparse skips these).
@@ -760,6 +772,24 @@ mod tests {
         assert_eq!(
             parse_request(crlfs.as_bytes(), &limits).map_err(|e| e.status),
             Err(431)
+        );
+    }
+
+    /// A line httparse refuses for its version is judged alone: what
+    /// follows it (1 MB of anything) is no header section to measure.
+    #[test]
+    fn a_bad_version_line_is_400_whatever_follows() {
+        let mut buf = b"NOT A REQUEST LINE\r\n\r\n".to_vec();
+        buf.extend(std::iter::repeat_n(b'x', 1 << 20));
+        assert_eq!(
+            parse_request(&buf, &Limits::default()).map_err(|e| e.status),
+            Err(400)
+        );
+        let mut next = b"GET / HTTP/9.9\r\n\r\n".to_vec();
+        next.extend(std::iter::repeat_n(b'x', 1 << 20));
+        assert_eq!(
+            parse_request(&next, &Limits::default()).map_err(|e| e.status),
+            Err(505)
         );
     }
 
