@@ -53,28 +53,33 @@ impl AccessLog {
     /// `host - - [time] "request line" status bytes "referer" "user-agent"`.
     /// Every field the client wrote is escaped (see [`push_escaped`]), so a
     /// request cannot forge fields or lines.
-    /// `host` is the client's IP address, "unix" or "-".
-    pub(crate) fn record(&self, host: &str, req: Option<&Request>, status: u16, bytes: u64) {
+    /// `host` is the client's IP address, "unix" or "-"; `bytes` the
+    /// response body's length.
+    pub(crate) fn record(&self, host: &str, request: RequestLine<'_>, status: u16, bytes: u64) {
         use std::fmt::Write as _;
         let mut line = String::with_capacity(160);
         let _ = write!(line, "{} - - [{}] \"", host, clf_time(SystemTime::now()));
-        match req {
-            Some(r) => {
+        match request {
+            RequestLine::Parsed(r) => {
                 line.push_str(r.method.as_str());
                 line.push(' ');
-                push_escaped(&mut line, &r.target);
+                push_escaped(&mut line, r.target.as_bytes());
                 let _ = write!(
                     line,
                     " HTTP/1.{}\" {} {} \"",
                     r.minor_version, status, bytes
                 );
-                push_escaped(&mut line, r.referer.as_deref().unwrap_or("-"));
+                push_escaped(&mut line, r.referer.as_deref().unwrap_or(b"-"));
                 line.push_str("\" \"");
-                push_escaped(&mut line, r.user_agent.as_deref().unwrap_or("-"));
+                push_escaped(&mut line, r.user_agent.as_deref().unwrap_or(b"-"));
                 line.push_str("\"\n");
             }
-            None => {
-                let _ = writeln!(line, "-\" {} {} \"-\" \"-\"", status, bytes);
+            RequestLine::Raw(raw) => {
+                match raw.is_empty() {
+                    true => line.push('-'),
+                    false => push_escaped(&mut line, raw),
+                }
+                let _ = writeln!(line, "\" {} {} \"-\" \"-\"", status, bytes);
             }
         }
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
@@ -90,19 +95,48 @@ impl AccessLog {
     }
 }
 
+/// What the log says the request was.
+pub(crate) enum RequestLine<'a> {
+    /// A request that parsed: its method, target, version and fields.
+    Parsed(&'a Request),
+    /// One that did not (or never finished arriving): the bytes of its
+    /// request line as received ([`raw_request_line`]), `-` when empty.
+    Raw(&'a [u8]),
+}
+
+/// The longest raw request line logged: a 414's line is cut here.
+const RAW_LINE_LIMIT: usize = 8192;
+
+/// The request line at the start of `received` as sent, for the log of a
+/// request that could not be parsed (nginx logs `$request` so): empty
+/// lines before it skipped, without its line ending, at most
+/// `RAW_LINE_LIMIT` bytes; all of `received` if no line ending came.
+pub(crate) fn raw_request_line(received: &[u8]) -> &[u8] {
+    let start = received
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(received.len());
+    let rest = &received[start..];
+    let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+    let line = &rest[..end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    &line[..line.len().min(RAW_LINE_LIMIT)]
+}
+
 /// Appends `s` with `"`, `\\`, control bytes and every byte outside
 /// printable ASCII written as `\\xHH`, as nginx does: a quote cannot close a
 /// field, a newline cannot start a forged line, an escape sequence cannot
-/// reach a terminal, and the log stays ASCII whatever the client sent.
-fn push_escaped(out: &mut String, s: &str) {
+/// reach a terminal, and the log stays ASCII whatever the client sent
+/// (bytes that are not UTF-8 too: each is itself, never U+FFFD).
+fn push_escaped(out: &mut String, s: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let clean = |b: u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
     // Almost every field is clean: one scan, one copy.
-    if s.bytes().all(clean) {
-        out.push_str(s);
+    if s.iter().all(|&b| clean(b)) {
+        out.extend(s.iter().map(|&b| char::from(b)));
         return;
     }
-    for b in s.bytes() {
+    for &b in s {
         if clean(b) {
             out.push(char::from(b));
         } else {
@@ -148,7 +182,7 @@ mod tests {
 
     fn escaped(s: &str) -> String {
         let mut out = String::new();
-        push_escaped(&mut out, s);
+        push_escaped(&mut out, s.as_bytes());
         out
     }
 
@@ -164,6 +198,10 @@ mod tests {
             "x\\x0D\\x0Ay\\x09\\x00\\x1B[31m\\x7F"
         );
         assert_eq!(escaped("caf\u{e9}"), "caf\\xC3\\xA9");
+        // Bytes that are not UTF-8 are themselves, never U+FFFD.
+        let mut raw = String::new();
+        push_escaped(&mut raw, b"a\xff\xfeb");
+        assert_eq!(raw, "a\\xFF\\xFEb");
     }
 
     /// The record for a request whose target, Referer and User-Agent try to
@@ -186,13 +224,14 @@ mod tests {
         let req = crate::http::parse_request(raw, &limits)
             .expect("parses")
             .expect("complete");
-        log.record("127.0.0.1", Some(&req), 200, 5);
-        log.record("-", None, 408, 0);
+        log.record("127.0.0.1", RequestLine::Parsed(&req), 200, 5);
+        log.record("-", RequestLine::Raw(b""), 408, 0);
+        log.record("-", RequestLine::Raw(b"\x16\x03\x01\xff\"x"), 400, 45);
         log.flush();
         let text = std::fs::read_to_string(&path).expect("read log");
         std::fs::remove_dir_all(&dir).expect("clean up");
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines.len(), 3, "{text}");
         let first = lines[0];
         assert!(
             first.ends_with(
@@ -209,6 +248,23 @@ mod tests {
             "{}",
             lines[1]
         );
+        assert!(
+            lines[2].ends_with("] \"\\x16\\x03\\x01\\xFF\\x22x\" 400 45 \"-\" \"-\""),
+            "{}",
+            lines[2]
+        );
+    }
+
+    #[test]
+    fn the_raw_request_line_is_the_first_line_as_sent() {
+        assert_eq!(raw_request_line(b""), b"");
+        assert_eq!(
+            raw_request_line(b"\r\n\r\nGET /a\xff HTTP/1.1\r\nHost: x\r\n"),
+            b"GET /a\xff HTTP/1.1"
+        );
+        assert_eq!(raw_request_line(b"GET / HTTP/1.1\nX"), b"GET / HTTP/1.1");
+        assert_eq!(raw_request_line(b"\x16\x03\x01\x00"), b"\x16\x03\x01\x00");
+        assert_eq!(raw_request_line(&[b'a'; 10_000]).len(), RAW_LINE_LIMIT);
     }
 
     #[test]

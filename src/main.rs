@@ -1,6 +1,7 @@
 //! `conveyor`: serve a directory, or (`conveyor bench`) load-test a server.
 
 use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -101,19 +102,22 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
         drain(&server, signal);
     }
     let stopped = server.shutdown();
-    // Whoever read the start-up line may have closed stdout since: the
+    // Whoever read the start-up line may have closed stderr since: the
     // stop must still exit 0, so a failed write is not a panic.
     let _ = writeln!(
-        std::io::stdout(),
+        std::io::stderr(),
         "conveyor: {}",
         stop_line(signal, &stopped)
     );
     ExitCode::SUCCESS
 }
 
-/// The start-up lines: the connection budget, then where it serves and
-/// with which stages (whoever waits for this line may connect at once),
-/// then notes on socket activation and the spin acceptor.
+/// The start-up lines, on stderr like every message of the server's own
+/// (stdout is left to `access_log = "-"`): the connection budget, then
+/// where it serves and with which stages, and the dashboard's URL when a
+/// browser on this machine may open it (whoever waits for this line may
+/// connect at once), then notes on socket activation, the spin acceptor
+/// and a root without its index file.
 fn announce(
     server: &Server,
     config_file: Option<&Path>,
@@ -138,18 +142,25 @@ fn announce(
     // Before the start-up line: whoever waits for that line to connect
     // sees the connection budget first, never after an accept warning.
     eprintln!("{}", line.pressure.budget.note());
-    println!(
-        "conveyor {} serving {} on {} (workers {}, acceptor {}, dispatcher {}, handler {}; {config_note})",
+    let config = line.config.load();
+    let dashboard = dashboard_url(&config, server.local_addrs(), server.tls_addrs())
+        .map(|url| format!("; dashboard {url}"))
+        .unwrap_or_default();
+    eprintln!(
+        "conveyor {} serving {} on {} (workers {}, acceptor {}, dispatcher {}, handler {}; {config_note}){dashboard}",
         env!("CARGO_PKG_VERSION"),
-        line.config.load().root.display(),
+        config.root.display(),
         listening.join(" and "),
         line.pending.len(),
         line.stage_names.acceptor,
         line.stage_names.dispatcher,
         line.stage_names.handler,
     );
+    if let Some(note) = no_index_note(&config) {
+        eprintln!("{note}");
+    }
     if !inherited.is_empty() {
-        println!(
+        eprintln!(
             "conveyor: socket activation: serving the {} socket(s) systemd passed; `listen` \
              and --listen are not used",
             inherited.len()
@@ -164,6 +175,53 @@ fn announce(
     }
 }
 
+/// The dashboard's URL, when it is on and `status.allow` admits a browser
+/// on this machine: a connection to a wildcard listener is made from
+/// loopback, one to a given address from that address. `None` otherwise
+/// (no URL that would only answer 403).
+fn dashboard_url(config: &Config, plain: &[SocketAddr], tls: &[SocketAddr]) -> Option<String> {
+    if !config.status.enabled || !config.status_access.dashboard {
+        return None;
+    }
+    let schemes = plain.iter().map(|a| ("http", a));
+    let (scheme, addr) = schemes
+        .chain(tls.iter().map(|a| ("https", a)))
+        .find(|(_, a)| {
+            conveyor::config::allowed(&config.status_access.allow, browser_address(a).ip())
+        })?;
+    Some(format!(
+        "{scheme}://{}{}/dashboard",
+        browser_address(addr),
+        config.status.path
+    ))
+}
+
+/// The address a browser on this machine connects to for `addr`: itself,
+/// or loopback for a wildcard.
+fn browser_address(addr: &SocketAddr) -> SocketAddr {
+    let ip: IpAddr = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
+/// A note when the root has no index file and listings are off: `/`
+/// then answers 404, and a new user would not know why.
+fn no_index_note(config: &Config) -> Option<String> {
+    let index = config.root.join(&config.static_files.index);
+    if config.static_files.listing || index.is_file() {
+        return None;
+    }
+    Some(format!(
+        "conveyor: note: {} has no {}: GET / answers 404; add one, or list directories \
+         with --listing (static.listing = true)",
+        config.root.display(),
+        config.static_files.index
+    ))
+}
+
 /// Serves until a stop signal (returned; `None` if waiting failed),
 /// reloading on SIGHUP and reopening the log on SIGUSR1 meanwhile.
 fn wait_for_stop(
@@ -175,7 +233,7 @@ fn wait_for_stop(
         match signal::wait_control(Duration::from_secs(1)) {
             Ok(Some(libc::SIGHUP)) => reload(server, args, inherited),
             Ok(Some(libc::SIGUSR1)) => match server.reopen_log() {
-                Ok(()) => println!("conveyor: SIGUSR1: access log reopened"),
+                Ok(()) => eprintln!("conveyor: SIGUSR1: access log reopened"),
                 Err(e) => eprintln!(
                     "conveyor: SIGUSR1: cannot reopen the access log ({e}); still writing to \
                      the old file; check log.access_log_path and its directory"
@@ -201,7 +259,7 @@ fn drain(server: &Server, signal: i32) {
         return;
     }
     let _ = writeln!(
-        std::io::stdout(),
+        std::io::stderr(),
         "conveyor: draining on {}: /readyz answers 503, serving for {} s more \
          (shutdown.drain_delay) before stopping; signal again to stop now",
         signal_name(Some(signal)),
@@ -285,7 +343,7 @@ fn reload(server: &Server, args: &cli::ServeArgs, inherited: &[(RawFd, String)])
         .and_then(|config| server.reload(config));
     match result {
         Ok(done) => {
-            println!("conveyor: SIGHUP: reloaded; {done}");
+            eprintln!("conveyor: SIGHUP: reloaded; {done}");
             if !done.need_restart.is_empty() {
                 eprintln!(
                     "conveyor: warning: changed in the file but needs a restart: {}",

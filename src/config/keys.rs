@@ -124,8 +124,8 @@ use super::listen::{account, listeners, socket_mode};
 use super::site::{error_pages, fallback, header_rules, origins, tokens};
 use super::tls;
 use value::{
-    boolean, duration, duration_or_zero, file_name, int, log_path, rate, root, route_path, size,
-    whole_seconds_or_zero, workers,
+    boolean, duration, duration_or_zero, file_name, int, log_path, media_type, rate, root,
+    route_path, size, whole_seconds_or_zero, workers,
 };
 
 /// Every key, in the order of `config/conveyor.toml`.
@@ -162,7 +162,7 @@ pub static KEYS: &[Key] = &[
     key!("limits.max_request_line", limits.max_request_line = int(64, 1 << 20), Int(8192),
         "Longest request line in bytes (longer gets 414)."),
     key!("limits.max_header_bytes", limits.max_header_bytes = int(64, 1 << 24), Int(8192),
-        "Total header bytes per request (more gets 431)."),
+        "Largest header section in bytes: every byte after the request line, the blank line ending it included (more gets 431)."),
     key!("limits.max_headers", limits.max_headers = int(1, 10_000), Int(100),
         "Header fields per request (more gets 431)."),
     key!("limits.max_echo_body", limits.max_echo_body = size, Str("4GiB"),
@@ -208,6 +208,9 @@ pub static KEYS: &[Key] = &[
     key!("static.fallback_only_without_extension",
         static_files.fallback_only_without_extension = boolean, Bool(false),
         "The fallback answers only paths whose last segment has no \".\"."),
+    key!("static.default_type", static_files.default_type = media_type,
+        Str("application/octet-stream"),
+        "Content-Type of files whose name has no extension (like README); unknown extensions stay application/octet-stream."),
     key!("static.listing", static_files.listing = boolean, Bool(false),
         "List directories without an index file (HTML, or JSON on request)."),
     key!("cors.origins", static_files.cors.origins = origins, Raw("[]"),

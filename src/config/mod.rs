@@ -202,7 +202,7 @@ blank_struct! {
     pub struct LimitsConfig {
         /// `limits.max_request_line`: longest request line in bytes; longer gets 414 (default 8192).
         pub max_request_line: usize,
-        /// `limits.max_header_bytes`: total header bytes per request; more gets 431 (default 8192).
+        /// `limits.max_header_bytes`: largest header section (every byte after the request line); more gets 431 (default 8192).
         pub max_header_bytes: usize,
         /// `limits.max_headers`: header fields per request; more gets 431 (default 100).
         pub max_headers: usize,
@@ -292,6 +292,9 @@ blank_struct! {
         pub fallback_only_without_extension: bool,
         /// `static.listing`: list a directory without an index file (default false).
         pub listing: bool,
+        /// `static.default_type`: the `Content-Type` of files whose name has
+        /// no extension (default `application/octet-stream`).
+        pub default_type: String,
     }
 }
 

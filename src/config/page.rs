@@ -88,6 +88,7 @@ fn written_as(key: &Key) -> Option<String> {
         "rate" => "size per second",
         "boolean" => "boolean",
         "file_name" => "file name",
+        "media_type" => "media type",
         "route_path" => "request path",
         "fallback" => "file beneath the root, as a request path",
         "error_pages" => "table: status = file",

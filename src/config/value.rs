@@ -233,6 +233,25 @@ pub(crate) fn file_name(v: &Value) -> Parsed<String> {
     }
 }
 
+/// A media type for `Content-Type` (`static.default_type`): `type/subtype`
+/// in tokens, parameters after a `;` in visible ASCII, so it can go into a
+/// header as it is.
+pub(crate) fn media_type(v: &Value) -> Parsed<String> {
+    let fix = "use a media type like \"application/octet-stream\" or \"text/plain; charset=utf-8\"";
+    let s = string(v)?;
+    let essence = s.split(';').next().unwrap_or("").trim();
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    let shaped = matches!(essence.split_once('/'), Some((t, sub)) if token(t) && token(sub));
+    if !shaped || !s.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+        return Err(invalid(fix));
+    }
+    Ok(s.to_string())
+}
+
 /// The exact path a built-in endpoint answers at: matched against request
 /// paths as sent, so only characters a client sends as they are.
 pub(crate) fn route_path(v: &Value) -> Parsed<String> {

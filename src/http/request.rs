@@ -11,8 +11,9 @@ use crate::http::uri::{split_target, valid_host};
 pub struct Limits {
     /// Longest request line (without CRLF) before 414.
     pub max_request_line: usize,
-    /// Header budget: the whole preamble may be at most
-    /// `max_request_line + max_header_bytes` bytes, else 431.
+    /// Largest header section before 431: the bytes after the request
+    /// line's line ending, through the empty line ending the preamble
+    /// (empty lines before the request line count too).
     pub max_header_bytes: usize,
     /// Most header lines before 431.
     pub max_headers: usize,
@@ -72,10 +73,11 @@ pub struct Request {
     pub if_range: Option<String>,
     /// Accept-Encoding: the content codings the client takes, raw.
     pub accept_encoding: Option<String>,
-    /// The first User-Agent, invalid UTF-8 replaced (for the access log).
-    pub user_agent: Option<String>,
-    /// The first Referer, invalid UTF-8 replaced (for the access log).
-    pub referer: Option<String>,
+    /// The first User-Agent, its bytes as sent (for the access log, which
+    /// escapes them).
+    pub user_agent: Option<Vec<u8>>,
+    /// The first Referer, its bytes as sent (for the access log).
+    pub referer: Option<Vec<u8>>,
     /// Bytes of leading empty lines + request line + headers + final CRLF.
     pub preamble_len: usize,
     /// Length of the target before '?' (found once: routing asks often).
@@ -238,7 +240,9 @@ fn refused_by_httparse(
     match error {
         httparse::Error::TooManyHeaders => Err(HttpError::new(431, "too many header fields")),
         httparse::Error::Version => {
-            check_limits(buf, buf.len(), limits)?;
+            // Only the request line is judged here: the bytes after it may
+            // be anything (the next request, a body, garbage).
+            check_limits(buf, request_line_end(buf), limits)?;
             match version_error(buf) {
                 VersionShape::Higher1(at) => parse_as_http11(buf, at, limits),
                 VersionShape::Full => Err(HttpError::new(505, "only HTTP/1.x")),
@@ -399,11 +403,11 @@ impl Request {
         } else if name.eq_ignore_ascii_case("user-agent") {
             // Informational only: keep the first, tolerate obs-text.
             if self.user_agent.is_none() {
-                self.user_agent = Some(String::from_utf8_lossy(value).into_owned());
+                self.user_agent = Some(value.to_vec());
             }
         } else if name.eq_ignore_ascii_case("referer") {
             if self.referer.is_none() {
-                self.referer = Some(String::from_utf8_lossy(value).into_owned());
+                self.referer = Some(value.to_vec());
             }
         } else if let Some(field) = Field::named(name) {
             // The first one, as for User-Agent: where it is, not a copy.
@@ -427,34 +431,44 @@ fn span_in(buf: &[u8], value: &[u8]) -> Option<(u32, u32)> {
 }
 
 /// Enforce limits on the preamble seen so far (`end` bytes of `buf`), same
-/// result whether or not the preamble is complete.
+/// result whether or not the preamble is complete: the request line (without
+/// its line ending) at most `max_request_line` bytes, and the header section
+/// (every byte after the request line's line ending, up to and including
+/// the empty line that ends the preamble, plus any empty lines before the
+/// request line) at most `max_header_bytes`.
 fn check_limits(buf: &[u8], end: usize, limits: &Limits) -> Result<(), HttpError> {
     let seen = &buf[..end.min(buf.len())];
-    if seen.len() <= limits.max_request_line {
-        // No line in it can be too long, nor the whole too large: the
-        // usual case, without a scan for the line's end.
+    if seen.len() <= limits.max_request_line.min(limits.max_header_bytes) {
+        // No line in it can be too long, nor the header section too large:
+        // the usual case, without a scan for the line's end.
         return Ok(());
     }
     let start = leading_empty_len(seen);
     let line = &seen[start..];
-    let line_len = match line.iter().position(|&b| b == b'\n') {
-        Some(i) if i > 0 && line[i - 1] == b'\r' => i - 1,
-        Some(i) => i,
+    let (line_len, headers) = match line.iter().position(|&b| b == b'\n') {
+        Some(i) if i > 0 && line[i - 1] == b'\r' => (i - 1, line.len() - i - 1),
+        Some(i) => (i, line.len() - i - 1),
         // Incomplete: a CR at the end may be the start of the line's CRLF.
-        None => line.len() - usize::from(line.ends_with(b"\r")),
+        None => (line.len() - usize::from(line.ends_with(b"\r")), 0),
     };
     if line_len > limits.max_request_line {
         return Err(HttpError::new(414, "request line too long"));
     }
     // Leading empty lines count too, so an endless CRLF stream is bounded.
-    if seen.len()
-        > limits
-            .max_request_line
-            .saturating_add(limits.max_header_bytes)
-    {
+    if start.saturating_add(headers) > limits.max_header_bytes {
         return Err(HttpError::new(431, "header section too large"));
     }
     Ok(())
+}
+
+/// Where the request line ends in `buf` (just past its LF), or `buf.len()`
+/// if it has not ended yet.
+fn request_line_end(buf: &[u8]) -> usize {
+    let start = leading_empty_len(buf);
+    match buf[start..].iter().position(|&b| b == b'\n') {
+        Some(i) => start + i + 1,
+        None => buf.len(),
+    }
 }
 
 /// Bytes of CRLF / LF lines before the request line (httparse skips these).
@@ -710,7 +724,7 @@ mod tests {
             max_header_bytes: 30,
             max_headers: 100,
         };
-        // Total preamble budget is 50 bytes.
+        // The header section (after the request line) may be 30 bytes.
         let pending = format!("GET / HTTP/1.0\r\nX-A: {}", "b".repeat(40));
         assert_eq!(
             parse_request(pending.as_bytes(), &limits).map_err(|e| e.status),
@@ -721,17 +735,61 @@ mod tests {
             parse_request(complete.as_bytes(), &limits).map_err(|e| e.status),
             Err(431)
         );
-        let fits = "GET / HTTP/1.0\r\nX-A: bbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\n";
-        assert_eq!(fits.len(), 50);
+        // Exactly at the limit: "X-A: " + 21 bytes + CRLF + CRLF = 30.
+        let fits = format!("GET / HTTP/1.0\r\nX-A: {}\r\n\r\n", "b".repeat(21));
+        assert_eq!(fits.len() - "GET / HTTP/1.0\r\n".len(), 30);
         assert!(matches!(
             parse_request(fits.as_bytes(), &limits),
             Ok(Some(_))
         ));
+        // Every prefix of it is still pending.
+        for i in 0..fits.len() {
+            assert_eq!(parse_request(&fits.as_bytes()[..i], &limits), Ok(None));
+        }
+        // One byte more is refused, complete or not.
+        let over = format!("GET / HTTP/1.0\r\nX-A: {}\r\n\r\n", "b".repeat(22));
+        assert_eq!(
+            parse_request(over.as_bytes(), &limits).map_err(|e| e.status),
+            Err(431)
+        );
+        let partial = format!("GET / HTTP/1.0\r\nX-A: {}", "b".repeat(26));
+        assert_eq!(
+            parse_request(partial.as_bytes(), &limits).map_err(|e| e.status),
+            Err(431)
+        );
+        // A short request line leaves the header section no more room.
+        let long_line = format!(
+            "GET /{} HTTP/1.0\r\nX-A: {}\r\n\r\n",
+            "a".repeat(6),
+            "b".repeat(22)
+        );
+        assert_eq!(
+            parse_request(long_line.as_bytes(), &limits).map_err(|e| e.status),
+            Err(431)
+        );
         // Endless empty lines are bounded too.
         let crlfs = "\r\n".repeat(30);
         assert_eq!(
             parse_request(crlfs.as_bytes(), &limits).map_err(|e| e.status),
             Err(431)
+        );
+    }
+
+    /// A line httparse refuses for its version is judged alone: what
+    /// follows it (1 MB of anything) is no header section to measure.
+    #[test]
+    fn a_bad_version_line_is_400_whatever_follows() {
+        let mut buf = b"NOT A REQUEST LINE\r\n\r\n".to_vec();
+        buf.extend(std::iter::repeat_n(b'x', 1 << 20));
+        assert_eq!(
+            parse_request(&buf, &Limits::default()).map_err(|e| e.status),
+            Err(400)
+        );
+        let mut next = b"GET / HTTP/9.9\r\n\r\n".to_vec();
+        next.extend(std::iter::repeat_n(b'x', 1 << 20));
+        assert_eq!(
+            parse_request(&next, &Limits::default()).map_err(|e| e.status),
+            Err(505)
         );
     }
 
@@ -951,8 +1009,8 @@ mod tests {
         );
         assert_eq!(r.if_range.as_deref(), Some("\"e\""));
         assert_eq!(r.range.as_deref(), Some("bytes=1-"));
-        assert_eq!(r.user_agent.as_deref(), Some("ua/1"));
-        assert_eq!(r.referer.as_deref(), Some("http://r/"));
+        assert_eq!(r.user_agent.as_deref(), Some(&b"ua/1"[..]));
+        assert_eq!(r.referer.as_deref(), Some(&b"http://r/"[..]));
         assert_eq!(
             status("GET / HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\nRange: bytes=2-3\r\n\r\n"),
             400

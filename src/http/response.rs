@@ -130,13 +130,14 @@ pub fn write_head(out: &mut Vec<u8>, head: &Head) {
 const ERROR_TYPE: &str = "text/plain; charset=utf-8";
 
 /// Append a complete text/plain error response: "{status} {reason}: {message}\n".
+/// Returns the body's length.
 pub fn write_error(
     out: &mut Vec<u8>,
     status: u16,
     message: &str,
     keep_alive: bool,
     extra: &[(&str, &str)],
-) {
+) -> u64 {
     let head = Head {
         status,
         content_length: None,
@@ -147,7 +148,7 @@ pub fn write_error(
         extra,
         extra_lines: &[],
     };
-    write_error_as(out, &head, message, true);
+    write_error_as(out, &head, message, true)
 }
 
 /// Append a text/plain error response for `head`'s status, with its

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::access_log::{raw_request_line, RequestLine};
 use crate::config::Config;
 use crate::http::{parse_request, BodyFraming, Limits, Request};
 use crate::runtime::swap::Swap;
@@ -181,14 +182,14 @@ impl Built {
         let _ = conn.try_fill(ctx.read_buffer_size(), line.metrics.here());
         let mut out = OutBuffer::take();
         let out = &mut out.0;
-        crate::http::write_error(
+        let bytes = crate::http::write_error(
             out,
             503,
             "server overloaded, retry shortly",
             false,
             &[("Retry-After", "1")],
         );
-        self.record(line, conn, None, 503, 0, Instant::now());
+        self.record(line, conn, raw(conn), 503, bytes, Instant::now());
         let _ = flush(&conn.stream, out, ctx).await;
     }
 
@@ -210,8 +211,8 @@ impl Built {
             let parsed = parse_request(conn.input.pending(), &self.limits);
             match parsed {
                 Err(e) => {
-                    crate::http::write_error(out, e.status, e.message, false, &[]);
-                    self.record(line, conn, None, e.status, 0, Instant::now());
+                    let bytes = crate::http::write_error(out, e.status, e.message, false, &[]);
+                    self.record(line, conn, raw(conn), e.status, bytes, Instant::now());
                     // What follows a bad request is never read as one.
                     return match flush(&conn.stream, out, ctx).await {
                         Ok(()) => Next::Linger,
@@ -226,7 +227,7 @@ impl Built {
                     self.record(
                         line,
                         conn,
-                        Some(&req),
+                        RequestLine::Parsed(&req),
                         outcome.status,
                         outcome.body_bytes,
                         started,
@@ -287,14 +288,14 @@ impl Built {
             Ok(n) => n > 0,
             Err(e) if e.kind() != std::io::ErrorKind::TimedOut => false,
             Err(_) => {
-                crate::http::write_error(
+                let bytes = crate::http::write_error(
                     out,
                     408,
                     "request header not received in time",
                     false,
                     &[],
                 );
-                self.record(line, conn, None, 408, 0, deadline);
+                self.record(line, conn, raw(conn), 408, bytes, deadline);
                 false
             }
         }
@@ -346,7 +347,7 @@ impl Built {
         &self,
         line: &Line,
         conn: &Conn,
-        req: Option<&Request>,
+        req: RequestLine<'_>,
         status: u16,
         bytes: u64,
         started: Instant,
@@ -358,6 +359,12 @@ impl Built {
             log.record(&conn.client(), req, status, bytes);
         }
     }
+}
+
+/// What the log says of a request that could not be parsed: its request
+/// line as received.
+fn raw(conn: &Conn) -> RequestLine<'_> {
+    RequestLine::Raw(raw_request_line(conn.input.pending()))
 }
 
 /// With `tls.redirect_http`, a request on a plain TCP connection is

@@ -74,14 +74,13 @@ fn serves_then_stops_on_sigterm_with_exit_code_0() {
             "pool",
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("start-up line");
+    // Kept open to the end: the server writes its stop line there.
+    let mut messages = BufReader::new(child.stderr.take().expect("stderr"));
+    let line = start_up(&mut messages);
     assert!(
         line.contains("acceptor reuseport") && line.contains("dispatcher pool"),
         "{line}"
@@ -121,19 +120,28 @@ fn serves_then_stops_on_sigterm_with_exit_code_0() {
     assert_eq!(code, Some(0));
 }
 
+/// The start-up line among the server's messages on stderr (the
+/// connection-budget note comes before it).
+fn start_up(messages: &mut impl BufRead) -> String {
+    let mut line = String::new();
+    while !line.contains(" serving ") {
+        line.clear();
+        let n = messages.read_line(&mut line).expect("start-up line");
+        assert!(n > 0, "stderr ended before the start-up line");
+    }
+    line
+}
+
 /// Starts `conveyor ARGS`, returns its start-up line, and stops it.
 fn start_up_line(args: &[&str]) -> String {
     let mut child = Command::new(BIN)
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("start-up line");
+    let line = start_up(&mut BufReader::new(child.stderr.take().expect("stderr")));
     let _ = child.kill();
     let _ = child.wait();
     line

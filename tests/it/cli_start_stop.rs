@@ -15,7 +15,7 @@ use crate::harness::site_dir;
 fn start_up_line_names_the_config_file_or_none() {
     let dir = site_dir("config");
     let mut none = spawn(&dir, &["site", "--listen", "127.0.0.1:0"]);
-    let line = none.stdout_line();
+    let line = none.started_line();
     assert!(
         line.contains("no config file (config/conveyor.toml not found): defaults"),
         "{line}"
@@ -30,7 +30,7 @@ fn start_up_line_names_the_config_file_or_none() {
         &dir,
         &["site", "--config", file_arg, "--listen", "127.0.0.1:0"],
     );
-    let line = with.stdout_line();
+    let line = with.started_line();
     assert!(line.contains(&format!("config {file_arg})")), "{line}");
     with.terminate();
     assert_eq!(with.exit_code(), Some(0));
@@ -44,7 +44,7 @@ fn a_second_reuseport_server_on_the_same_port_is_refused_and_sigterm_logs_one_li
         &dir,
         &["site", "--listen", "127.0.0.1:0", "--acceptor", "reuseport"],
     );
-    let addr = address(&first.stdout_line());
+    let addr = address(&first.started_line());
 
     let mut second = spawn(
         &dir,
@@ -59,7 +59,7 @@ fn a_second_reuseport_server_on_the_same_port_is_refused_and_sigterm_logs_one_li
     assert!(message.contains("another process"), "{message}");
 
     first.terminate();
-    let stop = first.stdout_line();
+    let stop = first.stop_line();
     assert!(
         stop.starts_with("conveyor: stopping on SIGTERM: 0 connections in flight"),
         "{stop}"
@@ -96,7 +96,7 @@ fn spin_warns_that_it_keeps_a_core_busy() {
         &dir,
         &["site", "--listen", "127.0.0.1:0", "--acceptor", "spin"],
     );
-    let _ = run.stdout_line();
+    let _ = run.started_line();
     // After the connection-budget note, which comes first.
     let warning = run.stderr_with("the spin acceptor");
     assert!(
@@ -157,7 +157,7 @@ fn out_of_file_descriptors_logs_one_line_spends_no_cpu_and_recovers() {
         });
     }
     let mut run = spawn_command(command);
-    let addr = address(&run.stdout_line());
+    let addr = address(&run.started_line());
 
     // More connections than descriptors, each holding a partial request.
     let held: Vec<TcpStream> = (0..100)
@@ -233,7 +233,7 @@ fn out_of_slots_logs_one_line_with_the_fix() {
         &dir,
         &["--config", "conveyor.toml", "--listen", "127.0.0.1:0"],
     );
-    let addr = address(&run.stdout_line());
+    let addr = address(&run.started_line());
     let note = run.stderr_line();
     assert!(
         note.contains("limits.max_connections = 2 (") && note.contains("as configured"),

@@ -190,7 +190,7 @@ fn the_image_runs_read_only_as_nonroot_serves_the_site_and_drains_within_docker_
         .args(&entrypoint)
         .args(["--listen", "127.0.0.1:0"]);
     let mut run = spawn_command(command);
-    let started = run.stdout_with("serving");
+    let started = run.started_line();
     assert!(started.contains("serving /srv/www"), "{started}");
     assert!(
         started.contains("config /etc/conveyor/conveyor.toml"),

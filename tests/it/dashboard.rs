@@ -643,3 +643,63 @@ fn the_dashboard_draws_what_other_parts_add_to_the_report() {
     assert_eq!(field(&state, "cards"), 3, "tls, pressure, config: {state}");
     println!("{state}");
 }
+
+/// The y-axis labels of the bytes chart, top first.
+const BYTE_LABELS: &str =
+    "Array.from(document.querySelectorAll('#ch-bytes .ymax, #ch-bytes .ymid'))\
+    .map(function (e) { return e.textContent; }).join('|')";
+
+/// A `/status?stream=1` of a server moving no bytes at all: the uptime
+/// goes on, every counter stays.
+struct Idle {
+    events: AtomicU64,
+}
+
+impl Service for Idle {
+    fn serve<'a>(&'a self, ex: &'a mut Exchange<'_>) -> ServiceFuture<'a> {
+        ServiceFuture::new(async move {
+            let mut body = String::from("retry: 300\n\n");
+            for _ in 0..3 {
+                let n = self.events.fetch_add(1, Ordering::Relaxed);
+                body.push_str(&format!(
+                    "data: {{\"version\":\"t\",\"uptime_secs\":{n},\"workers\":1,\
+                     \"connections\":{{\"accepted\":1,\"open\":1}},\
+                     \"requests\":{{\"total\":1,\"2xx\":1}},\"bytes\":{{\"in\":100,\"out\":100}},\
+                     \"queues\":[],\"scheduler\":[]}}\n\n"
+                ));
+            }
+            ex.keep_alive = false;
+            ex.respond(200, "text/event-stream", body.as_bytes(), &[])
+        })
+    }
+}
+
+/// An idle server's bytes chart read "1 B/s" at the top and "1 B/s" in
+/// the middle (half a byte rounds up): now 1.0 KiB/s over 512 B/s.
+#[test]
+fn an_idle_bytes_chart_labels_its_axis_with_two_different_figures() {
+    let Some(binary) = chromium() else {
+        return;
+    };
+    let server = start_with(
+        "readiness",
+        "spawn",
+        |_| {},
+        |b| {
+            b.route("/idle/dashboard", Arc::new(Page)).route(
+                "/idle",
+                Arc::new(Idle {
+                    events: AtomicU64::new(1),
+                }),
+            )
+        },
+    );
+    let (_browser, mut tools) = open(&binary, &server.url("/idle/dashboard"));
+    let mut labels = String::new();
+    let drawn = wait_until(Duration::from_secs(60), || {
+        labels = tools.eval(BYTE_LABELS);
+        field(&tools.eval(STATE), "samples") >= 3 && !labels.is_empty()
+    });
+    assert!(drawn, "no bytes chart drawn: {labels:?}");
+    assert_eq!(labels, "1.0 KiB/s|512 B/s");
+}

@@ -149,7 +149,7 @@ fn a_stale_socket_file_is_replaced_and_anything_else_refused_by_name() {
         &dir,
         &["site", "--listen", &sock_arg, "--listen", "127.0.0.1:0"],
     );
-    let line = run.stdout_line();
+    let line = run.started_line();
     assert!(
         line.contains(&format!("on {sock_arg} and http://127.0.0.1:")),
         "{line}"

@@ -35,6 +35,7 @@ mod reserved_paths;
 mod runtime;
 mod site;
 mod slow_bodies;
+mod small_fixes;
 mod smoke;
 mod socket_activation;
 mod static_files;

@@ -171,7 +171,7 @@ fn sigterm_drains_for_the_delay_then_stops_and_exits_0() {
 
     let signalled = Instant::now();
     run.terminate();
-    let line = run.stdout_line();
+    let line = run.stderr_with("conveyor: draining on ");
     assert!(
         line.starts_with("conveyor: draining on SIGTERM: /readyz answers 503, serving for 4 s"),
         "{line}"
@@ -188,7 +188,7 @@ fn sigterm_drains_for_the_delay_then_stops_and_exits_0() {
         "the checks above took the whole delay: the machine is too slow for this test"
     );
 
-    let stop = run.stdout_line();
+    let stop = run.stop_line();
     assert!(
         stop.starts_with("conveyor: stopping on SIGTERM: "),
         "{stop}"
@@ -211,7 +211,7 @@ fn a_second_signal_ends_the_drain_at_once() {
     let dir = drain_setup("drain-twice", "1h");
     let (mut run, addr) = spawn_on_config(&dir);
     run.terminate();
-    let line = run.stdout_line();
+    let line = run.stderr_with("conveyor: draining on ");
     assert!(line.starts_with("conveyor: draining on SIGTERM"), "{line}");
     assert_eq!(get_close(&addr, "/readyz").status, 503);
     assert!(run.running(), "stopped before the delay");

@@ -32,7 +32,7 @@ fn write_config(dir: &Path, text: &str) {
 /// Sends SIGHUP and waits for the line saying the reload took effect.
 fn reload(run: &Running) -> String {
     run.signal("HUP");
-    run.stdout_with("SIGHUP: reloaded")
+    run.stderr_with("SIGHUP: reloaded")
 }
 
 fn generation(stream: &mut TcpStream) -> String {
@@ -268,7 +268,7 @@ fn sigusr1_reopens_the_access_log_at_its_path() {
     let rotated = dir.join("access.log.1");
     std::fs::rename(&log, &rotated).expect("rotate");
     run.signal("USR1");
-    run.stdout_with("access log reopened");
+    run.stderr_with("access log reopened");
     assert_eq!(get(&mut connect(&addr), "/after").status, 404);
     assert!(wait_until(LIMIT, || holds(&log, "GET /after")));
     assert!(!holds(&rotated, "GET /after"));

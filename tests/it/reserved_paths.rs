@@ -102,7 +102,7 @@ fn run(cwd: &Path, args: &[&str]) -> Started {
         .args(["--listen", "127.0.0.1:0", "--workers", "1"])
         .current_dir(cwd);
     let run = spawn_command(command);
-    let addr = address(&run.stdout_line()).parse().expect("an address");
+    let addr = address(&run.started_line()).parse().expect("an address");
     Started { run, addr }
 }
 

@@ -269,8 +269,8 @@ fn the_fallback_answers_missing_paths_only() {
     let head = ask(&server, "HEAD /app/x HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
-    // ".." stays at the root: "/../x" is "/x", so the fallback, never a
-    // file beside the root.
+    // A ".." segment, raw or encoded, never gets the fallback (nor a file
+    // beside the root): a 404.
     let outside = server.root.with_extension("outside");
     std::fs::create_dir_all(&outside).expect("mkdir");
     std::fs::write(outside.join("secret.txt"), "SECRET=2\n").expect("write");
@@ -285,8 +285,12 @@ fn the_fallback_answers_missing_paths_only() {
     ] {
         let r = get_with(&server, &path, "");
         assert!(!r.text().contains("SECRET"), "{path}");
-        assert_eq!(r.body, index, "{path}");
+        assert_eq!(r.status, 404, "{path}");
+        assert_ne!(r.body, index, "{path}");
     }
+    // Resolving ".." still works for a file that exists.
+    assert_eq!(get_with(&server, "/app/%2e%2e/style.css", "").status, 200);
+    assert_eq!(get_with(&server, "/app/%2e%2e/nothing", "").status, 404);
     // Symlinks out of the root are refused, not fallen back from.
     std::os::unix::fs::symlink(outside.join("secret.txt"), server.root.join("link.txt"))
         .expect("symlink");

@@ -50,12 +50,12 @@ fn serves_the_sockets_systemd_passes_by_name() {
     let mut tcp = connect_when_listening(&addr);
     let first = get(&mut tcp, "/");
     assert_eq!((first.status, first.text().as_str()), (200, "hi"));
-    let line = run.stdout_with("serving site on ");
+    let line = run.stderr_with("serving site on ");
     assert!(
         line.contains("on systemd socket web (fd 3) and systemd socket local (fd 4) "),
         "{line}"
     );
-    run.stdout_with("socket activation: serving the 2 socket(s) systemd passed");
+    run.stderr_with("socket activation: serving the 2 socket(s) systemd passed");
     let shared = run.stderr_with("reuseport: systemd socket web (fd 3) cannot be split");
     assert!(shared.contains("one acceptor shares it"), "{shared}");
 

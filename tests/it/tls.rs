@@ -730,7 +730,7 @@ fn sighup_reads_renewed_certificates_and_a_broken_one_keeps_the_running_one() {
     )
     .expect("config");
     let run = crate::harness::process::spawn(&dir, &["--config", "c.toml"]);
-    let line = run.stdout_line();
+    let line = run.started_line();
     let https: SocketAddr = line
         .split("https://")
         .nth(1)
@@ -748,7 +748,7 @@ fn sighup_reads_renewed_certificates_and_a_broken_one_keeps_the_running_one() {
     std::fs::write(&files.cert, renewed.cert.pem()).expect("write cert");
     std::fs::write(&files.key, renewed.signing_key.serialize_pem()).expect("write key");
     run.signal("HUP");
-    run.stdout_with("SIGHUP: reloaded");
+    run.stderr_with("SIGHUP: reloaded");
     let second = client(&[renewed.cert.der().clone()], BOTH);
     let mut fresh = connect(https, &second, "localhost");
     assert_eq!(

@@ -14,7 +14,7 @@ use crate::runtime::sys::watch::{Change, FileWatcher, WatchId};
 use crate::runtime::{self, race, read_seq_now, Either, Latch};
 
 use super::negotiate::{negotiate, Encoding};
-use super::{content_type, Validators};
+use super::{content_type_or, Validators};
 
 /// Identity of a file version: any change to it invalidates a cached copy.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -401,15 +401,17 @@ pub(super) enum Body {
     Disk(Arc<File>),
 }
 
-/// A file's identity representation; `variants` its encoded ones.
+/// A file's identity representation; `variants` its encoded ones;
+/// `default_type` the type of a name without an extension.
 pub(super) fn file_info(
     path: PathBuf,
     meta: &Metadata,
     variants: Vec<Variant>,
     also: Vec<(PathBuf, Version)>,
+    default_type: &str,
 ) -> FileInfo {
     let validators = Validators::from_metadata(meta);
-    let content_type = content_type(&path).into_owned();
+    let content_type = content_type_or(&path, default_type).into_owned();
     let vary = !variants.is_empty();
     let head_fields = head_fields(&content_type, &validators, None, vary);
     FileInfo {
@@ -436,8 +438,9 @@ pub(super) fn variant_info(
     encoding: Encoding,
     mut validators: Validators,
     version: Version,
+    default_type: &str,
 ) -> FileInfo {
-    let content_type = content_type(path).into_owned();
+    let content_type = content_type_or(path, default_type).into_owned();
     if validators.etag.ends_with('"') {
         validators.etag.pop();
         validators.etag.push('-');
@@ -523,7 +526,13 @@ mod tests {
         std::fs::write(path, b"x").expect("write");
         let meta = std::fs::metadata(path).expect("stat");
         Arc::new(CachedFile {
-            info: Arc::new(file_info(path.to_path_buf(), &meta, Vec::new(), Vec::new())),
+            info: Arc::new(file_info(
+                path.to_path_buf(),
+                &meta,
+                Vec::new(),
+                Vec::new(),
+                "application/octet-stream",
+            )),
             body: Body::Memory(Arc::from(&b"x"[..])),
             watched: false,
             checked_at: AtomicU64::new(0),

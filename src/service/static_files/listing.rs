@@ -388,10 +388,15 @@ impl Page {
             self.out.extend_from_slice(b"<tr><td><a href=\"./");
             percent_encode(&mut self.out, item.name.as_bytes());
             let slash = if is_dir { "/" } else { "" };
-            let size = if is_dir {
-                "-".to_string()
-            } else {
-                item.meta.size.to_string()
+            // Human units here; the exact count in the cell's title (and
+            // in the JSON listing).
+            let size = match is_dir {
+                true => "-".to_string(),
+                false => format!(
+                    "<span title=\"{} bytes\">{}</span>",
+                    item.meta.size,
+                    human_size(item.meta.size)
+                ),
             };
             let time = u64::try_from(item.meta.mtime)
                 .map(|s| fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s)))
@@ -428,8 +433,34 @@ impl Page {
     }
 }
 
+/// A size as people read it: `512 B`, `1.5 KiB`, `23 MiB`.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match value < 10.0 {
+        true => format!("{value:.1} {}", UNITS[unit]),
+        false => format!("{value:.0} {}", UNITS[unit]),
+    }
+}
+
+/// The characters that reorder the text around them (Unicode's bidi
+/// controls): in a name they would let `evil\u{202E}gpj.exe` read as
+/// `evilexe.jpg`.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Text for HTML: markup characters as entities, control characters
-/// (a newline in a name) shown as `\xHH`.
+/// (a newline in a name) shown as `\xHH`, bidi controls as `\u{HHHH}`
+/// text, so no name can reorder what is shown.
 fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -440,6 +471,7 @@ fn html_escape(s: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
             c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if is_bidi_control(c) => out.push_str(&format!("\\u{{{:04X}}}", c as u32)),
             c => out.push(c),
         }
     }
@@ -451,10 +483,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sizes_read_in_human_units() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1024), "1.0 KiB");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(20 * 1024 * 1024), "20 MiB");
+        assert_eq!(human_size(u64::MAX), "16 EiB");
+    }
+
+    #[test]
     fn escapes_hold_any_name() {
         assert_eq!(
             html_escape("<a href=\"x\">'&\n"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;\\x0a"
+        );
+        assert_eq!(
+            html_escape("evil\u{202E}gpj.exe \u{2066}\u{200F}\u{061C}"),
+            "evil\\u{202E}gpj.exe \\u{2066}\\u{200F}\\u{061C}"
         );
         let mut out = Vec::new();
         push_json_string(&mut out, "a\"\\\n<\u{fffd}");

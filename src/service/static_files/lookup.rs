@@ -183,7 +183,8 @@ impl CachedFiles {
         let compress_now = cached && self.cache().bytes + meta.len() <= self.config.cache_max_bytes;
         let (variants, also, sidecars_direct) = self.variants(&path, &meta, &body, compress_now);
         let direct = direct && sidecars_direct;
-        let mut info = file_info(path, &meta, variants, also);
+        let default_type = &self.config.default_type;
+        let mut info = file_info(path, &meta, variants, also, default_type);
         apply_rules(&self.config.headers, self.root.path(), &mut info);
         let info = Arc::new(info);
         if cached {
@@ -328,6 +329,7 @@ impl CachedFiles {
                 encoding,
                 Validators::from_metadata(&side_meta),
                 version,
+                &self.config.default_type,
             );
             variants.push(Variant {
                 info: Arc::new(info),
@@ -358,7 +360,9 @@ impl CachedFiles {
                 continue;
             };
             let version = Version::of(meta).with_len(encoded.len() as u64);
-            let info = variant_info(path, encoding, Validators::from_metadata(meta), version);
+            let validators = Validators::from_metadata(meta);
+            let default_type = &self.config.default_type;
+            let info = variant_info(path, encoding, validators, version, default_type);
             variants.push(Variant {
                 info: Arc::new(info),
                 body: Body::Memory(encoded.into()),

@@ -6,8 +6,17 @@ use std::path::Path;
 const FALLBACK: &str = "application/octet-stream";
 
 /// The `Content-Type` for `path`; textual types are declared UTF-8 so browsers
-/// do not guess the encoding.
+/// do not guess the encoding. Unknown: `application/octet-stream`.
 pub fn content_type(path: &Path) -> Cow<'static, str> {
+    content_type_or(path, FALLBACK)
+}
+
+/// As [`content_type`], with `no_extension` (`static.default_type`) for
+/// a file whose name has no extension.
+pub fn content_type_or<'a>(path: &Path, no_extension: &'a str) -> Cow<'a, str> {
+    if path.extension().is_none() {
+        return Cow::Borrowed(no_extension);
+    }
     let Some(mime) = mime_guess::from_path(path).first() else {
         return Cow::Borrowed(FALLBACK);
     };
@@ -54,5 +63,17 @@ mod tests {
         assert_eq!(ct("README"), FALLBACK);
         assert_eq!(ct("file.zzzunknown"), FALLBACK);
         assert_eq!(ct("dir/"), FALLBACK);
+    }
+
+    #[test]
+    fn no_extension_gets_the_default_type() {
+        let text = "text/plain; charset=utf-8";
+        assert_eq!(content_type_or(Path::new("docs/README"), text), text);
+        assert_eq!(content_type_or(Path::new(".profile"), text), text);
+        assert_eq!(content_type_or(Path::new("a.zzzunknown"), text), FALLBACK);
+        assert_eq!(
+            content_type_or(Path::new("a.css"), text),
+            "text/css; charset=utf-8"
+        );
     }
 }

@@ -19,7 +19,7 @@ mod send;
 mod serve;
 
 pub use conditional::{evaluate, Decision, Preconditions, Validators};
-pub use mime::content_type;
+pub use mime::{content_type, content_type_or};
 pub use negotiate::{negotiate, Encoding};
 pub use range::{content_range, parse_range, unsatisfied_range, RangeOutcome};
 pub use resolve::{resolve, ResolveError, ResolveOptions, Resolved};

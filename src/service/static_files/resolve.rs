@@ -139,9 +139,11 @@ impl std::fmt::Display for ResolveError {
 /// `log.level = "debug"`, checked by the caller only once a path was
 /// refused, so serving files costs nothing more. The path is quoted with
 /// escapes, as a client wrote it.
-pub(super) fn log_refusal(method: &str, url_path: &str, why: ResolveError) {
+/// `hint`, if not empty, follows the reason.
+pub(super) fn log_refusal(method: &str, url_path: &str, why: ResolveError, hint: &str) {
+    let sep = if hint.is_empty() { "" } else { "; " };
     eprintln!(
-        "conveyor: refused {method} {url_path:?} ({}): {why}",
+        "conveyor: refused {method} {url_path:?} ({}): {why}{sep}{hint}",
         why.status()
     );
 }
@@ -229,6 +231,19 @@ pub(super) fn relative_path(
     Ok((relative, dir_form))
 }
 
+/// Whether `url_path` holds a `..` segment once decoded (`/%2e%2e/x`
+/// as well as `/../x`): such a path is resolved, but never answered by
+/// the fallback.
+pub(super) fn has_dot_dot(url_path: &str) -> bool {
+    url_path.split('/').any(|segment| {
+        let mut decoded = percent_decoded(segment.as_bytes());
+        matches!(
+            (decoded.next(), decoded.next(), decoded.next()),
+            (Some(Ok(b'.')), Some(Ok(b'.')), None)
+        )
+    })
+}
+
 /// Percent-decodes one path segment exactly once.
 fn decode_segment(raw: &str) -> Result<String, ResolveError> {
     let mut out = Vec::with_capacity(raw.len());
@@ -300,6 +315,25 @@ fn io_error(err: io::Error) -> ResolveError {
 mod tests {
     use super::*;
     use std::fs;
+
+    #[test]
+    fn dot_dot_segments_are_found_decoded() {
+        for yes in ["/../x", "/%2e%2e/x", "/a/%2E./b", "/a/.%2e", "/a/..", "/.."] {
+            assert!(has_dot_dot(yes), "{yes}");
+        }
+        for no in [
+            "/",
+            "/a",
+            "/a..b",
+            "/...",
+            "/%2e",
+            "/.x/..y",
+            "/%2e%2e%2e",
+            "/%zz",
+        ] {
+            assert!(!has_dot_dot(no), "{no}");
+        }
+    }
     use std::io::Read;
     use std::os::unix::fs::{symlink, FileExt};
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -15,7 +15,7 @@ use super::cors::Cors;
 use super::headers::error_fields;
 use super::listing::list;
 use super::lookup::{CachedFiles, Lookup};
-use super::resolve::log_refusal;
+use super::resolve::{has_dot_dot, log_refusal};
 use super::send::{not_modified, send, Reply};
 use super::{
     evaluate, parse_range, unsatisfied_range, Decision, Preconditions, RangeOutcome, ResolveError,
@@ -161,7 +161,15 @@ impl StaticFiles {
     /// The answer to a path that cannot be served: 400, 403 or 404.
     async fn refuse(&self, ex: &mut Exchange<'_>, why: ResolveError, cors: &[u8]) -> Outcome {
         if ex.ctx.config.log.level == LogLevel::Debug {
-            log_refusal(ex.req.method.as_str(), ex.req.path(), why);
+            let hint = match why {
+                // The first thing `conveyor DIR` shows a site without one.
+                ResolveError::NoIndex => format!(
+                    "there is no {:?} in it, and static.listing (--listing) is off",
+                    self.config.index
+                ),
+                _ => String::new(),
+            };
+            log_refusal(ex.req.method.as_str(), ex.req.path(), why, &hint);
         }
         let status = why.status();
         if let Some(prepared) = self.not_found.as_deref() {
@@ -173,9 +181,10 @@ impl StaticFiles {
     }
 
     /// Whether a GET or HEAD for `url_path`, which names no file, gets the
-    /// `static.fallback` file.
+    /// `static.fallback` file: never when it has a `..` segment.
     fn falls_back(&self, url_path: &str) -> bool {
-        if self.config.fallback.is_empty() {
+        // Decoded first: `%2e%2e` is `..` too.
+        if self.config.fallback.is_empty() || has_dot_dot(url_path) {
             return false;
         }
         let name = url_path.rsplit('/').next().unwrap_or("");

@@ -2,6 +2,8 @@
 //! line on channels, so every wait has a deadline; it is killed (by its
 //! PID) if a test fails midway.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -15,10 +17,16 @@ pub(crate) const LIMIT: Duration = Duration::from_secs(10);
 
 /// A running binary; its output arrives line by line on channels, so every
 /// wait has a deadline. Killed (by its PID) if a test fails midway.
+///
+/// The server writes its own messages (the start-up and stop lines
+/// included) to stderr; stdout holds only the access log (`-`).
 pub(crate) struct Running {
     pub(crate) child: Child,
     pub(crate) stdout: Receiver<String>,
     pub(crate) stderr: Receiver<String>,
+    /// Stderr lines received while looking for another, in order: the
+    /// next `stderr_line` or `stderr_with` sees them first.
+    held: RefCell<VecDeque<String>>,
 }
 
 fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
@@ -43,7 +51,7 @@ pub(crate) fn spawn(dir: &Path, args: &[&str]) -> Running {
 /// address its start-up line names.
 pub(crate) fn spawn_on_config(dir: &Path) -> (Running, String) {
     let run = spawn(dir, &["--config", "c.toml"]);
-    let addr = address(&run.stdout_line());
+    let addr = address(&run.started_line());
     (run, addr)
 }
 
@@ -59,6 +67,7 @@ pub(crate) fn spawn_command(mut command: Command) -> Running {
         child,
         stdout,
         stderr,
+        held: RefCell::default(),
     }
 }
 
@@ -68,11 +77,21 @@ impl Running {
             .unwrap_or_else(|_| panic!("no {what} within {LIMIT:?}"))
     }
 
-    pub(crate) fn stdout_line(&self) -> String {
-        Self::line(&self.stdout, "line on stdout")
+    /// The start-up line (`conveyor … serving … on …`), on stderr; the
+    /// lines before it stay for `stderr_line`.
+    pub(crate) fn started_line(&self) -> String {
+        self.stderr_with(" serving ")
+    }
+
+    /// The stop line (`conveyor: stopping on …`), on stderr.
+    pub(crate) fn stop_line(&self) -> String {
+        self.stderr_with("conveyor: stopping on ")
     }
 
     pub(crate) fn stderr_line(&self) -> String {
+        if let Some(line) = self.held.borrow_mut().pop_front() {
+            return line;
+        }
         Self::line(&self.stderr, "line on stderr")
     }
 
@@ -94,7 +113,7 @@ impl Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let deadline = Instant::now() + LIMIT;
-        let mut out = String::new();
+        let mut out: String = self.held.take().into_iter().map(|l| l + "\n").collect();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.stderr.recv_timeout(left) {
@@ -126,25 +145,34 @@ impl Running {
 
     /// The next stdout line holding `text`, skipping others, within `LIMIT`.
     pub(crate) fn stdout_with(&self, text: &str) -> String {
-        Self::line_with(&self.stdout, text)
-    }
-
-    /// The next stderr line holding `text`, skipping others, within `LIMIT`.
-    pub(crate) fn stderr_with(&self, text: &str) -> String {
-        Self::line_with(&self.stderr, text)
-    }
-
-    fn line_with(rx: &Receiver<String>, text: &str) -> String {
         let deadline = Instant::now() + LIMIT;
         let mut seen = Vec::new();
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match rx.recv_timeout(left) {
+            match self.stdout.recv_timeout(left) {
                 Ok(line) if line.contains(text) => return line,
                 Ok(line) => seen.push(line),
                 Err(_) => break,
             }
         }
-        panic!("no line with {text:?} within {LIMIT:?}; saw {seen:?}")
+        panic!("no stdout line with {text:?} within {LIMIT:?}; saw {seen:?}")
+    }
+
+    /// The next stderr line holding `text`, within `LIMIT`; the lines
+    /// before it are held, in order, for the next `stderr_line`.
+    pub(crate) fn stderr_with(&self, text: &str) -> String {
+        let mut held = self.held.borrow_mut();
+        if let Some(at) = held.iter().position(|l| l.contains(text)) {
+            return held.remove(at).unwrap_or_default();
+        }
+        let deadline = Instant::now() + LIMIT;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(line) => held.push_back(line),
+                Err(_) => break,
+            }
+        }
+        panic!("no stderr line with {text:?} within {LIMIT:?}; saw {held:?}")
     }
 }
 
