@@ -20,6 +20,9 @@ pub struct TlsConfig {
     /// `tls.redirect_http`: the plain listeners answer every request with
     /// 308 to the same URL over HTTPS (default false).
     pub redirect_http: bool,
+    /// `tls.self_signed`: with no certificate given, serve one for
+    /// `localhost` made at start and kept in memory (default false).
+    pub self_signed: bool,
 }
 
 impl TlsConfig {

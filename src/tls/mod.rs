@@ -8,7 +8,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use rustls::crypto::ring as provider;
 use rustls::pki_types::pem::PemObject;
@@ -62,19 +62,36 @@ pub struct TlsKeys {
     current: RwLock<Arc<ServerConfig>>,
     ticketer: Arc<dyn ProducesTickets>,
     cache: Arc<dyn StoresServerSessions>,
+    /// Served when no certificate is given (`tls.self_signed`).
+    self_signed: Option<Arc<CertifiedKey>>,
 }
 
 impl TlsKeys {
     /// Loads `certificates` (at least one): an error names the file that failed.
     pub fn load(certificates: &[CertificateFiles]) -> Result<TlsKeys, TlsError> {
+        Self::load_with(certificates, false)
+    }
+
+    /// Loads `certificates`; with `self_signed`, none is needed: the
+    /// certificate of [`self_signed_localhost`] is served while the list
+    /// is empty, on this load and every reload.
+    pub fn load_with(
+        certificates: &[CertificateFiles],
+        self_signed: bool,
+    ) -> Result<TlsKeys, TlsError> {
         let ticketer = provider::Ticketer::new()
             .map_err(|e| TlsError(format!("cannot make a session ticket key: {e}")))?;
         let cache: Arc<dyn StoresServerSessions> = ServerSessionMemoryCache::new(SESSION_CACHE);
-        let config = server_config(certificates, &ticketer, &cache)?;
+        let self_signed = match self_signed {
+            true => Some(self_signed_localhost()?),
+            false => None,
+        };
+        let config = server_config(certificates, self_signed.as_ref(), &ticketer, &cache)?;
         Ok(TlsKeys {
             current: RwLock::new(config),
             ticketer,
             cache,
+            self_signed,
         })
     }
 
@@ -97,7 +114,13 @@ impl TlsKeys {
     /// Reads and checks `certificates` without using them yet: the first
     /// half of [`Self::reload`], for a reload that may still fail elsewhere.
     pub fn prepare(&self, certificates: &[CertificateFiles]) -> Result<PreparedKeys, TlsError> {
-        server_config(certificates, &self.ticketer, &self.cache).map(PreparedKeys)
+        server_config(
+            certificates,
+            self.self_signed.as_ref(),
+            &self.ticketer,
+            &self.cache,
+        )
+        .map(PreparedKeys)
     }
 
     /// Makes what [`Self::prepare`] read current for new handshakes.
@@ -117,18 +140,46 @@ impl TlsKeys {
 /// Certificates read and checked by [`TlsKeys::prepare`], not yet in use.
 pub struct PreparedKeys(Arc<ServerConfig>);
 
+/// A certificate for `localhost`, `127.0.0.1` and `::1`, signed by its
+/// own key (ECDSA P-256), made at the first call and kept in memory for
+/// the life of the process: HTTPS for a first local try with no files
+/// (`tls.self_signed`, `--tls-self-signed`). No client trusts it unless
+/// told to (`curl -k`, the browser's warning page).
+pub fn self_signed_localhost() -> Result<Arc<CertifiedKey>, TlsError> {
+    static MADE: OnceLock<Result<Arc<CertifiedKey>, TlsError>> = OnceLock::new();
+    MADE.get_or_init(|| {
+        let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+        let made = rcgen::generate_simple_self_signed(names)
+            .map_err(|e| TlsError(format!("cannot make a self-signed certificate: {e}")))?;
+        let key = PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
+        let signing = provider::sign::any_supported_type(&key)
+            .map_err(|e| TlsError(format!("the self-signed certificate's key: {e}")))?;
+        Ok(Arc::new(CertifiedKey::new(
+            vec![made.cert.der().clone()],
+            signing,
+        )))
+    })
+    .clone()
+}
+
 fn server_config(
     certificates: &[CertificateFiles],
+    self_signed: Option<&Arc<CertifiedKey>>,
     ticketer: &Arc<dyn ProducesTickets>,
     cache: &Arc<dyn StoresServerSessions>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    if certificates.is_empty() {
-        return Err(TlsError(
-            "no certificate: give --tls-cert FILE --tls-key FILE, or a [[tls.certificates]] table"
-                .into(),
-        ));
-    }
     let mut resolver = SniResolver::default();
+    match (certificates.is_empty(), self_signed) {
+        (true, Some(key)) => resolver.first = Some(key.clone()),
+        (true, None) => {
+            return Err(TlsError(
+                "no certificate: give --tls-cert FILE --tls-key FILE, or a \
+                 [[tls.certificates]] table (or --tls-self-signed to try HTTPS locally)"
+                    .into(),
+            ))
+        }
+        (false, _) => {}
+    }
     for files in certificates {
         let key = Arc::new(certified_key(files)?);
         if files.names.is_empty() {
