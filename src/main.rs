@@ -292,6 +292,11 @@ fn check_run_user(
     config_file: Option<&Path>,
 ) -> Result<(), String> {
     let user = &config.user;
+    // chgrp takes a number as well as a name.
+    let group = match config.group.as_str() {
+        "" => account.gid.to_string(),
+        name => name.to_string(),
+    };
     let files: Vec<(&str, &Path)> = config
         .tls
         .certificates
@@ -317,7 +322,7 @@ fn check_run_user(
     if let Some((what, file, e)) = unreadable {
         return Err(format!(
             "{what} {}: user = {user:?} cannot read it ({e}), so SIGHUP could not load it \
-             again after the switch; let {user:?} read it (like `chgrp {user} FILE && chmod \
+             again after the switch; let {user:?} read it (like `chgrp {group} FILE && chmod \
              g+r FILE`, and search its directories), or start unprivileged \
              (docs/listeners.md)",
             file.display()

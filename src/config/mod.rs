@@ -10,7 +10,8 @@
 //! - `read.rs`: a file against the table; unknown keys, "did you mean".
 //! - `value.rs`: one parser per kind of value; `units.rs`: durations, sizes.
 //! - `names.rs`: the closed sets of names (stages, modes, policies).
-//! - `validate.rs`: checks that need the machine, made at start-up.
+//! - `validate.rs`: checks that need the machine, and checks across keys,
+//!   made at start-up once the flags are applied.
 
 /// A config field's placeholder until the key table fills it in
 /// (`Config::default()` in `keys.rs`); never seen outside this module.
