@@ -344,3 +344,39 @@ impl Session for TlsSession {
         self.0.send_close_notify();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::pki_types::{ServerName, UnixTime};
+    use rustls::RootCertStore;
+
+    use super::*;
+
+    /// Checked the way a client checks it, trusting it as its own root:
+    /// valid for the three local names, and for nothing else.
+    #[test]
+    fn the_self_signed_certificate_is_made_once_for_the_local_names() {
+        let made = self_signed_localhost().expect("made");
+        assert!(Arc::ptr_eq(&made, &self_signed_localhost().expect("again")));
+        made.keys_match().expect("its own key");
+        let leaf = &made.cert[0];
+        let mut roots = RootCertStore::empty();
+        roots.add(leaf.clone()).expect("a root");
+        let verifier = WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(provider::default_provider()),
+        )
+        .build()
+        .expect("verifier");
+        let check = |name: &'static str| {
+            let name = ServerName::try_from(name).expect("a name");
+            verifier.verify_server_cert(leaf, &[], &name, &[], UnixTime::now())
+        };
+        for name in ["localhost", "127.0.0.1", "::1"] {
+            check(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        assert!(check("example.com").is_err());
+    }
+}
