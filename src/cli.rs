@@ -117,15 +117,15 @@ fn err(message: String) -> ConfigError {
 }
 
 /// The first TCP `listen` address with port + 1 (port 0 stays 0: any free
-/// port), for `--tls-cert` without `--tls-listen`.
-fn next_port(listeners: &ListenAddresses) -> Result<TcpAddress, ConfigError> {
+/// port), for `flag` (`--tls-cert`, `--tls-self-signed`) without `--tls-listen`.
+fn next_port(listeners: &ListenAddresses, flag: &str) -> Result<TcpAddress, ConfigError> {
     let bump = |port: u16| match port {
         0 => Some(0),
         p => p.checked_add(1),
     };
     let fail = |why: &str| {
         err(format!(
-            "--tls-cert: {why}, so there is no default TLS port; give --tls-listen ADDR"
+            "{flag}: {why}, so there is no default TLS port; give --tls-listen ADDR"
         ))
     };
     let listen = listeners
@@ -377,7 +377,11 @@ impl ServeArgs {
         if !self.tls_listen.is_empty() {
             config.tls.listen.clone_from(&self.tls_listen);
         } else if certificate && config.tls.listen.is_empty() {
-            config.tls.listen = vec![next_port(&config.listen)?];
+            let flag = match self.tls_self_signed {
+                true => "--tls-self-signed",
+                false => "--tls-cert",
+            };
+            config.tls.listen = vec![next_port(&config.listen, flag)?];
         }
         Ok(())
     }
@@ -521,6 +525,15 @@ mod tests {
             .unwrap();
         assert!(config.tls.self_signed && config.tls.certificates.is_empty());
         assert_eq!(config.tls.listen, vec!["127.0.0.1:8081".parse().unwrap()]);
+        let mut alone = Config {
+            listen: ListenAddresses(Vec::new()),
+            ..Config::default()
+        };
+        let e = serve(&["--tls-self-signed"]).apply(&mut alone).unwrap_err();
+        assert!(
+            e.message().starts_with("--tls-self-signed: no listener"),
+            "{e}"
+        );
         let both = serve(&["--tls-self-signed", "--tls-cert", "c", "--tls-key", "k"]);
         let e = both.apply(&mut Config::default()).unwrap_err();
         assert!(e.message().contains("use one"), "{e}");
