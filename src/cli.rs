@@ -20,13 +20,16 @@ Usage:
   conveyor --help | --version
 
 Options (override the config file):
-  --config FILE       read FILE (default: config/conveyor.toml when it exists)
+  --config FILE       read FILE (default: config/conveyor.toml when it exists and no
+                      ROOT is given; `conveyor ROOT` alone reads no file)
   --listen ADDR       address to listen on, like 127.0.0.1:8080, [::]:8080 or
                       unix:/run/conveyor.sock; a name (localhost:8080) listens on every
                       address it has; repeat it to listen on several (replaces `listen`)
   --tls-cert FILE     serve HTTPS with this PEM certificate chain (with --tls-key);
                       replaces [[tls.certificates]]
   --tls-key FILE      the PEM private key of --tls-cert
+  --tls-self-signed   serve HTTPS with a certificate for localhost made at start, in
+                      memory (to try HTTPS locally: curl -k; tls.self_signed)
   --tls-listen ADDR   serve HTTPS on ADDR (repeatable); default with --tls-cert:
                       the --listen address with port + 1 (8080 -> 8081)
   --workers N         worker threads, 0 = one per core (at most 1024)
@@ -105,6 +108,8 @@ pub(crate) struct ServeArgs {
     pub tls_key: Option<PathBuf>,
     /// `--tls-listen ADDR`, each time given: `tls.listen`.
     pub tls_listen: Vec<TcpAddress>,
+    /// `--tls-self-signed`: `tls.self_signed = true`, no certificate files.
+    pub tls_self_signed: bool,
 }
 
 fn err(message: String) -> ConfigError {
@@ -112,15 +117,15 @@ fn err(message: String) -> ConfigError {
 }
 
 /// The first TCP `listen` address with port + 1 (port 0 stays 0: any free
-/// port), for `--tls-cert` without `--tls-listen`.
-fn next_port(listeners: &ListenAddresses) -> Result<TcpAddress, ConfigError> {
+/// port), for `flag` (`--tls-cert`, `--tls-self-signed`) without `--tls-listen`.
+fn next_port(listeners: &ListenAddresses, flag: &str) -> Result<TcpAddress, ConfigError> {
     let bump = |port: u16| match port {
         0 => Some(0),
         p => p.checked_add(1),
     };
     let fail = |why: &str| {
         err(format!(
-            "--tls-cert: {why}, so there is no default TLS port; give --tls-listen ADDR"
+            "{flag}: {why}, so there is no default TLS port; give --tls-listen ADDR"
         ))
     };
     let listen = listeners
@@ -214,6 +219,7 @@ fn serve_flag(
         "--access-log" => out.access_log = true,
         "--no-compress" => out.no_compress = true,
         "--listing" => out.listing = true,
+        "--tls-self-signed" => out.tls_self_signed = true,
         "-v" | "--verbose" => out.verbose = true,
         // Paths are kept as the OS gave them, not decoded.
         "--config" | "--tls-cert" | "--tls-key" => {
@@ -338,7 +344,13 @@ impl ServeArgs {
     /// given and none configured) to the plain address with port + 1.
     fn apply_tls(&self, config: &mut Config) -> Result<(), ConfigError> {
         match (&self.tls_cert, &self.tls_key) {
+            (Some(_), _) if self.tls_self_signed => {
+                return Err(err(
+                    "--tls-cert and --tls-self-signed both give a certificate; use one".into(),
+                ))
+            }
             (Some(cert), Some(key)) => {
+                config.tls.self_signed = false;
                 config.tls.certificates = vec![conveyor::tls::CertificateFiles {
                     cert: cert.clone(),
                     key: key.clone(),
@@ -357,34 +369,75 @@ impl ServeArgs {
             }
             (None, None) => {}
         }
+        if self.tls_self_signed {
+            config.tls.certificates.clear();
+            config.tls.self_signed = true;
+        }
+        let certificate = self.tls_cert.is_some() || self.tls_self_signed;
         if !self.tls_listen.is_empty() {
             config.tls.listen.clone_from(&self.tls_listen);
-        } else if self.tls_cert.is_some() && config.tls.listen.is_empty() {
-            config.tls.listen = vec![next_port(&config.listen)?];
+        } else if certificate && config.tls.listen.is_empty() {
+            let flag = match self.tls_self_signed {
+                true => "--tls-self-signed",
+                false => "--tls-cert",
+            };
+            config.tls.listen = vec![next_port(&config.listen, flag)?];
         }
         Ok(())
     }
 }
 
-/// The config file `conveyor [ROOT] ...` reads: `--config`, else the
-/// default path when it exists, else none (the defaults).
+/// The config file `conveyor [ROOT] ...` reads: `--config`, else, with no
+/// ROOT (the `cargo run` demo), the default path when it exists, else none
+/// (the defaults). `conveyor DIR` never picks up a file it was not named:
+/// the demo's `/echo` and headers are not for someone's own files.
 pub(crate) fn config_path(args: &ServeArgs) -> Option<PathBuf> {
     match &args.config {
         Some(path) => Some(path.clone()),
-        None if Path::new(DEFAULT_CONFIG_PATH).exists() => Some(DEFAULT_CONFIG_PATH.into()),
+        None if args.root.is_none() && Path::new(DEFAULT_CONFIG_PATH).exists() => {
+            Some(DEFAULT_CONFIG_PATH.into())
+        }
         None => None,
     }
 }
 
-/// The config for `conveyor [ROOT] ...`: file (or defaults), then flags, then the root check.
+/// Why no config file was read, for the start-up line.
+pub(crate) fn no_config_note(args: &ServeArgs) -> String {
+    match args.root {
+        None => format!("no config file ({DEFAULT_CONFIG_PATH} not found): defaults"),
+        Some(_) if Path::new(DEFAULT_CONFIG_PATH).exists() => format!(
+            "no config file ({DEFAULT_CONFIG_PATH} is not read when ROOT is given; \
+             --config {DEFAULT_CONFIG_PATH} reads it): defaults"
+        ),
+        Some(_) => "no config file (--config FILE reads one): defaults".to_string(),
+    }
+}
+
+/// The config for `conveyor [ROOT] ...`: the file (or defaults), then the
+/// flags. [`check_for_serve`] checks it against the machine.
 pub(crate) fn load_for_serve(args: &ServeArgs) -> Result<Config, ConfigError> {
     let mut config = match config_path(args) {
         Some(path) => Config::load(&path)?,
         None => Config::default(),
     };
     args.apply(&mut config)?;
-    config.check_root()?;
     Ok(config)
+}
+
+/// The checks across keys and against the machine, once the flags and
+/// the inherited sockets are in: some listener, the root (its messages
+/// say who set it), the error pages.
+pub(crate) fn check_for_serve(config: &Config, args: &ServeArgs) -> Result<(), ConfigError> {
+    config.check_listeners()?;
+    let origin = match (&args.root, config_path(args)) {
+        (Some(_), _) => "the ROOT argument".to_string(),
+        (None, Some(file)) if config.root != Config::default().root => {
+            format!("root in {}, relative to its directory", file.display())
+        }
+        (None, _) => "the default, relative to the working directory".to_string(),
+    };
+    config.check_root_from(&origin)?;
+    config.check_error_pages()
 }
 
 #[cfg(test)]
@@ -451,6 +504,39 @@ mod tests {
             .unwrap_err()
             .message()
             .contains("65535"));
+    }
+
+    /// Run from the crate root, where `config/conveyor.toml` exists.
+    #[test]
+    fn the_default_config_file_is_read_only_without_a_root() {
+        assert!(Path::new(DEFAULT_CONFIG_PATH).exists());
+        assert_eq!(config_path(&serve(&[])), Some(DEFAULT_CONFIG_PATH.into()));
+        assert_eq!(config_path(&serve(&["site"])), None);
+        assert!(no_config_note(&serve(&["site"])).contains("is not read when ROOT is given"));
+        let named = serve(&["site", "--config", "c.toml"]);
+        assert_eq!(config_path(&named), Some("c.toml".into()));
+    }
+
+    #[test]
+    fn tls_self_signed_takes_the_next_port_and_excludes_tls_cert() {
+        let mut config = Config::default();
+        serve(&["--listen", "127.0.0.1:8080", "--tls-self-signed"])
+            .apply(&mut config)
+            .unwrap();
+        assert!(config.tls.self_signed && config.tls.certificates.is_empty());
+        assert_eq!(config.tls.listen, vec!["127.0.0.1:8081".parse().unwrap()]);
+        let mut alone = Config {
+            listen: ListenAddresses(Vec::new()),
+            ..Config::default()
+        };
+        let e = serve(&["--tls-self-signed"]).apply(&mut alone).unwrap_err();
+        assert!(
+            e.message().starts_with("--tls-self-signed: no listener"),
+            "{e}"
+        );
+        let both = serve(&["--tls-self-signed", "--tls-cert", "c", "--tls-key", "k"]);
+        let e = both.apply(&mut Config::default()).unwrap_err();
+        assert!(e.message().contains("use one"), "{e}");
     }
 
     #[test]

@@ -202,7 +202,7 @@ pub(crate) fn open_tls(
     if !config.tls.enabled() {
         return Ok(Vec::new());
     }
-    let keys = TlsKeys::load(&config.tls.certificates)
+    let keys = TlsKeys::load_with(&config.tls.certificates, config.tls.self_signed)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let stage = Arc::new(Handshake::new(keys, workers, config.queue.capacity));
     stage.start(runtime, line);

@@ -12,7 +12,7 @@ mod cli;
 use cli::Command;
 use std::os::fd::RawFd;
 
-use conveyor::config::{AcceptorKind, Config, ListenAddress, ListenAddresses, DEFAULT_CONFIG_PATH};
+use conveyor::config::{AcceptorKind, Config, ListenAddress, ListenAddresses};
 use conveyor::runtime::sys::{account, signal, sockets};
 use conveyor::server::{ListenError, Stopped};
 use conveyor::Server;
@@ -78,6 +78,12 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
         return fail(&format!("cannot block signals: {e}"));
     }
     let config_file = cli::config_path(args);
+    if let Some(account) = account {
+        if let Err(e) = check_run_user(&config, account, config_file.as_deref()) {
+            return fail(&e);
+        }
+    }
+    let as_root = account.is_none() && account::is_root();
     let spin = config.stages.acceptor == AcceptorKind::Spin;
     let server = match Server::start(config) {
         Ok(server) => server,
@@ -96,7 +102,14 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
             ));
         }
     }
-    announce(&server, config_file.as_deref(), &inherited, spin);
+    announce(
+        &server,
+        args,
+        config_file.as_deref(),
+        &inherited,
+        spin,
+        as_root,
+    );
     let signal = wait_for_stop(&server, args, &inherited);
     if let Some(signal) = signal {
         drain(&server, signal);
@@ -120,9 +133,11 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
 /// and a root without its index file.
 fn announce(
     server: &Server,
+    args: &cli::ServeArgs,
     config_file: Option<&Path>,
     inherited: &[(RawFd, String)],
     spin: bool,
+    as_root: bool,
 ) {
     let line = server.line();
     let listening: Vec<String> = server
@@ -137,7 +152,7 @@ fn announce(
         .collect();
     let config_note = match config_file {
         Some(path) => format!("config {}", path.display()),
-        None => format!("no config file ({DEFAULT_CONFIG_PATH} not found): defaults"),
+        None => cli::no_config_note(args),
     };
     // Before the start-up line: whoever waits for that line to connect
     // sees the connection budget first, never after an accept warning.
@@ -146,6 +161,21 @@ fn announce(
     let dashboard = dashboard_url(&config, server.local_addrs(), server.tls_addrs())
         .map(|url| format!("; dashboard {url}"))
         .unwrap_or_default();
+    if as_root {
+        eprintln!(
+            "conveyor: warning: running as root with no `user`: anything that goes wrong \
+             in the server goes wrong as root; set user = \"www-data\" (it binds and opens \
+             the log first, then switches), or start it unprivileged with \
+             CAP_NET_BIND_SERVICE (docs/listeners.md, \"Running as another user\")"
+        );
+    }
+    if config.tls.self_signed {
+        eprintln!(
+            "conveyor: tls.self_signed: HTTPS with a certificate for localhost made at start \
+             and kept in memory; clients must be told to accept it (curl -k, the browser's \
+             warning); give --tls-cert and --tls-key for anything else"
+        );
+    }
     eprintln!(
         "conveyor {} serving {} on {} (workers {}, acceptor {}, dispatcher {}, handler {}; {config_note}){dashboard}",
         env!("CARGO_PKG_VERSION"),
@@ -305,7 +335,74 @@ fn load(
                 .collect(),
         );
     }
+    cli::check_for_serve(&config, args)?;
     Ok(config)
+}
+
+/// What the server opens again after dropping to `user`, checked now as
+/// that user, so a mistake stops start-up rather than the first SIGHUP or
+/// SIGUSR1: the certificates and keys (read again on SIGHUP), the log's
+/// directory (SIGUSR1 creates the new file there after a rotation). A
+/// config file it cannot read only warns: SIGHUP alone needs it.
+fn check_run_user(
+    config: &Config,
+    account: account::Account,
+    config_file: Option<&Path>,
+) -> Result<(), String> {
+    let user = &config.user;
+    // chgrp takes a number as well as a name.
+    let group = match config.group.as_str() {
+        "" => account.gid.to_string(),
+        name => name.to_string(),
+    };
+    let files: Vec<(&str, &Path)> = config
+        .tls
+        .certificates
+        .iter()
+        .flat_map(|c| [("TLS certificate", &*c.cert), ("TLS key", &*c.key)])
+        .collect();
+    let log_path = Path::new(&config.log.access_log_path);
+    let log_dir = (config.log.access_log && config.log.access_log_path != "-").then(|| {
+        match log_path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        }
+    });
+    let (unreadable, log_dir_refused, config_refused) = account::as_account(account, || {
+        let unreadable = files
+            .iter()
+            .find_map(|(what, file)| std::fs::File::open(file).err().map(|e| (*what, *file, e)));
+        let log = log_dir.and_then(|dir| account::can_create_in(dir).err().map(|e| (dir, e)));
+        let config = config_file.and_then(|file| std::fs::File::open(file).err());
+        (unreadable, log, config)
+    })
+    .map_err(|e| format!("cannot check the files as user {user:?}: {e}"))?;
+    if let Some((what, file, e)) = unreadable {
+        return Err(format!(
+            "{what} {}: user = {user:?} cannot read it ({e}), so SIGHUP could not load it \
+             again after the switch; let {user:?} read it (like `chgrp {group} FILE && chmod \
+             g+r FILE`, and search its directories), or start unprivileged \
+             (docs/listeners.md)",
+            file.display()
+        ));
+    }
+    if let Some((dir, e)) = log_dir_refused {
+        return Err(format!(
+            "log.access_log_path {:?}: user = {user:?} cannot create files in {} ({e}), so \
+             SIGUSR1 could not reopen the log after a rotation; give {user:?} that directory \
+             (like `chown {user} DIR`), or log to another one",
+            config.log.access_log_path,
+            dir.display()
+        ));
+    }
+    if let (Some(e), Some(file)) = (config_refused, config_file) {
+        eprintln!(
+            "conveyor: warning: user = {user:?} cannot read the config file {} ({e}): SIGHUP \
+             will fail after the switch; let {user:?} read it to reload",
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 /// The account `user` and `group` name, looked up before starting (so a

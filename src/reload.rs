@@ -92,6 +92,7 @@ const FIXED: &[Fixed] = &[
     fixed!("runtime.poll_mode", runtime.poll_mode),
     fixed!("user", user),
     fixed!("tls.listen", tls.listen),
+    fixed!("tls.self_signed", tls.self_signed),
     fixed!("group", group),
 ];
 

@@ -136,7 +136,7 @@ pub static KEYS: &[Key] = &[
     key!("unix_socket_mode", unix_socket_mode = socket_mode, Str("0660"),
         "Permission bits (octal) of the unix: sockets created; \"0666\" lets everyone connect."),
     key!("root", root = root, Str("www"),
-        "Directory to serve; the ROOT argument overrides it."),
+        "Directory to serve, relative to this file's directory; the ROOT argument overrides it."),
     key!("workers", workers = workers, Int(0),
         "Worker threads, one scheduler each; 0 = one per core, at most 1024."),
     key!("user", user = account, Str(""),
@@ -280,12 +280,15 @@ pub static KEYS: &[Key] = &[
         "With redirect_http: the host a request for a name without a certificate is sent to; \"\" = 421."),
     key!("tls.certificates", tls.certificates = tls::certificates, Raw("[]"),
         "Certificates [[tls.certificates]]: cert and key PEM files, optional SNI names."),
+    key!("tls.self_signed", tls.self_signed = boolean, Bool(false),
+        "With no certificate: serve a self-signed one for localhost, made at start and kept in memory (local tries only)."),
 ];
 
 /// Keys the shipped file sets to an example rather than to the default:
-/// `[[headers]]` carries a sensible rule set there, none without a file.
+/// `[[headers]]` carries a sensible rule set there, none without a file;
+/// `root` is `"../www"`, the default `www` seen from `config/`.
 #[cfg(test)]
-pub(crate) const SHIPPED_EXAMPLES: &[&str] = &["headers"];
+pub(crate) const SHIPPED_EXAMPLES: &[&str] = &["headers", "root"];
 
 impl Default for Config {
     /// The table's defaults, each read by its key's own parser.
@@ -415,6 +418,7 @@ mod tests {
         let mut shipped = Config::from_toml_str(&text).expect("the shipped file reads");
         assert!(!shipped.static_files.headers.is_empty());
         shipped.static_files.headers.clear();
+        shipped.root.clone_from(&defaults.root);
         assert_eq!(shipped, defaults);
     }
 }

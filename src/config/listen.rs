@@ -71,7 +71,7 @@ impl fmt::Debug for ListenAddress {
     }
 }
 
-/// The `listen` key: one or more listeners, never none.
+/// The `listen` key: the listeners; none only when `tls.listen` has some.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ListenAddresses(pub Vec<ListenAddress>);
 
@@ -148,11 +148,8 @@ pub(crate) fn listeners(v: &Value) -> Parsed<ListenAddresses> {
             ))
         }
     };
-    if specs.is_empty() {
-        return Err(format!(
-            "is an empty list: the server would take no connections; {LISTEN_ADDRESS_FIX}"
-        ));
-    }
+    // `[]` serves HTTPS alone (`tls.listen`); with neither, start-up refuses
+    // it (`Config::check_listeners`), as flags may still add a listener.
     for (i, spec) in specs.iter().enumerate() {
         if specs[..i].contains(spec) {
             return Err(format!("names {spec} twice; list each listener once"));
@@ -212,7 +209,7 @@ mod tests {
         assert_eq!(list.0.len(), 3);
         assert_eq!(list.0[1], ListenAddress::Unix("/run/c.sock".into()));
         assert_eq!(list.to_string(), "[::]:8080, unix:/run/c.sock, localhost:1");
-        assert!(parsed("[]").unwrap_err().contains("empty list"));
+        assert!(parsed("[]").unwrap().specs().is_empty());
         assert!(parsed("[\"a:1\", \"a:1\"]").unwrap_err().contains("twice"));
         assert!(parsed("[\"unix:\"]").unwrap_err().contains("unix:PATH"));
         assert!(parsed("[1]").unwrap_err().contains("not a string"));

@@ -10,7 +10,8 @@
 //! - `read.rs`: a file against the table; unknown keys, "did you mean".
 //! - `value.rs`: one parser per kind of value; `units.rs`: durations, sizes.
 //! - `names.rs`: the closed sets of names (stages, modes, policies).
-//! - `validate.rs`: checks that need the machine, made at start-up.
+//! - `validate.rs`: checks that need the machine, and checks across keys,
+//!   made at start-up once the flags are applied.
 
 /// A config field's placeholder until the key table fills it in
 /// (`Config::default()` in `keys.rs`); never seen outside this module.
@@ -427,6 +428,7 @@ blank_struct! {
 
 impl Config {
     /// Reads the TOML file at `path` over the defaults; errors name the file.
+    /// A relative `root` in it is taken beneath the file's directory.
     pub fn load(path: &Path) -> Res<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError::new(format!(
@@ -434,12 +436,13 @@ impl Config {
                 path.display()
             ))
         })?;
-        Self::from_toml_str(&text).map_err(|e| e.in_file(path))
+        read::from_toml_str(&text, path.parent()).map_err(|e| e.in_file(path))
     }
 
     /// The defaults, with what `text` sets; every error names the key and the fix.
+    /// A relative `root` stays relative to the working directory.
     pub fn from_toml_str(text: &str) -> Res<Config> {
-        read::from_toml_str(text)
+        read::from_toml_str(text, None)
     }
 }
 

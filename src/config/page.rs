@@ -14,8 +14,10 @@ const PREAMBLE: &str = "\
 <!-- Written from the key table in src/config/keys.rs: do not edit here.
      After changing the table: CONVEYOR_BLESS=1 cargo test --lib config::page -->
 
-Conveyor reads `config/conveyor.toml`, or the file named with `--config FILE`.
-Every key may be left out: it then keeps the default shown here. Flags on the
+Conveyor reads the file named with `--config FILE`, or, when neither that
+nor a ROOT directory is given, `config/conveyor.toml` if it exists
+(`conveyor DIR` alone reads no file). A relative `root` in a file is taken
+from the file's directory. Every key may be left out: it then keeps the default shown here. Flags on the
 command line override the file (`conveyor --help`). A key the table does not
 know is refused, and the nearest one is suggested.
 [`config/conveyor.toml`](../config/conveyor.toml) lists every key with its
@@ -23,7 +25,7 @@ default and a longer comment. SIGHUP reloads it; a reload that changes a
 key only a restart can apply (`workers`, the stages, ...) names it and keeps
 the running value.
 
-- **Durations**: \"250ms\", \"10s\", \"2m\", \"1h\"; a bare integer is seconds.
+- **Durations**: \"250ms\", \"10s\", \"2m\", \"1h\"; a bare integer is seconds, up to an hour (`75000` is refused: write `\"75s\"`).
 - **Sizes**: an integer of bytes, or \"512B\", \"64KiB\", \"4GiB\" (1024-based),
   \"1MB\" (1000-based).
 ";

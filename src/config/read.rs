@@ -1,13 +1,17 @@
 //! Reading a file against the key table: tables and keys it does not know
 //! (with a "did you mean"), then each known key through its parser.
 
+use std::path::Path;
+
 use toml::{Table, Value};
 
 use super::keys::{Key, KEYS};
 use super::value::show;
 use super::{Config, ConfigError, Res};
 
-pub(crate) fn from_toml_str(text: &str) -> Res<Config> {
+/// Reads `text`; a relative `root` it sets is taken beneath `dir` (the
+/// file's directory), so the file means the same from any working directory.
+pub(crate) fn from_toml_str(text: &str, dir: Option<&Path>) -> Res<Config> {
     let file = text
         .parse::<Table>()
         .map_err(|e| ConfigError::new(format!("invalid TOML: {}", e.to_string().trim_end())))?;
@@ -18,6 +22,11 @@ pub(crate) fn from_toml_str(text: &str) -> Res<Config> {
             (key.set)(&mut config, v).map_err(|reason| {
                 ConfigError::new(format!("{} = {} {reason}", key.name, show(v)))
             })?;
+        }
+    }
+    if let Some(dir) = dir {
+        if file.contains_key("root") && config.root.is_relative() {
+            config.root = dir.join(&config.root);
         }
     }
     if let Some(clash) = config.endpoint_clash() {
@@ -364,6 +373,23 @@ mod tests {
         assert!(err("listen = \"localhost\"").contains("localhost:8080"));
         assert!(err("listen = \"-bad:80\"").starts_with("listen = \"-bad:80\" is invalid"));
         assert!(err("listen = \"::1:80\"").contains("[::1]:8080"));
+    }
+
+    #[test]
+    fn a_bare_number_above_an_hour_is_refused_with_a_unit_to_write() {
+        assert_eq!(
+            err("[timeouts]\nkeepalive_idle = 75000"),
+            "timeouts.keepalive_idle = 75000 is read as 75000 seconds (20.8 hours): a bare \
+             number above an hour is refused; write it with a unit, like \"75s\" (for 75000 \
+             milliseconds) or \"21h\""
+        );
+        assert!(err("[cors]\nmax_age = 86400")
+            .contains("\"86400ms\" (for 86400 milliseconds) or \"24h\""));
+        assert!(err("[timeouts]\nwrite = 3601").contains("\"3601ms\""));
+        let c = Config::from_toml_str("[timeouts]\nkeepalive_idle = 3600").unwrap();
+        assert_eq!(c.timeouts.keepalive_idle, Duration::from_secs(3600));
+        let c = Config::from_toml_str("[timeouts]\nkeepalive_idle = \"75000s\"").unwrap();
+        assert_eq!(c.timeouts.keepalive_idle, Duration::from_secs(75_000));
     }
 
     #[test]

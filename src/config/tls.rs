@@ -24,6 +24,9 @@ pub struct TlsConfig {
     /// host no certificate is for is redirected (the canonical host);
     /// empty: it is answered 421 Misdirected Request (default).
     pub redirect_host: String,
+    /// `tls.self_signed`: with no certificate given, serve one for
+    /// `localhost` made at start and kept in memory (default false).
+    pub self_signed: bool,
 }
 
 impl TlsConfig {

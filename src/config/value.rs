@@ -315,15 +315,37 @@ pub(crate) fn duration(v: &Value) -> Parsed<Duration> {
     }
 }
 
-/// A duration where zero means "off"; a bare integer is seconds.
+/// The longest duration a bare integer (seconds) may give: above it, the
+/// number was most likely meant in milliseconds (`keepalive_idle = 75000`
+/// would be 20.8 hours). An hour: "2h" or "86400s" are still one word away.
+const BARE_SECONDS_MAX: u64 = 60 * 60;
+
+/// A duration where zero means "off"; a bare integer is seconds, up to an hour.
 pub(crate) fn duration_or_zero(v: &Value) -> Parsed<Duration> {
     match v {
-        Value::Integer(i) => u64::try_from(*i)
-            .map(Duration::from_secs)
-            .map_err(|_| not("positive", DURATION_FIX)),
+        Value::Integer(i) => match u64::try_from(*i) {
+            Ok(n) if n > BARE_SECONDS_MAX => Err(bare_seconds(n)),
+            Ok(n) => Ok(Duration::from_secs(n)),
+            Err(_) => Err(not("positive", DURATION_FIX)),
+        },
         Value::String(s) => parse_duration(s).ok_or_else(|| not("a duration", DURATION_FIX)),
         _ => Err(not("a duration", DURATION_FIX)),
     }
+}
+
+/// Why a bare integer above a day is refused, with the units it may have meant.
+fn bare_seconds(n: u64) -> Reason {
+    #[allow(clippy::cast_precision_loss)] // shown to one decimal
+    let hours = n as f64 / 3600.0;
+    let meant = match n % 1000 {
+        0 => format!("\"{}s\"", n / 1000),
+        _ => format!("\"{n}ms\""),
+    };
+    format!(
+        "is read as {n} seconds ({hours:.1} hours): a bare number above an hour is refused; \
+         write it with a unit, like {meant} (for {n} milliseconds) or \"{}h\"",
+        n.div_ceil(3600)
+    )
 }
 
 /// A duration in whole seconds, zero meaning "off", for options the kernel

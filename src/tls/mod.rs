@@ -8,7 +8,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use rustls::crypto::ring as provider;
 use rustls::pki_types::pem::PemObject;
@@ -62,19 +62,36 @@ pub struct TlsKeys {
     current: RwLock<(Arc<ServerConfig>, Arc<ServedNames>)>,
     ticketer: Arc<dyn ProducesTickets>,
     cache: Arc<dyn StoresServerSessions>,
+    /// Served when no certificate is given (`tls.self_signed`).
+    self_signed: Option<Arc<CertifiedKey>>,
 }
 
 impl TlsKeys {
     /// Loads `certificates` (at least one): an error names the file that failed.
     pub fn load(certificates: &[CertificateFiles]) -> Result<TlsKeys, TlsError> {
+        Self::load_with(certificates, false)
+    }
+
+    /// Loads `certificates`; with `self_signed`, none is needed: the
+    /// certificate of [`self_signed_localhost`] is served while the list
+    /// is empty, on this load and every reload.
+    pub fn load_with(
+        certificates: &[CertificateFiles],
+        self_signed: bool,
+    ) -> Result<TlsKeys, TlsError> {
         let ticketer = provider::Ticketer::new()
             .map_err(|e| TlsError(format!("cannot make a session ticket key: {e}")))?;
         let cache: Arc<dyn StoresServerSessions> = ServerSessionMemoryCache::new(SESSION_CACHE);
-        let config = server_config(certificates, &ticketer, &cache)?;
+        let self_signed = match self_signed {
+            true => Some(self_signed_localhost()?),
+            false => None,
+        };
+        let config = server_config(certificates, self_signed.as_ref(), &ticketer, &cache)?;
         Ok(TlsKeys {
             current: RwLock::new(config),
             ticketer,
             cache,
+            self_signed,
         })
     }
 
@@ -112,7 +129,13 @@ impl TlsKeys {
     /// Reads and checks `certificates` without using them yet: the first
     /// half of [`Self::reload`], for a reload that may still fail elsewhere.
     pub fn prepare(&self, certificates: &[CertificateFiles]) -> Result<PreparedKeys, TlsError> {
-        server_config(certificates, &self.ticketer, &self.cache).map(PreparedKeys)
+        server_config(
+            certificates,
+            self.self_signed.as_ref(),
+            &self.ticketer,
+            &self.cache,
+        )
+        .map(PreparedKeys)
     }
 
     /// Makes what [`Self::prepare`] read current for new handshakes.
@@ -189,22 +212,55 @@ impl ServedNames {
     }
 }
 
+/// A certificate for `localhost`, `127.0.0.1` and `::1`, signed by its
+/// own key (ECDSA P-256), made at the first call and kept in memory for
+/// the life of the process: HTTPS for a first local try with no files
+/// (`tls.self_signed`, `--tls-self-signed`). No client trusts it unless
+/// told to (`curl -k`, the browser's warning page).
+pub fn self_signed_localhost() -> Result<Arc<CertifiedKey>, TlsError> {
+    static MADE: OnceLock<Result<Arc<CertifiedKey>, TlsError>> = OnceLock::new();
+    MADE.get_or_init(|| {
+        let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+        let made = rcgen::generate_simple_self_signed(names)
+            .map_err(|e| TlsError(format!("cannot make a self-signed certificate: {e}")))?;
+        let key = PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
+        let signing = provider::sign::any_supported_type(&key)
+            .map_err(|e| TlsError(format!("the self-signed certificate's key: {e}")))?;
+        Ok(Arc::new(CertifiedKey::new(
+            vec![made.cert.der().clone()],
+            signing,
+        )))
+    })
+    .clone()
+}
+
 fn server_config(
     certificates: &[CertificateFiles],
+    self_signed: Option<&Arc<CertifiedKey>>,
     ticketer: &Arc<dyn ProducesTickets>,
     cache: &Arc<dyn StoresServerSessions>,
 ) -> Result<(Arc<ServerConfig>, Arc<ServedNames>), TlsError> {
-    if certificates.is_empty() {
-        return Err(TlsError(
-            "no certificate: give --tls-cert FILE --tls-key FILE, or a [[tls.certificates]] table"
-                .into(),
-        ));
-    }
     let mut resolver = SniResolver::default();
     let mut served = ServedNames {
         names: Vec::new(),
         default_leaf: None,
     };
+    match (certificates.is_empty(), self_signed) {
+        (true, Some(key)) => {
+            // Its subject names (localhost, 127.0.0.1, ::1) are what a
+            // redirect may send a client to.
+            served.default_leaf = key.cert.first().cloned();
+            resolver.first = Some(key.clone());
+        }
+        (true, None) => {
+            return Err(TlsError(
+                "no certificate: give --tls-cert FILE --tls-key FILE, or a \
+                 [[tls.certificates]] table (or --tls-self-signed to try HTTPS locally)"
+                    .into(),
+            ))
+        }
+        (false, _) => {}
+    }
     for files in certificates {
         let key = Arc::new(certified_key(files)?);
         served
@@ -376,6 +432,11 @@ impl Session for TlsSession {
 
 #[cfg(test)]
 mod tests {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::pki_types::{ServerName, UnixTime};
+    use rustls::RootCertStore;
+
     use super::*;
 
     fn served(names: &[&str], subject: &[&str]) -> ServedNames {
@@ -414,5 +475,31 @@ mod tests {
         assert!(default.serves("localhost") && default.serves("localhost."));
         assert!(default.serves("127.0.0.1"));
         assert!(!default.serves("[::1]") && !default.serves("evil.example"));
+    }
+
+    /// Checked the way a client checks it, trusting it as its own root:
+    /// valid for the three local names, and for nothing else.
+    #[test]
+    fn the_self_signed_certificate_is_made_once_for_the_local_names() {
+        let made = self_signed_localhost().expect("made");
+        assert!(Arc::ptr_eq(&made, &self_signed_localhost().expect("again")));
+        made.keys_match().expect("its own key");
+        let leaf = &made.cert[0];
+        let mut roots = RootCertStore::empty();
+        roots.add(leaf.clone()).expect("a root");
+        let verifier = WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(provider::default_provider()),
+        )
+        .build()
+        .expect("verifier");
+        let check = |name: &'static str| {
+            let name = ServerName::try_from(name).expect("a name");
+            verifier.verify_server_cert(leaf, &[], &name, &[], UnixTime::now())
+        };
+        for name in ["localhost", "127.0.0.1", "::1"] {
+            check(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        assert!(check("example.com").is_err());
     }
 }

@@ -18,6 +18,7 @@ mod deploy;
 mod dispatch;
 mod docs;
 mod echo;
+mod first_hour;
 mod fuzz_corpus;
 mod hardening_service;
 mod layers;

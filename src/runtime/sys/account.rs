@@ -3,6 +3,8 @@
 
 use std::ffi::CString;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use super::syscall;
 
@@ -110,6 +112,45 @@ pub fn switch_to(account: Account) -> io::Result<()> {
     Ok(())
 }
 
+/// Runs `check` on a thread of its own that has first taken `account`'s
+/// ids, so what it opens is opened with the rights the server will have
+/// once it switches: a check on the file itself, not a guess from mode
+/// bits. Linux keeps credentials per thread, and the raw system calls
+/// used here, unlike glibc's wrappers, change only the calling thread; the
+/// thread ends with the check, the rest of the process stays as it was.
+pub fn as_account<T: Send>(account: Account, check: impl FnOnce() -> T + Send) -> io::Result<T> {
+    let (uid, gid) = (
+        libc::c_long::from(account.uid),
+        libc::c_long::from(account.gid),
+    );
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                let groups = [account.gid];
+                // SAFETY: `groups` holds one gid_t, the count passed; the
+                // raw call changes this thread's groups only.
+                syscall!(libc::syscall(libc::SYS_setgroups, 1, groups.as_ptr()))?;
+                // SAFETY: plain id arguments; this thread only.
+                syscall!(libc::syscall(libc::SYS_setresgid, gid, gid, gid))?;
+                // SAFETY: plain id arguments; this thread only.
+                syscall!(libc::syscall(libc::SYS_setresuid, uid, uid, uid))?;
+                Ok(check())
+            })
+            .join()
+            .map_err(|_| io::Error::other("the check as the run user panicked"))?
+    })
+}
+
+/// Whether the calling thread may create files in `dir` (write and search
+/// permission, by its real ids): where a reopened log is created.
+pub fn can_create_in(dir: &Path) -> io::Result<()> {
+    let c = CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in the path"))?;
+    // SAFETY: `c` is a valid NUL-terminated path for the call.
+    syscall!(libc::access(c.as_ptr(), libc::W_OK | libc::X_OK))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +171,24 @@ mod tests {
             "{e}"
         );
         assert!(lookup("root", "no-such-group-conveyor").is_err());
+    }
+
+    #[test]
+    fn a_check_as_another_account_leaves_the_process_as_it_was() {
+        if !is_root() {
+            return;
+        }
+        let nobody = lookup("nobody", "").unwrap();
+        // SAFETY: geteuid and getegid have no preconditions.
+        let ids = as_account(nobody, || unsafe { (libc::geteuid(), libc::getegid()) }).unwrap();
+        assert_eq!(ids, (nobody.uid, nobody.gid));
+        assert!(is_root(), "the process stays root");
+        // /root is root's alone on every system that has it.
+        let root_home = Path::new("/root");
+        if root_home.is_dir() {
+            assert!(can_create_in(root_home).is_ok());
+            let as_nobody = as_account(nobody, || can_create_in(root_home)).unwrap();
+            assert!(as_nobody.is_err());
+        }
     }
 }
