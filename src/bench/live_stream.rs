@@ -4,7 +4,7 @@
 //! `--server-status` reads it so that the server's p99 beside the client's
 //! covers the same second, not the server's whole life.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -40,18 +40,10 @@ impl Events {
     /// an event stream (another server, an older Conveyor, or the cap of
     /// `status.max_subscribers` reached: the status is in the message).
     pub(crate) fn subscribe(addr: SocketAddr, host: &str) -> Result<Events, String> {
-        let mut stream =
-            TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|e| e.to_string())?;
-        stream
-            .set_read_timeout(Some(READ_SLICE))
-            .and_then(|()| stream.set_write_timeout(Some(CONNECT_TIMEOUT)))
-            .map_err(|e| e.to_string())?;
         let request = format!(
             "GET /status?stream=1 HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n"
         );
-        stream
-            .write_all(request.as_bytes())
-            .map_err(|e| e.to_string())?;
+        let mut stream = super::server_status::ask(addr, &request, CONNECT_TIMEOUT, READ_SLICE)?;
         let started = Instant::now();
         let mut raw = Vec::new();
         let mut buf = [0u8; 16 * 1024];

@@ -169,20 +169,31 @@ pub(crate) fn table(samples: &[Sample], client_p99_us: impl Fn(f64) -> Option<u6
     out
 }
 
-/// Fetches `GET /status` from `addr` (Host `host`) on a new connection.
-pub(crate) fn fetch(addr: SocketAddr, host: &str) -> Result<Value, String> {
-    let mut stream =
-        TcpStream::connect_timeout(&addr, SAMPLE_TIMEOUT).map_err(|e| e.to_string())?;
+/// Connects to `addr` within `timeout`, sends `request`, and returns the
+/// stream with `read_timeout` set for reading the answer.
+pub(crate) fn ask(
+    addr: SocketAddr,
+    request: &str,
+    timeout: Duration,
+    read_timeout: Duration,
+) -> Result<TcpStream, String> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
     stream
-        .set_read_timeout(Some(SAMPLE_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(SAMPLE_TIMEOUT)))
+        .set_read_timeout(Some(read_timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
         .map_err(|e| e.to_string())?;
-    let request = format!(
-        "GET /status HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-    );
     stream
         .write_all(request.as_bytes())
         .map_err(|e| e.to_string())?;
+    Ok(stream)
+}
+
+/// Fetches `GET /status` from `addr` (Host `host`) on a new connection.
+pub(crate) fn fetch(addr: SocketAddr, host: &str) -> Result<Value, String> {
+    let request = format!(
+        "GET /status HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    );
+    let mut stream = ask(addr, &request, SAMPLE_TIMEOUT, SAMPLE_TIMEOUT)?;
     // Read one response, framed as the server frames it: a server may keep
     // the connection open whatever Connection: close asked.
     let mut raw = Vec::new();

@@ -28,6 +28,14 @@ impl Run {
     fn text(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
     }
+
+    /// The live line stderr has for `second` (like `"    1 s "`).
+    fn live_line(&self, second: &str) -> &str {
+        self.stderr
+            .lines()
+            .find(|l| l.starts_with(second))
+            .unwrap_or_else(|| panic!("no line for {second:?}: {}", self.stderr))
+    }
 }
 
 /// Runs `conveyor bench ARGS`, first setting the open-file limit with the
@@ -571,11 +579,7 @@ fn the_series_covers_the_measured_run_and_the_warmup_is_discarded() {
     // A live line per measured second, after the warm-up's.
     assert!(run.stderr.contains("warm-up  1 s"), "{}", run.stderr);
     for second in ["    1 s ", "    2 s "] {
-        let line = run
-            .stderr
-            .lines()
-            .find(|l| l.starts_with(second))
-            .unwrap_or_else(|| panic!("no line for {second:?}: {}", run.stderr));
+        let line = run.live_line(second);
         assert!(
             line.contains("req/s  p99") && line.contains("errors 0"),
             "{line}"
@@ -667,11 +671,7 @@ fn server_status_follows_the_live_stream_second_by_second() {
         run.text()
     );
     for second in ["    1 s ", "    2 s "] {
-        let line = run
-            .stderr
-            .lines()
-            .find(|l| l.starts_with(second))
-            .unwrap_or_else(|| panic!("no line for {second:?}: {}", run.stderr));
+        let line = run.live_line(second);
         assert!(
             line.contains("| server ") && line.contains(" p99 "),
             "{line}"

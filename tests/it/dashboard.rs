@@ -607,24 +607,27 @@ const EXTRAS: &str = "'tls='+!document.getElementById('st-tls').hidden+\
     ';cards='+document.querySelectorAll('#extras .card').length+\
     ';samples='+document.body.dataset.samples";
 
+/// A server with the dashboard page at `PREFIX/dashboard` reading its
+/// event stream from `events` at `PREFIX`: figures the test makes up.
+fn page_over(prefix: &str, events: Arc<dyn Service>) -> TestServer {
+    let page = format!("{prefix}/dashboard");
+    start_with(
+        "readiness",
+        "spawn",
+        |_| {},
+        |b| b.route(&page, Arc::new(Page)).route(prefix, events),
+    )
+}
+
 #[test]
 fn the_dashboard_draws_what_other_parts_add_to_the_report() {
     let Some(binary) = chromium() else {
         return;
     };
-    let server = start_with(
-        "readiness",
-        "spawn",
-        |_| {},
-        |b| {
-            b.route("/fake/dashboard", Arc::new(Page)).route(
-                "/fake",
-                Arc::new(Synthetic {
-                    events: AtomicU64::new(1),
-                }),
-            )
-        },
-    );
+    let events = Arc::new(Synthetic {
+        events: AtomicU64::new(1),
+    });
+    let server = page_over("/fake", events);
     let (_browser, mut tools) = open(&binary, &server.url("/fake/dashboard"));
     let mut state = String::new();
     let drawn = wait_until(Duration::from_secs(60), || {
@@ -681,19 +684,10 @@ fn an_idle_bytes_chart_labels_its_axis_with_two_different_figures() {
     let Some(binary) = chromium() else {
         return;
     };
-    let server = start_with(
-        "readiness",
-        "spawn",
-        |_| {},
-        |b| {
-            b.route("/idle/dashboard", Arc::new(Page)).route(
-                "/idle",
-                Arc::new(Idle {
-                    events: AtomicU64::new(1),
-                }),
-            )
-        },
-    );
+    let events = Arc::new(Idle {
+        events: AtomicU64::new(1),
+    });
+    let server = page_over("/idle", events);
     let (_browser, mut tools) = open(&binary, &server.url("/idle/dashboard"));
     let mut labels = String::new();
     let drawn = wait_until(Duration::from_secs(60), || {

@@ -21,15 +21,6 @@ fn rules(toml: &str) -> Config {
     Config::from_toml_str(toml).expect("config")
 }
 
-/// Every value of field `name`, in order.
-fn all(r: &Response, name: &str) -> Vec<String> {
-    r.headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.clone())
-        .collect()
-}
-
 /// Runs the binary on a config file holding `toml`: its exit code and
 /// what it wrote.
 fn start_on(toml: &str, tag: &str) -> (Option<i32>, String) {
@@ -93,7 +84,7 @@ fn cors_star_with_credentials_is_refused_and_null_is_never_reflected() {
     let c = rules("[cors]\norigins = \"*\"\n");
     let server = one(|config| config.static_files.cors = c.static_files.cors.clone());
     let r = get_with(&server, "/style.css", "Origin: null\r\n");
-    assert_eq!(all(&r, "access-control-allow-origin"), ["*"]);
+    assert_eq!(r.all("access-control-allow-origin"), ["*"]);
     assert_eq!(r.header("access-control-allow-credentials"), None);
 }
 
@@ -132,7 +123,8 @@ fn header_rules_add_to_vary_and_cannot_touch_the_encoding() {
     );
     let server = one(|config| config.static_files.headers = c.static_files.headers.clone());
     let vary = |r: &Response| -> Vec<String> {
-        let mut tokens: Vec<String> = all(r, "vary")
+        let mut tokens: Vec<String> = r
+            .all("vary")
             .iter()
             .flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()))
             .collect();

@@ -12,15 +12,6 @@ fn one(tweak: impl FnOnce(&mut Config)) -> TestServer {
     start("readiness", "spawn", tweak)
 }
 
-/// Every value of field `name`, in order.
-fn all(r: &Response, name: &str) -> Vec<String> {
-    r.headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.clone())
-        .collect()
-}
-
 fn rules(toml: &str) -> Config {
     Config::from_toml_str(toml).expect("config")
 }
@@ -47,15 +38,15 @@ fn header_rules_set_add_and_remove_on_files_and_errors() {
     let server = one(|config| config.static_files.headers = c.static_files.headers.clone());
     let css = get_with(&server, "/style.css", "");
     assert_eq!(css.status, 200);
-    assert_eq!(all(&css, "cache-control"), ["max-age=60"]);
-    assert_eq!(all(&css, "x-both"), ["one"]);
+    assert_eq!(css.all("cache-control"), ["max-age=60"]);
+    assert_eq!(css.all("x-both"), ["one"]);
     assert!(css.header("last-modified").is_some());
     assert!(css.header("content-security-policy").is_none());
 
     // Later rules replace (set), add beside (add) and take out (remove).
     let home = get_with(&server, "/", "");
-    assert_eq!(all(&home, "cache-control"), ["no-cache"], "{home:?}");
-    assert_eq!(all(&home, "x-both"), ["one", "two"]);
+    assert_eq!(home.all("cache-control"), ["no-cache"], "{home:?}");
+    assert_eq!(home.all("x-both"), ["one", "two"]);
     assert!(home.header("last-modified").is_none());
     assert!(home.header("etag").is_some());
 
@@ -63,10 +54,10 @@ fn header_rules_set_add_and_remove_on_files_and_errors() {
     let etag = home.header("etag").expect("etag").to_string();
     let not_modified = get_with(&server, "/", &format!("If-None-Match: {etag}\r\n"));
     assert_eq!(not_modified.status, 304);
-    assert_eq!(all(&not_modified, "cache-control"), ["no-cache"]);
+    assert_eq!(not_modified.all("cache-control"), ["no-cache"]);
     let part = get_with(&server, "/style.css", "Range: bytes=0-3\r\n");
     assert_eq!(part.status, 206);
-    assert_eq!(all(&part, "cache-control"), ["max-age=60"]);
+    assert_eq!(part.all("cache-control"), ["max-age=60"]);
     // What a rule removes stays out of them as well.
     assert!(
         not_modified.header("last-modified").is_none(),
@@ -76,7 +67,7 @@ fn header_rules_set_add_and_remove_on_files_and_errors() {
     assert_eq!(home_part.status, 206);
     assert!(home_part.header("last-modified").is_none(), "{home_part:?}");
     assert!(home_part.header("etag").is_some());
-    assert_eq!(all(&home_part, "cache-control"), ["no-cache"]);
+    assert_eq!(home_part.all("cache-control"), ["no-cache"]);
 
     let docs = get_with(&server, "/docs/", "");
     assert_eq!(
@@ -97,7 +88,7 @@ fn header_rules_set_add_and_remove_on_files_and_errors() {
 
     // A cached file keeps its rules: the second answer is the first's.
     let again = get_with(&server, "/", "");
-    assert_eq!(all(&again, "x-both"), ["one", "two"]);
+    assert_eq!(again.all("x-both"), ["one", "two"]);
 }
 
 #[test]
@@ -118,8 +109,8 @@ fn the_shipped_rules_give_every_default_response_an_explicit_freshness() {
     ] {
         let r = get_with(&server, path, "");
         assert_eq!(r.status, 200, "{path}");
-        assert_eq!(all(&r, "cache-control"), [cache_control], "{path}");
-        assert_eq!(all(&r, "x-content-type-options"), ["nosniff"], "{path}");
+        assert_eq!(r.all("cache-control"), [cache_control], "{path}");
+        assert_eq!(r.all("x-content-type-options"), ["nosniff"], "{path}");
     }
     let missing = get_with(&server, "/nope", "");
     assert_eq!(missing.header("x-content-type-options"), Some("nosniff"));
@@ -158,7 +149,7 @@ fn cors_answers_preflights_and_marks_what_depends_on_the_origin() {
         preflight.header("access-control-allow-credentials"),
         Some("true")
     );
-    assert!(all(&preflight, "vary").iter().any(|v| v == "Origin"));
+    assert!(preflight.all("vary").iter().any(|v| v == "Origin"));
 
     let simple = get_with(&server, "/style.css", "Origin: https://app.example\r\n");
     assert_eq!(simple.status, 200);
@@ -170,7 +161,7 @@ fn cors_answers_preflights_and_marks_what_depends_on_the_origin() {
         .header("access-control-expose-headers")
         .expect("expose");
     assert!(exposed.contains("Content-Range") && exposed.contains("Accept-Ranges"));
-    assert!(all(&simple, "vary").iter().any(|v| v == "Origin"));
+    assert!(simple.all("vary").iter().any(|v| v == "Origin"));
     let part = get_with(
         &server,
         "/style.css",
@@ -190,7 +181,7 @@ fn cors_answers_preflights_and_marks_what_depends_on_the_origin() {
     );
     let other = get_with(&server, "/style.css", "Origin: https://evil.example\r\n");
     assert!(other.header("access-control-allow-origin").is_none());
-    assert!(all(&other, "vary").iter().any(|v| v == "Origin"));
+    assert!(other.all("vary").iter().any(|v| v == "Origin"));
     // OPTIONS that is no preflight is still not a method files answer.
     let plain_options = ask(&server, "OPTIONS /style.css HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(plain_options.status, 405);
@@ -200,13 +191,13 @@ fn cors_answers_preflights_and_marks_what_depends_on_the_origin() {
     let any = one(|config| config.static_files.cors = c.static_files.cors.clone());
     let r = get_with(&any, "/style.css", "Origin: https://x.example\r\n");
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
-    assert!(!all(&r, "vary").iter().any(|v| v == "Origin"));
+    assert!(!r.all("vary").iter().any(|v| v == "Origin"));
 
     // Not configured: nothing added, OPTIONS is 405.
     let off = one(|_| {});
     let r = get_with(&off, "/style.css", "Origin: https://app.example\r\n");
     assert!(r.header("access-control-allow-origin").is_none());
-    assert!(!all(&r, "vary").iter().any(|v| v.contains("Origin")));
+    assert!(!r.all("vary").iter().any(|v| v.contains("Origin")));
     let r = ask(
         &off,
         "OPTIONS / HTTP/1.1\r\nHost: t\r\nOrigin: https://a.example\r\n\
@@ -462,7 +453,7 @@ fn listings_sort_by_query_and_answer_json() {
         let r = get_with(&server, &format!("/s/{query}"), accept);
         assert_eq!(r.status, 200);
         assert_eq!(r.header("content-type"), Some("application/json"));
-        assert!(all(&r, "vary").iter().any(|v| v == "Accept"));
+        assert!(r.all("vary").iter().any(|v| v == "Accept"));
         let text = r.text();
         assert!(
             text.starts_with("{\"path\":\"/s/\",\"sorted\":true,\"entries\":["),

@@ -210,6 +210,15 @@ impl Response {
     pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// Every value of field `name`, in order.
+    pub(crate) fn all(&self, name: &str) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
 }
 
 /// Reads one response from `stream`. `head_request`: the request was HEAD
