@@ -7,14 +7,16 @@
 //! Each case sends its request, then 1 MB more, from a writer thread while
 //! the test reads: the whole answer must arrive every time.
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::thread;
 
-use socket2::{Domain, Socket, Type};
 use std::time::Duration;
 
-use crate::harness::{count, localhost_certificate, read_until_closed, start, temp_dir};
+use crate::harness::tls::{client, handshake, localhost_pki, tls_addr, with_tls, BOTH};
+use crate::harness::{
+    count, localhost_certificate, read_until_closed, small_window_connect, start, temp_dir,
+};
 
 const MORE: usize = 1_000_000;
 
@@ -22,12 +24,9 @@ const MORE: usize = 1_000_000;
 /// it could be sent, then returns everything the server sent until it
 /// closed (or 20 s passed).
 fn send_and_read(addr: SocketAddr, head: Vec<u8>, filler: u8) -> Vec<u8> {
-    // A small receive buffer keeps most of the answer in the server's send
-    // queue until the test reads: the queue a reset would throw away.
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    socket.connect(&addr.into()).expect("connect");
-    let mut reader: TcpStream = socket.into();
+    // A small receive window keeps most of the answer in the server's send
+    // queue until the test reads: the queue a reset throws away.
+    let mut reader = small_window_connect(addr);
     let mut writer = reader.try_clone().expect("clone");
     let sending = thread::spawn(move || -> std::io::Result<()> {
         writer.write_all(&head)?;
@@ -129,4 +128,51 @@ fn plain_http_on_the_tls_port_reads_its_400() {
     );
     drop(server);
     std::fs::remove_dir_all(&dir).expect("clean up");
+}
+
+/// 1,500 requests pipelined over TLS, then 1 MB more, on a connection
+/// that closes after 1,000: the 1,000 answers all arrive. The records are
+/// written from one thread while another collects what comes back, and
+/// the answers are decrypted once the sending is done.
+#[test]
+fn pipelined_requests_over_tls_past_the_connection_limit_all_get_their_answer() {
+    let pki = localhost_pki();
+    let server = start("readiness", "spawn", |config| {
+        with_tls(config, &pki);
+        config.limits.max_requests_per_connection = 1000;
+    });
+    let config = client(&pki.ders, BOTH);
+    let tls = handshake(
+        small_window_connect(tls_addr(&server)),
+        &config,
+        "localhost",
+    )
+    .expect("TLS handshake");
+    let (mut conn, sock) = (tls.conn, tls.sock);
+    let mut receiving = sock.try_clone().expect("clone");
+    let collecting = thread::spawn(move || {
+        let (got, closed) = read_until_closed(&mut receiving, Duration::from_secs(20));
+        assert!(closed, "the server closed the connection");
+        got
+    });
+    let one = b"GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let mut plain: Vec<u8> = one.iter().copied().cycle().take(one.len() * 1500).collect();
+    plain.resize(plain.len() + MORE, b'x');
+    let mut sending = &sock;
+    for piece in plain.chunks(16 * 1024) {
+        conn.writer().write_all(piece).expect("encrypt");
+        while conn.wants_write() {
+            conn.write_tls(&mut sending)
+                .expect("the client could send all it had");
+        }
+    }
+    let ciphertext = collecting.join().expect("collector");
+    let mut records = &ciphertext[..];
+    let mut got = Vec::new();
+    while !records.is_empty() && conn.read_tls(&mut records).expect("records") > 0 {
+        conn.process_new_packets().expect("valid records");
+        let _ = conn.reader().read_to_end(&mut got);
+    }
+    assert_eq!(count(&got, b"HTTP/1.1 200 OK\r\n"), 1000);
+    assert!(got.ends_with(b"</html>\n"), "the last answer whole");
 }

@@ -7,126 +7,20 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::harness::status::{status, Figures};
+use crate::harness::tls::*;
 use crate::harness::{
     closed_within, each_server, get, process, raw, read_response, read_response_with, rss_bytes,
     start, temp_dir, wait_until, TestServer,
 };
 use conveyor::config::Config;
 use conveyor::tls::CertificateFiles;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, HandshakeKind, ProtocolVersion, StreamOwned};
 
-type TlsStream = StreamOwned<ClientConnection, TcpStream>;
-
-/// Certificates written to a temporary directory, removed on drop.
-struct Pki {
-    dir: PathBuf,
-    /// One per `make` call, in order.
-    files: Vec<CertificateFiles>,
-    ders: Vec<CertificateDer<'static>>,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        Pki {
-            dir: temp_dir("tls-pki"),
-            files: Vec::new(),
-            ders: Vec::new(),
-        }
-    }
-
-    /// A self-signed certificate for `subject_names`, served for `sni`
-    /// (empty: the default certificate).
-    fn make(&mut self, subject_names: &[&str], sni: &[&str]) -> CertificateFiles {
-        let names: Vec<String> = subject_names.iter().map(|s| s.to_string()).collect();
-        let made = rcgen::generate_simple_self_signed(names).expect("rcgen");
-        let n = self.files.len();
-        let cert = self.dir.join(format!("cert{n}.pem"));
-        let key = self.dir.join(format!("key{n}.pem"));
-        std::fs::write(&cert, made.cert.pem()).expect("write cert");
-        std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key");
-        let files = CertificateFiles {
-            cert,
-            key,
-            names: sni.iter().map(|s| s.to_string()).collect(),
-        };
-        self.files.push(files.clone());
-        self.ders.push(made.cert.der().clone());
-        files
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A client trusting `roots`, offering `versions` and ALPN `http/1.1`.
-fn client(
-    roots: &[CertificateDer<'static>],
-    versions: &[&'static rustls::SupportedProtocolVersion],
-) -> Arc<ClientConfig> {
-    let mut store = rustls::RootCertStore::empty();
-    for root in roots {
-        store.add(root.clone()).expect("root");
-    }
-    let mut config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(versions)
-            .expect("versions")
-            .with_root_certificates(store)
-            .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
-}
-
-const BOTH: &[&rustls::SupportedProtocolVersion] =
-    &[&rustls::version::TLS13, &rustls::version::TLS12];
-
-/// Connects and completes the handshake (panics if it fails).
-fn connect(addr: SocketAddr, config: &Arc<ClientConfig>, name: &str) -> TlsStream {
-    try_connect(addr, config, name).expect("TLS handshake")
-}
-
-fn try_connect(
-    addr: SocketAddr,
-    config: &Arc<ClientConfig>,
-    name: &str,
-) -> Result<TlsStream, std::io::Error> {
-    let sock = TcpStream::connect(addr).expect("connect");
-    sock.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    sock.set_nodelay(true).expect("nodelay");
-    let name = ServerName::try_from(name.to_string()).expect("server name");
-    let conn = ClientConnection::new(config.clone(), name).expect("client");
-    let mut tls = StreamOwned::new(conn, sock);
-    while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock)?;
-    }
-    Ok(tls)
-}
-
-/// TLS on port 0 with `pki`'s certificates, on top of the test defaults.
-fn with_tls(config: &mut Config, pki: &Pki) {
-    config.tls.listen = vec!["127.0.0.1:0".parse().expect("addr")];
-    config.tls.certificates = pki.files.clone();
-}
-
-fn tls_addr(server: &TestServer) -> SocketAddr {
-    server.server().tls_addrs()[0]
-}
-
-fn localhost_pki() -> Pki {
-    let mut pki = Pki::new();
-    pki.make(&["localhost"], &[]);
-    pki
-}
+use rustls::{HandshakeKind, ProtocolVersion};
 
 /// A number from the `"tls"` object of `/status`.
 fn tls_figure(server: &TestServer, key: &str) -> i64 {

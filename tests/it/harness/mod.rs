@@ -5,6 +5,9 @@
 pub(crate) mod needs;
 pub(crate) mod process;
 pub(crate) mod status;
+pub(crate) mod tls;
+
+pub(crate) use tls::localhost_certificate;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -503,18 +506,4 @@ pub(crate) fn assert_file(
         disk.len()
     );
     disk
-}
-
-/// A self-signed certificate for `localhost`, made now (rcgen) and written
-/// as PEM files into `dir`: the default certificate of a TLS listener.
-pub(crate) fn localhost_certificate(dir: &Path) -> conveyor::tls::CertificateFiles {
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
-    let (cert, key) = (dir.join("localhost.pem"), dir.join("localhost.key"));
-    std::fs::write(&cert, made.cert.pem()).expect("cert");
-    std::fs::write(&key, made.signing_key.serialize_pem()).expect("key");
-    conveyor::tls::CertificateFiles {
-        cert,
-        key,
-        names: Vec::new(),
-    }
 }
