@@ -135,6 +135,7 @@ impl Built {
             shutdown: &line.shutdown,
             status: line,
             readiness: &line.readiness,
+            files: self.routes.files(),
         };
         // How long it waited since queued; `codel` may shed it for that.
         let worker = crate::runtime::current_worker().unwrap_or(0);
