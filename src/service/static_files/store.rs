@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use crate::runtime::sys::limits::lower_thread_priority;
 use crate::runtime::Latch;
 
 use super::cache::{read_version, Version};
@@ -243,7 +244,12 @@ impl Store {
                 let rx: Receiver<Job> = rx.clone();
                 let spawned = std::thread::Builder::new()
                     .name("conveyor-compress".into())
-                    .spawn(move || rx.iter().for_each(run));
+                    .spawn(move || {
+                        // Behind the workers for the CPU: a worker never
+                        // waits for a compression to finish its slice.
+                        let _ = lower_thread_priority(10);
+                        rx.iter().for_each(run);
+                    });
                 if spawned.is_err() {
                     break;
                 }
