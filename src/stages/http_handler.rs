@@ -13,7 +13,7 @@ use crate::http::{parse_request, BodyFraming, Limits, Request};
 use crate::runtime::swap::Swap;
 use crate::runtime::LocalPool;
 use crate::service::redirect::HttpsRedirect;
-use crate::service::static_files::StaticFiles;
+use crate::service::static_files::{CacheFigures, StaticFiles};
 use crate::service::{
     flush, read_buffer_size, Exchange, Outcome, Reading, RouteTable, Service, ServiceContext,
     Target,
@@ -83,6 +83,12 @@ impl HttpHandler {
         access_log: Option<crate::access_log::AccessLog>,
     ) -> std::io::Result<PreparedHandler> {
         Built::new(config, self.workers, access_log, &self.mounted).map(PreparedHandler)
+    }
+
+    /// The figures of the static files' cache in use, for `/status`.
+    pub(crate) fn cache_figures(&self) -> Option<CacheFigures> {
+        let built = self.current.load();
+        built.routes.files().map(StaticFiles::cache_figures)
     }
 
     /// Makes what `prepare` built current for every connection's next
