@@ -489,3 +489,41 @@ pub(super) enum Lookup {
     /// not have been read yet: `Cache::sync` first.
     Unsynced,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::canonical;
+
+    #[test]
+    fn one_canonical_spelling_per_path() {
+        for path in [
+            "/",
+            "/a.js",
+            "/dir/",
+            "/dir/a.css",
+            "/.well-known/x",
+            "/a%20b.txt",
+            "/%C3%A9.txt",
+        ] {
+            assert!(canonical(path), "{path}");
+        }
+        for path in [
+            "//a.js",
+            "/./a.js",
+            "/x/../a.js",
+            "/dir//a.js",
+            "/dir/.",
+            "/dir/..",
+            "/%61.js",
+            "/a%2fb",
+            "/a%2Fb",
+            "/a%2e.js",
+            "/a%2",
+            "/a%zz",
+            "/a%7E",
+            "/a%21",
+        ] {
+            assert!(!canonical(path), "{path}");
+        }
+    }
+}

@@ -110,6 +110,17 @@ struct State {
     bytes: u64,
 }
 
+impl State {
+    /// Whether `slot` is still the pending entry for `key`: not evicted,
+    /// nor evicted and started again (that entry's own compression fills
+    /// it).
+    fn is_current(&self, key: &Version, slot: &Arc<Slot>) -> bool {
+        self.entries
+            .get(key)
+            .is_some_and(|e| Arc::ptr_eq(&e.slot, slot) && slot.pending())
+    }
+}
+
 /// Totals for `/status`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheFigures {
@@ -265,12 +276,12 @@ impl Store {
     /// Stores the result of a compression, evicting the least recently
     /// used entries to make room; dropped if its entry went meanwhile or
     /// it cannot fit.
-    fn finish(&self, key: Version, br: Option<Vec<u8>>, gz: Option<Vec<u8>>) {
+    fn finish(&self, key: Version, slot: &Arc<Slot>, br: Option<Vec<u8>>, gz: Option<Vec<u8>>) {
         self.compressions.fetch_add(1, Ordering::Relaxed);
         let size = |b: &Option<Vec<u8>>| b.as_ref().map_or(0, |b| b.len() as u64);
         let mut extra = size(&br) + size(&gz);
         let mut state = self.state();
-        if !state.entries.contains_key(&key) {
+        if !state.is_current(&key, slot) {
             return;
         }
         let (br, gz) = match self.make_room_locked(&mut state, extra, Some(&key)) {
@@ -347,8 +358,11 @@ impl Store {
     }
 
     /// Forgets a compression that will not finish (the file changed).
-    fn abandon(&self, key: Version) {
+    fn abandon(&self, key: Version, slot: &Arc<Slot>) {
         let mut state = self.state();
+        if !state.is_current(&key, slot) {
+            return;
+        }
         if let Some(entry) = state.entries.remove(&key) {
             state.lru.remove(&entry.lru);
             entry.slot.state.store(GONE, Ordering::Release);
@@ -385,7 +399,7 @@ fn compress_job(job: Job) {
             (m, Some(bytes)) if Version::of(&m) == job.key => bytes.into(),
             _ => {
                 if let Some(store) = job.store.upgrade() {
-                    store.abandon(job.key);
+                    store.abandon(job.key, &job.slot);
                 }
                 return;
             }
@@ -398,6 +412,58 @@ fn compress_job(job: Job) {
     let br = compress(Encoding::Br, &bytes);
     let gz = compress(Encoding::Gzip, &bytes);
     if let Some(store) = job.store.upgrade() {
-        store.finish(job.key, br, gz);
+        store.finish(job.key, &job.slot, br, gz);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn version_of(dir: &std::path::Path, name: &str) -> Version {
+        let path = dir.join(name);
+        std::fs::write(&path, name).expect("write");
+        Version::of(&std::fs::metadata(&path).expect("stat"))
+    }
+
+    fn wait_ready(slot: &Slot) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while slot.pending() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(slot.ready(), "compressed within 20 s");
+    }
+
+    /// A version asked for again while it is being compressed shares the
+    /// one compression; its bytes are counted once.
+    #[test]
+    fn one_compression_per_version_counted_once() {
+        let dir = std::env::temp_dir().join(format!("conveyor-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let store = Arc::new(Store::new(1 << 20, 1));
+        let text: Arc<[u8]> = b"body { margin: 0 auto; }\n".repeat(400).into();
+        let key = version_of(&dir, "a.css");
+        let first = store
+            .get_or_start(key, Source::Bytes(text.clone()))
+            .expect("queued");
+        let again = store
+            .get_or_start(key, Source::Bytes(text.clone()))
+            .expect("found");
+        assert!(Arc::ptr_eq(&first.slot, &again.slot));
+        wait_ready(&first.slot);
+        let ready = store.get_or_start(key, Source::Bytes(text)).expect("found");
+        let br = ready.br.and_then(|w| w.upgrade()).expect("brotli kept");
+        let gz = ready.gz.and_then(|w| w.upgrade()).expect("gzip kept");
+        let figures = store.figures();
+        assert_eq!(figures.compressions, 1);
+        assert_eq!(figures.compressed_entries, 1);
+        let charged = (br.len() + gz.len()) as u64 + ENTRY_OVERHEAD;
+        assert_eq!(figures.compressed_bytes, charged);
+        // In-memory files get at most half the budget.
+        assert!(!store.reserve_file_bytes((1 << 19) + 1));
+        assert!(store.reserve_file_bytes(1 << 18));
+        assert_eq!(store.figures().file_bytes, 1 << 18);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
