@@ -413,7 +413,7 @@ impl CachedFiles {
         let Some(stored) = self.store.get_or_start(Version::of(meta), source) else {
             return (variants, None);
         };
-        let ready = stored.slot.ready();
+        let ready = stored.ready;
         let encoded = [(Encoding::Br, &stored.br), (Encoding::Gzip, &stored.gz)];
         for ((encoding, bytes), missing) in encoded.into_iter().zip(missing) {
             let Some(bytes) = bytes.as_ref().filter(|_| missing) else {

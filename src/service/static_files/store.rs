@@ -76,6 +76,9 @@ impl Slot {
 /// save 10 %.
 pub(super) struct Encodings {
     pub(super) slot: Arc<Slot>,
+    /// Whether `br` and `gz` are the result (read with them, under the
+    /// lock): false while the compression runs.
+    pub(super) ready: bool,
     pub(super) br: Option<Weak<[u8]>>,
     pub(super) gz: Option<Weak<[u8]>>,
 }
@@ -207,6 +210,7 @@ impl Store {
             self.touch(&entry.slot);
             return Some(Encodings {
                 slot: entry.slot.clone(),
+                ready: entry.slot.ready(),
                 br: entry.br.as_ref().map(Arc::downgrade),
                 gz: entry.gz.as_ref().map(Arc::downgrade),
             });
@@ -240,6 +244,7 @@ impl Store {
         self.make_room_locked(&mut state, 0, Some(&key));
         Some(Encodings {
             slot,
+            ready: false,
             br: None,
             gz: None,
         })
