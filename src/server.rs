@@ -263,7 +263,11 @@ impl Server {
 
     /// What `/status` answers, as JSON.
     pub fn status_json(&self) -> String {
-        crate::service::status::to_json(&StatusSource::report(&*self.line))
+        let mut report = StatusSource::report(&*self.line);
+        if let Some(figures) = self.http.as_ref().and_then(|h| h.cache_figures()) {
+            report.file_cache = figures;
+        }
+        crate::service::status::to_json(&report)
     }
 
     /// Writes out what the access log has buffered.

@@ -196,7 +196,7 @@ pub static KEYS: &[Key] = &[
     key!("static.cache_max_file_size", static_files.cache_max_file_size = size, Str("64KiB"),
         "Files up to this size are kept in the in-memory cache; 0 = no caching."),
     key!("static.cache_max_bytes", static_files.cache_max_bytes = size, Str("64MiB"),
-        "Total size of the in-memory file cache."),
+        "Total size of the in-memory file cache, all workers together: compressed files, and small files (at most half)."),
     key!("static.sendfile_min_size", static_files.sendfile_min_size = size, Str("64KiB"),
         "Files at least this big are sent with sendfile(2); 0 = always."),
     key!("static.revalidate", static_files.revalidate: Revalidate = Inotify,

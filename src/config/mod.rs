@@ -266,7 +266,8 @@ blank_struct! {
         /// `static.cache_max_file_size`: files up to this many bytes are kept in the
         /// in-memory cache; 0 = no caching (default 64 KiB).
         pub cache_max_file_size: u64,
-        /// `static.cache_max_bytes`: total bytes of the in-memory file cache (default 64 MiB).
+        /// `static.cache_max_bytes`: total bytes of the in-memory file cache,
+        /// all workers together (default 64 MiB).
         pub cache_max_bytes: u64,
         /// `static.sendfile_min_size`: files at least this many bytes go out with
         /// sendfile(2); 0 = always (default 64 KiB).

@@ -47,9 +47,21 @@ pub struct ServiceContext<'a> {
     pub status: &'a dyn StatusSource,
     /// Starting, ready or draining: what `/readyz` answers.
     pub readiness: &'a Readiness,
+    /// The static files being served, for their figures in the report.
+    pub(crate) files: Option<&'a static_files::StaticFiles>,
 }
 
 impl ServiceContext<'_> {
+    /// What `/status` reports: the line's report with the static files'
+    /// cache figures.
+    pub(crate) fn report(&self) -> status::Report {
+        let mut report = self.status.report();
+        if let Some(files) = self.files {
+            report.file_cache = files.cache_figures();
+        }
+        report
+    }
+
     /// The time this scheduler turn began (`runtime::now`): one clock read
     /// per turn, for timestamps that tolerate being a turn old.
     pub fn now(&self) -> Instant {

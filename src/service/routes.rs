@@ -42,6 +42,14 @@ impl Target {
         }
     }
 
+    /// The static files this target serves, if it is them.
+    pub(crate) fn files(&self) -> Option<&StaticFiles> {
+        match self {
+            Target::Files(files) => Some(files),
+            _ => None,
+        }
+    }
+
     /// Answers the request with this target's service.
     pub async fn serve(&self, ex: &mut Exchange<'_>) -> Outcome {
         match self {
@@ -89,6 +97,11 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
+    /// The static files paths no route matches go to, if they do.
+    pub(crate) fn files(&self) -> Option<&StaticFiles> {
+        self.fallback.files()
+    }
+
     /// The endpoints `config` turns on (`/status` and `/echo` by default,
     /// at `status.path` and `echo.path`), and `files` for every other path.
     pub fn builtin(files: StaticFiles, config: &Config) -> RouteTable {

@@ -14,7 +14,7 @@ use crate::http::{parse_request, BodyFraming, Limits, Request};
 use crate::runtime::swap::Swap;
 use crate::runtime::LocalPool;
 use crate::service::redirect::HttpsRedirect;
-use crate::service::static_files::StaticFiles;
+use crate::service::static_files::{CacheFigures, StaticFiles};
 use crate::service::{
     flush, read_buffer_size, Exchange, Outcome, Reading, RouteTable, Service, ServiceContext,
     Target,
@@ -86,6 +86,12 @@ impl HttpHandler {
         Built::new(config, self.workers, access_log, &self.mounted).map(PreparedHandler)
     }
 
+    /// The figures of the static files' cache in use, for `/status`.
+    pub(crate) fn cache_figures(&self) -> Option<CacheFigures> {
+        let built = self.current.load();
+        built.routes.files().map(StaticFiles::cache_figures)
+    }
+
     /// Makes what `prepare` built current for every connection's next
     /// turn; a turn under way finishes with the old one.
     pub(crate) fn commit(&self, prepared: PreparedHandler) {
@@ -142,6 +148,7 @@ impl Built {
             shutdown: &line.shutdown,
             status: line,
             readiness: &line.readiness,
+            files: self.routes.files(),
         };
         // How long it waited since queued; `codel` may shed it for that.
         let worker = crate::runtime::current_worker().unwrap_or(0);

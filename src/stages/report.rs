@@ -52,6 +52,8 @@ impl StatusSource for Line {
                 }
             },
             pressure: self.pressure_report(),
+            // Filled in by the service that holds the files.
+            file_cache: Default::default(),
         }
     }
 }

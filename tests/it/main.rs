@@ -8,6 +8,7 @@ mod access_log;
 mod bench_cli;
 mod cli;
 mod cli_start_stop;
+mod compress_cache;
 mod compression;
 mod config_swap;
 mod confinement;

@@ -1,5 +1,6 @@
 //! The process's open-file limit (`RLIMIT_NOFILE`): every socket is a file
 //! descriptor, so a load generator with many connections must raise it.
+//! And a thread's scheduling priority, lowered for background work.
 
 use std::io;
 
@@ -47,6 +48,18 @@ pub fn raise_fd_limit(want: u64) -> io::Result<FdLimit> {
     fd_limit()
 }
 
+/// Lowers the calling thread's priority to nice value `nice` (Linux
+/// keeps a nice value per thread), so that background work (compressing
+/// files) yields the CPU to the workers when they want it.
+pub fn lower_thread_priority(nice: i32) -> io::Result<()> {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+    let tid = libc::id_t::try_from(tid).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    // SAFETY: plain integers; `tid` is this thread's own id.
+    syscall!(libc::setpriority(libc::PRIO_PROCESS, tid, nice))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +74,22 @@ mod tests {
         let after = raise_fd_limit(u64::MAX).expect("setrlimit");
         assert_eq!(after.soft, before.hard);
         assert_eq!(after.hard, before.hard);
+    }
+
+    /// Only the calling thread is lowered: the process keeps its priority.
+    #[test]
+    fn a_thread_lowers_its_own_priority_only() {
+        // SAFETY: getpriority takes plain integers; 0 names this process.
+        let process = || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let before = process();
+        let lowered = std::thread::spawn(move || {
+            lower_thread_priority(before.max(10)).expect("setpriority");
+            // SAFETY: as above; 0 names the calling thread here.
+            unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(lowered, before.max(10));
+        assert_eq!(process(), before);
     }
 }

@@ -6,7 +6,7 @@
 //! - [`watch`]: inotify file watching on the reactor.
 //! - [`beneath`]: opening files confined beneath a directory descriptor.
 //! - [`dir`]: reading a directory opened beneath the root.
-//! - [`limits`]: the open-file limit, read and raised.
+//! - [`limits`]: the open-file limit, read and raised; a thread's priority.
 //! - [`signal`]: the control signals, read from a signalfd.
 
 pub mod account;

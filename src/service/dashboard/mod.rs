@@ -148,7 +148,7 @@ async fn stream(ex: &mut Exchange<'_>) -> Outcome {
         let before = ex.out.len();
         ex.out.extend_from_slice(b"data: ");
         ex.out
-            .extend_from_slice(live.event(ctx, &ctx.status.report()).as_bytes());
+            .extend_from_slice(live.event(ctx, &ctx.report()).as_bytes());
         ex.out.extend_from_slice(b"\n\n");
         sent += (ex.out.len() - before) as u64;
         if ex.flush().await.is_err() {

@@ -7,17 +7,18 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crate::runtime::sys::watch::{Change, FileWatcher, WatchId};
 use crate::runtime::{self, race, read_seq_now, Either, Latch};
 
 use super::negotiate::{negotiate, Encoding};
+use super::store::{EntryState, Store};
 use super::{content_type_or, Validators};
 
 /// Identity of a file version: any change to it invalidates a cached copy.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct Version {
     pub(super) len: u64,
     mtime_ns: i128,
@@ -68,12 +69,23 @@ pub(super) struct FileInfo {
     /// the directory (a sidecar appearing changes it). Checked with the
     /// file where inotify does not watch.
     pub(super) also: Vec<(PathBuf, Version)>,
+    /// The shared store's entry for this version, and whether it was ready
+    /// (its variants among `variants`) when this was built: once that
+    /// changes, this is out of date.
+    pub(super) stored: Option<(Arc<EntryState>, bool)>,
 }
 
 /// An encoded representation of a file.
 pub(super) struct Variant {
     pub(super) info: Arc<FileInfo>,
-    pub(super) body: Body,
+    pub(super) body: VariantBody,
+}
+
+/// A variant's bytes: held (a sidecar), or in the shared store of
+/// compressed files, which may evict them.
+pub(super) enum VariantBody {
+    Held(Body),
+    Stored(Weak<[u8]>),
 }
 
 impl FileInfo {
@@ -86,11 +98,21 @@ impl FileInfo {
         same(&self.path, &self.version) && self.also.iter().all(|(p, v)| same(p, v))
     }
 
-    /// The representation to send for an `Accept-Encoding` header.
+    /// Whether the shared store's entry for this version changed since
+    /// this was built (compressed since, or evicted): one atomic load.
+    pub(super) fn stored_changed(&self) -> bool {
+        self.stored
+            .as_ref()
+            .is_some_and(|(slot, ready)| slot.changed_from(*ready))
+    }
+
+    /// The representation to send for an `Accept-Encoding` header; the
+    /// file as it is if the chosen one was evicted meanwhile.
     pub(super) fn representation(
         self: Arc<Self>,
         body: Body,
         accept_encoding: Option<&str>,
+        store: &Store,
     ) -> (Arc<FileInfo>, Body) {
         if self.variants.is_empty() {
             return (self, body);
@@ -105,15 +127,31 @@ impl FileInfo {
             .iter()
             .find(|v| v.info.encoding == Some(chosen))
         {
-            Some(v) => (v.info.clone(), v.body.clone()),
+            Some(v) => match &v.body {
+                VariantBody::Held(held) => (v.info.clone(), held.clone()),
+                VariantBody::Stored(weak) => match weak.upgrade() {
+                    Some(bytes) => {
+                        if let Some((slot, _)) = &self.stored {
+                            store.touch(slot);
+                        }
+                        (v.info.clone(), Body::Memory(bytes))
+                    }
+                    None => (self, body),
+                },
+            },
             None => (self, body),
         }
     }
 
-    /// Memory bytes and open files held by this file's bodies.
+    /// Memory bytes and open files held by this file's bodies (the
+    /// shared store's are counted there).
     pub(super) fn cost(&self, body: &Body) -> (u64, usize) {
+        let held = self.variants.iter().filter_map(|v| match &v.body {
+            VariantBody::Held(b) => Some(b),
+            VariantBody::Stored(_) => None,
+        });
         std::iter::once(body)
-            .chain(self.variants.iter().map(|v| &v.body))
+            .chain(held)
             .fold((0, 0), |(bytes, files), b| match b {
                 Body::Memory(m) => (bytes + m.len() as u64, files),
                 Body::Disk(_) => (bytes, files + 1),
@@ -145,7 +183,10 @@ pub(super) struct Cache {
     /// Cached files and known misses by URL path: one map, so a request
     /// for either costs one hash of its path.
     pub(super) entries: HashMap<String, Cached>,
+    /// Bytes of this worker's entries; also counted in `file_bytes`, the
+    /// total of every worker's, which the one byte budget covers.
     pub(super) bytes: u64,
+    pub(super) file_bytes: Arc<AtomicU64>,
     watch: Watch,
     /// Read number (`read_seq_now`) just before the inotify queue was last
     /// read empty: requests received by earlier reads see every change.
@@ -201,11 +242,20 @@ impl Drop for StopOnDrop {
 }
 
 impl Cache {
+    /// A worker's cache whose bytes count towards `file_bytes`.
+    pub(super) fn new(file_bytes: Arc<AtomicU64>) -> Cache {
+        Cache {
+            file_bytes,
+            ..Cache::default()
+        }
+    }
+
     pub(super) fn remove(&mut self, url_path: &str) {
         match self.entries.remove(url_path) {
             Some(Cached::File(old)) => {
                 let (bytes, files) = old.info.cost(&old.body);
                 self.bytes -= bytes;
+                self.file_bytes.fetch_sub(bytes, Ordering::Relaxed);
                 self.open_files -= files;
             }
             Some(Cached::Missing) => self.misses -= 1,
@@ -229,6 +279,7 @@ impl Cache {
     fn clear(&mut self) {
         self.entries.clear();
         self.misses = 0;
+        self.file_bytes.fetch_sub(self.bytes, Ordering::Relaxed);
         self.bytes = 0;
         self.open_files = 0;
         if let Watch::Active { files, .. } = &mut self.watch {
@@ -401,18 +452,21 @@ pub(super) enum Body {
     Disk(Arc<File>),
 }
 
-/// A file's identity representation; `variants` its encoded ones;
+/// A file's identity representation; `variants` its encoded ones,
+/// `stored` its entry in the store of compressed files (and whether that
+/// was ready: one still pending means variants to come, so `Vary` now);
 /// `default_type` the type of a name without an extension.
 pub(super) fn file_info(
     path: PathBuf,
     meta: &Metadata,
     variants: Vec<Variant>,
     also: Vec<(PathBuf, Version)>,
+    stored: Option<(Arc<EntryState>, bool)>,
     default_type: &str,
 ) -> FileInfo {
     let validators = Validators::from_metadata(meta);
     let content_type = content_type_or(&path, default_type).into_owned();
-    let vary = !variants.is_empty();
+    let vary = !variants.is_empty() || stored.as_ref().is_some_and(|(_, ready)| !ready);
     let head_fields = head_fields(&content_type, &validators, None, vary);
     FileInfo {
         path,
@@ -426,6 +480,7 @@ pub(super) fn file_info(
         vary,
         variants,
         also,
+        stored,
     }
 }
 
@@ -460,6 +515,7 @@ pub(super) fn variant_info(
         vary: true,
         variants: Vec::new(),
         also: Vec::new(),
+        stored: None,
     }
 }
 
@@ -531,6 +587,7 @@ mod tests {
                 &meta,
                 Vec::new(),
                 Vec::new(),
+                None,
                 "application/octet-stream",
             )),
             body: Body::Memory(Arc::from(&b"x"[..])),

@@ -13,11 +13,12 @@ use crate::runtime::{self, current_worker, read_seq_now, ReadBuffer};
 
 use super::cache::{
     file_info, read_version, variant_info, Body, Cache, Cached, CachedFile, FileInfo, Variant,
-    Version, OPEN_FILES_KEPT,
+    VariantBody, Version, OPEN_FILES_KEPT,
 };
-use super::compress::{compress, is_text};
+use super::compress::is_text;
 use super::headers::apply_rules;
 use super::negotiate::Encoding;
+use super::store::{CacheFigures, EntryState, Source, Store};
 use super::Validators;
 use super::{resolve, ResolveError, ResolveOptions, Resolved};
 
@@ -31,6 +32,8 @@ pub(super) struct CachedFiles {
     config: Arc<StaticConfig>,
     /// One cache per worker: no lock contention, at the price of a copy each.
     caches: Vec<Arc<Mutex<Cache>>>,
+    /// The compressed files, shared, and the byte budget of it all.
+    store: Arc<Store>,
 }
 
 impl CachedFiles {
@@ -40,6 +43,12 @@ impl CachedFiles {
         config: Arc<StaticConfig>,
         workers: usize,
     ) -> std::io::Result<CachedFiles> {
+        // A compression thread per four workers, at most four: compressing
+        // is once per file version, and these compete with the workers.
+        let store = Arc::new(Store::new(
+            config.cache_max_bytes,
+            (workers / 4).clamp(1, 4),
+        ));
         Ok(CachedFiles {
             root: RootDir::open(root)?,
             options: ResolveOptions {
@@ -48,8 +57,19 @@ impl CachedFiles {
                 show_dotfiles: config.show_dotfiles,
             },
             config,
-            caches: (0..workers.max(1)).map(|_| Arc::default()).collect(),
+            caches: (0..workers.max(1))
+                .map(|_| Arc::new(Mutex::new(Cache::new(store.file_bytes.clone()))))
+                .collect(),
+            store,
         })
+    }
+
+    pub(super) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(super) fn figures(&self) -> CacheFigures {
+        self.store.figures()
     }
 
     pub(super) fn root(&self) -> &RootDir {
@@ -64,7 +84,37 @@ impl CachedFiles {
     /// cache to learn of changes made before the request when it must.
     /// `input` is the connection's: its buffer goes back to the pool while
     /// the request waits.
+    ///
+    /// A request that `accepts_encoded` finding its file being compressed
+    /// waits for that compression (up to `COMPRESS_WAIT`), not a worker.
     pub(super) async fn find(
+        &self,
+        input: &mut ReadBuffer,
+        url_path: &str,
+        query: Option<&str>,
+        received: u64,
+        accepts_encoded: bool,
+    ) -> Result<Lookup, ResolveError> {
+        let found = self.find_synced(input, url_path, query, received).await;
+        let pending = match &found {
+            Ok(Lookup::Found(info, _)) if accepts_encoded => info
+                .stored
+                .as_ref()
+                .filter(|(slot, _)| slot.pending())
+                .map(|(slot, _)| slot.clone()),
+            _ => None,
+        };
+        let Some(slot) = pending else {
+            return found;
+        };
+        drop(found);
+        input.release_if_empty();
+        // Boxed: rare, and the handler's future stays small.
+        let _ = Box::pin(runtime::timeout(COMPRESS_WAIT, slot.compressed())).await;
+        self.find_synced(input, url_path, query, received).await
+    }
+
+    async fn find_synced(
         &self,
         input: &mut ReadBuffer,
         url_path: &str,
@@ -129,6 +179,8 @@ impl CachedFiles {
             };
             (entry, cache.synced_at)
         };
+        // Compressed since, or evicted: built again below.
+        let cached = cached.filter(|entry| !entry.info.stored_changed());
         if let Some(entry) = cached {
             let hit = || Ok(Lookup::Found(entry.info.clone(), entry.body.clone()));
             if entry.watched {
@@ -174,17 +226,18 @@ impl CachedFiles {
             },
             false => (meta, Body::Disk(Arc::new(file))),
         };
-        let cached = match body {
-            Body::Memory(_) => meta.len() <= self.config.cache_max_file_size,
-            Body::Disk(_) => self.config.cache_max_file_size > 0,
-        };
-        // Compressed only for the cache, and only while it has room: else
-        // every request would compress again.
-        let compress_now = cached && self.cache().bytes + meta.len() <= self.config.cache_max_bytes;
-        let (variants, also, sidecars_direct) = self.variants(&path, &meta, &body, compress_now);
+        // Kept by its one canonical URL only: an alias (`/./a`, `//a`,
+        // `/%61`) is resolved each time, so aliases cannot fill the cache.
+        let cached = canonical(url_path)
+            && match body {
+                Body::Memory(_) => meta.len() <= self.config.cache_max_file_size,
+                Body::Disk(_) => self.config.cache_max_file_size > 0,
+            };
+        let (variants, also, sidecars_direct) = self.variants(&path);
         let direct = direct && sidecars_direct;
+        let (variants, stored) = self.compressed(&path, &meta, &body, variants);
         let default_type = &self.config.default_type;
-        let mut info = file_info(path, &meta, variants, also, default_type);
+        let mut info = file_info(path, &meta, variants, also, stored, default_type);
         apply_rules(&self.config.headers, self.root.path(), &mut info);
         let info = Arc::new(info);
         if cached {
@@ -197,9 +250,7 @@ impl CachedFiles {
         let shared = self.local_cache();
         let mut cache = shared.lock().unwrap_or_else(PoisonError::into_inner);
         let (bytes, files) = info.cost(body);
-        let full = cache.bytes + bytes > self.config.cache_max_bytes
-            || (files > 0 && cache.open_files + files > OPEN_FILES_KEPT);
-        if full {
+        if files > 0 && cache.open_files + files > OPEN_FILES_KEPT {
             return; // serve from disk rather than thrash
         }
         // Watch before checking the version again, so no change can slip
@@ -216,6 +267,10 @@ impl CachedFiles {
             return;
         }
         cache.remove(url_path);
+        // Within the one budget, compressed files making room if need be.
+        if bytes > 0 && !self.store.reserve_file_bytes(bytes) {
+            return; // serve from disk rather than thrash
+        }
         cache.bytes += bytes;
         cache.open_files += files;
         let entry = Arc::new(CachedFile {
@@ -273,19 +328,11 @@ impl CachedFiles {
         cache.insert_miss(url_path);
     }
 
-    /// The encoded representations of the file at `path`: its sidecars
-    /// (opened beneath the root, like any file), and when `compress_now`
-    /// and the configuration allow, brotli and gzip made from `body` for
-    /// the encodings without one. Also the paths whose versions are part
-    /// of the file's (the sidecars and the directory), and whether every
-    /// sidecar was reached without a symlink.
-    fn variants(
-        &self,
-        path: &Path,
-        meta: &Metadata,
-        body: &Body,
-        compress_now: bool,
-    ) -> (Vec<Variant>, Vec<(PathBuf, Version)>, bool) {
+    /// The sidecars of the file at `path` (opened beneath the root, like
+    /// any file); the paths whose versions are part of the file's (the
+    /// sidecars and the directory), and whether every sidecar was reached
+    /// without a symlink.
+    fn variants(&self, path: &Path) -> (Vec<Variant>, Vec<(PathBuf, Version)>, bool) {
         let mut variants = Vec::new();
         let mut also = Vec::new();
         let mut direct = true;
@@ -333,42 +380,60 @@ impl CachedFiles {
             );
             variants.push(Variant {
                 info: Arc::new(info),
-                body: side_body,
+                body: VariantBody::Held(side_body),
             });
         }
-        let compress_cfg = &self.config.compress;
-        let worth = compress_now
-            && compress_cfg.enabled
-            && (compress_cfg.min_size..=compress_cfg.max_size).contains(&meta.len())
-            && is_text(path);
+        (variants, also, direct)
+    }
+
+    /// `variants` and, for the encodings without a sidecar, brotli and
+    /// gzip from the shared store: compressed once per file version, on a
+    /// compression thread, from `body` (the descriptor served, never the
+    /// path again). The store's entry comes back too, with whether it was
+    /// ready; until it is, the file is sent as it is.
+    fn compressed(
+        &self,
+        path: &Path,
+        meta: &Metadata,
+        body: &Body,
+        mut variants: Vec<Variant>,
+    ) -> (Vec<Variant>, Option<(Arc<EntryState>, bool)>) {
+        let config = &self.config.compress;
+        let missing = [Encoding::Br, Encoding::Gzip]
+            .map(|e| !variants.iter().any(|v| v.info.encoding == Some(e)));
+        let worth = config.enabled
+            && (config.min_size..=config.max_size).contains(&meta.len())
+            && is_text(path)
+            && missing.contains(&true);
         if !worth {
-            return (variants, also, direct);
+            return (variants, None);
         }
-        let bytes: Arc<[u8]> = match body {
-            Body::Memory(bytes) => bytes.clone(),
-            // The same version the head is built from, or nothing.
-            Body::Disk(file) => match read_version(file, meta.clone()) {
-                (m, Some(bytes)) if Version::of(&m) == Version::of(meta) => bytes.into(),
-                _ => return (variants, also, direct),
-            },
+        let source = match body {
+            Body::Memory(bytes) => Source::Bytes(bytes.clone()),
+            Body::Disk(file) => Source::File(file.clone(), meta.clone()),
         };
-        for encoding in [Encoding::Br, Encoding::Gzip] {
-            if variants.iter().any(|v| v.info.encoding == Some(encoding)) {
-                continue;
-            }
-            let Some(encoded) = compress(encoding, &bytes) else {
+        let Some(stored) = self.store.get_or_start(Version::of(meta), source) else {
+            return (variants, None);
+        };
+        let ready = stored.ready;
+        let encoded = [(Encoding::Br, &stored.br), (Encoding::Gzip, &stored.gz)];
+        for ((encoding, bytes), missing) in encoded.into_iter().zip(missing) {
+            let Some(bytes) = bytes.as_ref().filter(|_| missing) else {
                 continue;
             };
-            let version = Version::of(meta).with_len(encoded.len() as u64);
+            let Some(len) = bytes.upgrade().map(|b| b.len() as u64) else {
+                continue;
+            };
+            let version = Version::of(meta).with_len(len);
             let validators = Validators::from_metadata(meta);
             let default_type = &self.config.default_type;
             let info = variant_info(path, encoding, validators, version, default_type);
             variants.push(Variant {
                 info: Arc::new(info),
-                body: Body::Memory(encoded.into()),
+                body: VariantBody::Stored(bytes.clone()),
             });
         }
-        (variants, also, direct)
+        (variants, Some((stored.slot, ready)))
     }
 }
 
@@ -376,6 +441,45 @@ impl CachedFiles {
 fn name_of(relative: &std::ffi::OsStr) -> &std::ffi::OsStr {
     Path::new(relative).file_name().unwrap_or(relative)
 }
+
+/// Whether `url_path` is the one canonical spelling of its path: no empty,
+/// `.` or `..` segment, and `%` only for a byte that cannot appear
+/// unescaped, in upper-case hex. Only these are kept in a worker's cache.
+fn canonical(url_path: &str) -> bool {
+    let mut segments = url_path.split('/').skip(1).peekable();
+    while let Some(segment) = segments.next() {
+        let last = segments.peek().is_none();
+        if (segment.is_empty() && !last) || segment == "." || segment == ".." {
+            return false;
+        }
+    }
+    let bytes = url_path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = |b: u8| matches!(b, b'0'..=b'9' | b'A'..=b'F');
+            let (Some(&hi), Some(&lo)) = (bytes.get(i + 1), bytes.get(i + 2)) else {
+                return false;
+            };
+            if !hex(hi) || !hex(lo) {
+                return false;
+            }
+            let decoded = u8::from_str_radix(&url_path[i + 1..i + 3], 16).unwrap_or(b'a');
+            // Unreserved, sub-delims, ':' '@' and '/' go unescaped.
+            if decoded.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&decoded) {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+/// How long a request waits for its file's compression before the file is
+/// sent as it is (a compression of 1 MiB takes about 100 ms).
+const COMPRESS_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Requests read since the last read of the inotify queue beyond which the
 /// next one reads it at once rather than waiting for the rest of the turn.
@@ -388,4 +492,42 @@ pub(super) enum Lookup {
     /// Cached and watched, but changes made before the request arrived may
     /// not have been read yet: `Cache::sync` first.
     Unsynced,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical;
+
+    #[test]
+    fn one_canonical_spelling_per_path() {
+        for path in [
+            "/",
+            "/a.js",
+            "/dir/",
+            "/dir/a.css",
+            "/.well-known/x",
+            "/a%20b.txt",
+            "/%C3%A9.txt",
+        ] {
+            assert!(canonical(path), "{path}");
+        }
+        for path in [
+            "//a.js",
+            "/./a.js",
+            "/x/../a.js",
+            "/dir//a.js",
+            "/dir/.",
+            "/dir/..",
+            "/%61.js",
+            "/a%2fb",
+            "/a%2Fb",
+            "/a%2e.js",
+            "/a%2",
+            "/a%zz",
+            "/a%7E",
+            "/a%21",
+        ] {
+            assert!(!canonical(path), "{path}");
+        }
+    }
 }

@@ -17,6 +17,7 @@ mod range;
 mod resolve;
 mod send;
 mod serve;
+mod store;
 
 pub use conditional::{evaluate, Decision, Preconditions, Validators};
 pub use mime::{content_type, content_type_or};
@@ -24,3 +25,4 @@ pub use negotiate::{negotiate, Encoding};
 pub use range::{content_range, parse_range, unsatisfied_range, RangeOutcome};
 pub use resolve::{resolve, ResolveError, ResolveOptions, Resolved};
 pub use serve::StaticFiles;
+pub use store::CacheFigures;

@@ -17,6 +17,7 @@ use super::listing::list;
 use super::lookup::{CachedFiles, Lookup};
 use super::resolve::{has_dot_dot, log_refusal};
 use super::send::{not_modified, send, Reply};
+use super::store::CacheFigures;
 use super::{
     evaluate, parse_range, unsatisfied_range, Decision, Preconditions, RangeOutcome, ResolveError,
 };
@@ -49,6 +50,11 @@ impl StaticFiles {
             },
             config,
         })
+    }
+
+    /// The file cache's figures, for `/status`.
+    pub fn cache_figures(&self) -> CacheFigures {
+        self.files.figures()
     }
 
     /// Answers GET or HEAD with the file at the request path (200, 206, 304,
@@ -109,11 +115,18 @@ impl StaticFiles {
     async fn find(&self, ex: &mut Exchange<'_>) -> Result<Lookup, ResolveError> {
         let received = ex.input.received_seq();
         let (path, query) = (ex.req.path(), ex.req.query());
-        let found = self.files.find(ex.input, path, query, received).await;
+        let encoded = ex.req.accept_encoding.is_some();
+        let found = self
+            .files
+            .find(ex.input, path, query, received, encoded)
+            .await;
         if matches!(found, Err(ResolveError::Missing)) && self.falls_back(path) {
             // A refused path (dotfile, "..", outside the root) keeps its error.
             let fallback = &self.config.fallback;
-            return self.files.find(ex.input, fallback, None, received).await;
+            return self
+                .files
+                .find(ex.input, fallback, None, received, encoded)
+                .await;
         }
         found
     }
@@ -128,7 +141,8 @@ impl StaticFiles {
         cors: &[u8],
     ) -> Outcome {
         // Preconditions and ranges apply to the representation sent.
-        let (info, body) = info.representation(body, ex.req.accept_encoding.as_deref());
+        let accept = ex.req.accept_encoding.as_deref();
+        let (info, body) = info.representation(body, accept, self.files.store());
         match answer(ex.req, &info) {
             Answer::NotModified => not_modified(ex, &info, cors),
             Answer::PreconditionFailed => {
@@ -206,7 +220,7 @@ impl StaticFiles {
             let received = ex.input.received_seq();
             // Boxed: `find` may wait, and error pages are rare.
             if let Ok(Lookup::Found(info, body)) =
-                Box::pin(self.files.find(ex.input, page, None, received)).await
+                Box::pin(self.files.find(ex.input, page, None, received, false)).await
             {
                 let reply = Reply {
                     status,

@@ -7,6 +7,7 @@ use crate::metrics::Totals;
 use crate::runtime::WorkerSnapshot;
 
 use super::super::probes::State;
+use super::super::static_files::CacheFigures;
 use super::render::{counter, gauge, label_value, Figure, Series, Sink, Value};
 use super::{ConfigReport, PressureReport, QueueReport, QueueWaitReport, Report, TlsReport};
 
@@ -41,6 +42,7 @@ pub(super) fn walk(r: &Report, out: &mut impl Sink) {
     if let Some(tls) = &r.tls {
         object(out, "tls", tls, TLS);
     }
+    object(out, "file_cache", &r.file_cache, FILE_CACHE);
 }
 
 fn figures<T>(out: &mut impl Sink, item: &T, table: &[Figure<T>]) {
@@ -202,6 +204,57 @@ const OUT_OF_DESCRIPTORS: Series = counter(
     "accept_out_of_descriptors_total",
     "accept failures for want of descriptors (EMFILE: the process's; ENFILE: the system's).",
 );
+
+const FILE_CACHE: &[Figure<CacheFigures>] = &[
+    Figure::both(
+        "max_bytes",
+        gauge(
+            "file_cache_max_bytes",
+            "static.cache_max_bytes: the budget of the files kept in memory and those compressed.",
+        ),
+        |c| Count(c.max_bytes),
+    ),
+    Figure::both(
+        "file_bytes",
+        gauge(
+            "file_cache_file_bytes",
+            "Bytes of files the workers keep in memory.",
+        ),
+        |c| Count(c.file_bytes),
+    ),
+    Figure::both(
+        "compressed_entries",
+        gauge(
+            "file_cache_compressed_entries",
+            "File versions compressed (or being compressed) and kept.",
+        ),
+        |c| Count(c.compressed_entries),
+    ),
+    Figure::both(
+        "compressed_bytes",
+        gauge(
+            "file_cache_compressed_bytes",
+            "Bytes the compressed file versions are charged.",
+        ),
+        |c| Count(c.compressed_bytes),
+    ),
+    Figure::both(
+        "compressions",
+        counter(
+            "file_cache_compressions_total",
+            "File versions compressed (brotli and gzip each once).",
+        ),
+        |c| Count(c.compressions),
+    ),
+    Figure::both(
+        "evictions",
+        counter(
+            "file_cache_evictions_total",
+            "Compressed file versions evicted, least recently used first.",
+        ),
+        |c| Count(c.evictions),
+    ),
+];
 
 const PRESSURE: &[Figure<PressureReport>] = &[
     Figure::both(
