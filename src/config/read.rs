@@ -20,7 +20,7 @@ pub(crate) fn from_toml_str(text: &str) -> Res<Config> {
             })?;
         }
     }
-    if let Some(clash) = config.endpoint_clash() {
+    if let Some(clash) = config.endpoint_clash().or_else(|| config.proxy_clash()) {
         return Err(ConfigError::new(clash));
     }
     Ok(config)

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::Config;
+use crate::config::{Client, Config};
 use crate::http::{parse_request, BodyFraming, Limits, Request};
 use crate::runtime::swap::Swap;
 use crate::runtime::LocalPool;
@@ -20,6 +20,7 @@ use crate::service::{
 };
 
 use super::admission::Verdict;
+use super::proxy_header::{self, HeaderRead};
 use super::{Conn, Handler, HandlerFuture, Line};
 
 /// Responses buffered beyond this are written before answering more
@@ -99,7 +100,7 @@ impl Built {
         access_log: Option<crate::access_log::AccessLog>,
         mounted: &[(String, Arc<dyn Service>)],
     ) -> std::io::Result<Built> {
-        if let Some(clash) = config.endpoint_clash() {
+        if let Some(clash) = config.endpoint_clash().or_else(|| config.proxy_clash()) {
             return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, clash));
         }
         let files = StaticFiles::new(&config.root, &config.static_files, workers)?;
@@ -197,6 +198,13 @@ impl Built {
             _ => conn.ready_since,
         };
         let deadline = since + ctx.config.timeouts.header_read;
+        if proxy_header::wanted(conn, ctx) {
+            match proxy_header::read(conn, line, ctx, deadline).await {
+                HeaderRead::Done => {}
+                HeaderRead::Park => return Next::Park,
+                HeaderRead::Close => return Next::Close,
+            }
+        }
         let mut out = OutBuffer::take();
         let out = &mut out.0;
         let mut answered = 0u32;
@@ -214,13 +222,13 @@ impl Built {
                 }
                 Ok(Some(req)) => {
                     let started = crate::runtime::now();
-                    let outcome = self
+                    let (outcome, client) = self
                         .answer(&req, conn, out, ctx, https_redirect(line, conn, ctx))
                         .await;
                     self.record(
                         line,
                         conn,
-                        Some(&req),
+                        Some((&req, client)),
                         outcome.status,
                         outcome.body_bytes,
                         started,
@@ -301,7 +309,7 @@ impl Built {
         out: &mut Vec<u8>,
         ctx: &ServiceContext<'_>,
         redirect: Option<Target>,
-    ) -> Outcome {
+    ) -> (Outcome, Option<Client>) {
         conn.requests = conn.requests.saturating_add(1);
         let keep_alive = req.keep_alive
             && u64::from(conn.requests) < ctx.config.limits.max_requests_per_connection
@@ -326,21 +334,28 @@ impl Built {
             out,
             ctx,
             keep_alive && ignored_body.is_some(),
-        );
+        )
+        .proxied(conn.proxied.as_deref().copied());
+        // For the log, while X-Forwarded-For can still be read; without
+        // a log nothing asks unless the route does.
+        if self.access_log.is_some() {
+            ex.client();
+        }
         let mut outcome = target.serve(&mut ex).await;
+        let client = ex.client_known();
         ex.consume_preamble();
         if let Some(len) = ignored_body.filter(|len| *len > 0 && outcome.keep_alive) {
             // Boxed: rare, and the handler's future is kept small.
             outcome.keep_alive = Box::pin(drain(conn, ctx, len)).await;
         }
-        outcome
+        (outcome, client)
     }
 
     fn record(
         &self,
         line: &Line,
         conn: &Conn,
-        req: Option<&Request>,
+        req: Option<(&Request, Option<Client>)>,
         status: u16,
         bytes: u64,
         started: Instant,
@@ -349,7 +364,9 @@ impl Built {
             .here()
             .record_response(status, started.elapsed());
         if let Some(log) = &self.access_log {
-            log.record(&conn.client(), req, status, bytes);
+            // A request's client as it was decided; else the connection's.
+            let client = req.and_then(|(_, c)| c).unwrap_or_else(|| conn.client());
+            log.record(&client.to_string(), req.map(|(r, _)| r), status, bytes);
         }
     }
 }
