@@ -12,7 +12,12 @@ use crate::http::{parse_proxy_header, ProxyHeader};
 use crate::service::client::peer_of;
 use crate::service::ServiceContext;
 
+use super::pressure::Warning;
 use super::{Conn, Line};
+
+/// Said when a connection is refused, at most every `WARN_EVERY`: a load
+/// balancer missing from `proxy.trusted` would otherwise fail silently.
+static REFUSED: Warning = Warning::new();
 
 /// What became of the header.
 pub(crate) enum HeaderRead {
@@ -39,6 +44,12 @@ pub(crate) async fn read(
 ) -> HeaderRead {
     let peer = peer_of(&conn.stream);
     if !ctx.config.proxy.trusts(peer) {
+        REFUSED.say(|| {
+            format!(
+                "closed a connection from {peer}: proxy.protocol is on and {peer} is not in \
+                 proxy.trusted; list the load balancer's addresses there"
+            )
+        });
         return HeaderRead::Close;
     }
     let size = ctx.read_buffer_size();
@@ -54,7 +65,10 @@ pub(crate) async fn read(
                 conn.proxied = Some(Box::new(client));
                 return HeaderRead::Done;
             }
-            Err(_) => return HeaderRead::Close,
+            Err(why) => {
+                REFUSED.say(|| format!("closed a connection from {peer}: {}", why.0));
+                return HeaderRead::Close;
+            }
             Ok(None) if !conn.input.has_pending() => {
                 match conn.try_fill(size, line.metrics.here()) {
                     Ok(Some(n)) if n > 0 => {}

@@ -288,3 +288,33 @@ fn status_allow_admits_unix_peers_by_name() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_refused_proxy_is_named_on_stderr_and_bad_settings_stop_start_up() {
+    let dir = temp_dir("proxy-process");
+    copy_www(&dir.join("www"));
+    let config = "listen = \"127.0.0.1:0\"\nroot = \"www\"\n[proxy]\nprotocol = true\n";
+    std::fs::write(dir.join("bad.toml"), config).expect("write");
+    let out = std::process::Command::new(process::BIN)
+        .args(["--config", "bad.toml"])
+        .current_dir(&dir)
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("proxy.trusted = []"), "{text}");
+
+    let config = format!("{config}trusted = [\"127.0.0.2\"]\n");
+    std::fs::write(dir.join("c.toml"), config).expect("write");
+    let (run, addr) = process::spawn_on_config(&dir);
+    let mut s = connect_from("127.0.0.1", addr.parse().expect("addr"));
+    let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(closed_unanswered(&mut s));
+    let said = run.stderr_with("closed a connection");
+    assert!(
+        said.contains("from 127.0.0.1: proxy.protocol is on and 127.0.0.1 is not in proxy.trusted"),
+        "{said}"
+    );
+    run.terminate();
+    let _ = std::fs::remove_dir_all(&dir);
+}
