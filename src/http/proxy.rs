@@ -65,17 +65,19 @@ fn prefix_of(buf: &[u8], sig: &[u8]) -> bool {
 
 fn parse_v1(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
     let window = &buf[..buf.len().min(V1_MAX)];
-    let Some(end) = window.windows(2).position(|w| w == b"\r\n") else {
-        return match buf.len() >= V1_MAX || window.contains(&b'\n') {
-            true => Err(ProxyError(
-                "PROXY v1 line not ended by CRLF within 107 bytes",
-            )),
+    // The line ends at its first LF, which must follow a CR.
+    let Some(lf) = window.iter().position(|&b| b == b'\n') else {
+        return match buf.len() >= V1_MAX {
+            true => Err(ProxyError("PROXY v1 line not ended within 107 bytes")),
             false => Ok(None),
         };
     };
-    let line = std::str::from_utf8(&window[V1_PREFIX.len()..end])
+    let Some(end) = lf.checked_sub(1).filter(|&cr| window[cr] == b'\r') else {
+        return Err(ProxyError("PROXY v1 line ended by a bare LF"));
+    };
+    let line = std::str::from_utf8(window.get(V1_PREFIX.len()..end).unwrap_or_default())
         .map_err(|_| ProxyError("PROXY v1 line is not ASCII"))?;
-    let len = end + 2;
+    let len = lf + 1;
     let mut words = line.split(' ');
     let family = words.next().unwrap_or("");
     if family == "UNKNOWN" {
@@ -242,6 +244,7 @@ mod tests {
             b"PROXY TCP4  192.0.2.7 10.0.0.1 1 443\r\n",
             b"PROXY UDP4 192.0.2.7 10.0.0.1 1 443\r\n",
             b"PROXY TCP4 192.0.2.7 10.0.0.1 1 443\n",
+            b"PROXY UNKNOWN \n\r\n",
             b"PROXY \xff\r\n",
             b"GET / HTTP/1.1\r\n",
             b"proxy TCP4",
