@@ -768,7 +768,7 @@ pub(crate) fn negotiate(data: &[u8]) {
 /// more" and exactly its bytes give the same header, so one that arrives
 /// in pieces is never refused; once refused, more bytes never make it
 /// acceptable; "need more" never holds more than the bound.
-pub fn proxy(data: &[u8]) {
+pub(crate) fn proxy(data: &[u8]) {
     use conveyor::http::parse_proxy_header;
     use conveyor::http::proxy::{V1_MAX, V2_MAX};
 
