@@ -318,3 +318,40 @@ fn a_refused_proxy_is_named_on_stderr_and_bad_settings_stop_start_up() {
     run.terminate();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_unix_listener_takes_the_proxy_protocol_when_unix_is_trusted() {
+    let dir = temp_dir("proxy-unix-protocol");
+    let sock = dir.join("p.sock");
+    let server = start("readiness", "pool", |c| {
+        c.listen = ListenAddresses(vec![
+            ListenAddress::parse("127.0.0.1:0").expect("addr"),
+            ListenAddress::Unix(sock.clone()),
+        ]);
+        c.proxy.trusted = ranges(&["unix"]);
+        c.proxy.protocol = true;
+        c.status_access.allow = ranges(&["192.0.2.7"]);
+        c.log.access_log = true;
+        c.log.access_log_path = dir.join("access.log").display().to_string();
+    });
+    for (client, want) in [("192.0.2.7", 200), ("192.0.2.8", 403)] {
+        let mut unix = std::os::unix::net::UnixStream::connect(&sock).expect("unix connect");
+        unix.write_all(&v1(client)).expect("send");
+        assert_eq!(get(&mut unix, "/status").status, want, "{client}");
+    }
+    // A v2 header whose client came over a Unix socket is "unix".
+    let mut unix = std::os::unix::net::UnixStream::connect(&sock).expect("unix connect");
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n\x21\x31\x00\xd8".to_vec();
+    header.resize(16 + 216, 0);
+    unix.write_all(&header).expect("send");
+    assert_eq!(get(&mut unix, "/status").status, 403, "not in status.allow");
+    let log = read_log(&server);
+    let starts: Vec<&str> = log.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(starts, ["192.0.2.7", "192.0.2.8", "unix"], "{log}");
+    // TCP from 127.0.0.1 is not trusted here.
+    let mut tcp = connect_from("127.0.0.1", server.addr);
+    let _ = tcp.write_all(&v1("192.0.2.7"));
+    assert!(closed_unanswered(&mut tcp));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
