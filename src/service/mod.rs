@@ -160,7 +160,7 @@ impl<'a> Exchange<'a> {
 
 impl Exchange<'_> {
     /// Who the client is, for every per-client decision: the peer, or what
-    /// a proxy in `proxy.trusted` said of it ([`client`]). Asked of the
+    /// a proxy in `proxy.trusted` said of it (`service::client`). Asked of the
     /// kernel on first use (no syscall for a request that never asks);
     /// ask before the preamble is consumed, or a trusted proxy's client
     /// is `Unknown`.
