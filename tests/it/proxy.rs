@@ -355,3 +355,14 @@ fn a_unix_listener_takes_the_proxy_protocol_when_unix_is_trusted() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_mapped_entry_in_status_allow_matches_the_ipv4_peer() {
+    let server = start("readiness", "spawn", |c| {
+        c.status_access.allow = ranges(&["::ffff:127.0.0.1"]);
+    });
+    let mut s = connect_from("127.0.0.1", server.addr);
+    assert_eq!(status_on(&mut s, "/status"), 200);
+    let mut s = connect_from("127.0.0.2", server.addr);
+    assert_eq!(status_on(&mut s, "/status"), 403);
+}
