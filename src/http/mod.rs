@@ -5,6 +5,7 @@
 
 pub mod chunked;
 pub mod date;
+mod fields;
 pub mod json;
 pub mod method;
 pub mod proxy;
