@@ -3,14 +3,18 @@
 # through HAProxy while each replica in turn is restarted (SIGTERM, wait for
 # it to exit, start it again, wait until HAProxy has it back) and then
 # reloaded (SIGHUP, when the binary supports it). Prints the requests served
-# and failed; exits 1 if any failed.
+# and failed; exits 1 if any failed. First it checks that /status is closed
+# to the outside: refused through HAProxy's public port for a client on
+# another address (127.0.0.2), refused by a replica for a client HAProxy
+# names in its PROXY header, while pages are served through it.
 #
 #   deploy/try-cluster.sh                   # about 35 s
 #   DURATION=60 CONNS=64 deploy/try-cluster.sh
 #
 # Needs haproxy (Debian package `haproxy`) and wrk. The replicas run
-# deploy/conveyor.toml (drain_delay 3 s) with --workers 1; HAProxy runs
-# deploy/haproxy.cfg. Everything else (the site, logs) is under a temp dir
+# deploy/conveyor.toml (drain_delay 3 s; the PROXY protocol from loopback
+# only) with --workers 1; HAProxy runs deploy/haproxy.cfg. Reaching a
+# replica directly takes the PROXY header too: curl --haproxy-protocol. Everything else (the site, logs) is under a temp dir
 # removed on exit; only the processes this script starts are stopped, by PID.
 #
 # Environment:
@@ -53,7 +57,7 @@ start_replica() {
   STARTED_PIDS+=("$pid")
   PIDS[$n]=$pid
   for i in $(seq 100); do
-    [[ "$(curl -s -m 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz")" == 200 ]] && return 0
+    [[ "$(curl -s -m 1 --haproxy-protocol -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz")" == 200 ]] && return 0
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
@@ -104,12 +108,52 @@ reload() {
   local n="$1" pid="${PIDS[$1]}" i
   kill -HUP "$pid"
   for i in $(seq 50); do
-    [[ "$(curl -s -m 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(replica_port "$n")/readyz")" == 200 ]] && break
+    [[ "$(curl -s -m 1 --haproxy-protocol -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(replica_port "$n")/readyz")" == 200 ]] && break
     sleep 0.1
   done
   kill -0 "$pid" 2>/dev/null || { echo "replica $n died on SIGHUP" >&2; exit 1; }
   wait_haproxy "$n" UP
   echo "  replica $n reloaded: pid $pid still serving"
+}
+
+# code URL [CURL ARGS...]: the status code curl gets, 000 if none.
+code() {
+  local url="$1"
+  shift
+  curl -s -m 2 -o /dev/null -w '%{http_code}' "$@" "$url" || true
+}
+
+# as_haproxy PORT CLIENT PATH: the status line a replica answers to a
+# connection from HAProxy's address whose PROXY header names CLIENT.
+as_haproxy() {
+  local line
+  exec 3<>"/dev/tcp/127.0.0.1/$1"
+  printf 'PROXY TCP4 %s 127.0.0.1 40000 %s\r\nGET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' \
+    "$2" "$1" "$3" >&3
+  IFS= read -r -t 2 line <&3 || true
+  exec 3<&-
+  echo "${line%$'\r'}"
+}
+
+# /status is no one's from outside: HAProxy's public port refuses it for a
+# client on another address, a replica refuses it for an outside client
+# HAProxy names, and its own host gets it; pages pass.
+check_status_closed() {
+  local front="http://127.0.0.1:$PORT" replica path got
+  replica=$(replica_port 1)
+  for path in /status /status/dashboard '/status?format=prometheus' '/status?stream=1'; do
+    got=$(code "$front$path" --interface 127.0.0.2)
+    [[ "$got" == 403 ]] || { echo "$path from 127.0.0.2 through HAProxy: $got, not 403" >&2; exit 1; }
+  done
+  got=$(code "$front/small.txt" --interface 127.0.0.2)
+  [[ "$got" == 200 ]] || { echo "/small.txt through HAProxy: $got, not 200" >&2; exit 1; }
+  got=$(as_haproxy "$replica" 203.0.113.9 /status)
+  [[ "$got" == "HTTP/1.1 403 "* ]] || { echo "a replica's /status for 203.0.113.9: $got" >&2; exit 1; }
+  got=$(code "http://127.0.0.1:$replica/status")
+  [[ "$got" == 000 ]] || { echo "a replica without the PROXY header: $got, not closed" >&2; exit 1; }
+  got=$(code "http://127.0.0.1:$replica/status" --haproxy-protocol)
+  [[ "$got" == 200 ]] || { echo "a replica's /status for its own host: $got" >&2; exit 1; }
+  echo "/status from outside: refused (403 through HAProxy from 127.0.0.2, 403 from a replica for 203.0.113.9, closed without the PROXY header); pages served"
 }
 
 for n in "${REPLICAS[@]}"; do start_replica "$n"; done
@@ -123,6 +167,7 @@ CONVEYOR_FRONT="127.0.0.1:$PORT" CONVEYOR_STATS="127.0.0.1:$STATS_PORT" \
 STARTED_PIDS+=("$!")
 wait_listening "$!" "$PORT" || { cat "$WORK/haproxy.log" >&2; exit 1; }
 for n in "${REPLICAS[@]}"; do wait_haproxy "$n" UP; done
+check_status_closed
 echo "3 replicas (127.0.0.1:$((PORT + 1))-$((PORT + 3))) behind HAProxy on 127.0.0.1:$PORT; stats http://127.0.0.1:$STATS_PORT/stats"
 
 echo "load: wrk -t1 -c$CONNS -d${DURATION}s http://127.0.0.1:$PORT/small.txt"

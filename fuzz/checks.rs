@@ -758,3 +758,39 @@ pub(crate) fn negotiate(data: &[u8]) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// 7. The PROXY protocol header.
+// ---------------------------------------------------------------------------
+
+/// `parse_proxy_header` on `data`: never panics; a header is at most 107
+/// (v1) or 4096 (v2) bytes; every prefix of a header's bytes is "need
+/// more" and exactly its bytes give the same header, so one that arrives
+/// in pieces is never refused; once refused, more bytes never make it
+/// acceptable; "need more" never holds more than the bound.
+pub(crate) fn proxy(data: &[u8]) {
+    use conveyor::http::parse_proxy_header;
+    use conveyor::http::proxy::{V1_MAX, V2_MAX};
+
+    let whole = parse_proxy_header(data);
+    match whole {
+        Ok(Some((header, len))) => {
+            assert!(len <= data.len() && len <= V2_MAX, "{len}");
+            if data.starts_with(b"PROXY ") {
+                assert!(len <= V1_MAX, "{len}");
+            }
+            assert_eq!(parse_proxy_header(&data[..len]), Ok(Some((header, len))));
+            let mut rng = Rng::from_input(data);
+            for _ in 0..16 {
+                let cut = rng.below(len);
+                assert_eq!(parse_proxy_header(&data[..cut]), Ok(None), "prefix {cut}");
+            }
+        }
+        Ok(None) => assert!(data.len() < V2_MAX, "{} bytes still need more", data.len()),
+        Err(_) => {
+            let mut longer = data.to_vec();
+            longer.extend_from_slice(b"\r\n\r\nPROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n");
+            assert!(parse_proxy_header(&longer).is_err(), "refused, then taken");
+        }
+    }
+}

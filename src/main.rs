@@ -210,14 +210,16 @@ fn announce(
 /// loopback, one to a given address from that address. `None` otherwise
 /// (no URL that would only answer 403).
 fn dashboard_url(config: &Config, plain: &[SocketAddr], tls: &[SocketAddr]) -> Option<String> {
-    if !config.status.enabled || !config.status_access.dashboard {
+    // With the PROXY protocol a browser's own connection is closed.
+    if !config.status.enabled || !config.status_access.dashboard || config.proxy.protocol {
         return None;
     }
     let schemes = plain.iter().map(|a| ("http", a));
     let (scheme, addr) = schemes
         .chain(tls.iter().map(|a| ("https", a)))
         .find(|(_, a)| {
-            conveyor::config::allowed(&config.status_access.allow, browser_address(a).ip())
+            let browser = conveyor::config::Client::Ip(browser_address(a).ip());
+            conveyor::config::allowed(&config.status_access.allow, browser)
         })?;
     Some(format!(
         "{scheme}://{}{}/dashboard",

@@ -88,7 +88,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use access::{allowed, AddrRange, StatusAccess};
+pub use access::{allowed, AddrRange, Client, ProxyConfig, StatusAccess};
 pub use glob::Glob;
 pub use keys::{reference, Key, Literal, KEYS};
 pub use listen::{
@@ -148,6 +148,9 @@ blank_struct! {
         /// `[status]` `allow`, `dashboard`, `max_subscribers`: who may see it,
         /// the live dashboard, and the cap on live streams.
         pub status_access: StatusAccess,
+        /// `[proxy]`: a proxy in front whose word on the client's address is
+        /// believed (PROXY protocol or `X-Forwarded-For`).
+        pub proxy: ProxyConfig,
         /// `[echo]`: the echo endpoint (default on, at `/echo`; `conveyor DIR`
         /// with no config file turns it off).
         pub echo: Endpoint,
@@ -372,6 +375,28 @@ impl Config {
                     first.path
                 ));
             }
+        }
+        None
+    }
+
+    /// Proxy settings that cannot work together, worded as the fix.
+    pub fn proxy_clash(&self) -> Option<String> {
+        if !self.proxy.protocol {
+            return None;
+        }
+        if self.proxy.trusted.is_empty() {
+            return Some(
+                "proxy.protocol = true with proxy.trusted = [] would close every connection; \
+                 list the proxy's addresses in proxy.trusted, like [\"10.0.0.5\"]"
+                    .to_string(),
+            );
+        }
+        if !self.tls.listen.is_empty() {
+            return Some(
+                "proxy.protocol = true does not cover tls.listen (the PROXY header would come \
+                 before the TLS handshake); terminate TLS at the proxy, or drop tls.listen"
+                    .to_string(),
+            );
         }
         None
     }

@@ -29,7 +29,7 @@ pub(crate) fn from_toml_str(text: &str, dir: Option<&Path>) -> Res<Config> {
             config.root = dir.join(&config.root);
         }
     }
-    if let Some(clash) = config.endpoint_clash() {
+    if let Some(clash) = config.endpoint_clash().or_else(|| config.proxy_clash()) {
         return Err(ConfigError::new(clash));
     }
     if let Some(refused) = config.static_files.cors.refusal() {

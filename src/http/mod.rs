@@ -1,11 +1,14 @@
 //! HTTP/1.1 protocol rules: request parsing, request-target and
-//! percent-encoding rules, chunked framing, response heads.
+//! percent-encoding rules, chunked framing, response heads, and the PROXY
+//! protocol header a proxy in front may send before them.
 //! Nothing here touches sockets or files.
 
 pub mod chunked;
 pub mod date;
+mod fields;
 pub mod json;
 pub mod method;
+pub mod proxy;
 pub mod request;
 pub mod response;
 pub mod status;
@@ -13,6 +16,7 @@ pub mod uri;
 
 pub use chunked::{ChunkedDecoder, Step};
 pub use method::Method;
+pub use proxy::{parse_proxy_header, ProxyError, ProxyHeader};
 pub use request::{parse_request, BodyFraming, Field, HttpError, Limits, Request};
 pub use response::{write_error, write_error_as, write_head, Head, PreparedError};
 pub use status::reason;

@@ -11,6 +11,7 @@
 //! Services sit below the stages: they see the request, the connection's
 //! bytes and the context, never the line.
 
+pub mod client;
 pub mod dashboard;
 pub mod echo;
 pub mod probes;
@@ -19,11 +20,12 @@ pub mod routes;
 pub mod static_files;
 pub mod status;
 
+use std::cell::Cell;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use crate::config::{Client, Config};
 use crate::http::{write_error_as, write_head, Head, PreparedError, Request};
 use crate::metrics::{Metrics, WorkerMetrics};
 use crate::runtime::{timeout, Latch, PooledFuture, ReadBuffer, Stream};
@@ -120,6 +122,10 @@ pub struct Exchange<'a> {
     pub keep_alive: bool,
     /// The preamble is still at the front of `input`.
     preamble_pending: bool,
+    /// What the connection's PROXY header said of the client.
+    proxied: Option<Client>,
+    /// The client, once asked.
+    client: Cell<Option<Client>>,
 }
 
 /// How a response ended.
@@ -151,11 +157,40 @@ impl<'a> Exchange<'a> {
             ctx,
             keep_alive,
             preamble_pending: true,
+            proxied: None,
+            client: Cell::new(None),
         }
+    }
+
+    /// The exchange on a connection whose PROXY protocol header named
+    /// `client`.
+    pub fn proxied(mut self, client: Option<Client>) -> Exchange<'a> {
+        self.proxied = client;
+        self
     }
 }
 
 impl Exchange<'_> {
+    /// Who the client is, for every per-client decision: the peer, or what
+    /// a proxy in `proxy.trusted` said of it (`service::client`). Asked of the
+    /// kernel on first use (no syscall for a request that never asks);
+    /// ask before the preamble is consumed, or a trusted proxy's client
+    /// is `Unknown`.
+    pub fn client(&self) -> Client {
+        if let Some(client) = self.client.get() {
+            return client;
+        }
+        let preamble = self.preamble_pending.then(|| (self.req, self.preamble()));
+        let client = client::client_of(&self.ctx.config.proxy, self.proxied, self.stream, preamble);
+        self.client.set(Some(client));
+        client
+    }
+
+    /// The client, if [`Self::client`] was asked.
+    pub fn client_known(&self) -> Option<Client> {
+        self.client.get()
+    }
+
     /// The request's raw preamble, until it is consumed.
     pub fn preamble(&self) -> &[u8] {
         match self.preamble_pending {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::access_log::{raw_request_line, RequestLine};
-use crate::config::Config;
+use crate::config::{Client, Config};
 use crate::http::{parse_request, BodyFraming, Limits, Request};
 use crate::runtime::swap::Swap;
 use crate::runtime::LocalPool;
@@ -21,6 +21,7 @@ use crate::service::{
 };
 
 use super::admission::Verdict;
+use super::proxy_header::{self, HeaderRead};
 use super::{Conn, Handler, HandlerFuture, Line};
 
 /// Responses buffered beyond this are written before answering more
@@ -108,6 +109,7 @@ impl Built {
     ) -> std::io::Result<Built> {
         let refused = config
             .endpoint_clash()
+            .or_else(|| config.proxy_clash())
             .or_else(|| config.static_files.cors.refusal());
         if let Some(refused) = refused {
             return Err(std::io::Error::new(
@@ -211,6 +213,13 @@ impl Built {
             _ => conn.ready_since,
         };
         let deadline = since + ctx.config.timeouts.header_read;
+        if proxy_header::wanted(conn, ctx) {
+            match proxy_header::read(conn, line, ctx, deadline).await {
+                HeaderRead::Done => {}
+                HeaderRead::Park => return Next::Park,
+                HeaderRead::Close => return Next::Close,
+            }
+        }
         let mut out = OutBuffer::take();
         let out = &mut out.0;
         let mut answered = 0u32;
@@ -228,13 +237,16 @@ impl Built {
                 }
                 Ok(Some(req)) => {
                     let started = crate::runtime::now();
-                    let outcome = self
+                    let (outcome, client) = self
                         .answer(&req, conn, out, ctx, https_redirect(line, conn, &req, ctx))
                         .await;
                     self.record(
                         line,
                         conn,
-                        RequestLine::Parsed(&req),
+                        Logged {
+                            request: RequestLine::Parsed(&req),
+                            client,
+                        },
                         outcome.status,
                         outcome.body_bytes,
                         started,
@@ -315,7 +327,7 @@ impl Built {
         out: &mut Vec<u8>,
         ctx: &ServiceContext<'_>,
         redirect: Option<Target>,
-    ) -> Outcome {
+    ) -> (Outcome, Option<Client>) {
         conn.requests = conn.requests.saturating_add(1);
         let keep_alive = req.keep_alive
             && u64::from(conn.requests) < ctx.config.limits.max_requests_per_connection
@@ -340,21 +352,28 @@ impl Built {
             out,
             ctx,
             keep_alive && ignored_body.is_some(),
-        );
+        )
+        .proxied(conn.proxied.as_deref().copied());
+        // For the log, while X-Forwarded-For can still be read; without
+        // a log nothing asks unless the route does.
+        if self.access_log.is_some() {
+            ex.client();
+        }
         let mut outcome = target.serve(&mut ex).await;
+        let client = ex.client_known();
         ex.consume_preamble();
         if let Some(len) = ignored_body.filter(|len| *len > 0 && outcome.keep_alive) {
             // Boxed: rare, and the handler's future is kept small.
             outcome.keep_alive = Box::pin(drain(conn, ctx, len)).await;
         }
-        outcome
+        (outcome, client)
     }
 
     fn record(
         &self,
         line: &Line,
         conn: &Conn,
-        req: RequestLine<'_>,
+        logged: Logged<'_>,
         status: u16,
         bytes: u64,
         started: Instant,
@@ -363,15 +382,28 @@ impl Built {
             .here()
             .record_response(status, started.elapsed());
         if let Some(log) = &self.access_log {
-            log.record(&conn.client(), req, status, bytes);
+            // A request's client as it was decided; else the connection's.
+            let client = logged.client.unwrap_or_else(|| conn.client());
+            log.record(&client.to_string(), logged.request, status, bytes);
         }
     }
 }
 
+/// What the access log writes of a request besides its answer.
+struct Logged<'a> {
+    request: RequestLine<'a>,
+    /// The client as the request decided it (`X-Forwarded-For`); `None`:
+    /// the connection's.
+    client: Option<Client>,
+}
+
 /// What the log says of a request that could not be parsed: its request
-/// line as received.
-fn raw(conn: &Conn) -> RequestLine<'_> {
-    RequestLine::Raw(raw_request_line(conn.input.pending()))
+/// line as received, from the connection's client.
+fn raw(conn: &Conn) -> Logged<'_> {
+    Logged {
+        request: RequestLine::Raw(raw_request_line(conn.input.pending())),
+        client: None,
+    }
 }
 
 /// With `tls.redirect_http`, a request on a plain TCP connection is

@@ -19,6 +19,7 @@ pub mod handshake;
 pub mod http_handler;
 pub mod pending;
 pub mod pressure;
+mod proxy_header;
 mod report;
 
 use std::io;

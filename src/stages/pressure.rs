@@ -112,13 +112,21 @@ impl FdBudget {
 /// A warning said at most once per [`WARN_EVERY`]; the times it was held
 /// back are told with the next one.
 #[derive(Default)]
-struct Warning {
+pub(crate) struct Warning {
     last: Mutex<Option<Instant>>,
     held_back: AtomicU64,
 }
 
 impl Warning {
-    fn say(&self, message: impl FnOnce() -> String) {
+    /// Never said yet.
+    pub(crate) const fn new() -> Warning {
+        Warning {
+            last: Mutex::new(None),
+            held_back: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn say(&self, message: impl FnOnce() -> String) {
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         if last.is_some_and(|at| at.elapsed() < WARN_EVERY) {
             self.held_back.fetch_add(1, Ordering::Relaxed);

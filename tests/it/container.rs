@@ -151,6 +151,18 @@ fn build_rootfs(root: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A connection to `addr` that starts, as HAProxy's would, with a PROXY
+/// protocol header naming `client`.
+fn proxied(addr: &str, client: &str) -> std::net::TcpStream {
+    let mut s = connect(addr);
+    std::io::Write::write_all(
+        &mut s,
+        format!("PROXY TCP4 {client} 127.0.0.1 40000 8080\r\n").as_bytes(),
+    )
+    .expect("send the PROXY header");
+    s
+}
+
 /// The mount options of the process's `/` (field 6 of its mountinfo line).
 fn root_mount_options(pid: u32) -> String {
     let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).expect("mountinfo");
@@ -207,7 +219,8 @@ fn the_image_runs_read_only_as_nonroot_serves_the_site_and_drains_within_docker_
         root_mount_options(pid)
     );
 
-    let mut s = connect(&addr);
+    // deploy/conveyor.toml takes the PROXY protocol from loopback only.
+    let mut s = proxied(&addr, "203.0.113.9");
     let index = get(&mut s, "/");
     assert_eq!(index.status, 200);
     assert_eq!(
@@ -215,12 +228,13 @@ fn the_image_runs_read_only_as_nonroot_serves_the_site_and_drains_within_docker_
         std::fs::read(repo("www/index.html")).expect("www/index.html")
     );
     assert_eq!(get(&mut s, "/readyz").status, 200);
+    assert_eq!(get(&mut s, "/status").status, 403, "an outside client");
 
     // `docker stop`: SIGTERM, then a kill after the grace. The drain turns
     // /readyz to 503 for the balancer and the process ends within the grace.
     run.terminate();
     let stopped_at = Instant::now();
-    let mut fresh = connect(&addr);
+    let mut fresh = proxied(&addr, "127.0.0.1");
     assert_eq!(get(&mut fresh, "/readyz").status, 503);
     assert_eq!(run.exit_code(), Some(0));
     assert!(

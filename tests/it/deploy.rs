@@ -1,8 +1,9 @@
 //! `deploy/`: the files agree with each other and with the server (the
 //! probe HAProxy checks is the one the replica config answers, the drain
-//! outlasts HAProxy's detection), the tools accept them where installed,
-//! and `deploy/try-cluster.sh` restarts three replicas behind HAProxy under
-//! load without a failed request.
+//! outlasts HAProxy's detection, HAProxy sends the PROXY protocol the
+//! replicas require), the tools accept them where installed, and
+//! `deploy/try-cluster.sh` keeps `/status` from outsiders and restarts
+//! three replicas behind HAProxy under load without a failed request.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -67,6 +68,41 @@ fn haproxy_checks_the_probe_the_replicas_answer_and_the_drain_outlasts_it() {
     assert!(stop < Duration::from_secs(10), "{stop:?}");
     let unit = read("deploy/conveyor.service");
     assert!(unit.contains("TimeoutStopSec=15s"));
+}
+
+#[test]
+fn haproxy_names_the_client_and_keeps_status_off_the_public_front_end() {
+    let config = Config::load(&repo("deploy/conveyor.toml")).expect("deploy/conveyor.toml");
+    assert!(
+        config.proxy.protocol,
+        "the replicas take the PROXY protocol"
+    );
+    let haproxy = conveyor::config::Client::Ip("127.0.0.1".parse().expect("ip"));
+    assert!(config.proxy.trusts(haproxy), "from HAProxy on the host");
+    let outside = conveyor::config::Client::Ip("203.0.113.9".parse().expect("ip"));
+    assert!(!config.proxy.trusts(outside));
+    assert!(!conveyor::config::allowed(
+        &config.status_access.allow,
+        outside
+    ));
+    let cfg = read("deploy/haproxy.cfg");
+    let servers = cfg
+        .lines()
+        .find(|l| l.trim_start().starts_with("default-server "))
+        .expect("a default-server line");
+    assert!(servers.contains(" send-proxy-v2"), "{servers}");
+    let front = cfg
+        .split("\nfrontend www")
+        .nth(1)
+        .and_then(|rest| rest.split("\nbackend ").next())
+        .expect("frontend www");
+    assert!(
+        front.contains(&format!(
+            "http-request deny deny_status 403 if {{ path {0} }} || {{ path_beg {0}/ }}",
+            config.status.path
+        )),
+        "{front}"
+    );
 }
 
 #[test]
@@ -176,6 +212,12 @@ fn a_rolling_restart_behind_haproxy_loses_no_request() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let report = format!("stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(out.status.success(), "{report}");
+    // Checked before the load: through HAProxy's public port from another
+    // address, and at a replica for an outside client HAProxy names.
+    assert!(
+        stdout.contains("/status from outside: refused (403 through HAProxy"),
+        "{report}"
+    );
     assert_eq!(stdout.matches(" restarted: pid ").count(), 3, "{report}");
     let summary = stdout
         .lines()

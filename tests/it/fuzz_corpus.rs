@@ -10,13 +10,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 /// Every fuzz target, by the name of its corpus directory.
-const TARGETS: [&str; 6] = [
+const TARGETS: [&str; 7] = [
     "request",
     "chunked",
     "resolve",
     "conditional",
     "config",
     "negotiate",
+    "proxy",
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -97,4 +98,9 @@ fn config() {
 #[test]
 fn negotiate() {
     replay("negotiate", checks::negotiate);
+}
+
+#[test]
+fn proxy() {
+    replay("proxy", checks::proxy);
 }

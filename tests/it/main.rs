@@ -32,6 +32,7 @@ mod not_found;
 mod probes;
 mod prometheus;
 mod protocol;
+mod proxy;
 mod reload;
 mod reserved_paths;
 mod runtime;

@@ -5,7 +5,6 @@
 //! The JSON and Prometheus answers are `status::serve`'s; this module only
 //! decides whether the client may have them and adds the two live forms.
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -42,11 +41,11 @@ const PAGE_HEADERS: [(&str, &str); 4] = [
 ];
 
 /// Answers a request routed to the status endpoint: 403 for a client
-/// outside `status.allow`; the dashboard page at its path; the live stream
+/// (`Exchange::client`: behind a trusted proxy, the one it names) outside
+/// `status.allow`; the dashboard page at its path; the live stream
 /// for `?stream=1`; else the JSON or Prometheus report.
 pub async fn serve(ex: &mut Exchange<'_>) -> Outcome {
-    let peer = ex.stream.get_ref().peer_addr().ok().map(|a| a.ip());
-    if !may_see(ex, peer) {
+    if !allowed(&ex.ctx.config.status_access.allow, ex.client()) {
         ex.consume_preamble();
         return ex.error(
             403,
@@ -67,11 +66,6 @@ pub async fn serve(ex: &mut Exchange<'_>) -> Outcome {
         return stream(ex).await;
     }
     status::serve(ex)
-}
-
-/// Whether `status.allow` admits the client; an unknown peer does not.
-fn may_see(ex: &Exchange<'_>, peer: Option<IpAddr>) -> bool {
-    peer.is_some_and(|ip| allowed(&ex.ctx.config.status_access.allow, ip))
 }
 
 fn page(ex: &mut Exchange<'_>) -> Outcome {
