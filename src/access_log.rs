@@ -10,7 +10,29 @@ use crate::http::Request;
 #[derive(Clone)]
 pub(crate) struct AccessLog {
     path: Arc<str>,
-    out: Arc<Mutex<BufWriter<Box<dyn Write + Send>>>>,
+    out: Arc<Mutex<BufWriter<Sink>>>,
+}
+
+/// Where the lines go: standard output, or the file at the path.
+enum Sink {
+    Stdout(io::Stdout),
+    File(std::fs::File),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Stdout(out) => out.write(buf),
+            Sink::File(file) => file.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Stdout(out) => out.flush(),
+            Sink::File(file) => file.flush(),
+        }
+    }
 }
 
 impl AccessLog {
@@ -25,12 +47,25 @@ impl AccessLog {
         })
     }
 
-    fn sink(path: &str) -> io::Result<Box<dyn Write + Send>> {
+    fn sink(path: &str) -> io::Result<Sink> {
         Ok(if path == "-" {
-            Box::new(io::stdout())
+            Sink::Stdout(io::stdout())
         } else {
-            Box::new(OpenOptions::new().create(true).append(true).open(path)?)
+            Sink::File(OpenOptions::new().create(true).append(true).open(path)?)
         })
+    }
+
+    /// Gives the log file to the account the server will run as, as
+    /// nginx's master does for its workers: opened as root at start, it
+    /// would be root's, and a SIGUSR1 with no rotation before it (the
+    /// same file opened again, as that user) would fail. On the open file
+    /// itself, never by path; standard output is left alone.
+    pub(crate) fn give_to(&self, uid: u32, gid: u32) -> io::Result<()> {
+        let out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        match out.get_ref() {
+            Sink::File(file) => std::os::unix::fs::fchown(file, Some(uid), Some(gid)),
+            Sink::Stdout(_) => Ok(()),
+        }
     }
 
     /// Where it writes: a path, or "-".

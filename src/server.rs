@@ -111,7 +111,9 @@ impl ServerBuilder {
             .unwrap_or_else(|| dispatcher_for(config.stages.dispatcher, config.stages.pool_size));
         let workers = resolve_workers(config.workers);
         let access_log = if config.log.access_log {
-            Some(AccessLog::open(&config.log.access_log_path)?)
+            let log = AccessLog::open(&config.log.access_log_path)?;
+            give_to_run_user(&log, &config)?;
+            Some(log)
         } else {
             None
         };
@@ -325,4 +327,14 @@ impl Server {
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// When root starts a server that will run as `user`, the log file opened
+/// now becomes that user's, so the user can open it again (SIGUSR1).
+fn give_to_run_user(log: &AccessLog, config: &Config) -> io::Result<()> {
+    if config.user.is_empty() || !crate::runtime::sys::account::is_root() {
+        return Ok(());
+    }
+    let account = crate::runtime::sys::account::lookup(&config.user, &config.group)?;
+    log.give_to(account.uid, account.gid)
 }

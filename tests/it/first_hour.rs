@@ -5,7 +5,7 @@
 //! that drops root must still reach for SIGHUP and SIGUSR1.
 
 use std::net::TcpStream;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -270,6 +270,14 @@ fn a_server_that_drops_root_checks_what_sighup_and_sigusr1_reopen() {
     let addr = address(&line);
     let mut s = TcpStream::connect(&addr).expect("connect");
     assert_eq!(get(&mut s, "/").text(), "hi");
+    // The log root opened at start is nobody's: a SIGUSR1 with no
+    // rotation before it opens that same file again.
+    let owner = std::fs::metadata(logs.join("access.log"))
+        .expect("log")
+        .uid();
+    assert_eq!(owner, 65534, "the log file belongs to the run user");
+    run.signal("USR1");
+    run.stderr_with("SIGUSR1: access log reopened");
     std::fs::rename(logs.join("access.log"), logs.join("access.log.1")).expect("rotate");
     run.signal("USR1");
     run.stderr_with("SIGUSR1: access log reopened");
