@@ -95,7 +95,11 @@ impl CachedFiles {
         received: u64,
         accepts_encoded: bool,
     ) -> Result<Lookup, ResolveError> {
-        let found = self.find_synced(input, url_path, query, received).await;
+        // The common case, a cached file, without polling a second future.
+        let found = match self.lookup(url_path, query, received) {
+            Ok(Lookup::Unsynced) => self.synced_lookup(input, url_path, query, received).await,
+            found => found,
+        };
         let pending = match &found {
             Ok(Lookup::Found(info, _)) if accepts_encoded => info
                 .stored
@@ -111,20 +115,20 @@ impl CachedFiles {
         input.release_if_empty();
         // Boxed: rare, and the handler's future stays small.
         let _ = Box::pin(runtime::timeout(COMPRESS_WAIT, slot.compressed())).await;
-        self.find_synced(input, url_path, query, received).await
+        match self.lookup(url_path, query, received) {
+            Ok(Lookup::Unsynced) => self.synced_lookup(input, url_path, query, received).await,
+            found => found,
+        }
     }
 
-    async fn find_synced(
+    /// `lookup` once inotify's queue has been read since the request was.
+    async fn synced_lookup(
         &self,
         input: &mut ReadBuffer,
         url_path: &str,
         query: Option<&str>,
         received: u64,
     ) -> Result<Lookup, ResolveError> {
-        let found = self.lookup(url_path, query, received);
-        if !matches!(found, Ok(Lookup::Unsynced)) {
-            return found;
-        }
         // Let the other requests of this scheduler turn be read first:
         // one read of the inotify queue then covers them all. At most
         // SYNC_BATCH wait so (bounding the wait and the handlers alive at
