@@ -146,13 +146,7 @@ fn head(raw: &[u8]) -> Result<Option<(usize, bool)>, String> {
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err("not an HTTP response".into()),
     };
-    let header = |name: &str| {
-        response
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-    };
+    let header = |name: &str| super::server_status::field(response.headers, name);
     match response.code {
         Some(200) => {}
         Some(503) => {

@@ -223,13 +223,7 @@ fn body_json(raw: &[u8], eof: bool) -> Option<Result<Value, String>> {
     if response.code != Some(200) {
         return Some(Err(format!("status {}", response.code.unwrap_or(0))));
     }
-    let header = |name: &str| {
-        response
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-    };
+    let header = |name: &str| field(response.headers, name);
     let rest = &raw[head..];
     let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case(b"chunked")) {
         let mut decoder = ChunkedDecoder::new();
@@ -388,6 +382,14 @@ fn poll(
             next += Duration::from_secs(1);
         }
     }
+}
+
+/// The value of the first field `name` (any case) among `headers`.
+pub(crate) fn field<'h>(headers: &[httparse::Header<'h>], name: &str) -> Option<&'h [u8]> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
 }
 
 #[cfg(test)]
