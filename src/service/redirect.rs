@@ -71,22 +71,21 @@ fn redirect(this: &HttpsRedirect, ex: &mut Exchange<'_>) -> Outcome {
 mod tests {
     use super::HttpsRedirect;
 
+    /// A redirect to the request's own host, on `port`.
+    fn to_port(port: u16) -> HttpsRedirect {
+        HttpsRedirect { port, host: None }
+    }
+
     #[test]
     fn location_keeps_path_and_query_and_swaps_the_port() {
-        let r = HttpsRedirect {
-            port: 8443,
-            host: None,
-        };
+        let r = to_port(8443);
         assert_eq!(
             r.location("example.com", "/a/b?c=d"),
             "https://example.com:8443/a/b?c=d"
         );
         assert_eq!(r.location("[::1]", "/"), "https://[::1]:8443/");
         assert_eq!(r.location("h", "*"), "https://h:8443/");
-        let standard = HttpsRedirect {
-            port: 443,
-            host: None,
-        };
+        let standard = to_port(443);
         assert_eq!(
             standard.location("example.com", "/x"),
             "https://example.com/x"
