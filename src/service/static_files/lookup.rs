@@ -95,7 +95,6 @@ impl CachedFiles {
         received: u64,
         accepts_encoded: bool,
     ) -> Result<Lookup, ResolveError> {
-        // The common case, a cached file, without polling a second future.
         let found = match self.lookup(url_path, query, received) {
             Ok(Lookup::Unsynced) => self.synced_lookup(input, url_path, query, received).await,
             found => found,
@@ -118,6 +117,31 @@ impl CachedFiles {
         match self.lookup(url_path, query, received) {
             Ok(Lookup::Unsynced) => self.synced_lookup(input, url_path, query, received).await,
             found => found,
+        }
+    }
+
+    /// What [`Self::find`] answers when it need not wait: None when the
+    /// cache must sync first, or when a request that `accepts_encoded`
+    /// finds its file being compressed. Not async: the common case, a
+    /// cached file, moves its answer through no future (a pipelined hit
+    /// costs some 75 instructions less for it).
+    pub(super) fn find_now(
+        &self,
+        url_path: &str,
+        query: Option<&str>,
+        received: u64,
+        accepts_encoded: bool,
+    ) -> Option<Result<Lookup, ResolveError>> {
+        let found = self.lookup(url_path, query, received);
+        match &found {
+            Ok(Lookup::Unsynced) => None,
+            Ok(Lookup::Found(info, _))
+                if accepts_encoded
+                    && info.stored.as_ref().is_some_and(|(slot, _)| slot.pending()) =>
+            {
+                None
+            }
+            _ => Some(found),
         }
     }
 

@@ -83,7 +83,13 @@ impl StaticFiles {
                 .error(ex, 405, "static files answer GET and HEAD", &allow, &cors)
                 .await;
         }
-        match self.find(ex).await {
+        // The common case answered now; a wait (for the cache to sync, or
+        // for a compression) only when it must.
+        let found = match self.find_now(ex) {
+            Some(found) => found,
+            None => self.find(ex).await,
+        };
+        match found {
             Ok(Lookup::Found(info, body)) => self.send_found(ex, info, body, &cors).await,
             // After a sync, watched entries were read before the request
             // was, or are gone: cannot happen.
@@ -108,6 +114,19 @@ impl StaticFiles {
             }
             Err(e) => self.refuse(ex, e, &cors).await,
         }
+    }
+
+    /// What [`Self::find`] answers when it need not wait, or None.
+    fn find_now(&self, ex: &Exchange<'_>) -> Option<Result<Lookup, ResolveError>> {
+        let received = ex.input.received_seq();
+        let (path, query) = (ex.req.path(), ex.req.query());
+        let encoded = ex.req.accept_encoding.is_some();
+        let found = self.files.find_now(path, query, received, encoded)?;
+        if matches!(found, Err(ResolveError::Missing)) && self.falls_back(path) {
+            let fallback = &self.config.fallback;
+            return self.files.find_now(fallback, None, received, encoded);
+        }
+        Some(found)
     }
 
     /// The file at the request path, or the fallback file for a path the
