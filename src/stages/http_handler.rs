@@ -237,9 +237,7 @@ impl Built {
                 }
                 Ok(Some(req)) => {
                     let started = crate::runtime::now();
-                    let (outcome, client) = self
-                        .answer(&req, conn, out, ctx, https_redirect(line, conn, &req, ctx))
-                        .await;
+                    let (outcome, client) = self.answer(&req, conn, out, ctx, line).await;
                     self.record(
                         line,
                         conn,
@@ -326,7 +324,7 @@ impl Built {
         conn: &mut Conn,
         out: &mut Vec<u8>,
         ctx: &ServiceContext<'_>,
-        redirect: Option<Target>,
+        line: &Line,
     ) -> (Outcome, Option<Client>) {
         conn.requests = conn.requests.saturating_add(1);
         let keep_alive = req.keep_alive
@@ -335,6 +333,9 @@ impl Built {
             // Draining: each response closes its connection, so clients
             // (a load balancer's pool) move off before the stop.
             && !ctx.readiness.is_draining();
+        // Worked out here, not passed in: an `Option<Target>` argument is
+        // copied into the future whole (128 bytes) for every request.
+        let redirect = https_redirect(line, conn, req, ctx);
         let target = match &redirect {
             Some(redirect) => redirect,
             None => self.routes.find(req.path()),
