@@ -236,19 +236,7 @@ impl Built {
                     };
                 }
                 Ok(Some(req)) => {
-                    let started = crate::runtime::now();
-                    let (outcome, client) = self.answer(&req, conn, out, ctx, line).await;
-                    self.record(
-                        line,
-                        conn,
-                        Logged {
-                            request: RequestLine::Parsed(&req),
-                            client,
-                        },
-                        outcome.status,
-                        outcome.body_bytes,
-                        started,
-                    );
+                    let outcome = self.answer(&req, conn, out, ctx, line).await;
                     answered += 1;
                     if !outcome.keep_alive {
                         let flushed = flush(&conn.stream, out, ctx).await;
@@ -325,7 +313,8 @@ impl Built {
         out: &mut Vec<u8>,
         ctx: &ServiceContext<'_>,
         line: &Line,
-    ) -> (Outcome, Option<Client>) {
+    ) -> Outcome {
+        let started = crate::runtime::now();
         conn.requests = conn.requests.saturating_add(1);
         let keep_alive = req.keep_alive
             && u64::from(conn.requests) < ctx.config.limits.max_requests_per_connection
@@ -367,7 +356,20 @@ impl Built {
             // Boxed: rare, and the handler's future is kept small.
             outcome.keep_alive = Box::pin(drain(conn, ctx, len)).await;
         }
-        (outcome, client)
+        // Recorded here: the client need not be carried out of the future.
+        let logged = Logged {
+            request: RequestLine::Parsed(req),
+            client,
+        };
+        self.record(
+            line,
+            conn,
+            logged,
+            outcome.status,
+            outcome.body_bytes,
+            started,
+        );
+        outcome
     }
 
     fn record(
