@@ -236,21 +236,7 @@ impl Built {
                     };
                 }
                 Ok(Some(req)) => {
-                    let started = crate::runtime::now();
-                    let (outcome, client) = self
-                        .answer(&req, conn, out, ctx, https_redirect(line, conn, &req, ctx))
-                        .await;
-                    self.record(
-                        line,
-                        conn,
-                        Logged {
-                            request: RequestLine::Parsed(&req),
-                            client,
-                        },
-                        outcome.status,
-                        outcome.body_bytes,
-                        started,
-                    );
+                    let outcome = self.answer(&req, conn, out, ctx, line).await;
                     answered += 1;
                     if !outcome.keep_alive {
                         let flushed = flush(&conn.stream, out, ctx).await;
@@ -326,8 +312,9 @@ impl Built {
         conn: &mut Conn,
         out: &mut Vec<u8>,
         ctx: &ServiceContext<'_>,
-        redirect: Option<Target>,
-    ) -> (Outcome, Option<Client>) {
+        line: &Line,
+    ) -> Outcome {
+        let started = crate::runtime::now();
         conn.requests = conn.requests.saturating_add(1);
         let keep_alive = req.keep_alive
             && u64::from(conn.requests) < ctx.config.limits.max_requests_per_connection
@@ -335,6 +322,9 @@ impl Built {
             // Draining: each response closes its connection, so clients
             // (a load balancer's pool) move off before the stop.
             && !ctx.readiness.is_draining();
+        // Worked out here, not passed in: an `Option<Target>` argument is
+        // copied into the future whole (128 bytes) for every request.
+        let redirect = https_redirect(line, conn, req, ctx);
         let target = match &redirect {
             Some(redirect) => redirect,
             None => self.routes.find(req.path()),
@@ -366,7 +356,20 @@ impl Built {
             // Boxed: rare, and the handler's future is kept small.
             outcome.keep_alive = Box::pin(drain(conn, ctx, len)).await;
         }
-        (outcome, client)
+        // Recorded here: the client need not be carried out of the future.
+        let logged = Logged {
+            request: RequestLine::Parsed(req),
+            client,
+        };
+        self.record(
+            line,
+            conn,
+            logged,
+            outcome.status,
+            outcome.body_bytes,
+            started,
+        );
+        outcome
     }
 
     fn record(

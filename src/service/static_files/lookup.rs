@@ -95,23 +95,56 @@ impl CachedFiles {
         received: u64,
         accepts_encoded: bool,
     ) -> Result<Lookup, ResolveError> {
-        // The common case, a cached file, without polling a second future.
-        let found = match self.lookup(url_path, query, received) {
-            Ok(Lookup::Unsynced) => self.synced_lookup(input, url_path, query, received).await,
-            found => found,
+        match self.find_now(url_path, query, received, accepts_encoded) {
+            Ok(found) => found,
+            Err(wait) => {
+                self.find_after(wait, input, url_path, query, received, accepts_encoded)
+                    .await
+            }
+        }
+    }
+
+    /// What [`Self::find`] answers when it need not wait, else what it
+    /// waits for ([`Self::find_after`] waits and finds). Not async: the
+    /// common case, a cached file, moves its answer through no future (a
+    /// pipelined hit costs some 75 instructions less for it).
+    pub(super) fn find_now(
+        &self,
+        url_path: &str,
+        query: Option<&str>,
+        received: u64,
+        accepts_encoded: bool,
+    ) -> Result<Result<Lookup, ResolveError>, Wait> {
+        let found = self.lookup(url_path, query, received);
+        if matches!(found, Ok(Lookup::Unsynced)) {
+            return Err(Wait::Sync);
+        }
+        match compressing(&found, accepts_encoded) {
+            Some(slot) => Err(Wait::Compression(slot)),
+            None => Ok(found),
+        }
+    }
+
+    /// [`Self::find`] after `find_now` said what to wait for.
+    pub(super) async fn find_after(
+        &self,
+        wait: Wait,
+        input: &mut ReadBuffer,
+        url_path: &str,
+        query: Option<&str>,
+        received: u64,
+        accepts_encoded: bool,
+    ) -> Result<Lookup, ResolveError> {
+        let slot = match wait {
+            Wait::Compression(slot) => slot,
+            Wait::Sync => {
+                let found = self.synced_lookup(input, url_path, query, received).await;
+                match compressing(&found, accepts_encoded) {
+                    Some(slot) => slot,
+                    None => return found,
+                }
+            }
         };
-        let pending = match &found {
-            Ok(Lookup::Found(info, _)) if accepts_encoded => info
-                .stored
-                .as_ref()
-                .filter(|(slot, _)| slot.pending())
-                .map(|(slot, _)| slot.clone()),
-            _ => None,
-        };
-        let Some(slot) = pending else {
-            return found;
-        };
-        drop(found);
         input.release_if_empty();
         // Boxed: rare, and the handler's future stays small.
         let _ = Box::pin(runtime::timeout(COMPRESS_WAIT, slot.compressed())).await;
@@ -438,6 +471,30 @@ impl CachedFiles {
             });
         }
         (variants, Some((stored.slot, ready)))
+    }
+}
+
+/// What [`CachedFiles::find_now`] could not answer without waiting for.
+pub(super) enum Wait {
+    /// The cache must read inotify's queue first.
+    Sync,
+    /// The file is being compressed, and the request takes it encoded.
+    Compression(Arc<EntryState>),
+}
+
+/// The compression `found` is waiting on, when a request that
+/// `accepts_encoded` should wait for it.
+fn compressing(
+    found: &Result<Lookup, ResolveError>,
+    accepts_encoded: bool,
+) -> Option<Arc<EntryState>> {
+    match found {
+        Ok(Lookup::Found(info, _)) if accepts_encoded => info
+            .stored
+            .as_ref()
+            .filter(|(slot, _)| slot.pending())
+            .map(|(slot, _)| slot.clone()),
+        _ => None,
     }
 }
 

@@ -47,10 +47,12 @@ pub(super) async fn send(
     let count = end - start;
     let is_head = ex.req.method == Method::Head;
     if status != 206 {
-        // The fast path: the fields prebuilt with the cache entry.
+        // The fast path: the fields prebuilt with the cache entry, and
+        // usually no CORS lines (then none to loop over).
+        let cors_lines = [cors];
         let head = Head {
             prebuilt: &info.head_fields,
-            extra_lines: &[cors],
+            extra_lines: &cors_lines[..usize::from(!cors.is_empty())],
             ..ex.head(status, Some(count), None, extra)
         };
         write_head(ex.out, &head);

@@ -14,7 +14,7 @@ use super::cache::{Body, FileInfo};
 use super::cors::Cors;
 use super::headers::error_fields;
 use super::listing::list;
-use super::lookup::{CachedFiles, Lookup};
+use super::lookup::{CachedFiles, Lookup, Wait};
 use super::resolve::{has_dot_dot, log_refusal};
 use super::send::{not_modified, send, Reply};
 use super::store::CacheFigures;
@@ -83,7 +83,13 @@ impl StaticFiles {
                 .error(ex, 405, "static files answer GET and HEAD", &allow, &cors)
                 .await;
         }
-        match self.find(ex).await {
+        // The common case answered now; a wait (for the cache to sync, or
+        // for a compression) only when it must.
+        let found = match self.find_now(ex) {
+            Ok(found) => found,
+            Err((wait, fallback)) => self.find_after(ex, wait, fallback).await,
+        };
+        match found {
             Ok(Lookup::Found(info, body)) => self.send_found(ex, info, body, &cors).await,
             // After a sync, watched entries were read before the request
             // was, or are gone: cannot happen.
@@ -111,20 +117,50 @@ impl StaticFiles {
     }
 
     /// The file at the request path, or the fallback file for a path the
-    /// rules accepted and that names nothing.
-    async fn find(&self, ex: &mut Exchange<'_>) -> Result<Lookup, ResolveError> {
+    /// rules accepted and that names nothing; else what must be waited for
+    /// first, and whether for the fallback.
+    fn find_now(&self, ex: &Exchange<'_>) -> Result<Result<Lookup, ResolveError>, (Wait, bool)> {
         let received = ex.input.received_seq();
         let (path, query) = (ex.req.path(), ex.req.query());
         let encoded = ex.req.accept_encoding.is_some();
         let found = self
             .files
-            .find(ex.input, path, query, received, encoded)
-            .await;
+            .find_now(path, query, received, encoded)
+            .map_err(|w| (w, false))?;
         if matches!(found, Err(ResolveError::Missing)) && self.falls_back(path) {
             // A refused path (dotfile, "..", outside the root) keeps its error.
             let fallback = &self.config.fallback;
             return self
                 .files
+                .find_now(fallback, None, received, encoded)
+                .map_err(|w| (w, true));
+        }
+        Ok(found)
+    }
+
+    /// `find_now`'s answer after its `wait`, for the fallback file or not.
+    async fn find_after(
+        &self,
+        ex: &mut Exchange<'_>,
+        wait: Wait,
+        fallback: bool,
+    ) -> Result<Lookup, ResolveError> {
+        let received = ex.input.received_seq();
+        let (path, query) = (ex.req.path(), ex.req.query());
+        let encoded = ex.req.accept_encoding.is_some();
+        let files = &self.files;
+        if fallback {
+            let fallback = &self.config.fallback;
+            return files
+                .find_after(wait, ex.input, fallback, None, received, encoded)
+                .await;
+        }
+        let found = files
+            .find_after(wait, ex.input, path, query, received, encoded)
+            .await;
+        if matches!(found, Err(ResolveError::Missing)) && self.falls_back(path) {
+            let fallback = &self.config.fallback;
+            return files
                 .find(ex.input, fallback, None, received, encoded)
                 .await;
         }
