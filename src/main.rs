@@ -93,6 +93,12 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
     line.config.set_file(config_file.as_deref());
     // Listeners bound and the log open: what needed root is done.
     if let Some(account) = account {
+        if let Err(e) = server.give_log_to(account) {
+            return fail(&format!(
+                "cannot give the access log to user {:?}: {e}; check log.access_log_path",
+                line.config.load().user
+            ));
+        }
         if let Err(e) = account::switch_to(account) {
             return fail(&format!(
                 "cannot switch to user {:?} (uid {}, gid {}): {e}; check `user` and `group`",

@@ -10,6 +10,7 @@ use crate::config::{resolve_workers, Config, SharedConfig};
 pub use crate::listening::ListenError;
 use crate::listening::OpenListener;
 use crate::metrics::Metrics;
+use crate::runtime::sys::account::Account;
 use crate::runtime::{race, Latch, Runtime};
 use crate::service::{Readiness, Service, StatusSource};
 use crate::stages::http_handler::HttpHandler;
@@ -111,9 +112,7 @@ impl ServerBuilder {
             .unwrap_or_else(|| dispatcher_for(config.stages.dispatcher, config.stages.pool_size));
         let workers = resolve_workers(config.workers);
         let access_log = if config.log.access_log {
-            let log = AccessLog::open(&config.log.access_log_path)?;
-            give_to_run_user(&log, &config)?;
-            Some(log)
+            Some(AccessLog::open(&config.log.access_log_path)?)
         } else {
             None
         };
@@ -272,6 +271,17 @@ impl Server {
         crate::service::status::to_json(&report)
     }
 
+    /// Gives the access log's file to `account`, the one the process is
+    /// about to switch to: opened as root, it would stay root's, and a
+    /// SIGUSR1 with no rotation before it (the same file opened again, as
+    /// that account) would fail. On the open file, as nginx's master does.
+    pub fn give_log_to(&self, account: Account) -> io::Result<()> {
+        match &*lock(&self.access_log) {
+            Some(log) => log.give_to(account.uid, account.gid),
+            None => Ok(()),
+        }
+    }
+
     /// Writes out what the access log has buffered.
     pub fn flush_log(&self) {
         if let Some(log) = &*lock(&self.access_log) {
@@ -327,14 +337,4 @@ impl Server {
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// When root starts a server that will run as `user`, the log file opened
-/// now becomes that user's, so the user can open it again (SIGUSR1).
-fn give_to_run_user(log: &AccessLog, config: &Config) -> io::Result<()> {
-    if config.user.is_empty() || !crate::runtime::sys::account::is_root() {
-        return Ok(());
-    }
-    let account = crate::runtime::sys::account::lookup(&config.user, &config.group)?;
-    log.give_to(account.uid, account.gid)
 }
