@@ -63,16 +63,7 @@ fn tcp_and_unix_listeners_serve_together_on_every_stage() {
                 assert_eq!(r.status, 200, "{}", server.label);
                 assert!(r.text().contains("<html"), "{}", server.label);
             }
-            server.server().flush_log();
-            let log_path = server
-                .server()
-                .line()
-                .config
-                .load()
-                .log
-                .access_log_path
-                .clone();
-            let log = std::fs::read_to_string(&log_path).expect("access log");
+            let log = server.access_log();
             assert_eq!(
                 log.lines().filter(|l| l.starts_with("unix - - [")).count(),
                 3

@@ -78,19 +78,6 @@ fn log_file(dir: &Path, config: &Config) -> PathBuf {
     ))
 }
 
-fn read_log(server: &TestServer) -> String {
-    server.server().flush_log();
-    let path = server
-        .server()
-        .line()
-        .config
-        .load()
-        .log
-        .access_log_path
-        .clone();
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
 /// Whether the server closes `stream` without answering.
 fn closed_unanswered(stream: &mut TcpStream) -> bool {
     let (bytes, closed) = read_until_closed(stream, Duration::from_secs(5));
@@ -143,7 +130,7 @@ fn proxy_headers_from_a_trusted_peer_name_the_client() {
             s.write_all(&v2(None)).expect("send");
             assert_eq!(status_on(&mut s, "/status"), 403, "{label}");
             assert_eq!(status_on(&mut s, "/readyz"), 200, "{label}");
-            let log = read_log(server);
+            let log = server.access_log();
             for (client, lines) in [("192.0.2.7", 3), ("198.51.100.1", 3), ("127.0.0.1", 2)] {
                 let logged = log
                     .lines()
@@ -238,7 +225,7 @@ fn forwarded_for_from_trusted_peers_names_the_rightmost_untrusted_address() {
             let claim = "X-Forwarded-For: 127.0.0.1\r\n";
             assert_eq!(xff(&mut other, "/status", claim), 200, "{label} loopback");
             assert_eq!(xff(&mut other, "/index.html", outside), 200, "{label}");
-            let log = read_log(server);
+            let log = server.access_log();
             let from = |client: &str| {
                 log.lines()
                     .filter(|l| l.starts_with(&format!("{client} - - [")))
@@ -345,7 +332,7 @@ fn a_unix_listener_takes_the_proxy_protocol_when_unix_is_trusted() {
     header.resize(16 + 216, 0);
     unix.write_all(&header).expect("send");
     assert_eq!(get(&mut unix, "/status").status, 403, "not in status.allow");
-    let log = read_log(&server);
+    let log = server.access_log();
     let starts: Vec<&str> = log.lines().filter_map(|l| l.split(' ').next()).collect();
     assert_eq!(starts, ["192.0.2.7", "192.0.2.8", "unix"], "{log}");
     // TCP from 127.0.0.1 is not trusted here.

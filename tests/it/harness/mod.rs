@@ -51,6 +51,20 @@ impl TestServer {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The access log as written so far (flushed first); empty if none.
+    pub(crate) fn access_log(&self) -> String {
+        self.server().flush_log();
+        let path = self
+            .server()
+            .line()
+            .config
+            .load()
+            .log
+            .access_log_path
+            .clone();
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
     /// Status JSON as text.
     pub(crate) fn status_json(&self) -> String {
         self.server().status_json()
