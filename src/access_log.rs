@@ -95,15 +95,18 @@ impl AccessLog {
         let mut line = String::with_capacity(160);
         let _ = write!(line, "{} - - [{}] \"", host, clf_time(SystemTime::now()));
         match request {
-            RequestLine::Parsed(r) => {
+            RequestLine::Parsed(r) | RequestLine::Http2(r) => {
                 line.push_str(r.method.as_str());
                 line.push(' ');
                 push_escaped(&mut line, r.target.as_bytes());
-                let _ = write!(
-                    line,
-                    " HTTP/1.{}\" {} {} \"",
-                    r.minor_version, status, bytes
-                );
+                let _ = match request {
+                    RequestLine::Http2(_) => write!(line, " HTTP/2.0\" {status} {bytes} \""),
+                    _ => write!(
+                        line,
+                        " HTTP/1.{}\" {} {} \"",
+                        r.minor_version, status, bytes
+                    ),
+                };
                 push_escaped(&mut line, r.referer.as_deref().unwrap_or(b"-"));
                 line.push_str("\" \"");
                 push_escaped(&mut line, r.user_agent.as_deref().unwrap_or(b"-"));
@@ -134,6 +137,9 @@ impl AccessLog {
 pub(crate) enum RequestLine<'a> {
     /// A request that parsed: its method, target, version and fields.
     Parsed(&'a Request),
+    /// A request that came on an HTTP/2 stream: logged `HTTP/2.0`, as
+    /// nginx logs it.
+    Http2(&'a Request),
     /// One that did not (or never finished arriving): the bytes of its
     /// request line as received ([`raw_request_line`]), `-` when empty.
     Raw(&'a [u8]),

@@ -13,6 +13,7 @@ use crate::metrics::Metrics;
 use crate::runtime::sys::account::Account;
 use crate::runtime::{race, Latch, Runtime};
 use crate::service::{Readiness, Service, StatusSource};
+use crate::stages::h2_connection::Http2;
 use crate::stages::http_handler::HttpHandler;
 use crate::stages::pressure::{FdBudget, Pressure};
 use crate::stages::{
@@ -141,6 +142,7 @@ impl ServerBuilder {
         if let Some(warning) = budget.warning() {
             eprintln!("{warning}");
         }
+        let http2 = Arc::new(Http2::new(workers, config.queue.capacity));
         let line = Arc::new(Line {
             pending: (0..workers)
                 .map(|_| {
@@ -164,7 +166,9 @@ impl ServerBuilder {
             },
             config: SharedConfig::new(config),
             tls: std::sync::OnceLock::new(),
+            http2,
         });
+        line.http2.start(runtime.handle(), &line);
         for worker in 0..workers {
             for waiting in [Waiting::FirstRequest, Waiting::KeepAlive] {
                 let line = line.clone();

@@ -286,6 +286,12 @@ pub static KEYS: &[Key] = &[
         "Certificates [[tls.certificates]]: cert and key PEM files, optional SNI names."),
     key!("tls.self_signed", tls.self_signed = boolean, Bool(false),
         "With no certificate: serve a self-signed one for localhost, made at start and kept in memory (local tries only)."),
+    key!("http2.tls", http2.tls = boolean, Bool(true),
+        "TLS listeners offer h2 by ALPN, preferred to http/1.1; false: HTTP/1.1 only over TLS."),
+    key!("http2.cleartext", http2.cleartext = boolean, Bool(true),
+        "Plain listeners answer a connection that opens with the HTTP/2 preface (h2c, prior knowledge)."),
+    key!("http2.max_concurrent_streams", http2.max_concurrent_streams = int(1, 65_535), Int(128),
+        "Streams one HTTP/2 client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS)."),
 ];
 
 /// Keys the shipped file sets to an example rather than to the default:

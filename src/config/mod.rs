@@ -168,6 +168,24 @@ blank_struct! {
         pub runtime: RuntimeConfig,
         /// `[tls]`: HTTPS listeners and certificates (default none).
         pub tls: TlsConfig,
+        /// `[http2]`: where HTTP/2 is spoken, and its limits.
+        pub http2: Http2Config,
+    }
+}
+
+blank_struct! {
+    /// The `[http2]` table: where HTTP/2 is spoken, and its limits.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Http2Config {
+        /// `http2.tls`: TLS listeners offer `h2` by ALPN, before `http/1.1`
+        /// (default true).
+        pub tls: bool,
+        /// `http2.cleartext`: plain listeners answer a connection that opens
+        /// with the HTTP/2 preface (h2c, prior knowledge) (default true).
+        pub cleartext: bool,
+        /// `http2.max_concurrent_streams`: streams a client may have open
+        /// on one connection (default 128).
+        pub max_concurrent_streams: u32,
     }
 }
 

@@ -1,11 +1,13 @@
-//! HTTP/1.1 protocol rules: request parsing, request-target and
+//! HTTP protocol rules: request parsing, request-target and
 //! percent-encoding rules, chunked framing, response heads, and the PROXY
-//! protocol header a proxy in front may send before them.
+//! protocol header a proxy in front may send before them; HTTP/2
+//! requests and responses in HTTP/1.1 form (`h2_mapping`).
 //! Nothing here touches sockets or files.
 
 pub mod chunked;
 pub mod date;
 mod fields;
+pub mod h2_mapping;
 pub mod json;
 pub mod method;
 pub mod proxy;

@@ -8,6 +8,8 @@
 //! - [`latch`]: a flag green threads can await (shutdown).
 //! - [`idle`]: items parked until readable, with no green thread each.
 //! - [`net`]: TCP listeners and streams, `sendfile`.
+//! - [`pipe`]: an in-memory duplex byte pipe, a stream's stand-in.
+//! - [`compat`]: a stream as tokio's I/O traits (no tokio runtime).
 //! - [`swap`]: a value replaced whole while the workers read it.
 //! - [`sys`]: the operating system beneath: `syscall!`, the one way the
 //!   runtime calls libc, and one file per OS facility (sockets, accounts,
@@ -38,11 +40,13 @@
 
 mod executor;
 pub use executor::idle_spin_time;
+pub mod compat;
 pub mod idle;
 pub mod io;
 pub mod latch;
 pub mod local_pool;
 pub mod net;
+pub mod pipe;
 pub mod pooled;
 pub mod queue;
 mod reactor;
@@ -64,10 +68,12 @@ use std::time::Duration;
 
 use executor::{with_local, Injected, Local, WorkerShared};
 
+pub use compat::AsyncStream;
 pub use io::Async;
 pub use latch::Latch;
 pub use local_pool::LocalPool;
 pub use net::{ListenOptions, StreamOptions, TcpListener, TcpStream};
+pub use pipe::{pipe, PipeEnd};
 pub use pooled::PooledFuture;
 pub use queue::{Full, Queue, QueueSnapshot};
 pub use reactor::PollMode;

@@ -14,8 +14,9 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::TcpStream as StdStream;
 use std::os::unix::fs::FileExt;
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 
+use super::pipe::PipeEnd;
 use super::TcpStream;
 
 /// A record layer over a socket: ciphertext in and out on one side,
@@ -50,18 +51,85 @@ thread_local! {
     static PIECE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A client connection: a non-blocking socket and, for TLS, its session.
+/// A client connection: a non-blocking socket and, for TLS, its session;
+/// or one end of an in-memory pipe standing in for a connection (a
+/// request multiplexed on another one, such as an HTTP/2 stream).
 pub struct Stream {
-    socket: TcpStream,
+    transport: Transport,
     session: Option<Box<RefCell<dyn Session>>>,
+}
+
+enum Transport {
+    Socket(TcpStream),
+    /// Boxed: a socket stream, the common case, stays two words.
+    Pipe(Box<PipeStream>),
+}
+
+/// A pipe standing in for a connection, and what the real connection
+/// beneath it says of the client.
+struct PipeStream {
+    end: PipeEnd,
+    peer: Option<std::net::SocketAddr>,
+    secure: bool,
 }
 
 impl Stream {
     /// A stream read and written as is.
     pub fn plain(socket: TcpStream) -> Stream {
         Stream {
-            socket,
+            transport: Transport::Socket(socket),
             session: None,
+        }
+    }
+
+    /// A stream over one end of a pipe, for a connection whose client is
+    /// `peer` and which is `secure` (TLS) or not.
+    pub fn pipe(end: PipeEnd, peer: Option<std::net::SocketAddr>, secure: bool) -> Stream {
+        Stream {
+            transport: Transport::Pipe(Box::new(PipeStream { end, peer, secure })),
+            session: None,
+        }
+    }
+
+    /// The pipe end, if this stream is a pipe.
+    fn pipe_end(&self) -> Option<&PipeEnd> {
+        match &self.transport {
+            Transport::Pipe(pipe) => Some(&pipe.end),
+            Transport::Socket(_) => None,
+        }
+    }
+
+    /// Whether this stream is a pipe standing in for a connection.
+    pub fn is_pipe(&self) -> bool {
+        matches!(self.transport, Transport::Pipe(_))
+    }
+
+    /// The client's address: the socket's peer, or the one the pipe's
+    /// connection was opened by.
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        match &self.transport {
+            Transport::Socket(socket) => socket.get_ref().peer_addr().ok(),
+            Transport::Pipe(pipe) => pipe.peer,
+        }
+    }
+
+    /// Writes what the socket takes at once, without parking (a last word
+    /// before a close).
+    pub fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
+        match &self.transport {
+            Transport::Socket(socket) => (&mut socket.get_ref()).write(buf),
+            Transport::Pipe(pipe) => pipe.end.try_write(buf),
+        }
+    }
+
+    /// Whether the peer has sent bytes not read yet, without waiting (one
+    /// peek on a socket).
+    pub fn has_unread(&self) -> bool {
+        match &self.transport {
+            Transport::Socket(socket) => {
+                matches!(socket.get_ref().peek(&mut [0u8; 1]), Ok(n) if n > 0)
+            }
+            Transport::Pipe(pipe) => pipe.end.has_unread(),
         }
     }
 
@@ -72,30 +140,46 @@ impl Stream {
 
     /// Whether a session (TLS) sits between the socket and its users.
     pub fn is_secure(&self) -> bool {
-        self.session.is_some()
+        match &self.transport {
+            Transport::Socket(_) => self.session.is_some(),
+            Transport::Pipe(pipe) => pipe.secure,
+        }
     }
 
-    /// The socket, as the reactor watches it.
-    pub fn socket(&self) -> &TcpStream {
-        &self.socket
+    /// The socket, as the reactor watches it; None for a pipe.
+    pub fn socket(&self) -> Option<&TcpStream> {
+        match &self.transport {
+            Transport::Socket(socket) => Some(socket),
+            Transport::Pipe(_) => None,
+        }
     }
 
-    /// The underlying standard socket (addresses, options).
-    pub fn get_ref(&self) -> &StdStream {
-        self.socket.get_ref()
+    /// The underlying standard socket (addresses, options); None for a pipe.
+    pub fn get_ref(&self) -> Option<&StdStream> {
+        self.socket().map(TcpStream::get_ref)
+    }
+
+    /// The socket beneath, which a pipe does not have: every caller
+    /// handles pipes first.
+    fn raw(&self) -> io::Result<&TcpStream> {
+        self.socket()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "not a socket"))
     }
 
     /// Reads some plaintext; 0 means the peer closed.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let socket = match &self.transport {
+            Transport::Socket(socket) => socket,
+            Transport::Pipe(pipe) => return pipe.end.read(buf).await,
+        };
         let Some(session) = &self.session else {
-            return self.socket.read(buf).await;
+            return socket.read(buf).await;
         };
         loop {
             if let Some(done) = buffered_plain(session, buf) {
                 return done;
             }
-            let got = self
-                .socket
+            let got = socket
                 .read_with(|mut socket| session.borrow_mut().read_tls(&mut socket))
                 .await;
             let got = self.after_read(session, got)?;
@@ -108,16 +192,24 @@ impl Stream {
 
     /// Reads what has arrived without waiting: `WouldBlock` if nothing has.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let socket = match &self.transport {
+            Transport::Socket(socket) => socket,
+            Transport::Pipe(pipe) => {
+                let waker = Waker::noop();
+                return match pipe.end.poll_read(&mut Context::from_waker(waker), buf) {
+                    Poll::Ready(done) => done,
+                    Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+                };
+            }
+        };
         let Some(session) = &self.session else {
-            return self.socket.try_read(buf);
+            return socket.try_read(buf);
         };
         loop {
             if let Some(done) = buffered_plain(session, buf) {
                 return done;
             }
-            let got = self
-                .socket
-                .try_read_with(|mut socket| session.borrow_mut().read_tls(&mut socket));
+            let got = socket.try_read_with(|mut socket| session.borrow_mut().read_tls(&mut socket));
             let got = self.after_read(session, got)?;
             // Records the peer's data called for (a key update): sent now
             // if the socket takes them, else with the next write.
@@ -143,8 +235,12 @@ impl Stream {
     /// Writes some of `buf`, parking while the socket is not writable;
     /// returns how many bytes were taken (and, for TLS, sent).
     pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        let socket = match &self.transport {
+            Transport::Socket(socket) => socket,
+            Transport::Pipe(pipe) => return pipe.end.write(buf).await,
+        };
         let Some(session) = &self.session else {
-            return self.socket.write(buf).await;
+            return socket.write(buf).await;
         };
         let taken = session.borrow_mut().write_plain(buf)?;
         self.send_records(session).await?;
@@ -164,9 +260,9 @@ impl Stream {
     /// Writes like `write`; on a plain socket with MSG_MORE (a head that a
     /// `sendfile` body follows).
     pub async fn write_more(&self, buf: &[u8]) -> io::Result<usize> {
-        match &self.session {
-            None => self.socket.write_more(buf).await,
-            Some(_) => self.write(buf).await,
+        match (&self.transport, &self.session) {
+            (Transport::Socket(socket), None) => socket.write_more(buf).await,
+            _ => self.write(buf).await,
         }
     }
 
@@ -174,9 +270,13 @@ impl Stream {
     /// with sendfile(2) on a plain socket; through the session in pieces
     /// of at most 64 KiB otherwise.
     pub async fn sendfile(&self, file: &File, offset: &mut u64, count: usize) -> io::Result<usize> {
-        let Some(session) = &self.session else {
-            return self.socket.sendfile(file, offset, count).await;
+        let (Transport::Socket(socket), Some(session)) = (&self.transport, &self.session) else {
+            return match &self.transport {
+                Transport::Socket(socket) => socket.sendfile(file, offset, count).await,
+                Transport::Pipe(pipe) => pipe_file(&pipe.end, file, offset, count).await,
+            };
         };
+        let _ = socket;
         let want = count.min(FILE_PIECE);
         let taken = PIECE.with(|piece| -> io::Result<usize> {
             let mut piece = piece.borrow_mut();
@@ -202,30 +302,41 @@ impl Stream {
     /// True if a read may find something (bytes arrived, or plaintext is
     /// buffered); otherwise leaves `waker` to be woken when readable.
     pub fn arm_readable(&self, waker: &Waker) -> io::Result<bool> {
+        if let Some(end) = self.pipe_end() {
+            return Ok(end.arm_readable(waker));
+        }
         if let Some(session) = &self.session {
             if session.borrow_mut().has_plain() {
                 return Ok(true);
             }
         }
-        self.socket.arm_readable(waker)
+        self.raw()?.arm_readable(waker)
     }
 
     /// Waits until a read may find something: plaintext buffered, or the
     /// socket readable.
     pub async fn readable(&self) -> io::Result<()> {
+        if let Some(end) = self.pipe_end() {
+            std::future::poll_fn(|cx| match end.arm_readable(cx.waker()) {
+                true => Poll::Ready(()),
+                false => Poll::Pending,
+            })
+            .await;
+            return Ok(());
+        }
         if let Some(session) = &self.session {
             if session.borrow_mut().has_plain() {
                 return Ok(());
             }
         }
-        self.socket.readable().await
+        self.raw()?.readable().await
     }
 
     /// Sends every waiting record, parking while the socket is full.
     async fn send_records(&self, session: &RefCell<dyn Session>) -> io::Result<()> {
+        let socket = self.raw()?;
         while session.borrow().wants_write() {
-            let sent = self
-                .socket
+            let sent = socket
                 .write_with(|mut socket| session.borrow_mut().write_tls(&mut socket))
                 .await?;
             if sent == 0 {
@@ -239,35 +350,139 @@ impl Stream {
     /// socket takes it now), then a FIN. Reads still work, so what the peer
     /// is still sending can be read and dropped (a lingering close).
     pub fn shutdown_write(&self) -> io::Result<()> {
+        if let Some(end) = self.pipe_end() {
+            end.shutdown_write();
+            return Ok(());
+        }
         if let Some(session) = &self.session {
             session.borrow_mut().close();
             self.try_send_records(session);
         }
-        self.socket.get_ref().shutdown(std::net::Shutdown::Write)
-    }
-
-    /// Whether the peer has sent bytes not read yet: one peek,
-    /// without waiting.
-    pub fn has_unread(&self) -> bool {
-        matches!(self.socket.get_ref().peek(&mut [0u8; 1]), Ok(n) if n > 0)
+        self.raw()?.get_ref().shutdown(std::net::Shutdown::Write)
     }
 
     /// Reads raw bytes off the socket, past any session, to be dropped:
     /// after [`Self::shutdown_write`] nothing the peer sends is answered.
     pub async fn read_to_discard(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.socket.read(buf).await
+        match &self.transport {
+            Transport::Socket(socket) => socket.read(buf).await,
+            Transport::Pipe(pipe) => pipe.end.read(buf).await,
+        }
+    }
+
+    /// Polls one read of plaintext, for callers that are futures by hand
+    /// (the tokio I/O traits); `Ready(Ok(0))`: the peer closed.
+    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let socket = match &self.transport {
+            Transport::Socket(socket) => socket,
+            Transport::Pipe(pipe) => return pipe.end.poll_read(cx, buf),
+        };
+        let Some(session) = &self.session else {
+            return socket.poll_read(cx, buf);
+        };
+        loop {
+            if let Some(done) = buffered_plain(session, buf) {
+                return Poll::Ready(done);
+            }
+            let got = match socket
+                .poll_read_with(cx, |mut socket| session.borrow_mut().read_tls(&mut socket))
+            {
+                Poll::Ready(got) => got,
+                Poll::Pending => return Poll::Pending,
+            };
+            let got = self.after_read(session, got)?;
+            self.try_send_records(session);
+            if got == 0 {
+                return Poll::Ready(closed(session.borrow_mut().read_plain(buf)));
+            }
+        }
+    }
+
+    /// Polls one write: how much of `buf` was taken. Through a session the
+    /// records go out as the socket takes them; [`Self::poll_flush`] sends
+    /// the rest.
+    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let socket = match &self.transport {
+            Transport::Socket(socket) => socket,
+            Transport::Pipe(pipe) => return pipe.end.poll_write(cx, buf),
+        };
+        let Some(session) = &self.session else {
+            return socket.poll_write_with(cx, |mut io| io.write(buf));
+        };
+        loop {
+            let taken = session.borrow_mut().write_plain(buf)?;
+            if taken > 0 || buf.is_empty() {
+                // Progress now if the socket takes it; the rest on flush.
+                let _ = self.poll_send_records(cx, session);
+                return Poll::Ready(Ok(taken));
+            }
+            match self.poll_send_records(cx, session) {
+                Poll::Ready(Ok(())) => {}
+                other => return other.map(|r| r.map(|()| 0)),
+            }
+        }
+    }
+
+    /// Polls until every record written is sent (nothing to do for a
+    /// plain socket or a pipe).
+    pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &self.session {
+            Some(session) if !self.is_pipe() => self.poll_send_records(cx, session),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_send_records(
+        &self,
+        cx: &mut Context<'_>,
+        session: &RefCell<dyn Session>,
+    ) -> Poll<io::Result<()>> {
+        let socket = self.raw()?;
+        while session.borrow().wants_write() {
+            let sent = socket
+                .poll_write_with(cx, |mut socket| session.borrow_mut().write_tls(&mut socket));
+            match sent {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// Sends what waiting records the socket takes now, without parking.
     fn try_send_records(&self, session: &RefCell<dyn Session>) {
+        let Ok(socket) = self.raw() else { return };
         let mut session = session.borrow_mut();
         while session.wants_write() {
-            match session.write_tls(&mut self.socket.get_ref()) {
+            match session.write_tls(&mut socket.get_ref()) {
                 Ok(n) if n > 0 => {}
                 _ => break,
             }
         }
     }
+}
+
+/// A file's bytes into a pipe: read in pieces of at most 64 KiB (the
+/// pipe bounds what it holds).
+async fn pipe_file(
+    end: &PipeEnd,
+    file: &File,
+    offset: &mut u64,
+    count: usize,
+) -> io::Result<usize> {
+    let mut piece = vec![0u8; count.min(FILE_PIECE)];
+    let read = file.read_at(&mut piece, *offset)?;
+    let mut taken = 0;
+    while taken < read {
+        match end.write(&piece[taken..read]).await? {
+            0 => break,
+            n => taken += n,
+        }
+    }
+    *offset += taken as u64;
+    Ok(taken)
 }
 
 /// Plaintext the session already holds (`None`: nothing buffered, read

@@ -19,7 +19,13 @@ pub const FORWARDED_FOR: &str = "X-Forwarded-For";
 
 /// The connection's peer, asked of the kernel.
 pub fn peer_of(stream: &Stream) -> Client {
-    match socket2::SockRef::from(stream.get_ref()).peer_addr() {
+    let Some(socket) = stream.get_ref() else {
+        // A pipe standing in for a connection: its connection's peer.
+        return stream
+            .peer_addr()
+            .map_or(Client::Unknown, |a| Client::Ip(a.ip()));
+    };
+    match socket2::SockRef::from(socket).peer_addr() {
         Ok(addr) => match addr.as_socket() {
             Some(sa) => Client::Ip(sa.ip()),
             None if addr.domain() == socket2::Domain::UNIX => Client::Unix,

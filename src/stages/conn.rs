@@ -78,7 +78,8 @@ pub struct Conn {
     /// None until read, and always without the protocol. Boxed: 8 bytes
     /// on every idle connection, allocated only behind such a proxy.
     pub(crate) proxied: Option<Box<Client>>,
-    _slot: ConnectionSlot,
+    /// None for a request multiplexed on a connection that holds one.
+    _slot: Option<ConnectionSlot>,
 }
 
 impl Conn {
@@ -93,14 +94,46 @@ impl Conn {
             ready_since: now,
             accepted: now,
             proxied: None,
-            _slot: slot,
+            _slot: Some(slot),
         }
+    }
+
+    /// One request multiplexed on a connection (an HTTP/2 stream): its
+    /// preamble already buffered in a read buffer of `size` bytes (or
+    /// the preamble's size, if larger), no slot of its own.
+    pub fn for_stream(
+        stream: Stream,
+        proxied: Option<Client>,
+        preamble: &[u8],
+        size: usize,
+    ) -> Conn {
+        let now = crate::runtime::now();
+        let mut input = ReadBuffer::default();
+        let spare = input.spare(size.max(preamble.len()));
+        let n = spare.len().min(preamble.len());
+        spare[..n].copy_from_slice(&preamble[..n]);
+        input.filled(n);
+        Conn {
+            stream,
+            input,
+            requests: 0,
+            ready_since: now,
+            accepted: now,
+            proxied: proxied.map(Box::new),
+            _slot: None,
+        }
+    }
+
+    /// The stream, the bytes read ahead, and the slot, for a stage that
+    /// takes the connection over (HTTP/2).
+    pub(crate) fn into_parts(self) -> (Stream, ReadBuffer, Option<ConnectionSlot>) {
+        (self.stream, self.input, self._slot)
     }
 
     /// The client's address. Asked of the kernel when needed (access log)
     /// rather than kept: every byte of a `Conn` is paid per idle connection.
     pub fn peer(&self) -> Option<SocketAddr> {
-        self.stream.get_ref().peer_addr().ok()
+        self.stream.peer_addr()
     }
 
     /// The client apart from any request: what the PROXY protocol header

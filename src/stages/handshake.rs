@@ -128,11 +128,14 @@ impl Handshake {
         }
         let config = line.config.load();
         let deadline = conn.ready_since + config.timeouts.header_read;
-        let mut tls = match self.keys.accept() {
+        let mut tls = match self.keys.accept(config.http2.tls) {
             Ok(tls) => tls,
             Err(_) => return self.fail(),
         };
-        let result = timeout_at(deadline, drive(conn.stream.socket(), &mut tls)).await;
+        let Some(socket) = conn.stream.socket() else {
+            return self.fail();
+        };
+        let result = timeout_at(deadline, drive(socket, &mut tls)).await;
         match result {
             Ok(Ok(())) => {}
             Ok(Err(HandshakeFailure::PlainHttp)) => {
@@ -147,7 +150,7 @@ impl Handshake {
                     &[],
                 );
                 let limit = config.timeouts.write.min(Duration::from_secs(5));
-                if let Ok(Ok(())) = timeout(limit, conn.stream.socket().write_all(&out)).await {
+                if let Ok(Ok(())) = timeout(limit, socket.write_all(&out)).await {
                     // The client goes on sending its request: a plain
                     // close would reset the 400 away.
                     conn.close_lingering(config.timeouts.lingering).await;
@@ -160,10 +163,14 @@ impl Handshake {
         if tls.handshake_kind() == Some(HandshakeKind::Resumed) {
             self.resumed.fetch_add(1, Ordering::Relaxed);
         }
+        let h2 = tls.alpn_protocol() == Some(b"h2");
         conn.stream
             .secure(Box::new(std::cell::RefCell::new(TlsSession(tls))));
         conn.ready_since = runtime::now();
-        admit(line, line.local_pending(), conn).await;
+        match h2 {
+            true => line.http2.admit(line, conn).await,
+            false => admit(line, line.local_pending(), conn).await,
+        }
     }
 
     fn fail(&self) {

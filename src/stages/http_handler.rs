@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::access_log::{raw_request_line, RequestLine};
 use crate::config::{Client, Config};
+use crate::http::h2_mapping::{preface, Preface};
 use crate::http::{parse_request, BodyFraming, Limits, Request};
 use crate::runtime::swap::Swap;
 use crate::runtime::LocalPool;
@@ -175,6 +176,7 @@ impl Built {
             Next::Recycle => line.local_pending().recycle(conn, line),
             Next::Park => line.local_pending().park(conn),
             Next::Close => {}
+            Next::Http2 => line.http2.admit(line, conn).await,
             // On a green thread of its own: the handler (a pool's slot)
             // is free while the client finishes sending.
             Next::Linger => {
@@ -224,6 +226,18 @@ impl Built {
         let out = &mut out.0;
         let mut answered = 0u32;
         loop {
+            if conn.requests == 0 && ctx.config.http2.cleartext && !conn.stream.is_secure() {
+                match preface(conn.input.pending()) {
+                    Preface::Complete if !conn.stream.is_pipe() => return Next::Http2,
+                    Preface::Partial if !conn.stream.is_pipe() => {
+                        if !self.read_more(conn, line, ctx, deadline, out).await {
+                            return Next::Close;
+                        }
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
             let parsed = parse_request(conn.input.pending(), &self.limits);
             match parsed {
                 Err(e) => {
@@ -316,7 +330,9 @@ impl Built {
     ) -> Outcome {
         let started = crate::runtime::now();
         conn.requests = conn.requests.saturating_add(1);
+        // A stream's pipe carries one request: its response ends with it.
         let keep_alive = req.keep_alive
+            && !conn.stream.is_pipe()
             && u64::from(conn.requests) < ctx.config.limits.max_requests_per_connection
             && !ctx.shutdown.is_set()
             // Draining: each response closes its connection, so clients
@@ -358,7 +374,10 @@ impl Built {
         }
         // Recorded here: the client need not be carried out of the future.
         let logged = Logged {
-            request: RequestLine::Parsed(req),
+            request: match conn.stream.is_pipe() {
+                true => RequestLine::Http2(req),
+                false => RequestLine::Parsed(req),
+            },
             client,
         };
         self.record(
@@ -454,6 +473,8 @@ fn never_redirected(path: &str, config: &Config) -> bool {
 
 /// What becomes of a connection after its handler is done with it.
 enum Next {
+    /// The connection opened with the HTTP/2 preface (h2c).
+    Http2,
     /// Responses sent; back round the line for the next request.
     Recycle,
     /// Nothing to read yet: wait in the reactor for the first bytes.
@@ -471,9 +492,10 @@ enum Next {
 /// client that asked to close and sent no body costs no peek; one that is
 /// neither sending nor reading (a write timeout) is closed at once.
 fn may_still_send(req: &Request, conn: &Conn, status: u16) -> bool {
-    status >= 400
-        || conn.input.has_pending()
-        || ((req.keep_alive || req.body != BodyFraming::None) && conn.stream.has_unread())
+    !conn.stream.is_pipe()
+        && (status >= 400
+            || conn.input.has_pending()
+            || ((req.keep_alive || req.body != BodyFraming::None) && conn.stream.has_unread()))
 }
 
 /// A body sent to a route that ignores it can be read and dropped (so the

@@ -15,6 +15,7 @@ pub mod acceptor;
 pub mod admission;
 pub mod conn;
 pub mod dispatcher;
+pub mod h2_connection;
 pub mod handshake;
 pub mod http_handler;
 pub mod pending;
@@ -64,6 +65,9 @@ pub struct Line {
     pub stage_names: StageNames,
     /// The handshake stage, when TLS listeners feed the line.
     pub tls: std::sync::OnceLock<Arc<handshake::Handshake>>,
+    /// The HTTP/2 connection stage: connections that speak HTTP/2 are
+    /// pushed onto its queues.
+    pub http2: Arc<h2_connection::Http2>,
 }
 
 /// The names of the stage implementations a line runs.

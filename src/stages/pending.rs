@@ -200,7 +200,6 @@ pub async fn admit(line: &Line, pending: &PendingQueue, conn: Conn) {
 
 /// Answers 503 with `Retry-After` and closes: the line is full.
 pub fn reject_stream(line: &Line, stream: &Stream) {
-    use std::io::Write;
     line.metrics.here().rejected.bump();
     let mut out = Vec::with_capacity(256);
     crate::http::write_error(
@@ -212,5 +211,5 @@ pub fn reject_stream(line: &Line, stream: &Stream) {
     );
     // One non-blocking attempt: a client too slow to take 200 bytes gets
     // only the close.
-    let _ = stream.get_ref().write(&out);
+    let _ = stream.write_now(&out);
 }

@@ -212,7 +212,7 @@ pub fn evict_idle(line: &Line) -> bool {
             return false;
         };
         // Non-blocking: WouldBlock means idle; 0 means the client closed.
-        if matches!(conn.stream.get_ref().peek(&mut [0u8; 1]), Ok(n) if n > 0) {
+        if conn.stream.has_unread() {
             queue.resume(conn);
             continue;
         }

@@ -41,6 +41,7 @@ impl StatusSource for Line {
             scheduler: runtime::try_handle().map(|h| h.stats()).unwrap_or_default(),
             readiness: self.readiness.state(),
             tls: self.tls.get().map(|stage| stage.snapshot()),
+            http2: self.http2.snapshot(),
             config: {
                 let (loaded, file) = self.config.origin();
                 ConfigReport {

@@ -59,7 +59,7 @@ impl std::error::Error for TlsError {}
 /// handshake takes the current ones. Session tickets and the session cache
 /// outlive a reload, so clients resume across it.
 pub struct TlsKeys {
-    current: RwLock<(Arc<ServerConfig>, Arc<ServedNames>)>,
+    current: RwLock<Settings>,
     ticketer: Arc<dyn ProducesTickets>,
     cache: Arc<dyn StoresServerSessions>,
     /// Served when no certificate is given (`tls.self_signed`).
@@ -95,13 +95,14 @@ impl TlsKeys {
         })
     }
 
-    /// The settings a new handshake uses.
-    pub fn current(&self) -> Arc<ServerConfig> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .0
-            .clone()
+    /// The settings a new handshake uses: with `h2` offered by ALPN
+    /// before `http/1.1`, or `http/1.1` alone.
+    pub fn current(&self, offer_h2: bool) -> Arc<ServerConfig> {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        match offer_h2 {
+            true => current.with_h2.clone(),
+            false => current.http1.clone(),
+        }
     }
 
     /// Whether the certificates in use serve `host` (a Host field's name,
@@ -113,7 +114,7 @@ impl TlsKeys {
             .current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .1
+            .names
             .clone();
         names.serves(host)
     }
@@ -143,9 +144,10 @@ impl TlsKeys {
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = prepared.0;
     }
 
-    /// A new server-side connection for one client.
-    pub fn accept(&self) -> Result<ServerConnection, TlsError> {
-        let mut tls = ServerConnection::new(self.current())
+    /// A new server-side connection for one client, offering `h2` by
+    /// ALPN or not.
+    pub fn accept(&self, offer_h2: bool) -> Result<ServerConnection, TlsError> {
+        let mut tls = ServerConnection::new(self.current(offer_h2))
             .map_err(|e| TlsError(format!("cannot start a TLS session: {e}")))?;
         tls.set_buffer_limit(Some(BUFFER_LIMIT));
         Ok(tls)
@@ -153,7 +155,16 @@ impl TlsKeys {
 }
 
 /// Certificates read and checked by [`TlsKeys::prepare`], not yet in use.
-pub struct PreparedKeys((Arc<ServerConfig>, Arc<ServedNames>));
+pub struct PreparedKeys(Settings);
+
+/// One set of certificates as the handshakes use them: two rustls
+/// settings that differ only in the protocols ALPN offers, and the names
+/// the certificates serve.
+struct Settings {
+    http1: Arc<ServerConfig>,
+    with_h2: Arc<ServerConfig>,
+    names: Arc<ServedNames>,
+}
 
 /// The names a set of certificates is chosen for, and the default
 /// certificate's leaf, for [`TlsKeys::serves`].
@@ -239,7 +250,7 @@ fn server_config(
     self_signed: Option<&Arc<CertifiedKey>>,
     ticketer: &Arc<dyn ProducesTickets>,
     cache: &Arc<dyn StoresServerSessions>,
-) -> Result<(Arc<ServerConfig>, Arc<ServedNames>), TlsError> {
+) -> Result<Settings, TlsError> {
     let mut resolver = SniResolver::default();
     let mut served = ServedNames {
         names: Vec::new(),
@@ -294,7 +305,13 @@ fn server_config(
     // One ticket per full handshake: a browser reconnecting needs one, and
     // each costs an encryption on the handshake's bill.
     config.send_tls13_tickets = 1;
-    Ok((Arc::new(config), Arc::new(served)))
+    let mut with_h2 = config.clone();
+    with_h2.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Settings {
+        http1: Arc::new(config),
+        with_h2: Arc::new(with_h2),
+        names: Arc::new(served),
+    })
 }
 
 /// Reads one certificate chain and key, checking they belong together.

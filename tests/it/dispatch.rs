@@ -126,7 +126,10 @@ impl Handler for Panicky {
             // if it has not arrived (the panic then comes in a later poll).
             let mut peeked = [0u8; 16];
             let n = loop {
-                match conn.stream.get_ref().peek(&mut peeked) {
+                let Some(socket) = conn.stream.get_ref() else {
+                    return;
+                };
+                match socket.peek(&mut peeked) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {
                         if conn.stream.readable().await.is_err() {

@@ -15,6 +15,7 @@ mod confinement;
 mod connections;
 mod container;
 mod dashboard;
+mod dependencies;
 mod deploy;
 mod dispatch;
 mod docs;

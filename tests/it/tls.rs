@@ -183,16 +183,34 @@ fn tls_1_2_and_1_3_both_negotiate_with_alpn_http_1_1() {
 }
 
 #[test]
-fn a_client_offering_only_h2_is_refused_rather_than_misunderstood() {
+fn a_client_offering_only_h2_gets_h2_and_one_offering_http_1_1_keeps_it() {
     let pki = localhost_pki();
     let server = start("readiness", "spawn", |c| with_tls(c, &pki));
     let mut config = (*client(&pki.ders, BOTH)).clone();
     config.alpn_protocols = vec![b"h2".to_vec()];
-    let result = try_connect(tls_addr(&server), &Arc::new(config), "localhost");
-    assert!(
-        result.is_err(),
-        "a handshake agreeing on no protocol must fail"
+    let tls = connect(tls_addr(&server), &Arc::new(config), "localhost");
+    assert_eq!(tls.conn.alpn_protocol(), Some(&b"h2"[..]));
+    let mut config = (*client(&pki.ders, BOTH)).clone();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let tls = connect(tls_addr(&server), &Arc::new(config), "localhost");
+    assert_eq!(
+        tls.conn.alpn_protocol(),
+        Some(&b"h2"[..]),
+        "h2 is preferred"
     );
+    let server = start("readiness", "spawn", |c| {
+        with_tls(c, &pki);
+        c.http2.tls = false;
+    });
+    let mut config = (*client(&pki.ders, BOTH)).clone();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let mut tls = connect(tls_addr(&server), &Arc::new(config), "localhost");
+    assert_eq!(
+        tls.conn.alpn_protocol(),
+        Some(&b"http/1.1"[..]),
+        "http2.tls off"
+    );
+    assert_eq!(get(&mut tls, "/index.html").status, 200);
 }
 
 #[test]

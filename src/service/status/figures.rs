@@ -9,7 +9,9 @@ use crate::runtime::WorkerSnapshot;
 use super::super::probes::State;
 use super::super::static_files::CacheFigures;
 use super::render::{counter, gauge, label_value, Figure, Series, Sink, Value};
-use super::{ConfigReport, PressureReport, QueueReport, QueueWaitReport, Report, TlsReport};
+use super::{
+    ConfigReport, Http2Report, PressureReport, QueueReport, QueueWaitReport, Report, TlsReport,
+};
 
 use Value::{Count, Fixed, Flag, Micros, Null, Signed, Text};
 
@@ -42,6 +44,7 @@ pub(super) fn walk(r: &Report, out: &mut impl Sink) {
     if let Some(tls) = &r.tls {
         object(out, "tls", tls, TLS);
     }
+    object(out, "http2", &r.http2, HTTP2);
     object(out, "file_cache", &r.file_cache, FILE_CACHE);
 }
 
@@ -484,5 +487,39 @@ const TLS: &[Figure<TlsReport>] = &[
             "Plain HTTP sent to a TLS port (400).",
         ),
         |t| Count(t.plain_http),
+    ),
+];
+
+const HTTP2: &[Figure<Http2Report>] = &[
+    Figure::both(
+        "connections",
+        gauge("http2_connections", "HTTP/2 connections open."),
+        |h| Count(h.connections),
+    ),
+    Figure::both(
+        "streams_open",
+        gauge("http2_streams_open", "HTTP/2 streams open."),
+        |h| Count(h.streams_open),
+    ),
+    Figure::both(
+        "streams_waiting",
+        gauge(
+            "http2_streams_waiting",
+            "HTTP/2 streams queued for or in the handler, before their response head.",
+        ),
+        |h| Count(h.streams_waiting),
+    ),
+    Figure::both(
+        "streams",
+        counter("http2_streams_total", "HTTP/2 streams accepted."),
+        |h| Count(h.streams),
+    ),
+    Figure::both(
+        "calmed",
+        counter(
+            "http2_enhance_your_calm_total",
+            "HTTP/2 connections sent GOAWAY for resetting too many streams.",
+        ),
+        |h| Count(h.calmed),
     ),
 ];

@@ -1,0 +1,246 @@
+//! An in-memory duplex byte pipe between two green threads: what a
+//! [`Stream`](super::Stream) reads and writes when its peer is not a socket
+//! but another part of this server (one HTTP/2 stream's request and
+//! response, for instance). Each direction holds at most `capacity` bytes:
+//! a writer parks while its direction is full, so a slow consumer holds
+//! memory bounded by the capacity, as a socket's buffers bound it.
+//!
+//! Both ends may live on different threads (the end is `Send`), but the
+//! two usually share one worker; the mutex is then never contended.
+
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+/// One direction of the pipe.
+#[derive(Default)]
+struct Half {
+    bytes: Vec<u8>,
+    /// Where the reader is in `bytes`.
+    read: usize,
+    /// The writer will write no more: the reader sees end of stream.
+    closed: bool,
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+impl Half {
+    fn pending(&self) -> usize {
+        self.bytes.len() - self.read
+    }
+
+    fn wake_reader(&mut self) {
+        if let Some(waker) = self.reader.take() {
+            waker.wake();
+        }
+    }
+
+    fn wake_writer(&mut self) {
+        if let Some(waker) = self.writer.take() {
+            waker.wake();
+        }
+    }
+}
+
+struct Shared {
+    halves: [Half; 2],
+    capacity: usize,
+}
+
+/// One end of a pipe: it reads what the other end writes, and the other
+/// way round. Dropping it closes both directions from its side.
+pub struct PipeEnd {
+    shared: Arc<Mutex<Shared>>,
+    /// The direction this end reads; it writes the other one.
+    side: usize,
+}
+
+/// A pipe whose directions hold at most `capacity` bytes each.
+pub fn pipe(capacity: usize) -> (PipeEnd, PipeEnd) {
+    let shared = Arc::new(Mutex::new(Shared {
+        halves: [Half::default(), Half::default()],
+        capacity: capacity.max(1),
+    }));
+    let a = PipeEnd {
+        shared: shared.clone(),
+        side: 0,
+    };
+    (a, PipeEnd { shared, side: 1 })
+}
+
+impl PipeEnd {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // A panic while holding the lock leaves the halves consistent
+        // (every change is a single assignment), so a poisoned lock is used.
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Copies what has arrived into `buf`: Ready(0) at end of stream.
+    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let mut shared = self.lock();
+        let half = &mut shared.halves[self.side];
+        if half.pending() == 0 {
+            if half.closed || buf.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
+            half.reader = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let n = half.pending().min(buf.len());
+        buf[..n].copy_from_slice(&half.bytes[half.read..half.read + n]);
+        half.read += n;
+        if half.read == half.bytes.len() {
+            half.bytes.clear();
+            half.read = 0;
+        }
+        half.wake_writer();
+        Poll::Ready(Ok(n))
+    }
+
+    /// Takes everything that has arrived, whole (no copy): Ready(None) at
+    /// end of stream.
+    pub fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
+        let mut shared = self.lock();
+        let half = &mut shared.halves[self.side];
+        if half.pending() == 0 {
+            if half.closed {
+                return Poll::Ready(None);
+            }
+            half.reader = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let mut bytes = std::mem::take(&mut half.bytes);
+        if half.read > 0 {
+            bytes.drain(..half.read);
+            half.read = 0;
+        }
+        half.wake_writer();
+        Poll::Ready(Some(bytes))
+    }
+
+    /// Whether bytes have arrived or the other end has closed: a read
+    /// would not wait. Otherwise leaves `waker` to be woken when so.
+    pub fn arm_readable(&self, waker: &Waker) -> bool {
+        let mut shared = self.lock();
+        let half = &mut shared.halves[self.side];
+        if half.pending() > 0 || half.closed {
+            return true;
+        }
+        half.reader = Some(waker.clone());
+        false
+    }
+
+    /// Whether bytes have arrived that were not read.
+    pub fn has_unread(&self) -> bool {
+        self.lock().halves[self.side].pending() > 0
+    }
+
+    /// Appends what fits of `buf` to the other end's direction; parks while
+    /// it is full. `BrokenPipe` once the other end is gone.
+    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let mut shared = self.lock();
+        let capacity = shared.capacity;
+        let half = &mut shared.halves[1 - self.side];
+        if half.closed {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        let room = capacity.saturating_sub(half.pending());
+        if room == 0 && !buf.is_empty() {
+            half.writer = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let n = room.min(buf.len());
+        half.bytes.extend_from_slice(&buf[..n]);
+        half.wake_reader();
+        Poll::Ready(Ok(n))
+    }
+
+    /// Writes what fits of `buf` now, without parking: `WouldBlock` if
+    /// nothing does.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        let waker = Waker::noop();
+        match self.poll_write(&mut Context::from_waker(waker), buf) {
+            Poll::Ready(done) => done,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// Ends this end's writing: the other end reads what is buffered, then
+    /// end of stream. Reads still work.
+    pub fn shutdown_write(&self) {
+        let mut shared = self.lock();
+        let half = &mut shared.halves[1 - self.side];
+        half.closed = true;
+        half.wake_reader();
+    }
+
+    /// Whether the other end has gone (dropped): writes would fail.
+    pub fn is_other_gone(&self) -> bool {
+        self.lock().halves[1 - self.side].closed
+    }
+
+    /// Reads some bytes, parking until some arrive; 0 at end of stream.
+    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_read(cx, buf)).await
+    }
+
+    /// Writes some of `buf`, parking while the pipe is full.
+    pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_write(cx, buf)).await
+    }
+}
+
+impl Drop for PipeEnd {
+    fn drop(&mut self) {
+        let mut shared = self.lock();
+        for half in &mut shared.halves {
+            half.closed = true;
+            half.wake_reader();
+            half.wake_writer();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_cross_both_ways_and_a_drop_is_end_of_stream() {
+        super::super::block_on(async {
+            let (a, b) = pipe(4);
+            assert_eq!(a.write(b"hello").await.expect("write"), 4);
+            let mut buf = [0u8; 8];
+            assert_eq!(b.read(&mut buf).await.expect("read"), 4);
+            assert_eq!(&buf[..4], b"hell");
+            assert_eq!(b.write(b"ok").await.expect("write"), 2);
+            assert_eq!(a.read(&mut buf).await.expect("read"), 2);
+            drop(a);
+            assert_eq!(b.read(&mut buf).await.expect("read"), 0);
+            assert!(b.try_write(b"x").is_err());
+        });
+    }
+
+    #[test]
+    fn a_full_pipe_parks_the_writer_until_the_reader_takes() {
+        super::super::block_on(async {
+            let (a, b) = pipe(3);
+            assert_eq!(a.try_write(b"abc").expect("fits"), 3);
+            assert_eq!(
+                a.try_write(b"d").map_err(|e| e.kind()),
+                Err(io::ErrorKind::WouldBlock)
+            );
+            let writer = super::super::spawn(async move {
+                a.write(b"def").await.expect("write");
+                a.shutdown_write();
+                a
+            });
+            let mut got = Vec::new();
+            while let Some(bytes) = std::future::poll_fn(|cx| b.poll_take(cx)).await {
+                got.extend_from_slice(&bytes);
+            }
+            assert_eq!(got, b"abcdef");
+            drop(writer.await);
+        });
+    }
+}
