@@ -574,6 +574,8 @@ impl Service for Synthetic {
                      \"resumption_ratio\":0.5,\"plain_http_refused\":0}},\
                      \"pressure\":{{\"evicted_idle\":0,\"shed_codel\":{s},\"queue_wait\":[\
                      {{\"worker\":0,\"wait_us\":900,\"wait_avg_us\":1500,\"shedding\":false,\"shed\":{s}}}]}},\
+                     \"http2\":{{\"connections\":5,\"streams_open\":9,\"streams_waiting\":4,\
+                     \"streams\":{r},\"calmed\":0}},\
                      \"config\":{{\"generation\":7}}}}\n\n",
                     a = n * 10,
                     r = n * 100,
@@ -604,6 +606,9 @@ const EXTRAS: &str = "'tls='+!document.getElementById('st-tls').hidden+\
     ';wait='+document.getElementById('v-wait').textContent+\
     ';shed='+document.getElementById('kv-shed').textContent+\
     ';gen='+document.getElementById('config-gen').textContent+\
+    ';h2='+!document.getElementById('st-h2').hidden+\
+    ';h2rate='+document.getElementById('v-h2').firstChild.nodeValue+\
+    ';h2kv='+document.getElementById('kv-h2').textContent+\
     ';cards='+document.querySelectorAll('#extras .card').length+\
     ';samples='+document.body.dataset.samples";
 
@@ -643,7 +648,19 @@ fn the_dashboard_draws_what_other_parts_add_to_the_report() {
     assert!(state.contains("wait=1.5 ms avg"), "{state}");
     assert!(state.contains("shed (CoDel)"), "{state}");
     assert!(state.contains("gen=7;"), "{state}");
-    assert_eq!(field(&state, "cards"), 3, "tls, pressure, config: {state}");
+    // An HTTP/2 stage before the queues: streams per second, connections,
+    // open streams and those queued for the handler.
+    assert!(state.contains("h2=true;"), "{state}");
+    assert!(!state.contains("h2rate=–"), "{state}");
+    assert!(
+        state.contains("connections5open streams9queued for handler4"),
+        "{state}"
+    );
+    assert_eq!(
+        field(&state, "cards"),
+        4,
+        "tls, pressure, config, http2: {state}"
+    );
     println!("{state}");
 }
 
