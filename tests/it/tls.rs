@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::harness::status::{status, Figures};
+use crate::harness::status::{parse, status, Figures};
 use crate::harness::tls::*;
 use crate::harness::{
     closed_within, each_server, get, process, raw, read_response, read_response_with, rss_bytes,
@@ -281,6 +281,30 @@ fn plain_http_on_the_tls_port_gets_a_plain_400_and_the_close() {
     assert_eq!(tls_figure(&server, "plain_http_refused"), 1);
 }
 
+/// For a failure message: where the server holds its connections (the
+/// handshake queues and their counts, the connection gauges) and what each
+/// worker's scheduler has done (a wake waiting in `injected_pending`, no
+/// `timer_fires`), so one failure in CI says which stage kept a connection.
+fn where_the_line_stands(server: &TestServer) -> String {
+    let report = status(server);
+    // The scheduler's figures come from a worker: asked over HTTP.
+    let scheduler = (|| -> std::io::Result<String> {
+        let mut http = TcpStream::connect(server.addr)?;
+        http.set_read_timeout(Some(Duration::from_secs(5)))?;
+        http.write_all(b"GET /status HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")?;
+        let mut text = String::new();
+        http.read_to_string(&mut text)?;
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        Ok(parse(body).at("scheduler").to_string())
+    })()
+    .unwrap_or_else(|e| format!("not read: {e}"));
+    format!(
+        "server: tls {}; connections {}; scheduler {scheduler}",
+        report.at("tls"),
+        report.at("connections"),
+    )
+}
+
 #[test]
 fn a_client_that_stalls_mid_handshake_is_dropped_at_the_header_timeout() {
     let pki = localhost_pki();
@@ -302,7 +326,10 @@ fn a_client_that_stalls_mid_handshake_is_dropped_at_the_header_timeout() {
     let served_while_stalled = started.elapsed();
     assert!(
         closed_within(&mut stream, Duration::from_secs(20)),
-        "a stalled handshake must be dropped"
+        "a stalled handshake must be dropped; still open {:?} after it stalled \
+         (the other client was served after {served_while_stalled:?}); {}",
+        started.elapsed(),
+        where_the_line_stands(&server)
     );
     let dropped_after = started.elapsed();
     assert!(

@@ -387,18 +387,22 @@ pub(crate) fn get(stream: &mut (impl Read + Write), path: &str) -> Response {
 
 /// True once the peer has closed the connection (EOF or reset) within `limit`.
 pub(crate) fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
-    stream.set_read_timeout(Some(limit)).expect("timeout");
     let deadline = Instant::now() + limit;
     let mut buf = [0u8; 4096];
     loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        stream.set_read_timeout(Some(left)).expect("timeout");
         match stream.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            // A socket read with a timeout is never restarted after a
+            // signal handler ran (signal(7)): EINTR says nothing of the peer.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => return false,
-        }
-        if Instant::now() > deadline {
-            return false;
         }
     }
 }
