@@ -85,7 +85,11 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
     }
     let as_root = account.is_none() && account::is_root();
     let spin = config.stages.acceptor == AcceptorKind::Spin;
-    let server = match Server::start(config) {
+    let mut builder = Server::builder(config);
+    if account.is_some() {
+        builder = builder.hold_accepting();
+    }
+    let server = match builder.start() {
         Ok(server) => server,
         Err(e) => return fail(&start_error(&e, args, config_file.as_deref())),
     };
@@ -107,6 +111,7 @@ fn serve(args: &cli::ServeArgs) -> ExitCode {
                 account.gid
             ));
         }
+        server.start_accepting();
     }
     announce(
         &server,

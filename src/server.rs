@@ -28,6 +28,7 @@ pub struct ServerBuilder {
     dispatcher: Option<Arc<dyn Dispatcher>>,
     handler: Option<Arc<dyn Handler>>,
     routes: Vec<(String, Arc<dyn Service>)>,
+    hold_accepting: bool,
 }
 
 /// A running server. Dropping it stops it at once; `shutdown` stops it gracefully.
@@ -71,7 +72,17 @@ impl ServerBuilder {
             dispatcher: None,
             handler: None,
             routes: Vec::new(),
+            hold_accepting: false,
         }
+    }
+
+    /// Binds every listener but accepts nothing until
+    /// [`Server::start_accepting`]: for an owner with something to do
+    /// first (the binary switches from root to `user`, so that no request
+    /// is ever served as root). `/readyz` answers 503 until then.
+    pub fn hold_accepting(mut self) -> ServerBuilder {
+        self.hold_accepting = true;
+        self
     }
 
     /// Uses this acceptor instead of the one named in `stages.acceptor`.
@@ -166,9 +177,14 @@ impl ServerBuilder {
             },
             config: SharedConfig::new(config),
             tls: std::sync::OnceLock::new(),
+            accepting: Latch::new(),
             http2,
         });
         line.http2.start(runtime.handle(), &line);
+        if !self.hold_accepting {
+            // Each listener accepts as soon as it is open.
+            line.accepting.set();
+        }
         for worker in 0..workers {
             for waiting in [Waiting::FirstRequest, Waiting::KeepAlive] {
                 let line = line.clone();
@@ -190,7 +206,9 @@ impl ServerBuilder {
         let tls_addrs =
             crate::listening::open_tls(acceptor.as_ref(), runtime.handle(), &line, workers)?;
         // Every listener accepts: only now may `/readyz` say so.
-        line.readiness.mark_ready();
+        if !self.hold_accepting {
+            line.readiness.mark_ready();
+        }
         Ok(Server {
             runtime,
             line,
@@ -213,6 +231,13 @@ impl Server {
     /// A builder, to swap stages or mount services before starting.
     pub fn builder(config: Config) -> ServerBuilder {
         ServerBuilder::new(config)
+    }
+
+    /// Lets the acceptors take connections, after
+    /// [`ServerBuilder::hold_accepting`] (at once otherwise).
+    pub fn start_accepting(&self) {
+        self.line.accepting.set();
+        self.line.readiness.mark_ready();
     }
 
     /// The address actually bound (useful with port 0); the first of

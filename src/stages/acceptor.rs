@@ -260,6 +260,9 @@ async fn accept_loop(
     stop: &Latch,
     entry: &Entry,
 ) {
+    // Not one connection before the server may serve (the binary switches
+    // to its user first).
+    line.accepting.wait().await;
     let config = line.config.load();
     let stream_options = StreamOptions {
         nodelay: true,

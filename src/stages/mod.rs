@@ -65,6 +65,9 @@ pub struct Line {
     pub stage_names: StageNames,
     /// The handshake stage, when TLS listeners feed the line.
     pub tls: std::sync::OnceLock<Arc<handshake::Handshake>>,
+    /// Set once the acceptors may accept: when the server starts, or when
+    /// its owner says so (`ServerBuilder::hold_accepting`).
+    pub accepting: Latch,
     /// The HTTP/2 connection stage: connections that speak HTTP/2 are
     /// pushed onto its queues.
     pub http2: Arc<h2_connection::Http2>,
