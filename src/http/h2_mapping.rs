@@ -33,6 +33,34 @@ pub fn preface(bytes: &[u8]) -> Preface {
     }
 }
 
+/// Whether the first line of a plain connection, refused as HTTP/1.1, is
+/// not shaped like a request line at all: three fields whose target is
+/// none of HTTP's forms (`/path`, `*`, `scheme:...`, `host:port`) and whose
+/// version does not begin with `HTTP`. Where h2c is spoken by prior
+/// knowledge such bytes are as much a wrong HTTP/2 preface (a connection
+/// error whose GOAWAY may be left out, RFC 9113 §3.4) as a bad HTTP/1.1
+/// request, and RFC 9112 §2.2 asks for a 400 only for what looks like
+/// HTTP: such a connection is closed unanswered. Anything HTTP-shaped
+/// ("GET /", "GET / http/1.1", "GET nothing HTTP/1.1") keeps its 400.
+pub fn neither_protocol(bytes: &[u8]) -> bool {
+    let start = bytes
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(bytes.len());
+    let rest = &bytes[start..];
+    let line = rest.split(|&b| b == b'\n').next().unwrap_or(rest);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut fields = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return false;
+    };
+    let http_target = matches!(target.first(), Some(b'/' | b'*')) || target.contains(&b':');
+    let http_version = version.len() >= 4 && version[..4].eq_ignore_ascii_case(b"HTTP");
+    !method.is_empty() && !target.is_empty() && !version.is_empty() && !http_target && !http_version
+}
+
 /// How a request's body reaches the handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestBody {
@@ -240,6 +268,30 @@ mod tests {
         let mut out = Vec::new();
         let body = write_preamble(&method, &uri, &map, end, &mut out);
         (String::from_utf8(out).expect("utf8"), body)
+    }
+
+    #[test]
+    fn only_a_first_line_shaped_like_no_request_line_is_neither_protocol() {
+        // h2spec's case http2/3.5/2 sends this instead of the preface.
+        assert!(neither_protocol(b"INVALID CONNECTION PREFACE\r\n\r\n"));
+        assert!(neither_protocol(b"\r\nSSH-2.0 OpenSSH x\r\n"));
+        assert!(neither_protocol(b"HELLO THERE FRIEND"));
+        for http_shaped in [
+            &b"GET /\r\n\r\n"[..],
+            b"GET / http/1.1\r\n",
+            b"GET / HTTP/1.10\r\n",
+            b"GET / FOO/1.1\r\n",
+            b"GET nothing HTTP/1.1\r\n",
+            b"GET http://a/ 1.1\r\n",
+            b"OPTIONS * X\r\n",
+            b"GET / HTTP/1.1 extra\r\n",
+            b"GET  / HTTP/1.1\r\n",
+            b" a b\r\n",
+            b"\x16\x03\x01\x02\x00\x01",
+            b"",
+        ] {
+            assert!(!neither_protocol(http_shaped), "{http_shaped:?}");
+        }
     }
 
     #[test]

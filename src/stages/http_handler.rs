@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::access_log::{raw_request_line, RequestLine};
 use crate::config::{Client, Config};
-use crate::http::h2_mapping::{preface, Preface};
+use crate::http::h2_mapping::{neither_protocol, preface, Preface};
 use crate::http::{parse_request, BodyFraming, Limits, Request};
 use crate::runtime::swap::Swap;
 use crate::runtime::LocalPool;
@@ -226,10 +226,11 @@ impl Built {
         let out = &mut out.0;
         let mut answered = 0u32;
         loop {
-            if conn.requests == 0 && ctx.config.http2.cleartext && !conn.stream.is_secure() {
+            let h2c_possible = may_be_h2c(conn, ctx);
+            if h2c_possible {
                 match preface(conn.input.pending()) {
-                    Preface::Complete if !conn.stream.is_pipe() => return Next::Http2,
-                    Preface::Partial if !conn.stream.is_pipe() => {
+                    Preface::Complete => return Next::Http2,
+                    Preface::Partial => {
                         if !self.read_more(conn, line, ctx, deadline, out).await {
                             return Next::Close;
                         }
@@ -240,6 +241,12 @@ impl Built {
             }
             let parsed = parse_request(conn.input.pending(), &self.limits);
             match parsed {
+                Err(e) if h2c_possible && neither_protocol(conn.input.pending()) => {
+                    // Neither HTTP/1.1 nor the h2c preface: logged with
+                    // its status, but nothing is sent (RFC 9113 §3.4).
+                    self.record(line, conn, raw(conn), e.status, 0, Instant::now());
+                    return Next::Close;
+                }
                 Err(e) => {
                     let bytes = crate::http::write_error(out, e.status, e.message, false, &[]);
                     self.record(line, conn, raw(conn), e.status, bytes, Instant::now());
@@ -469,6 +476,15 @@ fn never_redirected(path: &str, config: &Config) -> bool {
             && path
                 .strip_prefix(status.path.as_str())
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+}
+
+/// Whether a connection may still turn out to speak h2c: a plain one
+/// (not a stream's pipe) before its first request, with h2c on.
+fn may_be_h2c(conn: &Conn, ctx: &ServiceContext<'_>) -> bool {
+    conn.requests == 0
+        && ctx.config.http2.cleartext
+        && !conn.stream.is_secure()
+        && !conn.stream.is_pipe()
 }
 
 /// What becomes of a connection after its handler is done with it.

@@ -22,6 +22,7 @@ mod docs;
 mod echo;
 mod first_hour;
 mod fuzz_corpus;
+mod h2spec;
 mod hardening_service;
 mod layers;
 mod library_api;
