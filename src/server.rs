@@ -315,12 +315,17 @@ impl Server {
         self.line.shutdown.set();
         let grace = self.line.config.load().timeouts.shutdown_grace;
         let deadline = started + grace;
-        let mut left = in_flight(&before);
+        // An HTTP/2 connection holds its streams' last bytes (in their
+        // pipes, and within the client's window) after the handler has
+        // written them: it is waited for until it closes, which it does
+        // once its streams are done (GOAWAY was sent on the latch).
+        let h2 = |line: &Line| line.http2.snapshot().connections;
+        let mut left = in_flight(&before) + h2(&self.line);
         while left > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
             // Connections that have not sent a byte of a request are not
             // in flight: they are parked, and closed with the idle ones.
-            left = in_flight(&self.line.metrics.totals());
+            left = in_flight(&self.line.metrics.totals()) + h2(&self.line);
         }
         self.runtime.shutdown();
         // Unix socket files go with their listeners.

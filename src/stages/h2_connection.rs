@@ -151,7 +151,7 @@ impl Http2 {
         let (idle, write_limit) = (config.timeouts.keepalive_idle, config.timeouts.write);
         drop(config);
         let mut stop = std::pin::pin!(line.shutdown.wait());
-        let (mut stopping, mut calmed) = (false, false);
+        let (mut stopping, mut calmed, mut closing) = (false, false, false);
         let mut idle_timer: Option<runtime::Sleep> = None;
         let mut stall_timer: Option<(std::time::Instant, runtime::Sleep)> = None;
         loop {
@@ -177,6 +177,9 @@ impl Http2 {
                 }
                 if !stopping && stop.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Event::Stop);
+                }
+                if stopping && !closing && !connection.has_streams() {
+                    return Poll::Ready(Event::Drained);
                 }
                 if connection.has_streams() || stopping {
                     idle_timer = None;
@@ -207,6 +210,14 @@ impl Http2 {
                 Event::Stop | Event::Idle => {
                     connection.graceful_shutdown();
                     stopping = true;
+                }
+                Event::Drained => {
+                    // The streams in flight are done (their frames are
+                    // queued): GOAWAY names the last one, and the
+                    // connection closes once it is written, without
+                    // waiting on the client's answer to the graceful PING.
+                    connection.abrupt_shutdown(Reason::NO_ERROR);
+                    closing = true;
                 }
             }
         }
@@ -299,6 +310,8 @@ enum Event {
     Calm,
     /// The socket took nothing for `timeouts.write`.
     Stalled,
+    /// Stopping, and no stream is left.
+    Drained,
     Stop,
     Idle,
 }

@@ -888,44 +888,84 @@ fn a_zero_window_stall_holds_only_the_pipes_and_is_timed_out() {
 #[test]
 fn graceful_shutdown_finishes_the_streams_in_flight() {
     let _one = serial();
-    let server = start(|c| c.timeouts.shutdown_grace = Duration::from_secs(10));
-    let len = 32 * MIB;
-    sparse_file(&server, "big.bin", len);
+    let grace = Duration::from_secs(10);
+    let server = start(|c| c.timeouts.shutdown_grace = grace);
+    for (name, len) in [("big.bin", 8 * MIB), ("tail.bin", MIB)] {
+        sparse_file(&server, name, len);
+    }
+    // An idle connection that reads nothing, not even the GOAWAY's PING.
+    let idle = Client::open(server.addr, &[]);
     let mut client = Client::open(server.addr, &[]);
-    client.send(&get(1, "/big.bin")).expect("send");
-    client
-        .until(Duration::from_secs(5), |f| {
-            f.kind == HEADERS && f.stream == 1
-        })
-        .expect("the response head");
-    let stopper = std::thread::spawn(move || server.shutdown());
-    let mut body = 0u64;
-    let mut ended = false;
-    while let Some(f) = client.next(Duration::from_secs(10)) {
-        if f.kind == DATA && f.stream == 1 {
-            let n = u32::try_from(f.payload.len()).expect("size");
-            body += u64::from(n);
-            if n > 0 {
-                let mut more = window_update(0, n);
-                more.extend(window_update(1, n));
-                let _ = client.send(&more);
-            }
-            ended |= f.flags & END_STREAM != 0;
+    let mut request = get(1, "/big.bin");
+    request.extend(get(3, "/tail.bin"));
+    client.send(&request).expect("send");
+    let mut body = [0u64; 2];
+    let mut ended = [false; 2];
+    let mut count = |f: &Frame| {
+        let at = usize::from(f.stream == 3);
+        body[at] += f.payload.len() as u64;
+        ended[at] |= f.flags & END_STREAM != 0;
+    };
+    let mut heads = 0;
+    client.until(Duration::from_secs(5), |f| {
+        heads += usize::from(f.kind == HEADERS);
+        if f.kind == DATA {
+            count(f);
         }
+        heads == 2
+    });
+    assert_eq!(heads, 2, "both responses begun");
+    let stopper = std::thread::spawn(move || {
+        let started = Instant::now();
+        server.shutdown();
+        started.elapsed()
+    });
+    // The client reads on only after a while, and slowly: what the server
+    // holds for it (its window's worth and the pipes) must outlive the
+    // handler's last write.
+    std::thread::sleep(Duration::from_millis(200));
+    // A large connection window, the streams' given back 32 KiB at a
+    // time, as browsers do.
+    client.send(&window_update(0, 1 << 30)).expect("send");
+    let mut unacked = [0u32; 2];
+    while let Some(f) = client.next(Duration::from_secs(10)) {
         assert_ne!(f.kind, RST_STREAM, "{f:?}");
+        if f.kind != DATA {
+            continue;
+        }
+        count(&f);
+        // A slow-ish reader: what the server holds for it at the end
+        // takes a while to go.
+        std::thread::sleep(Duration::from_millis(1));
+        let at = usize::from(f.stream == 3);
+        unacked[at] += u32::try_from(f.payload.len()).expect("size");
+        if unacked[at] >= 32 * 1024 {
+            let _ = client.send(&window_update(f.stream, unacked[at]));
+            unacked[at] = 0;
+        }
     }
     let closed = client.closed;
-    stopper.join().expect("stopped");
+    let took = stopper.join().expect("stopped");
     eprintln!(
-        "graceful shutdown: {body} of {len} B, ended {ended}, GOAWAYs {:?}, closed {closed}",
+        "graceful shutdown: {body:?} B, ended {ended:?}, GOAWAYs {:?}, closed {closed}, \
+         stop took {took:?}",
         client.goaways
     );
-    assert_eq!((body, ended), (len, true), "the client loses nothing");
+    drop(idle);
+    assert_eq!(
+        (body, ended),
+        ([8 * MIB, MIB], [true, true]),
+        "the client loses nothing"
+    );
     let last = client.goaways.last().expect("GOAWAY");
     assert_eq!(
         (last.last_stream(), last.code()),
-        (1, 0),
-        "GOAWAY names stream 1"
+        (3, 0),
+        "GOAWAY names the last stream"
     );
     assert!(closed, "then the connection closes");
+    assert!(
+        took < grace / 2,
+        "the idle connection did not hold the stop"
+    );
 }
