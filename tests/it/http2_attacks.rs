@@ -969,3 +969,54 @@ fn graceful_shutdown_finishes_the_streams_in_flight() {
         "the idle connection did not hold the stop"
     );
 }
+
+/// Over TLS the server's answers pass through the session's buffer first:
+/// it is bounded too, and a client that floods PINGs and reads nothing is
+/// closed as over h2c.
+#[test]
+fn over_tls_a_ping_flood_that_reads_nothing_is_closed() {
+    use crate::harness::tls;
+    let _one = serial();
+    let pki = tls::localhost_pki();
+    let server = start(|c| {
+        tls::with_tls(c, &pki);
+        c.timeouts.write = Duration::from_secs(1);
+    });
+    let mut config = (*tls::client(&pki.ders, tls::BOTH)).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let mut stream = tls::connect(tls::tls_addr(&server), &Arc::new(config), "localhost");
+    assert_eq!(stream.conn.alpn_protocol(), Some(&b"h2"[..]));
+    stream
+        .sock
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("write timeout");
+    let mut hello = PREFACE.to_vec();
+    hello.extend(settings(&[]));
+    stream.write_all(&hello).expect("preface");
+    let watch = RssWatch::start();
+    let ping = frame(PING, 0, 0, &[7; 8]);
+    let batch: Vec<u8> = std::iter::repeat_n(ping, 4096).flatten().collect();
+    let started = Instant::now();
+    let mut sent = 0;
+    let closed = loop {
+        if started.elapsed() > Duration::from_secs(6) {
+            break false;
+        }
+        match stream.write(&batch) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break true,
+        }
+    };
+    let (before, peak) = watch.finish();
+    eprintln!(
+        "TLS PING flood, never read: closed {closed} after {} KiB in {:?}; RSS {:.1} -> peak \
+         {:.1} MiB",
+        sent / 1024,
+        started.elapsed(),
+        mib(before),
+        mib(peak)
+    );
+    assert!(closed, "the connection is closed");
+    assert!(peak < before + 16 * MIB, "bounded memory");
+}
