@@ -16,6 +16,7 @@ pub mod admission;
 pub mod conn;
 pub mod dispatcher;
 pub mod h2_connection;
+mod h2_guard;
 pub mod handshake;
 pub mod http_handler;
 pub mod pending;

@@ -24,6 +24,7 @@ mod first_hour;
 mod fuzz_corpus;
 mod h2spec;
 mod hardening_service;
+mod http2_attacks;
 mod layers;
 mod library_api;
 mod library_example;
