@@ -290,6 +290,8 @@ pub static KEYS: &[Key] = &[
         "TLS listeners offer h2 by ALPN, preferred to http/1.1; false: HTTP/1.1 only over TLS."),
     key!("http2.cleartext", http2.cleartext = boolean, Bool(true),
         "Plain listeners answer a connection that opens with the HTTP/2 preface (h2c, prior knowledge)."),
+    key!("http2.disabled_on", http2.disabled_on = tls::tcp_address_list, Raw("[]"),
+        "Listeners (as written in listen or tls.listen) that speak HTTP/1.1 only: no h2 by ALPN, no h2c."),
     key!("http2.max_concurrent_streams", http2.max_concurrent_streams = int(1, 65_535), Int(128),
         "Streams one HTTP/2 client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS)."),
 ];

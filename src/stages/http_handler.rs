@@ -485,6 +485,7 @@ fn may_be_h2c(conn: &Conn, ctx: &ServiceContext<'_>) -> bool {
         && ctx.config.http2.cleartext
         && !conn.stream.is_secure()
         && !conn.stream.is_pipe()
+        && ctx.config.http2.allowed_on(|| conn.stream.local_addr())
 }
 
 /// What becomes of a connection after its handler is done with it.

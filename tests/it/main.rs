@@ -25,6 +25,7 @@ mod fuzz_corpus;
 mod h2spec;
 mod hardening_service;
 mod http2_attacks;
+mod http2_listeners;
 mod layers;
 mod library_api;
 mod library_example;
