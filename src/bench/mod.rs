@@ -31,6 +31,7 @@ mod baseline;
 mod check;
 mod connection;
 mod counts;
+mod h2;
 mod hdr;
 mod live_stream;
 mod rate;
@@ -42,6 +43,7 @@ mod series;
 mod server_status;
 mod table;
 mod tally;
+mod tls;
 
 pub(crate) use args::{parse_args, USAGE};
 pub(crate) use run::run;
