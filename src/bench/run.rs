@@ -133,7 +133,13 @@ pub(crate) fn run(
     let runtime = Runtime::builder()
         .workers(options.threads)
         .thread_name("bench")
-        .spin_before_blocking(IDLE_SPIN)
+        .spin_before_blocking(match options.h2 {
+            // Measured against h2load on a loaded 2-vCPU VM (docs/bench.md):
+            // spinning cost --h2 a fifth of its rate there, and with M
+            // streams per connection a worker has few short lulls to save.
+            true => Duration::ZERO,
+            false => IDLE_SPIN,
+        })
         .build()?;
     let shared = Arc::new(Shared::new(options)?);
     let sampler = Sampler::start(options, &shared)?;
