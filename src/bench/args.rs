@@ -484,6 +484,10 @@ impl BenchOptions {
             };
             Trust::Roots(roots.map_err(bad)?)
         });
+        if let Some(trust) = &self.tls {
+            // The host must be a name a certificate can hold.
+            tls::Client::new(trust, &self.host, self.h2).map_err(bad)?;
+        }
         Ok(())
     }
 }

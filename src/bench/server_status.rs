@@ -194,18 +194,27 @@ pub(crate) fn ask(
     timeout: Duration,
     read_timeout: Duration,
 ) -> Result<Box<dyn Io>, String> {
-    let stream = TcpStream::connect_timeout(&target.addr, timeout).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(read_timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+    let socket = TcpStream::connect_timeout(&target.addr, timeout).map_err(|e| e.to_string())?;
+    // The TLS handshake runs within the write: it may wait `timeout` for
+    // the server's records, not just a read slice.
+    socket
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| socket.set_write_timeout(Some(timeout)))
         .map_err(|e| e.to_string())?;
     let mut stream: Box<dyn Io> = match &target.tls {
-        Some(client) => Box::new(client.blocking(stream).map_err(|e| e.to_string())?),
-        None => Box::new(stream),
+        Some(client) => Box::new(
+            client
+                .blocking(socket.try_clone().map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?,
+        ),
+        None => Box::new(socket.try_clone().map_err(|e| e.to_string())?),
     };
     stream
         .write_all(request.as_bytes())
         .and_then(|()| stream.flush())
+        .map_err(|e| e.to_string())?;
+    socket
+        .set_read_timeout(Some(read_timeout))
         .map_err(|e| e.to_string())?;
     Ok(stream)
 }
