@@ -11,7 +11,7 @@
 //! reopened, and a GOAWAY without error (the server closing) hands the
 //! requests it did not take back to the budget.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::io;
 use std::rc::Rc;
@@ -107,6 +107,8 @@ struct Slot {
     shared: Arc<Shared>,
     tally: Rc<RefCell<Tally>>,
     template: Template,
+    /// Whether the current connection has answered a request yet.
+    answered: Cell<bool>,
 }
 
 impl Slot {
@@ -125,7 +127,21 @@ impl Slot {
             self.shared.unclaim(1);
             return End::ServerClosed;
         }
-        self.fail(&io_error(error), 1);
+        let error = match error.is_io() || error.is_remote() || self.answered.get() {
+            true => io_error(error),
+            // A server that does not speak HTTP/2 answers the preface with
+            // something that is not a frame (the client's own protocol
+            // error): say what is likely wrong.
+            false => io::Error::other(format!(
+                "HTTP/2 failed before any answer ({error}): does {} speak it{}?",
+                self.options.host,
+                match self.options.tls {
+                    Some(_) => "",
+                    None => " in cleartext (h2c by prior knowledge; Conveyor: http2.cleartext)",
+                }
+            )),
+        };
+        self.fail(&error, 1);
         End::Broken
     }
 }
@@ -171,6 +187,7 @@ pub(crate) async fn connection_loop(
         shared,
         tally,
         template,
+        answered: Cell::new(false),
     });
     let mut opener = Opener::default();
     loop {
@@ -190,6 +207,7 @@ pub(crate) async fn connection_loop(
         let end = match handshake(&slot, stream).await {
             Ok(Some((send, connection))) => {
                 slot.shared.unclaim(1);
+                slot.answered.set(false);
                 let (end, back) = run_streams(&slot, send, connection, pacers).await;
                 pacers = back;
                 end
@@ -318,6 +336,7 @@ async fn stream_loop(
         };
         match timeout_at(shared.limit(), read_response(response)).await {
             Ok(Ok(response)) => {
+                slot.answered.set(true);
                 slot.tally
                     .borrow_mut()
                     .record(shared, Instant::now(), sent_at, due, &response);

@@ -2,8 +2,9 @@
 //! client's `--json` counted is what the server's `/status` says it served
 //! (HTTP/2 streams, requests, statuses), over h2c and over TLS with the
 //! certificate verified (`--cacert`) or not (`-k`); a certificate the
-//! client does not trust fails the run and says how to trust it; bad flag
-//! combinations exit 2 with the reason.
+//! client does not trust fails the run and says how to trust it, as does
+//! h2c to a server that does not speak it; bad flag combinations exit 2
+//! with the reason.
 
 use serde_json::Value;
 
@@ -174,6 +175,24 @@ fn an_untrusted_certificate_fails_the_run_and_says_how_to_trust_it() {
     assert!(
         text.contains("--cacert FILE") && text.contains("-k"),
         "{text}"
+    );
+}
+
+#[test]
+fn h2c_to_a_server_that_does_not_speak_it_says_so() {
+    let pki = localhost_pki();
+    let server = server(&pki);
+    // The TLS port answers a plain-text client with an HTTP/1.1 400.
+    let url = format!("http://127.0.0.1:{}/", tls_addr(&server).port());
+    let run = bench(
+        None,
+        &[&url, "--h2", "-c", "1", "-n", "3", "--threads", "1"],
+    );
+    assert_eq!(run.code, 1, "{}", run.text());
+    assert!(
+        run.text().contains("h2c by prior knowledge"),
+        "{}",
+        run.text()
     );
 }
 
