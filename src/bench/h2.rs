@@ -220,6 +220,9 @@ pub(crate) async fn connection_loop(
             End::ServerClosed => opener.reopen = Some(Reopen::ServerClosed),
             End::Broken => opener.reopen = Some(Reopen::AfterError),
         }
+        if end == End::Broken && !slot.answered.get() {
+            pause(&slot.shared).await;
+        }
     }
     opener.count_never_opened(&slot.shared, &slot.tally);
 }
@@ -247,14 +250,19 @@ async fn handshake(
         Err(_) => io::ErrorKind::TimedOut.into(),
     };
     slot.fail(&error, 1);
-    // Not a busy loop against a server that will not speak HTTP/2.
+    pause(shared).await;
+    Ok(None)
+}
+
+/// A pause before reconnecting after a connection that never answered:
+/// not a busy loop against a server that will not speak HTTP/2.
+async fn pause(shared: &Shared) {
     runtime::sleep_until(
         shared
             .limit()
             .min(Instant::now() + Duration::from_millis(10)),
     )
     .await;
-    Ok(None)
 }
 
 /// Runs the stream slots on one connection, driving the connection on
