@@ -6,6 +6,7 @@ mod harness;
 
 mod access_log;
 mod bench_cli;
+mod bench_h2;
 mod cli;
 mod cli_start_stop;
 mod compress_cache;
