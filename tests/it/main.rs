@@ -23,6 +23,7 @@ mod echo;
 mod first_hour;
 mod fuzz_corpus;
 mod hardening_service;
+mod http2;
 mod layers;
 mod library_api;
 mod library_example;
