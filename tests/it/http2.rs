@@ -255,3 +255,236 @@ fn curl_speaks_h2c_with_prior_knowledge_and_h2_over_tls() {
     }
     let _ = std::fs::remove_file(&out);
 }
+
+/// GET `path` with fields, on a new connection.
+fn get_fields(target: &Target, path: &str, fields: &[(&str, &str)]) -> Response {
+    fetch(target, "GET", path, fields)
+}
+
+fn unbrotli(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    brotli::BrotliDecompress(&mut &bytes[..], &mut out).expect("valid brotli");
+    out
+}
+
+/// Text that compresses, `len` bytes.
+fn text(len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 64);
+    let mut n = 0u32;
+    while out.len() < len {
+        out.extend_from_slice(
+            format!("function f{n}() {{ return {}; }}\n", n * 7919 % 1000).as_bytes(),
+        );
+        n += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn sidecars_and_the_compression_cache_answer_over_h2() {
+    let both = Both::start(|_| {});
+    let root = &both.server.root;
+    let plain = text(3000);
+    std::fs::write(root.join("site.css"), &plain).expect("write");
+    std::fs::write(root.join("site.css.gz"), b"gz-sidecar ".repeat(200)).expect("write");
+    std::fs::write(root.join("site.css.br"), b"br-sidecar!".repeat(150)).expect("write");
+    let big = text(100 * 1024);
+    std::fs::write(root.join("big.js"), &big).expect("write");
+    for target in both.targets() {
+        let name = target.name();
+        // Sidecars, negotiated by Accept-Encoding, each its own ETag.
+        let identity = get2(&target, "/site.css");
+        assert_eq!(identity.body, plain, "{name}");
+        assert_eq!(identity.header("vary"), Some("Accept-Encoding"), "{name}");
+        assert_eq!(identity.header("content-encoding"), None, "{name}");
+        let gz = get_fields(&target, "/site.css", &[("accept-encoding", "gzip")]);
+        assert_eq!(gz.header("content-encoding"), Some("gzip"), "{name}");
+        assert_eq!(gz.body, b"gz-sidecar ".repeat(200), "{name}");
+        let br = get_fields(
+            &target,
+            "/site.css",
+            &[("accept-encoding", "gzip, deflate, br")],
+        );
+        assert_eq!(br.header("content-encoding"), Some("br"), "{name}");
+        assert_eq!(br.body, b"br-sidecar!".repeat(150), "{name}");
+        assert_ne!(br.header("etag"), identity.header("etag"), "{name}");
+        let etag = br.header("etag").expect("etag").to_string();
+        let again = get_fields(
+            &target,
+            "/site.css",
+            &[("accept-encoding", "br"), ("if-none-match", &etag)],
+        );
+        assert_eq!(again.status, 304, "{name}");
+        // The compression cache: compressed once, then served from memory.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = get_fields(&target, "/big.js", &[("accept-encoding", "br")]);
+            assert_eq!(r.status, 200, "{name}");
+            if r.header("content-encoding") == Some("br") {
+                assert!(
+                    unbrotli(&r.body) == big,
+                    "{name}: big.js decodes to the file"
+                );
+                break;
+            }
+            assert!(r.body == big, "{name}: big.js as it is, meanwhile");
+            assert!(Instant::now() < deadline, "{name}: compressed within 30 s");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let cache = status(&both.server).at("file_cache").clone();
+    assert_eq!(cache.at("compressions").int(), 1, "once for both: {cache}");
+}
+
+/// The fields of a response, as HTTP/2 carries them: names in lower case,
+/// no connection-level fields, no Date (it may tick between the two).
+fn fields(response: &Response) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = response
+        .headers
+        .iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+        .filter(|(n, _)| {
+            !["date", "connection", "keep-alive", "transfer-encoding"].contains(&n.as_str())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Asserts `h2` is the answer HTTP/1.1 gets for `GET path`: status, body,
+/// and fields.
+fn same_as_http1(server: &TestServer, path: &str, h2: &Response, name: &str) {
+    let h1 = crate::harness::get_with(server, path, "");
+    assert_eq!(h2.status, h1.status, "{name} {path}");
+    assert!(h2.body == h1.body, "{name} {path}: bodies differ");
+    assert_eq!(fields(h2), fields(&h1), "{name} {path}");
+}
+
+fn rules(toml: &str) -> Config {
+    Config::from_toml_str(toml).expect("config")
+}
+
+/// Header rules, CORS, an error page, the SPA fallback and a listing, all
+/// on one server, over both.
+#[test]
+fn header_rules_cors_error_pages_the_fallback_and_listings_answer_over_h2() {
+    let site = rules(
+        r#"
+        [static]
+        fallback = "/index.html"
+        fallback_only_without_extension = true
+        listing = true
+        error_pages = { 404 = "/errors/404.html" }
+        [[headers]]
+        path = "**"
+        set = { Cache-Control = "max-age=60" }
+        add = { X-Both = "one" }
+        [[headers]]
+        path = "*.html"
+        add = { X-Both = "two" }
+        remove = ["Last-Modified"]
+        [[headers]]
+        path = "/docs/**"
+        set = { Content-Security-Policy = "default-src 'self'" }
+        errors = true
+        [cors]
+        origins = ["https://app.example"]
+        headers = ["Range"]
+        max_age = "1h"
+        "#,
+    );
+    let both = Both::start(|c| c.static_files = site.static_files.clone());
+    let root = &both.server.root;
+    std::fs::create_dir_all(root.join("errors")).expect("mkdir");
+    std::fs::write(root.join("errors/404.html"), "<h1>not here</h1>\n").expect("write");
+    std::fs::create_dir_all(root.join("files/sub")).expect("mkdir");
+    std::fs::write(root.join("files/a <b>.txt"), "x").expect("write");
+    let index = both.file("index.html");
+    for target in both.targets() {
+        let name = target.name();
+        let css = get2(&target, "/style.css");
+        assert_eq!(css.all("cache-control"), ["max-age=60"], "{name}");
+        assert_eq!(css.all("x-both"), ["one"], "{name}");
+        assert!(css.header("last-modified").is_some(), "{name}");
+        let home = get2(&target, "/index.html");
+        assert_eq!(home.all("x-both"), ["one", "two"], "{name}: {home:?}");
+        assert!(home.header("last-modified").is_none(), "{name}");
+        // CORS: a preflight, and a simple request marked for its origin.
+        let preflight = fetch(
+            &target,
+            "OPTIONS",
+            "/style.css",
+            &[
+                ("origin", "https://app.example"),
+                ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "range"),
+            ],
+        );
+        assert_eq!(preflight.status, 204, "{name}: {preflight:?}");
+        assert_eq!(
+            preflight.header("access-control-allow-origin"),
+            Some("https://app.example"),
+            "{name}"
+        );
+        assert_eq!(
+            preflight.header("access-control-allow-methods"),
+            Some("GET, HEAD"),
+            "{name}"
+        );
+        assert_eq!(
+            preflight.header("access-control-max-age"),
+            Some("3600"),
+            "{name}"
+        );
+        let simple = get_fields(&target, "/style.css", &[("origin", "https://app.example")]);
+        assert_eq!(
+            simple.header("access-control-allow-origin"),
+            Some("https://app.example"),
+            "{name}"
+        );
+        assert!(
+            simple.all("vary").iter().any(|v| v.contains("Origin")),
+            "{name}"
+        );
+        let other = get_fields(&target, "/style.css", &[("origin", "https://evil.example")]);
+        assert!(
+            other.header("access-control-allow-origin").is_none(),
+            "{name}"
+        );
+        // The error page keeps its status; its fields are those HTTP/1.1 gets.
+        let missing = get2(&target, "/docs/nope.html");
+        assert_eq!(missing.status, 404, "{name}");
+        assert_eq!(missing.text(), "<h1>not here</h1>\n", "{name}");
+        same_as_http1(&both.server, "/docs/nope.html", &missing, name);
+        same_as_http1(&both.server, "/index.html", &home, name);
+        let head = fetch(&target, "HEAD", "/docs/nope.html", &[]);
+        assert_eq!((head.status, head.body.len()), (404, 0), "{name}");
+        assert_eq!(head.header("content-length"), Some("18"), "{name}");
+        // The fallback: a missing path with no extension gets the index;
+        // a traversal does not.
+        let app = get2(&target, "/app/settings");
+        assert_eq!(app.status, 200, "{name}");
+        assert_eq!(app.body, index, "{name}");
+        assert_eq!(get2(&target, "/%2e%2e/etc/passwd").status, 404, "{name}");
+        // A listing: escaped names, JSON on request.
+        let listing = get2(&target, "/files/");
+        assert_eq!(listing.status, 200, "{name}");
+        let html = listing.text();
+        assert!(
+            html.contains("a &lt;b&gt;.txt") && html.contains("href=\"./sub/\""),
+            "{name}: {html}"
+        );
+        let json = get_fields(&target, "/files/", &[("accept", "application/json")]);
+        assert_eq!(
+            json.header("content-type"),
+            Some("application/json"),
+            "{name}"
+        );
+        assert!(
+            json.text().starts_with("{\"path\":\"/files/\""),
+            "{name}: {}",
+            json.text()
+        );
+    }
+}
