@@ -488,3 +488,138 @@ fn header_rules_cors_error_pages_the_fallback_and_listings_answer_over_h2() {
         );
     }
 }
+
+/// Bytes that tell their offset: a lost, repeated or reordered piece shows.
+fn pattern(len: usize) -> Bytes {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[2] ^ (i / 65_536) as u8)
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// Sends `body` on `stream` as the server's window allows.
+async fn send_body(mut stream: h2::SendStream<Bytes>, body: Bytes) -> Result<(), h2::Error> {
+    let mut sent = 0;
+    while sent < body.len() {
+        let want = (body.len() - sent).min(64 * 1024);
+        stream.reserve_capacity(want);
+        let mut granted = stream.capacity();
+        while granted == 0 {
+            granted = match std::future::poll_fn(|cx| stream.poll_capacity(cx)).await {
+                Some(granted) => granted?,
+                None => return Err(h2::Error::from(h2::Reason::CANCEL)),
+            };
+        }
+        let n = granted.min(want);
+        stream.send_data(body.slice(sent..sent + n), sent + n == body.len())?;
+        sent += n;
+    }
+    Ok(())
+}
+
+/// POSTs `body` to `/echo` (with or without a length) while reading the
+/// echo, on a client whose windows are `window` bytes; the echo.
+fn echo(target: &Target, body: Bytes, with_length: bool, window: u32) -> Response {
+    let mut builder = h2::client::Builder::new();
+    builder
+        .initial_window_size(window)
+        .initial_connection_window_size(window);
+    let name = target.name();
+    session_with(target, builder, move |h2| async move {
+        let length = body.len().to_string();
+        let fields: &[(&str, &str)] = match with_length {
+            true => &[("content-length", &length)],
+            false => &[],
+        };
+        let head = h2.head("POST", "/echo", fields);
+        let mut send = h2.sender().ready().await.expect("ready");
+        let (answer, stream) = send.send_request(head, false).expect("send");
+        let sender = conveyor::runtime::spawn(send_body(stream, body));
+        let (parts, mut recv) = answer.await.expect("response").into_parts();
+        let echoed = read_body(&mut recv).await.expect("echo");
+        sender.await.expect("sender").expect("body sent");
+        Response {
+            status: parts.status.as_u16(),
+            reason: String::new(),
+            headers: Vec::new(),
+            body: echoed,
+        }
+    })
+    .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// A body far larger than every window (the server's 1 MiB, the pipe's
+/// 32 KiB, the client's 64 KiB) goes to `/echo` and back intact, with a
+/// length and without one (re-framed as chunks for the handler).
+#[test]
+fn echo_streams_several_mib_both_ways_under_flow_control() {
+    const SIZE: usize = 6 << 20;
+    let both = Both::start(|_| {});
+    let body = pattern(SIZE);
+    for target in both.targets() {
+        for with_length in [true, false] {
+            let name = format!("{} length {with_length}", target.name());
+            let started = Instant::now();
+            let r = echo(&target, body.clone(), with_length, 64 * 1024);
+            assert_eq!(r.status, 200, "{name}");
+            assert_eq!(r.body.len(), SIZE, "{name}");
+            assert!(r.body == body, "{name}: the echo differs");
+            eprintln!("{name}: {SIZE} bytes each way in {:?}", started.elapsed());
+        }
+    }
+}
+
+/// A client that reads one stream slowly (its window reopened 16 KiB at
+/// a time) gets it whole, and meanwhile another stream on the same
+/// connection is answered at once.
+#[test]
+fn a_slowly_read_response_arrives_whole_and_holds_up_no_other_stream() {
+    const SIZE: usize = 512 * 1024;
+    let both = Both::start(|_| {});
+    let file = pattern(SIZE);
+    std::fs::write(both.server.root.join("slow.bin"), &file).expect("write");
+    let index = both.file("index.html");
+    for target in both.targets() {
+        let name = target.name();
+        let mut builder = h2::client::Builder::new();
+        builder
+            .initial_window_size(16 * 1024)
+            .initial_connection_window_size(4 << 20);
+        let index = index.clone();
+        let (got, other_took, slow_took) = session_with(&target, builder, move |h2| async move {
+            let started = Instant::now();
+            let head = h2.head("GET", "/slow.bin", &[]);
+            let mut send = h2.sender().ready().await.expect("ready");
+            let (answer, _) = send.send_request(head, true).expect("send");
+            let mut body = answer.await.expect("response").into_body();
+            let mut got = Vec::new();
+            let mut other_took = None;
+            while let Some(data) = body.data().await {
+                let data = data.expect("data");
+                got.extend_from_slice(&data);
+                if other_took.is_none() {
+                    let asked = Instant::now();
+                    let other = h2.get("/index.html", &[]).await;
+                    assert_eq!(other.body, index);
+                    other_took = Some(asked.elapsed());
+                }
+                conveyor::runtime::sleep(Duration::from_millis(5)).await;
+                let _ = body.flow_control().release_capacity(data.len());
+            }
+            (got, other_took, started.elapsed())
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(got.len(), SIZE, "{name}");
+        assert!(got == file, "{name}: the slow body differs");
+        let other_took = other_took.expect("another stream was asked");
+        assert!(
+            other_took < Duration::from_secs(2),
+            "{name}: {other_took:?}"
+        );
+        // 32 windows of 16 KiB, each reopened after a 5 ms pause.
+        assert!(
+            slow_took >= Duration::from_millis(150),
+            "{name}: {slow_took:?}"
+        );
+    }
+}
