@@ -688,3 +688,162 @@ fn status_probes_and_the_event_stream_answer_over_h2() {
         assert!(settled, "{name}: {}", status(&both.server).at("http2"));
     }
 }
+
+/// The config file for the reload test: roots `a` or `b` under `dir`,
+/// a plain and a TLS listener, `extra` appended.
+fn reload_config(cert: &std::path::Path, key: &std::path::Path, root: &str, extra: &str) -> String {
+    format!(
+        "workers = 1\nroot = {root:?}\nlisten = \"127.0.0.1:0\"\n\
+         [tls]\nlisten = [\"127.0.0.1:0\"]\n\
+         [[tls.certificates]]\ncert = {cert:?}\nkey = {key:?}\n{extra}",
+        cert = cert.display().to_string(),
+        key = key.display().to_string(),
+    )
+}
+
+/// SIGHUP over h2: an open h2 connection's next stream gets the new root
+/// and header rule (as a kept-alive HTTP/1.1 connection does); renewed
+/// certificates are what new h2 connections get, while the open one
+/// lives on.
+#[test]
+fn sighup_applies_to_open_h2_connections_and_new_certificates_to_new_ones() {
+    let mut pki = Pki::new();
+    let files = pki.make(&["localhost"], &[]);
+    let dir = crate::harness::temp_dir("h2-reload");
+    for (name, text) in [("a", "A"), ("b", "B")] {
+        std::fs::create_dir_all(dir.join(name)).expect("mkdir");
+        std::fs::write(dir.join(name).join("index.html"), text).expect("index");
+    }
+    let write = |root: &str, extra: &str| {
+        std::fs::write(
+            dir.join("c.toml"),
+            reload_config(&files.cert, &files.key, root, extra),
+        )
+        .expect("config")
+    };
+    write("a", "");
+    let run = crate::harness::process::spawn(&dir, &["--config", "c.toml"]);
+    let line = run.started_line();
+    let plain: std::net::SocketAddr = crate::harness::process::address(&line)
+        .parse()
+        .expect("addr");
+    let https: std::net::SocketAddr = line
+        .split("https://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|addr| addr.trim_end_matches([',', ';']))
+        .unwrap_or_else(|| panic!("no https address in {line:?}"))
+        .parse()
+        .expect("address");
+    let renewed = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
+    let renewed_der = renewed.cert.der().clone();
+    let old_roots = pki.ders.clone();
+    let (cert, key) = (files.cert.clone(), files.key.clone());
+    let reload_dir = dir.clone();
+    let mut run = Some(run);
+    for target in [Target::Cleartext(plain), Target::tls(https, &old_roots)] {
+        let name = target.name();
+        let (cert, key, reload_dir) = (cert.clone(), key.clone(), reload_dir.clone());
+        let renewed_pem = (renewed.cert.pem(), renewed.signing_key.serialize_pem());
+        let (renewed_der, old_roots) = (renewed_der.clone(), old_roots.clone());
+        let running = run.take().expect("the server");
+        let tls = matches!(target, Target::Tls(..));
+        let (before, after, running) = session(&target, move |h2| async move {
+            let before = h2.get("/", &[]).await;
+            std::fs::write(
+                reload_dir.join("c.toml"),
+                reload_config(
+                    &cert,
+                    &key,
+                    "b",
+                    "[[headers]]\npath = \"*.html\"\nset = { X-Site = \"b\" }\n",
+                ),
+            )
+            .expect("config");
+            if tls {
+                std::fs::write(&cert, &renewed_pem.0).expect("cert");
+                std::fs::write(&key, &renewed_pem.1).expect("key");
+            }
+            running.signal("HUP");
+            running.stderr_with("SIGHUP: reloaded");
+            // New connections, from another thread (this one drives the
+            // open connection, idle meanwhile).
+            if tls {
+                std::thread::spawn(move || {
+                    let fresh = Target::tls(https, &[renewed_der]);
+                    assert_eq!(get2(&fresh, "/").text(), "B", "a new h2 connection");
+                    let stale = Target::tls(https, &old_roots);
+                    assert!(
+                        session_with(&stale, h2::client::Builder::new(), |_| async {}).is_err(),
+                        "the old certificate is no longer served"
+                    );
+                })
+                .join()
+                .expect("the new connections");
+            }
+            let after = h2.get("/index.html", &[]).await;
+            (before, after, running)
+        });
+        assert_eq!(
+            (before.status, before.text().as_str()),
+            (200, "A"),
+            "{name}"
+        );
+        assert_eq!(before.header("x-site"), None, "{name}");
+        assert_eq!(
+            (after.status, after.text().as_str()),
+            (200, "B"),
+            "{name}: the open connection"
+        );
+        assert_eq!(after.header("x-site"), Some("b"), "{name}");
+        // Back to root a for the next round.
+        write("a", "");
+        running.signal("HUP");
+        running.stderr_with("SIGHUP: reloaded");
+        run = Some(running);
+    }
+    drop(run);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The access log writes an h2 request's line with `HTTP/2.0`.
+#[test]
+fn the_access_log_says_http_2_0() {
+    let dir = crate::harness::temp_dir("h2-access-log");
+    let path = dir.join("access.log");
+    let log_path = path.to_str().expect("utf-8 temp path").to_string();
+    let both = Both::start(|c| {
+        c.log.access_log = true;
+        c.log.access_log_path = log_path.clone();
+    });
+    for target in both.targets() {
+        assert_eq!(get2(&target, "/style.css?from=h2").status, 200);
+    }
+    assert_eq!(
+        crate::harness::get_with(&both.server, "/style.css?from=h1", "").status,
+        200
+    );
+    let mut text = String::new();
+    let logged = wait_until(Duration::from_secs(3), || {
+        text = both.server.access_log();
+        text.lines().count() >= 3
+    });
+    assert!(logged, "{text:?}");
+    let h2_lines: Vec<&str> = text.lines().filter(|l| l.contains("from=h2")).collect();
+    assert_eq!(h2_lines.len(), 2, "{text}");
+    for line in h2_lines {
+        assert!(
+            line.contains("\"GET /style.css?from=h2 HTTP/2.0\" 200 "),
+            "{line}"
+        );
+    }
+    let h1 = text
+        .lines()
+        .find(|l| l.contains("from=h1"))
+        .expect("the HTTP/1.1 line");
+    assert!(
+        h1.contains("\"GET /style.css?from=h1 HTTP/1.1\" 200 "),
+        "{h1}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
