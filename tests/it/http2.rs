@@ -847,3 +847,180 @@ fn the_access_log_says_http_2_0() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Under `queue.overload = "reject"` with a queue of one, a burst of
+/// streams on one connection: each stream is answered, 200 or 503 with
+/// `Retry-After` (a stream that finds the line full is refused as an
+/// HTTP/1.1 request is), the connection stays up, and the refusals are
+/// counted as rejected.
+#[test]
+fn a_burst_of_streams_meets_a_full_queue_with_503_per_stream_and_the_connection_lives() {
+    let both = Both::start(|c| {
+        c.workers = 1;
+        c.queue.capacity = 1;
+        c.queue.overload = conveyor::config::Overload::Reject;
+    });
+    let mut refused = 0;
+    for target in both.targets() {
+        let name = target.name();
+        let (statuses, later) = session(&target, move |h2| async move {
+            let tasks: Vec<_> = (0..64)
+                .map(|_| {
+                    let h2 = h2.clone();
+                    conveyor::runtime::spawn(async move { h2.get("/style.css", &[]).await })
+                })
+                .collect();
+            let mut statuses = Vec::new();
+            for task in tasks {
+                let r = task.await.expect("stream task");
+                if r.status == 503 {
+                    assert_eq!(r.header("retry-after"), Some("1"));
+                }
+                statuses.push(r.status);
+            }
+            let later = h2.get("/style.css", &[]).await;
+            (statuses, later)
+        });
+        let ok = statuses.iter().filter(|s| **s == 200).count();
+        let busy = statuses.iter().filter(|s| **s == 503).count();
+        assert_eq!(ok + busy, statuses.len(), "{name}: {statuses:?}");
+        assert!(ok >= 1, "{name}: {statuses:?}");
+        assert_eq!(later.status, 200, "{name}: the connection serves on");
+        eprintln!("{name}: {ok} served, {busy} refused");
+        refused += busy;
+    }
+    let rejected = status(&both.server).at("connections").at("rejected").int();
+    assert_eq!(rejected, refused as i64, "each refused stream counted once");
+}
+
+/// `limits.max_connections = 1` with `reject`: an open h2 connection holds
+/// the one slot (an idle one too: only idle HTTP/1.1 connections are
+/// evicted), so a second client that opens with the h2c preface is
+/// answered `HTTP/1.1 503` and closed, and an h2 client fails at once
+/// rather than hanging. The first connection is served on; once it
+/// closes, a new one is admitted.
+#[test]
+fn max_connections_refuses_a_second_h2_connection_cleanly() {
+    let both = Both::start(|c| {
+        c.limits.max_connections = 1;
+        c.queue.overload = conveyor::config::Overload::Reject;
+    });
+    let target = both.h2c();
+    let addr = both.server.addr;
+    let late = session(&target, move |h2| async move {
+        assert_eq!(h2.get("/style.css", &[]).await.status, 200);
+        // The second client, from another thread: this one drives the first.
+        let (raw, h2_client) = std::thread::spawn(move || {
+            let mut raw = connect(addr);
+            raw.write_all(conveyor::http::h2_mapping::PREFACE)
+                .expect("preface");
+            let (bytes, closed) =
+                crate::harness::read_until_closed(&mut raw, Duration::from_secs(5));
+            let started = Instant::now();
+            let client = session_with(
+                &Target::Cleartext(addr),
+                h2::client::Builder::new(),
+                |h2| async move {
+                    h2.request("GET", "/style.css", &[], None)
+                        .await
+                        .map(|r| r.status)
+                },
+            );
+            (
+                (String::from_utf8_lossy(&bytes).into_owned(), closed),
+                (client, started.elapsed()),
+            )
+        })
+        .join()
+        .expect("the second client");
+        let later = h2.get("/style.css", &[]).await;
+        (raw, h2_client, later)
+    });
+    let ((text, closed), (client, took), later) = late;
+    assert!(text.starts_with("HTTP/1.1 503"), "{text:?}");
+    assert!(text.contains("Retry-After: 1"), "{text:?}");
+    assert!(closed, "the refused connection is closed");
+    assert!(!matches!(client, Ok(Ok(200))), "{client:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the refused h2 client waited {took:?}"
+    );
+    eprintln!("a refused h2 client sees: {client:?}");
+    assert_eq!(later.status, 200, "the first connection is served on");
+    // The slot freed, the next h2 connection is admitted.
+    let admitted = wait_until(Duration::from_secs(5), || {
+        status(&both.server).at("connections").at("open").int() == 0
+    });
+    assert!(admitted, "{}", status(&both.server).at("connections"));
+    assert_eq!(get2(&target, "/style.css").status, 200);
+    assert_eq!(get2(&both.tls(), "/style.css").status, 200);
+}
+
+/// `http2.cleartext = false`: the preface is read as an HTTP/1.1 request
+/// and refused as one (an answer and the close); `http2.tls = false`: ALPN
+/// agrees on http/1.1 only, and curl falls back to it.
+#[test]
+fn the_http2_switches_turn_each_transport_off_cleanly() {
+    let both = Both::start(|c| {
+        c.http2.cleartext = false;
+        c.http2.tls = false;
+    });
+    let mut raw = connect(both.server.addr);
+    raw.write_all(conveyor::http::h2_mapping::PREFACE)
+        .expect("preface");
+    let (bytes, closed) = crate::harness::read_until_closed(&mut raw, Duration::from_secs(5));
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    assert!(
+        text.starts_with("HTTP/1.1 505") || text.starts_with("HTTP/1.1 400"),
+        "{text:?}"
+    );
+    assert!(closed, "closed after the refusal");
+    let started = Instant::now();
+    let client = session_with(&both.h2c(), h2::client::Builder::new(), |h2| async move {
+        h2.request("GET", "/", &[], None).await.map(|r| r.status)
+    });
+    assert!(!matches!(client, Ok(Ok(_))), "{client:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // TLS: a client offering only h2 is refused in the handshake (the
+    // no_application_protocol alert of RFC 7301); one that offers
+    // http/1.1 too gets it.
+    let tls_h2 = session_with(&both.tls(), h2::client::Builder::new(), |_| async {});
+    let error = tls_h2.err().expect("no h2 over TLS");
+    assert!(error.contains("NoApplicationProtocol"), "{error}");
+    assert_eq!(get_status_http1_over_tls(&both), 200);
+    if let Some(curl) = needs::CURL.find() {
+        let port = tls_addr(&both.server).port();
+        let out = std::process::Command::new(curl)
+            .args([
+                "-sS",
+                "-k",
+                "--http2",
+                "--max-time",
+                "10",
+                "-o",
+                "/dev/null",
+            ])
+            .args(["-w", "%{http_version} %{http_code}"])
+            .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+            .arg(format!("https://localhost:{port}/style.css"))
+            .output()
+            .expect("curl");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "1.1 200");
+    }
+    // Plain HTTP/1.1 is served as ever.
+    assert_eq!(crate::harness::get_with(&both.server, "/", "").status, 200);
+}
+
+/// `GET /` over TLS offering h2 and http/1.1: the status (HTTP/1.1).
+fn get_status_http1_over_tls(both: &Both) -> u16 {
+    let mut config =
+        (*crate::harness::tls::client(&both.pki.ders, crate::harness::tls::BOTH)).clone();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let mut tls = crate::harness::tls::connect(
+        tls_addr(&both.server),
+        &std::sync::Arc::new(config),
+        "localhost",
+    );
+    assert_eq!(tls.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+    crate::harness::get(&mut tls, "/").status
+}
