@@ -8,7 +8,7 @@
 //! The client is the `h2` crate on Conveyor's own runtime
 //! (`harness::h2_client`); curl checks what a common client negotiates.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,7 +17,7 @@ use conveyor::config::Config;
 use crate::harness::h2_client::{fetch, get2, read_body, session, session_with, Target};
 use crate::harness::status::{status, Figures};
 use crate::harness::tls::{localhost_pki, tls_addr, with_tls, Pki};
-use crate::harness::{closed_within, connect, needs, start, wait_until, Response, TestServer};
+use crate::harness::{connect, needs, start, wait_until, Response, TestServer};
 
 /// A server with a plain and a TLS listener, and the clients for both.
 struct Both {
@@ -1023,4 +1023,42 @@ fn get_status_http1_over_tls(both: &Both) -> u16 {
     );
     assert_eq!(tls.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
     crate::harness::get(&mut tls, "/").status
+}
+
+/// What the test reads of the page: its state, the navigation's protocol,
+/// and each resource's name and protocol.
+const PROTOCOLS: &str = "var n=performance.getEntriesByType('navigation')[0];\
+    var r=performance.getEntriesByType('resource');\
+    'ready='+document.readyState+';nav='+(n?n.nextHopProtocol:'none')+';res='+\
+    r.map(function(e){return e.name.replace(location.origin,'')+'='+e.nextHopProtocol;}).join(',')";
+
+/// Chromium loads the bundled site from the TLS listener over h2: the
+/// page and every resource it fetches (style, script, image, the script's
+/// /status fetch) say `nextHopProtocol == "h2"`.
+#[test]
+fn chromium_loads_the_bundled_site_over_h2() {
+    let Some(binary) = crate::harness::browser::chromium() else {
+        return;
+    };
+    let both = Both::start(|_| {});
+    let url = format!("https://127.0.0.1:{}/", tls_addr(&both.server).port());
+    let (_browser, mut tools) =
+        crate::harness::browser::open_with(&binary, &url, &["--ignore-certificate-errors"]);
+    let mut state = String::new();
+    let loaded = wait_until(Duration::from_secs(30), || {
+        state = tools.eval(PROTOCOLS);
+        state.contains("ready=complete")
+            && ["/style.css=", "/app.js=", "/conveyor.svg=", "/status="]
+                .iter()
+                .all(|name| state.contains(name))
+    });
+    assert!(loaded, "the page and its resources: {state}");
+    assert!(state.contains(";nav=h2;"), "{state}");
+    let resources = state.split(";res=").nth(1).expect("resources");
+    for entry in resources.split(',') {
+        assert!(entry.ends_with("=h2"), "{entry} in {state}");
+    }
+    println!("{state}");
+    let streams = status(&both.server).at("http2").at("streams").int();
+    assert!(streams >= 5, "{streams} streams");
 }
