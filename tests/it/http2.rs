@@ -985,7 +985,7 @@ fn the_http2_switches_turn_each_transport_off_cleanly() {
     // no_application_protocol alert of RFC 7301); one that offers
     // http/1.1 too gets it.
     let tls_h2 = session_with(&both.tls(), h2::client::Builder::new(), |_| async {});
-    let error = tls_h2.err().expect("no h2 over TLS");
+    let error = tls_h2.expect_err("no h2 over TLS");
     assert!(error.contains("NoApplicationProtocol"), "{error}");
     assert_eq!(get_status_http1_over_tls(&both), 200);
     if let Some(curl) = needs::CURL.find() {
@@ -1061,4 +1061,111 @@ fn chromium_loads_the_bundled_site_over_h2() {
     println!("{state}");
     let streams = status(&both.server).at("http2").at("streams").int();
     assert!(streams >= 5, "{streams} streams");
+}
+
+/// Corners where HTTP/1.1 framing meets HTTP/2's: an unsatisfiable range,
+/// a body sent to a route that ignores it (the connection's window must
+/// come back for the next streams), `/echo` reflecting the request as the
+/// handler saw it, the dashboard page, and the Prometheus series.
+#[test]
+fn ignored_bodies_unsatisfiable_ranges_and_reflections_over_h2() {
+    let both = Both::start(|_| {});
+    let css_len = both.file("style.css").len();
+    let big = pattern(3 << 20);
+    for target in both.targets() {
+        let name = target.name();
+        let big = big.clone();
+        let (refused, after, echoed, reflected, range) = session(&target, move |h2| async move {
+            // 3 MiB to a static file: 405, and the body is not waited for.
+            let refused = h2
+                .request("POST", "/style.css", &[], Some(&big))
+                .await
+                .expect("405");
+            // The connection's window is whole again: another 3 MiB echoes.
+            let after = h2.get("/index.html", &[]).await;
+            let head = h2.head("POST", "/echo", &[]);
+            let mut send = h2.sender().ready().await.expect("ready");
+            let (answer, stream) = send.send_request(head, false).expect("send");
+            let sender = conveyor::runtime::spawn(send_body(stream, big.clone()));
+            let mut body = answer.await.expect("echo").into_body();
+            let echoed = read_body(&mut body).await.expect("echo body");
+            sender.await.expect("sender").expect("sent");
+            let reflected = h2.get("/echo", &[("x-probe", "yes")]).await;
+            let range = h2.get("/style.css", &[("range", "bytes=999999-")]).await;
+            (refused, after, echoed == big, reflected, range)
+        });
+        assert_eq!(refused.status, 405, "{name}");
+        assert_eq!(after.status, 200, "{name}");
+        assert!(echoed, "{name}: the echo after an ignored body");
+        assert_eq!(reflected.status, 200, "{name}");
+        let text = reflected.text();
+        assert!(text.starts_with("GET /echo HTTP/1.1\r\n"), "{name}: {text}");
+        assert!(
+            text.to_ascii_lowercase().contains("x-probe: yes"),
+            "{name}: {text}"
+        );
+        assert_eq!(range.status, 416, "{name}");
+        assert_eq!(
+            range.header("content-range"),
+            Some(format!("bytes */{css_len}").as_str()),
+            "{name}"
+        );
+        let page = get2(&target, "/status/dashboard");
+        assert_eq!(page.status, 200, "{name}");
+        assert!(page.header("content-security-policy").is_some(), "{name}");
+        let metrics = get2(&target, "/status?format=prometheus").text();
+        assert!(metrics.contains("conveyor_http2_streams"), "{name}");
+    }
+}
+
+/// A graceful stop with a response mid-flight on an h2 connection: the
+/// stream in flight arrives whole, a new stream on the connection is
+/// refused (GOAWAY), and the stop completes well within its grace.
+#[test]
+fn a_graceful_stop_lets_the_stream_in_flight_finish() {
+    const SIZE: usize = 256 * 1024;
+    let file = pattern(SIZE);
+    for tls in [false, true] {
+        let both = Both::start(|_| {});
+        std::fs::write(both.server.root.join("slow.bin"), &file).expect("write");
+        let target = if tls { both.tls() } else { both.h2c() };
+        let name = target.name();
+        let mut builder = h2::client::Builder::new();
+        builder.initial_window_size(16 * 1024);
+        let mut server = Some(both.server);
+        let (got, late, stopped_in) = session_with(&target, builder, move |h2| async move {
+            let head = h2.head("GET", "/slow.bin", &[]);
+            let mut send = h2.sender().ready().await.expect("ready");
+            let (answer, _) = send.send_request(head, true).expect("send");
+            let mut body = answer.await.expect("response").into_body();
+            let mut got = Vec::new();
+            let mut stopping = None;
+            while let Some(data) = body.data().await {
+                let data = data.expect("data");
+                got.extend_from_slice(&data);
+                if let Some(server) = server.take() {
+                    stopping = Some(std::thread::spawn(move || {
+                        let started = Instant::now();
+                        server.shutdown();
+                        started.elapsed()
+                    }));
+                    // The GOAWAY comes before the rest of the body.
+                    conveyor::runtime::sleep(Duration::from_millis(100)).await;
+                }
+                let _ = body.flow_control().release_capacity(data.len());
+            }
+            let late = h2.request("GET", "/index.html", &[], None).await;
+            let took = stopping.map(|t| t.join().expect("shutdown"));
+            (got, late.map(|r| r.status), took)
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        drop(both.pki);
+        assert!(got == file, "{name}: {} of {SIZE} bytes", got.len());
+        assert!(late.is_err(), "{name}: a stream after GOAWAY: {late:?}");
+        let stopped_in = stopped_in.expect("the stop began");
+        assert!(
+            stopped_in < Duration::from_secs(4),
+            "{name}: {stopped_in:?}"
+        );
+    }
 }
