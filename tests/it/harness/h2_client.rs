@@ -138,7 +138,9 @@ pub(crate) fn session_with<T: 'static, F: Future<Output = T> + 'static>(
     test: impl FnOnce(H2) -> F + 'static,
 ) -> Result<T, String> {
     let target = target.clone();
-    runtime::block_on(async move {
+    // A panic in `test` fails the test rather than leaving the runtime
+    // spinning without its root green thread: caught, carried out, resumed.
+    let outcome = runtime::block_on(CatchUnwind(Box::pin(async move {
         let stream = target.connect().map_err(|e| format!("connect: {e}"))?;
         let io = AsyncStream::new(stream, ReadBuffer::default());
         let (send, connection) = builder
@@ -155,7 +157,27 @@ pub(crate) fn session_with<T: 'static, F: Future<Output = T> + 'static>(
         let out = test(h2).await;
         drop(driver);
         Ok(out)
-    })
+    })));
+    outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// A future whose panics come out as its output.
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(out)) => std::task::Poll::Ready(Ok(out)),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
 }
 
 /// `session_with` the client's default settings; panics if it cannot connect.
