@@ -177,6 +177,14 @@ impl Http2 {
                         self.clone()
                             .exchange(line.clone(), origin.clone(), request, respond);
                     runtime::spawn_detached(stream);
+                    // Draining: where an HTTP/1.1 response says
+                    // `Connection: close`, GOAWAY sends the client's next
+                    // requests to a new connection (another replica); the
+                    // streams in flight finish.
+                    if !stopping && line.readiness.is_draining() {
+                        connection.graceful_shutdown();
+                        stopping = true;
+                    }
                 }
                 Event::Accepted(_) => return,
                 Event::Calm => {

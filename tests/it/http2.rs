@@ -1169,3 +1169,41 @@ fn a_graceful_stop_lets_the_stream_in_flight_finish() {
         );
     }
 }
+
+/// The drain over h2: `/readyz` turns 503 while everything else is
+/// served, and as a response during the drain carries `Connection: close`
+/// to an HTTP/1.1 client, an h2 connection that is served during the
+/// drain is sent GOAWAY (its streams in flight finish), so pooled h2
+/// connections move to other replicas too.
+#[test]
+fn the_drain_sends_goaway_to_an_h2_connection_it_serves() {
+    for tls in [false, true] {
+        let both = Both::start(|_| {});
+        let target = if tls { both.tls() } else { both.h2c() };
+        let name = target.name();
+        let line = both.server.server().line().clone();
+        let (ready, during, next) = session(&target, move |h2| async move {
+            let ready = h2.get("/readyz", &[]).await.status;
+            line.readiness.drain();
+            let during = h2.get("/readyz", &[]).await;
+            // The GOAWAY follows that response: a new stream is refused.
+            let next = conveyor::runtime::timeout(Duration::from_secs(5), async {
+                loop {
+                    match h2.request("GET", "/style.css", &[], None).await {
+                        Ok(_) => conveyor::runtime::sleep(Duration::from_millis(10)).await,
+                        Err(e) => return (e.is_go_away(), e.reason()),
+                    }
+                }
+            })
+            .await;
+            (ready, during, next)
+        });
+        assert_eq!(ready, 200, "{name}");
+        assert_eq!(during.status, 503, "{name}");
+        assert_eq!(during.text().trim(), "draining", "{name}");
+        let next = next.unwrap_or_else(|_| panic!("{name}: no GOAWAY within 5 s of the drain"));
+        assert_eq!(next, (true, Some(h2::Reason::NO_ERROR)), "{name}");
+        // A new connection is still served during the drain.
+        assert_eq!(get2(&target, "/style.css").status, 200, "{name}");
+    }
+}
