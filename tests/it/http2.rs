@@ -1207,3 +1207,29 @@ fn the_drain_sends_goaway_to_an_h2_connection_it_serves() {
         assert_eq!(get2(&target, "/style.css").status, 200, "{name}");
     }
 }
+
+/// `limits.max_requests_per_connection` holds for h2 as for HTTP/1.1
+/// (nginx's `keepalive_requests` does the same): the connection's last
+/// stream is answered, then GOAWAY; a new connection is served.
+#[test]
+fn max_requests_per_connection_ends_an_h2_connection_with_goaway() {
+    let both = Both::start(|c| c.limits.max_requests_per_connection = 3);
+    for target in both.targets() {
+        let name = target.name();
+        let (statuses, next) = session(&target, |h2| async move {
+            let mut statuses = Vec::new();
+            for _ in 0..3 {
+                statuses.push(h2.get("/style.css", &[]).await.status);
+            }
+            let next = h2.request("GET", "/style.css", &[], None).await;
+            (
+                statuses,
+                next.map(|r| r.status)
+                    .map_err(|e| (e.is_go_away(), e.reason())),
+            )
+        });
+        assert_eq!(statuses, [200, 200, 200], "{name}");
+        assert_eq!(next, Err((true, Some(h2::Reason::NO_ERROR))), "{name}");
+        assert_eq!(get2(&target, "/style.css").status, 200, "{name}");
+    }
+}
