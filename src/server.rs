@@ -315,12 +315,17 @@ impl Server {
         self.line.shutdown.set();
         let grace = self.line.config.load().timeouts.shutdown_grace;
         let deadline = started + grace;
-        let mut left = in_flight(&before);
+        // An HTTP/2 connection's handlers may be done while the tail of
+        // their responses still waits for the client's window in the
+        // connection stage: each is in flight until it has sent GOAWAY,
+        // finished its streams and closed (an idle one within a round trip).
+        let h2_open = || self.line.http2.snapshot().connections;
+        let mut left = in_flight(&before).max(h2_open());
         while left > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
             // Connections that have not sent a byte of a request are not
             // in flight: they are parked, and closed with the idle ones.
-            left = in_flight(&self.line.metrics.totals());
+            left = in_flight(&self.line.metrics.totals()).max(h2_open());
         }
         self.runtime.shutdown();
         // Unix socket files go with their listeners.

@@ -1152,6 +1152,8 @@ fn a_graceful_stop_lets_the_stream_in_flight_finish() {
                     // The GOAWAY comes before the rest of the body.
                     conveyor::runtime::sleep(Duration::from_millis(100)).await;
                 }
+                // Slowly: the handler is done well before the client is.
+                conveyor::runtime::sleep(Duration::from_millis(20)).await;
                 let _ = body.flow_control().release_capacity(data.len());
             }
             let late = h2.request("GET", "/index.html", &[], None).await;
