@@ -1235,3 +1235,26 @@ fn max_requests_per_connection_ends_an_h2_connection_with_goaway() {
         assert_eq!(get2(&target, "/style.css").status, 200, "{name}");
     }
 }
+
+/// `tls.redirect_http` sends an h2c request to HTTPS as it does an
+/// HTTP/1.1 one (h2c is no way around it), and `status.allow` judges an
+/// h2 stream by the connection's peer.
+#[test]
+fn the_https_redirect_and_status_allow_hold_for_h2() {
+    let both = Both::start(|c| {
+        c.tls.redirect_http = true;
+        c.status_access.allow =
+            vec![conveyor::config::AddrRange::parse("10.0.0.0/8").expect("range")];
+    });
+    let port = tls_addr(&both.server).port();
+    let moved = get2(&both.h2c(), "/a/b?c=d");
+    assert_eq!(moved.status, 308);
+    assert_eq!(
+        moved.header("location"),
+        Some(format!("https://localhost:{port}/a/b?c=d").as_str())
+    );
+    assert_eq!(get2(&both.tls(), "/index.html").status, 200);
+    for target in both.targets() {
+        assert_eq!(get2(&target, "/status").status, 403, "{}", target.name());
+    }
+}
