@@ -630,37 +630,14 @@ fn a_slowly_read_response_arrives_whole_and_holds_up_no_other_stream() {
 #[test]
 fn status_probes_and_the_event_stream_answer_over_h2() {
     let both = Both::start(|_| {});
-    for target in both.targets() {
-        let name = target.name();
-        let (report, events, kind) = session(&target, move |h2| async move {
-            let report = h2.get("/status", &[]).await;
-            assert_eq!(report.status, 200);
-            assert_eq!(h2.get("/livez", &[]).await.status, 200);
-            assert_eq!(h2.get("/readyz", &[]).await.status, 200);
-            let head = h2.head("GET", "/status?stream=1", &[]);
-            let mut send = h2.sender().ready().await.expect("ready");
-            let (answer, _) = send.send_request(head, true).expect("send");
-            let response = answer.await.expect("response");
-            let kind = response
-                .headers()
-                .get("content-type")
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-            let mut body = response.into_body();
-            let mut seen = String::new();
-            let read = conveyor::runtime::timeout(Duration::from_secs(10), async {
-                while seen.matches("\ndata: ").count() + usize::from(seen.starts_with("data: ")) < 2
-                {
-                    let data = body.data().await.expect("more events").expect("data");
-                    let _ = body.flow_control().release_capacity(data.len());
-                    seen.push_str(&String::from_utf8_lossy(&data));
-                }
-            })
-            .await;
-            assert!(read.is_ok(), "two events within 10 s: {seen:?}");
-            // Dropping the body resets the stream.
-            drop(body);
-            (report.text(), seen, kind)
-        });
+    // Both at once: each waits about a second for its events.
+    let readers: Vec<_> = both
+        .targets()
+        .into_iter()
+        .map(|target| std::thread::spawn(move || (target.name(), subscribe_over_h2(&target))))
+        .collect();
+    for reader in readers {
+        let (name, (report, events, kind)) = reader.join().expect("a reader");
         let report = crate::harness::status::parse(&report);
         let http2 = report.at("http2");
         assert!(http2.at("connections").int() >= 1, "{name}: {http2}");
@@ -679,14 +656,47 @@ fn status_probes_and_the_event_stream_answer_over_h2() {
             event.at("http2").at("connections").int() >= 1,
             "{name}: {event}"
         );
-        // The connection gone, its gauges go back to zero.
-        let settled = wait_until(Duration::from_secs(5), || {
-            let s = status(&both.server);
-            let h = s.at("http2");
-            h.at("connections").int() == 0 && h.at("streams_open").int() == 0
-        });
-        assert!(settled, "{name}: {}", status(&both.server).at("http2"));
     }
+    // The connections gone, the gauges go back to zero.
+    let settled = wait_until(Duration::from_secs(5), || {
+        let s = status(&both.server);
+        let h = s.at("http2");
+        h.at("connections").int() == 0 && h.at("streams_open").int() == 0
+    });
+    assert!(settled, "{}", status(&both.server).at("http2"));
+}
+
+/// On one connection: `/status`, the probes, then two events of the
+/// stream, read one by one; the report, the events and their type.
+fn subscribe_over_h2(target: &Target) -> (String, String, Option<String>) {
+    session(target, move |h2| async move {
+        let report = h2.get("/status", &[]).await;
+        assert_eq!(report.status, 200);
+        assert_eq!(h2.get("/livez", &[]).await.status, 200);
+        assert_eq!(h2.get("/readyz", &[]).await.status, 200);
+        let head = h2.head("GET", "/status?stream=1", &[]);
+        let mut send = h2.sender().ready().await.expect("ready");
+        let (answer, _) = send.send_request(head, true).expect("send");
+        let response = answer.await.expect("response");
+        let kind = response
+            .headers()
+            .get("content-type")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let mut body = response.into_body();
+        let mut seen = String::new();
+        let read = conveyor::runtime::timeout(Duration::from_secs(10), async {
+            while seen.matches("\ndata: ").count() + usize::from(seen.starts_with("data: ")) < 2 {
+                let data = body.data().await.expect("more events").expect("data");
+                let _ = body.flow_control().release_capacity(data.len());
+                seen.push_str(&String::from_utf8_lossy(&data));
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "two events within 10 s: {seen:?}");
+        // Dropping the body resets the stream.
+        drop(body);
+        (report.text(), seen, kind)
+    })
 }
 
 /// The config file for the reload test: roots `a` or `b` under `dir`,
