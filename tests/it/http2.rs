@@ -1268,3 +1268,40 @@ fn the_https_redirect_and_status_allow_hold_for_h2() {
         assert_eq!(get2(&target, "/status").status, 403, "{}", target.name());
     }
 }
+
+/// A stop while an h2 client follows `/status?stream=1`: the stream ends
+/// (as over HTTP/1.1, within moments of the stop) and the stop, which
+/// waits for h2 connections, does not wait out its grace for it.
+#[test]
+fn a_stop_ends_an_open_event_stream_over_h2_promptly() {
+    let both = Both::start(|c| c.timeouts.shutdown_grace = Duration::from_secs(5));
+    let target = both.tls();
+    let mut server = Some(both.server);
+    let (ended, stopped_in) = session(&target, move |h2| async move {
+        let head = h2.head("GET", "/status?stream=1", &[]);
+        let mut send = h2.sender().ready().await.expect("ready");
+        let (answer, _) = send.send_request(head, true).expect("send");
+        let mut body = answer.await.expect("response").into_body();
+        let first = body.data().await.expect("an event").expect("data");
+        let _ = body.flow_control().release_capacity(first.len());
+        let server = server.take().expect("the server");
+        let stop = std::thread::spawn(move || {
+            let started = Instant::now();
+            server.shutdown();
+            started.elapsed()
+        });
+        let ended = conveyor::runtime::timeout(Duration::from_secs(10), async {
+            while let Some(Ok(data)) = body.data().await {
+                let _ = body.flow_control().release_capacity(data.len());
+            }
+        })
+        .await
+        .is_ok();
+        (ended, stop.join().expect("the stop"))
+    });
+    assert!(ended, "the event stream ended");
+    assert!(
+        stopped_in < Duration::from_secs(2),
+        "the stop took {stopped_in:?}"
+    );
+}
