@@ -1305,3 +1305,39 @@ fn a_stop_ends_an_open_event_stream_over_h2_promptly() {
         "the stop took {stopped_in:?}"
     );
 }
+
+/// Behind a proxy that sends the PROXY protocol, an h2c connection's
+/// streams are judged and logged as the client the header names.
+#[test]
+fn a_proxy_header_names_the_client_of_every_h2c_stream() {
+    let dir = crate::harness::temp_dir("h2-proxy");
+    let log = dir.join("access.log");
+    let range = |s: &str| conveyor::config::AddrRange::parse(s).expect("range");
+    // Plain only: the PROXY header would come before a TLS handshake.
+    let server = start("readiness", "spawn", |c| {
+        c.proxy.trusted = vec![range("127.0.0.1")];
+        c.proxy.protocol = true;
+        c.status_access.allow = vec![range("192.0.2.7")];
+        c.log.access_log = true;
+        c.log.access_log_path = log.display().to_string();
+    });
+    let addr = server.addr;
+    let header = |source: &str| format!("PROXY TCP4 {source} 127.0.0.1 40000 80\r\n").into_bytes();
+    let allowed = Target::After(addr, header("192.0.2.7"));
+    let other = Target::After(addr, header("198.51.100.1"));
+    assert_eq!(get2(&allowed, "/status?h2=allowed").status, 200);
+    assert_eq!(get2(&other, "/status?h2=other").status, 403);
+    assert_eq!(get2(&other, "/index.html").status, 200);
+    let mut text = String::new();
+    let logged = wait_until(Duration::from_secs(3), || {
+        text = server.access_log();
+        text.lines().count() >= 3
+    });
+    assert!(logged, "{text}");
+    for (query, client) in [("h2=allowed", "192.0.2.7 "), ("h2=other", "198.51.100.1 ")] {
+        let line = text.lines().find(|l| l.contains(query)).expect("a line");
+        assert!(line.starts_with(client), "{line}");
+        assert!(line.contains(" HTTP/2.0\""), "{line}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

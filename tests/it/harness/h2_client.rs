@@ -28,6 +28,8 @@ pub(crate) enum Target {
     Cleartext(SocketAddr),
     /// TLS with ALPN `h2`, trusting the config's roots.
     Tls(SocketAddr, Arc<ClientConfig>),
+    /// h2c after these bytes (a PROXY protocol header).
+    After(SocketAddr, Vec<u8>),
 }
 
 impl Target {
@@ -41,14 +43,14 @@ impl Target {
     /// "h2c" or "h2", for messages.
     pub(crate) fn name(&self) -> &'static str {
         match self {
-            Target::Cleartext(_) => "h2c",
+            Target::Cleartext(_) | Target::After(..) => "h2c",
             Target::Tls(..) => "h2 over TLS",
         }
     }
 
     fn scheme(&self) -> &'static str {
         match self {
-            Target::Cleartext(_) => "http",
+            Target::Cleartext(_) | Target::After(..) => "http",
             Target::Tls(..) => "https",
         }
     }
@@ -61,6 +63,12 @@ impl Target {
             Target::Cleartext(addr) => {
                 let socket = StdStream::connect(addr)?;
                 socket.set_nodelay(true)?;
+                Ok(Stream::plain(TcpStream::new(socket)?))
+            }
+            Target::After(addr, first) => {
+                let mut socket = StdStream::connect(addr)?;
+                socket.set_nodelay(true)?;
+                socket.write_all(first)?;
                 Ok(Stream::plain(TcpStream::new(socket)?))
             }
             Target::Tls(addr, config) => {
