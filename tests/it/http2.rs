@@ -1341,3 +1341,24 @@ fn a_proxy_header_names_the_client_of_every_h2c_stream() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Header rules may give a response more fields than the 64 the stage
+/// parses on the stack: over h2 it arrives with every one, as over HTTP/1.1.
+#[test]
+fn a_response_with_many_fields_from_header_rules_arrives_whole_over_h2() {
+    let mut rules = String::from("[[headers]]\npath = \"**\"\nset = { ");
+    rules += &(0..70)
+        .map(|i| format!("X-F{i} = \"v{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    rules += " }\n";
+    let parsed = Config::from_toml_str(&rules).expect("rules");
+    let both = Both::start(|c| c.static_files.headers = parsed.static_files.headers.clone());
+    for target in both.targets() {
+        let name = target.name();
+        let r = get2(&target, "/style.css");
+        assert_eq!(r.status, 200, "{name}");
+        assert_eq!(r.header("x-f69"), Some("v69"), "{name}");
+        same_as_http1(&both.server, "/style.css", &r, name);
+    }
+}
