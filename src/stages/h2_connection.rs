@@ -20,6 +20,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use h2::server::SendResponse;
@@ -29,7 +30,9 @@ use http::{Method, Request, StatusCode};
 use crate::config::{Client, Config, Overload};
 use crate::http::h2_mapping::{self, Head, RequestBody, ResponseBody};
 use crate::http::{ChunkedDecoder, Step};
-use crate::runtime::{self, pipe, timeout_at, AsyncStream, Handle, PipeEnd, Queue, Stream};
+use crate::runtime::{
+    self, pipe, timeout, timeout_at, AsyncStream, Handle, PipeEnd, Queue, Stream,
+};
 use crate::service::read_buffer_size;
 use crate::service::status::Http2Report;
 
@@ -232,7 +235,8 @@ impl Http2 {
         }
         let waiting = Gauge::up(&self.streams_waiting);
         admit(&line, line.local_pending(), conn).await;
-        let sent = respond_from(&ours, &mut respond, &parts.method, waiting).await;
+        let limit = line.config.load().timeouts.write;
+        let sent = respond_from(&ours, &mut respond, &parts.method, waiting, limit).await;
         match sent {
             Ok(()) => {
                 let left = origin.resets_left.get();
@@ -329,12 +333,15 @@ async fn take(end: &PipeEnd) -> Option<Vec<u8>> {
     poll_fn(|cx| end.poll_take(cx)).await
 }
 
-/// Reads the handler's response from the pipe and sends it on the stream.
+/// Reads the handler's response from the pipe and sends it on the stream;
+/// a client that keeps the stream's window shut for `limit` (the write
+/// timeout) has it reset.
 async fn respond_from(
     ours: &PipeEnd,
     respond: &mut SendResponse<Bytes>,
     method: &Method,
     waiting: Gauge<'_>,
+    limit: Duration,
 ) -> Result<(), h2::Error> {
     let mut buf: Vec<u8> = Vec::new();
     let (response, body, len) = loop {
@@ -357,12 +364,12 @@ async fn respond_from(
     rest.advance(len);
     match body {
         ResponseBody::Empty => Ok(()),
-        ResponseBody::Length(n) => send_length(ours, &mut send, rest, n).await,
-        ResponseBody::Chunked => send_chunked(ours, &mut send, rest).await,
+        ResponseBody::Length(n) => send_length(ours, &mut send, rest, n, limit).await,
+        ResponseBody::Chunked => send_chunked(ours, &mut send, rest, limit).await,
         ResponseBody::UntilEnd => {
-            send_data(&mut send, rest, false).await?;
+            send_data(&mut send, rest, false, limit).await?;
             while let Some(more) = take(ours).await {
-                send_data(&mut send, Bytes::from(more), false).await?;
+                send_data(&mut send, Bytes::from(more), false, limit).await?;
             }
             send.send_data(Bytes::new(), true)
         }
@@ -392,12 +399,13 @@ async fn send_length(
     send: &mut SendStream<Bytes>,
     mut rest: Bytes,
     mut left: u64,
+    limit: Duration,
 ) -> Result<(), h2::Error> {
     loop {
         let take_now = usize::try_from(left).map_or(rest.len(), |l| l.min(rest.len()));
         let piece = rest.split_to(take_now);
         left -= piece.len() as u64;
-        send_data(send, piece, left == 0).await?;
+        send_data(send, piece, left == 0, limit).await?;
         if left == 0 {
             return Ok(());
         }
@@ -412,6 +420,7 @@ async fn send_chunked(
     ours: &PipeEnd,
     send: &mut SendStream<Bytes>,
     mut rest: Bytes,
+    limit: Duration,
 ) -> Result<(), h2::Error> {
     let mut decoder = ChunkedDecoder::new();
     loop {
@@ -419,7 +428,7 @@ async fn send_chunked(
             Ok(Step::Data(range)) => {
                 let piece = rest.slice(range.clone());
                 rest.advance(range.end);
-                send_data(send, piece, false).await?;
+                send_data(send, piece, false, limit).await?;
             }
             Ok(Step::Skip(n)) => rest.advance(n),
             Ok(Step::Done(_)) => return send.send_data(Bytes::new(), true),
@@ -438,11 +447,14 @@ async fn send_chunked(
 }
 
 /// Sends `data` as the client's window allows, ending the stream with
-/// the last piece if `end`.
+/// the last piece if `end`. A window that stays shut for `limit` is a
+/// client that does not read: CANCEL (the stream is reset), as an
+/// HTTP/1.1 connection is closed at the write timeout.
 async fn send_data(
     send: &mut SendStream<Bytes>,
     mut data: Bytes,
     end: bool,
+    limit: Duration,
 ) -> Result<(), h2::Error> {
     if data.is_empty() {
         return match end {
@@ -454,9 +466,13 @@ async fn send_data(
         send.reserve_capacity(data.len());
         let mut granted = send.capacity();
         while granted == 0 {
-            granted = match poll_fn(|cx| send.poll_capacity(cx)).await {
-                Some(granted) => granted?,
-                None => return Err(h2::Error::from(Reason::CANCEL)),
+            granted = match timeout(limit, poll_fn(|cx| send.poll_capacity(cx))).await {
+                Ok(Some(granted)) => granted?,
+                Ok(None) => return Err(h2::Error::from(Reason::CANCEL)),
+                Err(_) => {
+                    send.send_reset(Reason::CANCEL);
+                    return Err(h2::Error::from(Reason::CANCEL));
+                }
             };
         }
         let piece = data.split_to(granted.min(data.len()));

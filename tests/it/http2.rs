@@ -1362,3 +1362,66 @@ fn a_response_with_many_fields_from_header_rules_arrives_whole_over_h2() {
         same_as_http1(&both.server, "/style.css", &r, name);
     }
 }
+
+/// A client that never opens a stream's window meets `timeouts.write`, as
+/// a reader that never reads does over HTTP/1.1: the stream is reset
+/// (CANCEL) and forgotten, rather than held open with its buffered
+/// response for the connection's life; the connection serves on.
+#[test]
+fn a_client_that_never_opens_its_window_meets_the_write_timeout() {
+    let both = Both::start(|c| c.timeouts.write = Duration::from_secs(1));
+    std::fs::write(both.server.root.join("big.bin"), pattern(1 << 20)).expect("write");
+    let stalled: Vec<_> = both
+        .targets()
+        .into_iter()
+        .map(|target| {
+            std::thread::spawn(move || {
+                let mut builder = h2::client::Builder::new();
+                builder.initial_window_size(0);
+                let name = target.name();
+                let out = session_with(&target, builder, |h2| async move {
+                    let started = Instant::now();
+                    let head = h2.head("GET", "/big.bin", &[]);
+                    let mut send = h2.sender().ready().await.expect("ready");
+                    let (answer, _) = send.send_request(head, true).expect("send");
+                    let mut body = answer.await.expect("response").into_body();
+                    let end =
+                        conveyor::runtime::timeout(Duration::from_secs(10), body.data()).await;
+                    let reset = match end {
+                        Ok(Some(Err(e))) => e.reason(),
+                        other => panic!(
+                            "no reset: {:?}",
+                            other.map(|d| d.map(|d| d.map(|b| b.len())))
+                        ),
+                    };
+                    let took = started.elapsed();
+                    // A response with no body needs no window: still served.
+                    let head = h2.request("HEAD", "/style.css", &[], None).await;
+                    (reset, took, head.map(|r| r.status))
+                });
+                (name, out)
+            })
+        })
+        .collect();
+    for thread in stalled {
+        let (name, out) = thread.join().expect("a stalled client");
+        let (reset, took, head) = out.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(reset, Some(h2::Reason::CANCEL), "{name}");
+        assert!(
+            took >= Duration::from_millis(900),
+            "{name}: reset after {took:?}"
+        );
+        assert!(
+            took < Duration::from_secs(5),
+            "{name}: reset after {took:?}"
+        );
+        assert_eq!(head.ok(), Some(200), "{name}: the connection serves on");
+    }
+    let s = status(&both.server);
+    assert_eq!(
+        s.at("http2").at("streams_open").int(),
+        0,
+        "{}",
+        s.at("http2")
+    );
+}
