@@ -1425,3 +1425,37 @@ fn a_client_that_never_opens_its_window_meets_the_write_timeout() {
         s.at("http2")
     );
 }
+
+/// `Expect: 100-continue` (the handler's interim 100 is dropped: HTTP/2
+/// has no need of it), an empty body with and without a length, and PUT,
+/// through `/echo`.
+#[test]
+fn expect_continue_and_empty_bodies_echo_over_h2() {
+    let both = Both::start(|_| {});
+    for target in both.targets() {
+        let name = target.name();
+        let answers = session(&target, |h2| async move {
+            let mut out = Vec::new();
+            for (method, fields, body) in [
+                (
+                    "POST",
+                    &[("expect", "100-continue"), ("content-length", "5")][..],
+                    Some(&b"hello"[..]),
+                ),
+                ("POST", &[("content-length", "0")][..], None),
+                ("POST", &[][..], Some(&b""[..])),
+                ("PUT", &[][..], Some(&b"xyz"[..])),
+            ] {
+                let r = h2
+                    .request(method, "/echo", fields, body)
+                    .await
+                    .expect("an answer");
+                out.push((r.status, r.text()));
+            }
+            out
+        });
+        let want = [(200, "hello"), (200, ""), (200, ""), (200, "xyz")];
+        let got: Vec<(u16, &str)> = answers.iter().map(|(s, t)| (*s, t.as_str())).collect();
+        assert_eq!(got, want, "{name}");
+    }
+}
