@@ -150,7 +150,6 @@ impl Http2 {
         let mut stop = std::pin::pin!(line.shutdown.wait());
         let mut stopping = false;
         let mut idle_timer: Option<runtime::Sleep> = None;
-        let mut accepted = 0u64;
         loop {
             let event = poll_fn(|cx| {
                 if let Poll::Ready(next) = connection.poll_accept(cx) {
@@ -181,8 +180,11 @@ impl Http2 {
                         self.clone()
                             .exchange(line.clone(), origin.clone(), request, respond);
                     runtime::spawn_detached(stream);
-                    accepted += 1;
-                    if !stopping && last_stream(&line, accepted) {
+                    // Draining: where an HTTP/1.1 response says
+                    // `Connection: close`, GOAWAY sends the client's next
+                    // requests to a new connection (another replica); the
+                    // streams in flight finish.
+                    if !stopping && line.readiness.is_draining() {
                         connection.graceful_shutdown();
                         stopping = true;
                     }
@@ -252,16 +254,6 @@ impl Http2 {
             Err(_) => respond.send_reset(Reason::INTERNAL_ERROR),
         }
     }
-}
-
-/// Whether the connection's `accepted`th stream is its last, where an
-/// HTTP/1.1 response would say `Connection: close`: while draining (so
-/// pooled connections move to another replica), or at
-/// `limits.max_requests_per_connection`. The caller sends GOAWAY; the
-/// streams in flight finish and the client opens a new connection.
-fn last_stream(line: &Line, accepted: u64) -> bool {
-    line.readiness.is_draining()
-        || accepted >= line.config.load().limits.max_requests_per_connection
 }
 
 /// What `poll_accept` gives: a stream's request and its response handle,
