@@ -200,6 +200,14 @@ impl Http2 {
                         self.clone()
                             .exchange(line.clone(), origin.clone(), request, respond);
                     runtime::spawn_detached(stream);
+                    // Draining: where an HTTP/1.1 response says
+                    // `Connection: close`, GOAWAY sends the client's next
+                    // requests to a new connection (another replica); the
+                    // streams in flight finish.
+                    if !stopping && line.readiness.is_draining() {
+                        connection.graceful_shutdown();
+                        stopping = true;
+                    }
                 }
                 Event::Accepted(_) | Event::Stalled => return,
                 Event::Calm => {
@@ -371,7 +379,9 @@ async fn take(end: &PipeEnd) -> Option<Vec<u8>> {
     poll_fn(|cx| end.poll_take(cx)).await
 }
 
-/// Reads the handler's response from the pipe and sends it on the stream.
+/// Reads the handler's response from the pipe and sends it on the stream;
+/// a client that keeps the stream's window shut for `limit` (the write
+/// timeout) has it reset.
 async fn respond_from(
     ours: &PipeEnd,
     respond: &mut SendResponse<Bytes>,

@@ -25,6 +25,7 @@ mod first_hour;
 mod fuzz_corpus;
 mod h2spec;
 mod hardening_service;
+mod http2;
 mod http2_attacks;
 mod http2_listeners;
 mod layers;
