@@ -35,6 +35,7 @@ mod probes;
 mod prometheus;
 mod protocol;
 mod proxy;
+mod redirects;
 mod reload;
 mod reserved_paths;
 mod runtime;
