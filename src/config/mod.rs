@@ -101,6 +101,7 @@ pub use names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate, Un
 pub use netlify::{headers_file, redirects_file, HEADERS_FILE, REDIRECTS_FILE};
 pub use page::{configuration_page, CONFIGURATION_PAGE};
 pub use pattern::{Captures, PathPattern};
+pub(crate) use redirects::visible_loop;
 pub use redirects::{Action, PathRule, Template, MAX_REWRITES};
 pub use shared::SharedConfig;
 pub use site::{parse_fallback, HeaderRule};

@@ -18,20 +18,19 @@ pub const HEADERS_FILE: &str = "_headers";
 /// Reads a `_redirects` file: `from to [status][!]` a line, `#` comments.
 /// The error names the line and the fix.
 pub fn redirects_file(text: &str) -> Result<Vec<PathRule>, String> {
-    let mut rules = Vec::new();
-    let mut numbers = Vec::new();
+    let mut rules: Vec<PathRule> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split_once('#').map_or(line, |(before, _)| before);
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.is_empty() {
             continue;
         }
-        let rule = redirect_line(&fields)
+        let mut rule = redirect_line(&fields)
             .map_err(|why| format!("{REDIRECTS_FILE} line {}: {why}", n + 1))?;
+        rule.line = n + 1;
         rules.push(rule);
-        numbers.push(n + 1);
     }
-    if let Some(why) = visible_loop(&rules, |i| format!("line {}:", numbers[i])) {
+    if let Some(why) = visible_loop(&rules, |i| format!("line {}:", rules[i].line)) {
         return Err(format!(
             "{REDIRECTS_FILE}: {why}; drop the \"!\" so a file at the path is served, or change to"
         ));
@@ -94,6 +93,7 @@ fn redirect_line(fields: &[&str]) -> Result<PathRule, String> {
         action,
         keep_query: true,
         force,
+        line: 0,
     })
 }
 

@@ -28,6 +28,8 @@ pub struct PathRule {
     /// Applies even when a file exists at the path (Netlify's `!`); the
     /// config's rules always are.
     pub force: bool,
+    /// The line of a `_redirects` rule, for messages; 0 for the config's.
+    pub line: usize,
 }
 
 /// What a rule does with a request it takes.
@@ -256,6 +258,7 @@ fn path_rule(t: &toml::Table, action: Action, fix: &str) -> Parsed<PathRule> {
         action,
         keep_query,
         force: true,
+        line: 0,
     })
 }
 

@@ -12,7 +12,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::{
-    headers_file, redirects_file, HeaderRule, PathRule, StaticConfig, HEADERS_FILE, REDIRECTS_FILE,
+    headers_file, redirects_file, visible_loop, HeaderRule, PathRule, StaticConfig, HEADERS_FILE,
+    REDIRECTS_FILE,
 };
 use crate::runtime::sys::beneath::{RootDir, Symlinks};
 
@@ -152,6 +153,22 @@ pub fn site_rules(root: &Path, config: &StaticConfig) -> Result<SiteRules, Strin
         });
     }
     let loaded = load(root, config)?;
+    // Each set was checked alone; a chain through both shows only here.
+    let both: Vec<PathRule> = (config.redirects.iter().chain(&config.rewrites))
+        .chain(&loaded.redirects)
+        .cloned()
+        .collect();
+    let redirects = config.redirects.len();
+    let label = |i: usize| match both[i].line {
+        0 if i < redirects => format!("redirects (rule {})", i + 1),
+        0 => format!("rewrites (rule {})", i - redirects + 1),
+        line => format!("{}/{REDIRECTS_FILE} line {line}:", root.display()),
+    };
+    if let Some(why) = visible_loop(&both, label) {
+        return Err(format!(
+            "{why}; change a to (or from) so the chain ends, or drop the \"!\""
+        ));
+    }
     let mut files = config.clone();
     files.headers.extend(loaded.headers);
     Ok(SiteRules {

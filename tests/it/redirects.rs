@@ -171,6 +171,18 @@ fn loops_and_bad_rules_are_refused_at_load_naming_the_key() {
         "{e}"
     );
     assert!(e.contains("drop the \"!\""), "{e}");
+    // A chain through a config rule and a forced _redirects rule.
+    std::fs::write(root.join("_redirects"), "/q/* /p/:splat 200!\n").unwrap();
+    let mut config = test_config(&root, "readiness", "spawn");
+    config.static_files.netlify_files = true;
+    config.static_files.rewrites = rules("[[rewrites]]\nfrom = \"/p/*\"\nto = \"/q/:splat\"\n")
+        .static_files
+        .rewrites;
+    let e = Server::start(config).err().expect("refused").to_string();
+    assert!(
+        e.contains("rewrites (rule 1)") && e.contains("is a loop"),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -295,4 +307,31 @@ fn netlify_files_are_read_again_when_they_change() {
         get_with(&server, "/new", "").status == 404
     });
     assert!(gone, "the removed _redirects still answers");
+}
+
+#[test]
+fn netlify_files_are_not_listed() {
+    let server = start("readiness", "spawn", |config| {
+        config.static_files.netlify_files = true;
+        config.static_files.listing = true;
+        config.static_files.index = "none.html".into();
+        std::fs::write(config.root.join("_redirects"), "/a /b 301\n").unwrap();
+        std::fs::write(config.root.join("_headers"), "/*\n  X-A: 1\n").unwrap();
+        std::fs::create_dir_all(config.root.join("sub")).unwrap();
+        std::fs::write(config.root.join("sub/_headers"), "not the root's").unwrap();
+    });
+    let r = get_with(&server, "/", "");
+    assert_eq!(r.status, 200);
+    let listing = r.text();
+    assert!(listing.contains("style.css"), "{listing}");
+    assert!(
+        !listing.contains("_redirects") && !listing.contains("_headers"),
+        "{listing}"
+    );
+    // Only the root's are the site's rules; another directory's is a file.
+    assert!(get_with(&server, "/sub/", "").text().contains("_headers"));
+    assert_eq!(
+        get_with(&server, "/sub/_headers", "").text(),
+        "not the root's"
+    );
 }

@@ -55,6 +55,7 @@ impl CachedFiles {
                 index: config.index.clone(),
                 follow_symlinks_outside_root: config.follow_symlinks_outside_root,
                 show_dotfiles: config.show_dotfiles,
+                hide_site_files: config.netlify_files,
             },
             config,
             caches: (0..workers.max(1))
