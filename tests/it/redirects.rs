@@ -230,6 +230,10 @@ fn netlify_files_redirect_rewrite_shadow_and_set_headers() {
     // 200: a rewrite, for paths no file answers.
     let r = get_with(&server, "/app/settings/x", "");
     assert_eq!((r.status, r.text().as_str()), (200, "the app"), "{r:?}");
+    // A directory without its index names no file either.
+    std::fs::create_dir_all(server.root.join("app/empty")).unwrap();
+    let r = get_with(&server, "/app/empty/", "");
+    assert_eq!((r.status, r.text().as_str()), (200, "the app"), "{r:?}");
     // Unforced: the file at the path shadows the rule (Netlify's rule).
     let css = std::fs::read(server.root.join("style.css")).unwrap();
     assert!(

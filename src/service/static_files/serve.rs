@@ -127,7 +127,10 @@ impl StaticFiles {
                     }
                 }
             }
-            Err(ResolveError::Missing) if self.rules_take(ex.req.path()) => {
+            // A directory without its index names no file either.
+            Err(ResolveError::Missing | ResolveError::NoIndex)
+                if self.rules_take(ex.req.path()) =>
+            {
                 // Rare: boxed, to keep the handler's future small.
                 Box::pin(self.follow(ex, &cors)).await
             }
@@ -175,7 +178,9 @@ impl StaticFiles {
                 Ok(Lookup::Unsynced) => {
                     return self.error(ex, 503, "cache busy, retry", &[], cors).await
                 }
-                Err(ResolveError::Missing) => step = rules.on_miss(path, query),
+                Err(ResolveError::Missing | ResolveError::NoIndex) => {
+                    step = rules.on_miss(path, query)
+                }
                 Err(e) => return self.refuse(ex, e, cors).await,
             }
         }
