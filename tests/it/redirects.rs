@@ -300,8 +300,16 @@ fn netlify_files_are_read_again_when_they_change() {
     let r = get_with(&server, "/index.html", "");
     assert_eq!(r.header("x-version"), Some("2"), "{r:?}");
     assert!(r.header("x-frame-options").is_none());
+    if let Some(curl) = CURL.find() {
+        let r = h2(&curl, &server.url("/new"));
+        assert_eq!(r.status, 302, "{}", r.head);
+        assert!(r.head.contains("\r\nlocation: /app.html"), "{}", r.head);
+        let r = h2(&curl, &server.url("/index.html"));
+        assert!(r.head.contains("\r\nx-version: 2"), "{}", r.head);
+    }
 
-    // A file that does not read keeps the rules in use.
+    // A file that does not read keeps the rules in use: asked past one
+    // check interval (1 s), the old rules still answer.
     std::fs::write(server.root.join("_redirects"), "/home /index.html 999\n").unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(get_with(&server, "/home", "").status, 200);
