@@ -121,6 +121,7 @@ macro_rules! key {
 
 use super::access::addr_ranges;
 use super::listen::{account, listeners, socket_mode};
+use super::redirects::{redirect_rules, rewrite_rules};
 use super::site::{error_pages, fallback, header_rules, origins, tokens};
 use super::tls;
 use value::{
@@ -145,6 +146,10 @@ pub static KEYS: &[Key] = &[
         "The group to run as with user; \"\" = the user's primary group."),
     key!("headers", static_files.headers = header_rules, Raw("[]"),
         "Rules [[headers]]: path glob -> header fields to set, add or remove."),
+    key!("redirects", static_files.redirects = redirect_rules, Raw("[]"),
+        "Rules [[redirects]]: from (a path pattern, :name, *) -> to, status (308), query; first match wins."),
+    key!("rewrites", static_files.rewrites = rewrite_rules, Raw("[]"),
+        "Rules [[rewrites]]: from -> to, a path served in place of the request's, with no round trip."),
     key!("stages.acceptor", stages.acceptor: AcceptorKind = Readiness,
         "How connections are accepted."),
     key!("stages.dispatcher", stages.dispatcher: DispatcherKind = Spawn,
@@ -211,6 +216,8 @@ pub static KEYS: &[Key] = &[
     key!("static.default_type", static_files.default_type = media_type,
         Str("application/octet-stream"),
         "Content-Type of files whose name has no extension (like README); unknown extensions stay application/octet-stream."),
+    key!("static.netlify_files", static_files.netlify_files = boolean, Bool(false),
+        "Read _redirects and _headers (Netlify, Cloudflare Pages) from the root; never served, re-read on change."),
     key!("static.listing", static_files.listing = boolean, Bool(false),
         "List directories without an index file (HTML, or JSON on request)."),
     key!("cors.origins", static_files.cors.origins = origins, Raw("[]"),

@@ -74,8 +74,11 @@ mod glob;
 mod keys;
 mod listen;
 mod names;
+mod netlify;
 mod page;
+mod pattern;
 mod read;
+mod redirects;
 mod shared;
 mod site;
 mod tls;
@@ -95,7 +98,11 @@ pub use listen::{
     parse_listen_address, ListenAddress, ListenAddresses, LISTEN_ADDRESS_FIX, UNIX_PREFIX,
 };
 pub use names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate, UnknownName};
+pub use netlify::{headers_file, redirects_file, HEADERS_FILE, REDIRECTS_FILE};
 pub use page::{configuration_page, CONFIGURATION_PAGE};
+pub use pattern::{Captures, PathPattern};
+pub(crate) use redirects::visible_loop;
+pub use redirects::{Action, PathRule, Template, MAX_REWRITES};
 pub use shared::SharedConfig;
 pub use site::{parse_fallback, HeaderRule};
 pub use tls::TlsConfig;
@@ -337,6 +344,15 @@ blank_struct! {
         pub fallback_only_without_extension: bool,
         /// `static.listing`: list a directory without an index file (default false).
         pub listing: bool,
+        /// `[[redirects]]`: request paths answered with a redirect, first
+        /// match first (default none).
+        pub redirects: Vec<PathRule>,
+        /// `[[rewrites]]`: request paths served from another path, with no
+        /// round trip (default none).
+        pub rewrites: Vec<PathRule>,
+        /// `static.netlify_files`: read `_redirects` and `_headers` from the
+        /// root, as Netlify and Cloudflare Pages do (default false).
+        pub netlify_files: bool,
         /// `static.default_type`: the `Content-Type` of files whose name has
         /// no extension (default `application/octet-stream`).
         pub default_type: String,

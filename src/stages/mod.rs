@@ -13,6 +13,7 @@
 
 pub mod acceptor;
 pub mod admission;
+mod body;
 pub mod conn;
 pub mod dispatcher;
 pub mod h2_connection;

@@ -39,6 +39,7 @@ mod probes;
 mod prometheus;
 mod protocol;
 mod proxy;
+mod redirects;
 mod reload;
 mod reserved_paths;
 mod runtime;
