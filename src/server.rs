@@ -298,6 +298,7 @@ impl Server {
         if let Some(figures) = self.http.as_ref().and_then(|h| h.cache_figures()) {
             report.file_cache = figures;
         }
+        report.sites = self.http.as_ref().and_then(|h| h.site_figures());
         crate::service::status::to_json(&report)
     }
 

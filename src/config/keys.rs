@@ -9,7 +9,7 @@ use std::fmt;
 
 use toml::Value;
 
-use super::names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate};
+use super::names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate, UnknownHost};
 use super::value::{self, Parsed};
 use super::{Blank, Config};
 use crate::runtime::PollMode;
@@ -123,6 +123,7 @@ use super::access::addr_ranges;
 use super::listen::{account, listeners, socket_mode};
 use super::redirects::{redirect_rules, rewrite_rules};
 use super::site::{error_pages, fallback, header_rules, origins, tokens};
+use super::sites::sites;
 use super::tls;
 use value::{
     boolean, duration, duration_or_zero, file_name, int, log_path, media_type, rate, root,
@@ -150,6 +151,10 @@ pub static KEYS: &[Key] = &[
         "Rules [[redirects]]: from (a path pattern, :name, *) -> to, status (308), query; first match wins."),
     key!("rewrites", static_files.rewrites = rewrite_rules, Raw("[]"),
         "Rules [[rewrites]]: from -> to, a path served in place of the request's, with no round trip."),
+    key!("sites", sites = sites, Raw("[]"),
+        "Virtual hosts [[sites]]: names (exact or *.example.com), root, and per-site settings; see docs/sites.md."),
+    key!("unknown_host", unknown_host: UnknownHost = TopLevel,
+        "With [[sites]]: what a request for a host no site names gets; \"default\" = the top-level site."),
     key!("stages.acceptor", stages.acceptor: AcceptorKind = Readiness,
         "How connections are accepted."),
     key!("stages.dispatcher", stages.dispatcher: DispatcherKind = Spawn,

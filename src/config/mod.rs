@@ -81,6 +81,7 @@ mod read;
 mod redirects;
 mod shared;
 mod site;
+mod sites;
 mod tls;
 mod units;
 mod validate;
@@ -97,7 +98,9 @@ pub use keys::{reference, Key, Literal, KEYS};
 pub use listen::{
     parse_listen_address, ListenAddress, ListenAddresses, LISTEN_ADDRESS_FIX, UNIX_PREFIX,
 };
-pub use names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate, UnknownName};
+pub use names::{
+    AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate, UnknownHost, UnknownName,
+};
 pub use netlify::{headers_file, redirects_file, HEADERS_FILE, REDIRECTS_FILE};
 pub use page::{configuration_page, CONFIGURATION_PAGE};
 pub use pattern::{Captures, PathPattern};
@@ -105,6 +108,7 @@ pub(crate) use redirects::visible_loop;
 pub use redirects::{Action, PathRule, Template, MAX_REWRITES};
 pub use shared::SharedConfig;
 pub use site::{parse_fallback, HeaderRule};
+pub use sites::SiteConfig;
 pub use tls::TlsConfig;
 pub use units::{parse_duration, parse_size};
 pub use value::{parse_tcp_address, TcpAddress, TCP_ADDRESS_FIX, WORKERS_FIX};
@@ -177,6 +181,12 @@ blank_struct! {
         pub tls: TlsConfig,
         /// `[http2]`: where HTTP/2 is spoken, and its limits.
         pub http2: Http2Config,
+        /// `[[sites]]`: virtual hosts, each with its names, root and
+        /// settings (default none: one site, the top level).
+        pub sites: Vec<SiteConfig>,
+        /// `unknown_host`: what a request for a host no site names gets
+        /// when `[[sites]]` are set (default `default`: the top-level site).
+        pub unknown_host: UnknownHost,
     }
 }
 

@@ -151,6 +151,16 @@ names! {
     }
 }
 
+names! {
+    /// What a request for a host no `[[sites]]` entry names gets
+    /// (`unknown_host`).
+    pub enum UnknownHost as "unknown-host answer" {
+        TopLevel = "default": "the top-level site: the root and settings outside [[sites]]",
+        NotFound = "404": "404 Not Found",
+        Misdirected = "421": "421 Misdirected Request",
+    }
+}
+
 // The runtime's own type: the runtime knows nothing of config, so the names
 // it is given in config live here with the others.
 impl_names!(

@@ -82,7 +82,7 @@ fn written_as(key: &Key) -> Option<String> {
         "root" => "path",
         "workers" => "integer, 0 to 1024",
         "account" => "account name",
-        "header_rules" | "redirect_rules" | "rewrite_rules" | "tls::certificates" => {
+        "header_rules" | "redirect_rules" | "rewrite_rules" | "sites" | "tls::certificates" => {
             "array of tables"
         }
         "duration" => "duration, over 0",

@@ -39,6 +39,10 @@ pub trait Session: Send {
     fn has_plain(&mut self) -> bool;
     /// Queues a close notice, sent (if the socket takes it) as the stream drops.
     fn close(&mut self);
+    /// The host name the client asked for in its handshake (TLS SNI), if any.
+    fn server_name(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Bytes of a file encrypted per step of a secure `sendfile`: four full
@@ -71,6 +75,8 @@ struct PipeStream {
     end: PipeEnd,
     peer: Option<std::net::SocketAddr>,
     secure: bool,
+    /// The SNI name of the connection beneath, if it had one.
+    server_name: Option<std::sync::Arc<str>>,
 }
 
 impl Stream {
@@ -86,8 +92,37 @@ impl Stream {
     /// `peer` and which is `secure` (TLS) or not.
     pub fn pipe(end: PipeEnd, peer: Option<std::net::SocketAddr>, secure: bool) -> Stream {
         Stream {
-            transport: Transport::Pipe(Box::new(PipeStream { end, peer, secure })),
+            transport: Transport::Pipe(Box::new(PipeStream {
+                end,
+                peer,
+                secure,
+                server_name: None,
+            })),
             session: None,
+        }
+    }
+
+    /// A pipe's stream that answers [`Self::with_server_name`] with `name`
+    /// (the SNI name of the connection it stands in for); a socket's
+    /// stream is returned as it is (its session knows its own).
+    pub fn naming(mut self, name: Option<std::sync::Arc<str>>) -> Stream {
+        if let Transport::Pipe(pipe) = &mut self.transport {
+            pipe.server_name = name;
+        }
+        self
+    }
+
+    /// Calls `f` with the host name the client gave in its TLS handshake
+    /// (SNI): the session's, or for a pipe the one of the connection it
+    /// stands in for; `None` without TLS or without SNI.
+    pub fn with_server_name<R>(&self, f: impl FnOnce(Option<&str>) -> R) -> R {
+        match (&self.transport, &self.session) {
+            (Transport::Pipe(pipe), _) => f(pipe.server_name.as_deref()),
+            (Transport::Socket(_), Some(session)) => match session.try_borrow() {
+                Ok(session) => f(session.server_name()),
+                Err(_) => f(None),
+            },
+            (Transport::Socket(_), None) => f(None),
         }
     }
 

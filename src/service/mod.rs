@@ -19,6 +19,7 @@ pub mod probes;
 pub mod redirect;
 pub mod rewrite;
 pub mod routes;
+pub mod sites;
 pub mod static_files;
 pub mod status;
 
@@ -53,6 +54,8 @@ pub struct ServiceContext<'a> {
     pub readiness: &'a Readiness,
     /// The static files being served, for their figures in the report.
     pub(crate) files: Option<&'a static_files::StaticFiles>,
+    /// The `[[sites]]`, for their figures in the report.
+    pub(crate) sites: Option<&'a sites::Sites>,
 }
 
 impl ServiceContext<'_> {
@@ -63,6 +66,7 @@ impl ServiceContext<'_> {
         if let Some(files) = self.files {
             report.file_cache = files.cache_figures();
         }
+        report.sites = self.sites.map(sites::Sites::figures);
         report
     }
 

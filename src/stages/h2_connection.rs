@@ -63,6 +63,8 @@ pub struct Http2 {
 struct Origin {
     peer: Option<std::net::SocketAddr>,
     secure: bool,
+    /// The SNI name of the connection: each stream's, for `[[sites]]`.
+    server_name: Option<Arc<str>>,
     proxied: Option<Client>,
     /// Resets the client may still cause (see [`RESET_BUDGET`]).
     resets_left: std::cell::Cell<u64>,
@@ -135,6 +137,7 @@ impl Http2 {
         let origin = Rc::new(Origin {
             peer: conn.stream.peer_addr(),
             secure: conn.stream.is_secure(),
+            server_name: conn.stream.with_server_name(|name| name.map(Arc::from)),
             proxied: conn.proxied.as_deref().copied(),
             resets_left: std::cell::Cell::new(RESET_BUDGET),
         });
@@ -256,7 +259,8 @@ impl Http2 {
             return;
         }
         let (handler_end, ours) = pipe(STREAM_BUFFER);
-        let stream = Stream::pipe(handler_end, origin.peer, origin.secure);
+        let stream = Stream::pipe(handler_end, origin.peer, origin.secure)
+            .naming(origin.server_name.clone());
         let conn = Conn::for_stream(stream, origin.proxied, &preamble, size);
         let ours = Rc::new(ours);
         if framing != RequestBody::None {

@@ -14,13 +14,11 @@ use crate::http::h2_mapping::{neither_protocol, preface, Preface};
 use crate::http::{parse_request, Limits, Request};
 use crate::runtime::swap::Swap;
 use crate::runtime::LocalPool;
-use crate::service::netlify::{site_rules, Watch};
 use crate::service::redirect::HttpsRedirect;
-use crate::service::rewrite::{Ruled, Rules};
+use crate::service::rewrite::Ruled;
+use crate::service::sites::{Chosen, SiteParts, Sites, SitesReport};
 use crate::service::static_files::{CacheFigures, StaticFiles};
-use crate::service::{
-    flush, Exchange, Outcome, Reading, RouteTable, Service, ServiceContext, Target,
-};
+use crate::service::{flush, Exchange, Outcome, Reading, Service, ServiceContext, Target};
 
 use super::admission::Verdict;
 use super::body::{drain, drainable, may_still_send};
@@ -49,12 +47,12 @@ pub(crate) struct PreparedHandler(Built);
 /// makes.
 struct Built {
     limits: Limits,
-    routes: RouteTable,
+    /// The top-level site: routes, rules, watched site files.
+    top: SiteParts,
+    /// `[[sites]]`, chosen by host before routing; None without any
+    /// (one branch on the common path).
+    sites: Option<Box<Sites>>,
     access_log: Option<crate::access_log::AccessLog>,
-    /// `[[redirects]]`, `[[rewrites]]`, `_redirects`: before routing.
-    rules: Arc<Rules>,
-    /// `_redirects` and `_headers`, watched for a change.
-    netlify: Option<Watch>,
 }
 
 impl HttpHandler {
@@ -73,7 +71,7 @@ impl HttpHandler {
         access_log: Option<crate::access_log::AccessLog>,
         mounted: Vec<(String, Arc<dyn Service>)>,
     ) -> std::io::Result<HttpHandler> {
-        let built = Built::new(config, workers, access_log, &mounted)?;
+        let built = Built::new(config, workers, access_log, &mounted, None)?;
         Ok(HttpHandler {
             current: Swap::new(built, workers),
             mounted,
@@ -88,7 +86,15 @@ impl HttpHandler {
         config: &Config,
         access_log: Option<crate::access_log::AccessLog>,
     ) -> std::io::Result<PreparedHandler> {
-        Built::new(config, self.workers, access_log, &self.mounted).map(PreparedHandler)
+        let previous = self.current.load();
+        Built::new(
+            config,
+            self.workers,
+            access_log,
+            &self.mounted,
+            previous.sites.as_deref(),
+        )
+        .map(PreparedHandler)
     }
 
     /// Builds the routes again for a changed `_redirects` or `_headers`
@@ -101,6 +107,7 @@ impl HttpHandler {
             self.workers,
             built.access_log.clone(),
             &self.mounted,
+            built.sites.as_deref(),
         ) {
             Ok(new) => {
                 eprintln!("conveyor: _redirects or _headers changed: read again");
@@ -117,7 +124,12 @@ impl HttpHandler {
     /// The figures of the static files' cache in use, for `/status`.
     pub(crate) fn cache_figures(&self) -> Option<CacheFigures> {
         let built = self.current.load();
-        built.routes.files().map(StaticFiles::cache_figures)
+        built.top.routes.files().map(StaticFiles::cache_figures)
+    }
+
+    /// The requests per site, for `/status`; None without `[[sites]]`.
+    pub(crate) fn site_figures(&self) -> Option<SitesReport> {
+        self.current.load().sites.as_ref().map(|s| s.figures())
     }
 
     /// Makes what `prepare` built current for every connection's next
@@ -128,11 +140,19 @@ impl HttpHandler {
 }
 
 impl Built {
+    /// Whether a watched `_redirects` or `_headers` (of any site) changed
+    /// since `since`.
+    fn site_files_changed(&self, since: Instant) -> bool {
+        let changed = |parts: &SiteParts| parts.netlify.as_ref().is_some_and(|w| w.changed(since));
+        changed(&self.top) || self.sites.as_ref().is_some_and(|s| s.parts().any(changed))
+    }
+
     fn new(
         config: &Config,
         workers: usize,
         access_log: Option<crate::access_log::AccessLog>,
         mounted: &[(String, Arc<dyn Service>)],
+        previous: Option<&Sites>,
     ) -> std::io::Result<Built> {
         let refused = config
             .endpoint_clash()
@@ -144,30 +164,17 @@ impl Built {
                 refused,
             ));
         }
-        let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-        let site = site_rules(&config.root, &config.static_files).map_err(invalid)?;
-        let files_config = site.files.as_ref().unwrap_or(&config.static_files);
-        let files =
-            StaticFiles::new(&config.root, files_config, workers)?.with_rules(site.rules.clone());
-        let mut routes = RouteTable::builtin(files, config);
-        for (path, service) in mounted {
-            routes.mount(path, Target::Mounted(service.clone()));
-        }
-        // Once, at start-up: a user whose file answers something else would
-        // otherwise never learn why.
-        for shadowed in routes.shadowed(&config.root) {
-            eprintln!("conveyor: warning: {shadowed}");
-        }
+        let top = SiteParts::build(config, workers, mounted)?;
+        let sites = Sites::build(config, workers, mounted, previous)?.map(Box::new);
         Ok(Built {
             limits: Limits {
                 max_request_line: config.limits.max_request_line,
                 max_header_bytes: config.limits.max_header_bytes,
                 max_headers: config.limits.max_headers,
             },
-            routes,
+            top,
+            sites,
             access_log,
-            rules: site.rules,
-            netlify: site.watch,
         })
     }
 
@@ -183,7 +190,8 @@ impl Built {
             shutdown: &line.shutdown,
             status: line,
             readiness: &line.readiness,
-            files: self.routes.files(),
+            files: self.top.routes.files(),
+            sites: self.sites.as_deref(),
         };
         // How long it waited since queued; `codel` may shed it for that.
         let worker = crate::runtime::current_worker().unwrap_or(0);
@@ -377,21 +385,34 @@ impl Built {
             // Draining: each response closes its connection, so clients
             // (a load balancer's pool) move off before the stop.
             && !ctx.readiness.is_draining();
+        // The site by its host: the top level unless `[[sites]]` are set.
+        let (site, refused) = match &self.sites {
+            None => (&self.top, None),
+            Some(sites) => match sites.choose(req.host.as_deref(), &conn.stream) {
+                Chosen::Site(site) => (site, None),
+                Chosen::TopLevel => (&self.top, None),
+                Chosen::Refused(target) => (&self.top, Some(target)),
+            },
+        };
         // Worked out here, not passed in: an `Option<Target>` argument is
         // copied into the future whole (128 bytes) for every request.
         let ruled = match https_redirect(line, conn, req, ctx) {
             Some(redirect) => Ruled::Answer(redirect),
-            None if self.rules.is_empty() || never_redirected(req.path(), &ctx.config) => {
+            None if refused.is_some()
+                || site.rules.is_empty()
+                || never_redirected(req.path(), &ctx.config) =>
+            {
                 Ruled::Pass
             }
-            None => self.rules.apply(req),
+            None => site.rules.apply(req),
         };
         // The request routed and served: the one the client sent, or the
         // rules' rewrite of it (the log keeps the one sent).
         let routed = ruled.request().unwrap_or(req);
-        let target = match ruled.answer() {
-            Some(answer) => answer,
-            None => self.routes.find(routed.path()),
+        let target = match (ruled.answer(), refused) {
+            (Some(answer), _) => answer,
+            (None, Some(refused)) => refused,
+            (None, None) => site.routes.find(routed.path()),
         };
         // A body the route does not read is drained below or the connection
         // closes, never parsed as the next request: the same for every route.
@@ -578,10 +599,7 @@ impl Handler for HttpHandler {
 
     fn handle<'a>(&'a self, conn: Conn, line: &'a Line) -> HandlerFuture<'a> {
         let built = self.current.load();
-        let changed = built
-            .netlify
-            .as_ref()
-            .is_some_and(|w| w.changed(conn.ready_since));
+        let changed = built.site_files_changed(conn.ready_since);
         let built = match changed {
             true => self.reread_site_files(built, line),
             false => built,

@@ -55,6 +55,7 @@ impl StatusSource for Line {
             pressure: self.pressure_report(),
             // Filled in by the service that holds the files.
             file_cache: Default::default(),
+            sites: None,
         }
     }
 }

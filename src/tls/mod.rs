@@ -445,6 +445,10 @@ impl Session for TlsSession {
     fn close(&mut self) {
         self.0.send_close_notify();
     }
+
+    fn server_name(&self) -> Option<&str> {
+        self.0.server_name()
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use crate::metrics::Totals;
 use crate::runtime::WorkerSnapshot;
 
 use super::super::probes::State;
+use super::super::sites::SitesReport;
 use super::super::static_files::CacheFigures;
 use super::render::{counter, gauge, label_value, Figure, Series, Sink, Value};
 use super::{
@@ -46,7 +47,49 @@ pub(super) fn walk(r: &Report, out: &mut impl Sink) {
     }
     object(out, "http2", &r.http2, HTTP2);
     object(out, "file_cache", &r.file_cache, FILE_CACHE);
+    if let Some(sites) = &r.sites {
+        out.open("sites", false);
+        figures(out, sites, SITES);
+        out.open("by_site", false);
+        for site in &sites.sites {
+            out.open(&site.name, false);
+            let labels = format!("site=\"{}\"", label_value(&site.name));
+            out.figure(
+                Some("requests"),
+                Some(&SITE_REQUESTS),
+                &labels,
+                &Count(site.requests),
+            );
+            out.close(false);
+        }
+        out.close(false);
+        out.close(false);
+    }
 }
+
+const SITE_REQUESTS: Series = counter(
+    "site_requests_total",
+    "Requests answered per site ([[sites]]); site=\"(default)\" is the top level.",
+);
+
+const SITES: &[Figure<SitesReport>] = &[
+    Figure::both(
+        "misdirected",
+        counter(
+            "sites_misdirected_total",
+            "Requests answered 421: the TLS server name and the host named different sites.",
+        ),
+        |s| Count(s.misdirected),
+    ),
+    Figure::both(
+        "unknown_refused",
+        counter(
+            "sites_unknown_refused_total",
+            "Requests for a host no site names, answered 404 or 421 (unknown_host).",
+        ),
+        |s| Count(s.unknown_refused),
+    ),
+];
 
 fn figures<T>(out: &mut impl Sink, item: &T, table: &[Figure<T>]) {
     for figure in table {
