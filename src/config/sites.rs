@@ -30,6 +30,7 @@ const SITE_KEYS: &[(&str, &str)] = &[
     ("show_dotfiles", "static.show_dotfiles"),
     ("default_type", "static.default_type"),
     ("netlify_files", "static.netlify_files"),
+    ("cache_max_bytes", "static.cache_max_bytes"),
 ];
 
 const SITE_FIX: &str = "write each site as [[sites]] with names = [\"example.com\", \

@@ -66,7 +66,10 @@ impl ServiceContext<'_> {
         if let Some(files) = self.files {
             report.file_cache = files.cache_figures();
         }
-        report.sites = self.sites.map(sites::Sites::figures);
+        if let Some(sites) = self.sites {
+            sites.add_cache_figures(&mut report.file_cache);
+            report.sites = Some(sites.figures());
+        }
         report
     }
 

@@ -21,7 +21,7 @@ use crate::runtime::Stream;
 use super::netlify::{site_rules, Watch};
 use super::redirect::HttpsRedirect;
 use super::rewrite::Rules;
-use super::static_files::StaticFiles;
+use super::static_files::{CacheFigures, StaticFiles};
 use super::{Exchange, Outcome, RouteTable, Service, ServiceFuture, Target};
 
 /// What one config serves for one site: its routes (static files
@@ -254,6 +254,20 @@ impl Sites {
     /// The sites' parts, for what every site needs (a changed site file).
     pub fn parts(&self) -> impl Iterator<Item = &SiteParts> {
         self.sites.iter().map(|s| &s.parts)
+    }
+
+    /// Adds the sites' static-file caches to `figures` (the top level's),
+    /// so `/status` shows what every cache holds.
+    pub fn add_cache_figures(&self, figures: &mut CacheFigures) {
+        for files in self.sites.iter().filter_map(|s| s.parts.routes.files()) {
+            let f = files.cache_figures();
+            figures.max_bytes += f.max_bytes;
+            figures.file_bytes += f.file_bytes;
+            figures.compressed_entries += f.compressed_entries;
+            figures.compressed_bytes += f.compressed_bytes;
+            figures.compressions += f.compressions;
+            figures.evictions += f.evictions;
+        }
     }
 
     /// What `/status` shows of the sites.

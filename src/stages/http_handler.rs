@@ -124,7 +124,11 @@ impl HttpHandler {
     /// The figures of the static files' cache in use, for `/status`.
     pub(crate) fn cache_figures(&self) -> Option<CacheFigures> {
         let built = self.current.load();
-        built.top.routes.files().map(StaticFiles::cache_figures)
+        let mut figures = built.top.routes.files().map(StaticFiles::cache_figures)?;
+        if let Some(sites) = &built.sites {
+            sites.add_cache_figures(&mut figures);
+        }
+        Some(figures)
     }
 
     /// The requests per site, for `/status`; None without `[[sites]]`.
@@ -388,6 +392,9 @@ impl Built {
         // The site by its host: the top level unless `[[sites]]` are set.
         let (site, refused) = match &self.sites {
             None => (&self.top, None),
+            // The probes and /status answer whatever the host (a health
+            // check asking by address), never refused.
+            Some(_) if never_redirected(req.path(), &ctx.config) => (&self.top, None),
             Some(sites) => match sites.choose(req.host.as_deref(), &conn.stream) {
                 Chosen::Site(site) => (site, None),
                 Chosen::TopLevel => (&self.top, None),

@@ -44,6 +44,7 @@ mod reload;
 mod reserved_paths;
 mod runtime;
 mod site;
+mod sites;
 mod slow_bodies;
 mod small_fixes;
 mod smoke;
