@@ -289,14 +289,20 @@ impl Sites {
     }
 }
 
-/// A site's root must be a directory that can be listed: said at start
-/// and at a reload, naming the site.
+/// A site's root must be a directory that can be listed, and its error
+/// pages files beneath it: said at start and at a reload, naming the site.
 fn check_root(config: &Config, name: &str) -> std::io::Result<()> {
-    config.check_root().map_err(|e| {
-        let message = e.message().replace(
-            "create it or pass ROOT on the command line",
-            "create it or fix the site's root",
-        );
+    let checked = config
+        .check_root()
+        .and_then(|()| config.check_error_pages());
+    checked.map_err(|e| {
+        let message = e
+            .message()
+            .replace(
+                "create it or pass ROOT on the command line",
+                "create it or fix the site's root",
+            )
+            .replace("static.error_pages:", "error_pages:");
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             format!("sites: site {name}: {message}"),

@@ -229,3 +229,48 @@ fn a_host_naming_another_site_than_the_server_name_gets_421() {
     assert_eq!(code, 421, "h2: :authority names another site than SNI");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_reload_rebuilds_the_sites_and_keeps_their_counts() {
+    let dir = site_roots();
+    let one = Config::from_toml_str(&format!(
+        "[[sites]]\nnames = [\"a.example\"]\nroot = \"{}\"\n",
+        dir.join("a").display()
+    ))
+    .expect("config");
+    let server = start("readiness", "spawn", |c| with_sites(c, &one));
+    let running = server.server();
+    assert_eq!(at(&server, "a.example", "/").text(), "site a\n");
+    assert_eq!(at(&server, "b.example", "/").status, 200, "the top level");
+
+    // b added, a kept (its count goes on), unknown hosts refused.
+    let two = sites_config(&dir, "unknown_host = \"404\"");
+    let mut config = running.line().config.load().as_ref().clone();
+    with_sites(&mut config, &two);
+    running.reload(config.clone()).expect("reload");
+    assert_eq!(at(&server, "x.b.example", "/").text(), "site b\n");
+    assert_eq!(at(&server, "a.example", "/").text(), "site a\n");
+    assert_eq!(at(&server, "b.example", "/").status, 404);
+    assert_eq!(site_requests(&server, "a.example"), 2);
+    assert_eq!(site_requests(&server, "*.b.example"), 1);
+
+    // A root that is not there: refused, naming the site; the sites in
+    // use stay.
+    let mut broken = config.clone();
+    broken.sites[1].root = dir.join("nope");
+    let e = running.reload(broken).expect_err("a missing root");
+    assert!(
+        e.contains("site *.b.example") && e.contains("does not exist"),
+        "{e}"
+    );
+    assert_eq!(at(&server, "x.b.example", "/").text(), "site b\n");
+
+    // No sites: the top level for every host, no "sites" in /status.
+    let mut none = config;
+    none.sites.clear();
+    running.reload(none).expect("reload");
+    assert_eq!(at(&server, "a.example", "/").status, 200);
+    assert_ne!(at(&server, "a.example", "/").text(), "site a\n");
+    assert!(status(&server).get("sites").is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
