@@ -274,3 +274,41 @@ fn a_reload_rebuilds_the_sites_and_keeps_their_counts() {
     assert!(status(&server).get("sites").is_none());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The dashboard's card for the `"sites"` object: its text, or "none".
+const SITES_CARD: &str = "(function () { var c = document.getElementById('x-sites');\
+    return 'samples=' + document.body.dataset.samples + ';card=' + (c ? c.textContent : 'none'); })()";
+
+#[test]
+fn the_dashboard_shows_the_requests_per_site() {
+    let Some(binary) = crate::harness::browser::chromium() else {
+        return;
+    };
+    let dir = site_roots();
+    let sites = sites_config(&dir, "");
+    let server = start("readiness", "spawn", |c| with_sites(c, &sites));
+    for _ in 0..3 {
+        assert_eq!(at(&server, "a.example", "/").status, 200);
+    }
+    let (_browser, mut tools) =
+        crate::harness::browser::open(&binary, &server.url("/status/dashboard"));
+    let mut state = String::new();
+    let drawn = wait_until(std::time::Duration::from_secs(60), || {
+        state = tools.eval(SITES_CARD);
+        state
+            .split(';')
+            .find_map(|kv| kv.strip_prefix("samples="))
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n >= 3)
+    });
+    assert!(drawn, "{state}");
+    // One line per figure, each site's count with its rate.
+    assert!(
+        state.contains("by site.a.example.requests3  (0/s)"),
+        "{state}"
+    );
+    assert!(state.contains("misdirected0"), "{state}");
+    assert!(state.contains("by site.(default).requests"), "{state}");
+    println!("{state}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
