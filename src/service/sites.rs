@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::config::{Config, UnknownHost};
 use crate::runtime::Stream;
@@ -63,6 +64,11 @@ impl SiteParts {
             netlify: site.watch,
         })
     }
+
+    /// Whether its watched `_redirects` or `_headers` changed since `since`.
+    pub fn changed(&self, since: Instant) -> bool {
+        self.netlify.as_ref().is_some_and(|w| w.changed(since))
+    }
 }
 
 /// One `[[sites]]` entry, built.
@@ -81,7 +87,7 @@ enum Pick {
 }
 
 /// What answers a request, as [`Sites::choose`] decides.
-pub enum Chosen<'a> {
+enum Chosen<'a> {
     /// This site's parts.
     Site(&'a SiteParts),
     /// The top level's parts (the default site).
@@ -195,9 +201,28 @@ impl Sites {
         }))
     }
 
-    /// The site for a request to `host` (its `Host` field) over `stream`;
-    /// counts it.
-    pub fn choose(&self, host: Option<&str>, stream: &Stream) -> Chosen<'_> {
+    /// What serves a request to `host` (its `Host` field) over `stream`:
+    /// a site's parts, or `top`'s (the top level); with the target that
+    /// refuses it (404, 421), if refused. Counts it.
+    pub fn serving<'a>(
+        &'a self,
+        top: &'a SiteParts,
+        host: Option<&str>,
+        stream: &Stream,
+    ) -> (&'a SiteParts, Option<&'a Target>) {
+        match self.choose(host, stream) {
+            Chosen::Site(site) => (site, None),
+            Chosen::TopLevel => (top, None),
+            Chosen::Refused(target) => (top, Some(target)),
+        }
+    }
+
+    /// Whether a watched site file of any site changed since `since`.
+    pub fn changed(&self, since: Instant) -> bool {
+        self.sites.iter().any(|s| s.parts.changed(since))
+    }
+
+    fn choose(&self, host: Option<&str>, stream: &Stream) -> Chosen<'_> {
         let picked = self.pick(host);
         let sni = match stream.is_secure() {
             true => stream.with_server_name(|sni| sni.map(|name| self.pick(Some(name)))),

@@ -16,7 +16,7 @@ use crate::runtime::swap::Swap;
 use crate::runtime::LocalPool;
 use crate::service::redirect::HttpsRedirect;
 use crate::service::rewrite::Ruled;
-use crate::service::sites::{Chosen, SiteParts, Sites, SitesReport};
+use crate::service::sites::{SiteParts, Sites, SitesReport};
 use crate::service::static_files::{CacheFigures, StaticFiles};
 use crate::service::{flush, Exchange, Outcome, Reading, Service, ServiceContext, Target};
 
@@ -144,13 +144,6 @@ impl HttpHandler {
 }
 
 impl Built {
-    /// Whether a watched `_redirects` or `_headers` (of any site) changed
-    /// since `since`.
-    fn site_files_changed(&self, since: Instant) -> bool {
-        let changed = |parts: &SiteParts| parts.netlify.as_ref().is_some_and(|w| w.changed(since));
-        changed(&self.top) || self.sites.as_ref().is_some_and(|s| s.parts().any(changed))
-    }
-
     fn new(
         config: &Config,
         workers: usize,
@@ -389,17 +382,13 @@ impl Built {
             // Draining: each response closes its connection, so clients
             // (a load balancer's pool) move off before the stop.
             && !ctx.readiness.is_draining();
-        // The site by its host: the top level unless `[[sites]]` are set.
+        // The site by its host: the top level without `[[sites]]`, and for
+        // the probes and /status (a health check asking by address).
         let (site, refused) = match &self.sites {
-            None => (&self.top, None),
-            // The probes and /status answer whatever the host (a health
-            // check asking by address), never refused.
-            Some(_) if never_redirected(req.path(), &ctx.config) => (&self.top, None),
-            Some(sites) => match sites.choose(req.host.as_deref(), &conn.stream) {
-                Chosen::Site(site) => (site, None),
-                Chosen::TopLevel => (&self.top, None),
-                Chosen::Refused(target) => (&self.top, Some(target)),
-            },
+            Some(sites) if !never_redirected(req.path(), &ctx.config) => {
+                sites.serving(&self.top, req.host.as_deref(), &conn.stream)
+            }
+            _ => (&self.top, None),
         };
         // Worked out here, not passed in: an `Option<Target>` argument is
         // copied into the future whole (128 bytes) for every request.
@@ -606,7 +595,9 @@ impl Handler for HttpHandler {
 
     fn handle<'a>(&'a self, conn: Conn, line: &'a Line) -> HandlerFuture<'a> {
         let built = self.current.load();
-        let changed = built.site_files_changed(conn.ready_since);
+        let since = conn.ready_since;
+        let changed =
+            built.top.changed(since) || built.sites.as_ref().is_some_and(|s| s.changed(since));
         let built = match changed {
             true => self.reread_site_files(built, line),
             false => built,
