@@ -120,6 +120,7 @@ macro_rules! key {
 }
 
 use super::access::addr_ranges;
+use super::auth::auth_rules;
 use super::listen::{account, listeners, socket_mode};
 use super::site::{error_pages, fallback, header_rules, origins, tokens};
 use super::tls;
@@ -145,6 +146,8 @@ pub static KEYS: &[Key] = &[
         "The group to run as with user; \"\" = the user's primary group."),
     key!("headers", static_files.headers = header_rules, Raw("[]"),
         "Rules [[headers]]: path glob -> header fields to set, add or remove."),
+    key!("auth", auth = auth_rules, Raw("[]"),
+        "Basic auth [[auth]]: path prefix, htpasswd file (bcrypt only) and realm."),
     key!("stages.acceptor", stages.acceptor: AcceptorKind = Readiness,
         "How connections are accepted."),
     key!("stages.dispatcher", stages.dispatcher: DispatcherKind = Spawn,
@@ -172,6 +175,9 @@ pub static KEYS: &[Key] = &[
     key!("limits.max_requests_per_connection",
         limits.max_requests_per_connection = int(1, u64::MAX), Int(1000),
         "Requests served on one keep-alive connection before it is closed."),
+    key!("limits.auth_failures_per_minute",
+        limits.auth_failures_per_minute = int(1, 1_000_000), Int(10),
+        "Failed [[auth]] logins one client address may make in a minute; then 429 with Retry-After."),
     key!("timeouts.header_read", timeouts.header_read = duration, Str("10s"),
         "Time allowed to receive a request's line and headers."),
     key!("timeouts.body_read", timeouts.body_read = duration, Str("10s"),

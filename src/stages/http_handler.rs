@@ -14,6 +14,7 @@ use crate::http::h2_mapping::{neither_protocol, preface, Preface};
 use crate::http::{parse_request, BodyFraming, Limits, Request};
 use crate::runtime::swap::Swap;
 use crate::runtime::LocalPool;
+use crate::service::auth::{AuthFailures, Gate};
 use crate::service::redirect::HttpsRedirect;
 use crate::service::static_files::{CacheFigures, StaticFiles};
 use crate::service::{
@@ -41,6 +42,8 @@ pub struct HttpHandler {
     /// Services mounted by the library user, kept across rebuilds.
     mounted: Vec<(String, Arc<dyn Service>)>,
     workers: usize,
+    /// Failed logins per client, kept across reloads.
+    failures: Arc<AuthFailures>,
 }
 
 /// A [`Built`] waiting for the rest of a reload to succeed.
@@ -52,6 +55,7 @@ struct Built {
     limits: Limits,
     routes: RouteTable,
     access_log: Option<crate::access_log::AccessLog>,
+    auth: Gate,
 }
 
 impl HttpHandler {
@@ -70,11 +74,13 @@ impl HttpHandler {
         access_log: Option<crate::access_log::AccessLog>,
         mounted: Vec<(String, Arc<dyn Service>)>,
     ) -> std::io::Result<HttpHandler> {
-        let built = Built::new(config, workers, access_log, &mounted)?;
+        let failures = Arc::default();
+        let built = Built::new(config, workers, access_log, &mounted, &failures)?;
         Ok(HttpHandler {
             current: Swap::new(built, workers),
             mounted,
             workers,
+            failures,
         })
     }
 
@@ -85,7 +91,8 @@ impl HttpHandler {
         config: &Config,
         access_log: Option<crate::access_log::AccessLog>,
     ) -> std::io::Result<PreparedHandler> {
-        Built::new(config, self.workers, access_log, &self.mounted).map(PreparedHandler)
+        let (workers, failures) = (self.workers, &self.failures);
+        Built::new(config, workers, access_log, &self.mounted, failures).map(PreparedHandler)
     }
 
     /// The figures of the static files' cache in use, for `/status`.
@@ -107,6 +114,7 @@ impl Built {
         workers: usize,
         access_log: Option<crate::access_log::AccessLog>,
         mounted: &[(String, Arc<dyn Service>)],
+        failures: &Arc<AuthFailures>,
     ) -> std::io::Result<Built> {
         let refused = config
             .endpoint_clash()
@@ -118,6 +126,7 @@ impl Built {
                 refused,
             ));
         }
+        let auth = Gate::new(config, failures).map_err(std::io::Error::other)?;
         let files = StaticFiles::new(&config.root, &config.static_files, workers)?;
         let mut routes = RouteTable::builtin(files, config);
         for (path, service) in mounted {
@@ -125,8 +134,9 @@ impl Built {
         }
         // Once, at start-up: a user whose file answers something else would
         // otherwise never learn why.
-        for shadowed in routes.shadowed(&config.root) {
-            eprintln!("conveyor: warning: {shadowed}");
+        let exposed = Gate::exposure(config);
+        for warning in routes.shadowed(&config.root).into_iter().chain(exposed) {
+            eprintln!("conveyor: warning: {warning}");
         }
         Ok(Built {
             limits: Limits {
@@ -136,6 +146,7 @@ impl Built {
             },
             routes,
             access_log,
+            auth,
         })
     }
 
@@ -372,7 +383,9 @@ impl Built {
         if self.access_log.is_some() {
             ex.client();
         }
-        let mut outcome = target.serve(&mut ex).await;
+        // `[[auth]]` first, unless it is the redirect to HTTPS.
+        let guarded = redirect.is_none();
+        let mut outcome = self.auth.serve(target, &mut ex, guarded).await;
         let client = ex.client_known();
         ex.consume_preamble();
         if let Some(len) = ignored_body.filter(|len| *len > 0 && outcome.keep_alive) {

@@ -5,6 +5,7 @@
 mod harness;
 
 mod access_log;
+mod auth;
 mod bench_cli;
 mod cli;
 mod cli_start_stop;

@@ -1,0 +1,234 @@
+//! `[[auth]]`: Basic authentication against htpasswd files made by
+//! Apache's own `htpasswd`, over real sockets: 401 with the challenge,
+//! 200 with the right password (HTTP/1.1 and h2c), 429 past the failures
+//! allowed, weak formats refused at start (exit 2), SIGHUP re-reading the
+//! file, the plain-HTTP warning.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::harness::needs;
+use crate::harness::process::{spawn, spawn_on_config, Running};
+use crate::harness::{connect, exchange, temp_dir, Response};
+
+const CHALLENGE: &str = "Basic realm=\"Admin area\", charset=\"UTF-8\"";
+
+/// `htpasswd` with `args`, which must succeed.
+fn htpasswd(tool: &Path, args: &[&str]) {
+    let out = Command::new(tool)
+        .args(args)
+        .output()
+        .expect("htpasswd runs");
+    assert!(out.status.success(), "htpasswd {args:?}: {out:?}");
+}
+
+/// A site with a public page and an /admin/ one, a bcrypt `users` file
+/// (cost 5: the tests' logins stay fast) and a config guarding /admin.
+fn site(tool: &Path, tag: &str, extra: &str) -> PathBuf {
+    let dir = temp_dir(tag);
+    std::fs::create_dir_all(dir.join("www/admin")).expect("mkdir");
+    std::fs::write(dir.join("www/index.html"), "public").expect("index");
+    std::fs::write(dir.join("www/admin/secret.txt"), "secret").expect("secret");
+    let users = dir.join("users");
+    let users = users.to_str().expect("utf-8 path");
+    htpasswd(
+        tool,
+        &["-B", "-C", "5", "-c", "-b", users, "alice", "wonderland"],
+    );
+    write_config(&dir, extra);
+    dir
+}
+
+fn write_config(dir: &Path, extra: &str) {
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\nroot = \"www\"\nworkers = 2\n{extra}\n\
+         [[auth]]\npath = \"/admin\"\nhtpasswd = \"users\"\nrealm = \"Admin area\"\n"
+    );
+    std::fs::write(dir.join("c.toml"), config).expect("config");
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const DIGITS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, &b| n << 8 | u32::from(b)) << (8 * (3 - chunk.len()));
+        for i in 0..4 {
+            match i <= chunk.len() {
+                true => out.push(DIGITS[(n >> (18 - 6 * i) & 63) as usize] as char),
+                false => out.push('='),
+            }
+        }
+    }
+    out
+}
+
+/// `GET path` on a new connection, with `user:password` if given.
+fn get(addr: &str, path: &str, login: Option<&str>) -> Response {
+    let auth = login.map_or(String::new(), |l| {
+        format!("Authorization: Basic {}\r\n", base64(l.as_bytes()))
+    });
+    exchange(
+        &mut connect(addr),
+        &format!("GET {path} HTTP/1.1\r\nHost: t\r\n{auth}\r\n"),
+    )
+}
+
+fn assert_challenged(response: &Response) {
+    assert_eq!(response.status, 401, "{response:?}");
+    assert_eq!(response.header("WWW-Authenticate"), Some(CHALLENGE));
+}
+
+#[test]
+fn basic_auth_guards_a_prefix_over_http1_and_h2c() {
+    let Some([tool, curl]) = needs::find_all([&needs::HTPASSWD, &needs::CURL]) else {
+        return;
+    };
+    let dir = site(&tool, "auth-basic", "");
+    let (run, addr) = spawn_on_config(&dir);
+    assert_eq!(get(&addr, "/", None).text(), "public");
+    assert_challenged(&get(&addr, "/admin/secret.txt", None));
+    assert_challenged(&get(&addr, "/admin", None));
+    assert_challenged(&get(&addr, "/admin/secret.txt", Some("alice:wrong")));
+    assert_challenged(&get(&addr, "/admin/secret.txt", Some("mallory:wonderland")));
+    // Escapes and dot segments reach the same file: guarded the same.
+    assert_challenged(&get(&addr, "/%61dmin/secret.txt", None));
+    assert_challenged(&get(&addr, "/x/../admin/secret.txt", None));
+    let ok = get(&addr, "/admin/secret.txt", Some("alice:wonderland"));
+    assert_eq!((ok.status, ok.text().as_str()), (200, "secret"));
+    // A prefix is a path prefix, not a string one.
+    assert_eq!(get(&addr, "/administrator", None).status, 404);
+    // The probes answer without a password.
+    assert_eq!(get(&addr, "/livez", None).status, 200);
+
+    // h2c (prior knowledge): the same handler, the same answers.
+    let h2 = |login: Option<&str>| {
+        let url = format!("http://{addr}/admin/secret.txt");
+        let mut args = vec!["-s", "--http2-prior-knowledge", "-D", "-", &url];
+        if let Some(login) = login {
+            args.extend(["-u", login]);
+        }
+        let out = Command::new(&curl).args(&args).output().expect("curl runs");
+        assert!(out.status.success(), "curl: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let refused = h2(None);
+    assert!(refused.starts_with("HTTP/2 401"), "{refused}");
+    let challenge = format!("www-authenticate: {CHALLENGE}");
+    assert!(
+        refused
+            .to_ascii_lowercase()
+            .contains(&challenge.to_ascii_lowercase()),
+        "{refused}"
+    );
+    assert!(h2(Some("alice:nope")).starts_with("HTTP/2 401"));
+    let served = h2(Some("alice:wonderland"));
+    assert!(
+        served.starts_with("HTTP/2 200") && served.ends_with("secret"),
+        "{served}"
+    );
+    drop(run);
+}
+
+#[test]
+fn failures_past_the_limit_are_answered_429_with_retry_after() {
+    let Some([tool]) = needs::find_all([&needs::HTPASSWD]) else {
+        return;
+    };
+    let dir = site(&tool, "auth-429", "[limits]\nauth_failures_per_minute = 3");
+    let (run, addr) = spawn_on_config(&dir);
+    for _ in 0..3 {
+        assert_challenged(&get(&addr, "/admin/", Some("alice:guess")));
+    }
+    for login in ["alice:guess", "alice:wonderland"] {
+        let refused = get(&addr, "/admin/secret.txt", Some(login));
+        assert_eq!(refused.status, 429, "{refused:?}");
+        let after: u64 = refused
+            .header("Retry-After")
+            .and_then(|s| s.parse().ok())
+            .expect("Retry-After in seconds");
+        assert!((1..=60).contains(&after), "{after}");
+    }
+    // Paths no rule guards are served as before.
+    assert_eq!(get(&addr, "/", None).status, 200);
+    drop(run);
+}
+
+#[test]
+fn weak_hash_formats_stop_start_up_with_exit_2_and_the_fix() {
+    let Some([tool]) = needs::find_all([&needs::HTPASSWD]) else {
+        return;
+    };
+    for (flag, says) in [
+        ("-m", "MD5 hash ($apr1$)"),
+        ("-s", "SHA1 hash ({SHA})"),
+        ("-d", "crypt (DES)"),
+        ("-p", "plain-text"),
+    ] {
+        let dir = site(&tool, "auth-weak", "");
+        let users = dir.join("users");
+        let users = users.to_str().expect("utf-8 path");
+        htpasswd(&tool, &[flag, "-b", users, "bob", "builder"]);
+        let mut run: Running = spawn(&dir, &["--config", "c.toml"]);
+        assert_eq!(run.exit_code(), Some(2), "{flag}");
+        let said = run.stop_for_stderr();
+        assert!(said.contains("auth (rule 1) htpasswd"), "{said}");
+        assert!(
+            said.contains(says) && said.contains("user \"bob\""),
+            "{said}"
+        );
+        // The file as the config names it, beneath the config's directory.
+        assert!(said.contains("`htpasswd -B -C 10 users bob`"), "{said}");
+    }
+}
+
+#[test]
+fn sighup_reads_the_htpasswd_file_again() {
+    let Some([tool]) = needs::find_all([&needs::HTPASSWD]) else {
+        return;
+    };
+    let dir = site(&tool, "auth-reload", "");
+    let (run, addr) = spawn_on_config(&dir);
+    assert_eq!(
+        get(&addr, "/admin/secret.txt", Some("alice:wonderland")).status,
+        200
+    );
+    let users = dir.join("users");
+    let users = users.to_str().expect("utf-8 path");
+    htpasswd(
+        &tool,
+        &["-B", "-C", "5", "-c", "-b", users, "bob", "builder"],
+    );
+    run.signal("HUP");
+    run.stderr_with("SIGHUP: reloaded");
+    assert_challenged(&get(&addr, "/admin/", Some("alice:wonderland")));
+    let ok = get(&addr, "/admin/secret.txt", Some("bob:builder"));
+    assert_eq!((ok.status, ok.text().as_str()), (200, "secret"));
+    // A weak file is refused and the users in use stay.
+    htpasswd(&tool, &["-m", "-b", users, "bob", "weak"]);
+    run.signal("HUP");
+    let failed = run.stderr_with("reload failed");
+    assert!(failed.contains("MD5 hash ($apr1$)"), "{failed}");
+    assert_eq!(
+        get(&addr, "/admin/secret.txt", Some("bob:builder")).status,
+        200
+    );
+}
+
+#[test]
+fn plain_http_on_a_public_address_warns_at_start() {
+    let Some([tool]) = needs::find_all([&needs::HTPASSWD]) else {
+        return;
+    };
+    let dir = site(&tool, "auth-warn", "");
+    let config = std::fs::read_to_string(dir.join("c.toml")).expect("config");
+    let config = config.replace("127.0.0.1:0", "0.0.0.0:0");
+    std::fs::write(dir.join("c.toml"), config).expect("config");
+    let run = spawn(&dir, &["--config", "c.toml"]);
+    let warning = run.stderr_with("warning: [[auth]]");
+    assert!(
+        warning.contains("over plain HTTP on 0.0.0.0:0"),
+        "{warning}"
+    );
+    assert!(warning.contains("HTTPS"), "{warning}");
+    run.started_line();
+}
