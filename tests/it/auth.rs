@@ -4,12 +4,14 @@
 //! allowed, weak formats refused at start (exit 2), SIGHUP re-reading the
 //! file, the plain-HTTP warning.
 
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use crate::harness::needs;
 use crate::harness::process::{spawn, spawn_on_config, Running};
-use crate::harness::{connect, exchange, temp_dir, Response};
+use crate::harness::{connect, exchange, read_response_with, temp_dir, wait_until, Response};
 
 const CHALLENGE: &str = "Basic realm=\"Admin area\", charset=\"UTF-8\"";
 
@@ -231,4 +233,63 @@ fn plain_http_on_a_public_address_warns_at_start() {
     );
     assert!(warning.contains("HTTPS"), "{warning}");
     run.started_line();
+}
+
+/// Whether a `conveyor-bcrypt` thread of process `pid` is running (or
+/// runnable): a check is under way.
+fn bcrypt_running(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        stat.contains("(conveyor-bcrypt) R")
+    })
+}
+
+#[test]
+fn a_login_being_checked_never_holds_up_its_worker() {
+    let Some([tool]) = needs::find_all([&needs::HTPASSWD]) else {
+        return;
+    };
+    let dir = site(&tool, "auth-offthread", "");
+    let config = std::fs::read_to_string(dir.join("c.toml")).expect("config");
+    std::fs::write(
+        dir.join("c.toml"),
+        config.replace("workers = 2", "workers = 1"),
+    )
+    .expect("config");
+    // Cost 14: about a second of bcrypt, on the one worker if it ran there.
+    let users = dir.join("users");
+    let users = users.to_str().expect("utf-8 path");
+    htpasswd(
+        &tool,
+        &["-B", "-C", "14", "-c", "-b", users, "slow", "login"],
+    );
+    let (run, addr) = spawn_on_config(&dir);
+    let mut login = connect(&addr);
+    let request = format!(
+        "GET /admin/secret.txt HTTP/1.1\r\nHost: t\r\nAuthorization: Basic {}\r\n\r\n",
+        base64(b"slow:login")
+    );
+    login.write_all(request.as_bytes()).expect("send");
+    let pid = run.child.id();
+    assert!(
+        wait_until(Duration::from_secs(10), || bcrypt_running(pid)),
+        "no bcrypt thread at work"
+    );
+    // The one worker answers others while the check runs.
+    for _ in 0..20 {
+        assert_eq!(get(&addr, "/", None).text(), "public");
+    }
+    let mut byte = [0u8; 1];
+    login.set_nonblocking(true).expect("nonblocking");
+    let pending = matches!(login.read(&mut byte), Err(e) if e.kind() == ErrorKind::WouldBlock);
+    assert!(pending, "the login was answered before the others");
+    login.set_nonblocking(false).expect("blocking");
+    login
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let answer = read_response_with(&mut login, &mut Vec::new(), false);
+    assert_eq!((answer.status, answer.text().as_str()), (200, "secret"));
 }
