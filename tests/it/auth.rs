@@ -272,6 +272,7 @@ fn a_login_being_checked_never_holds_up_its_worker() {
         "GET /admin/secret.txt HTTP/1.1\r\nHost: t\r\nAuthorization: Basic {}\r\n\r\n",
         base64(b"slow:login")
     );
+    let sent = std::time::Instant::now();
     login.write_all(request.as_bytes()).expect("send");
     let pid = run.child.id();
     assert!(
@@ -292,4 +293,16 @@ fn a_login_being_checked_never_holds_up_its_worker() {
         .expect("timeout");
     let answer = read_response_with(&mut login, &mut Vec::new(), false);
     assert_eq!((answer.status, answer.text().as_str()), (200, "secret"));
+    let checked = sent.elapsed();
+    // The same login again is remembered: no second bcrypt check.
+    let again = std::time::Instant::now();
+    assert_eq!(
+        get(&addr, "/admin/secret.txt", Some("slow:login")).status,
+        200
+    );
+    assert!(
+        again.elapsed() < checked / 2,
+        "{:?} vs {checked:?}",
+        again.elapsed()
+    );
 }

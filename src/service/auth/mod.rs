@@ -7,6 +7,7 @@
 
 mod failures;
 mod htpasswd;
+mod remembered;
 mod verify;
 
 use std::collections::HashMap;
@@ -38,6 +39,8 @@ pub struct Guard {
     /// as a known user's: no timing tells which names exist.
     dummy: Arc<str>,
     failures: Arc<AuthFailures>,
+    /// Logins checked lately, so a page's assets cost one bcrypt check.
+    remembered: remembered::Remembered,
 }
 
 impl Gate {
@@ -61,6 +64,7 @@ impl Gate {
                 users: users.by_name,
                 dummy: Arc::from(dummy),
                 failures: failures.clone(),
+                remembered: remembered::Remembered::default(),
             });
         }
         guards.sort_by_key(|g| std::cmp::Reverse(g.rule.path.trim_end_matches('/').len()));
@@ -137,10 +141,16 @@ impl Guard {
         let Some((user, password)) = credentials(ex) else {
             return Some(self.unauthorized(ex));
         };
+        let now = ex.ctx.now();
+        if self.remembered.knows(&user, &password, now) {
+            ex.keep_alive = keep_alive;
+            return None;
+        }
         let hash = self.users.get(&user).unwrap_or(&self.dummy).clone();
         let known = self.users.contains_key(&user);
         match verify::verify(&password, hash).await {
             Verdict::Match if known => {
+                self.remembered.remember(&user, &password, now);
                 ex.keep_alive = keep_alive;
                 None
             }
