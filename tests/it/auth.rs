@@ -306,3 +306,41 @@ fn a_login_being_checked_never_holds_up_its_worker() {
         again.elapsed()
     );
 }
+
+#[test]
+fn a_refused_body_is_never_read_as_the_next_request() {
+    let Some([tool]) = needs::find_all([&needs::HTPASSWD]) else {
+        return;
+    };
+    let dir = site(&tool, "auth-body", "");
+    let config = std::fs::read_to_string(dir.join("c.toml")).expect("config");
+    std::fs::write(dir.join("c.toml"), config.replace("\"/admin\"", "\"/\"")).expect("config");
+    let (run, addr) = spawn_on_config(&dir);
+    // /echo would read this body; refused, the connection closes after
+    // the 401, so "GET /x" inside it is never answered.
+    let mut stream = connect(&addr);
+    let body = "GET /x HTTP/1.1\r\nHost: t\r\n\r\n";
+    let request = format!(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert_challenged(&exchange(&mut stream, &request));
+    assert!(crate::harness::closed_within(
+        &mut stream,
+        Duration::from_secs(5)
+    ));
+    // A small body to the files is drained: the connection stays.
+    let mut stream = connect(&addr);
+    let request = "POST /index.html HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc";
+    assert_challenged(&exchange(&mut stream, request));
+    let again = exchange(&mut stream, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_challenged(&again);
+    // With the password, /echo reads its body.
+    let login = format!("Authorization: Basic {}\r\n", base64(b"alice:wonderland"));
+    let request =
+        format!("POST /echo HTTP/1.1\r\nHost: t\r\n{login}Content-Length: 5\r\n\r\nhello");
+    let echoed = exchange(&mut connect(&addr), &request);
+    assert_eq!(echoed.status, 200, "{echoed:?}");
+    assert!(echoed.text().contains("hello"), "{echoed:?}");
+    drop(run);
+}
