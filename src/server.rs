@@ -49,7 +49,8 @@ pub struct Server {
 /// What a graceful stop ([`Server::shutdown`]) found and did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stopped {
-    /// Connections with a request being read or answered when the stop began.
+    /// Connections with a request being read or answered when the stop
+    /// began, and HTTP/2 connections (each waited for until it closes).
     pub in_flight: u64,
     /// Open connections with no request in flight (idle keep-alive ones,
     /// new ones that have sent nothing), closed at once.
@@ -334,18 +335,25 @@ impl Server {
         let started = Instant::now();
         // A handler counts a connection as reading while it serves it, the
         // write of its response included: "reading" is the number in flight.
-        let in_flight = |t: &crate::metrics::Totals| t.reading.max(t.writing).max(0) as u64;
+        // An HTTP/2 connection holds its streams' last bytes (in their
+        // pipes, and within the client's window) after the handler has
+        // written them: it counts until it closes, which it does once its
+        // streams are done (GOAWAY is sent on the latch), at once if none.
+        let in_flight = |t: &crate::metrics::Totals, line: &Line| {
+            t.reading.max(t.writing).max(0) as u64 + line.http2.snapshot().connections
+        };
         let before = self.line.metrics.totals();
+        let in_flight_before = in_flight(&before, &self.line);
         self.line.readiness.drain();
         self.line.shutdown.set();
         let grace = self.line.config.load().timeouts.shutdown_grace;
         let deadline = started + grace;
-        let mut left = in_flight(&before);
+        let mut left = in_flight_before;
         while left > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
             // Connections that have not sent a byte of a request are not
             // in flight: they are parked, and closed with the idle ones.
-            left = in_flight(&self.line.metrics.totals());
+            left = in_flight(&self.line.metrics.totals(), &self.line);
         }
         self.runtime.shutdown();
         // Unix socket files go with their listeners.
@@ -355,8 +363,8 @@ impl Server {
         }
         self.flush_log();
         Stopped {
-            in_flight: in_flight(&before),
-            idle_closed: (before.open.max(0) as u64).saturating_sub(in_flight(&before)),
+            in_flight: in_flight_before,
+            idle_closed: (before.open.max(0) as u64).saturating_sub(in_flight_before),
             cut: left,
             grace,
             took: started.elapsed(),

@@ -11,6 +11,7 @@ use lexopt::Arg;
 
 use super::baseline::{self, Baseline};
 use super::check::{self, Threshold};
+use super::tls::{self, Trust};
 use crate::cli::explain;
 
 /// The `conveyor bench --help` text.
@@ -19,8 +20,18 @@ usage: conveyor bench URL [-c CONNECTIONS] [-d DURATION | -n REQUESTS] [--pipeli
                           [--close] [--threads N] [--max-errors PERCENT] [--json]
                           [--rate R] [--warmup D] [--server-status] [--check TERMS]
                           [--baseline OLD.json] [--hdr-out FILE] [-H 'NAME: VALUE']
+                          [--h2 [--streams M]] [-k | --cacert FILE]
 
-  URL              http://HOST:PORT/PATH (plain HTTP/1.1)
+  URL              http://HOST:PORT/PATH or https://HOST:PORT/PATH (TLS);
+                   HTTP/1.1 keep-alive unless --h2
+  --h2             speak HTTP/2: prior knowledge (h2c) on http://, ALPN h2 on
+                   https:// (a server that does not choose h2 fails the run)
+  -m, --streams M  with --h2: requests in flight on each connection at once
+                   (default 1), like h2load -m; -c N -m M keeps N x M in flight
+  -k, --insecure   https://: accept any certificate, unverified (a self-signed
+                   test server); without it the certificate is verified
+  --cacert FILE    https://: trust the CA certificates in FILE (PEM) instead of
+                   the system's (SSL_CERT_FILE, else the distribution bundle)
   -c, --connections N
                    concurrent connections (default 64); the soft open-file
                    limit is raised to fit them when the hard limit allows
@@ -129,6 +140,18 @@ pub(crate) struct BenchOptions {
     pub(crate) hdr_out: Option<PathBuf>,
     /// `-H`: extra request header lines (`Name: value`), sent as given.
     pub(crate) headers: Vec<String>,
+    /// The URL is `https://`: how its certificate is checked.
+    pub(crate) tls: Option<Trust>,
+    /// `--h2`: HTTP/2 (h2c by prior knowledge, or ALPN h2 over TLS).
+    pub(crate) h2: bool,
+    /// `--streams`: requests in flight per connection with `--h2` (default 1).
+    pub(crate) streams: usize,
+    /// `--cacert`, as given (resolved into `tls` once the URL is read).
+    cacert: Option<PathBuf>,
+    /// `-k`/`--insecure`, as given.
+    insecure: bool,
+    /// `--streams` was given (it needs `--h2`).
+    streams_given: bool,
 }
 
 impl BenchOptions {
@@ -153,12 +176,41 @@ impl BenchOptions {
             baseline: None,
             hdr_out: None,
             headers: Vec::new(),
+            tls: None,
+            h2: false,
+            streams: 1,
+            cacert: None,
+            insecure: false,
+            streams_given: false,
         }
     }
 
     /// The target as a URL.
     pub(crate) fn url(&self) -> String {
-        format!("http://{}{}", self.host, self.path)
+        format!("{}://{}{}", self.scheme(), self.host, self.path)
+    }
+
+    /// `http` or `https`.
+    pub(crate) fn scheme(&self) -> &'static str {
+        match self.tls {
+            Some(_) => "https",
+            None => "http",
+        }
+    }
+
+    /// The protocol spoken, for the report: `h2`, `h2c` or `http/1.1`.
+    pub(crate) fn protocol(&self) -> &'static str {
+        match (self.h2, self.tls.is_some()) {
+            (true, true) => "h2",
+            (true, false) => "h2c",
+            (false, _) => "http/1.1",
+        }
+    }
+
+    /// Request slots kept busy at once: `-c` connections, times `--streams`
+    /// with `--h2` (each slot has its own place on the `--rate` timetable).
+    pub(crate) fn slots(&self) -> usize {
+        self.connections.saturating_mul(self.streams)
     }
 }
 
@@ -200,6 +252,7 @@ pub(crate) fn parse_args(args: Vec<OsString>) -> Result<Option<BenchOptions>, Co
     let url = url.ok_or_else(|| bad("missing URL".into()))?;
     options.aim(&url)?;
     options.check_combinations()?;
+    options.trust()?;
     Ok(Some(options))
 }
 
@@ -262,6 +315,16 @@ fn option(
         "-H" | "--header" => o
             .headers
             .push(header_line(text(parser, flag, "'NAME: VALUE'")?)?),
+        "-m" | "--streams" => {
+            o.streams = positive(flag, &text(parser, flag, "M")?)? as usize;
+            o.streams_given = true;
+        }
+        "--cacert" => {
+            let file = crate::cli::value(parser, "--cacert FILE").map_err(bad)?;
+            o.cacert = Some(PathBuf::from(file));
+        }
+        "-k" | "--insecure" => o.insecure = true,
+        "--h2" | "--http2" => o.h2 = true,
         "--server-status" => o.server_status = true,
         "--close" => o.close = true,
         "--json" => o.json = true,
@@ -297,13 +360,21 @@ impl BenchOptions {
     /// Points the options at `url`: the address resolved, the Host header
     /// and the request target.
     fn aim(&mut self, url: &str) -> Result<(), ConfigError> {
-        let (host, path) = split_url(url)
-            .ok_or_else(|| bad(format!("{url} is not an http://HOST[:PORT]/PATH URL")))?;
+        let (secure, host, path) = split_url(url).ok_or_else(|| {
+            bad(format!(
+                "{url} is not an http:// or https://HOST[:PORT]/PATH URL"
+            ))
+        })?;
         let with_port = if host.contains(':') && !host.ends_with(']') {
             host.clone()
+        } else if secure {
+            format!("{host}:443")
         } else {
             format!("{host}:80")
         };
+        // Checked, and the certificates read, by `trust` once every
+        // option is known.
+        self.tls = secure.then_some(Trust::Insecure);
         self.addr = with_port
             .to_socket_addrs()
             .ok()
@@ -323,6 +394,53 @@ impl BenchOptions {
             return Err(bad(
                 "--rate and --pipeline do not mix: a timetable sends one request at a time".into(),
             ));
+        }
+        if self.streams_given && !self.h2 {
+            return Err(bad(
+                "--streams needs --h2: an HTTP/1.1 connection has one request in flight \
+                 (use --pipeline to send several per write)"
+                    .into(),
+            ));
+        }
+        if self.h2 && self.pipeline > 1 {
+            return Err(bad(
+                "--h2 and --pipeline do not mix: use --streams M for M requests in flight \
+                 per connection"
+                    .into(),
+            ));
+        }
+        if self.h2 && self.close {
+            return Err(bad(
+                "--h2 and --close do not mix: an HTTP/2 connection is not closed per request"
+                    .into(),
+            ));
+        }
+        if self.insecure && self.cacert.is_some() {
+            return Err(bad(
+                "-k/--insecure and --cacert do not mix: either verify the certificate \
+                 against FILE, or do not verify it"
+                    .into(),
+            ));
+        }
+        if self.tls.is_none() && (self.insecure || self.cacert.is_some()) {
+            return Err(bad(format!(
+                "{} applies to https:// URLs only; {} is plain HTTP",
+                if self.insecure {
+                    "-k/--insecure"
+                } else {
+                    "--cacert"
+                },
+                self.url()
+            )));
+        }
+        if self.h2 {
+            super::h2::check(self).map_err(bad)?;
+            if let Some(line) = self.headers.iter().find(|l| super::h2::forbidden_header(l)) {
+                return Err(bad(format!(
+                    "-H {line:?}: HTTP/2 has no connection-specific header fields \
+                     (RFC 9113 section 8.2.2); leave it out with --h2"
+                )));
+            }
         }
         if self.requests.is_some() && !self.warmup.is_zero() {
             return Err(bad(
@@ -350,13 +468,41 @@ fn header_line(line: String) -> Result<String, ConfigError> {
     }
 }
 
-fn split_url(url: &str) -> Option<(String, String)> {
-    let rest = url.strip_prefix("http://")?;
+impl BenchOptions {
+    /// For an `https://` URL: the certificates trusted (`--cacert`, else
+    /// the system's), or none checked (`-k`).
+    fn trust(&mut self) -> Result<(), ConfigError> {
+        if self.tls.is_none() {
+            return Ok(());
+        }
+        self.tls = Some(if self.insecure {
+            Trust::Insecure
+        } else {
+            let roots = match &self.cacert {
+                Some(file) => tls::read_roots(file),
+                None => tls::system_roots(),
+            };
+            Trust::Roots(roots.map_err(bad)?)
+        });
+        if let Some(trust) = &self.tls {
+            // The host must be a name a certificate can hold.
+            tls::Client::new(trust, &self.host, self.h2).map_err(bad)?;
+        }
+        Ok(())
+    }
+}
+
+/// The URL's scheme (`true` for https), `HOST[:PORT]` and path.
+fn split_url(url: &str) -> Option<(bool, String, String)> {
+    let (secure, rest) = match url.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (false, url.strip_prefix("http://")?),
+    };
     let (host, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    (!host.is_empty()).then(|| (host.to_string(), path.to_string()))
+    (!host.is_empty()).then(|| (secure, host.to_string(), path.to_string()))
 }
 
 /// The bytes of one batch: `--pipeline` copies of the request.
@@ -479,10 +625,63 @@ mod tests {
                 vec!["http://127.0.0.1:1/", "--hdr-out"],
                 "--hdr-out FILE needs a value",
             ),
+            (
+                vec!["http://127.0.0.1:1/", "--streams", "8"],
+                "--streams needs --h2",
+            ),
+            (
+                vec!["http://127.0.0.1:1/", "--h2", "--pipeline", "2"],
+                "--h2 and --pipeline do not mix",
+            ),
+            (
+                vec!["http://127.0.0.1:1/", "--h2", "--close"],
+                "--h2 and --close do not mix",
+            ),
+            (
+                vec!["http://127.0.0.1:1/", "-k"],
+                "applies to https:// URLs only",
+            ),
+            (
+                vec!["https://127.0.0.1:1/", "-k", "--cacert", "x.pem"],
+                "do not mix",
+            ),
+            (
+                vec!["https://127.0.0.1:1/", "--cacert", "/nonexistent.pem"],
+                "cannot read it",
+            ),
+            (
+                vec!["http://127.0.0.1:1/", "--h2", "-H", "Connection: close"],
+                "connection-specific",
+            ),
+            (
+                vec!["http://127.0.0.1:1/", "--h2", "-m", "0"],
+                "-m 0 is not a positive",
+            ),
         ] {
             let err = parse_args(args(&list)).expect_err("rejected");
             assert!(err.to_string().contains(needle), "{err}");
         }
+    }
+
+    #[test]
+    fn https_and_h2_flags() {
+        let o = parse_args(args(&[
+            "https://localhost/small.txt",
+            "--h2",
+            "-m",
+            "10",
+            "-k",
+        ]))
+        .expect("parses")
+        .expect("not help");
+        assert_eq!(o.addr.port(), 443);
+        assert_eq!((o.h2, o.streams, o.slots()), (true, 10, 640));
+        assert_eq!((o.protocol(), o.tls.clone()), ("h2", Some(Trust::Insecure)));
+        assert_eq!(o.url(), "https://localhost/small.txt");
+        let plain = parse_args(args(&["http://127.0.0.1:1/", "--h2"]))
+            .expect("parses")
+            .expect("not help");
+        assert_eq!((plain.protocol(), plain.streams), ("h2c", 1));
     }
 
     #[test]

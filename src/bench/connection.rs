@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conveyor::runtime::{self, timeout_at, TcpStream};
+use conveyor::runtime::{self, timeout_at, Stream, TcpStream};
 
 use super::args::{request_bytes, BenchOptions};
 use super::counts::Failure;
@@ -32,12 +32,11 @@ pub(crate) async fn run_worker(
     let options = Rc::new(options);
     let tasks: Vec<_> = (first..first + connections)
         .map(|index| {
-            runtime::spawn(connection_loop(
-                options.clone(),
-                shared.clone(),
-                tally.clone(),
-                index,
-            ))
+            let (options, shared, tally) = (options.clone(), shared.clone(), tally.clone());
+            match options.h2 {
+                true => runtime::spawn(super::h2::connection_loop(options, shared, tally, index)),
+                false => runtime::spawn(connection_loop(options, shared, tally, index)),
+            }
         })
         .collect();
     let all_done = async {
@@ -64,7 +63,7 @@ pub(crate) async fn run_worker(
 
 /// Why a slot's next connection is opened.
 #[derive(Clone, Copy)]
-enum Reopen {
+pub(crate) enum Reopen {
     ServerClosed,
     CloseMode,
     AfterError,
@@ -90,7 +89,7 @@ async fn connection_loop(
         if batch == 0 {
             break;
         }
-        let Ok(due) = slot.wait_for_turn(batch).await else {
+        let Ok(due) = wait_for_turn(slot.pacer.as_mut(), &slot.shared, batch).await else {
             break;
         };
         if slot.stream.is_none() {
@@ -104,11 +103,36 @@ async fn connection_loop(
             break;
         }
     }
-    slot.count_never_opened();
+    slot.opener.count_never_opened(&slot.shared, &slot.tally);
 }
 
 /// The loop ends: the run is over for this connection.
-struct RunOver;
+pub(crate) struct RunOver;
+
+/// With `--rate`, waits for the batch's time on `pacer`'s timetable and
+/// returns it; a time past the run's end gives the batch back.
+pub(crate) async fn wait_for_turn(
+    pacer: Option<&mut Pacer>,
+    shared: &Shared,
+    batch: u64,
+) -> Result<Option<Instant>, RunOver> {
+    let Some(due) = pacer.map(Pacer::next_send) else {
+        return Ok(None);
+    };
+    if shared.deadline.is_some_and(|end| due >= end) {
+        shared.unclaim(batch);
+        return Err(RunOver);
+    }
+    // The timers wake on whole milliseconds, rounded up: asking for one
+    // resolution early lands the send in [due - 1 ms, due] rather than
+    // [due, due + 1 ms], so the client's own timer does not show up as
+    // latency (an early send is timed from when it went out).
+    let wake = due.checked_sub(TIMER_RESOLUTION).unwrap_or(due);
+    if wake > Instant::now() {
+        runtime::sleep_until(wake).await;
+    }
+    Ok(Some(due))
+}
 
 /// One connection slot's state across its loop (its connection is
 /// reopened in place).
@@ -122,11 +146,8 @@ struct ClientConnection {
     request: Vec<u8>,
     one_len: usize,
     reader: ResponseReader,
-    stream: Option<TcpStream>,
-    ever_opened: bool,
-    last_failure: Option<Failure>,
-    /// Why the next connection is opened, for the counts.
-    reopen: Option<Reopen>,
+    stream: Option<Stream>,
+    opener: Opener,
 }
 
 impl ClientConnection {
@@ -138,7 +159,7 @@ impl ClientConnection {
     ) -> ClientConnection {
         let pacer = options
             .rate
-            .map(|rate| Pacer::new(shared.started, rate, options.connections, index));
+            .map(|rate| Pacer::new(shared.started, rate, options.slots(), index));
         let request = request_bytes(&options);
         let one_len = request.len() / options.pipeline;
         ClientConnection {
@@ -150,81 +171,23 @@ impl ClientConnection {
             one_len,
             reader: ResponseReader::default(),
             stream: None,
-            ever_opened: false,
-            last_failure: None,
-            reopen: None,
+            opener: Opener::default(),
         }
-    }
-
-    /// With `--rate`, waits for the batch's time on the timetable and
-    /// returns it; a time past the run's end gives the batch back.
-    async fn wait_for_turn(&mut self, batch: u64) -> Result<Option<Instant>, RunOver> {
-        let Some(due) = self.pacer.as_mut().map(Pacer::next_send) else {
-            return Ok(None);
-        };
-        if self.shared.deadline.is_some_and(|end| due >= end) {
-            self.shared.unclaim(batch);
-            return Err(RunOver);
-        }
-        // The timers wake on whole milliseconds, rounded up: asking for
-        // one resolution early lands the send in [due - 1 ms, due]
-        // rather than [due, due + 1 ms], so the client's own timer does
-        // not show up as latency (an early send is timed from when it
-        // went out).
-        let wake = due.checked_sub(TIMER_RESOLUTION).unwrap_or(due);
-        if wake > Instant::now() {
-            runtime::sleep_until(wake).await;
-        }
-        Ok(Some(due))
     }
 
     /// Opens the connection: `Ok(false)` when that failed and the batch
     /// was counted as failed (retry after a pause).
     async fn connect(&mut self, batch: u64) -> Result<bool, RunOver> {
-        let shared = &self.shared;
-        let error = match timeout_at(shared.limit(), TcpStream::connect(self.options.addr)).await {
-            Ok(Ok(stream)) => {
-                let mut t = self.tally.borrow_mut();
-                t.connections.opened += 1;
-                match self.reopen.take() {
-                    Some(Reopen::ServerClosed) => t.connections.reopened_server_closed += 1,
-                    Some(Reopen::CloseMode) => t.connections.reopened_close += 1,
-                    Some(Reopen::AfterError) => t.connections.reopened_after_error += 1,
-                    None => {}
-                }
-                self.ever_opened = true;
-                self.reader = ResponseReader::default();
-                self.stream = Some(stream);
-                return Ok(true);
-            }
-            Ok(Err(e)) => e,
-            // Cut by the run's end: neither sent nor failed.
-            Err(_) if shared.ended() => {
-                shared.unclaim(batch);
-                return Err(RunOver);
-            }
-            Err(_) => io::ErrorKind::TimedOut.into(),
+        let opened = self
+            .opener
+            .open(&self.options, &self.shared, &self.tally, batch)
+            .await?;
+        let Some((stream, _h2)) = opened else {
+            return Ok(false);
         };
-        let failure = Failure::of(&error);
-        {
-            let mut t = self.tally.borrow_mut();
-            t.fail(shared, failure, batch, &error);
-            if Tally::second(shared, Instant::now()).is_some() {
-                t.connect_errors.add(failure, batch);
-            }
-        }
-        self.last_failure = Some(failure);
-        if failure == Failure::FdLimit {
-            return Err(RunOver);
-        }
-        // Not a busy loop against a server that refuses.
-        runtime::sleep_until(
-            shared
-                .limit()
-                .min(Instant::now() + Duration::from_millis(10)),
-        )
-        .await;
-        Ok(false)
+        self.reader = ResponseReader::default();
+        self.stream = Some(stream);
+        Ok(true)
     }
 
     /// Sends a batch of `batch` requests (due at `due` with `--rate`) on
@@ -291,24 +254,105 @@ impl ClientConnection {
             }
         };
         self.stream = None;
-        self.reopen = Some(reopen);
+        self.opener.reopen = Some(reopen);
         Ok(())
+    }
+}
+
+/// Opens a slot's connections (TCP, then TLS for https://) and counts
+/// them: opened, reopened and why, never opened and why.
+#[derive(Default)]
+pub(crate) struct Opener {
+    ever_opened: bool,
+    last_failure: Option<Failure>,
+    /// Why the next connection is opened, for the counts.
+    pub(crate) reopen: Option<Reopen>,
+}
+
+impl Opener {
+    /// Opens a connection: the stream and whether TLS chose h2, or `None`
+    /// when that failed and `batch` requests were counted as failed (after
+    /// a pause, so a refusing server is not hammered).
+    pub(crate) async fn open(
+        &mut self,
+        options: &BenchOptions,
+        shared: &Shared,
+        tally: &RefCell<Tally>,
+        batch: u64,
+    ) -> Result<Option<(Stream, bool)>, RunOver> {
+        let error = match timeout_at(shared.limit(), open(options, shared)).await {
+            Ok(Ok(opened)) => {
+                let mut t = tally.borrow_mut();
+                t.connections.opened += 1;
+                match self.reopen.take() {
+                    Some(Reopen::ServerClosed) => t.connections.reopened_server_closed += 1,
+                    Some(Reopen::CloseMode) => t.connections.reopened_close += 1,
+                    Some(Reopen::AfterError) => t.connections.reopened_after_error += 1,
+                    None => {}
+                }
+                self.ever_opened = true;
+                return Ok(Some(opened));
+            }
+            Ok(Err(e)) => e,
+            // Cut by the run's end: neither sent nor failed.
+            Err(_) if shared.ended() => {
+                shared.unclaim(batch);
+                return Err(RunOver);
+            }
+            Err(_) => io::ErrorKind::TimedOut.into(),
+        };
+        let failure = Failure::of(&error);
+        {
+            let mut t = tally.borrow_mut();
+            t.fail(shared, failure, batch, &error);
+            if Tally::second(shared, Instant::now()).is_some() {
+                t.connect_errors.add(failure, batch);
+            }
+        }
+        self.last_failure = Some(failure);
+        if failure == Failure::FdLimit {
+            return Err(RunOver);
+        }
+        // Not a busy loop against a server that refuses.
+        runtime::sleep_until(
+            shared
+                .limit()
+                .min(Instant::now() + Duration::from_millis(10)),
+        )
+        .await;
+        Ok(None)
     }
 
     /// A slot that never had a connection counts as not opened, by why.
-    fn count_never_opened(&self) {
+    pub(crate) fn count_never_opened(&self, shared: &Shared, tally: &RefCell<Tally>) {
         if self.ever_opened {
             return;
         }
-        let mut t = self.tally.borrow_mut();
+        let mut t = tally.borrow_mut();
         match self.last_failure {
             Some(failure) => t.connections.not_opened.add(failure, 1),
             // Never tried, or cut while connecting: with -d the run ended
             // first; with -n the budget was spent by others (not a failure).
-            None if self.shared.deadline.is_some() => t.connections.not_opened_run_ended += 1,
+            None if shared.deadline.is_some() => t.connections.not_opened_run_ended += 1,
             None => {}
         }
     }
+}
+
+/// Connects to the target: TCP, then the TLS handshake for `https://`;
+/// with `--h2` over TLS, a server that does not choose `h2` is an error.
+async fn open(options: &BenchOptions, shared: &Shared) -> io::Result<(Stream, bool)> {
+    let socket = TcpStream::connect(options.addr).await?;
+    let Some(client) = &shared.tls else {
+        return Ok((Stream::plain(socket), false));
+    };
+    let (stream, h2) = client.handshake(socket).await?;
+    if options.h2 && !h2 {
+        return Err(io::Error::other(
+            "the server did not choose h2 by ALPN (it speaks HTTP/1.1 only over TLS?)",
+        ));
+    }
+    Ok((stream, h2))
 }
 
 /// Sends the requests and reads `count` complete, well-formed responses of
@@ -316,7 +360,7 @@ impl ClientConnection {
 /// `record` and counting it in `answered`. Returns whether the connection
 /// is closed.
 async fn exchange(
-    stream: &TcpStream,
+    stream: &Stream,
     request: &[u8],
     count: u64,
     reader: &mut ResponseReader,

@@ -5,12 +5,13 @@
 //! covers the same second, not the server's whole life.
 
 use std::io::{ErrorKind, Read};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use conveyor::http::{ChunkedDecoder, Step};
 use serde_json::Value;
+
+use super::server_status::{Io, Target};
 
 /// How long connecting and the response's head may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -24,7 +25,7 @@ const MAX_EVENT_BYTES: usize = 1 << 20;
 
 /// An open live stream, read one event at a time.
 pub(crate) struct Events {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     /// Bytes read but not yet decoded (chunked framing).
     raw: Vec<u8>,
     /// `Some` when the body is chunked.
@@ -39,11 +40,12 @@ impl Events {
     /// Subscribes: `GET /status?stream=1`; an error when the answer is not
     /// an event stream (another server, an older Conveyor, or the cap of
     /// `status.max_subscribers` reached: the status is in the message).
-    pub(crate) fn subscribe(addr: SocketAddr, host: &str) -> Result<Events, String> {
+    pub(crate) fn subscribe(target: &Target) -> Result<Events, String> {
+        let host = &target.host;
         let request = format!(
             "GET /status?stream=1 HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n"
         );
-        let mut stream = super::server_status::ask(addr, &request, CONNECT_TIMEOUT, READ_SLICE)?;
+        let mut stream = super::server_status::ask(target, &request, CONNECT_TIMEOUT, READ_SLICE)?;
         let started = Instant::now();
         let mut raw = Vec::new();
         let mut buf = [0u8; 16 * 1024];

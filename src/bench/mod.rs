@@ -1,5 +1,7 @@
-//! `conveyor bench`: a keep-alive HTTP/1.1 load generator on Conveyor's own
-//! runtime — one green thread per connection — for any server. A module of
+//! `conveyor bench`: a load generator for HTTP/1.1 (keep-alive) and HTTP/2
+//! ([`h2`], on the `h2` crate), plain or over TLS ([`tls`]), on Conveyor's
+//! own runtime — one green thread per connection (and per HTTP/2 stream
+//! slot) — for any server. A module of
 //! the `conveyor` binary, not of the library: it uses the library (the
 //! runtime, the chunked decoder) through `conveyor::` like any user would.
 //!
@@ -21,7 +23,7 @@
 //!
 //! The seams, in the order a run goes through them: [`args`] (the options),
 //! [`run`](mod@run) (the runtime, the workers, the live line), [`connection`] (one
-//! connection's loop, the hot path), [`response`] (reading and framing
+//! connection's loop, the hot path; [`h2`] for `--h2`), [`response`] (reading and framing
 //! responses), [`tally`] (one worker's counts), [`counts`] and [`report`]
 //! (what the run measured), [`table`] and [`schema`] (the report for
 //! people, and as JSON).
@@ -31,6 +33,7 @@ mod baseline;
 mod check;
 mod connection;
 mod counts;
+mod h2;
 mod hdr;
 mod live_stream;
 mod rate;
@@ -42,6 +45,7 @@ mod series;
 mod server_status;
 mod table;
 mod tally;
+mod tls;
 
 pub(crate) use args::{parse_args, USAGE};
 pub(crate) use run::run;

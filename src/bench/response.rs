@@ -5,7 +5,7 @@
 use std::io;
 
 use conveyor::http::{ChunkedDecoder, Step};
-use conveyor::runtime::TcpStream;
+use conveyor::runtime::Stream;
 
 /// One complete response.
 pub(crate) struct Response {
@@ -32,7 +32,7 @@ fn invalid(message: &str) -> io::Error {
 
 impl ResponseReader {
     /// Reads more bytes; `Ok(false)` at end of stream.
-    async fn fill_or_eof(&mut self, stream: &TcpStream) -> io::Result<bool> {
+    async fn fill_or_eof(&mut self, stream: &Stream) -> io::Result<bool> {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -47,7 +47,7 @@ impl ResponseReader {
         Ok(n > 0)
     }
 
-    async fn fill(&mut self, stream: &TcpStream) -> io::Result<()> {
+    async fn fill(&mut self, stream: &Stream) -> io::Result<()> {
         if self.fill_or_eof(stream).await? {
             Ok(())
         } else {
@@ -57,7 +57,7 @@ impl ResponseReader {
 
     /// One response of any status, its body framed by Content-Length,
     /// chunked, or (with neither) the end of the connection.
-    pub(crate) async fn next(&mut self, stream: &TcpStream) -> io::Result<Response> {
+    pub(crate) async fn next(&mut self, stream: &Stream) -> io::Result<Response> {
         let (head_len, status, framing, closes) = loop {
             let mut headers = [httparse::EMPTY_HEADER; 32];
             let mut response = httparse::Response::new(&mut headers);

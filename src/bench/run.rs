@@ -15,8 +15,9 @@ use super::connection::run_worker;
 use super::counts::FdLimitNote;
 use super::report::{BenchReport, RateFigures};
 use super::series::{self, LiveSeconds};
-use super::server_status::{self, Sample};
+use super::server_status::{self, Sample, Target};
 use super::tally::Tally;
+use super::tls::Client;
 
 /// The per-request timeout, when the run's end is not sooner.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,15 +37,23 @@ pub(crate) struct Shared {
     pub(crate) measure_from: Instant,
     /// The seconds published so far, for the live line.
     pub(crate) live: LiveSeconds,
+    /// For an `https://` target: the TLS settings every connection uses.
+    pub(crate) tls: Option<Client>,
 }
 
 impl Shared {
     /// The run's clock: it starts now, is measured after the warm-up, and
     /// (with `-d`) ends `duration` later.
-    fn new(options: &BenchOptions) -> Shared {
+    fn new(options: &BenchOptions) -> io::Result<Shared> {
+        let tls = match &options.tls {
+            Some(trust) => {
+                Some(Client::new(trust, &options.host, options.h2).map_err(io::Error::other)?)
+            }
+            None => None,
+        };
         let started = Instant::now();
         let measure_from = started + options.warmup;
-        Shared {
+        Ok(Shared {
             responses: AtomicU64::new(0),
             budget: AtomicU64::new(options.requests.unwrap_or(u64::MAX)),
             deadline: options
@@ -55,7 +64,8 @@ impl Shared {
             started,
             measure_from,
             live: LiveSeconds::default(),
-        }
+            tls,
+        })
     }
 
     /// Whether the run's time is up (never, with `-n`).
@@ -123,10 +133,16 @@ pub(crate) fn run(
     let runtime = Runtime::builder()
         .workers(options.threads)
         .thread_name("bench")
-        .spin_before_blocking(IDLE_SPIN)
+        .spin_before_blocking(match options.h2 {
+            // Measured against h2load on a loaded 2-vCPU VM (docs/bench.md):
+            // spinning cost --h2 a fifth of its rate there, and with M
+            // streams per connection a worker has few short lulls to save.
+            true => Duration::ZERO,
+            false => IDLE_SPIN,
+        })
         .build()?;
-    let shared = Arc::new(Shared::new(options));
-    let sampler = Sampler::start(options, shared.measure_from)?;
+    let shared = Arc::new(Shared::new(options)?);
+    let sampler = Sampler::start(options, &shared)?;
     let handles = spawn_workers(&runtime, options, &shared);
     let next_line = watch(options, &shared, &sampler, &handles, &mut progress);
     let ended = Instant::now();
@@ -250,14 +266,23 @@ struct Sampler {
 }
 
 impl Sampler {
-    fn start(options: &BenchOptions, measure_from: Instant) -> io::Result<Sampler> {
+    fn start(options: &BenchOptions, shared: &Shared) -> io::Result<Sampler> {
         let samples = Arc::new(Mutex::new(Vec::<Sample>::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = if options.server_status {
             Some(server_status::spawn(
-                options.addr,
-                options.host.clone(),
-                measure_from,
+                Target {
+                    addr: options.addr,
+                    host: options.host.clone(),
+                    // HTTP/1.1 by ALPN, whatever the load speaks.
+                    tls: match &options.tls {
+                        Some(trust) => Some(
+                            Client::new(trust, &options.host, false).map_err(io::Error::other)?,
+                        ),
+                        None => None,
+                    },
+                },
+                shared.measure_from,
                 stop.clone(),
                 samples.clone(),
             )?)

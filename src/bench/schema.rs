@@ -13,6 +13,7 @@ use super::counts::ErrorCounts;
 use super::report::{BenchReport, ErrorPlaces, QUANTILES};
 use super::series::Series;
 use super::server_status::{self, Sample};
+use super::tls::Trust;
 
 /// A `conveyor bench --json` report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,6 +63,28 @@ pub(crate) struct OptionsJson {
     pub(crate) rate: Option<f64>,
     pub(crate) warmup_secs: f64,
     pub(crate) server_status: bool,
+    /// `http/1.1`, `h2c` (HTTP/2 by prior knowledge) or `h2` (over TLS);
+    /// absent from reports made before `--h2` (read as HTTP/1.1).
+    #[serde(default = "http1")]
+    pub(crate) protocol: String,
+    /// Whether the URL is `https://`.
+    #[serde(default)]
+    pub(crate) tls: bool,
+    /// With `tls`: whether the server's certificate was verified (false
+    /// with `-k`).
+    #[serde(default)]
+    pub(crate) tls_verified: bool,
+    /// `--streams`: requests in flight per connection (1 over HTTP/1.1).
+    #[serde(default = "one")]
+    pub(crate) streams: usize,
+}
+
+fn http1() -> String {
+    "http/1.1".into()
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Latency quantiles in µs (`p99_9` is p99.9).
@@ -239,6 +262,10 @@ impl OptionsJson {
             rate: o.rate,
             warmup_secs: round(o.warmup.as_secs_f64(), 3),
             server_status: o.server_status,
+            protocol: o.protocol().into(),
+            tls: o.tls.is_some(),
+            tls_verified: matches!(o.tls, Some(Trust::Roots(_))),
+            streams: o.streams,
         }
     }
 }

@@ -21,6 +21,7 @@ use conveyor::http::{ChunkedDecoder, Step};
 use serde_json::Value;
 
 use super::live_stream::Events;
+use super::tls::Client;
 
 /// How long one sample may take: connecting, and each read.
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -169,31 +170,62 @@ pub(crate) fn table(samples: &[Sample], client_p99_us: impl Fn(f64) -> Option<u6
     out
 }
 
-/// Connects to `addr` within `timeout`, sends `request`, and returns the
-/// stream with `read_timeout` set for reading the answer.
+/// Where the server's figures are asked for: the bench's target, over
+/// HTTP/1.1 (over TLS, offering `http/1.1` by ALPN, for an `https://` URL,
+/// whatever protocol the load speaks).
+#[derive(Clone)]
+pub(crate) struct Target {
+    pub(crate) addr: SocketAddr,
+    /// `HOST[:PORT]`, sent as the Host header.
+    pub(crate) host: String,
+    pub(crate) tls: Option<Client>,
+}
+
+/// A blocking connection, plain or TLS.
+pub(crate) trait Io: Read + Write + Send {}
+
+impl<T: Read + Write + Send> Io for T {}
+
+/// Connects to the target within `timeout`, sends `request`, and returns
+/// the stream with `read_timeout` set for reading the answer.
 pub(crate) fn ask(
-    addr: SocketAddr,
+    target: &Target,
     request: &str,
     timeout: Duration,
     read_timeout: Duration,
-) -> Result<TcpStream, String> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(read_timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+) -> Result<Box<dyn Io>, String> {
+    let socket = TcpStream::connect_timeout(&target.addr, timeout).map_err(|e| e.to_string())?;
+    // The TLS handshake runs within the write: it may wait `timeout` for
+    // the server's records, not just a read slice.
+    socket
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| socket.set_write_timeout(Some(timeout)))
         .map_err(|e| e.to_string())?;
+    let mut stream: Box<dyn Io> = match &target.tls {
+        Some(client) => Box::new(
+            client
+                .blocking(socket.try_clone().map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?,
+        ),
+        None => Box::new(socket.try_clone().map_err(|e| e.to_string())?),
+    };
     stream
         .write_all(request.as_bytes())
+        .and_then(|()| stream.flush())
+        .map_err(|e| e.to_string())?;
+    socket
+        .set_read_timeout(Some(read_timeout))
         .map_err(|e| e.to_string())?;
     Ok(stream)
 }
 
-/// Fetches `GET /status` from `addr` (Host `host`) on a new connection.
-pub(crate) fn fetch(addr: SocketAddr, host: &str) -> Result<Value, String> {
+/// Fetches `GET /status` from the target on a new connection.
+pub(crate) fn fetch(target: &Target) -> Result<Value, String> {
+    let host = &target.host;
     let request = format!(
         "GET /status HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
     );
-    let mut stream = ask(addr, &request, SAMPLE_TIMEOUT, SAMPLE_TIMEOUT)?;
+    let mut stream = ask(target, &request, SAMPLE_TIMEOUT, SAMPLE_TIMEOUT)?;
     // Read one response, framed as the server frames it: a server may keep
     // the connection open whatever Connection: close asked.
     let mut raw = Vec::new();
@@ -292,8 +324,7 @@ fn sleep_until(at: Instant, stop: &AtomicBool) -> bool {
 /// keeps a sample per event; without a stream (or once it fails), fetches
 /// `/status` at `start + 1 s`, `+ 2 s`, … instead.
 pub(crate) fn spawn(
-    addr: SocketAddr,
-    host: String,
+    target: Target,
     start: Instant,
     stop: Arc<AtomicBool>,
     samples: Arc<Mutex<Vec<Sample>>>,
@@ -311,14 +342,14 @@ pub(crate) fn spawn(
             if !sleep_until(start, &stop) {
                 return;
             }
-            let why = match Events::subscribe(addr, &host) {
+            let why = match Events::subscribe(&target) {
                 Ok(events) => match follow(events, start, &stop, &push) {
                     None => return,
                     Some(why) => why,
                 },
                 Err(why) => why,
             };
-            poll(addr, &host, start, &stop, &push, &polled_note(&why));
+            poll(&target, start, &stop, &push, &polled_note(&why));
         })
 }
 
@@ -350,19 +381,12 @@ fn follow(
 
 /// Fetches `/status` at the next whole second after `start`, and each
 /// second after, until `stop`; each figured sample carries `note`.
-fn poll(
-    addr: SocketAddr,
-    host: &str,
-    start: Instant,
-    stop: &AtomicBool,
-    push: &impl Fn(Sample),
-    note: &str,
-) {
+fn poll(target: &Target, start: Instant, stop: &AtomicBool, push: &impl Fn(Sample), note: &str) {
     let whole = start.elapsed().as_secs() + 1;
     let mut next = start + Duration::from_secs(whole);
     while sleep_until(next, stop) {
         let t = start.elapsed().as_secs_f64();
-        push(match fetch(addr, host) {
+        push(match fetch(target) {
             Ok(status) => Sample {
                 // A since-start figure is not the second's.
                 p50_us: None,

@@ -38,7 +38,14 @@ impl BenchReport {
     }
     /// The result as a Markdown table, headed by what was run.
     pub(crate) fn table(&self, options: &BenchOptions) -> String {
-        let mode = if options.close {
+        let mode = if options.h2 {
+            format!(
+                "{}, {} stream{} per connection",
+                options.protocol(),
+                options.streams,
+                if options.streams == 1 { "" } else { "s" }
+            )
+        } else if options.close {
             "close".to_string()
         } else if options.pipeline > 1 {
             format!("keep-alive, pipelined x{}", options.pipeline)

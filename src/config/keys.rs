@@ -122,6 +122,7 @@ macro_rules! key {
 use super::access::addr_ranges;
 use super::auth::auth_rules;
 use super::listen::{account, listeners, socket_mode};
+use super::redirects::{redirect_rules, rewrite_rules};
 use super::site::{error_pages, fallback, header_rules, origins, tokens};
 use super::tls;
 use value::{
@@ -146,6 +147,10 @@ pub static KEYS: &[Key] = &[
         "The group to run as with user; \"\" = the user's primary group."),
     key!("headers", static_files.headers = header_rules, Raw("[]"),
         "Rules [[headers]]: path glob -> header fields to set, add or remove."),
+    key!("redirects", static_files.redirects = redirect_rules, Raw("[]"),
+        "Rules [[redirects]]: from (a path pattern, :name, *) -> to, status (308), query; first match wins."),
+    key!("rewrites", static_files.rewrites = rewrite_rules, Raw("[]"),
+        "Rules [[rewrites]]: from -> to, a path served in place of the request's, with no round trip."),
     key!("auth", auth = auth_rules, Raw("[]"),
         "Basic auth [[auth]]: path prefix, htpasswd file (bcrypt only) and realm."),
     key!("stages.acceptor", stages.acceptor: AcceptorKind = Readiness,
@@ -217,6 +222,8 @@ pub static KEYS: &[Key] = &[
     key!("static.default_type", static_files.default_type = media_type,
         Str("application/octet-stream"),
         "Content-Type of files whose name has no extension (like README); unknown extensions stay application/octet-stream."),
+    key!("static.netlify_files", static_files.netlify_files = boolean, Bool(false),
+        "Read _redirects and _headers (Netlify, Cloudflare Pages) from the root; never served, re-read on change."),
     key!("static.listing", static_files.listing = boolean, Bool(false),
         "List directories without an index file (HTML, or JSON on request)."),
     key!("cors.origins", static_files.cors.origins = origins, Raw("[]"),
@@ -296,6 +303,8 @@ pub static KEYS: &[Key] = &[
         "TLS listeners offer h2 by ALPN, preferred to http/1.1; false: HTTP/1.1 only over TLS."),
     key!("http2.cleartext", http2.cleartext = boolean, Bool(true),
         "Plain listeners answer a connection that opens with the HTTP/2 preface (h2c, prior knowledge)."),
+    key!("http2.disabled_on", http2.disabled_on = tls::tcp_address_list, Raw("[]"),
+        "Listeners (as written in listen or tls.listen) that speak HTTP/1.1 only: no h2 by ALPN, no h2c."),
     key!("http2.max_concurrent_streams", http2.max_concurrent_streams = int(1, 65_535), Int(128),
         "Streams one HTTP/2 client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS)."),
 ];

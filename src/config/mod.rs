@@ -75,8 +75,11 @@ mod glob;
 mod keys;
 mod listen;
 mod names;
+mod netlify;
 mod page;
+mod pattern;
 mod read;
+mod redirects;
 mod shared;
 mod site;
 mod tls;
@@ -97,7 +100,11 @@ pub use listen::{
     parse_listen_address, ListenAddress, ListenAddresses, LISTEN_ADDRESS_FIX, UNIX_PREFIX,
 };
 pub use names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate, UnknownName};
+pub use netlify::{headers_file, redirects_file, HEADERS_FILE, REDIRECTS_FILE};
 pub use page::{configuration_page, CONFIGURATION_PAGE};
+pub use pattern::{Captures, PathPattern};
+pub(crate) use redirects::visible_loop;
+pub use redirects::{Action, PathRule, Template, MAX_REWRITES};
 pub use shared::SharedConfig;
 pub use site::{parse_fallback, HeaderRule};
 pub use tls::TlsConfig;
@@ -191,6 +198,28 @@ blank_struct! {
         /// `http2.max_concurrent_streams`: streams a client may have open
         /// on one connection (default 128).
         pub max_concurrent_streams: u32,
+        /// `http2.disabled_on`: listeners (addresses of `listen` or
+        /// `tls.listen`) that speak HTTP/1.1 only (default none).
+        pub disabled_on: Vec<TcpAddress>,
+    }
+}
+
+impl Http2Config {
+    /// Whether HTTP/2 may be spoken on the listener a connection came in
+    /// on, whose address `local` gives (asked only when `disabled_on`
+    /// names any: no syscall otherwise). A host name matches by port.
+    pub fn allowed_on(&self, local: impl FnOnce() -> Option<std::net::SocketAddr>) -> bool {
+        if self.disabled_on.is_empty() {
+            return true;
+        }
+        let Some(local) = local() else {
+            return true;
+        };
+        !self.disabled_on.iter().any(|off| match off {
+            TcpAddress::Addr(addr) if addr.ip().is_unspecified() => addr.port() == local.port(),
+            TcpAddress::Addr(addr) => *addr == local,
+            TcpAddress::Name { port, .. } => *port == local.port(),
+        })
     }
 }
 
@@ -324,6 +353,15 @@ blank_struct! {
         pub fallback_only_without_extension: bool,
         /// `static.listing`: list a directory without an index file (default false).
         pub listing: bool,
+        /// `[[redirects]]`: request paths answered with a redirect, first
+        /// match first (default none).
+        pub redirects: Vec<PathRule>,
+        /// `[[rewrites]]`: request paths served from another path, with no
+        /// round trip (default none).
+        pub rewrites: Vec<PathRule>,
+        /// `static.netlify_files`: read `_redirects` and `_headers` from the
+        /// root, as Netlify and Cloudflare Pages do (default false).
+        pub netlify_files: bool,
         /// `static.default_type`: the `Content-Type` of files whose name has
         /// no extension (default `application/octet-stream`).
         pub default_type: String,

@@ -114,6 +114,13 @@ fn header_rule(t: &toml::Table) -> Parsed<HeaderRule> {
     })
 }
 
+/// A field a `_headers` block may `key` (set, remove), for files matching
+/// `path`: the checks `[[headers]]` rules get.
+pub(crate) fn check_rule_field(key: &str, name: &str, path: &Glob) -> Parsed<()> {
+    owned(key, name, path)?;
+    field_name(name)
+}
+
 /// A field name a rule may touch: a token, not one the server writes itself.
 fn field_name(name: &str) -> Parsed<()> {
     let token = !name.is_empty()

@@ -174,7 +174,9 @@ pub enum Head {
     Partial,
 }
 
-/// The most fields a handler's response head has.
+/// The fields a handler's response head has room for on the stack; one
+/// with more (header rules may add any number) is parsed again with room
+/// for every line.
 const MAX_RESPONSE_FIELDS: usize = 64;
 
 /// Reads the HTTP/1.1 response head at the front of `buf`, written by
@@ -182,7 +184,27 @@ const MAX_RESPONSE_FIELDS: usize = 64;
 /// fields are dropped. An error means the handler wrote no valid head.
 pub fn parse_response_head(buf: &[u8], method: &Method) -> Result<Head, httparse::Error> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
-    let mut parsed = httparse::Response::new(&mut fields);
+    match parse_head_in(buf, method, &mut fields) {
+        Err(httparse::Error::TooManyHeaders) => {
+            let end = buf
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(buf.len(), |at| at + 4);
+            let lines = buf[..end].iter().filter(|&&b| b == b'\n').count();
+            let mut fields = vec![httparse::EMPTY_HEADER; lines];
+            parse_head_in(buf, method, &mut fields)
+        }
+        parsed => parsed,
+    }
+}
+
+/// [`parse_response_head`] with room for `fields.len()` fields.
+fn parse_head_in<'a>(
+    buf: &'a [u8],
+    method: &Method,
+    fields: &mut [httparse::Header<'a>],
+) -> Result<Head, httparse::Error> {
+    let mut parsed = httparse::Response::new(fields);
     let len = match parsed.parse(buf)? {
         httparse::Status::Partial => return Ok(Head::Partial),
         httparse::Status::Complete(len) => len,
@@ -329,6 +351,26 @@ mod tests {
             false,
         );
         assert_eq!(body, RequestBody::Length);
+    }
+
+    #[test]
+    fn a_head_with_more_fields_than_the_stack_holds_keeps_them_all() {
+        let mut head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n".to_vec();
+        for i in 0..200 {
+            head.extend_from_slice(format!("X-F{i}: v{i}\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"\r\nhi");
+        let Ok(Head::Final { response, len, .. }) = parse_response_head(&head, &Method::GET) else {
+            panic!("a final head");
+        };
+        assert_eq!(response.headers().len(), 201);
+        assert_eq!(response.headers()["x-f199"], "v199");
+        assert_eq!(&head[len..], b"hi");
+        // Partial, with more lines than the stack holds: read more.
+        assert!(matches!(
+            parse_response_head(&head[..head.len() / 2], &Method::GET),
+            Ok(Head::Partial)
+        ));
     }
 
     #[test]

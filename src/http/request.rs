@@ -138,6 +138,20 @@ impl Request {
         self.target.get(self.path_len..)?.strip_prefix('?')
     }
 
+    /// The same request for another origin-form `target` (an internal
+    /// rewrite): its fields, and their places in the preamble, unchanged.
+    pub fn with_target(&self, target: String) -> Request {
+        let path_len = target
+            .bytes()
+            .position(|b| b == b'?')
+            .unwrap_or(target.len());
+        Request {
+            target,
+            path_len,
+            ..self.clone()
+        }
+    }
+
     /// The value of the first `field` line (OWS trimmed), read from
     /// `preamble`: the bytes this request was parsed from, such as
     /// `Exchange::preamble`. None when the request has no such field.

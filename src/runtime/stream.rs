@@ -113,6 +113,12 @@ impl Stream {
         }
     }
 
+    /// The address the connection came in on: the socket's own (None for
+    /// a pipe).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.get_ref().and_then(|s| s.local_addr().ok())
+    }
+
     /// Writes what the socket takes at once, without parking (a last word
     /// before a close).
     pub fn write_now(&self, buf: &[u8]) -> io::Result<usize> {

@@ -15,8 +15,10 @@ pub mod auth;
 pub mod client;
 pub mod dashboard;
 pub mod echo;
+pub mod netlify;
 pub mod probes;
 pub mod redirect;
+pub mod rewrite;
 pub mod routes;
 pub mod static_files;
 pub mod status;
@@ -127,6 +129,8 @@ pub struct Exchange<'a> {
     proxied: Option<Client>,
     /// The client, once asked.
     client: Cell<Option<Client>>,
+    /// The status a rewrite rule asks the answer to have (404), if any.
+    serve_as: Option<u16>,
 }
 
 /// How a response ended.
@@ -160,7 +164,15 @@ impl<'a> Exchange<'a> {
             preamble_pending: true,
             proxied: None,
             client: Cell::new(None),
+            serve_as: None,
         }
+    }
+
+    /// The exchange for a request a rewrite rule asks to be answered with
+    /// `status` (Netlify's 404 rules: the file at the path, as a 404).
+    pub fn serving_as(mut self, status: Option<u16>) -> Exchange<'a> {
+        self.serve_as = status;
+        self
     }
 
     /// The exchange on a connection whose PROXY protocol header named
@@ -185,6 +197,11 @@ impl Exchange<'_> {
         let client = client::client_of(&self.ctx.config.proxy, self.proxied, self.stream, preamble);
         self.client.set(Some(client));
         client
+    }
+
+    /// The status a rewrite rule asked for, if not the file's own.
+    pub fn serve_as(&self) -> Option<u16> {
+        self.serve_as
     }
 
     /// The client, if [`Self::client`] was asked.

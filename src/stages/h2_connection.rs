@@ -20,6 +20,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use h2::server::SendResponse;
@@ -29,10 +30,13 @@ use http::{Method, Request, StatusCode};
 use crate::config::{Client, Config, Overload};
 use crate::http::h2_mapping::{self, Head, RequestBody, ResponseBody};
 use crate::http::{ChunkedDecoder, Step};
-use crate::runtime::{self, pipe, timeout_at, AsyncStream, Handle, PipeEnd, Queue, Stream};
+use crate::runtime::{
+    self, pipe, timeout, timeout_at, AsyncStream, Handle, PipeEnd, Queue, Stream,
+};
 use crate::service::read_buffer_size;
 use crate::service::status::Http2Report;
 
+use super::h2_guard::{Guarded, Meter};
 use super::pending::admit;
 use super::{Conn, Line};
 
@@ -137,26 +141,45 @@ impl Http2 {
         let deadline = conn.ready_since + config.timeouts.header_read;
         let (stream, input, _slot) = conn.into_parts();
         let builder = builder(&config);
-        let handshake = builder.handshake::<_, Bytes>(AsyncStream::new(stream, input));
+        let meter = Meter::new();
+        let io = Guarded::new(AsyncStream::new(stream, input), meter.clone());
+        let handshake = builder.handshake::<_, Bytes>(io);
         let Ok(Ok(mut connection)) = timeout_at(deadline, handshake).await else {
             return;
         };
         let _open = Gauge::up(&self.connections);
-        let idle = config.timeouts.keepalive_idle;
+        let (idle, write_limit) = (config.timeouts.keepalive_idle, config.timeouts.write);
         drop(config);
         let mut stop = std::pin::pin!(line.shutdown.wait());
-        let mut stopping = false;
+        let (mut stopping, mut calmed, mut closing) = (false, false, false);
         let mut idle_timer: Option<runtime::Sleep> = None;
+        let mut stall_timer: Option<(std::time::Instant, runtime::Sleep)> = None;
         loop {
             let event = poll_fn(|cx| {
                 if let Poll::Ready(next) = connection.poll_accept(cx) {
                     return Poll::Ready(Event::Accepted(next));
                 }
-                if origin.resets_left.get() == 0 {
+                if !calmed && (origin.resets_left.get() == 0 || meter.exhausted()) {
                     return Poll::Ready(Event::Calm);
+                }
+                match meter.blocked_since() {
+                    Some(since) => {
+                        if stall_timer.as_ref().is_none_or(|(s, _)| *s != since) {
+                            stall_timer = Some((since, runtime::sleep_until(since + write_limit)));
+                        }
+                        if let Some((_, timer)) = stall_timer.as_mut() {
+                            if std::pin::Pin::new(timer).poll(cx).is_ready() {
+                                return Poll::Ready(Event::Stalled);
+                            }
+                        }
+                    }
+                    None => stall_timer = None,
                 }
                 if !stopping && stop.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Event::Stop);
+                }
+                if stopping && !closing && !connection.has_streams() {
+                    return Poll::Ready(Event::Drained);
                 }
                 if connection.has_streams() || stopping {
                     idle_timer = None;
@@ -177,17 +200,32 @@ impl Http2 {
                         self.clone()
                             .exchange(line.clone(), origin.clone(), request, respond);
                     runtime::spawn_detached(stream);
+                    // Draining: where an HTTP/1.1 response says
+                    // `Connection: close`, GOAWAY sends the client's next
+                    // requests to a new connection (another replica); the
+                    // streams in flight finish.
+                    if !stopping && line.readiness.is_draining() {
+                        connection.graceful_shutdown();
+                        stopping = true;
+                    }
                 }
-                Event::Accepted(_) => return,
+                Event::Accepted(_) | Event::Stalled => return,
                 Event::Calm => {
                     self.calmed.fetch_add(1, Ordering::Relaxed);
                     connection.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
-                    origin.resets_left.set(u64::MAX);
-                    stopping = true;
+                    (calmed, stopping) = (true, true);
                 }
                 Event::Stop | Event::Idle => {
                     connection.graceful_shutdown();
                     stopping = true;
+                }
+                Event::Drained => {
+                    // The streams in flight are done (their frames are
+                    // queued): GOAWAY names the last one, and the
+                    // connection closes once it is written, without
+                    // waiting on the client's answer to the graceful PING.
+                    connection.abrupt_shutdown(Reason::NO_ERROR);
+                    closing = true;
                 }
             }
         }
@@ -226,7 +264,8 @@ impl Http2 {
         }
         let waiting = Gauge::up(&self.streams_waiting);
         admit(&line, line.local_pending(), conn).await;
-        let sent = respond_from(&ours, &mut respond, &parts.method, waiting).await;
+        let write_limit = line.config.load().timeouts.write;
+        let sent = respond_from(&ours, &mut respond, &parts.method, waiting, write_limit).await;
         match sent {
             Ok(()) => {
                 let left = origin.resets_left.get();
@@ -234,13 +273,35 @@ impl Http2 {
                     .resets_left
                     .set(left.saturating_add(1).min(RESET_BUDGET));
             }
-            Err(e) if e.is_remote() || e.reason() == Some(Reason::CANCEL) => {
+            Err(Cut::H2(e)) if e.is_remote() || e.reason() == Some(Reason::CANCEL) => {
                 origin
                     .resets_left
                     .set(origin.resets_left.get().saturating_sub(1));
             }
+            Err(Cut::Stalled) => respond.send_reset(Reason::CANCEL),
             Err(_) => respond.send_reset(Reason::INTERNAL_ERROR),
         }
+    }
+}
+
+/// Why a stream's response stopped short.
+enum Cut {
+    /// An error of the h2 crate's: the client reset the stream, the
+    /// connection ended, or (ours) the handler's response broke off.
+    H2(h2::Error),
+    /// The client's window stayed shut for `timeouts.write`.
+    Stalled,
+}
+
+impl From<h2::Error> for Cut {
+    fn from(e: h2::Error) -> Cut {
+        Cut::H2(e)
+    }
+}
+
+impl From<Reason> for Cut {
+    fn from(reason: Reason) -> Cut {
+        Cut::H2(reason.into())
     }
 }
 
@@ -253,7 +314,12 @@ type Accepted = Option<Result<(Request<RecvStream>, SendResponse<Bytes>), h2::Er
 #[allow(clippy::large_enum_variant)]
 enum Event {
     Accepted(Accepted),
+    /// The client spent its reset or frame budget.
     Calm,
+    /// The socket took nothing for `timeouts.write`.
+    Stalled,
+    /// Stopping, and no stream is left.
+    Drained,
     Stop,
     Idle,
 }
@@ -313,17 +379,20 @@ async fn take(end: &PipeEnd) -> Option<Vec<u8>> {
     poll_fn(|cx| end.poll_take(cx)).await
 }
 
-/// Reads the handler's response from the pipe and sends it on the stream.
+/// Reads the handler's response from the pipe and sends it on the stream;
+/// a client that keeps the stream's window shut for `limit` (the write
+/// timeout) has it reset.
 async fn respond_from(
     ours: &PipeEnd,
     respond: &mut SendResponse<Bytes>,
     method: &Method,
     waiting: Gauge<'_>,
-) -> Result<(), h2::Error> {
+    limit: Duration,
+) -> Result<(), Cut> {
     let mut buf: Vec<u8> = Vec::new();
     let (response, body, len) = loop {
         let Some(more) = take(ours).await else {
-            return Err(h2::Error::from(Reason::INTERNAL_ERROR));
+            return Err(Reason::INTERNAL_ERROR.into());
         };
         match buf.is_empty() {
             true => buf = more,
@@ -332,7 +401,7 @@ async fn respond_from(
         match head_of(&mut buf, method) {
             Ok(Some(head)) => break head,
             Ok(None) if buf.len() < MAX_HEAD => {}
-            _ => return Err(h2::Error::from(Reason::INTERNAL_ERROR)),
+            _ => return Err(Reason::INTERNAL_ERROR.into()),
         }
     };
     drop(waiting);
@@ -341,14 +410,14 @@ async fn respond_from(
     rest.advance(len);
     match body {
         ResponseBody::Empty => Ok(()),
-        ResponseBody::Length(n) => send_length(ours, &mut send, rest, n).await,
-        ResponseBody::Chunked => send_chunked(ours, &mut send, rest).await,
+        ResponseBody::Length(n) => send_length(ours, &mut send, rest, n, limit).await,
+        ResponseBody::Chunked => send_chunked(ours, &mut send, rest, limit).await,
         ResponseBody::UntilEnd => {
-            send_data(&mut send, rest, false).await?;
+            send_data(&mut send, rest, false, limit).await?;
             while let Some(more) = take(ours).await {
-                send_data(&mut send, Bytes::from(more), false).await?;
+                send_data(&mut send, Bytes::from(more), false, limit).await?;
             }
-            send.send_data(Bytes::new(), true)
+            Ok(send.send_data(Bytes::new(), true)?)
         }
     }
 }
@@ -376,18 +445,19 @@ async fn send_length(
     send: &mut SendStream<Bytes>,
     mut rest: Bytes,
     mut left: u64,
-) -> Result<(), h2::Error> {
+    limit: Duration,
+) -> Result<(), Cut> {
     loop {
         let take_now = usize::try_from(left).map_or(rest.len(), |l| l.min(rest.len()));
         let piece = rest.split_to(take_now);
         left -= piece.len() as u64;
-        send_data(send, piece, left == 0).await?;
+        send_data(send, piece, left == 0, limit).await?;
         if left == 0 {
             return Ok(());
         }
         match take(ours).await {
             Some(more) => rest = Bytes::from(more),
-            None => return Err(h2::Error::from(Reason::INTERNAL_ERROR)),
+            None => return Err(Reason::INTERNAL_ERROR.into()),
         }
     }
 }
@@ -396,17 +466,18 @@ async fn send_chunked(
     ours: &PipeEnd,
     send: &mut SendStream<Bytes>,
     mut rest: Bytes,
-) -> Result<(), h2::Error> {
+    limit: Duration,
+) -> Result<(), Cut> {
     let mut decoder = ChunkedDecoder::new();
     loop {
         match decoder.step(&rest) {
             Ok(Step::Data(range)) => {
                 let piece = rest.slice(range.clone());
                 rest.advance(range.end);
-                send_data(send, piece, false).await?;
+                send_data(send, piece, false, limit).await?;
             }
             Ok(Step::Skip(n)) => rest.advance(n),
-            Ok(Step::Done(_)) => return send.send_data(Bytes::new(), true),
+            Ok(Step::Done(_)) => return Ok(send.send_data(Bytes::new(), true)?),
             Ok(Step::NeedMore) => match take(ours).await {
                 Some(more) => {
                     let mut joined = Vec::with_capacity(rest.len() + more.len());
@@ -414,23 +485,25 @@ async fn send_chunked(
                     joined.extend_from_slice(&more);
                     rest = Bytes::from(joined);
                 }
-                None => return Err(h2::Error::from(Reason::INTERNAL_ERROR)),
+                None => return Err(Reason::INTERNAL_ERROR.into()),
             },
-            Err(_) => return Err(h2::Error::from(Reason::INTERNAL_ERROR)),
+            Err(_) => return Err(Reason::INTERNAL_ERROR.into()),
         }
     }
 }
 
 /// Sends `data` as the client's window allows, ending the stream with
-/// the last piece if `end`.
+/// the last piece if `end`. A window that stays shut for `limit` (the
+/// write timeout) cuts the stream, as a slow HTTP/1.1 reader is cut.
 async fn send_data(
     send: &mut SendStream<Bytes>,
     mut data: Bytes,
     end: bool,
-) -> Result<(), h2::Error> {
+    limit: Duration,
+) -> Result<(), Cut> {
     if data.is_empty() {
         return match end {
-            true => send.send_data(data, true),
+            true => Ok(send.send_data(data, true)?),
             false => Ok(()),
         };
     }
@@ -438,9 +511,10 @@ async fn send_data(
         send.reserve_capacity(data.len());
         let mut granted = send.capacity();
         while granted == 0 {
-            granted = match poll_fn(|cx| send.poll_capacity(cx)).await {
-                Some(granted) => granted?,
-                None => return Err(h2::Error::from(Reason::CANCEL)),
+            granted = match timeout(limit, poll_fn(|cx| send.poll_capacity(cx))).await {
+                Ok(Some(granted)) => granted?,
+                Ok(None) => return Err(Reason::CANCEL.into()),
+                Err(_) => return Err(Cut::Stalled),
             };
         }
         let piece = data.split_to(granted.min(data.len()));

@@ -128,7 +128,8 @@ impl Handshake {
         }
         let config = line.config.load();
         let deadline = conn.ready_since + config.timeouts.header_read;
-        let mut tls = match self.keys.accept(config.http2.tls) {
+        let offer_h2 = config.http2.tls && config.http2.allowed_on(|| conn.stream.local_addr());
+        let mut tls = match self.keys.accept(offer_h2) {
             Ok(tls) => tls,
             Err(_) => return self.fail(),
         };

@@ -11,27 +11,26 @@ use std::time::Instant;
 use crate::access_log::{raw_request_line, RequestLine};
 use crate::config::{Client, Config};
 use crate::http::h2_mapping::{neither_protocol, preface, Preface};
-use crate::http::{parse_request, BodyFraming, Limits, Request};
+use crate::http::{parse_request, Limits, Request};
 use crate::runtime::swap::Swap;
 use crate::runtime::LocalPool;
 use crate::service::auth::{AuthFailures, Gate};
+use crate::service::netlify::{site_rules, Watch};
 use crate::service::redirect::HttpsRedirect;
+use crate::service::rewrite::{Ruled, Rules};
 use crate::service::static_files::{CacheFigures, StaticFiles};
 use crate::service::{
-    flush, read_buffer_size, Exchange, Outcome, Reading, RouteTable, Service, ServiceContext,
-    Target,
+    flush, Exchange, Outcome, Reading, RouteTable, Service, ServiceContext, Target,
 };
 
 use super::admission::Verdict;
+use super::body::{drain, drainable, may_still_send};
 use super::proxy_header::{self, HeaderRead};
 use super::{Conn, Handler, HandlerFuture, Line};
 
 /// Responses buffered beyond this are written before answering more
 /// pipelined requests.
 const FLUSH_AT: usize = 64 * 1024;
-/// Bodies sent to routes that ignore them are read and dropped up to this
-/// size (so the connection can stay open); larger ones close it.
-const DRAIN_LIMIT: u64 = 64 * 1024;
 
 /// The built-in handler: parses each request, routes it, writes the
 /// response, then recycles or closes the connection.
@@ -56,6 +55,10 @@ struct Built {
     routes: RouteTable,
     access_log: Option<crate::access_log::AccessLog>,
     auth: Gate,
+    /// `[[redirects]]`, `[[rewrites]]`, `_redirects`: before routing.
+    rules: Arc<Rules>,
+    /// `_redirects` and `_headers`, watched for a change.
+    netlify: Option<Watch>,
 }
 
 impl HttpHandler {
@@ -95,6 +98,25 @@ impl HttpHandler {
         Built::new(config, workers, access_log, &self.mounted, failures).map(PreparedHandler)
     }
 
+    /// Builds the routes again for a changed `_redirects` or `_headers`
+    /// (a fresh file cache: the heads `_headers` shapes are rebuilt); a
+    /// file that does not read keeps the rules in use, said on stderr.
+    fn reread_site_files(&self, built: Arc<Built>, line: &Line) -> Arc<Built> {
+        let config = line.config.load();
+        let log = built.access_log.clone();
+        match Built::new(&config, self.workers, log, &self.mounted, &self.failures) {
+            Ok(new) => {
+                eprintln!("conveyor: _redirects or _headers changed: read again");
+                self.current.replace(new);
+                self.current.load()
+            }
+            Err(e) => {
+                eprintln!("conveyor: {e}; the rules in use stay until it is fixed");
+                built
+            }
+        }
+    }
+
     /// The figures of the static files' cache in use, for `/status`.
     pub(crate) fn cache_figures(&self) -> Option<CacheFigures> {
         let built = self.current.load();
@@ -127,7 +149,11 @@ impl Built {
             ));
         }
         let auth = Gate::new(config, failures).map_err(std::io::Error::other)?;
-        let files = StaticFiles::new(&config.root, &config.static_files, workers)?;
+        let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        let site = site_rules(&config.root, &config.static_files).map_err(invalid)?;
+        let files_config = site.files.as_ref().unwrap_or(&config.static_files);
+        let files =
+            StaticFiles::new(&config.root, files_config, workers)?.with_rules(site.rules.clone());
         let mut routes = RouteTable::builtin(files, config);
         for (path, service) in mounted {
             routes.mount(path, Target::Mounted(service.clone()));
@@ -147,6 +173,8 @@ impl Built {
             routes,
             access_log,
             auth,
+            rules: site.rules,
+            netlify: site.watch,
         })
     }
 
@@ -358,10 +386,19 @@ impl Built {
             && !ctx.readiness.is_draining();
         // Worked out here, not passed in: an `Option<Target>` argument is
         // copied into the future whole (128 bytes) for every request.
-        let redirect = https_redirect(line, conn, req, ctx);
-        let target = match &redirect {
-            Some(redirect) => redirect,
-            None => self.routes.find(req.path()),
+        let ruled = match https_redirect(line, conn, req, ctx) {
+            Some(redirect) => Ruled::Answer(redirect),
+            None if self.rules.is_empty() || never_redirected(req.path(), &ctx.config) => {
+                Ruled::Pass
+            }
+            None => self.rules.apply(req),
+        };
+        // The request routed and served: the one the client sent, or the
+        // rules' rewrite of it (the log keeps the one sent).
+        let routed = ruled.request().unwrap_or(req);
+        let target = match ruled.answer() {
+            Some(answer) => answer,
+            None => self.routes.find(routed.path()),
         };
         // A body the route does not read is drained below or the connection
         // closes, never parsed as the next request: the same for every route.
@@ -370,22 +407,23 @@ impl Built {
             false => drainable(req),
         };
         let mut ex = Exchange::new(
-            req,
+            routed,
             &conn.stream,
             &mut conn.input,
             out,
             ctx,
             keep_alive && ignored_body.is_some(),
         )
-        .proxied(conn.proxied.as_deref().copied());
+        .proxied(conn.proxied.as_deref().copied())
+        .serving_as(ruled.status());
         // For the log, while X-Forwarded-For can still be read; without
         // a log nothing asks unless the route does.
         if self.access_log.is_some() {
             ex.client();
         }
-        // `[[auth]]` first, unless it is the redirect to HTTPS.
-        let guarded = redirect.is_none();
-        let mut outcome = self.auth.serve(target, &mut ex, guarded).await;
+        // `[[auth]]` for what is served and what was asked; not redirects.
+        let asked = ruled.answer().is_none().then(|| req.path());
+        let mut outcome = self.auth.serve(target, &mut ex, asked).await;
         let client = ex.client_known();
         ex.consume_preamble();
         if let Some(len) = ignored_body.filter(|len| *len > 0 && outcome.keep_alive) {
@@ -498,6 +536,7 @@ fn may_be_h2c(conn: &Conn, ctx: &ServiceContext<'_>) -> bool {
         && ctx.config.http2.cleartext
         && !conn.stream.is_secure()
         && !conn.stream.is_pipe()
+        && ctx.config.http2.allowed_on(|| conn.stream.local_addr())
 }
 
 /// What becomes of a connection after its handler is done with it.
@@ -512,49 +551,6 @@ enum Next {
     /// Responses sent, but the client may still be sending (more
     /// pipelined requests, a body not read): close lingering.
     Linger,
-}
-
-/// Whether a client whose connection closes after this response may still
-/// be sending: the answer refused its request (a body may be on its way),
-/// or bytes past the answered requests are here, or arriving when more
-/// could follow (it asked to keep the connection, or sent a body). A
-/// client that asked to close and sent no body costs no peek; one that is
-/// neither sending nor reading (a write timeout) is closed at once.
-fn may_still_send(req: &Request, conn: &Conn, status: u16) -> bool {
-    !conn.stream.is_pipe()
-        && (status >= 400
-            || conn.input.has_pending()
-            || ((req.keep_alive || req.body != BodyFraming::None) && conn.stream.has_unread()))
-}
-
-/// A body sent to a route that ignores it can be read and dropped (so the
-/// connection stays open) when it is small and Content-Length framed, and
-/// the client is not waiting for `100 Continue`. Any other such body closes
-/// the connection after the response: it is never misread as a request.
-fn drainable(req: &Request) -> Option<u64> {
-    match req.body {
-        BodyFraming::None => Some(0),
-        BodyFraming::Length(len) if len <= DRAIN_LIMIT && !req.expect_continue => Some(len),
-        _ => None,
-    }
-}
-
-/// Reads and drops `len` body bytes. False if the body did not arrive.
-async fn drain(conn: &mut Conn, ctx: &ServiceContext<'_>, mut len: u64) -> bool {
-    let deadline = Instant::now() + ctx.config.timeouts.header_read;
-    let size = read_buffer_size(&ctx.config);
-    loop {
-        let take = conn.input.pending().len().min(len as usize);
-        conn.input.consume(take);
-        len -= take as u64;
-        if len == 0 {
-            return true;
-        }
-        match conn.fill(size, deadline, ctx.metrics.here()).await {
-            Ok(n) if n > 0 => {}
-            _ => return false,
-        }
-    }
 }
 
 thread_local! {
@@ -590,6 +586,15 @@ impl Handler for HttpHandler {
     }
 
     fn handle<'a>(&'a self, conn: Conn, line: &'a Line) -> HandlerFuture<'a> {
-        HandlerFuture::new(self.current.load().serve(conn, line))
+        let built = self.current.load();
+        let changed = built
+            .netlify
+            .as_ref()
+            .is_some_and(|w| w.changed(conn.ready_since));
+        let built = match changed {
+            true => self.reread_site_files(built, line),
+            false => built,
+        };
+        HandlerFuture::new(built.serve(conn, line))
     }
 }

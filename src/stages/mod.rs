@@ -13,9 +13,11 @@
 
 pub mod acceptor;
 pub mod admission;
+mod body;
 pub mod conn;
 pub mod dispatcher;
 pub mod h2_connection;
+mod h2_guard;
 pub mod handshake;
 pub mod http_handler;
 pub mod pending;

@@ -17,15 +17,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_conveyor");
 
 /// What a finished `conveyor bench` left: exit code, stdout, stderr, and
 /// how long it ran.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
     took: Duration,
 }
 
 impl Run {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
     }
 
@@ -41,7 +41,7 @@ impl Run {
 /// Runs `conveyor bench ARGS`, first setting the open-file limit with the
 /// shell's `ulimit` (e.g. `-n 64`, `-Sn 64`) when `ulimit` is given. Killed
 /// (and the test failed) if it outlives 20 s: the old client ran 10 s over.
-fn bench(ulimit: Option<&str>, args: &[&str]) -> Run {
+pub(crate) fn bench(ulimit: Option<&str>, args: &[&str]) -> Run {
     let mut command = match ulimit {
         Some(limit) => {
             let mut c = Command::new("sh");
@@ -95,7 +95,7 @@ fn bench(ulimit: Option<&str>, args: &[&str]) -> Run {
 }
 
 /// `--json` output, parsed.
-fn parsed(run: &Run) -> Value {
+pub(crate) fn parsed(run: &Run) -> Value {
     serde_json::from_str(run.stdout.trim())
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.text()))
 }

@@ -84,10 +84,20 @@ impl Gate {
         self.guards.iter().find(|g| g.rule.guards(&path))
     }
 
-    /// Answers through `target`, once the rule guarding the request (if
-    /// `guarded`, and one does) has let it through.
-    pub async fn serve(&self, target: &Target, ex: &mut Exchange<'_>, guarded: bool) -> Outcome {
-        if let Some(guard) = self.guard(ex.req.path(), target).filter(|_| guarded) {
+    /// Answers through `target`, once the rule guarding the request has
+    /// let it through: the rule of the path served (a rewrite's), else
+    /// that of the path `asked`; None (a redirect answers): no rule.
+    pub async fn serve(
+        &self,
+        target: &Target,
+        ex: &mut Exchange<'_>,
+        asked: Option<&str>,
+    ) -> Outcome {
+        let guard = asked.and_then(|asked| {
+            let served = self.guard(ex.req.path(), target);
+            served.or_else(|| self.guard(asked, target))
+        });
+        if let Some(guard) = guard {
             // Boxed: rare, and the handler's future is kept small.
             let reads_body = target.reads_body(ex.req);
             if let Some(refused) = Box::pin(guard.check(ex, reads_body)).await {

@@ -92,6 +92,11 @@ const CANNOT_READ: Refusal = Refusal {
     message: "cannot read that directory",
 };
 
+/// `_redirects` or `_headers`.
+fn is_site_file(name: &OsString) -> bool {
+    name == crate::config::REDIRECTS_FILE || name == crate::config::HEADERS_FILE
+}
+
 /// Lists the directory at the request path, which `resolve` accepted and
 /// found to be a directory without its index file; `cors` are header
 /// lines for the response. Err before anything is written.
@@ -261,10 +266,12 @@ impl<'a> Dir<'a> {
     /// (and then as what they point to).
     fn listable(&self, names: Vec<OsString>) -> Vec<Item> {
         let show_dotfiles = self.options.show_dotfiles;
+        let at_root = self.relative.as_os_str().is_empty();
         let symlinks = self.options.symlinks();
         names
             .into_iter()
             .filter(|name| show_dotfiles || !name.as_bytes().starts_with(b"."))
+            .filter(|name| !(at_root && self.options.hide_site_files && is_site_file(name)))
             .filter_map(|name| {
                 let mut meta = stat_at(&self.file, &name, false).ok()?;
                 if meta.kind == Kind::Symlink {

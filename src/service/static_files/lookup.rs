@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::config::{Revalidate, StaticConfig};
+use crate::config::{Revalidate, StaticConfig, HEADERS_FILE, REDIRECTS_FILE};
 use crate::runtime::sys::beneath::RootDir;
 use crate::runtime::{self, current_worker, read_seq_now, ReadBuffer};
 
@@ -55,6 +55,7 @@ impl CachedFiles {
                 index: config.index.clone(),
                 follow_symlinks_outside_root: config.follow_symlinks_outside_root,
                 show_dotfiles: config.show_dotfiles,
+                hide_site_files: config.netlify_files,
             },
             config,
             caches: (0..workers.max(1))
@@ -239,6 +240,9 @@ impl CachedFiles {
             self.cache().remove(url_path);
         }
         let (path, meta, direct, file) = match resolve(&self.root, url_path, query, &self.options) {
+            Ok(Resolved::File { path, .. }) if self.hidden(&path) => {
+                return Err(ResolveError::Missing)
+            }
             Ok(Resolved::File {
                 path,
                 meta,
@@ -281,6 +285,16 @@ impl CachedFiles {
             self.insert(url_path, &info, &body, direct);
         }
         Ok(Lookup::Found(info, body))
+    }
+
+    /// The site's `_redirects` and `_headers`, with `static.netlify_files`:
+    /// never served, whatever the path that names them.
+    fn hidden(&self, path: &Path) -> bool {
+        self.config.netlify_files
+            && path.parent() == Some(self.root.path())
+            && path
+                .file_name()
+                .is_some_and(|name| name == REDIRECTS_FILE || name == HEADERS_FILE)
     }
 
     fn insert(&self, url_path: &str, info: &Arc<FileInfo>, body: &Body, direct: bool) {

@@ -24,6 +24,9 @@ pub struct ResolveOptions {
     pub follow_symlinks_outside_root: bool,
     /// Serve names starting with '.' (e.g. ".well-known").
     pub show_dotfiles: bool,
+    /// `static.netlify_files`: the root's `_redirects` and `_headers` are
+    /// rules, never listed (nor served: the lookup refuses them).
+    pub hide_site_files: bool,
 }
 
 impl Default for ResolveOptions {
@@ -32,6 +35,7 @@ impl Default for ResolveOptions {
             index: "index.html".to_string(),
             follow_symlinks_outside_root: false,
             show_dotfiles: false,
+            hide_site_files: false,
         }
     }
 }

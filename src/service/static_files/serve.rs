@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::config::{LogLevel, StaticConfig};
 use crate::http::{write_head, Field, Head, Method, PreparedError, Request};
+use crate::service::rewrite::{redirect, rewrite_loop, split, Rules, Step};
 use crate::service::{Exchange, Outcome};
 
 use super::cache::{Body, FileInfo};
@@ -33,6 +34,8 @@ pub struct StaticFiles {
     /// The 404 for a path that names nothing, made once: None when an
     /// error page or a header rule for errors shapes 404s.
     not_found: Option<Box<PreparedError>>,
+    /// The `_redirects` rules that apply where no file answers, if any.
+    rules: Option<Arc<Rules>>,
 }
 
 impl StaticFiles {
@@ -49,7 +52,15 @@ impl StaticFiles {
                 false => Some(Box::new(PreparedError::new(404, CANNOT_SERVE))),
             },
             config,
+            rules: None,
         })
+    }
+
+    /// These files with the `_redirects` rules that `rules` holds, which
+    /// apply to the paths no file answers.
+    pub fn with_rules(mut self, rules: Arc<Rules>) -> StaticFiles {
+        self.rules = rules.has_netlify().then_some(rules);
+        self
     }
 
     /// The file cache's figures, for `/status`.
@@ -83,6 +94,10 @@ impl StaticFiles {
                 .error(ex, 405, "static files answer GET and HEAD", &allow, &cors)
                 .await;
         }
+        if let Some(status) = ex.serve_as() {
+            let path = ex.req.path().to_string();
+            return Box::pin(self.page(ex, &path, status, &cors)).await;
+        }
         // The common case answered now; a wait (for the cache to sync, or
         // for a compression) only when it must.
         let found = match self.find_now(ex) {
@@ -112,8 +127,97 @@ impl StaticFiles {
                     }
                 }
             }
+            // A directory without its index names no file either.
+            Err(ResolveError::Missing | ResolveError::NoIndex)
+                if self.rules_take(ex.req.path()) =>
+            {
+                // Rare: boxed, to keep the handler's future small.
+                Box::pin(self.follow(ex, &cors)).await
+            }
             Err(e) => self.refuse(ex, e, &cors).await,
         }
+    }
+
+    /// Whether a `_redirects` rule answers `path` when no file does.
+    fn rules_take(&self, path: &str) -> bool {
+        self.rules.as_ref().is_some_and(|r| r.takes_miss(path))
+    }
+
+    /// The answer to a path no file answers and a `_redirects` rule
+    /// takes: its redirect, or the file at its `to` (whose own miss goes
+    /// through the rules again, up to `MAX_REWRITES` times), else the
+    /// fallback or 404.
+    async fn follow(&self, ex: &mut Exchange<'_>, cors: &[u8]) -> Outcome {
+        let Some(rules) = self.rules.as_deref() else {
+            return self.refuse(ex, ResolveError::Missing, cors).await;
+        };
+        let received = ex.input.received_seq();
+        let encoded = ex.req.accept_encoding.is_some();
+        let mut step = rules.on_miss(ex.req.path(), ex.req.query());
+        for _ in 0..=crate::config::MAX_REWRITES {
+            let (target, status) = match step {
+                None => break,
+                Some(Step::Redirect(status, location)) => {
+                    return redirect(ex, status, &location, cors);
+                }
+                Some(Step::Rewrite(target, status)) => (target, status),
+            };
+            let (path, query) = split(&target);
+            if status != 200 {
+                return self.page(ex, path, status, cors).await;
+            }
+            match self
+                .files
+                .find(ex.input, path, query, received, encoded)
+                .await
+            {
+                Ok(Lookup::Found(info, body)) => {
+                    return self.send_found(ex, info, body, cors).await
+                }
+                Ok(Lookup::Redirect(location)) => return add_slash(ex, &location, cors),
+                Ok(Lookup::Unsynced) => {
+                    return self.error(ex, 503, "cache busy, retry", &[], cors).await
+                }
+                Err(ResolveError::Missing | ResolveError::NoIndex) => {
+                    step = rules.on_miss(path, query)
+                }
+                Err(e) => return self.refuse(ex, e, cors).await,
+            }
+        }
+        if step.is_some() {
+            return rewrite_loop(ex);
+        }
+        let fallback = &self.config.fallback;
+        if self.plain_falls_back(ex.req.path()) {
+            if let Ok(Lookup::Found(info, body)) = self
+                .files
+                .find(ex.input, fallback, None, received, encoded)
+                .await
+            {
+                return self.send_found(ex, info, body, cors).await;
+            }
+        }
+        self.refuse(ex, ResolveError::Missing, cors).await
+    }
+
+    /// The file at `path` served whole with `status` (a rule's 404, an
+    /// error page), else the plain error.
+    async fn page(&self, ex: &mut Exchange<'_>, path: &str, status: u16, cors: &[u8]) -> Outcome {
+        let received = ex.input.received_seq();
+        if let Ok(Lookup::Found(info, body)) =
+            Box::pin(self.files.find(ex.input, path, None, received, false)).await
+        {
+            let reply = Reply {
+                status,
+                start: 0,
+                end: info.version.len,
+                extra: &[],
+                cors,
+            };
+            let min = self.config.sendfile_min_size;
+            return Box::pin(send(ex, &info, &body, reply, min)).await;
+        }
+        self.error(ex, status, CANNOT_SERVE, &[], cors).await
     }
 
     /// The file at the request path, or the fallback file for a path the
@@ -233,6 +337,11 @@ impl StaticFiles {
     /// Whether a GET or HEAD for `url_path`, which names no file, gets the
     /// `static.fallback` file: never when it has a `..` segment.
     fn falls_back(&self, url_path: &str) -> bool {
+        self.plain_falls_back(url_path) && !self.rules_take(url_path)
+    }
+
+    /// [`Self::falls_back`] whatever the `_redirects` rules say.
+    fn plain_falls_back(&self, url_path: &str) -> bool {
         // Decoded first: `%2e%2e` is `..` too.
         if self.config.fallback.is_empty() || has_dot_dot(url_path) {
             return false;

@@ -2,6 +2,8 @@
 //! acceptor × dispatcher combination, with raw-socket helpers. Every
 //! helper more than one test module needs lives here, once.
 
+pub(crate) mod browser;
+pub(crate) mod h2_client;
 pub(crate) mod needs;
 pub(crate) mod process;
 pub(crate) mod status;

@@ -1,0 +1,1030 @@
+//! Limits a hostile HTTP/2 client meets (issue 22). Each attack is run from
+//! outside over a real socket by a raw frame writer and reader below: h2c
+//! with prior knowledge, HPACK encoded by hand (static table references,
+//! literals with and without indexing, dynamic table references).
+//!
+//! The server runs in this process, so RSS is the server's plus the test's;
+//! the tests of this module take one lock, so that they measure one attack
+//! at a time.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::harness::{self, rss_bytes, TestServer};
+
+const DATA: u8 = 0x0;
+const HEADERS: u8 = 0x1;
+const PRIORITY: u8 = 0x2;
+const RST_STREAM: u8 = 0x3;
+const SETTINGS: u8 = 0x4;
+const PING: u8 = 0x6;
+const GOAWAY: u8 = 0x7;
+const WINDOW_UPDATE: u8 = 0x8;
+const CONTINUATION: u8 = 0x9;
+
+const END_STREAM: u8 = 0x1;
+const ACK: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+
+const CANCEL: u32 = 0x8;
+const REFUSED_STREAM: u32 = 0x7;
+const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
+const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const MIB: u64 = 1024 * 1024;
+
+/// One attack at a time: RSS is the whole process's.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn start(tweak: impl FnOnce(&mut conveyor::config::Config)) -> TestServer {
+    harness::start(harness::ACCEPTORS[0], harness::DISPATCHERS[0], tweak)
+}
+
+// ---- frames ---------------------------------------------------------------
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).expect("payload fits");
+    assert!(len < 1 << 24);
+    let mut out = Vec::with_capacity(9 + payload.len());
+    out.extend_from_slice(&len.to_be_bytes()[1..]);
+    out.push(kind);
+    out.push(flags);
+    out.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+fn settings(pairs: &[(u16, u32)]) -> Vec<u8> {
+    let mut payload = Vec::new();
+    for (id, value) in pairs {
+        payload.extend_from_slice(&id.to_be_bytes());
+        payload.extend_from_slice(&value.to_be_bytes());
+    }
+    frame(SETTINGS, 0, 0, &payload)
+}
+
+fn window_update(stream: u32, increment: u32) -> Vec<u8> {
+    frame(WINDOW_UPDATE, 0, stream, &increment.to_be_bytes())
+}
+
+fn rst_stream(stream: u32, code: u32) -> Vec<u8> {
+    frame(RST_STREAM, 0, stream, &code.to_be_bytes())
+}
+
+fn headers(stream: u32, block: &[u8], flags: u8) -> Vec<u8> {
+    frame(HEADERS, flags, stream, block)
+}
+
+/// A GET's HEADERS frame, whole (END_HEADERS) and ending the stream.
+fn get(stream: u32, path: &str) -> Vec<u8> {
+    headers(stream, &get_block(path), END_STREAM | END_HEADERS)
+}
+
+// ---- HPACK, by hand (RFC 7541) --------------------------------------------
+
+/// An integer with an `n`-bit prefix, the prefix's other bits `pattern`.
+fn hpack_int(out: &mut Vec<u8>, n: u32, pattern: u8, value: usize) {
+    let max = (1usize << n) - 1;
+    if value < max {
+        out.push(pattern | u8::try_from(value).expect("small"));
+        return;
+    }
+    out.push(pattern | u8::try_from(max).expect("prefix"));
+    let mut rest = value - max;
+    while rest >= 128 {
+        out.push(u8::try_from(rest % 128).expect("7 bits") | 0x80);
+        rest /= 128;
+    }
+    out.push(u8::try_from(rest).expect("7 bits"));
+}
+
+/// A string literal, not Huffman-coded.
+fn hpack_str(out: &mut Vec<u8>, s: &[u8]) {
+    hpack_int(out, 7, 0, s.len());
+    out.extend_from_slice(s);
+}
+
+/// `:method GET`, `:scheme http` (static 2, 6), `:path` and `:authority`
+/// as literals without indexing on static names (4, 1).
+fn get_block(path: &str) -> Vec<u8> {
+    let mut block = vec![0x82, 0x86];
+    hpack_int(&mut block, 4, 0x00, 4);
+    hpack_str(&mut block, path.as_bytes());
+    hpack_int(&mut block, 4, 0x00, 1);
+    hpack_str(&mut block, b"test");
+    block
+}
+
+/// A literal with incremental indexing and a new name: it enters the
+/// dynamic table (index 62 once it is the newest entry).
+fn hpack_insert(block: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    block.push(0x40);
+    hpack_str(block, name);
+    hpack_str(block, value);
+}
+
+/// The first byte of a response's header block for `:status 200`
+/// (static index 8, as the h2 crate encodes it).
+const STATUS_200: u8 = 0x88;
+
+// ---- a raw client ---------------------------------------------------------
+
+#[derive(Debug)]
+struct Frame {
+    kind: u8,
+    flags: u8,
+    stream: u32,
+    payload: Vec<u8>,
+}
+
+impl Frame {
+    /// The error code of a RST_STREAM or GOAWAY.
+    fn code(&self) -> u32 {
+        let at = if self.kind == GOAWAY { 4 } else { 0 };
+        u32::from_be_bytes(self.payload[at..at + 4].try_into().expect("4 bytes"))
+    }
+
+    /// A GOAWAY's last stream id.
+    fn last_stream(&self) -> u32 {
+        u32::from_be_bytes(self.payload[..4].try_into().expect("4 bytes")) & 0x7fff_ffff
+    }
+}
+
+struct Client {
+    stream: TcpStream,
+    carry: Vec<u8>,
+    /// The server's SETTINGS, as sent.
+    server_settings: Vec<(u16, u32)>,
+    /// The peer closed (EOF or reset).
+    closed: bool,
+    /// Every GOAWAY seen.
+    goaways: Vec<Frame>,
+}
+
+impl Client {
+    /// Connects, sends the preface with `ours`, reads the server's
+    /// SETTINGS and acknowledges them.
+    fn open(addr: SocketAddr, ours: &[(u16, u32)]) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        stream
+            .set_write_timeout(Some(Duration::from_secs(5)))
+            .expect("write timeout");
+        let mut client = Client {
+            stream,
+            carry: Vec::new(),
+            server_settings: Vec::new(),
+            closed: false,
+            goaways: Vec::new(),
+        };
+        let mut hello = PREFACE.to_vec();
+        hello.extend(settings(ours));
+        client.send(&hello).expect("preface");
+        let first = client
+            .next(Duration::from_secs(5))
+            .expect("the server's SETTINGS");
+        assert_eq!((first.kind, first.flags & ACK), (SETTINGS, 0), "{first:?}");
+        for pair in first.payload.chunks_exact(6) {
+            let id = u16::from_be_bytes([pair[0], pair[1]]);
+            let value = u32::from_be_bytes([pair[2], pair[3], pair[4], pair[5]]);
+            client.server_settings.push((id, value));
+        }
+        client.send(&frame(SETTINGS, ACK, 0, &[])).expect("ack");
+        client
+    }
+
+    fn setting(&self, id: u16) -> Option<u32> {
+        self.server_settings
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, v)| *v)
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// The next frame within `limit`; None on close or timeout. PINGs are
+    /// answered, as a well-behaved client does.
+    fn next(&mut self, limit: Duration) -> Option<Frame> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.carry.len() >= 9 {
+                let len = usize::from(self.carry[0]) << 16
+                    | usize::from(self.carry[1]) << 8
+                    | usize::from(self.carry[2]);
+                if self.carry.len() >= 9 + len {
+                    let head: Vec<u8> = self.carry.drain(..9).collect();
+                    let payload = self.carry.drain(..len).collect();
+                    let stream =
+                        u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+                    let frame = Frame {
+                        kind: head[3],
+                        flags: head[4],
+                        stream,
+                        payload,
+                    };
+                    if frame.kind == PING && frame.flags & ACK == 0 {
+                        let _ = self.send(&self::frame(PING, ACK, 0, &frame.payload));
+                    }
+                    if frame.kind == GOAWAY {
+                        self.goaways.push(Frame {
+                            payload: frame.payload.clone(),
+                            ..frame
+                        });
+                    }
+                    return Some(frame);
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.closed {
+                return None;
+            }
+            self.stream.set_read_timeout(Some(left)).expect("timeout");
+            let mut buf = [0u8; 65536];
+            match self.stream.read(&mut buf) {
+                Ok(0) => self.closed = true,
+                Ok(n) => self.carry.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return None
+                }
+                Err(_) => self.closed = true,
+            }
+        }
+    }
+
+    /// Reads frames until `wanted` picks one (returned), the peer closes or
+    /// `limit` passes (None).
+    fn until(&mut self, limit: Duration, mut wanted: impl FnMut(&Frame) -> bool) -> Option<Frame> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let frame = self.next(left)?;
+            if wanted(&frame) {
+                return Some(frame);
+            }
+        }
+    }
+
+    /// Reads until the peer closes within `limit`; true if it did.
+    fn closes_within(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while !self.closed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let _ = self.next(left);
+        }
+        true
+    }
+
+    /// One stream's response: the first byte of its header block and the
+    /// body's length, reading with the windows reopened as data comes.
+    /// None if the stream is reset or the connection ends first.
+    fn response(&mut self, id: u32, limit: Duration) -> Option<(u8, u64)> {
+        let deadline = Instant::now() + limit;
+        let mut status = None;
+        let mut body = 0u64;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let frame = self.next(left)?;
+            if frame.stream != id {
+                continue;
+            }
+            match frame.kind {
+                HEADERS if status.is_none() => status = frame.payload.first().copied(),
+                DATA => {
+                    let n = u32::try_from(frame.payload.len()).expect("frame size");
+                    body += u64::from(n);
+                    if n > 0 {
+                        let mut more = window_update(0, n);
+                        more.extend(window_update(id, n));
+                        let _ = self.send(&more);
+                    }
+                }
+                RST_STREAM => return None,
+                _ => {}
+            }
+            if frame.flags & END_STREAM != 0 && matches!(frame.kind, HEADERS | DATA) {
+                return Some((status?, body));
+            }
+        }
+    }
+}
+
+// ---- measures -------------------------------------------------------------
+
+/// Samples RSS every 2 ms on a thread until stopped: the peak is what an
+/// attack made the process hold, even if it was freed before the end.
+struct RssWatch {
+    before: u64,
+    stop: Arc<AtomicBool>,
+    sampler: JoinHandle<u64>,
+}
+
+impl RssWatch {
+    fn start() -> RssWatch {
+        let before = rss_bytes();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let sampler = std::thread::spawn(move || {
+            let mut peak = rss_bytes();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
+                peak = peak.max(rss_bytes());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peak.max(rss_bytes())
+        });
+        RssWatch {
+            before,
+            stop,
+            sampler,
+        }
+    }
+
+    /// (before, peak) in bytes.
+    fn finish(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        let peak = self.sampler.join().expect("sampler");
+        (self.before, peak)
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / MIB as f64
+}
+
+/// Writes `unit` over and over, never reading, until the write fails (the
+/// server closed: true), `max_bytes` went out or `limit` passed (false).
+/// Returns the bytes written and whether the server closed.
+fn flood(stream: &mut TcpStream, unit: &[u8], max_bytes: usize, limit: Duration) -> (usize, bool) {
+    let mut batch = Vec::with_capacity(64 * 1024 + unit.len());
+    while batch.len() < 64 * 1024 {
+        batch.extend_from_slice(unit);
+    }
+    stream
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("write timeout");
+    let deadline = Instant::now() + limit;
+    let mut sent = 0;
+    while sent < max_bytes && Instant::now() < deadline {
+        match stream.write(&batch) {
+            Ok(0) => return (sent, true),
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return (sent, true),
+        }
+    }
+    (sent, false)
+}
+
+/// How many frames `bytes` holds, whole.
+fn frames_in(mut bytes: &[u8]) -> usize {
+    let mut n = 0;
+    while bytes.len() >= 9 {
+        let len = usize::from(bytes[1]) << 8 | usize::from(bytes[2]);
+        bytes = &bytes[(9 + len).min(bytes.len())..];
+        n += 1;
+    }
+    n
+}
+
+fn p99(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    let at = (samples.len() * 99).div_ceil(100).saturating_sub(1);
+    samples[at]
+}
+
+/// `n` GETs of /index.html one after another on one h2 connection: the
+/// latency of each.
+fn latencies(addr: SocketAddr, n: u32) -> Vec<Duration> {
+    let mut client = Client::open(addr, &[]);
+    (0..n)
+        .map(|i| {
+            let id = 1 + 2 * i;
+            let started = Instant::now();
+            client.send(&get(id, "/index.html")).expect("send");
+            let (status, _) = client
+                .response(id, Duration::from_secs(10))
+                .expect("a response");
+            assert_eq!(status, STATUS_200);
+            started.elapsed()
+        })
+        .collect()
+}
+
+/// A sparse file of `len` bytes at `rel` under the server's root.
+fn sparse_file(server: &TestServer, rel: &str, len: u64) {
+    let file = std::fs::File::create(server.root.join(rel)).expect("create");
+    file.set_len(len).expect("set_len");
+}
+
+// ---- the attacks ----------------------------------------------------------
+
+#[test]
+fn streams_beyond_the_concurrent_limit_are_refused() {
+    let _one = serial();
+    for configured in [None, Some(4u32)] {
+        let server = start(|c| {
+            if let Some(n) = configured {
+                c.http2.max_concurrent_streams = n;
+            }
+        });
+        let limit = configured.unwrap_or(128);
+        // A shut window keeps every answered stream open.
+        let mut client = Client::open(server.addr, &[(SETTINGS_INITIAL_WINDOW_SIZE, 0)]);
+        assert_eq!(
+            client.setting(SETTINGS_MAX_CONCURRENT_STREAMS),
+            Some(limit),
+            "the server's SETTINGS say the limit"
+        );
+        let batch: Vec<u8> = (0..limit)
+            .flat_map(|i| get(1 + 2 * i, "/index.html"))
+            .collect();
+        client.send(&batch).expect("send");
+        let mut answered = 0;
+        client.until(Duration::from_secs(10), |f| {
+            assert_ne!(f.kind, RST_STREAM, "a stream within the limit: {f:?}");
+            answered += u32::from(f.kind == HEADERS);
+            answered == limit
+        });
+        assert_eq!(answered, limit, "every stream within the limit is answered");
+        let extra = 1 + 2 * limit;
+        client.send(&get(extra, "/index.html")).expect("send");
+        let refused = client
+            .until(Duration::from_secs(5), |f| f.kind == RST_STREAM)
+            .expect("a RST_STREAM");
+        assert_eq!(
+            (refused.stream, refused.code()),
+            (extra, REFUSED_STREAM),
+            "stream {} of {limit} is refused",
+            limit + 1
+        );
+    }
+}
+
+#[test]
+fn an_hpack_bomb_is_refused_at_the_header_limit_without_expanding() {
+    let _one = serial();
+    let server = start(|_| {});
+    let limits = server.server().line().config.load().limits.clone();
+    let list_limit = limits.max_request_line + limits.max_header_bytes;
+    let value = vec![b'a'; 4000];
+    let mut client = Client::open(server.addr, &[]);
+
+    // One 4 KiB entry in the dynamic table.
+    let mut block = get_block("/index.html");
+    hpack_insert(&mut block, b"x-bomb", &value);
+    client
+        .send(&headers(1, &block, END_STREAM | END_HEADERS))
+        .expect("send");
+    client.until(Duration::from_secs(5), |f| {
+        f.stream == 1 && (f.flags & END_STREAM != 0 || f.kind == RST_STREAM)
+    });
+
+    // A few references, over the header list limit: that stream is refused
+    // and the connection goes on (its HPACK state intact).
+    let refs = list_limit / 4000 + 2;
+    let mut block = get_block("/index.html");
+    block.extend(std::iter::repeat_n(0xbe, refs));
+    client
+        .send(&headers(3, &block, END_STREAM | END_HEADERS))
+        .expect("send");
+    let refused = client
+        .until(Duration::from_secs(5), |f| {
+            f.stream == 3 && (f.kind == RST_STREAM || f.flags & END_STREAM != 0)
+        })
+        .expect("an answer to stream 3");
+    assert!(
+        refused.kind == RST_STREAM || refused.payload.first() != Some(&STATUS_200),
+        "{refs} references to a 4 KiB entry ({} KiB) over a {list_limit} B limit are refused",
+        refs * 4
+    );
+    client.send(&get(5, "/index.html")).expect("send");
+    let (status, _) = client
+        .response(5, Duration::from_secs(5))
+        .expect("the connection goes on");
+    assert_eq!(status, STATUS_200);
+
+    // The bomb: 16,000 references in one frame, 64 MB decoded, on 16
+    // connections at once: 1 GB if it were expanded.
+    let watch = RssWatch::start();
+    let mut bomb = get_block("/index.html");
+    bomb.extend(std::iter::repeat_n(0xbe, 16_000));
+    let mut clients = vec![client];
+    for _ in 1..16 {
+        let mut c = Client::open(server.addr, &[]);
+        let mut block = get_block("/");
+        hpack_insert(&mut block, b"x-bomb", &value);
+        c.send(&headers(1, &block, END_STREAM | END_HEADERS))
+            .expect("send");
+        clients.push(c);
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        let id = if i == 0 { 7 } else { 3 };
+        c.send(&headers(id, &bomb, END_STREAM | END_HEADERS))
+            .expect("send");
+    }
+    for c in &mut clients {
+        let away = c
+            .until(Duration::from_secs(5), |f| f.kind == GOAWAY)
+            .expect("GOAWAY for the bomb");
+        assert_eq!(away.code(), ENHANCE_YOUR_CALM, "{away:?}");
+        assert!(c.closes_within(Duration::from_secs(5)), "then it closes");
+    }
+    let (before, peak) = watch.finish();
+    eprintln!(
+        "hpack bomb: 16 x 64 MB decoded size; RSS {:.1} MiB -> peak {:.1} MiB",
+        mib(before),
+        mib(peak)
+    );
+    assert!(
+        peak < before + 32 * MIB,
+        "RSS {:.1} -> {:.1} MiB: the bomb was expanded",
+        mib(before),
+        mib(peak)
+    );
+}
+
+#[test]
+fn a_continuation_flood_is_cut_off_at_the_header_limit() {
+    let _one = serial();
+    let server = start(|_| {});
+    // 16 KiB of literal fields per frame, then empty frames.
+    let mut fields = Vec::new();
+    while fields.len() < 16 * 1024 {
+        fields.push(0x00);
+        hpack_str(&mut fields, b"x-pad");
+        hpack_str(&mut fields, &[b'p'; 120]);
+    }
+    for payload in [&fields[..16 * 1024], &[][..]] {
+        let watch = RssWatch::start();
+        let mut client = Client::open(server.addr, &[]);
+        client
+            .send(&headers(1, &get_block("/index.html"), END_STREAM))
+            .expect("send");
+        let unit = frame(CONTINUATION, 0, 1, payload);
+        let (sent, closed) = flood(
+            &mut client.stream,
+            &unit,
+            256 * MIB as usize,
+            Duration::from_secs(5),
+        );
+        let (before, peak) = watch.finish();
+        let away = client.until(Duration::from_secs(5), |f| f.kind == GOAWAY);
+        eprintln!(
+            "CONTINUATION flood ({} B frames): closed after {} KiB sent, {away:?}; \
+             RSS {:.1} -> peak {:.1} MiB",
+            payload.len(),
+            sent / 1024,
+            mib(before),
+            mib(peak)
+        );
+        assert!(closed, "the server closes the connection ({sent} B sent)");
+        assert!(peak < before + 16 * MIB, "bounded memory");
+    }
+}
+
+/// `pairs` streams opened and reset at once (HEADERS, RST_STREAM).
+fn open_and_reset(pairs: u32) -> Vec<u8> {
+    let mut batch = Vec::new();
+    for i in 0..pairs {
+        let id = 1 + 2 * i;
+        batch.extend(get(id, "/index.html"));
+        batch.extend(rst_stream(id, CANCEL));
+    }
+    batch
+}
+
+/// Streams opened and reset at once, as fast as the socket takes them,
+/// until the server says GOAWAY: the stream id it named, and its code.
+fn blast_resets(addr: SocketAddr, batch: &[u8]) -> Option<(u32, u32)> {
+    let mut client = Client::open(addr, &[]);
+    let _ = client.send(batch);
+    let away = client.until(Duration::from_secs(5), |f| f.kind == GOAWAY)?;
+    Some((away.last_stream(), away.code()))
+}
+
+#[test]
+fn rapid_reset_gets_enhance_your_calm_and_others_are_served() {
+    let _one = serial();
+    let server = start(|_| {});
+    sparse_file(&server, "big.bin", 1 << 30);
+
+    // As fast as the socket goes: the resets land before the streams are
+    // accepted (the h2 crate's limit on reset streams awaiting accept).
+    let (last, code) = blast_resets(server.addr, &open_and_reset(10_000)).expect("GOAWAY");
+    eprintln!(
+        "rapid reset, blasted: GOAWAY after {} streams",
+        last.div_ceil(2)
+    );
+    assert_eq!(code, ENHANCE_YOUR_CALM);
+    assert!(
+        last.div_ceil(2) <= 64,
+        "bounded: GOAWAY names stream {last}"
+    );
+
+    // Each reset after the stream's response began (the server is at work
+    // on a large file): the stage's reset budget.
+    let (resets, away) = reset_after_headers(server.addr, 5_000);
+    eprintln!("rapid reset, after the response head: GOAWAY after {resets} resets");
+    let away = away.expect("GOAWAY");
+    assert_eq!(away, ENHANCE_YOUR_CALM);
+    assert!(resets <= 200 + 128 + 64, "bounded: {resets}");
+    let calmed = server.status_json();
+    assert!(!calmed.contains("\"calmed\":0"), "counted: {calmed}");
+
+    // Another client's latency, idle and under attack, in turns (the
+    // machine's other load falls on both alike). The machine is shared: a
+    // measure that misses the bound is taken again, up to three times.
+    let mut measures = Vec::new();
+    for _ in 0..3 {
+        let (idle, attacked, connections) = latency_under_rapid_reset(server.addr);
+        eprintln!(
+            "p99 of GET /index.html: idle {idle:?}, under rapid reset ({connections} \
+             attacking connections) {attacked:?}"
+        );
+        measures.push((idle, attacked));
+        if attacked <= idle * 2 + Duration::from_millis(2) {
+            return;
+        }
+    }
+    panic!("p99 under attack over twice the idle one (+2 ms), three times: {measures:?}");
+}
+
+/// The p99 latency of GET /index.html idle, and under rapid reset; the
+/// attacking connections.
+fn latency_under_rapid_reset(addr: SocketAddr) -> (Duration, Duration, u32) {
+    let (mut idle, mut attacked, mut connections) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..4 {
+        idle.extend(latencies(addr, 100));
+        let attack = Attack::start(addr);
+        attacked.extend(latencies(addr, 100));
+        connections += attack.stop();
+    }
+    (p99(idle), p99(attacked), connections)
+}
+
+/// A client blasting open-and-reset streams, connection after connection.
+struct Attack {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<u32>,
+}
+
+impl Attack {
+    /// Starts it, and returns once its first connection was sent away.
+    fn start(addr: SocketAddr) -> Attack {
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicBool::new(false));
+        let (flag, first) = (stop.clone(), started.clone());
+        let thread = std::thread::spawn(move || {
+            let batch = open_and_reset(2_000);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut connections = 0;
+            while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
+                blast_resets(addr, &batch);
+                connections += 1;
+                first.store(true, Ordering::Relaxed);
+            }
+            connections
+        });
+        harness::wait_until(Duration::from_secs(5), || started.load(Ordering::Relaxed));
+        Attack { stop, thread }
+    }
+
+    /// Stops it: the connections it made.
+    fn stop(self) -> u32 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("attacker")
+    }
+}
+
+/// Keeps 32 streams of a large file open, resetting each as its response
+/// head arrives and opening another, until GOAWAY or `most` resets: the
+/// resets sent and the GOAWAY's code.
+fn reset_after_headers(addr: SocketAddr, most: u32) -> (u32, Option<u32>) {
+    let mut client = Client::open(addr, &[]);
+    let window = 32;
+    let opening: Vec<u8> = (0..window)
+        .flat_map(|i| get(1 + 2 * i, "/big.bin"))
+        .collect();
+    client.send(&opening).expect("send");
+    let mut next = 1 + 2 * window;
+    let mut resets = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while resets < most {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(f) = client.next(left) else {
+            return (resets, None);
+        };
+        match f.kind {
+            GOAWAY => return (resets, Some(f.code())),
+            HEADERS => {
+                let mut more = rst_stream(f.stream, CANCEL);
+                more.extend(get(next, "/big.bin"));
+                next += 2;
+                resets += 1;
+                if client.send(&more).is_err() {
+                    let away = client.until(Duration::from_secs(2), |f| f.kind == GOAWAY);
+                    return (resets, away.map(|f| f.code()));
+                }
+            }
+            _ => {}
+        }
+    }
+    (resets, None)
+}
+
+/// One flood: its name, the frame sent over and over, whether a stream is
+/// opened first (for DATA), and whether the client reads what comes back.
+struct Flood {
+    name: &'static str,
+    unit: Vec<u8>,
+    open_stream: bool,
+    reads: bool,
+}
+
+fn floods() -> Vec<Flood> {
+    let flood = |name, unit, open_stream, reads| Flood {
+        name,
+        unit,
+        open_stream,
+        reads,
+    };
+    let priority: Vec<u8> = (0..64u32)
+        .flat_map(|i| frame(PRIORITY, 0, 101 + 2 * i, &[0, 0, 0, 0, 15]))
+        .collect();
+    vec![
+        flood("SETTINGS", settings(&[]), false, false),
+        flood("SETTINGS, read", settings(&[]), false, true),
+        flood("PING", frame(PING, 0, 0, &[7; 8]), false, false),
+        flood("PING, read", frame(PING, 0, 0, &[7; 8]), false, true),
+        flood("empty DATA", frame(DATA, 0, 1, &[]), true, true),
+        flood("WINDOW_UPDATE 0", window_update(0, 0), false, true),
+        flood("WINDOW_UPDATE 1", window_update(0, 1), false, true),
+        flood("PRIORITY", priority, false, true),
+    ]
+}
+
+#[test]
+fn frame_floods_are_cut_off_with_bounded_memory() {
+    let _one = serial();
+    let server = start(|c| c.timeouts.write = Duration::from_secs(1));
+    for f in floods() {
+        let watch = RssWatch::start();
+        let mut client = Client::open(server.addr, &[]);
+        if f.open_stream {
+            let mut block = vec![0x83, 0x86]; // POST, http
+            hpack_int(&mut block, 4, 0x00, 4);
+            hpack_str(&mut block, b"/echo");
+            hpack_int(&mut block, 4, 0x00, 1);
+            hpack_str(&mut block, b"test");
+            client.send(&headers(1, &block, END_HEADERS)).expect("send");
+        }
+        let reader = f.reads.then(|| {
+            let mut stream = client.stream.try_clone().expect("clone");
+            std::thread::spawn(move || {
+                harness::read_until_closed(&mut stream, Duration::from_secs(8))
+            })
+        });
+        let started = Instant::now();
+        let (sent, closed) = flood(
+            &mut client.stream,
+            &f.unit,
+            512 * MIB as usize,
+            Duration::from_secs(4),
+        );
+        let took = started.elapsed();
+        let (before, peak) = watch.finish();
+        let got = reader.map(|r| r.join().expect("reader"));
+        let frames = sent / f.unit.len() * frames_in(&f.unit);
+        eprintln!(
+            "{} flood: {} after {frames} frames ({} KiB) in {took:?}; RSS {:.1} -> peak {:.1} MiB",
+            f.name,
+            if closed { "closed" } else { "NOT closed" },
+            sent / 1024,
+            mib(before),
+            mib(peak)
+        );
+        if let Some((bytes, closed_read)) = got {
+            assert!(
+                closed_read,
+                "{}: the reader sees the close ({} B)",
+                f.name,
+                bytes.len()
+            );
+        }
+        assert!(closed, "{}: the connection is closed", f.name);
+        assert!(
+            took < Duration::from_secs(3),
+            "{}: closed within the write timeout (1 s) and some",
+            f.name
+        );
+        assert!(peak < before + 16 * MIB, "{}: bounded memory", f.name);
+    }
+}
+
+#[test]
+fn a_zero_window_stall_holds_only_the_pipes_and_is_timed_out() {
+    let _one = serial();
+    let server = start(|c| {
+        c.timeouts.write = Duration::from_secs(1);
+        c.timeouts.keepalive_idle = Duration::from_secs(1);
+    });
+    sparse_file(&server, "big.bin", 1 << 30);
+    let watch = RssWatch::start();
+    let mut client = Client::open(server.addr, &[(SETTINGS_INITIAL_WINDOW_SIZE, 0)]);
+    let batch: Vec<u8> = (0..1000u32)
+        .flat_map(|i| get(1 + 2 * i, "/big.bin"))
+        .collect();
+    client.send(&batch).expect("send");
+    let started = Instant::now();
+    let (mut answered, mut refused, mut reset) = (0, 0, 0);
+    let mut first_reset = None;
+    while let Some(f) = client.next(Duration::from_secs(10)) {
+        match f.kind {
+            HEADERS => answered += 1,
+            RST_STREAM if f.code() == REFUSED_STREAM => refused += 1,
+            RST_STREAM => {
+                reset += 1;
+                first_reset.get_or_insert_with(|| started.elapsed());
+            }
+            GOAWAY => break,
+            _ => {}
+        }
+    }
+    let (before, peak) = watch.finish();
+    let closed = client.closes_within(Duration::from_secs(5));
+    eprintln!(
+        "zero-window stall: {answered} answered, {refused} refused, {reset} reset \
+         (first after {first_reset:?}), GOAWAY after {:?}, closed {closed}; RSS {:.1} -> \
+         peak {:.1} MiB",
+        started.elapsed(),
+        mib(before),
+        mib(peak)
+    );
+    assert_eq!(answered, 128, "only max_concurrent_streams are admitted");
+    assert_eq!(refused, 1000 - 128);
+    assert_eq!(reset, answered, "every stalled stream is reset");
+    assert!(!client.goaways.is_empty(), "GOAWAY at idle");
+    assert!(closed, "then the connection closes");
+    // What a stalled stream may hold: its pipe, the piece taken from it,
+    // and the handler's own buffer; 128 of them.
+    let bound = 128 * 160 * 1024 + 8 * MIB;
+    assert!(
+        peak < before + bound,
+        "RSS {:.1} -> {:.1} MiB, over {:.1} MiB",
+        mib(before),
+        mib(peak),
+        mib(bound)
+    );
+}
+
+#[test]
+fn graceful_shutdown_finishes_the_streams_in_flight() {
+    let _one = serial();
+    let grace = Duration::from_secs(10);
+    let server = start(|c| c.timeouts.shutdown_grace = grace);
+    for (name, len) in [("big.bin", 8 * MIB), ("tail.bin", MIB)] {
+        sparse_file(&server, name, len);
+    }
+    // An idle connection that reads nothing, not even the GOAWAY's PING.
+    let idle = Client::open(server.addr, &[]);
+    let mut client = Client::open(server.addr, &[]);
+    let mut request = get(1, "/big.bin");
+    request.extend(get(3, "/tail.bin"));
+    client.send(&request).expect("send");
+    let mut body = [0u64; 2];
+    let mut ended = [false; 2];
+    let mut count = |f: &Frame| {
+        let at = usize::from(f.stream == 3);
+        body[at] += f.payload.len() as u64;
+        ended[at] |= f.flags & END_STREAM != 0;
+    };
+    let mut heads = 0;
+    client.until(Duration::from_secs(5), |f| {
+        heads += usize::from(f.kind == HEADERS);
+        if f.kind == DATA {
+            count(f);
+        }
+        heads == 2
+    });
+    assert_eq!(heads, 2, "both responses begun");
+    let stopper = std::thread::spawn(move || {
+        let started = Instant::now();
+        server.shutdown();
+        started.elapsed()
+    });
+    // The client reads on only after a while, and slowly: what the server
+    // holds for it (its window's worth and the pipes) must outlive the
+    // handler's last write.
+    std::thread::sleep(Duration::from_millis(200));
+    // A large connection window, the streams' given back 32 KiB at a
+    // time, as browsers do.
+    client.send(&window_update(0, 1 << 30)).expect("send");
+    let mut unacked = [0u32; 2];
+    while let Some(f) = client.next(Duration::from_secs(10)) {
+        assert_ne!(f.kind, RST_STREAM, "{f:?}");
+        if f.kind != DATA {
+            continue;
+        }
+        count(&f);
+        // A slow-ish reader: what the server holds for it at the end
+        // takes a while to go.
+        std::thread::sleep(Duration::from_millis(1));
+        let at = usize::from(f.stream == 3);
+        unacked[at] += u32::try_from(f.payload.len()).expect("size");
+        if unacked[at] >= 32 * 1024 {
+            let _ = client.send(&window_update(f.stream, unacked[at]));
+            unacked[at] = 0;
+        }
+    }
+    let closed = client.closed;
+    let took = stopper.join().expect("stopped");
+    eprintln!(
+        "graceful shutdown: {body:?} B, ended {ended:?}, GOAWAYs {:?}, closed {closed}, \
+         stop took {took:?}",
+        client.goaways
+    );
+    drop(idle);
+    assert_eq!(
+        (body, ended),
+        ([8 * MIB, MIB], [true, true]),
+        "the client loses nothing"
+    );
+    let last = client.goaways.last().expect("GOAWAY");
+    assert_eq!(
+        (last.last_stream(), last.code()),
+        (3, 0),
+        "GOAWAY names the last stream"
+    );
+    assert!(closed, "then the connection closes");
+    assert!(
+        took < grace / 2,
+        "the idle connection did not hold the stop"
+    );
+}
+
+/// Over TLS the server's answers pass through the session's buffer first:
+/// it is bounded too, and a client that floods PINGs and reads nothing is
+/// closed as over h2c.
+#[test]
+fn over_tls_a_ping_flood_that_reads_nothing_is_closed() {
+    use crate::harness::tls;
+    let _one = serial();
+    let pki = tls::localhost_pki();
+    let server = start(|c| {
+        tls::with_tls(c, &pki);
+        c.timeouts.write = Duration::from_secs(1);
+    });
+    let mut config = (*tls::client(&pki.ders, tls::BOTH)).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let mut stream = tls::connect(tls::tls_addr(&server), &Arc::new(config), "localhost");
+    assert_eq!(stream.conn.alpn_protocol(), Some(&b"h2"[..]));
+    stream
+        .sock
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("write timeout");
+    let mut hello = PREFACE.to_vec();
+    hello.extend(settings(&[]));
+    stream.write_all(&hello).expect("preface");
+    let watch = RssWatch::start();
+    let ping = frame(PING, 0, 0, &[7; 8]);
+    let batch: Vec<u8> = std::iter::repeat_n(ping, 4096).flatten().collect();
+    let started = Instant::now();
+    let mut sent = 0;
+    let closed = loop {
+        if started.elapsed() > Duration::from_secs(6) {
+            break false;
+        }
+        match stream.write(&batch) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break true,
+        }
+    };
+    let (before, peak) = watch.finish();
+    eprintln!(
+        "TLS PING flood, never read: closed {closed} after {} KiB in {:?}; RSS {:.1} -> peak \
+         {:.1} MiB",
+        sent / 1024,
+        started.elapsed(),
+        mib(before),
+        mib(peak)
+    );
+    assert!(closed, "the connection is closed");
+    assert!(peak < before + 16 * MIB, "bounded memory");
+}
