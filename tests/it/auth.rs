@@ -344,3 +344,22 @@ fn a_refused_body_is_never_read_as_the_next_request() {
     assert!(echoed.text().contains("hello"), "{echoed:?}");
     drop(run);
 }
+
+#[test]
+fn a_rewrite_never_serves_a_guarded_file_unguarded() {
+    let Some([tool]) = needs::find_all([&needs::HTPASSWD]) else {
+        return;
+    };
+    let rules = "[[rewrites]]\nfrom = \"/open/*\"\nto = \"/admin/:splat\"\n\
+                 [[redirects]]\nfrom = \"/admin/old\"\nto = \"/admin/secret.txt\"\n";
+    let dir = site(&tool, "auth-rules", rules);
+    let (run, addr) = spawn_on_config(&dir);
+    assert_challenged(&get(&addr, "/open/secret.txt", None));
+    let ok = get(&addr, "/open/secret.txt", Some("alice:wonderland"));
+    assert_eq!((ok.status, ok.text().as_str()), (200, "secret"));
+    // A redirect answers first, as nginx's `return` does: no password.
+    let moved = get(&addr, "/admin/old", None);
+    assert_eq!(moved.status, 308, "{moved:?}");
+    assert_eq!(moved.header("Location"), Some("/admin/secret.txt"));
+    drop(run);
+}
