@@ -120,6 +120,7 @@ macro_rules! key {
 }
 
 use super::access::addr_ranges;
+use super::auth::auth_rules;
 use super::listen::{account, listeners, socket_mode};
 use super::redirects::{redirect_rules, rewrite_rules};
 use super::site::{error_pages, fallback, header_rules, origins, tokens};
@@ -151,6 +152,8 @@ pub static KEYS: &[Key] = &[
         "Rules [[redirects]]: from (a path pattern, :name, *) -> to, status (308), query; first match wins."),
     key!("rewrites", static_files.rewrites = rewrite_rules, Raw("[]"),
         "Rules [[rewrites]]: from -> to, a path served in place of the request's, with no round trip."),
+    key!("auth", auth = auth_rules, Raw("[]"),
+        "Basic auth [[auth]]: path prefix, htpasswd file (bcrypt only) and realm."),
     key!("sites", sites = sites, Raw("[]"),
         "Virtual hosts [[sites]]: names (exact or *.example.com), root, and per-site settings; see docs/sites.md."),
     key!("unknown_host", unknown_host: UnknownHost = TopLevel,
@@ -182,6 +185,9 @@ pub static KEYS: &[Key] = &[
     key!("limits.max_requests_per_connection",
         limits.max_requests_per_connection = int(1, u64::MAX), Int(1000),
         "Requests served on one keep-alive connection before it is closed."),
+    key!("limits.auth_failures_per_minute",
+        limits.auth_failures_per_minute = int(1, 1_000_000), Int(10),
+        "Failed [[auth]] logins one client address may make in a minute; then 429 with Retry-After."),
     key!("timeouts.header_read", timeouts.header_read = duration, Str("10s"),
         "Time allowed to receive a request's line and headers."),
     key!("timeouts.body_read", timeouts.body_read = duration, Str("10s"),

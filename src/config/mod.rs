@@ -70,6 +70,7 @@ macro_rules! blank_struct {
 }
 
 mod access;
+mod auth;
 mod glob;
 mod keys;
 mod listen;
@@ -93,6 +94,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use access::{allowed, AddrRange, Client, ProxyConfig, StatusAccess};
+pub use auth::AuthRule;
 pub use glob::Glob;
 pub use keys::{reference, Key, Literal, KEYS};
 pub use listen::{
@@ -181,6 +183,9 @@ blank_struct! {
         pub tls: TlsConfig,
         /// `[http2]`: where HTTP/2 is spoken, and its limits.
         pub http2: Http2Config,
+        /// `[[auth]]`: Basic authentication rules, a path prefix and an
+        /// htpasswd file each (default none).
+        pub auth: Vec<AuthRule>,
         /// `[[sites]]`: virtual hosts, each with its names, root and
         /// settings (default none: one site, the top level).
         pub sites: Vec<SiteConfig>,
@@ -276,6 +281,10 @@ blank_struct! {
         /// `limits.max_requests_per_connection`: requests served on one keep-alive
         /// connection before it is closed (default 1000).
         pub max_requests_per_connection: u64,
+        /// `limits.auth_failures_per_minute`: failed Basic-auth attempts one
+        /// client address may make in a minute before it is answered 429
+        /// (default 10).
+        pub auth_failures_per_minute: u32,
     }
 }
 

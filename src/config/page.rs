@@ -82,9 +82,8 @@ fn written_as(key: &Key) -> Option<String> {
         "root" => "path",
         "workers" => "integer, 0 to 1024",
         "account" => "account name",
-        "header_rules" | "redirect_rules" | "rewrite_rules" | "sites" | "tls::certificates" => {
-            "array of tables"
-        }
+        "header_rules" | "redirect_rules" | "rewrite_rules" | "auth_rules" | "sites"
+        | "tls::certificates" => "array of tables",
         "duration" => "duration, over 0",
         "duration_or_zero" => "duration",
         "whole_seconds_or_zero" => "duration, whole seconds",

@@ -28,6 +28,11 @@ pub(crate) fn from_toml_str(text: &str, dir: Option<&Path>) -> Res<Config> {
         if file.contains_key("root") && config.root.is_relative() {
             config.root = dir.join(&config.root);
         }
+        for rule in &mut config.auth {
+            if rule.htpasswd.is_relative() {
+                rule.htpasswd = dir.join(&rule.htpasswd);
+            }
+        }
         for site in &mut config.sites {
             if site.root.is_relative() {
                 site.root = dir.join(&site.root);

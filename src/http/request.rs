@@ -98,13 +98,16 @@ pub enum Field {
     Origin,
     /// `Access-Control-Request-Method`.
     AccessControlRequestMethod,
+    /// `Authorization`.
+    Authorization,
 }
 
 impl Field {
-    const ALL: [Field; 3] = [
+    const ALL: [Field; 4] = [
         Field::Accept,
         Field::Origin,
         Field::AccessControlRequestMethod,
+        Field::Authorization,
     ];
 
     /// The field's name, as the RFCs spell it.
@@ -113,6 +116,7 @@ impl Field {
             Field::Accept => "Accept",
             Field::Origin => "Origin",
             Field::AccessControlRequestMethod => "Access-Control-Request-Method",
+            Field::Authorization => "Authorization",
         }
     }
 

@@ -19,6 +19,7 @@ use std::time::Instant;
 use crate::config::{Config, UnknownHost};
 use crate::runtime::Stream;
 
+use super::auth::{AuthFailures, Gate};
 use super::netlify::{site_rules, Watch};
 use super::redirect::HttpsRedirect;
 use super::rewrite::Rules;
@@ -26,7 +27,8 @@ use super::static_files::{CacheFigures, StaticFiles};
 use super::{Exchange, Outcome, RouteTable, Service, ServiceFuture, Target};
 
 /// What one config serves for one site: its routes (static files
-/// included), its redirect and rewrite rules, its watched site files.
+/// included), its redirect and rewrite rules, its watched site files, its
+/// `[[auth]]` rules.
 pub struct SiteParts {
     /// Exact paths, prefixes, and the site's static files.
     pub routes: RouteTable,
@@ -34,16 +36,21 @@ pub struct SiteParts {
     pub rules: Arc<Rules>,
     /// `_redirects` and `_headers`, watched for a change.
     pub netlify: Option<Watch>,
+    /// `[[auth]]`: who may see what is served.
+    pub auth: Gate,
 }
 
 impl SiteParts {
-    /// The routes, rules and files of `config` (its root, its `[static]`),
-    /// with `mounted` services on top.
+    /// The routes, rules, files and auth rules of `config` (its root, its
+    /// `[static]`, its `[[auth]]`), with `mounted` services on top; failed
+    /// logins counted in `failures`.
     pub fn build(
         config: &Config,
         workers: usize,
         mounted: &[(String, Arc<dyn Service>)],
+        failures: &Arc<AuthFailures>,
     ) -> std::io::Result<SiteParts> {
+        let auth = Gate::new(config, failures).map_err(std::io::Error::other)?;
         let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
         let site = site_rules(&config.root, &config.static_files).map_err(invalid)?;
         let files_config = site.files.as_ref().unwrap_or(&config.static_files);
@@ -55,13 +62,15 @@ impl SiteParts {
         }
         // Once, at start-up: a user whose file answers something else would
         // otherwise never learn why.
-        for shadowed in routes.shadowed(&config.root) {
-            eprintln!("conveyor: warning: {shadowed}");
+        let exposed = Gate::exposure(config);
+        for warning in routes.shadowed(&config.root).into_iter().chain(exposed) {
+            eprintln!("conveyor: warning: {warning}");
         }
         Ok(SiteParts {
             routes,
             rules: site.rules,
             netlify: site.watch,
+            auth,
         })
     }
 
@@ -152,6 +161,7 @@ impl Sites {
         config: &Config,
         workers: usize,
         mounted: &[(String, Arc<dyn Service>)],
+        failures: &Arc<AuthFailures>,
         previous: Option<&Sites>,
     ) -> std::io::Result<Option<Sites>> {
         if config.sites.is_empty() {
@@ -164,9 +174,10 @@ impl Sites {
             let name = site.name().to_string();
             let site_config = site.config(config).map_err(invalid)?;
             check_root(&site_config, &name)?;
-            let parts = SiteParts::build(&site_config, workers, mounted).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("sites: site {} ({name}): {e}", i + 1))
-            })?;
+            let parts =
+                SiteParts::build(&site_config, workers, mounted, failures).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("sites: site {} ({name}): {e}", i + 1))
+                })?;
             for n in &site.names {
                 match n.strip_prefix("*.") {
                     Some(parent) => wildcard.insert(parent.into(), i),
@@ -312,6 +323,15 @@ impl Sites {
             sites: std::iter::once(top).chain(each).collect(),
         }
     }
+}
+
+/// The static-file cache figures of `top` and every site, added up.
+pub fn cache_figures(top: &SiteParts, sites: Option<&Sites>) -> Option<CacheFigures> {
+    let mut figures = top.routes.files().map(StaticFiles::cache_figures)?;
+    if let Some(sites) = sites {
+        sites.add_cache_figures(&mut figures);
+    }
+    Some(figures)
 }
 
 /// A site's root must be a directory that can be listed, and its error

@@ -14,10 +14,11 @@ use crate::http::h2_mapping::{neither_protocol, preface, Preface};
 use crate::http::{parse_request, Limits, Request};
 use crate::runtime::swap::Swap;
 use crate::runtime::LocalPool;
+use crate::service::auth::AuthFailures;
 use crate::service::redirect::HttpsRedirect;
 use crate::service::rewrite::Ruled;
 use crate::service::sites::{SiteParts, Sites, SitesReport};
-use crate::service::static_files::{CacheFigures, StaticFiles};
+use crate::service::static_files::CacheFigures;
 use crate::service::{flush, Exchange, Outcome, Reading, Service, ServiceContext, Target};
 
 use super::admission::Verdict;
@@ -38,6 +39,8 @@ pub struct HttpHandler {
     /// Services mounted by the library user, kept across rebuilds.
     mounted: Vec<(String, Arc<dyn Service>)>,
     workers: usize,
+    /// Failed logins per client, kept across reloads.
+    failures: Arc<AuthFailures>,
 }
 
 /// A [`Built`] waiting for the rest of a reload to succeed.
@@ -49,8 +52,7 @@ struct Built {
     limits: Limits,
     /// The top-level site: routes, rules, watched site files.
     top: SiteParts,
-    /// `[[sites]]`, chosen by host before routing; None without any
-    /// (one branch on the common path).
+    /// `[[sites]]`, chosen by host before routing; None without any.
     sites: Option<Box<Sites>>,
     access_log: Option<crate::access_log::AccessLog>,
 }
@@ -71,11 +73,13 @@ impl HttpHandler {
         access_log: Option<crate::access_log::AccessLog>,
         mounted: Vec<(String, Arc<dyn Service>)>,
     ) -> std::io::Result<HttpHandler> {
-        let built = Built::new(config, workers, access_log, &mounted, None)?;
+        let failures = Arc::default();
+        let built = Built::new(config, workers, access_log, &mounted, &failures, None)?;
         Ok(HttpHandler {
             current: Swap::new(built, workers),
             mounted,
             workers,
+            failures,
         })
     }
 
@@ -87,14 +91,9 @@ impl HttpHandler {
         access_log: Option<crate::access_log::AccessLog>,
     ) -> std::io::Result<PreparedHandler> {
         let previous = self.current.load();
-        Built::new(
-            config,
-            self.workers,
-            access_log,
-            &self.mounted,
-            previous.sites.as_deref(),
-        )
-        .map(PreparedHandler)
+        let (workers, failures) = (self.workers, &self.failures);
+        let sites = previous.sites.as_deref();
+        Built::new(config, workers, access_log, &self.mounted, failures, sites).map(PreparedHandler)
     }
 
     /// Builds the routes again for a changed `_redirects` or `_headers`
@@ -102,13 +101,9 @@ impl HttpHandler {
     /// file that does not read keeps the rules in use, said on stderr.
     fn reread_site_files(&self, built: Arc<Built>, line: &Line) -> Arc<Built> {
         let config = line.config.load();
-        match Built::new(
-            &config,
-            self.workers,
-            built.access_log.clone(),
-            &self.mounted,
-            built.sites.as_deref(),
-        ) {
+        let log = built.access_log.clone();
+        let (failures, sites) = (&self.failures, built.sites.as_deref());
+        match Built::new(&config, self.workers, log, &self.mounted, failures, sites) {
             Ok(new) => {
                 eprintln!("conveyor: _redirects or _headers changed: read again");
                 self.current.replace(new);
@@ -124,11 +119,7 @@ impl HttpHandler {
     /// The figures of the static files' cache in use, for `/status`.
     pub(crate) fn cache_figures(&self) -> Option<CacheFigures> {
         let built = self.current.load();
-        let mut figures = built.top.routes.files().map(StaticFiles::cache_figures)?;
-        if let Some(sites) = &built.sites {
-            sites.add_cache_figures(&mut figures);
-        }
-        Some(figures)
+        crate::service::sites::cache_figures(&built.top, built.sites.as_deref())
     }
 
     /// The requests per site, for `/status`; None without `[[sites]]`.
@@ -149,6 +140,7 @@ impl Built {
         workers: usize,
         access_log: Option<crate::access_log::AccessLog>,
         mounted: &[(String, Arc<dyn Service>)],
+        failures: &Arc<AuthFailures>,
         previous: Option<&Sites>,
     ) -> std::io::Result<Built> {
         let refused = config
@@ -161,8 +153,8 @@ impl Built {
                 refused,
             ));
         }
-        let top = SiteParts::build(config, workers, mounted)?;
-        let sites = Sites::build(config, workers, mounted, previous)?.map(Box::new);
+        let top = SiteParts::build(config, workers, mounted, failures)?;
+        let sites = Sites::build(config, workers, mounted, failures, previous)?.map(Box::new);
         Ok(Built {
             limits: Limits {
                 max_request_line: config.limits.max_request_line,
@@ -394,10 +386,8 @@ impl Built {
         // copied into the future whole (128 bytes) for every request.
         let ruled = match https_redirect(line, conn, req, ctx) {
             Some(redirect) => Ruled::Answer(redirect),
-            None if refused.is_some()
-                || site.rules.is_empty()
-                || never_redirected(req.path(), &ctx.config) =>
-            {
+            None if refused.is_some() => Ruled::Pass,
+            None if site.rules.is_empty() || never_redirected(req.path(), &ctx.config) => {
                 Ruled::Pass
             }
             None => site.rules.apply(req),
@@ -431,7 +421,9 @@ impl Built {
         if self.access_log.is_some() {
             ex.client();
         }
-        let mut outcome = target.serve(&mut ex).await;
+        // `[[auth]]` for what is served and what was asked; not redirects.
+        let asked = ruled.answer().is_none().then(|| req.path());
+        let mut outcome = site.auth.serve(target, &mut ex, asked).await;
         let client = ex.client_known();
         ex.consume_preamble();
         if let Some(len) = ignored_body.filter(|len| *len > 0 && outcome.keep_alive) {

@@ -28,6 +28,10 @@ pub(crate) const CURL: Tool = Tool {
     name: "curl",
     package: "curl",
 };
+pub(crate) const HTPASSWD: Tool = Tool {
+    name: "htpasswd",
+    package: "apache2-utils",
+};
 pub(crate) const SOCKET_ACTIVATE: Tool = Tool {
     name: "systemd-socket-activate",
     package: "systemd",
