@@ -34,9 +34,7 @@ pub(crate) fn from_toml_str(text: &str, dir: Option<&Path>) -> Res<Config> {
             }
         }
         for site in &mut config.sites {
-            if site.root.is_relative() {
-                site.root = dir.join(&site.root);
-            }
+            site.beneath(dir);
         }
     }
     if let Some(clash) = config.endpoint_clash().or_else(|| config.proxy_clash()) {

@@ -5,7 +5,7 @@
 //! are read by the top-level keys' own parsers, so a value means the same
 //! in a site as at the top.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use toml::Value;
 
@@ -31,6 +31,7 @@ const SITE_KEYS: &[(&str, &str)] = &[
     ("default_type", "static.default_type"),
     ("netlify_files", "static.netlify_files"),
     ("cache_max_bytes", "static.cache_max_bytes"),
+    ("auth", "auth"),
 ];
 
 const SITE_FIX: &str = "write each site as [[sites]] with names = [\"example.com\", \
@@ -48,9 +49,21 @@ pub struct SiteConfig {
     /// The per-site settings, by top-level key name, as written (each
     /// checked by its key's parser when read).
     overrides: Vec<(&'static str, Value)>,
+    /// The config file's directory: a site's relative `htpasswd` paths
+    /// are beneath it, as the top level's are.
+    dir: Option<PathBuf>,
 }
 
 impl SiteConfig {
+    /// Takes its relative paths (`root`, `htpasswd`) beneath `dir`, the
+    /// config file's directory.
+    pub(crate) fn beneath(&mut self, dir: &Path) {
+        if self.root.is_relative() {
+            self.root = dir.join(&self.root);
+        }
+        self.dir = Some(dir.to_path_buf());
+    }
+
     /// How `/status` and messages name the site: its first name.
     pub fn name(&self) -> &str {
         self.names.first().map_or("", String::as_str)
@@ -65,6 +78,11 @@ impl SiteConfig {
         for (name, value) in &self.overrides {
             apply(&mut config, name, value)
                 .map_err(|why| format!("site {}: {name} = {} {why}", self.name(), show(value)))?;
+        }
+        if let Some(dir) = &self.dir {
+            for rule in config.auth.iter_mut().filter(|r| r.htpasswd.is_relative()) {
+                rule.htpasswd = dir.join(&rule.htpasswd);
+            }
         }
         Ok(config)
     }
@@ -153,6 +171,7 @@ fn site(t: &toml::Table) -> Parsed<SiteConfig> {
         names,
         root,
         overrides,
+        dir: None,
     })
 }
 

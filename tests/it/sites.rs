@@ -312,3 +312,45 @@ fn the_dashboard_shows_the_requests_per_site() {
     println!("{state}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_site_may_have_its_own_basic_auth() {
+    let Some(tool) = crate::harness::needs::HTPASSWD.find() else {
+        return;
+    };
+    let dir = site_roots();
+    let users = dir.join("users");
+    let out = Command::new(&tool)
+        .args(["-B", "-C", "5", "-c", "-b"])
+        .arg(&users)
+        .args(["alice", "wonderland"])
+        .output()
+        .expect("htpasswd runs");
+    assert!(out.status.success(), "{out:?}");
+    // Relative paths, as a file writes them: beneath the file's directory.
+    std::fs::write(
+        dir.join("c.toml"),
+        "[[sites]]\nnames = [\"a.example\"]\nroot = \"a\"\n\
+         [[sites.auth]]\npath = \"/\"\nhtpasswd = \"users\"\nrealm = \"Site A\"\n\
+         [[sites]]\nnames = [\"b.example\"]\nroot = \"b\"\n",
+    )
+    .expect("config");
+    let sites = Config::load(&dir.join("c.toml")).expect("config");
+    let server = start("readiness", "spawn", |c| with_sites(c, &sites));
+    let r = at(&server, "a.example", "/");
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Basic realm=\"Site A\", charset=\"UTF-8\"")
+    );
+    // alice:wonderland
+    let r = ask(
+        &server,
+        "GET / HTTP/1.1\r\nHost: a.example\r\nAuthorization: Basic YWxpY2U6d29uZGVybGFuZA==\r\n\r\n",
+    );
+    assert_eq!((r.status, r.text()), (200, "site a\n".into()));
+    // The other site and the top level are open.
+    assert_eq!(at(&server, "b.example", "/").text(), "site b\n");
+    assert_eq!(at(&server, "other.example", "/").status, 200);
+    let _ = std::fs::remove_dir_all(&dir);
+}
