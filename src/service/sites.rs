@@ -123,7 +123,7 @@ pub struct Sites {
 #[derive(Default)]
 struct Counts {
     /// Requests the top-level site answered.
-    top_level: Arc<AtomicU64>,
+    top_level: AtomicU64,
     /// Answered 421: SNI and host named different sites.
     misdirected: AtomicU64,
     /// Answered 404 or 421 for a host no site names (`unknown_host`).
