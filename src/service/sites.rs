@@ -371,3 +371,56 @@ fn refuse(this: &Refusal, ex: &mut Exchange<'_>) -> Outcome {
     ex.consume_preamble();
     ex.error(this.status, this.message, &[])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sites with these names and no parts: enough for the lookup.
+    fn names(exact: &[&str], wildcard: &[&str]) -> Sites {
+        let map = |names: &[&str]| {
+            (names.iter().enumerate())
+                .map(|(i, n)| (Box::from(*n), i))
+                .collect()
+        };
+        Sites {
+            sites: Vec::new(),
+            exact: map(exact),
+            wildcard: map(wildcard),
+            unknown: UnknownHost::TopLevel,
+            counts: Arc::default(),
+            not_found: Target::Live,
+            misdirected: Target::Live,
+            unknown_refused: Target::Live,
+        }
+    }
+
+    #[test]
+    fn names_match_without_port_case_or_trailing_dot() {
+        let sites = names(&["a.example", "127.0.0.1"], &["x.example", "b.example"]);
+        let pick = |host: Option<&str>| sites.pick(host);
+        for host in [
+            "a.example",
+            "A.EXAMPLE:443",
+            "a.example.",
+            "a.Example.:8080",
+        ] {
+            assert_eq!(pick(Some(host)), Pick::Site(0), "{host}");
+        }
+        assert_eq!(pick(Some("127.0.0.1:8080")), Pick::Site(1));
+        // A wildcard: one label before its name.
+        assert_eq!(pick(Some("w.x.example")), Pick::Site(0));
+        assert_eq!(pick(Some("W.B.Example:80")), Pick::Site(1));
+        for host in [
+            "x.example",
+            "v.w.x.example",
+            "[::1]:80",
+            "",
+            "example",
+            "a.example..",
+        ] {
+            assert_eq!(pick(Some(host)), Pick::Unknown, "{host}");
+        }
+        assert_eq!(pick(None), Pick::Unknown);
+    }
+}
