@@ -77,6 +77,7 @@ mod names;
 mod netlify;
 mod page;
 mod pattern;
+mod per_client;
 mod read;
 mod redirects;
 mod shared;
@@ -101,6 +102,7 @@ pub use names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate, Un
 pub use netlify::{headers_file, redirects_file, HEADERS_FILE, REDIRECTS_FILE};
 pub use page::{configuration_page, CONFIGURATION_PAGE};
 pub use pattern::{Captures, PathPattern};
+pub use per_client::PerClientConfig;
 pub(crate) use redirects::visible_loop;
 pub use redirects::{Action, PathRule, Template, MAX_REWRITES};
 pub use shared::SharedConfig;
@@ -266,6 +268,8 @@ blank_struct! {
         /// `limits.max_requests_per_connection`: requests served on one keep-alive
         /// connection before it is closed (default 1000).
         pub max_requests_per_connection: u64,
+        /// `[limits.per_client]`: a request rate and connections per client.
+        pub per_client: PerClientConfig,
     }
 }
 

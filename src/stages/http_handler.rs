@@ -137,7 +137,8 @@ impl Built {
         let refused = config
             .endpoint_clash()
             .or_else(|| config.proxy_clash())
-            .or_else(|| config.static_files.cors.refusal());
+            .or_else(|| config.static_files.cors.refusal())
+            .or_else(|| config.limits.per_client.refusal());
         if let Some(refused) = refused {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
