@@ -24,6 +24,7 @@ use crate::service::{
 
 use super::admission::Verdict;
 use super::body::{drain, drainable, may_still_send};
+use super::per_client;
 use super::proxy_header::{self, HeaderRead};
 use super::{Conn, Handler, HandlerFuture, Line};
 
@@ -415,7 +416,13 @@ impl Built {
         if self.access_log.is_some() {
             ex.client();
         }
-        let mut outcome = target.serve(&mut ex).await;
+        // `[limits.per_client]`: a client out of tokens is answered 429
+        // before any service runs.
+        let exempt = never_redirected(req.path(), &ctx.config);
+        let mut outcome = match per_client::refuse_request(&mut ex, line, exempt) {
+            Some(refused) => refused,
+            None => target.serve(&mut ex).await,
+        };
         let client = ex.client_known();
         ex.consume_preamble();
         if let Some(len) = ignored_body.filter(|len| *len > 0 && outcome.keep_alive) {
