@@ -184,6 +184,8 @@ pub static KEYS: &[Key] = &[
         "With rate: requests a client may make at once before the rate applies (the bucket's size); at least 1."),
     key!("limits.per_client.connections", limits.per_client.connections = int(0, 1_000_000), Int(0),
         "Open connections one client address (the peer; IPv6 by /64) may hold; more are answered 503 at accept and closed; 0 = no limit."),
+    key!("limits.per_client.table_size", limits.per_client.table_size = int(8, 1 << 24), Int(16_384),
+        "Clients the per-client table remembers at once (32 bytes each, allocated when a limit is first on; a change needs a restart)."),
     key!("timeouts.header_read", timeouts.header_read = duration, Str("10s"),
         "Time allowed to receive a request's line and headers."),
     key!("timeouts.body_read", timeouts.body_read = duration, Str("10s"),

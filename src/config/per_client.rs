@@ -15,6 +15,9 @@ blank_struct! {
         /// `limits.per_client.connections`: open connections one peer
         /// address may hold; more are refused at accept (default 0: no limit).
         pub connections: u32,
+        /// `limits.per_client.table_size`: clients the table remembers at
+        /// once, rounded up to a whole set (default 16 384).
+        pub table_size: usize,
     }
 }
 

@@ -22,8 +22,8 @@
 //! clients a proxy named with garbage (`Unknown`) are not limited.
 //!
 //! **Bounded memory.** The table is allocated once, the first time a limit
-//! is on: [`SETS`] sets of [`WAYS`] entries (16 384 clients, about 550 KiB),
-//! a set chosen by a keyed hash (the key is random per process, so a client
+//! is on, with `table_size` entries (16 384 by default, 32 bytes each) in
+//! sets of [`WAYS`], a set chosen by a keyed hash (the key is random per process, so a client
 //! cannot aim its addresses at one set). A new client takes an empty way of
 //! its set, else evicts the entry whose forgetting gives away the least:
 //! never one holding open connections (its count must come down when they
@@ -51,8 +51,6 @@ use crate::service::{Exchange, Outcome};
 
 use super::Line;
 
-/// Sets in the table.
-pub const SETS: usize = 2048;
 /// Entries (ways) per set.
 pub const WAYS: usize = 8;
 
@@ -155,9 +153,9 @@ impl Default for PerClient {
 }
 
 impl Table {
-    fn new() -> Table {
+    fn new(clients: usize) -> Table {
         Table {
-            sets: (0..SETS)
+            sets: (0..clients.div_ceil(WAYS).max(1))
                 .map(|_| Mutex::new([Entry::default(); WAYS]))
                 .collect(),
             hasher: RandomState::new(),
@@ -165,7 +163,7 @@ impl Table {
     }
 
     fn lock(&self, key: u128) -> std::sync::MutexGuard<'_, Set> {
-        let set = (self.hasher.hash_one(key) % SETS as u64) as usize;
+        let set = (self.hasher.hash_one(key) % self.sets.len() as u64) as usize;
         self.sets[set]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -181,8 +179,8 @@ enum Found {
 }
 
 impl PerClient {
-    fn table(&self) -> &Table {
-        self.table.get_or_init(Table::new)
+    fn table(&self, config: &PerClientConfig) -> &Table {
+        self.table.get_or_init(|| Table::new(config.table_size))
     }
 
     fn now_us(&self, now: Instant) -> u64 {
@@ -236,7 +234,7 @@ impl PerClient {
             return Ok(());
         };
         let now_us = self.now_us(now);
-        let mut set = self.table().lock(key);
+        let mut set = self.table(config).lock(key);
         let Found::At(at) = self.find(&mut set, key, now_us, config) else {
             return Ok(());
         };
@@ -265,7 +263,7 @@ impl PerClient {
         }
         let key = key_of(peer);
         let now_us = self.now_us(now);
-        let mut set = self.table().lock(key);
+        let mut set = self.table(config).lock(key);
         let Found::At(at) = self.find(&mut set, key, now_us, config) else {
             return Ok(None);
         };
@@ -296,7 +294,7 @@ impl PerClient {
                         set.iter().filter(|e| e.key != 0).count() as u64
                     })
                     .sum();
-                (clients, (SETS * WAYS) as u64)
+                (clients, (t.sets.len() * WAYS) as u64)
             }
         };
         PerClientCounts {
@@ -403,6 +401,7 @@ mod tests {
             rate,
             burst,
             connections,
+            table_size: 1024,
         }
     }
 
@@ -482,12 +481,12 @@ mod tests {
         }
         assert!(t.take_token(limited, &config, now).is_err());
         // Ten times the table's size in new addresses, one request each.
-        for i in 0..(SETS * WAYS * 10) as u32 {
+        for i in 0..10 * 1024 {
             let addr = IpAddr::V4(std::net::Ipv4Addr::from(0x0b00_0000 + i));
             assert!(t.take_token(Client::Ip(addr), &config, now).is_ok());
         }
         let counts = t.counts();
-        assert_eq!(counts.clients, (SETS * WAYS) as u64);
+        assert_eq!((counts.clients, counts.capacity), (1024, 1024));
         assert!(counts.evictions > 0);
         // Still limited: it was never the one with the most tokens.
         assert!(t.take_token(limited, &config, now).is_err());
