@@ -418,7 +418,7 @@ impl Built {
         }
         // `[limits.per_client]`: a client out of tokens is answered 429
         // before any service runs.
-        let exempt = never_redirected(req.path(), &ctx.config);
+        let exempt = || never_redirected(req.path(), &ctx.config);
         let mut outcome = match per_client::refuse_request(&mut ex, line, exempt) {
             Some(refused) => refused,
             None => target.serve(&mut ex).await,

@@ -363,13 +363,19 @@ pub(crate) fn admit_connection(
     }
 }
 
-/// The request admission in the handler, before routing: answers `429`
+/// The request admission in the handler, before routing (`exempt` says
+/// whether the path is one never counted, asked only with a rate on):
+/// answers `429`
 /// with `Retry-After` when the client is out of tokens and returns how it
 /// ended (the service is not run). A refused request with a body closes the
 /// connection after the answer: its body is never read as a request.
-pub(crate) fn refuse_request(ex: &mut Exchange<'_>, line: &Line, exempt: bool) -> Option<Outcome> {
+pub(crate) fn refuse_request(
+    ex: &mut Exchange<'_>,
+    line: &Line,
+    exempt: impl FnOnce() -> bool,
+) -> Option<Outcome> {
     let limits = &ex.ctx.config.limits.per_client;
-    if limits.rate == 0 || exempt {
+    if limits.rate == 0 || exempt() {
         return None;
     }
     let client = ex.client();
