@@ -23,8 +23,8 @@
 //!
 //! **Bounded memory.** The table is allocated once, the first time a limit
 //! is on, with `table_size` entries (16 384 by default, 32 bytes each) in
-//! sets of [`WAYS`], a set chosen by a keyed hash (the key is random per process, so a client
-//! cannot aim its addresses at one set). A new client takes an empty way of
+//! sets of [`WAYS`], a set chosen by a keyed hash (the key is random per
+//! process, so a client cannot aim its addresses at one set). A new client takes an empty way of
 //! its set, else evicts the entry whose forgetting gives away the least:
 //! never one holding open connections (its count must come down when they
 //! close); of the others, the one with the most tokens once refilled (a
