@@ -101,8 +101,16 @@ fn each_h2c_stream_counts_as_a_request() {
 
 #[test]
 fn connections_past_the_limit_are_answered_503_at_accept() {
-    let server = start("readiness", "spawn", limited(0, 20, 2));
-    let from = "127.2.0.1";
+    // Every acceptor counts them (the same accept loop), each from its own
+    // addresses.
+    for (n, acceptor) in ACCEPTORS.iter().enumerate() {
+        past_the_connection_limit(acceptor, &format!("127.2.{n}"));
+    }
+}
+
+fn past_the_connection_limit(acceptor: &str, net: &str) {
+    let server = start(acceptor, "spawn", limited(0, 20, 2));
+    let from = &format!("{net}.1");
     let mut first = connect_from(from, server.addr);
     let mut second = connect_from(from, server.addr);
     // Served, so both are surely accepted and counted.
@@ -112,7 +120,7 @@ fn connections_past_the_limit_are_answered_503_at_accept() {
     let mut third = connect_from(from, server.addr);
     let (bytes, closed) = read_until_closed(&mut third, Duration::from_secs(5));
     let text = String::from_utf8_lossy(&bytes);
-    assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+    assert!(text.starts_with("HTTP/1.1 503 "), "{acceptor}: {text}");
     assert!(text.contains("Retry-After: 1\r\n"), "{text}");
     assert!(text.contains("too many connections"), "{text}");
     assert!(closed);
