@@ -228,3 +228,24 @@ fn many_source_addresses_keep_memory_flat_and_a_client_served() {
         200
     );
 }
+
+#[test]
+fn a_burst_below_one_with_a_rate_stops_start_up_naming_the_fix() {
+    let dir = temp_dir("per-client-config");
+    let config = dir.join("conveyor.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\n[limits.per_client]\nrate = 10\nburst = 0\n",
+    )
+    .expect("write config");
+    let out = std::process::Command::new(crate::harness::process::BIN)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("limits.per_client.burst = 0"), "{text}");
+    assert!(text.contains("set burst to at least 1"), "{text}");
+}
