@@ -416,8 +416,7 @@ impl Built {
         if self.access_log.is_some() {
             ex.client();
         }
-        // `[limits.per_client]`: a client out of tokens is answered 429
-        // before any service runs.
+        // `[limits.per_client]`: out of tokens, 429 before any service runs.
         let exempt = || never_redirected(req.path(), &ctx.config);
         let mut outcome = match per_client::refuse_request(&mut ex, line, exempt) {
             Some(refused) => refused,
