@@ -10,6 +10,8 @@ use crate::config::Client;
 use crate::metrics::{Metrics, WorkerMetrics};
 use crate::runtime::{timeout_at, Queue, ReadBuffer, Stream};
 
+use super::per_client::ClientHold;
+
 /// The connection limit (`limits.max_connections`): free slots, and the
 /// gauge of open connections.
 pub struct ConnectionSlots {
@@ -39,13 +41,23 @@ impl ConnectionSlots {
 }
 
 /// One open connection's slot: given back, and the gauge kept right,
-/// however the connection ends. One pointer: every idle connection has one.
-pub struct ConnectionSlot(Arc<ConnectionSlots>);
+/// however the connection ends. Two pointers: every idle connection has
+/// one; the second is its client's hold (`limits.per_client.connections`),
+/// allocated only with that limit on, and it goes wherever the slot goes
+/// (to the HTTP/2 stage with its connection).
+pub struct ConnectionSlot(Arc<ConnectionSlots>, Option<Box<ClientHold>>);
 
 impl ConnectionSlot {
     fn new(slots: &Arc<ConnectionSlots>) -> ConnectionSlot {
         WorkerMetrics::inc(&slots.metrics.here().open);
-        ConnectionSlot(slots.clone())
+        ConnectionSlot(slots.clone(), None)
+    }
+
+    /// The slot, counting against its client's connections until it is
+    /// given back.
+    pub fn held_by(mut self, hold: Option<ClientHold>) -> ConnectionSlot {
+        self.1 = hold.map(Box::new);
+        self
     }
 }
 

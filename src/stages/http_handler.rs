@@ -16,7 +16,7 @@ use crate::runtime::swap::Swap;
 use crate::runtime::LocalPool;
 use crate::service::auth::{AuthFailures, Gate};
 use crate::service::netlify::{site_rules, Watch};
-use crate::service::redirect::HttpsRedirect;
+use crate::service::redirect::{never_redirected, HttpsRedirect};
 use crate::service::rewrite::{Ruled, Rules};
 use crate::service::static_files::{CacheFigures, StaticFiles};
 use crate::service::{
@@ -25,6 +25,7 @@ use crate::service::{
 
 use super::admission::Verdict;
 use super::body::{drain, drainable, may_still_send};
+use super::per_client;
 use super::proxy_header::{self, HeaderRead};
 use super::{Conn, Handler, HandlerFuture, Line};
 
@@ -141,7 +142,8 @@ impl Built {
         let refused = config
             .endpoint_clash()
             .or_else(|| config.proxy_clash())
-            .or_else(|| config.static_files.cors.refusal());
+            .or_else(|| config.static_files.cors.refusal())
+            .or_else(|| config.limits.per_client.refusal());
         if let Some(refused) = refused {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -421,9 +423,14 @@ impl Built {
         if self.access_log.is_some() {
             ex.client();
         }
-        // `[[auth]]` for what is served and what was asked; not redirects.
+        // `[limits.per_client]`: out of tokens, 429 before any service runs;
+        // then `[[auth]]` for what is served and what was asked (not redirects).
+        let exempt = || never_redirected(req.path(), &ctx.config);
         let asked = ruled.answer().is_none().then(|| req.path());
-        let mut outcome = self.auth.serve(target, &mut ex, asked).await;
+        let mut outcome = match per_client::refuse_request(&mut ex, line, exempt) {
+            Some(refused) => refused,
+            None => self.auth.serve(target, &mut ex, asked).await,
+        };
         let client = ex.client_known();
         ex.consume_preamble();
         if let Some(len) = ignored_body.filter(|len| *len > 0 && outcome.keep_alive) {
@@ -514,19 +521,6 @@ fn https_redirect(
         None => None,
     };
     Some(Target::Mounted(Arc::new(HttpsRedirect { port, host })))
-}
-
-/// The probes, `/status` and what is under it (the dashboard).
-fn never_redirected(path: &str, config: &Config) -> bool {
-    let probe = [&config.live, &config.ready]
-        .iter()
-        .any(|e| e.enabled && e.path == path);
-    let status = &config.status;
-    probe
-        || (status.enabled
-            && path
-                .strip_prefix(status.path.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
 }
 
 /// Whether a connection may still turn out to speak h2c: a plain one
