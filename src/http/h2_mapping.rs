@@ -45,13 +45,14 @@ pub enum RequestBody {
 }
 
 /// Fields HTTP/2 forbids (RFC 9113 §8.2.2), dropped from responses.
-const CONNECTION_FIELDS: [&str; 5] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-];
+fn is_connection_field(name: &HeaderName) -> bool {
+    use http::header::{CONNECTION, TRANSFER_ENCODING, UPGRADE};
+    *name == CONNECTION
+        || *name == TRANSFER_ENCODING
+        || *name == UPGRADE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
 
 /// Writes `request`'s head as an HTTP/1.1 preamble into `out`, saying
 /// how its body follows. `:authority` becomes `Host`; the cookie fields
@@ -152,7 +153,12 @@ const MAX_RESPONSE_FIELDS: usize = 64;
 /// Reads the HTTP/1.1 response head at the front of `buf`, written by
 /// this server's handler for a request of `method`. Connection-level
 /// fields are dropped. An error means the handler wrote no valid head.
-pub fn parse_response_head(buf: &[u8], method: &Method) -> Result<Head, httparse::Error> {
+///
+/// The field values are slices of `buf`, not copies, and a standard
+/// field name (all this server writes but custom header rules) is a
+/// constant: a head of seven fields costs two allocations (the map's,
+/// and `buf` shared once), not fifteen.
+pub fn parse_response_head(buf: &Bytes, method: &Method) -> Result<Head, httparse::Error> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
     let mut parsed = httparse::Response::new(&mut fields);
     let len = match parsed.parse(buf)? {
@@ -164,27 +170,25 @@ pub fn parse_response_head(buf: &[u8], method: &Method) -> Result<Head, httparse
         return Ok(Head::Interim(len));
     }
     let status = StatusCode::from_u16(code).map_err(|_| httparse::Error::Status)?;
-    let mut response = Response::new(());
-    *response.status_mut() = status;
     let mut length = None;
     let mut chunked = false;
-    let headers = response.headers_mut();
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
     for f in parsed.headers.iter() {
-        let lower = f.name.to_ascii_lowercase();
-        if lower == "content-length" {
+        // from_bytes lowercases; a standard name is a constant, no copy.
+        let name =
+            HeaderName::from_bytes(f.name.as_bytes()).map_err(|_| httparse::Error::HeaderName)?;
+        if name == http::header::CONTENT_LENGTH {
             length = std::str::from_utf8(f.value)
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok());
-        }
-        if lower == "transfer-encoding" {
+        } else if name == http::header::TRANSFER_ENCODING {
             chunked = f.value.eq_ignore_ascii_case(b"chunked");
         }
-        if CONNECTION_FIELDS.contains(&lower.as_str()) {
+        if is_connection_field(&name) {
             continue;
         }
-        let name =
-            HeaderName::from_bytes(lower.as_bytes()).map_err(|_| httparse::Error::HeaderName)?;
-        let value = HeaderValue::from_bytes(f.value).map_err(|_| httparse::Error::HeaderValue)?;
+        let value = HeaderValue::from_maybe_shared(buf.slice_ref(f.value))
+            .map_err(|_| httparse::Error::HeaderValue)?;
         headers.append(name, value);
     }
     let body = if method == Method::HEAD || code == 204 || code == 304 {
@@ -199,6 +203,9 @@ pub fn parse_response_head(buf: &[u8], method: &Method) -> Result<Head, httparse
             None => ResponseBody::UntilEnd,
         }
     };
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
     Ok(Head::Final {
         response,
         body,
@@ -286,7 +293,7 @@ mod tests {
             response,
             body,
             len,
-        }) = parse_response_head(head, &Method::GET)
+        }) = parse_response_head(&Bytes::from_static(head), &Method::GET)
         else {
             panic!("a final head");
         };
@@ -297,7 +304,7 @@ mod tests {
         assert_eq!(response.headers()["etag"], "\"x\"");
         let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert!(matches!(
-            parse_response_head(chunked, &Method::GET),
+            parse_response_head(&Bytes::from_static(chunked), &Method::GET),
             Ok(Head::Final {
                 body: ResponseBody::Chunked,
                 ..
@@ -305,7 +312,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_response_head(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+                &Bytes::from_static(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"),
                 &Method::HEAD
             ),
             Ok(Head::Final {
@@ -314,11 +321,14 @@ mod tests {
             })
         ));
         assert!(matches!(
-            parse_response_head(b"HTTP/1.1 100 Continue\r\n\r\n", &Method::POST),
+            parse_response_head(
+                &Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"),
+                &Method::POST
+            ),
             Ok(Head::Interim(25))
         ));
         assert!(matches!(
-            parse_response_head(b"HTTP/1.1 200", &Method::GET),
+            parse_response_head(&Bytes::from_static(b"HTTP/1.1 200"), &Method::GET),
             Ok(Head::Partial)
         ));
     }

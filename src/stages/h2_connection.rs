@@ -320,15 +320,21 @@ async fn respond_from(
     method: &Method,
     waiting: Gauge<'_>,
 ) -> Result<(), h2::Error> {
-    let mut buf: Vec<u8> = Vec::new();
+    let mut buf = Bytes::new();
     let (response, body, len) = loop {
         let Some(more) = take(ours).await else {
             return Err(h2::Error::from(Reason::INTERNAL_ERROR));
         };
-        match buf.is_empty() {
-            true => buf = more,
-            false => buf.extend_from_slice(&more),
-        }
+        buf = match buf.is_empty() {
+            true => Bytes::from(more),
+            // A head in pieces (rare): joined. Nothing holds a slice of
+            // `buf` when the head is partial, so this takes its Vec back.
+            false => {
+                let mut joined = Vec::from(std::mem::take(&mut buf));
+                joined.extend_from_slice(&more);
+                Bytes::from(joined)
+            }
+        };
         match head_of(&mut buf, method) {
             Ok(Some(head)) => break head,
             Ok(None) if buf.len() < MAX_HEAD => {}
@@ -337,7 +343,7 @@ async fn respond_from(
     };
     drop(waiting);
     let mut send = respond.send_response(response, body == ResponseBody::Empty)?;
-    let mut rest = Bytes::from(buf);
+    let mut rest = buf;
     rest.advance(len);
     match body {
         ResponseBody::Empty => Ok(()),
@@ -355,13 +361,13 @@ async fn respond_from(
 
 /// The final head at the front of `buf`, interim (1xx) heads dropped.
 fn head_of(
-    buf: &mut Vec<u8>,
+    buf: &mut Bytes,
     method: &Method,
 ) -> Result<Option<(http::Response<()>, ResponseBody, usize)>, httparse::Error> {
     loop {
         match h2_mapping::parse_response_head(buf, method)? {
             Head::Partial => return Ok(None),
-            Head::Interim(len) => drop(buf.drain(..len)),
+            Head::Interim(len) => buf.advance(len),
             Head::Final {
                 response,
                 body,
