@@ -11,6 +11,7 @@
 
 use std::cell::RefCell;
 use std::fs::File;
+use std::future::poll_fn;
 use std::io::{self, Read, Write};
 use std::net::TcpStream as StdStream;
 use std::os::unix::fs::FileExt;
@@ -179,9 +180,9 @@ impl Stream {
             if let Some(done) = buffered_plain(session, buf) {
                 return done;
             }
-            let got = socket
-                .read_with(|mut socket| session.borrow_mut().read_tls(&mut socket))
-                .await;
+            let got = poll_fn(|cx| socket.poll_read_short(cx, |s| read_tls(session, s)))
+                .await
+                .map(|(n, _)| n);
             let got = self.after_read(session, got)?;
             self.send_records(session).await?;
             if got == 0 {
@@ -209,7 +210,9 @@ impl Stream {
             if let Some(done) = buffered_plain(session, buf) {
                 return done;
             }
-            let got = socket.try_read_with(|mut socket| session.borrow_mut().read_tls(&mut socket));
+            let got = socket
+                .try_read_short(|s| read_tls(session, s))
+                .map(|(n, _)| n);
             let got = self.after_read(session, got)?;
             // Records the peer's data called for (a key update): sent now
             // if the socket takes them, else with the next write.
@@ -384,10 +387,8 @@ impl Stream {
             if let Some(done) = buffered_plain(session, buf) {
                 return Poll::Ready(done);
             }
-            let got = match socket
-                .poll_read_with(cx, |mut socket| session.borrow_mut().read_tls(&mut socket))
-            {
-                Poll::Ready(got) => got,
+            let got = match socket.poll_read_short(cx, |s| read_tls(session, s)) {
+                Poll::Ready(got) => got.map(|(n, _)| n),
                 Poll::Pending => return Poll::Pending,
             };
             let got = self.after_read(session, got)?;
@@ -461,6 +462,34 @@ impl Stream {
                 _ => break,
             }
         }
+    }
+}
+
+/// One read of records from `socket` into `session`, and whether it was
+/// short (the socket gave fewer bytes than the session asked for): the
+/// socket is then empty, and the next read waits for an event instead of
+/// a syscall that could only say `WouldBlock`. Half the reads of a busy
+/// HTTP/2 connection were such syscalls.
+fn read_tls(session: &RefCell<dyn Session>, socket: &StdStream) -> io::Result<(usize, bool)> {
+    let mut noting = Noting {
+        socket,
+        short: false,
+    };
+    let n = session.borrow_mut().read_tls(&mut noting)?;
+    Ok((n, noting.short))
+}
+
+/// A socket that notes whether its last read was short.
+struct Noting<'a> {
+    socket: &'a StdStream,
+    short: bool,
+}
+
+impl Read for Noting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (&mut &*self.socket).read(buf)?;
+        self.short = n > 0 && n < buf.len();
+        Ok(n)
     }
 }
 
