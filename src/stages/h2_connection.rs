@@ -15,6 +15,7 @@
 //! a bounded amount of memory per stream, and its handler meets the write
 //! timeout as with a slow HTTP/1.1 reader.
 
+use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -204,22 +205,15 @@ impl Http2 {
         let _open = Gauge::up(&self.streams_open);
         let (parts, body) = request.into_parts();
         let size = read_buffer_size(&line.config.load());
-        let mut preamble = Vec::with_capacity(256);
-        let framing = h2_mapping::write_preamble(
-            &parts.method,
-            &parts.uri,
-            &parts.headers,
-            body.is_end_stream(),
-            &mut preamble,
-        );
-        if preamble.len() > size {
+        let (handler_end, ours) = pipe(STREAM_BUFFER);
+        let stream = Stream::pipe(handler_end, origin.peer, origin.secure);
+        let Some((conn, framing)) =
+            stream_conn(&parts, body.is_end_stream(), stream, &origin, size)
+        else {
             let refusal = h2_mapping::empty_response(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
             let _ = respond.send_response(refusal, true);
             return;
-        }
-        let (handler_end, ours) = pipe(STREAM_BUFFER);
-        let stream = Stream::pipe(handler_end, origin.peer, origin.secure);
-        let conn = Conn::for_stream(stream, origin.proxied, &preamble, size);
+        };
         let ours = Rc::new(ours);
         if framing != RequestBody::None {
             runtime::spawn_detached(pump_body(body, ours.clone(), framing));
@@ -272,6 +266,46 @@ fn builder(config: &Config) -> h2::server::Builder {
         .initial_connection_window_size(1 << 20)
         .max_local_error_reset_streams(Some(1024));
     builder
+}
+
+thread_local! {
+    /// Where a stream's preamble is written before it is copied into the
+    /// stream's read buffer: one per worker, so it costs a stream no
+    /// allocation.
+    static PREAMBLE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
+}
+
+/// The stream's request as a `Conn` on `stream`, its read buffer (of
+/// `size` bytes) holding the request's HTTP/1.1 preamble, and how the body
+/// follows; None if the preamble does not fit.
+fn stream_conn(
+    parts: &http::request::Parts,
+    end_of_stream: bool,
+    stream: Stream,
+    origin: &Origin,
+    size: usize,
+) -> Option<(Conn, RequestBody)> {
+    PREAMBLE.with(|preamble| {
+        let mut preamble = preamble.borrow_mut();
+        preamble.clear();
+        let framing = h2_mapping::write_preamble(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            end_of_stream,
+            &mut preamble,
+        );
+        let made = (preamble.len() <= size).then(|| {
+            (
+                Conn::for_stream(stream, origin.proxied, &preamble, size),
+                framing,
+            )
+        });
+        if preamble.capacity() > 16 * 1024 {
+            *preamble = Vec::with_capacity(1024);
+        }
+        made
+    })
 }
 
 /// Copies a request's body into the pipe, re-framed as chunks when the
