@@ -51,7 +51,7 @@ for _ in $(seq 1 300); do
   kill -0 "$VG" 2>/dev/null || { cat "$OUT/server.log" >&2; exit 1; }
   sleep 0.1
 done
-load 2000
+load "${WARM:-2000}"
 # The server's process id is valgrind's: it runs the program in its own process.
 callgrind_control -z "$VG" >/dev/null 2>&1
 load "$N"

@@ -497,23 +497,30 @@ impl Read for Noting<'_> {
     }
 }
 
-/// A file's bytes into a pipe: read in pieces of at most 64 KiB (the
-/// pipe bounds what it holds).
+/// A file's bytes into a pipe: as many as it has room for now (at most
+/// 64 KiB), read into the worker's file piece and written before anything
+/// else runs, so no buffer is held across the wait for room. It was a new
+/// zeroed 64 KiB buffer per piece: a sixth of the instructions of a 1 MiB
+/// file sent over HTTP/2 (callgrind).
 async fn pipe_file(
     end: &PipeEnd,
     file: &File,
     offset: &mut u64,
     count: usize,
 ) -> io::Result<usize> {
-    let mut piece = vec![0u8; count.min(FILE_PIECE)];
-    let read = file.read_at(&mut piece, *offset)?;
-    let mut taken = 0;
-    while taken < read {
-        match end.write(&piece[taken..read]).await? {
-            0 => break,
-            n => taken += n,
+    let room = poll_fn(|cx| end.poll_room(cx)).await?;
+    let want = count.min(room).min(FILE_PIECE);
+    let taken = PIECE.with(|piece| -> io::Result<usize> {
+        let mut piece = piece.borrow_mut();
+        if piece.len() < FILE_PIECE {
+            piece.resize(FILE_PIECE, 0);
         }
-    }
+        let read = file.read_at(&mut piece[..want], *offset)?;
+        match read {
+            0 => Ok(0),
+            _ => end.try_write(&piece[..read]),
+        }
+    })?;
     *offset += taken as u64;
     Ok(taken)
 }
