@@ -207,3 +207,14 @@ impl Conn {
         }
     }
 }
+#[cfg(test)]
+mod size {
+    /// A `Conn` moves between queues several times per keep-alive
+    /// request: at 128 bytes the moves are inline; at 136 (HTTP/2's
+    /// transport tag) each was a call to memcpy, +3 % instructions per
+    /// HTTP/1.1 request (callgrind).
+    #[test]
+    fn a_conn_stays_within_128_bytes() {
+        assert!(std::mem::size_of::<super::Conn>() <= 128);
+    }
+}
