@@ -344,7 +344,7 @@ async fn accept_loop(
             continue;
         };
         line.metrics.here().accepted.bump();
-        let conn = Conn::new(stream, slot.held_by(hold));
+        let conn = Conn::new(stream, slot).held_by(hold);
         let worker = match deal {
             Deal::Local => crate::runtime::current_worker().unwrap_or(0) % line.pending.len(),
             Deal::RoundRobin => {

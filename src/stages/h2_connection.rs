@@ -136,7 +136,7 @@ impl Http2 {
         let origin = Rc::new(Origin {
             peer: conn.stream.peer_addr(),
             secure: conn.stream.is_secure(),
-            proxied: conn.proxied.as_deref().copied(),
+            proxied: conn.proxied(),
             resets_left: std::cell::Cell::new(RESET_BUDGET),
         });
         let deadline = conn.ready_since + config.timeouts.header_read;

@@ -408,6 +408,7 @@ impl Built {
             true => Some(0),
             false => drainable(req),
         };
+        let proxied = conn.proxied();
         let mut ex = Exchange::new(
             routed,
             &conn.stream,
@@ -416,7 +417,7 @@ impl Built {
             ctx,
             keep_alive && ignored_body.is_some(),
         )
-        .proxied(conn.proxied.as_deref().copied())
+        .proxied(proxied)
         .serving_as(ruled.status());
         // For the log, while X-Forwarded-For can still be read; without
         // a log nothing asks unless the route does.
