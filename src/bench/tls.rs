@@ -1,14 +1,15 @@
 //! `https://` targets: the certificates the client trusts (`--cacert`,
 //! the system's bundle, or none with `-k`), the rustls client settings,
-//! and the client's rustls connection as the runtime's [`Session`] (the
-//! server's `TlsSession` mirrored), so a TLS connection is a
-//! `conveyor::runtime::Stream` like a plain one.
+//! and the client's rustls connection as the runtime's record layer (the
+//! library's `TlsSession`, which serves both sides), so a TLS connection
+//! is a `conveyor::runtime::Stream` like a plain one.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use conveyor::runtime::{Session, Stream, TcpStream};
+use conveyor::runtime::{Stream, TcpStream};
+use conveyor::tls::TlsSession;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{ring as provider, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
@@ -148,7 +149,7 @@ impl Client {
         }
         let h2 = tls.alpn_protocol() == Some(b"h2");
         let mut stream = Stream::plain(socket);
-        stream.secure(Box::new(std::cell::RefCell::new(ClientSession(tls))));
+        stream.secure(Box::new(std::cell::RefCell::new(TlsSession(tls.into()))));
         Ok((stream, h2))
     }
 
@@ -168,48 +169,6 @@ fn host_name(host: &str) -> &str {
         return rest.split_once(']').map_or(rest, |(ip, _)| ip);
     }
     host.rsplit_once(':').map_or(host, |(name, _)| name)
-}
-
-/// The client's rustls connection, handshake done, as the runtime's
-/// record layer.
-struct ClientSession(ClientConnection);
-
-impl Session for ClientSession {
-    fn read_tls(&mut self, socket: &mut dyn Read) -> io::Result<usize> {
-        let n = self.0.read_tls(socket)?;
-        if n > 0 {
-            self.0
-                .process_new_packets()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        }
-        Ok(n)
-    }
-
-    fn read_plain(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.reader().read(buf)
-    }
-
-    fn write_plain(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.writer().write(buf)
-    }
-
-    fn wants_write(&self) -> bool {
-        self.0.wants_write()
-    }
-
-    fn write_tls(&mut self, socket: &mut dyn Write) -> io::Result<usize> {
-        self.0.write_tls(socket)
-    }
-
-    fn has_plain(&mut self) -> bool {
-        self.0
-            .process_new_packets()
-            .is_ok_and(|state| state.plaintext_bytes_to_read() > 0)
-    }
-
-    fn close(&mut self) {
-        self.0.send_close_notify();
-    }
 }
 
 /// `-k`: every certificate is accepted; the handshake's signatures are

@@ -77,14 +77,15 @@ impl fmt::Display for Literal {
 }
 
 impl Key {
-    /// The table it sits in; "" for the top level.
+    /// The table it sits in, dotted when nested (`limits.per_client`); ""
+    /// for the top level.
     pub fn section(&self) -> &'static str {
-        self.name.split_once('.').map_or("", |(s, _)| s)
+        self.name.rsplit_once('.').map_or("", |(s, _)| s)
     }
 
     /// The name inside its table.
     pub fn leaf(&self) -> &'static str {
-        self.name.split_once('.').map_or(self.name, |(_, k)| k)
+        self.name.rsplit_once('.').map_or(self.name, |(_, k)| k)
     }
 }
 
@@ -188,6 +189,14 @@ pub static KEYS: &[Key] = &[
     key!("limits.auth_failures_per_minute",
         limits.auth_failures_per_minute = int(1, 1_000_000), Int(10),
         "Failed [[auth]] logins one client address may make in a minute; then 429 with Retry-After."),
+    key!("limits.per_client.rate", limits.per_client.rate = int(0, 1_000_000), Int(0),
+        "Requests per second one client address may make (a token bucket; IPv6 by /64); more gets 429 with Retry-After; 0 = no limit."),
+    key!("limits.per_client.burst", limits.per_client.burst = int(0, 1_000_000), Int(20),
+        "With rate: requests a client may make at once before the rate applies (the bucket's size); at least 1."),
+    key!("limits.per_client.connections", limits.per_client.connections = int(0, 1_000_000), Int(0),
+        "Open connections one client address (the peer; IPv6 by /64) may hold; more are answered 503 at accept and closed; 0 = no limit."),
+    key!("limits.per_client.table_size", limits.per_client.table_size = int(8, 1 << 24), Int(16_384),
+        "Clients the per-client table remembers at once (32 bytes each, allocated when a limit is first on; a change needs a restart)."),
     key!("timeouts.header_read", timeouts.header_read = duration, Str("10s"),
         "Time allowed to receive a request's line and headers."),
     key!("timeouts.body_read", timeouts.body_read = duration, Str("10s"),

@@ -78,6 +78,7 @@ mod names;
 mod netlify;
 mod page;
 mod pattern;
+mod per_client;
 mod read;
 mod redirects;
 mod shared;
@@ -106,6 +107,7 @@ pub use names::{
 pub use netlify::{headers_file, redirects_file, HEADERS_FILE, REDIRECTS_FILE};
 pub use page::{configuration_page, CONFIGURATION_PAGE};
 pub use pattern::{Captures, PathPattern};
+pub use per_client::PerClientConfig;
 pub(crate) use redirects::visible_loop;
 pub use redirects::{Action, PathRule, Template, MAX_REWRITES};
 pub use shared::SharedConfig;
@@ -285,6 +287,8 @@ blank_struct! {
         /// client address may make in a minute before it is answered 429
         /// (default 10).
         pub auth_failures_per_minute: u32,
+        /// `[limits.per_client]`: a request rate and connections per client.
+        pub per_client: PerClientConfig,
     }
 }
 

@@ -40,7 +40,9 @@ pub(crate) fn from_toml_str(text: &str, dir: Option<&Path>) -> Res<Config> {
     if let Some(clash) = config.endpoint_clash().or_else(|| config.proxy_clash()) {
         return Err(ConfigError::new(clash));
     }
-    if let Some(refused) = config.static_files.cors.refusal() {
+    let refused =
+        (config.static_files.cors.refusal()).or_else(|| config.limits.per_client.refusal());
+    if let Some(refused) = refused {
         return Err(ConfigError::new(refused));
     }
     Ok(config)
@@ -49,22 +51,30 @@ pub(crate) fn from_toml_str(text: &str, dir: Option<&Path>) -> Res<Config> {
 /// The value the file gives `key`, if any; `check_known` has made sure that
 /// each section present is a table.
 pub(crate) fn value_at<'a>(file: &'a Table, key: &Key) -> Option<&'a Value> {
-    match key.section() {
-        "" => file.get(key.name),
-        section => file.get(section)?.as_table()?.get(key.leaf()),
+    let mut table = file;
+    if !key.section().is_empty() {
+        for name in key.section().split('.') {
+            table = table.get(name)?.as_table()?;
+        }
     }
+    table.get(key.leaf())
 }
 
-/// The names allowed directly in `section` ("" for the top level, where the
-/// sections themselves are too), in table order.
+/// The names allowed directly in `section` ("" for the top level): its
+/// keys and the tables nested in it, in table order.
 fn known_in(section: &str) -> Vec<&'static str> {
     let mut known: Vec<&'static str> = Vec::new();
     for key in KEYS {
-        let name = match (section, key.section()) {
-            ("", "") => key.name,
-            ("", s) => s,
-            (want, s) if want == s => key.leaf(),
-            _ => continue,
+        let below = match section {
+            "" => Some(key.name),
+            s => key
+                .name
+                .strip_prefix(s)
+                .and_then(|rest| rest.strip_prefix('.')),
+        };
+        // The next name down: a key's leaf, or a nested table's name.
+        let Some(name) = below.and_then(|rest| rest.split('.').next()) else {
+            continue;
         };
         if !known.contains(&name) {
             known.push(name);
@@ -74,16 +84,25 @@ fn known_in(section: &str) -> Vec<&'static str> {
 }
 
 fn check_known(file: &Table) -> Res<()> {
-    let top = known_in("");
-    check_unknown("", file, &top)?;
-    for (name, v) in file {
+    check_table("", file)
+}
+
+/// Checks the names in `table` (at dotted `section`), then the tables
+/// nested in it.
+fn check_table(section: &str, table: &Table) -> Res<()> {
+    check_unknown(section, table, &known_in(section))?;
+    for (name, v) in table {
+        let name = &match section {
+            "" => name.clone(),
+            s => format!("{s}.{name}"),
+        };
         let inner = known_in(name);
         // Top-level keys are in `top` too, but have no keys of their own.
         if inner.is_empty() {
             continue;
         }
         match v {
-            Value::Table(t) => check_unknown(name, t, &inner)?,
+            Value::Table(t) => check_table(name, t)?,
             _ => {
                 return Err(ConfigError::new(format!(
                     "{name} = {} is not a table; write its keys under a [{name}] header",
@@ -307,6 +326,27 @@ mod tests {
         assert!(err("[queue]\ncapacity = 0").contains("queue.capacity"));
         assert!(err("[queue]\noverload = \"drop\"").contains("\"wait\", \"reject\""));
         assert!(err("[stages]\npool_size = 0").contains("stages.pool_size"));
+        // A nested table: its keys are checked, its burst against its rate.
+        assert_eq!(
+            err("[limits.per_client]\nrat = 3"),
+            "unknown key limits.per_client.rat (did you mean limits.per_client.rate?)"
+        );
+        assert!(err("[limits]\nper_client = 3").contains("under a [limits.per_client] header"));
+        let zero = err("[limits.per_client]\nrate = 10\nburst = 0");
+        assert!(
+            zero.starts_with("limits.per_client.burst = 0 with"),
+            "{zero}"
+        );
+        assert!(zero.contains("set burst to at least 1"), "{zero}");
+        let c = Config::from_toml_str("[limits.per_client]\nrate = 5\nconnections = 2").unwrap();
+        assert_eq!(
+            (
+                c.limits.per_client.rate,
+                c.limits.per_client.burst,
+                c.limits.per_client.connections
+            ),
+            (5, 20, 2)
+        );
         assert!(err("[limits]\nmax_request_line = 10").contains("from 64"));
         assert!(err("[limits]\nmax_echo_body = -1").contains("limits.max_echo_body"));
         assert!(err("[static]\ncache_max_bytes = \"64k\"").contains("\"64KiB\""));

@@ -73,13 +73,14 @@ pub enum RequestBody {
 }
 
 /// Fields HTTP/2 forbids (RFC 9113 §8.2.2), dropped from responses.
-const CONNECTION_FIELDS: [&str; 5] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-];
+fn is_connection_field(name: &HeaderName) -> bool {
+    use http::header::{CONNECTION, TRANSFER_ENCODING, UPGRADE};
+    *name == CONNECTION
+        || *name == TRANSFER_ENCODING
+        || *name == UPGRADE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
 
 /// Writes `request`'s head as an HTTP/1.1 preamble into `out`, saying
 /// how its body follows. `:authority` becomes `Host`; the cookie fields
@@ -182,7 +183,12 @@ const MAX_RESPONSE_FIELDS: usize = 64;
 /// Reads the HTTP/1.1 response head at the front of `buf`, written by
 /// this server's handler for a request of `method`. Connection-level
 /// fields are dropped. An error means the handler wrote no valid head.
-pub fn parse_response_head(buf: &[u8], method: &Method) -> Result<Head, httparse::Error> {
+///
+/// The field values are slices of `buf`, not copies, and a standard
+/// field name (all this server writes but custom header rules) is a
+/// constant: a head of seven fields costs two allocations (the map's,
+/// and `buf` shared once), not fifteen.
+pub fn parse_response_head(buf: &Bytes, method: &Method) -> Result<Head, httparse::Error> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
     match parse_head_in(buf, method, &mut fields) {
         Err(httparse::Error::TooManyHeaders) => {
@@ -200,7 +206,7 @@ pub fn parse_response_head(buf: &[u8], method: &Method) -> Result<Head, httparse
 
 /// [`parse_response_head`] with room for `fields.len()` fields.
 fn parse_head_in<'a>(
-    buf: &'a [u8],
+    buf: &'a Bytes,
     method: &Method,
     fields: &mut [httparse::Header<'a>],
 ) -> Result<Head, httparse::Error> {
@@ -214,27 +220,25 @@ fn parse_head_in<'a>(
         return Ok(Head::Interim(len));
     }
     let status = StatusCode::from_u16(code).map_err(|_| httparse::Error::Status)?;
-    let mut response = Response::new(());
-    *response.status_mut() = status;
     let mut length = None;
     let mut chunked = false;
-    let headers = response.headers_mut();
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
     for f in parsed.headers.iter() {
-        let lower = f.name.to_ascii_lowercase();
-        if lower == "content-length" {
+        // from_bytes lowercases; a standard name is a constant, no copy.
+        let name =
+            HeaderName::from_bytes(f.name.as_bytes()).map_err(|_| httparse::Error::HeaderName)?;
+        if name == http::header::CONTENT_LENGTH {
             length = std::str::from_utf8(f.value)
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok());
-        }
-        if lower == "transfer-encoding" {
+        } else if name == http::header::TRANSFER_ENCODING {
             chunked = f.value.eq_ignore_ascii_case(b"chunked");
         }
-        if CONNECTION_FIELDS.contains(&lower.as_str()) {
+        if is_connection_field(&name) {
             continue;
         }
-        let name =
-            HeaderName::from_bytes(lower.as_bytes()).map_err(|_| httparse::Error::HeaderName)?;
-        let value = HeaderValue::from_bytes(f.value).map_err(|_| httparse::Error::HeaderValue)?;
+        let value = HeaderValue::from_maybe_shared(buf.slice_ref(f.value))
+            .map_err(|_| httparse::Error::HeaderValue)?;
         headers.append(name, value);
     }
     let body = if method == Method::HEAD || code == 204 || code == 304 {
@@ -249,6 +253,9 @@ fn parse_head_in<'a>(
             None => ResponseBody::UntilEnd,
         }
     };
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
     Ok(Head::Final {
         response,
         body,
@@ -360,6 +367,7 @@ mod tests {
             head.extend_from_slice(format!("X-F{i}: v{i}\r\n").as_bytes());
         }
         head.extend_from_slice(b"\r\nhi");
+        let head = Bytes::from(head);
         let Ok(Head::Final { response, len, .. }) = parse_response_head(&head, &Method::GET) else {
             panic!("a final head");
         };
@@ -368,7 +376,7 @@ mod tests {
         assert_eq!(&head[len..], b"hi");
         // Partial, with more lines than the stack holds: read more.
         assert!(matches!(
-            parse_response_head(&head[..head.len() / 2], &Method::GET),
+            parse_response_head(&head.slice(..head.len() / 2), &Method::GET),
             Ok(Head::Partial)
         ));
     }
@@ -380,7 +388,7 @@ mod tests {
             response,
             body,
             len,
-        }) = parse_response_head(head, &Method::GET)
+        }) = parse_response_head(&Bytes::from_static(head), &Method::GET)
         else {
             panic!("a final head");
         };
@@ -391,7 +399,7 @@ mod tests {
         assert_eq!(response.headers()["etag"], "\"x\"");
         let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert!(matches!(
-            parse_response_head(chunked, &Method::GET),
+            parse_response_head(&Bytes::from_static(chunked), &Method::GET),
             Ok(Head::Final {
                 body: ResponseBody::Chunked,
                 ..
@@ -399,7 +407,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_response_head(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+                &Bytes::from_static(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"),
                 &Method::HEAD
             ),
             Ok(Head::Final {
@@ -408,11 +416,14 @@ mod tests {
             })
         ));
         assert!(matches!(
-            parse_response_head(b"HTTP/1.1 100 Continue\r\n\r\n", &Method::POST),
+            parse_response_head(
+                &Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"),
+                &Method::POST
+            ),
             Ok(Head::Interim(25))
         ));
         assert!(matches!(
-            parse_response_head(b"HTTP/1.1 200", &Method::GET),
+            parse_response_head(&Bytes::from_static(b"HTTP/1.1 200"), &Method::GET),
             Ok(Head::Partial)
         ));
     }

@@ -169,6 +169,27 @@ impl<T: AsFd> Async<T> {
         self.poll_io(cx, Direction::Read, op, |_| false)
     }
 
+    /// As [`Async::poll_read_with`] for an `op` that also says whether its
+    /// read was short (fewer bytes than it asked for, but some): the
+    /// descriptor is then known empty, and the next read costs no syscall
+    /// until an event arrives, as for [`Async::poll_read`].
+    pub fn poll_read_short<R>(
+        &self,
+        cx: &mut Context<'_>,
+        op: impl FnMut(&T) -> io::Result<(R, bool)>,
+    ) -> Poll<io::Result<(R, bool)>> {
+        self.poll_io(cx, Direction::Read, op, |&(_, short)| short)
+    }
+
+    /// [`Async::try_read_with`] for an `op` as [`Async::poll_read_short`]'s.
+    pub fn try_read_short<R>(
+        &self,
+        op: impl FnMut(&T) -> io::Result<(R, bool)>,
+    ) -> io::Result<(R, bool)> {
+        let seen = self.tick(Direction::Read);
+        self.attempt(seen, Direction::Read, op, |&(_, short)| short)
+    }
+
     /// Polls a write-side operation, parking on `WouldBlock` until the
     /// descriptor is writable; errors as [`Async::poll_read_with`].
     pub fn poll_write_with<R>(

@@ -155,6 +155,25 @@ impl PipeEnd {
         Poll::Ready(Ok(n))
     }
 
+    /// Room in the other end's direction: Ready(n > 0) once some is
+    /// free, parking while it is full. A write of at most `n` bytes made
+    /// before any other task runs takes them all.
+    pub fn poll_room(&self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut shared = self.lock();
+        let capacity = shared.capacity;
+        let half = &mut shared.halves[1 - self.side];
+        if half.closed {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        match capacity.saturating_sub(half.pending()) {
+            0 => {
+                half.writer = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            room => Poll::Ready(Ok(room)),
+        }
+    }
+
     /// Writes what fits of `buf` now, without parking: `WouldBlock` if
     /// nothing does.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {

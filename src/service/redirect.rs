@@ -67,6 +67,20 @@ fn redirect(this: &HttpsRedirect, ex: &mut Exchange<'_>) -> Outcome {
     }
 }
 
+/// The paths no rule redirects, rewrites or limits: the probes, `/status`
+/// and what is under it (the dashboard).
+pub fn never_redirected(path: &str, config: &crate::config::Config) -> bool {
+    let probe = [&config.live, &config.ready]
+        .iter()
+        .any(|e| e.enabled && e.path == path);
+    let status = &config.status;
+    probe
+        || (status.enabled
+            && path
+                .strip_prefix(status.path.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+}
+
 #[cfg(test)]
 mod tests {
     use super::HttpsRedirect;

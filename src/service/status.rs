@@ -43,6 +43,28 @@ pub struct Report {
     pub file_cache: CacheFigures,
     /// Requests per site (`"sites"`), when `[[sites]]` are set.
     pub sites: Option<SitesReport>,
+    /// `[limits.per_client]`: clients limited (`"per_client"`).
+    pub per_client: PerClientReport,
+}
+
+/// The per-client limits, as `/status` shows them (the `"per_client"`
+/// object).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PerClientReport {
+    /// Requests answered 429: their client was over `rate` and `burst`.
+    pub refused_requests: u64,
+    /// Connections answered 503 at accept: their address held
+    /// `connections` already.
+    pub refused_connections: u64,
+    /// Clients in the table now.
+    pub clients: u64,
+    /// Clients the table holds at most (0 until a limit is first on).
+    pub capacity: u64,
+    /// Clients forgotten to make room for new ones.
+    pub evictions: u64,
+    /// Clients let through uncounted: their part of the table was all
+    /// clients with open connections.
+    pub untracked: u64,
 }
 
 /// The TLS handshake stage, as `/status` shows it (the `"tls"` object).
@@ -291,6 +313,7 @@ mod tests {
             },
             pressure,
             sites: None,
+            per_client: PerClientReport::default(),
             file_cache: CacheFigures {
                 max_bytes: next(),
                 file_bytes: next(),
@@ -308,18 +331,17 @@ mod tests {
             streams: next(),
             calmed: next(),
         };
+        // And `"per_client"` after that.
+        report.per_client = PerClientReport {
+            refused_requests: next(),
+            refused_connections: next(),
+            clients: next(),
+            capacity: next(),
+            evictions: next(),
+            untracked: next(),
+        };
         // `"sites"` only with `[[sites]]`: in the TLS sample.
-        report.sites = tls.is_some().then(|| SitesReport {
-            misdirected: next(),
-            unknown_refused: next(),
-            sites: [TOP_LEVEL, "a.example"]
-                .into_iter()
-                .map(|name| SiteFigures {
-                    name: name.to_string(),
-                    requests: next(),
-                })
-                .collect(),
-        });
+        report.sites = tls.is_some().then(|| sample_sites(&mut next));
         report
     }
 
@@ -343,6 +365,20 @@ mod tests {
                 count: 500,
                 sum_ns: 1_234_567_890,
             },
+        }
+    }
+
+    fn sample_sites(mut next: impl FnMut() -> u64) -> SitesReport {
+        SitesReport {
+            misdirected: next(),
+            unknown_refused: next(),
+            sites: [TOP_LEVEL, "a.example"]
+                .into_iter()
+                .map(|name| SiteFigures {
+                    name: name.to_string(),
+                    requests: next(),
+                })
+                .collect(),
         }
     }
 
@@ -373,8 +409,8 @@ mod tests {
     /// What `to_json` wrote for `sample` before the figures became one
     /// table (`file_cache` and `http2` came later): the dashboard and
     /// `conveyor bench --server-status` read it.
-    const JSON_WITHOUT_TLS: &str = r#"{"version":"VERSION","uptime_secs":12.346,"workers":2,"stages":{"acceptor":"blocking","dispatcher":"round-robin","handler":"spawn \"q\""},"config":{"generation":69,"loaded_at":"Tue, 14 Nov 2023 22:13:20 GMT","loaded_at_unix":1700000000,"file":null},"connections":{"accepted":1,"open":3,"reading":4,"writing":5,"idle_keepalive":6,"rejected":2,"recycled":7},"requests":{"total":8,"1xx":9,"2xx":10,"3xx":11,"4xx":12,"5xx":13,"echo_cut_short":16},"bytes":{"in":14,"out":15},"latency_us":{"p50":17,"p90":18,"p99":19},"pressure":{"fd_limit":54,"fd_limit_at_start":55,"max_connections":56,"max_connections_auto":true,"evicted_idle":57,"slots_exhausted":58,"accept_emfile":59,"accept_enfile":60,"overload":"codel","codel_target_us":61,"codel_interval_us":62,"shed_codel":133,"queue_wait":[{"worker":0,"wait_us":63,"wait_avg_us":64,"shedding":false,"shed":65},{"worker":1,"wait_us":66,"wait_avg_us":67,"shedding":true,"shed":68}]},"queues":[{"worker":0,"depth":20,"capacity":21,"pushed":22,"popped":23,"recycled":24,"idle":25},{"worker":1,"depth":26,"capacity":27,"pushed":28,"popped":29,"recycled":30,"idle":31}],"scheduler":[{"worker":0,"spawned":32,"alive":35,"completed":33,"panicked":34,"polls":36,"parks":37,"wakes_local":38,"wakes_remote":39,"io_events":40,"timer_fires":41,"injected_pending":42},{"worker":1,"spawned":43,"alive":46,"completed":44,"panicked":45,"polls":47,"parks":48,"wakes_local":49,"wakes_remote":50,"io_events":51,"timer_fires":52,"injected_pending":53}],"readiness":{"state":"draining"},"http2":{"connections":76,"streams_open":77,"streams_waiting":78,"streams":79,"calmed":80},"file_cache":{"max_bytes":70,"file_bytes":71,"compressed_entries":72,"compressed_bytes":73,"compressions":74,"evictions":75}}"#;
-    const JSON_WITH_TLS: &str = r#"{"version":"VERSION","uptime_secs":12.346,"workers":2,"stages":{"acceptor":"blocking","dispatcher":"round-robin","handler":"spawn \"q\""},"config":{"generation":73,"loaded_at":"Tue, 14 Nov 2023 22:13:20 GMT","loaded_at_unix":1700000000,"file":"/etc/conveyor.toml"},"connections":{"accepted":1,"open":3,"reading":4,"writing":5,"idle_keepalive":6,"rejected":2,"recycled":7},"requests":{"total":8,"1xx":9,"2xx":10,"3xx":11,"4xx":12,"5xx":13,"echo_cut_short":16},"bytes":{"in":14,"out":15},"latency_us":{"p50":17,"p90":18,"p99":19},"pressure":{"fd_limit":58,"fd_limit_at_start":59,"max_connections":60,"max_connections_auto":true,"evicted_idle":61,"slots_exhausted":62,"accept_emfile":63,"accept_enfile":64,"overload":"codel","codel_target_us":65,"codel_interval_us":66,"shed_codel":141,"queue_wait":[{"worker":0,"wait_us":67,"wait_avg_us":68,"shedding":false,"shed":69},{"worker":1,"wait_us":70,"wait_avg_us":71,"shedding":true,"shed":72}]},"queues":[{"worker":0,"depth":20,"capacity":21,"pushed":22,"popped":23,"recycled":24,"idle":25},{"worker":1,"depth":26,"capacity":27,"pushed":28,"popped":29,"recycled":30,"idle":31}],"scheduler":[{"worker":0,"spawned":32,"alive":35,"completed":33,"panicked":34,"polls":36,"parks":37,"wakes_local":38,"wakes_remote":39,"io_events":40,"timer_fires":41,"injected_pending":42},{"worker":1,"spawned":43,"alive":46,"completed":44,"panicked":45,"polls":47,"parks":48,"wakes_local":49,"wakes_remote":50,"io_events":51,"timer_fires":52,"injected_pending":53}],"readiness":{"state":"draining"},"tls":{"handshake_queue_depth":54,"handshake_queue_capacity":55,"handshakes_completed":3,"handshakes_failed":56,"handshakes_resumed":1,"resumption_ratio":0.3333,"plain_http_refused":57},"http2":{"connections":80,"streams_open":81,"streams_waiting":82,"streams":83,"calmed":84},"file_cache":{"max_bytes":74,"file_bytes":75,"compressed_entries":76,"compressed_bytes":77,"compressions":78,"evictions":79},"sites":{"misdirected":85,"unknown_refused":86,"by_site":{"(default)":{"requests":87},"a.example":{"requests":88}}}}"#;
+    const JSON_WITHOUT_TLS: &str = r#"{"version":"VERSION","uptime_secs":12.346,"workers":2,"stages":{"acceptor":"blocking","dispatcher":"round-robin","handler":"spawn \"q\""},"config":{"generation":69,"loaded_at":"Tue, 14 Nov 2023 22:13:20 GMT","loaded_at_unix":1700000000,"file":null},"connections":{"accepted":1,"open":3,"reading":4,"writing":5,"idle_keepalive":6,"rejected":2,"recycled":7},"requests":{"total":8,"1xx":9,"2xx":10,"3xx":11,"4xx":12,"5xx":13,"echo_cut_short":16},"bytes":{"in":14,"out":15},"latency_us":{"p50":17,"p90":18,"p99":19},"pressure":{"fd_limit":54,"fd_limit_at_start":55,"max_connections":56,"max_connections_auto":true,"evicted_idle":57,"slots_exhausted":58,"accept_emfile":59,"accept_enfile":60,"overload":"codel","codel_target_us":61,"codel_interval_us":62,"shed_codel":133,"queue_wait":[{"worker":0,"wait_us":63,"wait_avg_us":64,"shedding":false,"shed":65},{"worker":1,"wait_us":66,"wait_avg_us":67,"shedding":true,"shed":68}]},"queues":[{"worker":0,"depth":20,"capacity":21,"pushed":22,"popped":23,"recycled":24,"idle":25},{"worker":1,"depth":26,"capacity":27,"pushed":28,"popped":29,"recycled":30,"idle":31}],"scheduler":[{"worker":0,"spawned":32,"alive":35,"completed":33,"panicked":34,"polls":36,"parks":37,"wakes_local":38,"wakes_remote":39,"io_events":40,"timer_fires":41,"injected_pending":42},{"worker":1,"spawned":43,"alive":46,"completed":44,"panicked":45,"polls":47,"parks":48,"wakes_local":49,"wakes_remote":50,"io_events":51,"timer_fires":52,"injected_pending":53}],"readiness":{"state":"draining"},"http2":{"connections":76,"streams_open":77,"streams_waiting":78,"streams":79,"calmed":80},"file_cache":{"max_bytes":70,"file_bytes":71,"compressed_entries":72,"compressed_bytes":73,"compressions":74,"evictions":75},"per_client":{"refused_requests":81,"refused_connections":82,"clients":83,"capacity":84,"evictions":85,"untracked":86}}"#;
+    const JSON_WITH_TLS: &str = r#"{"version":"VERSION","uptime_secs":12.346,"workers":2,"stages":{"acceptor":"blocking","dispatcher":"round-robin","handler":"spawn \"q\""},"config":{"generation":73,"loaded_at":"Tue, 14 Nov 2023 22:13:20 GMT","loaded_at_unix":1700000000,"file":"/etc/conveyor.toml"},"connections":{"accepted":1,"open":3,"reading":4,"writing":5,"idle_keepalive":6,"rejected":2,"recycled":7},"requests":{"total":8,"1xx":9,"2xx":10,"3xx":11,"4xx":12,"5xx":13,"echo_cut_short":16},"bytes":{"in":14,"out":15},"latency_us":{"p50":17,"p90":18,"p99":19},"pressure":{"fd_limit":58,"fd_limit_at_start":59,"max_connections":60,"max_connections_auto":true,"evicted_idle":61,"slots_exhausted":62,"accept_emfile":63,"accept_enfile":64,"overload":"codel","codel_target_us":65,"codel_interval_us":66,"shed_codel":141,"queue_wait":[{"worker":0,"wait_us":67,"wait_avg_us":68,"shedding":false,"shed":69},{"worker":1,"wait_us":70,"wait_avg_us":71,"shedding":true,"shed":72}]},"queues":[{"worker":0,"depth":20,"capacity":21,"pushed":22,"popped":23,"recycled":24,"idle":25},{"worker":1,"depth":26,"capacity":27,"pushed":28,"popped":29,"recycled":30,"idle":31}],"scheduler":[{"worker":0,"spawned":32,"alive":35,"completed":33,"panicked":34,"polls":36,"parks":37,"wakes_local":38,"wakes_remote":39,"io_events":40,"timer_fires":41,"injected_pending":42},{"worker":1,"spawned":43,"alive":46,"completed":44,"panicked":45,"polls":47,"parks":48,"wakes_local":49,"wakes_remote":50,"io_events":51,"timer_fires":52,"injected_pending":53}],"readiness":{"state":"draining"},"tls":{"handshake_queue_depth":54,"handshake_queue_capacity":55,"handshakes_completed":3,"handshakes_failed":56,"handshakes_resumed":1,"resumption_ratio":0.3333,"plain_http_refused":57},"http2":{"connections":80,"streams_open":81,"streams_waiting":82,"streams":83,"calmed":84},"file_cache":{"max_bytes":74,"file_bytes":75,"compressed_entries":76,"compressed_bytes":77,"compressions":78,"evictions":79},"per_client":{"refused_requests":85,"refused_connections":86,"clients":87,"capacity":88,"evictions":89,"untracked":90},"sites":{"misdirected":91,"unknown_refused":92,"by_site":{"(default)":{"requests":93},"a.example":{"requests":94}}}}"#;
 
     #[test]
     fn the_json_is_what_it_was() {

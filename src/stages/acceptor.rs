@@ -31,6 +31,7 @@ use crate::runtime::{
 use super::handshake::Handshake;
 
 use super::pending::{admit, reject_stream};
+use super::per_client;
 use super::pressure;
 use super::{Acceptor, Bound, Conn, Line, Origin};
 
@@ -295,7 +296,7 @@ async fn accept_loop(
             },
             Wait::Spin => spin_accept(listener, line, stop).await,
         };
-        let (stream, _peer) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
@@ -319,6 +320,11 @@ async fn accept_loop(
             let _ = condition_stream(&stream, &stream_options);
         }
         let stream = Stream::plain(Async::new_nonblocking(stream));
+        // Its address's connections counted before it takes a slot; one
+        // too many is answered 503, unread, and closed here.
+        let Some(hold) = per_client::admit_connection(line, peer, &stream) else {
+            continue;
+        };
         // A free connection slot is taken only now, with a connection in
         // hand: an acceptor parked on an empty listener must not hold one
         // that a connection waiting on another listener (reuseport), or one
@@ -338,7 +344,7 @@ async fn accept_loop(
             continue;
         };
         line.metrics.here().accepted.bump();
-        let conn = Conn::new(stream, slot);
+        let conn = Conn::new(stream, slot).held_by(hold);
         let worker = match deal {
             Deal::Local => crate::runtime::current_worker().unwrap_or(0) % line.pending.len(),
             Deal::RoundRobin => {

@@ -15,6 +15,7 @@
 //! a bounded amount of memory per stream, and its handler meets the write
 //! timeout as with a slow HTTP/1.1 reader.
 
+use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -138,7 +139,7 @@ impl Http2 {
             peer: conn.stream.peer_addr(),
             secure: conn.stream.is_secure(),
             server_name: conn.stream.with_server_name(|name| name.map(Arc::from)),
-            proxied: conn.proxied.as_deref().copied(),
+            proxied: conn.proxied(),
             resets_left: std::cell::Cell::new(RESET_BUDGET),
         });
         let deadline = conn.ready_since + config.timeouts.header_read;
@@ -245,23 +246,16 @@ impl Http2 {
         let _open = Gauge::up(&self.streams_open);
         let (parts, body) = request.into_parts();
         let size = read_buffer_size(&line.config.load());
-        let mut preamble = Vec::with_capacity(256);
-        let framing = h2_mapping::write_preamble(
-            &parts.method,
-            &parts.uri,
-            &parts.headers,
-            body.is_end_stream(),
-            &mut preamble,
-        );
-        if preamble.len() > size {
-            let refusal = h2_mapping::empty_response(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
-            let _ = respond.send_response(refusal, true);
-            return;
-        }
         let (handler_end, ours) = pipe(STREAM_BUFFER);
         let stream = Stream::pipe(handler_end, origin.peer, origin.secure)
             .naming(origin.server_name.clone());
-        let conn = Conn::for_stream(stream, origin.proxied, &preamble, size);
+        let Some((conn, framing)) =
+            stream_conn(&parts, body.is_end_stream(), stream, &origin, size)
+        else {
+            let refusal = h2_mapping::empty_response(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+            let _ = respond.send_response(refusal, true);
+            return;
+        };
         let ours = Rc::new(ours);
         if framing != RequestBody::None {
             runtime::spawn_detached(pump_body(body, ours.clone(), framing));
@@ -344,6 +338,46 @@ fn builder(config: &Config) -> h2::server::Builder {
     builder
 }
 
+thread_local! {
+    /// Where a stream's preamble is written before it is copied into the
+    /// stream's read buffer: one per worker, so it costs a stream no
+    /// allocation.
+    static PREAMBLE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
+}
+
+/// The stream's request as a `Conn` on `stream`, its read buffer (of
+/// `size` bytes) holding the request's HTTP/1.1 preamble, and how the body
+/// follows; None if the preamble does not fit.
+fn stream_conn(
+    parts: &http::request::Parts,
+    end_of_stream: bool,
+    stream: Stream,
+    origin: &Origin,
+    size: usize,
+) -> Option<(Conn, RequestBody)> {
+    PREAMBLE.with(|preamble| {
+        let mut preamble = preamble.borrow_mut();
+        preamble.clear();
+        let framing = h2_mapping::write_preamble(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            end_of_stream,
+            &mut preamble,
+        );
+        let made = (preamble.len() <= size).then(|| {
+            (
+                Conn::for_stream(stream, origin.proxied, &preamble, size),
+                framing,
+            )
+        });
+        if preamble.capacity() > 16 * 1024 {
+            *preamble = Vec::with_capacity(1024);
+        }
+        made
+    })
+}
+
 /// Copies a request's body into the pipe, re-framed as chunks when the
 /// client sent no length; each piece's window goes back to the client once
 /// the pipe took it, so the handler's reading paces the client.
@@ -393,15 +427,21 @@ async fn respond_from(
     waiting: Gauge<'_>,
     limit: Duration,
 ) -> Result<(), Cut> {
-    let mut buf: Vec<u8> = Vec::new();
+    let mut buf = Bytes::new();
     let (response, body, len) = loop {
         let Some(more) = take(ours).await else {
             return Err(Reason::INTERNAL_ERROR.into());
         };
-        match buf.is_empty() {
-            true => buf = more,
-            false => buf.extend_from_slice(&more),
-        }
+        buf = match buf.is_empty() {
+            true => Bytes::from(more),
+            // A head in pieces (rare): joined. Nothing holds a slice of
+            // `buf` when the head is partial, so this takes its Vec back.
+            false => {
+                let mut joined = Vec::from(std::mem::take(&mut buf));
+                joined.extend_from_slice(&more);
+                Bytes::from(joined)
+            }
+        };
         match head_of(&mut buf, method) {
             Ok(Some(head)) => break head,
             Ok(None) if buf.len() < MAX_HEAD => {}
@@ -410,7 +450,7 @@ async fn respond_from(
     };
     drop(waiting);
     let mut send = respond.send_response(response, body == ResponseBody::Empty)?;
-    let mut rest = Bytes::from(buf);
+    let mut rest = buf;
     rest.advance(len);
     match body {
         ResponseBody::Empty => Ok(()),
@@ -428,13 +468,13 @@ async fn respond_from(
 
 /// The final head at the front of `buf`, interim (1xx) heads dropped.
 fn head_of(
-    buf: &mut Vec<u8>,
+    buf: &mut Bytes,
     method: &Method,
 ) -> Result<Option<(http::Response<()>, ResponseBody, usize)>, httparse::Error> {
     loop {
         match h2_mapping::parse_response_head(buf, method)? {
             Head::Partial => return Ok(None),
-            Head::Interim(len) => drop(buf.drain(..len)),
+            Head::Interim(len) => buf.advance(len),
             Head::Final {
                 response,
                 body,

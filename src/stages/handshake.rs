@@ -166,7 +166,7 @@ impl Handshake {
         }
         let h2 = tls.alpn_protocol() == Some(b"h2");
         conn.stream
-            .secure(Box::new(std::cell::RefCell::new(TlsSession(tls))));
+            .secure(Box::new(std::cell::RefCell::new(TlsSession(tls.into()))));
         conn.ready_since = runtime::now();
         match h2 {
             true => line.http2.admit(line, conn).await,

@@ -15,7 +15,7 @@ use crate::http::{parse_request, Limits, Request};
 use crate::runtime::swap::Swap;
 use crate::runtime::LocalPool;
 use crate::service::auth::AuthFailures;
-use crate::service::redirect::HttpsRedirect;
+use crate::service::redirect::{never_redirected, HttpsRedirect};
 use crate::service::rewrite::Ruled;
 use crate::service::sites::{SiteParts, Sites, SitesReport};
 use crate::service::static_files::CacheFigures;
@@ -23,6 +23,7 @@ use crate::service::{flush, Exchange, Outcome, Reading, Service, ServiceContext,
 
 use super::admission::Verdict;
 use super::body::{drain, drainable, may_still_send};
+use super::per_client;
 use super::proxy_header::{self, HeaderRead};
 use super::{Conn, Handler, HandlerFuture, Line};
 
@@ -146,7 +147,8 @@ impl Built {
         let refused = config
             .endpoint_clash()
             .or_else(|| config.proxy_clash())
-            .or_else(|| config.static_files.cors.refusal());
+            .or_else(|| config.static_files.cors.refusal())
+            .or_else(|| config.limits.per_client.refusal());
         if let Some(refused) = refused {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -406,6 +408,7 @@ impl Built {
             true => Some(0),
             false => drainable(req),
         };
+        let proxied = conn.proxied();
         let mut ex = Exchange::new(
             routed,
             &conn.stream,
@@ -414,16 +417,21 @@ impl Built {
             ctx,
             keep_alive && ignored_body.is_some(),
         )
-        .proxied(conn.proxied.as_deref().copied())
+        .proxied(proxied)
         .serving_as(ruled.status());
         // For the log, while X-Forwarded-For can still be read; without
         // a log nothing asks unless the route does.
         if self.access_log.is_some() {
             ex.client();
         }
-        // `[[auth]]` for what is served and what was asked; not redirects.
+        // `[limits.per_client]`: out of tokens, 429 before any service runs;
+        // then `[[auth]]` for what is served and what was asked (not redirects).
+        let exempt = || never_redirected(req.path(), &ctx.config);
         let asked = ruled.answer().is_none().then(|| req.path());
-        let mut outcome = site.auth.serve(target, &mut ex, asked).await;
+        let mut outcome = match per_client::refuse_request(&mut ex, line, exempt) {
+            Some(refused) => refused,
+            None => site.auth.serve(target, &mut ex, asked).await,
+        };
         let client = ex.client_known();
         ex.consume_preamble();
         if let Some(len) = ignored_body.filter(|len| *len > 0 && outcome.keep_alive) {
@@ -514,19 +522,6 @@ fn https_redirect(
         None => None,
     };
     Some(Target::Mounted(Arc::new(HttpsRedirect { port, host })))
-}
-
-/// The probes, `/status` and what is under it (the dashboard).
-fn never_redirected(path: &str, config: &Config) -> bool {
-    let probe = [&config.live, &config.ready]
-        .iter()
-        .any(|e| e.enabled && e.path == path);
-    let status = &config.status;
-    probe
-        || (status.enabled
-            && path
-                .strip_prefix(status.path.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
 }
 
 /// Whether a connection may still turn out to speak h2c: a plain one

@@ -21,6 +21,7 @@ mod h2_guard;
 pub mod handshake;
 pub mod http_handler;
 pub mod pending;
+pub mod per_client;
 pub mod pressure;
 mod proxy_header;
 mod report;

@@ -16,7 +16,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::runtime::sys::limits::{fd_limit, raise_fd_limit, FdLimit};
@@ -24,6 +24,7 @@ use crate::runtime::{race, sleep, Either};
 
 use super::admission::Admission;
 use super::conn::ConnectionSlot;
+use super::per_client::PerClient;
 use super::Line;
 
 /// The least time between two warnings of one kind.
@@ -148,6 +149,8 @@ pub struct Pressure {
     pub budget: FdBudget,
     /// The `codel` admission state, per worker.
     pub admission: Admission,
+    /// `[limits.per_client]`: each client's requests and connections.
+    pub per_client: Arc<PerClient>,
     evicted_idle: AtomicU64,
     slots_exhausted: AtomicU64,
     accept_emfile: AtomicU64,
@@ -175,6 +178,7 @@ impl Pressure {
         Pressure {
             budget,
             admission: Admission::new(workers),
+            per_client: Arc::new(PerClient::default()),
             evicted_idle: AtomicU64::new(0),
             slots_exhausted: AtomicU64::new(0),
             accept_emfile: AtomicU64::new(0),

@@ -31,7 +31,7 @@ pub(crate) enum HeaderRead {
 
 /// Whether this turn must first read the connection's PROXY header.
 pub(crate) fn wanted(conn: &Conn, ctx: &ServiceContext<'_>) -> bool {
-    ctx.config.proxy.protocol && conn.proxied.is_none() && conn.requests == 0
+    ctx.config.proxy.protocol && conn.proxied().is_none() && conn.requests == 0
 }
 
 /// Reads and takes the PROXY header at the front of the connection's
@@ -62,7 +62,7 @@ pub(crate) async fn read(
                     ProxyHeader::Unix => Client::Unix,
                     ProxyHeader::Local => peer,
                 };
-                conn.proxied = Some(Box::new(client));
+                conn.set_proxied(client);
                 return HeaderRead::Done;
             }
             Err(why) => {

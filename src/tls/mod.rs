@@ -406,8 +406,9 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-/// A rustls server connection, handshake done, as the runtime's record layer.
-pub struct TlsSession(pub ServerConnection);
+/// A rustls connection, handshake done, as the runtime's record layer:
+/// the server's side here, the client's in `conveyor bench` and the tests.
+pub struct TlsSession(pub rustls::Connection);
 
 impl Session for TlsSession {
     fn read_tls(&mut self, socket: &mut dyn Read) -> io::Result<usize> {
@@ -447,7 +448,10 @@ impl Session for TlsSession {
     }
 
     fn server_name(&self) -> Option<&str> {
-        self.0.server_name()
+        match &self.0 {
+            rustls::Connection::Server(server) => server.server_name(),
+            rustls::Connection::Client(_) => None,
+        }
     }
 }
 

@@ -36,6 +36,7 @@ mod lingering;
 mod listen_and_stop;
 mod listeners;
 mod not_found;
+mod per_client;
 mod probes;
 mod prometheus;
 mod protocol;

@@ -11,7 +11,8 @@ use super::super::sites::SitesReport;
 use super::super::static_files::CacheFigures;
 use super::render::{counter, gauge, label_value, Figure, Series, Sink, Value};
 use super::{
-    ConfigReport, Http2Report, PressureReport, QueueReport, QueueWaitReport, Report, TlsReport,
+    ConfigReport, Http2Report, PerClientReport, PressureReport, QueueReport, QueueWaitReport,
+    Report, TlsReport,
 };
 
 use Value::{Count, Fixed, Flag, Micros, Null, Signed, Text};
@@ -47,6 +48,7 @@ pub(super) fn walk(r: &Report, out: &mut impl Sink) {
     }
     object(out, "http2", &r.http2, HTTP2);
     object(out, "file_cache", &r.file_cache, FILE_CACHE);
+    object(out, "per_client", &r.per_client, PER_CLIENT);
     if let Some(sites) = &r.sites {
         out.open("sites", false);
         figures(out, sites, SITES);
@@ -564,5 +566,53 @@ const HTTP2: &[Figure<Http2Report>] = &[
             "HTTP/2 connections sent GOAWAY for resetting too many streams.",
         ),
         |h| Count(h.calmed),
+    ),
+];
+
+const PER_CLIENT: &[Figure<PerClientReport>] = &[
+    Figure::both(
+        "refused_requests",
+        counter(
+            "per_client_refused_requests_total",
+            "Requests answered 429: their client was over limits.per_client.rate.",
+        ),
+        |p| Count(p.refused_requests),
+    ),
+    Figure::both(
+        "refused_connections",
+        counter(
+            "per_client_refused_connections_total",
+            "Connections answered 503 at accept: their address held limits.per_client.connections.",
+        ),
+        |p| Count(p.refused_connections),
+    ),
+    Figure::both(
+        "clients",
+        gauge("per_client_clients", "Clients in the per-client table."),
+        |p| Count(p.clients),
+    ),
+    Figure::both(
+        "capacity",
+        gauge(
+            "per_client_capacity",
+            "Clients the per-client table holds at most.",
+        ),
+        |p| Count(p.capacity),
+    ),
+    Figure::both(
+        "evictions",
+        counter(
+            "per_client_evictions_total",
+            "Clients forgotten to make room in the per-client table.",
+        ),
+        |p| Count(p.evictions),
+    ),
+    Figure::both(
+        "untracked",
+        counter(
+            "per_client_untracked_total",
+            "Clients let through uncounted: their part of the table was all open connections.",
+        ),
+        |p| Count(p.untracked),
     ),
 ];

@@ -5,18 +5,19 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream as StdStream};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use conveyor::runtime::{self, AsyncStream, ReadBuffer, Session, Stream, TcpStream};
+use conveyor::runtime::{self, AsyncStream, ReadBuffer, Stream, TcpStream};
+use conveyor::tls::TlsSession;
 use h2::client::SendRequest;
 use h2::RecvStream;
 use http::{Method, Request};
 use rustls::pki_types::CertificateDer;
-use rustls::{ClientConfig, ClientConnection};
+use rustls::ClientConfig;
 
 use super::tls::{client, handshake, BOTH};
 use super::Response;
@@ -82,51 +83,10 @@ impl Target {
                 let (conn, socket) = tls.into_parts();
                 socket.set_read_timeout(None)?;
                 let mut stream = Stream::plain(TcpStream::new(socket)?);
-                stream.secure(Box::new(RefCell::new(ClientSession(conn))));
+                stream.secure(Box::new(RefCell::new(TlsSession(conn.into()))));
                 Ok(stream)
             }
         }
-    }
-}
-
-/// A rustls client connection, handshake done, as the runtime's record layer.
-struct ClientSession(ClientConnection);
-
-impl Session for ClientSession {
-    fn read_tls(&mut self, socket: &mut dyn Read) -> io::Result<usize> {
-        let n = self.0.read_tls(socket)?;
-        if n > 0 {
-            self.0
-                .process_new_packets()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        }
-        Ok(n)
-    }
-
-    fn read_plain(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.reader().read(buf)
-    }
-
-    fn write_plain(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.writer().write(buf)
-    }
-
-    fn wants_write(&self) -> bool {
-        self.0.wants_write()
-    }
-
-    fn write_tls(&mut self, socket: &mut dyn Write) -> io::Result<usize> {
-        self.0.write_tls(socket)
-    }
-
-    fn has_plain(&mut self) -> bool {
-        self.0
-            .process_new_packets()
-            .is_ok_and(|state| state.plaintext_bytes_to_read() > 0)
-    }
-
-    fn close(&mut self) {
-        self.0.send_close_notify();
     }
 }
 
