@@ -430,6 +430,8 @@ impl Built {
         let asked = ruled.answer().is_none().then(|| req.path());
         let mut outcome = match per_client::refuse_request(&mut ex, line, exempt) {
             Some(refused) => refused,
+            // No rules: the route's future alone (a layer fewer, measured).
+            None if site.auth.is_empty() => target.serve(&mut ex).await,
             None => site.auth.serve(target, &mut ex, asked).await,
         };
         let client = ex.client_known();

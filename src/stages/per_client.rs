@@ -47,6 +47,7 @@ use std::time::Instant;
 
 use crate::config::{Client, PerClientConfig};
 use crate::runtime::Stream;
+use crate::service::status::PerClientReport;
 use crate::service::{Exchange, Outcome};
 
 use super::Line;
@@ -98,23 +99,6 @@ pub struct PerClient {
     refused_connections: AtomicU64,
     evictions: AtomicU64,
     untracked: AtomicU64,
-}
-
-/// The per-client figures, for `/status`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PerClientCounts {
-    /// Requests answered 429.
-    pub refused_requests: u64,
-    /// Connections answered 503 at accept.
-    pub refused_connections: u64,
-    /// Clients in the table now.
-    pub clients: u64,
-    /// Clients the table can hold (0 until a limit is first on).
-    pub capacity: u64,
-    /// Entries forgotten to make room for a new client.
-    pub evictions: u64,
-    /// Clients let through untracked: their set was all open connections.
-    pub untracked: u64,
 }
 
 /// A connection refused: its address holds `limits.per_client.connections`.
@@ -282,7 +266,7 @@ impl PerClient {
 
     /// The figures now (counting the clients reads every set: for
     /// `/status`, not per request).
-    pub fn counts(&self) -> PerClientCounts {
+    pub fn counts(&self) -> PerClientReport {
         let (clients, capacity) = match self.table.get() {
             None => (0, 0),
             Some(t) => {
@@ -297,7 +281,7 @@ impl PerClient {
                 (clients, (t.sets.len() * WAYS) as u64)
             }
         };
-        PerClientCounts {
+        PerClientReport {
             refused_requests: self.refused_requests.load(Ordering::Relaxed),
             refused_connections: self.refused_connections.load(Ordering::Relaxed),
             clients,

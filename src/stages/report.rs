@@ -4,8 +4,7 @@
 use crate::metrics::Totals;
 use crate::runtime;
 use crate::service::status::{
-    ConfigReport, PerClientReport, PressureReport, QueueReport, QueueWaitReport, Report,
-    StatusSource,
+    ConfigReport, PressureReport, QueueReport, QueueWaitReport, Report, StatusSource,
 };
 
 use super::Line;
@@ -56,17 +55,7 @@ impl StatusSource for Line {
             pressure: self.pressure_report(),
             // Filled in by the service that holds the files.
             file_cache: Default::default(),
-            per_client: {
-                let c = self.pressure.per_client.counts();
-                PerClientReport {
-                    refused_requests: c.refused_requests,
-                    refused_connections: c.refused_connections,
-                    clients: c.clients,
-                    capacity: c.capacity,
-                    evictions: c.evictions,
-                    untracked: c.untracked,
-                }
-            },
+            per_client: self.pressure.per_client.counts(),
             sites: None,
         }
     }

@@ -71,6 +71,11 @@ impl Gate {
         Ok(Gate { guards })
     }
 
+    /// Whether no `[[auth]]` rule is configured.
+    pub fn is_empty(&self) -> bool {
+        self.guards.is_empty()
+    }
+
     /// The rule guarding this request, if any: by its path with escapes
     /// decoded and `.`, `..` and empty segments resolved, as the files
     /// are found (so `/%61dmin/` and `/x/../admin/` are `/admin/`). The
