@@ -72,6 +72,7 @@ macro_rules! blank_struct {
 mod access;
 mod auth;
 mod glob;
+mod http2;
 mod keys;
 mod listen;
 mod names;
@@ -97,6 +98,7 @@ use std::time::Duration;
 pub use access::{allowed, AddrRange, Client, ProxyConfig, StatusAccess};
 pub use auth::AuthRule;
 pub use glob::Glob;
+pub use http2::Http2Config;
 pub use keys::{reference, Key, Literal, KEYS};
 pub use listen::{
     parse_listen_address, ListenAddress, ListenAddresses, LISTEN_ADDRESS_FIX, UNIX_PREFIX,
@@ -194,44 +196,6 @@ blank_struct! {
         /// `unknown_host`: what a request for a host no site names gets
         /// when `[[sites]]` are set (default `default`: the top-level site).
         pub unknown_host: UnknownHost,
-    }
-}
-
-blank_struct! {
-    /// The `[http2]` table: where HTTP/2 is spoken, and its limits.
-    #[derive(Debug, Clone, PartialEq)]
-    pub struct Http2Config {
-        /// `http2.tls`: TLS listeners offer `h2` by ALPN, before `http/1.1`
-        /// (default true).
-        pub tls: bool,
-        /// `http2.cleartext`: plain listeners answer a connection that opens
-        /// with the HTTP/2 preface (h2c, prior knowledge) (default true).
-        pub cleartext: bool,
-        /// `http2.max_concurrent_streams`: streams a client may have open
-        /// on one connection (default 128).
-        pub max_concurrent_streams: u32,
-        /// `http2.disabled_on`: listeners (addresses of `listen` or
-        /// `tls.listen`) that speak HTTP/1.1 only (default none).
-        pub disabled_on: Vec<TcpAddress>,
-    }
-}
-
-impl Http2Config {
-    /// Whether HTTP/2 may be spoken on the listener a connection came in
-    /// on, whose address `local` gives (asked only when `disabled_on`
-    /// names any: no syscall otherwise). A host name matches by port.
-    pub fn allowed_on(&self, local: impl FnOnce() -> Option<std::net::SocketAddr>) -> bool {
-        if self.disabled_on.is_empty() {
-            return true;
-        }
-        let Some(local) = local() else {
-            return true;
-        };
-        !self.disabled_on.iter().any(|off| match off {
-            TcpAddress::Addr(addr) if addr.ip().is_unspecified() => addr.port() == local.port(),
-            TcpAddress::Addr(addr) => *addr == local,
-            TcpAddress::Name { port, .. } => *port == local.port(),
-        })
     }
 }
 

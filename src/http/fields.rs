@@ -1,8 +1,50 @@
-//! Field lines read again from a parsed request's preamble, for the rare
-//! field whose every line counts: `X-Forwarded-For`, which each proxy on
-//! the way may add as a line of its own.
+//! The fields a service may read ([`Field`]), and field lines read again
+//! from a parsed request's preamble, for the rare field whose every line
+//! counts: `X-Forwarded-For`, which each proxy on the way may add as a
+//! line of its own.
 
 use super::Request;
+
+/// Fields the server does not act on but a service may read, through
+/// [`Request::field`]. The parse notes where each one is, so reading one
+/// costs no second look at the preamble, and a field is read by the same
+/// strict rules as every other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// `Accept`.
+    Accept,
+    /// `Origin`.
+    Origin,
+    /// `Access-Control-Request-Method`.
+    AccessControlRequestMethod,
+    /// `Authorization`.
+    Authorization,
+}
+
+impl Field {
+    pub(super) const ALL: [Field; 4] = [
+        Field::Accept,
+        Field::Origin,
+        Field::AccessControlRequestMethod,
+        Field::Authorization,
+    ];
+
+    /// The field's name, as the RFCs spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Accept => "Accept",
+            Field::Origin => "Origin",
+            Field::AccessControlRequestMethod => "Access-Control-Request-Method",
+            Field::Authorization => "Authorization",
+        }
+    }
+
+    pub(super) fn named(name: &str) -> Option<Field> {
+        Field::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(name))
+    }
+}
 
 impl Request {
     /// The value (OWS trimmed) of every field line named `name` (any

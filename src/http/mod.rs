@@ -17,8 +17,9 @@ pub mod status;
 pub mod uri;
 
 pub use chunked::{ChunkedDecoder, Step};
+pub use fields::Field;
 pub use method::Method;
 pub use proxy::{parse_proxy_header, ProxyError, ProxyHeader};
-pub use request::{parse_request, BodyFraming, Field, HttpError, Limits, Request};
+pub use request::{parse_request, BodyFraming, HttpError, Limits, Request};
 pub use response::{write_error, write_error_as, write_head, Head, PreparedError};
 pub use status::reason;

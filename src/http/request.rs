@@ -3,6 +3,7 @@
 use std::fmt;
 use std::mem::MaybeUninit;
 
+use crate::http::fields::Field;
 use crate::http::method::Method;
 use crate::http::uri::{split_target, valid_host};
 
@@ -84,47 +85,6 @@ pub struct Request {
     path_len: usize,
     /// Where each [`Field`] first sits in the preamble (start, end).
     field_spans: [Option<(u32, u32)>; Field::ALL.len()],
-}
-
-/// Fields the server does not act on but a service may read, through
-/// [`Request::field`]. The parse notes where each one is, so reading one
-/// costs no second look at the preamble, and a field is read by the same
-/// strict rules as every other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
-    /// `Accept`.
-    Accept,
-    /// `Origin`.
-    Origin,
-    /// `Access-Control-Request-Method`.
-    AccessControlRequestMethod,
-    /// `Authorization`.
-    Authorization,
-}
-
-impl Field {
-    const ALL: [Field; 4] = [
-        Field::Accept,
-        Field::Origin,
-        Field::AccessControlRequestMethod,
-        Field::Authorization,
-    ];
-
-    /// The field's name, as the RFCs spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Field::Accept => "Accept",
-            Field::Origin => "Origin",
-            Field::AccessControlRequestMethod => "Access-Control-Request-Method",
-            Field::Authorization => "Authorization",
-        }
-    }
-
-    fn named(name: &str) -> Option<Field> {
-        Field::ALL
-            .into_iter()
-            .find(|f| f.name().eq_ignore_ascii_case(name))
-    }
 }
 
 impl Request {

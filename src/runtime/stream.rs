@@ -20,6 +20,8 @@ use std::task::{Context, Poll, Waker};
 use super::pipe::PipeEnd;
 use super::TcpStream;
 
+mod poll;
+
 /// A record layer over a socket: ciphertext in and out on one side,
 /// plaintext on the other (a TLS connection after its handshake).
 pub trait Session: Send {
@@ -318,20 +320,13 @@ impl Stream {
     /// with sendfile(2) on a plain socket; through the session in pieces
     /// of at most 64 KiB otherwise.
     pub async fn sendfile(&self, file: &File, offset: &mut u64, count: usize) -> io::Result<usize> {
-        let (Transport::Socket(socket), Some(session)) = (&self.transport, &self.session) else {
-            return match &self.transport {
-                Transport::Socket(socket) => socket.sendfile(file, offset, count).await,
-                Transport::Pipe(pipe) => pipe_file(&pipe.end, file, offset, count).await,
-            };
+        let session = match (&self.transport, &self.session) {
+            (Transport::Socket(socket), None) => return socket.sendfile(file, offset, count).await,
+            (Transport::Pipe(pipe), _) => return pipe_file(&pipe.end, file, offset, count).await,
+            (Transport::Socket(_), Some(session)) => session,
         };
-        let _ = socket;
-        let want = count.min(FILE_PIECE);
-        let taken = PIECE.with(|piece| -> io::Result<usize> {
-            let mut piece = piece.borrow_mut();
-            if piece.len() < FILE_PIECE {
-                piece.resize(FILE_PIECE, 0);
-            }
-            let read = file.read_at(&mut piece[..want], *offset)?;
+        let taken = with_piece(count, |piece| -> io::Result<usize> {
+            let read = file.read_at(piece, *offset)?;
             let mut taken = 0;
             let mut session = session.borrow_mut();
             while taken < read {
@@ -418,85 +413,6 @@ impl Stream {
         }
     }
 
-    /// Polls one read of plaintext, for callers that are futures by hand
-    /// (the tokio I/O traits); `Ready(Ok(0))`: the peer closed.
-    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let socket = match &self.transport {
-            Transport::Socket(socket) => socket,
-            Transport::Pipe(pipe) => return pipe.end.poll_read(cx, buf),
-        };
-        let Some(session) = &self.session else {
-            return socket.poll_read(cx, buf);
-        };
-        loop {
-            if let Some(done) = buffered_plain(session, buf) {
-                return Poll::Ready(done);
-            }
-            let got = match socket.poll_read_short(cx, |s| read_tls(session, s)) {
-                Poll::Ready(got) => got.map(|(n, _)| n),
-                Poll::Pending => return Poll::Pending,
-            };
-            let got = self.after_read(session, got)?;
-            self.try_send_records(session);
-            if got == 0 {
-                return Poll::Ready(closed(session.borrow_mut().read_plain(buf)));
-            }
-        }
-    }
-
-    /// Polls one write: how much of `buf` was taken. Through a session the
-    /// records go out as the socket takes them; [`Self::poll_flush`] sends
-    /// the rest.
-    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let socket = match &self.transport {
-            Transport::Socket(socket) => socket,
-            Transport::Pipe(pipe) => return pipe.end.poll_write(cx, buf),
-        };
-        let Some(session) = &self.session else {
-            return socket.poll_write_with(cx, |mut io| io.write(buf));
-        };
-        loop {
-            let taken = session.borrow_mut().write_plain(buf)?;
-            if taken > 0 || buf.is_empty() {
-                // Progress now if the socket takes it; the rest on flush.
-                let _ = self.poll_send_records(cx, session);
-                return Poll::Ready(Ok(taken));
-            }
-            match self.poll_send_records(cx, session) {
-                Poll::Ready(Ok(())) => {}
-                other => return other.map(|r| r.map(|()| 0)),
-            }
-        }
-    }
-
-    /// Polls until every record written is sent (nothing to do for a
-    /// plain socket or a pipe).
-    pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &self.session {
-            Some(session) if !self.is_pipe() => self.poll_send_records(cx, session),
-            _ => Poll::Ready(Ok(())),
-        }
-    }
-
-    fn poll_send_records(
-        &self,
-        cx: &mut Context<'_>,
-        session: &RefCell<dyn Session>,
-    ) -> Poll<io::Result<()>> {
-        let socket = self.raw()?;
-        while session.borrow().wants_write() {
-            let sent = socket
-                .poll_write_with(cx, |mut socket| session.borrow_mut().write_tls(&mut socket));
-            match sent {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        Poll::Ready(Ok(()))
-    }
-
     /// Sends what waiting records the socket takes now, without parking.
     fn try_send_records(&self, session: &RefCell<dyn Session>) {
         let Ok(socket) = self.raw() else { return };
@@ -550,13 +466,8 @@ async fn pipe_file(
     count: usize,
 ) -> io::Result<usize> {
     let room = poll_fn(|cx| end.poll_room(cx)).await?;
-    let want = count.min(room).min(FILE_PIECE);
-    let taken = PIECE.with(|piece| -> io::Result<usize> {
-        let mut piece = piece.borrow_mut();
-        if piece.len() < FILE_PIECE {
-            piece.resize(FILE_PIECE, 0);
-        }
-        let read = file.read_at(&mut piece[..want], *offset)?;
+    let taken = with_piece(count.min(room), |piece| -> io::Result<usize> {
+        let read = file.read_at(piece, *offset)?;
         match read {
             0 => Ok(0),
             _ => end.try_write(&piece[..read]),
@@ -564,6 +475,18 @@ async fn pipe_file(
     })?;
     *offset += taken as u64;
     Ok(taken)
+}
+
+/// Runs `f` on the first `want` bytes (at most [`FILE_PIECE`]) of this
+/// worker's piece buffer.
+fn with_piece<R>(want: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    PIECE.with(|piece| {
+        let mut piece = piece.borrow_mut();
+        if piece.len() < FILE_PIECE {
+            piece.resize(FILE_PIECE, 0);
+        }
+        f(&mut piece[..want.min(FILE_PIECE)])
+    })
 }
 
 /// Plaintext the session already holds (`None`: nothing buffered, read

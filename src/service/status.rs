@@ -4,6 +4,7 @@
 
 mod figures;
 mod render;
+mod stage_figures;
 
 use crate::http::Method;
 use crate::metrics::Totals;

@@ -7,13 +7,10 @@ use crate::metrics::Totals;
 use crate::runtime::WorkerSnapshot;
 
 use super::super::probes::State;
-use super::super::sites::SitesReport;
 use super::super::static_files::CacheFigures;
 use super::render::{counter, gauge, label_value, Figure, Series, Sink, Value};
-use super::{
-    ConfigReport, Http2Report, PerClientReport, PressureReport, QueueReport, QueueWaitReport,
-    Report, TlsReport,
-};
+use super::stage_figures::{HTTP2, PER_CLIENT, SITES, SITE_REQUESTS, TLS};
+use super::{ConfigReport, PressureReport, QueueReport, QueueWaitReport, Report};
 
 use Value::{Count, Fixed, Flag, Micros, Null, Signed, Text};
 
@@ -68,30 +65,6 @@ pub(super) fn walk(r: &Report, out: &mut impl Sink) {
         out.close(false);
     }
 }
-
-const SITE_REQUESTS: Series = counter(
-    "site_requests_total",
-    "Requests answered per site ([[sites]]); site=\"(default)\" is the top level.",
-);
-
-const SITES: &[Figure<SitesReport>] = &[
-    Figure::both(
-        "misdirected",
-        counter(
-            "sites_misdirected_total",
-            "Requests answered 421: the TLS server name and the host named different sites.",
-        ),
-        |s| Count(s.misdirected),
-    ),
-    Figure::both(
-        "unknown_refused",
-        counter(
-            "sites_unknown_refused_total",
-            "Requests for a host no site names, answered 404 or 421 (unknown_host).",
-        ),
-        |s| Count(s.unknown_refused),
-    ),
-];
 
 fn figures<T>(out: &mut impl Sink, item: &T, table: &[Figure<T>]) {
     for figure in table {
@@ -490,129 +463,5 @@ const READINESS: &[Figure<State>] = &[
             "1 while /readyz answers 200 (accepting, not draining), else 0.",
         ),
         |s| Flag(*s == State::Ready),
-    ),
-];
-
-const TLS: &[Figure<TlsReport>] = &[
-    Figure::both(
-        "handshake_queue_depth",
-        gauge(
-            "tls_handshake_queue_depth",
-            "Connections waiting for a TLS handshake.",
-        ),
-        |t| Count(t.depth),
-    ),
-    Figure::json("handshake_queue_capacity", |t| Count(t.capacity)),
-    Figure::both(
-        "handshakes_completed",
-        counter(
-            "tls_handshakes_completed_total",
-            "TLS handshakes completed.",
-        ),
-        |t| Count(t.completed),
-    ),
-    Figure::both(
-        "handshakes_failed",
-        counter("tls_handshakes_failed_total", "TLS handshakes that failed."),
-        |t| Count(t.failed),
-    ),
-    Figure::both(
-        "handshakes_resumed",
-        counter(
-            "tls_handshakes_resumed_total",
-            "TLS handshakes that resumed a session.",
-        ),
-        |t| Count(t.resumed),
-    ),
-    Figure::json("resumption_ratio", |t| Fixed(t.resumption_ratio(), 4)),
-    Figure::both(
-        "plain_http_refused",
-        counter(
-            "tls_plain_http_refused_total",
-            "Plain HTTP sent to a TLS port (400).",
-        ),
-        |t| Count(t.plain_http),
-    ),
-];
-
-const HTTP2: &[Figure<Http2Report>] = &[
-    Figure::both(
-        "connections",
-        gauge("http2_connections", "HTTP/2 connections open."),
-        |h| Count(h.connections),
-    ),
-    Figure::both(
-        "streams_open",
-        gauge("http2_streams_open", "HTTP/2 streams open."),
-        |h| Count(h.streams_open),
-    ),
-    Figure::both(
-        "streams_waiting",
-        gauge(
-            "http2_streams_waiting",
-            "HTTP/2 streams queued for or in the handler, before their response head.",
-        ),
-        |h| Count(h.streams_waiting),
-    ),
-    Figure::both(
-        "streams",
-        counter("http2_streams_total", "HTTP/2 streams accepted."),
-        |h| Count(h.streams),
-    ),
-    Figure::both(
-        "calmed",
-        counter(
-            "http2_enhance_your_calm_total",
-            "HTTP/2 connections sent GOAWAY for resetting too many streams.",
-        ),
-        |h| Count(h.calmed),
-    ),
-];
-
-const PER_CLIENT: &[Figure<PerClientReport>] = &[
-    Figure::both(
-        "refused_requests",
-        counter(
-            "per_client_refused_requests_total",
-            "Requests answered 429: their client was over limits.per_client.rate.",
-        ),
-        |p| Count(p.refused_requests),
-    ),
-    Figure::both(
-        "refused_connections",
-        counter(
-            "per_client_refused_connections_total",
-            "Connections answered 503 at accept: their address held limits.per_client.connections.",
-        ),
-        |p| Count(p.refused_connections),
-    ),
-    Figure::both(
-        "clients",
-        gauge("per_client_clients", "Clients in the per-client table."),
-        |p| Count(p.clients),
-    ),
-    Figure::both(
-        "capacity",
-        gauge(
-            "per_client_capacity",
-            "Clients the per-client table holds at most.",
-        ),
-        |p| Count(p.capacity),
-    ),
-    Figure::both(
-        "evictions",
-        counter(
-            "per_client_evictions_total",
-            "Clients forgotten to make room in the per-client table.",
-        ),
-        |p| Count(p.evictions),
-    ),
-    Figure::both(
-        "untracked",
-        counter(
-            "per_client_untracked_total",
-            "Clients let through uncounted: their part of the table was all open connections.",
-        ),
-        |p| Count(p.untracked),
     ),
 ];
