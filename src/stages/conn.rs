@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use crate::config::Client;
 use crate::metrics::{Metrics, WorkerMetrics};
-use crate::runtime::{timeout_at, Queue, ReadBuffer, Stream};
+use crate::runtime::{timeout_at, Handle, Queue, ReadBuffer, Stream};
 
 use super::per_client::ClientHold;
+use super::Line;
 
 /// The connection limit (`limits.max_connections`): free slots, and the
 /// gauge of open connections.
@@ -55,6 +56,64 @@ impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         WorkerMetrics::dec(&self.0.metrics.here().open);
         let _ = self.0.free.try_send(());
+    }
+}
+
+/// A stage's per-worker queues of connections, each drained by a loop
+/// on its worker that gives every connection a green thread of its own
+/// (the handshake and HTTP/2 stages).
+pub(crate) struct WorkerQueues(Vec<Queue<Conn>>);
+
+impl WorkerQueues {
+    /// One queue per worker, each holding `capacity` connections.
+    pub(crate) fn new(workers: usize, capacity: usize) -> WorkerQueues {
+        WorkerQueues(
+            (0..workers.max(1))
+                .map(|_| Queue::bounded(capacity.max(1)))
+                .collect(),
+        )
+    }
+
+    /// `worker`'s queue.
+    pub(crate) fn of(&self, worker: usize) -> &Queue<Conn> {
+        &self.0[worker % self.0.len()]
+    }
+
+    /// The queues' depth and capacity, summed over the workers.
+    pub(crate) fn depth_and_capacity(&self) -> (u64, u64) {
+        self.0
+            .iter()
+            .map(Queue::snapshot)
+            .fold((0, 0), |(d, c), s| {
+                (d + s.depth, c + s.capacity.unwrap_or(0))
+            })
+    }
+
+    /// Starts, on every worker, the loop that runs `run` for each
+    /// connection of the stage (`queues` finds its queues) on a green
+    /// thread of its own.
+    pub(crate) fn start<S, F>(
+        stage: &Arc<S>,
+        queues: fn(&S) -> &WorkerQueues,
+        run: fn(Arc<S>, Conn, Arc<Line>) -> F,
+        runtime: &Handle,
+        line: &Arc<Line>,
+    ) where
+        S: Send + Sync + 'static,
+        F: std::future::Future<Output = ()> + 'static,
+    {
+        for worker in 0..runtime.workers() {
+            let (stage, line) = (stage.clone(), line.clone());
+            runtime
+                .spawn_on(worker, async move {
+                    let queue = queues(&stage).of(worker);
+                    loop {
+                        let conn = queue.recv().await;
+                        crate::runtime::spawn_detached(run(stage.clone(), conn, line.clone()));
+                    }
+                })
+                .detach();
+        }
     }
 }
 

@@ -31,12 +31,11 @@ use http::{Method, Request, StatusCode};
 use crate::config::{Client, Config, Overload};
 use crate::http::h2_mapping::{self, Head, RequestBody, ResponseBody};
 use crate::http::{ChunkedDecoder, Step};
-use crate::runtime::{
-    self, pipe, timeout, timeout_at, AsyncStream, Handle, PipeEnd, Queue, Stream,
-};
+use crate::runtime::{self, pipe, timeout, timeout_at, AsyncStream, Handle, PipeEnd, Stream};
 use crate::service::read_buffer_size;
 use crate::service::status::Http2Report;
 
+use super::conn::WorkerQueues;
 use super::h2_guard::{Guarded, Meter};
 use super::pending::admit;
 use super::{Conn, Line};
@@ -52,7 +51,7 @@ const MAX_HEAD: usize = 64 * 1024;
 
 /// The stage: its queues and figures.
 pub struct Http2 {
-    queues: Vec<Queue<Conn>>,
+    queues: WorkerQueues,
     connections: AtomicU64,
     streams_open: AtomicU64,
     streams_waiting: AtomicU64,
@@ -75,9 +74,7 @@ impl Http2 {
     /// A stage for `workers` workers, each queue holding `capacity` connections.
     pub fn new(workers: usize, capacity: usize) -> Http2 {
         Http2 {
-            queues: (0..workers.max(1))
-                .map(|_| Queue::bounded(capacity.max(1)))
-                .collect(),
+            queues: WorkerQueues::new(workers, capacity),
             connections: AtomicU64::new(0),
             streams_open: AtomicU64::new(0),
             streams_waiting: AtomicU64::new(0),
@@ -90,7 +87,7 @@ impl Http2 {
     /// queue, by the overload policy (a full queue under `reject` closes it).
     pub async fn admit(&self, line: &Line, conn: Conn) {
         let worker = runtime::current_worker().unwrap_or(0);
-        let queue = &self.queues[worker % self.queues.len()];
+        let queue = self.queues.of(worker);
         match line.config.load().queue.overload {
             Overload::Wait | Overload::Codel => queue.send(conn).await,
             Overload::Reject => drop(queue.try_send(conn)),
@@ -100,19 +97,7 @@ impl Http2 {
     /// Starts the loop on every worker that gives each queued connection a
     /// green thread.
     pub fn start(self: &Arc<Self>, runtime: &Handle, line: &Arc<Line>) {
-        for worker in 0..runtime.workers() {
-            let (stage, line) = (self.clone(), line.clone());
-            runtime
-                .spawn_on(worker, async move {
-                    let queue = &stage.queues[worker % stage.queues.len()];
-                    loop {
-                        let conn = queue.recv().await;
-                        let (stage, line) = (stage.clone(), line.clone());
-                        runtime::spawn_detached(async move { stage.serve(conn, line).await });
-                    }
-                })
-                .detach();
-        }
+        WorkerQueues::start(self, |s| &s.queues, Self::serve, runtime, line);
     }
 
     /// The figures `/status` shows.

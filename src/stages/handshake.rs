@@ -17,10 +17,11 @@ use std::time::Duration;
 use rustls::{HandshakeKind, ServerConnection};
 
 use crate::config::Overload;
-use crate::runtime::{self, timeout, timeout_at, Handle, Queue, QueueSnapshot, TcpStream};
+use crate::runtime::{self, timeout, timeout_at, Handle, TcpStream};
 use crate::service::status::TlsReport;
 use crate::tls::{CertificateFiles, PreparedKeys, TlsError, TlsKeys, TlsSession};
 
+use super::conn::WorkerQueues;
 use super::pending::{admit, reject_stream};
 use super::{Conn, Line};
 
@@ -30,7 +31,7 @@ const HANDSHAKE_RECORD: u8 = 0x16;
 /// The handshake stage: its queues, its keys and its counters.
 pub struct Handshake {
     keys: TlsKeys,
-    queues: Vec<Queue<Conn>>,
+    queues: WorkerQueues,
     completed: AtomicU64,
     resumed: AtomicU64,
     failed: AtomicU64,
@@ -43,9 +44,7 @@ impl Handshake {
     pub fn new(keys: TlsKeys, workers: usize, capacity: usize) -> Handshake {
         Handshake {
             keys,
-            queues: (0..workers.max(1))
-                .map(|_| Queue::bounded(capacity.max(1)))
-                .collect(),
+            queues: WorkerQueues::new(workers, capacity),
             completed: AtomicU64::new(0),
             resumed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -92,7 +91,7 @@ impl Handshake {
     /// `codel` it waits: the pending queue that follows does the shedding,
     /// by the wait measured there.
     pub async fn admit(&self, line: &Line, worker: usize, conn: Conn) {
-        let queue = &self.queues[worker % self.queues.len()];
+        let queue = self.queues.of(worker);
         match line.config.load().queue.overload {
             Overload::Wait | Overload::Codel => queue.send(conn).await,
             Overload::Reject => {
@@ -106,19 +105,9 @@ impl Handshake {
     /// Starts the loop on every worker that gives each queued connection a
     /// handshake green thread.
     pub fn start(self: &Arc<Self>, runtime: &Handle, line: &Arc<Line>) {
-        for worker in 0..runtime.workers() {
-            let (stage, line) = (self.clone(), line.clone());
-            runtime
-                .spawn_on(worker, async move {
-                    let queue = &stage.queues[worker % stage.queues.len()];
-                    loop {
-                        let conn = queue.recv().await;
-                        let (stage, line) = (stage.clone(), line.clone());
-                        runtime::spawn_detached(async move { stage.shake(conn, &line).await });
-                    }
-                })
-                .detach();
-        }
+        let run =
+            |stage: Arc<Self>, conn, line: Arc<Line>| async move { stage.shake(conn, &line).await };
+        WorkerQueues::start(self, |s| &s.queues, run, runtime, line);
     }
 
     /// Drives one handshake, then hands the connection to the line.
@@ -180,10 +169,10 @@ impl Handshake {
 
     /// The figures `/status` shows.
     pub fn snapshot(&self) -> TlsReport {
-        let queues: Vec<QueueSnapshot> = self.queues.iter().map(Queue::snapshot).collect();
+        let (depth, capacity) = self.queues.depth_and_capacity();
         TlsReport {
-            depth: queues.iter().map(|q| q.depth).sum(),
-            capacity: queues.iter().map(|q| q.capacity.unwrap_or(0)).sum(),
+            depth,
+            capacity,
             completed: self.completed.load(Ordering::Relaxed),
             resumed: self.resumed.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
