@@ -271,11 +271,6 @@ pub fn empty_response(status: StatusCode) -> Response<()> {
     response
 }
 
-/// The body data as `Bytes` without a copy.
-pub fn bytes_of(data: Vec<u8>) -> Bytes {
-    Bytes::from(data)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

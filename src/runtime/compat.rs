@@ -23,11 +23,6 @@ impl AsyncStream {
     pub fn new(stream: Stream, ahead: ReadBuffer) -> AsyncStream {
         AsyncStream { stream, ahead }
     }
-
-    /// The stream beneath.
-    pub fn stream(&self) -> &Stream {
-        &self.stream
-    }
 }
 
 impl AsyncRead for AsyncStream {

@@ -193,11 +193,6 @@ impl PipeEnd {
         half.wake_reader();
     }
 
-    /// Whether the other end has gone (dropped): writes would fail.
-    pub fn is_other_gone(&self) -> bool {
-        self.lock().halves[1 - self.side].closed
-    }
-
     /// Reads some bytes, parking until some arrive; 0 at end of stream.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         std::future::poll_fn(|cx| self.poll_read(cx, buf)).await
