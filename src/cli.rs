@@ -32,6 +32,9 @@ Options (override the config file):
                       memory (to try HTTPS locally: curl -k; tls.self_signed)
   --tls-listen ADDR   serve HTTPS on ADDR (repeatable); default with --tls-cert:
                       the --listen address with port + 1 (8080 -> 8081)
+  --acme-domain NAME  get a certificate for NAME from the ACME CA (Let's Encrypt by
+                      default) and renew it (repeatable; replaces acme.domains);
+                      the CA must reach this server on port 443 (docs/acme.md)
   --workers N         worker threads, 0 = one per core (at most 1024)
   --acceptor NAME     how connections are accepted:
 {acceptors}  --dispatcher NAME   how requests get a handler:
@@ -110,6 +113,8 @@ pub(crate) struct ServeArgs {
     pub tls_listen: Vec<TcpAddress>,
     /// `--tls-self-signed`: `tls.self_signed = true`, no certificate files.
     pub tls_self_signed: bool,
+    /// `--acme-domain NAME`, each time given: `acme.domains`.
+    pub acme_domains: Vec<String>,
 }
 
 fn err(message: String) -> ConfigError {
@@ -201,6 +206,14 @@ fn serve_flag(
             let listen = parse_tcp_address(&s)
                 .ok_or_else(|| err(format!("--tls-listen {s} is invalid; {TCP_ADDRESS_FIX}")))?;
             out.tls_listen.push(listen);
+        }
+        "--acme-domain" => {
+            let name = value_of("NAME")?.to_ascii_lowercase();
+            conveyor::config::acme_domain(&name)
+                .map_err(|why| err(format!("--acme-domain {why}")))?;
+            if !out.acme_domains.contains(&name) {
+                out.acme_domains.push(name);
+            }
         }
         "--workers" => {
             let s = value_of("N")?;
@@ -373,13 +386,18 @@ impl ServeArgs {
             config.tls.certificates.clear();
             config.tls.self_signed = true;
         }
-        let certificate = self.tls_cert.is_some() || self.tls_self_signed;
+        if !self.acme_domains.is_empty() {
+            config.acme.domains.clone_from(&self.acme_domains);
+        }
+        let certificate =
+            self.tls_cert.is_some() || self.tls_self_signed || !self.acme_domains.is_empty();
         if !self.tls_listen.is_empty() {
             config.tls.listen.clone_from(&self.tls_listen);
         } else if certificate && config.tls.listen.is_empty() {
-            let flag = match self.tls_self_signed {
-                true => "--tls-self-signed",
-                false => "--tls-cert",
+            let flag = match (self.tls_self_signed, self.tls_cert.is_some()) {
+                (true, _) => "--tls-self-signed",
+                (false, true) => "--tls-cert",
+                (false, false) => "--acme-domain",
             };
             config.tls.listen = vec![next_port(&config.listen, flag)?];
         }
@@ -429,6 +447,7 @@ pub(crate) fn load_for_serve(args: &ServeArgs) -> Result<Config, ConfigError> {
 /// say who set it), the error pages.
 pub(crate) fn check_for_serve(config: &Config, args: &ServeArgs) -> Result<(), ConfigError> {
     config.check_listeners()?;
+    config.check_acme()?;
     let origin = match (&args.root, config_path(args)) {
         (Some(_), _) => "the ROOT argument".to_string(),
         (None, Some(file)) if config.root != Config::default().root => {

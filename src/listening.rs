@@ -202,8 +202,15 @@ pub(crate) fn open_tls(
     if !config.tls.enabled() {
         return Ok(Vec::new());
     }
-    let keys = TlsKeys::load_with(&config.tls.certificates, config.tls.self_signed)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // With ACME, the self-signed certificate serves until the first one
+    // is issued.
+    let self_signed = config.tls.self_signed || config.acme.enabled();
+    let keys = TlsKeys::load_serving(
+        &config.tls.certificates,
+        self_signed,
+        line.challenges.clone(),
+    )
+    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let stage = Arc::new(Handshake::new(keys, workers, config.queue.capacity));
     stage.start(runtime, line);
     let _ = line.tls.set(stage.clone());

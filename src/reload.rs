@@ -94,6 +94,15 @@ const FIXED: &[Fixed] = &[
     fixed!("tls.listen", tls.listen),
     fixed!("tls.self_signed", tls.self_signed),
     fixed!("group", group),
+    // The ACME manager reads its settings once; its certificate sits
+    // apart from tls.certificates, so a reload keeps it.
+    fixed!("acme.domains", acme.domains),
+    fixed!("acme.email", acme.email),
+    fixed!("acme.directory", acme.directory),
+    fixed!("acme.state_dir", acme.state_dir),
+    fixed!("acme.challenge", acme.challenge),
+    fixed!("acme.ca_file", acme.ca_file),
+    fixed!("acme.retry_base", acme.retry_base),
 ];
 
 /// Whether two configs (new, old) disagree on a key.

@@ -1,5 +1,8 @@
 //! Assembles the line: runtime, queues, stages; and takes it down gracefully.
 
+mod acme;
+mod acme_stub;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -44,6 +47,8 @@ pub struct Server {
     pub(crate) listening: Mutex<Vec<OpenListener>>,
     /// The built-in handler, rebuilt by a reload; `None` with a custom one.
     pub(crate) http: Option<Arc<HttpHandler>>,
+    /// The ACME manager's thread, when `acme.domains` are set.
+    _acme: Option<acme::AcmeManager>,
 }
 
 /// What a graceful stop ([`Server::shutdown`]) found and did.
@@ -180,32 +185,22 @@ impl ServerBuilder {
             tls: std::sync::OnceLock::new(),
             accepting: Latch::new(),
             http2,
+            challenges: Default::default(),
+            acme: Default::default(),
         });
         line.http2.start(runtime.handle(), &line);
         if !self.hold_accepting {
             // Each listener accepts as soon as it is open.
             line.accepting.set();
         }
-        for worker in 0..workers {
-            for waiting in [Waiting::FirstRequest, Waiting::KeepAlive] {
-                let line = line.clone();
-                runtime
-                    .spawn_on(worker, async move {
-                        let pending = &line.pending[worker];
-                        race(pending.run_idle(waiting), line.shutdown.wait()).await;
-                        // A stop closes idle connections at once: they hold
-                        // no request, so the grace period is not theirs.
-                        pending.close_idle();
-                    })
-                    .detach();
-            }
-        }
+        start_idle_pumps(&runtime, &line);
         dispatcher.start(runtime.handle(), &line, handler);
         let listening =
             crate::listening::open(acceptor.as_ref(), &runtime, &line, &line.config.load(), &[])?;
         let addrs = listening.iter().filter_map(|l| l.addr).collect();
         let tls_addrs =
             crate::listening::open_tls(acceptor.as_ref(), runtime.handle(), &line, workers)?;
+        let acme = acme::start(&line, &line.config.load())?;
         // Every listener accepts: only now may `/readyz` say so.
         if !self.hold_accepting {
             line.readiness.mark_ready();
@@ -219,6 +214,7 @@ impl ServerBuilder {
             acceptor,
             listening: Mutex::new(listening),
             http,
+            _acme: acme,
         })
     }
 }
@@ -369,6 +365,25 @@ impl Server {
             cut: left,
             grace,
             took: started.elapsed(),
+        }
+    }
+}
+
+/// Per worker, the pumps of the two idle sets (new connections that sent
+/// nothing yet, kept-alive ones).
+fn start_idle_pumps(runtime: &Runtime, line: &Arc<Line>) {
+    for worker in 0..line.pending.len() {
+        for waiting in [Waiting::FirstRequest, Waiting::KeepAlive] {
+            let line = line.clone();
+            runtime
+                .spawn_on(worker, async move {
+                    let pending = &line.pending[worker];
+                    race(pending.run_idle(waiting), line.shutdown.wait()).await;
+                    // A stop closes idle connections at once: they hold
+                    // no request, so the grace period is not theirs.
+                    pending.close_idle();
+                })
+                .detach();
         }
     }
 }

@@ -9,7 +9,9 @@ use std::fmt;
 
 use toml::Value;
 
-use super::names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate, UnknownHost};
+use super::names::{
+    AcceptorKind, AcmeChallenge, DispatcherKind, LogLevel, Overload, Revalidate, UnknownHost,
+};
 use super::value::{self, Parsed};
 use super::{Blank, Config};
 use crate::runtime::PollMode;
@@ -121,6 +123,7 @@ macro_rules! key {
 }
 
 use super::access::addr_ranges;
+use super::acme;
 use super::auth::auth_rules;
 use super::listen::{account, listeners, socket_mode};
 use super::redirects::{redirect_rules, rewrite_rules};
@@ -321,6 +324,20 @@ pub static KEYS: &[Key] = &[
         "Listeners (as written in listen or tls.listen) that speak HTTP/1.1 only: no h2 by ALPN, no h2c."),
     key!("http2.max_concurrent_streams", http2.max_concurrent_streams = int(1, 65_535), Int(128),
         "Streams one HTTP/2 client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS)."),
+    key!("acme.domains", acme.domains = acme::domains, Raw("[]"),
+        "Names to get one certificate for from the ACME CA, like [\"example.com\"]; [] = ACME off. No wildcards (they need dns-01)."),
+    key!("acme.email", acme.email = acme::email, Str(""),
+        "The ACME account's contact address (expiry notices); \"\" = none."),
+    key!("acme.directory", acme.directory = acme::directory, Str("https://acme-v02.api.letsencrypt.org/directory"),
+        "The CA's RFC 8555 directory URL; Let's Encrypt staging: https://acme-staging-v02.api.letsencrypt.org/directory."),
+    key!("acme.state_dir", acme.state_dir = acme::state_dir, Str("acme"),
+        "Where the account key and certificates are kept (created mode 0700); replicas may share it."),
+    key!("acme.challenge", acme.challenge: AcmeChallenge = TlsAlpn01,
+        "How the CA checks the names: tls-alpn-01 on a TLS listener (port 443), http-01 on a plain one (port 80)."),
+    key!("acme.ca_file", acme.ca_file = acme::ca_file, Str(""),
+        "PEM roots trusted for the directory's own HTTPS besides the system's (a private or test CA); \"\" = none."),
+    key!("acme.retry_base", acme.retry_base = duration, Str("1m"),
+        "First wait after a failed order, doubled per failure (with jitter) up to 1 h; also how often a replica without the lock looks for a new certificate."),
 ];
 
 /// Keys the shipped file sets to an example rather than to the default:

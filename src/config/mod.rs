@@ -70,6 +70,7 @@ macro_rules! blank_struct {
 }
 
 mod access;
+mod acme;
 mod auth;
 mod glob;
 mod http2;
@@ -96,6 +97,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use access::{allowed, AddrRange, Client, ProxyConfig, StatusAccess};
+pub use acme::{domain as acme_domain, AcmeConfig, LETS_ENCRYPT, LETS_ENCRYPT_STAGING};
 pub use auth::AuthRule;
 pub use glob::Glob;
 pub use http2::Http2Config;
@@ -104,7 +106,8 @@ pub use listen::{
     parse_listen_address, ListenAddress, ListenAddresses, LISTEN_ADDRESS_FIX, UNIX_PREFIX,
 };
 pub use names::{
-    AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate, UnknownHost, UnknownName,
+    AcceptorKind, AcmeChallenge, DispatcherKind, LogLevel, Overload, Revalidate, UnknownHost,
+    UnknownName,
 };
 pub use netlify::{headers_file, redirects_file, HEADERS_FILE, REDIRECTS_FILE};
 pub use page::{configuration_page, CONFIGURATION_PAGE};
@@ -187,6 +190,8 @@ blank_struct! {
         pub tls: TlsConfig,
         /// `[http2]`: where HTTP/2 is spoken, and its limits.
         pub http2: Http2Config,
+        /// `[acme]`: certificates from an ACME CA (default off).
+        pub acme: AcmeConfig,
         /// `[[auth]]`: Basic authentication rules, a path prefix and an
         /// htpasswd file each (default none).
         pub auth: Vec<AuthRule>,

@@ -161,6 +161,15 @@ names! {
     }
 }
 
+names! {
+    /// How the ACME CA validates that the server holds a name
+    /// (`acme.challenge`).
+    pub enum AcmeChallenge as "ACME challenge" {
+        TlsAlpn01 = "tls-alpn-01": "a TLS handshake on port 443 offering acme-tls/1 (RFC 8737)",
+        Http01 = "http-01": "a plain GET of /.well-known/acme-challenge/TOKEN on port 80",
+    }
+}
+
 // The runtime's own type: the runtime knows nothing of config, so the names
 // it is given in config live here with the others.
 impl_names!(

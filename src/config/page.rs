@@ -101,6 +101,11 @@ fn written_as(key: &Key) -> Option<String> {
         "log_path" => "path, or \"-\"",
         "tls::tcp_address_list" => "list of addresses",
         "tls::redirect_host" => "host name, or \"\"",
+        "acme::domains" => "list of DNS names",
+        "acme::email" => "e-mail address, or \"\"",
+        "acme::directory" => "https URL",
+        "acme::state_dir" => "path",
+        "acme::ca_file" => "path, or \"\"",
         _ => return None,
     };
     Some(known.to_string())

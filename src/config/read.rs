@@ -28,6 +28,18 @@ pub(crate) fn from_toml_str(text: &str, dir: Option<&Path>) -> Res<Config> {
         if file.contains_key("root") && config.root.is_relative() {
             config.root = dir.join(&config.root);
         }
+        let acme = file.get("acme").and_then(toml::Value::as_table);
+        if acme.is_some_and(|t| t.contains_key("state_dir")) && config.acme.state_dir.is_relative()
+        {
+            config.acme.state_dir = dir.join(&config.acme.state_dir);
+        }
+        let ca_file = &config.acme.ca_file;
+        if acme.is_some_and(|t| t.contains_key("ca_file"))
+            && ca_file.is_relative()
+            && !ca_file.as_os_str().is_empty()
+        {
+            config.acme.ca_file = dir.join(ca_file);
+        }
         for rule in &mut config.auth {
             if rule.htpasswd.is_relative() {
                 rule.htpasswd = dir.join(&rule.htpasswd);

@@ -11,6 +11,7 @@
 //! Services sit below the stages: they see the request, the connection's
 //! bytes and the context, never the line.
 
+pub mod acme_challenge;
 pub mod auth;
 pub mod client;
 pub mod dashboard;

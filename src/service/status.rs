@@ -2,9 +2,12 @@
 //! Prometheus text format. Each figure is described once, in the tables of
 //! `figures.rs`; `render.rs` writes either format from them.
 
+mod acme_figures;
 mod figures;
 mod render;
 mod stage_figures;
+
+pub use acme_figures::{AcmeReport, AcmeStatus};
 
 use crate::http::Method;
 use crate::metrics::Totals;
@@ -46,6 +49,8 @@ pub struct Report {
     pub sites: Option<SitesReport>,
     /// `[limits.per_client]`: clients limited (`"per_client"`).
     pub per_client: PerClientReport,
+    /// The ACME manager (`"acme"`), when `acme.domains` are set.
+    pub acme: Option<AcmeReport>,
 }
 
 /// The per-client limits, as `/status` shows them (the `"per_client"`
@@ -84,6 +89,9 @@ pub struct TlsReport {
     pub failed: u64,
     /// Of the failed, connections that spoke plain HTTP (answered 400).
     pub plain_http: u64,
+    /// Handshakes that agreed on `acme-tls/1`: a CA's tls-alpn-01
+    /// validations, closed after the handshake.
+    pub acme_validations: u64,
 }
 
 impl TlsReport {
@@ -290,6 +298,8 @@ mod tests {
             resumed: 1,
             failed: next(),
             plain_http: next(),
+            // Added later: fixed, so the numbers after it stay.
+            acme_validations: 2,
         });
         let pressure = sample_pressure(&mut next);
 
@@ -314,6 +324,7 @@ mod tests {
             },
             pressure,
             sites: None,
+            acme: None,
             per_client: PerClientReport::default(),
             file_cache: CacheFigures {
                 max_bytes: next(),
@@ -343,7 +354,23 @@ mod tests {
         };
         // `"sites"` only with `[[sites]]`: in the TLS sample.
         report.sites = tls.is_some().then(|| sample_sites(&mut next));
+        // `"acme"` with `acme.domains`: in the TLS sample.
+        report.acme = tls.is_some().then(|| sample_acme(&mut next));
         report
+    }
+
+    fn sample_acme(mut next: impl FnMut() -> u64) -> AcmeReport {
+        AcmeReport {
+            domains: vec!["example.com".into(), "www.example.com".into()],
+            state: "error",
+            orders: true,
+            not_after_unix: Some(1_700_000_000),
+            next_renewal_unix: Some(1_690_000_000),
+            last_error: Some("the CA said \"no\"".into()),
+            attempts: next(),
+            failures: next(),
+            issued: next(),
+        }
     }
 
     fn sample_totals(mut next: impl FnMut() -> u64) -> Totals {
@@ -411,7 +438,7 @@ mod tests {
     /// table (`file_cache` and `http2` came later): the dashboard and
     /// `conveyor bench --server-status` read it.
     const JSON_WITHOUT_TLS: &str = r#"{"version":"VERSION","uptime_secs":12.346,"workers":2,"stages":{"acceptor":"blocking","dispatcher":"round-robin","handler":"spawn \"q\""},"config":{"generation":69,"loaded_at":"Tue, 14 Nov 2023 22:13:20 GMT","loaded_at_unix":1700000000,"file":null},"connections":{"accepted":1,"open":3,"reading":4,"writing":5,"idle_keepalive":6,"rejected":2,"recycled":7},"requests":{"total":8,"1xx":9,"2xx":10,"3xx":11,"4xx":12,"5xx":13,"echo_cut_short":16},"bytes":{"in":14,"out":15},"latency_us":{"p50":17,"p90":18,"p99":19},"pressure":{"fd_limit":54,"fd_limit_at_start":55,"max_connections":56,"max_connections_auto":true,"evicted_idle":57,"slots_exhausted":58,"accept_emfile":59,"accept_enfile":60,"overload":"codel","codel_target_us":61,"codel_interval_us":62,"shed_codel":133,"queue_wait":[{"worker":0,"wait_us":63,"wait_avg_us":64,"shedding":false,"shed":65},{"worker":1,"wait_us":66,"wait_avg_us":67,"shedding":true,"shed":68}]},"queues":[{"worker":0,"depth":20,"capacity":21,"pushed":22,"popped":23,"recycled":24,"idle":25},{"worker":1,"depth":26,"capacity":27,"pushed":28,"popped":29,"recycled":30,"idle":31}],"scheduler":[{"worker":0,"spawned":32,"alive":35,"completed":33,"panicked":34,"polls":36,"parks":37,"wakes_local":38,"wakes_remote":39,"io_events":40,"timer_fires":41,"injected_pending":42},{"worker":1,"spawned":43,"alive":46,"completed":44,"panicked":45,"polls":47,"parks":48,"wakes_local":49,"wakes_remote":50,"io_events":51,"timer_fires":52,"injected_pending":53}],"readiness":{"state":"draining"},"http2":{"connections":76,"streams_open":77,"streams_waiting":78,"streams":79,"calmed":80},"file_cache":{"max_bytes":70,"file_bytes":71,"compressed_entries":72,"compressed_bytes":73,"compressions":74,"evictions":75},"per_client":{"refused_requests":81,"refused_connections":82,"clients":83,"capacity":84,"evictions":85,"untracked":86}}"#;
-    const JSON_WITH_TLS: &str = r#"{"version":"VERSION","uptime_secs":12.346,"workers":2,"stages":{"acceptor":"blocking","dispatcher":"round-robin","handler":"spawn \"q\""},"config":{"generation":73,"loaded_at":"Tue, 14 Nov 2023 22:13:20 GMT","loaded_at_unix":1700000000,"file":"/etc/conveyor.toml"},"connections":{"accepted":1,"open":3,"reading":4,"writing":5,"idle_keepalive":6,"rejected":2,"recycled":7},"requests":{"total":8,"1xx":9,"2xx":10,"3xx":11,"4xx":12,"5xx":13,"echo_cut_short":16},"bytes":{"in":14,"out":15},"latency_us":{"p50":17,"p90":18,"p99":19},"pressure":{"fd_limit":58,"fd_limit_at_start":59,"max_connections":60,"max_connections_auto":true,"evicted_idle":61,"slots_exhausted":62,"accept_emfile":63,"accept_enfile":64,"overload":"codel","codel_target_us":65,"codel_interval_us":66,"shed_codel":141,"queue_wait":[{"worker":0,"wait_us":67,"wait_avg_us":68,"shedding":false,"shed":69},{"worker":1,"wait_us":70,"wait_avg_us":71,"shedding":true,"shed":72}]},"queues":[{"worker":0,"depth":20,"capacity":21,"pushed":22,"popped":23,"recycled":24,"idle":25},{"worker":1,"depth":26,"capacity":27,"pushed":28,"popped":29,"recycled":30,"idle":31}],"scheduler":[{"worker":0,"spawned":32,"alive":35,"completed":33,"panicked":34,"polls":36,"parks":37,"wakes_local":38,"wakes_remote":39,"io_events":40,"timer_fires":41,"injected_pending":42},{"worker":1,"spawned":43,"alive":46,"completed":44,"panicked":45,"polls":47,"parks":48,"wakes_local":49,"wakes_remote":50,"io_events":51,"timer_fires":52,"injected_pending":53}],"readiness":{"state":"draining"},"tls":{"handshake_queue_depth":54,"handshake_queue_capacity":55,"handshakes_completed":3,"handshakes_failed":56,"handshakes_resumed":1,"resumption_ratio":0.3333,"plain_http_refused":57},"http2":{"connections":80,"streams_open":81,"streams_waiting":82,"streams":83,"calmed":84},"file_cache":{"max_bytes":74,"file_bytes":75,"compressed_entries":76,"compressed_bytes":77,"compressions":78,"evictions":79},"per_client":{"refused_requests":85,"refused_connections":86,"clients":87,"capacity":88,"evictions":89,"untracked":90},"sites":{"misdirected":91,"unknown_refused":92,"by_site":{"(default)":{"requests":93},"a.example":{"requests":94}}}}"#;
+    const JSON_WITH_TLS: &str = r#"{"version":"VERSION","uptime_secs":12.346,"workers":2,"stages":{"acceptor":"blocking","dispatcher":"round-robin","handler":"spawn \"q\""},"config":{"generation":73,"loaded_at":"Tue, 14 Nov 2023 22:13:20 GMT","loaded_at_unix":1700000000,"file":"/etc/conveyor.toml"},"connections":{"accepted":1,"open":3,"reading":4,"writing":5,"idle_keepalive":6,"rejected":2,"recycled":7},"requests":{"total":8,"1xx":9,"2xx":10,"3xx":11,"4xx":12,"5xx":13,"echo_cut_short":16},"bytes":{"in":14,"out":15},"latency_us":{"p50":17,"p90":18,"p99":19},"pressure":{"fd_limit":58,"fd_limit_at_start":59,"max_connections":60,"max_connections_auto":true,"evicted_idle":61,"slots_exhausted":62,"accept_emfile":63,"accept_enfile":64,"overload":"codel","codel_target_us":65,"codel_interval_us":66,"shed_codel":141,"queue_wait":[{"worker":0,"wait_us":67,"wait_avg_us":68,"shedding":false,"shed":69},{"worker":1,"wait_us":70,"wait_avg_us":71,"shedding":true,"shed":72}]},"queues":[{"worker":0,"depth":20,"capacity":21,"pushed":22,"popped":23,"recycled":24,"idle":25},{"worker":1,"depth":26,"capacity":27,"pushed":28,"popped":29,"recycled":30,"idle":31}],"scheduler":[{"worker":0,"spawned":32,"alive":35,"completed":33,"panicked":34,"polls":36,"parks":37,"wakes_local":38,"wakes_remote":39,"io_events":40,"timer_fires":41,"injected_pending":42},{"worker":1,"spawned":43,"alive":46,"completed":44,"panicked":45,"polls":47,"parks":48,"wakes_local":49,"wakes_remote":50,"io_events":51,"timer_fires":52,"injected_pending":53}],"readiness":{"state":"draining"},"tls":{"handshake_queue_depth":54,"handshake_queue_capacity":55,"handshakes_completed":3,"handshakes_failed":56,"handshakes_resumed":1,"resumption_ratio":0.3333,"plain_http_refused":57,"acme_validations":2},"acme":{"domains":"example.com www.example.com","state":"error","orders":true,"not_after":"Tue, 14 Nov 2023 22:13:20 GMT","not_after_unix":1700000000,"next_renewal":"Sat, 22 Jul 2023 04:26:40 GMT","next_renewal_unix":1690000000,"last_error":"the CA said \"no\"","attempts":95,"failures":96,"issued":97},"http2":{"connections":80,"streams_open":81,"streams_waiting":82,"streams":83,"calmed":84},"file_cache":{"max_bytes":74,"file_bytes":75,"compressed_entries":76,"compressed_bytes":77,"compressions":78,"evictions":79},"per_client":{"refused_requests":85,"refused_connections":86,"clients":87,"capacity":88,"evictions":89,"untracked":90},"sites":{"misdirected":91,"unknown_refused":92,"by_site":{"(default)":{"requests":93},"a.example":{"requests":94}}}}"#;
 
     #[test]
     fn the_json_is_what_it_was() {

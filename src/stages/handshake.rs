@@ -7,7 +7,9 @@
 //! already flowing keep their turns.
 //!
 //! A client that speaks plain HTTP to the TLS port gets a plain-text 400
-//! saying so, then the close.
+//! saying so, then the close. A handshake that agreed on `acme-tls/1` (an
+//! ACME CA validating tls-alpn-01, RFC 8737) is closed once done: it has
+//! seen its challenge certificate and is never served HTTP.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +38,7 @@ pub struct Handshake {
     resumed: AtomicU64,
     failed: AtomicU64,
     plain_http: AtomicU64,
+    acme_validations: AtomicU64,
     https_port: std::sync::OnceLock<u16>,
 }
 
@@ -49,6 +52,7 @@ impl Handshake {
             resumed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             plain_http: AtomicU64::new(0),
+            acme_validations: AtomicU64::new(0),
             https_port: std::sync::OnceLock::new(),
         }
     }
@@ -84,6 +88,11 @@ impl Handshake {
     /// Makes certificates [`Self::prepare`] read current for new handshakes.
     pub fn install(&self, prepared: PreparedKeys) {
         self.keys.install(prepared);
+    }
+
+    /// The keys in use: the ACME manager installs its certificate there.
+    pub fn keys(&self) -> &TlsKeys {
+        &self.keys
     }
 
     /// Takes a new connection onto `worker`'s handshake queue, by the
@@ -153,6 +162,17 @@ impl Handshake {
         if tls.handshake_kind() == Some(HandshakeKind::Resumed) {
             self.resumed.fetch_add(1, Ordering::Relaxed);
         }
+        if tls.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN) {
+            self.acme_validations.fetch_add(1, Ordering::Relaxed);
+            tls.send_close_notify();
+            while tls.wants_write() {
+                match timeout_at(deadline, socket.write_with(|mut s| tls.write_tls(&mut s))).await {
+                    Ok(Ok(_)) => {}
+                    _ => break,
+                }
+            }
+            return;
+        }
         let h2 = tls.alpn_protocol() == Some(b"h2");
         conn.stream
             .secure(Box::new(std::cell::RefCell::new(TlsSession(tls.into()))));
@@ -177,6 +197,7 @@ impl Handshake {
             resumed: self.resumed.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             plain_http: self.plain_http.load(Ordering::Relaxed),
+            acme_validations: self.acme_validations.load(Ordering::Relaxed),
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::http::h2_mapping::{neither_protocol, preface, Preface};
 use crate::http::{parse_request, Limits, Request};
 use crate::runtime::swap::Swap;
 use crate::runtime::LocalPool;
+use crate::service::acme_challenge::http_challenge;
 use crate::service::auth::AuthFailures;
 use crate::service::redirect::{never_redirected, HttpsRedirect};
 use crate::service::rewrite::Ruled;
@@ -386,7 +387,10 @@ impl Built {
         };
         // Worked out here, not passed in: an `Option<Target>` argument is
         // copied into the future whole (128 bytes) for every request.
-        let ruled = match https_redirect(line, conn, req, ctx) {
+        let on =
+            line.challenges.answers_http() && !conn.stream.is_secure() && !conn.stream.is_pipe();
+        let first = http_challenge(on, req.path(), |t| line.challenges.http(t));
+        let ruled = match first.or_else(|| https_redirect(line, conn, req, ctx)) {
             Some(redirect) => Ruled::Answer(redirect),
             None if refused.is_some() => Ruled::Pass,
             None if site.rules.is_empty() || never_redirected(req.path(), &ctx.config) => {

@@ -74,6 +74,11 @@ pub struct Line {
     /// The HTTP/2 connection stage: connections that speak HTTP/2 are
     /// pushed onto its queues.
     pub http2: Arc<h2_connection::Http2>,
+    /// The ACME challenges published now: the plain listeners answer the
+    /// http-01 ones, the TLS handshakes the tls-alpn-01 ones.
+    pub challenges: Arc<crate::tls::Challenges>,
+    /// What the ACME manager reports to `/status`, when one runs.
+    pub acme: crate::service::status::AcmeStatus,
 }
 
 /// The names of the stage implementations a line runs.

@@ -57,6 +57,7 @@ impl StatusSource for Line {
             file_cache: Default::default(),
             per_client: self.pressure.per_client.counts(),
             sites: None,
+            acme: self.acme.get(),
         }
     }
 }

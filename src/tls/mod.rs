@@ -4,6 +4,15 @@
 //!
 //! One crypto provider, `ring`: it builds with the system C compiler (no
 //! cmake, no Go), and its P-256 and AES-GCM code is what the benchmarks use.
+//!
+//! A certificate got by ACME sits in a slot of its own beside the
+//! configured ones ([`TlsKeys::install_managed`]), so that a reload of
+//! the configured files never puts an older one back; the ACME
+//! challenges are in `challenges.rs`.
+
+mod challenges;
+
+pub use challenges::{Challenges, ACME_TLS_ALPN};
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -64,6 +73,23 @@ pub struct TlsKeys {
     cache: Arc<dyn StoresServerSessions>,
     /// Served when no certificate is given (`tls.self_signed`).
     self_signed: Option<Arc<CertifiedKey>>,
+    /// The challenges an ACME CA validates, and the certificate it issued.
+    acme: Acme,
+}
+
+/// What every set of settings shares with the ACME manager: read at each
+/// handshake, so an install needs no new settings.
+#[derive(Clone, Default)]
+struct Acme {
+    challenges: Arc<Challenges>,
+    managed: Arc<RwLock<Option<Managed>>>,
+}
+
+/// The certificate the ACME manager installed, and its names.
+struct Managed {
+    /// Lower case.
+    names: Vec<String>,
+    key: Arc<CertifiedKey>,
 }
 
 impl TlsKeys {
@@ -79,6 +105,20 @@ impl TlsKeys {
         certificates: &[CertificateFiles],
         self_signed: bool,
     ) -> Result<TlsKeys, TlsError> {
+        Self::load_serving(certificates, self_signed, Arc::default())
+    }
+
+    /// [`Self::load_with`], answering the tls-alpn-01 challenges
+    /// published in `challenges`.
+    pub fn load_serving(
+        certificates: &[CertificateFiles],
+        self_signed: bool,
+        challenges: Arc<Challenges>,
+    ) -> Result<TlsKeys, TlsError> {
+        let acme = Acme {
+            challenges,
+            managed: Arc::default(),
+        };
         let ticketer = provider::Ticketer::new()
             .map_err(|e| TlsError(format!("cannot make a session ticket key: {e}")))?;
         let cache: Arc<dyn StoresServerSessions> = ServerSessionMemoryCache::new(SESSION_CACHE);
@@ -86,12 +126,13 @@ impl TlsKeys {
             true => Some(self_signed_localhost()?),
             false => None,
         };
-        let config = server_config(certificates, self_signed.as_ref(), &ticketer, &cache)?;
+        let config = server_config(certificates, self_signed.as_ref(), &ticketer, &cache, &acme)?;
         Ok(TlsKeys {
             current: RwLock::new(config),
             ticketer,
             cache,
             self_signed,
+            acme,
         })
     }
 
@@ -116,7 +157,13 @@ impl TlsKeys {
             .unwrap_or_else(PoisonError::into_inner)
             .names
             .clone();
-        names.serves(host)
+        let managed = self
+            .acme
+            .managed
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let lower = host.trim_end_matches('.').to_ascii_lowercase();
+        names.serves(host) || managed.as_ref().is_some_and(|m| m.names.contains(&lower))
     }
 
     /// Loads `certificates` again (on SIGHUP): new handshakes use them;
@@ -135,8 +182,30 @@ impl TlsKeys {
             self.self_signed.as_ref(),
             &self.ticketer,
             &self.cache,
+            &self.acme,
         )
         .map(PreparedKeys)
+    }
+
+    /// Reads `files` (an ACME certificate, `names` its domains) and serves
+    /// it from the next handshake on for those names, and as the default
+    /// when no configured certificate is one; connections already open
+    /// keep theirs. Kept across [`Self::reload`]. On an error the one in
+    /// use stays.
+    pub fn install_managed(&self, files: &CertificateFiles) -> Result<(), TlsError> {
+        let key = Arc::new(certified_key(files)?);
+        let names = files.names.iter().map(|n| n.to_ascii_lowercase()).collect();
+        *self
+            .acme
+            .managed
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Managed { names, key });
+        Ok(())
+    }
+
+    /// The challenges the handshakes answer (tls-alpn-01).
+    pub fn challenges(&self) -> &Arc<Challenges> {
+        &self.acme.challenges
     }
 
     /// Makes what [`Self::prepare`] read current for new handshakes.
@@ -250,8 +319,12 @@ fn server_config(
     self_signed: Option<&Arc<CertifiedKey>>,
     ticketer: &Arc<dyn ProducesTickets>,
     cache: &Arc<dyn StoresServerSessions>,
+    acme: &Acme,
 ) -> Result<Settings, TlsError> {
-    let mut resolver = SniResolver::default();
+    let mut resolver = SniResolver {
+        acme: acme.clone(),
+        ..SniResolver::default()
+    };
     let mut served = ServedNames {
         names: Vec::new(),
         default_leaf: None,
@@ -299,14 +372,15 @@ fn server_config(
         .map_err(|e| TlsError(format!("TLS versions: {e}")))?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(resolver));
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // acme-tls/1 last: only a CA's validation offers it, and alone.
+    config.alpn_protocols = vec![b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
     config.session_storage = cache.clone();
     config.ticketer = ticketer.clone();
     // One ticket per full handshake: a browser reconnecting needs one, and
     // each costs an encryption on the handshake's bill.
     config.send_tls13_tickets = 1;
     let mut with_h2 = config.clone();
-    with_h2.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    with_h2.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
     Ok(Settings {
         http1: Arc::new(config),
         with_h2: Arc::new(with_h2),
@@ -362,14 +436,17 @@ fn read_pem<T, E: fmt::Display>(
     })
 }
 
-/// Chooses the certificate by the name the client asked for (SNI): an
-/// exact name, then a wildcard, then the default (the first without names,
-/// else the first of all).
+/// Chooses the certificate by the name the client asked for (SNI): the
+/// ACME certificate for its names, an exact name, then a wildcard, then
+/// the default (the first without names, else the ACME certificate, else
+/// the first of all). A ClientHello offering only `acme-tls/1` gets the
+/// name's tls-alpn-01 challenge certificate, or none.
 #[derive(Default)]
 struct SniResolver {
     by_name: Vec<(String, Arc<CertifiedKey>)>,
     default: Option<Arc<CertifiedKey>>,
     first: Option<Arc<CertifiedKey>>,
+    acme: Acme,
 }
 
 impl SniResolver {
@@ -397,10 +474,33 @@ impl fmt::Debug for SniResolver {
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let challenge = hello.alpn().is_some_and(|mut offered| {
+            let mut any = false;
+            offered.all(|p| {
+                any = true;
+                p == ACME_TLS_ALPN
+            }) && any
+        });
+        if challenge {
+            return self.acme.challenges.alpn(hello.server_name()?);
+        }
+        let managed = self
+            .acme
+            .managed
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let managed_for = |name: &str| {
+            let name = name.to_ascii_lowercase();
+            managed
+                .as_ref()
+                .filter(|m| m.names.contains(&name))
+                .map(|m| &m.key)
+        };
         hello
             .server_name()
-            .and_then(|name| self.find(name))
+            .and_then(|name| managed_for(name).or_else(|| self.find(name)))
             .or(self.default.as_ref())
+            .or(managed.as_ref().map(|m| &m.key))
             .or(self.first.as_ref())
             .cloned()
     }

@@ -43,6 +43,9 @@ pub(super) fn walk(r: &Report, out: &mut impl Sink) {
     if let Some(tls) = &r.tls {
         object(out, "tls", tls, TLS);
     }
+    if let Some(acme) = &r.acme {
+        object(out, "acme", acme, super::acme_figures::ACME);
+    }
     object(out, "http2", &r.http2, HTTP2);
     object(out, "file_cache", &r.file_cache, FILE_CACHE);
     object(out, "per_client", &r.per_client, PER_CLIENT);

@@ -71,6 +71,14 @@ pub(super) const TLS: &[Figure<TlsReport>] = &[
         ),
         |t| Count(t.plain_http),
     ),
+    Figure::both(
+        "acme_validations",
+        counter(
+            "tls_acme_validations_total",
+            "Handshakes of an ACME CA validating tls-alpn-01 (acme-tls/1), closed after it.",
+        ),
+        |t| Count(t.acme_validations),
+    ),
 ];
 
 pub(super) const HTTP2: &[Figure<Http2Report>] = &[

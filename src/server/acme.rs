@@ -1,0 +1,421 @@
+//! The ACME manager: one plain OS thread (never a scheduler thread: the
+//! CA's HTTP calls block) that gets the certificate for `acme.domains`
+//! and keeps it renewed.
+//!
+//! - At start, a valid certificate already in `acme.state_dir` for
+//!   exactly these names is installed and nothing is ordered; until one is
+//!   installed, the TLS listeners serve the self-signed certificate.
+//! - Renewal is due at two thirds of the certificate's lifetime, or at a
+//!   random point of the CA's renewal window (RFC 9773) when it offers one.
+//! - A failed order is retried after `acme.retry_base`, doubled per
+//!   failure up to an hour (at least `retry_base`), each wait 75–100 % of
+//!   that (jitter, so a fleet does not retry in step); the certificate in
+//!   use goes on serving.
+//! - Only the process holding `state_dir`'s lock orders; another looks in
+//!   `state_dir` every `retry_base` and installs what the holder wrote, and
+//!   takes the lock over if the holder is gone.
+//!
+//! Installing is [`crate::tls::TlsKeys::install_managed`]: new handshakes
+//! take the certificate, open connections keep theirs, nothing restarts.
+//! Each step is a line on stderr; `/status` shows the `"acme"` object.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::acme_stub as client;
+use client::{
+    lock_state_dir, AcmeClient, AcmeSettings, Challenge, ChallengeKind, Responder, StateLock,
+    StoredCertificate,
+};
+
+use crate::config::{AcmeChallenge, Config};
+use crate::service::status::AcmeReport;
+use crate::stages::handshake::Handshake;
+use crate::stages::Line;
+use crate::tls::{CertificateFiles, Challenges};
+
+/// The longest wait between failed orders (unless `retry_base` is longer).
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// The running manager; dropping it stops the thread at its next wait.
+pub(crate) struct AcmeManager {
+    _stop: Sender<()>,
+}
+
+/// Starts the manager when `acme.domains` are set.
+pub(crate) fn start(line: &Arc<Line>, config: &Config) -> std::io::Result<Option<AcmeManager>> {
+    if !config.acme.enabled() {
+        return Ok(None);
+    }
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    config.check_acme().map_err(|e| invalid(e.to_string()))?;
+    let Some(stage) = line.tls.get().cloned() else {
+        return Err(invalid(
+            "acme.domains needs a TLS listener (tls.listen)".into(),
+        ));
+    };
+    line.challenges
+        .answer_http(config.acme.challenge == AcmeChallenge::Http01);
+    let acme = &config.acme;
+    let settings = AcmeSettings {
+        directory: acme.directory.clone(),
+        email: (!acme.email.is_empty()).then(|| acme.email.clone()),
+        domains: acme.domains.clone(),
+        state_dir: acme.state_dir.clone(),
+        ca_file: (!acme.ca_file.as_os_str().is_empty()).then(|| acme.ca_file.clone()),
+        challenge: match acme.challenge {
+            AcmeChallenge::TlsAlpn01 => ChallengeKind::TlsAlpn01,
+            AcmeChallenge::Http01 => ChallengeKind::Http01,
+        },
+    };
+    let (stop, stopped) = mpsc::channel();
+    let manager = Manager {
+        settings,
+        challenge: acme.challenge,
+        retry_base: acme.retry_base,
+        line: line.clone(),
+        stage,
+        stopped,
+        lock: None,
+        installed: None,
+        report: AcmeReport {
+            domains: acme.domains.clone(),
+            state: "ordering",
+            ..AcmeReport::default()
+        },
+    };
+    manager.publish();
+    std::thread::Builder::new()
+        .name("conveyor-acme".into())
+        .spawn(move || manager.run())?;
+    Ok(Some(AcmeManager { _stop: stop }))
+}
+
+struct Manager {
+    settings: AcmeSettings,
+    challenge: AcmeChallenge,
+    retry_base: Duration,
+    line: Arc<Line>,
+    stage: Arc<Handshake>,
+    stopped: Receiver<()>,
+    lock: Option<StateLock>,
+    /// The certificate in use: (not_before, not_after).
+    installed: Option<(SystemTime, SystemTime)>,
+    report: AcmeReport,
+}
+
+/// What the manager does next.
+enum Next {
+    /// Order now.
+    Order,
+    /// Nothing until then (a renewal, or a look at `state_dir`).
+    WaitUntil(SystemTime),
+}
+
+impl Manager {
+    fn run(mut self) {
+        let s = &self.settings;
+        log(&format!(
+            "managing a certificate for {} from {} ({}, state in {})",
+            s.domains.join(", "),
+            s.directory,
+            self.challenge,
+            s.state_dir.display()
+        ));
+        loop {
+            let next = self.step();
+            let wait = match next {
+                Next::Order => match self.order() {
+                    Ok(()) => continue,
+                    Err(delay) => delay,
+                },
+                Next::WaitUntil(at) => {
+                    self.report.next_renewal_unix = Some(unix(at));
+                    self.publish();
+                    at.duration_since(SystemTime::now()).unwrap_or_default()
+                }
+            };
+            // A stop (the server dropped) ends the thread at once.
+            match self.stopped.recv_timeout(wait) {
+                Err(RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// Takes the lock if free, installs a newer stored certificate, and
+    /// says whether to order.
+    fn step(&mut self) -> Next {
+        if self.lock.is_none() {
+            match lock_state_dir(&self.settings.state_dir) {
+                Ok(Some(lock)) => {
+                    log(&format!(
+                        "holding the lock of {}: this process orders",
+                        self.settings.state_dir.display()
+                    ));
+                    self.lock = Some(lock);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let delay = self.failed(&format!("state_dir: {e}"));
+                    return Next::WaitUntil(SystemTime::now() + delay);
+                }
+            }
+        }
+        self.report.orders = self.lock.is_some();
+        if let Some(stored) = AcmeClient::stored(&self.settings) {
+            let newer = self
+                .installed
+                .is_none_or(|(_, not_after)| stored.not_after > not_after);
+            if newer {
+                self.install(&stored, "found in state_dir");
+            }
+        }
+        let now = SystemTime::now();
+        if self.lock.is_none() {
+            if self.installed.is_none() || self.report.state != "valid" {
+                self.report.state = "waiting";
+            }
+            if self.report.state == "waiting" {
+                log(&format!(
+                    "another process holds the lock of {}; looking for its certificate every {}",
+                    self.settings.state_dir.display(),
+                    shown(self.retry_base)
+                ));
+            }
+            return Next::WaitUntil(now + self.retry_base);
+        }
+        match self.installed {
+            Some(validity) => {
+                let due = self.renewal_due(validity);
+                match due > now {
+                    true => Next::WaitUntil(due),
+                    false => Next::Order,
+                }
+            }
+            None => Next::Order,
+        }
+    }
+
+    /// When the certificate in use should be renewed: in the CA's window
+    /// if it offers one, else at two thirds of its lifetime.
+    fn renewal_due(&mut self, (not_before, not_after): (SystemTime, SystemTime)) -> SystemTime {
+        if let Some(due) = self
+            .report
+            .next_renewal_unix
+            .filter(|_| self.report.failures == 0)
+        {
+            let at = UNIX_EPOCH + Duration::from_secs(due);
+            if at < not_after {
+                return at;
+            }
+        }
+        let lifetime = not_after.duration_since(not_before).unwrap_or_default();
+        not_before + lifetime * 2 / 3
+    }
+
+    /// One order; `Err` holds the wait before the next.
+    fn order(&mut self) -> Result<(), Duration> {
+        self.report.attempts += 1;
+        self.report.state = "ordering";
+        self.publish();
+        let what = match self.installed {
+            Some(_) => "renewing",
+            None => "ordering",
+        };
+        log(&format!(
+            "{what} a certificate for {} (attempt {})",
+            self.settings.domains.join(", "),
+            self.report.attempts
+        ));
+        let responder = ListenerResponder(self.line.challenges.clone());
+        let ordered = AcmeClient::new(&self.settings).and_then(|mut client| {
+            let stored = client.order(&responder)?;
+            Ok((client, stored))
+        });
+        let (mut client, stored) = match ordered {
+            Ok(done) => done,
+            Err(e) => return Err(self.failed(&e.to_string())),
+        };
+        if !self.install(&stored, "issued") {
+            return Err(self.failed("the issued certificate could not be installed"));
+        }
+        self.report.issued += 1;
+        self.report.failures = 0;
+        self.report.last_error = None;
+        let due = match client.renewal_window(&stored) {
+            Some((start, end)) => {
+                let span = end.duration_since(start).unwrap_or_default();
+                let at = start + span.mul_f64(random_fraction());
+                log(&format!(
+                    "the CA's renewal window is {} to {}: renewing at {}",
+                    date(start),
+                    date(end),
+                    date(at)
+                ));
+                at
+            }
+            None => {
+                let lifetime = stored.not_after.duration_since(stored.not_before);
+                stored.not_before + lifetime.unwrap_or_default() * 2 / 3
+            }
+        };
+        self.report.next_renewal_unix = Some(unix(due));
+        log(&format!("next renewal at {}", date(due)));
+        self.publish();
+        Ok(())
+    }
+
+    /// Counts a failure, says why, and returns the wait before a retry.
+    fn failed(&mut self, why: &str) -> Duration {
+        self.report.failures += 1;
+        self.report.state = "error";
+        self.report.last_error = Some(why.to_string());
+        let delay = backoff(self.retry_base, self.report.failures, random_fraction());
+        let at = SystemTime::now() + delay;
+        self.report.next_renewal_unix = Some(unix(at));
+        log(&format!(
+            "failed ({why}); {}; retrying in {} (failure {} in a row)",
+            match self.installed {
+                Some(_) => "the certificate in use keeps serving",
+                None => "the self-signed certificate keeps serving",
+            },
+            shown(delay),
+            self.report.failures
+        ));
+        self.publish();
+        delay
+    }
+
+    /// Installs `stored` for new handshakes; false (logged) if it cannot.
+    fn install(&mut self, stored: &StoredCertificate, how: &str) -> bool {
+        let files = CertificateFiles {
+            cert: stored.cert_path.clone(),
+            key: stored.key_path.clone(),
+            names: self.settings.domains.clone(),
+        };
+        if let Err(e) = self.stage.keys().install_managed(&files) {
+            log(&format!("cannot install the certificate {how}: {e}"));
+            return false;
+        }
+        self.installed = Some((stored.not_before, stored.not_after));
+        self.report.not_after_unix = Some(unix(stored.not_after));
+        self.report.state = "valid";
+        log(&format!(
+            "certificate {how} installed: valid until {} ({})",
+            date(stored.not_after),
+            stored.cert_path.display()
+        ));
+        self.publish();
+        true
+    }
+
+    fn publish(&self) {
+        self.line.acme.set(self.report.clone());
+    }
+}
+
+/// Answers the CA's challenges from the running listeners.
+struct ListenerResponder(Arc<Challenges>);
+
+impl Responder for ListenerResponder {
+    fn publish(&self, challenge: &Challenge) {
+        match challenge {
+            Challenge::Http01 {
+                token,
+                key_authorization,
+            } => {
+                log(&format!("answering http-01 for token {token}"));
+                self.0.publish_http(token, key_authorization);
+            }
+            Challenge::TlsAlpn01 {
+                domain,
+                key_authorization,
+            } => match self.0.publish_alpn(domain, key_authorization) {
+                Ok(()) => log(&format!("answering tls-alpn-01 for {domain}")),
+                Err(e) => log(&e.to_string()),
+            },
+        }
+    }
+
+    fn withdraw(&self, challenge: &Challenge) {
+        match challenge {
+            Challenge::Http01 { token, .. } => self.0.withdraw_http(token),
+            Challenge::TlsAlpn01 { domain, .. } => self.0.withdraw_alpn(domain),
+        }
+    }
+}
+
+/// The wait after `failures` failures in a row: `base` doubled per
+/// failure, capped at an hour (or `base` if longer), times 75–100 %
+/// (`fraction` in [0, 1)).
+fn backoff(base: Duration, failures: u64, fraction: f64) -> Duration {
+    let cap = MAX_BACKOFF.max(base);
+    let doublings = failures.saturating_sub(1).min(20) as u32;
+    let full = base.saturating_mul(1 << doublings).min(cap);
+    full.mul_f64(0.75 + 0.25 * fraction)
+}
+
+/// A number in [0, 1) from the process's hash keys (random per call).
+fn random_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn unix(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn date(at: SystemTime) -> String {
+    crate::http::date::fmt_http_date(at)
+}
+
+fn shown(d: Duration) -> String {
+    match d.as_secs() {
+        0 => format!("{} ms", d.as_millis()),
+        s if s < 120 => format!("{:.1} s", d.as_secs_f64()),
+        s => format!("{} min", s / 60),
+    }
+}
+
+fn log(line: &str) {
+    eprintln!("conveyor: acme: {line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_an_hour_with_jitter_below() {
+        let base = Duration::from_secs(60);
+        assert_eq!(backoff(base, 1, 0.999_999).as_secs(), 59);
+        assert_eq!(backoff(base, 1, 0.0), Duration::from_secs(45));
+        assert_eq!(backoff(base, 2, 0.0), Duration::from_secs(90));
+        assert_eq!(backoff(base, 3, 0.0), Duration::from_secs(180));
+        assert_eq!(backoff(base, 100, 0.0), Duration::from_secs(2700));
+        assert!(backoff(base, 100, 0.99) <= MAX_BACKOFF);
+        // Each wait is longer than the one before, whatever the jitter.
+        for n in 1..6 {
+            assert!(backoff(base, n + 1, 0.0) > backoff(base, n, 0.999));
+        }
+        let long = Duration::from_secs(7200);
+        assert_eq!(backoff(long, 5, 0.0), long.mul_f64(0.75));
+    }
+
+    #[test]
+    fn random_fractions_stay_in_range() {
+        for _ in 0..1000 {
+            let f = random_fraction();
+            assert!((0.0..1.0).contains(&f), "{f}");
+        }
+    }
+}

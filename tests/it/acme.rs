@@ -1,0 +1,268 @@
+//! Automatic HTTPS (`[acme]`, docs/acme.md): the challenges answered by
+//! the running listeners, and the manager's behaviour when the CA cannot
+//! be reached.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+
+use crate::harness::status::{status, Figures};
+use crate::harness::tls::{client, handshake, Pki, BOTH};
+use crate::harness::{ask, start, wait_until, Response, TestServer};
+
+/// Accepts any certificate and keeps the leaf: what a CA's validation
+/// client does with the tls-alpn-01 certificate (it checks the extension,
+/// not a chain).
+#[derive(Debug, Default)]
+struct Keep(Mutex<Option<CertificateDer<'static>>>);
+
+impl ServerCertVerifier for Keep {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        *self.0.lock().unwrap() = Some(end_entity.clone().into_owned());
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A validation client: TLS 1.2 or 1.3, ALPN `acme-tls/1` alone.
+fn validator(alpn: &[&[u8]]) -> (Arc<ClientConfig>, Arc<Keep>) {
+    let keep = Arc::new(Keep::default());
+    let mut config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(BOTH)
+            .expect("versions")
+            .dangerous()
+            .with_custom_certificate_verifier(keep.clone())
+            .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    (Arc::new(config), keep)
+}
+
+/// The DER of RFC 8737's extension: OID 1.3.6.1.5.5.7.1.31, critical,
+/// the SHA-256 of `key_authorization` in an OCTET STRING.
+fn acme_identifier(key_authorization: &str) -> Vec<u8> {
+    let digest = ring::digest::digest(&ring::digest::SHA256, key_authorization.as_bytes());
+    let mut der = vec![
+        0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x1f, 0x01, 0x01, 0xff, 0x04, 0x22,
+        0x04, 0x20,
+    ];
+    der.extend_from_slice(digest.as_ref());
+    der
+}
+
+/// `GET path` for `localhost` (a name the certificate serves, so the
+/// HTTPS redirect answers 308).
+fn get_localhost(server: &TestServer, path: &str) -> Response {
+    ask(
+        server,
+        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+    )
+}
+
+fn tls_server(pki: &Pki) -> TestServer {
+    let files = pki.files.clone();
+    start("readiness", "spawn", move |c| {
+        c.tls.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+        c.tls.certificates = files;
+    })
+}
+
+fn tls_addr(server: &TestServer) -> SocketAddr {
+    server.server().tls_addrs()[0]
+}
+
+#[test]
+fn tls_alpn_01_serves_the_challenge_certificate_and_then_closes() {
+    let mut pki = Pki::new();
+    pki.make(&["localhost"], &[]);
+    let server = tls_server(&pki);
+    let challenges = &server.server().line().challenges;
+    challenges
+        .publish_alpn("www.acme.test", "tok.thumb")
+        .expect("published");
+
+    let (config, keep) = validator(&[b"acme-tls/1"]);
+    let sock = std::net::TcpStream::connect(tls_addr(&server)).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut tls = handshake(sock, &config, "WWW.acme.test").expect("validation handshake");
+    assert_eq!(tls.conn.alpn_protocol(), Some(&b"acme-tls/1"[..]));
+    let leaf = keep.0.lock().unwrap().take().expect("a certificate");
+    let wanted = acme_identifier("tok.thumb");
+    assert!(
+        leaf.as_ref().windows(wanted.len()).any(|w| w == wanted),
+        "the acmeIdentifier extension with SHA-256 of the key authorization"
+    );
+    // Then closed, never served HTTP: a request gets no response.
+    use std::io::{Read, Write};
+    let _ = tls.write_all(b"GET / HTTP/1.1\r\nHost: www.acme.test\r\n\r\n");
+    let mut buf = Vec::new();
+    let _ = tls.read_to_end(&mut buf);
+    assert!(buf.is_empty(), "{}", String::from_utf8_lossy(&buf));
+    let figures = status(&server);
+    assert_eq!(figures.at("tls").at("acme_validations").int(), 1);
+
+    // A name with no challenge published: no certificate, no handshake.
+    let sock = std::net::TcpStream::connect(tls_addr(&server)).expect("connect");
+    assert!(handshake(sock, &config, "other.acme.test").is_err());
+    // Withdrawn: the same.
+    challenges.withdraw_alpn("www.acme.test");
+    let sock = std::net::TcpStream::connect(tls_addr(&server)).expect("connect");
+    assert!(handshake(sock, &config, "www.acme.test").is_err());
+
+    // A browser offering h2 and http/1.1 gets the configured certificate.
+    let normal = client(&pki.ders, BOTH);
+    let sock = std::net::TcpStream::connect(tls_addr(&server)).expect("connect");
+    let tls = handshake(sock, &normal, "localhost").expect("normal handshake");
+    assert_eq!(tls.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+}
+
+#[test]
+fn http_01_answers_published_tokens_before_the_https_redirect() {
+    let mut pki = Pki::new();
+    pki.make(&["localhost"], &[]);
+    let files = pki.files.clone();
+    let server = start("readiness", "pool", move |c| {
+        c.tls.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+        c.tls.certificates = files;
+        c.tls.redirect_http = true;
+    });
+    let challenges = &server.server().line().challenges;
+    challenges.publish_http("tok-EN_1", "tok-EN_1.thumbprint");
+    let path = "/.well-known/acme-challenge/tok-EN_1";
+    // Off (no http-01 manager): the redirect answers as before.
+    assert_eq!(get_localhost(&server, path).status, 308);
+
+    challenges.answer_http(true);
+    let r = get_localhost(&server, path);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert_eq!(r.text(), "tok-EN_1.thumbprint");
+    let r = get_localhost(&server, "/.well-known/acme-challenge/unknown");
+    assert_eq!(r.status, 404);
+    // Everything else still goes to HTTPS.
+    assert_eq!(get_localhost(&server, "/index.html").status, 308);
+    challenges.withdraw_http("tok-EN_1");
+    assert_eq!(get_localhost(&server, path).status, 404);
+}
+
+/// A directory URL with nothing listening: the server serves HTTPS on the
+/// self-signed certificate, `/status` says why, and the retries come with
+/// growing gaps, not in a loop.
+#[test]
+fn a_ca_that_is_down_is_retried_with_backoff_while_serving() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = free.local_addr().expect("addr").port();
+    drop(free);
+    let state = crate::harness::temp_dir("acme-down");
+    let state_dir = state.clone();
+    let server = start("readiness", "spawn", move |c| {
+        c.tls.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+        c.acme.domains = vec!["www.acme.test".into()];
+        c.acme.directory = format!("https://127.0.0.1:{port}/dir");
+        c.acme.state_dir = state_dir;
+        c.acme.retry_base = Duration::from_millis(300);
+    });
+    // Watch the attempts: the moment each one is seen.
+    let mut seen: Vec<(u64, Instant)> = Vec::new();
+    let done = wait_until(Duration::from_secs(20), || {
+        let attempts = status(&server).at("acme").at("attempts").int() as u64;
+        if seen.last().is_none_or(|(n, _)| *n != attempts) {
+            seen.push((attempts, Instant::now()));
+        }
+        attempts >= 4
+    });
+    assert!(done, "attempts seen: {seen:?}");
+    let acme = status(&server).at("acme").clone();
+    assert_eq!(acme.at("state").str(), "error", "{acme}");
+    assert_eq!(acme.at("domains").str(), "www.acme.test");
+    assert!(acme.at("failures").int() >= 3, "{acme}");
+    assert!(!acme.at("last_error").str().is_empty(), "{acme}");
+    // Gaps between attempts 2→3 and 3→4 (at 300 ms, doubled, 75–100 %:
+    // 225–300, 450–600, 900–1200 ms) grow; none is a hot loop.
+    let at = |n: u64| seen.iter().find(|(a, _)| *a == n).map(|(_, t)| *t);
+    if let (Some(a2), Some(a3), Some(a4)) = (at(2), at(3), at(4)) {
+        let (g1, g2) = (a3 - a2, a4 - a3);
+        assert!(g1 >= Duration::from_millis(400), "{g1:?}");
+        assert!(g2 > g1, "{g1:?} then {g2:?}");
+    }
+    // HTTPS goes on serving meanwhile, on the self-signed certificate.
+    let (config, keep) = validator(&[b"http/1.1"]);
+    let sock = std::net::TcpStream::connect(tls_addr(&server)).expect("connect");
+    let mut tls = handshake(sock, &config, "www.acme.test").expect("handshake");
+    let r = crate::harness::get(&mut tls, "/index.html");
+    assert_eq!(r.status, 200);
+    let leaf = keep.0.lock().unwrap().take().expect("a certificate");
+    let localhost = conveyor::tls::self_signed_localhost().expect("self-signed");
+    assert_eq!(leaf, localhost.cert[0]);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// The certificate the manager installs (`TlsKeys::install_managed`)
+/// serves its names at once, on a connection opened before it keeps
+/// going, and stays across a SIGHUP reload of `tls.certificates`.
+#[test]
+fn the_installed_certificate_serves_its_names_and_survives_a_reload() {
+    let mut pki = Pki::new();
+    pki.make(&["localhost"], &[]);
+    let server = tls_server(&pki);
+    let stage = server.server().tls().expect("tls").clone();
+    let normal = client(&pki.ders, BOTH);
+    let sock = std::net::TcpStream::connect(tls_addr(&server)).expect("connect");
+    let mut before = handshake(sock, &normal, "localhost").expect("handshake");
+    assert_eq!(crate::harness::get(&mut before, "/index.html").status, 200);
+
+    let mut issued = Pki::new();
+    let mut files = issued.make(&["www.acme.test"], &[]);
+    files.names = vec!["www.acme.test".into()];
+    stage.keys().install_managed(&files).expect("installed");
+    let trusting = client(&issued.ders, BOTH);
+    let sock = std::net::TcpStream::connect(tls_addr(&server)).expect("connect");
+    let mut tls = handshake(sock, &trusting, "www.acme.test").expect("verified");
+    assert_eq!(crate::harness::get(&mut tls, "/index.html").status, 200);
+    // The connection from before goes on.
+    assert_eq!(crate::harness::get(&mut before, "/index.html").status, 200);
+    // Other names keep the configured certificate.
+    let sock = std::net::TcpStream::connect(tls_addr(&server)).expect("connect");
+    handshake(sock, &normal, "localhost").expect("configured one");
+
+    let config = (*server.server().line().config.load()).clone();
+    server.server().reload(config).expect("reloaded");
+    let sock = std::net::TcpStream::connect(tls_addr(&server)).expect("connect");
+    handshake(sock, &trusting, "www.acme.test").expect("still the issued one");
+}
