@@ -10,6 +10,7 @@
 //! | 0 | [`runtime`] | the green-thread scheduler, reactor, timers, queues, async sockets; [`runtime::sys`] holds the OS calls. No HTTP. |
 //! | 1 | [`http`] | request parsing, chunked bodies, response heads, dates: every HTTP framing rule |
 //! | 2 | [`tls`], `metrics` | rustls keys and sessions; per-worker counters that `/status` sums |
+//! | 2 | [`acme`] | an RFC 8555 client: account, orders, challenges, the state directory (blocking; a plain thread) |
 //! | 3 | [`config`], `access_log` | defaults, TOML, validation; the combined-format log |
 //! | 4 | [`service`] | what is served: `/echo`, `/status`, static files, mounted services |
 //! | 5 | [`stages`] | acceptor, pending queue, dispatcher, handler, TLS handshake |
@@ -21,6 +22,7 @@
 //! on top and uses only this library's public API.
 
 pub(crate) mod access_log;
+pub mod acme;
 pub mod config;
 pub mod http;
 pub(crate) mod listening;

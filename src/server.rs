@@ -1,7 +1,6 @@
 //! Assembles the line: runtime, queues, stages; and takes it down gracefully.
 
 mod acme;
-mod acme_stub;
 
 use std::io;
 use std::net::SocketAddr;

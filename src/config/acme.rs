@@ -10,13 +10,7 @@ use super::names::AcmeChallenge;
 use super::site::string_list;
 use super::value::{string, Parsed};
 use super::{ConfigError, Res};
-
-/// Let's Encrypt's production directory: `acme.directory`'s default.
-pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
-
-/// Let's Encrypt's staging directory (untrusted certificates, high rate
-/// limits): for trying a setup out.
-pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+use crate::acme::{LETS_ENCRYPT, LETS_ENCRYPT_STAGING};
 
 blank_struct! {
     /// `[acme]`: certificates from an ACME CA for `domains`.

@@ -97,7 +97,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use access::{allowed, AddrRange, Client, ProxyConfig, StatusAccess};
-pub use acme::{domain as acme_domain, AcmeConfig, LETS_ENCRYPT, LETS_ENCRYPT_STAGING};
+pub use acme::{domain as acme_domain, AcmeConfig};
 pub use auth::AuthRule;
 pub use glob::Glob;
 pub use http2::Http2Config;

@@ -23,12 +23,10 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::acme_stub as client;
-use client::{
-    lock_state_dir, AcmeClient, AcmeSettings, Challenge, ChallengeKind, Responder, StateLock,
-    StoredCertificate,
+use crate::acme::{
+    lock_state_dir, tls_alpn01_certificate, AcmeClient, AcmeSettings, Challenge, ChallengeKind,
+    Responder, StateLock, StoredCertificate,
 };
-
 use crate::config::{AcmeChallenge, Config};
 use crate::service::status::AcmeReport;
 use crate::stages::handshake::Handshake;
@@ -158,7 +156,7 @@ impl Manager {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    let delay = self.failed(&format!("state_dir: {e}"));
+                    let delay = self.failed(&format!("state_dir: {e}"), None);
                     return Next::WaitUntil(SystemTime::now() + delay);
                 }
             }
@@ -236,10 +234,11 @@ impl Manager {
         });
         let (mut client, stored) = match ordered {
             Ok(done) => done,
-            Err(e) => return Err(self.failed(&e.to_string())),
+            Err(e) => return Err(self.failed(&e.to_string(), e.retry_after())),
         };
         if !self.install(&stored, "issued") {
-            return Err(self.failed("the issued certificate could not be installed"));
+            let why = "the issued certificate could not be installed";
+            return Err(self.failed(why, None));
         }
         self.report.issued += 1;
         self.report.failures = 0;
@@ -267,12 +266,17 @@ impl Manager {
         Ok(())
     }
 
-    /// Counts a failure, says why, and returns the wait before a retry.
-    fn failed(&mut self, why: &str) -> Duration {
+    /// Counts a failure, says why, and returns the wait before a retry:
+    /// the backoff, or longer if the CA said so (Retry-After, up to a day).
+    fn failed(&mut self, why: &str, retry_after: Option<Duration>) -> Duration {
         self.report.failures += 1;
         self.report.state = "error";
         self.report.last_error = Some(why.to_string());
-        let delay = backoff(self.retry_base, self.report.failures, random_fraction());
+        let delay = backoff(self.retry_base, self.report.failures, random_fraction()).max(
+            retry_after
+                .unwrap_or_default()
+                .min(Duration::from_secs(86_400)),
+        );
         let at = SystemTime::now() + delay;
         self.report.next_renewal_unix = Some(unix(at));
         log(&format!(
@@ -332,10 +336,19 @@ impl Responder for ListenerResponder {
             Challenge::TlsAlpn01 {
                 domain,
                 key_authorization,
-            } => match self.0.publish_alpn(domain, key_authorization) {
-                Ok(()) => log(&format!("answering tls-alpn-01 for {domain}")),
-                Err(e) => log(&e.to_string()),
-            },
+            } => {
+                let made = tls_alpn01_certificate(domain, key_authorization)
+                    .map_err(|e| e.to_string())
+                    .and_then(|(cert, key)| {
+                        self.0
+                            .publish_alpn(domain, cert, key)
+                            .map_err(|e| e.to_string())
+                    });
+                match made {
+                    Ok(()) => log(&format!("answering tls-alpn-01 for {domain}")),
+                    Err(e) => log(&format!("cannot answer tls-alpn-01 for {domain}: {e}")),
+                }
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use rustls::pki_types::PrivateKeyDer;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 
 use super::{provider, TlsError};
@@ -64,12 +64,22 @@ impl Challenges {
         read(&self.http).get(token).cloned()
     }
 
-    /// Makes and serves the tls-alpn-01 certificate for `domain`: signed
-    /// by its own fresh key, `domain` its one name, and the critical
-    /// acmeIdentifier extension holding SHA-256 of `key_authorization`.
-    pub fn publish_alpn(&self, domain: &str, key_authorization: &str) -> Result<(), TlsError> {
-        let certificate = alpn_certificate(domain, key_authorization)?;
-        write(&self.alpn).insert(domain.to_ascii_lowercase(), certificate);
+    /// Serves `cert` (made by `acme::tls_alpn01_certificate`: RFC 8737's
+    /// self-signed certificate with the acmeIdentifier extension) and its
+    /// `key` to a validation handshake for `domain`.
+    pub fn publish_alpn(
+        &self,
+        domain: &str,
+        cert: CertificateDer<'static>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<(), TlsError> {
+        let signing = provider::sign::any_supported_type(&key).map_err(|e| {
+            TlsError(format!(
+                "the tls-alpn-01 certificate for {domain}: its key ({e})"
+            ))
+        })?;
+        let certified = Arc::new(CertifiedKey::new(vec![cert], signing));
+        write(&self.alpn).insert(domain.to_ascii_lowercase(), certified);
         Ok(())
     }
 
@@ -92,49 +102,20 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// RFC 8737 §3: the self-signed certificate a validation handshake gets.
-fn alpn_certificate(domain: &str, key_authorization: &str) -> Result<Arc<CertifiedKey>, TlsError> {
-    let failed = |e: &dyn std::fmt::Display| {
-        TlsError(format!(
-            "cannot make the tls-alpn-01 certificate for {domain}: {e}"
-        ))
-    };
-    let digest = ring::digest::digest(&ring::digest::SHA256, key_authorization.as_bytes());
-    let mut params =
-        rcgen::CertificateParams::new(vec![domain.to_string()]).map_err(|e| failed(&e))?;
-    params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest.as_ref())];
-    let key = rcgen::KeyPair::generate().map_err(|e| failed(&e))?;
-    let cert = params.self_signed(&key).map_err(|e| failed(&e))?;
-    let der = PrivateKeyDer::Pkcs8(key.serialize_der().into());
-    let signing = provider::sign::any_supported_type(&der).map_err(|e| failed(&e))?;
-    Ok(Arc::new(CertifiedKey::new(
-        vec![cert.der().clone()],
-        signing,
-    )))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The extension as RFC 8737 writes it: OID 1.3.6.1.5.5.7.1.31,
-    /// critical, an OCTET STRING of the 32-byte digest.
     #[test]
-    fn the_alpn_certificate_holds_the_digest_critically() {
+    fn alpn_certificates_are_published_by_name_and_withdrawn() {
         let challenges = Challenges::default();
+        let made = rcgen::generate_simple_self_signed(vec!["example.test".into()]).expect("made");
+        let key = PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
         challenges
-            .publish_alpn("Example.TEST", "token.thumbprint")
-            .expect("made");
+            .publish_alpn("Example.TEST", made.cert.der().clone(), key)
+            .expect("published");
         let cert = challenges.alpn("example.test").expect("published");
-        let der = cert.cert[0].as_ref();
-        let digest = ring::digest::digest(&ring::digest::SHA256, b"token.thumbprint");
-        // OID 1.3.6.1.5.5.7.1.31, BOOLEAN TRUE, OCTET STRING { OCTET STRING (32) }.
-        let mut wanted = vec![
-            0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x1f, 0x01, 0x01, 0xff, 0x04,
-            0x22, 0x04, 0x20,
-        ];
-        wanted.extend_from_slice(digest.as_ref());
-        assert!(der.windows(wanted.len()).any(|w| w == wanted), "extension");
+        assert_eq!(cert.cert[0], *made.cert.der());
         challenges.withdraw_alpn("example.test");
         assert!(challenges.alpn("example.test").is_none());
     }

@@ -17,6 +17,7 @@ const RANKS: &[(&str, u8)] = &[
     ("http", 1),
     ("tls", 2),
     ("metrics", 2),
+    ("acme", 2),
     ("config", 3),
     ("access_log", 3),
     ("service", 4),

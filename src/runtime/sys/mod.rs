@@ -8,11 +8,13 @@
 //! - [`dir`]: reading a directory opened beneath the root.
 //! - [`limits`]: the open-file limit, read and raised; a thread's priority.
 //! - [`signal`]: the control signals, read from a signalfd.
+//! - [`lock`]: an advisory lock (`flock`) on an open file.
 
 pub mod account;
 pub mod beneath;
 pub mod dir;
 pub mod limits;
+pub mod lock;
 pub mod signal;
 pub mod sockets;
 pub mod watch;

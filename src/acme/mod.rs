@@ -1,0 +1,475 @@
+//! An ACME client (RFC 8555) of our own: certificates from Let's Encrypt or
+//! any ACME CA, answered by `http-01` or `tls-alpn-01` (RFC 8737), renewal
+//! information (RFC 9773) when the CA offers it.
+//!
+//! It knows nothing of the server. Everything here blocks: it runs on a
+//! plain OS thread, never on a scheduler thread. The server answers the
+//! challenges through a [`Responder`] and installs the certificate it gets.
+//!
+//! ```no_run
+//! use conveyor::acme::{AcmeClient, AcmeSettings, Challenge, ChallengeKind, Responder};
+//!
+//! struct Answers;
+//! impl Responder for Answers {
+//!     fn publish(&self, _challenge: &Challenge) { /* start answering it */ }
+//!     fn withdraw(&self, _challenge: &Challenge) { /* stop */ }
+//! }
+//!
+//! let settings = AcmeSettings {
+//!     directory: "https://acme-staging-v02.api.letsencrypt.org/directory".into(),
+//!     email: None,
+//!     domains: vec!["example.com".into()],
+//!     state_dir: "/var/lib/conveyor/acme".into(),
+//!     ca_file: None,
+//!     challenge: ChallengeKind::TlsAlpn01,
+//! };
+//! let certificate = match AcmeClient::stored(&settings) {
+//!     Some(stored) => stored,
+//!     None => AcmeClient::new(&settings)?.order(&Answers)?,
+//! };
+//! println!("{} until {:?}", certificate.cert_path.display(), certificate.not_after);
+//! # Ok::<(), conveyor::acme::AcmeError>(())
+//! ```
+//!
+//! The pieces: JWS with ES256 over `ring` (`jws`), HTTP through `ureq`
+//! with rustls and ring (`transport`), the state directory and its atomic
+//! writes (`state`), the order's steps (`order`), the few certificate
+//! fields it reads (`x509`) and renewal information (`ari`).
+
+mod ari;
+mod jws;
+mod order;
+mod state;
+mod transport;
+mod x509;
+
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::{json, Value};
+
+use jws::AccountKey;
+use transport::Transport;
+
+/// Let's Encrypt's production directory.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging directory (untrusted certificates, high limits).
+pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/// What to order, from whom, and where to keep it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcmeSettings {
+    /// URL of the RFC 8555 directory.
+    pub directory: String,
+    /// Contact for the account (`mailto:` is added), if any.
+    pub email: Option<String>,
+    /// One certificate for all of them (its subject alternative names).
+    pub domains: Vec<String>,
+    /// Created mode 0700; the account key and certificates live here.
+    pub state_dir: PathBuf,
+    /// Extra roots (PEM) for the directory's own HTTPS, beside the system's.
+    pub ca_file: Option<PathBuf>,
+    /// How the CA checks that we hold the domains.
+    pub challenge: ChallengeKind,
+}
+
+/// The challenge type the client answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChallengeKind {
+    /// RFC 8737: a certificate served by the TLS listener for ALPN `acme-tls/1`.
+    TlsAlpn01,
+    /// RFC 8555 §8.3: a file at `/.well-known/acme-challenge/<token>` over plain HTTP.
+    Http01,
+}
+
+impl ChallengeKind {
+    /// The challenge's name in ACME (`tls-alpn-01`, `http-01`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ChallengeKind::TlsAlpn01 => "tls-alpn-01",
+            ChallengeKind::Http01 => "http-01",
+        }
+    }
+}
+
+/// What the server must answer while an authorization is pending. The
+/// client calls [`Responder::publish`] before telling the CA the challenge
+/// is ready and [`Responder::withdraw`] once the CA has decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Challenge {
+    /// Serve `key_authorization` (as `text/plain` or
+    /// `application/octet-stream`) at `/.well-known/acme-challenge/<token>`.
+    Http01 {
+        /// The last path segment the CA asks for.
+        token: String,
+        /// The body to answer.
+        key_authorization: String,
+    },
+    /// For a TLS handshake offering ALPN `acme-tls/1` with SNI `domain`,
+    /// negotiate `acme-tls/1` and serve [`tls_alpn01_certificate`].
+    TlsAlpn01 {
+        /// The name the CA connects for (SNI).
+        domain: String,
+        /// What the certificate's acmeIdentifier extension digests.
+        key_authorization: String,
+    },
+}
+
+/// The ALPN protocol a `tls-alpn-01` validation negotiates.
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
+/// The RFC 8737 certificate for a `tls-alpn-01` challenge: self-signed for
+/// `domain`, with the critical acmeIdentifier extension holding
+/// SHA-256(`key_authorization`), and its new P-256 key.
+pub fn tls_alpn01_certificate(
+    domain: &str,
+    key_authorization: &str,
+) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), AcmeError> {
+    let fail =
+        |e: rcgen::Error| AcmeError::new(format!("tls-alpn-01 certificate for {domain}: {e}"));
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(fail)?;
+    let mut params = rcgen::CertificateParams::new(vec![domain.to_string()]).map_err(fail)?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(&jws::sha256(
+        key_authorization.as_bytes(),
+    ))];
+    let cert = params.self_signed(&key).map_err(fail)?;
+    let key = PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    Ok((cert.der().clone(), key))
+}
+
+/// The server's side of the challenges.
+pub trait Responder: Send + Sync {
+    /// Start answering `challenge`.
+    fn publish(&self, challenge: &Challenge);
+    /// Stop answering `challenge`.
+    fn withdraw(&self, challenge: &Challenge);
+}
+
+/// A certificate as kept in the state directory: its chain (PEM, leaf
+/// first) and its key (PKCS#8 PEM, mode 0600).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCertificate {
+    /// The chain, leaf first.
+    pub cert_path: PathBuf,
+    /// The private key.
+    pub key_path: PathBuf,
+    /// The leaf's notBefore.
+    pub not_before: SystemTime,
+    /// The leaf's notAfter.
+    pub not_after: SystemTime,
+}
+
+/// How long the client waits on the CA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// One HTTP exchange, connecting included.
+    pub request: Duration,
+    /// A whole order, from creating it to the stored certificate.
+    pub order: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            request: Duration::from_secs(30),
+            order: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The URLs of the CA's directory the client uses.
+struct Directory {
+    new_nonce: String,
+    new_account: String,
+    new_order: String,
+    renewal_info: Option<String>,
+}
+
+/// A client with its account: created, or found again by its stored key.
+pub struct AcmeClient {
+    settings: AcmeSettings,
+    timeouts: Timeouts,
+    transport: Transport,
+    directory: Directory,
+    key: AccountKey,
+    account_url: String,
+}
+
+impl fmt::Debug for AcmeClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcmeClient")
+            .field("directory", &self.settings.directory)
+            .field("account", &self.account_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_settings(settings: &AcmeSettings) -> Result<(), AcmeError> {
+    if settings.domains.is_empty() {
+        return Err(AcmeError::new(
+            "acme.domains is empty: name at least one domain",
+        ));
+    }
+    for domain in &settings.domains {
+        let ok = !domain.is_empty()
+            && domain.len() <= 253
+            && domain.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !ok {
+            return Err(AcmeError::new(format!(
+                "acme.domains: {domain:?} is not a DNS name (letters, digits, '-' and dots; no wildcards: http-01 and tls-alpn-01 cannot prove them)"
+            )));
+        }
+    }
+    if !(settings.directory.starts_with("https://") || settings.directory.starts_with("http://")) {
+        return Err(AcmeError::new(format!(
+            "acme.directory {:?} is not an http(s) URL: give the CA's directory URL, e.g. {LETS_ENCRYPT}",
+            settings.directory
+        )));
+    }
+    Ok(())
+}
+
+impl AcmeClient {
+    /// Fetches the directory and finds or creates the account (its key
+    /// reused from `state_dir` if there is one); orders nothing yet.
+    pub fn new(settings: &AcmeSettings) -> Result<AcmeClient, AcmeError> {
+        AcmeClient::with_timeouts(settings, Timeouts::default())
+    }
+
+    /// [`AcmeClient::new`] with other timeouts.
+    pub fn with_timeouts(
+        settings: &AcmeSettings,
+        timeouts: Timeouts,
+    ) -> Result<AcmeClient, AcmeError> {
+        check_settings(settings)?;
+        state::ensure_dir(&settings.state_dir)?;
+        // Leftovers of a write a crash interrupted go now.
+        state::ensure_dir(&settings.state_dir.join("certificates"))?;
+        let mut transport = Transport::new(settings.ca_file.as_deref(), timeouts.request)?;
+        let reply = transport.get("fetching the ACME directory", &settings.directory)?;
+        if reply.status != 200 {
+            return Err(transport::problem(
+                &format!("fetching the ACME directory {}", settings.directory),
+                &reply,
+            ));
+        }
+        let directory = parse_directory(&reply.json("directory")?)?;
+        transport.set_new_nonce_url(&directory.new_nonce);
+        let account_dir = state::account_dir(&settings.state_dir, &settings.directory);
+        let key = match state::load_account_key(&account_dir)? {
+            Some(der) => AccountKey::from_pkcs8(&der)?,
+            None => {
+                let key = AccountKey::generate()?;
+                state::store_account_key(&account_dir, key.pkcs8())?;
+                key
+            }
+        };
+        let mut payload = json!({ "termsOfServiceAgreed": true });
+        if let Some(email) = &settings.email {
+            payload["contact"] = json!([format!("mailto:{email}")]);
+        }
+        let reply = transport.post(
+            "creating the ACME account",
+            &key,
+            None,
+            &directory.new_account,
+            Some(&payload),
+        )?;
+        let account_url = reply
+            .location
+            .ok_or_else(|| AcmeError::new("the CA's newAccount answer has no Location"))?;
+        state::store_account_url(&account_dir, &settings.directory, &account_url)?;
+        Ok(AcmeClient {
+            settings: settings.clone(),
+            timeouts,
+            transport,
+            directory,
+            key,
+            account_url,
+        })
+    }
+
+    /// The account's URL at the CA.
+    pub fn account_url(&self) -> &str {
+        &self.account_url
+    }
+
+    /// Whether the CA offers renewal information (RFC 9773).
+    pub fn offers_renewal_info(&self) -> bool {
+        self.directory.renewal_info.is_some()
+    }
+
+    /// The valid certificate already in `state_dir` for exactly these
+    /// domains, from this directory, with its key; the one that lasts
+    /// longest if there are several. Touches no network.
+    pub fn stored(settings: &AcmeSettings) -> Option<StoredCertificate> {
+        let now = SystemTime::now();
+        state::find_certificate(
+            &settings.state_dir,
+            &settings.directory,
+            &settings.domains,
+            now,
+        )
+        .map(|(stored, _)| stored)
+    }
+
+    /// Orders a certificate for the domains, answers its challenges
+    /// through `responder`, finalizes with a fresh P-256 key, downloads the
+    /// chain and stores it. Retries `badNonce` itself; bounded by the
+    /// order timeout (no hang if the CA stalls).
+    pub fn order(&mut self, responder: &dyn Responder) -> Result<StoredCertificate, AcmeError> {
+        order::run(self, responder)
+    }
+
+    /// The renewal window the CA suggests for `cert` (RFC 9773), if it
+    /// offers renewal information and answers; `None` otherwise.
+    pub fn renewal_window(&mut self, cert: &StoredCertificate) -> Option<(SystemTime, SystemTime)> {
+        let base = self.directory.renewal_info.clone()?;
+        let leaf = state::leaf_of(&std::fs::read(&cert.cert_path).ok()?)?;
+        let id = ari::leaf_id(&leaf)?;
+        let url = format!("{}/{id}", base.trim_end_matches('/'));
+        let reply = self
+            .transport
+            .get("asking for renewal information", &url)
+            .ok()?;
+        if reply.status != 200 {
+            return None;
+        }
+        ari::suggested_window(&reply.json("renewal information").ok()?)
+    }
+}
+
+fn parse_directory(doc: &Value) -> Result<Directory, AcmeError> {
+    let url = |name: &str| -> Result<String, AcmeError> {
+        doc[name].as_str().map(str::to_string).ok_or_else(|| {
+            AcmeError::new(format!(
+                "the ACME directory has no {name}: is the URL an RFC 8555 directory?"
+            ))
+        })
+    };
+    Ok(Directory {
+        new_nonce: url("newNonce")?,
+        new_account: url("newAccount")?,
+        new_order: url("newOrder")?,
+        renewal_info: doc["renewalInfo"].as_str().map(str::to_string),
+    })
+}
+
+/// Held while this process may order for a state directory; dropping it
+/// (or exiting) releases the lock.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: File,
+}
+
+/// Takes `dir`'s lock file (`dir/lock`, `flock`) without waiting:
+/// `Ok(None)` if another process (or another lock in this one) holds it,
+/// so only one replica sharing the directory orders.
+pub fn lock_state_dir(dir: &Path) -> Result<Option<StateLock>, AcmeError> {
+    let file = state::open_lock_file(dir)?;
+    match crate::runtime::sys::lock::try_lock_exclusive(&file) {
+        Ok(true) => Ok(Some(StateLock { _file: file })),
+        Ok(false) => Ok(None),
+        Err(err) => Err(AcmeError::new(format!(
+            "cannot lock {}: {err}",
+            dir.join("lock").display()
+        ))),
+    }
+}
+
+/// What failed, in words that say what to do where they can; and the CA's
+/// problem type and `Retry-After`, if it sent them.
+#[derive(Clone, Debug)]
+pub struct AcmeError {
+    message: String,
+    problem_type: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+impl AcmeError {
+    pub(crate) fn new(message: impl Into<String>) -> AcmeError {
+        AcmeError {
+            message: message.into(),
+            problem_type: None,
+            retry_after: None,
+        }
+    }
+
+    /// The CA's problem type (`urn:ietf:params:acme:error:…`), if any.
+    pub fn problem_type(&self) -> Option<&str> {
+        self.problem_type.as_deref()
+    }
+
+    /// How long the CA asked us to wait (`Retry-After`), if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+impl fmt::Display for AcmeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for AcmeError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_lock_per_state_directory() {
+        let dir = std::env::temp_dir().join(format!("conveyor-acme-lock-{}", std::process::id()));
+        let first = lock_state_dir(&dir).expect("lock").expect("free");
+        assert!(lock_state_dir(&dir).expect("try").is_none(), "held");
+        drop(first);
+        assert!(lock_state_dir(&dir).expect("lock").is_some(), "released");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn settings_errors_name_the_key() {
+        let mut settings = AcmeSettings {
+            directory: LETS_ENCRYPT_STAGING.to_string(),
+            email: None,
+            domains: vec!["*.example.com".to_string()],
+            state_dir: std::env::temp_dir(),
+            ca_file: None,
+            challenge: ChallengeKind::Http01,
+        };
+        let err = check_settings(&settings).expect_err("wildcard");
+        assert!(err.to_string().starts_with("acme.domains"), "{err}");
+        settings.domains.clear();
+        assert!(check_settings(&settings).is_err());
+        settings.domains = vec!["example.com".to_string()];
+        settings.directory = "example.com/directory".to_string();
+        let err = check_settings(&settings).expect_err("url");
+        assert!(err.to_string().starts_with("acme.directory"), "{err}");
+    }
+
+    #[test]
+    fn the_tls_alpn_certificate_carries_the_digest() {
+        let (cert, _key) = tls_alpn01_certificate("a.test", "token.thumb").expect("cert");
+        let leaf = x509::parse_leaf(&cert).expect("parses");
+        assert_eq!(leaf.dns_names, ["a.test"]);
+        let digest = jws::sha256(b"token.thumb");
+        // id-pe-acmeIdentifier (1.3.6.1.5.5.7.1.31), critical, an OCTET
+        // STRING of the digest inside the extension's OCTET STRING.
+        let oid = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x1f];
+        let mut extension = oid.to_vec();
+        extension.extend([0x01, 0x01, 0xff, 0x04, 0x22, 0x04, 0x20]);
+        extension.extend(&digest);
+        assert!(cert
+            .windows(extension.len())
+            .any(|w| w == extension.as_slice()));
+    }
+}

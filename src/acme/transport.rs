@@ -1,0 +1,245 @@
+//! HTTP to the CA: a blocking `ureq` agent (rustls with ring, the roots of
+//! the system's bundle plus `acme.ca_file`), the nonce every POST spends,
+//! signed POSTs retried on `badNonce`, and RFC 7807 problem documents
+//! turned into errors that say what the CA said.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::Agent;
+
+use super::jws::AccountKey;
+use super::AcmeError;
+
+/// The CA bundles of the common distributions (as Go's crypto/x509 looks
+/// for them), tried in order; `SSL_CERT_FILE` first if set.
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/tls/cacert.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+/// How many times a POST is sent again after `badNonce`.
+const BAD_NONCE_RETRIES: usize = 5;
+/// The largest response body read (a certificate chain is a few KiB).
+const BODY_LIMIT: u64 = 1 << 20;
+const USER_AGENT: &str = concat!("conveyor/", env!("CARGO_PKG_VERSION"), " (ACME)");
+
+/// A response from the CA.
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) location: Option<String>,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Reply {
+    pub(crate) fn json(&self, what: &str) -> Result<Value, AcmeError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| AcmeError::new(format!("the CA's {what} is not JSON: {e}")))
+    }
+}
+
+pub(crate) struct Transport {
+    agent: Agent,
+    new_nonce: String,
+    nonce: Option<String>,
+}
+
+/// The roots trusted for the CA's own HTTPS: the system bundle, if there is
+/// one, plus `ca_file`.
+fn roots(ca_file: Option<&Path>) -> Result<Vec<Certificate<'static>>, AcmeError> {
+    let mut roots = Vec::new();
+    let env = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
+    let system = env
+        .into_iter()
+        .chain(SYSTEM_BUNDLES.iter().map(std::path::PathBuf::from))
+        .find(|p| p.is_file());
+    if let Some(bundle) = system {
+        if let Ok(pem) = std::fs::read(&bundle) {
+            roots.extend(pem_certificates(&pem));
+        }
+    }
+    if let Some(file) = ca_file {
+        let pem = std::fs::read(file).map_err(|e| {
+            AcmeError::new(format!(
+                "acme.ca_file {}: {e}: name a readable PEM bundle",
+                file.display()
+            ))
+        })?;
+        let found = pem_certificates(&pem);
+        if found.is_empty() {
+            return Err(AcmeError::new(format!(
+                "acme.ca_file {} holds no PEM certificate: name a PEM bundle",
+                file.display()
+            )));
+        }
+        roots.extend(found);
+    }
+    Ok(roots)
+}
+
+fn pem_certificates(pem: &[u8]) -> Vec<Certificate<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .map(|der| Certificate::from_der(&der).to_owned())
+        .collect()
+}
+
+fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is read as no hint).
+fn retry_after(value: Option<String>) -> Option<Duration> {
+    value?.trim().parse().ok().map(Duration::from_secs)
+}
+
+impl Transport {
+    pub(crate) fn new(
+        ca_file: Option<&Path>,
+        request_timeout: Duration,
+    ) -> Result<Transport, AcmeError> {
+        let roots = roots(ca_file)?;
+        let tls = TlsConfig::builder()
+            .root_certs(RootCerts::Specific(Arc::new(roots)))
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .build();
+        let agent = Agent::config_builder()
+            .tls_config(tls)
+            .http_status_as_error(false)
+            .timeout_global(Some(request_timeout))
+            .timeout_connect(Some(request_timeout.min(Duration::from_secs(10))))
+            .max_redirects(0)
+            .user_agent(USER_AGENT)
+            .build()
+            .new_agent();
+        Ok(Transport {
+            agent,
+            new_nonce: String::new(),
+            nonce: None,
+        })
+    }
+
+    pub(crate) fn set_new_nonce_url(&mut self, url: &str) {
+        self.new_nonce = url.to_string();
+    }
+
+    fn reply(
+        &mut self,
+        what: &str,
+        url: &str,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Reply, AcmeError> {
+        let mut response = result.map_err(|e| {
+            AcmeError::new(format!(
+                "{what} {url}: {e}: is the ACME directory URL right and the CA reachable?"
+            ))
+        })?;
+        if let Some(nonce) = header(&response, "replay-nonce") {
+            self.nonce = Some(nonce);
+        }
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(BODY_LIMIT)
+            .read_to_vec()
+            .map_err(|e| AcmeError::new(format!("{what} {url}: reading the answer: {e}")))?;
+        Ok(Reply {
+            status: response.status().as_u16(),
+            location: header(&response, "location"),
+            retry_after: retry_after(header(&response, "retry-after")),
+            body,
+        })
+    }
+
+    /// A plain GET (the directory, renewal information).
+    pub(crate) fn get(&mut self, what: &str, url: &str) -> Result<Reply, AcmeError> {
+        let result = self.agent.get(url).call();
+        self.reply(what, url, result)
+    }
+
+    fn fresh_nonce(&mut self) -> Result<String, AcmeError> {
+        if let Some(nonce) = self.nonce.take() {
+            return Ok(nonce);
+        }
+        let url = self.new_nonce.clone();
+        let result = self.agent.head(&url).call();
+        self.reply("asking for a nonce at", &url, result)?;
+        self.nonce
+            .take()
+            .ok_or_else(|| AcmeError::new(format!("the CA's newNonce {url} sent no Replay-Nonce")))
+    }
+
+    /// A signed POST (`payload` `None`: POST-as-GET); a 4xx/5xx answer is an
+    /// error naming the CA's problem. `badNonce` is retried here.
+    pub(crate) fn post(
+        &mut self,
+        what: &str,
+        key: &AccountKey,
+        kid: Option<&str>,
+        url: &str,
+        payload: Option<&Value>,
+    ) -> Result<Reply, AcmeError> {
+        let mut attempt = 0;
+        loop {
+            let nonce = self.fresh_nonce()?;
+            let body = key.sign(url, &nonce, kid, payload)?;
+            let result = self
+                .agent
+                .post(url)
+                .header("content-type", "application/jose+json")
+                .send(&body[..]);
+            let reply = self.reply(what, url, result)?;
+            if reply.status < 400 {
+                return Ok(reply);
+            }
+            let error = problem(what, &reply);
+            if error.problem_type() == Some("urn:ietf:params:acme:error:badNonce")
+                && attempt < BAD_NONCE_RETRIES
+            {
+                attempt += 1;
+                continue;
+            }
+            return Err(error);
+        }
+    }
+}
+
+/// The error for a 4xx/5xx reply: the CA's problem document (type, detail,
+/// subproblems) if it sent one.
+pub(crate) fn problem(what: &str, reply: &Reply) -> AcmeError {
+    let doc: Option<Value> = serde_json::from_slice(&reply.body).ok();
+    let kind = doc
+        .as_ref()
+        .and_then(|d| d["type"].as_str())
+        .map(str::to_string);
+    let mut message = format!("{what}: the CA answered {}", reply.status);
+    if let Some(doc) = &doc {
+        if let Some(kind) = &kind {
+            message.push_str(&format!(" {kind}"));
+        }
+        if let Some(detail) = doc["detail"].as_str() {
+            message.push_str(&format!(": {detail}"));
+        }
+        for sub in doc["subproblems"].as_array().into_iter().flatten() {
+            let id = sub["identifier"]["value"].as_str().unwrap_or("?");
+            let detail = sub["detail"].as_str().unwrap_or("");
+            message.push_str(&format!("; {id}: {detail}"));
+        }
+    }
+    let mut error = AcmeError::new(message);
+    error.problem_type = kind;
+    error.retry_after = reply.retry_after;
+    error
+}
