@@ -47,6 +47,7 @@ impl Reply {
 
 pub(crate) struct Transport {
     agent: Agent,
+    request_timeout: Duration,
     new_nonce: String,
     nonce: Option<String>,
 }
@@ -126,6 +127,7 @@ impl Transport {
             .new_agent();
         Ok(Transport {
             agent,
+            request_timeout,
             new_nonce: String::new(),
             nonce: None,
         })
@@ -141,9 +143,14 @@ impl Transport {
         url: &str,
         result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<Reply, AcmeError> {
+        let timeout = self.request_timeout;
         let mut response = result.map_err(|e| {
+            let why = match e {
+                ureq::Error::Timeout(_) => format!("no answer within {timeout:?}"),
+                other => other.to_string(),
+            };
             AcmeError::new(format!(
-                "{what} {url}: {e}: is the ACME directory URL right and the CA reachable?"
+                "{what} {url}: {why}: is the ACME directory URL right and the CA reachable?"
             ))
         })?;
         if let Some(nonce) = header(&response, "replay-nonce") {

@@ -6,6 +6,7 @@ mod harness;
 
 mod access_log;
 mod acme;
+mod acme_client;
 mod auth;
 mod bench_cli;
 mod bench_h2;

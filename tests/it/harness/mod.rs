@@ -5,6 +5,7 @@
 pub(crate) mod browser;
 pub(crate) mod h2_client;
 pub(crate) mod needs;
+pub(crate) mod pebble;
 pub(crate) mod process;
 pub(crate) mod status;
 pub(crate) mod tls;
