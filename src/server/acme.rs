@@ -233,7 +233,14 @@ impl Manager {
             Ok((client, stored))
         });
         let (mut client, stored) = match ordered {
-            Ok(done) => done,
+            Ok((client, stored)) => {
+                let account = client.account_url().to_string();
+                if self.report.account.as_ref() != Some(&account) {
+                    log(&format!("account {account}"));
+                }
+                self.report.account = Some(account);
+                (client, stored)
+            }
             Err(e) => return Err(self.failed(&e.to_string(), e.retry_after())),
         };
         if !self.install(&stored, "issued") {

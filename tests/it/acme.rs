@@ -1,15 +1,22 @@
 //! Automatic HTTPS (`[acme]`, docs/acme.md): the challenges answered by
-//! the running listeners, and the manager's behaviour when the CA cannot
-//! be reached.
+//! the running listeners; the manager's behaviour when the CA cannot be
+//! reached; and against pebble, a real ACME server: issued by each
+//! challenge, renewed under load, serving on when the CA goes, reused
+//! after a restart.
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use conveyor::config::AcmeChallenge;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
+use crate::harness::pebble::{free_port, Pebble, PebbleOptions};
 use crate::harness::status::{status, Figures};
 use crate::harness::tls::{client, handshake, Pki, BOTH};
 use crate::harness::{ask, start, wait_until, Response, TestServer};
@@ -269,4 +276,270 @@ fn the_installed_certificate_serves_its_names_and_survives_a_reload() {
     server.server().reload(config).expect("reloaded");
     let sock = std::net::TcpStream::connect(tls_addr(&server)).expect("connect");
     handshake(sock, &trusting, "www.acme.test").expect("still the issued one");
+}
+
+// Against a real CA: pebble (tests/it/harness/pebble.rs), which really
+// validates, on the ports the server under test listens on.
+
+/// A client trusting pebble's root, as a browser trusts Let's Encrypt's.
+fn trusting(pebble: &Pebble) -> Arc<ClientConfig> {
+    let mut config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(BOTH)
+            .expect("versions")
+            .with_root_certificates(pebble.root_store())
+            .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// A server ordering `name` from `pebble` by `challenge`, TLS on
+/// `tls_port` and plain HTTP on `http_port` (0: any).
+fn acme_server(
+    pebble: &Pebble,
+    name: &str,
+    challenge: AcmeChallenge,
+    (http_port, tls_port): (u16, u16),
+    state_dir: &Path,
+) -> TestServer {
+    let (name, state_dir) = (name.to_string(), state_dir.to_path_buf());
+    // A copy: pebble's own goes with it when a test stops it.
+    std::fs::create_dir_all(&state_dir).expect("state_dir");
+    let ca_file = state_dir.join("pebble-https.pem");
+    std::fs::copy(&pebble.ca_file, &ca_file).expect("ca_file");
+    let directory = pebble.directory.clone();
+    start("readiness", "spawn", move |c| {
+        c.listen = format!("127.0.0.1:{http_port}").parse().expect("addr");
+        c.tls.listen = vec![format!("127.0.0.1:{tls_port}").parse().expect("addr")];
+        c.acme.domains = vec![name];
+        c.acme.directory = directory;
+        c.acme.ca_file = ca_file;
+        c.acme.state_dir = state_dir;
+        c.acme.challenge = challenge;
+        c.acme.retry_base = Duration::from_millis(300);
+    })
+}
+
+/// Waits until `/status` says `issued` certificates were installed.
+fn wait_issued(server: &TestServer, pebble: &Pebble, issued: i64, limit: Duration) {
+    let done = wait_until(limit, || status(server).at("acme.issued").int() >= issued);
+    assert!(
+        done,
+        "{}\n--- pebble:\n{}",
+        status(server).at("acme"),
+        pebble.log()
+    );
+}
+
+/// A verified connection for `name`; its leaf certificate.
+fn verified(
+    server: &TestServer,
+    config: &Arc<ClientConfig>,
+    name: &str,
+) -> CertificateDer<'static> {
+    let sock = std::net::TcpStream::connect(tls_addr(server)).expect("connect");
+    let mut tls = handshake(sock, config, name).expect("verified against pebble's root");
+    assert_eq!(crate::harness::get(&mut tls, "/index.html").status, 200);
+    tls.conn.peer_certificates().expect("certificates")[0].clone()
+}
+
+#[test]
+fn pebble_issues_by_tls_alpn_01_answered_by_the_tls_listener() {
+    let tls_port = free_port();
+    let Some(pebble) = Pebble::start(&PebbleOptions::new(free_port(), tls_port)) else {
+        return;
+    };
+    let state = crate::harness::temp_dir("acme-alpn");
+    let server = acme_server(
+        &pebble,
+        "alpn.acme.test",
+        AcmeChallenge::TlsAlpn01,
+        (0, tls_port),
+        &state,
+    );
+    wait_issued(&server, &pebble, 1, Duration::from_secs(60));
+    let acme = status(&server).at("acme").clone();
+    assert_eq!(acme.at("state").str(), "valid", "{acme}");
+    assert!(acme.at("not_after").is_string() && acme.at("next_renewal").is_string());
+    assert!(status(&server).at("tls.acme_validations").int() >= 1);
+    verified(&server, &trusting(&pebble), "alpn.acme.test");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[test]
+fn pebble_issues_by_http_01_answered_by_the_plain_listener_under_a_redirect() {
+    let http_port = free_port();
+    let Some(pebble) = Pebble::start(&PebbleOptions::new(http_port, free_port())) else {
+        return;
+    };
+    let state = crate::harness::temp_dir("acme-http");
+    let (directory, ca_file, state_dir) = (
+        pebble.directory.clone(),
+        pebble.ca_file.clone(),
+        state.clone(),
+    );
+    let server = start("reuseport", "pool", move |c| {
+        c.listen = format!("127.0.0.1:{http_port}").parse().expect("addr");
+        c.tls.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+        c.tls.redirect_http = true;
+        c.acme.domains = vec!["http.acme.test".into(), "www.http.acme.test".into()];
+        c.acme.directory = directory;
+        c.acme.ca_file = ca_file;
+        c.acme.state_dir = state_dir;
+        c.acme.challenge = AcmeChallenge::Http01;
+    });
+    wait_issued(&server, &pebble, 1, Duration::from_secs(60));
+    let config = trusting(&pebble);
+    let leaf = verified(&server, &config, "http.acme.test");
+    assert_eq!(verified(&server, &config, "www.http.acme.test"), leaf);
+    // The plain listener still redirects everything else to HTTPS.
+    let r = ask(
+        &server,
+        "GET /index.html HTTP/1.1\r\nHost: http.acme.test\r\n\r\n",
+    );
+    assert_eq!(r.status, 308);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// Keep-alive requests over TLS, a new connection every 20, until
+/// stopped: the "bench" a renewal must not disturb. Counts responses,
+/// failures and the distinct leaf certificates seen.
+fn keep_requesting(
+    addr: SocketAddr,
+    config: Arc<ClientConfig>,
+    name: &'static str,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(u64, Vec<String>, Vec<CertificateDer<'static>>)> {
+    std::thread::spawn(move || {
+        let (mut ok, mut failures, mut leaves) = (0u64, Vec::new(), Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+            let sock = std::net::TcpStream::connect(addr).expect("connect");
+            sock.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            sock.set_nodelay(true).expect("nodelay");
+            let mut tls = match handshake(sock, &config, name) {
+                Ok(tls) => tls,
+                Err(e) => {
+                    failures.push(format!("handshake: {e}"));
+                    continue;
+                }
+            };
+            let leaf = tls.conn.peer_certificates().expect("certs")[0].clone();
+
+            if !leaves.contains(&leaf) {
+                leaves.push(leaf);
+            }
+            for _ in 0..20 {
+                let r = crate::harness::get(&mut tls, "/index.html");
+                match r.status {
+                    200 => ok += 1,
+                    s => failures.push(format!("status {s}")),
+                }
+            }
+        }
+        (ok, failures, leaves)
+    })
+}
+
+/// A certificate that lives 12 s is renewed at two thirds of it with
+/// requests flowing, none failing; then, with the CA gone, the renewal
+/// fails, is retried with backoff, and the certificate in use serves on.
+#[test]
+fn a_short_lived_certificate_is_renewed_under_load_and_serves_on_when_the_ca_goes() {
+    let tls_port = free_port();
+    let mut options = PebbleOptions::new(free_port(), tls_port);
+    options.validity = Some(Duration::from_secs(12));
+    let Some(pebble) = Pebble::start(&options) else {
+        return;
+    };
+    let state = crate::harness::temp_dir("acme-renew");
+    let server = acme_server(
+        &pebble,
+        "renew.acme.test",
+        AcmeChallenge::TlsAlpn01,
+        (0, tls_port),
+        &state,
+    );
+    wait_issued(&server, &pebble, 1, Duration::from_secs(60));
+    let config = trusting(&pebble);
+    let stop = Arc::new(AtomicBool::new(false));
+    // Full handshakes only: a resumed session shows the certificate of
+    // the session it resumes.
+    let mut fresh = (*config).clone();
+    fresh.resumption = rustls::client::Resumption::disabled();
+    let addr = tls_addr(&server);
+    let bench = keep_requesting(addr, Arc::new(fresh), "renew.acme.test", stop.clone());
+    wait_issued(&server, &pebble, 2, Duration::from_secs(40));
+    // A moment on the new certificate, then stop.
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    let (ok, failures, leaves) = bench.join().expect("bench");
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(ok > 100, "{ok} responses");
+    eprintln!("renewal under load: {ok} responses, none failed");
+    assert_eq!(
+        leaves.len(),
+        2,
+        "both certificates served, one after the other"
+    );
+
+    // The CA goes away: the next renewal (due at 2/3 of 12 s) fails.
+    let renewed = verified(&server, &config, "renew.acme.test");
+    drop(pebble);
+    let done = wait_until(Duration::from_secs(30), || {
+        status(&server).at("acme.failures").int() >= 2
+    });
+    let acme = status(&server).at("acme").clone();
+    assert!(done, "{acme}");
+    let error = acme.at("last_error").str();
+    assert!(error.contains("Connection refused"), "{acme}");
+    assert_eq!(acme.at("issued").int(), 2);
+    // Still the renewed certificate (valid a few seconds more).
+    let sock = std::net::TcpStream::connect(tls_addr(&server)).expect("connect");
+    let tls = handshake(sock, &validator(&[b"http/1.1"]).0, "renew.acme.test").expect("tls");
+    assert_eq!(tls.conn.peer_certificates().expect("certs")[0], renewed);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// A restart finds the certificate in state_dir and orders nothing; a
+/// restart for another name orders with the same account.
+#[test]
+fn a_restart_reuses_the_certificate_and_the_account() {
+    let tls_port = free_port();
+    let Some(pebble) = Pebble::start(&PebbleOptions::new(free_port(), tls_port)) else {
+        return;
+    };
+    let state = crate::harness::temp_dir("acme-restart");
+    let alpn = AcmeChallenge::TlsAlpn01;
+    let name = "restart.acme.test";
+    let server = acme_server(&pebble, name, alpn, (0, tls_port), &state);
+    wait_issued(&server, &pebble, 1, Duration::from_secs(60));
+    let config = trusting(&pebble);
+    let first = verified(&server, &config, name);
+    let account = status(&server).at("acme.account").str().to_string();
+    drop(server);
+
+    let server = acme_server(&pebble, name, alpn, (0, tls_port), &state);
+    assert!(wait_until(Duration::from_secs(10), || {
+        status(&server).at("acme.state").str() == "valid"
+    }));
+    assert_eq!(
+        verified(&server, &config, name),
+        first,
+        "the same certificate"
+    );
+    let acme = status(&server).at("acme").clone();
+    assert_eq!(acme.at("attempts").int(), 0, "no order: {acme}");
+    assert_eq!(acme.at("issued").int(), 0, "{acme}");
+    drop(server);
+
+    let server = acme_server(&pebble, "other.acme.test", alpn, (0, tls_port), &state);
+    wait_issued(&server, &pebble, 1, Duration::from_secs(60));
+    assert_eq!(status(&server).at("acme.account").str(), account);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&state);
 }

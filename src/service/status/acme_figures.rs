@@ -20,6 +20,8 @@ pub struct AcmeReport {
     pub state: &'static str,
     /// Whether this process holds `state_dir`'s lock and so orders.
     pub orders: bool,
+    /// The account's URL at the CA, once this process has used it.
+    pub account: Option<String>,
     /// The certificate in use: its end of validity, Unix seconds.
     pub not_after_unix: Option<u64>,
     /// When the next order (a renewal, or a retry after an error) or, for
@@ -72,6 +74,7 @@ pub(super) const ACME: &[Figure<AcmeReport>] = &[
         ),
         |a| Flag(a.orders),
     ),
+    Figure::json("account", |a| a.account.clone().map_or(Null, Text)),
     Figure::json("not_after", |a| date(a.not_after_unix)),
     Figure::both(
         "not_after_unix",
