@@ -77,6 +77,7 @@ pub(crate) fn start(line: &Arc<Line>, config: &Config) -> std::io::Result<Option
         stopped,
         lock: None,
         installed: None,
+        renew_at: None,
         report: AcmeReport {
             domains: acme.domains.clone(),
             state: "ordering",
@@ -100,6 +101,8 @@ struct Manager {
     lock: Option<StateLock>,
     /// The certificate in use: (not_before, not_after).
     installed: Option<(SystemTime, SystemTime)>,
+    /// When the CA's renewal window says to renew it, if it has one.
+    renew_at: Option<SystemTime>,
     report: AcmeReport,
 }
 
@@ -172,15 +175,16 @@ impl Manager {
         }
         let now = SystemTime::now();
         if self.lock.is_none() {
-            if self.installed.is_none() || self.report.state != "valid" {
+            if self.installed.is_none() {
+                if self.report.state != "waiting" {
+                    log(&format!(
+                        "another process holds the lock of {}: it orders; looking there for \
+                         its certificate every {}",
+                        self.settings.state_dir.display(),
+                        shown(self.retry_base)
+                    ));
+                }
                 self.report.state = "waiting";
-            }
-            if self.report.state == "waiting" {
-                log(&format!(
-                    "another process holds the lock of {}; looking for its certificate every {}",
-                    self.settings.state_dir.display(),
-                    shown(self.retry_base)
-                ));
             }
             return Next::WaitUntil(now + self.retry_base);
         }
@@ -198,16 +202,9 @@ impl Manager {
 
     /// When the certificate in use should be renewed: in the CA's window
     /// if it offers one, else at two thirds of its lifetime.
-    fn renewal_due(&mut self, (not_before, not_after): (SystemTime, SystemTime)) -> SystemTime {
-        if let Some(due) = self
-            .report
-            .next_renewal_unix
-            .filter(|_| self.report.failures == 0)
-        {
-            let at = UNIX_EPOCH + Duration::from_secs(due);
-            if at < not_after {
-                return at;
-            }
+    fn renewal_due(&self, (not_before, not_after): (SystemTime, SystemTime)) -> SystemTime {
+        if let Some(at) = self.renew_at.filter(|at| *at < not_after) {
+            return at;
         }
         let lifetime = not_after.duration_since(not_before).unwrap_or_default();
         not_before + lifetime * 2 / 3
@@ -250,7 +247,7 @@ impl Manager {
         self.report.issued += 1;
         self.report.failures = 0;
         self.report.last_error = None;
-        let due = match client.renewal_window(&stored) {
+        self.renew_at = match client.renewal_window(&stored) {
             Some((start, end)) => {
                 let span = end.duration_since(start).unwrap_or_default();
                 let at = start + span.mul_f64(random_fraction());
@@ -260,13 +257,11 @@ impl Manager {
                     date(end),
                     date(at)
                 ));
-                at
+                Some(at)
             }
-            None => {
-                let lifetime = stored.not_after.duration_since(stored.not_before);
-                stored.not_before + lifetime.unwrap_or_default() * 2 / 3
-            }
+            None => None,
         };
+        let due = self.renewal_due((stored.not_before, stored.not_after));
         self.report.next_renewal_unix = Some(unix(due));
         log(&format!("next renewal at {}", date(due)));
         self.publish();
@@ -311,6 +306,7 @@ impl Manager {
             return false;
         }
         self.installed = Some((stored.not_before, stored.not_after));
+        self.renew_at = None;
         self.report.not_after_unix = Some(unix(stored.not_after));
         self.report.state = "valid";
         log(&format!(

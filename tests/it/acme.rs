@@ -543,3 +543,37 @@ fn a_restart_reuses_the_certificate_and_the_account() {
     drop(server);
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// Two replicas share state_dir: the one holding its lock orders, the
+/// other installs what it wrote without ordering, and takes the lock over
+/// once the first is gone.
+#[test]
+fn replicas_sharing_state_dir_order_once() {
+    let tls_port = free_port();
+    let Some(pebble) = Pebble::start(&PebbleOptions::new(free_port(), tls_port)) else {
+        return;
+    };
+    let state = crate::harness::temp_dir("acme-replicas");
+    let (alpn, name) = (AcmeChallenge::TlsAlpn01, "fleet.acme.test");
+    let first = acme_server(&pebble, name, alpn, (0, tls_port), &state);
+    // The second listens where pebble does not look: it cannot validate.
+    let second = acme_server(&pebble, name, alpn, (0, 0), &state);
+    wait_issued(&first, &pebble, 1, Duration::from_secs(60));
+    let config = trusting(&pebble);
+    let leaf = verified(&first, &config, name);
+    assert!(wait_until(Duration::from_secs(10), || {
+        status(&second).at("acme.state").str() == "valid"
+    }));
+    let acme = status(&second).at("acme").clone();
+    assert_eq!(acme.at("orders"), &serde_json::Value::Bool(false), "{acme}");
+    assert_eq!(acme.at("attempts").int(), 0, "{acme}");
+    assert_eq!(verified(&second, &config, name), leaf);
+    drop(first);
+    assert!(wait_until(Duration::from_secs(10), || {
+        status(&second).at("acme.orders") == &serde_json::Value::Bool(true)
+    }));
+    // It holds a valid certificate: nothing to order yet.
+    assert_eq!(status(&second).at("acme.attempts").int(), 0);
+    drop(second);
+    let _ = std::fs::remove_dir_all(&state);
+}

@@ -377,6 +377,10 @@ impl Service for Synthetic {
                      {{\"worker\":0,\"wait_us\":900,\"wait_avg_us\":1500,\"shedding\":false,\"shed\":{s}}}]}},\
                      \"http2\":{{\"connections\":5,\"streams_open\":9,\"streams_waiting\":4,\
                      \"streams\":{r},\"calmed\":0}},\
+                     \"acme\":{{\"domains\":\"example.com www.example.com\",\"state\":\"error\",\
+                     \"orders\":true,\"not_after\":\"Tue, 14 Nov 2023 22:13:20 GMT\",\
+                     \"next_renewal\":\"Sat, 22 Jul 2023 04:26:40 GMT\",\
+                     \"last_error\":\"the CA is down\",\"attempts\":{s},\"failures\":2,\"issued\":1}},\
                      \"config\":{{\"generation\":7}}}}\n\n",
                     a = n * 10,
                     r = n * 100,
@@ -410,6 +414,9 @@ const EXTRAS: &str = "'tls='+!document.getElementById('st-tls').hidden+\
     ';h2='+!document.getElementById('st-h2').hidden+\
     ';h2rate='+document.getElementById('v-h2').firstChild.nodeValue+\
     ';h2kv='+document.getElementById('kv-h2').textContent+\
+    ';acme='+!document.getElementById('acme-wrap').hidden+\
+    ';acmestate='+document.getElementById('acme-state').textContent+\
+    ';acmekv='+document.getElementById('kv-acme').textContent+\
     ';cards='+document.querySelectorAll('#extras .card').length+\
     ';samples='+document.body.dataset.samples";
 
@@ -455,6 +462,13 @@ fn the_dashboard_draws_what_other_parts_add_to_the_report() {
     assert!(!state.contains("h2rate=–"), "{state}");
     assert!(
         state.contains("connections5open streams9queued for handler4"),
+        "{state}"
+    );
+    // The ACME certificate, in a card of its own (not among the extras).
+    assert!(state.contains("acme=true;acmestate=error;"), "{state}");
+    assert!(
+        state.contains("valid untilTue, 14 Nov 2023 22:13:20 GMT")
+            && state.contains("last errorthe CA is down"),
         "{state}"
     );
     assert_eq!(
