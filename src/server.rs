@@ -46,8 +46,10 @@ pub struct Server {
     pub(crate) listening: Mutex<Vec<OpenListener>>,
     /// The built-in handler, rebuilt by a reload; `None` with a custom one.
     pub(crate) http: Option<Arc<HttpHandler>>,
-    /// The ACME manager's thread, when `acme.domains` are set.
-    _acme: Option<acme::AcmeManager>,
+    /// The ACME manager's thread, when `acme.domains` are set; started
+    /// with accepting (after a switch to `user`, so `state_dir` is that
+    /// account's).
+    acme: Mutex<Option<acme::AcmeManager>>,
 }
 
 /// What a graceful stop ([`Server::shutdown`]) found and did.
@@ -199,7 +201,10 @@ impl ServerBuilder {
         let addrs = listening.iter().filter_map(|l| l.addr).collect();
         let tls_addrs =
             crate::listening::open_tls(acceptor.as_ref(), runtime.handle(), &line, workers)?;
-        let acme = acme::start(&line, &line.config.load())?;
+        let acme = match self.hold_accepting {
+            true => acme::check(&line, &line.config.load()).map(|()| None)?,
+            false => acme::start(&line, &line.config.load())?,
+        };
         // Every listener accepts: only now may `/readyz` say so.
         if !self.hold_accepting {
             line.readiness.mark_ready();
@@ -213,7 +218,7 @@ impl ServerBuilder {
             acceptor,
             listening: Mutex::new(listening),
             http,
-            _acme: acme,
+            acme: Mutex::new(acme),
         })
     }
 }
@@ -234,6 +239,13 @@ impl Server {
     pub fn start_accepting(&self) {
         self.line.accepting.set();
         self.line.readiness.mark_ready();
+        let mut acme = lock(&self.acme);
+        if acme.is_none() {
+            match acme::start(&self.line, &self.line.config.load()) {
+                Ok(started) => *acme = started,
+                Err(e) => eprintln!("conveyor: acme: cannot start: {e}"),
+            }
+        }
     }
 
     /// The address actually bound (useful with port 0); the first of

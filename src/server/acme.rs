@@ -41,17 +41,23 @@ pub(crate) struct AcmeManager {
     _stop: Sender<()>,
 }
 
-/// Starts the manager when `acme.domains` are set.
-pub(crate) fn start(line: &Arc<Line>, config: &Config) -> std::io::Result<Option<AcmeManager>> {
-    if !config.acme.enabled() {
-        return Ok(None);
-    }
+/// Checks `[acme]` against the listeners the line has, as [`start`] does.
+pub(crate) fn check(line: &Line, config: &Config) -> std::io::Result<()> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     config.check_acme().map_err(|e| invalid(e.to_string()))?;
-    let Some(stage) = line.tls.get().cloned() else {
+    if config.acme.enabled() && line.tls.get().is_none() {
         return Err(invalid(
             "acme.domains needs a TLS listener (tls.listen)".into(),
         ));
+    }
+    Ok(())
+}
+
+/// Starts the manager when `acme.domains` are set.
+pub(crate) fn start(line: &Arc<Line>, config: &Config) -> std::io::Result<Option<AcmeManager>> {
+    check(line, config)?;
+    let (true, Some(stage)) = (config.acme.enabled(), line.tls.get().cloned()) else {
+        return Ok(None);
     };
     line.challenges
         .answer_http(config.acme.challenge == AcmeChallenge::Http01);

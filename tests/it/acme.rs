@@ -577,3 +577,35 @@ fn replicas_sharing_state_dir_order_once() {
     drop(second);
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// With `hold_accepting` (the binary's path when it switches to `user`),
+/// the manager starts with accepting: `state_dir` is made by the account
+/// that then serves, never by root before the switch.
+#[test]
+fn the_manager_waits_for_accepting() {
+    let state = crate::harness::temp_dir("acme-held");
+    let root = crate::harness::temp_dir("acme-held-root");
+    crate::harness::copy_www(&root);
+    let mut config = crate::harness::test_config(&root, "readiness", "spawn");
+    config.tls.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+    config.acme.domains = vec!["held.acme.test".into()];
+    config.acme.directory = format!("https://127.0.0.1:{}/dir", free_port());
+    config.acme.state_dir = state.join("acme");
+    let server = conveyor::Server::builder(config)
+        .hold_accepting()
+        .start()
+        .expect("starts");
+    let json = crate::harness::status::status(&server);
+    assert!(json.get("acme").is_none(), "{json}");
+    assert!(!state.join("acme").exists());
+    server.start_accepting();
+    assert!(wait_until(Duration::from_secs(10), || {
+        crate::harness::status::status(&server)
+            .get("acme")
+            .is_some_and(|a| a.at("attempts").int() >= 1)
+    }));
+    assert!(state.join("acme").is_dir());
+    drop(server);
+    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_dir_all(&root);
+}
