@@ -181,6 +181,8 @@ impl Default for Timeouts {
     }
 }
 
+const ACCOUNT_DOES_NOT_EXIST: &str = "urn:ietf:params:acme:error:accountDoesNotExist";
+
 /// The URLs of the CA's directory the client uses.
 struct Directory {
     new_nonce: String,
@@ -272,21 +274,7 @@ impl AcmeClient {
                 key
             }
         };
-        let mut payload = json!({ "termsOfServiceAgreed": true });
-        if let Some(email) = &settings.email {
-            payload["contact"] = json!([format!("mailto:{email}")]);
-        }
-        let reply = transport.post(
-            "creating the ACME account",
-            &key,
-            None,
-            &directory.new_account,
-            Some(&payload),
-        )?;
-        let account_url = reply
-            .location
-            .ok_or_else(|| AcmeError::new("the CA's newAccount answer has no Location"))?;
-        state::store_account_url(&account_dir, &settings.directory, &account_url)?;
+        let account_url = register(&mut transport, &key, &directory, settings)?;
         Ok(AcmeClient {
             settings: settings.clone(),
             timeouts,
@@ -326,7 +314,20 @@ impl AcmeClient {
     /// chain and stores it. Retries `badNonce` itself; bounded by the
     /// order timeout (no hang if the CA stalls).
     pub fn order(&mut self, responder: &dyn Responder) -> Result<StoredCertificate, AcmeError> {
-        order::run(self, responder)
+        match order::run(self, responder) {
+            // The CA forgot the account (a test CA restarted, an account
+            // deactivated elsewhere): register the key again, once.
+            Err(err) if err.problem_type() == Some(ACCOUNT_DOES_NOT_EXIST) => {
+                self.account_url = register(
+                    &mut self.transport,
+                    &self.key,
+                    &self.directory,
+                    &self.settings,
+                )?;
+                order::run(self, responder)
+            }
+            result => result,
+        }
     }
 
     /// The renewal window the CA suggests for `cert` (RFC 9773), if it
@@ -345,6 +346,33 @@ impl AcmeClient {
         }
         ari::suggested_window(&reply.json("renewal information").ok()?)
     }
+}
+
+/// Creates the account for `key`, or finds it (RFC 8555 §7.3: a key the CA
+/// knows gets its existing account back), and records its URL.
+fn register(
+    transport: &mut Transport,
+    key: &AccountKey,
+    directory: &Directory,
+    settings: &AcmeSettings,
+) -> Result<String, AcmeError> {
+    let mut payload = json!({ "termsOfServiceAgreed": true });
+    if let Some(email) = &settings.email {
+        payload["contact"] = json!([format!("mailto:{email}")]);
+    }
+    let reply = transport.post(
+        "creating the ACME account",
+        key,
+        None,
+        &directory.new_account,
+        Some(&payload),
+    )?;
+    let account_url = reply
+        .location
+        .ok_or_else(|| AcmeError::new("the CA's newAccount answer has no Location"))?;
+    let account_dir = state::account_dir(&settings.state_dir, &settings.directory);
+    state::store_account_url(&account_dir, &settings.directory, &account_url)?;
+    Ok(account_url)
 }
 
 fn parse_directory(doc: &Value) -> Result<Directory, AcmeError> {

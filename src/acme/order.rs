@@ -66,6 +66,7 @@ pub(super) fn run(
         .ok_or_else(|| AcmeError::new("the CA's valid order has no certificate URL"))?
         .to_string();
     let reply = post_as_get(client, "downloading the certificate", &cert_url)?;
+    check_issued(&reply.body, &key, &client.settings.domains)?;
     let settings = &client.settings;
     let stored = state::store_certificate(
         &settings.state_dir,
@@ -80,6 +81,26 @@ pub(super) fn run(
         KEEP,
     );
     Ok(stored)
+}
+
+/// The downloaded chain's leaf is for our key and exactly our domains:
+/// anything else is never stored (it could not be served).
+fn check_issued(chain: &[u8], key: &rcgen::KeyPair, domains: &[String]) -> Result<(), AcmeError> {
+    let leaf = state::leaf_of(chain).ok_or_else(|| {
+        AcmeError::new("the CA sent a certificate that does not parse as a PEM chain")
+    })?;
+    if leaf.public_key != key.public_key_raw() {
+        return Err(AcmeError::new(
+            "the CA sent a certificate for another key than the CSR's",
+        ));
+    }
+    if state::domain_set(&leaf.dns_names) != state::domain_set(domains) {
+        return Err(AcmeError::new(format!(
+            "the CA sent a certificate for {:?}, not for {:?}",
+            leaf.dns_names, domains
+        )));
+    }
+    Ok(())
 }
 
 fn post_as_get(
