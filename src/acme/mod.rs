@@ -31,6 +31,17 @@
 //! # Ok::<(), conveyor::acme::AcmeError>(())
 //! ```
 //!
+//! Why a client of our own: the ACME client crates are async on tokio and
+//! hyper (instant-acme, rustls-acme) or do their keys with OpenSSL
+//! (acme-lib, acme-micro), and the server's tree holds no async runtime and
+//! no C crypto besides ring. The protocol itself is
+//! small (a directory, a nonce, a JWS per request, five resources), and the
+//! heavy parts are already in the tree: `ring` signs (rustls's provider),
+//! `rcgen` makes the CSR and the tls-alpn-01 certificate, rustls verifies
+//! the CA's HTTPS. `ureq` is a blocking client on the same rustls and ring,
+//! without a runtime, so the CA's calls run on a plain thread that hands the
+//! certificate to the line.
+//!
 //! The pieces: JWS with ES256 over `ring` (`jws`), HTTP through `ureq`
 //! with rustls and ring (`transport`), the state directory and its atomic
 //! writes (`state`), the order's steps (`order`), the few certificate
@@ -453,6 +464,14 @@ impl std::error::Error for AcmeError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_moves_to_the_thread_that_runs_it() {
+        fn send<T: Send + 'static>() {}
+        send::<AcmeClient>();
+        send::<AcmeError>();
+        send::<StateLock>();
+    }
 
     #[test]
     fn one_lock_per_state_directory() {
