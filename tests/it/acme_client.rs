@@ -610,3 +610,46 @@ fn renewal_information_when_the_ca_offers_it() {
     assert_eq!(orders[1]["identifiers"][0]["value"], "e.acme.test");
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// Pebble frozen mid-life (SIGSTOP): the client gives up within its
+/// request timeout with a clear error; thawed, the same client orders.
+/// Stopped for good: refused at once.
+#[test]
+fn a_stalled_ca_times_out_and_the_client_orders_once_it_is_back() {
+    let Some(mut ca) = start_ca(|_| {}) else {
+        return;
+    };
+    let state = temp_dir("acme-stalled");
+    let settings = settings(&ca, &state, &["f.acme.test"], ChallengeKind::Http01);
+    let timeouts = Timeouts {
+        request: Duration::from_secs(2),
+        order: Duration::from_secs(30),
+    };
+    let mut client = AcmeClient::with_timeouts(&settings, timeouts).expect("client");
+    ca.pebble.pause();
+    let started = Instant::now();
+    let err = client.order(ca.responder.as_ref()).expect_err("stalled");
+    let waited = started.elapsed();
+    ca.pebble.resume();
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert!(err.to_string().contains("no answer within 2s"), "{err}");
+    let stored = client
+        .order(ca.responder.as_ref())
+        .unwrap_or_else(|e| panic!("{e}\n{}", ca.pebble.log()));
+    assert_verifies(&ca, &stored, &["f.acme.test"]);
+    ca.pebble.stop();
+    let started = Instant::now();
+    let err = client.order(ca.responder.as_ref()).expect_err("down");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.to_string().contains("creating the order"), "{err}");
+    assert_eq!(
+        AcmeClient::stored(&settings),
+        Some(stored),
+        "the old one stays"
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}

@@ -250,6 +250,33 @@ impl Pebble {
         }
     }
 
+    /// Freezes pebble (SIGSTOP): its sockets still accept (the kernel's
+    /// backlog) but nothing answers, as a CA that stalls. [`Pebble::resume`]
+    /// thaws it with its state (accounts, orders, root) intact.
+    pub(crate) fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused pebble (SIGCONT).
+    pub(crate) fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    /// Stops pebble for good (its ports refuse from now on): a CA that is
+    /// down. Its DNS keeps running.
+    pub(crate) fn stop(&mut self) {
+        kill(&mut self.pebble);
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(self.pebble.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} pebble");
+    }
+
     /// What pebble and its DNS have printed so far.
     pub(crate) fn log(&self) -> String {
         self.log.lock().expect("log").join("\n")
@@ -308,6 +335,7 @@ impl Pebble {
 
 impl Drop for Pebble {
     fn drop(&mut self) {
+        // A paused pebble is killed all the same (SIGKILL needs no thaw).
         kill(&mut self.pebble);
         kill(&mut self.dns);
         let _ = std::fs::remove_dir_all(&self.dir);
