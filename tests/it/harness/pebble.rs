@@ -5,7 +5,7 @@
 //! and `pebble-challtestsrv`, no config or certificates shipped) supports,
 //! as found by running it:
 //! - **Flags**: `-config FILE`, `-dnsserver HOST:PORT`, `-strict` (off by
-//!   default). Config keys (`{"pebble": {...}}`): `listenAddress`,
+//!   default; `conveyor::acme` passes the tests with it on too). Config keys (`{"pebble": {...}}`): `listenAddress`,
 //!   `managementListenAddress`, `certificate`, `privateKey` (its own
 //!   HTTPS; the test writes both), `httpPort`, `tlsPort` (where the VA
 //!   connects for http-01 and tls-alpn-01: the server under test listens
@@ -33,6 +33,9 @@
 //! - **Names**: pebble resolves identifiers with `-dnsserver`; here that is
 //!   `pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 ""`, so any
 //!   name (`a.acme.test`) validates against 127.0.0.1.
+//!
+//! A CA that stalls: [`Pebble::pause`] (SIGSTOP) and [`Pebble::resume`];
+//! one that is down: [`Pebble::stop`].
 //!
 //! Every port is chosen free at run time (other tests and other checkouts
 //! run pebble at once); `http_port` and `tls_port` are the caller's, since
