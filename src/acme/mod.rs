@@ -48,6 +48,8 @@
 //! fields it reads (`x509`) and renewal information (`ari`).
 
 mod ari;
+#[cfg(test)]
+mod fake_ca;
 mod jws;
 mod order;
 mod state;
@@ -267,6 +269,7 @@ impl AcmeClient {
         // Leftovers of a write a crash interrupted go now.
         state::ensure_dir(&settings.state_dir.join("certificates"))?;
         let mut transport = Transport::new(settings.ca_file.as_deref(), timeouts.request)?;
+        transport.set_https_only(settings.directory.starts_with("https://"));
         let reply = transport.get("fetching the ACME directory", &settings.directory)?;
         if reply.status != 200 {
             return Err(transport::problem(
@@ -342,20 +345,52 @@ impl AcmeClient {
     }
 
     /// The renewal window the CA suggests for `cert` (RFC 9773), if it
-    /// offers renewal information and answers; `None` otherwise.
+    /// offers renewal information and answers; `None` otherwise (see
+    /// [`AcmeClient::renewal_info`] to tell a failure from no offer).
     pub fn renewal_window(&mut self, cert: &StoredCertificate) -> Option<(SystemTime, SystemTime)> {
-        let base = self.directory.renewal_info.clone()?;
-        let leaf = state::leaf_of(&std::fs::read(&cert.cert_path).ok()?)?;
-        let id = ari::leaf_id(&leaf)?;
+        self.renewal_info(cert).ok().flatten()
+    }
+
+    /// The renewal window the CA suggests for `cert` (RFC 9773):
+    /// `Ok(None)` if the CA offers no renewal information or the
+    /// certificate has no authority key identifier (no id to ask by),
+    /// `Err` if asking failed (unreadable certificate, no answer, an error
+    /// status, an answer without a well-formed window), so that the caller
+    /// can log it and fall back on two thirds of the lifetime.
+    pub fn renewal_info(
+        &mut self,
+        cert: &StoredCertificate,
+    ) -> Result<Option<(SystemTime, SystemTime)>, AcmeError> {
+        let Some(base) = self.directory.renewal_info.clone() else {
+            return Ok(None);
+        };
+        let pem = std::fs::read(&cert.cert_path).map_err(|e| {
+            AcmeError::new(format!(
+                "renewal information: cannot read {}: {e}",
+                cert.cert_path.display()
+            ))
+        })?;
+        let leaf = state::leaf_of(&pem).ok_or_else(|| {
+            AcmeError::new(format!(
+                "renewal information: {} holds no certificate",
+                cert.cert_path.display()
+            ))
+        })?;
+        let Some(id) = ari::leaf_id(&leaf) else {
+            return Ok(None);
+        };
         let url = format!("{}/{id}", base.trim_end_matches('/'));
-        let reply = self
-            .transport
-            .get("asking for renewal information", &url)
-            .ok()?;
+        let what = "asking for renewal information";
+        let reply = self.transport.get(what, &url)?;
         if reply.status != 200 {
-            return None;
+            return Err(transport::problem(&format!("{what} {url}"), &reply));
         }
-        ari::suggested_window(&reply.json("renewal information").ok()?)
+        let window = ari::suggested_window(&reply.json("renewal information")?);
+        window.map(Some).ok_or_else(|| {
+            AcmeError::new(format!(
+                "{what} {url}: the answer has no suggestedWindow with start before end"
+            ))
+        })
     }
 }
 
