@@ -31,12 +31,25 @@
 //! # Ok::<(), conveyor::acme::AcmeError>(())
 //! ```
 //!
+//! Why a client of our own: the ACME client crates are async on tokio and
+//! hyper (instant-acme, rustls-acme) or do their keys with OpenSSL
+//! (acme-lib, acme-micro), and the server's tree holds no async runtime and
+//! no C crypto besides ring. The protocol itself is
+//! small (a directory, a nonce, a JWS per request, five resources), and the
+//! heavy parts are already in the tree: `ring` signs (rustls's provider),
+//! `rcgen` makes the CSR and the tls-alpn-01 certificate, rustls verifies
+//! the CA's HTTPS. `ureq` is a blocking client on the same rustls and ring,
+//! without a runtime, so the CA's calls run on a plain thread that hands the
+//! certificate to the line.
+//!
 //! The pieces: JWS with ES256 over `ring` (`jws`), HTTP through `ureq`
 //! with rustls and ring (`transport`), the state directory and its atomic
 //! writes (`state`), the order's steps (`order`), the few certificate
 //! fields it reads (`x509`) and renewal information (`ari`).
 
 mod ari;
+#[cfg(test)]
+mod fake_ca;
 mod jws;
 mod order;
 mod state;
@@ -181,6 +194,8 @@ impl Default for Timeouts {
     }
 }
 
+const ACCOUNT_DOES_NOT_EXIST: &str = "urn:ietf:params:acme:error:accountDoesNotExist";
+
 /// The URLs of the CA's directory the client uses.
 struct Directory {
     new_nonce: String,
@@ -254,6 +269,7 @@ impl AcmeClient {
         // Leftovers of a write a crash interrupted go now.
         state::ensure_dir(&settings.state_dir.join("certificates"))?;
         let mut transport = Transport::new(settings.ca_file.as_deref(), timeouts.request)?;
+        transport.set_https_only(settings.directory.starts_with("https://"));
         let reply = transport.get("fetching the ACME directory", &settings.directory)?;
         if reply.status != 200 {
             return Err(transport::problem(
@@ -272,21 +288,7 @@ impl AcmeClient {
                 key
             }
         };
-        let mut payload = json!({ "termsOfServiceAgreed": true });
-        if let Some(email) = &settings.email {
-            payload["contact"] = json!([format!("mailto:{email}")]);
-        }
-        let reply = transport.post(
-            "creating the ACME account",
-            &key,
-            None,
-            &directory.new_account,
-            Some(&payload),
-        )?;
-        let account_url = reply
-            .location
-            .ok_or_else(|| AcmeError::new("the CA's newAccount answer has no Location"))?;
-        state::store_account_url(&account_dir, &settings.directory, &account_url)?;
+        let account_url = register(&mut transport, &key, &directory, settings)?;
         Ok(AcmeClient {
             settings: settings.clone(),
             timeouts,
@@ -326,25 +328,97 @@ impl AcmeClient {
     /// chain and stores it. Retries `badNonce` itself; bounded by the
     /// order timeout (no hang if the CA stalls).
     pub fn order(&mut self, responder: &dyn Responder) -> Result<StoredCertificate, AcmeError> {
-        order::run(self, responder)
+        match order::run(self, responder) {
+            // The CA forgot the account (a test CA restarted, an account
+            // deactivated elsewhere): register the key again, once.
+            Err(err) if err.problem_type() == Some(ACCOUNT_DOES_NOT_EXIST) => {
+                self.account_url = register(
+                    &mut self.transport,
+                    &self.key,
+                    &self.directory,
+                    &self.settings,
+                )?;
+                order::run(self, responder)
+            }
+            result => result,
+        }
     }
 
     /// The renewal window the CA suggests for `cert` (RFC 9773), if it
-    /// offers renewal information and answers; `None` otherwise.
+    /// offers renewal information and answers; `None` otherwise (see
+    /// [`AcmeClient::renewal_info`] to tell a failure from no offer).
     pub fn renewal_window(&mut self, cert: &StoredCertificate) -> Option<(SystemTime, SystemTime)> {
-        let base = self.directory.renewal_info.clone()?;
-        let leaf = state::leaf_of(&std::fs::read(&cert.cert_path).ok()?)?;
-        let id = ari::leaf_id(&leaf)?;
-        let url = format!("{}/{id}", base.trim_end_matches('/'));
-        let reply = self
-            .transport
-            .get("asking for renewal information", &url)
-            .ok()?;
-        if reply.status != 200 {
-            return None;
-        }
-        ari::suggested_window(&reply.json("renewal information").ok()?)
+        self.renewal_info(cert).ok().flatten()
     }
+
+    /// The renewal window the CA suggests for `cert` (RFC 9773):
+    /// `Ok(None)` if the CA offers no renewal information or the
+    /// certificate has no authority key identifier (no id to ask by),
+    /// `Err` if asking failed (unreadable certificate, no answer, an error
+    /// status, an answer without a well-formed window), so that the caller
+    /// can log it and fall back on two thirds of the lifetime.
+    pub fn renewal_info(
+        &mut self,
+        cert: &StoredCertificate,
+    ) -> Result<Option<(SystemTime, SystemTime)>, AcmeError> {
+        let Some(base) = self.directory.renewal_info.clone() else {
+            return Ok(None);
+        };
+        let pem = std::fs::read(&cert.cert_path).map_err(|e| {
+            AcmeError::new(format!(
+                "renewal information: cannot read {}: {e}",
+                cert.cert_path.display()
+            ))
+        })?;
+        let leaf = state::leaf_of(&pem).ok_or_else(|| {
+            AcmeError::new(format!(
+                "renewal information: {} holds no certificate",
+                cert.cert_path.display()
+            ))
+        })?;
+        let Some(id) = ari::leaf_id(&leaf) else {
+            return Ok(None);
+        };
+        let url = format!("{}/{id}", base.trim_end_matches('/'));
+        let what = "asking for renewal information";
+        let reply = self.transport.get(what, &url)?;
+        if reply.status != 200 {
+            return Err(transport::problem(&format!("{what} {url}"), &reply));
+        }
+        let window = ari::suggested_window(&reply.json("renewal information")?);
+        window.map(Some).ok_or_else(|| {
+            AcmeError::new(format!(
+                "{what} {url}: the answer has no suggestedWindow with start before end"
+            ))
+        })
+    }
+}
+
+/// Creates the account for `key`, or finds it (RFC 8555 §7.3: a key the CA
+/// knows gets its existing account back), and records its URL.
+fn register(
+    transport: &mut Transport,
+    key: &AccountKey,
+    directory: &Directory,
+    settings: &AcmeSettings,
+) -> Result<String, AcmeError> {
+    let mut payload = json!({ "termsOfServiceAgreed": true });
+    if let Some(email) = &settings.email {
+        payload["contact"] = json!([format!("mailto:{email}")]);
+    }
+    let reply = transport.post(
+        "creating the ACME account",
+        key,
+        None,
+        &directory.new_account,
+        Some(&payload),
+    )?;
+    let account_url = reply
+        .location
+        .ok_or_else(|| AcmeError::new("the CA's newAccount answer has no Location"))?;
+    let account_dir = state::account_dir(&settings.state_dir, &settings.directory);
+    state::store_account_url(&account_dir, &settings.directory, &account_url)?;
+    Ok(account_url)
 }
 
 fn parse_directory(doc: &Value) -> Result<Directory, AcmeError> {
@@ -425,6 +499,14 @@ impl std::error::Error for AcmeError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_moves_to_the_thread_that_runs_it() {
+        fn send<T: Send + 'static>() {}
+        send::<AcmeClient>();
+        send::<AcmeError>();
+        send::<StateLock>();
+    }
 
     #[test]
     fn one_lock_per_state_directory() {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::jws::{base64url, key_authorization};
+use super::transport::printable;
 use super::{
     ari, state, AcmeClient, AcmeError, Challenge, ChallengeKind, Responder, StoredCertificate,
 };
@@ -65,7 +66,16 @@ pub(super) fn run(
         .as_str()
         .ok_or_else(|| AcmeError::new("the CA's valid order has no certificate URL"))?
         .to_string();
-    let reply = post_as_get(client, "downloading the certificate", &cert_url)?;
+    let kid = client.account_url.clone();
+    let reply = client.transport.post_accepting(
+        "downloading the certificate",
+        &client.key,
+        Some(&kid),
+        &cert_url,
+        None,
+        "application/pem-certificate-chain",
+    )?;
+    check_issued(&reply.body, &key, &client.settings.domains)?;
     let settings = &client.settings;
     let stored = state::store_certificate(
         &settings.state_dir,
@@ -80,6 +90,26 @@ pub(super) fn run(
         KEEP,
     );
     Ok(stored)
+}
+
+/// The downloaded chain's leaf is for our key and exactly our domains:
+/// anything else is never stored (it could not be served).
+fn check_issued(chain: &[u8], key: &rcgen::KeyPair, domains: &[String]) -> Result<(), AcmeError> {
+    let leaf = state::leaf_of(chain).ok_or_else(|| {
+        AcmeError::new("the CA sent a certificate that does not parse as a PEM chain")
+    })?;
+    if leaf.public_key != key.public_key_raw() {
+        return Err(AcmeError::new(
+            "the CA sent a certificate for another key than the CSR's",
+        ));
+    }
+    if state::domain_set(&leaf.dns_names) != state::domain_set(domains) {
+        return Err(AcmeError::new(format!(
+            "the CA sent a certificate for {:?}, not for {:?}",
+            leaf.dns_names, domains
+        )));
+    }
+    Ok(())
 }
 
 fn post_as_get(
@@ -163,13 +193,23 @@ fn authorize(
         .as_str()
         .unwrap_or("?")
         .to_string();
+    // The name a tls-alpn-01 answer is served for: only one we asked for.
+    let ours = client.settings.domains.iter();
+    if !ours.clone().any(|d| d.eq_ignore_ascii_case(&domain)) {
+        return Err(AcmeError::new(format!(
+            "the CA's authorization {} is for {:?}, a name not in acme.domains {:?}",
+            printable(url, 200),
+            printable(&domain, 100),
+            ours.collect::<Vec<_>>()
+        )));
+    }
     match authz["status"].as_str() {
         Some("valid") => return Ok(()),
         Some("pending") => {}
         other => {
             return Err(AcmeError::new(format!(
                 "the authorization for {domain} is {}: order again",
-                other.unwrap_or("without status")
+                printable(other.unwrap_or("without status"), 40)
             )))
         }
     }
@@ -179,7 +219,11 @@ fn authorize(
         .clone()
         .find(|c| c["type"] == kind.name())
         .ok_or_else(|| {
-            let names: Vec<&str> = offered.filter_map(|c| c["type"].as_str()).collect();
+            let names: Vec<String> = offered
+                .filter_map(|c| c["type"].as_str())
+                .take(10)
+                .map(|t| printable(t, 40))
+                .collect();
             AcmeError::new(format!(
                 "the CA offers no {} challenge for {domain} (only {}): set acme.challenge to one of those",
                 kind.name(),
@@ -192,6 +236,15 @@ fn authorize(
             kind.name()
         ))
     })?;
+    // RFC 8555 §8.3: base64url only. It becomes a path segment of the
+    // http-01 answer, so never a `/`, `..` or anything to escape.
+    if !valid_token(token) {
+        return Err(AcmeError::new(format!(
+            "the {} challenge for {domain} has the token {:?}, not base64url: refused",
+            kind.name(),
+            printable(token, 100)
+        )));
+    }
     let challenge_url = challenge["url"]
         .as_str()
         .ok_or_else(|| {
@@ -236,16 +289,28 @@ fn authorize(
     Ok(())
 }
 
+/// Whether `token` is a challenge token RFC 8555 §8.3 allows: base64url
+/// characters, no padding, not empty; at most 256 of them.
+fn valid_token(token: &str) -> bool {
+    (1..=256).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// The error for an authorization that failed: the challenge's error as
 /// the CA recorded it (what it fetched, what it saw).
 fn invalid_authorization(authz: &Value, domain: &str, status: &str) -> AcmeError {
-    let mut message = format!("the authorization for {domain} is {status}");
+    let mut message = format!(
+        "the authorization for {domain} is {}",
+        printable(status, 40)
+    );
     for challenge in authz["challenges"].as_array().into_iter().flatten() {
         if let Some(error) = challenge.get("error") {
             message.push_str(&format!(
                 ": {} {}",
-                error["type"].as_str().unwrap_or(""),
-                error["detail"].as_str().unwrap_or("")
+                printable(error["type"].as_str().unwrap_or(""), 100),
+                printable(error["detail"].as_str().unwrap_or(""), 300)
             ));
         }
     }
@@ -262,7 +327,11 @@ fn ready_or_failed(order: &Value, wanted: &[&str]) -> Result<bool, AcmeError> {
         "pending" | "ready" | "processing" => Ok(false),
         _ => {
             let detail = order["error"]["detail"].as_str().unwrap_or("no detail");
-            Err(AcmeError::new(format!("the order is {status}: {detail}")))
+            Err(AcmeError::new(format!(
+                "the order is {}: {}",
+                printable(status, 40),
+                printable(detail, 300)
+            )))
         }
     }
 }
@@ -310,7 +379,7 @@ fn poll(
             return Err(AcmeError::new(format!(
                 "gave up waiting for {what} after {:?} (status {}): the CA is slow or stuck; the order is retried later",
                 client.timeouts.order,
-                value["status"].as_str().unwrap_or("?")
+                printable(value["status"].as_str().unwrap_or("?"), 40)
             )));
         }
         let wait = reply

@@ -223,11 +223,12 @@ pub(crate) fn store_certificate(
         )
     })
     .and_then(|()| sync_dir(&temp));
-    let since = leaf
-        .not_before
+    // Named by when it was stored (nanoseconds, fixed width): of two
+    // certificates that expire together, the name says which is newer.
+    let stored_at = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let name = format!("{since}-{}", hex(&leaf.serial));
+        .map_or(0, |d| d.as_nanos());
+    let name = format!("{stored_at:020}-{}", hex(&leaf.serial));
     let path = root.join(&name);
     let renamed = written.and_then(|()| {
         fs::rename(&temp, &path).map_err(|e| io_error("cannot rename into", &path, e))
@@ -259,8 +260,9 @@ pub(crate) fn leaf_of(chain_pem: &[u8]) -> Option<Leaf> {
 }
 
 /// The stored certificate from `directory` for exactly `domains`, still
-/// valid at `now`, whose key matches it; the one that lasts longest.
-/// Incomplete or unreadable entries are skipped.
+/// valid at `now`, whose key matches it; the one that lasts longest (of
+/// those that expire together, the last stored). Incomplete or unreadable
+/// entries are skipped.
 pub(crate) fn find_certificate(
     state_dir: &Path,
     directory: &str,
@@ -268,27 +270,23 @@ pub(crate) fn find_certificate(
     now: SystemTime,
 ) -> Option<(StoredCertificate, Leaf)> {
     let want = domain_set(domains);
-    let root = state_dir.join("certificates");
-    let mut best: Option<(StoredCertificate, Leaf)> = None;
-    for entry in fs::read_dir(&root).ok()?.flatten() {
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let dir = entry.path();
-        let Some(leaf) = read_entry(&dir, directory) else {
-            continue;
-        };
-        if domain_set(&leaf.dns_names) != want || leaf.not_after <= now {
-            continue;
-        }
-        if best
-            .as_ref()
-            .is_none_or(|(b, _)| leaf.not_after > b.not_after)
-        {
-            best = Some((stored(&dir, leaf.clone()), leaf));
-        }
-    }
-    best
+    entries(state_dir, directory)
+        .into_iter()
+        .filter(|(_, leaf)| domain_set(&leaf.dns_names) == want && leaf.not_after > now)
+        .max_by(|(a, x), (b, y)| (x.not_after, a).cmp(&(y.not_after, b)))
+        .map(|(dir, leaf)| (stored(&dir, leaf.clone()), leaf))
+}
+
+/// Every whole entry from `directory` (see `read_entry`), with its leaf.
+fn entries(state_dir: &Path, directory: &str) -> Vec<(PathBuf, Leaf)> {
+    let Ok(listing) = fs::read_dir(state_dir.join("certificates")) else {
+        return Vec::new();
+    };
+    listing
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| Some((e.path(), read_entry(&e.path(), directory)?)))
+        .collect()
 }
 
 /// An entry's leaf, if the entry is whole, from `directory`, and its key
@@ -315,8 +313,8 @@ fn read_entry(dir: &Path, directory: &str) -> Option<Leaf> {
 }
 
 /// Removes certificate entries for these domains other than the `keep`
-/// newest (by expiry) and any that have expired: an old certificate
-/// is never needed once a newer one is stored.
+/// newest (by expiry, then by when stored) and any that have expired: an
+/// old certificate is never needed once a newer one is stored.
 pub(crate) fn prune_certificates(
     state_dir: &Path,
     directory: &str,
@@ -324,19 +322,12 @@ pub(crate) fn prune_certificates(
     keep: usize,
 ) {
     let want = domain_set(domains);
-    let root = state_dir.join("certificates");
-    let Ok(entries) = fs::read_dir(&root) else {
-        return;
-    };
-    let mut found: Vec<(SystemTime, PathBuf)> = entries
-        .flatten()
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .filter_map(|e| {
-            let leaf = read_entry(&e.path(), directory)?;
-            (domain_set(&leaf.dns_names) == want).then_some((leaf.not_after, e.path()))
-        })
+    let mut found: Vec<(SystemTime, PathBuf)> = entries(state_dir, directory)
+        .into_iter()
+        .filter(|(_, leaf)| domain_set(&leaf.dns_names) == want)
+        .map(|(dir, leaf)| (leaf.not_after, dir))
         .collect();
-    found.sort_by_key(|entry| std::cmp::Reverse(entry.0));
+    found.sort_by(|a, b| b.cmp(a));
     let now = SystemTime::now();
     for (i, (not_after, path)) in found.iter().enumerate() {
         if i >= keep || *not_after <= now {

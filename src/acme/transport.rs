@@ -28,6 +28,10 @@ const SYSTEM_BUNDLES: &[&str] = &[
 const BAD_NONCE_RETRIES: usize = 5;
 /// The largest response body read (a certificate chain is a few KiB).
 const BODY_LIMIT: u64 = 1 << 20;
+/// The most of a problem's `detail` an error repeats (it goes to the log
+/// and `/status`), and of its subproblems.
+const DETAIL_MAX: usize = 300;
+const SUBPROBLEMS_MAX: usize = 5;
 const USER_AGENT: &str = concat!("conveyor/", env!("CARGO_PKG_VERSION"), " (ACME)");
 
 /// A response from the CA.
@@ -50,6 +54,8 @@ pub(crate) struct Transport {
     request_timeout: Duration,
     new_nonce: String,
     nonce: Option<String>,
+    /// The directory came over https: every URL the CA gives must too.
+    https_only: bool,
 }
 
 /// The roots trusted for the CA's own HTTPS: the system bundle, if there is
@@ -130,11 +136,38 @@ impl Transport {
             request_timeout,
             new_nonce: String::new(),
             nonce: None,
+            https_only: true,
         })
     }
 
     pub(crate) fn set_new_nonce_url(&mut self, url: &str) {
         self.new_nonce = url.to_string();
+    }
+
+    /// Whether every URL must be https: set from the directory URL (an
+    /// http directory is for a test CA on loopback).
+    pub(crate) fn set_https_only(&mut self, https_only: bool) {
+        self.https_only = https_only;
+    }
+
+    /// Refuses a URL that would downgrade the CA's https to plain http (a
+    /// signed request or a certificate in clear). Other hosts are allowed,
+    /// as lego and certbot allow them: RFC 8555 lets a CA spread its
+    /// resources, and every request goes through the same roots.
+    fn check_url(&self, what: &str, url: &str) -> Result<(), AcmeError> {
+        let https = url
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+        let http = url
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+        if https || (http && !self.https_only) {
+            return Ok(());
+        }
+        Err(AcmeError::new(format!(
+            "{what}: the CA gave the URL {}, not an https URL: refused (is acme.directory the CA's https URL?)",
+            printable(url, 200)
+        )))
     }
 
     fn reply(
@@ -153,7 +186,8 @@ impl Transport {
                 "{what} {url}: {why}: is the ACME directory URL right and the CA reachable?"
             ))
         })?;
-        if let Some(nonce) = header(&response, "replay-nonce") {
+        // RFC 8555 §6.5.1: a nonce that is not base64url is ignored.
+        if let Some(nonce) = header(&response, "replay-nonce").filter(|n| valid_nonce(n)) {
             self.nonce = Some(nonce);
         }
         let body = response
@@ -172,6 +206,7 @@ impl Transport {
 
     /// A plain GET (the directory, renewal information).
     pub(crate) fn get(&mut self, what: &str, url: &str) -> Result<Reply, AcmeError> {
+        self.check_url(what, url)?;
         let result = self.agent.get(url).call();
         self.reply(what, url, result)
     }
@@ -181,11 +216,14 @@ impl Transport {
             return Ok(nonce);
         }
         let url = self.new_nonce.clone();
+        self.check_url("asking for a nonce", &url)?;
         let result = self.agent.head(&url).call();
         self.reply("asking for a nonce at", &url, result)?;
-        self.nonce
-            .take()
-            .ok_or_else(|| AcmeError::new(format!("the CA's newNonce {url} sent no Replay-Nonce")))
+        self.nonce.take().ok_or_else(|| {
+            AcmeError::new(format!(
+                "the CA's newNonce {url} sent no valid Replay-Nonce (base64url)"
+            ))
+        })
     }
 
     /// A signed POST (`payload` `None`: POST-as-GET); a 4xx/5xx answer is an
@@ -198,6 +236,21 @@ impl Transport {
         url: &str,
         payload: Option<&Value>,
     ) -> Result<Reply, AcmeError> {
+        self.post_accepting(what, key, kid, url, payload, "application/json")
+    }
+
+    /// [`Transport::post`] asking for `accept` (the certificate download
+    /// asks for `application/pem-certificate-chain`, RFC 8555 §7.4.2).
+    pub(crate) fn post_accepting(
+        &mut self,
+        what: &str,
+        key: &AccountKey,
+        kid: Option<&str>,
+        url: &str,
+        payload: Option<&Value>,
+        accept: &str,
+    ) -> Result<Reply, AcmeError> {
+        self.check_url(what, url)?;
         let mut attempt = 0;
         loop {
             let nonce = self.fresh_nonce()?;
@@ -206,6 +259,7 @@ impl Transport {
                 .agent
                 .post(url)
                 .header("content-type", "application/jose+json")
+                .header("accept", accept)
                 .send(&body[..]);
             let reply = self.reply(what, url, result)?;
             if reply.status < 400 {
@@ -223,6 +277,33 @@ impl Transport {
     }
 }
 
+/// Whether `nonce` is a Replay-Nonce RFC 8555 §6.5.1 allows: base64url,
+/// not empty (and not absurdly long: it is sent back in every request).
+fn valid_nonce(nonce: &str) -> bool {
+    (1..=512).contains(&nonce.len())
+        && nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// CA-given text made fit for a log line: at most `max` characters,
+/// control characters (newlines too) escaped, `…` if cut.
+pub(crate) fn printable(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The error for a 4xx/5xx reply: the CA's problem document (type, detail,
 /// subproblems) if it sent one.
 pub(crate) fn problem(what: &str, reply: &Reply) -> AcmeError {
@@ -234,19 +315,59 @@ pub(crate) fn problem(what: &str, reply: &Reply) -> AcmeError {
     let mut message = format!("{what}: the CA answered {}", reply.status);
     if let Some(doc) = &doc {
         if let Some(kind) = &kind {
-            message.push_str(&format!(" {kind}"));
+            message.push_str(&format!(" {}", printable(kind, 100)));
         }
         if let Some(detail) = doc["detail"].as_str() {
-            message.push_str(&format!(": {detail}"));
+            message.push_str(&format!(": {}", printable(detail, DETAIL_MAX)));
         }
-        for sub in doc["subproblems"].as_array().into_iter().flatten() {
+        let subproblems = doc["subproblems"].as_array().into_iter().flatten();
+        for sub in subproblems.clone().take(SUBPROBLEMS_MAX) {
             let id = sub["identifier"]["value"].as_str().unwrap_or("?");
             let detail = sub["detail"].as_str().unwrap_or("");
-            message.push_str(&format!("; {id}: {detail}"));
+            message.push_str(&format!(
+                "; {}: {}",
+                printable(id, 100),
+                printable(detail, DETAIL_MAX)
+            ));
+        }
+        let more = subproblems.count().saturating_sub(SUBPROBLEMS_MAX);
+        if more > 0 {
+            message.push_str(&format!("; and {more} more"));
         }
     }
     let mut error = AcmeError::new(message);
-    error.problem_type = kind;
+    error.problem_type = kind.map(|k| printable(&k, 100));
     error.retry_after = reply.retry_after;
     error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_https_directory_never_leads_to_plain_http() {
+        let mut transport = Transport::new(None, Duration::from_secs(1)).expect("transport");
+        transport.set_https_only(true);
+        assert!(transport.check_url("x", "https://ca.test/order/1").is_ok());
+        assert!(transport.check_url("x", "HTTPS://other.test/cert").is_ok());
+        let err = transport
+            .check_url("downloading", "http://ca.test/cert/1")
+            .expect_err("downgrade");
+        assert!(err.to_string().contains("not an https URL"), "{err}");
+        assert!(transport.check_url("x", "file:///etc/passwd").is_err());
+        transport.set_https_only(false);
+        assert!(transport.check_url("x", "http://127.0.0.1:1/cert").is_ok());
+        assert!(transport.check_url("x", "gopher://ca.test/").is_err());
+    }
+
+    #[test]
+    fn nonces_and_ca_text_are_checked() {
+        assert!(valid_nonce("oFvnlFP1wIhRlYS2jTaXbA"));
+        assert!(!valid_nonce(""));
+        assert!(!valid_nonce("a+b"));
+        assert!(!valid_nonce(&"a".repeat(513)));
+        assert_eq!(printable("a\nb\u{7}", 10), "a\\nb\\u{7}");
+        assert_eq!(printable("abcdef", 3), "abc…");
+    }
 }

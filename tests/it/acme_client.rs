@@ -436,3 +436,220 @@ fn a_ca_that_is_down_or_stalls_fails_within_a_bounded_time() {
     assert!(err.to_string().starts_with("acme.ca_file"), "{err}");
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// What the fake CA below saw.
+#[derive(Default)]
+struct Seen {
+    paths: Vec<String>,
+    orders: Vec<serde_json::Value>,
+}
+
+/// A request read off `stream`: method, path, body.
+fn read_request(stream: &TcpStream) -> Option<(String, String, Vec<u8>)> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut words = line.split_whitespace();
+    let (method, path) = (words.next()?.to_string(), words.next()?.to_string());
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        if header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    std::io::Read::read_exact(&mut reader, &mut body).ok()?;
+    Some((method, path, body))
+}
+
+fn base64url_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
+    for c in text.bytes() {
+        let v = ALPHABET.iter().position(|&a| a == c).expect("base64url") as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// A CA that offers renewal information (pebble 2.4 does not), over plain
+/// HTTP, enough of it for an account, renewalInfo and a refused order.
+fn fake_ari_ca(seen: Arc<Mutex<Seen>>) -> (Answering, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let root = base.clone();
+    let answering = serve(listener, move |mut stream| {
+        let Some((method, path, body)) = read_request(&stream) else {
+            return;
+        };
+        seen.lock()
+            .expect("seen")
+            .paths
+            .push(format!("{method} {path}"));
+        let json = |status: &str, extra: &str, body: String| {
+            format!(
+                "HTTP/1.1 {status}\r\nreplay-nonce: n{}\r\n{extra}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                path.len(),
+                body.len()
+            )
+        };
+        let response = match (method.as_str(), path.as_str()) {
+            ("GET", "/dir") => json(
+                "200 OK",
+                "",
+                serde_json::json!({
+                    "newNonce": format!("{root}/nonce"),
+                    "newAccount": format!("{root}/account"),
+                    "newOrder": format!("{root}/order"),
+                    "renewalInfo": format!("{root}/renewal-info"),
+                })
+                .to_string(),
+            ),
+            ("HEAD", "/nonce") => json("200 OK", "", String::new()),
+            ("POST", "/account") => json("201 Created", &format!("location: {root}/acct/1\r\n"), "{}".into()),
+            ("GET", p) if p.starts_with("/renewal-info/") => json(
+                "200 OK",
+                "retry-after: 21600\r\n",
+                r#"{"suggestedWindow":{"start":"2025-01-02T04:00:00Z","end":"2025-01-03T04:00:00Z"}}"#.into(),
+            ),
+            ("POST", "/order") => {
+                let jws: serde_json::Value = serde_json::from_slice(&body).expect("jws");
+                let payload = base64url_decode(jws["payload"].as_str().expect("payload"));
+                let payload = serde_json::from_slice(&payload).expect("payload json");
+                seen.lock().expect("seen").orders.push(payload);
+                json(
+                    "403 Forbidden",
+                    "",
+                    r#"{"type":"urn:ietf:params:acme:error:unauthorized","detail":"not today"}"#.into(),
+                )
+            }
+            _ => json("404 Not Found", "", "{}".into()),
+        };
+        let _ = stream.write_all(response.as_bytes());
+    });
+    (answering, base)
+}
+
+/// RFC 9773 against a CA that offers it: the renewal window is asked for
+/// at `renewalInfo/<cert id>` (RFC 9773's example id: the leaf carries the
+/// example's key identifier and serial), and a new order names the
+/// certificate it replaces, then goes without if the CA refuses.
+#[test]
+fn renewal_information_when_the_ca_offers_it() {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let (_ca, base) = fake_ari_ca(seen.clone());
+    let state = temp_dir("acme-ari");
+    let directory = format!("{base}/dir");
+    let settings = AcmeSettings {
+        directory: directory.clone(),
+        email: None,
+        domains: vec!["e.acme.test".to_string()],
+        state_dir: state.clone(),
+        ca_file: None,
+        challenge: ChallengeKind::Http01,
+    };
+    // The certificate as the client stores it (see src/acme/state.rs).
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(vec![
+        0x69, 0x88, 0x5b, 0x6b, 0x87, 0x46, 0x40, 0x41, 0xe1, 0xb3, 0x7b, 0x84, 0x7b, 0xa0, 0xae,
+        0x2c, 0xde, 0x01, 0xc8, 0xd4,
+    ]);
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params =
+        rcgen::CertificateParams::new(vec!["e.acme.test".to_string()]).expect("params");
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&[
+        0x00, 0x87, 0x65, 0x43, 0x21,
+    ]));
+    params.use_authority_key_identifier_extension = true;
+    let now = std::time::SystemTime::now();
+    params.not_before = (now - Duration::from_secs(60)).into();
+    params.not_after = (now + Duration::from_secs(86_400)).into();
+    let cert = params.signed_by(&key, &issuer).expect("cert");
+    let entry = state.join("certificates/1-8765432100");
+    std::fs::create_dir_all(&entry).expect("entry");
+    std::fs::write(entry.join("cert.pem"), cert.pem()).expect("cert");
+    std::fs::write(entry.join("key.pem"), key.serialize_pem()).expect("key");
+    let meta = serde_json::json!({ "directory": directory, "domains": ["e.acme.test"] });
+    std::fs::write(entry.join("meta.json"), meta.to_string()).expect("meta");
+    let stored = AcmeClient::stored(&settings).expect("stored");
+
+    let mut client = AcmeClient::new(&settings).expect("client");
+    assert!(client.offers_renewal_info());
+    let window = client.renewal_window(&stored).expect("window");
+    let at = |s: u64| std::time::UNIX_EPOCH + Duration::from_secs(s);
+    assert_eq!(window, (at(1_735_790_400), at(1_735_876_800)));
+    let paths = seen.lock().expect("seen").paths.clone();
+    assert!(
+        paths.contains(&"GET /renewal-info/aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE".to_string()),
+        "{paths:?}"
+    );
+
+    let err = client
+        .order(&TestResponder::default())
+        .expect_err("refused");
+    assert!(err.to_string().contains("not today"), "{err}");
+    let orders = seen.lock().expect("seen").orders.clone();
+    assert_eq!(orders.len(), 2, "{orders:?}");
+    assert_eq!(orders[0]["replaces"], "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+    assert!(orders[1].get("replaces").is_none());
+    assert_eq!(orders[1]["identifiers"][0]["value"], "e.acme.test");
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// Pebble frozen mid-life (SIGSTOP): the client gives up within its
+/// request timeout with a clear error; thawed, the same client orders.
+/// Stopped for good: refused at once.
+#[test]
+fn a_stalled_ca_times_out_and_the_client_orders_once_it_is_back() {
+    let Some(mut ca) = start_ca(|_| {}) else {
+        return;
+    };
+    let state = temp_dir("acme-stalled");
+    let settings = settings(&ca, &state, &["f.acme.test"], ChallengeKind::Http01);
+    let timeouts = Timeouts {
+        request: Duration::from_secs(2),
+        order: Duration::from_secs(30),
+    };
+    let mut client = AcmeClient::with_timeouts(&settings, timeouts).expect("client");
+    ca.pebble.pause();
+    let started = Instant::now();
+    let err = client.order(ca.responder.as_ref()).expect_err("stalled");
+    let waited = started.elapsed();
+    ca.pebble.resume();
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert!(err.to_string().contains("no answer within 2s"), "{err}");
+    let stored = client
+        .order(ca.responder.as_ref())
+        .unwrap_or_else(|e| panic!("{e}\n{}", ca.pebble.log()));
+    assert_verifies(&ca, &stored, &["f.acme.test"]);
+    ca.pebble.stop();
+    let started = Instant::now();
+    let err = client.order(ca.responder.as_ref()).expect_err("down");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.to_string().contains("creating the order"), "{err}");
+    assert_eq!(
+        AcmeClient::stored(&settings),
+        Some(stored),
+        "the old one stays"
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}

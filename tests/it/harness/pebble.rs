@@ -5,7 +5,7 @@
 //! and `pebble-challtestsrv`, no config or certificates shipped) supports,
 //! as found by running it:
 //! - **Flags**: `-config FILE`, `-dnsserver HOST:PORT`, `-strict` (off by
-//!   default). Config keys (`{"pebble": {...}}`): `listenAddress`,
+//!   default; `conveyor::acme` passes the tests with it on too). Config keys (`{"pebble": {...}}`): `listenAddress`,
 //!   `managementListenAddress`, `certificate`, `privateKey` (its own
 //!   HTTPS; the test writes both), `httpPort`, `tlsPort` (where the VA
 //!   connects for http-01 and tls-alpn-01: the server under test listens
@@ -33,6 +33,9 @@
 //! - **Names**: pebble resolves identifiers with `-dnsserver`; here that is
 //!   `pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 ""`, so any
 //!   name (`a.acme.test`) validates against 127.0.0.1.
+//!
+//! A CA that stalls: [`Pebble::pause`] (SIGSTOP) and [`Pebble::resume`];
+//! one that is down: [`Pebble::stop`].
 //!
 //! Every port is chosen free at run time (other tests and other checkouts
 //! run pebble at once); `http_port` and `tls_port` are the caller's, since
@@ -250,6 +253,33 @@ impl Pebble {
         }
     }
 
+    /// Freezes pebble (SIGSTOP): its sockets still accept (the kernel's
+    /// backlog) but nothing answers, as a CA that stalls. [`Pebble::resume`]
+    /// thaws it with its state (accounts, orders, root) intact.
+    pub(crate) fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused pebble (SIGCONT).
+    pub(crate) fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    /// Stops pebble for good (its ports refuse from now on): a CA that is
+    /// down. Its DNS keeps running.
+    pub(crate) fn stop(&mut self) {
+        kill(&mut self.pebble);
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(self.pebble.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} pebble");
+    }
+
     /// What pebble and its DNS have printed so far.
     pub(crate) fn log(&self) -> String {
         self.log.lock().expect("log").join("\n")
@@ -308,6 +338,7 @@ impl Pebble {
 
 impl Drop for Pebble {
     fn drop(&mut self) {
+        // A paused pebble is killed all the same (SIGKILL needs no thaw).
         kill(&mut self.pebble);
         kill(&mut self.dns);
         let _ = std::fs::remove_dir_all(&self.dir);

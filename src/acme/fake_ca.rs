@@ -1,0 +1,599 @@
+//! The client against a fake CA on loopback (plain HTTP, a std listener
+//! per test) that answers what a broken or hostile CA could: what the
+//! client sends is checked field by field (RFC 8555 §6.2, §7.4.2), and no
+//! answer, however odd, large or slow, makes it panic, hang or read more
+//! than its limit.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{json, Value};
+
+use super::jws::base64url_decode;
+use super::*;
+
+/// A request the fake CA received.
+#[derive(Clone, Debug)]
+struct Request {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The JWS body: its protected header and payload, decoded.
+    fn jws(&self) -> (Value, Value, Vec<u8>) {
+        let jws: Value = serde_json::from_slice(&self.body).expect("JWS is JSON");
+        let part = |name: &str| base64url_decode(jws[name].as_str().expect(name)).expect("b64");
+        let protected = serde_json::from_slice(&part("protected")).expect("protected");
+        let payload = part("payload");
+        let payload = if payload.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&payload).expect("payload")
+        };
+        (protected, payload, part("signature"))
+    }
+}
+
+/// What the fake CA answers.
+enum Answer {
+    /// Status, extra headers, body.
+    Plain(u16, Vec<(&'static str, String)>, Vec<u8>),
+    /// Closes the connection without a word.
+    Close,
+    /// Sends a head promising `Content-Length` bytes, then stalls.
+    Stall,
+}
+
+fn json_answer(status: u16, headers: Vec<(&'static str, String)>, body: Value) -> Answer {
+    Answer::Plain(status, headers, body.to_string().into_bytes())
+}
+
+type Handler = dyn Fn(&Request, &str) -> Option<Answer> + Send + Sync;
+
+struct FakeCa {
+    base: String,
+    log: Arc<Mutex<Vec<Request>>>,
+    stop: Arc<AtomicBool>,
+    port: u16,
+}
+
+impl Drop for FakeCa {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+impl FakeCa {
+    /// Serves `handler`'s answers, else a plain CA's: the directory, nonces,
+    /// an account at `/acct/1`.
+    fn start(handler: impl Fn(&Request, &str) -> Option<Answer> + Send + Sync + 'static) -> FakeCa {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let base = format!("http://127.0.0.1:{port}");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (log2, stop2, base2) = (log.clone(), stop.clone(), base.clone());
+        let handler: Arc<Handler> = Arc::new(handler);
+        let nonces = Arc::new(AtomicUsize::new(0));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (log, base, handler) = (log2.clone(), base2.clone(), handler.clone());
+                let (stop, nonces) = (stop2.clone(), nonces.clone());
+                std::thread::spawn(move || {
+                    let _ = answer(stream, &log, &base, &*handler, &stop, &nonces);
+                });
+            }
+        });
+        FakeCa {
+            base,
+            log,
+            stop,
+            port,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        self.log.lock().expect("log").clone()
+    }
+
+    fn settings(&self, state_dir: &Path) -> AcmeSettings {
+        AcmeSettings {
+            directory: self.url("/directory"),
+            email: None,
+            domains: vec!["a.test".to_string()],
+            state_dir: state_dir.to_path_buf(),
+            ca_file: None,
+            challenge: ChallengeKind::Http01,
+        }
+    }
+}
+
+fn standard(request: &Request, base: &str) -> Answer {
+    match (request.method.as_str(), request.path.as_str()) {
+        ("GET", "/directory") => json_answer(
+            200,
+            vec![],
+            json!({
+                "newNonce": format!("{base}/nonce"),
+                "newAccount": format!("{base}/acct"),
+                "newOrder": format!("{base}/order"),
+            }),
+        ),
+        ("HEAD", "/nonce") => Answer::Plain(200, vec![], Vec::new()),
+        ("POST", "/acct") => json_answer(
+            201,
+            vec![("location", format!("{base}/acct/1"))],
+            json!({"status": "valid"}),
+        ),
+        _ => json_answer(
+            404,
+            vec![],
+            json!({"type": "urn:ietf:params:acme:error:malformed", "detail": "no such resource"}),
+        ),
+    }
+}
+
+fn answer(
+    stream: TcpStream,
+    log: &Mutex<Vec<Request>>,
+    base: &str,
+    handler: &Handler,
+    stop: &AtomicBool,
+    nonces: &AtomicUsize,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.trim_end().split_once(':') {
+            headers.push((name.trim().to_string(), value.trim().to_string()));
+        }
+    }
+    let length = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let request = Request {
+        method,
+        path,
+        headers,
+        body,
+    };
+    log.lock().expect("log").push(request.clone());
+    let mut stream = stream;
+    let nonce = format!("nonce{}", nonces.fetch_add(1, Ordering::SeqCst));
+    match handler(&request, base).unwrap_or_else(|| standard(&request, base)) {
+        Answer::Close => Ok(()),
+        Answer::Stall => {
+            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{")?;
+            let until = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Ok(())
+        }
+        Answer::Plain(status, extra, body) => {
+            let mut head = format!(
+                "HTTP/1.1 {status} X\r\nconnection: close\r\ncontent-length: {}\r\n",
+                body.len()
+            );
+            if !extra.iter().any(|(n, _)| *n == "replay-nonce") {
+                head.push_str(&format!("replay-nonce: {nonce}\r\n"));
+            }
+            for (name, value) in extra {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str("\r\n");
+            stream.write_all(head.as_bytes())?;
+            // A peer that stops reading is fine: the client had enough.
+            let _ = stream.write_all(&body);
+            Ok(())
+        }
+    }
+}
+
+fn temp_state(name: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "conveyor-fake-ca-{name}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn quick() -> Timeouts {
+    Timeouts {
+        request: Duration::from_secs(2),
+        order: Duration::from_secs(5),
+    }
+}
+
+/// Records what is published; answers nothing.
+#[derive(Default)]
+struct Recorder {
+    published: Mutex<Vec<Challenge>>,
+}
+
+impl Responder for Recorder {
+    fn publish(&self, challenge: &Challenge) {
+        self.published.lock().expect("lock").push(challenge.clone());
+    }
+    fn withdraw(&self, _challenge: &Challenge) {}
+}
+
+/// Every POST is a flattened JWS sent as `application/jose+json`: `jwk`
+/// only for newAccount, the account URL as `kid` after; `url` the URL
+/// it goes to; each nonce one the CA gave, spent once; ES256 as r || s;
+/// POST-as-GET with the empty payload; the chain asked for as
+/// `application/pem-certificate-chain`.
+#[test]
+fn requests_are_the_jws_rfc_8555_asks_for() {
+    let ca = FakeCa::start(|request, base| match request.path.as_str() {
+        "/order" => Some(json_answer(
+            201,
+            vec![("location", format!("{base}/order/1"))],
+            json!({"status": "pending", "authorizations": []}),
+        )),
+        "/order/1" => Some(json_answer(
+            200,
+            vec![],
+            json!({"status": "valid", "certificate": format!("{base}/cert/1")}),
+        )),
+        "/cert/1" => Some(Answer::Plain(200, vec![], b"not a chain".to_vec())),
+        _ => None,
+    });
+    let state = temp_state("jws");
+    let mut client = AcmeClient::with_timeouts(&ca.settings(&state), quick()).expect("client");
+    assert_eq!(client.account_url(), ca.url("/acct/1"));
+    let err = client.order(&Recorder::default()).expect_err("bad chain");
+    assert!(err.to_string().contains("does not parse"), "{err}");
+    let requests = ca.requests();
+    let posts: Vec<&Request> = requests.iter().filter(|r| r.method == "POST").collect();
+    let paths: Vec<&str> = posts.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/acct", "/order", "/order/1", "/cert/1"]);
+    let mut spent = Vec::new();
+    for post in &posts {
+        assert_eq!(post.header("content-type"), Some("application/jose+json"));
+        let (protected, payload, signature) = post.jws();
+        assert_eq!(protected["alg"], "ES256");
+        assert_eq!(protected["url"], ca.url(&post.path));
+        assert_eq!(signature.len(), 64, "ES256 is r || s");
+        let nonce = protected["nonce"].as_str().expect("nonce").to_string();
+        assert!(
+            nonce.starts_with("nonce") && !spent.contains(&nonce),
+            "{nonce}"
+        );
+        spent.push(nonce);
+        if post.path == "/acct" {
+            assert_eq!(protected["jwk"]["kty"], "EC");
+            assert!(protected.get("kid").is_none());
+            assert_eq!(payload["termsOfServiceAgreed"], true);
+        } else {
+            assert_eq!(protected["kid"], ca.url("/acct/1"));
+            assert!(protected.get("jwk").is_none());
+        }
+        if post.path == "/order/1" || post.path == "/cert/1" {
+            assert_eq!(payload, Value::Null, "POST-as-GET");
+        }
+    }
+    assert_eq!(
+        posts[3].header("accept"),
+        Some("application/pem-certificate-chain")
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// Directories a broken CA could serve: each a clear error, in bounded
+/// time, and never a panic.
+#[test]
+fn a_broken_directory_is_a_clear_error() {
+    let huge = vec![b' '; 3 << 20];
+    let cases: Vec<(Answer, &str)> = vec![
+        (
+            Answer::Plain(200, vec![], b"<html>hi</html>".to_vec()),
+            "directory is not JSON",
+        ),
+        (
+            Answer::Plain(200, vec![], b"[1, 2]".to_vec()),
+            "has no newNonce",
+        ),
+        (
+            json_answer(200, vec![], json!({"newNonce": 5})),
+            "has no newNonce",
+        ),
+        (Answer::Plain(200, vec![], Vec::new()), "not JSON"),
+        (Answer::Plain(200, vec![], huge), "reading the answer"),
+        (
+            Answer::Plain(503, vec![], b"<h1>down\r\nfor maintenance</h1>".to_vec()),
+            "the CA answered 503",
+        ),
+        (Answer::Close, "fetching the ACME directory"),
+        (Answer::Stall, "fetching the ACME directory"),
+    ];
+    for (answer, expected) in cases {
+        let answer = Mutex::new(Some(answer));
+        let ca = FakeCa::start(move |request, _| {
+            (request.path == "/directory")
+                .then(|| answer.lock().expect("lock").take())
+                .flatten()
+        });
+        let state = temp_state("directory");
+        let started = Instant::now();
+        let err = AcmeClient::with_timeouts(&ca.settings(&state), quick()).expect_err(expected);
+        assert!(err.to_string().contains(expected), "{expected}: {err}");
+        assert!(!err.to_string().contains('\n'), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{expected}");
+        let _ = std::fs::remove_dir_all(&state);
+    }
+}
+
+/// Nonces and accounts a broken CA could answer.
+#[test]
+fn broken_nonces_and_accounts_are_clear_errors() {
+    // Every answer carries the bad nonce, so none is ever usable.
+    for bad in ["a b/c".to_string(), "n".repeat(2000), String::new()] {
+        let ca = FakeCa::start(move |request, base| match standard(request, base) {
+            Answer::Plain(status, mut headers, body) => {
+                headers.push(("replay-nonce", bad.clone()));
+                Some(Answer::Plain(status, headers, body))
+            }
+            other => Some(other),
+        });
+        let state = temp_state("nonce");
+        let err = AcmeClient::with_timeouts(&ca.settings(&state), quick()).expect_err("nonce");
+        assert!(err.to_string().contains("no valid Replay-Nonce"), "{err}");
+        let _ = std::fs::remove_dir_all(&state);
+    }
+    let cases: Vec<(&'static str, Answer, &str)> = vec![
+        (
+            "/acct",
+            json_answer(201, vec![], json!({"status": "valid"})),
+            "newAccount answer has no Location",
+        ),
+        (
+            "/acct",
+            json_answer(
+                400,
+                vec![("retry-after", "99999999999999999999".into())],
+                json!({
+                    "type": "urn:ietf:params:acme:error:malformed",
+                    "detail": format!("bad\nline{}", "x".repeat(100_000)),
+                    "subproblems": vec![json!({"detail": "sub"}); 1000],
+                }),
+            ),
+            "malformed: bad\\nlinexxx",
+        ),
+    ];
+    for (path, answer, expected) in cases {
+        let answer = Mutex::new(Some(answer));
+        let ca = FakeCa::start(move |request, _| {
+            (request.path == path)
+                .then(|| answer.lock().expect("lock").take())
+                .flatten()
+        });
+        let state = temp_state("account");
+        let err = AcmeClient::with_timeouts(&ca.settings(&state), quick()).expect_err(expected);
+        let text = err.to_string();
+        assert!(text.contains(expected), "{expected}: {text}");
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.len() < 2000, "{} bytes", text.len());
+        let _ = std::fs::remove_dir_all(&state);
+    }
+}
+
+/// An authorization for a name we did not ask for, or a token that is not
+/// base64url (a path to escape the challenge directory): refused before
+/// anything is published.
+#[test]
+fn hostile_authorizations_publish_nothing() {
+    let cases = [
+        ("evil.test", "abc", "not in acme.domains"),
+        ("a.test", "../../etc/passwd", "not base64url"),
+        ("a.test", "", "not base64url"),
+        ("a.test", "a%2F..", "not base64url"),
+    ];
+    for (domain, token, expected) in cases {
+        let ca = FakeCa::start(move |request, base| match request.path.as_str() {
+            "/order" => Some(json_answer(
+                201,
+                vec![("location", format!("{base}/order/1"))],
+                json!({"status": "pending", "authorizations": [format!("{base}/authz/1")]}),
+            )),
+            "/authz/1" => Some(json_answer(
+                200,
+                vec![],
+                json!({
+                    "status": "pending",
+                    "identifier": {"type": "dns", "value": domain},
+                    "challenges": [{"type": "http-01", "token": token, "url": format!("{base}/chall/1")}],
+                }),
+            )),
+            _ => None,
+        });
+        let state = temp_state("authz");
+        let mut client = AcmeClient::with_timeouts(&ca.settings(&state), quick()).expect("client");
+        let recorder = Recorder::default();
+        let err = client.order(&recorder).expect_err(expected);
+        assert!(err.to_string().contains(expected), "{expected}: {err}");
+        assert!(recorder.published.lock().expect("lock").is_empty());
+        assert!(!ca.requests().iter().any(|r| r.path == "/chall/1"));
+        let _ = std::fs::remove_dir_all(&state);
+    }
+}
+
+/// Orders a broken CA could answer: odd JSON, odd statuses, a stall.
+#[test]
+fn broken_orders_are_clear_errors() {
+    let cases: Vec<(Answer, &str)> = vec![
+        (Answer::Plain(200, vec![], b"{".to_vec()), "not JSON"),
+        (
+            json_answer(200, vec![], json!(["status", "valid"])),
+            "the order is : no detail",
+        ),
+        (
+            json_answer(
+                200,
+                vec![],
+                json!({"status": "invalid\u{1b}[31m", "error": {"detail": 7}}),
+            ),
+            "the order is invalid\\u{1b}[31m: no detail",
+        ),
+        (
+            json_answer(200, vec![], json!({"status": "valid", "certificate": 1})),
+            "valid order has no certificate URL",
+        ),
+        (
+            json_answer(
+                200,
+                vec![],
+                json!({"status": "valid", "certificate": "ftp://127.0.0.1/cert"}),
+            ),
+            "not an https URL",
+        ),
+        (Answer::Stall, "waiting for"),
+    ];
+    for (answer, expected) in cases {
+        let answer = Mutex::new(Some(answer));
+        let ca = FakeCa::start(move |request, base| match request.path.as_str() {
+            "/order" => Some(json_answer(
+                201,
+                vec![("location", format!("{base}/order/1"))],
+                json!({"status": "pending", "authorizations": "none"}),
+            )),
+            "/order/1" => answer.lock().expect("lock").take(),
+            _ => None,
+        });
+        let state = temp_state("order");
+        let mut client = AcmeClient::with_timeouts(&ca.settings(&state), quick()).expect("client");
+        let started = Instant::now();
+        let err = client.order(&Recorder::default()).expect_err(expected);
+        assert!(err.to_string().contains(expected), "{expected}: {err}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{expected}");
+        let _ = std::fs::remove_dir_all(&state);
+    }
+}
+
+/// `renewal_info` tells "the CA offers none" (`Ok(None)`) from "asking
+/// failed" (`Err`); `renewal_window` folds both into `None`.
+#[test]
+fn renewal_info_failures_are_errors() {
+    let with_ari = |answer: Answer| {
+        let answer = Mutex::new(Some(answer));
+        FakeCa::start(move |request, base| {
+            if request.path == "/directory" {
+                return Some(json_answer(
+                    200,
+                    vec![],
+                    json!({
+                        "newNonce": format!("{base}/nonce"),
+                        "newAccount": format!("{base}/acct"),
+                        "newOrder": format!("{base}/order"),
+                        "renewalInfo": format!("{base}/ari"),
+                    }),
+                ));
+            }
+            if request.path.starts_with("/ari/") {
+                return answer.lock().expect("lock").take();
+            }
+            None
+        })
+    };
+    let state = temp_state("ari");
+    let cert = certificate_with_aki(&state);
+    let plain = FakeCa::start(|_, _| None);
+    let mut client = AcmeClient::with_timeouts(&plain.settings(&state), quick()).expect("client");
+    assert_eq!(client.renewal_info(&cert).expect("no ARI"), None);
+    let window = json!({"suggestedWindow": {
+        "start": "2030-01-01T00:00:00Z", "end": "2030-01-02T00:00:00Z"}});
+    let cases: Vec<(Answer, Option<&str>)> = vec![
+        (json_answer(200, vec![], window), None),
+        (
+            json_answer(500, vec![], json!({"detail": "ari down"})),
+            Some("500"),
+        ),
+        (
+            json_answer(200, vec![], json!({"suggestedWindow": {}})),
+            Some("no suggestedWindow"),
+        ),
+        (Answer::Close, Some("asking for renewal information")),
+    ];
+    for (answer, expected) in cases {
+        let ca = with_ari(answer);
+        let mut client = AcmeClient::with_timeouts(&ca.settings(&state), quick()).expect("client");
+        match (client.renewal_info(&cert), expected) {
+            (Ok(Some((start, end))), None) => {
+                assert!(start < end && start > SystemTime::now());
+            }
+            (Err(err), Some(expected)) => {
+                assert!(err.to_string().contains(expected), "{expected}: {err}");
+            }
+            (other, _) => panic!("{expected:?}: {other:?}"),
+        }
+    }
+    let mut unreadable = cert.clone();
+    unreadable.cert_path = state.join("missing.pem");
+    let ca = with_ari(Answer::Close);
+    let mut client = AcmeClient::with_timeouts(&ca.settings(&state), quick()).expect("client");
+    let err = client.renewal_info(&unreadable).expect_err("missing");
+    assert!(err.to_string().contains("cannot read"), "{err}");
+    assert_eq!(client.renewal_window(&unreadable), None);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// A leaf for a.test signed by a throwaway issuer, with an authority key
+/// identifier (what an ARI id is made of), stored in `state`.
+fn certificate_with_aki(state: &Path) -> StoredCertificate {
+    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let mut params = rcgen::CertificateParams::new(vec!["a.test".to_string()]).expect("params");
+    params.use_authority_key_identifier_extension = true;
+    let cert = params.signed_by(&key, &issuer).expect("cert");
+    let chain = jws::pem("CERTIFICATE", cert.der());
+    state::ensure_dir(state).expect("dir");
+    state::store_certificate(
+        state,
+        "https://ca.test/directory",
+        chain.as_bytes(),
+        &key.serialize_der(),
+    )
+    .expect("store")
+}
