@@ -479,6 +479,27 @@ mod tests {
     }
 
     #[test]
+    fn acme_domains_repeat_and_bring_a_tls_listener() {
+        let mut config = Config::default();
+        let s = serve(&[
+            "--listen",
+            "0.0.0.0:80",
+            "--acme-domain",
+            "Example.com",
+            "--acme-domain=www.example.com",
+            "--acme-domain",
+            "example.com",
+        ]);
+        s.apply(&mut config).unwrap();
+        assert_eq!(config.acme.domains, ["example.com", "www.example.com"]);
+        assert_eq!(config.tls.listen, vec!["0.0.0.0:81".parse().unwrap()]);
+        config.check_acme().unwrap();
+        let e = fails(&["--acme-domain", "*.example.com"]);
+        assert!(e.contains("--acme-domain") && e.contains("dns-01"), "{e}");
+        assert!(fails(&["--acme-domain", "localhost"]).contains("public DNS name"));
+    }
+
+    #[test]
     fn tls_flags_default_to_the_listen_port_plus_one_and_repeat() {
         let mut config = Config::default();
         let s = serve(&[
