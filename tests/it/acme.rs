@@ -611,3 +611,56 @@ fn the_manager_waits_for_accepting() {
     let _ = std::fs::remove_dir_all(&state);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// The binary, started as root with `user = "nobody"` and
+/// `--acme-domain`: it binds, switches, then orders; the log says each
+/// step, state_dir belongs to nobody, and the certificate verifies.
+#[test]
+fn the_binary_orders_as_its_user_and_logs_each_step() {
+    use std::os::unix::fs::MetadataExt;
+    if !crate::harness::needs::root() {
+        return;
+    }
+    let tls_port = free_port();
+    let Some(pebble) = Pebble::start(&PebbleOptions::new(free_port(), tls_port)) else {
+        return;
+    };
+    let dir = crate::harness::site_dir("acme-binary");
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).expect("state");
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).expect("chown");
+    std::fs::copy(&pebble.ca_file, dir.join("ca.pem")).expect("ca");
+    std::fs::write(
+        dir.join("c.toml"),
+        format!(
+            "listen = \"127.0.0.1:0\"\nroot = \"site\"\nuser = \"nobody\"\n\
+             [tls]\nlisten = [\"127.0.0.1:{tls_port}\"]\n\
+             [acme]\ndirectory = \"{}\"\nca_file = \"ca.pem\"\nstate_dir = \"state/acme\"\n",
+            pebble.directory
+        ),
+    )
+    .expect("config");
+    let run = crate::harness::process::spawn(
+        &dir,
+        &["--config", "c.toml", "--acme-domain", "binary.acme.test"],
+    );
+    for step in [
+        "acme: managing a certificate for binary.acme.test",
+        "acme: holding the lock",
+        "acme: ordering a certificate",
+        "acme: answering tls-alpn-01 for binary.acme.test",
+        "acme: certificate issued installed",
+        "acme: next renewal at",
+    ] {
+        run.stderr_with(step);
+    }
+    let owner = std::fs::metadata(dir.join("state/acme")).expect("state_dir");
+    assert_eq!((owner.uid(), owner.mode() & 0o777), (65534, 0o700));
+    let addr: SocketAddr = format!("127.0.0.1:{tls_port}").parse().expect("addr");
+    let sock = std::net::TcpStream::connect(addr).expect("connect");
+    let mut tls = handshake(sock, &trusting(&pebble), "binary.acme.test").expect("verified");
+    assert_eq!(crate::harness::get(&mut tls, "/").text(), "hi");
+    run.terminate();
+    drop(run);
+    let _ = std::fs::remove_dir_all(&dir);
+}
