@@ -132,7 +132,7 @@ pub(crate) fn ca_file(v: &Value) -> Parsed<PathBuf> {
 impl super::Config {
     /// `[acme]` against the listeners, once the flags are applied: a TLS
     /// listener to serve the certificate on, and the listener its
-    /// challenge needs.
+    /// challenge needs (on any port: a firewall may forward 80 or 443).
     pub fn check_acme(&self) -> Res<()> {
         let acme = &self.acme;
         if !acme.enabled() {
@@ -158,11 +158,13 @@ impl super::Config {
                 acme.domains
             )));
         }
-        let plain_tcp = self
-            .listen
-            .specs()
-            .iter()
-            .any(|l| matches!(l, super::ListenAddress::Tcp(_)));
+        // A socket systemd passed may be plain TCP: given the benefit.
+        let plain_tcp = self.listen.specs().iter().any(|l| {
+            matches!(
+                l,
+                super::ListenAddress::Tcp(_) | super::ListenAddress::Inherited { .. }
+            )
+        });
         if acme.challenge == AcmeChallenge::Http01 && !plain_tcp {
             return Err(ConfigError::new(
                 "acme.challenge = \"http-01\", but there is no plain TCP listener for the CA \

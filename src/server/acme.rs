@@ -27,7 +27,7 @@ use crate::acme::{
     lock_state_dir, tls_alpn01_certificate, AcmeClient, AcmeSettings, Challenge, ChallengeKind,
     Responder, StateLock, StoredCertificate,
 };
-use crate::config::{AcmeChallenge, Config};
+use crate::config::{AcmeChallenge, Config, TcpAddress};
 use crate::service::status::AcmeReport;
 use crate::stages::handshake::Handshake;
 use crate::stages::Line;
@@ -130,6 +130,9 @@ impl Manager {
             self.challenge,
             s.state_dir.display()
         ));
+        if let Some(note) = self.port_note() {
+            log(&note);
+        }
         loop {
             let next = self.step();
             let wait = match next {
@@ -149,6 +152,38 @@ impl Manager {
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
             }
         }
+    }
+
+    /// A note when no listener is on the port the CA connects to (443 for
+    /// tls-alpn-01, 80 for http-01): fine behind a port forward, else
+    /// every validation fails.
+    fn port_note(&self) -> Option<String> {
+        let config = self.line.config.load();
+        let (port, kind, addrs): (u16, &str, Vec<u16>) = match self.challenge {
+            AcmeChallenge::TlsAlpn01 => {
+                (443, "TLS", config.tls.listen.iter().map(port_of).collect())
+            }
+            AcmeChallenge::Http01 => (
+                80,
+                "plain",
+                config
+                    .listen
+                    .specs()
+                    .iter()
+                    .filter_map(|l| match l {
+                        crate::config::ListenAddress::Tcp(a) => Some(port_of(a)),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+        };
+        (!addrs.contains(&port)).then(|| {
+            format!(
+                "note: no {kind} listener on port {port}, where the CA connects for {}; \
+                 it must be forwarded to one of this server's",
+                self.challenge
+            )
+        })
     }
 
     /// Takes the lock if free, installs a newer stored certificate, and
@@ -366,6 +401,13 @@ impl Responder for ListenerResponder {
             Challenge::Http01 { token, .. } => self.0.withdraw_http(token),
             Challenge::TlsAlpn01 { domain, .. } => self.0.withdraw_alpn(domain),
         }
+    }
+}
+
+fn port_of(address: &TcpAddress) -> u16 {
+    match address {
+        TcpAddress::Addr(a) => a.port(),
+        TcpAddress::Name { port, .. } => *port,
     }
 }
 
