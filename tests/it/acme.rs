@@ -664,3 +664,27 @@ fn the_binary_orders_as_its_user_and_logs_each_step() {
     drop(run);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A reload that changes `[acme]` keeps the running values and says the
+/// keys need a restart.
+#[test]
+fn a_reload_keeps_the_acme_settings_and_names_them() {
+    let state = crate::harness::temp_dir("acme-reload");
+    let directory = format!("https://127.0.0.1:{}/dir", free_port());
+    let state_dir = state.clone();
+    let server = start("readiness", "spawn", move |c| {
+        c.tls.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+        c.acme.domains = vec!["reload.acme.test".into()];
+        c.acme.directory = directory;
+        c.acme.state_dir = state_dir;
+    });
+    let mut config = (*server.server().line().config.load()).clone();
+    config.acme.domains = vec!["other.acme.test".into()];
+    config.acme.retry_base = Duration::from_secs(5);
+    let reloaded = server.server().reload(config).expect("reloaded");
+    assert_eq!(reloaded.need_restart, ["acme.domains", "acme.retry_base"]);
+    let running = server.server().line().config.load();
+    assert_eq!(running.acme.domains, ["reload.acme.test"]);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&state);
+}
