@@ -130,17 +130,22 @@ impl FakeCa {
     }
 }
 
+/// The directory at `base`, with `renewalInfo` at `/ari` if `ari`.
+fn directory(base: &str, ari: bool) -> Answer {
+    let mut doc = json!({
+        "newNonce": format!("{base}/nonce"),
+        "newAccount": format!("{base}/acct"),
+        "newOrder": format!("{base}/order"),
+    });
+    if ari {
+        doc["renewalInfo"] = json!(format!("{base}/ari"));
+    }
+    json_answer(200, vec![], doc)
+}
+
 fn standard(request: &Request, base: &str) -> Answer {
     match (request.method.as_str(), request.path.as_str()) {
-        ("GET", "/directory") => json_answer(
-            200,
-            vec![],
-            json!({
-                "newNonce": format!("{base}/nonce"),
-                "newAccount": format!("{base}/acct"),
-                "newOrder": format!("{base}/order"),
-            }),
-        ),
+        ("GET", "/directory") => directory(base, false),
         ("HEAD", "/nonce") => Answer::Plain(200, vec![], Vec::new()),
         ("POST", "/acct") => json_answer(
             201,
@@ -517,16 +522,7 @@ fn renewal_info_failures_are_errors() {
         let answer = Mutex::new(Some(answer));
         FakeCa::start(move |request, base| {
             if request.path == "/directory" {
-                return Some(json_answer(
-                    200,
-                    vec![],
-                    json!({
-                        "newNonce": format!("{base}/nonce"),
-                        "newAccount": format!("{base}/acct"),
-                        "newOrder": format!("{base}/order"),
-                        "renewalInfo": format!("{base}/ari"),
-                    }),
-                ));
+                return Some(directory(base, true));
             }
             if request.path.starts_with("/ari/") {
                 return answer.lock().expect("lock").take();

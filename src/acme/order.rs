@@ -145,34 +145,22 @@ fn create(client: &mut AcmeClient) -> Result<(String, Value), AcmeError> {
     });
     let kid = client.account_url.clone();
     let url = client.directory.new_order.clone();
+    let mut send = |payload: &Value| {
+        let (what, key) = ("creating the order", &client.key);
+        client
+            .transport
+            .post(what, key, Some(&kid), &url, Some(payload))
+    };
     let reply = match replaces {
         Some(id) => {
             let mut payload = plain.clone();
             payload["replaces"] = json!(id);
-            match client.transport.post(
-                "creating the order",
-                &client.key,
-                Some(&kid),
-                &url,
-                Some(&payload),
-            ) {
+            match send(&payload) {
                 Ok(reply) => reply,
-                Err(_) => client.transport.post(
-                    "creating the order",
-                    &client.key,
-                    Some(&kid),
-                    &url,
-                    Some(&plain),
-                )?,
+                Err(_) => send(&plain)?,
             }
         }
-        None => client.transport.post(
-            "creating the order",
-            &client.key,
-            Some(&kid),
-            &url,
-            Some(&plain),
-        )?,
+        None => send(&plain)?,
     };
     let order_url = reply
         .location
