@@ -130,17 +130,22 @@ impl FakeCa {
     }
 }
 
+/// The directory at `base`, with `renewalInfo` at `/ari` if `ari`.
+fn directory(base: &str, ari: bool) -> Answer {
+    let mut doc = json!({
+        "newNonce": format!("{base}/nonce"),
+        "newAccount": format!("{base}/acct"),
+        "newOrder": format!("{base}/order"),
+    });
+    if ari {
+        doc["renewalInfo"] = json!(format!("{base}/ari"));
+    }
+    json_answer(200, vec![], doc)
+}
+
 fn standard(request: &Request, base: &str) -> Answer {
     match (request.method.as_str(), request.path.as_str()) {
-        ("GET", "/directory") => json_answer(
-            200,
-            vec![],
-            json!({
-                "newNonce": format!("{base}/nonce"),
-                "newAccount": format!("{base}/acct"),
-                "newOrder": format!("{base}/order"),
-            }),
-        ),
+        ("GET", "/directory") => directory(base, false),
         ("HEAD", "/nonce") => Answer::Plain(200, vec![], Vec::new()),
         ("POST", "/acct") => json_answer(
             201,
@@ -457,6 +462,32 @@ fn hostile_authorizations_publish_nothing() {
     }
 }
 
+/// An order listing more authorizations than we have domains (a CA
+/// making us loop) is refused before the first is read.
+#[test]
+fn an_order_with_too_many_authorizations_is_refused() {
+    let ca = FakeCa::start(|request, base| {
+        let many: Vec<String> = (0..20_000).map(|i| format!("{base}/authz/{i}")).collect();
+        (request.path == "/order").then(|| {
+            json_answer(
+                201,
+                vec![("location", format!("{base}/order/1"))],
+                json!({"status": "pending", "authorizations": many}),
+            )
+        })
+    });
+    let state = temp_state("many");
+    let mut client = AcmeClient::with_timeouts(&ca.settings(&state), quick()).expect("client");
+    let err = client.order(&Recorder::default()).expect_err("too many");
+    assert!(
+        err.to_string()
+            .contains("20000 authorizations for 1 domains"),
+        "{err}"
+    );
+    assert!(!ca.requests().iter().any(|r| r.path.starts_with("/authz/")));
+    let _ = std::fs::remove_dir_all(&state);
+}
+
 /// Orders a broken CA could answer: odd JSON, odd statuses, a stall.
 #[test]
 fn broken_orders_are_clear_errors() {
@@ -517,16 +548,7 @@ fn renewal_info_failures_are_errors() {
         let answer = Mutex::new(Some(answer));
         FakeCa::start(move |request, base| {
             if request.path == "/directory" {
-                return Some(json_answer(
-                    200,
-                    vec![],
-                    json!({
-                        "newNonce": format!("{base}/nonce"),
-                        "newAccount": format!("{base}/acct"),
-                        "newOrder": format!("{base}/order"),
-                        "renewalInfo": format!("{base}/ari"),
-                    }),
-                ));
+                return Some(directory(base, true));
             }
             if request.path.starts_with("/ari/") {
                 return answer.lock().expect("lock").take();

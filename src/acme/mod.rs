@@ -266,8 +266,7 @@ impl AcmeClient {
     ) -> Result<AcmeClient, AcmeError> {
         check_settings(settings)?;
         state::ensure_dir(&settings.state_dir)?;
-        // Leftovers of a write a crash interrupted go now.
-        state::ensure_dir(&settings.state_dir.join("certificates"))?;
+        state::ensure_inner_dir(&settings.state_dir.join("certificates"))?;
         let mut transport = Transport::new(settings.ca_file.as_deref(), timeouts.request)?;
         transport.set_https_only(settings.directory.starts_with("https://"));
         let reply = transport.get("fetching the ACME directory", &settings.directory)?;
@@ -284,8 +283,10 @@ impl AcmeClient {
             Some(der) => AccountKey::from_pkcs8(&der)?,
             None => {
                 let key = AccountKey::generate()?;
-                state::store_account_key(&account_dir, key.pkcs8())?;
-                key
+                match state::store_account_key(&account_dir, key.pkcs8())? {
+                    None => key,
+                    Some(theirs) => AccountKey::from_pkcs8(&theirs)?,
+                }
             }
         };
         let account_url = register(&mut transport, &key, &directory, settings)?;
@@ -450,7 +451,12 @@ pub struct StateLock {
 pub fn lock_state_dir(dir: &Path) -> Result<Option<StateLock>, AcmeError> {
     let file = state::open_lock_file(dir)?;
     match crate::runtime::sys::lock::try_lock_exclusive(&file) {
-        Ok(true) => Ok(Some(StateLock { _file: file })),
+        Ok(true) => {
+            // Leftovers of writes a crash interrupted: only the holder
+            // removes them, so never a write another process is making.
+            state::remove_all_leftovers(dir);
+            Ok(Some(StateLock { _file: file }))
+        }
         Ok(false) => Ok(None),
         Err(err) => Err(AcmeError::new(format!(
             "cannot lock {}: {err}",

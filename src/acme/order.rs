@@ -39,7 +39,19 @@ pub(super) fn run(
 ) -> Result<StoredCertificate, AcmeError> {
     let deadline = Instant::now() + client.timeouts.order;
     let (order_url, order) = create(client)?;
-    for authz in order["authorizations"].as_array().into_iter().flatten() {
+    let authorizations = order["authorizations"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    // One per identifier at most (RFC 8555 §7.1.3): a longer list is a
+    // broken or hostile CA making us loop.
+    if authorizations.len() > client.settings.domains.len() {
+        return Err(AcmeError::new(format!(
+            "the CA's order lists {} authorizations for {} domains: refused",
+            authorizations.len(),
+            client.settings.domains.len()
+        )));
+    }
+    for authz in authorizations {
         let url = authz.as_str().ok_or_else(|| {
             AcmeError::new("the CA's order lists an authorization that is not a URL")
         })?;
@@ -145,34 +157,22 @@ fn create(client: &mut AcmeClient) -> Result<(String, Value), AcmeError> {
     });
     let kid = client.account_url.clone();
     let url = client.directory.new_order.clone();
+    let mut send = |payload: &Value| {
+        let (what, key) = ("creating the order", &client.key);
+        client
+            .transport
+            .post(what, key, Some(&kid), &url, Some(payload))
+    };
     let reply = match replaces {
         Some(id) => {
             let mut payload = plain.clone();
             payload["replaces"] = json!(id);
-            match client.transport.post(
-                "creating the order",
-                &client.key,
-                Some(&kid),
-                &url,
-                Some(&payload),
-            ) {
+            match send(&payload) {
                 Ok(reply) => reply,
-                Err(_) => client.transport.post(
-                    "creating the order",
-                    &client.key,
-                    Some(&kid),
-                    &url,
-                    Some(&plain),
-                )?,
+                Err(_) => send(&plain)?,
             }
         }
-        None => client.transport.post(
-            "creating the order",
-            &client.key,
-            Some(&kid),
-            &url,
-            Some(&plain),
-        )?,
+        None => send(&plain)?,
     };
     let order_url = reply
         .location
@@ -370,7 +370,7 @@ fn poll(
     let mut pause = FIRST_POLL;
     loop {
         let reply = post_as_get(client, &format!("waiting for {what}"), url)?;
-        let value = reply.json(what)?;
+        let value = reply.json(&format!("answer while waiting for {what}"))?;
         if done(&value)? {
             return Ok(value);
         }

@@ -16,11 +16,32 @@
 //! staging and production accounts never mix. Files are written to a
 //! temporary name in the same directory, fsynced, renamed over the final
 //! name, and the directory fsynced; leftovers of an interrupted write
-//! (`.tmp-*`) are removed when the directory is next opened.
+//! (`.tmp-*`) are removed by the next process to take the lock (never by
+//! one that did not: it could delete the holder's write in progress). The
+//! account key is linked into place, never renamed over: two processes
+//! starting at once without the lock keep one account, the first's.
+//!
+//! Modes and ownership are checked on the descriptor that is then used:
+//! the state directory must belong to this process's user (another's is
+//! refused), a looser mode is narrowed to 0700 by `fchmod` (fixed, not
+//! refused: everything in it is ours), keys are created 0600 (`open`'s
+//! mode, never a chmod after writing) and a key found looser is narrowed.
+//! The state directory itself may be a symlink (the operator's choice);
+//! inside it nothing is followed: directories and files are opened
+//! `O_NOFOLLOW`, new files `O_EXCL`, so a planted symlink is refused and
+//! nothing is written, read or chmod-ed through it.
+//!
+//! The lock is `flock` on `state_dir/lock`, held by an open descriptor
+//! (close-on-exec, so no child inherits it) and released when the
+//! [`StateLock`](super::StateLock) drops or the process dies, crash
+//! included: a stale lock file never blocks anyone. Over NFS, Linux maps
+//! `flock` to a POSIX byte-range lock (NFSv4 and lockd serve it); other
+//! shared filesystems must support advisory locks for replicas to share
+//! the directory.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -46,21 +67,111 @@ fn io_error(what: &str, path: &Path, err: std::io::Error) -> AcmeError {
     AcmeError::new(format!("{what} {}: {err}", path.display()))
 }
 
-/// Creates `dir` (and its parents) mode 0700, or narrows an existing one to
-/// 0700; removes leftovers of interrupted writes in it.
+/// Creates `dir` (and its parents) mode 0700, or narrows an existing one
+/// to 0700; refuses one that is not ours. The state directory itself may
+/// be a symlink (an operator's choice); below it, see `open_inner_dir`.
 pub(crate) fn ensure_dir(dir: &Path) -> Result<(), AcmeError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(DIR_MODE)
-        .create(dir)
-        .map_err(|e| io_error("cannot create the ACME state directory", dir, e))?;
-    let meta = fs::metadata(dir).map_err(|e| io_error("cannot read", dir, e))?;
+    open_dir(dir, true).map(drop)
+}
+
+/// [`ensure_dir`] for a directory inside the state directory: a symlink
+/// there is refused, not followed.
+pub(crate) fn ensure_inner_dir(dir: &Path) -> Result<(), AcmeError> {
+    open_dir(dir, false).map(drop)
+}
+
+/// Creates `dir` if missing (mode 0700, its new entry fsynced into the
+/// parent), opens it (`O_NOFOLLOW` unless `follow`), and checks through
+/// that descriptor that it is a directory owned by this process's user;
+/// a looser mode is narrowed to 0700 on the same descriptor (`fchmod`):
+/// fixed rather than refused, since everything in it is ours and the
+/// narrower mode breaks nothing that worked.
+fn open_dir(dir: &Path, follow: bool) -> Result<File, AcmeError> {
+    if fs::symlink_metadata(dir).is_err() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(dir)
+            .map_err(|e| io_error("cannot create the ACME state directory", dir, e))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+    }
+    let mut flags = libc::O_DIRECTORY;
+    if !follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(dir)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) | Some(libc::ENOTDIR) => AcmeError::new(format!(
+                "{} is a symlink or not a directory, inside the ACME state directory: refused; remove it",
+                dir.display()
+            )),
+            _ => io_error("cannot open", dir, e),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| io_error("cannot stat", dir, e))?;
+    let me = crate::runtime::sys::account::effective_uid();
+    if meta.uid() != me {
+        return Err(AcmeError::new(format!(
+            "{} belongs to uid {}, not to this process's uid {me}: it would hold our private keys; chown it or choose another acme.state_dir",
+            dir.display(),
+            meta.uid()
+        )));
+    }
     if meta.permissions().mode() & 0o777 != DIR_MODE {
-        fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE))
+        file.set_permissions(fs::Permissions::from_mode(DIR_MODE))
             .map_err(|e| io_error("cannot make 0700", dir, e))?;
     }
-    remove_leftovers(dir);
-    Ok(())
+    Ok(file)
+}
+
+/// Reads the regular file `path` (at most `max` bytes) without following
+/// a symlink, from the descriptor that was checked; a private key found
+/// with a looser mode than 0600 is narrowed on that descriptor.
+fn read_private(path: &Path, max: u64, key: bool) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidData, "not a regular file"));
+    }
+    if meta.len() > max {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("{} bytes, more than {max}", meta.len()),
+        ));
+    }
+    if key && meta.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(fs::Permissions::from_mode(KEY_MODE))?;
+    }
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The most read of a file in the state directory: a chain is a few KiB.
+const FILE_MAX: u64 = 1 << 20;
+
+/// Removes leftovers of interrupted writes in the state directory: called
+/// only by the holder of its lock, so never under a write in progress.
+pub(crate) fn remove_all_leftovers(state_dir: &Path) {
+    remove_leftovers(state_dir);
+    remove_leftovers(&state_dir.join("certificates"));
+    if let Ok(accounts) = fs::read_dir(state_dir.join("accounts")) {
+        for account in accounts.flatten() {
+            if account.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_leftovers(&account.path());
+            }
+        }
+    }
 }
 
 /// Removes `.tmp-*` files and directories: writes a crash interrupted.
@@ -147,7 +258,7 @@ pub(crate) fn account_dir(state_dir: &Path, directory_url: &str) -> PathBuf {
 /// The account key's PKCS#8 DER if one is stored.
 pub(crate) fn load_account_key(dir: &Path) -> Result<Option<Vec<u8>>, AcmeError> {
     let path = dir.join("key.pem");
-    match fs::read(&path) {
+    match read_private(&path, FILE_MAX, true) {
         Ok(bytes) => match PrivateKeyDer::from_pem_slice(&bytes) {
             Ok(PrivateKeyDer::Pkcs8(der)) => Ok(Some(der.secret_pkcs8_der().to_vec())),
             _ => Err(AcmeError::new(format!(
@@ -160,15 +271,28 @@ pub(crate) fn load_account_key(dir: &Path) -> Result<Option<Vec<u8>>, AcmeError>
     }
 }
 
-/// Stores a new account key, mode 0600.
-pub(crate) fn store_account_key(dir: &Path, pkcs8: &[u8]) -> Result<(), AcmeError> {
-    ensure_dir(dir)?;
-    write_atomic(
-        dir,
-        "key.pem",
-        pem("PRIVATE KEY", pkcs8).as_bytes(),
-        KEY_MODE,
-    )
+/// Stores a new account key, mode 0600, unless one is there already:
+/// the key file is never replaced (it is the account). `Ok(None)` if
+/// `pkcs8` was stored, `Ok(Some(other))` if another process stored its
+/// key first (two replicas starting at once without the lock): use that.
+pub(crate) fn store_account_key(dir: &Path, pkcs8: &[u8]) -> Result<Option<Vec<u8>>, AcmeError> {
+    if let Some(accounts) = dir.parent() {
+        ensure_inner_dir(accounts)?;
+    }
+    ensure_inner_dir(dir)?;
+    let temp = dir.join(temp_name());
+    write_new(&temp, pem("PRIVATE KEY", pkcs8).as_bytes(), KEY_MODE)?;
+    let path = dir.join("key.pem");
+    // link(2) fails if the name exists: a rename that never replaces.
+    let linked = fs::hard_link(&temp, &path);
+    let _ = fs::remove_file(&temp);
+    match linked {
+        Ok(()) => sync_dir(dir).map(|()| None),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => load_account_key(dir)?
+            .map(Some)
+            .ok_or_else(|| AcmeError::new(format!("{} vanished while stored", path.display()))),
+        Err(err) => Err(io_error("cannot store the ACME account key as", &path, err)),
+    }
 }
 
 /// Records the account URL (for people; the key alone finds the account).
@@ -202,7 +326,7 @@ pub(crate) fn store_certificate(
     let leaf = leaf_of(chain_pem)
         .ok_or_else(|| AcmeError::new("the CA sent a certificate chain that does not parse"))?;
     let root = state_dir.join("certificates");
-    ensure_dir(&root)?;
+    ensure_inner_dir(&root)?;
     let temp = root.join(temp_name());
     DirBuilder::new()
         .mode(DIR_MODE)
@@ -293,12 +417,14 @@ fn entries(state_dir: &Path, directory: &str) -> Vec<(PathBuf, Leaf)> {
 /// is the certificate's.
 fn read_entry(dir: &Path, directory: &str) -> Option<Leaf> {
     let meta: serde_json::Value =
-        serde_json::from_slice(&fs::read(dir.join("meta.json")).ok()?).ok()?;
+        serde_json::from_slice(&read_private(&dir.join("meta.json"), FILE_MAX, false).ok()?)
+            .ok()?;
     if meta["directory"].as_str() != Some(directory) {
         return None;
     }
-    let leaf = leaf_of(&fs::read(dir.join("cert.pem")).ok()?)?;
-    let key = PrivateKeyDer::from_pem_slice(&fs::read(dir.join("key.pem")).ok()?).ok()?;
+    let leaf = leaf_of(&read_private(&dir.join("cert.pem"), FILE_MAX, false).ok()?)?;
+    let key = read_private(&dir.join("key.pem"), FILE_MAX, true).ok()?;
+    let key = PrivateKeyDer::from_pem_slice(&key).ok()?;
     let PrivateKeyDer::Pkcs8(key) = key else {
         return None;
     };
@@ -336,18 +462,28 @@ pub(crate) fn prune_certificates(
     }
 }
 
-/// Opens (creating, 0600) the lock file in `dir`.
+/// Opens (creating, 0600) the lock file in `dir`: a regular file, never
+/// through a symlink.
 pub(crate) fn open_lock_file(dir: &Path) -> Result<File, AcmeError> {
     ensure_dir(dir)?;
     let path = dir.join("lock");
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(KEY_MODE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(&path)
-        .map_err(|e| io_error("cannot open the ACME lock file", &path, e))
+        .map_err(|e| io_error("cannot open the ACME lock file", &path, e))?;
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => Ok(file),
+        Ok(_) => Err(AcmeError::new(format!(
+            "{} is not a regular file: remove it",
+            path.display()
+        ))),
+        Err(e) => Err(io_error("cannot stat", &path, e)),
+    }
 }
 
 #[cfg(test)]
@@ -454,7 +590,7 @@ mod tests {
         fs::write(no_meta.join("key.pem"), b"garbage").expect("w");
         let found = find_certificate(&state, CA, &["a.test".to_string()], SystemTime::now());
         assert_eq!(found.map(|f| f.0), Some(good));
-        ensure_dir(&root).expect("reopen");
+        remove_all_leftovers(&state);
         assert!(!half.exists() && !root.join(".tmp-1-2").exists());
         let _ = fs::remove_dir_all(&state);
     }
@@ -468,8 +604,24 @@ mod tests {
             &base64url(&sha256(CA.as_bytes()))[..12]
         )));
         assert_eq!(load_account_key(&dir).expect("none"), None);
-        store_account_key(&dir, b"not really a key").expect("store");
+        assert_eq!(
+            store_account_key(&dir, b"not really a key").expect("store"),
+            None
+        );
         assert_eq!(mode(&dir.join("key.pem")), 0o600);
+        // A second key never replaces the first: the first comes back.
+        assert_eq!(
+            store_account_key(&dir, b"another key")
+                .expect("store")
+                .as_deref(),
+            Some(&b"not really a key"[..])
+        );
+        let names: Vec<_> = fs::read_dir(&dir)
+            .expect("ls")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["key.pem"], "no temporary file left");
         assert_eq!(
             load_account_key(&dir).expect("some").as_deref(),
             Some(&b"not really a key"[..])
@@ -477,6 +629,87 @@ mod tests {
         fs::write(dir.join("key.pem"), b"junk").expect("w");
         let err = load_account_key(&dir).expect_err("junk");
         assert!(err.to_string().contains("not a PKCS#8 PEM key"), "{err}");
+        let _ = fs::remove_dir_all(&state);
+    }
+
+    #[test]
+    fn a_looser_state_directory_and_key_are_narrowed() {
+        let state = temp_state("modes");
+        fs::create_dir_all(&state).expect("dir");
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).expect("chmod");
+        ensure_dir(&state).expect("narrowed");
+        assert_eq!(mode(&state), 0o700);
+        let dir = account_dir(&state, CA);
+        store_account_key(&dir, b"key").expect("store");
+        fs::set_permissions(dir.join("key.pem"), fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(
+            load_account_key(&dir).expect("load").as_deref(),
+            Some(&b"key"[..])
+        );
+        assert_eq!(mode(&dir.join("key.pem")), 0o600);
+        if crate::runtime::sys::account::is_root() {
+            // Not ours: refused, not taken over.
+            let theirs = temp_state("theirs");
+            fs::create_dir_all(&theirs).expect("dir");
+            std::os::unix::fs::chown(&theirs, Some(65534), None).expect("chown");
+            let err = ensure_dir(&theirs).expect_err("not ours");
+            assert!(err.to_string().contains("belongs to uid 65534"), "{err}");
+            let _ = fs::remove_dir_all(&theirs);
+        }
+        let _ = fs::remove_dir_all(&state);
+    }
+
+    /// Symlinks planted inside the state directory are refused: nothing
+    /// is written, read or chmod-ed through them.
+    #[test]
+    fn symlinks_inside_the_state_directory_are_refused() {
+        use std::os::unix::fs::symlink;
+        let state = temp_state("symlinks");
+        let elsewhere = temp_state("elsewhere");
+        fs::create_dir_all(&elsewhere).expect("dir");
+        fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o755)).expect("chmod");
+        fs::write(elsewhere.join("secret"), b"-----BEGIN PRIVATE KEY-----\n").expect("w");
+        ensure_dir(&state).expect("dir");
+        symlink(&elsewhere, state.join("certificates")).expect("ln");
+        let (chain, key) = issued(&["a.test"], 30);
+        let err = store_certificate(&state, CA, &chain, &key).expect_err("symlink");
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert_eq!(mode(&elsewhere), 0o755, "not chmod-ed through the link");
+        assert_eq!(fs::read_dir(&elsewhere).expect("ls").count(), 1);
+        let dir = account_dir(&state, CA);
+        fs::create_dir_all(&dir).expect("dir");
+        symlink(elsewhere.join("secret"), dir.join("key.pem")).expect("ln");
+        let err = load_account_key(&dir).expect_err("symlinked key");
+        assert!(err.to_string().contains("cannot read"), "{err}");
+        symlink(elsewhere.join("lock"), state.join("lock")).expect("ln");
+        assert!(open_lock_file(&state).is_err());
+        assert!(
+            !elsewhere.join("lock").exists(),
+            "not created through the link"
+        );
+        let _ = fs::remove_dir_all(&state);
+        let _ = fs::remove_dir_all(&elsewhere);
+    }
+
+    /// Only the lock's holder removes leftovers: a process that fails to
+    /// take the lock never deletes the holder's write in progress.
+    #[test]
+    fn leftovers_go_only_under_the_lock() {
+        let state = temp_state("leftovers");
+        let held = crate::acme::lock_state_dir(&state)
+            .expect("lock")
+            .expect("free");
+        let root = state.join("certificates");
+        ensure_inner_dir(&root).expect("dir");
+        let writing = root.join(".tmp-1-1");
+        fs::create_dir(&writing).expect("dir");
+        assert!(crate::acme::lock_state_dir(&state).expect("try").is_none());
+        assert!(writing.exists(), "the holder's write is left alone");
+        drop(held);
+        let _again = crate::acme::lock_state_dir(&state)
+            .expect("lock")
+            .expect("free");
+        assert!(!writing.exists(), "the new holder cleans up");
         let _ = fs::remove_dir_all(&state);
     }
 }

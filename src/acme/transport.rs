@@ -28,6 +28,9 @@ const SYSTEM_BUNDLES: &[&str] = &[
 const BAD_NONCE_RETRIES: usize = 5;
 /// The largest response body read (a certificate chain is a few KiB).
 const BODY_LIMIT: u64 = 1 << 20;
+/// The longest `Retry-After` kept: Let's Encrypt's rate limits count over
+/// a week.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(7 * 86_400);
 /// The most of a problem's `detail` an error repeats (it goes to the log
 /// and `/status`), and of its subproblems.
 const DETAIL_MAX: usize = 300;
@@ -107,9 +110,12 @@ fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<Str
         .map(str::to_string)
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is read as no hint).
+/// `Retry-After` in seconds (the HTTP-date form is read as no hint), at
+/// most [`MAX_RETRY_AFTER`]: a CA's rate limit can ask for days, never
+/// for a year that would stop renewals.
 fn retry_after(value: Option<String>) -> Option<Duration> {
-    value?.trim().parse().ok().map(Duration::from_secs)
+    let seconds: u64 = value?.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
 impl Transport {
@@ -369,5 +375,10 @@ mod tests {
         assert!(!valid_nonce(&"a".repeat(513)));
         assert_eq!(printable("a\nb\u{7}", 10), "a\\nb\\u{7}");
         assert_eq!(printable("abcdef", 3), "abc…");
+        let hint = |v: &str| retry_after(Some(v.to_string()));
+        assert_eq!(hint(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(hint("999999999999"), Some(MAX_RETRY_AFTER));
+        assert_eq!(hint("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(hint("-5"), None);
     }
 }

@@ -150,11 +150,13 @@ fn read_time((tag, content): (u8, &[u8])) -> Option<SystemTime> {
     let text = std::str::from_utf8(content).ok()?;
     let text = text.strip_suffix('Z')?;
     let (year, rest) = match tag {
+        // `get`, not slicing: a multi-byte character from the CA must
+        // not split a slice (a panic), only fail the parse.
         UTC_TIME if text.len() == 12 => {
-            let yy: i64 = text[..2].parse().ok()?;
-            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &text[2..])
+            let yy: i64 = text.get(..2)?.parse().ok()?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, text.get(2..)?)
         }
-        GENERALIZED_TIME if text.len() == 14 => (text[..4].parse().ok()?, &text[4..]),
+        GENERALIZED_TIME if text.len() == 14 => (text.get(..4)?.parse().ok()?, text.get(4..)?),
         _ => return None,
     };
     let field = |i: usize| -> Option<i64> {
@@ -253,5 +255,31 @@ mod tests {
         assert_eq!(leaf.public_key, key.public_key_raw());
         assert!(parse_leaf(&cert.der()[..40]).is_none());
         assert!(parse_leaf(b"not a certificate").is_none());
+    }
+
+    /// What the CA sends is parsed without panicking, however cut or
+    /// garbled: every prefix of a real certificate, and every byte of it
+    /// changed to a few odd values.
+    #[test]
+    fn garbled_certificates_never_panic() {
+        assert_eq!(read_time((UTC_TIME, "a\u{e9}010100000Z".as_bytes())), None);
+        assert_eq!(
+            read_time((GENERALIZED_TIME, "201\u{e9}010100000Z".as_bytes())),
+            None
+        );
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        let params = rcgen::CertificateParams::new(vec!["a.test".to_string()]).expect("params");
+        let der = params.self_signed(&key).expect("cert").der().to_vec();
+        assert!(parse_leaf(&der).is_some());
+        for end in 0..der.len() {
+            let _ = parse_leaf(&der[..end]);
+        }
+        for i in 0..der.len() {
+            for value in [0x00, 0x7f, 0x80, 0x84, 0xc3, 0xff] {
+                let mut garbled = der.clone();
+                garbled[i] = value;
+                let _ = parse_leaf(&garbled);
+            }
+        }
     }
 }

@@ -23,6 +23,12 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// The process's effective user id (who owns the files it creates).
+pub fn effective_uid() -> libc::uid_t {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// Looks `user` up (a name, or a number), and `group` if not empty.
 pub fn lookup(user: &str, group: &str) -> io::Result<Account> {
     let (uid, primary) = lookup_user(user)?;
