@@ -61,6 +61,7 @@ pub(crate) fn start(line: &Arc<Line>, config: &Config) -> std::io::Result<Option
     };
     line.challenges
         .answer_http(config.acme.challenge == AcmeChallenge::Http01);
+    stage.keys().order_for(&config.acme.domains);
     let acme = &config.acme;
     let settings = AcmeSettings {
         directory: acme.directory.clone(),
@@ -77,7 +78,9 @@ pub(crate) fn start(line: &Arc<Line>, config: &Config) -> std::io::Result<Option
     let manager = Manager {
         settings,
         challenge: acme.challenge,
-        retry_base: acme.retry_base,
+        // A day at most: a wait past it helps nobody, and keeps the
+        // times computed from it far from overflowing.
+        retry_base: acme.retry_base.min(Duration::from_secs(86_400)),
         line: line.clone(),
         stage,
         stopped,

@@ -83,6 +83,9 @@ pub struct TlsKeys {
 struct Acme {
     challenges: Arc<Challenges>,
     managed: Arc<RwLock<Option<Managed>>>,
+    /// The names the ACME manager orders for, lower case: served (for the
+    /// HTTPS redirect) from the start, before the certificate arrives.
+    ordered: Arc<RwLock<Vec<String>>>,
 }
 
 /// The certificate the ACME manager installed, and its names.
@@ -118,6 +121,7 @@ impl TlsKeys {
         let acme = Acme {
             challenges,
             managed: Arc::default(),
+            ordered: Arc::default(),
         };
         let ticketer = provider::Ticketer::new()
             .map_err(|e| TlsError(format!("cannot make a session ticket key: {e}")))?;
@@ -157,13 +161,21 @@ impl TlsKeys {
             .unwrap_or_else(PoisonError::into_inner)
             .names
             .clone();
+        let lower = host.trim_end_matches('.').to_ascii_lowercase();
+        let read = |names: &RwLock<Vec<String>>| {
+            names
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&lower)
+        };
         let managed = self
             .acme
             .managed
             .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        let lower = host.trim_end_matches('.').to_ascii_lowercase();
-        names.serves(host) || managed.as_ref().is_some_and(|m| m.names.contains(&lower))
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|m| m.names.contains(&lower));
+        names.serves(host) || managed || read(&self.acme.ordered)
     }
 
     /// Loads `certificates` again (on SIGHUP): new handshakes use them;
@@ -201,6 +213,17 @@ impl TlsKeys {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(Managed { names, key });
         Ok(())
+    }
+
+    /// Says which names the ACME manager orders a certificate for: the
+    /// HTTPS redirect sends clients there from the start.
+    pub fn order_for(&self, names: &[String]) {
+        *self
+            .acme
+            .ordered
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) =
+            names.iter().map(|n| n.to_ascii_lowercase()).collect();
     }
 
     /// The challenges the handshakes answer (tls-alpn-01).

@@ -205,7 +205,16 @@ fn a_ca_that_is_down_is_retried_with_backoff_while_serving() {
         c.acme.directory = format!("https://127.0.0.1:{port}/dir");
         c.acme.state_dir = state_dir;
         c.acme.retry_base = Duration::from_millis(500);
+        c.tls.redirect_http = true;
     });
+    // The plain listener sends the names being ordered to HTTPS at once,
+    // before any certificate for them exists; other names get 421.
+    let r = ask(&server, "GET /a HTTP/1.1\r\nHost: www.acme.test\r\n\r\n");
+    assert_eq!(r.status, 308);
+    let https = format!("https://www.acme.test:{}/a", tls_addr(&server).port());
+    assert_eq!(r.header("location"), Some(https.as_str()));
+    let r = ask(&server, "GET /a HTTP/1.1\r\nHost: other.acme.test\r\n\r\n");
+    assert_eq!(r.status, 421);
     // Watch the attempts: the moment each one is seen.
     let mut seen: Vec<(u64, Instant)> = Vec::new();
     let done = wait_until(Duration::from_secs(20), || {
