@@ -96,7 +96,20 @@ pub(crate) fn start(line: &Arc<Line>, config: &Config) -> std::io::Result<Option
     manager.publish();
     std::thread::Builder::new()
         .name("conveyor-acme".into())
-        .spawn(move || manager.run())?;
+        .spawn(move || {
+            let line = manager.line.clone();
+            // A bug must not end renewals unseen: say so in the log and
+            // in /status (the certificate in use serves on).
+            let run = std::panic::AssertUnwindSafe(move || manager.run());
+            if std::panic::catch_unwind(run).is_err() {
+                log("the manager stopped on a bug (a panic); restart to renew");
+                if let Some(mut report) = line.acme.get() {
+                    report.state = "error";
+                    report.last_error = Some("the ACME manager stopped (panic)".into());
+                    line.acme.set(report);
+                }
+            }
+        })?;
     Ok(Some(AcmeManager { _stop: stop }))
 }
 
