@@ -409,6 +409,8 @@ fn entries(state_dir: &Path, directory: &str) -> Vec<(PathBuf, Leaf)> {
     listing
         .flatten()
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        // A real directory: an entry that is a symlink is never followed.
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| Some((e.path(), read_entry(&e.path(), directory)?)))
         .collect()
 }
@@ -675,7 +677,20 @@ mod tests {
         let err = store_certificate(&state, CA, &chain, &key).expect_err("symlink");
         assert!(err.to_string().contains("symlink"), "{err}");
         assert_eq!(mode(&elsewhere), 0o755, "not chmod-ed through the link");
-        assert_eq!(fs::read_dir(&elsewhere).expect("ls").count(), 1);
+        assert_eq!(
+            fs::read_dir(&elsewhere).expect("ls").count(),
+            1,
+            "nothing written there"
+        );
+        // A certificate entry that links to a whole entry elsewhere.
+        fs::remove_file(state.join("certificates")).expect("rm");
+        let good = store_certificate(&state, CA, &chain, &key).expect("store");
+        let entry = good.cert_path.parent().expect("entry");
+        let moved = elsewhere.join("entry");
+        fs::rename(entry, &moved).expect("mv");
+        symlink(&moved, entry).expect("ln");
+        let now = SystemTime::now();
+        assert!(find_certificate(&state, CA, &["a.test".to_string()], now).is_none());
         let dir = account_dir(&state, CA);
         fs::create_dir_all(&dir).expect("dir");
         symlink(elsewhere.join("secret"), dir.join("key.pem")).expect("ln");
