@@ -42,6 +42,18 @@
 //! without a runtime, so the CA's calls run on a plain thread that hands the
 //! certificate to the line.
 //!
+//! What the CA sends is untrusted input: every answer is read up to 1 MiB
+//! within the request timeout (30 s), every wait ends at the order's
+//! deadline (300 s), `Retry-After` is kept up to 7 days; a URL the CA gives
+//! must be https when the directory is (other hosts are allowed, as lego
+//! and certbot allow them; redirects are not followed); a challenge token
+//! must be base64url and an authorization must name one of our domains
+//! before anything is published; an order may list no more authorizations
+//! than domains; the certificate is stored only if it is for our key and
+//! exactly our domains; the CA's text in an error is cut and its control
+//! characters escaped. No answer panics (`fake_ca` tests garbage, huge,
+//! slow and hostile answers).
+//!
 //! The pieces: JWS with ES256 over `ring` (`jws`), HTTP through `ureq`
 //! with rustls and ring (`transport`), the state directory and its atomic
 //! writes (`state`), the order's steps (`order`), the few certificate
