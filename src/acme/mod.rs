@@ -395,7 +395,7 @@ impl AcmeClient {
         let Some(base) = self.directory.renewal_info.clone() else {
             return Ok(None);
         };
-        let pem = std::fs::read(&cert.cert_path).map_err(|e| {
+        let pem = state::read_private(&cert.cert_path, state::FILE_MAX, false).map_err(|e| {
             AcmeError::new(format!(
                 "renewal information: cannot read {}: {e}",
                 cert.cert_path.display()
