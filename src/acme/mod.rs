@@ -42,6 +42,18 @@
 //! without a runtime, so the CA's calls run on a plain thread that hands the
 //! certificate to the line.
 //!
+//! What the CA sends is untrusted input: every answer is read up to 1 MiB
+//! within the request timeout (30 s), every wait ends at the order's
+//! deadline (300 s), `Retry-After` is kept up to 7 days; a URL the CA gives
+//! must be https when the directory is (other hosts are allowed, as lego
+//! and certbot allow them; redirects are not followed); a challenge token
+//! must be base64url and an authorization must name one of our domains
+//! before anything is published; an order may list no more authorizations
+//! than domains; the certificate is stored only if it is for our key and
+//! exactly our domains; the CA's text in an error is cut and its control
+//! characters escaped. No answer panics (`fake_ca` tests garbage, huge,
+//! slow and hostile answers).
+//!
 //! The pieces: JWS with ES256 over `ring` (`jws`), HTTP through `ureq`
 //! with rustls and ring (`transport`), the state directory and its atomic
 //! writes (`state`), the order's steps (`order`), the few certificate
@@ -75,7 +87,8 @@ pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt
 /// What to order, from whom, and where to keep it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AcmeSettings {
-    /// URL of the RFC 8555 directory.
+    /// URL of the RFC 8555 directory: https (plain http only to a test
+    /// CA on loopback).
     pub directory: String,
     /// Contact for the account (`mailto:` is added), if any.
     pub email: Option<String>,
@@ -243,13 +256,30 @@ fn check_settings(settings: &AcmeSettings) -> Result<(), AcmeError> {
             )));
         }
     }
-    if !(settings.directory.starts_with("https://") || settings.directory.starts_with("http://")) {
+    let plain = settings.directory.strip_prefix("http://");
+    if !(settings.directory.starts_with("https://") || plain.is_some_and(loopback)) {
         return Err(AcmeError::new(format!(
-            "acme.directory {:?} is not an http(s) URL: give the CA's directory URL, e.g. {LETS_ENCRYPT}",
+            "acme.directory {:?} is not an https URL (plain http only to a test CA on loopback): give the CA's directory URL, e.g. {LETS_ENCRYPT}",
             settings.directory
         )));
     }
     Ok(())
+}
+
+/// Whether the authority of `rest` (a URL after `http://`) is loopback:
+/// plain http reaches only a test CA on this machine, since a directory
+/// in clear lets anyone on the path send us elsewhere or hand us a
+/// certificate nobody trusts.
+fn loopback(rest: &str) -> bool {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl AcmeClient {
@@ -365,7 +395,7 @@ impl AcmeClient {
         let Some(base) = self.directory.renewal_info.clone() else {
             return Ok(None);
         };
-        let pem = std::fs::read(&cert.cert_path).map_err(|e| {
+        let pem = state::read_private(&cert.cert_path, state::FILE_MAX, false).map_err(|e| {
             AcmeError::new(format!(
                 "renewal information: cannot read {}: {e}",
                 cert.cert_path.display()
@@ -542,6 +572,25 @@ mod tests {
         settings.directory = "example.com/directory".to_string();
         let err = check_settings(&settings).expect_err("url");
         assert!(err.to_string().starts_with("acme.directory"), "{err}");
+        // Plain http only to loopback (a test CA).
+        for url in [
+            "http://ca.test/dir",
+            "http://127.0.0.1.ca.test/dir",
+            "http://user@10.0.0.1/dir",
+        ] {
+            settings.directory = url.to_string();
+            let err = check_settings(&settings).expect_err(url);
+            assert!(err.to_string().contains("not an https URL"), "{err}");
+        }
+        for url in [
+            "http://127.0.0.1:14000/dir",
+            "http://[::1]:80/dir",
+            "http://localhost/dir",
+            "https://ca.test/dir",
+        ] {
+            settings.directory = url.to_string();
+            assert!(check_settings(&settings).is_ok(), "{url}");
+        }
     }
 
     #[test]

@@ -133,7 +133,7 @@ fn open_dir(dir: &Path, follow: bool) -> Result<File, AcmeError> {
 /// Reads the regular file `path` (at most `max` bytes) without following
 /// a symlink, from the descriptor that was checked; a private key found
 /// with a looser mode than 0600 is narrowed on that descriptor.
-fn read_private(path: &Path, max: u64, key: bool) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_private(path: &Path, max: u64, key: bool) -> std::io::Result<Vec<u8>> {
     use std::io::{Error, ErrorKind, Read};
     let file = OpenOptions::new()
         .read(true)
@@ -158,7 +158,7 @@ fn read_private(path: &Path, max: u64, key: bool) -> std::io::Result<Vec<u8>> {
 }
 
 /// The most read of a file in the state directory: a chain is a few KiB.
-const FILE_MAX: u64 = 1 << 20;
+pub(crate) const FILE_MAX: u64 = 1 << 20;
 
 /// Removes leftovers of interrupted writes in the state directory: called
 /// only by the holder of its lock, so never under a write in progress.
@@ -300,7 +300,7 @@ pub(crate) fn store_account_url(dir: &Path, directory: &str, url: &str) -> Resul
     let record = json!({ "directory": directory, "account": url });
     let text = format!("{record:#}\n");
     let path = dir.join("account.json");
-    if fs::read_to_string(&path).is_ok_and(|old| old == text) {
+    if read_private(&path, FILE_MAX, false).is_ok_and(|old| old == text.as_bytes()) {
         return Ok(());
     }
     write_atomic(dir, "account.json", text.as_bytes(), FILE_MODE)
@@ -409,6 +409,8 @@ fn entries(state_dir: &Path, directory: &str) -> Vec<(PathBuf, Leaf)> {
     listing
         .flatten()
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        // A real directory: an entry that is a symlink is never followed.
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| Some((e.path(), read_entry(&e.path(), directory)?)))
         .collect()
 }
@@ -675,10 +677,28 @@ mod tests {
         let err = store_certificate(&state, CA, &chain, &key).expect_err("symlink");
         assert!(err.to_string().contains("symlink"), "{err}");
         assert_eq!(mode(&elsewhere), 0o755, "not chmod-ed through the link");
-        assert_eq!(fs::read_dir(&elsewhere).expect("ls").count(), 1);
+        assert_eq!(
+            fs::read_dir(&elsewhere).expect("ls").count(),
+            1,
+            "nothing written there"
+        );
+        // A certificate entry that links to a whole entry elsewhere.
+        fs::remove_file(state.join("certificates")).expect("rm");
+        let good = store_certificate(&state, CA, &chain, &key).expect("store");
+        let entry = good.cert_path.parent().expect("entry");
+        let moved = elsewhere.join("entry");
+        fs::rename(entry, &moved).expect("mv");
+        symlink(&moved, entry).expect("ln");
+        let now = SystemTime::now();
+        assert!(find_certificate(&state, CA, &["a.test".to_string()], now).is_none());
         let dir = account_dir(&state, CA);
         fs::create_dir_all(&dir).expect("dir");
         symlink(elsewhere.join("secret"), dir.join("key.pem")).expect("ln");
+        // Read through, /dev/zero would never end: replaced instead.
+        symlink("/dev/zero", dir.join("account.json")).expect("ln");
+        store_account_url(&dir, CA, "https://ca.test/acct/1").expect("record");
+        let record = fs::symlink_metadata(dir.join("account.json")).expect("meta");
+        assert!(record.is_file(), "the link replaced, not followed");
         let err = load_account_key(&dir).expect_err("symlinked key");
         assert!(err.to_string().contains("cannot read"), "{err}");
         symlink(elsewhere.join("lock"), state.join("lock")).expect("ln");
