@@ -697,3 +697,33 @@ fn a_reload_keeps_the_acme_settings_and_names_them() {
     drop(server);
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// The binary with a CA that is down: it serves, and its log says why the
+/// order failed and when it is retried.
+#[test]
+fn the_binary_logs_why_an_order_failed_and_when_it_retries() {
+    let dir = crate::harness::site_dir("acme-binary-down");
+    std::fs::write(
+        dir.join("c.toml"),
+        format!(
+            "listen = \"127.0.0.1:0\"\nroot = \"site\"\n[tls]\nlisten = [\"127.0.0.1:0\"]\n\
+             [acme]\ndomains = [\"down.acme.test\"]\n\
+             directory = \"https://127.0.0.1:{}/dir\"\nstate_dir = \"state\"\nretry_base = \"200ms\"\n",
+            free_port()
+        ),
+    )
+    .expect("config");
+    let (run, addr) = crate::harness::process::spawn_on_config(&dir);
+    let failed = run.stderr_with("acme: failed (");
+    assert!(
+        failed.contains("Connection refused")
+            && failed.contains("the self-signed certificate keeps serving; retrying in"),
+        "{failed}"
+    );
+    run.stderr_with("acme: ordering a certificate for down.acme.test (attempt 2)");
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+    assert_eq!(crate::harness::get(&mut s, "/").text(), "hi");
+    run.terminate();
+    drop(run);
+    let _ = std::fs::remove_dir_all(&dir);
+}
