@@ -59,8 +59,11 @@ pub(crate) fn start(line: &Arc<Line>, config: &Config) -> std::io::Result<Option
     let (true, Some(stage)) = (config.acme.enabled(), line.tls.get().cloned()) else {
         return Ok(None);
     };
-    line.challenges
-        .answer_http(config.acme.challenge == AcmeChallenge::Http01);
+    let http01 = config.acme.challenge == AcmeChallenge::Http01;
+    line.challenges.answer_http(http01);
+    // acme-tls/1 offered, and only for these names, with tls-alpn-01 alone.
+    let alpn_names: &[String] = if http01 { &[] } else { &config.acme.domains };
+    line.challenges.answer_alpn(alpn_names);
     stage.keys().order_for(&config.acme.domains);
     let acme = &config.acme;
     let settings = AcmeSettings {

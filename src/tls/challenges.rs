@@ -23,6 +23,12 @@ pub struct Challenges {
     http: RwLock<HashMap<String, String>>,
     /// Lower-case name → its challenge certificate.
     alpn: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+    /// The lower-case names whose tls-alpn-01 the handshakes answer
+    /// (`acme.challenge = "tls-alpn-01"`); a certificate published for
+    /// another name is never served.
+    alpn_names: RwLock<Vec<String>>,
+    /// `alpn_names` is not empty: the TLS listeners offer `acme-tls/1`.
+    alpn_on: AtomicBool,
     /// The plain listeners own `/.well-known/acme-challenge/`
     /// (`acme.challenge = "http-01"`): an unknown token there is a 404,
     /// not a file.
@@ -33,6 +39,7 @@ impl std::fmt::Debug for Challenges {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Challenges")
             .field("http_on", &self.http_on.load(Ordering::Relaxed))
+            .field("alpn_on", &self.alpn_on.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -47,6 +54,21 @@ impl Challenges {
     /// Whether the plain listeners answer the http-01 path.
     pub fn answers_http(&self) -> bool {
         self.http_on.load(Ordering::Relaxed)
+    }
+
+    /// Makes the TLS listeners offer `acme-tls/1` and answer tls-alpn-01
+    /// for `names` (the domains ordered); empty: neither (the default, so
+    /// a server without ACME never offers the protocol).
+    pub fn answer_alpn(&self, names: &[String]) {
+        let lower: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+        let on = !lower.is_empty();
+        *write(&self.alpn_names) = lower;
+        self.alpn_on.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the TLS listeners offer `acme-tls/1`.
+    pub fn answers_alpn(&self) -> bool {
+        self.alpn_on.load(Ordering::Relaxed)
     }
 
     /// Serves `key_authorization` at the token's path.
@@ -88,9 +110,14 @@ impl Challenges {
         write(&self.alpn).remove(&domain.to_ascii_lowercase());
     }
 
-    /// The challenge certificate for a ClientHello naming `domain`.
+    /// The challenge certificate for a ClientHello naming `domain`: only
+    /// one of the names [`Self::answer_alpn`] was given, while published.
     pub fn alpn(&self, domain: &str) -> Option<Arc<CertifiedKey>> {
-        read(&self.alpn).get(&domain.to_ascii_lowercase()).cloned()
+        let lower = domain.to_ascii_lowercase();
+        if !read(&self.alpn_names).contains(&lower) {
+            return None;
+        }
+        read(&self.alpn).get(&lower).cloned()
     }
 }
 
@@ -109,15 +136,27 @@ mod tests {
     #[test]
     fn alpn_certificates_are_published_by_name_and_withdrawn() {
         let challenges = Challenges::default();
+        assert!(!challenges.answers_alpn());
         let made = rcgen::generate_simple_self_signed(vec!["example.test".into()]).expect("made");
         let key = PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
         challenges
-            .publish_alpn("Example.TEST", made.cert.der().clone(), key)
+            .publish_alpn("Example.TEST", made.cert.der().clone(), key.clone_key())
             .expect("published");
+        challenges
+            .publish_alpn("other.test", made.cert.der().clone(), key)
+            .expect("published");
+        // Not answering tls-alpn-01: nothing is served.
+        assert!(challenges.alpn("example.test").is_none());
+        challenges.answer_alpn(&["EXAMPLE.test".into()]);
+        assert!(challenges.answers_alpn());
+        // Published, but not a name ordered: never served.
+        assert!(challenges.alpn("other.test").is_none());
         let cert = challenges.alpn("example.test").expect("published");
         assert_eq!(cert.cert[0], *made.cert.der());
         challenges.withdraw_alpn("example.test");
         assert!(challenges.alpn("example.test").is_none());
+        challenges.answer_alpn(&[]);
+        assert!(!challenges.answers_alpn());
     }
 
     #[test]

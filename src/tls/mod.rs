@@ -142,12 +142,12 @@ impl TlsKeys {
 
     /// The settings a new handshake uses: with `h2` offered by ALPN
     /// before `http/1.1`, or `http/1.1` alone.
+    /// `acme-tls/1` is offered last only while the ACME manager answers
+    /// tls-alpn-01 ([`Challenges::answer_alpn`]).
     pub fn current(&self, offer_h2: bool) -> Arc<ServerConfig> {
         let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
-        match offer_h2 {
-            true => current.with_h2.clone(),
-            false => current.http1.clone(),
-        }
+        let acme = self.acme.challenges.answers_alpn();
+        current.configs[usize::from(offer_h2) * 2 + usize::from(acme)].clone()
     }
 
     /// Whether the certificates in use serve `host` (a Host field's name,
@@ -249,13 +249,25 @@ impl TlsKeys {
 /// Certificates read and checked by [`TlsKeys::prepare`], not yet in use.
 pub struct PreparedKeys(Settings);
 
-/// One set of certificates as the handshakes use them: two rustls
-/// settings that differ only in the protocols ALPN offers, and the names
-/// the certificates serve.
+/// One set of certificates as the handshakes use them: four rustls
+/// settings that differ only in the protocols ALPN offers (see [`alpn`]),
+/// and the names the certificates serve.
 struct Settings {
-    http1: Arc<ServerConfig>,
-    with_h2: Arc<ServerConfig>,
+    /// By `offer_h2 * 2 + acme`.
+    configs: [Arc<ServerConfig>; 4],
     names: Arc<ServedNames>,
+}
+
+/// The protocols ALPN offers, in the server's order of preference: `h2`
+/// if offered, `http/1.1`, and `acme-tls/1` last while tls-alpn-01 is
+/// answered (only a CA's validation offers it, and alone).
+fn alpn(h2: bool, acme: bool) -> Vec<Vec<u8>> {
+    let h2 = h2.then(|| b"h2".to_vec());
+    let acme = acme.then(|| ACME_TLS_ALPN.to_vec());
+    h2.into_iter()
+        .chain([b"http/1.1".to_vec()])
+        .chain(acme)
+        .collect()
 }
 
 /// The names a set of certificates is chosen for, and the default
@@ -395,18 +407,18 @@ fn server_config(
         .map_err(|e| TlsError(format!("TLS versions: {e}")))?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(resolver));
-    // acme-tls/1 last: only a CA's validation offers it, and alone.
-    config.alpn_protocols = vec![b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
     config.session_storage = cache.clone();
     config.ticketer = ticketer.clone();
     // One ticket per full handshake: a browser reconnecting needs one, and
     // each costs an encryption on the handshake's bill.
     config.send_tls13_tickets = 1;
-    let mut with_h2 = config.clone();
-    with_h2.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
+    let configs = [(false, false), (false, true), (true, false), (true, true)].map(|(h2, acme)| {
+        let mut config = config.clone();
+        config.alpn_protocols = alpn(h2, acme);
+        Arc::new(config)
+    });
     Ok(Settings {
-        http1: Arc::new(config),
-        with_h2: Arc::new(with_h2),
+        configs,
         names: Arc::new(served),
     })
 }
@@ -462,8 +474,11 @@ fn read_pem<T, E: fmt::Display>(
 /// Chooses the certificate by the name the client asked for (SNI): the
 /// ACME certificate for its names, an exact name, then a wildcard, then
 /// the default (the first without names, else the ACME certificate, else
-/// the first of all). A ClientHello offering only `acme-tls/1` gets the
-/// name's tls-alpn-01 challenge certificate, or none.
+/// the first of all). While tls-alpn-01 is answered, a ClientHello
+/// offering `acme-tls/1` gets the name's challenge certificate if it
+/// offers that protocol alone and names an ordered domain with a
+/// challenge published, and no certificate otherwise (RFC 8737 §3: no
+/// other certificate is ever negotiated with `acme-tls/1`).
 #[derive(Default)]
 struct SniResolver {
     by_name: Vec<(String, Arc<CertifiedKey>)>,
@@ -497,15 +512,15 @@ impl fmt::Debug for SniResolver {
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let challenge = hello.alpn().is_some_and(|mut offered| {
-            let mut any = false;
-            offered.all(|p| {
-                any = true;
-                p == ACME_TLS_ALPN
-            }) && any
-        });
-        if challenge {
-            return self.acme.challenges.alpn(hello.server_name()?);
+        let challenges = &self.acme.challenges;
+        if challenges.answers_alpn() {
+            let offered: Vec<&[u8]> = hello.alpn().into_iter().flatten().collect();
+            if offered.contains(&ACME_TLS_ALPN) {
+                return match offered[..] {
+                    [_] => challenges.alpn(hello.server_name()?),
+                    _ => None,
+                };
+            }
         }
         let managed = self
             .acme
@@ -597,6 +612,25 @@ mod tests {
             names: names.iter().map(|n| n.to_string()).collect(),
             default_leaf: leaf,
         }
+    }
+
+    /// `acme-tls/1` is offered only while tls-alpn-01 is answered, and
+    /// the setting outlives a reload.
+    #[test]
+    fn acme_tls_is_offered_only_while_tls_alpn_01_is_answered() {
+        let keys = TlsKeys::load_with(&[], true).expect("keys");
+        let offered = |h2| keys.current(h2).alpn_protocols.clone();
+        let (h2, http1) = (b"h2".to_vec(), b"http/1.1".to_vec());
+        assert_eq!(offered(true), [h2.clone(), http1.clone()]);
+        assert_eq!(offered(false), std::slice::from_ref(&http1));
+        keys.challenges().answer_alpn(&["www.example.test".into()]);
+        let acme = ACME_TLS_ALPN.to_vec();
+        assert_eq!(offered(true), [h2.clone(), http1.clone(), acme.clone()]);
+        assert_eq!(offered(false), [http1.clone(), acme]);
+        keys.reload(&[]).expect("reloaded");
+        assert_eq!(offered(false).len(), 2);
+        keys.challenges().answer_alpn(&[]);
+        assert_eq!(offered(true), [h2, http1]);
     }
 
     #[test]

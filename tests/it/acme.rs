@@ -121,11 +121,27 @@ fn tls_alpn_01_serves_the_challenge_certificate_and_then_closes() {
     let (cert, key) =
         conveyor::acme::tls_alpn01_certificate("www.acme.test", "tok.thumb").expect("made");
     challenges
-        .publish_alpn("www.acme.test", cert, key)
+        .publish_alpn("www.acme.test", cert.clone(), key.clone_key())
         .expect("published");
-
+    challenges
+        .publish_alpn("stray.acme.test", cert, key)
+        .expect("published");
     let (config, keep) = validator(&[b"acme-tls/1"]);
-    let sock = std::net::TcpStream::connect(tls_addr(&server)).expect("connect");
+    let connect = || std::net::TcpStream::connect(tls_addr(&server)).expect("connect");
+    // ACME off (no tls-alpn-01 manager): acme-tls/1 is not offered and
+    // the published certificate never served.
+    assert!(handshake(connect(), &config, "www.acme.test").is_err());
+    let (both, _) = validator(&[b"acme-tls/1", b"http/1.1"]);
+    let tls = handshake(connect(), &both, "localhost").expect("normal handshake");
+    assert_eq!(tls.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+    assert!(keep.0.lock().unwrap().take().is_none());
+
+    challenges.answer_alpn(&["www.acme.test".into()]);
+    // acme-tls/1 among other protocols: no certificate at all.
+    assert!(handshake(connect(), &both, "www.acme.test").is_err());
+    // Published for a name that is not ordered: never served.
+    assert!(handshake(connect(), &config, "stray.acme.test").is_err());
+    let sock = connect();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     let mut tls = handshake(sock, &config, "WWW.acme.test").expect("validation handshake");
