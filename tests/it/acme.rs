@@ -197,12 +197,26 @@ fn http_01_answers_published_tokens_before_the_https_redirect() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("content-type"), Some("text/plain"));
     assert_eq!(r.text(), "tok-EN_1.thumbprint");
-    let r = get_localhost(&server, "/.well-known/acme-challenge/unknown");
-    assert_eq!(r.status, 404);
-    // Everything else still goes to HTTPS.
+    let head = ask(
+        &server,
+        &format!("HEAD {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+    );
+    assert_eq!((head.status, head.text().as_str()), (200, ""));
+    let post = ask(
+        &server,
+        &format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"),
+    );
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    // A token not published, or not a token: the usual routing (here the
+    // redirect to HTTPS), as everything else.
+    for other in ["unknown", "tok-EN_1.x", "", "tok-EN_1/x"] {
+        let r = get_localhost(&server, &format!("/.well-known/acme-challenge/{other}"));
+        assert_eq!(r.status, 308, "{other}");
+    }
     assert_eq!(get_localhost(&server, "/index.html").status, 308);
     challenges.withdraw_http("tok-EN_1");
-    assert_eq!(get_localhost(&server, path).status, 404);
+    assert_eq!(get_localhost(&server, path).status, 308);
 }
 
 /// A directory URL with nothing listening: the server serves HTTPS on the
