@@ -35,6 +35,9 @@ use crate::tls::{CertificateFiles, Challenges};
 
 /// The longest wait between failed orders (unless `retry_base` is longer).
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// How often the CA's renewal information is asked again (RFC 9773 §4.3:
+/// a window can move, e.g. ahead of a revocation), or after a failure.
+const ARI_EVERY: Duration = Duration::from_secs(6 * 3600);
 
 /// The running manager; dropping it stops the thread at its next wait.
 pub(crate) struct AcmeManager {
@@ -89,7 +92,10 @@ pub(crate) fn start(line: &Arc<Line>, config: &Config) -> std::io::Result<Option
         stopped,
         lock: None,
         installed: None,
-        renew_at: None,
+        client: None,
+        window: None,
+        ari_next: None,
+        announced: None,
         report: AcmeReport {
             domains: acme.domains.clone(),
             state: "ordering",
@@ -124,10 +130,18 @@ struct Manager {
     stage: Arc<Handshake>,
     stopped: Receiver<()>,
     lock: Option<StateLock>,
-    /// The certificate in use: (not_before, not_after).
-    installed: Option<(SystemTime, SystemTime)>,
-    /// When the CA's renewal window says to renew it, if it has one.
-    renew_at: Option<SystemTime>,
+    /// The certificate in use.
+    installed: Option<StoredCertificate>,
+    /// The client of the last order, kept to ask for renewal information.
+    client: Option<AcmeClient>,
+    /// The CA's renewal window for the certificate in use, and the
+    /// random point in it chosen to renew at.
+    window: Option<((SystemTime, SystemTime), SystemTime)>,
+    /// When to ask the CA for renewal information next; `None`: not
+    /// holding the lock, or the CA offers none.
+    ari_next: Option<SystemTime>,
+    /// The renewal time last logged (each is said once).
+    announced: Option<SystemTime>,
     report: AcmeReport,
 }
 
@@ -137,6 +151,9 @@ enum Next {
     Order,
     /// Nothing until then (a renewal, or a look at `state_dir`).
     WaitUntil(SystemTime),
+    /// A renewal is due at `.0` (so `/status` says); wake at `.1` (that,
+    /// or earlier to ask for renewal information again).
+    Renewal(SystemTime, SystemTime),
 }
 
 impl Manager {
@@ -159,10 +176,14 @@ impl Manager {
                     Ok(()) => continue,
                     Err(delay) => delay,
                 },
-                Next::WaitUntil(at) => {
+                Next::WaitUntil(at) | Next::Renewal(at, _) => {
                     self.report.next_renewal_unix = Some(unix(at));
                     self.publish();
-                    at.duration_since(SystemTime::now()).unwrap_or_default()
+                    let wake = match next {
+                        Next::Renewal(_, wake) => wake,
+                        _ => at,
+                    };
+                    wake.duration_since(SystemTime::now()).unwrap_or_default()
                 }
             };
             // A stop (the server dropped) ends the thread at once.
@@ -228,7 +249,8 @@ impl Manager {
         if let Some(stored) = AcmeClient::stored(&self.settings) {
             let newer = self
                 .installed
-                .is_none_or(|(_, not_after)| stored.not_after > not_after);
+                .as_ref()
+                .is_none_or(|installed| stored.not_after > installed.not_after);
             if newer {
                 self.install(&stored, "found in state_dir");
             }
@@ -248,26 +270,61 @@ impl Manager {
             }
             return Next::WaitUntil(now + self.retry_base);
         }
-        match self.installed {
-            Some(validity) => {
-                let due = self.renewal_due(validity);
-                match due > now {
-                    true => Next::WaitUntil(due),
-                    false => Next::Order,
-                }
-            }
-            None => Next::Order,
+        if self.ari_next.is_some_and(|at| at <= now) {
+            self.ask_renewal_info();
         }
+        let Some(installed) = &self.installed else {
+            return Next::Order;
+        };
+        let due = renewal_due(installed, self.window.map(|(_, at)| at));
+        if due <= now {
+            return Next::Order;
+        }
+        if self.announced != Some(due) {
+            self.announced = Some(due);
+            log(&format!("next renewal at {}", date(due)));
+        }
+        Next::Renewal(due, self.ari_next.map_or(due, |ari| ari.min(due)))
     }
 
-    /// When the certificate in use should be renewed: in the CA's window
-    /// if it offers one, else at two thirds of its lifetime.
-    fn renewal_due(&self, (not_before, not_after): (SystemTime, SystemTime)) -> SystemTime {
-        if let Some(at) = self.renew_at.filter(|at| *at < not_after) {
-            return at;
+    /// Asks the CA for its renewal window for the certificate in use
+    /// (RFC 9773); a failure is logged and renewal falls back on two
+    /// thirds of the lifetime until an answer comes (asked again in
+    /// [`ARI_EVERY`]). A CA that offers none is not asked again.
+    fn ask_renewal_info(&mut self) {
+        let Some(installed) = self.installed.clone() else {
+            self.ari_next = None;
+            return;
+        };
+        let answer = match self.client.take() {
+            Some(client) => Ok(client),
+            None => AcmeClient::new(&self.settings),
         }
-        let lifetime = not_after.duration_since(not_before).unwrap_or_default();
-        not_before + lifetime * 2 / 3
+        .and_then(|mut client| {
+            let answer = client.renewal_info(&installed);
+            self.client = Some(client);
+            answer
+        });
+        self.ari_next = Some(SystemTime::now() + ARI_EVERY);
+        match answer {
+            Ok(Some(window)) if self.window.is_some_and(|(w, _)| w == window) => {}
+            Ok(Some((start, end))) => {
+                let span = end.duration_since(start).unwrap_or_default();
+                let at = start + span.mul_f64(random_fraction());
+                log(&format!(
+                    "the CA's renewal window is {} to {}: renewing at {}",
+                    date(start),
+                    date(end),
+                    date(at)
+                ));
+                self.window = Some(((start, end), at));
+            }
+            Ok(None) => self.ari_next = None,
+            Err(e) => log(&format!(
+                "renewal information: {e}; renewing at two thirds of the lifetime \
+                 unless the CA answers later"
+            )),
+        }
     }
 
     /// One order; `Err` holds the wait before the next.
@@ -289,7 +346,7 @@ impl Manager {
             let stored = client.order(&responder)?;
             Ok((client, stored))
         });
-        let (mut client, stored) = match ordered {
+        let (client, stored) = match ordered {
             Ok((client, stored)) => {
                 let account = client.account_url().to_string();
                 if self.report.account.as_ref() != Some(&account) {
@@ -307,23 +364,8 @@ impl Manager {
         self.report.issued += 1;
         self.report.failures = 0;
         self.report.last_error = None;
-        self.renew_at = match client.renewal_window(&stored) {
-            Some((start, end)) => {
-                let span = end.duration_since(start).unwrap_or_default();
-                let at = start + span.mul_f64(random_fraction());
-                log(&format!(
-                    "the CA's renewal window is {} to {}: renewing at {}",
-                    date(start),
-                    date(end),
-                    date(at)
-                ));
-                Some(at)
-            }
-            None => None,
-        };
-        let due = self.renewal_due((stored.not_before, stored.not_after));
-        self.report.next_renewal_unix = Some(unix(due));
-        log(&format!("next renewal at {}", date(due)));
+        // The next step asks this client for the renewal window.
+        self.client = Some(client);
         self.publish();
         Ok(())
     }
@@ -365,8 +407,11 @@ impl Manager {
             log(&format!("cannot install the certificate {how}: {e}"));
             return false;
         }
-        self.installed = Some((stored.not_before, stored.not_after));
-        self.renew_at = None;
+        self.installed = Some(stored.clone());
+        self.window = None;
+        // The lock holder asks the CA for the renewal window at its next
+        // step (also after a restart: the window may have moved).
+        self.ari_next = self.lock.is_some().then(SystemTime::now);
         self.report.not_after_unix = Some(unix(stored.not_after));
         self.report.state = "valid";
         log(&format!(
@@ -421,6 +466,19 @@ impl Responder for ListenerResponder {
             Challenge::TlsAlpn01 { domain, .. } => self.0.withdraw_alpn(domain),
         }
     }
+}
+
+/// When `cert` should be renewed: at `ari` (a point of the CA's renewal
+/// window) if it is before the end, else at two thirds of its lifetime.
+fn renewal_due(cert: &StoredCertificate, ari: Option<SystemTime>) -> SystemTime {
+    if let Some(at) = ari.filter(|at| *at < cert.not_after) {
+        return at;
+    }
+    let lifetime = cert
+        .not_after
+        .duration_since(cert.not_before)
+        .unwrap_or_default();
+    cert.not_before + lifetime * 2 / 3
 }
 
 fn port_of(address: &TcpAddress) -> u16 {
@@ -492,6 +550,25 @@ mod tests {
         }
         let long = Duration::from_secs(7200);
         assert_eq!(backoff(long, 5, 0.0), long.mul_f64(0.75));
+    }
+
+    #[test]
+    fn renewal_is_due_in_the_window_else_at_two_thirds() {
+        let start = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let cert = StoredCertificate {
+            cert_path: "cert.pem".into(),
+            key_path: "key.pem".into(),
+            not_before: start,
+            not_after: start + Duration::from_secs(90 * 86_400),
+        };
+        let two_thirds = start + Duration::from_secs(60 * 86_400);
+        assert_eq!(renewal_due(&cert, None), two_thirds);
+        let early = start + Duration::from_secs(86_400);
+        assert_eq!(renewal_due(&cert, Some(early)), early);
+        let late = start + Duration::from_secs(80 * 86_400);
+        assert_eq!(renewal_due(&cert, Some(late)), late);
+        // A window past the end of validity is not believed.
+        assert_eq!(renewal_due(&cert, Some(cert.not_after)), two_thirds);
     }
 
     #[test]

@@ -551,7 +551,7 @@ fn a_short_lived_certificate_is_renewed_under_load_and_serves_on_when_the_ca_goe
 #[test]
 fn a_restart_reuses_the_certificate_and_the_account() {
     let tls_port = free_port();
-    let Some(pebble) = Pebble::start(&PebbleOptions::new(free_port(), tls_port)) else {
+    let Some(mut pebble) = Pebble::start(&PebbleOptions::new(free_port(), tls_port)) else {
         return;
     };
     let state = crate::harness::temp_dir("acme-restart");
@@ -581,6 +581,21 @@ fn a_restart_reuses_the_certificate_and_the_account() {
     let server = acme_server(&pebble, "other.acme.test", alpn, (0, tls_port), &state);
     wait_issued(&server, &pebble, 1, Duration::from_secs(60));
     assert_eq!(status(&server).at("acme.account").str(), account);
+    drop(server);
+
+    // The CA down at a restart: the stored certificate serves, renewal
+    // stays at two thirds of its lifetime (the renewal information could
+    // not be asked for: logged), nothing is ordered, nothing failed.
+    pebble.stop();
+    let server = acme_server(&pebble, name, alpn, (0, tls_port), &state);
+    assert!(wait_until(Duration::from_secs(10), || {
+        status(&server).at("acme.next_renewal").is_string()
+    }));
+    assert_eq!(verified(&server, &config, name), first);
+    let acme = status(&server).at("acme").clone();
+    assert_eq!(acme.at("state").str(), "valid", "{acme}");
+    assert_eq!(acme.at("attempts").int(), 0, "{acme}");
+    assert!(acme.at("last_error").is_null(), "{acme}");
     drop(server);
     let _ = std::fs::remove_dir_all(&state);
 }
