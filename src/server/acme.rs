@@ -96,6 +96,8 @@ pub(crate) fn start(line: &Arc<Line>, config: &Config) -> std::io::Result<Option
         window: None,
         ari_next: None,
         announced: None,
+        fresh: false,
+        due_on_arrival: 0,
         report: AcmeReport {
             domains: acme.domains.clone(),
             state: "ordering",
@@ -142,6 +144,12 @@ struct Manager {
     ari_next: Option<SystemTime>,
     /// The renewal time last logged (each is said once).
     announced: Option<SystemTime>,
+    /// The certificate in use came from this process's last order.
+    fresh: bool,
+    /// Certificates in a row that were due for renewal on arrival (a CA
+    /// issuing them so, or a clock far off): the backoff's exponent, so
+    /// that such a CA is not asked in a loop.
+    due_on_arrival: u64,
     report: AcmeReport,
 }
 
@@ -277,6 +285,15 @@ impl Manager {
             return Next::Order;
         };
         let due = renewal_due(installed, self.window.map(|(_, at)| at));
+        let fresh = std::mem::take(&mut self.fresh);
+        let early = &mut self.due_on_arrival;
+        if let Some(delay) = arrival_wait(due <= now, fresh, early, self.retry_base) {
+            let why = "the certificate just issued is already due for renewal \
+                       (the CA's renewal window, a short lifetime or the clock)";
+            log(&format!("{why}: ordering again in {}", shown(delay)));
+            self.report.last_error = Some(why.into());
+            return Next::WaitUntil(now + delay);
+        }
         if due <= now {
             return Next::Order;
         }
@@ -366,6 +383,7 @@ impl Manager {
         self.report.last_error = None;
         // The next step asks this client for the renewal window.
         self.client = Some(client);
+        self.fresh = true;
         self.publish();
         Ok(())
     }
@@ -481,6 +499,22 @@ fn renewal_due(cert: &StoredCertificate, ari: Option<SystemTime>) -> SystemTime 
     cert.not_before + lifetime * 2 / 3
 }
 
+/// The wait before ordering again when the certificate an order just
+/// brought (`fresh`) is already `due`: the backoff of `base` over such
+/// certificates in a row (`early`, reset by one that is not due), so
+/// that a CA issuing them so is not asked in a loop. `None`: no wait.
+fn arrival_wait(due: bool, fresh: bool, early: &mut u64, base: Duration) -> Option<Duration> {
+    if !fresh {
+        return None;
+    }
+    if !due {
+        *early = 0;
+        return None;
+    }
+    *early += 1;
+    Some(backoff(base, *early, random_fraction()))
+}
+
 fn port_of(address: &TcpAddress) -> u16 {
     match address {
         TcpAddress::Addr(a) => a.port(),
@@ -569,6 +603,24 @@ mod tests {
         assert_eq!(renewal_due(&cert, Some(late)), late);
         // A window past the end of validity is not believed.
         assert_eq!(renewal_due(&cert, Some(cert.not_after)), two_thirds);
+    }
+
+    #[test]
+    fn certificates_due_on_arrival_wait_the_growing_backoff() {
+        let base = Duration::from_secs(60);
+        let mut early = 0;
+        // A renewal due later, or not just issued: no wait.
+        assert_eq!(arrival_wait(true, false, &mut early, base), None);
+        assert_eq!(arrival_wait(false, true, &mut early, base), None);
+        let waits: Vec<Duration> = (0..4)
+            .map(|_| arrival_wait(true, true, &mut early, base).expect("a wait"))
+            .collect();
+        assert!(waits[0] >= base.mul_f64(0.75) && waits[0] <= base);
+        assert!(waits.windows(2).all(|w| w[1] > w[0]), "{waits:?}");
+        assert_eq!(early, 4);
+        // One certificate that is not due ends the series.
+        assert_eq!(arrival_wait(false, true, &mut early, base), None);
+        assert_eq!(early, 0);
     }
 
     #[test]
