@@ -57,13 +57,16 @@
 //! The pieces: JWS with ES256 over `ring` (`jws`), HTTP through `ureq`
 //! with rustls and ring (`transport`), the state directory and its atomic
 //! writes (`state`), the order's steps (`order`), the few certificate
-//! fields it reads (`x509`) and renewal information (`ari`).
+//! fields it reads (`x509`), renewal information (`ari`) and the
+//! challenges shared with replicas through the state directory
+//! (`shared`).
 
 mod ari;
 #[cfg(test)]
 mod fake_ca;
 mod jws;
 mod order;
+mod shared;
 mod state;
 mod transport;
 mod x509;
@@ -143,6 +146,8 @@ pub enum Challenge {
         key_authorization: String,
     },
 }
+
+pub use shared::{is_token, share, shared_alpn, shared_http, unshare};
 
 /// The ALPN protocol a `tls-alpn-01` validation negotiates.
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
@@ -485,6 +490,7 @@ pub fn lock_state_dir(dir: &Path) -> Result<Option<StateLock>, AcmeError> {
             // Leftovers of writes a crash interrupted: only the holder
             // removes them, so never a write another process is making.
             state::remove_all_leftovers(dir);
+            shared::clear(dir);
             Ok(Some(StateLock { _file: file }))
         }
         Ok(false) => Ok(None),

@@ -24,14 +24,17 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::acme::{
-    lock_state_dir, tls_alpn01_certificate, AcmeClient, AcmeSettings, Challenge, ChallengeKind,
-    Responder, StateLock, StoredCertificate,
+    lock_state_dir, AcmeClient, AcmeSettings, ChallengeKind, StateLock, StoredCertificate,
 };
 use crate::config::{AcmeChallenge, Config, TcpAddress};
 use crate::service::status::AcmeReport;
 use crate::stages::handshake::Handshake;
 use crate::stages::Line;
-use crate::tls::{CertificateFiles, Challenges};
+use crate::tls::CertificateFiles;
+
+mod responder;
+
+use responder::{ListenerResponder, StateDirChallenges};
 
 /// The longest wait between failed orders (unless `retry_base` is longer).
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
@@ -67,6 +70,12 @@ pub(crate) fn start(line: &Arc<Line>, config: &Config) -> std::io::Result<Option
     // acme-tls/1 offered, and only for these names, with tls-alpn-01 alone.
     let alpn_names: &[String] = if http01 { &[] } else { &config.acme.domains };
     line.challenges.answer_alpn(alpn_names);
+    // Every replica sharing state_dir answers what its lock holder
+    // published, wherever the balancer sends the CA.
+    line.challenges.share_from(Arc::new(StateDirChallenges {
+        state_dir: config.acme.state_dir.clone(),
+        made: Default::default(),
+    }));
     stage.keys().order_for(&config.acme.domains);
     let acme = &config.acme;
     let settings = AcmeSettings {
@@ -358,7 +367,10 @@ impl Manager {
             self.settings.domains.join(", "),
             self.report.attempts
         ));
-        let responder = ListenerResponder(self.line.challenges.clone());
+        let responder = ListenerResponder {
+            challenges: self.line.challenges.clone(),
+            state_dir: self.settings.state_dir.clone(),
+        };
         let ordered = AcmeClient::new(&self.settings).and_then(|mut client| {
             let stored = client.order(&responder)?;
             Ok((client, stored))
@@ -443,46 +455,6 @@ impl Manager {
 
     fn publish(&self) {
         self.line.acme.set(self.report.clone());
-    }
-}
-
-/// Answers the CA's challenges from the running listeners.
-struct ListenerResponder(Arc<Challenges>);
-
-impl Responder for ListenerResponder {
-    fn publish(&self, challenge: &Challenge) {
-        match challenge {
-            Challenge::Http01 {
-                token,
-                key_authorization,
-            } => {
-                log(&format!("answering http-01 for token {token}"));
-                self.0.publish_http(token, key_authorization);
-            }
-            Challenge::TlsAlpn01 {
-                domain,
-                key_authorization,
-            } => {
-                let made = tls_alpn01_certificate(domain, key_authorization)
-                    .map_err(|e| e.to_string())
-                    .and_then(|(cert, key)| {
-                        self.0
-                            .publish_alpn(domain, cert, key)
-                            .map_err(|e| e.to_string())
-                    });
-                match made {
-                    Ok(()) => log(&format!("answering tls-alpn-01 for {domain}")),
-                    Err(e) => log(&format!("cannot answer tls-alpn-01 for {domain}: {e}")),
-                }
-            }
-        }
-    }
-
-    fn withdraw(&self, challenge: &Challenge) {
-        match challenge {
-            Challenge::Http01 { token, .. } => self.0.withdraw_http(token),
-            Challenge::TlsAlpn01 { domain, .. } => self.0.withdraw_alpn(domain),
-        }
     }
 }
 

@@ -29,10 +29,22 @@ pub struct Challenges {
     alpn_names: RwLock<Vec<String>>,
     /// `alpn_names` is not empty: the TLS listeners offer `acme-tls/1`.
     alpn_on: AtomicBool,
-    /// The plain listeners own `/.well-known/acme-challenge/`
-    /// (`acme.challenge = "http-01"`): an unknown token there is a 404,
-    /// not a file.
+    /// The plain listeners answer `/.well-known/acme-challenge/TOKEN`
+    /// for the tokens published (`acme.challenge = "http-01"`).
     http_on: AtomicBool,
+    /// Where the challenges another process published are found (the
+    /// replica holding the lock of a shared `acme.state_dir`).
+    shared: RwLock<Option<Arc<dyn SharedChallenges>>>,
+}
+
+/// Challenges another process published: asked when none is published
+/// here. Called on a worker thread: a read of a small file at most.
+pub trait SharedChallenges: Send + Sync {
+    /// The key authorization for an http-01 `token`.
+    fn http(&self, token: &str) -> Option<String>;
+    /// The tls-alpn-01 certificate for `domain` (lower case, one of the
+    /// names answered).
+    fn alpn(&self, domain: &str) -> Option<Arc<CertifiedKey>>;
 }
 
 impl std::fmt::Debug for Challenges {
@@ -66,6 +78,15 @@ impl Challenges {
         self.alpn_on.store(on, Ordering::Relaxed);
     }
 
+    /// Answers, besides what is published here, what `shared` has.
+    pub fn share_from(&self, shared: Arc<dyn SharedChallenges>) {
+        *write(&self.shared) = Some(shared);
+    }
+
+    fn shared(&self) -> Option<Arc<dyn SharedChallenges>> {
+        read(&self.shared).clone()
+    }
+
     /// Whether the TLS listeners offer `acme-tls/1`.
     pub fn answers_alpn(&self) -> bool {
         self.alpn_on.load(Ordering::Relaxed)
@@ -81,9 +102,10 @@ impl Challenges {
         write(&self.http).remove(token);
     }
 
-    /// The key authorization for `token`, if published.
+    /// The key authorization for `token`, if published here or shared.
     pub fn http(&self, token: &str) -> Option<String> {
-        read(&self.http).get(token).cloned()
+        let here = read(&self.http).get(token).cloned();
+        here.or_else(|| self.shared()?.http(token))
     }
 
     /// Serves `cert` (made by `acme::tls_alpn01_certificate`: RFC 8737's
@@ -95,12 +117,7 @@ impl Challenges {
         cert: CertificateDer<'static>,
         key: PrivateKeyDer<'static>,
     ) -> Result<(), TlsError> {
-        let signing = provider::sign::any_supported_type(&key).map_err(|e| {
-            TlsError(format!(
-                "the tls-alpn-01 certificate for {domain}: its key ({e})"
-            ))
-        })?;
-        let certified = Arc::new(CertifiedKey::new(vec![cert], signing));
+        let certified = challenge_key(domain, cert, key)?;
         write(&self.alpn).insert(domain.to_ascii_lowercase(), certified);
         Ok(())
     }
@@ -111,14 +128,31 @@ impl Challenges {
     }
 
     /// The challenge certificate for a ClientHello naming `domain`: only
-    /// one of the names [`Self::answer_alpn`] was given, while published.
+    /// one of the names [`Self::answer_alpn`] was given, while published
+    /// here or shared.
     pub fn alpn(&self, domain: &str) -> Option<Arc<CertifiedKey>> {
         let lower = domain.to_ascii_lowercase();
         if !read(&self.alpn_names).contains(&lower) {
             return None;
         }
-        read(&self.alpn).get(&lower).cloned()
+        let here = read(&self.alpn).get(&lower).cloned();
+        here.or_else(|| self.shared()?.alpn(&lower))
     }
+}
+
+/// A tls-alpn-01 certificate (made by `acme::tls_alpn01_certificate`)
+/// and its key, as a handshake serves them.
+pub fn challenge_key(
+    domain: &str,
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<CertifiedKey>, TlsError> {
+    let signing = provider::sign::any_supported_type(&key).map_err(|e| {
+        TlsError(format!(
+            "the tls-alpn-01 certificate for {domain}: its key ({e})"
+        ))
+    })?;
+    Ok(Arc::new(CertifiedKey::new(vec![cert], signing)))
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

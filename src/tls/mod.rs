@@ -12,7 +12,7 @@
 
 mod challenges;
 
-pub use challenges::{Challenges, ACME_TLS_ALPN};
+pub use challenges::{challenge_key, Challenges, SharedChallenges, ACME_TLS_ALPN};
 
 use std::fmt;
 use std::io::{self, Read, Write};

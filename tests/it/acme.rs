@@ -634,6 +634,42 @@ fn replicas_sharing_state_dir_order_once() {
     let _ = std::fs::remove_dir_all(&state);
 }
 
+/// The CA's validation lands on a replica that does not order (a load
+/// balancer's choice): it answers from what the lock holder shared in
+/// state_dir, for both challenges; pebble validates only that replica.
+#[test]
+fn a_replica_answers_the_challenge_the_lock_holder_published() {
+    for (challenge, name) in [
+        (AcmeChallenge::TlsAlpn01, "alpn-fleet.acme.test"),
+        (AcmeChallenge::Http01, "http-fleet.acme.test"),
+    ] {
+        let (http_port, tls_port) = (free_port(), free_port());
+        let Some(pebble) = Pebble::start(&PebbleOptions::new(http_port, tls_port)) else {
+            return;
+        };
+        let state = crate::harness::temp_dir("acme-shared");
+        // The holder listens where pebble does not look.
+        let holder = acme_server(&pebble, name, challenge, (0, 0), &state);
+        assert!(wait_until(Duration::from_secs(10), || {
+            status(&holder).at("acme.orders") == &serde_json::Value::Bool(true)
+        }));
+        let replica = acme_server(&pebble, name, challenge, (http_port, tls_port), &state);
+        wait_issued(&holder, &pebble, 1, Duration::from_secs(60));
+        let config = trusting(&pebble);
+        let leaf = verified(&holder, &config, name);
+        assert!(wait_until(Duration::from_secs(10), || {
+            status(&replica).at("acme.state").str() == "valid"
+        }));
+        assert_eq!(verified(&replica, &config, name), leaf, "{challenge}");
+        assert_eq!(status(&replica).at("acme.attempts").int(), 0);
+        // Withdrawn once validated: nothing shared is left.
+        let shared = std::fs::read_dir(state.join("challenges")).map_or(0, |d| d.count());
+        assert_eq!(shared, 0, "{challenge}");
+        drop((holder, replica));
+        let _ = std::fs::remove_dir_all(&state);
+    }
+}
+
 /// With `hold_accepting` (the binary's path when it switches to `user`),
 /// the manager starts with accepting: `state_dir` is made by the account
 /// that then serves, never by root before the switch.
