@@ -443,6 +443,8 @@ impl Manager {
         // step (also after a restart: the window may have moved).
         self.ari_next = self.lock.is_some().then(SystemTime::now);
         self.report.not_after_unix = Some(unix(stored.not_after));
+        // Until the next step asks for the CA's window: two thirds.
+        self.report.next_renewal_unix = Some(unix(renewal_due(stored, None)));
         self.report.state = "valid";
         log(&format!(
             "certificate {how} installed: valid until {} ({})",
