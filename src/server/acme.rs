@@ -327,6 +327,7 @@ impl Manager {
             None => AcmeClient::new(&self.settings),
         }
         .and_then(|mut client| {
+            self.note_account(&client);
             let answer = client.renewal_info(&installed);
             self.client = Some(client);
             answer
@@ -377,11 +378,7 @@ impl Manager {
         });
         let (client, stored) = match ordered {
             Ok((client, stored)) => {
-                let account = client.account_url().to_string();
-                if self.report.account.as_ref() != Some(&account) {
-                    log(&format!("account {account}"));
-                }
-                self.report.account = Some(account);
+                self.note_account(&client);
                 (client, stored)
             }
             Err(e) => return Err(self.failed(&e.to_string(), e.retry_after())),
@@ -398,6 +395,15 @@ impl Manager {
         self.fresh = true;
         self.publish();
         Ok(())
+    }
+
+    /// Shows `client`'s account in `/status`; logged when it is new.
+    fn note_account(&mut self, client: &AcmeClient) {
+        let account = client.account_url().to_string();
+        if self.report.account.as_ref() != Some(&account) {
+            log(&format!("account {account}"));
+        }
+        self.report.account = Some(account);
     }
 
     /// Counts a failure, says why, and returns the wait before a retry:

@@ -576,6 +576,10 @@ fn a_restart_reuses_the_certificate_and_the_account() {
     let acme = status(&server).at("acme").clone();
     assert_eq!(acme.at("attempts").int(), 0, "no order: {acme}");
     assert_eq!(acme.at("issued").int(), 0, "{acme}");
+    // The account, found again to ask for renewal information.
+    assert!(wait_until(Duration::from_secs(10), || {
+        status(&server).at("acme.account").as_str() == Some(&account)
+    }));
     drop(server);
 
     let server = acme_server(&pebble, "other.acme.test", alpn, (0, tls_port), &state);
