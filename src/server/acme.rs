@@ -6,14 +6,19 @@
 //!   exactly these names is installed and nothing is ordered; until one is
 //!   installed, the TLS listeners serve the self-signed certificate.
 //! - Renewal is due at two thirds of the certificate's lifetime, or at a
-//!   random point of the CA's renewal window (RFC 9773) when it offers one.
+//!   random point of the CA's renewal window (RFC 9773) when it offers one
+//!   (asked after each install and every 6 h; a failure is logged and
+//!   falls back on two thirds). A certificate due on arrival waits the
+//!   backoff: never a loop of orders.
 //! - A failed order is retried after `acme.retry_base`, doubled per
 //!   failure up to an hour (at least `retry_base`), each wait 75–100 % of
 //!   that (jitter, so a fleet does not retry in step); the certificate in
 //!   use goes on serving.
 //! - Only the process holding `state_dir`'s lock orders; another looks in
 //!   `state_dir` every `retry_base` and installs what the holder wrote, and
-//!   takes the lock over if the holder is gone.
+//!   takes the lock over if the holder is gone. Every process answers the
+//!   challenges the holder shares in `state_dir/challenges/`
+//!   (`responder.rs`), wherever a load balancer sends the CA.
 //!
 //! Installing is [`crate::tls::TlsKeys::install_managed`]: new handshakes
 //! take the certificate, open connections keep theirs, nothing restarts.

@@ -27,7 +27,8 @@ pub struct AcmeReport {
     /// When the next order (a renewal, or a retry after an error) or, for
     /// a replica, the next look at `state_dir` is due, Unix seconds.
     pub next_renewal_unix: Option<u64>,
-    /// Why the last order failed; `None` once one succeeds.
+    /// Why the last order failed, or why the certificate it brought is
+    /// ordered again early (already due); `None` once one succeeds.
     pub last_error: Option<String>,
     /// Orders begun since start.
     pub attempts: u64,
