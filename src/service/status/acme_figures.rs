@@ -4,7 +4,7 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use super::render::{counter, gauge, Figure, Value};
+use super::render::{counter, gauge, http_date as date, Figure, Value};
 
 use Value::{Count, Flag, Null, Text};
 
@@ -55,13 +55,6 @@ impl AcmeStatus {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
-}
-
-fn date(unix: Option<u64>) -> Value {
-    unix.map_or(Null, |s| {
-        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(s);
-        Text(crate::http::date::fmt_http_date(at))
-    })
 }
 
 pub(super) const ACME: &[Figure<AcmeReport>] = &[

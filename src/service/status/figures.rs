@@ -8,7 +8,7 @@ use crate::runtime::WorkerSnapshot;
 
 use super::super::probes::State;
 use super::super::static_files::CacheFigures;
-use super::render::{counter, gauge, label_value, Figure, Series, Sink, Value};
+use super::render::{counter, gauge, http_date, label_value, Figure, Series, Sink, Value};
 use super::stage_figures::{HTTP2, PER_CLIENT, SITES, SITE_REQUESTS, TLS};
 use super::{ConfigReport, PressureReport, QueueReport, QueueWaitReport, Report};
 
@@ -123,10 +123,7 @@ const CONFIG: &[Figure<ConfigReport>] = &[
         ),
         |c| Count(c.generation),
     ),
-    Figure::json("loaded_at", |c| {
-        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.loaded_at_unix);
-        Text(crate::http::date::fmt_http_date(at))
-    }),
+    Figure::json("loaded_at", |c| http_date(Some(c.loaded_at_unix))),
     Figure::both(
         "loaded_at_unix",
         gauge(

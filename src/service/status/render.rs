@@ -51,6 +51,14 @@ impl Value {
 }
 
 /// Seconds to the microsecond, which is what the histogram keeps.
+/// A Unix time as an HTTP date (`null` when there is none).
+pub(super) fn http_date(unix: Option<u64>) -> Value {
+    unix.map_or(Value::Null, |s| {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(s);
+        Value::Text(crate::http::date::fmt_http_date(at))
+    })
+}
+
 fn seconds(secs: f64) -> String {
     format!("{secs:.6}")
 }
