@@ -259,6 +259,11 @@ impl Manager {
                         self.settings.state_dir.display()
                     ));
                     self.lock = Some(lock);
+                    // A replica taking over asks for the renewal window
+                    // of the certificate it already serves.
+                    if self.installed.is_some() {
+                        self.ari_next = Some(SystemTime::now());
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => {

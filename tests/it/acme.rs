@@ -632,8 +632,12 @@ fn replicas_sharing_state_dir_order_once() {
     assert!(wait_until(Duration::from_secs(10), || {
         status(&second).at("acme.orders") == &serde_json::Value::Bool(true)
     }));
-    // It holds a valid certificate: nothing to order yet.
+    // It holds a valid certificate: nothing to order yet; it asks the CA
+    // for the renewal window (so finds the account again).
     assert_eq!(status(&second).at("acme.attempts").int(), 0);
+    assert!(wait_until(Duration::from_secs(10), || {
+        status(&second).at("acme.account").is_string()
+    }));
     drop(second);
     let _ = std::fs::remove_dir_all(&state);
 }
