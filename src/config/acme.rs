@@ -151,6 +151,16 @@ impl super::Config {
             }
             return Ok(());
         }
+        // A replica without the lock looks at state_dir every retry_base:
+        // a millisecond would be a busy loop on a shared volume.
+        if acme.retry_base < std::time::Duration::from_millis(100) {
+            return Err(ConfigError::new(format!(
+                "acme.retry_base = {:?} is under 100ms: failed orders would be retried, and \
+                 replicas would look in state_dir, that often; give at least \"100ms\" \
+                 (the default is \"1m\")",
+                acme.retry_base
+            )));
+        }
         if !self.tls.enabled() {
             return Err(ConfigError::new(format!(
                 "acme.domains = {:?}, but there is no TLS listener to serve the certificate \
@@ -223,6 +233,11 @@ mod tests {
             "{e}"
         );
         c.tls.listen = vec!["127.0.0.1:8443".parse().unwrap()];
+        c.check_acme().unwrap();
+        c.acme.retry_base = std::time::Duration::from_millis(1);
+        let e = c.check_acme().unwrap_err().to_string();
+        assert!(e.contains("acme.retry_base") && e.contains("100ms"), "{e}");
+        c.acme.retry_base = std::time::Duration::from_millis(100);
         c.check_acme().unwrap();
         c.acme.challenge = AcmeChallenge::Http01;
         c.check_acme().unwrap();

@@ -337,7 +337,7 @@ pub static KEYS: &[Key] = &[
     key!("acme.ca_file", acme.ca_file = acme::ca_file, Str(""),
         "PEM roots trusted for the directory's own HTTPS besides the system's (a private or test CA); \"\" = none."),
     key!("acme.retry_base", acme.retry_base = duration, Str("1m"),
-        "First wait after a failed order, doubled per failure (with jitter) up to 1 h; also how often a replica without the lock looks for a new certificate."),
+        "First wait after a failed order, doubled per failure (with jitter) up to 1 h; also how often a replica without the lock looks for a new certificate. At least 100ms."),
 ];
 
 /// Keys the shipped file sets to an example rather than to the default:
