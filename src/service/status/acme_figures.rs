@@ -83,7 +83,7 @@ pub(super) const ACME: &[Figure<AcmeReport>] = &[
         "next_renewal_unix",
         gauge(
             "acme_next_order_seconds",
-            "When the next ACME order (renewal or retry) is due, Unix time.",
+            "When the next ACME order (renewal or retry) is due, or for a replica without the lock its next look in acme.state_dir, Unix time.",
         ),
         |a| Count(a.next_renewal_unix.unwrap_or(0)),
     ),
