@@ -9,7 +9,9 @@ use std::fmt;
 
 use toml::Value;
 
-use super::names::{AcceptorKind, DispatcherKind, LogLevel, Overload, Revalidate, UnknownHost};
+use super::names::{
+    AcceptorKind, DispatcherKind, Http2Engine, LogLevel, Overload, Revalidate, UnknownHost,
+};
 use super::value::{self, Parsed};
 use super::{Blank, Config};
 use crate::runtime::PollMode;
@@ -321,6 +323,8 @@ pub static KEYS: &[Key] = &[
         "Listeners (as written in listen or tls.listen) that speak HTTP/1.1 only: no h2 by ALPN, no h2c."),
     key!("http2.max_concurrent_streams", http2.max_concurrent_streams = int(1, 65_535), Int(128),
         "Streams one HTTP/2 client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS)."),
+    key!("http2.engine", http2.engine: Http2Engine = H2,
+        "What speaks HTTP/2: native (the server's own framing and HPACK) or h2 (the h2 crate)."),
 ];
 
 /// Keys the shipped file sets to an example rather than to the default:

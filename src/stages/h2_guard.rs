@@ -122,7 +122,14 @@ impl Meter {
         }
     }
 
-    fn wrote(&self, n: usize) {
+    /// Charges a frame read by the native engine, if it is one that costs.
+    pub(super) fn charge_frame(&self, kind: u8, flags: u8, len: usize) {
+        if costs(kind, flags, len) {
+            self.charge();
+        }
+    }
+
+    pub(super) fn wrote(&self, n: usize) {
         let written = self.written.get() + n as u64;
         self.written.set(written);
         let kib = written >> 10;
