@@ -114,30 +114,84 @@ const fn canonical() -> Canonical {
 
 static CODE: Canonical = canonical();
 
+/// For each value of the next 8 bits: the symbol whose code they start
+/// with and its length (length << 8 | symbol), if that code is at most 8
+/// bits long (the letters, digits and punctuation of paths and names);
+/// 0 otherwise.
+static SHORT: [u16; 256] = {
+    let mut table = [0u16; 256];
+    let mut s = 0;
+    while s < 256 {
+        let len = length_of(s);
+        if len <= 8 {
+            // The symbol's code, from the canonical tables.
+            let mut at = CODE.offset[len] as usize;
+            while CODE.symbols[at] as usize != s {
+                at += 1;
+            }
+            let code = CODE.first[len] as usize + (at - CODE.offset[len] as usize);
+            let mut fill = 0;
+            while fill < 1 << (8 - len) {
+                table[code << (8 - len) | fill] = (len as u16) << 8 | s as u16;
+                fill += 1;
+            }
+        }
+        s += 1;
+    }
+    table
+};
+
 /// Appends the decoding of `src` to `out`.
 pub(super) fn decode(src: &[u8], out: &mut Vec<u8>) -> Result<(), BadHuffman> {
-    let (mut code, mut len) = (0u32, 0usize);
-    for &byte in src {
-        for shift in (0..8).rev() {
-            code = code << 1 | u32::from(byte >> shift & 1);
+    // Bits waiting, most significant first, and how many.
+    let (mut acc, mut bits, mut next) = (0u64, 0u32, 0);
+    loop {
+        while bits <= 56 && next < src.len() {
+            acc |= u64::from(src[next]) << (56 - bits);
+            bits += 8;
+            next += 1;
+        }
+        if bits == 0 {
+            return Ok(());
+        }
+        let short = SHORT[(acc >> 56) as usize];
+        let len = u32::from(short >> 8);
+        if short != 0 && len <= bits {
+            out.push(short as u8);
+            acc <<= len;
+            bits -= len;
+            continue;
+        }
+        // A longer code, one bit at a time.
+        let (mut code, mut len) = (0u32, 0usize);
+        let found = loop {
+            if len as u32 >= bits.min(MAX_LEN as u32) {
+                break None;
+            }
+            code = code << 1 | (acc >> (63 - len)) as u32 & 1;
             len += 1;
             let index = code.wrapping_sub(CODE.first[len]);
             if index < CODE.count[len] {
-                let symbol = CODE.symbols[usize::from(CODE.offset[len]) + index as usize];
-                if symbol == EOS {
-                    return Err(BadHuffman);
-                }
-                out.push(symbol as u8);
-                (code, len) = (0, 0);
-            } else if len == MAX_LEN {
-                return Err(BadHuffman);
+                break Some(CODE.symbols[usize::from(CODE.offset[len]) + index as usize]);
             }
+        };
+        match found {
+            Some(EOS) => return Err(BadHuffman),
+            Some(symbol) => {
+                out.push(symbol as u8);
+                acc <<= len;
+                bits -= len as u32;
+            }
+            // The end: at most 7 bits of padding, all ones (EOS's first bits).
+            None if bits <= 7 && next == src.len() => {
+                let ones = !0u64 << (64 - bits);
+                return match acc & ones == ones {
+                    true => Ok(()),
+                    false => Err(BadHuffman),
+                };
+            }
+            None => return Err(BadHuffman),
         }
-    }
-    // Padding: at most 7 bits, the most significant bits of EOS (ones).
-    match len <= 7 && code == (1 << len) - 1 {
-        true => Ok(()),
-        false => Err(BadHuffman),
     }
 }
 
@@ -187,6 +241,22 @@ mod tests {
         out.clear();
         decode(&rfc, &mut out).expect("decodes");
         assert_eq!(out, b"www.example.com");
+    }
+
+    #[test]
+    fn every_length_and_padding_round_trips() {
+        let text: Vec<u8> = (0..600u32).map(|i| (i * 7 % 256) as u8).collect();
+        for chars in [&b"/small.txt?q=&~^"[..], b"0", b"&", b"\xfe\x00"] {
+            for n in 0..40 {
+                let s: Vec<u8> = chars.iter().cycle().take(n).copied().collect();
+                let mut out = Vec::new();
+                decode(&encode(&s), &mut out).expect("decodes");
+                assert_eq!(out, s);
+            }
+        }
+        let mut out = Vec::new();
+        decode(&encode(&text), &mut out).expect("decodes");
+        assert_eq!(out, text);
     }
 
     #[test]

@@ -209,22 +209,20 @@ impl Decoder {
     ) -> Result<(), DecodeError> {
         let name = match index {
             0 => string(block, &mut self.name)?,
-            _ => {
-                let (name, _) = self.entry(index)?;
-                let name = Box::<[u8]>::from(name);
-                self.name.clear();
-                self.name.extend_from_slice(&name);
-                Str::Scratch
-            }
+            1..=61 => Str::Raw(STATIC[index - 1].0),
+            _ if index - 62 < self.table.len() => Str::Table(index - 62),
+            _ => return Err(DecodeError::Compression),
         };
         let value = string(block, &mut self.value)?;
         let name: &[u8] = match name {
             Str::Raw(raw) => raw,
             Str::Scratch => &self.name,
+            Str::Table(at) => &self.table[at].0,
         };
         let value: &[u8] = match value {
             Str::Raw(raw) => raw,
             Str::Scratch => &self.value,
+            Str::Table(_) => return Err(DecodeError::Compression),
         };
         let size = name.len() + value.len() + ENTRY_OVERHEAD;
         decoded.size = decoded.size.saturating_add(size);
@@ -306,6 +304,8 @@ fn integer(block: &mut &[u8], n: u32) -> Result<usize, DecodeError> {
 enum Str<'a> {
     Raw(&'a [u8]),
     Scratch,
+    /// A name from the dynamic table, at this place.
+    Table(usize),
 }
 
 /// A string literal (RFC 7541 §5.2) taken off `block`: a slice of it, or

@@ -48,16 +48,41 @@ struct Seen {
     content_length: Option<u64>,
 }
 
+/// Bytes of a token (RFC 9110 §5.6.2): 1, and 2 if also allowed in an
+/// HTTP/2 field name (not uppercase); 4 for the bytes a field value must
+/// not hold (NUL, CR, LF).
+static CLASS: [u8; 256] = {
+    let mut class = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let token = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.'
+            )
+            || matches!(c, b'^' | b'_' | b'`' | b'|' | b'~');
+        if token {
+            class[b] = if c.is_ascii_uppercase() { 1 } else { 3 };
+        }
+        if matches!(c, 0 | b'\r' | b'\n') {
+            class[b] = 4;
+        }
+        b += 1;
+    }
+    class
+};
+
 fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    CLASS[usize::from(b)] & 1 != 0
 }
 
 fn is_name(name: &[u8]) -> bool {
-    !name.is_empty() && name.iter().all(|&b| is_token(b) && !b.is_ascii_uppercase())
+    !name.is_empty() && name.iter().all(|&b| CLASS[usize::from(b)] & 2 != 0)
 }
 
 fn is_value(value: &[u8]) -> bool {
-    !value.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n')
+    value.iter().all(|&b| CLASS[usize::from(b)] & 4 == 0)
 }
 
 impl Scratch {

@@ -181,9 +181,7 @@ impl H2Stream {
             for f in parsed.headers.iter() {
                 let name = f.name.as_bytes();
                 if name.eq_ignore_ascii_case(b"content-length") {
-                    length = std::str::from_utf8(f.value)
-                        .ok()
-                        .and_then(|v| v.trim().parse::<u64>().ok());
+                    length = digits(f.value);
                 } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
                     chunked = f.value.eq_ignore_ascii_case(b"chunked");
                     continue;
@@ -337,6 +335,17 @@ impl H2Stream {
         self.phase = Phase::Done;
         Outcome::Ended
     }
+}
+
+/// A Content-Length value written by the handler: digits only.
+fn digits(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, &b| match b {
+        b'0'..=b'9' => Some(n * 10 + u64::from(b - b'0')),
+        _ => None,
+    })
 }
 
 /// Fields HTTP/2 forbids (RFC 9113 §8.2.2), dropped from responses.

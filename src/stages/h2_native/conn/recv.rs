@@ -111,7 +111,12 @@ impl Connection {
     }
 
     /// A stream error: RST_STREAM, and the stream (if open) is gone.
+    /// A stream error the client caused (not a refusal for want of room)
+    /// costs one of its reset budget, as a reset it sends does.
     pub(super) fn reset(&mut self, id: u32, code: Code) {
+        if !matches!(code, Code::RefusedStream | Code::NoError) {
+            self.resets_left = self.resets_left.saturating_sub(1);
+        }
         frame::rst_stream(&mut self.out, id, code);
         if let Some(i) = self.find(id) {
             let stage = self.stage.clone();
