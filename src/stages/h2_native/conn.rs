@@ -25,6 +25,8 @@ const OUT_LIMIT: usize = 64 * 1024;
 const CONNECTION_WINDOW: i64 = 1 << 20;
 /// The stream window a client starts with (RFC 9113's default).
 const STREAM_WINDOW: i64 = 65_535;
+/// How long a connection with no stream keeps its buffers.
+const RELEASE_AFTER: Duration = Duration::from_millis(100);
 /// What a reset before the response head costs of the reset budget
 /// (one after it costs 1): a blast of open-and-reset is stopped sooner.
 const EARLY_RESET: u64 = 8;
@@ -122,7 +124,7 @@ pub(crate) async fn serve(stage: Arc<Http2>, conn: Conn, line: Arc<Line>) {
         if !c.streams.is_empty() {
             idle_since = now;
         }
-        let due = match c.due(now, idle_since + idle, handshake_by) {
+        let due = match c.due(now, idle_since, idle, handshake_by) {
             Ok(due) => due,
             Err(end) => return Poll::Ready(end),
         };
@@ -210,12 +212,14 @@ impl Connection {
     }
 
     /// When the connection must next look at the time (a handshake, idle,
-    /// stall or write deadline); an error if it is to end now. Idle past
-    /// `idle_at`, it says GOAWAY.
+    /// stall or write deadline); an error if it is to end now. With no
+    /// stream since `idle_since`, it gives back its buffers after
+    /// [`RELEASE_AFTER`] and says GOAWAY after `idle`.
     fn due(
         &mut self,
         now: Instant,
-        idle_at: Instant,
+        idle_since: Instant,
+        idle: Duration,
         handshake_by: Instant,
     ) -> Result<Option<Instant>, End> {
         let mut due: Option<Instant> = None;
@@ -231,12 +235,16 @@ impl Connection {
                 if self.written >= self.out.len() {
                     return Err(End::Close);
                 }
-            } else if now >= idle_at {
+            } else if now >= idle_since + idle {
                 self.go_away(Code::NoError);
                 at(now);
-            } else {
+            } else if now >= idle_since + RELEASE_AFTER {
                 self.release();
-                at(idle_at);
+                at(idle_since + idle);
+            } else {
+                // Not yet: a connection between two bursts of streams
+                // keeps its buffers.
+                at(idle_since + RELEASE_AFTER);
             }
         }
         for s in &self.streams {
@@ -359,6 +367,9 @@ impl Connection {
         }
         if self.gathering.is_none() {
             self.block = Vec::new();
+        }
+        if self.streams.is_empty() {
+            self.streams = Vec::new();
         }
         self.scratch.release();
         self.decoder.release();
