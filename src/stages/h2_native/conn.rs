@@ -275,12 +275,20 @@ impl Connection {
                 more = true;
                 break;
             }
+            // Whole frames already here (what came with the connection,
+            // or what a full output left) before the socket is read.
+            if self.carry_ready() {
+                let carry = std::mem::take(&mut self.carry);
+                let used = self.frames(&carry, stage, line)?;
+                self.carry = carry;
+                self.carry.drain(..used);
+                continue;
+            }
             reads += 1;
             let got = SCRATCH.with(|scratch| {
                 let mut scratch = scratch.borrow_mut();
+                // At most an incomplete frame is carried: room is left.
                 let carried = self.carry.len();
-                let room = scratch.len() - carried;
-                let _ = room;
                 scratch[..carried].copy_from_slice(&self.carry);
                 match self.stream.poll_read(cx, &mut scratch[carried..]) {
                     Poll::Pending => Ok(None),
@@ -325,6 +333,16 @@ impl Connection {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Whether the bytes carried hold a whole frame (or the preface), or
+    /// one too large to ever fit: they are to be handled before reading.
+    fn carry_ready(&self) -> bool {
+        if !self.preface {
+            return self.carry.len() >= crate::http::h2_mapping::PREFACE.len();
+        }
+        Header::parse(&self.carry)
+            .is_some_and(|h| h.len > MAX_FRAME || self.carry.len() >= 9 + h.len)
     }
 
     /// Writes what is queued: Ready once all is sent.

@@ -62,8 +62,8 @@ impl Header {
 
 /// Appends a frame header.
 pub(super) fn head(out: &mut Vec<u8>, len: usize, kind: u8, flags: u8, stream: u32) {
-    let len = len.to_be_bytes();
-    let [_, _, _, _, _, a, b, c] = len;
+    // A frame's length is at most 2^24-1 (MAX_FRAME or a head's piece).
+    let [_, a, b, c] = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
     out.extend_from_slice(&[a, b, c, kind, flags]);
     out.extend_from_slice(&stream.to_be_bytes());
 }

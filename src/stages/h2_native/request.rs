@@ -261,3 +261,97 @@ fn over(decoded: Decoded, limit: usize) -> Option<Refused> {
         true => Some(Refused::TooLarge),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A block of literal fields, not indexed, plain (RFC 7541 §6.2.2).
+    fn block(fields: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, value) in fields {
+            out.push(0x00);
+            out.push(name.len() as u8);
+            out.extend_from_slice(name.as_bytes());
+            out.push(value.len() as u8);
+            out.extend_from_slice(value.as_bytes());
+        }
+        out
+    }
+
+    fn request(fields: &[(&str, &str)], end: bool) -> Result<(String, RequestBody), ()> {
+        let mut out = Vec::new();
+        let parsed = Scratch::default()
+            .request(
+                &mut Decoder::new(4096),
+                &block(fields),
+                end,
+                16_384,
+                &mut out,
+            )
+            .map_err(|_| ())?
+            .map_err(|_| ())?;
+        Ok((String::from_utf8(out).map_err(|_| ())?, parsed.body))
+    }
+
+    const GET: [(&str, &str); 4] = [
+        (":method", "GET"),
+        (":scheme", "https"),
+        (":path", "/a?b"),
+        (":authority", "example.com"),
+    ];
+
+    #[test]
+    fn a_request_becomes_a_preamble_with_host_and_joined_cookies() {
+        let mut fields = GET.to_vec();
+        fields.extend([("cookie", "a=1"), ("accept", "*/*"), ("cookie", "b=2")]);
+        fields.extend([("te", "trailers"), ("host", "ignored")]);
+        let (text, body) = request(&fields, true).expect("valid");
+        assert_eq!(
+            text,
+            "GET /a?b HTTP/1.1\r\nhost: example.com\r\ncookie: a=1; b=2\r\naccept: */*\r\n\r\n"
+        );
+        assert_eq!(body, RequestBody::None);
+        let (text, body) = request(&GET, false).expect("valid");
+        assert!(
+            text.ends_with("transfer-encoding: chunked\r\n\r\n"),
+            "{text}"
+        );
+        assert_eq!(body, RequestBody::Chunked);
+    }
+
+    #[test]
+    fn malformed_requests_are_refused() {
+        let with = |extra: (&'static str, &'static str)| {
+            let mut fields = GET.to_vec();
+            fields.push(extra);
+            request(&fields, true)
+        };
+        for bad in [
+            ("Accept", "x"),
+            ("connection", "close"),
+            ("transfer-encoding", "chunked"),
+            ("te", "gzip"),
+            ("x-a", "b\r\nx-injected: 1"),
+            ("x-a", "b\0"),
+            (":status", "200"),
+            (":path", "/again"),
+            ("content-length", "x"),
+            ("bad name", "v"),
+        ] {
+            assert!(with(bad).is_err(), "{bad:?}");
+        }
+        // A pseudo-header after a regular field; missing :path; empty :path.
+        let late = [("accept", "*/*"), (":method", "GET")];
+        assert!(request(&late, true).is_err());
+        assert!(request(&GET[..2], true).is_err());
+        let empty = [(":method", "GET"), (":scheme", "http"), (":path", "")];
+        assert!(request(&empty, true).is_err());
+        let space = [(":method", "GET"), (":scheme", "http"), (":path", "/a b")];
+        assert!(request(&space, true).is_err());
+        // CONNECT: an authority, no scheme or path.
+        let connect = [(":method", "CONNECT"), (":authority", "h:443")];
+        let (text, _) = request(&connect, true).expect("CONNECT");
+        assert!(text.starts_with("CONNECT h:443 HTTP/1.1\r\n"), "{text}");
+    }
+}

@@ -14,8 +14,8 @@ use super::frame::{self, Code};
 
 /// The most a handler's response head may be.
 const MAX_HEAD: usize = 64 * 1024;
-/// The response fields parsed on the stack; a head with more is refused
-/// (the handler writes a few; header rules add some).
+/// The response fields parsed on the stack; a head with more (header
+/// rules may add any number) is parsed again with room for every line.
 const MAX_FIELDS: usize = 100;
 
 /// Where a stream's response is.
@@ -160,8 +160,17 @@ impl H2Stream {
     fn start_response(&mut self, mut buf: Vec<u8>, room: &mut Room<'_>) -> Result<bool, Code> {
         loop {
             let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+            let mut more_fields;
             let mut parsed = httparse::Response::new(&mut fields);
-            let len = match parsed.parse(&buf) {
+            let mut status = parsed.parse(&buf);
+            if let Err(httparse::Error::TooManyHeaders) = status {
+                // Header rules may add any number: room for every line.
+                let lines = buf.iter().filter(|&&b| b == b'\n').count();
+                more_fields = vec![httparse::EMPTY_HEADER; lines];
+                parsed = httparse::Response::new(&mut more_fields);
+                status = parsed.parse(&buf);
+            }
+            let len = match status {
                 Ok(httparse::Status::Complete(len)) => len,
                 Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {
                     self.phase = Phase::Head(buf);
