@@ -434,11 +434,9 @@ impl Connection {
             s.push_inbound(cx);
         }
         let answered = matches!(s.phase, Phase::Done);
-        if s.unacked > 0
-            && !s.remote_done
-            && !answered
-            && (s.inbound.is_empty() || s.unacked >= 16_384)
-        {
+        // The window goes back only once all that came is in the pipe: a
+        // handler that does not read holds the client to one window.
+        if s.unacked > 0 && !s.remote_done && !answered && s.inbound.is_empty() {
             frame::window_update(&mut self.out, s.id, s.unacked);
             s.recv_window += i64::from(s.unacked);
             s.unacked = 0;
