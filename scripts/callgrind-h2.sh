@@ -11,6 +11,7 @@
 # requests to warm the caches, zeroes the counters, sends REQUESTS more over
 # 16 connections with STREAMS concurrent streams each (h2load -m), and
 # prints the instructions counted in between divided by REQUESTS.
+# CONFIG=FILE passes `--config FILE` (an `[http2] engine = "h2"` file, say).
 # KEEP=1 keeps the callgrind dump (its path is printed) for
 # callgrind_annotate. Stops only the server it started.
 # Needs valgrind and h2load (nghttp2-client).
@@ -24,6 +25,8 @@ MODE="${5:-tls}"
 PORT="${PORT:-18197}"
 ROOT="${ROOT:-$HERE/www}"
 OUT="$(mktemp -d "${TMPDIR:-/tmp}/conveyor-callgrind-h2.XXXXXX")"
+EXTRA=()
+[[ -n "${CONFIG:-}" ]] && EXTRA=(--config "$(realpath "$CONFIG")")
 command -v callgrind_control >/dev/null || { echo "needs valgrind" >&2; exit 2; }
 command -v h2load >/dev/null || { echo "needs h2load (nghttp2-client)" >&2; exit 2; }
 case "$MODE" in
@@ -35,7 +38,7 @@ esac
 # Run from the temporary directory: no config/conveyor.toml is picked up.
 (cd "$OUT" && exec valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.out" \
   "$BIN" "$ROOT" --listen "127.0.0.1:$PORT" --tls-listen "127.0.0.1:$((PORT + 1))" \
-  --tls-self-signed --workers 1 >"$OUT/server.log" 2>&1) &
+  --tls-self-signed --workers 1 "${EXTRA[@]}" >"$OUT/server.log" 2>&1) &
 VG=$!
 cleanup() {
   kill "$VG" 2>/dev/null || true; wait "$VG" 2>/dev/null || true

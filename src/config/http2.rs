@@ -18,6 +18,9 @@ blank_struct! {
         /// `http2.disabled_on`: listeners (addresses of `listen` or
         /// `tls.listen`) that speak HTTP/1.1 only (default none).
         pub disabled_on: Vec<TcpAddress>,
+        /// `http2.engine`: the server's own HTTP/2 (`native`) or the `h2`
+        /// crate's (docs/http2.md).
+        pub engine: super::names::Http2Engine,
     }
 }
 

@@ -10,7 +10,8 @@ use std::fmt;
 use toml::Value;
 
 use super::names::{
-    AcceptorKind, AcmeChallenge, DispatcherKind, LogLevel, Overload, Revalidate, UnknownHost,
+    AcceptorKind, AcmeChallenge, DispatcherKind, Http2Engine, LogLevel, Overload, Revalidate,
+    UnknownHost,
 };
 use super::value::{self, Parsed};
 use super::{Blank, Config};
@@ -324,6 +325,8 @@ pub static KEYS: &[Key] = &[
         "Listeners (as written in listen or tls.listen) that speak HTTP/1.1 only: no h2 by ALPN, no h2c."),
     key!("http2.max_concurrent_streams", http2.max_concurrent_streams = int(1, 65_535), Int(128),
         "Streams one HTTP/2 client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS)."),
+    key!("http2.engine", http2.engine: Http2Engine = Native,
+        "What speaks HTTP/2: native (the server's own framing and HPACK) or h2 (the h2 crate)."),
     key!("acme.domains", acme.domains = acme::domains, Raw("[]"),
         "Names to get one certificate for from the ACME CA, like [\"example.com\"]; [] = ACME off. No wildcards (they need dns-01)."),
     key!("acme.email", acme.email = acme::email, Str(""),

@@ -106,8 +106,8 @@ pub use listen::{
     parse_listen_address, ListenAddress, ListenAddresses, LISTEN_ADDRESS_FIX, UNIX_PREFIX,
 };
 pub use names::{
-    AcceptorKind, AcmeChallenge, DispatcherKind, LogLevel, Overload, Revalidate, UnknownHost,
-    UnknownName,
+    AcceptorKind, AcmeChallenge, DispatcherKind, Http2Engine, LogLevel, Overload, Revalidate,
+    UnknownHost, UnknownName,
 };
 pub use netlify::{headers_file, redirects_file, HEADERS_FILE, REDIRECTS_FILE};
 pub use page::{configuration_page, CONFIGURATION_PAGE};

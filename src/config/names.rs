@@ -134,6 +134,14 @@ names! {
 }
 
 names! {
+    /// What speaks HTTP/2 on a connection (`http2.engine`).
+    pub enum Http2Engine as "HTTP/2 engine" {
+        Native = "native": "the server's own framing, HPACK and flow control: one green thread per connection",
+        H2 = "h2": "the h2 crate (hyper's), on this runtime through an I/O adapter",
+    }
+}
+
+names! {
     /// How the static-file cache checks a file before serving it. With
     /// inotify, one read of its queue per scheduler turn covers every
     /// request read in that turn.

@@ -133,6 +133,19 @@ impl ChunkedDecoder {
         }
     }
 
+    /// Gives back the last `n` bytes of data a `Step::Data` handed out,
+    /// which the caller could not use yet: the next step hands them out
+    /// again.
+    pub fn unread(&mut self, n: u64) {
+        self.state = match self.state {
+            DecoderState::DataCr => DecoderState::Data { remaining: n },
+            DecoderState::Data { remaining } => DecoderState::Data {
+                remaining: remaining + n,
+            },
+            other => other,
+        };
+    }
+
     /// True once the terminating CRLF has been seen.
     pub fn is_done(&self) -> bool {
         self.state == DecoderState::Done

@@ -8,6 +8,7 @@ pub mod chunked;
 pub mod date;
 mod fields;
 pub mod h2_mapping;
+pub mod hpack;
 pub mod json;
 pub mod method;
 pub mod proxy;

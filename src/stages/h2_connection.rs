@@ -45,18 +45,18 @@ use super::{Conn, Line};
 pub const STREAM_BUFFER: usize = 32 * 1024;
 /// Resets a client may cause beyond the responses it lets finish: more,
 /// and it is sent GOAWAY with ENHANCE_YOUR_CALM (CVE-2023-44487).
-const RESET_BUDGET: u64 = 200;
+pub(crate) const RESET_BUDGET: u64 = 200;
 /// A response head longer than this is not one the handler writes.
 const MAX_HEAD: usize = 64 * 1024;
 
 /// The stage: its queues and figures.
 pub struct Http2 {
     queues: WorkerQueues,
-    connections: AtomicU64,
-    streams_open: AtomicU64,
-    streams_waiting: AtomicU64,
-    streams: AtomicU64,
-    calmed: AtomicU64,
+    pub(crate) connections: AtomicU64,
+    pub(crate) streams_open: AtomicU64,
+    pub(crate) streams_waiting: AtomicU64,
+    pub(crate) streams: AtomicU64,
+    pub(crate) calmed: AtomicU64,
 }
 
 /// What one connection's streams know of it.
@@ -118,6 +118,9 @@ impl Http2 {
     async fn serve(self: Arc<Self>, conn: Conn, line: Arc<Line>) {
         if line.shutdown.is_set() {
             return;
+        }
+        if line.config.load().http2.engine == crate::config::Http2Engine::Native {
+            return super::h2_native::serve(self, conn, line).await;
         }
         let config = line.config.load();
         let origin = Rc::new(Origin {

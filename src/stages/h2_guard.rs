@@ -108,7 +108,8 @@ impl Meter {
         self.charged.set(self.charged.get() + 1);
         let mut tokens = self.tokens.get();
         if tokens < BURST {
-            let now = Instant::now();
+            // The turn's clock: a frame budget needs no finer time.
+            let now = crate::runtime::now();
             let ms = now.duration_since(self.refilled.get()).as_millis();
             let earned = u64::try_from(ms).unwrap_or(u64::MAX) * REFILL_PER_SECOND / 1000;
             if earned > 0 {
@@ -122,7 +123,14 @@ impl Meter {
         }
     }
 
-    fn wrote(&self, n: usize) {
+    /// Charges a frame read by the native engine, if it is one that costs.
+    pub(super) fn charge_frame(&self, kind: u8, flags: u8, len: usize) {
+        if costs(kind, flags, len) {
+            self.charge();
+        }
+    }
+
+    pub(super) fn wrote(&self, n: usize) {
         let written = self.written.get() + n as u64;
         self.written.set(written);
         let kib = written >> 10;

@@ -18,6 +18,7 @@ pub mod conn;
 pub mod dispatcher;
 pub mod h2_connection;
 mod h2_guard;
+mod h2_native;
 pub mod handshake;
 pub mod http_handler;
 pub mod pending;

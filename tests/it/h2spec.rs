@@ -70,7 +70,7 @@ fn reply(server: &TestServer, request: &[u8]) -> String {
 
 /// The h2spec binary: on `PATH`, or where scripts/build-h2spec.sh puts it;
 /// `None` after `needs::missing` if neither.
-fn find_h2spec() -> Option<PathBuf> {
+pub(crate) fn find_h2spec() -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
@@ -91,7 +91,7 @@ fn find_h2spec() -> Option<PathBuf> {
 
 /// Runs the whole suite with `target` (port and TLS flags), reruns a
 /// racy case that failed, and asserts all [`CASES`] passed; says how.
-fn conformance(h2spec: &Path, target: &[&str], label: &str) -> String {
+pub(crate) fn conformance(h2spec: &Path, target: &[&str], label: &str) -> String {
     let cases = run(h2spec, target, &[]);
     assert_eq!(cases.len(), CASES, "{label}: h2spec ran {cases:?}");
     let failed: Vec<&String> = cases.iter().filter(|c| !c.1).map(|c| &c.0).collect();

@@ -909,6 +909,10 @@ fn graceful_shutdown_finishes_the_streams_in_flight() {
     client.send(&request).expect("send");
     let mut body = [0u64; 2];
     let mut ended = [false; 2];
+    // What the client has read and not yet given back, per stream: from
+    // the first frame on (a server may send a stream's whole window before
+    // the other stream's head).
+    let mut unacked = [0u32; 2];
     let mut count = |f: &Frame| {
         let at = usize::from(f.stream == 3);
         body[at] += f.payload.len() as u64;
@@ -919,6 +923,7 @@ fn graceful_shutdown_finishes_the_streams_in_flight() {
         heads += usize::from(f.kind == HEADERS);
         if f.kind == DATA {
             count(f);
+            unacked[usize::from(f.stream == 3)] += u32::try_from(f.payload.len()).expect("size");
         }
         heads == 2
     });
@@ -935,7 +940,6 @@ fn graceful_shutdown_finishes_the_streams_in_flight() {
     // A large connection window, the streams' given back 32 KiB at a
     // time, as browsers do.
     client.send(&window_update(0, 1 << 30)).expect("send");
-    let mut unacked = [0u32; 2];
     while let Some(f) = client.next(Duration::from_secs(10)) {
         assert_ne!(f.kind, RST_STREAM, "{f:?}");
         if f.kind != DATA {

@@ -30,6 +30,7 @@ mod h2spec;
 mod hardening_service;
 mod http2;
 mod http2_attacks;
+mod http2_h2_engine;
 mod http2_listeners;
 mod layers;
 mod library_api;

@@ -1,0 +1,413 @@
+//! HPACK (RFC 7541), the header compression of HTTP/2, for the native
+//! HTTP/2 engine (`http2.engine = "native"`).
+//!
+//! The decoder keeps the dynamic table the client fills, bounded by the
+//! size the server allows, and never expands a header list past a limit:
+//! a field that would cross it is counted, not copied (an HPACK bomb
+//! references a large entry thousands of times). The encoder keeps no
+//! state: responses use the static table's names and status codes and
+//! send every value as a literal not indexed, so a client's table size is
+//! never in question and encoding is a copy.
+
+mod huffman;
+
+use std::collections::VecDeque;
+
+/// The static table (RFC 7541 Appendix A), index 1 first.
+const STATIC: [(&[u8], &[u8]); 61] = [
+    (b":authority", b""),
+    (b":method", b"GET"),
+    (b":method", b"POST"),
+    (b":path", b"/"),
+    (b":path", b"/index.html"),
+    (b":scheme", b"http"),
+    (b":scheme", b"https"),
+    (b":status", b"200"),
+    (b":status", b"204"),
+    (b":status", b"206"),
+    (b":status", b"304"),
+    (b":status", b"400"),
+    (b":status", b"404"),
+    (b":status", b"500"),
+    (b"accept-charset", b""),
+    (b"accept-encoding", b"gzip, deflate"),
+    (b"accept-language", b""),
+    (b"accept-ranges", b""),
+    (b"accept", b""),
+    (b"access-control-allow-origin", b""),
+    (b"age", b""),
+    (b"allow", b""),
+    (b"authorization", b""),
+    (b"cache-control", b""),
+    (b"content-disposition", b""),
+    (b"content-encoding", b""),
+    (b"content-language", b""),
+    (b"content-length", b""),
+    (b"content-location", b""),
+    (b"content-range", b""),
+    (b"content-type", b""),
+    (b"cookie", b""),
+    (b"date", b""),
+    (b"etag", b""),
+    (b"expect", b""),
+    (b"expires", b""),
+    (b"from", b""),
+    (b"host", b""),
+    (b"if-match", b""),
+    (b"if-modified-since", b""),
+    (b"if-none-match", b""),
+    (b"if-range", b""),
+    (b"if-unmodified-since", b""),
+    (b"last-modified", b""),
+    (b"link", b""),
+    (b"location", b""),
+    (b"max-forwards", b""),
+    (b"proxy-authenticate", b""),
+    (b"proxy-authorization", b""),
+    (b"range", b""),
+    (b"referer", b""),
+    (b"refresh", b""),
+    (b"retry-after", b""),
+    (b"server", b""),
+    (b"set-cookie", b""),
+    (b"strict-transport-security", b""),
+    (b"transfer-encoding", b""),
+    (b"user-agent", b""),
+    (b"vary", b""),
+    (b"via", b""),
+    (b"www-authenticate", b""),
+];
+
+/// What every table entry costs beyond its bytes (RFC 7541 §4.1).
+const ENTRY_OVERHEAD: usize = 32;
+
+/// Why a header block cannot be decoded: a connection error
+/// (COMPRESSION_ERROR), the compression state being lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Not valid HPACK: an index out of range, a truncated integer or
+    /// string, a bad Huffman string, a table size update out of place or
+    /// over the limit.
+    Compression,
+}
+
+/// What decoding a block found: the header list's size (RFC 9113 §6.5.2,
+/// each field's bytes plus 32), and whether fields were left out because
+/// the size passed the limit given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoded {
+    /// The whole list's size, counted even past the limit.
+    pub size: usize,
+    /// Fields past the limit were not handed over.
+    pub over: bool,
+}
+
+/// A dynamic table entry: a name and its value.
+type Entry = (Box<[u8]>, Box<[u8]>);
+
+/// A decoder's state: the dynamic table the client fills.
+pub struct Decoder {
+    /// Newest first.
+    table: VecDeque<Entry>,
+    /// The table's size by RFC 7541's count.
+    size: usize,
+    /// The table's size limit, as the client last set it.
+    max: usize,
+    /// What the client may set it to (our SETTINGS_HEADER_TABLE_SIZE).
+    allowed: usize,
+    /// Where Huffman-coded names and values are decoded.
+    name: Vec<u8>,
+    value: Vec<u8>,
+}
+
+impl Decoder {
+    /// A decoder whose table may hold `allowed` bytes (RFC 7541's count).
+    pub fn new(allowed: usize) -> Decoder {
+        Decoder {
+            table: VecDeque::new(),
+            size: 0,
+            max: allowed,
+            allowed,
+            name: Vec::new(),
+            value: Vec::new(),
+        }
+    }
+
+    /// Bytes held by the dynamic table's entries.
+    pub fn table_size(&self) -> usize {
+        self.size
+    }
+
+    /// Gives back the scratch buffers of Huffman decoding (while idle).
+    pub fn release(&mut self) {
+        self.name = Vec::new();
+        self.value = Vec::new();
+    }
+
+    /// Decodes one header block, handing each field to `field` in order
+    /// while the list's size stays within `limit`. Past it, fields are
+    /// only counted, and the block is still read to its end so that the
+    /// table stays as the client's encoder has it.
+    pub fn decode(
+        &mut self,
+        mut block: &[u8],
+        limit: usize,
+        field: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> Result<Decoded, DecodeError> {
+        let mut decoded = Decoded {
+            size: 0,
+            over: false,
+        };
+        let mut first = true;
+        while let Some(&byte) = block.first() {
+            if byte & 0xe0 == 0x20 {
+                // Dynamic table size update: only before the first field.
+                if !first {
+                    return Err(DecodeError::Compression);
+                }
+                let size = integer(&mut block, 5)?;
+                if size > self.allowed {
+                    return Err(DecodeError::Compression);
+                }
+                self.max = size;
+                self.evict(0);
+                continue;
+            }
+            first = false;
+            if byte & 0x80 != 0 {
+                let index = integer(&mut block, 7)?;
+                let (name, value) = self.entry(index)?;
+                let size = name.len() + value.len() + ENTRY_OVERHEAD;
+                decoded.size = decoded.size.saturating_add(size);
+                if decoded.size <= limit {
+                    field(name, value);
+                } else {
+                    decoded.over = true;
+                }
+                continue;
+            }
+            let (prefix, indexing) = match byte & 0xc0 == 0x40 {
+                true => (6, true),
+                false => (4, false),
+            };
+            let index = integer(&mut block, prefix)?;
+            self.literal(&mut block, index, indexing, limit, &mut decoded, field)?;
+        }
+        Ok(decoded)
+    }
+
+    /// A literal field (RFC 7541 §6.2), its name at `index` (0: a
+    /// literal name follows), added to the table if `indexing`.
+    fn literal(
+        &mut self,
+        block: &mut &[u8],
+        index: usize,
+        indexing: bool,
+        limit: usize,
+        decoded: &mut Decoded,
+        field: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> Result<(), DecodeError> {
+        let name = match index {
+            0 => string(block, &mut self.name)?,
+            1..=61 => Str::Raw(STATIC[index - 1].0),
+            _ if index - 62 < self.table.len() => Str::Table(index - 62),
+            _ => return Err(DecodeError::Compression),
+        };
+        let value = string(block, &mut self.value)?;
+        let name: &[u8] = match name {
+            Str::Raw(raw) => raw,
+            Str::Scratch => &self.name,
+            Str::Table(at) => &self.table[at].0,
+        };
+        let value: &[u8] = match value {
+            Str::Raw(raw) => raw,
+            Str::Scratch => &self.value,
+            Str::Table(_) => return Err(DecodeError::Compression),
+        };
+        let size = name.len() + value.len() + ENTRY_OVERHEAD;
+        decoded.size = decoded.size.saturating_add(size);
+        if decoded.size <= limit {
+            field(name, value);
+        } else {
+            decoded.over = true;
+        }
+        if indexing {
+            let entry = (Box::from(name), Box::from(value));
+            self.insert(entry, size);
+        }
+        Ok(())
+    }
+
+    /// The field at `index` (1-based: the static table, then the dynamic
+    /// one newest first).
+    fn entry(&self, index: usize) -> Result<(&[u8], &[u8]), DecodeError> {
+        match index {
+            0 => Err(DecodeError::Compression),
+            1..=61 => Ok(STATIC[index - 1]),
+            _ => self
+                .table
+                .get(index - 62)
+                .map(|(n, v)| (&n[..], &v[..]))
+                .ok_or(DecodeError::Compression),
+        }
+    }
+
+    fn insert(&mut self, entry: Entry, size: usize) {
+        if size > self.max {
+            // Larger than the table: it empties the table (RFC 7541 §4.4).
+            self.table.clear();
+            self.size = 0;
+            return;
+        }
+        self.evict(size);
+        self.size += size;
+        self.table.push_front(entry);
+    }
+
+    /// Evicts the oldest entries until `room` more bytes fit.
+    fn evict(&mut self, room: usize) {
+        while self.size + room > self.max {
+            let Some((name, value)) = self.table.pop_back() else {
+                break;
+            };
+            self.size -= name.len() + value.len() + ENTRY_OVERHEAD;
+        }
+    }
+}
+
+/// An integer with an `n`-bit prefix (RFC 7541 §5.1), taken off `block`.
+/// Values past 2^28 are refused: nothing here is that large.
+fn integer(block: &mut &[u8], n: u32) -> Result<usize, DecodeError> {
+    let (&first, mut rest) = block.split_first().ok_or(DecodeError::Compression)?;
+    let mask = (1usize << n) - 1;
+    let mut value = usize::from(first) & mask;
+    if value == mask {
+        let mut shift = 0;
+        loop {
+            let (&b, more) = rest.split_first().ok_or(DecodeError::Compression)?;
+            rest = more;
+            value += usize::from(b & 0x7f) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                break;
+            }
+            if shift > 21 {
+                return Err(DecodeError::Compression);
+            }
+        }
+    }
+    *block = rest;
+    Ok(value)
+}
+
+/// Where a string literal is: in the block, or decoded in the scratch buffer.
+enum Str<'a> {
+    Raw(&'a [u8]),
+    Scratch,
+    /// A name from the dynamic table, at this place.
+    Table(usize),
+}
+
+/// A string literal (RFC 7541 §5.2) taken off `block`: a slice of it, or
+/// if Huffman-coded its decoding in `scratch`.
+fn string<'a>(block: &mut &'a [u8], scratch: &mut Vec<u8>) -> Result<Str<'a>, DecodeError> {
+    let huffman = block.first().is_some_and(|b| b & 0x80 != 0);
+    let len = integer(block, 7)?;
+    if len > block.len() {
+        return Err(DecodeError::Compression);
+    }
+    let (raw, rest) = block.split_at(len);
+    *block = rest;
+    if !huffman {
+        return Ok(Str::Raw(raw));
+    }
+    scratch.clear();
+    huffman::decode(raw, scratch).map_err(|_| DecodeError::Compression)?;
+    Ok(Str::Scratch)
+}
+
+/// Appends an integer with an `n`-bit prefix whose other bits are `flags`.
+fn put_integer(out: &mut Vec<u8>, n: u32, flags: u8, value: usize) {
+    let mask = (1usize << n) - 1;
+    if value < mask {
+        out.push(flags | value as u8);
+        return;
+    }
+    out.push(flags | mask as u8);
+    let mut rest = value - mask;
+    while rest >= 0x80 {
+        out.push(0x80 | (rest & 0x7f) as u8);
+        rest >>= 7;
+    }
+    out.push(rest as u8);
+}
+
+/// Appends `:status` for `code`: one byte for the seven in the static
+/// table.
+pub fn encode_status(out: &mut Vec<u8>, code: u16) {
+    let index = match code {
+        200 => 8,
+        204 => 9,
+        206 => 10,
+        304 => 11,
+        400 => 12,
+        404 => 13,
+        500 => 14,
+        _ => {
+            // Literal without indexing, the name `:status` (index 8).
+            put_integer(out, 4, 0x00, 8);
+            let mut digits = [b'0'; 3];
+            let mut n = code.min(999);
+            for d in digits.iter_mut().rev() {
+                *d = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+            put_integer(out, 7, 0x00, 3);
+            out.extend_from_slice(&digits);
+            return;
+        }
+    };
+    out.push(0x80 | index);
+}
+
+/// Appends a response field as a literal not indexed, its name lowercased
+/// (by the static table's index where it has one).
+pub fn encode_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    match static_name(name) {
+        Some(index) => put_integer(out, 4, 0x00, index),
+        None => {
+            out.push(0x00);
+            put_integer(out, 7, 0x00, name.len());
+            out.extend(name.iter().map(u8::to_ascii_lowercase));
+        }
+    }
+    put_integer(out, 7, 0x00, value.len());
+    out.extend_from_slice(value);
+}
+
+/// The static table's index of a field name, in any case.
+fn static_name(name: &[u8]) -> Option<usize> {
+    let mut lower = [0u8; 32];
+    let lower = lower.get_mut(..name.len())?;
+    for (l, b) in lower.iter_mut().zip(name) {
+        *l = b.to_ascii_lowercase();
+    }
+    // The fields this server writes, first; then the rest of the table.
+    let index = match &*lower {
+        b"content-type" => 31,
+        b"content-length" => 28,
+        b"etag" => 34,
+        b"last-modified" => 44,
+        b"date" => 33,
+        b"server" => 54,
+        b"accept-ranges" => 18,
+        b"cache-control" => 24,
+        b"vary" => 59,
+        b"content-encoding" => 26,
+        _ => 15 + STATIC[14..].iter().position(|(n, _)| *n == &*lower)?,
+    };
+    Some(index)
+}
+
+#[cfg(test)]
+mod tests;

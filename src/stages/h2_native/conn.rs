@@ -1,0 +1,548 @@
+//! A native HTTP/2 connection: its loop, its frames in and out.
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::http::hpack::Decoder;
+use crate::runtime::{self, Stream};
+
+use super::frame::{self, Code, Header, MAX_FRAME};
+use super::request::Scratch;
+use super::stream::{H2Stream, Outcome, Phase, Room};
+use crate::stages::h2_connection::{Http2, RESET_BUDGET};
+use crate::stages::h2_guard::Meter;
+use crate::stages::{Conn, Line};
+
+/// Bytes of frames the server queues before it stops reading and taking
+/// responses, until the socket takes them.
+const OUT_LIMIT: usize = 64 * 1024;
+/// The connection window the server grants (the streams' stay 65,535).
+const CONNECTION_WINDOW: i64 = 1 << 20;
+/// The stream window a client starts with (RFC 9113's default).
+const STREAM_WINDOW: i64 = 65_535;
+/// How long a connection with no stream keeps its buffers.
+const RELEASE_AFTER: Duration = Duration::from_millis(100);
+/// What a reset before the response head costs of the reset budget
+/// (one after it costs 1): a blast of open-and-reset is stopped sooner.
+const EARLY_RESET: u64 = 8;
+
+mod open;
+mod recv;
+
+thread_local! {
+    /// Where the socket is read: frames are taken from here, and only a
+    /// frame's unread tail is kept by the connection.
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; 64 * 1024].into_boxed_slice());
+    /// Where a stream's preamble is written before the pipe's `Conn` copies it.
+    static PREAMBLE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Why the connection ends.
+enum End {
+    /// Send GOAWAY with this code, then close.
+    Error(Code),
+    /// Close now: the socket failed or the client went.
+    Close,
+}
+
+struct Connection {
+    stream: Stream,
+    /// Bytes of an incomplete frame (or preface) carried to the next read.
+    carry: Vec<u8>,
+    out: Vec<u8>,
+    written: usize,
+    decoder: Decoder,
+    scratch: Scratch,
+    /// A header block being gathered: its stream, END_STREAM, the bytes.
+    gathering: Option<(u32, bool)>,
+    block: Vec<u8>,
+    /// Bytes of frame headers of the block being gathered.
+    block_frames: usize,
+    streams: Vec<H2Stream>,
+    last_id: u32,
+    /// Streams the server reset, whose frames in flight are ignored.
+    reset_by_us: [u32; 16],
+    reset_next: usize,
+    window: i64,
+    recv_window: i64,
+    recv_unacked: i64,
+    peer_initial: i64,
+    max_frame: usize,
+    preface: bool,
+    settings_seen: bool,
+    /// GOAWAY sent: no stream past this id is opened.
+    goaway: Option<u32>,
+    peer_gone: bool,
+    resets_left: u64,
+    meter: Rc<Meter>,
+    max_streams: usize,
+    header_limit: usize,
+    write_limit: Duration,
+    blocked_since: Option<Instant>,
+    origin: Origin,
+    stage: Arc<Http2>,
+    /// The connection's slot and its client's hold, kept while it is open.
+    _held: crate::stages::conn::Held,
+}
+
+/// What each stream's `Conn` says of the connection.
+struct Origin {
+    peer: Option<std::net::SocketAddr>,
+    secure: bool,
+    server_name: Option<Arc<str>>,
+    proxied: Option<crate::config::Client>,
+}
+
+/// Runs one connection until it ends.
+pub(crate) async fn serve(stage: Arc<Http2>, conn: Conn, line: Arc<Line>) {
+    if line.shutdown.is_set() {
+        return;
+    }
+    let config = line.config.load();
+    let handshake_by = conn.ready_since + config.timeouts.header_read;
+    let idle = config.timeouts.keepalive_idle;
+    let mut c = Connection::new(&stage, conn, &config);
+    drop(config);
+    let _open = Gauge::up(&stage.connections);
+    let mut stop = std::pin::pin!(line.shutdown.wait());
+    let mut timer: Option<(Instant, runtime::Sleep)> = None;
+    let mut idle_since = runtime::now();
+    let ended = poll_fn(|cx| {
+        if c.goaway.is_none() && stop.as_mut().poll(cx).is_ready() {
+            c.go_away(Code::NoError);
+        }
+        if let Err(end) = c.turn(cx, &stage, &line) {
+            return Poll::Ready(end);
+        }
+        let now = runtime::now();
+        if !c.streams.is_empty() {
+            idle_since = now;
+        }
+        let due = match c.due(now, idle_since, idle, handshake_by) {
+            Ok(due) => due,
+            Err(end) => return Poll::Ready(end),
+        };
+        if let Some(at) = due {
+            if timer.as_ref().is_none_or(|(t, _)| *t != at) {
+                timer = Some((at, runtime::sleep_until(at)));
+            }
+            if let Some((_, sleep)) = timer.as_mut() {
+                if Pin::new(sleep).poll(cx).is_ready() {
+                    timer = None;
+                    cx.waker().wake_by_ref();
+                }
+            }
+        } else {
+            timer = None;
+        }
+        Poll::Pending
+    })
+    .await;
+    if let End::Error(code) = ended {
+        c.go_away(code);
+    }
+    // What is queued (GOAWAY among it) goes out if the socket takes it.
+    let _ = runtime::timeout(Duration::from_secs(1), poll_fn(|cx| c.poll_flush_out(cx))).await;
+    for s in c.streams.drain(..) {
+        stage.streams_open.fetch_sub(1, Ordering::Relaxed);
+        if matches!(s.phase, Phase::Head(_)) {
+            stage.streams_waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    let _ = c.stream.shutdown_write();
+}
+
+impl Connection {
+    fn new(stage: &Arc<Http2>, conn: Conn, config: &crate::config::Config) -> Connection {
+        let origin = Origin {
+            peer: conn.stream.peer_addr(),
+            secure: conn.stream.is_secure(),
+            server_name: conn.stream.with_server_name(|name| name.map(Arc::from)),
+            proxied: conn.proxied(),
+        };
+        let (stream, input, held) = conn.into_parts();
+        let header_limit = config.limits.max_request_line + config.limits.max_header_bytes;
+        let max_streams = config.http2.max_concurrent_streams;
+        let mut out = Vec::new();
+        frame::settings(
+            &mut out,
+            max_streams,
+            u32::try_from(header_limit).unwrap_or(u32::MAX),
+        );
+        frame::window_update(&mut out, 0, (CONNECTION_WINDOW - STREAM_WINDOW) as u32);
+        Connection {
+            stream,
+            carry: input.pending().to_vec(),
+            out,
+            written: 0,
+            decoder: Decoder::new(4096),
+            scratch: Scratch::default(),
+            gathering: None,
+            block: Vec::new(),
+            block_frames: 0,
+            streams: Vec::new(),
+            last_id: 0,
+            reset_by_us: [0; 16],
+            reset_next: 0,
+            window: STREAM_WINDOW,
+            recv_window: CONNECTION_WINDOW,
+            recv_unacked: 0,
+            peer_initial: STREAM_WINDOW,
+            max_frame: MAX_FRAME,
+            preface: false,
+            settings_seen: false,
+            goaway: None,
+            peer_gone: false,
+            resets_left: RESET_BUDGET,
+            meter: Meter::new(),
+            max_streams: max_streams as usize,
+            header_limit,
+            write_limit: config.timeouts.write,
+            blocked_since: None,
+            origin,
+            stage: stage.clone(),
+            _held: held,
+        }
+    }
+
+    /// When the connection must next look at the time (a handshake, idle,
+    /// stall or write deadline); an error if it is to end now. With no
+    /// stream since `idle_since`, it gives back its buffers after
+    /// [`RELEASE_AFTER`] and says GOAWAY after `idle`.
+    fn due(
+        &mut self,
+        now: Instant,
+        idle_since: Instant,
+        idle: Duration,
+        handshake_by: Instant,
+    ) -> Result<Option<Instant>, End> {
+        let mut due: Option<Instant> = None;
+        let mut at = |t: Instant| due = Some(due.map_or(t, |d: Instant| d.min(t)));
+        if !self.settings_seen {
+            if now >= handshake_by {
+                return Err(End::Close);
+            }
+            at(handshake_by);
+        }
+        if self.streams.is_empty() {
+            if self.goaway.is_some() || self.peer_gone {
+                if self.written >= self.out.len() {
+                    return Err(End::Close);
+                }
+            } else if now >= idle_since + idle {
+                self.go_away(Code::NoError);
+                at(now);
+            } else if now >= idle_since + RELEASE_AFTER {
+                self.release();
+                at(idle_since + idle);
+            } else {
+                // Not yet: a connection between two bursts of streams
+                // keeps its buffers.
+                at(idle_since + RELEASE_AFTER);
+            }
+        }
+        for s in &self.streams {
+            if let Some(since) = s.stalled_since {
+                at(since + self.write_limit);
+            }
+        }
+        if let Some(since) = self.blocked_since {
+            if now >= since + self.write_limit {
+                return Err(End::Close);
+            }
+            at(since + self.write_limit);
+        }
+        Ok(due)
+    }
+
+    /// One turn: read and answer frames, move the streams' bytes, write.
+    fn turn(&mut self, cx: &mut Context<'_>, stage: &Http2, line: &Arc<Line>) -> Result<(), End> {
+        // Reads while the output has room; a turn reads a bounded amount.
+        let mut reads = 0;
+        // Whether the socket may hold more than this turn read.
+        let mut more = false;
+        loop {
+            if self.peer_gone {
+                break;
+            }
+            if self.out.len() >= OUT_LIMIT || reads == 4 {
+                more = true;
+                break;
+            }
+            // Whole frames already here (what came with the connection,
+            // or what a full output left) before the socket is read.
+            if self.carry_ready() {
+                let carry = std::mem::take(&mut self.carry);
+                let used = self.frames(&carry, stage, line)?;
+                self.carry = carry;
+                self.carry.drain(..used);
+                continue;
+            }
+            reads += 1;
+            let got = SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                // At most an incomplete frame is carried: room is left.
+                let carried = self.carry.len();
+                scratch[..carried].copy_from_slice(&self.carry);
+                match self.stream.poll_read(cx, &mut scratch[carried..]) {
+                    Poll::Pending => Ok(None),
+                    Poll::Ready(Ok(0)) => Ok(Some(0)),
+                    Poll::Ready(Ok(n)) => {
+                        self.carry.clear();
+                        let used = self.frames(&scratch[..carried + n], stage, line)?;
+                        self.carry.extend_from_slice(&scratch[used..carried + n]);
+                        Ok(Some(n))
+                    }
+                    Poll::Ready(Err(_)) => Err(End::Close),
+                }
+            })?;
+            match got {
+                None => break,
+                Some(0) => {
+                    self.peer_gone = true;
+                    break;
+                }
+                Some(_) => {}
+            }
+            if self.meter.exhausted() {
+                stage.calmed.fetch_add(1, Ordering::Relaxed);
+                return Err(End::Error(Code::EnhanceYourCalm));
+            }
+        }
+        if self.carry.is_empty() && self.carry.capacity() > 0 {
+            self.carry = Vec::new();
+        }
+        more |= self.poll_streams(cx, stage);
+        if self.resets_left == 0 {
+            stage.calmed.fetch_add(1, Ordering::Relaxed);
+            return Err(End::Error(Code::EnhanceYourCalm));
+        }
+        match self.poll_flush_out(cx) {
+            Poll::Ready(Err(())) => Err(End::Close),
+            // Read on in the next turn, as nothing else will wake this one
+            // (past OUT_LIMIT, the socket's writability does).
+            Poll::Ready(Ok(())) if more => {
+                cx.waker().wake_by_ref();
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the bytes carried hold a whole frame (or the preface), or
+    /// one too large to ever fit: they are to be handled before reading.
+    fn carry_ready(&self) -> bool {
+        if !self.preface {
+            return self.carry.len() >= crate::http::h2_mapping::PREFACE.len();
+        }
+        Header::parse(&self.carry)
+            .is_some_and(|h| h.len > MAX_FRAME || self.carry.len() >= 9 + h.len)
+    }
+
+    /// Writes what is queued: Ready once all is sent.
+    fn poll_flush_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        while self.written < self.out.len() {
+            match self.stream.poll_write(cx, &self.out[self.written..]) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Err(())),
+                Poll::Ready(Ok(n)) => {
+                    self.written += n;
+                    self.meter.wrote(n);
+                }
+                Poll::Pending => {
+                    self.blocked_since.get_or_insert_with(runtime::now);
+                    return Poll::Pending;
+                }
+            }
+        }
+        match self.stream.poll_flush(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(_)) => return Poll::Ready(Err(())),
+            Poll::Pending => {
+                self.blocked_since.get_or_insert_with(runtime::now);
+                return Poll::Pending;
+            }
+        }
+        self.blocked_since = None;
+        self.out.clear();
+        self.written = 0;
+        if self.out.capacity() > 4 * OUT_LIMIT {
+            self.out = Vec::new();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Gives back what an idle connection need not hold.
+    fn release(&mut self) {
+        if self.written >= self.out.len() {
+            self.out = Vec::new();
+            self.written = 0;
+        }
+        if self.gathering.is_none() {
+            self.block = Vec::new();
+        }
+        if self.streams.is_empty() {
+            self.streams = Vec::new();
+        }
+        self.scratch.release();
+        self.decoder.release();
+    }
+
+    fn go_away(&mut self, code: Code) {
+        if self.goaway.is_none() || code != Code::NoError {
+            frame::goaway(&mut self.out, self.last_id, code);
+        }
+        self.goaway = Some(self.last_id);
+    }
+
+    /// Moves each stream's response into frames and its request body
+    /// into its pipe; ends the streams that are done.
+    fn poll_streams(&mut self, cx: &mut Context<'_>, stage: &Http2) -> bool {
+        let now = runtime::now();
+        // Rounds of one DATA frame per stream, so that streams interleave;
+        // after the first round, only the streams that had more.
+        let mut first = true;
+        loop {
+            let mut more = false;
+            let mut i = 0;
+            while i < self.streams.len() {
+                if !first && !self.streams[i].more {
+                    i += 1;
+                    continue;
+                }
+                if self.poll_stream(i, cx, stage, now) {
+                    more |= self.streams[i].more;
+                    i += 1;
+                }
+            }
+            first = false;
+            if !more || self.out.len() >= OUT_LIMIT {
+                return more;
+            }
+        }
+    }
+
+    /// Polls stream `i`; false if it is done and gone.
+    fn poll_stream(&mut self, i: usize, cx: &mut Context<'_>, stage: &Http2, now: Instant) -> bool {
+        let s = &mut self.streams[i];
+        if !s.inbound.is_empty() {
+            s.push_inbound(cx);
+        }
+        let answered = matches!(s.phase, Phase::Done);
+        // The window goes back only once all that came is in the pipe: a
+        // handler that does not read holds the client to one window.
+        if s.unacked > 0 && !s.remote_done && !answered && s.inbound.is_empty() {
+            frame::window_update(&mut self.out, s.id, s.unacked);
+            s.recv_window += i64::from(s.unacked);
+            s.unacked = 0;
+        }
+        let waiting = matches!(s.phase, Phase::Head(_));
+        let mut room = Room {
+            out: &mut self.out,
+            window: &mut self.window,
+            max_frame: self.max_frame,
+            limit: OUT_LIMIT,
+            frames: 1,
+        };
+        let outcome = s.poll_response(cx, &mut room);
+        if waiting && !matches!(s.phase, Phase::Head(_)) {
+            stage.streams_waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+        let stalled = s
+            .stalled_since
+            .is_some_and(|since| now >= since + self.write_limit);
+        // Whether the stream is done, and the code it is reset with.
+        let done = match outcome {
+            Outcome::Waiting if stalled => Some(Some(Code::Cancel)),
+            Outcome::Waiting => None,
+            Outcome::Ended => {
+                if !s.answered {
+                    s.answered = true;
+                    self.resets_left = (self.resets_left + 1).min(RESET_BUDGET);
+                }
+                // The response is whole while the request goes on: the
+                // rest of it is read and checked (not given to the
+                // handler, its window not given back) until it ends,
+                // or the write timeout resets it (RFC 9113 §8.1).
+                match (s.remote_done, stalled) {
+                    (true, _) => Some(None),
+                    (false, true) => Some(Some(Code::NoError)),
+                    (false, false) => {
+                        s.stalled_since.get_or_insert(now);
+                        None
+                    }
+                }
+            }
+            Outcome::Reset(code) => Some(Some(code)),
+        };
+        let Some(reset) = done else {
+            return true;
+        };
+        let id = s.id;
+        self.close_stream(i, stage);
+        if let Some(code) = reset {
+            frame::rst_stream(&mut self.out, id, code);
+            self.remember_reset(id);
+        }
+        false
+    }
+
+    fn remember_reset(&mut self, id: u32) {
+        self.reset_by_us[self.reset_next] = id;
+        self.reset_next = (self.reset_next + 1) % self.reset_by_us.len();
+    }
+
+    fn close_stream(&mut self, i: usize, stage: &Http2) {
+        let s = self.streams.swap_remove(i);
+        stage.streams_open.fetch_sub(1, Ordering::Relaxed);
+        if matches!(s.phase, Phase::Head(_)) {
+            stage.streams_waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn find(&self, id: u32) -> Option<usize> {
+        self.streams.iter().position(|s| s.id == id)
+    }
+}
+
+/// A padded frame's content (RFC 9113 §6.1): a pad length past the
+/// payload is a connection error.
+fn unpad(h: Header, payload: &[u8]) -> Result<&[u8], End> {
+    if h.flags & frame::PADDED == 0 {
+        return Ok(payload);
+    }
+    let (&pad, rest) = payload.split_first().ok_or(End::Error(Code::Protocol))?;
+    let pad = usize::from(pad);
+    if pad >= payload.len() {
+        return Err(End::Error(Code::Protocol));
+    }
+    Ok(&rest[..rest.len() - pad])
+}
+
+/// Whether a priority block says the stream depends on itself.
+fn self_dependent(id: u32, priority: &[u8]) -> bool {
+    priority.len() >= 4
+        && u32::from_be_bytes([priority[0], priority[1], priority[2], priority[3]]) & 0x7fff_ffff
+            == id
+}
+
+/// A gauge held up while this lives.
+struct Gauge<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl Gauge<'_> {
+    fn up(gauge: &std::sync::atomic::AtomicU64) -> Gauge<'_> {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Gauge(gauge)
+    }
+}
+
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,249 @@
+//! Header blocks: a new stream's request onto the pending queue, or a
+//! stream's trailers.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::super::frame::{self, Code, Header, MAX_FRAME};
+use super::super::request::{Parsed, Refused, Scratch};
+use super::super::stream::H2Stream;
+use super::{self_dependent, unpad, Connection, End, PREAMBLE, STREAM_WINDOW};
+use crate::http::h2_mapping::RequestBody;
+use crate::http::hpack;
+use crate::runtime::{self, pipe, Stream};
+use crate::service::read_buffer_size;
+use crate::stages::h2_connection::{Http2, STREAM_BUFFER};
+use crate::stages::pending::reject_stream;
+use crate::stages::{Conn, Line};
+
+impl Connection {
+    pub(super) fn headers(
+        &mut self,
+        h: Header,
+        payload: &[u8],
+        stage: &Http2,
+        line: &Arc<Line>,
+    ) -> Result<(), End> {
+        if h.stream == 0 {
+            return Err(End::Error(Code::Protocol));
+        }
+        let mut fragment = unpad(h, payload)?;
+        if h.flags & frame::PRIORITY_FLAG != 0 {
+            if fragment.len() < 5 {
+                return Err(End::Error(Code::FrameSize));
+            }
+            if self_dependent(h.stream, fragment) {
+                // Still decoded below, for the HPACK state.
+                self.block.clear();
+                self.block.extend_from_slice(&fragment[5..]);
+                return self.block_done(h.stream, true, stage, line, Some(Code::Protocol), h);
+            }
+            fragment = &fragment[5..];
+        }
+        self.block.clear();
+        self.block_frames = 0;
+        self.block.extend_from_slice(fragment);
+        let end_stream = h.flags & frame::END_STREAM != 0;
+        if h.flags & frame::END_HEADERS == 0 {
+            self.gathering = Some((h.stream, end_stream));
+            return Ok(());
+        }
+        self.block_done(h.stream, end_stream, stage, line, None, h)
+    }
+
+    pub(super) fn continuation(
+        &mut self,
+        h: Header,
+        payload: &[u8],
+        stage: &Http2,
+        line: &Arc<Line>,
+    ) -> Result<(), End> {
+        let Some((id, end_stream)) = self.gathering else {
+            return Err(End::Error(Code::Protocol));
+        };
+        // Each frame's header counts: empty CONTINUATION frames end too.
+        self.block_frames += 9;
+        if self.block.len() + self.block_frames + payload.len()
+            > 2 * (self.header_limit + MAX_FRAME)
+        {
+            // A block larger than any list the server takes.
+            return Err(End::Error(Code::EnhanceYourCalm));
+        }
+        self.block.extend_from_slice(payload);
+        if h.flags & frame::END_HEADERS == 0 {
+            return Ok(());
+        }
+        self.gathering = None;
+        self.block_done(id, end_stream, stage, line, None, h)
+    }
+
+    /// A whole header block on stream `id`: a new stream's request, or
+    /// trailers.
+    pub(super) fn block_done(
+        &mut self,
+        id: u32,
+        end_stream: bool,
+        stage: &Http2,
+        line: &Arc<Line>,
+        refuse: Option<Code>,
+        _h: Header,
+    ) -> Result<(), End> {
+        let block = std::mem::take(&mut self.block);
+        let result = self.open_or_trail(id, end_stream, &block, stage, line, refuse);
+        self.block = block;
+        self.block.clear();
+        result
+    }
+
+    pub(super) fn open_or_trail(
+        &mut self,
+        id: u32,
+        end_stream: bool,
+        block: &[u8],
+        stage: &Http2,
+        line: &Arc<Line>,
+        refuse: Option<Code>,
+    ) -> Result<(), End> {
+        let limit = self.header_limit;
+        if let Some(i) = self.find(id) {
+            // Trailers: they end the stream.
+            let trailers = Scratch::trailers(&mut self.decoder, block, limit)
+                .map_err(|_| End::Error(Code::Compression))?;
+            let s = &mut self.streams[i];
+            if s.remote_done {
+                self.reset(id, Code::StreamClosed);
+                return Ok(());
+            }
+            let short = s.content_length.is_some_and(|cl| s.received != cl);
+            match trailers {
+                Err(Refused::Bomb) => return Err(End::Error(Code::EnhanceYourCalm)),
+                Err(_) => self.reset(id, Code::Protocol),
+                Ok(()) if !end_stream || short || refuse.is_some() => {
+                    self.reset(id, Code::Protocol)
+                }
+                Ok(()) => {
+                    s.remote_done = true;
+                    if s.body == RequestBody::Chunked {
+                        s.inbound.extend_from_slice(b"0\r\n\r\n");
+                    }
+                }
+            }
+            return Ok(());
+        }
+        if id <= self.last_id {
+            return Err(End::Error(Code::StreamClosed));
+        }
+        if id.is_multiple_of(2) {
+            return Err(End::Error(Code::Protocol));
+        }
+        self.last_id = id;
+        let parsed = PREAMBLE.with(|preamble| {
+            let mut preamble = preamble.borrow_mut();
+            let parsed =
+                self.scratch
+                    .request(&mut self.decoder, block, end_stream, limit, &mut preamble);
+            (parsed, std::mem::take(&mut *preamble))
+        });
+        let (parsed, preamble) = parsed;
+        let parsed = parsed.map_err(|_| End::Error(Code::Compression))?;
+        let result = self.open(id, end_stream, parsed, &preamble, stage, line, refuse);
+        PREAMBLE.with(|p| {
+            let mut preamble = preamble;
+            preamble.clear();
+            if preamble.capacity() <= 16 * 1024 {
+                *p.borrow_mut() = preamble;
+            }
+        });
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn open(
+        &mut self,
+        id: u32,
+        end_stream: bool,
+        parsed: Result<Parsed, Refused>,
+        preamble: &[u8],
+        stage: &Http2,
+        line: &Arc<Line>,
+        refuse: Option<Code>,
+    ) -> Result<(), End> {
+        if let Some(code) = refuse {
+            self.reset(id, code);
+            return Ok(());
+        }
+        if self.goaway.is_some_and(|last| id > last) {
+            return Ok(());
+        }
+        if self.streams.len() >= self.max_streams {
+            self.reset(id, Code::RefusedStream);
+            return Ok(());
+        }
+        let parsed = match parsed {
+            Ok(parsed) => parsed,
+            Err(Refused::Malformed) => {
+                self.reset(id, Code::Protocol);
+                return Ok(());
+            }
+            Err(Refused::Bomb) => {
+                stage.calmed.fetch_add(1, Ordering::Relaxed);
+                return Err(End::Error(Code::EnhanceYourCalm));
+            }
+            Err(Refused::TooLarge) => {
+                let start = self.out.len();
+                self.out.extend_from_slice(&[0; 9]);
+                hpack::encode_status(&mut self.out, 431);
+                frame::finish_headers(&mut self.out, start, id, true, self.max_frame);
+                if !end_stream {
+                    frame::rst_stream(&mut self.out, id, Code::NoError);
+                }
+                self.remember_reset(id);
+                return Ok(());
+            }
+        };
+        let config = line.config.load();
+        let size = read_buffer_size(&config);
+        drop(config);
+        let (handler_end, ours) = pipe(STREAM_BUFFER);
+        let o = &self.origin;
+        let stream = Stream::pipe(handler_end, o.peer, o.secure).naming(o.server_name.clone());
+        let conn = Conn::for_stream(stream, o.proxied, preamble, size);
+        let mut s = H2Stream::new(id, ours, self.peer_initial, STREAM_WINDOW);
+        s.remote_done = end_stream;
+        s.body = parsed.body;
+        s.content_length = parsed.content_length;
+        s.head = parsed.head;
+        if end_stream && parsed.content_length.is_some_and(|cl| cl > 0) {
+            self.reset(id, Code::Protocol);
+            return Ok(());
+        }
+        self.streams.push(s);
+        stage.streams.fetch_add(1, Ordering::Relaxed);
+        stage.streams_open.fetch_add(1, Ordering::Relaxed);
+        stage.streams_waiting.fetch_add(1, Ordering::Relaxed);
+        admit(line, conn);
+        if self.goaway.is_none() && line.readiness.is_draining() {
+            self.go_away(Code::NoError);
+        }
+        Ok(())
+    }
+}
+
+/// Puts a stream's request onto the pending queue; when it is full, by the
+/// overload policy: a green thread waits for room, or the stream is
+/// answered 503.
+fn admit(line: &Arc<Line>, conn: Conn) {
+    let pending = line.local_pending();
+    let Err(conn) = pending.try_push(conn) else {
+        return;
+    };
+    match line.config.load().queue.overload {
+        crate::config::Overload::Reject => reject_stream(line, &conn.stream),
+        _ => {
+            let line = line.clone();
+            runtime::spawn_detached(async move {
+                line.local_pending().push(conn).await;
+            });
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Frames read from the client: each checked and answered (RFC 9113 §6).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::super::frame::{self, Code, Header, MAX_FRAME, MAX_WINDOW};
+use super::super::stream::Phase;
+use super::{self_dependent, unpad, Connection, End, CONNECTION_WINDOW, EARLY_RESET, OUT_LIMIT};
+use crate::http::h2_mapping::{RequestBody, PREFACE};
+use crate::stages::h2_connection::Http2;
+use crate::stages::Line;
+
+impl Connection {
+    /// Handles the frames at the front of `bytes`; returns how many bytes
+    /// they took (a frame not all there is left).
+    pub(super) fn frames(
+        &mut self,
+        bytes: &[u8],
+        stage: &Http2,
+        line: &Arc<Line>,
+    ) -> Result<usize, End> {
+        let mut at = 0;
+        if !self.preface {
+            if bytes.len() < PREFACE.len() {
+                return match PREFACE.starts_with(bytes) {
+                    true => Ok(0),
+                    false => Err(End::Error(Code::Protocol)),
+                };
+            }
+            if !bytes.starts_with(PREFACE) {
+                return Err(End::Error(Code::Protocol));
+            }
+            self.preface = true;
+            at = PREFACE.len();
+        }
+        while let Some(h) = bytes.get(at..).and_then(Header::parse) {
+            if h.len > MAX_FRAME {
+                return Err(End::Error(Code::FrameSize));
+            }
+            let Some(payload) = bytes.get(at + 9..at + 9 + h.len) else {
+                break;
+            };
+            self.meter.charge_frame(h.kind, h.flags, h.len);
+            self.frame(h, payload, stage, line)?;
+            if self.resets_left == 0 || self.meter.exhausted() {
+                stage.calmed.fetch_add(1, Ordering::Relaxed);
+                return Err(End::Error(Code::EnhanceYourCalm));
+            }
+            at += 9 + h.len;
+            if self.out.len() >= OUT_LIMIT || self.peer_gone {
+                break;
+            }
+        }
+        Ok(at)
+    }
+
+    pub(super) fn frame(
+        &mut self,
+        h: Header,
+        payload: &[u8],
+        stage: &Http2,
+        line: &Arc<Line>,
+    ) -> Result<(), End> {
+        if !self.settings_seen && h.kind != frame::SETTINGS {
+            return Err(End::Error(Code::Protocol));
+        }
+        if let Some((id, _)) = self.gathering {
+            if h.kind != frame::CONTINUATION || h.stream != id {
+                return Err(End::Error(Code::Protocol));
+            }
+        }
+        match h.kind {
+            frame::DATA => self.data(h, payload),
+            frame::HEADERS => self.headers(h, payload, stage, line),
+            frame::CONTINUATION => self.continuation(h, payload, stage, line),
+            frame::PRIORITY => match (h.stream, h.len) {
+                (0, _) => Err(End::Error(Code::Protocol)),
+                (_, 5) if self_dependent(h.stream, payload) => {
+                    self.reset(h.stream, Code::Protocol);
+                    Ok(())
+                }
+                (_, 5) => Ok(()),
+                _ => {
+                    self.reset(h.stream, Code::FrameSize);
+                    Ok(())
+                }
+            },
+            frame::RST_STREAM => self.rst_stream(h, payload, stage),
+            frame::SETTINGS => self.settings(h, payload),
+            frame::PING => match (h.stream, h.len) {
+                (0, 8) if h.flags & frame::ACK != 0 => Ok(()),
+                (0, 8) => {
+                    frame::head(&mut self.out, 8, frame::PING, frame::ACK, 0);
+                    self.out.extend_from_slice(payload);
+                    Ok(())
+                }
+                (0, _) => Err(End::Error(Code::FrameSize)),
+                _ => Err(End::Error(Code::Protocol)),
+            },
+            frame::GOAWAY => match h.stream {
+                0 => {
+                    self.peer_gone = true;
+                    Ok(())
+                }
+                _ => Err(End::Error(Code::Protocol)),
+            },
+            frame::WINDOW_UPDATE => self.window_update(h, payload),
+            frame::PUSH_PROMISE => Err(End::Error(Code::Protocol)),
+            _ => Ok(()),
+        }
+    }
+
+    /// A stream error: RST_STREAM, and the stream (if open) is gone.
+    /// A stream error the client caused (not a refusal for want of room)
+    /// costs one of its reset budget, as a reset it sends does.
+    pub(super) fn reset(&mut self, id: u32, code: Code) {
+        if !matches!(code, Code::RefusedStream | Code::NoError) {
+            self.resets_left = self.resets_left.saturating_sub(1);
+        }
+        frame::rst_stream(&mut self.out, id, code);
+        if let Some(i) = self.find(id) {
+            let stage = self.stage.clone();
+            self.close_stream(i, &stage);
+        }
+        self.remember_reset(id);
+    }
+
+    pub(super) fn settings(&mut self, h: Header, payload: &[u8]) -> Result<(), End> {
+        if h.stream != 0 {
+            return Err(End::Error(Code::Protocol));
+        }
+        if h.flags & frame::ACK != 0 {
+            return match h.len {
+                0 => Ok(()),
+                _ => Err(End::Error(Code::FrameSize)),
+            };
+        }
+        if !h.len.is_multiple_of(6) {
+            return Err(End::Error(Code::FrameSize));
+        }
+        for pair in payload.chunks_exact(6) {
+            let id = u16::from_be_bytes([pair[0], pair[1]]);
+            let value = u32::from_be_bytes([pair[2], pair[3], pair[4], pair[5]]);
+            match id {
+                2 if value > 1 => return Err(End::Error(Code::Protocol)),
+                4 => {
+                    let value = i64::from(value);
+                    if value > MAX_WINDOW {
+                        return Err(End::Error(Code::FlowControl));
+                    }
+                    let delta = value - self.peer_initial;
+                    self.peer_initial = value;
+                    for s in &mut self.streams {
+                        s.window += delta;
+                        if s.window > MAX_WINDOW {
+                            return Err(End::Error(Code::FlowControl));
+                        }
+                    }
+                }
+                5 if !(MAX_FRAME as u32..=0xff_ffff).contains(&value) => {
+                    return Err(End::Error(Code::Protocol));
+                }
+                5 => self.max_frame = value as usize,
+                _ => {}
+            }
+        }
+        self.settings_seen = true;
+        frame::head(&mut self.out, 0, frame::SETTINGS, frame::ACK, 0);
+        Ok(())
+    }
+
+    pub(super) fn window_update(&mut self, h: Header, payload: &[u8]) -> Result<(), End> {
+        if h.len != 4 {
+            return Err(End::Error(Code::FrameSize));
+        }
+        let increment = i64::from(
+            u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]) & 0x7fff_ffff,
+        );
+        if h.stream == 0 {
+            if increment == 0 {
+                return Err(End::Error(Code::Protocol));
+            }
+            self.window += increment;
+            if self.window > MAX_WINDOW {
+                return Err(End::Error(Code::FlowControl));
+            }
+            return Ok(());
+        }
+        if h.stream > self.last_id {
+            return Err(End::Error(Code::Protocol));
+        }
+        let Some(i) = self.find(h.stream) else {
+            return Ok(());
+        };
+        if increment == 0 {
+            self.reset(h.stream, Code::Protocol);
+            return Ok(());
+        }
+        let s = &mut self.streams[i];
+        s.window += increment;
+        if s.window > MAX_WINDOW {
+            self.reset(h.stream, Code::FlowControl);
+        }
+        Ok(())
+    }
+
+    pub(super) fn rst_stream(
+        &mut self,
+        h: Header,
+        _payload: &[u8],
+        stage: &Http2,
+    ) -> Result<(), End> {
+        if h.stream == 0 || h.stream > self.last_id {
+            return Err(End::Error(Code::Protocol));
+        }
+        if h.len != 4 {
+            return Err(End::Error(Code::FrameSize));
+        }
+        if let Some(i) = self.find(h.stream) {
+            let cost = match self.streams[i].phase {
+                Phase::Head(_) => EARLY_RESET,
+                _ => 1,
+            };
+            self.resets_left = self.resets_left.saturating_sub(cost);
+            self.close_stream(i, stage);
+        }
+        Ok(())
+    }
+
+    pub(super) fn data(&mut self, h: Header, payload: &[u8]) -> Result<(), End> {
+        if h.stream == 0 {
+            return Err(End::Error(Code::Protocol));
+        }
+        let data = unpad(h, payload)?;
+        let len = h.len as i64;
+        self.recv_window -= len;
+        if self.recv_window < 0 {
+            return Err(End::Error(Code::FlowControl));
+        }
+        self.recv_unacked += len;
+        if self.recv_unacked >= CONNECTION_WINDOW / 4 {
+            frame::window_update(&mut self.out, 0, self.recv_unacked as u32);
+            self.recv_window += self.recv_unacked;
+            self.recv_unacked = 0;
+        }
+        let Some(i) = self.find(h.stream) else {
+            if h.stream > self.last_id {
+                return Err(End::Error(Code::Protocol));
+            }
+            if self.reset_by_us.contains(&h.stream) {
+                return Ok(());
+            }
+            return Err(End::Error(Code::StreamClosed));
+        };
+        let s = &mut self.streams[i];
+        if s.remote_done {
+            self.reset(h.stream, Code::StreamClosed);
+            return Ok(());
+        }
+        s.recv_window -= len;
+        s.received += data.len() as u64;
+        let end = h.flags & frame::END_STREAM != 0;
+        let bad_length = s
+            .content_length
+            .is_some_and(|cl| s.received > cl || (end && s.received != cl));
+        if s.recv_window < 0 {
+            self.reset(h.stream, Code::FlowControl);
+            return Ok(());
+        }
+        if bad_length || s.body == RequestBody::None {
+            self.reset(h.stream, Code::Protocol);
+            return Ok(());
+        }
+        match s.body {
+            _ if matches!(s.phase, Phase::Done) => {}
+            RequestBody::Chunked if !data.is_empty() => {
+                crate::http::chunked::push_chunk(&mut s.inbound, data);
+            }
+            _ => s.inbound.extend_from_slice(data),
+        }
+        s.unacked += h.len as u32;
+        if end {
+            s.remote_done = true;
+            if s.body == RequestBody::Chunked {
+                s.inbound.extend_from_slice(b"0\r\n\r\n");
+            }
+        }
+        Ok(())
+    }
+}

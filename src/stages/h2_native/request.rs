@@ -1,0 +1,357 @@
+//! A stream's request head, decoded from HPACK straight into the HTTP/1.1
+//! preamble the handler reads, checked as RFC 9113 §8.2 and §8.3 ask: a
+//! malformed request is a stream error (PROTOCOL_ERROR), and no byte of a
+//! field can break the preamble's lines (CR, LF and NUL are refused).
+
+use crate::http::h2_mapping::RequestBody;
+use crate::http::hpack::{DecodeError, Decoded, Decoder};
+
+/// What a header block held, for the stream it opens.
+pub(super) struct Parsed {
+    /// How the body follows (None: the HEADERS frame ended the stream).
+    pub(super) body: RequestBody,
+    pub(super) content_length: Option<u64>,
+    pub(super) head: bool,
+}
+
+/// Why a block opens no stream.
+pub(super) enum Refused {
+    /// Not valid HTTP/2: a stream error (PROTOCOL_ERROR).
+    Malformed,
+    /// Larger than the header list limit: answered 431 by the stage.
+    TooLarge,
+    /// Larger than ten times the limit: the client is sent GOAWAY
+    /// (ENHANCE_YOUR_CALM).
+    Bomb,
+}
+
+/// Where the parts of a request head are gathered while decoding.
+#[derive(Default)]
+pub(super) struct Scratch {
+    method: Vec<u8>,
+    path: Vec<u8>,
+    authority: Vec<u8>,
+    cookie: Vec<u8>,
+    fields: Vec<u8>,
+}
+
+/// What decoding has seen so far.
+#[derive(Default)]
+struct Seen {
+    method: bool,
+    path: bool,
+    scheme: bool,
+    authority: bool,
+    regular: bool,
+    host: bool,
+    malformed: bool,
+    content_length: Option<u64>,
+}
+
+/// Bytes of a token (RFC 9110 §5.6.2): 1, and 2 if also allowed in an
+/// HTTP/2 field name (not uppercase); 4 for the bytes a field value must
+/// not hold (NUL, CR, LF).
+static CLASS: [u8; 256] = {
+    let mut class = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let token = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.'
+            )
+            || matches!(c, b'^' | b'_' | b'`' | b'|' | b'~');
+        if token {
+            class[b] = if c.is_ascii_uppercase() { 1 } else { 3 };
+        }
+        if matches!(c, 0 | b'\r' | b'\n') {
+            class[b] = 4;
+        }
+        b += 1;
+    }
+    class
+};
+
+fn is_token(b: u8) -> bool {
+    CLASS[usize::from(b)] & 1 != 0
+}
+
+fn is_name(name: &[u8]) -> bool {
+    !name.is_empty() && name.iter().all(|&b| CLASS[usize::from(b)] & 2 != 0)
+}
+
+fn is_value(value: &[u8]) -> bool {
+    value.iter().all(|&b| CLASS[usize::from(b)] & 4 == 0)
+}
+
+impl Scratch {
+    /// Decodes a request's header block into the preamble `out`, within
+    /// the header list `limit`. A decoding error is the connection's.
+    pub(super) fn request(
+        &mut self,
+        decoder: &mut Decoder,
+        block: &[u8],
+        end_stream: bool,
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<Result<Parsed, Refused>, DecodeError> {
+        for part in [
+            &mut self.method,
+            &mut self.path,
+            &mut self.authority,
+            &mut self.cookie,
+            &mut self.fields,
+        ] {
+            part.clear();
+        }
+        let mut seen = Seen::default();
+        let decoded = decoder.decode(block, limit, &mut |name, value| {
+            self.field(&mut seen, name, value)
+        })?;
+        if let Some(refused) = over(decoded, limit) {
+            return Ok(Err(refused));
+        }
+        let connect = self.method == b"CONNECT";
+        let complete = match connect {
+            true => seen.authority && !seen.path && !seen.scheme,
+            false => seen.method && seen.scheme && seen.path && !self.path.is_empty(),
+        };
+        if seen.malformed || !complete {
+            return Ok(Err(Refused::Malformed));
+        }
+        out.clear();
+        out.extend_from_slice(&self.method);
+        out.push(b' ');
+        out.extend_from_slice(if connect { &self.authority } else { &self.path });
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        if seen.authority {
+            out.extend_from_slice(b"host: ");
+            out.extend_from_slice(&self.authority);
+            out.extend_from_slice(b"\r\n");
+        }
+        if !self.cookie.is_empty() {
+            out.extend_from_slice(b"cookie: ");
+            out.extend_from_slice(&self.cookie);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(&self.fields);
+        let body = match (end_stream, seen.content_length) {
+            (true, _) => RequestBody::None,
+            (false, Some(_)) => RequestBody::Length,
+            (false, None) => {
+                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+                RequestBody::Chunked
+            }
+        };
+        out.extend_from_slice(b"\r\n");
+        Ok(Ok(Parsed {
+            body,
+            content_length: seen.content_length,
+            head: self.method == b"HEAD",
+        }))
+    }
+
+    fn field(&mut self, seen: &mut Seen, name: &[u8], value: &[u8]) {
+        if !is_value(value) {
+            seen.malformed = true;
+            return;
+        }
+        if let Some(pseudo) = name.strip_prefix(b":") {
+            let (flag, part) = match pseudo {
+                b"method" => (&mut seen.method, Some(&mut self.method)),
+                b"path" => (&mut seen.path, Some(&mut self.path)),
+                b"authority" => (&mut seen.authority, Some(&mut self.authority)),
+                b"scheme" => (&mut seen.scheme, None),
+                _ => {
+                    seen.malformed = true;
+                    return;
+                }
+            };
+            if *flag || seen.regular {
+                seen.malformed = true;
+                return;
+            }
+            *flag = true;
+            if let Some(part) = part {
+                part.extend_from_slice(value);
+            }
+            let bad_byte = |b: &u8| *b <= b' ' || *b == 0x7f;
+            let bad = match pseudo {
+                b"method" => value.is_empty() || !value.iter().all(|&b| is_token(b)),
+                b"path" | b"authority" => value.iter().any(bad_byte),
+                _ => false,
+            };
+            seen.malformed |= bad;
+            return;
+        }
+        seen.regular = true;
+        if !is_name(name) {
+            seen.malformed = true;
+            return;
+        }
+        match name {
+            b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding"
+            | b"upgrade" => seen.malformed = true,
+            b"te" => seen.malformed |= value != b"trailers",
+            b"cookie" => {
+                if !self.cookie.is_empty() {
+                    self.cookie.extend_from_slice(b"; ");
+                }
+                self.cookie.extend_from_slice(value);
+            }
+            _ => {
+                if name == b"content-length" {
+                    let n = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+                    match (n, seen.content_length) {
+                        (Some(n), None) => seen.content_length = Some(n),
+                        (Some(n), Some(m)) if n == m => {}
+                        _ => seen.malformed = true,
+                    }
+                }
+                if name == b"host" {
+                    // :authority wins (RFC 9113 §8.3.1); one host only.
+                    if seen.host {
+                        seen.malformed = true;
+                    }
+                    seen.host = true;
+                    if seen.authority {
+                        return;
+                    }
+                }
+                self.fields.extend_from_slice(name);
+                self.fields.extend_from_slice(b": ");
+                self.fields.extend_from_slice(value);
+                self.fields.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+
+    /// Decodes trailers: nothing of them reaches the handler (a chunked
+    /// body's end carries none), but pseudo-header fields make them
+    /// malformed, and they count against the limit.
+    pub(super) fn trailers(
+        decoder: &mut Decoder,
+        block: &[u8],
+        limit: usize,
+    ) -> Result<Result<(), Refused>, DecodeError> {
+        let mut malformed = false;
+        let decoded = decoder.decode(block, limit, &mut |name, value| {
+            malformed |= name.starts_with(b":") || !is_name(name) || !is_value(value);
+        })?;
+        if let Some(refused) = over(decoded, limit) {
+            return Ok(Err(refused));
+        }
+        Ok(match malformed {
+            true => Err(Refused::Malformed),
+            false => Ok(()),
+        })
+    }
+
+    /// Gives back what was gathered, while the connection idles.
+    pub(super) fn release(&mut self) {
+        *self = Scratch::default();
+    }
+}
+
+fn over(decoded: Decoded, limit: usize) -> Option<Refused> {
+    match decoded.over {
+        false => None,
+        true if decoded.size / 10 > limit => Some(Refused::Bomb),
+        true => Some(Refused::TooLarge),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A block of literal fields, not indexed, plain (RFC 7541 §6.2.2).
+    fn block(fields: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, value) in fields {
+            out.push(0x00);
+            out.push(name.len() as u8);
+            out.extend_from_slice(name.as_bytes());
+            out.push(value.len() as u8);
+            out.extend_from_slice(value.as_bytes());
+        }
+        out
+    }
+
+    fn request(fields: &[(&str, &str)], end: bool) -> Result<(String, RequestBody), ()> {
+        let mut out = Vec::new();
+        let parsed = Scratch::default()
+            .request(
+                &mut Decoder::new(4096),
+                &block(fields),
+                end,
+                16_384,
+                &mut out,
+            )
+            .map_err(|_| ())?
+            .map_err(|_| ())?;
+        Ok((String::from_utf8(out).map_err(|_| ())?, parsed.body))
+    }
+
+    const GET: [(&str, &str); 4] = [
+        (":method", "GET"),
+        (":scheme", "https"),
+        (":path", "/a?b"),
+        (":authority", "example.com"),
+    ];
+
+    #[test]
+    fn a_request_becomes_a_preamble_with_host_and_joined_cookies() {
+        let mut fields = GET.to_vec();
+        fields.extend([("cookie", "a=1"), ("accept", "*/*"), ("cookie", "b=2")]);
+        fields.extend([("te", "trailers"), ("host", "ignored")]);
+        let (text, body) = request(&fields, true).expect("valid");
+        assert_eq!(
+            text,
+            "GET /a?b HTTP/1.1\r\nhost: example.com\r\ncookie: a=1; b=2\r\naccept: */*\r\n\r\n"
+        );
+        assert_eq!(body, RequestBody::None);
+        let (text, body) = request(&GET, false).expect("valid");
+        assert!(
+            text.ends_with("transfer-encoding: chunked\r\n\r\n"),
+            "{text}"
+        );
+        assert_eq!(body, RequestBody::Chunked);
+    }
+
+    #[test]
+    fn malformed_requests_are_refused() {
+        let with = |extra: (&'static str, &'static str)| {
+            let mut fields = GET.to_vec();
+            fields.push(extra);
+            request(&fields, true)
+        };
+        for bad in [
+            ("Accept", "x"),
+            ("connection", "close"),
+            ("transfer-encoding", "chunked"),
+            ("te", "gzip"),
+            ("x-a", "b\r\nx-injected: 1"),
+            ("x-a", "b\0"),
+            (":status", "200"),
+            (":path", "/again"),
+            ("content-length", "x"),
+            ("bad name", "v"),
+        ] {
+            assert!(with(bad).is_err(), "{bad:?}");
+        }
+        // A pseudo-header after a regular field; missing :path; empty :path.
+        let late = [("accept", "*/*"), (":method", "GET")];
+        assert!(request(&late, true).is_err());
+        assert!(request(&GET[..2], true).is_err());
+        let empty = [(":method", "GET"), (":scheme", "http"), (":path", "")];
+        assert!(request(&empty, true).is_err());
+        let space = [(":method", "GET"), (":scheme", "http"), (":path", "/a b")];
+        assert!(request(&space, true).is_err());
+        // CONNECT: an authority, no scheme or path.
+        let connect = [(":method", "CONNECT"), (":authority", "h:443")];
+        let (text, _) = request(&connect, true).expect("CONNECT");
+        assert!(text.starts_with("CONNECT h:443 HTTP/1.1\r\n"), "{text}");
+    }
+}

@@ -1,0 +1,370 @@
+//! One stream of a native HTTP/2 connection: its request body on its way
+//! into the handler's pipe, and the handler's HTTP/1.1 response on its way
+//! out as HEADERS and DATA frames, under the client's flow control.
+
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use crate::http::h2_mapping::RequestBody;
+use crate::http::hpack;
+use crate::http::{ChunkedDecoder, Step};
+use crate::runtime::PipeEnd;
+
+use super::frame::{self, Code};
+
+/// The most a handler's response head may be.
+const MAX_HEAD: usize = 64 * 1024;
+/// The response fields parsed on the stack; a head with more (header
+/// rules may add any number) is parsed again with room for every line.
+const MAX_FIELDS: usize = 100;
+
+/// Where a stream's response is.
+pub(super) enum Phase {
+    /// Waiting for the handler's head (the bytes so far).
+    Head(Vec<u8>),
+    /// Sending the body: how it is framed, and what is left of it.
+    Body(Framing),
+    /// END_STREAM sent.
+    Done,
+}
+
+pub(super) enum Framing {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    UntilEnd,
+}
+
+pub(super) struct H2Stream {
+    pub(super) id: u32,
+    pub(super) pipe: PipeEnd,
+    /// What the client lets the server send on it.
+    pub(super) window: i64,
+    /// What the client may still send on it before a WINDOW_UPDATE.
+    pub(super) recv_window: i64,
+    /// The client ended its side (END_STREAM).
+    pub(super) remote_done: bool,
+    pub(super) body: RequestBody,
+    pub(super) content_length: Option<u64>,
+    pub(super) received: u64,
+    /// Request body bytes (re-framed) not yet taken by the pipe.
+    pub(super) inbound: Vec<u8>,
+    /// Request bytes taken by the pipe, not yet given back by WINDOW_UPDATE.
+    pub(super) unacked: u32,
+    pub(super) head: bool,
+    pub(super) phase: Phase,
+    /// Response bytes taken from the pipe, from `at` on not yet framed.
+    pub(super) pending: Vec<u8>,
+    pub(super) at: usize,
+    /// Since when the client's window has held back a response.
+    pub(super) stalled_since: Option<Instant>,
+    /// The response was sent whole (END_STREAM).
+    pub(super) answered: bool,
+    /// It stopped at its share of a round with more to send.
+    pub(super) more: bool,
+}
+
+/// What polling a stream's response did.
+pub(super) enum Outcome {
+    /// Waiting on the handler or on the client's window.
+    Waiting,
+    /// The response is sent (END_STREAM).
+    Ended,
+    /// The response broke off: reset the stream with this code.
+    Reset(Code),
+}
+
+/// What the connection lends a stream while it writes.
+pub(super) struct Room<'a> {
+    pub(super) out: &'a mut Vec<u8>,
+    /// The connection's send window.
+    pub(super) window: &'a mut i64,
+    pub(super) max_frame: usize,
+    /// `out` may grow to this.
+    pub(super) limit: usize,
+    /// DATA frames the stream may send in this call.
+    pub(super) frames: usize,
+}
+
+impl H2Stream {
+    pub(super) fn new(id: u32, pipe: PipeEnd, window: i64, recv: i64) -> H2Stream {
+        H2Stream {
+            id,
+            pipe,
+            window,
+            recv_window: recv,
+            remote_done: false,
+            body: RequestBody::None,
+            content_length: None,
+            received: 0,
+            inbound: Vec::new(),
+            unacked: 0,
+            head: false,
+            phase: Phase::Head(Vec::new()),
+            pending: Vec::new(),
+            at: 0,
+            stalled_since: None,
+            answered: false,
+            more: false,
+        }
+    }
+
+    /// Moves what it can of the request body into the pipe.
+    pub(super) fn push_inbound(&mut self, cx: &mut Context<'_>) {
+        while !self.inbound.is_empty() {
+            match self.pipe.poll_write(cx, &self.inbound) {
+                Poll::Ready(Ok(n)) if n > 0 => {
+                    self.inbound.drain(..n);
+                }
+                // The handler is gone or full: what is left waits (or is
+                // dropped with the stream).
+                _ => return,
+            }
+        }
+        if self.inbound.capacity() > 0 {
+            self.inbound = Vec::new();
+        }
+    }
+
+    /// Sends what it can of the response.
+    pub(super) fn poll_response(&mut self, cx: &mut Context<'_>, room: &mut Room<'_>) -> Outcome {
+        self.more = false;
+        loop {
+            match &mut self.phase {
+                Phase::Done => return Outcome::Ended,
+                Phase::Head(buf) => {
+                    let Poll::Ready(more) = self.pipe.poll_take(cx) else {
+                        return Outcome::Waiting;
+                    };
+                    let Some(more) = more else {
+                        return Outcome::Reset(Code::Internal);
+                    };
+                    if buf.is_empty() {
+                        *buf = more;
+                    } else {
+                        buf.extend_from_slice(&more);
+                    }
+                    let buf = std::mem::take(buf);
+                    match self.start_response(buf, room) {
+                        Ok(true) => {}
+                        Ok(false) => return Outcome::Waiting,
+                        Err(code) => return Outcome::Reset(code),
+                    }
+                }
+                Phase::Body(_) => return self.poll_body(cx, room),
+            }
+        }
+    }
+
+    /// Parses the head in `buf`: Ok(false) if it is not all there yet
+    /// (kept), else sends HEADERS and keeps what follows as body.
+    fn start_response(&mut self, mut buf: Vec<u8>, room: &mut Room<'_>) -> Result<bool, Code> {
+        loop {
+            let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+            let mut more_fields;
+            let mut parsed = httparse::Response::new(&mut fields);
+            let mut status = parsed.parse(&buf);
+            if let Err(httparse::Error::TooManyHeaders) = status {
+                // Header rules may add any number: room for every line.
+                let lines = buf.iter().filter(|&&b| b == b'\n').count();
+                more_fields = vec![httparse::EMPTY_HEADER; lines];
+                parsed = httparse::Response::new(&mut more_fields);
+                status = parsed.parse(&buf);
+            }
+            let len = match status {
+                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {
+                    self.phase = Phase::Head(buf);
+                    return Ok(false);
+                }
+                _ => return Err(Code::Internal),
+            };
+            let code = parsed.code.unwrap_or(500);
+            if (100..200).contains(&code) {
+                buf.drain(..len);
+                continue;
+            }
+            let (mut length, mut chunked) = (None, false);
+            let start = room.out.len();
+            room.out.extend_from_slice(&[0; 9]);
+            hpack::encode_status(room.out, code);
+            for f in parsed.headers.iter() {
+                let name = f.name.as_bytes();
+                if name.eq_ignore_ascii_case(b"content-length") {
+                    length = digits(f.value);
+                } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                    chunked = f.value.eq_ignore_ascii_case(b"chunked");
+                    continue;
+                } else if is_connection_field(name) {
+                    continue;
+                }
+                if name.eq_ignore_ascii_case(b"content-length") && chunked {
+                    continue;
+                }
+                hpack::encode_field(room.out, name, f.value);
+            }
+            let framing = if self.head || code == 204 || code == 304 {
+                None
+            } else if chunked {
+                Some(Framing::Chunked(ChunkedDecoder::new()))
+            } else {
+                match length {
+                    Some(0) => None,
+                    Some(n) => Some(Framing::Length(n)),
+                    None => Some(Framing::UntilEnd),
+                }
+            };
+            let end = framing.is_none();
+            frame::finish_headers(room.out, start, self.id, end, room.max_frame);
+            self.phase = match framing {
+                None => Phase::Done,
+                Some(framing) => Phase::Body(framing),
+            };
+            buf.drain(..len);
+            self.pending = buf;
+            self.at = 0;
+            return Ok(true);
+        }
+    }
+
+    fn poll_body(&mut self, cx: &mut Context<'_>, room: &mut Room<'_>) -> Outcome {
+        loop {
+            if self.at >= self.pending.len() {
+                let Phase::Body(framing) = &self.phase else {
+                    return Outcome::Ended;
+                };
+                if let Framing::Length(0) = framing {
+                    return self.end(room);
+                }
+                // Nothing held back by the client's window: no stall.
+                self.stalled_since = None;
+                match self.pipe.poll_take(cx) {
+                    Poll::Pending => {
+                        self.pending.clear();
+                        self.at = 0;
+                        return Outcome::Waiting;
+                    }
+                    Poll::Ready(Some(more)) => (self.pending, self.at) = (more, 0),
+                    Poll::Ready(None) => {
+                        return match framing {
+                            Framing::UntilEnd => self.end(room),
+                            _ => Outcome::Reset(Code::Internal),
+                        };
+                    }
+                }
+            }
+            // The next piece of body in `pending`, framing skipped.
+            let Phase::Body(framing) = &mut self.phase else {
+                return Outcome::Ended;
+            };
+            let rest = &self.pending[self.at..];
+            let (from, len) = match framing {
+                Framing::Length(left) => {
+                    let n = usize::try_from(*left).map_or(rest.len(), |l| l.min(rest.len()));
+                    (self.at, n)
+                }
+                Framing::UntilEnd => (self.at, rest.len()),
+                Framing::Chunked(decoder) => match decoder.step(rest) {
+                    Ok(Step::Data(range)) => (self.at + range.start, range.len()),
+                    Ok(Step::Skip(n)) => {
+                        self.at += n;
+                        continue;
+                    }
+                    Ok(Step::Done(_)) => return self.end(room),
+                    Ok(Step::NeedMore) => {
+                        self.at = self.pending.len();
+                        continue;
+                    }
+                    Err(_) => return Outcome::Reset(Code::Internal),
+                },
+            };
+            if len == 0 {
+                // A chunked body's data of zero bytes cannot be; a
+                // length body that already ended is handled above.
+                self.at = self.pending.len();
+                continue;
+            }
+            let allowed = self.window.min(*room.window);
+            if allowed <= 0 {
+                if self.stalled_since.is_none() {
+                    self.stalled_since = Some(crate::runtime::now());
+                }
+                // Keep the framing's place: the piece starts at `from`.
+                self.at = from;
+                self.rewind_chunk(from, len);
+                return Outcome::Waiting;
+            }
+            if room.out.len() >= room.limit || room.frames == 0 {
+                self.more = true;
+                self.at = from;
+                self.rewind_chunk(from, len);
+                return Outcome::Waiting;
+            }
+            room.frames -= 1;
+            self.stalled_since = None;
+            let n = len
+                .min(room.max_frame)
+                .min(usize::try_from(allowed).unwrap_or(usize::MAX));
+            let mut end_now = false;
+            if let Framing::Length(left) = framing {
+                *left -= n as u64;
+                end_now = *left == 0;
+            }
+            frame::head(
+                room.out,
+                n,
+                frame::DATA,
+                if end_now { frame::END_STREAM } else { 0 },
+                self.id,
+            );
+            room.out.extend_from_slice(&self.pending[from..from + n]);
+            self.window -= n as i64;
+            *room.window -= n as i64;
+            self.at = from + n;
+            if n < len {
+                self.rewind_chunk(from + n, len - n);
+            }
+            if end_now {
+                self.phase = Phase::Done;
+                return Outcome::Ended;
+            }
+        }
+    }
+
+    /// A chunk's data that was handed out by the decoder but not sent:
+    /// the decoder is told to hand it out again.
+    fn rewind_chunk(&mut self, _from: usize, len: usize) {
+        if let Phase::Body(Framing::Chunked(decoder)) = &mut self.phase {
+            decoder.unread(len as u64);
+        }
+    }
+
+    /// Ends the stream with an empty DATA frame.
+    fn end(&mut self, room: &mut Room<'_>) -> Outcome {
+        frame::head(room.out, 0, frame::DATA, frame::END_STREAM, self.id);
+        self.phase = Phase::Done;
+        Outcome::Ended
+    }
+}
+
+/// A Content-Length value written by the handler: digits only.
+fn digits(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, &b| match b {
+        b'0'..=b'9' => Some(n * 10 + u64::from(b - b'0')),
+        _ => None,
+    })
+}
+
+/// Fields HTTP/2 forbids (RFC 9113 §8.2.2), dropped from responses.
+fn is_connection_field(name: &[u8]) -> bool {
+    [
+        &b"connection"[..],
+        b"keep-alive",
+        b"proxy-connection",
+        b"upgrade",
+    ]
+    .iter()
+    .any(|f| name.eq_ignore_ascii_case(f))
+}
