@@ -23,7 +23,6 @@ use crate::service::{flush, Exchange, Outcome, Reading, Service, ServiceContext,
 
 use super::admission::Verdict;
 use super::body::{drain, drainable, may_still_send};
-use super::per_client;
 use super::proxy_header::{self, HeaderRead};
 use super::{Conn, Handler, HandlerFuture, Line};
 
@@ -287,6 +286,14 @@ impl Built {
                         Err(_) => Next::Close,
                     };
                 }
+                // The per-client rate step admitted no more this turn: the
+                // rest come round through it again.
+                Ok(Some(_)) if answered >= conn.admitted => {
+                    return match flush(&conn.stream, out, ctx).await {
+                        Ok(()) => Next::Recycle,
+                        Err(_) => Next::Close,
+                    };
+                }
                 Ok(Some(req)) => {
                     let outcome = self.answer(&req, conn, out, ctx, line).await;
                     answered += 1;
@@ -424,15 +431,21 @@ impl Built {
         if self.access_log.is_some() {
             ex.client();
         }
-        // `[limits.per_client]`: out of tokens, 429 before any service runs;
-        // then `[[auth]]` for what is served and what was asked (not redirects).
-        let exempt = || never_redirected(req.path(), &ctx.config);
-        let asked = ruled.answer().is_none().then(|| req.path());
-        let mut outcome = match per_client::refuse_request(&mut ex, line, exempt) {
+        // `[[auth]]` for what is served and what was asked (not redirects);
+        // no rules, nothing asked. (`[limits.per_client]` rate: the step
+        // before the handler, `per_client_step`.)
+        let refused = match site.auth.is_empty() {
+            true => None,
+            false => {
+                let asked = ruled.answer().is_none().then(|| req.path());
+                // Boxed: the handler's future is kept small.
+                Box::pin(site.auth.refuse(target, &mut ex, asked)).await
+            }
+        };
+        // One call of the route's future: inlined here.
+        let mut outcome = match refused {
             Some(refused) => refused,
-            // No rules: the route's future alone (a layer fewer, measured).
-            None if site.auth.is_empty() => target.serve(&mut ex).await,
-            None => site.auth.serve(target, &mut ex, asked).await,
+            None => target.serve(&mut ex).await,
         };
         let client = ex.client_known();
         ex.consume_preamble();

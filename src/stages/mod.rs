@@ -22,6 +22,7 @@ pub mod handshake;
 pub mod http_handler;
 pub mod pending;
 pub mod per_client;
+mod per_client_step;
 pub mod pressure;
 mod proxy_header;
 mod report;

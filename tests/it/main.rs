@@ -37,6 +37,7 @@ mod listen_and_stop;
 mod listeners;
 mod not_found;
 mod per_client;
+mod per_client_step;
 mod probes;
 mod prometheus;
 mod protocol;

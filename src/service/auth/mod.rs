@@ -89,27 +89,22 @@ impl Gate {
         self.guards.iter().find(|g| g.rule.guards(&path))
     }
 
-    /// Answers through `target`, once the rule guarding the request has
-    /// let it through: the rule of the path served (a rewrite's), else
-    /// that of the path `asked`; None (a redirect answers): no rule.
-    pub async fn serve(
+    /// The answer to a request the rule guarding it does not let through
+    /// (401, 429), else None: then the caller serves it through `target`.
+    /// The rule is that of the path served (a rewrite's), else that of the
+    /// path `asked`; None (a redirect answers): no rule.
+    pub async fn refuse(
         &self,
         target: &Target,
         ex: &mut Exchange<'_>,
         asked: Option<&str>,
-    ) -> Outcome {
+    ) -> Option<Outcome> {
         let guard = asked.and_then(|asked| {
             let served = self.guard(ex.req.path(), target);
             served.or_else(|| self.guard(asked, target))
-        });
-        if let Some(guard) = guard {
-            // Boxed: rare, and the handler's future is kept small.
-            let reads_body = target.reads_body(ex.req);
-            if let Some(refused) = Box::pin(guard.check(ex, reads_body)).await {
-                return refused;
-            }
-        }
-        target.serve(ex).await
+        })?;
+        let reads_body = target.reads_body(ex.req);
+        guard.check(ex, reads_body).await
     }
 
     /// A warning when a rule is served over plain HTTP on an address other
