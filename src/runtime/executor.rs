@@ -135,6 +135,7 @@ pub(crate) fn turn_started() -> Instant {
 }
 
 /// Runs `f` with this thread's worker, if the thread is one.
+#[inline(always)]
 pub(crate) fn with_local<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
     LOCAL
         .try_with(|cell| cell.borrow().as_ref().map(|local| f(local)))

@@ -345,6 +345,7 @@ pub fn try_handle() -> Option<Handle> {
 }
 
 /// Index of the worker the calling green thread runs on.
+#[inline(always)]
 pub fn current_worker() -> Option<usize> {
     with_local(|local| local.shared.index)
 }

@@ -20,6 +20,7 @@ pub mod h2_connection;
 mod h2_guard;
 pub mod handshake;
 pub mod http_handler;
+mod out_buffer;
 pub mod pending;
 pub mod per_client;
 mod per_client_step;
@@ -90,8 +91,15 @@ pub struct StageNames {
 
 impl Line {
     /// The pending queue of the calling worker.
+    #[inline(always)]
     pub fn local_pending(&self) -> &PendingQueue {
-        let worker = crate::runtime::current_worker().unwrap_or(0);
+        self.pending_of(crate::runtime::current_worker().unwrap_or(0))
+    }
+
+    /// The pending queue of worker `worker` (modulo the workers), for a
+    /// caller that knows which worker it runs on.
+    #[inline(always)]
+    pub fn pending_of(&self, worker: usize) -> &PendingQueue {
         &self.pending[worker % self.pending.len()]
     }
 }
