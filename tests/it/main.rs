@@ -42,6 +42,7 @@ mod probes;
 mod prometheus;
 mod protocol;
 mod proxy;
+mod redirect_case;
 mod redirects;
 mod reload;
 mod reserved_paths;
