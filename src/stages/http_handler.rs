@@ -8,20 +8,21 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::access_log::{raw_request_line, RequestLine};
+use crate::access_log::{raw_request_line, RequestLine, Who};
 use crate::config::{Client, Config};
 use crate::http::h2_mapping::{neither_protocol, preface, Preface};
 use crate::http::{parse_request, Limits, Request};
 use crate::runtime::swap::Swap;
 use crate::service::auth::AuthFailures;
-use crate::service::redirect::{never_redirected, HttpsRedirect};
+use crate::service::redirect::never_redirected;
 use crate::service::rewrite::Ruled;
-use crate::service::sites::{SiteParts, Sites, SitesReport};
+use crate::service::sites::{SiteParts, Sites, SitesReport, TOP_LEVEL};
 use crate::service::static_files::CacheFigures;
 use crate::service::{flush, Exchange, Outcome, Reading, Service, ServiceContext, Target};
 
 use super::admission::Verdict;
 use super::body::{drain, drainable, may_still_send};
+use super::https_redirect::https_redirect;
 use super::out_buffer::{OutBuffer, FLUSH_AT};
 use super::proxy_header::{self, HeaderRead};
 use super::{Conn, Handler, HandlerFuture, Line};
@@ -398,11 +399,12 @@ impl Built {
             && !ctx.readiness.is_draining();
         // The site by its host: the top level without `[[sites]]`, and for
         // the probes and /status (a health check asking by address).
-        let (site, refused) = match &self.sites {
+        let (site, refused, site_name) = match &self.sites {
             Some(sites) if !PLAIN && !never_redirected(req.path(), &ctx.config) => {
                 sites.serving(&self.top, req.host.as_deref(), &conn.stream)
             }
-            _ => (&self.top, None),
+            Some(_) => (&self.top, None, TOP_LEVEL),
+            None => (&self.top, None, "-"),
         };
         // Worked out here, not passed in: an `Option<Target>` argument is
         // copied into the future whole (128 bytes) for every request.
@@ -447,12 +449,15 @@ impl Built {
         // `[[auth]]` for what is served and what was asked (not redirects);
         // no rules, nothing asked. (`[limits.per_client]` rate: the step
         // before the handler, `per_client_step`.)
-        let refused = match PLAIN || site.auth.is_empty() {
-            true => None,
+        let (refused, user) = match PLAIN || site.auth.is_empty() {
+            true => (None, None),
             false => {
                 let asked = ruled.answer().is_none().then(|| req.path());
                 // Boxed: the handler's future is kept small.
-                Box::pin(site.auth.refuse(target, &mut ex, asked)).await
+                match Box::pin(site.auth.refuse(target, &mut ex, asked)).await {
+                    Ok(user) => (None, user),
+                    Err(refused) => (Some(refused), None),
+                }
             }
         };
         // The static files' future polled from here, the others' through
@@ -475,6 +480,8 @@ impl Built {
                 false => RequestLine::Parsed(req),
             },
             client,
+            user: user.as_deref(),
+            site: site_name,
         };
         self.record(
             line,
@@ -502,7 +509,14 @@ impl Built {
         if let Some(log) = &self.access_log {
             // A request's client as it was decided; else the connection's.
             let client = logged.client.unwrap_or_else(|| conn.client());
-            log.record(&client.to_string(), logged.request, status, bytes);
+            // With `[[sites]]`, every line ends with the site.
+            let site = self.sites.is_some().then_some(logged.site);
+            let who = Who {
+                client: &client.to_string(),
+                user: logged.user,
+                site,
+            };
+            log.record(&who, logged.request, status, bytes);
         }
     }
 }
@@ -513,6 +527,10 @@ struct Logged<'a> {
     /// The client as the request decided it (`X-Forwarded-For`); `None`:
     /// the connection's.
     client: Option<Client>,
+    /// The user `[[auth]]` let through, if any.
+    user: Option<&'a str>,
+    /// The site that answered (`[[sites]]`), `-` if none did.
+    site: &'a str,
 }
 
 /// What the log says of a request that could not be parsed: its request
@@ -521,38 +539,9 @@ fn raw(conn: &Conn) -> Logged<'_> {
     Logged {
         request: RequestLine::Raw(raw_request_line(conn.input.pending())),
         client: None,
+        user: None,
+        site: "-",
     }
-}
-
-/// With `tls.redirect_http`, a request on a plain TCP connection is
-/// answered with a 308 to HTTPS instead of routed: to its own host if a
-/// certificate is for it, else to `tls.redirect_host`, else 421. Never the
-/// probes or `/status` (a health check behind a TLS-terminating proxy
-/// comes in plain), nor a Unix-socket peer (that proxy's own socket).
-#[inline(always)]
-fn https_redirect(
-    line: &Line,
-    conn: &Conn,
-    req: &Request,
-    ctx: &ServiceContext<'_>,
-) -> Option<Target> {
-    let config = &ctx.config;
-    if !config.tls.redirect_http || conn.stream.is_secure() || never_redirected(req.path(), config)
-    {
-        return None;
-    }
-    let tls = line.tls.get()?;
-    let port = tls.https_port()?;
-    // Unix-domain peers have no IP address.
-    conn.peer()?;
-    let served = HttpsRedirect::host_name(req.host.as_deref()).filter(|h| tls.serves(h));
-    let canonical = &config.tls.redirect_host;
-    let host = match served {
-        Some(host) => Some(host.to_string()),
-        None if !canonical.is_empty() => Some(canonical.clone()),
-        None => None,
-    };
-    Some(Target::Mounted(Arc::new(HttpsRedirect { port, host })))
 }
 
 /// Whether a connection may still turn out to speak h2c: a plain one

@@ -20,6 +20,7 @@ pub mod h2_connection;
 mod h2_guard;
 pub mod handshake;
 pub mod http_handler;
+mod https_redirect;
 mod out_buffer;
 pub mod pending;
 pub mod per_client;

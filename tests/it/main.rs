@@ -5,6 +5,7 @@
 mod harness;
 
 mod access_log;
+mod access_log_who;
 mod auth;
 mod bench_cli;
 mod bench_h2;

@@ -90,7 +90,8 @@ impl Gate {
     }
 
     /// The answer to a request the rule guarding it does not let through
-    /// (401, 429), else None: then the caller serves it through `target`.
+    /// (401, 429) as `Err`; else `Ok`, with the user it let through (None:
+    /// no rule guards it), and the caller serves it through `target`.
     /// The rule is that of the path served (a rewrite's), else that of the
     /// path `asked`; None (a redirect answers): no rule.
     pub async fn refuse(
@@ -98,13 +99,16 @@ impl Gate {
         target: &Target,
         ex: &mut Exchange<'_>,
         asked: Option<&str>,
-    ) -> Option<Outcome> {
+    ) -> Result<Option<String>, Outcome> {
         let guard = asked.and_then(|asked| {
             let served = self.guard(ex.req.path(), target);
             served.or_else(|| self.guard(asked, target))
-        })?;
+        });
+        let Some(guard) = guard else {
+            return Ok(None);
+        };
         let reads_body = target.reads_body(ex.req);
-        guard.check(ex, reads_body).await
+        guard.check(ex, reads_body).await.map(Some)
     }
 
     /// A warning when a rule is served over plain HTTP on an address other
@@ -127,12 +131,13 @@ impl Gate {
 }
 
 impl Guard {
-    /// Lets the request through (None) or answers it: 401 with the
+    /// Lets the request through (`Ok`, with its user, for the access
+    /// log) or answers it (`Err`): 401 with the
     /// challenge without credentials or with wrong ones, 429 with
     /// `Retry-After` once the client has failed too often, 503 when the
     /// bcrypt threads are all busy. `reads_body`: the route would have read
     /// the body, so a refusal closes the connection instead.
-    pub async fn check(&self, ex: &mut Exchange<'_>, reads_body: bool) -> Option<Outcome> {
+    pub async fn check(&self, ex: &mut Exchange<'_>, reads_body: bool) -> Result<String, Outcome> {
         let client = ex.client();
         let max = ex.ctx.config.limits.auth_failures_per_minute;
         let keep_alive = ex.keep_alive;
@@ -142,19 +147,19 @@ impl Guard {
         }
         if let Some(left) = self.failures.blocked(client, max, ex.ctx.now()) {
             let left = left.to_string();
-            return Some(ex.error(
+            return Err(ex.error(
                 429,
                 "too many failed logins from this address; retry after the time in Retry-After",
                 &[("Retry-After", &left)],
             ));
         }
         let Some((user, password)) = credentials(ex) else {
-            return Some(self.unauthorized(ex));
+            return Err(self.unauthorized(ex));
         };
         let now = ex.ctx.now();
         if self.remembered.knows(&user, &password, now) {
             ex.keep_alive = keep_alive;
-            return None;
+            return Ok(user);
         }
         let hash = self.users.get(&user).unwrap_or(&self.dummy).clone();
         let known = self.users.contains_key(&user);
@@ -162,16 +167,16 @@ impl Guard {
             Verdict::Match if known => {
                 self.remembered.remember(&user, &password, now);
                 ex.keep_alive = keep_alive;
-                None
+                Ok(user)
             }
-            Verdict::Busy => Some(ex.error(
+            Verdict::Busy => Err(ex.error(
                 503,
                 "too many logins at once; retry shortly",
                 &[("Retry-After", "1")],
             )),
             _ => {
                 self.failures.fail(client, ex.ctx.now());
-                Some(self.unauthorized(ex))
+                Err(self.unauthorized(ex))
             }
         }
     }
