@@ -400,7 +400,8 @@ impl Built {
         // The site by its host: the top level without `[[sites]]`, and for
         // the probes and /status (a health check asking by address).
         let (site, refused, site_name) = match &self.sites {
-            Some(sites) if !PLAIN && !never_redirected(req.path(), &ctx.config) => {
+            _ if PLAIN => (&self.top, None, "-"),
+            Some(sites) if !never_redirected(req.path(), &ctx.config) => {
                 sites.serving(&self.top, req.host.as_deref(), &conn.stream)
             }
             Some(_) => (&self.top, None, TOP_LEVEL),
@@ -449,23 +450,22 @@ impl Built {
         // `[[auth]]` for what is served and what was asked (not redirects);
         // no rules, nothing asked. (`[limits.per_client]` rate: the step
         // before the handler, `per_client_step`.)
-        let (refused, user) = match PLAIN || site.auth.is_empty() {
-            true => (None, None),
-            false => {
+        let mut user = None;
+        let mut outcome = 'served: {
+            if !PLAIN && !site.auth.is_empty() {
                 let asked = ruled.answer().is_none().then(|| req.path());
                 // Boxed: the handler's future is kept small.
                 match Box::pin(site.auth.refuse(target, &mut ex, asked)).await {
-                    Ok(user) => (None, user),
-                    Err(refused) => (Some(refused), None),
+                    Ok(passed) => user = passed,
+                    Err(refused) => break 'served refused,
                 }
             }
-        };
-        // The static files' future polled from here, the others' through
-        // `Target::serve`: a layer fewer on the common path (callgrind).
-        let mut outcome = match (refused, target) {
-            (Some(refused), _) => refused,
-            (None, Target::Files(files)) => files.serve(&mut ex).await,
-            (None, target) => target.serve(&mut ex).await,
+            // The static files' future polled from here, the others'
+            // through `Target::serve`: a layer fewer on the common path.
+            match target {
+                Target::Files(files) => files.serve(&mut ex).await,
+                target => target.serve(&mut ex).await,
+            }
         };
         let client = ex.client_known();
         ex.consume_preamble();
@@ -480,7 +480,7 @@ impl Built {
                 false => RequestLine::Parsed(req),
             },
             client,
-            user: user.as_deref(),
+            user,
             site: site_name,
         };
         self.record(

@@ -94,12 +94,12 @@ impl Gate {
     /// no rule guards it), and the caller serves it through `target`.
     /// The rule is that of the path served (a rewrite's), else that of the
     /// path `asked`; None (a redirect answers): no rule.
-    pub async fn refuse(
-        &self,
+    pub async fn refuse<'s>(
+        &'s self,
         target: &Target,
         ex: &mut Exchange<'_>,
         asked: Option<&str>,
-    ) -> Result<Option<String>, Outcome> {
+    ) -> Result<Option<&'s str>, Outcome> {
         let guard = asked.and_then(|asked| {
             let served = self.guard(ex.req.path(), target);
             served.or_else(|| self.guard(asked, target))
@@ -137,7 +137,7 @@ impl Guard {
     /// `Retry-After` once the client has failed too often, 503 when the
     /// bcrypt threads are all busy. `reads_body`: the route would have read
     /// the body, so a refusal closes the connection instead.
-    pub async fn check(&self, ex: &mut Exchange<'_>, reads_body: bool) -> Result<String, Outcome> {
+    pub async fn check(&self, ex: &mut Exchange<'_>, reads_body: bool) -> Result<&str, Outcome> {
         let client = ex.client();
         let max = ex.ctx.config.limits.auth_failures_per_minute;
         let keep_alive = ex.keep_alive;
@@ -157,17 +157,18 @@ impl Guard {
             return Err(self.unauthorized(ex));
         };
         let now = ex.ctx.now();
-        if self.remembered.knows(&user, &password, now) {
+        // The name as the file has it: borrowed for the access log, no copy.
+        let entry = self.users.get_key_value(&user);
+        if let Some((name, _)) = entry.filter(|_| self.remembered.knows(&user, &password, now)) {
             ex.keep_alive = keep_alive;
-            return Ok(user);
+            return Ok(name);
         }
-        let hash = self.users.get(&user).unwrap_or(&self.dummy).clone();
-        let known = self.users.contains_key(&user);
+        let hash = entry.map_or(&self.dummy, |(_, hash)| hash).clone();
         match verify::verify(&password, hash).await {
-            Verdict::Match if known => {
+            Verdict::Match if entry.is_some() => {
                 self.remembered.remember(&user, &password, now);
                 ex.keep_alive = keep_alive;
-                Ok(user)
+                Ok(entry.map_or("", |(name, _)| name.as_str()))
             }
             Verdict::Busy => Err(ex.error(
                 503,
