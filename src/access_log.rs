@@ -85,15 +85,29 @@ impl AccessLog {
         Ok(())
     }
 
-    /// `host - - [time] "request line" status bytes "referer" "user-agent"`.
-    /// Every field the client wrote is escaped (see [`push_escaped`]), so a
-    /// request cannot forge fields or lines.
-    /// `host` is the client's IP address, "unix" or "-"; `bytes` the
-    /// response body's length.
-    pub(crate) fn record(&self, host: &str, request: RequestLine<'_>, status: u16, bytes: u64) {
+    /// `host - user [time] "request line" status bytes "referer"
+    /// "user-agent"`, and ` "site"` with `[[sites]]`. Every field the
+    /// client wrote is escaped (see [`push_escaped`]), so a request cannot
+    /// forge fields or lines. `host` is the client's IP address, "unix" or
+    /// "-"; `user` the one `[[auth]]` let through, else "-" (nginx's
+    /// `$remote_user`); `bytes` the response body's length.
+    pub(crate) fn record(&self, who: &Who<'_>, request: RequestLine<'_>, status: u16, bytes: u64) {
         use std::fmt::Write as _;
         let mut line = String::with_capacity(160);
-        let _ = write!(line, "{} - - [{}] \"", host, clf_time(SystemTime::now()));
+        let _ = write!(line, "{} - ", who.client);
+        match who.user {
+            // Escaped too, and a space as `\x20`: it would split the field.
+            Some(user) if !user.is_empty() => {
+                for (i, part) in user.split(' ').enumerate() {
+                    if i > 0 {
+                        line.push_str("\\x20");
+                    }
+                    push_escaped(&mut line, part.as_bytes());
+                }
+            }
+            _ => line.push('-'),
+        }
+        let _ = write!(line, " [{}] \"", clf_time(SystemTime::now()));
         match request {
             RequestLine::Parsed(r) | RequestLine::Http2(r) => {
                 line.push_str(r.method.as_str());
@@ -110,16 +124,22 @@ impl AccessLog {
                 push_escaped(&mut line, r.referer.as_deref().unwrap_or(b"-"));
                 line.push_str("\" \"");
                 push_escaped(&mut line, r.user_agent.as_deref().unwrap_or(b"-"));
-                line.push_str("\"\n");
+                line.push('"');
             }
             RequestLine::Raw(raw) => {
                 match raw.is_empty() {
                     true => line.push('-'),
                     false => push_escaped(&mut line, raw),
                 }
-                let _ = writeln!(line, "\" {} {} \"-\" \"-\"", status, bytes);
+                let _ = write!(line, "\" {} {} \"-\" \"-\"", status, bytes);
             }
         }
+        if let Some(site) = who.site {
+            line.push_str(" \"");
+            push_escaped(&mut line, site.as_bytes());
+            line.push('"');
+        }
+        line.push('\n');
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
         let _ = out.write_all(line.as_bytes());
     }
@@ -131,6 +151,14 @@ impl AccessLog {
             .unwrap_or_else(PoisonError::into_inner)
             .flush();
     }
+}
+
+/// Who a line is about: the client, the user `[[auth]]` let through, and
+/// the site (`None`: no site field, without `[[sites]]`).
+pub(crate) struct Who<'a> {
+    pub(crate) client: &'a str,
+    pub(crate) user: Option<&'a str>,
+    pub(crate) site: Option<&'a str>,
 }
 
 /// What the log says the request was.
@@ -265,14 +293,36 @@ mod tests {
         let req = crate::http::parse_request(raw, &limits)
             .expect("parses")
             .expect("complete");
-        log.record("127.0.0.1", RequestLine::Parsed(&req), 200, 5);
-        log.record("-", RequestLine::Raw(b""), 408, 0);
-        log.record("-", RequestLine::Raw(b"\x16\x03\x01\xff\"x"), 400, 45);
+        let who = |client| Who {
+            client,
+            user: None,
+            site: None,
+        };
+        log.record(&who("127.0.0.1"), RequestLine::Parsed(&req), 200, 5);
+        log.record(&who("-"), RequestLine::Raw(b""), 408, 0);
+        log.record(&who("-"), RequestLine::Raw(b"\x16\x03\x01\xff\"x"), 400, 45);
+        // A user and a site, escaped like the rest.
+        let named = Who {
+            client: "192.0.2.1",
+            user: Some("al ice\"\u{e9}"),
+            site: Some("a.example"),
+        };
+        log.record(&named, RequestLine::Raw(b"GET / HTTP/1.1"), 200, 1);
         log.flush();
         let text = std::fs::read_to_string(&path).expect("read log");
         std::fs::remove_dir_all(&dir).expect("clean up");
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(
+            lines[3].starts_with("192.0.2.1 - al\\x20ice\\x22\\xC3\\xA9 ["),
+            "{}",
+            lines[3]
+        );
+        assert!(
+            lines[3].ends_with("\"GET / HTTP/1.1\" 200 1 \"-\" \"-\" \"a.example\""),
+            "{}",
+            lines[3]
+        );
         let first = lines[0];
         assert!(
             first.ends_with(

@@ -134,6 +134,8 @@ impl Metrics {
     }
 
     /// The calling worker's counters (worker 0's off the runtime).
+    /// Inlined: asked several times per request.
+    #[inline(always)]
     pub(crate) fn here(&self) -> &WorkerMetrics {
         self.worker(current_worker().unwrap_or(0))
     }

@@ -88,6 +88,8 @@ const FIXED: &[Fixed] = &[
     fixed!("stages.pool_size", stages.pool_size),
     fixed!("queue.capacity", queue.capacity),
     fixed!("limits.max_connections", limits.max_connections),
+    // Read when the per-client table is allocated, once.
+    fixed!("limits.per_client.table_size", limits.per_client.table_size),
     fixed!("timeouts.keepalive_idle", timeouts.keepalive_idle),
     fixed!("runtime.poll_mode", runtime.poll_mode),
     fixed!("user", user),

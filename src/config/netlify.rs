@@ -84,7 +84,10 @@ fn redirect_line(fields: &[&str]) -> Result<PathRule, String> {
             ))
         }
     };
-    let from = PathPattern::parse(from).map_err(|why| format!("the path {why}"))?;
+    // Matched whatever the case, as Netlify matches (docs/redirects.md).
+    let from = PathPattern::parse(from)
+        .map_err(|why| format!("the path {why}"))?
+        .ignoring_case();
     check_to(to, action)?;
     let to = Template::parse(to, &from)?;
     Ok(PathRule {

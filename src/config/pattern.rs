@@ -20,6 +20,10 @@ pub struct PathPattern {
     head: Vec<Part>,
     /// After the splat; `None`: no splat.
     tail: Option<Vec<Part>>,
+    /// Literal text matches whatever its ASCII letters' case (`_redirects`,
+    /// as on Netlify); else exactly (the config's rules, as nginx's
+    /// `location`).
+    fold_case: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,7 +128,16 @@ impl PathPattern {
             pattern: pattern.to_string(),
             head,
             tail: parts.next(),
+            fold_case: false,
         })
+    }
+
+    /// The same pattern, its literal text matched whatever the case of
+    /// its ASCII letters (`/Blog/*` matches `/blog/x` and `/BLOG/x`), as
+    /// Netlify matches `_redirects`. Captures keep the path's own case.
+    pub fn ignoring_case(mut self) -> PathPattern {
+        self.fold_case = true;
+        self
     }
 
     /// The pattern as written.
@@ -165,15 +178,26 @@ impl PathPattern {
 
     fn matches_exactly<'p>(&'p self, path: &'p str) -> Option<Captures<'p>> {
         let mut captures = Captures::default();
-        let start = forward(&self.head, path, 0, &mut captures)?;
+        let fold = self.fold_case;
+        let start = forward(&self.head, path, 0, fold, &mut captures)?;
         match &self.tail {
             None => (start == path.len()).then_some(captures),
             Some(tail) => {
-                let end = backward(tail, path, start, &mut captures)?;
+                let end = backward(tail, path, start, fold, &mut captures)?;
                 captures.splat = Some(&path[start..end]);
                 Some(captures)
             }
         }
+    }
+}
+
+/// Whether `text` is `lit`, exactly or (`fold`) but for the case of
+/// ASCII letters. Other bytes must be equal, so a match ends where `lit`'s
+/// characters do.
+fn same(text: &[u8], lit: &str, fold: bool) -> bool {
+    match fold {
+        true => text.eq_ignore_ascii_case(lit.as_bytes()),
+        false => text == lit.as_bytes(),
     }
 }
 
@@ -182,12 +206,14 @@ fn forward<'p>(
     parts: &'p [Part],
     path: &'p str,
     mut at: usize,
+    fold: bool,
     caps: &mut Captures<'p>,
 ) -> Option<usize> {
     for part in parts {
         match part {
             Part::Lit(lit) => {
-                if !path[at..].starts_with(lit.as_str()) {
+                let text = path.as_bytes().get(at..at + lit.len())?;
+                if !same(text, lit, fold) {
                     return None;
                 }
                 at += lit.len();
@@ -211,13 +237,16 @@ fn backward<'p>(
     parts: &'p [Part],
     path: &'p str,
     floor: usize,
+    fold: bool,
     caps: &mut Captures<'p>,
 ) -> Option<usize> {
     let mut end = path.len();
     for part in parts.iter().rev() {
         match part {
             Part::Lit(lit) => {
-                if end < floor + lit.len() || !path[..end].ends_with(lit.as_str()) {
+                if end < floor + lit.len()
+                    || !same(&path.as_bytes()[end - lit.len()..end], lit, fold)
+                {
                     return None;
                 }
                 end -= lit.len();

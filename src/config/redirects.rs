@@ -312,6 +312,29 @@ mod tests {
     }
 
     #[test]
+    fn case_counts_unless_the_pattern_ignores_it() {
+        let exact = PathPattern::parse("/Blog/:slug/*.PDF").unwrap();
+        assert!(exact.matches("/Blog/x/a.PDF").is_some());
+        assert!(exact.matches("/blog/x/a.pdf").is_none());
+        let folded = exact.clone().ignoring_case();
+        let c = folded.matches("/BLOG/Hello/Dir/A.pdf").unwrap();
+        // Captures keep the path's own case.
+        assert_eq!(
+            (c.get("slug"), c.get("splat")),
+            (Some("Hello"), Some("Dir/A"))
+        );
+        assert!(folded.matches("/blogs/x/a.pdf").is_none());
+        // Only ASCII letters fold; other characters match exactly, and a
+        // multi-byte path never splits a character.
+        let accent = PathPattern::parse("/Café/*").unwrap().ignoring_case();
+        assert!(accent.matches("/CAFé/x").is_some());
+        assert!(accent.matches("/CAFÉ/x").is_none());
+        let tail = PathPattern::parse("/*é").unwrap().ignoring_case();
+        assert!(tail.matches("/ééé").is_some());
+        assert!(tail.matches("/x\u{e9}\u{301}").is_none());
+    }
+
+    #[test]
     fn patterns_capture_placeholders_and_the_splat() {
         let p = PathPattern::parse("/blog/:year/:slug").unwrap();
         let c = p.matches("/blog/2024/hello").unwrap();

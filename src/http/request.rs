@@ -89,11 +89,13 @@ pub struct Request {
 
 impl Request {
     /// Target before '?'.
+    #[inline(always)]
     pub fn path(&self) -> &str {
         self.target.get(..self.path_len).unwrap_or(&self.target)
     }
 
     /// Target after the first '?', if any.
+    #[inline(always)]
     pub fn query(&self) -> Option<&str> {
         self.target.get(self.path_len..)?.strip_prefix('?')
     }

@@ -113,6 +113,10 @@ thread_local! {
 
 thread_local! {
     static LOCAL: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+    /// This thread's worker index while it runs one (`usize::MAX`: none):
+    /// a plain `Cell` without a destructor, so reading it is one load
+    /// (`current_worker` is asked several times per request).
+    static WORKER: Cell<usize> = const { Cell::new(usize::MAX) };
     static BUDGET: Cell<u32> = const { Cell::new(BUDGET_PER_POLL) };
     /// When this worker's current turn began (after its last wait).
     static TURN_STARTED: Cell<Option<Instant>> = const { Cell::new(None) };
@@ -135,11 +139,19 @@ pub(crate) fn turn_started() -> Instant {
 }
 
 /// Runs `f` with this thread's worker, if the thread is one.
+#[inline(always)]
 pub(crate) fn with_local<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
     LOCAL
         .try_with(|cell| cell.borrow().as_ref().map(|local| f(local)))
         .ok()
         .flatten()
+}
+
+/// The index of the worker this thread runs, if it runs one.
+#[inline(always)]
+pub(crate) fn worker_index() -> Option<usize> {
+    let index = WORKER.with(Cell::get);
+    (index != usize::MAX).then_some(index)
 }
 
 /// Sends a woken task to its worker: straight onto the ready queue when we
@@ -222,6 +234,7 @@ impl Local {
     /// Runs this worker on the current thread until `done()` or shutdown.
     pub(crate) fn run(self: &Rc<Self>, done: impl Fn() -> bool) {
         let previous = LOCAL.with(|cell| cell.replace(Some(self.clone())));
+        let previous_index = WORKER.with(|w| w.replace(self.shared.index));
         TURN_STARTED.with(|turn| turn.set(Some(Instant::now())));
         loop {
             self.drain_injected();
@@ -233,6 +246,7 @@ impl Local {
         }
         self.drop_all_tasks();
         LOCAL.with(|cell| cell.replace(previous));
+        WORKER.with(|w| w.set(previous_index));
         TURN_STARTED.with(|turn| turn.set(None));
     }
 

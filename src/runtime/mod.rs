@@ -345,8 +345,9 @@ pub fn try_handle() -> Option<Handle> {
 }
 
 /// Index of the worker the calling green thread runs on.
+#[inline(always)]
 pub fn current_worker() -> Option<usize> {
-    with_local(|local| local.shared.index)
+    executor::worker_index()
 }
 
 /// Spawns a green thread on the current worker. The future need not be `Send`:

@@ -37,7 +37,9 @@ impl<T> Swap<T> {
         }
     }
 
-    /// The current value.
+    /// The current value. Inlined: the handler asks on every turn of a
+    /// connection (a call of its own measured +30 instructions).
+    #[inline(always)]
     pub fn load(&self) -> Arc<T> {
         let generation = self.generation.load(Ordering::Acquire);
         let slot = current_worker().unwrap_or(0) % self.cached.len();

@@ -43,24 +43,39 @@ pub fn client_of(
     stream: &Stream,
     req: Option<(&Request, &[u8])>,
 ) -> Client {
+    match connection_client(proxy, proxied, stream) {
+        Ok(client) => client,
+        Err(peer) => match req {
+            Some((req, preamble)) => forwarded_for(proxy, peer, req, preamble),
+            // A trusted peer's request no longer readable: never the proxy
+            // itself, which status.allow may well admit.
+            None => Client::Unknown,
+        },
+    }
+}
+
+/// The client of every request on a connection whose PROXY header named
+/// `proxied`, or `Err(peer)`: the peer is a trusted proxy, and each
+/// request names its own client in `X-Forwarded-For` ([`forwarded_for`]).
+/// One `getpeername` at most, for a caller that asks for many requests.
+pub fn connection_client(
+    proxy: &ProxyConfig,
+    proxied: Option<Client>,
+    stream: &Stream,
+) -> Result<Client, Client> {
     if let Some(client) = proxied {
-        return client;
+        return Ok(client);
     }
     if proxy.protocol {
         // A connection that never sent the header (one accepted before a
         // reload turned it on): its peer may be the proxy; believe no one.
-        return Client::Unknown;
+        return Ok(Client::Unknown);
     }
     let peer = peer_of(stream);
     if !proxy.reads_forwarded_for() || !proxy.trusts(peer) {
-        return peer;
+        return Ok(peer);
     }
-    match req {
-        Some((req, preamble)) => forwarded_for(proxy, peer, req, preamble),
-        // A trusted peer's request no longer readable: never the proxy
-        // itself, which status.allow may well admit.
-        None => Client::Unknown,
-    }
+    Err(peer)
 }
 
 /// Walks `X-Forwarded-For` from the right (the last line first), while the

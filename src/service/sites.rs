@@ -97,8 +97,8 @@ enum Pick {
 
 /// What answers a request, as [`Sites::choose`] decides.
 enum Chosen<'a> {
-    /// This site's parts.
-    Site(&'a SiteParts),
+    /// This site.
+    Site(&'a Site),
     /// The top level's parts (the default site).
     TopLevel,
     /// Refused: this target answers (404 or 421).
@@ -214,17 +214,18 @@ impl Sites {
 
     /// What serves a request to `host` (its `Host` field) over `stream`:
     /// a site's parts, or `top`'s (the top level); with the target that
-    /// refuses it (404, 421), if refused. Counts it.
+    /// refuses it (404, 421), if refused; and the site's name for the
+    /// access log (its first name, `(default)`, `-` when refused). Counts it.
     pub fn serving<'a>(
         &'a self,
         top: &'a SiteParts,
         host: Option<&str>,
         stream: &Stream,
-    ) -> (&'a SiteParts, Option<&'a Target>) {
+    ) -> (&'a SiteParts, Option<&'a Target>, &'a str) {
         match self.choose(host, stream) {
-            Chosen::Site(site) => (site, None),
-            Chosen::TopLevel => (top, None),
-            Chosen::Refused(target) => (top, Some(target)),
+            Chosen::Site(site) => (&site.parts, None, &site.name),
+            Chosen::TopLevel => (top, None, TOP_LEVEL),
+            Chosen::Refused(target) => (top, Some(target), "-"),
         }
     }
 
@@ -247,7 +248,7 @@ impl Sites {
             Pick::Site(i) => {
                 let site = &self.sites[i];
                 site.requests.fetch_add(1, Ordering::Relaxed);
-                Chosen::Site(&site.parts)
+                Chosen::Site(site)
             }
             Pick::Unknown => {
                 let refused = match self.unknown {

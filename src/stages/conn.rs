@@ -149,6 +149,10 @@ pub struct Conn {
     pub input: ReadBuffer,
     /// Requests served so far on this connection.
     pub requests: u32,
+    /// Requests the handler may answer this turn before it gives the
+    /// connection back to the line: what the per-client rate step
+    /// admitted (`per_client_step`); `u32::MAX` without a rate.
+    pub admitted: u32,
     /// When the connection was accepted or last became readable again.
     pub ready_since: Instant,
     /// When the connection was accepted: its first request's headers are
@@ -171,6 +175,7 @@ impl Conn {
             stream,
             input: ReadBuffer::default(),
             requests: 0,
+            admitted: u32::MAX,
             ready_since: now,
             accepted: now,
             extra: None,
@@ -216,6 +221,7 @@ impl Conn {
             stream,
             input,
             requests: 0,
+            admitted: u32::MAX,
             ready_since: now,
             accepted: now,
             extra: proxied.map(|proxied| {

@@ -6,6 +6,9 @@
 //!   each pulling from the queue and running the request in place; a
 //!   request that waits on its client moves to a green thread of its own,
 //!   so no spawn per request, and no slow client holds a handler.
+//!
+//! Both run the per-client rate step (`per_client_step`) on what they pop
+//! before the handler, when `limits.per_client.rate` is set.
 
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -17,7 +20,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use crate::config::DispatcherKind;
 use crate::runtime::{self, Handle, PooledFuture};
 
-use super::{Dispatcher, Handler, Line};
+use super::per_client_step::{self, RateOn};
+use super::{Conn, Dispatcher, Handler, Line};
 
 /// The `spawn` dispatcher: one loop per worker pops connections and spawns a
 /// green thread for each request.
@@ -43,10 +47,16 @@ impl Dispatcher for SpawnPerRequest {
             runtime
                 .spawn_on(worker, async move {
                     let pending = &line.pending[worker];
+                    let mut rate = RateOn::new();
                     loop {
-                        let conn = pending.pop().await;
+                        let mut conn = pending.pop().await;
                         let line = line.clone();
                         let handler = handler.clone();
+                        if rate.get(&line) {
+                            runtime::spawn_detached(admit_then_handle(conn, line, handler));
+                            continue;
+                        }
+                        conn.admitted = u32::MAX;
                         runtime::spawn_detached(async move { handler.handle(conn, &line).await });
                     }
                 })
@@ -91,11 +101,18 @@ impl Dispatcher for Pool {
 /// goes on.
 async fn pool_handler(line: Arc<Line>, handler: Arc<dyn Handler>, worker: usize) {
     let mut nudge = None;
+    let mut rate = RateOn::new();
     loop {
-        let conn = line.pending[worker].pop().await;
+        let mut conn = line.pending[worker].pop().await;
         let (line, handler) = (line.clone(), handler.clone());
         // Owns what it borrows, so it can move to a green thread of its own.
-        let mut request = PooledFuture::new(async move { handler.handle(conn, &line).await });
+        let mut request = match rate.get(&line) {
+            true => PooledFuture::new(admit_then_handle(conn, line, handler)),
+            false => {
+                conn.admitted = u32::MAX;
+                PooledFuture::new(async move { handler.handle(conn, &line).await })
+            }
+        };
         match run_in_place(&mut request, &mut nudge).await {
             PollEnd::Done => {}
             // Its wakers are this handler's; the new green thread's first
@@ -108,6 +125,13 @@ async fn pool_handler(line: Arc<Line>, handler: Arc<dyn Handler>, worker: usize)
                 let _ = catch_unwind(AssertUnwindSafe(move || drop(request)));
             }
         }
+    }
+}
+
+/// The per-client rate step, then the handler for what it admitted.
+async fn admit_then_handle(conn: Conn, line: Arc<Line>, handler: Arc<dyn Handler>) {
+    if let Some(conn) = per_client_step::admit(conn, &line).await {
+        handler.handle(conn, &line).await;
     }
 }
 

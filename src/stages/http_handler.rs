@@ -8,29 +8,25 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::access_log::{raw_request_line, RequestLine};
+use crate::access_log::{raw_request_line, RequestLine, Who};
 use crate::config::{Client, Config};
 use crate::http::h2_mapping::{neither_protocol, preface, Preface};
 use crate::http::{parse_request, Limits, Request};
 use crate::runtime::swap::Swap;
-use crate::runtime::LocalPool;
 use crate::service::acme_challenge::http_challenge;
 use crate::service::auth::AuthFailures;
-use crate::service::redirect::{never_redirected, HttpsRedirect};
+use crate::service::redirect::never_redirected;
 use crate::service::rewrite::Ruled;
-use crate::service::sites::{SiteParts, Sites, SitesReport};
+use crate::service::sites::{SiteParts, Sites, SitesReport, TOP_LEVEL};
 use crate::service::static_files::CacheFigures;
 use crate::service::{flush, Exchange, Outcome, Reading, Service, ServiceContext, Target};
 
 use super::admission::Verdict;
 use super::body::{drain, drainable, may_still_send};
-use super::per_client;
+use super::https_redirect::https_redirect;
+use super::out_buffer::{OutBuffer, FLUSH_AT};
 use super::proxy_header::{self, HeaderRead};
 use super::{Conn, Handler, HandlerFuture, Line};
-
-/// Responses buffered beyond this are written before answering more
-/// pipelined requests.
-const FLUSH_AT: usize = 64 * 1024;
 
 /// The built-in handler: parses each request, routes it, writes the
 /// response, then recycles or closes the connection.
@@ -56,6 +52,12 @@ struct Built {
     top: SiteParts,
     /// `[[sites]]`, chosen by host before routing; None without any.
     sites: Option<Box<Sites>>,
+    /// No `[[sites]]`, no rules and no `[[auth]]` at the top level: the
+    /// handler asks none of them (a copy of `answer` without them).
+    plain: bool,
+    /// Some site reads `_redirects` and `_headers`: each turn asks whether
+    /// they changed.
+    watched: bool,
     access_log: Option<crate::access_log::AccessLog>,
 }
 
@@ -158,7 +160,11 @@ impl Built {
         }
         let top = SiteParts::build(config, workers, mounted, failures)?;
         let sites = Sites::build(config, workers, mounted, failures, previous)?.map(Box::new);
+        let plain = sites.is_none() && top.rules.is_empty() && top.auth.is_empty();
+        let watched = top.netlify.is_some() || sites.is_some();
         Ok(Built {
+            plain,
+            watched,
             limits: Limits {
                 max_request_line: config.limits.max_request_line,
                 max_header_bytes: config.limits.max_header_bytes,
@@ -173,7 +179,9 @@ impl Built {
     /// Owns its `Built`: the future holds it (and the connection) directly,
     /// with no wrapper future to move them through.
     async fn serve(self: Arc<Self>, mut conn: Conn, line: &Line) {
-        let reading = Reading::new(line.metrics.here());
+        // Asked once: a thread-local read each time (callgrind).
+        let worker = crate::runtime::current_worker().unwrap_or(0);
+        let reading = Reading::new(line.metrics.worker(worker));
         // One config snapshot for everything this turn answers.
         let ctx = ServiceContext {
             config: line.config.load(),
@@ -186,7 +194,6 @@ impl Built {
             sites: self.sites.as_deref(),
         };
         // How long it waited since queued; `codel` may shed it for that.
-        let worker = crate::runtime::current_worker().unwrap_or(0);
         let fresh = conn.requests == 0;
         let verdict = line.pressure.admission.on_take(
             worker,
@@ -205,8 +212,8 @@ impl Built {
             return;
         }
         match next {
-            Next::Recycle => line.local_pending().recycle(conn, line),
-            Next::Park => line.local_pending().park(conn),
+            Next::Recycle => line.pending_of(worker).recycle(conn, line),
+            Next::Park => line.pending_of(worker).park(conn),
             Next::Close => {}
             Next::Http2 => line.http2.admit(line, conn).await,
             // On a green thread of its own: the handler (a pool's slot)
@@ -288,8 +295,19 @@ impl Built {
                         Err(_) => Next::Close,
                     };
                 }
+                // The per-client rate step admitted no more this turn: the
+                // rest come round through it again.
+                Ok(Some(_)) if answered >= conn.admitted => {
+                    return match flush(&conn.stream, out, ctx).await {
+                        Ok(()) => Next::Recycle,
+                        Err(_) => Next::Close,
+                    };
+                }
                 Ok(Some(req)) => {
-                    let outcome = self.answer(&req, conn, out, ctx, line).await;
+                    let outcome = match self.plain {
+                        true => self.answer::<true>(&req, conn, out, ctx, line).await,
+                        false => self.answer::<false>(&req, conn, out, ctx, line).await,
+                    };
                     answered += 1;
                     if !outcome.keep_alive {
                         let flushed = flush(&conn.stream, out, ctx).await;
@@ -359,7 +377,10 @@ impl Built {
         }
     }
 
-    async fn answer(
+    /// Answers one request. `PLAIN`: no `[[sites]]`, rules or `[[auth]]`
+    /// ([`Built::plain`]), so none is asked: that copy routes the request
+    /// as it came, at the cost it had before they existed (callgrind).
+    async fn answer<const PLAIN: bool>(
         &self,
         req: &Request,
         conn: &mut Conn,
@@ -379,11 +400,13 @@ impl Built {
             && !ctx.readiness.is_draining();
         // The site by its host: the top level without `[[sites]]`, and for
         // the probes and /status (a health check asking by address).
-        let (site, refused) = match &self.sites {
+        let (site, refused, site_name) = match &self.sites {
+            _ if PLAIN => (&self.top, None, "-"),
             Some(sites) if !never_redirected(req.path(), &ctx.config) => {
                 sites.serving(&self.top, req.host.as_deref(), &conn.stream)
             }
-            _ => (&self.top, None),
+            Some(_) => (&self.top, None, TOP_LEVEL),
+            None => (&self.top, None, "-"),
         };
         // Worked out here, not passed in: an `Option<Target>` argument is
         // copied into the future whole (128 bytes) for every request.
@@ -392,7 +415,7 @@ impl Built {
         let first = http_challenge(on, req.path(), |t| line.challenges.http(t));
         let ruled = match first.or_else(|| https_redirect(line, conn, req, ctx)) {
             Some(redirect) => Ruled::Answer(redirect),
-            None if refused.is_some() => Ruled::Pass,
+            None if PLAIN || refused.is_some() => Ruled::Pass,
             None if site.rules.is_empty() || never_redirected(req.path(), &ctx.config) => {
                 Ruled::Pass
             }
@@ -428,15 +451,25 @@ impl Built {
         if self.access_log.is_some() {
             ex.client();
         }
-        // `[limits.per_client]`: out of tokens, 429 before any service runs;
-        // then `[[auth]]` for what is served and what was asked (not redirects).
-        let exempt = || never_redirected(req.path(), &ctx.config);
-        let asked = ruled.answer().is_none().then(|| req.path());
-        let mut outcome = match per_client::refuse_request(&mut ex, line, exempt) {
-            Some(refused) => refused,
-            // No rules: the route's future alone (a layer fewer, measured).
-            None if site.auth.is_empty() => target.serve(&mut ex).await,
-            None => site.auth.serve(target, &mut ex, asked).await,
+        // `[[auth]]` for what is served and what was asked (not redirects);
+        // no rules, nothing asked. (`[limits.per_client]` rate: the step
+        // before the handler, `per_client_step`.)
+        let mut user = None;
+        let mut outcome = 'served: {
+            if !PLAIN && !site.auth.is_empty() {
+                let asked = ruled.answer().is_none().then(|| req.path());
+                // Boxed: the handler's future is kept small.
+                match Box::pin(site.auth.refuse(target, &mut ex, asked)).await {
+                    Ok(passed) => user = passed,
+                    Err(refused) => break 'served refused,
+                }
+            }
+            // The static files' future polled from here, the others'
+            // through `Target::serve`: a layer fewer on the common path.
+            match target {
+                Target::Files(files) => files.serve(&mut ex).await,
+                target => target.serve(&mut ex).await,
+            }
         };
         let client = ex.client_known();
         ex.consume_preamble();
@@ -451,6 +484,8 @@ impl Built {
                 false => RequestLine::Parsed(req),
             },
             client,
+            user,
+            site: site_name,
         };
         self.record(
             line,
@@ -478,7 +513,14 @@ impl Built {
         if let Some(log) = &self.access_log {
             // A request's client as it was decided; else the connection's.
             let client = logged.client.unwrap_or_else(|| conn.client());
-            log.record(&client.to_string(), logged.request, status, bytes);
+            // With `[[sites]]`, every line ends with the site.
+            let site = self.sites.is_some().then_some(logged.site);
+            let who = Who {
+                client: &client.to_string(),
+                user: logged.user,
+                site,
+            };
+            log.record(&who, logged.request, status, bytes);
         }
     }
 }
@@ -489,6 +531,10 @@ struct Logged<'a> {
     /// The client as the request decided it (`X-Forwarded-For`); `None`:
     /// the connection's.
     client: Option<Client>,
+    /// The user `[[auth]]` let through, if any.
+    user: Option<&'a str>,
+    /// The site that answered (`[[sites]]`), `-` if none did.
+    site: &'a str,
 }
 
 /// What the log says of a request that could not be parsed: its request
@@ -497,37 +543,9 @@ fn raw(conn: &Conn) -> Logged<'_> {
     Logged {
         request: RequestLine::Raw(raw_request_line(conn.input.pending())),
         client: None,
+        user: None,
+        site: "-",
     }
-}
-
-/// With `tls.redirect_http`, a request on a plain TCP connection is
-/// answered with a 308 to HTTPS instead of routed: to its own host if a
-/// certificate is for it, else to `tls.redirect_host`, else 421. Never the
-/// probes or `/status` (a health check behind a TLS-terminating proxy
-/// comes in plain), nor a Unix-socket peer (that proxy's own socket).
-fn https_redirect(
-    line: &Line,
-    conn: &Conn,
-    req: &Request,
-    ctx: &ServiceContext<'_>,
-) -> Option<Target> {
-    let config = &ctx.config;
-    if !config.tls.redirect_http || conn.stream.is_secure() || never_redirected(req.path(), config)
-    {
-        return None;
-    }
-    let tls = line.tls.get()?;
-    let port = tls.https_port()?;
-    // Unix-domain peers have no IP address.
-    conn.peer()?;
-    let served = HttpsRedirect::host_name(req.host.as_deref()).filter(|h| tls.serves(h));
-    let canonical = &config.tls.redirect_host;
-    let host = match served {
-        Some(host) => Some(host.to_string()),
-        None if !canonical.is_empty() => Some(canonical.clone()),
-        None => None,
-    };
-    Some(Target::Mounted(Arc::new(HttpsRedirect { port, host })))
 }
 
 /// Whether a connection may still turn out to speak h2c: a plain one
@@ -554,33 +572,6 @@ enum Next {
     Linger,
 }
 
-thread_local! {
-    static OUT_BUFFERS: LocalPool<Vec<u8>> = const { LocalPool::new(256) };
-}
-
-/// A response buffer from the worker's pool, returned on drop: no
-/// allocation per request once the pool is warm.
-struct OutBuffer(Vec<u8>);
-
-impl OutBuffer {
-    fn take() -> OutBuffer {
-        let buf = OUT_BUFFERS.with(LocalPool::take);
-        OutBuffer(buf.unwrap_or_else(|| Vec::with_capacity(1024)))
-    }
-}
-
-impl Drop for OutBuffer {
-    fn drop(&mut self) {
-        let mut buf = std::mem::take(&mut self.0);
-        // Keep modest buffers only; a pipelined burst may have grown one.
-        if buf.capacity() <= FLUSH_AT * 2 {
-            buf.clear();
-            // A full pool hands it back: freed here.
-            let _ = OUT_BUFFERS.try_with(|pool| pool.give(buf));
-        }
-    }
-}
-
 impl Handler for HttpHandler {
     fn name(&self) -> &str {
         "http"
@@ -589,8 +580,8 @@ impl Handler for HttpHandler {
     fn handle<'a>(&'a self, conn: Conn, line: &'a Line) -> HandlerFuture<'a> {
         let built = self.current.load();
         let since = conn.ready_since;
-        let changed =
-            built.top.changed(since) || built.sites.as_ref().is_some_and(|s| s.changed(since));
+        let changed = built.watched
+            && (built.top.changed(since) || built.sites.as_ref().is_some_and(|s| s.changed(since)));
         let built = match changed {
             true => self.reread_site_files(built, line),
             false => built,

@@ -21,8 +21,11 @@ mod h2_guard;
 mod h2_native;
 pub mod handshake;
 pub mod http_handler;
+mod https_redirect;
+mod out_buffer;
 pub mod pending;
 pub mod per_client;
+mod per_client_step;
 pub mod pressure;
 mod proxy_header;
 mod report;
@@ -95,8 +98,15 @@ pub struct StageNames {
 
 impl Line {
     /// The pending queue of the calling worker.
+    #[inline(always)]
     pub fn local_pending(&self) -> &PendingQueue {
-        let worker = crate::runtime::current_worker().unwrap_or(0);
+        self.pending_of(crate::runtime::current_worker().unwrap_or(0))
+    }
+
+    /// The pending queue of worker `worker` (modulo the workers), for a
+    /// caller that knows which worker it runs on.
+    #[inline(always)]
+    pub fn pending_of(&self, worker: usize) -> &PendingQueue {
         &self.pending[worker % self.pending.len()]
     }
 }

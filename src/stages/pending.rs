@@ -144,6 +144,7 @@ impl PendingQueue {
     /// may be read: at once if bytes are buffered or it is readable already,
     /// else it waits in the idle set — no green thread, no read buffer —
     /// until readable, or is closed after the keep-alive timeout.
+    #[inline(always)]
     pub fn recycle(&self, conn: Conn, line: &Line) {
         line.metrics.here().recycled.bump();
         self.requeue(conn);

@@ -8,14 +8,14 @@
 //!   as a full line answers (`pending::reject_stream`): it never reaches a
 //!   queue or a handler. An HTTP/2 connection counts once, however many
 //!   streams it carries.
-//! - **Requests** (`rate`, `burst`): a token bucket per client, checked as
-//!   the handler takes each request, before it is routed: every HTTP/1.1
-//!   request and every HTTP/2 stream spends a token. The client is the one
-//!   `[proxy]` establishes (`Exchange::client`: the PROXY header, or
-//!   `X-Forwarded-For` from a trusted peer), never a header from anyone
-//!   else. Out of tokens: `429` with `Retry-After` (the seconds until a
-//!   token is back), and the service is never run. The probes and `/status`
-//!   are not counted (a load balancer's health checks come from one address).
+//! - **Requests** (`rate`, `burst`): a token bucket per client, checked by
+//!   an admission step between the pending queue and the handler
+//!   ([`super::per_client_step`]): every HTTP/1.1 request and every HTTP/2
+//!   stream spends a token before a handler takes it. Out of tokens: `429`
+//!   with `Retry-After` (the seconds until a token is back), written by
+//!   that step; no handler runs, nothing is routed or logged. The probes
+//!   and `/status` are not counted (a load balancer's health checks come
+//!   from one address).
 //!
 //! IPv6 addresses count by /64 (one host usually holds a whole /64);
 //! IPv4-mapped IPv6 addresses as the IPv4 address. Unix-domain peers and
@@ -48,7 +48,6 @@ use std::time::Instant;
 use crate::config::{Client, PerClientConfig};
 use crate::runtime::Stream;
 use crate::service::status::PerClientReport;
-use crate::service::{Exchange, Outcome};
 
 use super::Line;
 
@@ -207,7 +206,8 @@ impl PerClient {
     }
 
     /// Spends a token of `client`'s bucket; `Err(seconds)` to wait when
-    /// it has none (the request is refused and costs nothing).
+    /// it has none (the request is refused and costs nothing; the caller
+    /// counts it with [`Self::count_refused`] once it answers it).
     pub fn take_token(
         &self,
         client: Client,
@@ -229,8 +229,12 @@ impl PerClient {
         }
         let missing = 1.0 - e.tokens;
         drop(set);
-        self.refused_requests.fetch_add(1, Ordering::Relaxed);
         Err(retry_after(missing, config))
+    }
+
+    /// Counts a request answered `429` (for `/status`).
+    pub fn count_refused(&self) {
+        self.refused_requests.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a connection from `peer` against its limit: `Ok(hold)`
@@ -347,40 +351,6 @@ pub(crate) fn admit_connection(
     }
 }
 
-/// The request admission in the handler, before routing (`exempt` says
-/// whether the path is one never counted, asked only with a rate on):
-/// answers `429`
-/// with `Retry-After` when the client is out of tokens and returns how it
-/// ended (the service is not run). A refused request with a body closes the
-/// connection after the answer: its body is never read as a request.
-pub(crate) fn refuse_request(
-    ex: &mut Exchange<'_>,
-    line: &Line,
-    exempt: impl FnOnce() -> bool,
-) -> Option<Outcome> {
-    let limits = &ex.ctx.config.limits.per_client;
-    if limits.rate == 0 || exempt() {
-        return None;
-    }
-    let client = ex.client();
-    let Err(secs) = line
-        .pressure
-        .per_client
-        .take_token(client, limits, Instant::now())
-    else {
-        return None;
-    };
-    if ex.req.body != crate::http::BodyFraming::None {
-        ex.keep_alive = false;
-    }
-    let secs = secs.to_string();
-    Some(ex.error(
-        429,
-        "too many requests from your address, retry later",
-        &[("Retry-After", &secs)],
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,7 +388,8 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(t.take_token(Client::Unix, &config, t0), Ok(()));
         }
-        assert_eq!(t.counts().refused_requests, 2);
+        // Refusals are counted where they are answered.
+        assert_eq!(t.counts().refused_requests, 0);
         // A slow rate says the seconds to wait.
         let slow = limits(1, 1, 0);
         let t2 = PerClient::default();

@@ -5,6 +5,7 @@
 mod harness;
 
 mod access_log;
+mod access_log_who;
 mod acme;
 mod acme_client;
 mod auth;
@@ -40,10 +41,12 @@ mod listen_and_stop;
 mod listeners;
 mod not_found;
 mod per_client;
+mod per_client_step;
 mod probes;
 mod prometheus;
 mod protocol;
 mod proxy;
+mod redirect_case;
 mod redirects;
 mod reload;
 mod reserved_paths;

@@ -283,17 +283,27 @@ fn keys_that_need_a_restart_are_named_and_keep_their_running_value() {
     let (run, addr) = spawn_on_config(&dir);
     std::fs::write(
         dir.join("c.toml"),
-        "workers = 3\nlisten = \"127.0.0.1:0\"\nroot = \"a\"\n[stages]\ndispatcher = \"pool\"\n",
+        "workers = 3\nlisten = \"127.0.0.1:0\"\nroot = \"a\"\n[stages]\ndispatcher = \"pool\"\n\
+         [limits.per_client]\nrate = 1000\ntable_size = 64\n",
     )
     .expect("config");
     let line = reload(&run);
     assert!(
-        line.contains("workers, stages.dispatcher changed but needs a restart"),
+        line.contains(
+            "workers, stages.dispatcher, limits.per_client.table_size changed but needs a restart"
+        ),
         "{line}"
     );
+    // A request the rate counts: the table is allocated now, with the
+    // size it had at start-up (16384), not the reload's.
+    assert_eq!(get(&mut connect(&addr), "/").status, 200);
     let status = get(&mut connect(&addr), "/status").text();
     assert!(status.contains("\"workers\":2,"), "{status}");
     assert!(status.contains("\"dispatcher\":\"spawn\""), "{status}");
+    assert!(
+        status.contains("\"capacity\":16384,\"evictions\""),
+        "{status}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -89,27 +89,26 @@ impl Gate {
         self.guards.iter().find(|g| g.rule.guards(&path))
     }
 
-    /// Answers through `target`, once the rule guarding the request has
-    /// let it through: the rule of the path served (a rewrite's), else
-    /// that of the path `asked`; None (a redirect answers): no rule.
-    pub async fn serve(
-        &self,
+    /// The answer to a request the rule guarding it does not let through
+    /// (401, 429) as `Err`; else `Ok`, with the user it let through (None:
+    /// no rule guards it), and the caller serves it through `target`.
+    /// The rule is that of the path served (a rewrite's), else that of the
+    /// path `asked`; None (a redirect answers): no rule.
+    pub async fn refuse<'s>(
+        &'s self,
         target: &Target,
         ex: &mut Exchange<'_>,
         asked: Option<&str>,
-    ) -> Outcome {
+    ) -> Result<Option<&'s str>, Outcome> {
         let guard = asked.and_then(|asked| {
             let served = self.guard(ex.req.path(), target);
             served.or_else(|| self.guard(asked, target))
         });
-        if let Some(guard) = guard {
-            // Boxed: rare, and the handler's future is kept small.
-            let reads_body = target.reads_body(ex.req);
-            if let Some(refused) = Box::pin(guard.check(ex, reads_body)).await {
-                return refused;
-            }
-        }
-        target.serve(ex).await
+        let Some(guard) = guard else {
+            return Ok(None);
+        };
+        let reads_body = target.reads_body(ex.req);
+        guard.check(ex, reads_body).await.map(Some)
     }
 
     /// A warning when a rule is served over plain HTTP on an address other
@@ -132,12 +131,13 @@ impl Gate {
 }
 
 impl Guard {
-    /// Lets the request through (None) or answers it: 401 with the
+    /// Lets the request through (`Ok`, with its user, for the access
+    /// log) or answers it (`Err`): 401 with the
     /// challenge without credentials or with wrong ones, 429 with
     /// `Retry-After` once the client has failed too often, 503 when the
     /// bcrypt threads are all busy. `reads_body`: the route would have read
     /// the body, so a refusal closes the connection instead.
-    pub async fn check(&self, ex: &mut Exchange<'_>, reads_body: bool) -> Option<Outcome> {
+    pub async fn check(&self, ex: &mut Exchange<'_>, reads_body: bool) -> Result<&str, Outcome> {
         let client = ex.client();
         let max = ex.ctx.config.limits.auth_failures_per_minute;
         let keep_alive = ex.keep_alive;
@@ -147,36 +147,37 @@ impl Guard {
         }
         if let Some(left) = self.failures.blocked(client, max, ex.ctx.now()) {
             let left = left.to_string();
-            return Some(ex.error(
+            return Err(ex.error(
                 429,
                 "too many failed logins from this address; retry after the time in Retry-After",
                 &[("Retry-After", &left)],
             ));
         }
         let Some((user, password)) = credentials(ex) else {
-            return Some(self.unauthorized(ex));
+            return Err(self.unauthorized(ex));
         };
         let now = ex.ctx.now();
-        if self.remembered.knows(&user, &password, now) {
+        // The name as the file has it: borrowed for the access log, no copy.
+        let entry = self.users.get_key_value(&user);
+        if let Some((name, _)) = entry.filter(|_| self.remembered.knows(&user, &password, now)) {
             ex.keep_alive = keep_alive;
-            return None;
+            return Ok(name);
         }
-        let hash = self.users.get(&user).unwrap_or(&self.dummy).clone();
-        let known = self.users.contains_key(&user);
+        let hash = entry.map_or(&self.dummy, |(_, hash)| hash).clone();
         match verify::verify(&password, hash).await {
-            Verdict::Match if known => {
+            Verdict::Match if entry.is_some() => {
                 self.remembered.remember(&user, &password, now);
                 ex.keep_alive = keep_alive;
-                None
+                Ok(entry.map_or("", |(name, _)| name.as_str()))
             }
-            Verdict::Busy => Some(ex.error(
+            Verdict::Busy => Err(ex.error(
                 503,
                 "too many logins at once; retry shortly",
                 &[("Retry-After", "1")],
             )),
             _ => {
                 self.failures.fail(client, ex.ctx.now());
-                Some(self.unauthorized(ex))
+                Err(self.unauthorized(ex))
             }
         }
     }

@@ -108,6 +108,7 @@ impl FileInfo {
 
     /// The representation to send for an `Accept-Encoding` header; the
     /// file as it is if the chosen one was evicted meanwhile.
+    #[inline(always)]
     pub(super) fn representation(
         self: Arc<Self>,
         body: Body,

@@ -17,11 +17,18 @@ pub enum RangeOutcome {
     Unsatisfiable,
 }
 
-/// Parses `Range` for a representation of `len` bytes.
+/// Parses `Range` for a representation of `len` bytes. The common case
+/// (no `Range`) inlined into the caller, the parsing not.
+#[inline(always)]
 pub fn parse_range(header: Option<&str>, len: u64) -> RangeOutcome {
-    let Some(header) = header else {
-        return RangeOutcome::Full;
-    };
+    match header {
+        None => RangeOutcome::Full,
+        Some(header) => parse_range_field(header, len),
+    }
+}
+
+#[inline(never)]
+fn parse_range_field(header: &str, len: u64) -> RangeOutcome {
     let Some((unit, spec)) = header.split_once('=') else {
         return RangeOutcome::Full;
     };

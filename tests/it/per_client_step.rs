@@ -1,0 +1,195 @@
+//! The per-client rate as an admission step before the handler (issue 23):
+//! a request refused for want of a token is answered 429 by the step, and
+//! no handler runs for it — the access log, which the handler writes, has
+//! no line for it — over HTTP/1.1 (pipelined batches cost a token each)
+//! and HTTP/2, under both dispatchers. Each test's clients bind their own
+//! addresses in 127.0.0.0/8, so tests running at once never share a bucket.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::harness::h2_client::{session, Target};
+use crate::harness::status::{status, Figures};
+use crate::harness::*;
+use conveyor::config::{AddrRange, Config};
+
+fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let local: SocketAddr = format!("{from}:0").parse().expect("addr");
+    socket.bind(&local.into()).expect("bind the source address");
+    socket.connect(&to.into()).expect("connect");
+    let stream: TcpStream = socket.into();
+    stream.set_nodelay(true).expect("nodelay");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+}
+
+/// A rate of one a second after a burst of `burst`, with an access log in
+/// `dir`.
+fn limited(burst: u32, dir: &Path, dispatcher: &str) -> impl FnOnce(&mut Config) {
+    let log = dir.join(format!("access-{dispatcher}.log"));
+    move |config: &mut Config| {
+        let limits = &mut config.limits.per_client;
+        limits.rate = 1;
+        limits.burst = burst;
+        config.log.access_log = true;
+        config.log.access_log_path = log.display().to_string();
+    }
+}
+
+/// The requests in `batch` written at once; `n` responses read.
+fn pipelined(stream: &mut TcpStream, batch: &str, n: usize) -> Vec<Response> {
+    stream.write_all(batch.as_bytes()).expect("send");
+    let mut carry = Vec::new();
+    (0..n)
+        .map(|_| read_response_with(stream, &mut carry, false))
+        .collect()
+}
+
+fn statuses(responses: &[Response]) -> Vec<u16> {
+    responses.iter().map(|r| r.status).collect()
+}
+
+/// Access log lines naming `client`.
+fn logged(server: &TestServer, client: &str) -> usize {
+    let log = server.access_log();
+    let lines = log.lines();
+    lines
+        .filter(|l| l.starts_with(&format!("{client} - - [")))
+        .count()
+}
+
+const GET: &str = "GET / HTTP/1.1\r\nHost: test\r\n\r\n";
+
+#[test]
+fn requests_refused_over_http1_never_reach_the_handler() {
+    let dir = temp_dir("per-client-step");
+    for (n, dispatcher) in DISPATCHERS.iter().enumerate() {
+        let server = start("readiness", dispatcher, limited(3, &dir, dispatcher));
+        let label = &server.label;
+        let from = format!("127.6.{n}.1");
+        let mut stream = connect_from(&from, server.addr);
+        // Five pipelined in one write: three tokens, so three served by
+        // the handler, two answered by the step, in order.
+        let responses = pipelined(&mut stream, &GET.repeat(5), 5);
+        assert_eq!(statuses(&responses), [200, 200, 200, 429, 429], "{label}");
+        assert_eq!(responses[3].header("Retry-After"), Some("1"), "{label}");
+        assert_eq!(responses[4].header("Connection"), None, "{label}");
+        // The connection stays usable; a HEAD refused has no body.
+        // (A body after it would be read as the next response's head.)
+        stream
+            .write_all(b"HEAD / HTTP/1.1\r\nHost: test\r\n\r\n")
+            .expect("send");
+        let mut carry = Vec::new();
+        let head = read_response_with(&mut stream, &mut carry, true);
+        assert_eq!((head.status, carry.len()), (429, 0), "{label}");
+        // One with a body is answered and the connection closed: its body
+        // is never read as a request.
+        let post = "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\n\r\nGET /";
+        let refused = pipelined(&mut stream, post, 1);
+        assert_eq!(refused[0].status, 429, "{label}");
+        assert_eq!(refused[0].header("Connection"), Some("close"), "{label}");
+        // The handler logged the three it served, none of the rest.
+        assert_eq!(
+            logged(&server, &from),
+            3,
+            "{label}:\n{}",
+            server.access_log()
+        );
+        let figures = status(&server);
+        assert!(
+            figures.at("per_client.refused_requests").int() >= 4,
+            "{label}"
+        );
+        // The probes are never counted: served by the handler.
+        let mut probe = connect_from(&from, server.addr);
+        for _ in 0..4 {
+            assert_eq!(get(&mut probe, "/livez").status, 200, "{label}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn h2_streams_refused_never_reach_the_handler() {
+    let dir = temp_dir("per-client-step-h2");
+    for dispatcher in DISPATCHERS {
+        let server = start("readiness", dispatcher, limited(3, &dir, dispatcher));
+        let label = &server.label;
+        let target = Target::Cleartext(server.addr);
+        let responses = session(&target, |h2| async move {
+            let mut out = Vec::new();
+            for _ in 0..6 {
+                out.push(h2.request("GET", "/", &[], None).await.expect("a response"));
+            }
+            out
+        });
+        assert_eq!(
+            statuses(&responses),
+            [200, 200, 200, 429, 429, 429],
+            "{label}"
+        );
+        assert_eq!(responses[5].header("retry-after"), Some("1"), "{label}");
+        // h2 clients come from 127.0.0.1: only they are in this log.
+        assert_eq!(logged(&server, "127.0.0.1"), 3, "{label}");
+        let figures = status(&server);
+        assert_eq!(
+            figures.at("per_client.refused_requests").int(),
+            3,
+            "{label}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn each_pipelined_request_counts_for_the_client_its_trusted_proxy_names() {
+    let dir = temp_dir("per-client-step-xff");
+    let server = start("readiness", "spawn", |config| {
+        limited(1, &dir, "spawn")(config);
+        config.proxy.trusted = vec![AddrRange::parse("127.6.9.1").expect("a range")];
+    });
+    let mut proxy = connect_from("127.6.9.1", server.addr);
+    let from = |ip: &str| format!("GET / HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: {ip}\r\n\r\n");
+    // One token each: A served, A refused (by the step, between two the
+    // handler serves), B served.
+    let batch = [
+        from("203.0.113.7"),
+        from("203.0.113.7"),
+        from("203.0.113.8"),
+    ]
+    .concat();
+    assert_eq!(statuses(&pipelined(&mut proxy, &batch, 3)), [200, 429, 200]);
+    assert_eq!(logged(&server, "203.0.113.7"), 1);
+    assert_eq!(logged(&server, "203.0.113.8"), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn behind_the_proxy_protocol_the_client_its_header_names_is_counted() {
+    let dir = temp_dir("per-client-step-proxy");
+    let server = start("readiness", "spawn", |config| {
+        limited(2, &dir, "spawn")(config);
+        config.proxy.trusted = vec![AddrRange::parse("127.6.10.1").expect("a range")];
+        config.proxy.protocol = true;
+    });
+    // The header and three requests in one write: the step admits nothing
+    // before the handler has read the header, then counts for its client.
+    let mut proxy = connect_from("127.6.10.1", server.addr);
+    let batch = format!(
+        "PROXY TCP4 192.0.2.9 127.0.0.1 5000 80\r\n{}",
+        GET.repeat(3)
+    );
+    assert_eq!(statuses(&pipelined(&mut proxy, &batch, 3)), [200, 200, 429]);
+    assert_eq!(logged(&server, "192.0.2.9"), 2);
+    // Another client behind the same proxy has its own bucket.
+    let mut other = connect_from("127.6.10.1", server.addr);
+    let batch = format!("PROXY TCP4 192.0.2.10 127.0.0.1 5001 80\r\n{GET}");
+    assert_eq!(statuses(&pipelined(&mut other, &batch, 1)), [200]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
