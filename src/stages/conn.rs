@@ -186,10 +186,21 @@ impl Conn {
     /// The connection, counting against its client's connections until
     /// it closes.
     pub fn held_by(mut self, hold: Option<ClientHold>) -> Conn {
+        self.hold(hold);
+        self
+    }
+
+    /// Whether it counts against a client's connections already.
+    pub(crate) fn is_held(&self) -> bool {
+        self.extra.as_ref().is_some_and(|e| e.hold.is_some())
+    }
+
+    /// Counts it against its client's connections (the one its PROXY
+    /// header named) until it closes, wherever it goes.
+    pub(crate) fn hold(&mut self, hold: Option<ClientHold>) {
         if hold.is_some() {
             self.extra.get_or_insert_with(Box::default).hold = hold;
         }
-        self
     }
 
     /// What the connection's PROXY protocol header said of the client.

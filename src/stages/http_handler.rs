@@ -259,6 +259,7 @@ impl Built {
                 HeaderRead::Done => {}
                 HeaderRead::Park => return Next::Park,
                 HeaderRead::Close => return Next::Close,
+                HeaderRead::Refused => return Next::Linger,
             }
         }
         let mut out = OutBuffer::take();

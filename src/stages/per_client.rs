@@ -2,12 +2,15 @@
 //! one address from taking the line for itself.
 //!
 //! - **Connections** (`connections`, nginx's `limit_conn`): counted at the
-//!   acceptor, by the TCP peer's address (a PROXY header is not read yet),
-//!   before a connection slot is taken. One over the limit is answered
-//!   `503` with `Retry-After` in one non-blocking write, unread, and closed,
-//!   as a full line answers (`pending::reject_stream`): it never reaches a
-//!   queue or a handler. An HTTP/2 connection counts once, however many
-//!   streams it carries.
+//!   acceptor, by the TCP peer's address, before a connection slot is
+//!   taken. One over the limit is answered `503` with `Retry-After` in one
+//!   non-blocking write, unread, and closed, as a full line answers
+//!   (`pending::reject_stream`): it never reaches a queue or a handler. A
+//!   connection from a peer the PROXY protocol is expected from counts for
+//!   the client its header names instead, once the handler has read it
+//!   ([`admit_proxied`]); one over the limit is answered the same 503 there
+//!   and closed lingering (its first request may be arriving). An HTTP/2
+//!   connection counts once, however many streams it carries.
 //! - **Requests** (`rate`, `burst`): a token bucket per client, checked by
 //!   an admission step between the pending queue and the handler
 //!   ([`super::per_client_step`]): every HTTP/1.1 request and every HTTP/2
@@ -45,7 +48,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
-use crate::config::{Client, PerClientConfig};
+use crate::config::{Client, Config, PerClientConfig};
 use crate::runtime::Stream;
 use crate::service::status::PerClientReport;
 
@@ -322,6 +325,12 @@ fn client_key(client: Client) -> Option<u128> {
 /// hold counts it until the connection closes), `None` when its peer holds
 /// `limits.per_client.connections` already — then it has been answered
 /// `503` with `Retry-After`, unread, and is closed when dropped.
+///
+/// A connection from a peer the PROXY protocol is expected from (a
+/// trusted peer, `proxy.protocol` on) is not counted here: the client is
+/// whoever its header names, and [`admit_proxied`] counts it once the
+/// handler has read it. Counted here, every connection through a load
+/// balancer would count against the balancer.
 pub(crate) fn admit_connection(
     line: &Line,
     peer: Option<SocketAddr>,
@@ -332,23 +341,55 @@ pub(crate) fn admit_connection(
     let Some(peer) = peer.filter(|_| limits.connections > 0) else {
         return Some(None);
     };
+    if config.proxy.protocol && config.proxy.trusts(Client::Ip(peer.ip())) {
+        return Some(None);
+    }
     let table = &line.pressure.per_client;
     match table.hold_connection(peer.ip(), limits, Instant::now()) {
         Ok(hold) => Some(hold),
         Err(OverLimit) => {
-            let mut out = Vec::with_capacity(256);
-            crate::http::write_error(
-                &mut out,
-                503,
-                "too many connections from your address",
-                false,
-                &[("Retry-After", "1")],
-            );
-            // One non-blocking attempt, as for a full line.
-            let _ = stream.write_now(&out);
+            refuse(stream);
             None
         }
     }
+}
+
+/// The connection admission once a trusted peer's PROXY header named
+/// `client`: as [`admit_connection`], for that client (a Unix or unknown
+/// client is not counted). `Err(OverLimit)`: it has been answered `503`
+/// with `Retry-After`; the caller closes it.
+pub(crate) fn admit_proxied(
+    line: &Line,
+    config: &Config,
+    client: Client,
+    stream: &Stream,
+) -> Result<Option<ClientHold>, OverLimit> {
+    let limits = &config.limits.per_client;
+    let Client::Ip(ip) = client else {
+        return Ok(None);
+    };
+    let held = line
+        .pressure
+        .per_client
+        .hold_connection(ip, limits, Instant::now());
+    if held.is_err() {
+        refuse(stream);
+    }
+    held
+}
+
+/// Answers `503` with `Retry-After`: one non-blocking attempt, as for a
+/// full line.
+fn refuse(stream: &Stream) {
+    let mut out = Vec::with_capacity(256);
+    crate::http::write_error(
+        &mut out,
+        503,
+        "too many connections from your address",
+        false,
+        &[("Retry-After", "1")],
+    );
+    let _ = stream.write_now(&out);
 }
 
 #[cfg(test)]

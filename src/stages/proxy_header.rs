@@ -3,7 +3,8 @@
 //! connection's first turn. Any other peer is closed unheard; a trusted
 //! peer whose header is bad, too long or late (`timeouts.header_read`
 //! after the accept) is closed too. Reading parks like any read: a slow
-//! proxy never holds a worker.
+//! proxy never holds a worker. Read, the connection counts against the
+//! connections of the client it names (`limits.per_client.connections`).
 
 use std::time::Instant;
 
@@ -12,6 +13,7 @@ use crate::http::{parse_proxy_header, ProxyHeader};
 use crate::service::client::peer_of;
 use crate::service::ServiceContext;
 
+use super::per_client::{self, OverLimit};
 use super::pressure::Warning;
 use super::{Conn, Line};
 
@@ -27,6 +29,9 @@ pub(crate) enum HeaderRead {
     Park,
     /// Untrusted peer, bad header, peer gone or too late: close.
     Close,
+    /// The client it names holds `limits.per_client.connections` already:
+    /// answered 503; close once the client has stopped sending.
+    Refused,
 }
 
 /// Whether this turn must first read the connection's PROXY header.
@@ -63,6 +68,15 @@ pub(crate) async fn read(
                     ProxyHeader::Local => peer,
                 };
                 conn.set_proxied(client);
+                // Counted for the client it names, not the proxy (the
+                // acceptor left it uncounted); one over the limit is
+                // answered 503 as at accept.
+                if !conn.is_held() {
+                    match per_client::admit_proxied(line, &ctx.config, client, &conn.stream) {
+                        Ok(hold) => conn.hold(hold),
+                        Err(OverLimit) => return HeaderRead::Refused,
+                    }
+                }
                 return HeaderRead::Done;
             }
             Err(why) => {

@@ -41,6 +41,7 @@ mod listen_and_stop;
 mod listeners;
 mod not_found;
 mod per_client;
+mod per_client_proxy;
 mod per_client_step;
 mod probes;
 mod prometheus;
