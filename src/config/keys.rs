@@ -198,7 +198,7 @@ pub static KEYS: &[Key] = &[
     key!("limits.per_client.burst", limits.per_client.burst = int(0, 1_000_000), Int(20),
         "With rate: requests a client may make at once before the rate applies (the bucket's size); at least 1."),
     key!("limits.per_client.connections", limits.per_client.connections = int(0, 1_000_000), Int(0),
-        "Open connections one client address (the peer; IPv6 by /64) may hold; more are answered 503 at accept and closed; 0 = no limit."),
+        "Open connections one client address (the peer, or the client a trusted PROXY header names; IPv6 by /64) may hold; more are answered 503 and closed; 0 = no limit."),
     key!("limits.per_client.table_size", limits.per_client.table_size = int(8, 1 << 24), Int(16_384),
         "Clients the per-client table remembers at once (32 bytes each, allocated when a limit is first on; a change needs a restart)."),
     key!("timeouts.header_read", timeouts.header_read = duration, Str("10s"),
