@@ -42,6 +42,8 @@ use crate::service::Readiness;
 
 pub use conn::{Conn, ConnectionSlots};
 pub use pending::{PendingQueue, Waiting};
+#[doc(hidden)]
+pub use per_client_step::{counted_preambles, CountedPreamble};
 pub use pressure::Pressure;
 
 /// A boxed future that stays on its worker (`HandlerFuture::new(async { … })`).

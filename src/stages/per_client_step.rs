@@ -38,7 +38,7 @@
 use std::time::Instant;
 
 use crate::config::{Client, Config};
-use crate::http::{parse_request, write_error_as, BodyFraming, Head, Limits, Method};
+use crate::http::{parse_request, scan_plain, write_error_as, BodyFraming, Head, Limits, Method};
 use crate::service::client::{connection_client, forwarded_for};
 use crate::service::redirect::never_redirected;
 use crate::service::{read_buffer_size, write_all_timed};
@@ -178,23 +178,15 @@ async fn send(conn: &Conn, out: &mut Vec<u8>, line: &Line, config: &Config) -> b
 /// order, until one gets none.
 fn front(conn: &Conn, line: &Line, config: &Config) -> Front {
     let limits = &config.limits.per_client;
-    let parsing = Limits {
-        max_request_line: config.limits.max_request_line,
-        max_header_bytes: config.limits.max_header_bytes,
-        max_headers: config.limits.max_headers,
-    };
     let table = &line.pressure.per_client;
     let now = Instant::now();
     // The connection's client, or its trusted proxy's address (`Err`):
     // then each request's `X-Forwarded-For` names its client.
     let client = connection_client(&config.proxy, conn.proxied(), &conn.stream);
-    let pending = conn.input.pending();
-    let mut at = 0;
+    let closing = line.shutdown.is_set() || line.readiness.is_draining();
+    let most = answerable(conn.requests, config, closing);
     let mut admitted = 0u32;
-    while let Some(rest) = pending.get(at..).filter(|rest| !rest.is_empty()) {
-        let Some(req) = count_one(rest, client, config, &parsing) else {
-            break;
-        };
+    for req in Preambles::new(conn.input.pending(), client, config).take(most) {
         if !req.exempt {
             if let Err(retry_after) = table.take_token(req.client, limits, now) {
                 if admitted > 0 {
@@ -205,8 +197,7 @@ fn front(conn: &Conn, line: &Line, config: &Config) -> Front {
                     && !conn.stream.is_pipe()
                     && u64::from(conn.requests.saturating_add(1))
                         < config.limits.max_requests_per_connection
-                    && !line.shutdown.is_set()
-                    && !line.readiness.is_draining();
+                    && !closing;
                 return Front::Refused(Refused {
                     preamble_len: req.len,
                     retry_after,
@@ -218,15 +209,31 @@ fn front(conn: &Conn, line: &Line, config: &Config) -> Front {
             }
         }
         admitted += 1;
-        if req.has_body {
-            // Where the next request starts is for its body to say: it
-            // comes round once the handler has read this one.
-            break;
-        }
-        at += req.len;
     }
     Front::Admitted(admitted)
 }
+
+/// Most requests the handler can still answer on a connection that has
+/// answered `requests`: it closes after the one that reaches
+/// `limits.max_requests_per_connection`, after the first while the server
+/// drains or stops, and after the only one a stream's pipe carries. None
+/// past that is counted: a token is never spent on a request the handler
+/// will not answer. At most [`MOST_ADMITTED`].
+fn answerable(requests: u32, config: &Config, closing: bool) -> usize {
+    if closing {
+        return 1;
+    }
+    let left = config
+        .limits
+        .max_requests_per_connection
+        .saturating_sub(u64::from(requests))
+        .max(1);
+    usize::try_from(left.min(MOST_ADMITTED)).unwrap_or(1)
+}
+
+/// Most requests admitted in one turn: far below `u32::MAX`, which says
+/// the step did not run.
+const MOST_ADMITTED: u64 = 1 << 16;
 
 /// What the step reads of one request preamble.
 struct Counted {
@@ -240,18 +247,77 @@ struct Counted {
     head: bool,
 }
 
+/// The complete requests at the front of a connection's input, in order,
+/// as the handler will read them: each ends where the handler's parser
+/// says it does, and the last is the first with a body (where the next
+/// one starts is for its body to say) or the first that closes the
+/// connection (the handler answers none after it). Stops at the first
+/// the step cannot count.
+struct Preambles<'a> {
+    rest: &'a [u8],
+    client: Result<Client, Client>,
+    config: &'a Config,
+    parsing: Limits,
+}
+
+impl<'a> Preambles<'a> {
+    fn new(input: &'a [u8], client: Result<Client, Client>, config: &'a Config) -> Self {
+        let parsing = Limits {
+            max_request_line: config.limits.max_request_line,
+            max_header_bytes: config.limits.max_header_bytes,
+            max_headers: config.limits.max_headers,
+        };
+        Preambles {
+            rest: input,
+            client,
+            config,
+            parsing,
+        }
+    }
+}
+
+impl Iterator for Preambles<'_> {
+    type Item = Counted;
+
+    fn next(&mut self) -> Option<Counted> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let Some(req) = count_one(self.rest, self.client, self.config, &self.parsing) else {
+            self.rest = &[];
+            return None;
+        };
+        self.rest = match req.has_body || !req.keep_alive {
+            true => &[],
+            false => self.rest.get(req.len..).unwrap_or_default(),
+        };
+        Some(req)
+    }
+}
+
 /// The request at the front of `rest`, if complete and accepted: the
-/// common case ([`plain`]) read without allocating, anything else (a body,
-/// HTTP/1.0, `X-Forwarded-For` to read, what httparse alone refuses) by
-/// the handler's own parser.
+/// common case ([`scan_plain`]) read without allocating, anything else (a
+/// body, HTTP/1.0, `X-Forwarded-For` to read, what the scan leaves to the
+/// parser) by the handler's own parser. A request the parser refuses is
+/// not counted: the handler answers it with an error and closes.
 fn count_one(
     rest: &[u8],
     client: Result<Client, Client>,
     config: &Config,
     parsing: &Limits,
 ) -> Option<Counted> {
-    if let Some(plain) = client.ok().and_then(|client| plain(rest, client, config)) {
-        return Some(plain);
+    if let Ok(client) = client {
+        if let Some(plain) = scan_plain(rest, parsing) {
+            return Some(Counted {
+                len: plain.len,
+                exempt: never_redirected(plain.path, config),
+                client,
+                has_body: false,
+                keep_alive: plain.keep_alive,
+                http10: false,
+                head: plain.head,
+            });
+        }
     }
     let req = parse_request(rest, parsing).ok()??;
     let client = match client {
@@ -269,121 +335,153 @@ fn count_one(
     })
 }
 
-/// Header fields [`plain`] reads; a request with more goes to the full
-/// parser.
-const PLAIN_HEADERS: usize = 32;
-
-/// An HTTP/1.1 request in origin form, every line ending in CRLF, with
-/// neither `Content-Length` nor `Transfer-Encoding`, read by a scan of its
-/// lines: no allocation, no second copy of httparse (the full parser, run
-/// twice per request, doubled what a rate costs; httparse called from here
-/// too stopped being inlined into the handler's parser, +90 instructions
-/// a request with no rate at all: callgrind). None for anything else,
-/// which the full parser then reads. A request the handler refuses (no
-/// `Host`, a bad field) has still spent its token.
-fn plain(rest: &[u8], client: Client, config: &Config) -> Option<Counted> {
-    let line_end = crlf(rest, 0)?;
-    let mut words = rest[..line_end].split(|&b| b == b' ');
-    let (method, target) = (words.next()?, words.next()?);
-    if words.next()? != b"HTTP/1.1" || words.next().is_some() || method.is_empty() {
-        return None;
-    }
-    if !target.starts_with(b"/") || rest[..line_end].contains(&b'\n') {
-        return None;
-    }
-    let mut at = line_end + 2;
-    let mut close = false;
-    for _ in 0..=PLAIN_HEADERS {
-        let end = crlf(rest, at)?;
-        let field = &rest[at..end];
-        at = end + 2;
-        if field.is_empty() {
-            let path = &target[..target
-                .iter()
-                .position(|&b| b == b'?')
-                .unwrap_or(target.len())];
-            return Some(Counted {
-                len: at,
-                exempt: never_redirected(std::str::from_utf8(path).ok()?, config),
-                client,
-                has_body: false,
-                keep_alive: !close,
-                http10: false,
-                head: method == b"HEAD",
-            });
-        }
-        let colon = field.iter().position(|&b| b == b':')?;
-        let (name, value) = (&field[..colon], &field[colon + 1..]);
-        if field.contains(&b'\n')
-            || name.eq_ignore_ascii_case(b"content-length")
-            || name.eq_ignore_ascii_case(b"transfer-encoding")
-        {
-            return None;
-        }
-        if name.eq_ignore_ascii_case(b"connection") {
-            close |= value
-                .split(|&b| b == b',')
-                .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"));
-        }
-    }
-    None
+/// One request the step counts, for the fuzz target that holds the step to
+/// the handler's parser (`fuzz/fuzz_targets/per_client_step.rs`).
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountedPreamble {
+    /// Where it starts in the input.
+    pub start: usize,
+    /// Bytes of its preamble.
+    pub len: usize,
+    /// A probe or `/status`: no token spent.
+    pub exempt: bool,
+    /// Whose token it spends.
+    pub client: Client,
+    /// It has a body: the last counted.
+    pub has_body: bool,
+    /// The connection stays open after it.
+    pub keep_alive: bool,
+    /// HTTP/1.0.
+    pub http10: bool,
+    /// A HEAD request.
+    pub head: bool,
 }
 
-/// Where the first CRLF at or after `from` is.
-fn crlf(buf: &[u8], from: usize) -> Option<usize> {
-    let at = buf.get(from..)?.windows(2).position(|w| w == b"\r\n")?;
-    Some(from + at)
+/// The requests the step would count in `input` (before tokens), on a
+/// connection whose client is `client` (`Err(peer)`: a trusted proxy whose
+/// requests name their clients): for the fuzz target only.
+#[doc(hidden)]
+pub fn counted_preambles(
+    input: &[u8],
+    client: Result<Client, Client>,
+    config: &Config,
+) -> Vec<CountedPreamble> {
+    let mut start = 0;
+    Preambles::new(input, client, config)
+        .map(|req| {
+            let counted = CountedPreamble {
+                start,
+                len: req.len,
+                exempt: req.exempt,
+                client: req.client,
+                has_body: req.has_body,
+                keep_alive: req.keep_alive,
+                http10: req.http10,
+                head: req.head,
+            };
+            start += req.len;
+            counted
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::AddrRange;
 
-    fn read(text: &str) -> Option<Counted> {
-        plain(text.as_bytes(), Client::Unknown, &Config::default())
+    const PEER: Client = Client::Unix;
+
+    fn count(text: &str, config: &Config) -> Vec<CountedPreamble> {
+        counted_preambles(text.as_bytes(), Ok(PEER), config)
+    }
+
+    /// (start, len) of each request counted.
+    fn spans(text: &str) -> Vec<(usize, usize)> {
+        let counted = count(text, &Config::default());
+        counted.iter().map(|c| (c.start, c.len)).collect()
+    }
+
+    const GET: &str = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+
+    #[test]
+    fn a_pipelined_batch_is_counted_where_the_parser_reads_it() {
+        let get = GET.len();
+        let odd = "GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+        let text = format!("{GET}{odd}{GET}GET / HT");
+        assert_eq!(
+            spans(&text),
+            [(0, get), (get, odd.len()), (get + odd.len(), get)]
+        );
+        let counted = count(&text, &Config::default());
+        assert!(counted[1].http10 && counted[1].keep_alive);
+        assert!(counted.iter().all(|c| c.client == PEER && !c.exempt));
+        // A probe is exempt, whichever reader read it.
+        let probes = count(
+            "GET /livez HTTP/1.1\r\nHost: t\r\n\r\nHEAD /livez?x HTTP/1.0\r\n\r\n",
+            &Config::default(),
+        );
+        assert!(probes.iter().all(|c| c.exempt), "{probes:?}");
+        assert!(probes[1].head);
     }
 
     #[test]
-    fn the_plain_case_is_read_without_the_full_parser_and_the_rest_is_not() {
-        let get = read("GET /a?b HTTP/1.1\r\nHost: t\r\nConnection: x, Close\r\n\r\nGET /");
-        let get = get.expect("plain");
-        assert_eq!(
-            get.len,
-            "GET /a?b HTTP/1.1\r\nHost: t\r\nConnection: x, Close\r\n\r\n".len()
-        );
-        assert!(!get.keep_alive && !get.head && !get.has_body && !get.exempt);
-        let head = read("HEAD /status HTTP/1.1\r\nHost: t\r\n\r\n").expect("plain");
-        assert!(head.head && head.keep_alive && head.exempt);
-        for other in [
-            "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
-            "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "GET / HTTP/1.0\r\n\r\n",
-            "GET http://t/ HTTP/1.1\r\nHost: t\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: t\r\n",
-            "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
-        ] {
-            assert!(read(other).is_none(), "{other:?}");
-        }
-        let many = format!("GET / HTTP/1.1\r\n{}\r\n", "X: y\r\n".repeat(40));
-        assert!(read(&many).is_none(), "more fields than slots");
-        // Bare LF line ends: the full parser's to read.
-        let lf = "GET / HTTP/1.1\nHost: t\n\nGET / HTTP/1.1\r\nHost: t\r\n\r\n";
-        assert!(read(lf).is_none());
-        assert!(read("GET / HTTP/1.1\r\nHost: t\nX: y\r\n\r\n").is_none());
-        // Where it says the request ends is where the handler's parser does.
-        let limits = Limits {
-            max_request_line: 8192,
-            max_header_bytes: 8192,
-            max_headers: 100,
-        };
+    fn nothing_is_counted_that_the_handler_will_not_answer_in_turn() {
+        // Partial, or refused by the parser: nothing.
         for text in [
-            "GET / HTTP/1.1\r\nHost: t\r\n\r\n",
-            "GET /x?y=1 HTTP/1.1\r\nHost: t\r\nAccept: */*\r\nConnection: close\r\n\r\nGET /",
+            "GET / HTTP/1.1\r\nHost: t\r\n",
+            "GET / HTTP/1.1\r\n folded\r\n\r\n",
         ] {
-            let full = parse_request(text.as_bytes(), &limits).unwrap().unwrap();
-            let plain = read(text).expect("plain");
-            assert_eq!(plain.len, full.preamble_len, "{text:?}");
-            assert_eq!(plain.keep_alive, full.keep_alive, "{text:?}");
+            assert!(spans(text).is_empty(), "{text:?}");
         }
+        // Up to one the parser refuses (obs-fold), which the handler
+        // answers 400 and closes on.
+        let folded = format!("{GET}GET / HTTP/1.1\r\nHost: t\r\n x: y\r\n\r\n{GET}");
+        assert_eq!(spans(&folded).len(), 1);
+        // After a request with a body: where the next starts is the body's.
+        let post = format!("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\n{GET}");
+        let counted = count(&post, &Config::default());
+        assert_eq!(counted.len(), 1);
+        assert!(counted[0].has_body);
+        // After one that closes the connection, none.
+        let close = format!("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n{GET}");
+        assert_eq!(spans(&close).len(), 1);
+        let http10 = format!("GET / HTTP/1.0\r\n\r\n{GET}");
+        assert_eq!(spans(&http10).len(), 1);
+    }
+
+    #[test]
+    fn no_more_are_admitted_than_the_connection_may_still_serve() {
+        let mut config = Config::default();
+        config.limits.max_requests_per_connection = 5;
+        assert_eq!(answerable(0, &config, false), 5);
+        assert_eq!(answerable(3, &config, false), 2);
+        assert_eq!(answerable(5, &config, false), 1);
+        assert_eq!(answerable(0, &config, true), 1);
+        config.limits.max_requests_per_connection = u64::MAX;
+        assert_eq!(answerable(0, &config, false), 1 << 16);
+        assert!((answerable(0, &config, false) as u64) < u64::from(u32::MAX));
+    }
+
+    #[test]
+    fn each_request_from_a_trusted_proxy_counts_for_the_client_it_names() {
+        let mut config = Config::default();
+        config.proxy.trusted = vec![AddrRange::parse("10.0.0.1").expect("range")];
+        let proxy = Client::Ip("10.0.0.1".parse().expect("ip"));
+        let from = |ip: &str| format!("GET / HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: {ip}\r\n\r\n");
+        let text = [
+            from("192.0.2.1"),
+            GET.to_string(),
+            from("192.0.2.2, 10.0.0.1"),
+        ]
+        .concat();
+        let counted = counted_preambles(text.as_bytes(), Err(proxy), &config);
+        let clients: Vec<Client> = counted.iter().map(|c| c.client).collect();
+        let ip = |s: &str| Client::Ip(s.parse().expect("ip"));
+        assert_eq!(clients, [ip("192.0.2.1"), proxy, ip("192.0.2.2")]);
+        // From an untrusted peer the header names no one.
+        let counted = counted_preambles(text.as_bytes(), Ok(PEER), &config);
+        assert!(counted.iter().all(|c| c.client == PEER));
     }
 }
