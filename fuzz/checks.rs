@@ -794,3 +794,121 @@ pub(crate) fn proxy(data: &[u8]) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// 8. The per-client rate step against the handler's parser.
+// ---------------------------------------------------------------------------
+
+/// The requests the handler reads from `input` in one turn, as the step
+/// must count them: `parse_request` at each start, until one it does not
+/// accept as complete, the first with a body, or the first that closes.
+fn handler_reading(
+    input: &[u8],
+    client: Result<conveyor::config::Client, conveyor::config::Client>,
+    config: &conveyor::config::Config,
+    limits: &Limits,
+) -> Vec<conveyor::stages::CountedPreamble> {
+    use conveyor::http::Method;
+    use conveyor::service::client::forwarded_for;
+    use conveyor::service::redirect::never_redirected;
+
+    let mut model = Vec::new();
+    let mut at = 0;
+    while at < input.len() {
+        let Ok(Some(req)) = parse_request(&input[at..], limits) else {
+            break;
+        };
+        let counted = conveyor::stages::CountedPreamble {
+            start: at,
+            len: req.preamble_len,
+            exempt: never_redirected(req.path(), config),
+            client: match client {
+                Ok(client) => client,
+                Err(peer) => forwarded_for(&config.proxy, peer, &req, &input[at..]),
+            },
+            has_body: req.body != BodyFraming::None,
+            keep_alive: req.keep_alive,
+            http10: req.minor_version == 0,
+            head: req.method == Method::Head,
+        };
+        let last = counted.has_body || !counted.keep_alive;
+        at += counted.len;
+        model.push(counted);
+        if last {
+            break;
+        }
+    }
+    model
+}
+
+/// `scan_plain` (the step's own line scan) on `buf`: when it reads a
+/// request, the handler's parser reads the same one (length, version, no
+/// body, keep-alive, path, HEAD).
+fn plain_agrees(buf: &[u8], limits: &Limits) {
+    use conveyor::http::{scan_plain, Method};
+
+    let Some(plain) = scan_plain(buf, limits) else {
+        return;
+    };
+    let req = match parse_request(buf, limits) {
+        Ok(Some(req)) => req,
+        other => panic!("the scan read {plain:?}, the parser {other:?}"),
+    };
+    assert_eq!(plain.len, req.preamble_len, "where it ends");
+    assert_eq!((req.minor_version, req.body), (1, BodyFraming::None));
+    assert_eq!(plain.keep_alive, req.keep_alive, "keep-alive");
+    assert_eq!(plain.path, req.path(), "path");
+    assert_eq!(plain.head, req.method == Method::Head, "HEAD");
+}
+
+/// The first byte picks the limits (default or small) and the peer (an
+/// untrusted one, or a trusted proxy whose requests name their clients in
+/// `X-Forwarded-For`); the rest is what a connection has buffered. The
+/// step counts exactly the requests the handler will answer this turn,
+/// with the same boundaries, client, exemption and framing, never one the
+/// handler's parser refuses or has not got whole; the bytes arriving in
+/// two reads give, up to the cut, the same count; its scan never reads a
+/// request otherwise than the parser, wherever one may start.
+pub(crate) fn per_client_step(data: &[u8]) {
+    use conveyor::config::{AddrRange, Client, Config};
+    use conveyor::stages::counted_preambles;
+
+    let Some((&mode, input)) = data.split_first() else {
+        return;
+    };
+    let mut config = Config::default();
+    if mode & 1 == 1 {
+        config.limits.max_request_line = 64;
+        config.limits.max_header_bytes = 192;
+        config.limits.max_headers = 6;
+    }
+    config.proxy.trusted = vec![AddrRange::parse("10.0.0.0/8").expect("a range")];
+    let client = match mode & 2 {
+        0 => Ok(Client::Unix),
+        _ => Err(Client::Ip([10, 0, 0, 1].into())),
+    };
+    let limits = Limits {
+        max_request_line: config.limits.max_request_line,
+        max_header_bytes: config.limits.max_header_bytes,
+        max_headers: config.limits.max_headers,
+    };
+    let counted = counted_preambles(input, client, &config);
+    let model = handler_reading(input, client, &config, &limits);
+    assert_eq!(counted, model, "the step and the handler disagree");
+    for at in model.iter().map(|r| r.start).chain([0]) {
+        plain_agrees(&input[at..], &limits);
+    }
+    let mut rng = Rng::from_input(data);
+    for _ in 0..4 {
+        let at = rng.below(input.len());
+        plain_agrees(&input[at..], &limits);
+        let cut = rng.below(input.len() + 1);
+        let early = counted_preambles(&input[..cut], client, &config);
+        let whole: Vec<_> = counted
+            .iter()
+            .filter(|r| r.start + r.len <= cut)
+            .cloned()
+            .collect();
+        assert_eq!(early, whole, "read up to {cut}");
+    }
+}

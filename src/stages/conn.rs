@@ -190,6 +190,17 @@ impl Conn {
         self
     }
 
+    /// Before the handler reads more of a turn's input: the rate step
+    /// counted none of the requests in it, so none is admitted this turn
+    /// (it comes round through the step). Only reached with nothing
+    /// answered; were the step ever to count a request the handler then
+    /// found incomplete, it would not answer later ones in its place.
+    pub(crate) fn admit_none_unread(&mut self) {
+        if self.admitted != u32::MAX {
+            self.admitted = 0;
+        }
+    }
+
     /// Whether it counts against a client's connections already.
     pub(crate) fn is_held(&self) -> bool {
         self.extra.as_ref().is_some_and(|e| e.hold.is_some())

@@ -332,6 +332,7 @@ impl Built {
                 Ok(None) if !conn.input.has_pending() => {
                     // Nothing of a request yet: read what is there, or wait
                     // parked rather than here with a read buffer.
+                    conn.admit_none_unread();
                     let size = ctx.read_buffer_size();
                     match conn.try_fill(size, line.metrics.here()) {
                         Ok(Some(n)) if n > 0 => {}
@@ -340,6 +341,7 @@ impl Built {
                     }
                 }
                 Ok(None) => {
+                    conn.admit_none_unread();
                     if !self.read_more(conn, line, ctx, deadline, out).await {
                         let _ = flush(&conn.stream, out, ctx).await;
                         return Next::Close;

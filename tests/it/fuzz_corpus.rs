@@ -10,7 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 /// Every fuzz target, by the name of its corpus directory.
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 8] = [
     "request",
     "chunked",
     "resolve",
@@ -18,6 +18,7 @@ const TARGETS: [&str; 7] = [
     "config",
     "negotiate",
     "proxy",
+    "per_client_step",
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -103,4 +104,9 @@ fn negotiate() {
 #[test]
 fn proxy() {
     replay("proxy", checks::proxy);
+}
+
+#[test]
+fn per_client_step() {
+    replay("per_client_step", checks::per_client_step);
 }

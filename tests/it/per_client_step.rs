@@ -193,3 +193,51 @@ fn behind_the_proxy_protocol_the_client_its_header_names_is_counted() {
     assert_eq!(statuses(&pipelined(&mut other, &batch, 1)), [200]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Reads what `stream` still sends until it closes; the bytes after the
+/// responses read so far (`carry`) included.
+fn rest_until_closed(stream: &mut TcpStream, carry: Vec<u8>) -> Vec<u8> {
+    use std::io::Read;
+    let mut rest = carry;
+    stream.read_to_end(&mut rest).expect("read until closed");
+    rest
+}
+
+#[test]
+fn no_token_is_spent_on_a_request_the_handler_never_answers() {
+    let dir = temp_dir("per-client-step-unanswered");
+    for (n, dispatcher) in DISPATCHERS.iter().enumerate() {
+        let server = start("readiness", dispatcher, limited(4, &dir, dispatcher));
+        let label = &server.label;
+        let from = format!("127.6.{}.1", 20 + n);
+        // Two pipelined after one that closes the connection: the handler
+        // answers the first and closes; one token spent, not three.
+        let mut first = connect_from(&from, server.addr);
+        let close = "GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+        first
+            .write_all(format!("{close}{GET}{GET}").as_bytes())
+            .expect("send");
+        let mut carry = Vec::new();
+        let answered = read_response_with(&mut first, &mut carry, false);
+        assert_eq!(answered.status, 200, "{label}");
+        assert_eq!(answered.header("Connection"), Some("close"), "{label}");
+        let rest = rest_until_closed(&mut first, carry);
+        assert!(
+            rest.is_empty(),
+            "{label}: {:?}",
+            String::from_utf8_lossy(&rest)
+        );
+        // One the handler's parser refuses (obs-fold) after one it serves:
+        // answered 400 by the handler, and no token spent on it.
+        let mut second = connect_from(&from, server.addr);
+        let folded = "GET / HTTP/1.1\r\nHost: test\r\n x: y\r\n\r\n";
+        let responses = pipelined(&mut second, &format!("{GET}{folded}"), 2);
+        assert_eq!(statuses(&responses), [200, 400], "{label}");
+        // Two of four tokens spent: two more served, then 429.
+        let mut third = connect_from(&from, server.addr);
+        let responses = pipelined(&mut third, &GET.repeat(3), 3);
+        assert_eq!(statuses(&responses), [200, 200, 429], "{label}");
+        assert_eq!(logged(&server, &from), 5, "{label}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
