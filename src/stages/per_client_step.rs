@@ -21,7 +21,13 @@
 //!   body, bytes that are not HTTP/1.1 such as the h2c preface) is left to
 //!   the handler with nothing admitted: it reads or answers what is not a
 //!   request as always, and gives the connection back before serving a
-//!   request, which then comes round through the step.
+//!   request, which then comes round through the step;
+//! - the step counts requests exactly as the handler's parser reads them
+//!   (`Preambles`): a request the parser refuses is not counted (the
+//!   handler answers it with an error and closes), nor any after a
+//!   request with a body or one that closes the connection, nor more
+//!   than the connection may still serve. `fuzz/fuzz_targets/per_client_step.rs`
+//!   holds it to the parser.
 //!
 //! **The client** is the one `[proxy]` establishes, as for every
 //! per-client decision (`service::client`): a PROXY header's client (the
