@@ -49,6 +49,7 @@ use crate::service::client::{connection_client, forwarded_for};
 use crate::service::redirect::never_redirected;
 use crate::service::{read_buffer_size, write_all_timed};
 
+use super::out_buffer::FLUSH_AT;
 use super::{Conn, Line};
 
 /// Whether a rate is configured, as of the config generation last seen:
@@ -160,6 +161,11 @@ pub(crate) async fn admit(mut conn: Conn, line: &Line) -> Option<Conn> {
             if send(&conn, &mut out, line, &config).await && !line.shutdown.is_set() {
                 line.local_pending().recycle(conn, line);
             }
+            return None;
+        }
+        // A read buffer of tiny requests refused: their answers, several
+        // times its size, go out as the handler's would, not all at once.
+        if out.len() >= FLUSH_AT && !send(&conn, &mut out, line, &config).await {
             return None;
         }
     }

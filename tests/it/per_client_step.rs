@@ -241,3 +241,21 @@ fn no_token_is_spent_on_a_request_the_handler_never_answers() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_long_pipelined_flood_is_refused_in_order_in_pieces() {
+    let dir = temp_dir("per-client-step-flood");
+    let server = start("readiness", "pool", limited(1, &dir, "pool"));
+    let mut stream = connect_from("127.6.30.1", server.addr);
+    // 900 requests (24 KB, more than a read buffer): one served, the rest
+    // answered 429 by the step (over 100 KB, sent as it goes). Fewer than
+    // `limits.max_requests_per_connection`, so the connection stays.
+    let responses = pipelined(&mut stream, &GET.repeat(900), 900);
+    let refused = responses.iter().filter(|r| r.status == 429).count();
+    assert_eq!((responses[0].status, refused), (200, 899));
+    // Still in step: the next request is answered in its place.
+    let after = pipelined(&mut stream, GET, 1);
+    assert_eq!(after[0].status, 429);
+    assert_eq!(logged(&server, "127.6.30.1"), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
