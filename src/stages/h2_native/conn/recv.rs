@@ -97,11 +97,11 @@ impl Connection {
                 (0, _) => Err(End::Error(Code::FrameSize)),
                 _ => Err(End::Error(Code::Protocol)),
             },
+            // The client's GOAWAY refuses streams the server would start
+            // (it starts none); the streams open go on, and so does
+            // reading: their WINDOW_UPDATEs are still to come.
             frame::GOAWAY => match h.stream {
-                0 => {
-                    self.peer_gone = true;
-                    Ok(())
-                }
+                0 => Ok(()),
                 _ => Err(End::Error(Code::Protocol)),
             },
             frame::WINDOW_UPDATE => self.window_update(h, payload),
@@ -273,17 +273,12 @@ impl Connection {
         }
         match s.body {
             _ if matches!(s.phase, Phase::Done) => {}
-            RequestBody::Chunked if !data.is_empty() => {
-                crate::http::chunked::push_chunk(&mut s.inbound, data);
-            }
+            RequestBody::Chunked if !data.is_empty() => s.push_chunk(data),
             _ => s.inbound.extend_from_slice(data),
         }
         s.unacked += h.len as u32;
         if end {
-            s.remote_done = true;
-            if s.body == RequestBody::Chunked {
-                s.inbound.extend_from_slice(b"0\r\n\r\n");
-            }
+            s.end_remote();
         }
         Ok(())
     }
