@@ -130,7 +130,8 @@ fn server() -> TestServer {
 
 /// A client's GOAWAY says it takes no stream the server starts; the
 /// streams it opened go on, and the server keeps reading their
-/// WINDOW_UPDATEs: a body larger than the first window arrives whole.
+/// WINDOW_UPDATEs: a body larger than the first window arrives whole, and
+/// then the connection closes.
 #[test]
 fn a_client_goaway_leaves_its_streams_to_finish() {
     let server = server();
@@ -141,6 +142,8 @@ fn a_client_goaway_leaves_its_streams_to_finish() {
     client.send(&hello).expect("send");
     let response = client.response(1, Duration::from_secs(10));
     assert_eq!(response, Some((STATUS_200, 300_000)));
+    // Then, its streams done, the connection closes.
+    assert!(client.closes_within(Duration::from_secs(3)));
 }
 
 /// `:path` is origin-form (or `*` for OPTIONS), RFC 9113 §8.3.1: an

@@ -76,7 +76,7 @@ struct Connection {
     max_frame: usize,
     preface: bool,
     settings_seen: bool,
-    /// GOAWAY sent: no stream past this id is opened.
+    /// GOAWAY sent or received: no stream past this id is opened.
     goaway: Option<u32>,
     peer_gone: bool,
     resets_left: u64,

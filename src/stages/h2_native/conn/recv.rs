@@ -97,11 +97,14 @@ impl Connection {
                 (0, _) => Err(End::Error(Code::FrameSize)),
                 _ => Err(End::Error(Code::Protocol)),
             },
-            // The client's GOAWAY refuses streams the server would start
-            // (it starts none); the streams open go on, and so does
-            // reading: their WINDOW_UPDATEs are still to come.
+            // The client is leaving: the streams open go on, and so does
+            // reading (their WINDOW_UPDATEs are still to come); none is
+            // opened after, and once they are done the connection closes.
             frame::GOAWAY => match h.stream {
-                0 => Ok(()),
+                0 => {
+                    self.goaway.get_or_insert(self.last_id);
+                    Ok(())
+                }
                 _ => Err(End::Error(Code::Protocol)),
             },
             frame::WINDOW_UPDATE => self.window_update(h, payload),
