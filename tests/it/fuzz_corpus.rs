@@ -10,7 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 /// Every fuzz target, by the name of its corpus directory.
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 9] = [
     "request",
     "chunked",
     "resolve",
@@ -18,6 +18,8 @@ const TARGETS: [&str; 7] = [
     "config",
     "negotiate",
     "proxy",
+    "hpack",
+    "h2_connection",
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -103,4 +105,21 @@ fn negotiate() {
 #[test]
 fn proxy() {
     replay("proxy", checks::proxy);
+}
+
+#[test]
+fn hpack() {
+    replay("hpack", checks::hpack);
+}
+
+#[test]
+fn h2_connection() {
+    let server = crate::harness::start(
+        crate::harness::ACCEPTORS[0],
+        crate::harness::DISPATCHERS[0],
+        checks::h2_fuzz_config,
+    );
+    replay("h2_connection", |data| {
+        checks::h2_connection(server.addr, data)
+    });
 }
