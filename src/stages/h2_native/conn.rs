@@ -306,6 +306,15 @@ impl Connection {
                 None => break,
                 Some(0) => {
                     self.peer_gone = true;
+                    // The client sends no more: a request not yet whole
+                    // never will be, and its handler is let go at once.
+                    let mut i = 0;
+                    while i < self.streams.len() {
+                        match self.streams[i].remote_done {
+                            true => i += 1,
+                            false => self.close_stream(i, stage),
+                        }
+                    }
                     break;
                 }
                 Some(_) => {}
