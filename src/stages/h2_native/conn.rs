@@ -14,7 +14,7 @@ use crate::runtime::{self, Stream};
 use super::frame::{self, Code, Header, MAX_FRAME};
 use super::request::Scratch;
 use super::stream::{H2Stream, Outcome, Phase, Room};
-use crate::stages::h2_connection::{Http2, RESET_BUDGET};
+use crate::stages::h2_connection::{Gauge, Http2, RESET_BUDGET};
 use crate::stages::h2_guard::Meter;
 use crate::stages::{Conn, Line};
 
@@ -538,20 +538,4 @@ fn self_dependent(id: u32, priority: &[u8]) -> bool {
     priority.len() >= 4
         && u32::from_be_bytes([priority[0], priority[1], priority[2], priority[3]]) & 0x7fff_ffff
             == id
-}
-
-/// A gauge held up while this lives.
-struct Gauge<'a>(&'a std::sync::atomic::AtomicU64);
-
-impl Gauge<'_> {
-    fn up(gauge: &std::sync::atomic::AtomicU64) -> Gauge<'_> {
-        gauge.fetch_add(1, Ordering::Relaxed);
-        Gauge(gauge)
-    }
-}
-
-impl Drop for Gauge<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
