@@ -220,3 +220,40 @@ fn a_self_dependent_head_in_pieces_ends_the_connection() {
     let f = outcome(&mut client, 1).expect("an answer");
     assert_eq!((f.kind, f.code()), (GOAWAY, PROTOCOL_ERROR), "{f:?}");
 }
+
+/// A client may open more streams than the limit before it has the
+/// server's SETTINGS (the limit starts unlimited, RFC 9113 §6.5.2): the
+/// streams past it are refused, and the bodies already on their way for
+/// them cost a stream error each at most, not the connection; the
+/// streams admitted are answered.
+#[test]
+fn bodies_for_many_refused_streams_do_not_end_the_connection() {
+    let server = harness::start(harness::ACCEPTORS[0], harness::DISPATCHERS[0], |c| {
+        c.http2.max_concurrent_streams = 8;
+    });
+    let mut client = Client::open(server.addr, &[]);
+    let post = block(3, b"/echo");
+    let mut flight = Vec::new();
+    for i in 0..48u32 {
+        flight.extend(headers(1 + 2 * i, &post, END_HEADERS));
+    }
+    for i in 0..48u32 {
+        flight.extend(frame(DATA, END_STREAM, 1 + 2 * i, b"hi"));
+    }
+    client.send(&flight).expect("send");
+    let mut answered = 0;
+    let mut goaway = None;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while answered < 8 && Instant::now() < deadline {
+        match client.next(Duration::from_secs(5)) {
+            Some(f) if f.kind == HEADERS => answered += 1,
+            Some(f) if f.kind == GOAWAY => {
+                goaway = Some(f.code());
+                break;
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    assert_eq!((answered, goaway), (8, None));
+}

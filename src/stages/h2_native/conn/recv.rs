@@ -253,7 +253,13 @@ impl Connection {
             if self.reset_by_us.contains(&h.stream) {
                 return Ok(());
             }
-            return Err(End::Error(Code::StreamClosed));
+            // A closed stream the server no longer remembers resetting (it
+            // keeps the last 16: a client may open more than the stream
+            // limit before it has the server's SETTINGS, each refused
+            // with its body on the way). A stream error, not the
+            // connection's: RST_STREAM, remembered, one of the budget.
+            self.reset(h.stream, Code::StreamClosed);
+            return Ok(());
         };
         let s = &mut self.streams[i];
         if s.remote_done {
