@@ -556,10 +556,10 @@ async fn send_data(
 }
 
 /// A gauge held up while this lives.
-struct Gauge<'a>(&'a AtomicU64);
+pub(super) struct Gauge<'a>(&'a AtomicU64);
 
 impl Gauge<'_> {
-    fn up(gauge: &AtomicU64) -> Gauge<'_> {
+    pub(super) fn up(gauge: &AtomicU64) -> Gauge<'_> {
         gauge.fetch_add(1, Ordering::Relaxed);
         Gauge(gauge)
     }

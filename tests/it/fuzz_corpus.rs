@@ -10,7 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 /// Every fuzz target, by the name of its corpus directory.
-const TARGETS: [&str; 8] = [
+const TARGETS: [&str; 10] = [
     "request",
     "chunked",
     "resolve",
@@ -19,6 +19,8 @@ const TARGETS: [&str; 8] = [
     "negotiate",
     "proxy",
     "per_client_step",
+    "hpack",
+    "h2_connection",
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -109,4 +111,21 @@ fn proxy() {
 #[test]
 fn per_client_step() {
     replay("per_client_step", checks::per_client_step);
+}
+
+#[test]
+fn hpack() {
+    replay("hpack", checks::hpack);
+}
+
+#[test]
+fn h2_connection() {
+    let server = crate::harness::start(
+        crate::harness::ACCEPTORS[0],
+        crate::harness::DISPATCHERS[0],
+        checks::h2_fuzz_config,
+    );
+    replay("h2_connection", |data| {
+        checks::h2_connection(server.addr, data)
+    });
 }

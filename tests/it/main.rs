@@ -33,6 +33,7 @@ mod http2;
 mod http2_attacks;
 mod http2_h2_engine;
 mod http2_listeners;
+mod http2_native_attacks;
 mod layers;
 mod library_api;
 mod library_example;

@@ -102,6 +102,27 @@ pub struct Decoded {
     pub over: bool,
 }
 
+impl Decoded {
+    /// Counts a field, and hands it to `field` while the list is within
+    /// `limit`; returns its size (RFC 7541 §4.1).
+    fn hand(
+        &mut self,
+        name: &[u8],
+        value: &[u8],
+        limit: usize,
+        field: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> usize {
+        let size = name.len() + value.len() + ENTRY_OVERHEAD;
+        self.size = self.size.saturating_add(size);
+        if self.size <= limit {
+            field(name, value);
+        } else {
+            self.over = true;
+        }
+        size
+    }
+}
+
 /// A dynamic table entry: a name and its value.
 type Entry = (Box<[u8]>, Box<[u8]>);
 
@@ -177,13 +198,7 @@ impl Decoder {
             if byte & 0x80 != 0 {
                 let index = integer(&mut block, 7)?;
                 let (name, value) = self.entry(index)?;
-                let size = name.len() + value.len() + ENTRY_OVERHEAD;
-                decoded.size = decoded.size.saturating_add(size);
-                if decoded.size <= limit {
-                    field(name, value);
-                } else {
-                    decoded.over = true;
-                }
+                decoded.hand(name, value, limit, field);
                 continue;
             }
             let (prefix, indexing) = match byte & 0xc0 == 0x40 {
@@ -224,13 +239,7 @@ impl Decoder {
             Str::Scratch => &self.value,
             Str::Table(_) => return Err(DecodeError::Compression),
         };
-        let size = name.len() + value.len() + ENTRY_OVERHEAD;
-        decoded.size = decoded.size.saturating_add(size);
-        if decoded.size <= limit {
-            field(name, value);
-        } else {
-            decoded.over = true;
-        }
+        let size = decoded.hand(name, value, limit, field);
         if indexing {
             let entry = (Box::from(name), Box::from(value));
             self.insert(entry, size);

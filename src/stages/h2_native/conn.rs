@@ -14,7 +14,7 @@ use crate::runtime::{self, Stream};
 use super::frame::{self, Code, Header, MAX_FRAME};
 use super::request::Scratch;
 use super::stream::{H2Stream, Outcome, Phase, Room};
-use crate::stages::h2_connection::{Http2, RESET_BUDGET};
+use crate::stages::h2_connection::{Gauge, Http2, RESET_BUDGET};
 use crate::stages::h2_guard::Meter;
 use crate::stages::{Conn, Line};
 
@@ -76,7 +76,7 @@ struct Connection {
     max_frame: usize,
     preface: bool,
     settings_seen: bool,
-    /// GOAWAY sent: no stream past this id is opened.
+    /// GOAWAY sent or received: no stream past this id is opened.
     goaway: Option<u32>,
     peer_gone: bool,
     resets_left: u64,
@@ -306,6 +306,15 @@ impl Connection {
                 None => break,
                 Some(0) => {
                     self.peer_gone = true;
+                    // The client sends no more: a request not yet whole
+                    // never will be, and its handler is let go at once.
+                    let mut i = 0;
+                    while i < self.streams.len() {
+                        match self.streams[i].remote_done {
+                            true => i += 1,
+                            false => self.close_stream(i, stage),
+                        }
+                    }
                     break;
                 }
                 Some(_) => {}
@@ -529,20 +538,4 @@ fn self_dependent(id: u32, priority: &[u8]) -> bool {
     priority.len() >= 4
         && u32::from_be_bytes([priority[0], priority[1], priority[2], priority[3]]) & 0x7fff_ffff
             == id
-}
-
-/// A gauge held up while this lives.
-struct Gauge<'a>(&'a std::sync::atomic::AtomicU64);
-
-impl Gauge<'_> {
-    fn up(gauge: &std::sync::atomic::AtomicU64) -> Gauge<'_> {
-        gauge.fetch_add(1, Ordering::Relaxed);
-        Gauge(gauge)
-    }
-}
-
-impl Drop for Gauge<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }

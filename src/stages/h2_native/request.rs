@@ -81,8 +81,20 @@ fn is_name(name: &[u8]) -> bool {
     !name.is_empty() && name.iter().all(|&b| CLASS[usize::from(b)] & 2 != 0)
 }
 
+/// RFC 9113 §8.2.1: no NUL, CR or LF, and no whitespace at either end.
 fn is_value(value: &[u8]) -> bool {
+    let ends = |b: Option<&u8>| !matches!(b, Some(b' ' | b'\t'));
     value.iter().all(|&b| CLASS[usize::from(b)] & 4 == 0)
+        && ends(value.first())
+        && ends(value.last())
+}
+
+/// A Content-Length value: digits only (`str::parse` takes a `+`).
+fn length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 impl Scratch {
@@ -113,9 +125,17 @@ impl Scratch {
             return Ok(Err(refused));
         }
         let connect = self.method == b"CONNECT";
+        // :path in origin form, or `*` for OPTIONS (RFC 9113 §8.3.1): an
+        // absolute form would reach the handler as an HTTP/1.1
+        // absolute-form target, whose authority overrides :authority.
+        let origin = match &self.path[..] {
+            [b'/', ..] => true,
+            b"*" => self.method == b"OPTIONS",
+            _ => false,
+        };
         let complete = match connect {
             true => seen.authority && !seen.path && !seen.scheme,
-            false => seen.method && seen.scheme && seen.path && !self.path.is_empty(),
+            false => seen.method && seen.scheme && seen.path && origin,
         };
         if seen.malformed || !complete {
             return Ok(Err(Refused::Malformed));
@@ -202,8 +222,7 @@ impl Scratch {
             }
             _ => {
                 if name == b"content-length" {
-                    let n = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
-                    match (n, seen.content_length) {
+                    match (length(value), seen.content_length) {
                         (Some(n), None) => seen.content_length = Some(n),
                         (Some(n), Some(m)) if n == m => {}
                         _ => seen.malformed = true,
@@ -337,6 +356,10 @@ mod tests {
             (":status", "200"),
             (":path", "/again"),
             ("content-length", "x"),
+            ("content-length", "+5"),
+            ("content-length", ""),
+            ("x-a", " leading"),
+            ("x-a", "trailing\t"),
             ("bad name", "v"),
         ] {
             assert!(with(bad).is_err(), "{bad:?}");
@@ -349,6 +372,18 @@ mod tests {
         assert!(request(&empty, true).is_err());
         let space = [(":method", "GET"), (":scheme", "http"), (":path", "/a b")];
         assert!(request(&space, true).is_err());
+        // :path in origin form only: not absolute, not `*` but for OPTIONS.
+        for (method, path) in [("GET", "http://other/x"), ("GET", "x"), ("GET", "*")] {
+            let fields = [(":method", method), (":scheme", "http"), (":path", path)];
+            assert!(request(&fields, true).is_err(), "{method} {path}");
+        }
+        let star = [(":method", "OPTIONS"), (":scheme", "http"), (":path", "*")];
+        let (text, _) = request(&star, true).expect("OPTIONS *");
+        assert!(text.starts_with("OPTIONS * HTTP/1.1\r\n"), "{text}");
+        // Inner whitespace in a value is kept.
+        let mut fields = GET.to_vec();
+        fields.push(("user-agent", "a b\tc"));
+        assert!(request(&fields, true).is_ok());
         // CONNECT: an authority, no scheme or path.
         let connect = [(":method", "CONNECT"), (":authority", "h:443")];
         let (text, _) = request(&connect, true).expect("CONNECT");

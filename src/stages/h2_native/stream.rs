@@ -48,6 +48,9 @@ pub(super) struct H2Stream {
     pub(super) received: u64,
     /// Request body bytes (re-framed) not yet taken by the pipe.
     pub(super) inbound: Vec<u8>,
+    /// The last chunk in `inbound` while the pipe has taken none of it:
+    /// where it starts and its size, so that more bytes join it.
+    open_chunk: Option<(usize, usize)>,
     /// Request bytes taken by the pipe, not yet given back by WINDOW_UPDATE.
     pub(super) unacked: u32,
     pub(super) head: bool,
@@ -97,6 +100,7 @@ impl H2Stream {
             content_length: None,
             received: 0,
             inbound: Vec::new(),
+            open_chunk: None,
             unacked: 0,
             head: false,
             phase: Phase::Head(Vec::new()),
@@ -114,6 +118,9 @@ impl H2Stream {
             match self.pipe.poll_write(cx, &self.inbound) {
                 Poll::Ready(Ok(n)) if n > 0 => {
                     self.inbound.drain(..n);
+                    self.open_chunk = self
+                        .open_chunk
+                        .and_then(|(at, size)| Some((at.checked_sub(n)?, size)));
                 }
                 // The handler is gone or full: what is left waits (or is
                 // dropped with the stream).
@@ -122,6 +129,45 @@ impl H2Stream {
         }
         if self.inbound.capacity() > 0 {
             self.inbound = Vec::new();
+        }
+    }
+
+    /// Appends request body bytes to `inbound` as a chunk. While the pipe
+    /// has taken none of the last chunk, they join it: a chunk per DATA
+    /// frame would let a client of 1-byte frames make one window of body
+    /// take six times its size here (its size line, data, CRLF). The size
+    /// line is four hex digits, room for a whole window (65,535).
+    pub(super) fn push_chunk(&mut self, data: &[u8]) {
+        if let Some((at, size)) = self.open_chunk {
+            let joined = size + data.len();
+            if joined <= 0xffff && self.inbound.ends_with(b"\r\n") {
+                self.inbound.truncate(self.inbound.len() - 2);
+                self.inbound.extend_from_slice(data);
+                self.inbound.extend_from_slice(b"\r\n");
+                self.inbound[at..at + 4].copy_from_slice(&hex4(joined));
+                self.open_chunk = Some((at, joined));
+                return;
+            }
+        }
+        if data.is_empty() || data.len() > 0xffff {
+            self.open_chunk = None;
+            crate::http::chunked::push_chunk(&mut self.inbound, data);
+            return;
+        }
+        self.open_chunk = Some((self.inbound.len(), data.len()));
+        self.inbound.extend_from_slice(&hex4(data.len()));
+        self.inbound.extend_from_slice(b"\r\n");
+        self.inbound.extend_from_slice(data);
+        self.inbound.extend_from_slice(b"\r\n");
+    }
+
+    /// The client ended the stream: a chunked body gets its last chunk
+    /// (no trailers reach the handler).
+    pub(super) fn end_remote(&mut self) {
+        self.remote_done = true;
+        if self.body == RequestBody::Chunked {
+            self.open_chunk = None;
+            self.inbound.extend_from_slice(b"0\r\n\r\n");
         }
     }
 
@@ -346,6 +392,12 @@ impl H2Stream {
     }
 }
 
+/// `n` (at most 0xffff) as four lower-case hex digits.
+fn hex4(n: usize) -> [u8; 4] {
+    let digit = |shift: usize| b"0123456789abcdef"[(n >> shift) & 0xf];
+    [digit(12), digit(8), digit(4), digit(0)]
+}
+
 /// A Content-Length value written by the handler: digits only.
 fn digits(value: &[u8]) -> Option<u64> {
     if value.is_empty() || value.len() > 19 {
@@ -367,4 +419,70 @@ fn is_connection_field(name: &[u8]) -> bool {
     ]
     .iter()
     .any(|f| name.eq_ignore_ascii_case(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::pipe;
+    use std::task::Waker;
+
+    /// What the handler reads: the chunked body decoded, and whether it ended.
+    fn body(bytes: &[u8]) -> (Vec<u8>, bool) {
+        let (mut decoder, mut out, mut at) = (ChunkedDecoder::new(), Vec::new(), 0);
+        loop {
+            match decoder.step(&bytes[at..]).expect("valid chunked framing") {
+                Step::Data(range) => {
+                    out.extend_from_slice(&bytes[at + range.start..at + range.end]);
+                    at += range.end;
+                }
+                Step::Skip(n) => at += n,
+                Step::Done(_) => return (out, true),
+                Step::NeedMore => return (out, false),
+            }
+        }
+    }
+
+    #[test]
+    fn a_body_of_one_byte_frames_is_held_as_one_chunk_per_window() {
+        let (handler, ours) = pipe(10);
+        let mut s = H2Stream::new(1, ours, 65_535, 65_535);
+        s.body = RequestBody::Chunked;
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut want = Vec::new();
+        for i in 0..65_535u32 {
+            let b = [b'a' + (i % 26) as u8];
+            s.push_chunk(&b);
+            want.push(b[0]);
+        }
+        // A window of 1-byte frames: its bytes, one size line and CRLF.
+        assert_eq!(s.inbound.len(), 65_535 + 8);
+        // The pipe takes pieces: bytes that come meanwhile start a new
+        // chunk, and once that is untouched, join it.
+        let mut piped = Vec::new();
+        let mut buf = [0u8; 64];
+        for round in 0..2000u32 {
+            s.push_inbound(&mut cx);
+            if let Poll::Ready(Ok(n)) = handler.poll_read(&mut cx, &mut buf) {
+                piped.extend_from_slice(&buf[..n]);
+            }
+            let b = [b'A' + (round % 26) as u8];
+            s.push_chunk(&b);
+            want.push(b[0]);
+        }
+        s.end_remote();
+        while !s.inbound.is_empty() {
+            s.push_inbound(&mut cx);
+            if let Poll::Ready(Ok(n)) = handler.poll_read(&mut cx, &mut buf) {
+                piped.extend_from_slice(&buf[..n]);
+            }
+        }
+        while let Poll::Ready(Ok(n)) = handler.poll_read(&mut cx, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            piped.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(body(&piped), (want, true));
+    }
 }

@@ -4,6 +4,7 @@
 
 pub(crate) mod browser;
 pub(crate) mod h2_client;
+pub(crate) mod h2raw;
 pub(crate) mod needs;
 pub(crate) mod pebble;
 pub(crate) mod process;

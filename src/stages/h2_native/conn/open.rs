@@ -8,7 +8,6 @@ use super::super::frame::{self, Code, Header, MAX_FRAME};
 use super::super::request::{Parsed, Refused, Scratch};
 use super::super::stream::H2Stream;
 use super::{self_dependent, unpad, Connection, End, PREAMBLE, STREAM_WINDOW};
-use crate::http::h2_mapping::RequestBody;
 use crate::http::hpack;
 use crate::runtime::{self, pipe, Stream};
 use crate::service::read_buffer_size;
@@ -31,6 +30,11 @@ impl Connection {
         if h.flags & frame::PRIORITY_FLAG != 0 {
             if fragment.len() < 5 {
                 return Err(End::Error(Code::FrameSize));
+            }
+            if self_dependent(h.stream, fragment) && h.flags & frame::END_HEADERS == 0 {
+                // A stream error made the connection's (RFC 9113 §5.4), so
+                // that no part of a block is decoded alone.
+                return Err(End::Error(Code::Protocol));
             }
             if self_dependent(h.stream, fragment) {
                 // Still decoded below, for the HPACK state.
@@ -121,17 +125,19 @@ impl Connection {
                 Ok(()) if !end_stream || short || refuse.is_some() => {
                     self.reset(id, Code::Protocol)
                 }
-                Ok(()) => {
-                    s.remote_done = true;
-                    if s.body == RequestBody::Chunked {
-                        s.inbound.extend_from_slice(b"0\r\n\r\n");
-                    }
-                }
+                Ok(()) => s.end_remote(),
             }
             return Ok(());
         }
         if id <= self.last_id {
-            return Err(End::Error(Code::StreamClosed));
+            if !self.reset_by_us.contains(&id) {
+                return Err(End::Error(Code::StreamClosed));
+            }
+            // Trailers in flight on a stream the server reset: decoded for
+            // the table's sake, and dropped.
+            let _ = Scratch::trailers(&mut self.decoder, block, limit)
+                .map_err(|_| End::Error(Code::Compression))?;
+            return Ok(());
         }
         if id.is_multiple_of(2) {
             return Err(End::Error(Code::Protocol));

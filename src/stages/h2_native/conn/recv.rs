@@ -97,9 +97,12 @@ impl Connection {
                 (0, _) => Err(End::Error(Code::FrameSize)),
                 _ => Err(End::Error(Code::Protocol)),
             },
+            // The client is leaving: the streams open go on, and so does
+            // reading (their WINDOW_UPDATEs are still to come); none is
+            // opened after, and once they are done the connection closes.
             frame::GOAWAY => match h.stream {
                 0 => {
-                    self.peer_gone = true;
+                    self.goaway.get_or_insert(self.last_id);
                     Ok(())
                 }
                 _ => Err(End::Error(Code::Protocol)),
@@ -250,7 +253,13 @@ impl Connection {
             if self.reset_by_us.contains(&h.stream) {
                 return Ok(());
             }
-            return Err(End::Error(Code::StreamClosed));
+            // A closed stream the server no longer remembers resetting (it
+            // keeps the last 16: a client may open more than the stream
+            // limit before it has the server's SETTINGS, each refused
+            // with its body on the way). A stream error, not the
+            // connection's: RST_STREAM, remembered, one of the budget.
+            self.reset(h.stream, Code::StreamClosed);
+            return Ok(());
         };
         let s = &mut self.streams[i];
         if s.remote_done {
@@ -273,17 +282,12 @@ impl Connection {
         }
         match s.body {
             _ if matches!(s.phase, Phase::Done) => {}
-            RequestBody::Chunked if !data.is_empty() => {
-                crate::http::chunked::push_chunk(&mut s.inbound, data);
-            }
+            RequestBody::Chunked if !data.is_empty() => s.push_chunk(data),
             _ => s.inbound.extend_from_slice(data),
         }
         s.unacked += h.len as u32;
         if end {
-            s.remote_done = true;
-            if s.body == RequestBody::Chunked {
-                s.inbound.extend_from_slice(b"0\r\n\r\n");
-            }
+            s.end_remote();
         }
         Ok(())
     }
