@@ -153,8 +153,10 @@ fn a_proxied_clients_hold_is_released_however_its_connection_ends() {
         "203.0.113.22",
         &server
     )));
-    // Nothing left held: each client has its one connection again.
-    assert!(status(&server).at("per_client.refused_connections").int() >= 3);
+    // The two refusals above were counted (an `admitted` try that came
+    // before a release adds one more; none need have).
+    let figures = status(&server);
+    assert!(figures.at("per_client.refused_connections").int() >= 2, "{figures}");
 }
 
 #[test]
