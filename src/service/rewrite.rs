@@ -146,10 +146,11 @@ impl Rules {
     /// it, forced or not.
     pub fn on_miss(&self, path: &str, query: Option<&str>) -> Option<Step> {
         let path = resolved_path(path).ok()?;
+        let path = path.as_ref();
         let (rule, captures) = self
             .netlify
             .iter()
-            .find_map(|rule| Some((rule, rule.from.matches(&path)?)))?;
+            .find_map(|rule| Some((rule, rule.from.matches(path)?)))?;
         Some(step(rule, &captures, query))
     }
 
@@ -169,7 +170,7 @@ impl Rules {
     /// UTF-8) matches none, and is refused as it would be without rules.
     fn first(&self, path: &str, query: Option<&str>, routing: bool) -> Option<Step> {
         let path = resolved_path(path).ok()?;
-        let path = path.as_str();
+        let path = path.as_ref();
         for rule in &self.config {
             if let Some(captures) = rule.from.matches(path) {
                 return Some(step(rule, &captures, query));

@@ -6,6 +6,7 @@
 //! from `fstat` on that descriptor. No path is looked up by name after it
 //! was checked, so a rename or symlink swap cannot redirect what is served.
 
+use std::borrow::Cow;
 use std::fs::{File, Metadata};
 use std::io;
 use std::path::PathBuf;
@@ -213,7 +214,21 @@ pub(super) fn relative_path(
 /// `//old/./page` are all `/old/page`). What `[[redirects]]`,
 /// `[[rewrites]]` and `_redirects` match, so no spelling of a path
 /// serves its file past a rule; Err where the files refuse the path (400).
-pub fn resolved_path(url_path: &str) -> Result<String, ResolveError> {
+/// Most paths hold nothing to resolve (no `%`, `\`, NUL, `//` or `/.`):
+/// those are returned as they are, without a copy.
+pub fn resolved_path(url_path: &str) -> Result<Cow<'_, str>, ResolveError> {
+    let plain = url_path.starts_with('/')
+        && !url_path.bytes().any(|b| matches!(b, b'%' | b'\\' | 0))
+        && !url_path.contains("//")
+        && !url_path.contains("/.");
+    match plain {
+        true => Ok(Cow::Borrowed(url_path)),
+        false => resolve_segments_to_path(url_path).map(Cow::Owned),
+    }
+}
+
+/// [`resolved_path`] for a path that may need resolving.
+fn resolve_segments_to_path(url_path: &str) -> Result<String, ResolveError> {
     let (kept, dir_form) = resolved_segments(url_path)?;
     let mut out = String::with_capacity(url_path.len());
     for s in &kept {
@@ -346,6 +361,24 @@ fn io_error(err: io::Error) -> ResolveError {
 mod tests {
     use super::*;
     use std::fs;
+
+    #[test]
+    fn plain_paths_resolve_to_themselves_without_a_copy() {
+        let paths = [
+            "/", "/a", "/a/b/", "/a.b/c", "/a/..b", "/a/b.", "/é/x", "/a//b", "/a/./b", "/a/../b",
+            "/a/.", "/a/..", "/.x", "/%61", "/a\\b", "/a%2Fb", "//", "/..",
+        ];
+        for path in paths {
+            let slow = resolve_segments_to_path(path);
+            let fast = resolved_path(path).map(Cow::into_owned);
+            assert_eq!(fast, slow, "{path}");
+            if let Ok(Cow::Borrowed(_)) = resolved_path(path) {
+                assert_eq!(slow.as_deref(), Ok(path), "{path}");
+            }
+        }
+        assert!(matches!(resolved_path("/a/b.html"), Ok(Cow::Borrowed(_))));
+        assert_eq!(resolved_path("/x/../%6Fld//p/.").unwrap(), "/old/p/");
+    }
 
     #[test]
     fn dot_dot_segments_are_found_decoded() {
