@@ -113,7 +113,8 @@ impl PathPattern {
                 .skip(1)
                 .find(|(_, c)| *c == '*' || *c == ':')
                 .map_or(rest.len(), |(i, _)| i);
-            let text = &rest[..end];
+            let text = decode_literal(pattern, &rest[..end])?;
+            let text = text.as_str();
             if let Some(current) = parts.last_mut() {
                 match current.last_mut() {
                     Some(Part::Lit(lit)) => lit.push_str(text),
@@ -189,6 +190,31 @@ impl PathPattern {
             }
         }
     }
+}
+
+/// A literal piece of `pattern` with its escapes decoded: paths are
+/// matched decoded, so `/caf%C3%A9` and `/café` are one rule. An escape
+/// the files would refuse in a path (malformed, `/`, `\\`, NUL, not
+/// UTF-8) could never match, and is refused.
+fn decode_literal(pattern: &str, text: &str) -> Result<String, String> {
+    if !text.contains('%') {
+        return Ok(text.to_string());
+    }
+    let segments = text.split('/').map(|segment| {
+        crate::http::uri::percent_decode(segment.as_bytes())
+            .ok()
+            .filter(|bytes| !bytes.iter().any(|b| matches!(b, 0 | b'/' | b'\\')))
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+    });
+    segments
+        .collect::<Option<Vec<_>>>()
+        .map(|segments| segments.join("/"))
+        .ok_or_else(|| {
+            format!(
+                "= {pattern:?} holds an escape no path can match (malformed, an encoded \"/\", \
+                 \"\\\\\" or NUL, or not UTF-8); write the character itself, as in \"/café\""
+            )
+        })
 }
 
 /// Whether `text` is `lit`, exactly or (`fold`) but for the case of

@@ -4,6 +4,7 @@
 //! path internally. The Netlify `_redirects` file gives the same rules
 //! (`netlify.rs`).
 
+use crate::http::uri::escape_path;
 use toml::Value;
 
 use super::pattern::{Captures, PathPattern};
@@ -126,13 +127,16 @@ impl Template {
         self.parts.iter().all(|p| matches!(p, Piece::Lit(_)))
     }
 
-    /// The text with the captures put in.
+    /// The text with the captures put in. A capture is decoded text (the
+    /// rules match the path as the files resolve it), so it goes in
+    /// escaped again: `?`, `#`, `%` or a space in it never makes the
+    /// result something else than a path (see `escape_path`).
     pub fn fill(&self, captures: &Captures<'_>) -> String {
         let mut out = String::with_capacity(self.text.len() + 16);
         for part in &self.parts {
             match part {
                 Piece::Lit(lit) => out.push_str(lit),
-                Piece::Capture(name) => out.push_str(captures.get(name).unwrap_or("")),
+                Piece::Capture(name) => escape_path(&mut out, captures.get(name).unwrap_or("")),
             }
         }
         out
@@ -332,6 +336,22 @@ mod tests {
         let tail = PathPattern::parse("/*é").unwrap().ignoring_case();
         assert!(tail.matches("/ééé").is_some());
         assert!(tail.matches("/x\u{e9}\u{301}").is_none());
+    }
+
+    #[test]
+    fn pattern_escapes_are_decoded_as_paths_are() {
+        let escaped = PathPattern::parse("/caf%C3%A9/%2A/*").unwrap();
+        assert_eq!(escaped.as_str(), "/caf%C3%A9/%2A/*", "shown as written");
+        let c = escaped.matches("/café/*/x").unwrap();
+        assert_eq!(c.get("splat"), Some("x"));
+        assert!(
+            escaped.matches("/caf%C3%A9/*/x").is_none(),
+            "paths come decoded"
+        );
+        for bad in ["/a%2Fb", "/a%00", "/a%zz", "/a%FF", "/a%5C"] {
+            let e = PathPattern::parse(bad).unwrap_err();
+            assert!(e.contains("write the character itself"), "{bad}: {e}");
+        }
     }
 
     #[test]

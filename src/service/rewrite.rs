@@ -20,6 +20,7 @@ use std::sync::Arc;
 use crate::config::{Action, PathRule, MAX_REWRITES};
 use crate::http::Request;
 
+use super::static_files::resolved_path;
 use super::{Exchange, Outcome, Service, ServiceFuture, Target};
 
 /// Every rule a site has: the config's and its `_redirects` file's.
@@ -144,6 +145,8 @@ impl Rules {
     /// For a path no file answers: the first `_redirects` rule matching
     /// it, forced or not.
     pub fn on_miss(&self, path: &str, query: Option<&str>) -> Option<Step> {
+        let path = resolved_path(path).ok()?;
+        let path = path.as_ref();
         let (rule, captures) = self
             .netlify
             .iter()
@@ -153,12 +156,21 @@ impl Rules {
 
     /// Whether some `_redirects` rule takes `path` when no file does.
     pub fn takes_miss(&self, path: &str) -> bool {
-        self.netlify.iter().any(|r| r.from.matches(path).is_some())
+        let Ok(path) = resolved_path(path) else {
+            return false;
+        };
+        self.netlify.iter().any(|r| r.from.matches(&path).is_some())
     }
 
     /// The first rule matching before routing: a config rule, else the
-    /// `_redirects` file's first match if forced.
+    /// `_redirects` file's first match if forced. Rules match the path
+    /// as the files resolve it (escapes decoded, dot-segments and `//`
+    /// resolved), so no spelling of a path reaches its file past a rule;
+    /// a path the files refuse (a bad or encoded `/` or NUL escape, not
+    /// UTF-8) matches none, and is refused as it would be without rules.
     fn first(&self, path: &str, query: Option<&str>, routing: bool) -> Option<Step> {
+        let path = resolved_path(path).ok()?;
+        let path = path.as_ref();
         for rule in &self.config {
             if let Some(captures) = rule.from.matches(path) {
                 return Some(step(rule, &captures, query));
@@ -323,6 +335,37 @@ mod tests {
         );
         assert_eq!(outcome(&looped, "/x/a"), "200 /y/a");
         assert_eq!(outcome(&looped, "/x/b/1"), "answer");
+    }
+
+    #[test]
+    fn rules_match_the_path_as_the_files_resolve_it() {
+        let r = rules(
+            r#"
+            [[rewrites]]
+            from = "/old/*"
+            to = "/new/:splat"
+            [[rewrites]]
+            from = "/café"
+            to = "/cafe.html"
+            "#,
+            "/n/:slug /m/:slug 200!\n",
+        );
+        for spelling in ["/old/page", "/%6Fld/page", "/x/../old/page", "//old/./page"] {
+            assert_eq!(outcome(&r, spelling), "200 /new/page", "{spelling}");
+        }
+        assert_eq!(outcome(&r, "/caf%C3%A9?q"), "200 /cafe.html?q");
+        assert_eq!(outcome(&r, "/café"), "200 /cafe.html");
+        // Captures are decoded text, escaped again in the target.
+        assert_eq!(
+            outcome(&r, "/old/a%20b%3Fc%25d/%C3%A9"),
+            "200 /new/a%20b%3Fc%25d/%C3%A9"
+        );
+        assert_eq!(outcome(&r, "/%6E/x%23y"), "200 /m/x%23y");
+        // The files refuse these (400): no rule takes them.
+        for refused in ["/old%2Fpage", "/old/%00", "/old/%zz", "/old/%FF"] {
+            assert_eq!(outcome(&r, refused), "pass", "{refused}");
+        }
+        assert_eq!(outcome(&r, "/../old/x"), "200 /new/x", "as the files: /x");
     }
 
     #[test]

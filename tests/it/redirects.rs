@@ -18,18 +18,20 @@ fn rules(toml: &str) -> Config {
 
 /// One response over h2c (prior knowledge) from curl: status, head
 /// (lower-case names), body.
-struct H2 {
-    status: u16,
-    head: String,
-    body: String,
+pub(crate) struct H2 {
+    pub(crate) status: u16,
+    pub(crate) head: String,
+    pub(crate) body: String,
 }
 
-fn h2(curl: &Path, url: &str) -> H2 {
+/// The path is sent as written (`--path-as-is`: curl would resolve `..`).
+pub(crate) fn h2(curl: &Path, url: &str) -> H2 {
     let out = Command::new(curl)
         .args([
             "-s",
             "-i",
             "--http2-prior-knowledge",
+            "--path-as-is",
             "--max-time",
             "10",
             url,

@@ -23,6 +23,6 @@ pub use conditional::{evaluate, Decision, Preconditions, Validators};
 pub use mime::{content_type, content_type_or};
 pub use negotiate::{negotiate, Encoding};
 pub use range::{content_range, parse_range, unsatisfied_range, RangeOutcome};
-pub use resolve::{resolve, ResolveError, ResolveOptions, Resolved};
+pub use resolve::{resolve, resolved_path, ResolveError, ResolveOptions, Resolved};
 pub use serve::StaticFiles;
 pub use store::CacheFigures;

@@ -6,6 +6,7 @@
 //! from `fstat` on that descriptor. No path is looked up by name after it
 //! was checked, so a rename or symlink swap cannot redirect what is served.
 
+use std::borrow::Cow;
 use std::fs::{File, Metadata};
 use std::io;
 use std::path::PathBuf;
@@ -196,6 +197,54 @@ pub(super) fn relative_path(
     url_path: &str,
     opts: &ResolveOptions,
 ) -> Result<(PathBuf, bool), ResolveError> {
+    let (kept, dir_form) = resolved_segments(url_path)?;
+    let mut relative = PathBuf::new();
+    for s in kept {
+        if s.starts_with('.') && !opts.show_dotfiles {
+            return Err(ResolveError::Dotfile);
+        }
+        relative.push(s);
+    }
+    Ok((relative, dir_form))
+}
+
+/// The path the files resolve `url_path` to, as a path again: escapes
+/// decoded, `.`, `..` and empty segments resolved, and a trailing `/`
+/// where it names a directory (`/x/../old/page`, `/%6Fld/page` and
+/// `//old/./page` are all `/old/page`). What `[[redirects]]`,
+/// `[[rewrites]]` and `_redirects` match, so no spelling of a path
+/// serves its file past a rule; Err where the files refuse the path (400).
+/// Most paths hold nothing to resolve (no `%`, `\`, NUL, `//` or `/.`):
+/// those are returned as they are, without a copy.
+pub fn resolved_path(url_path: &str) -> Result<Cow<'_, str>, ResolveError> {
+    let plain = url_path.starts_with('/')
+        && !url_path.bytes().any(|b| matches!(b, b'%' | b'\\' | 0))
+        && !url_path.contains("//")
+        && !url_path.contains("/.");
+    match plain {
+        true => Ok(Cow::Borrowed(url_path)),
+        false => resolve_segments_to_path(url_path).map(Cow::Owned),
+    }
+}
+
+/// [`resolved_path`] for a path that may need resolving.
+fn resolve_segments_to_path(url_path: &str) -> Result<String, ResolveError> {
+    let (kept, dir_form) = resolved_segments(url_path)?;
+    let mut out = String::with_capacity(url_path.len());
+    for s in &kept {
+        out.push('/');
+        out.push_str(s);
+    }
+    if dir_form || out.is_empty() {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+/// The decoded segments `url_path` names once dot-segments are resolved,
+/// and whether it names a directory: the one resolution of a path, for
+/// the files and the rules.
+fn resolved_segments(url_path: &str) -> Result<(Vec<String>, bool), ResolveError> {
     if !url_path.starts_with('/') {
         return Err(ResolveError::NotAbsolute);
     }
@@ -206,33 +255,26 @@ pub(super) fn relative_path(
         .map(decode_segment)
         .collect::<Result<Vec<_>, _>>()?;
 
+    // A final `.` or `..` names a directory: `/sub/..` is `/`, not `/sub`.
+    let dir_form =
+        url_path.ends_with('/') || matches!(segments.last().map(String::as_str), Some("." | ".."));
     // Dot-segments are removed as RFC 3986 §5.2.4 says, on the decoded
     // segments (so `%2e%2e` is `..`, as in nginx), before anything is
     // opened: `..` drops the segment before it and, at the root, stays
     // there (`/../x` is `/x`, as in nginx), so no path climbs above the
     // root. Empty segments are skipped first (`//` is `/`, like nginx's
     // merge_slashes), so `/a//../b` is `/b`.
-    let mut kept: Vec<&str> = Vec::with_capacity(segments.len());
-    for segment in &segments {
+    let mut kept: Vec<String> = Vec::with_capacity(segments.len());
+    for segment in segments {
         match segment.as_str() {
             "" | "." => {}
             ".." => {
                 kept.pop();
             }
-            s => kept.push(s),
+            _ => kept.push(segment),
         }
     }
-    // A final `.` or `..` names a directory: `/sub/..` is `/`, not `/sub`.
-    let dir_form =
-        url_path.ends_with('/') || matches!(segments.last().map(String::as_str), Some("." | ".."));
-    let mut relative = PathBuf::new();
-    for s in kept {
-        if s.starts_with('.') && !opts.show_dotfiles {
-            return Err(ResolveError::Dotfile);
-        }
-        relative.push(s);
-    }
-    Ok((relative, dir_form))
+    Ok((kept, dir_form))
 }
 
 /// Whether `url_path` holds a `..` segment once decoded (`/%2e%2e/x`
@@ -319,6 +361,24 @@ fn io_error(err: io::Error) -> ResolveError {
 mod tests {
     use super::*;
     use std::fs;
+
+    #[test]
+    fn plain_paths_resolve_to_themselves_without_a_copy() {
+        let paths = [
+            "/", "/a", "/a/b/", "/a.b/c", "/a/..b", "/a/b.", "/é/x", "/a//b", "/a/./b", "/a/../b",
+            "/a/.", "/a/..", "/.x", "/%61", "/a\\b", "/a%2Fb", "//", "/..",
+        ];
+        for path in paths {
+            let slow = resolve_segments_to_path(path);
+            let fast = resolved_path(path).map(Cow::into_owned);
+            assert_eq!(fast, slow, "{path}");
+            if let Ok(Cow::Borrowed(_)) = resolved_path(path) {
+                assert_eq!(slow.as_deref(), Ok(path), "{path}");
+            }
+        }
+        assert!(matches!(resolved_path("/a/b.html"), Ok(Cow::Borrowed(_))));
+        assert_eq!(resolved_path("/x/../%6Fld//p/.").unwrap(), "/old/p/");
+    }
 
     #[test]
     fn dot_dot_segments_are_found_decoded() {
