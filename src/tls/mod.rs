@@ -567,6 +567,27 @@ impl Session for TlsSession {
         self.0.writer().write(buf)
     }
 
+    fn write_plain_all(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        // One vectored write: the parts share records.
+        let mut slices: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+        let mut slices = &mut slices[..];
+        self.0.set_buffer_limit(None);
+        let mut wrote = Ok(());
+        while !slices.is_empty() {
+            match self.0.writer().write_vectored(slices) {
+                Ok(0) if slices.iter().all(|s| s.is_empty()) => break,
+                Ok(0) => wrote = Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => io::IoSlice::advance_slices(&mut slices, n),
+                Err(e) => wrote = Err(e),
+            }
+            if wrote.is_err() {
+                break;
+            }
+        }
+        self.0.set_buffer_limit(Some(BUFFER_LIMIT));
+        wrote
+    }
+
     fn wants_write(&self) -> bool {
         self.0.wants_write()
     }

@@ -57,6 +57,13 @@ struct Connection {
     carry: Vec<u8>,
     out: Vec<u8>,
     written: usize,
+    /// Bytes of frames put straight into the TLS session since the last
+    /// flush (large DATA payloads, see `Room::direct`).
+    staged: usize,
+    /// The TLS session refused bytes put straight into it.
+    broken: bool,
+    /// Whether the stream is a TLS session (large DATA goes straight in).
+    direct: bool,
     decoder: Decoder,
     scratch: Scratch,
     /// A header block being gathered: its stream, END_STREAM, the bytes.
@@ -167,6 +174,7 @@ impl Connection {
             proxied: conn.proxied(),
         };
         let (stream, input, held) = conn.into_parts();
+        let direct = stream.is_secure() && !stream.is_pipe();
         let header_limit = config.limits.max_request_line + config.limits.max_header_bytes;
         let max_streams = config.http2.max_concurrent_streams;
         let mut out = Vec::new();
@@ -181,6 +189,9 @@ impl Connection {
             carry: input.pending().to_vec(),
             out,
             written: 0,
+            staged: 0,
+            broken: false,
+            direct,
             decoder: Decoder::new(4096),
             scratch: Scratch::default(),
             gathering: None,
@@ -271,7 +282,7 @@ impl Connection {
             if self.peer_gone {
                 break;
             }
-            if self.out.len() >= OUT_LIMIT || reads == 4 {
+            if self.queued() >= OUT_LIMIT || reads == 4 {
                 more = true;
                 break;
             }
@@ -347,6 +358,9 @@ impl Connection {
 
     /// Writes what is queued: Ready once all is sent.
     fn poll_flush_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        if self.broken {
+            return Poll::Ready(Err(()));
+        }
         while self.written < self.out.len() {
             match self.stream.poll_write(cx, &self.out[self.written..]) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Err(())),
@@ -371,6 +385,8 @@ impl Connection {
         self.blocked_since = None;
         self.out.clear();
         self.written = 0;
+        self.meter.wrote(self.staged);
+        self.staged = 0;
         if self.out.capacity() > 4 * OUT_LIMIT {
             self.out = Vec::new();
         }
@@ -421,7 +437,7 @@ impl Connection {
                 }
             }
             first = false;
-            if !more || self.out.len() >= OUT_LIMIT {
+            if !more || self.queued() >= OUT_LIMIT {
                 return more;
             }
         }
@@ -448,6 +464,10 @@ impl Connection {
             max_frame: self.max_frame,
             limit: OUT_LIMIT,
             frames: 1,
+            direct: self.direct.then_some(&self.stream),
+            written: &mut self.written,
+            staged: &mut self.staged,
+            broken: &mut self.broken,
         };
         let outcome = s.poll_response(cx, &mut room);
         if waiting && !matches!(s.phase, Phase::Head(_)) {
@@ -503,6 +523,11 @@ impl Connection {
         if matches!(s.phase, Phase::Head(_)) {
             stage.streams_waiting.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+
+    /// Bytes queued for the socket: in `out` and in the TLS session.
+    fn queued(&self) -> usize {
+        self.out.len() + self.staged
     }
 
     fn find(&self, id: u32) -> Option<usize> {
