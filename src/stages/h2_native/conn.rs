@@ -30,6 +30,8 @@ const RELEASE_AFTER: Duration = Duration::from_millis(100);
 /// What a reset before the response head costs of the reset budget
 /// (one after it costs 1): a blast of open-and-reset is stopped sooner.
 const EARLY_RESET: u64 = 8;
+/// Pipes a connection keeps from closed streams for its next ones.
+const SPARE_PIPES: usize = 16;
 
 mod open;
 mod recv;
@@ -72,6 +74,8 @@ struct Connection {
     /// Bytes of frame headers of the block being gathered.
     block_frames: usize,
     streams: Vec<H2Stream>,
+    /// Pipes of closed streams, for the next ones (at most SPARE_PIPES).
+    spares: Vec<runtime::Spare>,
     last_id: u32,
     /// Streams the server reset, whose frames in flight are ignored.
     reset_by_us: [u32; 16],
@@ -198,6 +202,7 @@ impl Connection {
             block: Vec::new(),
             block_frames: 0,
             streams: Vec::new(),
+            spares: Vec::new(),
             last_id: 0,
             reset_by_us: [0; 16],
             reset_next: 0,
@@ -405,6 +410,7 @@ impl Connection {
         if self.streams.is_empty() {
             self.streams = Vec::new();
         }
+        self.spares = Vec::new();
         self.scratch.release();
         self.decoder.release();
     }
@@ -522,6 +528,12 @@ impl Connection {
         stage.streams_open.fetch_sub(1, Ordering::Relaxed);
         if matches!(s.phase, Phase::Head(_)) {
             stage.streams_waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+        // The pipe is kept for a next stream once the handler let go of it.
+        if self.spares.len() < SPARE_PIPES {
+            if let Some(spare) = s.pipe.into_spare() {
+                self.spares.push(spare);
+            }
         }
     }
 
