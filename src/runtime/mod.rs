@@ -73,7 +73,7 @@ pub use io::Async;
 pub use latch::Latch;
 pub use local_pool::LocalPool;
 pub use net::{ListenOptions, StreamOptions, TcpListener, TcpStream};
-pub use pipe::{pipe, PipeEnd};
+pub use pipe::{pipe, PipeEnd, Spare};
 pub use pooled::PooledFuture;
 pub use queue::{Full, Queue, QueueSnapshot};
 pub use reactor::PollMode;

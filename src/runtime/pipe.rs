@@ -204,6 +204,49 @@ impl PipeEnd {
     }
 }
 
+/// A pipe whose both ends are gone, kept to be made a new pipe without
+/// allocating (an HTTP/2 connection keeps a few for its next streams).
+pub struct Spare(Arc<Mutex<Shared>>);
+
+impl PipeEnd {
+    /// Drops this end; if the other end is gone too, what the pipe was
+    /// made of, emptied, for [`Spare::pipe`].
+    pub fn into_spare(self) -> Option<Spare> {
+        let mut shared = self.shared.clone();
+        drop(self);
+        let inner = Arc::get_mut(&mut shared)?
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        for half in &mut inner.halves {
+            // Small buffers are kept; a large one is not held idle.
+            let bytes = std::mem::take(&mut half.bytes);
+            *half = Half::default();
+            if bytes.capacity() <= 4096 {
+                half.bytes = bytes;
+                half.bytes.clear();
+            }
+        }
+        Some(Spare(shared))
+    }
+}
+
+impl Spare {
+    /// A new pipe, as [`pipe`] makes one, with the spare's capacity.
+    pub fn pipe(self) -> (PipeEnd, PipeEnd) {
+        let a = PipeEnd {
+            shared: self.0.clone(),
+            side: 0,
+        };
+        (
+            a,
+            PipeEnd {
+                shared: self.0,
+                side: 1,
+            },
+        )
+    }
+}
+
 impl Drop for PipeEnd {
     fn drop(&mut self) {
         let mut shared = self.lock();
@@ -255,6 +298,25 @@ mod tests {
             }
             assert_eq!(got, b"abcdef");
             drop(writer.await);
+        });
+    }
+
+    #[test]
+    fn a_spare_is_had_only_once_both_ends_are_gone_and_is_a_fresh_pipe() {
+        super::super::block_on(async {
+            let (a, b) = pipe(4);
+            assert_eq!(a.try_write(b"ab").expect("fits"), 2);
+            assert!(a.into_spare().is_none(), "the other end still lives");
+            drop(b);
+            let (c, d) = pipe(4);
+            assert_eq!(d.try_write(b"left").expect("fits"), 4);
+            drop(d);
+            let (a, b) = c.into_spare().expect("both ends gone").pipe();
+            assert_eq!(a.try_write(b"wxyz").expect("fits"), 4);
+            let mut buf = [0u8; 8];
+            assert_eq!(b.read(&mut buf).await.expect("read"), 4);
+            assert_eq!(&buf[..4], b"wxyz");
+            assert!(!a.has_unread() && !b.has_unread());
         });
     }
 }

@@ -34,6 +34,20 @@ pub trait Session: Send {
     /// Encrypts some of `buf` into the outgoing records; returns how much
     /// was taken (the session bounds what it buffers).
     fn write_plain(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// Encrypts all of `parts`, in order, into the outgoing records, past
+    /// the bound `write_plain` keeps: for a caller that bounds what it
+    /// queues itself. The parts may share records.
+    fn write_plain_all(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        for mut part in parts.iter().copied() {
+            while !part.is_empty() {
+                match self.write_plain(part)? {
+                    0 => return Err(io::ErrorKind::WouldBlock.into()),
+                    n => part = &part[n..],
+                }
+            }
+        }
+        Ok(())
+    }
     /// Whether records wait to be sent.
     fn wants_write(&self) -> bool;
     /// Sends waiting records to `socket` (one write).

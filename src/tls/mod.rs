@@ -11,11 +11,11 @@
 //! challenges are in `challenges.rs`.
 
 mod challenges;
+mod session;
 
 pub use challenges::{challenge_key, Challenges, SharedChallenges, ACME_TLS_ALPN};
 
 use std::fmt;
-use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
@@ -29,7 +29,7 @@ use rustls::server::{
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, ServerConnection};
 
-use crate::runtime::Session;
+pub use session::TlsSession;
 
 /// Sessions the server-side cache holds (TLS 1.2 session IDs, and clients
 /// that do not take tickets): about 100 bytes each.
@@ -541,55 +541,6 @@ impl ResolvesServerCert for SniResolver {
             .or(managed.as_ref().map(|m| &m.key))
             .or(self.first.as_ref())
             .cloned()
-    }
-}
-
-/// A rustls connection, handshake done, as the runtime's record layer:
-/// the server's side here, the client's in `conveyor bench` and the tests.
-pub struct TlsSession(pub rustls::Connection);
-
-impl Session for TlsSession {
-    fn read_tls(&mut self, socket: &mut dyn Read) -> io::Result<usize> {
-        let n = self.0.read_tls(socket)?;
-        if n > 0 {
-            self.0
-                .process_new_packets()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        }
-        Ok(n)
-    }
-
-    fn read_plain(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.reader().read(buf)
-    }
-
-    fn write_plain(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.writer().write(buf)
-    }
-
-    fn wants_write(&self) -> bool {
-        self.0.wants_write()
-    }
-
-    fn write_tls(&mut self, socket: &mut dyn Write) -> io::Result<usize> {
-        self.0.write_tls(socket)
-    }
-
-    fn has_plain(&mut self) -> bool {
-        self.0
-            .process_new_packets()
-            .is_ok_and(|state| state.plaintext_bytes_to_read() > 0)
-    }
-
-    fn close(&mut self) {
-        self.0.send_close_notify();
-    }
-
-    fn server_name(&self) -> Option<&str> {
-        match &self.0 {
-            rustls::Connection::Server(server) => server.server_name(),
-            rustls::Connection::Client(_) => None,
-        }
     }
 }
 

@@ -59,6 +59,17 @@ impl Stream {
         }
     }
 
+    /// Encrypts all of `parts` into the session's outgoing records at once,
+    /// without sending them ([`Self::poll_flush`] does) and past the bound
+    /// [`Self::poll_write`] keeps: the caller bounds what it queues. None
+    /// without a session (nothing is written). Saves a caller the copy of
+    /// large payloads into a buffer of its own before the session's.
+    pub fn write_plain_all(&self, parts: &[&[u8]]) -> Option<io::Result<()>> {
+        let session = self.session.as_ref().filter(|_| !self.is_pipe())?;
+        let mut session = session.borrow_mut();
+        Some(session.write_plain_all(parts))
+    }
+
     /// Polls until every record written is sent (nothing to do for a
     /// plain socket or a pipe).
     pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

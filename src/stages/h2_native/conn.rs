@@ -30,6 +30,8 @@ const RELEASE_AFTER: Duration = Duration::from_millis(100);
 /// What a reset before the response head costs of the reset budget
 /// (one after it costs 1): a blast of open-and-reset is stopped sooner.
 const EARLY_RESET: u64 = 8;
+/// Pipes a connection keeps from closed streams for its next ones.
+const SPARE_PIPES: usize = 16;
 
 mod open;
 mod recv;
@@ -57,6 +59,13 @@ struct Connection {
     carry: Vec<u8>,
     out: Vec<u8>,
     written: usize,
+    /// Bytes of frames put straight into the TLS session since the last
+    /// flush (large DATA payloads, see `Room::direct`).
+    staged: usize,
+    /// The TLS session refused bytes put straight into it.
+    broken: bool,
+    /// Whether the stream is a TLS session (large DATA goes straight in).
+    direct: bool,
     decoder: Decoder,
     scratch: Scratch,
     /// A header block being gathered: its stream, END_STREAM, the bytes.
@@ -65,6 +74,8 @@ struct Connection {
     /// Bytes of frame headers of the block being gathered.
     block_frames: usize,
     streams: Vec<H2Stream>,
+    /// Pipes of closed streams, for the next ones (at most SPARE_PIPES).
+    spares: Vec<runtime::Spare>,
     last_id: u32,
     /// Streams the server reset, whose frames in flight are ignored.
     reset_by_us: [u32; 16],
@@ -167,6 +178,7 @@ impl Connection {
             proxied: conn.proxied(),
         };
         let (stream, input, held) = conn.into_parts();
+        let direct = stream.is_secure() && !stream.is_pipe();
         let header_limit = config.limits.max_request_line + config.limits.max_header_bytes;
         let max_streams = config.http2.max_concurrent_streams;
         let mut out = Vec::new();
@@ -181,12 +193,16 @@ impl Connection {
             carry: input.pending().to_vec(),
             out,
             written: 0,
+            staged: 0,
+            broken: false,
+            direct,
             decoder: Decoder::new(4096),
             scratch: Scratch::default(),
             gathering: None,
             block: Vec::new(),
             block_frames: 0,
             streams: Vec::new(),
+            spares: Vec::new(),
             last_id: 0,
             reset_by_us: [0; 16],
             reset_next: 0,
@@ -271,7 +287,7 @@ impl Connection {
             if self.peer_gone {
                 break;
             }
-            if self.out.len() >= OUT_LIMIT || reads == 4 {
+            if self.queued() >= OUT_LIMIT || reads == 4 {
                 more = true;
                 break;
             }
@@ -356,6 +372,9 @@ impl Connection {
 
     /// Writes what is queued: Ready once all is sent.
     fn poll_flush_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        if self.broken {
+            return Poll::Ready(Err(()));
+        }
         while self.written < self.out.len() {
             match self.stream.poll_write(cx, &self.out[self.written..]) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Err(())),
@@ -380,6 +399,8 @@ impl Connection {
         self.blocked_since = None;
         self.out.clear();
         self.written = 0;
+        self.meter.wrote(self.staged);
+        self.staged = 0;
         if self.out.capacity() > 4 * OUT_LIMIT {
             self.out = Vec::new();
         }
@@ -398,6 +419,7 @@ impl Connection {
         if self.streams.is_empty() {
             self.streams = Vec::new();
         }
+        self.spares = Vec::new();
         self.scratch.release();
         self.decoder.release();
     }
@@ -430,7 +452,7 @@ impl Connection {
                 }
             }
             first = false;
-            if !more || self.out.len() >= OUT_LIMIT {
+            if !more || self.queued() >= OUT_LIMIT {
                 return more;
             }
         }
@@ -457,6 +479,10 @@ impl Connection {
             max_frame: self.max_frame,
             limit: OUT_LIMIT,
             frames: 1,
+            direct: self.direct.then_some(&self.stream),
+            written: &mut self.written,
+            staged: &mut self.staged,
+            broken: &mut self.broken,
         };
         let outcome = s.poll_response(cx, &mut room);
         if waiting && !matches!(s.phase, Phase::Head(_)) {
@@ -512,6 +538,17 @@ impl Connection {
         if matches!(s.phase, Phase::Head(_)) {
             stage.streams_waiting.fetch_sub(1, Ordering::Relaxed);
         }
+        // The pipe is kept for a next stream once the handler let go of it.
+        if self.spares.len() < SPARE_PIPES {
+            if let Some(spare) = s.pipe.into_spare() {
+                self.spares.push(spare);
+            }
+        }
+    }
+
+    /// Bytes queued for the socket: in `out` and in the TLS session.
+    fn queued(&self) -> usize {
+        self.out.len() + self.staged
     }
 
     fn find(&self, id: u32) -> Option<usize> {

@@ -62,10 +62,15 @@ impl Header {
 
 /// Appends a frame header.
 pub(super) fn head(out: &mut Vec<u8>, len: usize, kind: u8, flags: u8, stream: u32) {
+    out.extend_from_slice(&head_bytes(len, kind, flags, stream));
+}
+
+/// A frame's 9-byte header.
+fn head_bytes(len: usize, kind: u8, flags: u8, stream: u32) -> [u8; 9] {
     // A frame's length is at most 2^24-1 (MAX_FRAME or a head's piece).
     let [_, a, b, c] = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
-    out.extend_from_slice(&[a, b, c, kind, flags]);
-    out.extend_from_slice(&stream.to_be_bytes());
+    let [d, e, f, g] = stream.to_be_bytes();
+    [a, b, c, kind, flags, d, e, f, g]
 }
 
 pub(super) fn rst_stream(out: &mut Vec<u8>, stream: u32, code: Code) {
@@ -100,8 +105,7 @@ pub(super) fn finish_headers(out: &mut Vec<u8>, start: usize, stream: u32, end: 
     let block_len = out.len() - start - 9;
     let flags = if end { END_STREAM } else { 0 };
     if block_len <= max {
-        let mut h = Vec::with_capacity(9);
-        head(&mut h, block_len, HEADERS, flags | END_HEADERS, stream);
+        let h = head_bytes(block_len, HEADERS, flags | END_HEADERS, stream);
         out[start..start + 9].copy_from_slice(&h);
         return;
     }

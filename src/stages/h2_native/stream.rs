@@ -86,6 +86,47 @@ pub(super) struct Room<'a> {
     pub(super) limit: usize,
     /// DATA frames the stream may send in this call.
     pub(super) frames: usize,
+    /// The TLS session beneath, if any: a large DATA payload is encrypted
+    /// into it from the stream's buffer, after `out[*written..]`, rather
+    /// than copied into `out` first.
+    pub(super) direct: Option<&'a crate::runtime::Stream>,
+    /// How much of `out` is in the session already.
+    pub(super) written: &'a mut usize,
+    /// Bytes in the session since the last flush (counted against `limit`).
+    pub(super) staged: &'a mut usize,
+    /// The session refused bytes: the connection is to close.
+    pub(super) broken: &'a mut bool,
+}
+
+/// A DATA payload at least this large goes straight into the TLS session.
+const DIRECT_MIN: usize = 2048;
+
+impl Room<'_> {
+    /// Bytes queued for the socket: in `out` and in the session.
+    pub(super) fn queued(&self) -> usize {
+        self.out.len() + *self.staged
+    }
+
+    /// Queues a DATA frame's head and `payload`.
+    fn data(&mut self, payload: &[u8], flags: u8, id: u32) {
+        frame::head(self.out, payload.len(), frame::DATA, flags, id);
+        if let Some(stream) = self.direct.filter(|_| payload.len() >= DIRECT_MIN) {
+            let before = self.out.len() - *self.written;
+            match stream.write_plain_all(&[&self.out[*self.written..], payload]) {
+                Some(Ok(())) => {
+                    *self.written = self.out.len();
+                    *self.staged += before + payload.len();
+                    return;
+                }
+                Some(Err(_)) => {
+                    *self.broken = true;
+                    return;
+                }
+                None => {}
+            }
+        }
+        self.out.extend_from_slice(payload);
+    }
 }
 
 impl H2Stream {
@@ -339,7 +380,7 @@ impl H2Stream {
                 self.rewind_chunk(from, len);
                 return Outcome::Waiting;
             }
-            if room.out.len() >= room.limit || room.frames == 0 {
+            if room.queued() >= room.limit || room.frames == 0 {
                 self.more = true;
                 self.at = from;
                 self.rewind_chunk(from, len);
@@ -355,14 +396,8 @@ impl H2Stream {
                 *left -= n as u64;
                 end_now = *left == 0;
             }
-            frame::head(
-                room.out,
-                n,
-                frame::DATA,
-                if end_now { frame::END_STREAM } else { 0 },
-                self.id,
-            );
-            room.out.extend_from_slice(&self.pending[from..from + n]);
+            let flags = if end_now { frame::END_STREAM } else { 0 };
+            room.data(&self.pending[from..from + n], flags, self.id);
             self.window -= n as i64;
             *room.window -= n as i64;
             self.at = from + n;

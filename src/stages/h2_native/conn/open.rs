@@ -210,7 +210,10 @@ impl Connection {
         let config = line.config.load();
         let size = read_buffer_size(&config);
         drop(config);
-        let (handler_end, ours) = pipe(STREAM_BUFFER);
+        let (handler_end, ours) = match self.spares.pop() {
+            Some(spare) => spare.pipe(),
+            None => pipe(STREAM_BUFFER),
+        };
         let o = &self.origin;
         let stream = Stream::pipe(handler_end, o.peer, o.secure).naming(o.server_name.clone());
         let conn = Conn::for_stream(stream, o.proxied, preamble, size);

@@ -47,7 +47,7 @@ impl Connection {
                 return Err(End::Error(Code::EnhanceYourCalm));
             }
             at += 9 + h.len;
-            if self.out.len() >= OUT_LIMIT || self.peer_gone {
+            if self.queued() >= OUT_LIMIT || self.peer_gone {
                 break;
             }
         }
