@@ -156,7 +156,10 @@ fn a_proxied_clients_hold_is_released_however_its_connection_ends() {
     // The two refusals above were counted (an `admitted` try that came
     // before a release adds one more; none need have).
     let figures = status(&server);
-    assert!(figures.at("per_client.refused_connections").int() >= 2, "{figures}");
+    assert!(
+        figures.at("per_client.refused_connections").int() >= 2,
+        "{figures}"
+    );
 }
 
 #[test]

@@ -43,9 +43,10 @@
 //! PID on drop.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -107,12 +108,32 @@ pub(crate) struct Pebble {
     log: Arc<Mutex<Vec<String>>>,
 }
 
-/// A port free now on 127.0.0.1 (TCP; the DNS server takes UDP too).
+/// A port free now on 127.0.0.1 for TCP and UDP (the DNS server takes
+/// both), chosen below the kernel's ephemeral range: a port the kernel
+/// handed out for `:0` can be taken by any other test's outgoing
+/// connection before pebble or the server binds it again.
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let first = 10_000u32;
+    let span = low.saturating_sub(first).max(1);
+    // Each test process starts elsewhere, then walks the range.
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..span {
+        let port = first + (seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % span);
+        let Ok(port) = u16::try_from(port) else {
+            continue;
+        };
+        let tcp = TcpListener::bind(("127.0.0.1", port));
+        let udp = UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below {low} on 127.0.0.1")
 }
 
 /// Whether something accepts TCP connections on `addr`.
