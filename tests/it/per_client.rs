@@ -6,28 +6,13 @@
 //! addresses in it, so tests running at once never share a bucket.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::harness::h2_client::{session, Target};
 use crate::harness::status::{status, Figures};
 use crate::harness::*;
 use conveyor::config::{AddrRange, Config};
-
-/// A connection to `to` from the loopback address `from`.
-fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    let local: SocketAddr = format!("{from}:0").parse().expect("addr");
-    socket.bind(&local.into()).expect("bind the source address");
-    socket.connect(&to.into()).expect("connect");
-    let stream: TcpStream = socket.into();
-    stream.set_nodelay(true).expect("nodelay");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    stream
-}
 
 fn limited(rate: u32, burst: u32, connections: u32) -> impl FnOnce(&mut Config) {
     move |config: &mut Config| {

@@ -6,7 +6,7 @@
 //! someone else; the clients are the addresses the headers name.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::harness::status::{status, Figures};
@@ -14,21 +14,6 @@ use crate::harness::*;
 use conveyor::config::{AddrRange, Config};
 
 const PROXY: &str = "127.4.0.1";
-
-/// A connection to `to` from the loopback address `from`.
-fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    let local: SocketAddr = format!("{from}:0").parse().expect("addr");
-    socket.bind(&local.into()).expect("bind the source address");
-    socket.connect(&to.into()).expect("connect");
-    let stream: TcpStream = socket.into();
-    stream.set_nodelay(true).expect("nodelay");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    stream
-}
 
 /// `connections` per client, behind the PROXY protocol from [`PROXY`].
 fn behind_proxy(connections: u32) -> impl FnOnce(&mut Config) {

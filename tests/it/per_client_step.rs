@@ -6,28 +6,13 @@
 //! addresses in 127.0.0.0/8, so tests running at once never share a bucket.
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::time::Duration;
 
 use crate::harness::h2_client::{session, Target};
 use crate::harness::status::{status, Figures};
 use crate::harness::*;
 use conveyor::config::{AddrRange, Config};
-
-fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    let local: SocketAddr = format!("{from}:0").parse().expect("addr");
-    socket.bind(&local.into()).expect("bind the source address");
-    socket.connect(&to.into()).expect("connect");
-    let stream: TcpStream = socket.into();
-    stream.set_nodelay(true).expect("nodelay");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    stream
-}
 
 /// A rate of one a second after a burst of `burst`, with an access log in
 /// `dir`.

@@ -529,3 +529,18 @@ pub(crate) fn assert_file(
     );
     disk
 }
+
+/// A connection to `to` from the loopback address `from`.
+pub(crate) fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let local: SocketAddr = format!("{from}:0").parse().expect("addr");
+    socket.bind(&local.into()).expect("bind the source address");
+    socket.connect(&to.into()).expect("connect");
+    let stream: TcpStream = socket.into();
+    stream.set_nodelay(true).expect("nodelay");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+}
