@@ -8,21 +8,6 @@ use crate::harness::h2_client::{session, Target};
 use crate::harness::*;
 use conveyor::config::Config;
 
-fn base64(bytes: &[u8]) -> String {
-    const DIGITS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().fold(0u32, |n, &b| n << 8 | u32::from(b)) << (8 * (3 - chunk.len()));
-        for i in 0..4 {
-            match i <= chunk.len() {
-                true => out.push(DIGITS[(n >> (18 - 6 * i) & 63) as usize] as char),
-                false => out.push('='),
-            }
-        }
-    }
-    out
-}
-
 /// The log's line whose request line holds `request`.
 fn line_for<'l>(log: &'l str, request: &str) -> &'l str {
     log.lines()

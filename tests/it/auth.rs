@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use crate::harness::needs;
 use crate::harness::process::{spawn, spawn_on_config, Running};
-use crate::harness::{connect, exchange, read_response_with, temp_dir, wait_until, Response};
+use crate::harness::{
+    base64, connect, exchange, read_response_with, temp_dir, wait_until, Response,
+};
 
 const CHALLENGE: &str = "Basic realm=\"Admin area\", charset=\"UTF-8\"";
 
@@ -47,21 +49,6 @@ fn write_config(dir: &Path, extra: &str) {
          [[auth]]\npath = \"/admin\"\nhtpasswd = \"users\"\nrealm = \"Admin area\"\n"
     );
     std::fs::write(dir.join("c.toml"), config).expect("config");
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const DIGITS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().fold(0u32, |n, &b| n << 8 | u32::from(b)) << (8 * (3 - chunk.len()));
-        for i in 0..4 {
-            match i <= chunk.len() {
-                true => out.push(DIGITS[(n >> (18 - 6 * i) & 63) as usize] as char),
-                false => out.push('='),
-            }
-        }
-    }
-    out
 }
 
 /// `GET path` on a new connection, with `user:password` if given.
