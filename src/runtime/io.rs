@@ -342,3 +342,81 @@ impl<T: AsFd + std::fmt::Debug> std::fmt::Debug for Async<T> {
         f.debug_struct("Async").field("io", &self.io).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+    use std::time::Duration;
+
+    use super::Async;
+    use crate::runtime::{race, sleep, Either, PollMode, Runtime};
+
+    /// Longer than any loopback delivery; a lost wake-up shows as this.
+    const LIMIT: Duration = Duration::from_secs(2);
+
+    /// A connected pair of loopback sockets: (client, server).
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        (client, server)
+    }
+
+    /// Blocks until `fd` reports the peer's FIN (`POLLRDHUP`): the bytes
+    /// before it are in the socket too.
+    fn wait_for_fin(fd: i32) {
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: one live pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut poll, 1, LIMIT.as_millis() as i32) };
+        assert_eq!(n, 1, "the FIN did not arrive");
+    }
+
+    /// Bytes and the client's FIN that arrive together, while the reader
+    /// is parked on a drained socket, come as one edge: the short read of
+    /// the bytes must not hide the FIN behind them (a missed close that
+    /// left a connection waiting for a timeout, one run in a few hundred).
+    #[test]
+    fn a_short_read_does_not_hide_the_fin_behind_it() {
+        let mut missed = Vec::new();
+        for mode in [PollMode::Edge, PollMode::Oneshot] {
+            for wait in ["read", "readable"] {
+                let outcome = Runtime::builder().poll_mode(mode).block_on(async move {
+                    let (mut client, server) = pair();
+                    let fd = server.as_raw_fd();
+                    let reader = Async::new(server).expect("async");
+                    let mut buf = [0u8; 64];
+                    // Found empty: registered and marked drained.
+                    let empty = reader.try_read(&mut buf).map_err(|e| e.kind());
+                    assert_eq!(empty, Err(std::io::ErrorKind::WouldBlock));
+                    client.write_all(b"hello").expect("write");
+                    client.shutdown(Shutdown::Write).expect("shutdown");
+                    wait_for_fin(fd);
+                    assert_eq!(reader.read(&mut buf).await.expect("read"), 5, "short");
+                    let closed = async {
+                        if wait == "readable" {
+                            reader.readable().await.expect("readable");
+                        }
+                        reader.read(&mut buf).await.expect("read")
+                    };
+                    match race(closed, sleep(LIMIT)).await {
+                        Either::Left(n) => Some(n),
+                        Either::Right(()) => None,
+                    }
+                });
+                if outcome != Some(0) {
+                    missed.push(format!("{mode:?} {wait}: {outcome:?}"));
+                }
+            }
+        }
+        assert!(
+            missed.is_empty(),
+            "FIN not seen within {LIMIT:?}: {missed:?}"
+        );
+    }
+}

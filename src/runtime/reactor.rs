@@ -7,6 +7,13 @@
 //! says `WouldBlock`, the green thread parks unless the count moved meanwhile.
 //! That closes the race between "the socket was empty" and "data arrived"
 //! without a lock on the fast path.
+//!
+//! A read tick also says whether an event reported the peer's side closed
+//! (FIN, reset, error: `EPOLLRDHUP`, `EPOLLHUP`, `EPOLLERR`). A short read
+//! marks a socket drained, so that the next read waits for an event instead
+//! of a syscall; but a FIN that came with the last bytes came with their
+//! edge, and no event follows it. Once a closing event is seen, nothing is
+//! marked drained again: reads go to the socket, which answers 0 or the error.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -40,6 +47,12 @@ pub(crate) enum Direction {
 
 /// Our own wake-up descriptor's key; `polling` keeps `usize::MAX` for its own.
 const NOTIFY_KEY: usize = usize::MAX - 1;
+
+/// How far a tick moves per event: its lowest bit is [`CLOSED`].
+const TICK: u32 = 2;
+/// Set, for good, in a read tick once an event said the peer's side is
+/// closed; a tick with it is never recorded as drained (see the module).
+const CLOSED: u32 = 1;
 
 /// Readiness events gathered by one `epoll_wait`.
 pub(crate) struct Events {
@@ -143,6 +156,7 @@ impl Reactor {
             (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR | libc::EPOLLPRI | libc::EPOLLRDHUP)
                 as u32;
         const WRITABLE: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+        const CLOSING: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
         let sources = lock(&self.sources);
         let mut fired = 0;
         for event in &events.list[..n] {
@@ -156,10 +170,10 @@ impl Reactor {
                 continue;
             };
             if flags & READABLE != 0 {
-                source.fire(Direction::Read);
+                source.fire(Direction::Read, flags & CLOSING != 0);
             }
             if flags & WRITABLE != 0 {
-                source.fire(Direction::Write);
+                source.fire(Direction::Write, false);
             }
             fired += 1;
         }
@@ -180,15 +194,47 @@ impl Reactor {
             drained: [AtomicU32::new(0), AtomicU32::new(0)],
             wakers: Mutex::new([None, None]),
         });
-        let (interest, mode) = match reactor.mode {
-            PollMode::Edge => (Event::all(key), polling::PollMode::Edge),
-            PollMode::Oneshot => (Event::none(key), polling::PollMode::Oneshot),
-        };
-        // SAFETY: the caller (`Async`) owns `fd` and calls `deregister` before
-        // closing it, as `Poller::add` requires.
-        unsafe { reactor.poller.add_with_mode(fd, interest, mode)? };
+        match reactor.mode {
+            PollMode::Edge => reactor.add_edge(fd, key)?,
+            // Re-arming polls the descriptor afresh: a FIN is reported then.
+            // SAFETY: the caller (`Async`) owns `fd` and calls `deregister`
+            // before closing it, as `Poller::add` requires.
+            PollMode::Oneshot => unsafe {
+                let none = Event::none(key);
+                reactor
+                    .poller
+                    .add_with_mode(fd, none, polling::PollMode::Oneshot)?
+            },
+        }
         sources.insert(source.clone());
         Ok(source)
+    }
+
+    /// Watches `fd` edge-triggered, both ways, with `EPOLLRDHUP`, which
+    /// `polling` does not ask for: without it a FIN reads as plain
+    /// `EPOLLIN`, like bytes, and a short read could hide it (see the
+    /// module). `polling` still modifies and deletes the entry.
+    fn add_edge(&self, fd: RawFd, key: usize) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: (libc::EPOLLIN
+                | libc::EPOLLRDHUP
+                | libc::EPOLLPRI
+                | libc::EPOLLOUT
+                | libc::EPOLLHUP
+                | libc::EPOLLERR
+                | libc::EPOLLET) as u32,
+            u64: key as u64,
+        };
+        // SAFETY: `event` is live for the call; the epoll descriptor is our
+        // poller's, and the caller (`Async`) keeps `fd` open until it has
+        // called `deregister`, which deletes the entry.
+        syscall!(libc::epoll_ctl(
+            self.poller.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            fd,
+            &mut event
+        ))?;
+        Ok(())
     }
 }
 
@@ -199,7 +245,8 @@ pub(crate) struct Source {
     fd: RawFd,
     key: u32,
     worker: Arc<WorkerShared>,
-    /// Readiness events seen so far, per direction.
+    /// Readiness events seen so far, per direction, counted in steps of
+    /// [`TICK`]; the read tick's [`CLOSED`] bit is set once the peer closed.
     ticks: [AtomicU32; 2],
     /// Per direction, the tick at which the descriptor was last seen
     /// exhausted (a read found it empty, a write found it full).
@@ -212,17 +259,25 @@ impl Source {
         self.ticks[direction as usize].load(Ordering::Acquire)
     }
 
-    fn fire(&self, direction: Direction) {
-        self.ticks[direction as usize].fetch_add(1, Ordering::AcqRel); // wraps
+    /// An event in `direction`; `closed`: it said the peer's side is closed.
+    fn fire(&self, direction: Direction, closed: bool) {
+        let tick = &self.ticks[direction as usize];
+        if closed {
+            tick.fetch_or(CLOSED, Ordering::AcqRel);
+        }
+        tick.fetch_add(TICK, Ordering::AcqRel); // wraps, keeping CLOSED
         let waker = lock(&self.wakers)[direction as usize].take();
         if let Some(waker) = waker {
             waker.wake();
         }
     }
 
-    /// Records that the descriptor was exhausted in `direction` as of `tick`.
+    /// Records that the descriptor was exhausted in `direction` as of `tick`;
+    /// not after the peer's side closed (the next read would not block).
     pub(crate) fn mark_drained(&self, direction: Direction, tick: u32) {
-        self.drained[direction as usize].store(tick, Ordering::Release);
+        if tick & CLOSED == 0 {
+            self.drained[direction as usize].store(tick, Ordering::Release);
+        }
     }
 
     /// The tick at which the descriptor was last exhausted in `direction`;

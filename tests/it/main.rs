@@ -40,6 +40,7 @@ mod library_example;
 mod lingering;
 mod listen_and_stop;
 mod listeners;
+mod missed_close;
 mod not_found;
 mod per_client;
 mod per_client_proxy;
