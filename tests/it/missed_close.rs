@@ -11,9 +11,11 @@
 //! that shows it every time is `runtime::io::tests` in the library; these
 //! caught it one run in a few hundred.
 
-use std::io::Write;
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use conveyor::runtime::PollMode;
 
 use crate::harness::{self, tls, TestServer};
 
@@ -32,69 +34,128 @@ fn slow_timeouts(config: &mut conveyor::config::Config) {
     config.timeouts.write = long;
 }
 
-fn server(tweak: impl FnOnce(&mut conveyor::config::Config)) -> TestServer {
+/// A server with [`slow_timeouts`], in `mode`.
+fn server(mode: PollMode, tweak: impl FnOnce(&mut conveyor::config::Config)) -> TestServer {
     harness::start(harness::ACCEPTORS[0], harness::DISPATCHERS[0], |config| {
         slow_timeouts(config);
+        config.runtime.poll_mode = mode;
         tweak(config);
     })
 }
 
+/// Both ways of registering sockets: the miss was edge mode's only.
+const MODES: [PollMode; 2] = [PollMode::Edge, PollMode::Oneshot];
+
 /// Sends `bytes` and a FIN on a fresh connection; true if the server
-/// closed it within the deadline.
-fn send_and_close(addr: SocketAddr, bytes: &[u8]) -> bool {
+/// closed it within the deadline, having answered with `answer` first.
+fn send_and_close(addr: SocketAddr, bytes: &[u8], answer: &[u8]) -> bool {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream.set_nodelay(true).expect("nodelay");
     stream.write_all(bytes).expect("write");
     stream.shutdown(Shutdown::Write).expect("shutdown");
-    harness::read_until_closed(&mut stream, DEADLINE).1
+    answered(harness::read_until_closed(&mut stream, DEADLINE), answer)
+}
+
+/// Whether the connection closed in time; panics unless what came
+/// before the close begins with `answer`.
+fn answered((got, closed): (Vec<u8>, bool), answer: &[u8]) -> bool {
+    assert!(
+        got.starts_with(answer),
+        "expected {:?}, got {:?}",
+        String::from_utf8_lossy(answer),
+        String::from_utf8_lossy(&got[..got.len().min(200)])
+    );
+    closed
 }
 
 /// Runs `case` [`RUNS`] times, or until it fails (false: the FIN was
 /// missed), so a failing run costs one deadline, not hundreds.
-fn every_run(what: &str, mut case: impl FnMut() -> bool) {
+fn every_run(what: &str, mode: PollMode, mut case: impl FnMut() -> bool) {
     if let Some(run) = (1..=RUNS).find(|_| !case()) {
-        panic!("{what}: run {run} of {RUNS} still open {DEADLINE:?} after the client's FIN");
+        panic!(
+            "{what}, {mode:?}: run {run} of {RUNS} still open {DEADLINE:?} after the client's FIN"
+        );
     }
 }
 
 #[test]
 fn http2_post_cut_short_by_the_fin() {
-    let server = server(|_| {});
     let input = std::fs::read(harness::repo("fuzz/regressions/h2_connection/eof-mid-body"))
         .expect("the fuzz input");
     let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     bytes.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
     bytes.extend_from_slice(&input);
-    every_run("h2c", || send_and_close(server.addr, &bytes));
+    for mode in MODES {
+        let server = server(mode, |_| {});
+        every_run("h2c", mode, || send_and_close(server.addr, &bytes, b""));
+    }
 }
 
 #[test]
 fn http1_keep_alive_request_then_the_fin() {
-    let server = server(|_| {});
     let request = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    every_run("keep-alive", || send_and_close(server.addr, request));
+    for mode in MODES {
+        let server = server(mode, |_| {});
+        every_run("keep-alive", mode, || {
+            send_and_close(server.addr, request, b"HTTP/1.1 200 ")
+        });
+    }
 }
 
 #[test]
 fn http1_body_cut_short_by_the_fin() {
-    let server = server(|_| {});
     let request = b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nhello";
-    every_run("body", || send_and_close(server.addr, request));
+    for mode in MODES {
+        let server = server(mode, |_| {});
+        every_run("body", mode, || send_and_close(server.addr, request, b""));
+    }
 }
 
 #[test]
 fn tls_request_then_the_fin() {
     let pki = tls::localhost_pki();
-    let server = server(|config| tls::with_tls(config, &pki));
     let client = tls::client(&pki.ders, tls::BOTH);
-    let addr = tls::tls_addr(&server);
-    every_run("TLS", || {
-        let mut stream = tls::connect(addr, &client, "localhost");
-        stream
-            .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            .expect("write");
-        // No close notice: the FIN alone ends the client's side.
-        stream.sock.shutdown(Shutdown::Write).expect("shutdown");
-        harness::read_until_closed(&mut stream.sock, DEADLINE).1
-    });
+    for mode in MODES {
+        let server = server(mode, |config| tls::with_tls(config, &pki));
+        let addr = tls::tls_addr(&server);
+        every_run("TLS", mode, || {
+            let mut stream = tls::connect(addr, &client, "localhost");
+            stream
+                .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .expect("write");
+            // No close notice: the FIN alone ends the client's side.
+            stream.sock.shutdown(Shutdown::Write).expect("shutdown");
+            answered(tls_until_closed(&mut stream), b"HTTP/1.1 200 ")
+        });
+    }
+}
+
+/// The plaintext a TLS server sends until it closes the connection
+/// (with or without a close notice), for at most [`DEADLINE`]; and
+/// whether it closed in time.
+fn tls_until_closed(stream: &mut tls::TlsStream) -> (Vec<u8>, bool) {
+    let deadline = Instant::now() + DEADLINE;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (got, false);
+        }
+        stream.sock.set_read_timeout(Some(left)).expect("timeout");
+        match stream.read(&mut buf) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset
+                ) =>
+            {
+                return (got, true)
+            }
+            Err(_) => return (got, false),
+        }
+    }
 }
