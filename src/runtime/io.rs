@@ -364,8 +364,8 @@ mod tests {
         (client, server)
     }
 
-    /// Blocks until `fd` reports the peer's FIN (`POLLRDHUP`): the bytes
-    /// before it are in the socket too.
+    /// Blocks until `fd` reports the peer's end (`POLLRDHUP`: a FIN or a
+    /// reset); the bytes before it are in the socket too.
     fn wait_for_fin(fd: i32) {
         let mut poll = libc::pollfd {
             fd,
@@ -374,18 +374,43 @@ mod tests {
         };
         // SAFETY: one live pollfd for the duration of the call.
         let n = unsafe { libc::poll(&mut poll, 1, LIMIT.as_millis() as i32) };
-        assert_eq!(n, 1, "the FIN did not arrive");
+        assert_eq!(n, 1, "the end did not arrive");
     }
 
-    /// Bytes and the client's FIN that arrive together, while the reader
-    /// is parked on a drained socket, come as one edge: the short read of
-    /// the bytes must not hide the FIN behind them (a missed close that
-    /// left a connection waiting for a timeout, one run in a few hundred).
+    /// Ends the client's side after its bytes: a FIN, or a reset (a close
+    /// with a zero linger time).
+    fn end(client: TcpStream, reset: bool) {
+        if !reset {
+            return client.shutdown(Shutdown::Write).expect("shutdown");
+        }
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: passes a live `linger` of the size given, on an open socket.
+        let set = unsafe {
+            libc::setsockopt(
+                client.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(set, 0, "SO_LINGER");
+        drop(client);
+    }
+
+    /// Bytes and the client's FIN (or reset) that arrive together, while
+    /// the reader is parked on a drained socket, come as one edge: the
+    /// short read of the bytes must not hide the end behind them (a missed
+    /// close that left a connection waiting for a timeout, one run in a
+    /// few hundred).
     #[test]
     fn a_short_read_does_not_hide_the_fin_behind_it() {
         let mut missed = Vec::new();
         for mode in [PollMode::Edge, PollMode::Oneshot] {
-            for wait in ["read", "readable"] {
+            for (wait, reset) in [("read", false), ("readable", false), ("read", true)] {
                 let outcome = Runtime::builder().poll_mode(mode).block_on(async move {
                     let (mut client, server) = pair();
                     let fd = server.as_raw_fd();
@@ -395,28 +420,35 @@ mod tests {
                     let empty = reader.try_read(&mut buf).map_err(|e| e.kind());
                     assert_eq!(empty, Err(std::io::ErrorKind::WouldBlock));
                     client.write_all(b"hello").expect("write");
-                    client.shutdown(Shutdown::Write).expect("shutdown");
+                    end(client, reset);
                     wait_for_fin(fd);
                     assert_eq!(reader.read(&mut buf).await.expect("read"), 5, "short");
                     let closed = async {
                         if wait == "readable" {
                             reader.readable().await.expect("readable");
                         }
-                        reader.read(&mut buf).await.expect("read")
+                        reader.read(&mut buf).await.map_err(|e| e.kind())
                     };
                     match race(closed, sleep(LIMIT)).await {
                         Either::Left(n) => Some(n),
                         Either::Right(()) => None,
                     }
                 });
-                if outcome != Some(0) {
-                    missed.push(format!("{mode:?} {wait}: {outcome:?}"));
+                let seen = match (reset, &outcome) {
+                    (false, Some(Ok(0))) => true,
+                    (true, Some(got)) => {
+                        matches!(got, Ok(0) | Err(std::io::ErrorKind::ConnectionReset))
+                    }
+                    _ => false,
+                };
+                if !seen {
+                    missed.push(format!("{mode:?} {wait} reset={reset}: {outcome:?}"));
                 }
             }
         }
         assert!(
             missed.is_empty(),
-            "FIN not seen within {LIMIT:?}: {missed:?}"
+            "end not seen within {LIMIT:?}: {missed:?}"
         );
     }
 }

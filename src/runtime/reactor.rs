@@ -9,11 +9,13 @@
 //! without a lock on the fast path.
 //!
 //! A read tick also says whether an event reported the peer's side closed
-//! (FIN, reset, error: `EPOLLRDHUP`, `EPOLLHUP`, `EPOLLERR`). A short read
-//! marks a socket drained, so that the next read waits for an event instead
-//! of a syscall; but a FIN that came with the last bytes came with their
-//! edge, and no event follows it. Once a closing event is seen, nothing is
-//! marked drained again: reads go to the socket, which answers 0 or the error.
+//! (a FIN or a reset: `EPOLLRDHUP`, `EPOLLHUP`). A short read marks a
+//! socket drained, so that the next read waits for an event instead of a
+//! syscall; but a FIN that came with the last bytes came with their edge,
+//! and no event follows it. Once a closing event is seen, nothing is
+//! marked drained again: reads go to the socket, which answers 0 (or the
+//! reset). `EPOLLERR` alone does not count: a socket may read `EAGAIN`
+//! again after its error is taken, and must then wait for events.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -156,7 +158,7 @@ impl Reactor {
             (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR | libc::EPOLLPRI | libc::EPOLLRDHUP)
                 as u32;
         const WRITABLE: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
-        const CLOSING: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+        const CLOSING: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP) as u32;
         let sources = lock(&self.sources);
         let mut fired = 0;
         for event in &events.list[..n] {
