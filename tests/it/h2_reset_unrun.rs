@@ -2,6 +2,8 @@
 //! the client resets while its request still waits in the pending queue is
 //! dropped there unrun, so a blast of open-and-reset costs the worker
 //! little a stream; the connection is let 1,000 such streams, then GOAWAY.
+//! A turn of the connection opens at most 32 streams: the rest of a batch
+//! waits for the next turns, and is answered all the same.
 
 use std::time::Duration;
 
@@ -64,4 +66,28 @@ fn a_blast_of_resets_gets_enhance_your_calm_after_1000_streams() {
     assert!((990..=1_000).contains(&streams), "GOAWAY after {streams}");
     let handled = status(&server).at("requests").at("total").int();
     assert!(handled <= 10, "{handled} of the reset streams handled");
+}
+
+#[test]
+fn streams_past_a_turn_are_answered_in_the_next_ones() {
+    let _one = serial();
+    let server = start(|_| {});
+    let mut client = Client::open(server.addr, &[]);
+    // 120 requests in one write: a turn opens 32 streams, the rest wait
+    // in the connection's carry for the turns after it.
+    let ids: Vec<u32> = (0..120).map(|i| 1 + 2 * i).collect();
+    let batch: Vec<u8> = ids.iter().flat_map(|&id| get(id, "/index.html")).collect();
+    client.send(&batch).expect("send");
+    let mut answered = std::collections::BTreeSet::new();
+    while answered.len() < ids.len() {
+        let Some(f) = client.next(Duration::from_secs(5)) else {
+            break;
+        };
+        assert_ne!(f.kind, RST_STREAM, "stream {} reset", f.stream);
+        if f.kind == HEADERS {
+            assert_eq!(f.payload.first(), Some(&STATUS_200), "stream {}", f.stream);
+            answered.insert(f.stream);
+        }
+    }
+    assert_eq!(answered.len(), ids.len(), "answered: {answered:?}");
 }
