@@ -3,7 +3,8 @@
 //! dropped there unrun, so a blast of open-and-reset costs the worker
 //! little a stream; the connection is let 1,000 such streams, then GOAWAY.
 //! A turn of the connection opens at most 32 streams: the rest of a batch
-//! waits for the next turns, and is answered all the same.
+//! waits for the next turns, and is answered all the same; a turn whose
+//! 32 streams were all reset at once pauses the connection's reading 1 ms.
 
 use std::time::Duration;
 
@@ -57,13 +58,19 @@ fn a_blast_of_resets_gets_enhance_your_calm_after_1000_streams() {
     let _one = serial();
     let server = start(|_| {});
     let mut client = Client::open(server.addr, &[]);
+    let started = std::time::Instant::now();
     let _ = client.send(&open_and_reset(1, 2_000));
     let away = client
         .until(Duration::from_secs(10), |f| f.kind == GOAWAY)
         .expect("GOAWAY");
+    let took = started.elapsed();
     assert_eq!(away.code(), ENHANCE_YOUR_CALM);
     let streams = away.last_stream().div_ceil(2);
     assert!((990..=1_000).contains(&streams), "GOAWAY after {streams}");
+    // Paced: after each turn of 32 streams opened and reset, the
+    // connection reads nothing for 1 ms (31 pauses before the 1,000th).
+    eprintln!("1,000 streams reset in {took:?}");
+    assert!(took >= Duration::from_millis(30), "not paced: {took:?}");
     let handled = status(&server).at("requests").at("total").int();
     assert!(handled <= 10, "{handled} of the reset streams handled");
 }

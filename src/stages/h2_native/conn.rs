@@ -27,20 +27,13 @@ const CONNECTION_WINDOW: i64 = 1 << 20;
 const STREAM_WINDOW: i64 = 65_535;
 /// How long a connection with no stream keeps its buffers.
 const RELEASE_AFTER: Duration = Duration::from_millis(100);
-/// What a reset after the response head costs of a connection's reset
-/// budget, as does a stream error the client caused; a response the
-/// client lets finish earns as much back. The budget holds
-/// [`RESET_BUDGET`] of them.
+/// Reset budget (docs/http2.md): a reset after the response head, or a
+/// stream error, costs 5 of 1,000 units; a finished response earns 5.
 const LATE_RESET: u64 = 5;
-/// What a reset before the response head costs. Its request, if still
-/// queued, is dropped unrun (the dispatcher), so a blast of open-and-reset
-/// is let 1,000 streams (as nginx 1,000 requests) rather than 25: its TLS
-/// handshakes cost the others more than the streams (docs/http2.md).
+/// One before it costs 1: its request, if queued, is dropped unrun.
 const EARLY_RESET: u64 = 1;
-/// The reset budget, in units of [`EARLY_RESET`].
 const RESET_UNITS: u64 = RESET_BUDGET * LATE_RESET;
-/// Streams a connection opens in one turn: then it lets the worker's other
-/// green threads run (the handlers, other connections) before it reads on.
+/// Streams a connection opens in a turn; then the worker's others run.
 const TURN_STREAMS: usize = 32;
 /// Pipes a connection keeps from closed streams for its next ones.
 const SPARE_PIPES: usize = 16;
@@ -104,10 +97,12 @@ struct Connection {
     peer_gone: bool,
     /// What is left of the reset budget, in units of [`EARLY_RESET`].
     resets_left: u64,
-    /// Streams opened in this turn, and whether a further one waits for
-    /// the next turn (see [`TURN_STREAMS`]).
+    /// This turn's streams opened, reset early; one more waits? (TURN_STREAMS)
     turn_streams: usize,
+    turn_resets: usize,
     turn_full: bool,
+    /// No frame is read until then (`Connection::pace`).
+    paused_until: Option<Instant>,
     meter: Rc<Meter>,
     max_streams: usize,
     header_limit: usize,
@@ -234,7 +229,9 @@ impl Connection {
             peer_gone: false,
             resets_left: RESET_UNITS,
             turn_streams: 0,
+            turn_resets: 0,
             turn_full: false,
+            paused_until: None,
             meter: Meter::new(),
             max_streams: max_streams as usize,
             header_limit,
@@ -282,6 +279,9 @@ impl Connection {
                 at(idle_since + RELEASE_AFTER);
             }
         }
+        if let Some(t) = self.paused_until {
+            at(t);
+        }
         for s in &self.streams {
             if let Some(since) = s.stalled_since {
                 at(since + self.write_limit);
@@ -302,10 +302,10 @@ impl Connection {
         let mut reads = 0;
         // Whether the socket may hold more than this turn read.
         let mut more = false;
-        self.turn_streams = 0;
-        self.turn_full = false;
+        (self.turn_streams, self.turn_resets, self.turn_full) = (0, 0, false);
+        let paused = self.paused_until.is_some_and(|t| Instant::now() < t);
         loop {
-            if self.peer_gone {
+            if self.peer_gone || paused {
                 break;
             }
             if self.queued() >= OUT_LIMIT || reads == 4 || self.turn_full {
@@ -364,6 +364,7 @@ impl Connection {
         if self.carry.is_empty() && self.carry.capacity() > 0 {
             self.carry = Vec::new();
         }
+        more &= !self.pace(paused);
         more |= self.poll_streams(cx, stage);
         if self.resets_left == 0 {
             stage.calmed.fetch_add(1, Ordering::Relaxed);

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::super::frame::{self, Code, Header, MAX_FRAME, MAX_WINDOW};
 use super::super::stream::Phase;
@@ -11,7 +12,29 @@ use crate::http::h2_mapping::{RequestBody, PREFACE};
 use crate::stages::h2_connection::Http2;
 use crate::stages::Line;
 
+/// How long a connection's reading pauses after a turn of streams all
+/// opened and reset at once (see `Connection::pace`).
+const RESET_PAUSE: Duration = Duration::from_millis(1);
+
 impl Connection {
+    /// After a turn's reading: one that opened [`TURN_STREAMS`] streams and
+    /// reset each before its response head (rapid reset) pauses the
+    /// connection's reading for [`RESET_PAUSE`], as h2o's
+    /// `http2-dos-delay` does: such a client gets 32 streams a
+    /// millisecond, no more of the worker. True while paused.
+    pub(super) fn pace(&mut self, paused: bool) -> bool {
+        if self.turn_full && self.turn_resets >= TURN_STREAMS {
+            // The clock itself: the scheduler's may be a turn old, and a
+            // pause it said was not over would wake the connection at once.
+            self.paused_until = Some(std::time::Instant::now() + RESET_PAUSE);
+            return true;
+        }
+        if !paused {
+            self.paused_until = None;
+        }
+        paused
+    }
+
     /// Handles the frames at the front of `bytes`; returns how many bytes
     /// they took (a frame not all there is left).
     pub(super) fn frames(
@@ -233,6 +256,7 @@ impl Connection {
                 _ => LATE_RESET,
             };
             self.resets_left = self.resets_left.saturating_sub(cost);
+            self.turn_resets += usize::from(cost == EARLY_RESET);
             self.close_stream(i, stage);
         }
         Ok(())
