@@ -130,6 +130,11 @@ impl PipeEnd {
         false
     }
 
+    /// Whether the other end is gone (dropped, or made a spare of).
+    pub fn is_alone(&self) -> bool {
+        Arc::strong_count(&self.shared) == 1
+    }
+
     /// Whether bytes have arrived that were not read.
     pub fn has_unread(&self) -> bool {
         self.lock().halves[self.side].pending() > 0

@@ -160,6 +160,12 @@ impl Stream {
         matches!(self.transport, Transport::Pipe(_))
     }
 
+    /// Whether this stream is a pipe whose other end is gone: no one is
+    /// left to read what is written (an HTTP/2 stream the client reset).
+    pub fn is_abandoned(&self) -> bool {
+        self.pipe_end().is_some_and(PipeEnd::is_alone)
+    }
+
     /// The client's address: the socket's peer, or the one the pipe's
     /// connection was opened by.
     pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {

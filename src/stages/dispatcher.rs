@@ -7,7 +7,9 @@
 //!   request that waits on its client moves to a green thread of its own,
 //!   so no spawn per request, and no slow client holds a handler.
 //!
-//! Both run the per-client rate step (`per_client_step`) on what they pop
+//! Both drop unrun a request whose HTTP/2 stream was reset while it
+//! waited in the queue (its pipe's other end is gone), and both run the
+//! per-client rate step (`per_client_step`) on what they pop
 //! before the handler, when `limits.per_client.rate` is set.
 
 use std::future::{poll_fn, Future};
@@ -50,6 +52,9 @@ impl Dispatcher for SpawnPerRequest {
                     let mut rate = RateOn::new();
                     loop {
                         let mut conn = pending.pop().await;
+                        if conn.stream.is_abandoned() {
+                            continue;
+                        }
                         let line = line.clone();
                         let handler = handler.clone();
                         if rate.get(&line) {
@@ -104,6 +109,11 @@ async fn pool_handler(line: Arc<Line>, handler: Arc<dyn Handler>, worker: usize)
     let mut rate = RateOn::new();
     loop {
         let mut conn = line.pending[worker].pop().await;
+        if conn.stream.is_abandoned() {
+            // An HTTP/2 stream reset before its handler started: no one
+            // reads its answer, so none is made (rapid reset).
+            continue;
+        }
         let (line, handler) = (line.clone(), handler.clone());
         // Owns what it borrows, so it can move to a green thread of its own.
         let mut request = match rate.get(&line) {

@@ -208,8 +208,8 @@ fn rapid_reset_gets_enhance_your_calm_and_others_are_served() {
     let server = start(|_| {});
     sparse_file(&server, "big.bin", 1 << 30);
 
-    // As fast as the socket goes: the resets land before the streams are
-    // accepted (the h2 crate's limit on reset streams awaiting accept).
+    // As fast as the socket goes: each stream reset while its request
+    // waits in the queue (dropped there unrun), 1,000 a connection.
     let (last, code) = blast_resets(server.addr, &open_and_reset(10_000)).expect("GOAWAY");
     eprintln!(
         "rapid reset, blasted: GOAWAY after {} streams",
@@ -217,7 +217,7 @@ fn rapid_reset_gets_enhance_your_calm_and_others_are_served() {
     );
     assert_eq!(code, ENHANCE_YOUR_CALM);
     assert!(
-        last.div_ceil(2) <= 64,
+        last.div_ceil(2) <= 1_000,
         "bounded: GOAWAY names stream {last}"
     );
 

@@ -27,6 +27,7 @@ mod docs;
 mod echo;
 mod first_hour;
 mod fuzz_corpus;
+mod h2_reset_unrun;
 mod h2spec;
 mod hardening_service;
 mod http2;

@@ -27,9 +27,14 @@ const CONNECTION_WINDOW: i64 = 1 << 20;
 const STREAM_WINDOW: i64 = 65_535;
 /// How long a connection with no stream keeps its buffers.
 const RELEASE_AFTER: Duration = Duration::from_millis(100);
-/// What a reset before the response head costs of the reset budget
-/// (one after it costs 1): a blast of open-and-reset is stopped sooner.
-const EARLY_RESET: u64 = 8;
+/// Reset budget (docs/http2.md): a reset after the response head, or a
+/// stream error, costs 5 of 1,000 units; a finished response earns 5.
+const LATE_RESET: u64 = 5;
+/// One before it costs 1: its request, if queued, is dropped unrun.
+const EARLY_RESET: u64 = 1;
+const RESET_UNITS: u64 = RESET_BUDGET * LATE_RESET;
+/// Streams a connection opens in a turn; then the worker's others run.
+const TURN_STREAMS: usize = 32;
 /// Pipes a connection keeps from closed streams for its next ones.
 const SPARE_PIPES: usize = 16;
 
@@ -90,7 +95,14 @@ struct Connection {
     /// GOAWAY sent or received: no stream past this id is opened.
     goaway: Option<u32>,
     peer_gone: bool,
+    /// What is left of the reset budget, in units of [`EARLY_RESET`].
     resets_left: u64,
+    /// This turn's streams opened, reset early; one more waits? (TURN_STREAMS)
+    turn_streams: usize,
+    turn_resets: usize,
+    turn_full: bool,
+    /// No frame is read until then (`Connection::pace`).
+    paused_until: Option<Instant>,
     meter: Rc<Meter>,
     max_streams: usize,
     header_limit: usize,
@@ -215,7 +227,11 @@ impl Connection {
             settings_seen: false,
             goaway: None,
             peer_gone: false,
-            resets_left: RESET_BUDGET,
+            resets_left: RESET_UNITS,
+            turn_streams: 0,
+            turn_resets: 0,
+            turn_full: false,
+            paused_until: None,
             meter: Meter::new(),
             max_streams: max_streams as usize,
             header_limit,
@@ -263,6 +279,9 @@ impl Connection {
                 at(idle_since + RELEASE_AFTER);
             }
         }
+        if let Some(t) = self.paused_until {
+            at(t);
+        }
         for s in &self.streams {
             if let Some(since) = s.stalled_since {
                 at(since + self.write_limit);
@@ -283,11 +302,13 @@ impl Connection {
         let mut reads = 0;
         // Whether the socket may hold more than this turn read.
         let mut more = false;
+        (self.turn_streams, self.turn_resets, self.turn_full) = (0, 0, false);
+        let paused = self.paused_until.is_some_and(|t| Instant::now() < t);
         loop {
-            if self.peer_gone {
+            if self.peer_gone || paused {
                 break;
             }
-            if self.queued() >= OUT_LIMIT || reads == 4 {
+            if self.queued() >= OUT_LIMIT || reads == 4 || self.turn_full {
                 more = true;
                 break;
             }
@@ -343,6 +364,7 @@ impl Connection {
         if self.carry.is_empty() && self.carry.capacity() > 0 {
             self.carry = Vec::new();
         }
+        more &= !self.pace(paused);
         more |= self.poll_streams(cx, stage);
         if self.resets_left == 0 {
             stage.calmed.fetch_add(1, Ordering::Relaxed);
@@ -498,7 +520,7 @@ impl Connection {
             Outcome::Ended => {
                 if !s.answered {
                     s.answered = true;
-                    self.resets_left = (self.resets_left + 1).min(RESET_BUDGET);
+                    self.resets_left = (self.resets_left + LATE_RESET).min(RESET_UNITS);
                 }
                 // The response is whole while the request goes on: the
                 // rest of it is read and checked (not given to the

@@ -143,6 +143,7 @@ impl Connection {
             return Err(End::Error(Code::Protocol));
         }
         self.last_id = id;
+        self.turn_streams += 1;
         let parsed = PREAMBLE.with(|preamble| {
             let mut preamble = preamble.borrow_mut();
             let parsed =

@@ -2,15 +2,39 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::super::frame::{self, Code, Header, MAX_FRAME, MAX_WINDOW};
 use super::super::stream::Phase;
-use super::{self_dependent, unpad, Connection, End, CONNECTION_WINDOW, EARLY_RESET, OUT_LIMIT};
+use super::{self_dependent, unpad, Connection, End, CONNECTION_WINDOW, OUT_LIMIT};
+use super::{EARLY_RESET, LATE_RESET, TURN_STREAMS};
 use crate::http::h2_mapping::{RequestBody, PREFACE};
 use crate::stages::h2_connection::Http2;
 use crate::stages::Line;
 
+/// How long a connection's reading pauses after a turn of streams all
+/// opened and reset at once (see `Connection::pace`).
+const RESET_PAUSE: Duration = Duration::from_millis(1);
+
 impl Connection {
+    /// After a turn's reading: one that opened [`TURN_STREAMS`] streams and
+    /// reset each before its response head (rapid reset) pauses the
+    /// connection's reading for [`RESET_PAUSE`], as h2o's
+    /// `http2-dos-delay` does: such a client gets 32 streams a
+    /// millisecond, no more of the worker. True while paused.
+    pub(super) fn pace(&mut self, paused: bool) -> bool {
+        if self.turn_full && self.turn_resets >= TURN_STREAMS {
+            // The clock itself: the scheduler's may be a turn old, and a
+            // pause it said was not over would wake the connection at once.
+            self.paused_until = Some(std::time::Instant::now() + RESET_PAUSE);
+            return true;
+        }
+        if !paused {
+            self.paused_until = None;
+        }
+        paused
+    }
+
     /// Handles the frames at the front of `bytes`; returns how many bytes
     /// they took (a frame not all there is left).
     pub(super) fn frames(
@@ -40,6 +64,12 @@ impl Connection {
             let Some(payload) = bytes.get(at + 9..at + 9 + h.len) else {
                 break;
             };
+            // A stream more waits for the next turn; the frames up to it
+            // (the last stream's RST_STREAM, say) are taken in this one.
+            if h.kind == frame::HEADERS && self.turn_streams >= TURN_STREAMS {
+                self.turn_full = true;
+                break;
+            }
             self.meter.charge_frame(h.kind, h.flags, h.len);
             self.frame(h, payload, stage, line)?;
             if self.resets_left == 0 || self.meter.exhausted() {
@@ -115,10 +145,11 @@ impl Connection {
 
     /// A stream error: RST_STREAM, and the stream (if open) is gone.
     /// A stream error the client caused (not a refusal for want of room)
-    /// costs one of its reset budget, as a reset it sends does.
+    /// costs as much of its reset budget as a reset it sends after the
+    /// response head.
     pub(super) fn reset(&mut self, id: u32, code: Code) {
         if !matches!(code, Code::RefusedStream | Code::NoError) {
-            self.resets_left = self.resets_left.saturating_sub(1);
+            self.resets_left = self.resets_left.saturating_sub(LATE_RESET);
         }
         frame::rst_stream(&mut self.out, id, code);
         if let Some(i) = self.find(id) {
@@ -222,9 +253,10 @@ impl Connection {
         if let Some(i) = self.find(h.stream) {
             let cost = match self.streams[i].phase {
                 Phase::Head(_) => EARLY_RESET,
-                _ => 1,
+                _ => LATE_RESET,
             };
             self.resets_left = self.resets_left.saturating_sub(cost);
+            self.turn_resets += usize::from(cost == EARLY_RESET);
             self.close_stream(i, stage);
         }
         Ok(())
