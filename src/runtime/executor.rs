@@ -35,7 +35,7 @@ const CLOCK_EVERY: usize = 8;
 const DESCHEDULED: Duration = Duration::from_micros(200);
 const SPIN_BACKOFF: Duration = Duration::from_secs(1);
 /// Finished tasks' headers a worker keeps for its next tasks.
-const SPARE_HEADERS: usize = 64;
+const SPARE_HEADERS: usize = 256;
 /// I/O and queue operations a green thread may complete in one poll before
 /// it is made to yield (see [`poll_budget`]).
 const BUDGET_PER_POLL: u32 = 128;

@@ -46,7 +46,7 @@ thread_local! {
     static FREE: LocalPool<Block> = const { LocalPool::new(256) };
     /// Blocks of `PooledBox`es, apart: a look for one of their layout
     /// does not pass the futures' blocks.
-    static FREE_BOXES: LocalPool<Block> = const { LocalPool::new(64) };
+    static FREE_BOXES: LocalPool<Block> = const { LocalPool::new(256) };
 }
 
 /// The layout actually allocated: never zero-sized.
