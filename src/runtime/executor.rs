@@ -34,6 +34,8 @@ const CLOCK_EVERY: usize = 8;
 /// CPU, and how long spinning then stays off.
 const DESCHEDULED: Duration = Duration::from_micros(200);
 const SPIN_BACKOFF: Duration = Duration::from_secs(1);
+/// Finished tasks' headers a worker keeps for its next tasks.
+const SPARE_HEADERS: usize = 256;
 /// I/O and queue operations a green thread may complete in one poll before
 /// it is made to yield (see [`poll_budget`]).
 const BUDGET_PER_POLL: u32 = 128;
@@ -99,6 +101,9 @@ pub(crate) struct Local {
     pub(crate) runtime: Arc<super::RuntimeShared>,
     ready: RefCell<VecDeque<Arc<Header>>>,
     tasks: RefCell<Slab<Task>>,
+    /// Headers of finished tasks that nothing else holds, for the next
+    /// tasks (at most `SPARE_HEADERS`): a spawn per request allocates none.
+    spare_headers: RefCell<Vec<Arc<Header>>>,
     pub(crate) timers: RefCell<Timers>,
     events: RefCell<Events>,
     /// No idle spinning before this (see `Local::spin`).
@@ -198,6 +203,7 @@ impl Local {
             runtime,
             ready: RefCell::new(VecDeque::new()),
             tasks: RefCell::new(Slab::new()),
+            spare_headers: RefCell::new(Vec::new()),
             timers: RefCell::new(Timers::default()),
             events: RefCell::new(Events::new()),
             spin_off_until: Cell::new(None),
@@ -218,7 +224,11 @@ impl Local {
     fn spawn_pooled(&self, future: TaskFuture) {
         let header = {
             let mut tasks = self.tasks.borrow_mut();
-            let header = Header::new(tasks.vacant_key(), self.shared.clone());
+            let slot = tasks.vacant_key();
+            let spare = self.spare_headers.borrow_mut().pop();
+            let header = spare
+                .and_then(|header| Header::reuse(header, slot))
+                .unwrap_or_else(|| Header::new(slot, self.shared.clone()));
             tasks.insert(Task {
                 future: Some(future),
                 waker: Some(Waker::from(header.clone())),
@@ -308,12 +318,23 @@ impl Local {
             }
             Ok(Poll::Ready(())) => {
                 stats.completed.bump();
+                drop(waker);
                 self.finish(&header, future);
+                self.keep_header(header);
             }
             Err(_panic) => {
                 stats.panicked.bump();
                 self.finish(&header, future);
             }
+        }
+    }
+
+    /// Keeps a finished task's header for a next task, if nothing (a
+    /// waker left somewhere) holds it any more.
+    fn keep_header(&self, header: Arc<Header>) {
+        let mut spare = self.spare_headers.borrow_mut();
+        if spare.len() < SPARE_HEADERS && Arc::strong_count(&header) == 1 {
+            spare.push(header);
         }
     }
 

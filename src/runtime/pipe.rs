@@ -118,6 +118,35 @@ impl PipeEnd {
         Poll::Ready(Some(bytes))
     }
 
+    /// Takes everything that has arrived into `buf`: Ready(false) at end
+    /// of stream. An empty `buf` is swapped with the pipe's buffer (no
+    /// copy), its room kept by the pipe for what is written next, so that
+    /// a reader taking turn after turn allocates nothing; a `buf` holding
+    /// bytes gets the new ones appended.
+    pub fn poll_take_into(&self, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> Poll<bool> {
+        let mut shared = self.lock();
+        let half = &mut shared.halves[self.side];
+        if half.pending() == 0 {
+            if half.closed {
+                return Poll::Ready(false);
+            }
+            half.reader = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        if buf.is_empty() {
+            std::mem::swap(&mut half.bytes, buf);
+            if half.read > 0 {
+                buf.drain(..half.read);
+            }
+        } else {
+            buf.extend_from_slice(&half.bytes[half.read..]);
+            half.bytes.clear();
+        }
+        half.read = 0;
+        half.wake_writer();
+        Poll::Ready(true)
+    }
+
     /// Whether bytes have arrived or the other end has closed: a read
     /// would not wait. Otherwise leaves `waker` to be woken when so.
     pub fn arm_readable(&self, waker: &Waker) -> bool {
@@ -209,6 +238,9 @@ impl PipeEnd {
     }
 }
 
+/// The largest buffer a spare pipe keeps in each direction.
+const SPARE_BUFFER: usize = 4096;
+
 /// A pipe whose both ends are gone, kept to be made a new pipe without
 /// allocating (an HTTP/2 connection keeps a few for its next streams).
 pub struct Spare(Arc<Mutex<Shared>>);
@@ -217,16 +249,32 @@ impl PipeEnd {
     /// Drops this end; if the other end is gone too, what the pipe was
     /// made of, emptied, for [`Spare::pipe`].
     pub fn into_spare(self) -> Option<Spare> {
+        self.into_spare_with(Vec::new())
+    }
+
+    /// [`into_spare`](Self::into_spare), `buf` (what this end took with
+    /// [`poll_take_into`](Self::poll_take_into)) going back to the
+    /// direction this end read, for the next pipe's writer.
+    pub fn into_spare_with(self, buf: Vec<u8>) -> Option<Spare> {
+        let side = self.side;
         let mut shared = self.shared.clone();
         drop(self);
         let inner = Arc::get_mut(&mut shared)?
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
-        for half in &mut inner.halves {
-            // Small buffers are kept; a large one is not held idle.
-            let bytes = std::mem::take(&mut half.bytes);
+        let mut buf = Some(buf);
+        for (i, half) in inner.halves.iter_mut().enumerate() {
+            let mut bytes = std::mem::take(&mut half.bytes);
+            if i == side
+                && buf
+                    .as_ref()
+                    .is_some_and(|b| b.capacity() > bytes.capacity())
+            {
+                bytes = buf.take().unwrap_or_default();
+            }
             *half = Half::default();
-            if bytes.capacity() <= 4096 {
+            // Small buffers are kept; a large one is not held idle.
+            if bytes.capacity() <= SPARE_BUFFER {
                 half.bytes = bytes;
                 half.bytes.clear();
             }
@@ -304,6 +352,37 @@ mod tests {
             assert_eq!(got, b"abcdef");
             drop(writer.await);
         });
+    }
+
+    #[test]
+    fn taking_into_a_buffer_swaps_it_and_a_spare_keeps_the_reader_s_buffer() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let (handler, ours) = pipe(64);
+        let mut buf = Vec::with_capacity(48);
+        buf.extend_from_slice(b"old");
+        assert_eq!(handler.try_write(b"head").expect("fits"), 4);
+        // A buffer holding bytes gets the new ones appended.
+        assert_eq!(ours.poll_take_into(&mut cx, &mut buf), Poll::Ready(true));
+        assert_eq!(buf, b"oldhead");
+        assert!(ours.poll_take_into(&mut cx, &mut buf).is_pending());
+        // An empty one is swapped: the pipe keeps its room.
+        buf.clear();
+        let room = buf.as_ptr();
+        assert_eq!(handler.try_write(b"body").expect("fits"), 4);
+        assert_eq!(ours.poll_take_into(&mut cx, &mut buf), Poll::Ready(true));
+        assert_eq!(buf, b"body");
+        buf.clear();
+        assert_eq!(handler.try_write(b"more").expect("fits"), 4);
+        assert_eq!(ours.poll_take_into(&mut cx, &mut buf), Poll::Ready(true));
+        assert_eq!(buf.as_ptr(), room, "the buffer came back through the pipe");
+        drop(handler);
+        assert_eq!(ours.poll_take_into(&mut cx, &mut buf), Poll::Ready(false));
+        let spare = ours.into_spare_with(buf).expect("both ends gone");
+        let (handler, ours) = spare.pipe();
+        assert_eq!(handler.try_write(b"next").expect("fits"), 4);
+        let mut next = Vec::new();
+        assert_eq!(ours.poll_take_into(&mut cx, &mut next), Poll::Ready(true));
+        assert_eq!((next.as_ptr(), &next[..]), (room, &b"next"[..]));
     }
 
     #[test]

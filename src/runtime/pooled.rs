@@ -12,6 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll};
+use std::thread::LocalKey;
 
 use super::local_pool::LocalPool;
 
@@ -36,9 +37,16 @@ impl Drop for Block {
     }
 }
 
+/// A thread's free blocks.
+type Free = LocalKey<LocalPool<Block>>;
+
 thread_local! {
-    /// Blocks kept per thread; more are given back to the allocator.
+    /// Blocks of futures kept per thread; more are given back to the
+    /// allocator.
     static FREE: LocalPool<Block> = const { LocalPool::new(256) };
+    /// Blocks of `PooledBox`es, apart: a look for one of their layout
+    /// does not pass the futures' blocks.
+    static FREE_BOXES: LocalPool<Block> = const { LocalPool::new(256) };
 }
 
 /// The layout actually allocated: never zero-sized.
@@ -46,8 +54,8 @@ fn block_layout(layout: Layout) -> Layout {
     Layout::from_size_align(layout.size().max(1), layout.align()).unwrap_or(layout)
 }
 
-fn take_block(layout: Layout) -> NonNull<u8> {
-    let reused = FREE
+fn take_block(free: &'static Free, layout: Layout) -> NonNull<u8> {
+    let reused = free
         .try_with(|free| free.take_matching(|block| block.layout == layout))
         .ok()
         .flatten();
@@ -62,11 +70,11 @@ fn take_block(layout: Layout) -> NonNull<u8> {
     NonNull::new(raw).unwrap_or_else(|| handle_alloc_error(layout))
 }
 
-fn give_block(layout: Layout, ptr: NonNull<u8>) {
+fn give_block(free: &'static Free, layout: Layout, ptr: NonNull<u8>) {
     // A block the pool cannot keep (full, or the thread's pool already gone:
     // the closure is then dropped unrun) is dropped, which frees it.
     let block = Block { layout, ptr };
-    let _ = FREE.try_with(move |free| free.give(block));
+    let _ = free.try_with(move |free| free.give(block));
 }
 
 impl<'a, T> PooledFuture<'a, T> {
@@ -74,7 +82,7 @@ impl<'a, T> PooledFuture<'a, T> {
     /// free list when one is there, else freshly allocated.
     pub fn new<F: Future<Output = T> + 'a>(future: F) -> PooledFuture<'a, T> {
         let layout = block_layout(Layout::new::<F>());
-        let block = take_block(layout).cast::<F>();
+        let block = take_block(&FREE, layout).cast::<F>();
         // SAFETY: `block` is valid for writes of an `F` (size and alignment
         // from `Layout::new::<F>()`) and uninitialised.
         unsafe { block.as_ptr().write(future) };
@@ -104,12 +112,69 @@ impl<T> Drop for PooledFuture<'_, T> {
         struct GiveBack(Layout, NonNull<u8>);
         impl Drop for GiveBack {
             fn drop(&mut self) {
-                give_block(self.0, self.1);
+                give_block(&FREE, self.0, self.1);
             }
         }
         let _give_back = GiveBack(layout, block);
         // SAFETY: the future is initialised, owned by us, and dropped once.
         unsafe { std::ptr::drop_in_place(self.future.as_ptr()) };
+    }
+}
+
+/// A box (like `Box<T>`) whose block comes from this thread's free list
+/// and goes back to the list of the thread that drops it: a value made
+/// and dropped per request (a pipe's stream) allocates nothing.
+pub struct PooledBox<T> {
+    value: NonNull<T>,
+}
+
+// SAFETY: a `PooledBox` owns its `T` as a `Box` does; its block is plain
+// memory of the global allocator, which any thread may keep or free.
+unsafe impl<T: Send> Send for PooledBox<T> {}
+// SAFETY: shared access to a `PooledBox` is shared access to its `T`.
+unsafe impl<T: Sync> Sync for PooledBox<T> {}
+
+impl<T> PooledBox<T> {
+    /// Moves `value` into a block of its layout, reused from this thread's
+    /// free list when one is there, else freshly allocated.
+    pub fn new(value: T) -> PooledBox<T> {
+        let layout = block_layout(Layout::new::<T>());
+        let block = take_block(&FREE_BOXES, layout).cast::<T>();
+        // SAFETY: `block` is valid for writes of a `T` (size and alignment
+        // from `Layout::new::<T>()`) and uninitialised.
+        unsafe { block.as_ptr().write(value) };
+        PooledBox { value: block }
+    }
+}
+
+impl<T> std::ops::Deref for PooledBox<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: the value is initialised until `drop` and owned by `self`.
+        unsafe { self.value.as_ref() }
+    }
+}
+
+impl<T> std::ops::DerefMut for PooledBox<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` gives exclusive access.
+        unsafe { self.value.as_mut() }
+    }
+}
+
+impl<T> Drop for PooledBox<T> {
+    fn drop(&mut self) {
+        struct GiveBack(Layout, NonNull<u8>);
+        impl Drop for GiveBack {
+            fn drop(&mut self) {
+                give_block(&FREE_BOXES, self.0, self.1);
+            }
+        }
+        // Given back even if the value's drop panics.
+        let _give_back = GiveBack(block_layout(Layout::new::<T>()), self.value.cast());
+        // SAFETY: the value is initialised, owned by us, and dropped once.
+        unsafe { std::ptr::drop_in_place(self.value.as_ptr()) };
     }
 }
 
@@ -129,6 +194,21 @@ mod tests {
         let second = PooledFuture::new(async move { big.len() });
         assert_eq!(second.future.cast::<u8>(), address, "block reused");
         assert_eq!(block_on(second), 1500);
+    }
+
+    #[test]
+    fn a_pooled_box_reuses_its_block_and_drops_its_value() {
+        let owned = Rc::new(());
+        let first = PooledBox::new((owned.clone(), [1u64; 5]));
+        let address = &*first as *const _ as usize;
+        assert_eq!(first.1, [1; 5]);
+        drop(first);
+        assert_eq!(Rc::strong_count(&owned), 1, "value dropped");
+        let mut second = PooledBox::new((owned.clone(), [2u64; 5]));
+        second.1[0] = 3;
+        assert_eq!(&*second as *const _ as usize, address, "block reused");
+        assert_eq!(second.1, [3, 2, 2, 2, 2]);
+        let _zero = PooledBox::new(());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::os::unix::fs::FileExt;
 use std::task::{Context, Poll, Waker};
 
 use super::pipe::PipeEnd;
+use super::pooled::PooledBox;
 use super::TcpStream;
 
 mod poll;
@@ -86,8 +87,9 @@ pub struct Stream {
 
 enum Transport {
     Socket(TcpStream),
-    /// Boxed: a socket stream, the common case, stays two words.
-    Pipe(Box<PipeStream>),
+    /// Boxed: a socket stream, the common case, stays two words. The box
+    /// is pooled: an HTTP/2 stream makes and drops one per request.
+    Pipe(PooledBox<PipeStream>),
 }
 
 /// A pipe standing in for a connection, and what the real connection
@@ -113,7 +115,7 @@ impl Stream {
     /// `peer` and which is `secure` (TLS) or not.
     pub fn pipe(end: PipeEnd, peer: Option<std::net::SocketAddr>, secure: bool) -> Stream {
         Stream {
-            transport: Transport::Pipe(Box::new(PipeStream {
+            transport: Transport::Pipe(PooledBox::new(PipeStream {
                 end,
                 peer,
                 secure,

@@ -36,6 +36,15 @@ impl Header {
         })
     }
 
+    /// Makes a finished task's header, held by nothing else, the header
+    /// of a new task in `slot` (no allocation).
+    pub(crate) fn reuse(mut header: Arc<Header>, slot: usize) -> Option<Arc<Header>> {
+        let h = Arc::get_mut(&mut header)?;
+        h.slot = slot;
+        *h.state.get_mut() = SCHEDULED;
+        Some(header)
+    }
+
     /// Called by the executor before polling.
     pub(crate) fn set_running(&self) {
         self.state.store(RUNNING, Ordering::Relaxed);

@@ -6,6 +6,8 @@
 //! the order of their symbols, so a code is decoded from its length and
 //! its distance to the first code of that length, read one bit at a time
 //! from three small tables built at compile time from the code lengths.
+//! The common codes (up to 12 bits, two at a time where both fit) are
+//! read a look-up at a time from tables built the same way.
 
 /// Why a Huffman string is refused (RFC 7541 §5.2): it holds the EOS
 /// symbol, its padding is longer than 7 bits or not all ones, or a code
@@ -141,58 +143,134 @@ static SHORT: [u16; 256] = {
     table
 };
 
+/// The bits `PAIRS` looks at.
+const PAIR_BITS: u32 = 12;
+
+/// The symbol whose code starts the `avail` bits of `window` (the top
+/// `avail` of `PAIR_BITS` bits), and its length; 0 if none is that short.
+const fn first_code(window: u32, avail: u32) -> (u32, u32) {
+    let mut len = 1;
+    while len <= avail {
+        let code = window >> (PAIR_BITS - len);
+        let index = code.wrapping_sub(CODE.first[len as usize]);
+        if index < CODE.count[len as usize] {
+            let symbol = CODE.symbols[CODE.offset[len as usize] as usize + index as usize];
+            return (symbol as u32, len);
+        }
+        len += 1;
+    }
+    (0, 0)
+}
+
+/// For each value of the next 12 bits: the one or two symbols whose codes
+/// they start with, and their length in all, as `count << 24 | length <<
+/// 16 | second << 8 | first`; 0 if no code is that short. Most letters,
+/// digits and punctuation are 5 to 6 bits long: a path decodes two
+/// symbols a look-up.
+static PAIRS: [u32; 1 << PAIR_BITS] = {
+    let mut table = [0u32; 1 << PAIR_BITS];
+    let mut window = 0;
+    while window < 1 << PAIR_BITS {
+        let (first, len) = first_code(window, PAIR_BITS);
+        if len != 0 {
+            let rest = (window << len) & ((1 << PAIR_BITS) - 1);
+            let (second, len2) = first_code(rest, PAIR_BITS - len);
+            table[window as usize] = match len2 {
+                0 => 1 << 24 | len << 16 | first,
+                _ => 2 << 24 | (len + len2) << 16 | second << 8 | first,
+            };
+        }
+        window += 1;
+    }
+    table
+};
+
 /// Appends the decoding of `src` to `out`.
 pub(super) fn decode(src: &[u8], out: &mut Vec<u8>) -> Result<(), BadHuffman> {
-    // Bits waiting, most significant first, and how many.
-    let (mut acc, mut bits, mut next) = (0u64, 0u32, 0);
+    // Bits waiting, most significant first, and how many; symbols are
+    // gathered in `buf` and appended a run at a time.
+    let (mut acc, mut bits) = (0u64, 0u32);
+    let mut bytes = src.iter();
+    let mut buf = [0u8; 66];
+    let mut n = 0;
     loop {
-        while bits <= 56 && next < src.len() {
-            acc |= u64::from(src[next]) << (56 - bits);
-            bits += 8;
-            next += 1;
+        if bits < 32 {
+            let rest = bytes.as_slice();
+            if let Some(word) = rest.first_chunk::<8>() {
+                // Whole bytes that fit; the next one's first bits come
+                // along and are read again, the same, next time.
+                let take = (64 - bits) / 8;
+                acc |= u64::from_be_bytes(*word) >> bits;
+                bits += take * 8;
+                bytes = rest[take as usize..].iter();
+            } else {
+                while bits <= 56 {
+                    let Some(&byte) = bytes.next() else { break };
+                    acc |= u64::from(byte) << (56 - bits);
+                    bits += 8;
+                }
+            }
         }
-        if bits == 0 {
-            return Ok(());
+        let pair = PAIRS[(acc >> (64 - PAIR_BITS)) as usize];
+        let len = pair >> 16 & 0xff;
+        if pair != 0 && len <= bits {
+            buf[n] = pair as u8;
+            buf[n + 1] = (pair >> 8) as u8;
+            n += (pair >> 24) as usize;
+            acc <<= len;
+            bits -= len;
+            if n >= 64 {
+                out.extend_from_slice(&buf[..n]);
+                n = 0;
+            }
+            continue;
         }
         let short = SHORT[(acc >> 56) as usize];
         let len = u32::from(short >> 8);
-        if short != 0 && len <= bits {
-            out.push(short as u8);
-            acc <<= len;
-            bits -= len;
-            continue;
-        }
-        // A longer code, one bit at a time.
-        let (mut code, mut len) = (0u32, 0usize);
-        let found = loop {
-            if len as u32 >= bits.min(MAX_LEN as u32) {
-                break None;
-            }
-            code = code << 1 | (acc >> (63 - len)) as u32 & 1;
-            len += 1;
-            let index = code.wrapping_sub(CODE.first[len]);
-            if index < CODE.count[len] {
-                break Some(CODE.symbols[usize::from(CODE.offset[len]) + index as usize]);
-            }
+        let (symbol, len) = if short != 0 && len <= bits {
+            (short as u8, len)
+        } else if bits <= 7 {
+            // The end (no byte is left when fewer than 8 bits are): at
+            // most 7 bits of padding, all ones (EOS's first bits). No
+            // code is that short and all ones.
+            out.extend_from_slice(&buf[..n]);
+            let ones = !(!0u64 >> bits);
+            return match acc & ones == ones {
+                true => Ok(()),
+                false => Err(BadHuffman),
+            };
+        } else {
+            // A code longer than 8 bits that PAIRS did not take, one
+            // bit at a time.
+            long_code(acc, bits)?
         };
-        match found {
-            Some(EOS) => return Err(BadHuffman),
-            Some(symbol) => {
-                out.push(symbol as u8);
-                acc <<= len;
-                bits -= len as u32;
-            }
-            // The end: at most 7 bits of padding, all ones (EOS's first bits).
-            None if bits <= 7 && next == src.len() => {
-                let ones = !0u64 << (64 - bits);
-                return match acc & ones == ones {
-                    true => Ok(()),
-                    false => Err(BadHuffman),
-                };
-            }
-            None => return Err(BadHuffman),
+        acc <<= len;
+        bits -= len;
+        buf[n] = symbol;
+        n += 1;
+        if n >= 64 {
+            out.extend_from_slice(&buf[..n]);
+            n = 0;
         }
     }
+}
+
+/// The symbol whose code (over 8 bits long) starts `acc`, of which `bits`
+/// are meaningful, and the code's length.
+fn long_code(acc: u64, bits: u32) -> Result<(u8, u32), BadHuffman> {
+    let (mut code, mut len) = (0u32, 0usize);
+    while (len as u32) < bits.min(MAX_LEN as u32) {
+        code = code << 1 | (acc >> (63 - len)) as u32 & 1;
+        len += 1;
+        let index = code.wrapping_sub(CODE.first[len]);
+        if index < CODE.count[len] {
+            return match CODE.symbols[usize::from(CODE.offset[len]) + index as usize] {
+                EOS => Err(BadHuffman),
+                symbol => Ok((symbol as u8, len as u32)),
+            };
+        }
+    }
+    Err(BadHuffman)
 }
 
 #[cfg(test)]

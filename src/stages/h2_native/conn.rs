@@ -562,7 +562,7 @@ impl Connection {
         }
         // The pipe is kept for a next stream once the handler let go of it.
         if self.spares.len() < SPARE_PIPES {
-            if let Some(spare) = s.pipe.into_spare() {
+            if let Some(spare) = s.pipe.into_spare_with(s.pending) {
                 self.spares.push(spare);
             }
         }

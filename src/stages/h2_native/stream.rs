@@ -219,16 +219,11 @@ impl H2Stream {
             match &mut self.phase {
                 Phase::Done => return Outcome::Ended,
                 Phase::Head(buf) => {
-                    let Poll::Ready(more) = self.pipe.poll_take(cx) else {
+                    let Poll::Ready(more) = self.pipe.poll_take_into(cx, buf) else {
                         return Outcome::Waiting;
                     };
-                    let Some(more) = more else {
+                    if !more {
                         return Outcome::Reset(Code::Internal);
-                    };
-                    if buf.is_empty() {
-                        *buf = more;
-                    } else {
-                        buf.extend_from_slice(&more);
                     }
                     let buf = std::mem::take(buf);
                     match self.start_response(buf, room) {
@@ -324,14 +319,12 @@ impl H2Stream {
                 }
                 // Nothing held back by the client's window: no stall.
                 self.stalled_since = None;
-                match self.pipe.poll_take(cx) {
-                    Poll::Pending => {
-                        self.pending.clear();
-                        self.at = 0;
-                        return Outcome::Waiting;
-                    }
-                    Poll::Ready(Some(more)) => (self.pending, self.at) = (more, 0),
-                    Poll::Ready(None) => {
+                self.pending.clear();
+                self.at = 0;
+                match self.pipe.poll_take_into(cx, &mut self.pending) {
+                    Poll::Pending => return Outcome::Waiting,
+                    Poll::Ready(true) => {}
+                    Poll::Ready(false) => {
                         return match framing {
                             Framing::UntilEnd => self.end(room),
                             _ => Outcome::Reset(Code::Internal),

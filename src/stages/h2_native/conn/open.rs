@@ -44,15 +44,16 @@ impl Connection {
             }
             fragment = &fragment[5..];
         }
-        self.block.clear();
-        self.block_frames = 0;
-        self.block.extend_from_slice(fragment);
         let end_stream = h.flags & frame::END_STREAM != 0;
         if h.flags & frame::END_HEADERS == 0 {
+            self.block.clear();
+            self.block_frames = 0;
+            self.block.extend_from_slice(fragment);
             self.gathering = Some((h.stream, end_stream));
             return Ok(());
         }
-        self.block_done(h.stream, end_stream, stage, line, None, h)
+        // A block in one frame (the common case) is decoded where it is.
+        self.open_or_trail(h.stream, end_stream, fragment, stage, line, None)
     }
 
     pub(super) fn continuation(
