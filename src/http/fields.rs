@@ -39,10 +39,10 @@ impl Field {
         }
     }
 
-    pub(super) fn named(name: &[u8]) -> Option<Field> {
+    pub(super) fn named(name: &str) -> Option<Field> {
         Field::ALL
             .into_iter()
-            .find(|f| f.name().as_bytes().eq_ignore_ascii_case(name))
+            .find(|f| f.name().eq_ignore_ascii_case(name))
     }
 }
 

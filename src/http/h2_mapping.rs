@@ -9,8 +9,6 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode};
 
-use super::request::{build_request, Limits, Request};
-
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -61,93 +59,6 @@ pub fn neither_protocol(bytes: &[u8]) -> bool {
     let http_target = matches!(target.first(), Some(b'/' | b'*')) || target.contains(&b':');
     let http_version = version.len() >= 4 && version[..4].eq_ignore_ascii_case(b"HTTP");
     !method.is_empty() && !target.is_empty() && !version.is_empty() && !http_target && !http_version
-}
-
-/// Where one field line `name: value\r\n` sits in a preamble: its
-/// name's start, its value's start (two bytes past the name's end) and
-/// its value's end.
-pub type FieldAt = [usize; 3];
-
-/// Where the parts of an HTTP/2 stream's preamble are, noted by the stage
-/// as it writes the preamble, so that the handler reads the stream's
-/// request without parsing the preamble: [`Self::request`] applies the
-/// rules [`parse_request`](crate::http::parse_request) does
-/// (`request::build_request`, shared) to the parts it is given. Not the
-/// request itself, built by the stage: its strings would be allocated on
-/// the connection's turn and freed on the handler's, ten streams later,
-/// past the allocator's per-thread cache (+600 instructions per request,
-/// callgrind), where the handler's own are freed as soon as made.
-#[derive(Debug, Default)]
-pub struct StreamLines {
-    /// Noted for the preamble at hand (else the preamble is parsed).
-    noted: bool,
-    /// The preamble's bytes.
-    len: usize,
-    method_len: usize,
-    target_len: usize,
-    /// The preamble's field lines: what `Limits::max_headers` bounds.
-    lines: usize,
-    /// The field lines the request reads, in order.
-    fields: Vec<FieldAt>,
-}
-
-impl StreamLines {
-    /// Notes a preamble of `len` bytes, whose request line is `METHOD SP
-    /// TARGET SP HTTP/1.1` (`method_len` and `target_len` bytes), with
-    /// `lines` field lines, those at `fields` in order (a line whose field
-    /// the request does not read, such as `cookie`, may be left out). The
-    /// caller vouches for the bytes the HTTP/1.1 syntax checks (the
-    /// HTTP/2 stage has): the method and names are tokens, the target
-    /// visible bytes, values hold no control byte but HTAB.
-    pub fn note(
-        &mut self,
-        len: usize,
-        (method_len, target_len): (usize, usize),
-        lines: usize,
-        fields: &[FieldAt],
-    ) {
-        self.fields.clear();
-        self.fields.extend_from_slice(fields);
-        (self.len, self.method_len, self.target_len) = (len, method_len, target_len);
-        self.lines = lines;
-        self.noted = true;
-    }
-
-    /// Forgets what was noted, keeping the room.
-    pub fn clear(&mut self) {
-        self.noted = false;
-        self.fields.clear();
-    }
-
-    /// The request `parse_request(preamble, limits)` reads, from what was
-    /// noted of `preamble` (once: the notes are then forgotten). None
-    /// where `parse_request` must be asked: nothing noted, a preamble
-    /// past `limits` (its 414 or 431), or any request it refuses
-    /// (CONNECT, a bad Host, a repeated If-Range ...), for it to say why.
-    pub fn request(&mut self, preamble: &[u8], limits: &Limits) -> Option<Request> {
-        if !std::mem::take(&mut self.noted) {
-            return None;
-        }
-        let small = limits.max_request_line.min(limits.max_header_bytes);
-        if self.len > small || self.lines > limits.max_headers {
-            return None;
-        }
-        let preamble = preamble.get(..self.len)?;
-        let method = std::str::from_utf8(preamble.get(..self.method_len)?).ok()?;
-        let target_at = self.method_len + 1;
-        let target = preamble.get(target_at..target_at + self.target_len)?;
-        let target = std::str::from_utf8(target).ok()?;
-        let within = |&[name, value, end]: &FieldAt| name + 2 <= value && value <= end;
-        let last = self.fields.iter().map(|at| at[2]).max().unwrap_or(0);
-        if last > preamble.len() || !self.fields.iter().all(within) {
-            return None;
-        }
-        let fields = self
-            .fields
-            .iter()
-            .map(|&[name, value, end]| (&preamble[name..value - 2], &preamble[value..end]));
-        build_request(preamble, preamble.len(), method, target, 1, fields).ok()
-    }
 }
 
 /// How a request's body reaches the handler.

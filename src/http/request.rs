@@ -184,23 +184,6 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<Request>, Htt
     else {
         return Err(bad("malformed request line"));
     };
-    let fields = req.headers.iter().map(|h| (h.name.as_bytes(), h.value));
-    build_request(buf, len, method, raw_target, minor_version, fields).map(Some)
-}
-
-/// The request of a preamble whose line and fields are already split:
-/// `buf[..len]` holds it, each field is (name, value) within `buf`. Every
-/// rule after the syntax is here, for [`parse_request`] and for an
-/// HTTP/2 stream's request (`h2_mapping::StreamLines`) alike.
-#[inline(always)]
-pub(super) fn build_request<'b>(
-    buf: &'b [u8],
-    len: usize,
-    method: &str,
-    raw_target: &str,
-    minor_version: u8,
-    fields: impl Iterator<Item = (&'b [u8], &'b [u8])>,
-) -> Result<Request, HttpError> {
     let method = Method::from_token(method);
     if method.as_str() == "CONNECT" {
         return Err(HttpError::new(501, "CONNECT not supported"));
@@ -208,8 +191,8 @@ pub(super) fn build_request<'b>(
     let (target, authority) = split_target(&method, raw_target)?;
     let mut out = Request::blank(method, target, minor_version, len);
     let mut framing = Framing::default();
-    for (name, value) in fields {
-        out.read_field(&mut framing, buf, name, trim_ows(value))?;
+    for h in req.headers.iter() {
+        out.read_field(&mut framing, buf, h.name, trim_ows(h.value))?;
     }
 
     if minor_version == 1 && framing.host_count == 0 {
@@ -224,7 +207,7 @@ pub(super) fn build_request<'b>(
     }
     out.keep_alive = !framing.conn_close && (minor_version == 1 || framing.conn_keep_alive);
     out.body = framing.body(minor_version)?;
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// What a preamble httparse refused gets: an error, or (for a version
@@ -349,17 +332,15 @@ impl Request {
     }
 
     /// Takes in one field line of `buf` (`value` OWS-trimmed); what frames
-    /// the body goes to `framing`. Inlined into each of the two callers,
-    /// as it was into the one it had (HTTP/1.1's instructions).
-    #[inline(always)]
+    /// the body goes to `framing`.
     fn read_field(
         &mut self,
         framing: &mut Framing,
         buf: &[u8],
-        name: &[u8],
+        name: &str,
         value: &[u8],
     ) -> Result<(), HttpError> {
-        if name.eq_ignore_ascii_case(b"host") {
+        if name.eq_ignore_ascii_case("host") {
             framing.host_count += 1;
             if framing.host_count > 1 {
                 return Err(bad("more than one Host header"));
@@ -369,42 +350,42 @@ impl Request {
                 return Err(bad("invalid Host header"));
             }
             self.host = Some(v.to_string());
-        } else if name.eq_ignore_ascii_case(b"connection") {
+        } else if name.eq_ignore_ascii_case("connection") {
             for tok in list(value) {
                 framing.conn_close |= tok.eq_ignore_ascii_case(b"close");
                 framing.conn_keep_alive |= tok.eq_ignore_ascii_case(b"keep-alive");
             }
-        } else if name.eq_ignore_ascii_case(b"content-length") {
+        } else if name.eq_ignore_ascii_case("content-length") {
             framing.content_length(value)?;
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
             framing.transfer_encoding(value);
-        } else if name.eq_ignore_ascii_case(b"expect") {
+        } else if name.eq_ignore_ascii_case("expect") {
             if !value.eq_ignore_ascii_case(b"100-continue") {
                 return Err(HttpError::new(417, "unsupported expectation"));
             }
             // A 100-continue expectation in HTTP/1.0 MUST be ignored (RFC 9110 §10.1.1).
             self.expect_continue = self.minor_version == 1;
-        } else if name.eq_ignore_ascii_case(b"if-match") {
+        } else if name.eq_ignore_ascii_case("if-match") {
             append_list(&mut self.if_match, utf8(value)?);
-        } else if name.eq_ignore_ascii_case(b"if-none-match") {
+        } else if name.eq_ignore_ascii_case("if-none-match") {
             append_list(&mut self.if_none_match, utf8(value)?);
-        } else if name.eq_ignore_ascii_case(b"if-modified-since") {
+        } else if name.eq_ignore_ascii_case("if-modified-since") {
             set_once(&mut self.if_modified_since, value)?;
-        } else if name.eq_ignore_ascii_case(b"if-unmodified-since") {
+        } else if name.eq_ignore_ascii_case("if-unmodified-since") {
             set_once(&mut self.if_unmodified_since, value)?;
-        } else if name.eq_ignore_ascii_case(b"range") {
+        } else if name.eq_ignore_ascii_case("range") {
             set_once(&mut self.range, value)?;
-        } else if name.eq_ignore_ascii_case(b"if-range") {
+        } else if name.eq_ignore_ascii_case("if-range") {
             set_once(&mut self.if_range, value)?;
-        } else if name.eq_ignore_ascii_case(b"accept-encoding") {
+        } else if name.eq_ignore_ascii_case("accept-encoding") {
             // Lossy: a stray byte makes a coding unknown, not the request bad.
             append_list(&mut self.accept_encoding, &String::from_utf8_lossy(value));
-        } else if name.eq_ignore_ascii_case(b"user-agent") {
+        } else if name.eq_ignore_ascii_case("user-agent") {
             // Informational only: keep the first, tolerate obs-text.
             if self.user_agent.is_none() {
                 self.user_agent = Some(value.to_vec());
             }
-        } else if name.eq_ignore_ascii_case(b"referer") {
+        } else if name.eq_ignore_ascii_case("referer") {
             if self.referer.is_none() {
                 self.referer = Some(value.to_vec());
             }

@@ -11,7 +11,6 @@ const fn bad(message: &'static str) -> HttpError {
 }
 
 /// Returns (origin-form target, authority from absolute-form).
-#[inline(always)]
 pub(super) fn split_target<'a>(
     method: &Method,
     raw: &'a str,

@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Client;
-use crate::http::h2_mapping::StreamLines;
-use crate::http::{Limits, Request};
 use crate::metrics::{Metrics, WorkerMetrics};
 use crate::runtime::{timeout_at, Handle, Queue, ReadBuffer, Stream};
 
@@ -127,7 +125,7 @@ pub const LINGER_BYTES: u64 = 64 * 1024 * 1024;
 /// slot and the client's hold are given back.
 pub(crate) struct Held {
     _slot: Option<ConnectionSlot>,
-    _extra: ExtraBox,
+    _extra: Option<Box<Extra>>,
 }
 
 /// What only some connections carry; see [`Conn`]'s `extra`.
@@ -140,77 +138,6 @@ struct Extra {
     /// (`limits.per_client.connections`) until the connection closes; it
     /// goes where the connection goes (to the HTTP/2 stage).
     hold: Option<ClientHold>,
-    /// Where an HTTP/2 stream's preamble's parts are, noted by the stage:
-    /// the handler reads the request from them rather than parse it.
-    lines: StreamLines,
-}
-
-/// A [`Conn`]'s [`Extra`], if it has one; dropped, the box is kept for
-/// the next one on its thread. Every HTTP/2 stream has one (its
-/// request): ten streams in flight on a connection outran the
-/// allocator's per-thread cache of blocks of its size, +500
-/// instructions per request (callgrind).
-#[derive(Default)]
-struct ExtraBox(Option<Box<Extra>>);
-
-/// Boxes kept per thread, at most.
-const SPARE_EXTRAS: usize = 64;
-
-thread_local! {
-    // The boxes are what is kept: a `Conn` takes one whole.
-    #[allow(clippy::vec_box)]
-    static SPARE: std::cell::RefCell<Vec<Box<Extra>>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-impl ExtraBox {
-    fn get(&self) -> Option<&Extra> {
-        self.0.as_deref()
-    }
-
-    fn get_mut(&mut self) -> Option<&mut Extra> {
-        self.0.as_deref_mut()
-    }
-
-    /// The `Extra`, made (empty) if there is none yet.
-    fn make(&mut self) -> &mut Extra {
-        self.0.get_or_insert_with(|| {
-            SPARE
-                .try_with(|spare| spare.borrow_mut().pop())
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-        })
-    }
-}
-
-impl Drop for ExtraBox {
-    fn drop(&mut self) {
-        if let Some(mut extra) = self.0.take() {
-            // Its room for the notes is kept.
-            extra.proxied = None;
-            extra.hold = None;
-            extra.lines.clear();
-            let _ = SPARE.try_with(|spare| {
-                let mut spare = spare.borrow_mut();
-                if spare.len() < SPARE_EXTRAS {
-                    spare.push(extra);
-                }
-            });
-        }
-    }
-}
-
-/// What the HTTP/2 stage notes of a stream's preamble, in the box its
-/// `Conn` carries it in (a kept one: one block, however many stages it
-/// passes).
-#[derive(Default)]
-pub(crate) struct StreamNotes(ExtraBox);
-
-impl StreamNotes {
-    /// Room for the notes.
-    pub(crate) fn lines(&mut self) -> &mut StreamLines {
-        &mut self.0.make().lines
-    }
 }
 
 /// A client connection on its way along the line.
@@ -234,7 +161,7 @@ pub struct Conn {
     /// What few connections carry (a PROXY header's client, a hold on
     /// the client's connection count). Boxed: 8 bytes on every idle
     /// connection, allocated only when there is something to carry.
-    extra: ExtraBox,
+    extra: Option<Box<Extra>>,
     /// None for a request multiplexed on a connection that holds one.
     _slot: Option<ConnectionSlot>,
 }
@@ -251,7 +178,7 @@ impl Conn {
             admitted: u32::MAX,
             ready_since: now,
             accepted: now,
-            extra: ExtraBox::default(),
+            extra: None,
             _slot: Some(slot),
         }
     }
@@ -276,37 +203,35 @@ impl Conn {
 
     /// Whether it counts against a client's connections already.
     pub(crate) fn is_held(&self) -> bool {
-        self.extra.get().is_some_and(|e| e.hold.is_some())
+        self.extra.as_ref().is_some_and(|e| e.hold.is_some())
     }
 
     /// Counts it against its client's connections (the one its PROXY
     /// header named) until it closes, wherever it goes.
     pub(crate) fn hold(&mut self, hold: Option<ClientHold>) {
         if hold.is_some() {
-            self.extra.make().hold = hold;
+            self.extra.get_or_insert_with(Box::default).hold = hold;
         }
     }
 
     /// What the connection's PROXY protocol header said of the client.
     pub fn proxied(&self) -> Option<Client> {
-        self.extra.get().and_then(|e| e.proxied)
+        self.extra.as_ref().and_then(|e| e.proxied)
     }
 
     /// Records what the PROXY protocol header said of the client.
     pub(crate) fn set_proxied(&mut self, client: Client) {
-        self.extra.make().proxied = Some(client);
+        self.extra.get_or_insert_with(Box::default).proxied = Some(client);
     }
 
     /// One request multiplexed on a connection (an HTTP/2 stream): its
     /// preamble already buffered in a read buffer of `size` bytes (or
-    /// the preamble's size, if larger), with the `request` built from it
-    /// if there is one, no slot of its own.
-    pub(crate) fn for_stream(
+    /// the preamble's size, if larger), no slot of its own.
+    pub fn for_stream(
         stream: Stream,
         proxied: Option<Client>,
         preamble: &[u8],
         size: usize,
-        notes: Option<StreamNotes>,
     ) -> Conn {
         let now = crate::runtime::now();
         let mut input = ReadBuffer::default();
@@ -321,30 +246,14 @@ impl Conn {
             admitted: u32::MAX,
             ready_since: now,
             accepted: now,
-            extra: match (notes, proxied) {
-                (Some(StreamNotes(mut extra)), proxied) => {
-                    if proxied.is_some() {
-                        extra.make().proxied = proxied;
-                    }
-                    extra
-                }
-                (None, Some(proxied)) => {
-                    let mut extra = ExtraBox::default();
-                    extra.make().proxied = Some(proxied);
-                    extra
-                }
-                (None, None) => ExtraBox::default(),
-            },
+            extra: proxied.map(|proxied| {
+                Box::new(Extra {
+                    proxied: Some(proxied),
+                    hold: None,
+                })
+            }),
             _slot: None,
         }
-    }
-
-    /// The request an HTTP/2 stream's preamble holds, read from what the
-    /// stage noted of it (once: a second call finds none), if it is
-    /// within `limits` and valid; None: parse the preamble.
-    pub(crate) fn stream_request(&mut self, limits: &Limits) -> Option<Request> {
-        let extra = self.extra.get_mut()?;
-        extra.lines.request(self.input.pending(), limits)
     }
 
     /// The stream, the bytes read ahead, and what the connection holds

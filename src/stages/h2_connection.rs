@@ -355,7 +355,7 @@ fn stream_conn(
         );
         let made = (preamble.len() <= size).then(|| {
             (
-                Conn::for_stream(stream, origin.proxied, &preamble, size, None),
+                Conn::for_stream(stream, origin.proxied, &preamble, size),
                 framing,
             )
         });

@@ -279,12 +279,7 @@ impl Built {
                     _ => {}
                 }
             }
-            // An HTTP/2 stream's request comes built (when its preamble
-            // is within the limits); any other is parsed.
-            let parsed = match conn.stream_request(&self.limits) {
-                Some(request) => Ok(Some(request)),
-                None => parse_request(conn.input.pending(), &self.limits),
-            };
+            let parsed = parse_request(conn.input.pending(), &self.limits);
             match parsed {
                 Err(e) if h2c_possible && neither_protocol(conn.input.pending()) => {
                     // Neither HTTP/1.1 nor the h2c preface: logged with

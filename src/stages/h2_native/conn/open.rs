@@ -216,7 +216,7 @@ impl Connection {
         };
         let o = &self.origin;
         let stream = Stream::pipe(handler_end, o.peer, o.secure).naming(o.server_name.clone());
-        let conn = Conn::for_stream(stream, o.proxied, preamble, size, parsed.notes);
+        let conn = Conn::for_stream(stream, o.proxied, preamble, size);
         let mut s = H2Stream::new(id, ours, self.peer_initial, STREAM_WINDOW);
         s.remote_done = end_stream;
         s.body = parsed.body;
