@@ -82,7 +82,11 @@ static CLASS: [u8; 256] = {
 };
 
 fn is_name(name: &[u8]) -> bool {
-    !name.is_empty() && name.iter().all(|&b| CLASS[usize::from(b)] & 2 != 0)
+    // The bytes' classes and-ed: one pass, no branch per byte.
+    let class = name
+        .iter()
+        .fold(2, |class, &b| class & CLASS[usize::from(b)]);
+    !name.is_empty() && class & 2 != 0
 }
 
 /// RFC 9113 §8.2.1: no NUL, CR or LF, and no whitespace at either end.
