@@ -329,8 +329,18 @@ fn first_control(bytes: &[u8]) -> Option<usize> {
         }
         at += 8;
     }
-    let mut tail = words.remainder().iter();
-    tail.position(|&b| b < 0x20 || b == 0x7f).map(|i| at + i)
+    let tail = words.remainder().len();
+    if tail == 0 {
+        return None;
+    }
+    // The last eight bytes again, rather than a byte at a time: those
+    // before the tail were clear, so their flags are exact zeros and
+    // shifting them out leaves the tail's first flag lowest.
+    if let Some(last) = bytes.last_chunk::<8>() {
+        let found = controls(u64::from_le_bytes(*last)) >> ((8 - tail) * 8);
+        return (found != 0).then(|| at + (found.trailing_zeros() / 8) as usize);
+    }
+    bytes.iter().position(|&b| b < 0x20 || b == 0x7f)
 }
 
 fn decimal_len(mut n: u64) -> usize {

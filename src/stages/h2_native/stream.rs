@@ -477,6 +477,11 @@ impl response::HeadSink for Fields<'_> {
     /// Encodes a field unless HTTP/2 has no place for it (framing and
     /// connection fields), noting the framing it gives.
     fn field(&mut self, name: &[u8], value: &[u8]) {
+        // The handler closes every stream's pipe: its head says so, in
+        // the writer's spelling. One compare, not a table's.
+        if name == b"Connection" {
+            return;
+        }
         let said = &mut self.framing;
         let index = hpack::name_index(name);
         match index {
