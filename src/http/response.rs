@@ -283,7 +283,7 @@ pub fn read_head(buf: &[u8], sink: &mut impl HeadSink) -> Option<ReadHead> {
             return Some(ReadHead { status, len });
         }
         // The name up to its first byte that is no token: the colon.
-        let colon = rest.iter().position(|&b| !TOKEN[usize::from(b)])?;
+        let colon = name_end(rest)?;
         let (name, after) = rest.split_at(colon);
         let after = after.strip_prefix(b": ")?;
         let (value, after) = after.split_at(first_control(after)?);
@@ -310,6 +310,27 @@ const HIGH: u64 = 0x8080_8080_8080_8080;
 fn controls(x: u64) -> u64 {
     let del = x ^ (ONES * 0x7f);
     (x.wrapping_sub(ONES * 0x20) & !x | del.wrapping_sub(ONES) & !del) & HIGH
+}
+
+/// Where the first byte of `bytes` that is no token is: eight bytes a
+/// step, each step a mask of which are tokens (no branch a byte).
+#[inline]
+fn name_end(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while let Some(word) = bytes.get(at..).and_then(|rest| rest.first_chunk::<8>()) {
+        let mut tokens = 0u32;
+        for (i, &b) in word.iter().enumerate() {
+            tokens |= u32::from(TOKEN[usize::from(b)]) << i;
+        }
+        if tokens != 0xff {
+            return Some(at + (!tokens).trailing_zeros() as usize);
+        }
+        at += 8;
+    }
+    let rest = bytes.get(at..)?;
+    rest.iter()
+        .position(|&b| !TOKEN[usize::from(b)])
+        .map(|i| at + i)
 }
 
 /// Where the first control byte (below 0x20, or DEL) in `bytes` is,
@@ -742,6 +763,22 @@ mod tests {
             b"HTTP/1.1 200 Fine\r\nServer: x\r\n\r\n",
         ] {
             assert_eq!(read_head(head, &mut Kept::default()), None);
+        }
+    }
+
+    #[test]
+    fn names_end_at_their_first_byte_that_is_no_token() {
+        let naive = |bytes: &[u8]| bytes.iter().position(|&b| !TOKEN[usize::from(b)]);
+        for len in 0..=40 {
+            for at in 0..len {
+                for b in [b':', b' ', 0, b'\r', 0x7f, 0x80, b'"', b'(', b'-', b'~'] {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    bytes[len - 1] = if at + 1 < len { b':' } else { bytes[len - 1] };
+                    assert_eq!(name_end(&bytes), naive(&bytes), "{bytes:?}");
+                }
+            }
+            assert_eq!(name_end(&vec![b'Z'; len]), None);
         }
     }
 
