@@ -133,7 +133,7 @@ fn crlf(buf: &[u8], from: usize) -> Option<usize> {
 }
 
 /// tchar (RFC 9110 §5.6.2): a method or field name byte.
-const TOKEN: [bool; 256] = {
+pub(super) const TOKEN: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;
     while b < 256 {

@@ -1,6 +1,7 @@
 //! Response heads written straight into a caller-owned buffer.
 
 use crate::http::date::http_date_now;
+use crate::http::plain::TOKEN;
 use crate::http::status::reason;
 
 /// The interim response sent before reading a body the client is waiting to send.
@@ -231,6 +232,136 @@ impl PreparedError {
         out.extend_from_slice(&self.body);
         self.body.len() as u64
     }
+}
+
+/// A head read back by [`read_head`]: its status and length in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadHead {
+    /// The status code.
+    pub status: u16,
+    /// The head's bytes, its blank line included: the body follows.
+    pub len: usize,
+}
+
+/// Where [`read_head`] hands what it reads: the status, then each field
+/// in order.
+pub trait HeadSink {
+    /// The status code, before any field.
+    fn status(&mut self, code: u16);
+    /// A field as written (its name in the writer's case).
+    fn field(&mut self, name: &[u8], value: &[u8]);
+}
+
+/// Reads back a final response head (status 200 or more) exactly as
+/// [`write_head`] writes it into `sink`: its status, then each field in
+/// order, Server and Date first. The writer and this reader are one format in
+/// one place, so a head from it costs a few compares, not a parse.
+///
+/// `None` for anything else (an interim response, a head not all there
+/// yet, a line not in the writer's form, a name that is no token, a
+/// control byte in a value): what was handed over so far is then to
+/// be dropped and the head parsed in full. Nothing unexpected is trusted.
+#[inline(never)]
+pub fn read_head(buf: &[u8], sink: &mut impl HeadSink) -> Option<ReadHead> {
+    let rest = buf.strip_prefix(b"HTTP/1.1 ")?;
+    let (&[a, b, c, b' '], rest) = rest.split_first_chunk::<4>()? else {
+        return None;
+    };
+    if !(a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit()) || a < b'2' {
+        return None;
+    }
+    let status = u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0');
+    let rest = rest.strip_prefix(reason(status).as_bytes())?;
+    // The Server line, whole; the Date line is read as any other.
+    let server = &SERVER_AND_DATE.as_bytes()[..SERVER_AND_DATE.len() - b"Date: ".len()];
+    let mut rest = rest.strip_prefix(server)?;
+    sink.status(status);
+    sink.field(b"Server", SERVER.as_bytes());
+    loop {
+        if let Some(after) = rest.strip_prefix(b"\r\n") {
+            let len = buf.len() - after.len();
+            return Some(ReadHead { status, len });
+        }
+        // The name up to its first byte that is no token: the colon.
+        let colon = name_end(rest)?;
+        let (name, after) = rest.split_at(colon);
+        let after = after.strip_prefix(b": ")?;
+        let (value, after) = after.split_at(first_control(after)?);
+        rest = after.strip_prefix(b"\r\n")?;
+        if name.is_empty() || padded(value) {
+            return None;
+        }
+        sink.field(name, value);
+    }
+}
+
+/// A value with white space at its start or end, which a full parse trims.
+fn padded(value: &[u8]) -> bool {
+    value.first() == Some(&b' ') || value.last() == Some(&b' ')
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `x` below 0x20 or equal to 0x7f (DEL):
+/// the lowest one flagged is exact (a borrow only runs upwards from a
+/// byte truly flagged), the ones above it may not be.
+#[inline]
+fn controls(x: u64) -> u64 {
+    let del = x ^ (ONES * 0x7f);
+    (x.wrapping_sub(ONES * 0x20) & !x | del.wrapping_sub(ONES) & !del) & HIGH
+}
+
+/// Where the first byte of `bytes` that is no token is: eight bytes a
+/// step, each step a mask of which are tokens (no branch a byte).
+#[inline]
+fn name_end(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while let Some(word) = bytes.get(at..).and_then(|rest| rest.first_chunk::<8>()) {
+        let mut tokens = 0u32;
+        for (i, &b) in word.iter().enumerate() {
+            tokens |= u32::from(TOKEN[usize::from(b)]) << i;
+        }
+        if tokens != 0xff {
+            return Some(at + (!tokens).trailing_zeros() as usize);
+        }
+        at += 8;
+    }
+    let rest = bytes.get(at..)?;
+    rest.iter()
+        .position(|&b| !TOKEN[usize::from(b)])
+        .map(|i| at + i)
+}
+
+/// Where the first control byte (below 0x20, or DEL) in `bytes` is,
+/// eight bytes a step: a value's end (its CR) is found and the value
+/// checked in the one pass.
+#[inline]
+fn first_control(bytes: &[u8]) -> Option<usize> {
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let Some(word) = word.first_chunk::<8>() else {
+            break;
+        };
+        let found = controls(u64::from_le_bytes(*word));
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = words.remainder().len();
+    if tail == 0 {
+        return None;
+    }
+    // The last eight bytes again, rather than a byte at a time: those
+    // before the tail were clear, so their flags are exact zeros and
+    // shifting them out leaves the tail's first flag lowest.
+    if let Some(last) = bytes.last_chunk::<8>() {
+        let found = controls(u64::from_le_bytes(*last)) >> ((8 - tail) * 8);
+        return (found != 0).then(|| at + (found.trailing_zeros() / 8) as usize);
+    }
+    bytes.iter().position(|&b| b < 0x20 || b == 0x7f)
 }
 
 fn decimal_len(mut n: u64) -> usize {
@@ -481,6 +612,194 @@ mod tests {
             write_status_line_and_date(&mut out, status);
             assert!(text(&out).starts_with(line), "{}", text(&out));
             assert!(text(&out).contains(&format!("\r\nServer: {SERVER}\r\nDate: ")));
+        }
+    }
+
+    /// A sink that keeps what `read_head` hands over.
+    #[derive(Default, Debug, PartialEq)]
+    struct Kept {
+        status: Option<u16>,
+        fields: Vec<(Vec<u8>, Vec<u8>)>,
+    }
+
+    impl HeadSink for Kept {
+        fn status(&mut self, code: u16) {
+            self.status = Some(code);
+        }
+        fn field(&mut self, name: &[u8], value: &[u8]) {
+            self.fields.push((name.to_vec(), value.to_vec()));
+        }
+    }
+
+    /// What httparse reads of `buf`, in the same form, if complete.
+    fn full_parse(buf: &[u8]) -> Option<(Kept, usize)> {
+        let mut fields = [httparse::EMPTY_HEADER; 64];
+        let mut parsed = httparse::Response::new(&mut fields);
+        let Ok(httparse::Status::Complete(len)) = parsed.parse(buf) else {
+            return None;
+        };
+        let mut kept = Kept {
+            status: parsed.code,
+            ..Kept::default()
+        };
+        for f in parsed.headers.iter() {
+            kept.field(f.name.as_bytes(), f.value);
+        }
+        Some((kept, len))
+    }
+
+    /// Heads as the handler writes them, bodies after some.
+    fn written_heads() -> Vec<Vec<u8>> {
+        let base = Head {
+            status: 200,
+            content_length: Some(128),
+            content_type: Some("text/plain; charset=utf-8"),
+            prebuilt: b"ETag: \"6b1-80\"\r\nLast-Modified: Sun, 06 Dec 2026 13:25:24 GMT\r\n",
+            keep_alive: true,
+            http10_keep_alive: false,
+            extra: &[("Accept-Ranges", "bytes"), ("X-Empty", "")],
+            extra_lines: &[b"X-Rule: a\tb\r\n", b"Vary: Origin\r\n"],
+        };
+        let mut heads = Vec::new();
+        for status in [200, 204, 206, 304, 404, 418, 599] {
+            let mut out = Vec::new();
+            write_head(&mut out, &Head { status, ..base });
+            out.extend_from_slice(b"body");
+            heads.push(out);
+        }
+        let mut out = Vec::new();
+        write_head(
+            &mut out,
+            &Head {
+                extra_lines: &[],
+                ..base
+            },
+        );
+        heads.push(out);
+        let mut out = Vec::new();
+        write_error(&mut out, 405, "use GET", false, &[("Allow", "GET, HEAD")]);
+        heads.push(out);
+        let mut out = Vec::new();
+        PreparedError::new(404, "no").write(&mut out, &base, true);
+        heads.push(out);
+        heads
+    }
+
+    #[test]
+    fn heads_written_are_read_back_as_a_full_parse_reads_them() {
+        let mut read = 0;
+        for head in written_heads() {
+            let mut kept = Kept::default();
+            let full = full_parse(&head).expect("complete");
+            match read_head(&head, &mut kept) {
+                Some(got) => {
+                    read += 1;
+                    assert_eq!(Some(got.status), kept.status);
+                    assert_eq!((kept, got.len), full);
+                }
+                // A tab in a value: left to the full parse.
+                None => assert!(head.windows(2).any(|w| w == b"a\t")),
+            }
+        }
+        assert_eq!(read, 3, "the heads without a tab");
+    }
+
+    #[test]
+    fn read_head_takes_nothing_a_full_parse_reads_otherwise() {
+        // Every byte of each head replaced by bytes that matter, and every
+        // head cut short: what the reader takes, the full parse reads the
+        // same; what it does not, is left to it.
+        let swaps = [
+            0, b'\t', b' ', b':', b'\r', b'\n', 0x7f, 0x80, b'A', b'1', b'"',
+        ];
+        let mut taken = 0;
+        for head in written_heads() {
+            for at in 0..head.len() {
+                let cut = read_head(&head[..at], &mut Kept::default());
+                let full = full_parse(&head[..at]).map(|(_, len)| len);
+                assert!(cut.is_none() || cut.map(|h| h.len) == full, "cut at {at}");
+                for &b in &swaps {
+                    let mut bad = head.clone();
+                    bad[at] = b;
+                    let mut kept = Kept::default();
+                    if let Some(got) = read_head(&bad, &mut kept) {
+                        taken += 1;
+                        let full = full_parse(&bad).expect("the full parse reads it too");
+                        assert_eq!(Some(got.status), kept.status);
+                        assert_eq!((kept, got.len), full, "{}", String::from_utf8_lossy(&bad));
+                    }
+                }
+            }
+        }
+        assert!(taken > 0);
+    }
+
+    #[test]
+    fn read_head_leaves_the_unusual_to_the_full_parse() {
+        let ok = b"HTTP/1.1 200 OK\r\nServer: SERVER\r\nDate: Sun, 06 Dec 2026 13:25:24 GMT\r\n";
+        let ok = String::from_utf8_lossy(ok).replace("SERVER", SERVER);
+        let read = |rest: &str| read_head(format!("{ok}{rest}").as_bytes(), &mut Kept::default());
+        assert_eq!(read("A: b\r\n\r\n").map(|h| h.status), Some(200));
+        for rest in [
+            "A: b\r\n",         // not all there
+            "A: b\r\n\r",       // nor here
+            "A:b\r\n\r\n",      // not the writer's form
+            "A : b\r\n\r\n",    // a space in the name
+            ": b\r\n\r\n",      // no name
+            "A: b \r\n\r\n",    // trailing white space
+            "A:  b\r\n\r\n",    // leading
+            "A: b\n\r\n",       // a bare LF
+            "A: b\rc\r\n\r\n",  // a bare CR
+            "A: b\x7f\r\n\r\n", // DEL
+            "A\x01: b\r\n\r\n", // a control byte in the name
+            " A: b\r\n\r\n",    // obs-fold
+        ] {
+            assert_eq!(read(rest), None, "{rest:?}");
+        }
+        // An interim response, another version, a reason not the writer's.
+        for head in [
+            CONTINUE_100,
+            b"HTTP/1.0 200 OK\r\n\r\n",
+            b"HTTP/1.1 200 Fine\r\nServer: x\r\n\r\n",
+        ] {
+            assert_eq!(read_head(head, &mut Kept::default()), None);
+        }
+    }
+
+    #[test]
+    fn names_end_at_their_first_byte_that_is_no_token() {
+        let naive = |bytes: &[u8]| bytes.iter().position(|&b| !TOKEN[usize::from(b)]);
+        for len in 0..=40 {
+            for at in 0..len {
+                for b in [b':', b' ', 0, b'\r', 0x7f, 0x80, b'"', b'(', b'-', b'~'] {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    bytes[len - 1] = if at + 1 < len { b':' } else { bytes[len - 1] };
+                    assert_eq!(name_end(&bytes), naive(&bytes), "{bytes:?}");
+                }
+            }
+            assert_eq!(name_end(&vec![b'Z'; len]), None);
+        }
+    }
+
+    #[test]
+    fn control_bytes_are_found_at_every_place_and_length() {
+        let naive = |bytes: &[u8]| bytes.iter().position(|&b| b < 0x20 || b == 0x7f);
+        for len in 0..=40 {
+            for at in 0..len {
+                for b in [0, b'\t', b'\r', 0x1f, 0x7f, b':', b' ', 0x80, 0xff, 0x7e] {
+                    // A second one later never hides the first.
+                    for later in [b'a', b'\n', 0x7f] {
+                        let mut bytes = vec![b'a'; len];
+                        bytes[at] = b;
+                        if at + 1 < len {
+                            bytes[len - 1] = later;
+                        }
+                        assert_eq!(first_control(&bytes), naive(&bytes), "{bytes:?}");
+                    }
+                }
+            }
+            assert_eq!(first_control(&vec![b'a'; len]), None);
         }
     }
 

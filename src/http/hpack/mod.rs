@@ -335,15 +335,23 @@ fn string<'a>(block: &mut &'a [u8], scratch: &mut Vec<u8>) -> Result<Str<'a>, De
     Ok(Str::Scratch)
 }
 
-/// Appends an integer with an `n`-bit prefix whose other bits are `flags`.
+/// Appends an integer with an `n`-bit prefix whose other bits are `flags`:
+/// one byte when it fits the prefix (inlined), else the continuation.
+#[inline]
 fn put_integer(out: &mut Vec<u8>, n: u32, flags: u8, value: usize) {
     let mask = (1usize << n) - 1;
     if value < mask {
         out.push(flags | value as u8);
-        return;
+    } else {
+        put_long_integer(out, flags | mask as u8, value - mask);
     }
-    out.push(flags | mask as u8);
-    let mut rest = value - mask;
+}
+
+/// [`put_integer`] past its prefix: the prefix byte, then `rest` seven
+/// bits a byte.
+#[cold]
+fn put_long_integer(out: &mut Vec<u8>, first: u8, mut rest: usize) {
+    out.push(first);
     while rest >= 0x80 {
         out.push(0x80 | (rest & 0x7f) as u8);
         rest >>= 7;
@@ -352,7 +360,7 @@ fn put_integer(out: &mut Vec<u8>, n: u32, flags: u8, value: usize) {
 }
 
 /// Appends `:status` for `code`: one byte for the seven in the static
-/// table.
+/// table, else a literal not indexed of three digits.
 pub fn encode_status(out: &mut Vec<u8>, code: u16) {
     let index = match code {
         200 => 8,
@@ -363,16 +371,11 @@ pub fn encode_status(out: &mut Vec<u8>, code: u16) {
         404 => 13,
         500 => 14,
         _ => {
-            // Literal without indexing, the name `:status` (index 8).
-            put_integer(out, 4, 0x00, 8);
-            let mut digits = [b'0'; 3];
-            let mut n = code.min(999);
-            for d in digits.iter_mut().rev() {
-                *d = b'0' + (n % 10) as u8;
-                n /= 10;
-            }
-            put_integer(out, 7, 0x00, 3);
-            out.extend_from_slice(&digits);
+            // Literal without indexing, the name `:status` (index 8), a
+            // value of three digits.
+            let n = code.min(999);
+            let digit = |d: u16| b'0' + (n / d % 10) as u8;
+            out.extend_from_slice(&[0x08, 3, digit(100), digit(10), digit(1)]);
             return;
         }
     };
@@ -382,8 +385,21 @@ pub fn encode_status(out: &mut Vec<u8>, code: u16) {
 /// Appends a response field as a literal not indexed, its name lowercased
 /// (by the static table's index where it has one).
 pub fn encode_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    match static_name(name) {
-        Some(index) => put_integer(out, 4, 0x00, index),
+    encode_field_as(out, name_index(name), name, value);
+}
+
+/// [`encode_field`] with the name's index, as [`name_index`] gives it.
+pub fn encode_field_as(out: &mut Vec<u8>, index: Option<u8>, name: &[u8], value: &[u8]) {
+    match index {
+        // Every name's index but the pseudo-fields' is 15 or more: two
+        // bytes, and a value under 127 bytes says its length in one.
+        Some(index) if index >= 15 && value.len() < 127 => {
+            out.reserve(3 + value.len());
+            out.extend_from_slice(&[0x0f, index - 15, value.len() as u8]);
+            out.extend_from_slice(value);
+            return;
+        }
+        Some(index) => put_integer(out, 4, 0x00, usize::from(index)),
         None => {
             out.push(0x00);
             put_integer(out, 7, 0x00, name.len());
@@ -394,26 +410,132 @@ pub fn encode_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(value);
 }
 
-/// The static table's index of a field name, in any case.
-fn static_name(name: &[u8]) -> Option<usize> {
+/// The static table's index of `content-length`.
+pub const CONTENT_LENGTH: u8 = 28;
+/// The static table's index of `transfer-encoding`.
+pub const TRANSFER_ENCODING: u8 = 57;
+
+/// A name of 4 to 16 bytes as two words that overlap: its first and
+/// last eight bytes (four under eight). Two names of one length are
+/// alike exactly when these are.
+#[inline]
+fn ends(name: &[u8]) -> Option<(u64, u64)> {
+    if let (Some(first), Some(last)) = (name.first_chunk::<8>(), name.last_chunk::<8>()) {
+        let words = (u64::from_le_bytes(*first), u64::from_le_bytes(*last));
+        return (name.len() <= 16).then_some(words);
+    }
+    let (first, last) = (name.first_chunk::<4>()?, name.last_chunk::<4>()?);
+    let word = |w: &[u8; 4]| u64::from(u32::from_le_bytes(*w));
+    Some((word(first), word(last)))
+}
+
+/// [`ends`] at compile time (names of 4 to 16 bytes).
+const fn const_ends(name: &[u8]) -> (u64, u64) {
+    let n = if name.len() >= 8 { 8 } else { 4 };
+    (const_word(name, 0, n), const_word(name, name.len() - n, n))
+}
+
+/// `n` bytes of `name` from `at`, little-endian.
+const fn const_word(name: &[u8], at: usize, n: usize) -> u64 {
+    let mut w = 0u64;
+    let mut i = 0;
+    while i < n {
+        w |= (name[at + i] as u64) << (8 * i);
+        i += 1;
+    }
+    w
+}
+
+/// The static table's index of a field name, in any case: the names this
+/// server writes, as it spells them, by their length and two compares;
+/// then any other, lowercased.
+#[inline]
+pub fn name_index(name: &[u8]) -> Option<u8> {
+    let Some(ends) = ends(name) else {
+        return name_index_any_case(name);
+    };
+    let index = match name.len() {
+        4 if ends == const { const_ends(b"Date") } => 33,
+        4 if ends == const { const_ends(b"ETag") } => 34,
+        4 if ends == const { const_ends(b"Vary") } => 59,
+        5 if ends == const { const_ends(b"Allow") } => 22,
+        6 if ends == const { const_ends(b"Server") } => 54,
+        7 if ends == const { const_ends(b"Expires") } => 36,
+        8 if ends == const { const_ends(b"Location") } => 46,
+        12 if ends == const { const_ends(b"Content-Type") } => 31,
+        13 if ends == const { const_ends(b"Last-Modified") } => 44,
+        13 if ends == const { const_ends(b"Accept-Ranges") } => 18,
+        13 if ends == const { const_ends(b"Cache-Control") } => 24,
+        13 if ends == const { const_ends(b"Content-Range") } => 30,
+        14 if ends == const { const_ends(b"Content-Length") } => CONTENT_LENGTH,
+        16 if ends == const { const_ends(b"Content-Encoding") } => 26,
+        _ => return name_index_any_case(name),
+    };
+    Some(index)
+}
+
+/// [`name_index`] for a name in another spelling: lowercased, and
+/// matched (by its length first) against the whole table.
+fn name_index_any_case(name: &[u8]) -> Option<u8> {
     let mut lower = [0u8; 32];
     let lower = lower.get_mut(..name.len())?;
     for (l, b) in lower.iter_mut().zip(name) {
         *l = b.to_ascii_lowercase();
     }
-    // The fields this server writes, first; then the rest of the table.
     let index = match &*lower {
-        b"content-type" => 31,
-        b"content-length" => 28,
-        b"etag" => 34,
-        b"last-modified" => 44,
-        b"date" => 33,
-        b"server" => 54,
+        b":authority" => 1,
+        b":method" => 2,
+        b":path" => 4,
+        b":scheme" => 6,
+        b":status" => 8,
+        b"accept-charset" => 15,
+        b"accept-encoding" => 16,
+        b"accept-language" => 17,
         b"accept-ranges" => 18,
+        b"accept" => 19,
+        b"access-control-allow-origin" => 20,
+        b"age" => 21,
+        b"allow" => 22,
+        b"authorization" => 23,
         b"cache-control" => 24,
-        b"vary" => 59,
+        b"content-disposition" => 25,
         b"content-encoding" => 26,
-        _ => 15 + STATIC[14..].iter().position(|(n, _)| *n == &*lower)?,
+        b"content-language" => 27,
+        b"content-length" => 28,
+        b"content-location" => 29,
+        b"content-range" => 30,
+        b"content-type" => 31,
+        b"cookie" => 32,
+        b"date" => 33,
+        b"etag" => 34,
+        b"expect" => 35,
+        b"expires" => 36,
+        b"from" => 37,
+        b"host" => 38,
+        b"if-match" => 39,
+        b"if-modified-since" => 40,
+        b"if-none-match" => 41,
+        b"if-range" => 42,
+        b"if-unmodified-since" => 43,
+        b"last-modified" => 44,
+        b"link" => 45,
+        b"location" => 46,
+        b"max-forwards" => 47,
+        b"proxy-authenticate" => 48,
+        b"proxy-authorization" => 49,
+        b"range" => 50,
+        b"referer" => 51,
+        b"refresh" => 52,
+        b"retry-after" => 53,
+        b"server" => 54,
+        b"set-cookie" => 55,
+        b"strict-transport-security" => 56,
+        b"transfer-encoding" => 57,
+        b"user-agent" => 58,
+        b"vary" => 59,
+        b"via" => 60,
+        b"www-authenticate" => 61,
+        _ => return None,
     };
     Some(index)
 }

@@ -127,3 +127,151 @@ fn responses_encode_to_what_the_decoder_reads() {
     assert_eq!(got[1].1, "418");
     assert_eq!(got[5].1.len(), 200);
 }
+
+#[test]
+fn integers_encode_as_rfc_7541_c1_has_them() {
+    for (n, flags, value, want) in [
+        (5, 0x00, 10, "0a"),         // C.1.1
+        (5, 0x00, 1337, "1f 9a 0a"), // C.1.2
+        (8, 0x00, 42, "2a"),         // C.1.3
+        (4, 0x00, 15, "0f 00"),      // the prefix full: a zero follows
+        (7, 0x80, 126, "fe"),        // flags kept
+        (7, 0x80, 127, "ff 00"),
+        (7, 0x00, 16_384, "7f 81 7f"),
+    ] {
+        let mut out = Vec::new();
+        put_integer(&mut out, n, flags, value);
+        assert_eq!(out, hex(want), "{value} with a {n}-bit prefix");
+        let mut read = &out[..];
+        assert_eq!(integer(&mut read, n), Ok(value));
+        assert!(read.is_empty());
+    }
+}
+
+#[test]
+fn a_field_encodes_as_rfc_7541_c22_has_it() {
+    // C.2.2: a literal field without indexing, its name indexed (:path).
+    let mut out = Vec::new();
+    encode_field(&mut out, b":path", b"/sample/path");
+    assert_eq!(out, hex("040c 2f73 616d 706c 652f 7061 7468"));
+    // The status codes of the static table, one byte each (C.2.4's form).
+    for (code, byte) in [(200, 0x88), (204, 0x89), (206, 0x8a), (304, 0x8b)] {
+        let mut out = Vec::new();
+        encode_status(&mut out, code);
+        assert_eq!(out, [byte]);
+    }
+    for (code, byte) in [(400, 0x8c), (404, 0x8d), (500, 0x8e)] {
+        let mut out = Vec::new();
+        encode_status(&mut out, code);
+        assert_eq!(out, [byte]);
+    }
+    // A name the server writes, as it spells it: its index, no copy.
+    let mut out = Vec::new();
+    encode_field(&mut out, b"Content-Length", b"128");
+    assert_eq!(out, hex("0f0d 03 313238"));
+}
+
+/// A small deterministic generator (xorshift), for field lists.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn field_lists_decode_to_what_was_encoded() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let spelled = [
+        &b"Content-Type"[..],
+        b"CONTENT-LENGTH",
+        b"etag",
+        b"Server",
+        b"Date",
+        b"x-custom",
+        b"Access-Control-Allow-Origin",
+        b"X-A-Name-Of-More-Than-Thirty-Two-Bytes-In-All",
+    ];
+    for _ in 0..2000 {
+        let mut block = Vec::new();
+        let mut want = Vec::new();
+        let status = 100 + rng.below(900) as u16;
+        encode_status(&mut block, status);
+        want.push((":status".to_string(), status.to_string().into_bytes()));
+        for _ in 0..rng.below(20) {
+            let name: Vec<u8> = match rng.below(3) {
+                0 => STATIC[rng.below(STATIC.len())].0.to_ascii_uppercase(),
+                1 => spelled[rng.below(spelled.len())].to_vec(),
+                _ => (0..1 + rng.below(200))
+                    .map(|_| b"abcdefghijklmnopqrstuvwxyz-_0123456789"[rng.below(38)])
+                    .collect(),
+            };
+            let len = match rng.below(4) {
+                0 => 126 + rng.below(3),
+                1 => rng.below(20_000),
+                _ => rng.below(60),
+            };
+            let value: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            encode_field(&mut block, &name, &value);
+            let name = String::from_utf8(name.to_ascii_lowercase()).expect("ascii");
+            want.push((name, value));
+        }
+        let mut got = Vec::new();
+        Decoder::new(4096)
+            .decode(&block, usize::MAX, &mut |n, v| {
+                got.push((String::from_utf8_lossy(n).into_owned(), v.to_vec()))
+            })
+            .expect("decodes");
+        assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn names_as_the_server_spells_them_have_the_tables_index() {
+    let spelled: [&[u8]; 14] = [
+        b"Date",
+        b"ETag",
+        b"Vary",
+        b"Allow",
+        b"Server",
+        b"Expires",
+        b"Location",
+        b"Content-Type",
+        b"Last-Modified",
+        b"Accept-Ranges",
+        b"Cache-Control",
+        b"Content-Range",
+        b"Content-Length",
+        b"Content-Encoding",
+    ];
+    for name in spelled {
+        let index = name_index_any_case(name);
+        assert!(index.is_some(), "{name:?}");
+        assert_eq!(name_index(name), index);
+        assert_eq!(name_index(&name.to_ascii_lowercase()), index);
+    }
+    // The same length and ends, another name: not taken for one.
+    assert_eq!(name_index(b"Date-"), None);
+    assert_eq!(name_index(b"Content-Tope"), None);
+    assert_eq!(name_index(b"Last-Modifies"), None);
+    assert_eq!(name_index(b"X"), None);
+    assert_eq!(name_index(b"via"), Some(60));
+    assert_eq!(name_index(b"WWW-Authenticate"), Some(61));
+    assert_eq!(name_index(&[b'a'; 40]), None);
+    // Every name of the table, in any case, by its first index.
+    for (at, (name, _)) in STATIC.iter().enumerate() {
+        let first = STATIC
+            .iter()
+            .position(|(n, _)| n == name)
+            .map(|i| i as u8 + 1);
+        assert_eq!(name_index(&name.to_ascii_uppercase()), first, "{at}");
+    }
+}

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use crate::http::h2_mapping::RequestBody;
 use crate::http::hpack;
+use crate::http::response::{self, HeadSink};
 use crate::http::{ChunkedDecoder, Step};
 use crate::runtime::PipeEnd;
 
@@ -237,9 +238,33 @@ impl H2Stream {
         }
     }
 
-    /// Parses the head in `buf`: Ok(false) if it is not all there yet
-    /// (kept), else sends HEADERS and keeps what follows as body.
-    fn start_response(&mut self, mut buf: Vec<u8>, room: &mut Room<'_>) -> Result<bool, Code> {
+    /// Reads the head in `buf`: Ok(false) if it is not all there yet
+    /// (kept), else sends HEADERS and keeps what follows as body. A head
+    /// as the handler's writer makes it is read back by that writer's
+    /// reader; anything else is parsed in full.
+    fn start_response(&mut self, buf: Vec<u8>, room: &mut Room<'_>) -> Result<bool, Code> {
+        let start = room.out.len();
+        room.out.extend_from_slice(&[0; 9]);
+        let mut fields = Fields::new(room.out);
+        match response::read_head(&buf, &mut fields) {
+            Some(head) => {
+                let framing = fields.framing;
+                self.send_head(room, start, head.status, framing);
+                // The body follows the head in the same buffer: no move.
+                self.pending = buf;
+                self.at = head.len;
+                Ok(true)
+            }
+            None => {
+                room.out.truncate(start);
+                self.parse_head(buf, room)
+            }
+        }
+    }
+
+    /// [`Self::start_response`] for a head not in the writer's form: a
+    /// full parse (httparse), interim responses skipped.
+    fn parse_head(&mut self, mut buf: Vec<u8>, room: &mut Room<'_>) -> Result<bool, Code> {
         loop {
             let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
             let mut more_fields;
@@ -265,47 +290,41 @@ impl H2Stream {
                 buf.drain(..len);
                 continue;
             }
-            let (mut length, mut chunked) = (None, false);
             let start = room.out.len();
             room.out.extend_from_slice(&[0; 9]);
-            hpack::encode_status(room.out, code);
+            let mut fields = Fields::new(room.out);
+            fields.status(code);
             for f in parsed.headers.iter() {
-                let name = f.name.as_bytes();
-                if name.eq_ignore_ascii_case(b"content-length") {
-                    length = digits(f.value);
-                } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                    chunked = f.value.eq_ignore_ascii_case(b"chunked");
-                    continue;
-                } else if is_connection_field(name) {
-                    continue;
-                }
-                if name.eq_ignore_ascii_case(b"content-length") && chunked {
-                    continue;
-                }
-                hpack::encode_field(room.out, name, f.value);
+                fields.field(f.name.as_bytes(), f.value);
             }
-            let framing = if self.head || code == 204 || code == 304 {
-                None
-            } else if chunked {
-                Some(Framing::Chunked(ChunkedDecoder::new()))
-            } else {
-                match length {
-                    Some(0) => None,
-                    Some(n) => Some(Framing::Length(n)),
-                    None => Some(Framing::UntilEnd),
-                }
-            };
-            let end = framing.is_none();
-            frame::finish_headers(room.out, start, self.id, end, room.max_frame);
-            self.phase = match framing {
-                None => Phase::Done,
-                Some(framing) => Phase::Body(framing),
-            };
-            buf.drain(..len);
+            let framing = fields.framing;
+            self.send_head(room, start, code, framing);
             self.pending = buf;
-            self.at = 0;
+            self.at = len;
             return Ok(true);
         }
+    }
+
+    /// Finishes the HEADERS frame at `start` in `room.out` (its fields
+    /// encoded) and sets how the body is framed.
+    fn send_head(&mut self, room: &mut Room<'_>, start: usize, code: u16, said: Said) {
+        let framing = if self.head || code == 204 || code == 304 {
+            None
+        } else if said.chunked {
+            Some(Framing::Chunked(ChunkedDecoder::new()))
+        } else {
+            match said.length {
+                Some(0) => None,
+                Some(n) => Some(Framing::Length(n)),
+                None => Some(Framing::UntilEnd),
+            }
+        };
+        let end = framing.is_none();
+        frame::finish_headers(room.out, start, self.id, end, room.max_frame);
+        self.phase = match framing {
+            None => Phase::Done,
+            Some(framing) => Phase::Body(framing),
+        };
     }
 
     fn poll_body(&mut self, cx: &mut Context<'_>, room: &mut Room<'_>) -> Outcome {
@@ -417,6 +436,62 @@ impl H2Stream {
         frame::head(room.out, 0, frame::DATA, frame::END_STREAM, self.id);
         self.phase = Phase::Done;
         Outcome::Ended
+    }
+}
+
+/// What a response's fields say of its body's framing.
+#[derive(Clone, Copy, Default)]
+struct Said {
+    length: Option<u64>,
+    chunked: bool,
+}
+
+/// A response head's status and fields HPACK-encoded as they come, the
+/// framing they give noted.
+struct Fields<'a> {
+    out: &'a mut Vec<u8>,
+    framing: Said,
+}
+
+impl<'a> Fields<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Fields<'a> {
+        Fields {
+            out,
+            framing: Said::default(),
+        }
+    }
+}
+
+impl response::HeadSink for Fields<'_> {
+    fn status(&mut self, code: u16) {
+        hpack::encode_status(self.out, code);
+    }
+
+    /// Encodes a field unless HTTP/2 has no place for it (framing and
+    /// connection fields), noting the framing it gives.
+    fn field(&mut self, name: &[u8], value: &[u8]) {
+        // The handler closes every stream's pipe: its head says so, in
+        // the writer's spelling. One compare, not a table's.
+        if name == b"Connection" {
+            return;
+        }
+        let said = &mut self.framing;
+        let index = hpack::name_index(name);
+        match index {
+            Some(hpack::CONTENT_LENGTH) => {
+                said.length = digits(value);
+                if said.chunked {
+                    return;
+                }
+            }
+            Some(hpack::TRANSFER_ENCODING) => {
+                said.chunked = value.eq_ignore_ascii_case(b"chunked");
+                return;
+            }
+            None if is_connection_field(name) => return,
+            _ => {}
+        }
+        hpack::encode_field_as(self.out, index, name, value);
     }
 }
 
