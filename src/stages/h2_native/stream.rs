@@ -96,6 +96,8 @@ pub(super) struct Room<'a> {
     pub(super) staged: &'a mut usize,
     /// The session refused bytes: the connection is to close.
     pub(super) broken: &'a mut bool,
+    /// The connection's HPACK encoder (its dynamic table).
+    pub(super) encoder: &'a mut hpack::Encoder,
 }
 
 /// A DATA payload at least this large goes straight into the TLS session.
@@ -273,7 +275,7 @@ impl H2Stream {
             let (mut length, mut chunked) = (None, false);
             let start = room.out.len();
             room.out.extend_from_slice(&[0; 9]);
-            hpack::encode_status(room.out, code);
+            room.encoder.status(room.out, code);
             for f in parsed.headers.iter() {
                 let name = f.name.as_bytes();
                 if name.eq_ignore_ascii_case(b"content-length") {
@@ -287,7 +289,7 @@ impl H2Stream {
                 if name.eq_ignore_ascii_case(b"content-length") && chunked {
                     continue;
                 }
-                hpack::encode_field(room.out, name, f.value);
+                room.encoder.field(room.out, name, f.value);
             }
             let framing = if self.head || code == 204 || code == 304 {
                 None
