@@ -50,7 +50,9 @@ pub struct Encoder {
     /// The table's size by RFC 7541's count.
     size: usize,
     /// The table's maximum size as the client's decoder has it (as last
-    /// signalled, or the default).
+    /// signalled, or the default). The encoder fills at most
+    /// [`TABLE_CAP`] of it: its table is the newest part of the
+    /// decoder's, whose indexes are the same.
     max: usize,
     /// Size updates owed at the start of the next header block: the
     /// smallest maximum since the last block, then the new one.
@@ -70,18 +72,16 @@ impl Default for Encoder {
 
 impl Encoder {
     /// An encoder for a new connection: the decoder's table is the
-    /// default 4096 bytes, lowered to [`TABLE_CAP`] by the first block.
+    /// default 4096 bytes, of which the encoder uses [`TABLE_CAP`].
     pub fn new() -> Encoder {
-        let mut encoder = Encoder {
+        Encoder {
             table: VecDeque::new(),
             size: 0,
             max: DEFAULT_SIZE,
             owed: None,
             inserted: 0,
             last: [0; NAMES.len()],
-        };
-        encoder.resize(TABLE_CAP.min(DEFAULT_SIZE));
-        encoder
+        }
     }
 
     /// Bytes held by the table (RFC 7541's count).
@@ -92,7 +92,14 @@ impl Encoder {
     /// The client set SETTINGS_HEADER_TABLE_SIZE (applied once the server
     /// acknowledges the SETTINGS, before the next header block).
     pub fn set_limit(&mut self, limit: usize) {
-        self.resize(TABLE_CAP.min(limit));
+        // The decoder's maximum once the updates owed are sent.
+        let now = self.owed.map_or(self.max, |(_, to)| to);
+        let to = TABLE_CAP.min(limit);
+        // Lowered below the decoder's maximum: an update is a must
+        // (RFC 7541 §4.2). Raised above what we use: take the room.
+        if limit < now || now < to {
+            self.resize(to);
+        }
     }
 
     /// Drops the table (an idle connection): the next block tells the
@@ -103,19 +110,16 @@ impl Encoder {
             self.table = VecDeque::new();
             return;
         }
-        let back = self.owed.map_or(self.max, |(_, to)| to);
+        let back = self.owed.map_or(self.max, |(_, to)| to).min(TABLE_CAP);
         self.table = VecDeque::new();
         self.size = 0;
         self.owed = Some((0, back));
     }
 
-    /// Makes `to` the table's maximum from the next block on.
+    /// Makes `to` (at most [`TABLE_CAP`]) the decoder's maximum from the
+    /// next block on.
     fn resize(&mut self, to: usize) {
-        let (least, _) = self.owed.unwrap_or((self.max, self.max));
-        if to == self.max && self.owed.is_none() {
-            return;
-        }
-        let least = least.min(to);
+        let least = self.owed.map_or(to, |(least, _)| least.min(to));
         self.owed = Some((least, to));
         // The client's decoder evicts to the smallest first.
         self.evict(least, 0);
@@ -142,7 +146,8 @@ impl Encoder {
         };
         let (lower, index) = NAMES[slot];
         let size = lower.len() + value.len() + ENTRY_OVERHEAD;
-        if value.len() > MAX_VALUE || size > self.max {
+        let cap = self.max.min(TABLE_CAP);
+        if value.len() > MAX_VALUE || size > cap {
             return encode_field(out, name, value);
         }
         let want = key(index, value.len());
@@ -163,7 +168,7 @@ impl Encoder {
         put_integer(out, 6, 0x40, index);
         put_integer(out, 7, 0x00, value.len());
         out.extend_from_slice(value);
-        self.evict(self.max, size);
+        self.evict(cap, size);
         self.size += size;
         self.table.push_front(Entry {
             key: want,
