@@ -155,15 +155,20 @@ impl Encoder {
         // each of its fields there.
         let hint = self.inserted.wrapping_sub(self.last[slot]) as usize;
         let found = match self.table.get(hint.wrapping_sub(1)) {
-            Some(e) if e.key == want && *e.value == *value => Some(hint - 1),
+            Some(e) if e.key == want && same(&e.value, value) => Some(hint - 1),
             _ => self
                 .table
                 .iter()
-                .position(|e| e.key == want && *e.value == *value),
+                .position(|e| e.key == want && same(&e.value, value)),
         };
         if let Some(at) = found {
             self.last[slot] = self.inserted.wrapping_sub(at as u32 + 1);
-            return put_integer(out, 7, 0x80, 62 + at);
+            let index = 62 + at;
+            if index < 0x7f {
+                out.push(0x80 | index as u8);
+                return;
+            }
+            return put_integer(out, 7, 0x80, index);
         }
         put_integer(out, 6, 0x40, index);
         put_integer(out, 7, 0x00, value.len());
@@ -186,6 +191,26 @@ impl Encoder {
             };
             self.size -= entry_size(&e);
         }
+    }
+}
+
+/// Whether two values of the same length are the same bytes: values
+/// of up to 32 bytes (most) in two overlapping word compares each side,
+/// not a call.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap_or([0; 8]));
+    let half =
+        |s: &[u8], at: usize| u128::from_le_bytes(s[at..at + 16].try_into().unwrap_or([0; 16]));
+    match n {
+        0..=7 => a == b,
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        17..=32 => half(a, 0) == half(b, 0) && half(a, n - 16) == half(b, n - 16),
+        _ => a == b,
     }
 }
 

@@ -236,3 +236,17 @@ fn the_tables_stay_in_step_over_random_responses() {
     // cap, 104 with 4 KiB.)
     assert!(total * 4 < literal * 3, "{total} vs {literal}");
 }
+
+#[test]
+fn values_compare_by_words_as_bytes() {
+    for n in 0..48usize {
+        let a: Vec<u8> = (0..n as u8).collect();
+        assert!(same(&a, &a.clone()));
+        for at in 0..n {
+            let mut b = a.clone();
+            b[at] ^= 0x40;
+            assert!(!same(&a, &b), "{n} bytes, differing at {at}");
+        }
+        assert!(!same(&a, &[a.clone(), vec![0]].concat()));
+    }
+}
