@@ -253,6 +253,20 @@ const fn word(name: &[u8]) -> u128 {
     u128::from_le_bytes(bytes)
 }
 
+/// The bytes of a name that are `-`: with the case bit set, CR would
+/// pass for one.
+const fn dashes(name: &[u8]) -> u128 {
+    let mut mask = [0u8; 16];
+    let mut i = 0;
+    while i < name.len() && i < 16 {
+        if name[i] == b'-' {
+            mask[i] = 0xff;
+        }
+        i += 1;
+    }
+    u128::from_le_bytes(mask)
+}
+
 const WORDS: [u128; 12] = {
     let mut words = [0; 12];
     let mut i = 0;
@@ -271,10 +285,14 @@ fn indexable(name: &[u8]) -> Option<usize> {
     let mut bytes = [0u8; 16];
     bytes[..name.len()].copy_from_slice(name);
     let w = u128::from_le_bytes(bytes) | CASE;
-    // Bytes that are 0x20 or 0 with the bit set are not a token's: a
-    // word that matches is the name, of its length, in some case.
     let slot = WORDS.iter().position(|&known| known == w)?;
-    (NAMES[slot].0.len() == name.len()).then_some(slot)
+    // A matching word is the name in some case, or the name with CR for
+    // a `-` or with spaces or NULs after it: the length and the dashes
+    // tell (a token has none of these, but the check is cheap).
+    let name_dashes = dashes(NAMES[slot].0);
+    let same = NAMES[slot].0.len() == name.len()
+        && u128::from_le_bytes(bytes) & name_dashes == w & name_dashes;
+    same.then_some(slot)
 }
 
 #[cfg(test)]

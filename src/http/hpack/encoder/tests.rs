@@ -250,3 +250,22 @@ fn values_compare_by_words_as_bytes() {
         assert!(!same(&a, &[a.clone(), vec![0]].concat()));
     }
 }
+
+#[test]
+fn names_match_in_any_case_and_nothing_else() {
+    assert_eq!(indexable(b"Content-Type"), Some(2));
+    assert_eq!(indexable(b"CONTENT-LENGTH"), Some(6));
+    assert_eq!(indexable(b"Strict-Transport-Security"), Some(12));
+    for near in [
+        &b"content\rtype"[..],
+        b"date ",
+        b"date\0",
+        b"dat",
+        b"etag2",
+        b"set-cookie",
+        b"",
+        b"content-lengthxx",
+    ] {
+        assert_eq!(indexable(near), None, "{near:?}");
+    }
+}
