@@ -267,6 +267,7 @@ const fn dashes(name: &[u8]) -> u128 {
     u128::from_le_bytes(mask)
 }
 
+/// [`NAMES`] as words, and their dashes, computed at compile time.
 const WORDS: [u128; 12] = {
     let mut words = [0; 12];
     let mut i = 0;
@@ -275,6 +276,15 @@ const WORDS: [u128; 12] = {
         i += 1;
     }
     words
+};
+const DASHES: [u128; 12] = {
+    let mut dashed = [0; 12];
+    let mut i = 0;
+    while i < 12 {
+        dashed[i] = dashes(NAMES[i].0);
+        i += 1;
+    }
+    dashed
 };
 
 /// Where `name` is in [`NAMES`], in any case, if it is there.
@@ -289,9 +299,8 @@ fn indexable(name: &[u8]) -> Option<usize> {
     // A matching word is the name in some case, or the name with CR for
     // a `-` or with spaces or NULs after it: the length and the dashes
     // tell (a token has none of these, but the check is cheap).
-    let name_dashes = dashes(NAMES[slot].0);
     let same = NAMES[slot].0.len() == name.len()
-        && u128::from_le_bytes(bytes) & name_dashes == w & name_dashes;
+        && u128::from_le_bytes(bytes) & DASHES[slot] == w & DASHES[slot];
     same.then_some(slot)
 }
 
