@@ -984,6 +984,67 @@ pub(crate) fn hpack(data: &[u8]) {
         .expect("the encoder's block decodes");
     assert!(!decoded.over);
     assert_eq!(got, want, "encoded fields decode to themselves");
+    hpack_encoder(data, &mut rng);
+}
+
+/// The per-connection `hpack::Encoder` over blocks of fields cut from
+/// `data` (names often ones it indexes), with the client's table size
+/// changed and the table dropped between blocks: one decoder reads every
+/// block back as written, so the two tables stay in step.
+fn hpack_encoder(data: &[u8], rng: &mut Rng) {
+    use conveyor::http::hpack::{Decoder, Encoder};
+
+    const NAMES: [&[u8]; 8] = [
+        b"Date",
+        b"ETag",
+        b"content-type",
+        b"Content-Length",
+        b"server",
+        b"set-cookie",
+        b"Last-Modified",
+        b"x-other",
+    ];
+    const SIZES: [usize; 6] = [0, 40, 100, 1000, 4096, 1 << 20];
+    let mut encoder = Encoder::new();
+    // The client's decoder: 4096 by default, at most what it last set.
+    let mut allowed = 4096;
+    let mut decoder = Decoder::new(1 << 20);
+    let mut bytes = &data[2.min(data.len())..];
+    while !bytes.is_empty() {
+        match rng.below(8) {
+            0 => encoder.release(),
+            1 => {
+                allowed = SIZES[rng.below(SIZES.len())];
+                encoder.set_limit(allowed);
+            }
+            _ => {}
+        }
+        let mut block = Vec::new();
+        let mut want: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let status = 100 + (rng.next() % 900) as u16;
+        encoder.status(&mut block, status);
+        want.push((b":status".to_vec(), status.to_string().into_bytes()));
+        for _ in 0..1 + rng.below(8) {
+            let name = NAMES[rng.below(NAMES.len())];
+            // Short values repeat: the table is found and missed.
+            let v = rng.below(bytes.len().min(6) + 1);
+            let (value, more) = bytes.split_at(v);
+            bytes = more;
+            encoder.field(&mut block, name, value);
+            want.push((name.to_ascii_lowercase(), value.to_vec()));
+        }
+        let mut got = Vec::new();
+        let decoded = decoder
+            .decode(&block, usize::MAX, &mut |n, v| {
+                got.push((n.to_vec(), v.to_vec()))
+            })
+            .expect("the encoder's block decodes on the same table");
+        assert!(!decoded.over);
+        assert_eq!(got, want, "encoded fields decode to themselves");
+        assert!(decoder.table_size() <= 4096);
+        assert!(encoder.table_size() <= decoder.table_size());
+        assert!(encoder.table_size() <= allowed.min(conveyor::http::hpack::TABLE_CAP));
+    }
 }
 
 // ---------------------------------------------------------------------------

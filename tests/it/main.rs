@@ -33,6 +33,7 @@ mod hardening_service;
 mod http2;
 mod http2_attacks;
 mod http2_h2_engine;
+mod http2_hpack;
 mod http2_listeners;
 mod http2_native_attacks;
 mod layers;

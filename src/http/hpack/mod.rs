@@ -4,12 +4,16 @@
 //! The decoder keeps the dynamic table the client fills, bounded by the
 //! size the server allows, and never expands a header list past a limit:
 //! a field that would cross it is counted, not copied (an HPACK bomb
-//! references a large entry thousands of times). The encoder keeps no
-//! state: responses use the static table's names and status codes and
-//! send every value as a literal not indexed, so a client's table size is
-//! never in question and encoding is a copy.
+//! references a large entry thousands of times). The encoder
+//! ([`Encoder`], one per connection) indexes the response fields whose
+//! values are the server's own in its dynamic table, so that a repeated
+//! response's head is a few bytes; [`encode_status`] and [`encode_field`]
+//! are its stateless parts (static table, literals not indexed).
 
+mod encoder;
 mod huffman;
+
+pub use encoder::{Encoder, TABLE_CAP};
 
 use std::collections::VecDeque;
 

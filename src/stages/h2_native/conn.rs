@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::http::hpack::Decoder;
+use crate::http::hpack::{Decoder, Encoder};
 use crate::runtime::{self, Stream};
 
 use super::frame::{self, Code, Header, MAX_FRAME};
@@ -72,6 +72,7 @@ struct Connection {
     /// Whether the stream is a TLS session (large DATA goes straight in).
     direct: bool,
     decoder: Decoder,
+    encoder: Encoder,
     scratch: Scratch,
     /// A header block being gathered: its stream, END_STREAM, the bytes.
     gathering: Option<(u32, bool)>,
@@ -209,6 +210,7 @@ impl Connection {
             broken: false,
             direct,
             decoder: Decoder::new(4096),
+            encoder: Encoder::new(),
             scratch: Scratch::default(),
             gathering: None,
             block: Vec::new(),
@@ -444,6 +446,7 @@ impl Connection {
         self.spares = Vec::new();
         self.scratch.release();
         self.decoder.release();
+        self.encoder.release();
     }
 
     fn go_away(&mut self, code: Code) {
@@ -505,6 +508,7 @@ impl Connection {
             written: &mut self.written,
             staged: &mut self.staged,
             broken: &mut self.broken,
+            encoder: &mut self.encoder,
         };
         let outcome = s.poll_response(cx, &mut room);
         if waiting && !matches!(s.phase, Phase::Head(_)) {

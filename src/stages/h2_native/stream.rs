@@ -97,6 +97,8 @@ pub(super) struct Room<'a> {
     pub(super) staged: &'a mut usize,
     /// The session refused bytes: the connection is to close.
     pub(super) broken: &'a mut bool,
+    /// The connection's HPACK encoder (its dynamic table).
+    pub(super) encoder: &'a mut hpack::Encoder,
 }
 
 /// A DATA payload at least this large goes straight into the TLS session.
@@ -245,7 +247,7 @@ impl H2Stream {
     fn start_response(&mut self, buf: Vec<u8>, room: &mut Room<'_>) -> Result<bool, Code> {
         let start = room.out.len();
         room.out.extend_from_slice(&[0; 9]);
-        let mut fields = Fields::new(room.out);
+        let mut fields = Fields::new(room.out, room.encoder);
         match response::read_head(&buf, &mut fields) {
             Some(head) => {
                 let framing = fields.framing;
@@ -292,7 +294,7 @@ impl H2Stream {
             }
             let start = room.out.len();
             room.out.extend_from_slice(&[0; 9]);
-            let mut fields = Fields::new(room.out);
+            let mut fields = Fields::new(room.out, room.encoder);
             fields.status(code);
             for f in parsed.headers.iter() {
                 fields.field(f.name.as_bytes(), f.value);
@@ -450,13 +452,15 @@ struct Said {
 /// framing they give noted.
 struct Fields<'a> {
     out: &'a mut Vec<u8>,
+    encoder: &'a mut hpack::Encoder,
     framing: Said,
 }
 
 impl<'a> Fields<'a> {
-    fn new(out: &'a mut Vec<u8>) -> Fields<'a> {
+    fn new(out: &'a mut Vec<u8>, encoder: &'a mut hpack::Encoder) -> Fields<'a> {
         Fields {
             out,
+            encoder,
             framing: Said::default(),
         }
     }
@@ -464,7 +468,7 @@ impl<'a> Fields<'a> {
 
 impl response::HeadSink for Fields<'_> {
     fn status(&mut self, code: u16) {
-        hpack::encode_status(self.out, code);
+        self.encoder.status(self.out, code);
     }
 
     /// Encodes a field unless HTTP/2 has no place for it (framing and
@@ -491,7 +495,7 @@ impl response::HeadSink for Fields<'_> {
             None if is_connection_field(name) => return,
             _ => {}
         }
-        hpack::encode_field_as(self.out, index, name, value);
+        self.encoder.field(self.out, name, value);
     }
 }
 

@@ -132,6 +132,26 @@ pub(crate) fn hpack_insert(block: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     hpack_str(block, value);
 }
 
+/// The first byte of a header block's first field, past the dynamic
+/// table size updates (RFC 7541 §6.3) a block may begin with: the native
+/// encoder sends them after the client's SETTINGS_HEADER_TABLE_SIZE
+/// changed and once an idle connection dropped its table.
+pub(crate) fn first_field(block: &[u8]) -> Option<u8> {
+    let mut at = 0;
+    while block.get(at)? & 0xe0 == 0x20 {
+        // A 5-bit prefix integer: continuation bytes have the top bit.
+        let full = block[at] & 0x1f == 0x1f;
+        at += 1;
+        if full {
+            while block.get(at)? & 0x80 != 0 {
+                at += 1;
+            }
+            at += 1;
+        }
+    }
+    block.get(at).copied()
+}
+
 /// The first byte of a response's header block for `:status 200`
 /// (static index 8, as the h2 crate encodes it).
 pub(crate) const STATUS_200: u8 = 0x88;
@@ -306,7 +326,7 @@ impl Client {
                 continue;
             }
             match frame.kind {
-                HEADERS if status.is_none() => status = frame.payload.first().copied(),
+                HEADERS if status.is_none() => status = first_field(&frame.payload),
                 DATA => {
                     let n = u32::try_from(frame.payload.len()).expect("frame size");
                     body += u64::from(n);

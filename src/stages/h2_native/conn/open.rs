@@ -8,7 +8,6 @@ use super::super::frame::{self, Code, Header, MAX_FRAME};
 use super::super::request::{Parsed, Refused, Scratch};
 use super::super::stream::H2Stream;
 use super::{self_dependent, unpad, Connection, End, PREAMBLE, STREAM_WINDOW};
-use crate::http::hpack;
 use crate::runtime::{self, pipe, Stream};
 use crate::service::read_buffer_size;
 use crate::stages::h2_connection::{Http2, STREAM_BUFFER};
@@ -200,7 +199,7 @@ impl Connection {
             Err(Refused::TooLarge) => {
                 let start = self.out.len();
                 self.out.extend_from_slice(&[0; 9]);
-                hpack::encode_status(&mut self.out, 431);
+                self.encoder.status(&mut self.out, 431);
                 frame::finish_headers(&mut self.out, start, id, true, self.max_frame);
                 if !end_stream {
                     frame::rst_stream(&mut self.out, id, Code::NoError);

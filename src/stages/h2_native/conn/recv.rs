@@ -195,6 +195,9 @@ impl Connection {
                     return Err(End::Error(Code::Protocol));
                 }
                 5 => self.max_frame = value as usize,
+                // Applies from the next header block on, after the ACK
+                // that follows.
+                1 => self.encoder.set_limit(value as usize),
                 _ => {}
             }
         }

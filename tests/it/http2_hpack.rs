@@ -1,0 +1,123 @@
+//! The native engine's HPACK encoder over a real socket: a repeated
+//! response's head is a few bytes of indexes into the dynamic table, the
+//! table follows the client's SETTINGS_HEADER_TABLE_SIZE, and an idle
+//! connection's table is dropped with the client told to drop its own.
+//! Every block is decoded with the server's own decoder, in order, so a
+//! table out of step shows as a wrong field or an error.
+
+use std::time::{Duration, Instant};
+
+use conveyor::http::hpack::Decoder;
+
+use crate::harness::h2raw::*;
+
+const SETTINGS_HEADER_TABLE_SIZE: u16 = 0x1;
+
+type Fields = Vec<(String, String)>;
+
+/// Asks for `path` on stream `id`: its header block, and its fields as
+/// `decoder` reads them.
+fn head(client: &mut Client, decoder: &mut Decoder, id: u32, path: &str) -> (Vec<u8>, Fields) {
+    client.send(&get(id, path)).expect("send a GET");
+    let headers = client
+        .until(Duration::from_secs(10), |f| {
+            f.stream == id && f.kind == HEADERS
+        })
+        .expect("a response");
+    assert!(headers.flags & END_HEADERS != 0, "one frame: {headers:?}");
+    let mut fields = Vec::new();
+    decoder
+        .decode(&headers.payload, 1 << 20, &mut |n, v| {
+            let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            fields.push((s(n), s(v)));
+        })
+        .expect("the block decodes");
+    if headers.flags & END_STREAM == 0 {
+        let end = client.until(Duration::from_secs(10), |f| {
+            f.stream == id && f.kind == DATA && f.flags & END_STREAM != 0
+        });
+        assert!(end.is_some(), "the body ends");
+    }
+    (headers.payload, fields)
+}
+
+fn date(fields: &Fields) -> &str {
+    fields
+        .iter()
+        .find(|(n, _)| n == "date")
+        .map(|(_, v)| &v[..])
+        .expect("a date")
+}
+
+#[test]
+fn a_repeated_response_is_a_few_bytes_of_indexes() {
+    let server = start(|_| {});
+    let mut client = Client::open(server.addr, &[]);
+    let mut decoder = Decoder::new(4096);
+    let (first, want) = head(&mut client, &mut decoder, 1, "/index.html");
+    assert!(first.len() > 100, "{} bytes", first.len());
+    assert!(want
+        .iter()
+        .any(|(n, v)| n == "content-type" && v.starts_with("text/html")));
+    // The same response again, once within the same second (a new date
+    // is sent once, then indexed too).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut id = 3;
+    let mut previous = want.clone();
+    loop {
+        let (block, fields) = head(&mut client, &mut decoder, id, "/index.html");
+        assert_eq!(fields.len(), want.len());
+        if date(&fields) == date(&previous) {
+            assert_eq!(fields, previous);
+            assert!(block.len() < 20, "{} bytes: {block:?}", block.len());
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no two responses within a second"
+        );
+        previous = fields;
+        id += 2;
+    }
+}
+
+#[test]
+fn a_client_that_allows_no_table_gets_literals() {
+    let server = start(|_| {});
+    let mut client = Client::open(server.addr, &[(SETTINGS_HEADER_TABLE_SIZE, 0)]);
+    let mut decoder = Decoder::new(0);
+    let (first, fields) = head(&mut client, &mut decoder, 1, "/index.html");
+    assert_eq!(first[0], 0x20, "the first block sets the table to 0");
+    let (second, again) = head(&mut client, &mut decoder, 3, "/index.html");
+    assert_eq!(again.len(), fields.len());
+    assert!(second.len() > 100, "{} bytes", second.len());
+    assert_eq!(decoder.table_size(), 0);
+}
+
+#[test]
+fn an_idle_connection_drops_its_table_in_step_with_the_client() {
+    let server = start(|_| {});
+    let mut client = Client::open(server.addr, &[]);
+    let mut decoder = Decoder::new(4096);
+    let (_, want) = head(&mut client, &mut decoder, 1, "/index.html");
+    assert!(decoder.table_size() > 0);
+    // Once the connection has idled past its release (100 ms), the next
+    // block starts with size updates to 0 and back: the client's table
+    // empties, and both fill again in step.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut id = 3;
+    loop {
+        std::thread::sleep(Duration::from_millis(150));
+        let (block, fields) = head(&mut client, &mut decoder, id, "/index.html");
+        assert_eq!(fields.len(), want.len());
+        id += 2;
+        if block[0] == 0x20 {
+            assert_eq!(block[1] & 0xe0, 0x20, "and back: {block:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the table was never dropped");
+    }
+    let (_, fields) = head(&mut client, &mut decoder, id, "/index.html");
+    assert_eq!(fields.len(), want.len());
+    assert!(decoder.table_size() > 0);
+}
