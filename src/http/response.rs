@@ -1,6 +1,7 @@
 //! Response heads written straight into a caller-owned buffer.
 
 use crate::http::date::http_date_now;
+use crate::http::hpack;
 use crate::http::plain::TOKEN;
 use crate::http::status::reason;
 
@@ -248,8 +249,9 @@ pub struct ReadHead {
 pub trait HeadSink {
     /// The status code, before any field.
     fn status(&mut self, code: u16);
-    /// A field as written (its name in the writer's case).
-    fn field(&mut self, name: &[u8], value: &[u8]);
+    /// A field as written (its name in the writer's case), with the
+    /// name's HPACK static table index as [`hpack::name_index`] gives it.
+    fn field(&mut self, name: &[u8], index: Option<u8>, value: &[u8]);
 }
 
 /// Reads back a final response head (status 200 or more) exactly as
@@ -276,23 +278,154 @@ pub fn read_head(buf: &[u8], sink: &mut impl HeadSink) -> Option<ReadHead> {
     let server = &SERVER_AND_DATE.as_bytes()[..SERVER_AND_DATE.len() - b"Date: ".len()];
     let mut rest = rest.strip_prefix(server)?;
     sink.status(status);
-    sink.field(b"Server", SERVER.as_bytes());
+    sink.field(b"Server", Some(SERVER_INDEX), SERVER.as_bytes());
     loop {
         if let Some(after) = rest.strip_prefix(b"\r\n") {
             let len = buf.len() - after.len();
             return Some(ReadHead { status, len });
         }
-        // The name up to its first byte that is no token: the colon.
-        let colon = name_end(rest)?;
-        let (name, after) = rest.split_at(colon);
-        let after = after.strip_prefix(b": ")?;
+        let (name, index, after) = match known(rest) {
+            // A name the writer writes, in its spelling, and ": ".
+            Some(line) => (&rest[..line.len - 2], line.index, &rest[line.len..]),
+            None => {
+                // The name up to its first byte that is no token: the colon.
+                let colon = name_end(rest)?;
+                let (name, after) = rest.split_at(colon);
+                if name.is_empty() {
+                    return None;
+                }
+                (name, hpack::name_index(name), after.strip_prefix(b": ")?)
+            }
+        };
         let (value, after) = after.split_at(first_control(after)?);
         rest = after.strip_prefix(b"\r\n")?;
-        if name.is_empty() || padded(value) {
+        if padded(value) {
             return None;
         }
-        sink.field(name, value);
+        sink.field(name, index, value);
     }
+}
+
+/// A field name the writer writes, as it spells it, with ": ": its
+/// length, static table index, and its bytes as words to compare.
+struct Line {
+    len: usize,
+    index: Option<u8>,
+    /// The first eight bytes (those there), and which those are.
+    first: u64,
+    mask: u64,
+    /// Bytes 8..16, and the last eight (lines over eight bytes).
+    mid: u64,
+    end: u64,
+}
+
+impl Line {
+    const fn new(line: &[u8], index: Option<u8>) -> Line {
+        let n = line.len();
+        assert!(n >= 6 && n <= 24);
+        let mut first = 0u64;
+        let mut i = 0;
+        while i < 8 && i < n {
+            first |= (line[i] as u64) << (8 * i);
+            i += 1;
+        }
+        let mask = if n >= 8 {
+            u64::MAX
+        } else {
+            u64::MAX >> (64 - 8 * n)
+        };
+        Line {
+            len: n,
+            index,
+            first,
+            mask,
+            mid: if n > 16 { const_word(line, 8) } else { 0 },
+            end: if n > 8 { const_word(line, n - 8) } else { 0 },
+        }
+    }
+
+    /// Whether `rest`, whose first eight bytes are `first`, starts
+    /// with this line.
+    #[inline]
+    fn starts(&self, rest: &[u8], first: u64) -> bool {
+        if first & self.mask != self.first {
+            return false;
+        }
+        if self.len <= 8 {
+            return true;
+        }
+        word_at(rest, self.len - 8) == Some(self.end)
+            && (self.len <= 16 || word_at(rest, 8) == Some(self.mid))
+    }
+}
+
+/// Eight bytes of `line` from `at`, little-endian, at compile time.
+const fn const_word(line: &[u8], at: usize) -> u64 {
+    let mut w = 0u64;
+    let mut i = 0;
+    while i < 8 {
+        w |= (line[at + i] as u64) << (8 * i);
+        i += 1;
+    }
+    w
+}
+
+/// Eight bytes of `bytes` from `at`, little-endian.
+#[inline]
+fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let word = bytes.get(at..)?.first_chunk::<8>()?;
+    Some(u64::from_le_bytes(*word))
+}
+
+/// The static table index of `server`.
+const SERVER_INDEX: u8 = 54;
+
+/// The fields the writer writes most, by their first byte.
+const KNOWN_C: &[Line] = &[
+    Line::new(b"Content-Type: ", Some(31)),
+    Line::new(b"Content-Length: ", Some(hpack::CONTENT_LENGTH)),
+    Line::new(b"Connection: ", None),
+    Line::new(b"Cache-Control: ", Some(24)),
+    Line::new(b"Content-Encoding: ", Some(26)),
+    Line::new(b"Content-Range: ", Some(30)),
+];
+const KNOWN_D: &[Line] = &[Line::new(b"Date: ", Some(33))];
+const KNOWN_E: &[Line] = &[
+    Line::new(b"ETag: ", Some(34)),
+    Line::new(b"Expires: ", Some(36)),
+];
+const KNOWN_L: &[Line] = &[
+    Line::new(b"Last-Modified: ", Some(44)),
+    Line::new(b"Location: ", Some(46)),
+];
+const KNOWN_A: &[Line] = &[
+    Line::new(b"Accept-Ranges: ", Some(18)),
+    Line::new(b"Allow: ", Some(22)),
+];
+const KNOWN_V: &[Line] = &[Line::new(b"Vary: ", Some(59))];
+const KNOWN_T: &[Line] = &[Line::new(
+    b"Transfer-Encoding: ",
+    Some(hpack::TRANSFER_ENCODING),
+)];
+const KNOWN_R: &[Line] = &[Line::new(b"Retry-After: ", Some(53))];
+
+/// The known line `rest` starts with, if any: a jump on its first byte,
+/// then a word compare or three a candidate.
+#[inline]
+fn known(rest: &[u8]) -> Option<&'static Line> {
+    let known = match rest.first()? {
+        b'C' => KNOWN_C,
+        b'D' => KNOWN_D,
+        b'E' => KNOWN_E,
+        b'L' => KNOWN_L,
+        b'A' => KNOWN_A,
+        b'V' => KNOWN_V,
+        b'T' => KNOWN_T,
+        b'R' => KNOWN_R,
+        _ => return None,
+    };
+    let first = word_at(rest, 0)?;
+    known.iter().find(|line| line.starts(rest, first))
 }
 
 /// A value with white space at its start or end, which a full parse trims.
@@ -626,7 +759,8 @@ mod tests {
         fn status(&mut self, code: u16) {
             self.status = Some(code);
         }
-        fn field(&mut self, name: &[u8], value: &[u8]) {
+        fn field(&mut self, name: &[u8], index: Option<u8>, value: &[u8]) {
+            assert_eq!(index, hpack::name_index(name), "{name:?}");
             self.fields.push((name.to_vec(), value.to_vec()));
         }
     }
@@ -643,7 +777,11 @@ mod tests {
             ..Kept::default()
         };
         for f in parsed.headers.iter() {
-            kept.field(f.name.as_bytes(), f.value);
+            kept.field(
+                f.name.as_bytes(),
+                hpack::name_index(f.name.as_bytes()),
+                f.value,
+            );
         }
         Some((kept, len))
     }
@@ -679,6 +817,32 @@ mod tests {
         let mut out = Vec::new();
         write_error(&mut out, 405, "use GET", false, &[("Allow", "GET, HEAD")]);
         heads.push(out);
+        // Every name the reader knows in the writer's spelling, and
+        // names near them.
+        let extra = [
+            ("Cache-Control", "no-cache"),
+            ("Content-Encoding", "gzip"),
+            ("Content-Range", "bytes 0-1/2"),
+            ("Expires", "0"),
+            ("Location", "/a"),
+            ("Transfer-Encoding", "chunked"),
+            ("Retry-After", "1"),
+            ("Content-Types", "x"),
+            ("Dates", "x"),
+            ("Content-Lengths", "1"),
+            ("Transfer-Encodings", "x"),
+            ("content-length", "2"),
+        ];
+        let mut out = Vec::new();
+        write_head(
+            &mut out,
+            &Head {
+                extra: &extra,
+                extra_lines: &[],
+                ..base
+            },
+        );
+        heads.push(out);
         let mut out = Vec::new();
         PreparedError::new(404, "no").write(&mut out, &base, true);
         heads.push(out);
@@ -701,7 +865,7 @@ mod tests {
                 None => assert!(head.windows(2).any(|w| w == b"a\t")),
             }
         }
-        assert_eq!(read, 3, "the heads without a tab");
+        assert_eq!(read, 4, "the heads without a tab");
     }
 
     #[test]
