@@ -217,8 +217,13 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap_or([0; 8]));
     let half =
         |s: &[u8], at: usize| u128::from_le_bytes(s[at..at + 16].try_into().unwrap_or([0; 16]));
+    let quarter =
+        |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().unwrap_or([0; 4]));
     match n {
-        0..=7 => a == b,
+        0 => true,
+        // Three bytes cover one to three.
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => quarter(a, 0) == quarter(b, 0) && quarter(a, n - 4) == quarter(b, n - 4),
         8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
         17..=32 => half(a, 0) == half(b, 0) && half(a, n - 16) == half(b, n - 16),
         _ => a == b,
@@ -272,7 +277,7 @@ fn indexable(index: u8) -> Option<usize> {
 }
 
 /// Appends an indexed field (RFC 7541 §6.1).
-#[inline]
+#[inline(always)]
 fn put_index(out: &mut Vec<u8>, index: usize) {
     if index < 0x7f {
         out.push(0x80 | index as u8);
