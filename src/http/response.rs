@@ -274,37 +274,42 @@ pub fn read_head(buf: &[u8], sink: &mut impl HeadSink) -> Option<ReadHead> {
     }
     let status = u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0');
     let rest = rest.strip_prefix(reason(status).as_bytes())?;
-    // The Server line, whole; the Date line is read as any other.
-    let server = &SERVER_AND_DATE.as_bytes()[..SERVER_AND_DATE.len() - b"Date: ".len()];
-    let mut rest = rest.strip_prefix(server)?;
+    // The Server line and the Date line's name, whole.
+    let mut rest = rest.strip_prefix(SERVER_AND_DATE.as_bytes())?;
     sink.status(status);
     sink.field(b"Server", Some(SERVER_INDEX), SERVER.as_bytes());
+    let (mut name, mut index): (&[u8], _) = (b"Date", Some(DATE_INDEX));
     loop {
-        if let Some(after) = rest.strip_prefix(b"\r\n") {
-            let len = buf.len() - after.len();
-            return Some(ReadHead { status, len });
-        }
-        let (name, index, after) = match known(rest) {
-            // A name the writer writes, in its spelling, and ": ".
-            Some(line) => (&rest[..line.len - 2], line.index, &rest[line.len..]),
-            None => {
-                // The name up to its first byte that is no token: the colon.
-                let colon = name_end(rest)?;
-                let (name, after) = rest.split_at(colon);
-                if name.is_empty() {
-                    return None;
-                }
-                (name, hpack::name_index(name), after.strip_prefix(b": ")?)
-            }
-        };
-        let (value, after) = after.split_at(first_control(after)?);
-        rest = after.strip_prefix(b"\r\n")?;
+        // `rest` starts with the value of the field `name`.
+        let (value, after) = rest.split_at(first_control(rest)?);
+        let after = after.strip_prefix(b"\r\n")?;
         if padded(value) {
             return None;
         }
         sink.field(name, index, value);
+        if let Some(body) = after.strip_prefix(b"\r\n") {
+            let len = buf.len() - body.len();
+            return Some(ReadHead { status, len });
+        }
+        (name, index, rest) = match known(after) {
+            // A name the writer writes, in its spelling, and ": ".
+            Some(line) => (&after[..line.len - 2], line.index, &after[line.len..]),
+            None => {
+                // The name up to its first byte that is no token: the colon.
+                let colon = name_end(after)?;
+                let (name, value) = after.split_at(colon);
+                if name.is_empty() {
+                    return None;
+                }
+                (name, hpack::name_index(name), value.strip_prefix(b": ")?)
+            }
+        };
     }
 }
+
+/// The static table indexes of `server` and `date`.
+const SERVER_INDEX: u8 = 54;
+const DATE_INDEX: u8 = 33;
 
 /// A field name the writer writes, as it spells it, with ": ": its
 /// length, static table index, and its bytes as words to compare.
@@ -376,9 +381,6 @@ fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
     let word = bytes.get(at..)?.first_chunk::<8>()?;
     Some(u64::from_le_bytes(*word))
 }
-
-/// The static table index of `server`.
-const SERVER_INDEX: u8 = 54;
 
 /// The fields the writer writes most, by their first byte.
 const KNOWN_C: &[Line] = &[

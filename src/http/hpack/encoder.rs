@@ -146,7 +146,7 @@ impl Encoder {
 
     /// [`Self::field`] with the name's static table index as
     /// [`name_index`] gives it (found once, by whoever read the name).
-    #[inline]
+    #[inline(always)]
     pub fn field_as(&mut self, out: &mut Vec<u8>, index: Option<u8>, name: &[u8], value: &[u8]) {
         let Some((static_index, slot)) = index.and_then(|i| Some((i, indexable(i)?))) else {
             return encode_field_as(out, index, name, value);
@@ -208,7 +208,7 @@ impl Encoder {
 /// Whether two values of the same length are the same bytes: values
 /// of up to 32 bytes (most) in two overlapping word compares each side,
 /// not a call.
-#[inline]
+#[inline(always)]
 fn same(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {

@@ -474,7 +474,7 @@ impl response::HeadSink for Fields<'_> {
 
     /// Encodes a field unless HTTP/2 has no place for it (framing and
     /// connection fields), noting the framing it gives.
-    #[inline]
+    #[inline(always)]
     fn field(&mut self, name: &[u8], index: Option<u8>, value: &[u8]) {
         let said = &mut self.framing;
         match index {
