@@ -928,6 +928,49 @@ mod tests {
     }
 
     #[test]
+    fn known_lines_are_their_names_with_their_static_index() {
+        let lines: usize = [
+            KNOWN_C, KNOWN_D, KNOWN_E, KNOWN_L, KNOWN_A, KNOWN_V, KNOWN_T, KNOWN_R,
+        ]
+        .iter()
+        .map(|t| t.len())
+        .sum();
+        assert_eq!(lines, 16, "each known line is listed below");
+        // Each line is found by its own bytes, its index is name_index's,
+        // and one byte changed anywhere in it finds no line of its name.
+        for (spelled, index) in [
+            ("Date", Some(33)),
+            ("Content-Type", Some(31)),
+            ("Content-Length", Some(28)),
+            ("Connection", None),
+            ("ETag", Some(34)),
+            ("Last-Modified", Some(44)),
+            ("Accept-Ranges", Some(18)),
+            ("Cache-Control", Some(24)),
+            ("Content-Encoding", Some(26)),
+            ("Content-Range", Some(30)),
+            ("Expires", Some(36)),
+            ("Location", Some(46)),
+            ("Allow", Some(22)),
+            ("Vary", Some(59)),
+            ("Transfer-Encoding", Some(57)),
+            ("Retry-After", Some(53)),
+        ] {
+            let text = format!("{spelled}: value\r\n\r\n");
+            let found = known(text.as_bytes()).expect(spelled);
+            assert_eq!((found.len, found.index), (spelled.len() + 2, index));
+            assert_eq!(index, hpack::name_index(spelled.as_bytes()));
+            for at in 0..spelled.len() + 2 {
+                let mut bad = text.clone().into_bytes();
+                bad[at] ^= 0x20;
+                if let Some(other) = known(&bad) {
+                    assert_ne!(other.len, found.len, "{:?}", String::from_utf8_lossy(&bad));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn read_head_leaves_the_unusual_to_the_full_parse() {
         let ok = b"HTTP/1.1 200 OK\r\nServer: SERVER\r\nDate: Sun, 06 Dec 2026 13:25:24 GMT\r\n";
         let ok = String::from_utf8_lossy(ok).replace("SERVER", SERVER);
