@@ -1,6 +1,7 @@
 //! Response heads written straight into a caller-owned buffer.
 
 use crate::http::date::http_date_now;
+use crate::http::hpack;
 use crate::http::plain::TOKEN;
 use crate::http::status::reason;
 
@@ -248,8 +249,9 @@ pub struct ReadHead {
 pub trait HeadSink {
     /// The status code, before any field.
     fn status(&mut self, code: u16);
-    /// A field as written (its name in the writer's case).
-    fn field(&mut self, name: &[u8], value: &[u8]);
+    /// A field as written (its name in the writer's case), with the
+    /// name's HPACK static table index as [`hpack::name_index`] gives it.
+    fn field(&mut self, name: &[u8], index: Option<u8>, value: &[u8]);
 }
 
 /// Reads back a final response head (status 200 or more) exactly as
@@ -272,27 +274,160 @@ pub fn read_head(buf: &[u8], sink: &mut impl HeadSink) -> Option<ReadHead> {
     }
     let status = u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0');
     let rest = rest.strip_prefix(reason(status).as_bytes())?;
-    // The Server line, whole; the Date line is read as any other.
-    let server = &SERVER_AND_DATE.as_bytes()[..SERVER_AND_DATE.len() - b"Date: ".len()];
-    let mut rest = rest.strip_prefix(server)?;
+    // The Server line and the Date line's name, whole.
+    let mut rest = rest.strip_prefix(SERVER_AND_DATE.as_bytes())?;
     sink.status(status);
-    sink.field(b"Server", SERVER.as_bytes());
+    sink.field(b"Server", Some(SERVER_INDEX), SERVER.as_bytes());
+    let (mut name, mut index): (&[u8], _) = (b"Date", Some(DATE_INDEX));
     loop {
-        if let Some(after) = rest.strip_prefix(b"\r\n") {
-            let len = buf.len() - after.len();
-            return Some(ReadHead { status, len });
-        }
-        // The name up to its first byte that is no token: the colon.
-        let colon = name_end(rest)?;
-        let (name, after) = rest.split_at(colon);
-        let after = after.strip_prefix(b": ")?;
-        let (value, after) = after.split_at(first_control(after)?);
-        rest = after.strip_prefix(b"\r\n")?;
-        if name.is_empty() || padded(value) {
+        // `rest` starts with the value of the field `name`.
+        let (value, after) = rest.split_at(first_control(rest)?);
+        let after = after.strip_prefix(b"\r\n")?;
+        if padded(value) {
             return None;
         }
-        sink.field(name, value);
+        sink.field(name, index, value);
+        if let Some(body) = after.strip_prefix(b"\r\n") {
+            let len = buf.len() - body.len();
+            return Some(ReadHead { status, len });
+        }
+        (name, index, rest) = match known(after) {
+            // A name the writer writes, in its spelling, and ": ".
+            Some(line) => (&after[..line.len - 2], line.index, &after[line.len..]),
+            None => {
+                // The name up to its first byte that is no token: the colon.
+                let colon = name_end(after)?;
+                let (name, value) = after.split_at(colon);
+                if name.is_empty() {
+                    return None;
+                }
+                (name, hpack::name_index(name), value.strip_prefix(b": ")?)
+            }
+        };
     }
+}
+
+/// The static table indexes of `server` and `date`.
+const SERVER_INDEX: u8 = 54;
+const DATE_INDEX: u8 = 33;
+
+/// A field name the writer writes, as it spells it, with ": ": its
+/// length, static table index, and its bytes as words to compare.
+struct Line {
+    len: usize,
+    index: Option<u8>,
+    /// The first eight bytes (those there), and which those are.
+    first: u64,
+    mask: u64,
+    /// Bytes 8..16, and the last eight (lines over eight bytes).
+    mid: u64,
+    end: u64,
+}
+
+impl Line {
+    const fn new(line: &[u8], index: Option<u8>) -> Line {
+        let n = line.len();
+        assert!(n >= 6 && n <= 24);
+        let mut first = 0u64;
+        let mut i = 0;
+        while i < 8 && i < n {
+            first |= (line[i] as u64) << (8 * i);
+            i += 1;
+        }
+        let mask = if n >= 8 {
+            u64::MAX
+        } else {
+            u64::MAX >> (64 - 8 * n)
+        };
+        Line {
+            len: n,
+            index,
+            first,
+            mask,
+            mid: if n > 16 { const_word(line, 8) } else { 0 },
+            end: if n > 8 { const_word(line, n - 8) } else { 0 },
+        }
+    }
+
+    /// Whether `rest`, whose first eight bytes are `first`, starts
+    /// with this line.
+    #[inline]
+    fn starts(&self, rest: &[u8], first: u64) -> bool {
+        if first & self.mask != self.first {
+            return false;
+        }
+        if self.len <= 8 {
+            return true;
+        }
+        word_at(rest, self.len - 8) == Some(self.end)
+            && (self.len <= 16 || word_at(rest, 8) == Some(self.mid))
+    }
+}
+
+/// Eight bytes of `line` from `at`, little-endian, at compile time.
+const fn const_word(line: &[u8], at: usize) -> u64 {
+    let mut w = 0u64;
+    let mut i = 0;
+    while i < 8 {
+        w |= (line[at + i] as u64) << (8 * i);
+        i += 1;
+    }
+    w
+}
+
+/// Eight bytes of `bytes` from `at`, little-endian.
+#[inline]
+fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let word = bytes.get(at..)?.first_chunk::<8>()?;
+    Some(u64::from_le_bytes(*word))
+}
+
+/// The fields the writer writes most, by their first byte.
+const KNOWN_C: &[Line] = &[
+    Line::new(b"Content-Type: ", Some(31)),
+    Line::new(b"Content-Length: ", Some(hpack::CONTENT_LENGTH)),
+    Line::new(b"Connection: ", None),
+    Line::new(b"Cache-Control: ", Some(24)),
+    Line::new(b"Content-Encoding: ", Some(26)),
+    Line::new(b"Content-Range: ", Some(30)),
+];
+const KNOWN_D: &[Line] = &[Line::new(b"Date: ", Some(33))];
+const KNOWN_E: &[Line] = &[
+    Line::new(b"ETag: ", Some(34)),
+    Line::new(b"Expires: ", Some(36)),
+];
+const KNOWN_L: &[Line] = &[
+    Line::new(b"Last-Modified: ", Some(44)),
+    Line::new(b"Location: ", Some(46)),
+];
+const KNOWN_A: &[Line] = &[
+    Line::new(b"Accept-Ranges: ", Some(18)),
+    Line::new(b"Allow: ", Some(22)),
+];
+const KNOWN_V: &[Line] = &[Line::new(b"Vary: ", Some(59))];
+const KNOWN_T: &[Line] = &[Line::new(
+    b"Transfer-Encoding: ",
+    Some(hpack::TRANSFER_ENCODING),
+)];
+const KNOWN_R: &[Line] = &[Line::new(b"Retry-After: ", Some(53))];
+
+/// The known line `rest` starts with, if any: a jump on its first byte,
+/// then a word compare or three a candidate.
+#[inline]
+fn known(rest: &[u8]) -> Option<&'static Line> {
+    let known = match rest.first()? {
+        b'C' => KNOWN_C,
+        b'D' => KNOWN_D,
+        b'E' => KNOWN_E,
+        b'L' => KNOWN_L,
+        b'A' => KNOWN_A,
+        b'V' => KNOWN_V,
+        b'T' => KNOWN_T,
+        b'R' => KNOWN_R,
+        _ => return None,
+    };
+    let first = word_at(rest, 0)?;
+    known.iter().find(|line| line.starts(rest, first))
 }
 
 /// A value with white space at its start or end, which a full parse trims.
@@ -334,10 +469,37 @@ fn name_end(bytes: &[u8]) -> Option<usize> {
 }
 
 /// Where the first control byte (below 0x20, or DEL) in `bytes` is,
-/// eight bytes a step: a value's end (its CR) is found and the value
-/// checked in the one pass.
+/// sixteen bytes a step (a few vector instructions each), the last
+/// fifteen or fewer by words: a value's end (its CR) is found and the
+/// value checked in the one pass.
 #[inline]
 fn first_control(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while let Some(block) = bytes.get(at..).and_then(|rest| rest.first_chunk::<16>()) {
+        let found = controls16(block);
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 16;
+    }
+    let rest = bytes.get(at..)?;
+    first_control_words(rest).map(|i| at + i)
+}
+
+/// 0xff for each byte of `block` below 0x20 or DEL, written so that it
+/// compiles to a vector compare.
+#[inline]
+fn controls16(block: &[u8; 16]) -> u128 {
+    let mut flags = [0u8; 16];
+    for (flag, &b) in flags.iter_mut().zip(block) {
+        *flag = if b < 0x20 || b == 0x7f { 0xff } else { 0 };
+    }
+    u128::from_le_bytes(flags)
+}
+
+/// [`first_control`] eight bytes a step.
+#[inline]
+fn first_control_words(bytes: &[u8]) -> Option<usize> {
     let mut words = bytes.chunks_exact(8);
     let mut at = 0;
     for word in &mut words {
@@ -626,7 +788,8 @@ mod tests {
         fn status(&mut self, code: u16) {
             self.status = Some(code);
         }
-        fn field(&mut self, name: &[u8], value: &[u8]) {
+        fn field(&mut self, name: &[u8], index: Option<u8>, value: &[u8]) {
+            assert_eq!(index, hpack::name_index(name), "{name:?}");
             self.fields.push((name.to_vec(), value.to_vec()));
         }
     }
@@ -643,7 +806,11 @@ mod tests {
             ..Kept::default()
         };
         for f in parsed.headers.iter() {
-            kept.field(f.name.as_bytes(), f.value);
+            kept.field(
+                f.name.as_bytes(),
+                hpack::name_index(f.name.as_bytes()),
+                f.value,
+            );
         }
         Some((kept, len))
     }
@@ -679,6 +846,32 @@ mod tests {
         let mut out = Vec::new();
         write_error(&mut out, 405, "use GET", false, &[("Allow", "GET, HEAD")]);
         heads.push(out);
+        // Every name the reader knows in the writer's spelling, and
+        // names near them.
+        let extra = [
+            ("Cache-Control", "no-cache"),
+            ("Content-Encoding", "gzip"),
+            ("Content-Range", "bytes 0-1/2"),
+            ("Expires", "0"),
+            ("Location", "/a"),
+            ("Transfer-Encoding", "chunked"),
+            ("Retry-After", "1"),
+            ("Content-Types", "x"),
+            ("Dates", "x"),
+            ("Content-Lengths", "1"),
+            ("Transfer-Encodings", "x"),
+            ("content-length", "2"),
+        ];
+        let mut out = Vec::new();
+        write_head(
+            &mut out,
+            &Head {
+                extra: &extra,
+                extra_lines: &[],
+                ..base
+            },
+        );
+        heads.push(out);
         let mut out = Vec::new();
         PreparedError::new(404, "no").write(&mut out, &base, true);
         heads.push(out);
@@ -701,7 +894,7 @@ mod tests {
                 None => assert!(head.windows(2).any(|w| w == b"a\t")),
             }
         }
-        assert_eq!(read, 3, "the heads without a tab");
+        assert_eq!(read, 4, "the heads without a tab");
     }
 
     #[test]
@@ -732,6 +925,49 @@ mod tests {
             }
         }
         assert!(taken > 0);
+    }
+
+    #[test]
+    fn known_lines_are_their_names_with_their_static_index() {
+        let lines: usize = [
+            KNOWN_C, KNOWN_D, KNOWN_E, KNOWN_L, KNOWN_A, KNOWN_V, KNOWN_T, KNOWN_R,
+        ]
+        .iter()
+        .map(|t| t.len())
+        .sum();
+        assert_eq!(lines, 16, "each known line is listed below");
+        // Each line is found by its own bytes, its index is name_index's,
+        // and one byte changed anywhere in it finds no line of its name.
+        for (spelled, index) in [
+            ("Date", Some(33)),
+            ("Content-Type", Some(31)),
+            ("Content-Length", Some(28)),
+            ("Connection", None),
+            ("ETag", Some(34)),
+            ("Last-Modified", Some(44)),
+            ("Accept-Ranges", Some(18)),
+            ("Cache-Control", Some(24)),
+            ("Content-Encoding", Some(26)),
+            ("Content-Range", Some(30)),
+            ("Expires", Some(36)),
+            ("Location", Some(46)),
+            ("Allow", Some(22)),
+            ("Vary", Some(59)),
+            ("Transfer-Encoding", Some(57)),
+            ("Retry-After", Some(53)),
+        ] {
+            let text = format!("{spelled}: value\r\n\r\n");
+            let found = known(text.as_bytes()).expect(spelled);
+            assert_eq!((found.len, found.index), (spelled.len() + 2, index));
+            assert_eq!(index, hpack::name_index(spelled.as_bytes()));
+            for at in 0..spelled.len() + 2 {
+                let mut bad = text.clone().into_bytes();
+                bad[at] ^= 0x20;
+                if let Some(other) = known(&bad) {
+                    assert_ne!(other.len, found.len, "{:?}", String::from_utf8_lossy(&bad));
+                }
+            }
+        }
     }
 
     #[test]

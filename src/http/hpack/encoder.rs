@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 
-use super::{encode_field, encode_status, put_integer, ENTRY_OVERHEAD, STATIC};
+use super::{encode_field_as, encode_status, name_index, put_integer, ENTRY_OVERHEAD, STATIC};
 
 /// The most the table holds (RFC 7541's count), whatever the client
 /// allows: room for the fields of a handful of distinct files, and a
@@ -141,34 +141,45 @@ impl Encoder {
     /// Appends a response field: an index if the table holds it, else a
     /// literal, added to the table if its name is one of [`NAMES`].
     pub fn field(&mut self, out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-        let Some(slot) = indexable(name) else {
-            return encode_field(out, name, value);
+        self.field_as(out, name_index(name), name, value);
+    }
+
+    /// [`Self::field`] with the name's static table index as
+    /// [`name_index`] gives it (found once, by whoever read the name).
+    #[inline(always)]
+    pub fn field_as(&mut self, out: &mut Vec<u8>, index: Option<u8>, name: &[u8], value: &[u8]) {
+        let Some((static_index, slot)) = index.and_then(|i| Some((i, indexable(i)?))) else {
+            return encode_field_as(out, index, name, value);
         };
-        let (lower, index) = NAMES[slot];
-        let size = lower.len() + value.len() + ENTRY_OVERHEAD;
+        let want = key(usize::from(static_index), value.len());
+        // The entry this name last used, first: a repeated response finds
+        // each of its fields there (where it is, `last` is already).
+        let hint = self.inserted.wrapping_sub(self.last[slot]) as usize;
+        if let Some(e) = self.table.get(hint.wrapping_sub(1)) {
+            if e.key == want && same(&e.value, value) {
+                return put_index(out, 61 + hint);
+            }
+        }
+        self.field_slow(out, slot, want, name, value);
+    }
+
+    /// [`Self::field_as`] past its hint: the table scanned, else a
+    /// literal, inserted if it fits.
+    #[inline(never)]
+    fn field_slow(&mut self, out: &mut Vec<u8>, slot: usize, want: u32, name: &[u8], value: &[u8]) {
+        let index = NAMES[slot].1;
+        let size = NAMES[slot].0.len() + value.len() + ENTRY_OVERHEAD;
         let cap = self.max.min(TABLE_CAP);
         if value.len() > MAX_VALUE || size > cap {
-            return encode_field(out, name, value);
+            return encode_field_as(out, Some(index as u8), name, value);
         }
-        let want = key(index, value.len());
-        // The entry this name last used, first: a repeated response finds
-        // each of its fields there.
-        let hint = self.inserted.wrapping_sub(self.last[slot]) as usize;
-        let found = match self.table.get(hint.wrapping_sub(1)) {
-            Some(e) if e.key == want && same(&e.value, value) => Some(hint - 1),
-            _ => self
-                .table
-                .iter()
-                .position(|e| e.key == want && same(&e.value, value)),
-        };
+        let found = self
+            .table
+            .iter()
+            .position(|e| e.key == want && same(&e.value, value));
         if let Some(at) = found {
             self.last[slot] = self.inserted.wrapping_sub(at as u32 + 1);
-            let index = 62 + at;
-            if index < 0x7f {
-                out.push(0x80 | index as u8);
-                return;
-            }
-            return put_integer(out, 7, 0x80, index);
+            return put_index(out, 62 + at);
         }
         put_integer(out, 6, 0x40, index);
         put_integer(out, 7, 0x00, value.len());
@@ -197,7 +208,7 @@ impl Encoder {
 /// Whether two values of the same length are the same bytes: values
 /// of up to 32 bytes (most) in two overlapping word compares each side,
 /// not a call.
-#[inline]
+#[inline(always)]
 fn same(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
@@ -206,8 +217,13 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap_or([0; 8]));
     let half =
         |s: &[u8], at: usize| u128::from_le_bytes(s[at..at + 16].try_into().unwrap_or([0; 16]));
+    let quarter =
+        |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().unwrap_or([0; 4]));
     match n {
-        0..=7 => a == b,
+        0 => true,
+        // Three bytes cover one to three.
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => quarter(a, 0) == quarter(b, 0) && quarter(a, n - 4) == quarter(b, n - 4),
         8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
         17..=32 => half(a, 0) == half(b, 0) && half(a, n - 16) == half(b, n - 16),
         _ => a == b,
@@ -238,70 +254,36 @@ const NAMES: [(&[u8], usize); 13] = [
     (b"strict-transport-security", 56),
 ];
 
-/// Sets the case bit of every byte.
-const CASE: u128 = u128::from_le_bytes([0x20; 16]);
-
-/// A name of at most 16 bytes as one word, every byte's case bit set
-/// (padded with 0x20): a token's letters compare in any case at once.
-const fn word(name: &[u8]) -> u128 {
-    let mut bytes = [0x20u8; 16];
+/// For each static table index, its slot in [`NAMES`] (`NONE` if none).
+const SLOTS: [u8; 62] = {
+    let mut slots = [NONE; 62];
     let mut i = 0;
-    while i < name.len() && i < 16 {
-        bytes[i] = name[i] | 0x20;
+    while i < NAMES.len() {
+        slots[NAMES[i].1] = i as u8;
         i += 1;
     }
-    u128::from_le_bytes(bytes)
+    slots
+};
+const NONE: u8 = u8::MAX;
+
+/// The slot in [`NAMES`] of the name whose static table index is
+/// `index`, if its values are indexed.
+#[inline]
+fn indexable(index: u8) -> Option<usize> {
+    match SLOTS.get(usize::from(index)) {
+        Some(&slot) if slot != NONE => Some(usize::from(slot)),
+        _ => None,
+    }
 }
 
-/// The bytes of a name that are `-`: with the case bit set, CR would
-/// pass for one.
-const fn dashes(name: &[u8]) -> u128 {
-    let mut mask = [0u8; 16];
-    let mut i = 0;
-    while i < name.len() && i < 16 {
-        if name[i] == b'-' {
-            mask[i] = 0xff;
-        }
-        i += 1;
+/// Appends an indexed field (RFC 7541 §6.1).
+#[inline(always)]
+fn put_index(out: &mut Vec<u8>, index: usize) {
+    if index < 0x7f {
+        out.push(0x80 | index as u8);
+    } else {
+        put_integer(out, 7, 0x80, index);
     }
-    u128::from_le_bytes(mask)
-}
-
-/// [`NAMES`] as words, and their dashes, computed at compile time.
-const WORDS: [u128; 12] = {
-    let mut words = [0; 12];
-    let mut i = 0;
-    while i < 12 {
-        words[i] = word(NAMES[i].0);
-        i += 1;
-    }
-    words
-};
-const DASHES: [u128; 12] = {
-    let mut dashed = [0; 12];
-    let mut i = 0;
-    while i < 12 {
-        dashed[i] = dashes(NAMES[i].0);
-        i += 1;
-    }
-    dashed
-};
-
-/// Where `name` is in [`NAMES`], in any case, if it is there.
-fn indexable(name: &[u8]) -> Option<usize> {
-    if name.len() > 16 {
-        return name.eq_ignore_ascii_case(NAMES[12].0).then_some(12);
-    }
-    let mut bytes = [0u8; 16];
-    bytes[..name.len()].copy_from_slice(name);
-    let w = u128::from_le_bytes(bytes) | CASE;
-    let slot = WORDS.iter().position(|&known| known == w)?;
-    // A matching word is the name in some case, or the name with CR for
-    // a `-` or with spaces or NULs after it: the length and the dashes
-    // tell (a token has none of these, but the check is cheap).
-    let same = NAMES[slot].0.len() == name.len()
-        && u128::from_le_bytes(bytes) & DASHES[slot] == w & DASHES[slot];
-    same.then_some(slot)
 }
 
 #[cfg(test)]

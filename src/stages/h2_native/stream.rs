@@ -297,7 +297,8 @@ impl H2Stream {
             let mut fields = Fields::new(room.out, room.encoder);
             fields.status(code);
             for f in parsed.headers.iter() {
-                fields.field(f.name.as_bytes(), f.value);
+                let name = f.name.as_bytes();
+                fields.field(name, hpack::name_index(name), f.value);
             }
             let framing = fields.framing;
             self.send_head(room, start, code, framing);
@@ -473,14 +474,9 @@ impl response::HeadSink for Fields<'_> {
 
     /// Encodes a field unless HTTP/2 has no place for it (framing and
     /// connection fields), noting the framing it gives.
-    fn field(&mut self, name: &[u8], value: &[u8]) {
-        // The handler closes every stream's pipe: its head says so, in
-        // the writer's spelling. One compare, not a table's.
-        if name == b"Connection" {
-            return;
-        }
+    #[inline(always)]
+    fn field(&mut self, name: &[u8], index: Option<u8>, value: &[u8]) {
         let said = &mut self.framing;
-        let index = hpack::name_index(name);
         match index {
             Some(hpack::CONTENT_LENGTH) => {
                 said.length = digits(value);
@@ -492,10 +488,12 @@ impl response::HeadSink for Fields<'_> {
                 said.chunked = value.eq_ignore_ascii_case(b"chunked");
                 return;
             }
-            None if is_connection_field(name) => return,
+            // The handler closes every stream's pipe: its head says so,
+            // in the writer's spelling. One compare, not a table's.
+            None if name == b"Connection" || is_connection_field(name) => return,
             _ => {}
         }
-        self.encoder.field(self.out, name, value);
+        self.encoder.field_as(self.out, index, name, value);
     }
 }
 

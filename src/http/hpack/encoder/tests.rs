@@ -1,5 +1,6 @@
 use super::super::Decoder;
 use super::*;
+use crate::http::hpack::encode_field;
 
 type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -253,6 +254,7 @@ fn values_compare_by_words_as_bytes() {
 
 #[test]
 fn names_match_in_any_case_and_nothing_else() {
+    let indexable = |name: &[u8]| name_index(name).and_then(indexable);
     assert_eq!(indexable(b"Content-Type"), Some(2));
     assert_eq!(indexable(b"CONTENT-LENGTH"), Some(6));
     assert_eq!(indexable(b"Strict-Transport-Security"), Some(12));
