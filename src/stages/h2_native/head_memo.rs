@@ -32,6 +32,8 @@ pub(super) struct Encoder {
     said: Said,
     /// The encoder's generation the block is valid for.
     generation: u64,
+    /// A head other than the one kept came since it was last used.
+    missed: bool,
     /// Heads replayed.
     #[cfg(test)]
     pub(super) hits: usize,
@@ -60,6 +62,7 @@ impl Encoder {
             return None;
         }
         out.extend_from_slice(&self.block);
+        self.missed = false;
         #[cfg(test)]
         {
             self.hits += 1;
@@ -78,11 +81,19 @@ impl Encoder {
 
     /// `head` was encoded to `block` starting at generation `before`:
     /// kept if that changed nothing in the encoder, else the memo is
-    /// left as it is (the generation tells it is stale).
+    /// left as it is (the generation tells it is stale). A head still
+    /// valid gives way only at its second miss in a row: two files in
+    /// turn replay one of them, and heads that never repeat are copied
+    /// every other time.
     pub(super) fn keep(&mut self, head: &[u8], block: &[u8], status: u16, said: Said, before: u64) {
         if self.hpack.generation() != before || head.len() > MAX_HEAD {
             return;
         }
+        if !self.head.is_empty() && self.generation == before && !self.missed {
+            self.missed = true;
+            return;
+        }
+        self.missed = false;
         self.head.clear();
         self.head.extend_from_slice(head);
         self.block.clear();
