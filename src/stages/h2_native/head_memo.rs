@@ -55,8 +55,12 @@ impl Encoder {
     /// If `buf` starts with the head kept and the table is as it was,
     /// appends its block to `out`.
     pub(super) fn replay(&mut self, buf: &[u8], out: &mut Vec<u8>) -> Option<Replayed> {
-        if self.head.is_empty()
+        let len = self.head.len();
+        // Another head mostly ends elsewhere: four bytes tell, before
+        // the whole is compared.
+        if len == 0
             || self.generation != self.hpack.generation()
+            || buf.get(len.saturating_sub(4)..len) != Some(b"\r\n\r\n")
             || !buf.starts_with(&self.head)
         {
             return None;
