@@ -121,3 +121,52 @@ fn an_idle_connection_drops_its_table_in_step_with_the_client() {
     assert_eq!(fields.len(), want.len());
     assert!(decoder.table_size() > 0);
 }
+
+/// A response's fields as HTTP/1.1 serves them, as HTTP/2 carries them:
+/// names lowercased, connection fields dropped, `date` left out (it
+/// moves), `:status` first.
+fn as_h2(status: u16, fields: &[(String, String)]) -> Fields {
+    let mut out = vec![(":status".to_string(), status.to_string())];
+    out.extend(
+        fields
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+            .filter(|(n, _)| !["date", "connection", "keep-alive"].contains(&&n[..])),
+    );
+    out
+}
+
+#[test]
+fn repeated_and_alternating_heads_decode_as_http1_serves_them() {
+    let server = start(|_| {});
+    let files = ["/index.html", "/style.css"];
+    let want: Vec<Fields> = files
+        .iter()
+        .map(|path| {
+            let r = crate::harness::get_with(&server, path, "");
+            assert_eq!(r.status, 200);
+            as_h2(r.status, &r.headers)
+        })
+        .collect();
+    // One file over and over (its head replayed while the table holds),
+    // then two in turn, then one again: every block decoded in order.
+    let mut order = vec![0; 40];
+    order.extend((0..40).map(|i| i % 2));
+    order.extend([1; 40]);
+    let mut client = Client::open(server.addr, &[]);
+    // Room for every body in the connection's window.
+    client.send(&window_update(0, 1 << 30)).expect("send");
+    let mut decoder = Decoder::new(4096);
+    let mut small = 0;
+    for (i, &file) in order.iter().enumerate() {
+        let id = 1 + 2 * u32::try_from(i).expect("few");
+        let (block, fields) = head(&mut client, &mut decoder, id, files[file]);
+        let date = date(&fields).to_string();
+        assert!(date.ends_with(" GMT"), "{date}");
+        let got: Fields = fields.into_iter().filter(|(n, _)| n != "date").collect();
+        assert_eq!(got, want[file], "response {i}");
+        small += usize::from(block.len() < 20);
+    }
+    // All but a response or two a second (a new date) are indexes only.
+    assert!(small > order.len() / 2, "{small} of {}", order.len());
+}

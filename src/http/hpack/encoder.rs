@@ -62,6 +62,9 @@ pub struct Encoder {
     inserted: u32,
     /// For each of [`NAMES`], the number of the entry it last used.
     last: [u32; NAMES.len()],
+    /// Bumped whenever the table, its maximum or the updates owed
+    /// change: the same fields at the same generation encode the same.
+    generation: u64,
 }
 
 impl Default for Encoder {
@@ -81,7 +84,14 @@ impl Encoder {
             owed: None,
             inserted: 0,
             last: [0; NAMES.len()],
+            generation: 0,
         }
+    }
+
+    /// The encoder's state as a number that changes with it: equal
+    /// generations, the same fields encode to the same bytes.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Bytes held by the table (RFC 7541's count).
@@ -111,6 +121,7 @@ impl Encoder {
             return;
         }
         let back = self.owed.map_or(self.max, |(_, to)| to).min(TABLE_CAP);
+        self.generation += 1;
         self.table = VecDeque::new();
         self.size = 0;
         self.owed = Some((0, back));
@@ -120,6 +131,7 @@ impl Encoder {
     /// next block on.
     fn resize(&mut self, to: usize) {
         let least = self.owed.map_or(to, |(least, _)| least.min(to));
+        self.generation += 1;
         self.owed = Some((least, to));
         // The client's decoder evicts to the smallest first.
         self.evict(least, 0);
@@ -129,6 +141,7 @@ impl Encoder {
     /// block, after the size updates owed (RFC 7541 §4.2).
     pub fn status(&mut self, out: &mut Vec<u8>, code: u16) {
         if let Some((least, to)) = self.owed.take() {
+            self.generation += 1;
             if least < to {
                 put_integer(out, 5, 0x20, least);
             }
@@ -184,6 +197,7 @@ impl Encoder {
         put_integer(out, 6, 0x40, index);
         put_integer(out, 7, 0x00, value.len());
         out.extend_from_slice(value);
+        self.generation += 1;
         self.evict(cap, size);
         self.size += size;
         self.table.push_front(Entry {

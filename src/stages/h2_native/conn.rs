@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::http::hpack::{Decoder, Encoder};
+use crate::http::hpack::Decoder;
 use crate::runtime::{self, Stream};
 
 use super::frame::{self, Code, Header, MAX_FRAME};
@@ -72,7 +72,7 @@ struct Connection {
     /// Whether the stream is a TLS session (large DATA goes straight in).
     direct: bool,
     decoder: Decoder,
-    encoder: Encoder,
+    encoder: super::head_memo::Encoder,
     scratch: Scratch,
     /// A header block being gathered: its stream, END_STREAM, the bytes.
     gathering: Option<(u32, bool)>,
@@ -210,7 +210,7 @@ impl Connection {
             broken: false,
             direct,
             decoder: Decoder::new(4096),
-            encoder: Encoder::new(),
+            encoder: super::head_memo::Encoder::new(),
             scratch: Scratch::default(),
             gathering: None,
             block: Vec::new(),

@@ -18,6 +18,7 @@
 
 mod conn;
 mod frame;
+mod head_memo;
 mod request;
 mod stream;
 

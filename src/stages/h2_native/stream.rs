@@ -12,6 +12,7 @@ use crate::http::{ChunkedDecoder, Step};
 use crate::runtime::PipeEnd;
 
 use super::frame::{self, Code};
+use super::head_memo;
 
 /// The most a handler's response head may be.
 const MAX_HEAD: usize = 64 * 1024;
@@ -97,8 +98,9 @@ pub(super) struct Room<'a> {
     pub(super) staged: &'a mut usize,
     /// The session refused bytes: the connection is to close.
     pub(super) broken: &'a mut bool,
-    /// The connection's HPACK encoder (its dynamic table).
-    pub(super) encoder: &'a mut hpack::Encoder,
+    /// The connection's HPACK encoder (its dynamic table) and the last
+    /// response head it encoded.
+    pub(super) encoder: &'a mut head_memo::Encoder,
 }
 
 /// A DATA payload at least this large goes straight into the TLS session.
@@ -243,14 +245,25 @@ impl H2Stream {
     /// Reads the head in `buf`: Ok(false) if it is not all there yet
     /// (kept), else sends HEADERS and keeps what follows as body. A head
     /// as the handler's writer makes it is read back by that writer's
-    /// reader; anything else is parsed in full.
+    /// reader; anything else is parsed in full. The same head as the
+    /// last one, with the table unchanged, is the same block again.
     fn start_response(&mut self, buf: Vec<u8>, room: &mut Room<'_>) -> Result<bool, Code> {
         let start = room.out.len();
         room.out.extend_from_slice(&[0; 9]);
+        if let Some(head) = room.encoder.replay(&buf, room.out) {
+            self.send_head(room, start, head.status, head.said);
+            self.pending = buf;
+            self.at = head.len;
+            return Ok(true);
+        }
+        let before = room.encoder.generation();
         let mut fields = Fields::new(room.out, room.encoder);
         match response::read_head(&buf, &mut fields) {
             Some(head) => {
                 let framing = fields.framing;
+                let block = &room.out[start + 9..];
+                room.encoder
+                    .keep(&buf[..head.len], block, head.status, framing, before);
                 self.send_head(room, start, head.status, framing);
                 // The body follows the head in the same buffer: no move.
                 self.pending = buf;
@@ -443,8 +456,8 @@ impl H2Stream {
 }
 
 /// What a response's fields say of its body's framing.
-#[derive(Clone, Copy, Default)]
-struct Said {
+#[derive(Clone, Copy, Default, PartialEq, Debug)]
+pub(super) struct Said {
     length: Option<u64>,
     chunked: bool,
 }
@@ -589,5 +602,167 @@ mod tests {
             piped.extend_from_slice(&buf[..n]);
         }
         assert_eq!(body(&piped), (want, true));
+    }
+
+    /// A head as the handler's writer makes it.
+    fn written(date: &str, etag: &str, length: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 200 OK\r\nServer: {}\r\nDate: {date}\r\n\
+             Content-Type: text/plain; charset=utf-8\r\nETag: {etag}\r\n\
+             Last-Modified: Sun, 06 Dec 2026 19:00:00 GMT\r\nAccept-Ranges: bytes\r\n\
+             Content-Length: {length}\r\nConnection: keep-alive\r\n\r\nbody",
+            response::SERVER
+        )
+        .into_bytes()
+    }
+
+    /// How a stream's body is framed after its head.
+    fn framing(s: &H2Stream) -> String {
+        match &s.phase {
+            Phase::Done => "none".into(),
+            Phase::Body(Framing::Length(n)) => format!("{n} bytes"),
+            Phase::Body(Framing::Chunked(_)) => "chunked".into(),
+            Phase::Body(Framing::UntilEnd) => "until the end".into(),
+            Phase::Head(_) => "no head".into(),
+        }
+    }
+
+    /// Answers a stream (a HEAD request if `head`) whose handler wrote
+    /// `bytes`: its header block, its framing, and whether the memo
+    /// gave the block.
+    fn answer(enc: &mut head_memo::Encoder, head: bool, bytes: &[u8]) -> (Vec<u8>, String, bool) {
+        let (_handler, ours) = pipe(10);
+        let mut s = H2Stream::new(1, ours, 65_535, 65_535);
+        s.head = head;
+        let (mut out, mut window, mut written, mut staged, mut broken) =
+            (vec![], 65_535, 0, 0, false);
+        let hits = enc.hits;
+        let mut room = Room {
+            out: &mut out,
+            window: &mut window,
+            max_frame: 16_384,
+            limit: 1 << 20,
+            frames: 1,
+            direct: None,
+            written: &mut written,
+            staged: &mut staged,
+            broken: &mut broken,
+            encoder: enc,
+        };
+        assert!(matches!(
+            s.start_response(bytes.to_vec(), &mut room),
+            Ok(true)
+        ));
+        assert_eq!(&s.pending[s.at..], b"body");
+        let hit = room.encoder.hits > hits;
+        (out[9..].to_vec(), framing(&s), hit)
+    }
+
+    /// The block the normal path gives (the head read, its fields encoded).
+    fn plain(enc: &mut hpack::Encoder, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut fields = Fields::new(&mut out, enc);
+        assert!(response::read_head(bytes, &mut fields).is_some());
+        out
+    }
+
+    #[test]
+    fn a_repeated_head_is_the_same_block_and_only_while_the_table_is_the_same() {
+        let date = "Sun, 06 Dec 2026 19:00:00 GMT";
+        let later = "Sun, 06 Dec 2026 19:00:01 GMT";
+        let a = written(date, "\"a\"", "128");
+        let b = written(date, "\"b\"", "128");
+        let longer = written(date, "\"a\"", "129");
+        let a_later = written(later, "\"a\"", "128");
+        let (mut memo, mut twin) = (head_memo::Encoder::new(), hpack::Encoder::new());
+        let mut decoder = hpack::Decoder::new(4096);
+        // What happens to both encoders, and whether the memo is used.
+        enum Step<'a> {
+            Head(&'a [u8], bool),
+            Limit(usize),
+            Release,
+        }
+        use Step::{Head, Limit, Release};
+        let steps = [
+            Head(&a, false), // inserted: not kept
+            Head(&a, false), // indexes: kept
+            Head(&a, true),
+            Head(&a, true),
+            Head(&b, false), // another head: inserted
+            Head(&b, false), // kept
+            Head(&a, false), // not the head kept: a miss
+            Head(&b, true),  // two in turn: one replayed
+            Head(&a, false),
+            Head(&b, true),
+            Head(&a, false),
+            Head(&a, false), // the second miss in a row: kept
+            Head(&a, true),
+            Head(&longer, false), // one byte differs: inserted
+            Head(&a, false),      // the table changed since
+            Head(&a, true),
+            Head(&a_later, false), // a new date: inserted
+            Head(&a, false),
+            Head(&a, true),
+            Release,
+            Head(&a, false), // the size updates owed, inserted again
+            Head(&a, false), // kept
+            Head(&a, true),
+            Limit(0),
+            Head(&a, false), // the update owed: literals
+            Head(&a, false), // literals, nothing changes: kept
+            Head(&a, true),
+            Limit(4096),
+            Head(&a, false), // the update owed, inserted
+            Head(&a, false),
+            Head(&a, true),
+        ];
+        for (i, step) in steps.iter().enumerate() {
+            match step {
+                Limit(n) => {
+                    memo.set_limit(*n);
+                    twin.set_limit(*n);
+                }
+                Release => {
+                    memo.release();
+                    twin.release();
+                }
+                Head(bytes, want) => {
+                    let (block, framing, hit) = answer(&mut memo, false, bytes);
+                    assert_eq!(block, plain(&mut twin, bytes), "step {i}");
+                    assert_eq!(hit, *want, "step {i}");
+                    assert!(framing.ends_with(" bytes"), "step {i}: {framing}");
+                    let mut n = 0;
+                    decoder
+                        .decode(&block, 1 << 20, &mut |_, _| n += 1)
+                        .expect("the block decodes");
+                    assert_eq!(n, 8, "step {i}: :status and 7 fields");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_replayed_head_is_framed_by_its_request_and_its_fields() {
+        let mut memo = head_memo::Encoder::new();
+        let a = written("Sun, 06 Dec 2026 19:00:00 GMT", "\"a\"", "128");
+        for _ in 0..2 {
+            answer(&mut memo, false, &a);
+        }
+        // A HEAD request's head is the same block, with no body after.
+        let (block, framing, hit) = answer(&mut memo, true, &a);
+        assert!(hit);
+        assert_eq!(framing, "none");
+        let (again, framing, hit) = answer(&mut memo, false, &a);
+        assert!(hit);
+        assert_eq!((again, framing), (block, "128 bytes".to_string()));
+        // A chunked head keeps its framing too (its fields are all in
+        // the table: kept at its second miss).
+        let chunked = String::from_utf8_lossy(&a)
+            .replace("Content-Length: 128", "Transfer-Encoding: chunked")
+            .into_bytes();
+        for want in [false, false, true] {
+            let (_, framing, hit) = answer(&mut memo, false, &chunked);
+            assert_eq!((hit, framing), (want, "chunked".to_string()));
+        }
     }
 }

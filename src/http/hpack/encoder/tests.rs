@@ -271,3 +271,40 @@ fn names_match_in_any_case_and_nothing_else() {
         assert_eq!(indexable(near), None, "{near:?}");
     }
 }
+
+#[test]
+fn the_generation_moves_with_every_change_and_only_then() {
+    let mut encoder = Encoder::new();
+    let a = response("Sun, 06 Dec 2026 19:00:00 GMT", "\"a\"", "128");
+    let g = encoder.generation();
+    encode(&mut encoder, 200, &a);
+    assert_ne!(encoder.generation(), g, "inserted");
+    // Indexes and literals not indexed change nothing.
+    let g = encoder.generation();
+    let mut again = a.clone();
+    again.push((b"Set-Cookie".to_vec(), b"x=1".to_vec()));
+    let block = encode(&mut encoder, 200, &again);
+    assert_eq!(encoder.generation(), g);
+    assert_eq!(encode(&mut encoder, 200, &again), block);
+    assert_eq!(encoder.generation(), g);
+    // A new value; an idle release; the block sending the updates owed.
+    encode(
+        &mut encoder,
+        200,
+        &response("Sun, 06 Dec 2026 19:00:01 GMT", "\"a\"", "128"),
+    );
+    assert_ne!(encoder.generation(), g);
+    let g = encoder.generation();
+    encoder.release();
+    assert_ne!(encoder.generation(), g);
+    let g = encoder.generation();
+    encoder.status(&mut Vec::new(), 200);
+    assert_ne!(encoder.generation(), g, "the size updates were sent");
+    // The client's table size, lowered and raised.
+    for limit in [0, 4096] {
+        let g = encoder.generation();
+        encoder.set_limit(limit);
+        assert_ne!(encoder.generation(), g);
+        encoder.status(&mut Vec::new(), 200);
+    }
+}
