@@ -12,13 +12,13 @@
 //! caught it in edge mode in up to one run in 10 (TLS) and as few as one
 //! in 300 (h2c): counts in docs/security.md.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use conveyor::runtime::PollMode;
 
-use crate::harness::{self, tls, TestServer};
+use crate::harness::{self, read_until_closed_by, tls, TestServer};
 
 /// Runs per case and mode: the rarest miss (h2c) was one in 75 to 300.
 const RUNS: usize = 300;
@@ -135,28 +135,7 @@ fn tls_request_then_the_fin() {
 /// (with or without a close notice), for at most [`DEADLINE`]; and
 /// whether it closed in time.
 fn tls_until_closed(stream: &mut tls::TlsStream) -> (Vec<u8>, bool) {
-    let deadline = Instant::now() + DEADLINE;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return (got, false);
-        }
-        stream.sock.set_read_timeout(Some(left)).expect("timeout");
-        match stream.read(&mut buf) {
-            Ok(0) => return (got, true),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset
-                ) =>
-            {
-                return (got, true)
-            }
-            Err(_) => return (got, false),
-        }
-    }
+    read_until_closed_by(stream, DEADLINE, |s, left| {
+        s.sock.set_read_timeout(Some(left))
+    })
 }

@@ -463,6 +463,17 @@ pub(crate) fn read_until_seen(
 }
 
 pub(crate) fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
+    read_until_closed_by(stream, limit, |s, left| s.set_read_timeout(Some(left)))
+}
+
+/// [`read_until_closed`] for any stream: `set_timeout` bounds its next
+/// read. A TLS peer's close without a close notice counts as closed.
+pub(crate) fn read_until_closed_by<S: Read>(
+    stream: &mut S,
+    limit: Duration,
+    set_timeout: impl Fn(&mut S, Duration) -> std::io::Result<()>,
+) -> (Vec<u8>, bool) {
+    use std::io::ErrorKind;
     let deadline = Instant::now() + limit;
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -471,11 +482,19 @@ pub(crate) fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec
         if left.is_zero() {
             return (got, false);
         }
-        stream.set_read_timeout(Some(left)).expect("timeout");
+        set_timeout(stream, left).expect("timeout");
         match stream.read(&mut buf) {
             Ok(0) => return (got, true),
             Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (got, true),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset
+                ) =>
+            {
+                return (got, true)
+            }
             Err(_) => return (got, false),
         }
     }
