@@ -12,7 +12,13 @@
 # scripts/h2_reset_p99.py attacks over TLS for as long. Prints each run's
 # p50/p99/max. ATTACK=handshakes runs the control instead: connections that
 # only shake hands and close, as fast. Stops the server it started, by PID.
-# Needs h2load (nghttp2-client) and python3.
+# ATTACKER_SCHED=idle runs the attacker under `chrt -i 0` (SCHED_IDLE: it
+# gets a core only when nothing else wants it), the nearest this machine
+# comes to an attacker on another host: on 2 shared cores the attacker's own
+# CPU otherwise delays h2load and the server (BENCHMARKS.md, "Rapid reset:
+# where the legitimate clients wait"). Check its line: the same connection
+# count means the same attack.
+# Needs h2load (nghttp2-client) and python3 (and chrt, util-linux, for idle).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 BIN="$(realpath "${1:-target/release/conveyor}")"
@@ -36,6 +42,12 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 URL="https://127.0.0.1:$PORT/index.html"
+SCHED=()
+case "${ATTACKER_SCHED:-normal}" in
+  normal) ;;
+  idle) SCHED=(chrt -i 0) ;;
+  *) echo "ATTACKER_SCHED must be normal or idle" >&2; exit 2 ;;
+esac
 legit() { # $1: log file
   timeout $((SECS + 20)) h2load -c 16 -m 1 -t 1 --rps 125 -D "$SECS" --log-file "$1" "$URL" >"$1.out" 2>&1 || true
   grep -E '^requests:' "$1.out" >&2 || true
@@ -50,7 +62,7 @@ PY
 }
 for r in $(seq 1 "$ROUNDS"); do
   legit "$DIR/idle$r.log"; echo "round $r idle:     $(pct "$DIR/idle$r.log")"
-  python3 "$HERE/h2_reset_p99.py" 127.0.0.1 "$PORT" "$((SECS + 1))" ${ATTACK:-} >"$DIR/attack$r.out" &
+  "${SCHED[@]}" python3 "$HERE/h2_reset_p99.py" 127.0.0.1 "$PORT" "$((SECS + 1))" ${ATTACK:-} >"$DIR/attack$r.out" &
   A=$!
   sleep 0.5
   legit "$DIR/att$r.log"; echo "round $r attacked: $(pct "$DIR/att$r.log")"
