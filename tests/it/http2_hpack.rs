@@ -170,3 +170,43 @@ fn repeated_and_alternating_heads_decode_as_http1_serves_them() {
     // All but a response or two a second (a new date) are indexes only.
     assert!(small > order.len() / 2, "{small} of {}", order.len());
 }
+
+/// A head the writer's reader gives up on part way (a header rule's
+/// value with a tab goes to the full parse) after it encoded some fields
+/// into the table: the client's table must stay in step, so every
+/// block, repeated and alternating, decodes to the same fields.
+#[test]
+fn a_head_read_in_full_leaves_the_table_in_step() {
+    let rules = conveyor::config::Config::from_toml_str(
+        "[[headers]]\npath = \"**\"\nset = { X-A = \"a\\tb\" }\n",
+    )
+    .expect("config");
+    let server = start(|c| c.static_files.headers = rules.static_files.headers.clone());
+    let mut client = Client::open(server.addr, &[]);
+    let mut decoder = Decoder::new(4096);
+    for (i, path) in ["/index.html", "/index.html", "/style.css", "/index.html"]
+        .iter()
+        .enumerate()
+    {
+        let (_, fields) = head(&mut client, &mut decoder, 1 + 2 * i as u32, path);
+        let value = |name: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(value("x-a").as_deref(), Some("a\tb"), "{path}: {fields:?}");
+        assert_eq!(
+            value(":status").as_deref(),
+            Some("200"),
+            "{path}: {fields:?}"
+        );
+        let css = path.ends_with(".css");
+        let ty = value("content-type").unwrap_or_default();
+        assert_eq!(ty.starts_with("text/css"), css, "{path}: {fields:?}");
+        assert!(
+            value("server").is_some() && value("etag").is_some(),
+            "{fields:?}"
+        );
+    }
+}

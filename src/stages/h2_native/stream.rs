@@ -272,6 +272,13 @@ impl H2Stream {
             }
             None => {
                 room.out.truncate(start);
+                // The reader gave up part way: fields it had encoded may
+                // have entered the table (or a size update was taken)
+                // with their bytes now dropped. The client's table never
+                // saw them: empty both, in step, at the next block.
+                if room.encoder.generation() != before {
+                    room.encoder.release();
+                }
                 self.parse_head(buf, room)
             }
         }
