@@ -89,6 +89,27 @@ impl<'a, T> PooledFuture<'a, T> {
         let future: NonNull<dyn Future<Output = T> + 'a> = block;
         PooledFuture { future }
     }
+
+    /// Like [`Self::new`], but the future is made by `make` once its block
+    /// is taken: nothing can unwind between the making and the write, so
+    /// the compiler builds it in the block. `new` moves a future made
+    /// beforehand, which copies its whole size, the states not yet entered
+    /// too (a handler's 2.3 KB future cost 256 instructions of memcpy per
+    /// request, callgrind).
+    #[inline(always)]
+    pub fn new_with<F, M>(make: M) -> PooledFuture<'a, T>
+    where
+        F: Future<Output = T> + 'a,
+        M: FnOnce() -> F,
+    {
+        let layout = block_layout(Layout::new::<F>());
+        let block = take_block(&FREE, layout).cast::<F>();
+        // SAFETY: as in `new`; if `make` panics the block is leaked, never
+        // read.
+        unsafe { block.as_ptr().write(make()) };
+        let future: NonNull<dyn Future<Output = T> + 'a> = block;
+        PooledFuture { future }
+    }
 }
 
 impl<T> Future for PooledFuture<'_, T> {
