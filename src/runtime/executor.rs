@@ -221,6 +221,17 @@ impl Local {
         self.spawn_pooled(PooledFuture::new(future));
     }
 
+    /// Like `spawn_detached`, with the future made in its block (see
+    /// `PooledFuture::new_with`).
+    #[inline(always)]
+    pub(crate) fn spawn_detached_with<F, M>(&self, make: M)
+    where
+        F: Future<Output = ()> + 'static,
+        M: FnOnce() -> F,
+    {
+        self.spawn_pooled(PooledFuture::new_with(make));
+    }
+
     fn spawn_pooled(&self, future: TaskFuture) {
         let header = {
             let mut tasks = self.tasks.borrow_mut();

@@ -379,6 +379,23 @@ pub fn spawn_detached<F: Future<Output = ()> + 'static>(future: F) {
     spawned.expect("conveyor::runtime::spawn_detached called outside a runtime worker")
 }
 
+/// Like [`spawn_detached`], but `make` makes the future once its block is
+/// taken, so it is made there rather than copied in whole (see
+/// [`PooledFuture::new_with`]): for a future made per request.
+///
+/// # Panics
+/// Outside a worker thread.
+#[inline(always)]
+pub fn spawn_detached_with<F, M>(make: M)
+where
+    F: Future<Output = ()> + 'static,
+    M: FnOnce() -> F,
+{
+    let mut make = Some(make);
+    let spawned = with_local(|local| local.spawn_detached_with(make.take().expect("taken once")));
+    spawned.expect("conveyor::runtime::spawn_detached_with called outside a runtime worker")
+}
+
 /// Counts a panic caught by code that polls futures itself (a dispatcher
 /// that runs requests in place), as the scheduler counts a green thread's.
 pub fn count_panic() {
