@@ -253,8 +253,10 @@ impl Built {
             0 => conn.accepted,
             _ => conn.ready_since,
         };
-        let deadline = since + ctx.config.timeouts.header_read;
+        // The deadline itself is worked out only where a read waits: most
+        // turns answer what is buffered (callgrind).
         if proxy_header::wanted(conn, ctx) {
+            let deadline = since + ctx.config.timeouts.header_read;
             match proxy_header::read(conn, line, ctx, deadline).await {
                 HeaderRead::Done => {}
                 HeaderRead::Park => return Next::Park,
@@ -271,7 +273,7 @@ impl Built {
                 match preface(conn.input.pending()) {
                     Preface::Complete => return Next::Http2,
                     Preface::Partial => {
-                        if !self.read_more(conn, line, ctx, deadline, out).await {
+                        if !self.read_more(conn, line, ctx, since, out).await {
                             return Next::Close;
                         }
                         continue;
@@ -342,7 +344,7 @@ impl Built {
                 }
                 Ok(None) => {
                     conn.admit_none_unread();
-                    if !self.read_more(conn, line, ctx, deadline, out).await {
+                    if !self.read_more(conn, line, ctx, since, out).await {
                         let _ = flush(&conn.stream, out, ctx).await;
                         return Next::Close;
                     }
@@ -351,16 +353,18 @@ impl Built {
         }
     }
 
-    /// Reads more of a preamble; false when the connection should close
-    /// (peer gone, error, or header timeout — answered 408).
+    /// Reads more of a preamble, due a header timeout after `since`; false
+    /// when the connection should close (peer gone, error, or header
+    /// timeout — answered 408).
     async fn read_more(
         &self,
         conn: &mut Conn,
         line: &Line,
         ctx: &ServiceContext<'_>,
-        deadline: Instant,
+        since: Instant,
         out: &mut Vec<u8>,
     ) -> bool {
+        let deadline = since + ctx.config.timeouts.header_read;
         let size = ctx.read_buffer_size();
         let filled = conn.fill(size, deadline, line.metrics.here()).await;
         match filled {
