@@ -66,9 +66,7 @@ impl Dispatcher for SpawnPerRequest {
                             continue;
                         }
                         conn.admitted = u32::MAX;
-                        runtime::spawn_detached_with(move || async move {
-                            handler.handle(conn, &line).await
-                        });
+                        handler.spawn_handle(conn, line);
                     }
                 })
                 .detach();

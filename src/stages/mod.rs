@@ -226,6 +226,17 @@ pub trait Handler: Send + Sync {
     /// Serves what is ready on `conn`, then recycles it onto the worker's
     /// pending queue or drops (closes) it.
     fn handle<'a>(&'a self, conn: Conn, line: &'a Line) -> HandlerFuture<'a>;
+
+    /// Serves `conn` on a green thread of its own on this worker, as the
+    /// `spawn` dispatcher does for each connection it pops: by default one
+    /// that awaits [`Self::handle`]. A handler may make that green thread's
+    /// future its own instead, saving a boxed future per request.
+    fn spawn_handle(self: Arc<Self>, conn: Conn, line: Arc<Line>)
+    where
+        Self: 'static,
+    {
+        crate::runtime::spawn_detached_with(move || async move { self.handle(conn, &line).await });
+    }
 }
 
 /// The built-in acceptor of a kind, as named in config and on the CLI.
