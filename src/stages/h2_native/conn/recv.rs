@@ -29,6 +29,22 @@ pub(super) struct Streak {
     until: Option<Instant>,
 }
 
+impl Streak {
+    /// A rapid turn at `now`: when the pause it earns ends.
+    fn pause(&mut self, now: Instant) -> Instant {
+        if self.until.is_some_and(|t| now > t + RESET_STREAK_FORGOT) {
+            self.turns = 0;
+        }
+        let pause = RESET_PAUSE
+            .saturating_mul(1 << self.turns.min(7))
+            .min(RESET_PAUSE_MOST);
+        self.turns = self.turns.saturating_add(1);
+        let until = now + pause;
+        self.until = Some(until);
+        until
+    }
+}
+
 impl Connection {
     /// After a turn's reading: one that opened [`TURN_STREAMS`] streams and
     /// reset each before its response head (rapid reset) pauses the
@@ -43,17 +59,7 @@ impl Connection {
         if self.turn_full && self.turn_resets >= TURN_STREAMS {
             // The clock itself: the scheduler's may be a turn old, and a
             // pause it said was not over would wake the connection at once.
-            let now = Instant::now();
-            let streak = &mut self.streak;
-            if streak.until.is_some_and(|t| now > t + RESET_STREAK_FORGOT) {
-                streak.turns = 0;
-            }
-            let pause = RESET_PAUSE
-                .saturating_mul(1 << streak.turns.min(7))
-                .min(RESET_PAUSE_MOST);
-            streak.turns = streak.turns.saturating_add(1);
-            streak.until = Some(now + pause);
-            self.paused_until = streak.until;
+            self.paused_until = Some(self.streak.pause(Instant::now()));
             return true;
         }
         if !paused {
@@ -352,5 +358,33 @@ impl Connection {
             s.end_remote();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pause_doubles_for_each_rapid_turn_in_a_row_up_to_100_ms() {
+        let mut streak = Streak::default();
+        let mut now = Instant::now();
+        let mut pauses = Vec::new();
+        for _ in 0..10 {
+            let until = streak.pause(now);
+            pauses.push((until - now).as_millis());
+            // The next rapid turn comes as soon as the pause is over.
+            now = until;
+        }
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 64, 100, 100, 100]);
+        // Within a second of the last pause's end, the streak goes on ...
+        now += Duration::from_millis(900);
+        let until = streak.pause(now);
+        assert_eq!(until - now, Duration::from_millis(100));
+        // ... past it, it starts again at 1 ms.
+        now = until + RESET_STREAK_FORGOT + Duration::from_millis(1);
+        let until = streak.pause(now);
+        assert_eq!(until - now, RESET_PAUSE);
+        assert_eq!(streak.pause(until) - until, Duration::from_millis(2));
     }
 }
