@@ -6,7 +6,8 @@
 Over TLS with ALPN h2, connection after connection: the preface, SETTINGS,
 then 2,000 streams each opened (HEADERS, GET /index.html) and reset at once
 (RST_STREAM CANCEL), sent as fast as the socket takes them, until the server
-closes the connection (GOAWAY ENHANCE_YOUR_CALM); for SECONDS in all.
+closes the connection (GOAWAY ENHANCE_YOUR_CALM) or sends nothing for 5 s;
+for SECONDS in all.
 Prints the connections made and the GOAWAYs seen. With `handshakes`, the
 control: each connection sends the preface and SETTINGS only, then closes
 (the TLS handshakes alone, at the rate the attack makes them).
@@ -47,7 +48,7 @@ def main():
     connections = goaways = 0
     while time.monotonic() < end:
         try:
-            with socket.create_connection((host, port), timeout=2) as raw:
+            with socket.create_connection((host, port), timeout=5) as raw:
                 with ctx.wrap_socket(raw, server_hostname="localhost") as s:
                     connections += 1
                     try:

@@ -10,8 +10,12 @@
 # connections, one stream each, 2,000 requests/s in all for $SECS s, TLS
 # h2; latency per request from its --log-file), first alone, then while
 # scripts/h2_reset_p99.py attacks over TLS for as long. Prints each run's
-# p50/p99/max. ATTACK=handshakes runs the control instead: connections that
-# only shake hands and close, as fast. Stops the server it started, by PID.
+# p50/p99/max, and the server's CPU (all its threads, from
+# /proc/PID/task/*/schedstat) per second of each run: the attacked minus
+# the idle figure is what the attack costs the server, a measure the
+# machine's other load moves far less than p99. ATTACK=handshakes runs
+# the control instead: connections that only shake hands and close, as
+# fast. Stops the server it started, by PID.
 # ATTACKER_SCHED=idle runs the attacker under `chrt -i 0` (SCHED_IDLE: it
 # gets a core only when nothing else wants it), the nearest this machine
 # comes to an attacker on another host: on 2 shared cores the attacker's own
@@ -60,12 +64,22 @@ q = lambda p: v[min(len(v) - 1, int(p * len(v)))] / 1000
 print(f"{len(v)} requests: p50 {q(0.5):.2f} ms, p99 {q(0.99):.2f} ms, max {v[-1] / 1000:.2f} ms")
 PY
 }
+cpu_ns() { # the server's CPU so far, ns (its threads are long-lived)
+  cat /proc/"$SERVER"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'
+}
+timed() { # $1: log file; runs legit, then prints the server's CPU ms/s
+  local c0 t0 c1 t1
+  c0=$(cpu_ns); t0=$(date +%s%N)
+  legit "$1"
+  c1=$(cpu_ns); t1=$(date +%s%N)
+  echo "server CPU $(( (c1 - c0) * 1000 / (t1 - t0) )) ms/s"
+}
 for r in $(seq 1 "$ROUNDS"); do
-  legit "$DIR/idle$r.log"; echo "round $r idle:     $(pct "$DIR/idle$r.log")"
+  IDLE_CPU=$(timed "$DIR/idle$r.log"); echo "round $r idle:     $(pct "$DIR/idle$r.log"); $IDLE_CPU"
   "${SCHED[@]}" python3 "$HERE/h2_reset_p99.py" 127.0.0.1 "$PORT" "$((SECS + 1))" ${ATTACK:-} >"$DIR/attack$r.out" &
   A=$!
   sleep 0.5
-  legit "$DIR/att$r.log"; echo "round $r attacked: $(pct "$DIR/att$r.log")"
+  ATT_CPU=$(timed "$DIR/att$r.log"); echo "round $r attacked: $(pct "$DIR/att$r.log"); $ATT_CPU"
   wait "$A"; echo "round $r $(cat "$DIR/attack$r.out")"
 done
 grep -o '"calmed":[0-9]*' < <(curl -s "http://127.0.0.1:$((PORT + 1))/status") || true

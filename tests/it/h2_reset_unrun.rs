@@ -4,7 +4,8 @@
 //! little a stream; the connection is let 1,000 such streams, then GOAWAY.
 //! A turn of the connection opens at most 32 streams: the rest of a batch
 //! waits for the next turns, and is answered all the same; a turn whose
-//! 32 streams were all reset at once pauses the connection's reading 1 ms.
+//! 32 streams were all reset at once pauses the connection's reading, 1 ms
+//! the first time, twice as long each time after, up to 100 ms.
 
 use std::time::Duration;
 
@@ -68,9 +69,11 @@ fn a_blast_of_resets_gets_enhance_your_calm_after_1000_streams() {
     let streams = away.last_stream().div_ceil(2);
     assert!((990..=1_000).contains(&streams), "GOAWAY after {streams}");
     // Paced: after each turn of 32 streams opened and reset, the
-    // connection reads nothing for 1 ms (31 pauses before the 1,000th).
+    // connection reads nothing for a while: 31 pauses before the 1,000th
+    // stream, 1, 2, 4 ... 64 ms, then 100 ms each, 2.5 s in all (1 s is
+    // left for turns the socket gave fewer than 32 streams).
     eprintln!("1,000 streams reset in {took:?}");
-    assert!(took >= Duration::from_millis(30), "not paced: {took:?}");
+    assert!(took >= Duration::from_secs(1), "not paced: {took:?}");
     let handled = status(&server).at("requests").at("total").int();
     assert!(handled <= 10, "{handled} of the reset streams handled");
 }

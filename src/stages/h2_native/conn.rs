@@ -104,6 +104,7 @@ struct Connection {
     turn_full: bool,
     /// No frame is read until then (`Connection::pace`).
     paused_until: Option<Instant>,
+    streak: recv::Streak,
     meter: Rc<Meter>,
     max_streams: usize,
     header_limit: usize,
@@ -234,6 +235,7 @@ impl Connection {
             turn_resets: 0,
             turn_full: false,
             paused_until: None,
+            streak: recv::Streak::default(),
             meter: Meter::new(),
             max_streams: max_streams as usize,
             header_limit,

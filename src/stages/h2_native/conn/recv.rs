@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::super::frame::{self, Code, Header, MAX_FRAME, MAX_WINDOW};
 use super::super::stream::Phase;
@@ -12,21 +12,54 @@ use crate::http::h2_mapping::{RequestBody, PREFACE};
 use crate::stages::h2_connection::Http2;
 use crate::stages::Line;
 
-/// How long a connection's reading pauses after a turn of streams all
-/// opened and reset at once (see `Connection::pace`).
+/// How long a connection's reading first pauses after a turn of streams
+/// all opened and reset at once (see `Connection::pace`); each such turn
+/// that follows doubles it, up to [`RESET_PAUSE_MOST`].
 const RESET_PAUSE: Duration = Duration::from_millis(1);
+/// The longest pause, h2o's `http2-dos-delay`.
+const RESET_PAUSE_MOST: Duration = Duration::from_millis(100);
+/// A rapid turn this long after the last pause ended starts again at
+/// [`RESET_PAUSE`].
+const RESET_STREAK_FORGOT: Duration = Duration::from_secs(1);
+
+/// A connection's rapid turns in a row, and when the last pause ends.
+#[derive(Default)]
+pub(super) struct Streak {
+    turns: u32,
+    until: Option<Instant>,
+}
+
+impl Streak {
+    /// A rapid turn at `now`: when the pause it earns ends.
+    fn pause(&mut self, now: Instant) -> Instant {
+        if self.until.is_some_and(|t| now > t + RESET_STREAK_FORGOT) {
+            self.turns = 0;
+        }
+        let pause = RESET_PAUSE
+            .saturating_mul(1 << self.turns.min(7))
+            .min(RESET_PAUSE_MOST);
+        self.turns = self.turns.saturating_add(1);
+        let until = now + pause;
+        self.until = Some(until);
+        until
+    }
+}
 
 impl Connection {
     /// After a turn's reading: one that opened [`TURN_STREAMS`] streams and
     /// reset each before its response head (rapid reset) pauses the
-    /// connection's reading for [`RESET_PAUSE`], as h2o's
-    /// `http2-dos-delay` does: such a client gets 32 streams a
-    /// millisecond, no more of the worker. True while paused.
+    /// connection's reading, as h2o's `http2-dos-delay` does: 1 ms, then
+    /// twice the last pause for each such turn in a row, up to 100 ms. A
+    /// client that keeps at it gets 32 streams per 100 ms, and reaches
+    /// the budget's GOAWAY only after 2.5 s: it holds one connection,
+    /// which costs the worker next to nothing, rather than reconnecting
+    /// (a TLS handshake, ~300 µs of the worker, every 1,000 streams).
+    /// True while paused.
     pub(super) fn pace(&mut self, paused: bool) -> bool {
         if self.turn_full && self.turn_resets >= TURN_STREAMS {
             // The clock itself: the scheduler's may be a turn old, and a
             // pause it said was not over would wake the connection at once.
-            self.paused_until = Some(std::time::Instant::now() + RESET_PAUSE);
+            self.paused_until = Some(self.streak.pause(Instant::now()));
             return true;
         }
         if !paused {
@@ -325,5 +358,33 @@ impl Connection {
             s.end_remote();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pause_doubles_for_each_rapid_turn_in_a_row_up_to_100_ms() {
+        let mut streak = Streak::default();
+        let mut now = Instant::now();
+        let mut pauses = Vec::new();
+        for _ in 0..10 {
+            let until = streak.pause(now);
+            pauses.push((until - now).as_millis());
+            // The next rapid turn comes as soon as the pause is over.
+            now = until;
+        }
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 64, 100, 100, 100]);
+        // Within a second of the last pause's end, the streak goes on ...
+        now += Duration::from_millis(900);
+        let until = streak.pause(now);
+        assert_eq!(until - now, Duration::from_millis(100));
+        // ... past it, it starts again at 1 ms.
+        now = until + RESET_STREAK_FORGOT + Duration::from_millis(1);
+        let until = streak.pause(now);
+        assert_eq!(until - now, RESET_PAUSE);
+        assert_eq!(streak.pause(until) - until, Duration::from_millis(2));
     }
 }
