@@ -109,6 +109,10 @@ struct Connection {
     header_limit: usize,
     write_limit: Duration,
     blocked_since: Option<Instant>,
+    /// This turn's task waker and read buffer size (`Connection::turn`),
+    /// for the streams it opens.
+    turn_waker: Option<std::task::Waker>,
+    turn_buffer: Option<usize>,
     origin: Origin,
     stage: Arc<Http2>,
     /// The connection's slot and its client's hold, kept while it is open.
@@ -239,6 +243,8 @@ impl Connection {
             header_limit,
             write_limit: config.timeouts.write,
             blocked_since: None,
+            turn_waker: None,
+            turn_buffer: None,
             origin,
             stage: stage.clone(),
             _held: held,
@@ -305,6 +311,10 @@ impl Connection {
         // Whether the socket may hold more than this turn read.
         let mut more = false;
         (self.turn_streams, self.turn_resets, self.turn_full) = (0, 0, false);
+        self.turn_buffer = None;
+        if !self.turn_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.turn_waker = Some(cx.waker().clone());
+        }
         let paused = self.paused_until.is_some_and(|t| Instant::now() < t);
         loop {
             if self.peer_gone || paused {
@@ -467,7 +477,7 @@ impl Connection {
             let mut more = false;
             let mut i = 0;
             while i < self.streams.len() {
-                if !first && !self.streams[i].more {
+                if (!first && !self.streams[i].more) || self.streams[i].unpolled() {
                     i += 1;
                     continue;
                 }

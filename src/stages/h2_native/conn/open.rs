@@ -208,13 +208,19 @@ impl Connection {
                 return Ok(());
             }
         };
-        let config = line.config.load();
-        let size = read_buffer_size(&config);
-        drop(config);
+        let size = *self
+            .turn_buffer
+            .get_or_insert_with(|| read_buffer_size(&line.config.load()));
         let (handler_end, ours) = match self.spares.pop() {
             Some(spare) => spare.pipe(),
             None => pipe(STREAM_BUFFER),
         };
+        // The handler's first write wakes the connection: until then,
+        // nothing is polled of the stream (`H2Stream::fresh`).
+        let fresh = self
+            .turn_waker
+            .as_ref()
+            .is_some_and(|waker| !ours.arm_readable(waker));
         let o = &self.origin;
         let stream = Stream::pipe(handler_end, o.peer, o.secure).naming(o.server_name.clone());
         let conn = Conn::for_stream(stream, o.proxied, preamble, size);
@@ -223,6 +229,7 @@ impl Connection {
         s.body = parsed.body;
         s.content_length = parsed.content_length;
         s.head = parsed.head;
+        s.fresh = fresh;
         if end_stream && parsed.content_length.is_some_and(|cl| cl > 0) {
             self.reset(id, Code::Protocol);
             return Ok(());
