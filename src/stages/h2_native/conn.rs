@@ -1,7 +1,6 @@
 //! A native HTTP/2 connection: its loop, its frames in and out.
 
 use std::future::{poll_fn, Future};
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -40,6 +39,7 @@ const SPARE_PIPES: usize = 16;
 
 mod open;
 mod recv;
+mod timer;
 
 thread_local! {
     /// Where the socket is read: frames are taken from here, and only a
@@ -139,10 +139,18 @@ pub(crate) async fn serve(stage: Arc<Http2>, conn: Conn, line: Arc<Line>) {
     drop(config);
     let _open = Gauge::up(&stage.connections);
     let mut stop = std::pin::pin!(line.shutdown.wait());
-    let mut timer: Option<(Instant, runtime::Sleep)> = None;
+    // The shutdown latch keeps the waker it is polled with until it is
+    // set: polled once, then read (its poll scans every waiter).
+    let mut watching = false;
+    let mut timer = timer::Timer::default();
     let mut idle_since = runtime::now();
     let ended = poll_fn(|cx| {
-        if c.goaway.is_none() && stop.as_mut().poll(cx).is_ready() {
+        let stopped = match watching {
+            true => line.shutdown.is_set(),
+            false => stop.as_mut().poll(cx).is_ready(),
+        };
+        watching = true;
+        if c.goaway.is_none() && stopped {
             c.go_away(Code::NoError);
         }
         if let Err(end) = c.turn(cx, &stage, &line) {
@@ -156,19 +164,7 @@ pub(crate) async fn serve(stage: Arc<Http2>, conn: Conn, line: Arc<Line>) {
             Ok(due) => due,
             Err(end) => return Poll::Ready(end),
         };
-        if let Some(at) = due {
-            if timer.as_ref().is_none_or(|(t, _)| *t != at) {
-                timer = Some((at, runtime::sleep_until(at)));
-            }
-            if let Some((_, sleep)) = timer.as_mut() {
-                if Pin::new(sleep).poll(cx).is_ready() {
-                    timer = None;
-                    cx.waker().wake_by_ref();
-                }
-            }
-        } else {
-            timer = None;
-        }
+        timer.set(due, now, cx);
         Poll::Pending
     })
     .await;

@@ -1,0 +1,41 @@
+//! The connection's one timer, for its next deadline (see
+//! `Connection::due`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Context;
+use std::time::Instant;
+
+use crate::runtime::{self, Sleep};
+
+/// A timer once set stays until its time: a later deadline keeps it (it
+/// wakes the connection early, which then sets the next one), and one no
+/// longer needed wakes the connection once for nothing. A new deadline
+/// per turn would otherwise cost each turn a timer's removal and
+/// insertion (and a read of the clock): a connection between two
+/// bursts of streams moves its release deadline every turn.
+#[derive(Default)]
+pub(super) struct Timer(Option<(Instant, Sleep)>);
+
+impl Timer {
+    /// Wakes the connection by `due`, `now` being the turn's time (the
+    /// one timers fire at: a timer set for no later has fired).
+    pub(super) fn set(&mut self, due: Option<Instant>, now: Instant, cx: &mut Context<'_>) {
+        if self.0.as_ref().is_some_and(|(t, _)| now >= *t) {
+            self.0 = None;
+        }
+        let Some(at) = due else { return };
+        if at <= now {
+            cx.waker().wake_by_ref();
+            return;
+        }
+        if self.0.as_ref().is_some_and(|(t, _)| *t <= at) {
+            return;
+        }
+        let mut sleep = runtime::sleep_until(at);
+        match Pin::new(&mut sleep).poll(cx).is_ready() {
+            true => cx.waker().wake_by_ref(),
+            false => self.0 = Some((at, sleep)),
+        }
+    }
+}
