@@ -41,6 +41,8 @@ mod open;
 mod recv;
 mod timer;
 
+use timer::Tally;
+
 thread_local! {
     /// Where the socket is read: frames are taken from here, and only a
     /// frame's unread tail is kept by the connection.
@@ -113,8 +115,9 @@ struct Connection {
     /// for the streams it opens.
     turn_waker: Option<std::task::Waker>,
     turn_buffer: Option<usize>,
+    /// Changes to the stage's stream figures, added to them once a turn.
+    tally: Tally,
     origin: Origin,
-    stage: Arc<Http2>,
     /// The connection's slot and its client's hold, kept while it is open.
     _held: crate::stages::conn::Held,
 }
@@ -135,7 +138,7 @@ pub(crate) async fn serve(stage: Arc<Http2>, conn: Conn, line: Arc<Line>) {
     let config = line.config.load();
     let handshake_by = conn.ready_since + config.timeouts.header_read;
     let idle = config.timeouts.keepalive_idle;
-    let mut c = Connection::new(&stage, conn, &config);
+    let mut c = Connection::new(conn, &config);
     drop(config);
     let _open = Gauge::up(&stage.connections);
     let mut stop = std::pin::pin!(line.shutdown.wait());
@@ -153,7 +156,9 @@ pub(crate) async fn serve(stage: Arc<Http2>, conn: Conn, line: Arc<Line>) {
         if c.goaway.is_none() && stopped {
             c.go_away(Code::NoError);
         }
-        if let Err(end) = c.turn(cx, &stage, &line) {
+        let turned = c.turn(cx, &stage, &line);
+        c.tally.settle(&stage);
+        if let Err(end) = turned {
             return Poll::Ready(end);
         }
         let now = runtime::now();
@@ -174,16 +179,15 @@ pub(crate) async fn serve(stage: Arc<Http2>, conn: Conn, line: Arc<Line>) {
     // What is queued (GOAWAY among it) goes out if the socket takes it.
     let _ = runtime::timeout(Duration::from_secs(1), poll_fn(|cx| c.poll_flush_out(cx))).await;
     for s in c.streams.drain(..) {
-        stage.streams_open.fetch_sub(1, Ordering::Relaxed);
-        if matches!(s.phase, Phase::Head(_)) {
-            stage.streams_waiting.fetch_sub(1, Ordering::Relaxed);
-        }
+        c.tally.open -= 1;
+        c.tally.waiting -= i64::from(matches!(s.phase, Phase::Head(_)));
     }
+    c.tally.settle(&stage);
     let _ = c.stream.shutdown_write();
 }
 
 impl Connection {
-    fn new(stage: &Arc<Http2>, conn: Conn, config: &crate::config::Config) -> Connection {
+    fn new(conn: Conn, config: &crate::config::Config) -> Connection {
         let origin = Origin {
             peer: conn.stream.peer_addr(),
             secure: conn.stream.is_secure(),
@@ -241,8 +245,8 @@ impl Connection {
             blocked_since: None,
             turn_waker: None,
             turn_buffer: None,
+            tally: Tally::default(),
             origin,
-            stage: stage.clone(),
             _held: held,
         }
     }
@@ -308,7 +312,11 @@ impl Connection {
         let mut more = false;
         (self.turn_streams, self.turn_resets, self.turn_full) = (0, 0, false);
         self.turn_buffer = None;
-        if !self.turn_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        if !self
+            .turn_waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
             self.turn_waker = Some(cx.waker().clone());
         }
         let paused = self.paused_until.is_some_and(|t| Instant::now() < t);
@@ -357,7 +365,7 @@ impl Connection {
                     while i < self.streams.len() {
                         match self.streams[i].remote_done {
                             true => i += 1,
-                            false => self.close_stream(i, stage),
+                            false => self.close_stream(i),
                         }
                     }
                     break;
@@ -373,7 +381,7 @@ impl Connection {
             self.carry = Vec::new();
         }
         more &= !self.pace(paused);
-        more |= self.poll_streams(cx, stage);
+        more |= self.poll_streams(cx);
         if self.resets_left == 0 {
             stage.calmed.fetch_add(1, Ordering::Relaxed);
             return Err(End::Error(Code::EnhanceYourCalm));
@@ -464,7 +472,7 @@ impl Connection {
 
     /// Moves each stream's response into frames and its request body
     /// into its pipe; ends the streams that are done.
-    fn poll_streams(&mut self, cx: &mut Context<'_>, stage: &Http2) -> bool {
+    fn poll_streams(&mut self, cx: &mut Context<'_>) -> bool {
         let now = runtime::now();
         // Rounds of one DATA frame per stream, so that streams interleave;
         // after the first round, only the streams that had more.
@@ -477,7 +485,7 @@ impl Connection {
                     i += 1;
                     continue;
                 }
-                if self.poll_stream(i, cx, stage, now) {
+                if self.poll_stream(i, cx, now) {
                     more |= self.streams[i].more;
                     i += 1;
                 }
@@ -490,7 +498,7 @@ impl Connection {
     }
 
     /// Polls stream `i`; false if it is done and gone.
-    fn poll_stream(&mut self, i: usize, cx: &mut Context<'_>, stage: &Http2, now: Instant) -> bool {
+    fn poll_stream(&mut self, i: usize, cx: &mut Context<'_>, now: Instant) -> bool {
         let s = &mut self.streams[i];
         if !s.inbound.is_empty() {
             s.push_inbound(cx);
@@ -518,7 +526,7 @@ impl Connection {
         };
         let outcome = s.poll_response(cx, &mut room);
         if waiting && !matches!(s.phase, Phase::Head(_)) {
-            stage.streams_waiting.fetch_sub(1, Ordering::Relaxed);
+            self.tally.waiting -= 1;
         }
         let stalled = s
             .stalled_since
@@ -551,7 +559,7 @@ impl Connection {
             return true;
         };
         let id = s.id;
-        self.close_stream(i, stage);
+        self.close_stream(i);
         if let Some(code) = reset {
             frame::rst_stream(&mut self.out, id, code);
             self.remember_reset(id);
@@ -564,12 +572,10 @@ impl Connection {
         self.reset_next = (self.reset_next + 1) % self.reset_by_us.len();
     }
 
-    fn close_stream(&mut self, i: usize, stage: &Http2) {
+    fn close_stream(&mut self, i: usize) {
         let s = self.streams.swap_remove(i);
-        stage.streams_open.fetch_sub(1, Ordering::Relaxed);
-        if matches!(s.phase, Phase::Head(_)) {
-            stage.streams_waiting.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.tally.open -= 1;
+        self.tally.waiting -= i64::from(matches!(s.phase, Phase::Head(_)));
         // The pipe is kept for a next stream once the handler let go of it.
         if self.spares.len() < SPARE_PIPES {
             if let Some(spare) = s.pipe.into_spare_with(s.pending) {

@@ -235,9 +235,9 @@ impl Connection {
             return Ok(());
         }
         self.streams.push(s);
-        stage.streams.fetch_add(1, Ordering::Relaxed);
-        stage.streams_open.fetch_add(1, Ordering::Relaxed);
-        stage.streams_waiting.fetch_add(1, Ordering::Relaxed);
+        self.tally.streams += 1;
+        self.tally.open += 1;
+        self.tally.waiting += 1;
         admit(line, conn);
         if self.goaway.is_none() && line.readiness.is_draining() {
             self.go_away(Code::NoError);
