@@ -500,4 +500,28 @@ mod tests {
             assert!(!a.has_unread() && !b.has_unread());
         });
     }
+
+    #[test]
+    fn a_parked_reader_is_woken_by_a_write_and_by_the_writer_s_drop() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let count = Arc::new(super::super::timer::tests::Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let (handler, ours) = pipe(8);
+        let mut buf = Vec::new();
+        // Armed, as a connection arms a new stream's pipe: no wake yet.
+        assert!(!ours.arm_readable(&waker));
+        assert!(ours.poll_take_into(&mut cx, &mut buf).is_pending());
+        assert_eq!(count.0.load(Ordering::Relaxed), 0);
+        // Parked twice with the same waker, it is woken once (the lock
+        // released first: the waker could lock the pipe itself).
+        assert_eq!(handler.try_write(b"head").expect("fits"), 4);
+        assert_eq!(count.0.load(Ordering::Relaxed), 1);
+        assert_eq!(ours.poll_take_into(&mut cx, &mut buf), Poll::Ready(true));
+        assert_eq!(buf, b"head");
+        assert!(ours.poll_take_into(&mut cx, &mut Vec::new()).is_pending());
+        drop(handler);
+        assert_eq!(count.0.load(Ordering::Relaxed), 2);
+        assert!(ours.arm_readable(&waker), "the other end is gone");
+    }
 }

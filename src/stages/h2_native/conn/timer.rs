@@ -69,3 +69,32 @@ impl Tally {
         *self = Tally::default();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tally_adds_its_changes_once_and_starts_again() {
+        let stage = Http2::new(1, 1);
+        let mut tally = Tally {
+            streams: 3,
+            open: 3,
+            waiting: 3,
+        };
+        tally.settle(&stage);
+        (tally.open, tally.waiting) = (-2, -3);
+        tally.settle(&stage);
+        let figures = stage.snapshot();
+        assert_eq!(
+            (
+                figures.streams,
+                figures.streams_open,
+                figures.streams_waiting
+            ),
+            (3, 1, 0)
+        );
+        tally.settle(&stage);
+        assert_eq!(stage.snapshot().streams_open, 1, "settled changes go once");
+    }
+}
