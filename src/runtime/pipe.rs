@@ -332,19 +332,22 @@ const SPARE_BUFFER: usize = 4096;
 
 /// A pipe whose both ends are gone, kept to be made a new pipe without
 /// allocating (an HTTP/2 connection keeps a few for its next streams).
-pub struct Spare(Arc<Shared>);
+pub struct Spare(Arc<Shared>, usize);
 
 impl PipeEnd {
     /// Drops this end; if the other end is gone too, what the pipe was
     /// made of, emptied, for [`Spare::pipe`].
     pub fn into_spare(self) -> Option<Spare> {
-        self.into_spare_with(Vec::new())
+        self.into_spare_with(Vec::new(), None)
     }
 
     /// [`into_spare`](Self::into_spare), `buf` (what this end took with
     /// [`poll_take_into`](Self::poll_take_into)) going back to the
-    /// direction this end read, for the next pipe's writer.
-    pub fn into_spare_with(self, buf: Vec<u8>) -> Option<Spare> {
+    /// direction this end read, for the next pipe's writer; `reader`,
+    /// if given, waits on that direction already (as if the end on this
+    /// side of the next pipe had been polled with it), and is woken by
+    /// its first write or by the other end's drop.
+    pub fn into_spare_with(self, buf: Vec<u8>, reader: Option<&Waker>) -> Option<Spare> {
         if !self.is_alone() {
             return None;
         }
@@ -372,23 +375,27 @@ impl PipeEnd {
                 half.bytes = bytes;
                 half.bytes.clear();
             }
+            if i == side {
+                half.reader = reader.cloned();
+            }
         }
-        Some(Spare(shared))
+        Some(Spare(shared, side))
     }
 }
 
 impl Spare {
-    /// A new pipe, as [`pipe`] makes one, with the spare's capacity.
+    /// A new pipe, as [`pipe`] makes one, with the spare's capacity: the
+    /// second end is on the side of the end the spare was made of.
     pub fn pipe(self) -> (PipeEnd, PipeEnd) {
         let a = PipeEnd {
             shared: self.0.clone(),
-            side: 0,
+            side: 1 - self.1,
         };
         (
             a,
             PipeEnd {
                 shared: self.0,
-                side: 1,
+                side: self.1,
             },
         )
     }
@@ -474,7 +481,7 @@ mod tests {
         assert_eq!(buf.as_ptr(), room, "the buffer came back through the pipe");
         drop(handler);
         assert_eq!(ours.poll_take_into(&mut cx, &mut buf), Poll::Ready(false));
-        let spare = ours.into_spare_with(buf).expect("both ends gone");
+        let spare = ours.into_spare_with(buf, None).expect("both ends gone");
         let (handler, ours) = spare.pipe();
         assert_eq!(handler.try_write(b"next").expect("fits"), 4);
         let mut next = Vec::new();

@@ -578,7 +578,10 @@ impl Connection {
         self.tally.waiting -= i64::from(matches!(s.phase, Phase::Head(_)));
         // The pipe is kept for a next stream once the handler let go of it.
         if self.spares.len() < SPARE_PIPES {
-            if let Some(spare) = s.pipe.into_spare_with(s.pending) {
+            // Made ready for the next stream's head: the task's waker
+            // waits on it already (`H2Stream::fresh`).
+            let waker = self.turn_waker.as_ref();
+            if let Some(spare) = s.pipe.into_spare_with(s.pending, waker) {
                 self.spares.push(spare);
             }
         }

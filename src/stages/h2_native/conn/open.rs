@@ -211,16 +211,22 @@ impl Connection {
         let size = *self
             .turn_buffer
             .get_or_insert_with(|| read_buffer_size(&line.config.load()));
-        let (handler_end, ours) = match self.spares.pop() {
-            Some(spare) => spare.pipe(),
-            None => pipe(STREAM_BUFFER),
-        };
         // The handler's first write wakes the connection: until then,
-        // nothing is polled of the stream (`H2Stream::fresh`).
-        let fresh = self
-            .turn_waker
-            .as_ref()
-            .is_some_and(|waker| !ours.arm_readable(waker));
+        // nothing is polled of the stream (`H2Stream::fresh`). A spare
+        // has the task's waker waiting on it already (the turn's, set
+        // before any stream of it closed).
+        let (handler_end, ours, fresh) = match self.spares.pop() {
+            Some(spare) => {
+                let (handler_end, ours) = spare.pipe();
+                (handler_end, ours, self.turn_waker.is_some())
+            }
+            None => {
+                let (handler_end, ours) = pipe(STREAM_BUFFER);
+                let waker = self.turn_waker.as_ref();
+                let fresh = waker.is_some_and(|waker| !ours.arm_readable(waker));
+                (handler_end, ours, fresh)
+            }
+        };
         let o = &self.origin;
         let stream = Stream::pipe(handler_end, o.peer, o.secure).naming(o.server_name.clone());
         let conn = Conn::for_stream(stream, o.proxied, preamble, size);
