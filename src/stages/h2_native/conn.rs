@@ -156,9 +156,9 @@ pub(crate) async fn serve(stage: Arc<Http2>, conn: Conn, line: Arc<Line>) {
         if c.goaway.is_none() && stopped {
             c.go_away(Code::NoError);
         }
-        let turned = c.turn(cx, &stage, &line);
-        c.tally.settle(&stage);
-        if let Err(end) = turned {
+        if let Err(end) = c.turn(cx, &stage, &line) {
+            // A turn that ended early settled none of its figures.
+            c.tally.settle(&stage);
             return Poll::Ready(end);
         }
         let now = runtime::now();
@@ -386,6 +386,9 @@ impl Connection {
             stage.calmed.fetch_add(1, Ordering::Relaxed);
             return Err(End::Error(Code::EnhanceYourCalm));
         }
+        // The figures are the stage's before a response they count ends
+        // at the client: one that then asks /status sees them.
+        self.tally.settle(stage);
         match self.poll_flush_out(cx) {
             Poll::Ready(Err(())) => Err(End::Close),
             // Read on in the next turn, as nothing else will wake this one
