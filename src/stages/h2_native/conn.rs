@@ -1,7 +1,6 @@
 //! A native HTTP/2 connection: its loop, its frames in and out.
 
 use std::future::{poll_fn, Future};
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -40,6 +39,9 @@ const SPARE_PIPES: usize = 16;
 
 mod open;
 mod recv;
+mod timer;
+
+use timer::Tally;
 
 thread_local! {
     /// Where the socket is read: frames are taken from here, and only a
@@ -110,8 +112,13 @@ struct Connection {
     header_limit: usize,
     write_limit: Duration,
     blocked_since: Option<Instant>,
+    /// This turn's task waker and read buffer size (`Connection::turn`),
+    /// for the streams it opens.
+    turn_waker: Option<std::task::Waker>,
+    turn_buffer: Option<usize>,
+    /// Changes to the stage's stream figures, added to them once a turn.
+    tally: Tally,
     origin: Origin,
-    stage: Arc<Http2>,
     /// The connection's slot and its client's hold, kept while it is open.
     _held: crate::stages::conn::Held,
 }
@@ -132,17 +139,27 @@ pub(crate) async fn serve(stage: Arc<Http2>, conn: Conn, line: Arc<Line>) {
     let config = line.config.load();
     let handshake_by = conn.ready_since + config.timeouts.header_read;
     let idle = config.timeouts.keepalive_idle;
-    let mut c = Connection::new(&stage, conn, &config);
+    let mut c = Connection::new(conn, &config);
     drop(config);
     let _open = Gauge::up(&stage.connections);
     let mut stop = std::pin::pin!(line.shutdown.wait());
-    let mut timer: Option<(Instant, runtime::Sleep)> = None;
+    // The shutdown latch keeps the waker it is polled with until it is
+    // set: polled once, then read (its poll scans every waiter).
+    let mut watching = false;
+    let mut timer = timer::Timer::default();
     let mut idle_since = runtime::now();
     let ended = poll_fn(|cx| {
-        if c.goaway.is_none() && stop.as_mut().poll(cx).is_ready() {
+        let stopped = match watching {
+            true => line.shutdown.is_set(),
+            false => stop.as_mut().poll(cx).is_ready(),
+        };
+        watching = true;
+        if c.goaway.is_none() && stopped {
             c.go_away(Code::NoError);
         }
         if let Err(end) = c.turn(cx, &stage, &line) {
+            // A turn that ended early settled none of its figures.
+            c.tally.settle(&stage);
             return Poll::Ready(end);
         }
         let now = runtime::now();
@@ -153,19 +170,7 @@ pub(crate) async fn serve(stage: Arc<Http2>, conn: Conn, line: Arc<Line>) {
             Ok(due) => due,
             Err(end) => return Poll::Ready(end),
         };
-        if let Some(at) = due {
-            if timer.as_ref().is_none_or(|(t, _)| *t != at) {
-                timer = Some((at, runtime::sleep_until(at)));
-            }
-            if let Some((_, sleep)) = timer.as_mut() {
-                if Pin::new(sleep).poll(cx).is_ready() {
-                    timer = None;
-                    cx.waker().wake_by_ref();
-                }
-            }
-        } else {
-            timer = None;
-        }
+        timer.set(due, now, cx);
         Poll::Pending
     })
     .await;
@@ -175,16 +180,15 @@ pub(crate) async fn serve(stage: Arc<Http2>, conn: Conn, line: Arc<Line>) {
     // What is queued (GOAWAY among it) goes out if the socket takes it.
     let _ = runtime::timeout(Duration::from_secs(1), poll_fn(|cx| c.poll_flush_out(cx))).await;
     for s in c.streams.drain(..) {
-        stage.streams_open.fetch_sub(1, Ordering::Relaxed);
-        if matches!(s.phase, Phase::Head(_)) {
-            stage.streams_waiting.fetch_sub(1, Ordering::Relaxed);
-        }
+        c.tally.open -= 1;
+        c.tally.waiting -= i64::from(matches!(s.phase, Phase::Head(_)));
     }
+    c.tally.settle(&stage);
     let _ = c.stream.shutdown_write();
 }
 
 impl Connection {
-    fn new(stage: &Arc<Http2>, conn: Conn, config: &crate::config::Config) -> Connection {
+    fn new(conn: Conn, config: &crate::config::Config) -> Connection {
         let origin = Origin {
             peer: conn.stream.peer_addr(),
             secure: conn.stream.is_secure(),
@@ -241,8 +245,10 @@ impl Connection {
             header_limit,
             write_limit: config.timeouts.write,
             blocked_since: None,
+            turn_waker: None,
+            turn_buffer: None,
+            tally: Tally::default(),
             origin,
-            stage: stage.clone(),
             _held: held,
         }
     }
@@ -307,6 +313,14 @@ impl Connection {
         // Whether the socket may hold more than this turn read.
         let mut more = false;
         (self.turn_streams, self.turn_resets, self.turn_full) = (0, 0, false);
+        self.turn_buffer = None;
+        if !self
+            .turn_waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            self.turn_waker = Some(cx.waker().clone());
+        }
         let paused = self.paused_until.is_some_and(|t| Instant::now() < t);
         loop {
             if self.peer_gone || paused {
@@ -353,7 +367,7 @@ impl Connection {
                     while i < self.streams.len() {
                         match self.streams[i].remote_done {
                             true => i += 1,
-                            false => self.close_stream(i, stage),
+                            false => self.close_stream(i),
                         }
                     }
                     break;
@@ -369,11 +383,14 @@ impl Connection {
             self.carry = Vec::new();
         }
         more &= !self.pace(paused);
-        more |= self.poll_streams(cx, stage);
+        more |= self.poll_streams(cx);
         if self.resets_left == 0 {
             stage.calmed.fetch_add(1, Ordering::Relaxed);
             return Err(End::Error(Code::EnhanceYourCalm));
         }
+        // The figures are the stage's before a response they count ends
+        // at the client: one that then asks /status sees them.
+        self.tally.settle(stage);
         match self.poll_flush_out(cx) {
             Poll::Ready(Err(())) => Err(End::Close),
             // Read on in the next turn, as nothing else will wake this one
@@ -460,7 +477,7 @@ impl Connection {
 
     /// Moves each stream's response into frames and its request body
     /// into its pipe; ends the streams that are done.
-    fn poll_streams(&mut self, cx: &mut Context<'_>, stage: &Http2) -> bool {
+    fn poll_streams(&mut self, cx: &mut Context<'_>) -> bool {
         let now = runtime::now();
         // Rounds of one DATA frame per stream, so that streams interleave;
         // after the first round, only the streams that had more.
@@ -469,11 +486,11 @@ impl Connection {
             let mut more = false;
             let mut i = 0;
             while i < self.streams.len() {
-                if !first && !self.streams[i].more {
+                if (!first && !self.streams[i].more) || self.streams[i].unpolled() {
                     i += 1;
                     continue;
                 }
-                if self.poll_stream(i, cx, stage, now) {
+                if self.poll_stream(i, cx, now) {
                     more |= self.streams[i].more;
                     i += 1;
                 }
@@ -486,7 +503,7 @@ impl Connection {
     }
 
     /// Polls stream `i`; false if it is done and gone.
-    fn poll_stream(&mut self, i: usize, cx: &mut Context<'_>, stage: &Http2, now: Instant) -> bool {
+    fn poll_stream(&mut self, i: usize, cx: &mut Context<'_>, now: Instant) -> bool {
         let s = &mut self.streams[i];
         if !s.inbound.is_empty() {
             s.push_inbound(cx);
@@ -514,7 +531,7 @@ impl Connection {
         };
         let outcome = s.poll_response(cx, &mut room);
         if waiting && !matches!(s.phase, Phase::Head(_)) {
-            stage.streams_waiting.fetch_sub(1, Ordering::Relaxed);
+            self.tally.waiting -= 1;
         }
         let stalled = s
             .stalled_since
@@ -547,7 +564,7 @@ impl Connection {
             return true;
         };
         let id = s.id;
-        self.close_stream(i, stage);
+        self.close_stream(i);
         if let Some(code) = reset {
             frame::rst_stream(&mut self.out, id, code);
             self.remember_reset(id);
@@ -560,15 +577,16 @@ impl Connection {
         self.reset_next = (self.reset_next + 1) % self.reset_by_us.len();
     }
 
-    fn close_stream(&mut self, i: usize, stage: &Http2) {
+    fn close_stream(&mut self, i: usize) {
         let s = self.streams.swap_remove(i);
-        stage.streams_open.fetch_sub(1, Ordering::Relaxed);
-        if matches!(s.phase, Phase::Head(_)) {
-            stage.streams_waiting.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.tally.open -= 1;
+        self.tally.waiting -= i64::from(matches!(s.phase, Phase::Head(_)));
         // The pipe is kept for a next stream once the handler let go of it.
         if self.spares.len() < SPARE_PIPES {
-            if let Some(spare) = s.pipe.into_spare_with(s.pending) {
+            // Made ready for the next stream's head: the task's waker
+            // waits on it already (`H2Stream::fresh`).
+            let waker = self.turn_waker.as_ref();
+            if let Some(spare) = s.pipe.into_spare_with(s.pending, waker) {
                 self.spares.push(spare);
             }
         }

@@ -101,15 +101,22 @@ pub(super) fn settings(out: &mut Vec<u8>, max_streams: u32, header_list: u32) {
 /// Appends a header block as HEADERS (and CONTINUATION frames if it is
 /// larger than `max_frame`), the block being what `out` holds past
 /// `start + 9`, where room for the HEADERS frame's header was left.
+/// Inline: once per response, and the common case is a few stores.
+#[inline]
 pub(super) fn finish_headers(out: &mut Vec<u8>, start: usize, stream: u32, end: bool, max: usize) {
     let block_len = out.len() - start - 9;
     let flags = if end { END_STREAM } else { 0 };
-    if block_len <= max {
-        let h = head_bytes(block_len, HEADERS, flags | END_HEADERS, stream);
-        out[start..start + 9].copy_from_slice(&h);
-        return;
+    match out.get_mut(start..start + 9) {
+        Some(place) if block_len <= max => {
+            place.copy_from_slice(&head_bytes(block_len, HEADERS, flags | END_HEADERS, stream));
+        }
+        _ => split_headers(out, start, stream, flags, max),
     }
-    // Rare: a head over 16 KiB. Cut into frames.
+}
+
+/// Rare: a head over `max` (16 KiB), cut into frames.
+#[cold]
+fn split_headers(out: &mut Vec<u8>, start: usize, stream: u32, flags: u8, max: usize) {
     let block = out.split_off(start + 9);
     out.truncate(start);
     let mut pieces = block.chunks(max).peekable();
@@ -126,5 +133,49 @@ pub(super) fn finish_headers(out: &mut Vec<u8>, start: usize, stream: u32, end: 
         );
         out.extend_from_slice(piece);
         (kind, flags) = (CONTINUATION, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The frames in `out`: (kind, flags, payload length).
+    fn frames(mut out: &[u8]) -> Vec<(u8, u8, usize)> {
+        let mut got = Vec::new();
+        while let Some(h) = Header::parse(out) {
+            got.push((h.kind, h.flags, h.len));
+            out = &out[9 + h.len..];
+        }
+        got
+    }
+
+    #[test]
+    fn a_block_past_the_frame_size_goes_on_in_continuation_frames() {
+        for (len, end, expected) in [
+            (10, true, vec![(HEADERS, END_STREAM | END_HEADERS, 10)]),
+            (16, false, vec![(HEADERS, END_HEADERS, 16)]),
+            (
+                40,
+                true,
+                vec![
+                    (HEADERS, END_STREAM, 16),
+                    (CONTINUATION, 0, 16),
+                    (CONTINUATION, END_HEADERS, 8),
+                ],
+            ),
+        ] {
+            let mut out = vec![7; 5];
+            out.extend_from_slice(&[0; 9]);
+            out.extend((0..len).map(|i| i as u8));
+            finish_headers(&mut out, 5, 3, end, 16);
+            assert_eq!(&out[..5], &[7; 5], "what came before is kept");
+            assert_eq!(frames(&out[5..]), expected, "{len} bytes");
+            let block: Vec<u8> = out[5..]
+                .chunks(9 + 16)
+                .flat_map(|f| f[9..].to_vec())
+                .collect();
+            assert_eq!(block, (0..len).map(|i| i as u8).collect::<Vec<_>>());
+        }
     }
 }

@@ -66,6 +66,9 @@ pub(super) struct H2Stream {
     pub(super) answered: bool,
     /// It stopped at its share of a round with more to send.
     pub(super) more: bool,
+    /// Opened in this turn, its handler not yet run: the connection's
+    /// waker is with its pipe already, so polling it would find nothing.
+    pub(super) fresh: bool,
 }
 
 /// What polling a stream's response did.
@@ -155,7 +158,19 @@ impl H2Stream {
             stalled_since: None,
             answered: false,
             more: false,
+            fresh: false,
         }
+    }
+
+    /// Whether the streams' round passes it by: it was opened in this
+    /// turn (see `fresh`) and has nothing to move in nor to give back.
+    /// Only once: from the next round on it is polled.
+    pub(super) fn unpolled(&mut self) -> bool {
+        if !self.fresh {
+            return false;
+        }
+        self.fresh = false;
+        self.inbound.is_empty() && self.unacked == 0 && matches!(self.phase, Phase::Head(_))
     }
 
     /// Moves what it can of the request body into the pipe.

@@ -208,12 +208,24 @@ impl Connection {
                 return Ok(());
             }
         };
-        let config = line.config.load();
-        let size = read_buffer_size(&config);
-        drop(config);
-        let (handler_end, ours) = match self.spares.pop() {
-            Some(spare) => spare.pipe(),
-            None => pipe(STREAM_BUFFER),
+        let size = *self
+            .turn_buffer
+            .get_or_insert_with(|| read_buffer_size(&line.config.load()));
+        // The handler's first write wakes the connection: until then,
+        // nothing is polled of the stream (`H2Stream::fresh`). A spare
+        // has the task's waker waiting on it already (the turn's, set
+        // before any stream of it closed).
+        let (handler_end, ours, fresh) = match self.spares.pop() {
+            Some(spare) => {
+                let (handler_end, ours) = spare.pipe();
+                (handler_end, ours, self.turn_waker.is_some())
+            }
+            None => {
+                let (handler_end, ours) = pipe(STREAM_BUFFER);
+                let waker = self.turn_waker.as_ref();
+                let fresh = waker.is_some_and(|waker| !ours.arm_readable(waker));
+                (handler_end, ours, fresh)
+            }
         };
         let o = &self.origin;
         let stream = Stream::pipe(handler_end, o.peer, o.secure).naming(o.server_name.clone());
@@ -223,14 +235,15 @@ impl Connection {
         s.body = parsed.body;
         s.content_length = parsed.content_length;
         s.head = parsed.head;
+        s.fresh = fresh;
         if end_stream && parsed.content_length.is_some_and(|cl| cl > 0) {
             self.reset(id, Code::Protocol);
             return Ok(());
         }
         self.streams.push(s);
-        stage.streams.fetch_add(1, Ordering::Relaxed);
-        stage.streams_open.fetch_add(1, Ordering::Relaxed);
-        stage.streams_waiting.fetch_add(1, Ordering::Relaxed);
+        self.tally.streams += 1;
+        self.tally.open += 1;
+        self.tally.waiting += 1;
         admit(line, conn);
         if self.goaway.is_none() && line.readiness.is_draining() {
             self.go_away(Code::NoError);

@@ -148,7 +148,7 @@ impl Connection {
                     Ok(())
                 }
             },
-            frame::RST_STREAM => self.rst_stream(h, payload, stage),
+            frame::RST_STREAM => self.rst_stream(h, payload),
             frame::SETTINGS => self.settings(h, payload),
             frame::PING => match (h.stream, h.len) {
                 (0, 8) if h.flags & frame::ACK != 0 => Ok(()),
@@ -186,8 +186,7 @@ impl Connection {
         }
         frame::rst_stream(&mut self.out, id, code);
         if let Some(i) = self.find(id) {
-            let stage = self.stage.clone();
-            self.close_stream(i, &stage);
+            self.close_stream(i);
         }
         self.remember_reset(id);
     }
@@ -274,12 +273,7 @@ impl Connection {
         Ok(())
     }
 
-    pub(super) fn rst_stream(
-        &mut self,
-        h: Header,
-        _payload: &[u8],
-        stage: &Http2,
-    ) -> Result<(), End> {
+    pub(super) fn rst_stream(&mut self, h: Header, _payload: &[u8]) -> Result<(), End> {
         if h.stream == 0 || h.stream > self.last_id {
             return Err(End::Error(Code::Protocol));
         }
@@ -293,7 +287,7 @@ impl Connection {
             };
             self.resets_left = self.resets_left.saturating_sub(cost);
             self.turn_resets += usize::from(cost == EARLY_RESET);
-            self.close_stream(i, stage);
+            self.close_stream(i);
         }
         Ok(())
     }
