@@ -74,11 +74,6 @@ pub struct Request {
     pub if_range: Option<String>,
     /// Accept-Encoding: the content codings the client takes, raw.
     pub accept_encoding: Option<String>,
-    /// The first User-Agent, its bytes as sent (for the access log, which
-    /// escapes them).
-    pub user_agent: Option<Vec<u8>>,
-    /// The first Referer, its bytes as sent (for the access log).
-    pub referer: Option<Vec<u8>>,
     /// Bytes of leading empty lines + request line + headers + final CRLF.
     pub preamble_len: usize,
     /// Length of the target before '?' (found once: routing asks often).
@@ -323,8 +318,6 @@ impl Request {
             range: None,
             if_range: None,
             accept_encoding: None,
-            user_agent: None,
-            referer: None,
             preamble_len,
             path_len,
             field_spans: [None; Field::ALL.len()],
@@ -380,17 +373,9 @@ impl Request {
         } else if name.eq_ignore_ascii_case("accept-encoding") {
             // Lossy: a stray byte makes a coding unknown, not the request bad.
             append_list(&mut self.accept_encoding, &String::from_utf8_lossy(value));
-        } else if name.eq_ignore_ascii_case("user-agent") {
-            // Informational only: keep the first, tolerate obs-text.
-            if self.user_agent.is_none() {
-                self.user_agent = Some(value.to_vec());
-            }
-        } else if name.eq_ignore_ascii_case("referer") {
-            if self.referer.is_none() {
-                self.referer = Some(value.to_vec());
-            }
         } else if let Some(field) = Field::named(name) {
-            // The first one, as for User-Agent: where it is, not a copy.
+            // The first one (User-Agent, Referer: informational, obs-text
+            // tolerated): where it is, not a copy.
             let span = &mut self.field_spans[field as usize];
             if span.is_none() {
                 *span = span_in(buf, value);
@@ -989,8 +974,19 @@ mod tests {
         );
         assert_eq!(r.if_range.as_deref(), Some("\"e\""));
         assert_eq!(r.range.as_deref(), Some("bytes=1-"));
-        assert_eq!(r.user_agent.as_deref(), Some(&b"ua/1"[..]));
-        assert_eq!(r.referer.as_deref(), Some(&b"http://r/"[..]));
+        let pre = concat!(
+            "GET / HTTP/1.1\r\nHost: x\r\n",
+            "User-Agent: ua/1\r\nUser-Agent: ua/2\r\nReferer: http://r/\r\n\r\n"
+        );
+        let r = ok(pre);
+        assert_eq!(
+            r.field(pre.as_bytes(), Field::UserAgent),
+            Some(&b"ua/1"[..])
+        );
+        assert_eq!(
+            r.field(pre.as_bytes(), Field::Referer),
+            Some(&b"http://r/"[..])
+        );
         assert_eq!(
             status("GET / HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\nRange: bytes=2-3\r\n\r\n"),
             400
