@@ -5,7 +5,7 @@ use std::io::{self, BufWriter, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::http::Request;
+use crate::http::{Field, Request};
 
 #[derive(Clone)]
 pub(crate) struct AccessLog {
@@ -109,21 +109,22 @@ impl AccessLog {
         }
         let _ = write!(line, " [{}] \"", clf_time(SystemTime::now()));
         match request {
-            RequestLine::Parsed(r) | RequestLine::Http2(r) => {
+            RequestLine::Parsed(r, sent) | RequestLine::Http2(r, sent) => {
                 line.push_str(r.method.as_str());
                 line.push(' ');
                 push_escaped(&mut line, r.target.as_bytes());
                 let _ = match request {
-                    RequestLine::Http2(_) => write!(line, " HTTP/2.0\" {status} {bytes} \""),
+                    RequestLine::Http2(..) => write!(line, " HTTP/2.0\" {status} {bytes} \""),
                     _ => write!(
                         line,
                         " HTTP/1.{}\" {} {} \"",
                         r.minor_version, status, bytes
                     ),
                 };
-                push_escaped(&mut line, r.referer.as_deref().unwrap_or(b"-"));
+                let sent = sent.unwrap_or(&Sent::NONE);
+                push_escaped(&mut line, sent.referer.as_deref().unwrap_or(b"-"));
                 line.push_str("\" \"");
-                push_escaped(&mut line, r.user_agent.as_deref().unwrap_or(b"-"));
+                push_escaped(&mut line, sent.user_agent.as_deref().unwrap_or(b"-"));
                 line.push('"');
             }
             RequestLine::Raw(raw) => {
@@ -163,14 +164,40 @@ pub(crate) struct Who<'a> {
 
 /// What the log says the request was.
 pub(crate) enum RequestLine<'a> {
-    /// A request that parsed: its method, target, version and fields.
-    Parsed(&'a Request),
+    /// A request that parsed: its method, target and version, and the
+    /// fields copied from its preamble (`None`: none copied, `-`).
+    Parsed(&'a Request, Option<&'a Sent>),
     /// A request that came on an HTTP/2 stream: logged `HTTP/2.0`, as
     /// nginx logs it.
-    Http2(&'a Request),
+    Http2(&'a Request, Option<&'a Sent>),
     /// One that did not (or never finished arriving): the bytes of its
     /// request line as received ([`raw_request_line`]), `-` when empty.
     Raw(&'a [u8]),
+}
+
+/// The fields the log writes that the parse only notes the place of:
+/// copied out of the preamble before a service consumes it, and only when
+/// there is a log.
+#[derive(Debug, Default)]
+pub(crate) struct Sent {
+    referer: Option<Vec<u8>>,
+    user_agent: Option<Vec<u8>>,
+}
+
+impl Sent {
+    const NONE: Sent = Sent {
+        referer: None,
+        user_agent: None,
+    };
+
+    /// `req`'s first Referer and User-Agent, as sent, from `preamble`
+    /// (the bytes it was parsed from). Boxed: kept small where it waits.
+    pub(crate) fn of(req: &Request, preamble: &[u8]) -> Box<Sent> {
+        Box::new(Sent {
+            referer: req.field(preamble, Field::Referer).map(<[u8]>::to_vec),
+            user_agent: req.field(preamble, Field::UserAgent).map(<[u8]>::to_vec),
+        })
+    }
 }
 
 /// The longest raw request line logged: a 414's line is cut here.
@@ -298,7 +325,13 @@ mod tests {
             user: None,
             site: None,
         };
-        log.record(&who("127.0.0.1"), RequestLine::Parsed(&req), 200, 5);
+        let sent = Sent::of(&req, raw);
+        log.record(
+            &who("127.0.0.1"),
+            RequestLine::Parsed(&req, Some(&sent)),
+            200,
+            5,
+        );
         log.record(&who("-"), RequestLine::Raw(b""), 408, 0);
         log.record(&who("-"), RequestLine::Raw(b"\x16\x03\x01\xff\"x"), 400, 45);
         // A user and a site, escaped like the rest.

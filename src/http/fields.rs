@@ -19,14 +19,20 @@ pub enum Field {
     AccessControlRequestMethod,
     /// `Authorization`.
     Authorization,
+    /// `User-Agent` (the access log's; obs-text tolerated).
+    UserAgent,
+    /// `Referer` (the access log's; obs-text tolerated).
+    Referer,
 }
 
 impl Field {
-    pub(super) const ALL: [Field; 4] = [
+    pub(super) const ALL: [Field; 6] = [
         Field::Accept,
         Field::Origin,
         Field::AccessControlRequestMethod,
         Field::Authorization,
+        Field::UserAgent,
+        Field::Referer,
     ];
 
     /// The field's name, as the RFCs spell it.
@@ -36,6 +42,8 @@ impl Field {
             Field::Origin => "Origin",
             Field::AccessControlRequestMethod => "Access-Control-Request-Method",
             Field::Authorization => "Authorization",
+            Field::UserAgent => "User-Agent",
+            Field::Referer => "Referer",
         }
     }
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::access_log::{raw_request_line, RequestLine, Who};
+use crate::access_log::{raw_request_line, RequestLine, Sent, Who};
 use crate::config::{Client, Config};
 use crate::http::h2_mapping::{neither_protocol, preface, Preface};
 use crate::http::{parse_request, Limits, Request};
@@ -468,11 +468,12 @@ impl Built {
         )
         .proxied(proxied)
         .serving_as(ruled.status());
-        // For the log, while X-Forwarded-For can still be read; without
-        // a log nothing asks unless the route does.
-        if self.access_log.is_some() {
+        // For the log, while X-Forwarded-For, Referer and User-Agent can
+        // still be read; without a log nothing asks unless the route does.
+        let sent = self.access_log.is_some().then(|| {
             ex.client();
-        }
+            Sent::of(req, ex.preamble())
+        });
         // `[[auth]]` for what is served and what was asked (not redirects);
         // no rules, nothing asked. (`[limits.per_client]` rate: the step
         // before the handler, `per_client_step`.)
@@ -502,8 +503,8 @@ impl Built {
         // Recorded here: the client need not be carried out of the future.
         let logged = Logged {
             request: match conn.stream.is_pipe() {
-                true => RequestLine::Http2(req),
-                false => RequestLine::Parsed(req),
+                true => RequestLine::Http2(req, sent.as_deref()),
+                false => RequestLine::Parsed(req, sent.as_deref()),
             },
             client,
             user,

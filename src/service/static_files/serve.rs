@@ -457,11 +457,11 @@ enum Answer {
 #[inline(always)]
 fn answer(req: &Request, info: &FileInfo) -> Answer {
     let preconditions = Preconditions {
-        if_match: req.if_match.as_deref(),
-        if_none_match: req.if_none_match.as_deref(),
-        if_modified_since: req.if_modified_since.as_deref(),
-        if_unmodified_since: req.if_unmodified_since.as_deref(),
-        if_range: req.if_range.as_deref(),
+        if_match: req.if_match(),
+        if_none_match: req.if_none_match(),
+        if_modified_since: req.if_modified_since(),
+        if_unmodified_since: req.if_unmodified_since(),
+        if_range: req.if_range(),
     };
     let honor_range = match evaluate(&preconditions, &info.validators) {
         Decision::NotModified => return Answer::NotModified,
@@ -470,7 +470,7 @@ fn answer(req: &Request, info: &FileInfo) -> Answer {
     };
     let len = info.version.len;
     let range = match honor_range {
-        true => parse_range(req.range.as_deref(), len),
+        true => parse_range(req.range(), len),
         false => RangeOutcome::Full,
     };
     match range {
