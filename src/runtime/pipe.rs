@@ -181,24 +181,9 @@ impl PipeEnd {
     /// Takes everything that has arrived, whole (no copy): Ready(None) at
     /// end of stream.
     pub fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
-        let mut shared = self.lock();
-        let half = &mut shared.halves[self.side];
-        if half.pending() == 0 {
-            if half.closed {
-                return Poll::Ready(None);
-            }
-            park(&mut half.reader, cx.waker());
-            return Poll::Pending;
-        }
-        let mut bytes = std::mem::take(&mut half.bytes);
-        if half.read > 0 {
-            bytes.drain(..half.read);
-            half.read = 0;
-        }
-        let waker = half.writer.take();
-        drop(shared);
-        wake(waker);
-        Poll::Ready(Some(bytes))
+        let mut bytes = Vec::new();
+        self.poll_take_into(cx, &mut bytes)
+            .map(|open| open.then_some(bytes))
     }
 
     /// Takes everything that has arrived into `buf`: Ready(false) at end
