@@ -180,8 +180,7 @@ pub(crate) async fn serve(stage: Arc<Http2>, conn: Conn, line: Arc<Line>) {
     // What is queued (GOAWAY among it) goes out if the socket takes it.
     let _ = runtime::timeout(Duration::from_secs(1), poll_fn(|cx| c.poll_flush_out(cx))).await;
     for s in c.streams.drain(..) {
-        c.tally.open -= 1;
-        c.tally.waiting -= i64::from(matches!(s.phase, Phase::Head(_)));
+        c.tally.closed(&s);
     }
     c.tally.settle(&stage);
     let _ = c.stream.shutdown_write();
@@ -579,8 +578,7 @@ impl Connection {
 
     fn close_stream(&mut self, i: usize) {
         let s = self.streams.swap_remove(i);
-        self.tally.open -= 1;
-        self.tally.waiting -= i64::from(matches!(s.phase, Phase::Head(_)));
+        self.tally.closed(&s);
         // The pipe is kept for a next stream once the handler let go of it.
         if self.spares.len() < SPARE_PIPES {
             // Made ready for the next stream's head: the task's waker

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Context;
 use std::time::Instant;
 
+use super::super::stream::{H2Stream, Phase};
 use crate::runtime::{self, Sleep};
 use crate::stages::h2_connection::Http2;
 
@@ -54,6 +55,12 @@ pub(super) struct Tally {
 }
 
 impl Tally {
+    /// A stream closed: no longer open, nor waiting if its head had not come.
+    pub(super) fn closed(&mut self, s: &H2Stream) {
+        self.open -= 1;
+        self.waiting -= i64::from(matches!(s.phase, Phase::Head(_)));
+    }
+
     /// Adds the changes to `stage`'s figures, and starts again.
     pub(super) fn settle(&mut self, stage: &Http2) {
         let add = |gauge: &AtomicU64, by: i64| match by {
