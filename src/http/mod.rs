@@ -14,6 +14,7 @@ pub mod method;
 pub mod plain;
 pub mod proxy;
 pub mod request;
+mod request_version;
 pub mod response;
 pub mod status;
 pub mod uri;
