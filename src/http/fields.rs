@@ -46,12 +46,6 @@ impl Field {
             Field::Referer => "Referer",
         }
     }
-
-    pub(super) fn named(name: &str) -> Option<Field> {
-        Field::ALL
-            .into_iter()
-            .find(|f| f.name().eq_ignore_ascii_case(name))
-    }
 }
 
 impl Request {

@@ -6,6 +6,7 @@
 
 pub mod chunked;
 pub mod date;
+mod field_name;
 mod fields;
 pub mod h2_mapping;
 pub mod hpack;

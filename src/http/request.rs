@@ -3,6 +3,7 @@
 use std::fmt;
 use std::mem::MaybeUninit;
 
+use crate::http::field_name::FieldName;
 use crate::http::fields::Field;
 use crate::http::method::Method;
 use crate::http::request_version::refused_version;
@@ -358,52 +359,59 @@ impl Request {
         name: &str,
         value: &[u8],
     ) -> Result<(), HttpError> {
-        if name.eq_ignore_ascii_case("host") {
-            framing.host_count += 1;
-            if framing.host_count > 1 {
-                return Err(bad("more than one Host header"));
+        let Some(known) = FieldName::of(name) else {
+            return Ok(());
+        };
+        match known {
+            FieldName::Host => {
+                framing.host_count += 1;
+                if framing.host_count > 1 {
+                    return Err(bad("more than one Host header"));
+                }
+                let v = utf8(value)?;
+                if !valid_host(v) {
+                    return Err(bad("invalid Host header"));
+                }
+                self.host = Some(v.to_string());
             }
-            let v = utf8(value)?;
-            if !valid_host(v) {
-                return Err(bad("invalid Host header"));
+            FieldName::Connection => {
+                for tok in list(value) {
+                    framing.conn_close |= tok.eq_ignore_ascii_case(b"close");
+                    framing.conn_keep_alive |= tok.eq_ignore_ascii_case(b"keep-alive");
+                }
             }
-            self.host = Some(v.to_string());
-        } else if name.eq_ignore_ascii_case("connection") {
-            for tok in list(value) {
-                framing.conn_close |= tok.eq_ignore_ascii_case(b"close");
-                framing.conn_keep_alive |= tok.eq_ignore_ascii_case(b"keep-alive");
+            FieldName::ContentLength => framing.content_length(value)?,
+            FieldName::TransferEncoding => framing.transfer_encoding(value),
+            FieldName::Expect => {
+                if !value.eq_ignore_ascii_case(b"100-continue") {
+                    return Err(HttpError::new(417, "unsupported expectation"));
+                }
+                // A 100-continue expectation in HTTP/1.0 MUST be ignored (RFC 9110 §10.1.1).
+                self.expect_continue = self.minor_version == 1;
             }
-        } else if name.eq_ignore_ascii_case("content-length") {
-            framing.content_length(value)?;
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            framing.transfer_encoding(value);
-        } else if name.eq_ignore_ascii_case("expect") {
-            if !value.eq_ignore_ascii_case(b"100-continue") {
-                return Err(HttpError::new(417, "unsupported expectation"));
+            FieldName::IfMatch => append_list(&mut self.conditions_mut().if_match, utf8(value)?),
+            FieldName::IfNoneMatch => {
+                append_list(&mut self.conditions_mut().if_none_match, utf8(value)?);
             }
-            // A 100-continue expectation in HTTP/1.0 MUST be ignored (RFC 9110 §10.1.1).
-            self.expect_continue = self.minor_version == 1;
-        } else if name.eq_ignore_ascii_case("if-match") {
-            append_list(&mut self.conditions_mut().if_match, utf8(value)?);
-        } else if name.eq_ignore_ascii_case("if-none-match") {
-            append_list(&mut self.conditions_mut().if_none_match, utf8(value)?);
-        } else if name.eq_ignore_ascii_case("if-modified-since") {
-            set_once(&mut self.conditions_mut().if_modified_since, value)?;
-        } else if name.eq_ignore_ascii_case("if-unmodified-since") {
-            set_once(&mut self.conditions_mut().if_unmodified_since, value)?;
-        } else if name.eq_ignore_ascii_case("range") {
-            set_once(&mut self.conditions_mut().range, value)?;
-        } else if name.eq_ignore_ascii_case("if-range") {
-            set_once(&mut self.conditions_mut().if_range, value)?;
-        } else if name.eq_ignore_ascii_case("accept-encoding") {
-            // Lossy: a stray byte makes a coding unknown, not the request bad.
-            append_list(&mut self.accept_encoding, &String::from_utf8_lossy(value));
-        } else if let Some(field) = Field::named(name) {
-            // The first one (User-Agent, Referer: informational, obs-text
-            // tolerated): where it is, not a copy.
-            let span = &mut self.field_spans[field as usize];
-            if *span == NO_SPAN {
-                *span = span_in(buf, value).unwrap_or(NO_SPAN);
+            FieldName::IfModifiedSince => {
+                set_once(&mut self.conditions_mut().if_modified_since, value)?;
+            }
+            FieldName::IfUnmodifiedSince => {
+                set_once(&mut self.conditions_mut().if_unmodified_since, value)?;
+            }
+            FieldName::Range => set_once(&mut self.conditions_mut().range, value)?,
+            FieldName::IfRange => set_once(&mut self.conditions_mut().if_range, value)?,
+            FieldName::AcceptEncoding => {
+                // Lossy: a stray byte makes a coding unknown, not the request bad.
+                append_list(&mut self.accept_encoding, &String::from_utf8_lossy(value));
+            }
+            FieldName::Noted(field) => {
+                // The first one (User-Agent, Referer: informational, obs-text
+                // tolerated): where it is, not a copy.
+                let span = &mut self.field_spans[field as usize];
+                if *span == NO_SPAN {
+                    *span = span_in(buf, value).unwrap_or(NO_SPAN);
+                }
             }
         }
         Ok(())
