@@ -3,6 +3,8 @@
 use std::fmt;
 use std::mem::MaybeUninit;
 
+use compact_str::CompactString;
+
 use crate::http::field_name::FieldName;
 use crate::http::fields::Field;
 use crate::http::method::Method;
@@ -49,12 +51,12 @@ pub struct Request {
     /// The request method.
     pub method: Method,
     /// origin-form path and query (absolute-form is reduced to this), or "*".
-    pub target: String,
+    pub target: CompactString,
     /// The `d` in `HTTP/1.d`: 0 or 1.
     pub minor_version: u8,
     /// The Host header, or the authority of an absolute-form target; always
     /// set for HTTP/1.1.
-    pub host: Option<String>,
+    pub host: Option<CompactString>,
     /// The connection may serve another request: HTTP/1.1 without
     /// `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`.
     pub keep_alive: bool,
@@ -66,7 +68,7 @@ pub struct Request {
     /// most requests send none, so a request is smaller to move.
     conditions: Option<Box<Conditions>>,
     /// Accept-Encoding: the content codings the client takes, raw.
-    pub accept_encoding: Option<String>,
+    pub accept_encoding: Option<CompactString>,
     /// Bytes of leading empty lines + request line + headers + final CRLF.
     pub preamble_len: usize,
     /// Length of the target before '?' (found once: routing asks often).
@@ -143,7 +145,7 @@ impl Request {
             .position(|b| b == b'?')
             .unwrap_or(target.len());
         Request {
-            target,
+            target: target.into(),
             path_len,
             ..self.clone()
         }
@@ -239,7 +241,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<Request>, Htt
         if !valid_host(auth) {
             return Err(bad("invalid authority in request target"));
         }
-        out.host = Some(auth.to_string());
+        out.host = Some(auth.into());
     }
     out.keep_alive = !framing.conn_close && (minor_version == 1 || framing.conn_keep_alive);
     out.body = framing.body(minor_version)?;
@@ -329,7 +331,12 @@ impl Framing {
 
 impl Request {
     /// A request with its line read and no field yet.
-    fn blank(method: Method, target: String, minor_version: u8, preamble_len: usize) -> Request {
+    fn blank(
+        method: Method,
+        target: CompactString,
+        minor_version: u8,
+        preamble_len: usize,
+    ) -> Request {
         let path_len = target
             .bytes()
             .position(|b| b == b'?')
@@ -372,7 +379,7 @@ impl Request {
                 if !valid_host(v) {
                     return Err(bad("invalid Host header"));
                 }
-                self.host = Some(v.to_string());
+                self.host = Some(v.into());
             }
             FieldName::Connection => {
                 for tok in list(value) {
@@ -509,13 +516,10 @@ fn utf8(v: &[u8]) -> Result<&str, HttpError> {
     std::str::from_utf8(v).map_err(|_| bad("header value is not UTF-8"))
 }
 
-fn append_list(slot: &mut Option<String>, v: &str) {
+fn append_list<'v, S: From<&'v str> + Extend<&'v str>>(slot: &mut Option<S>, v: &'v str) {
     match slot {
-        Some(s) => {
-            s.push_str(", ");
-            s.push_str(v);
-        }
-        None => *slot = Some(v.to_string()),
+        Some(s) => s.extend([", ", v]),
+        None => *slot = Some(v.into()),
     }
 }
 
@@ -1141,6 +1145,35 @@ mod tests {
         let r = ok("GET /a HTTP/1.0\r\n\r\n");
         assert_eq!(r.query(), None);
         assert_eq!(ok("GET /a? HTTP/1.0\r\n\r\n").query(), Some(""));
+    }
+
+    #[test]
+    fn a_request_is_no_larger_to_move() {
+        // 192 bytes with String fields; CompactString is as large.
+        assert!(std::mem::size_of::<Request>() <= 192);
+    }
+
+    #[test]
+    fn short_values_are_kept_inline() {
+        let r = ok("GET /small.txt HTTP/1.1\r\nHost: 127.0.0.1:19000\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n\r\n");
+        assert!(!r.target.is_heap_allocated());
+        assert!(!r.host.as_ref().is_some_and(|h| h.is_heap_allocated()));
+        assert_eq!(
+            r.accept_encoding.as_deref(),
+            Some("gzip, deflate, br, zstd")
+        );
+        assert!(!r
+            .accept_encoding
+            .as_ref()
+            .is_some_and(|a| a.is_heap_allocated()));
+        // Longer ones are kept whole.
+        let long = format!("/{}", "a".repeat(100));
+        let r = ok(&format!(
+            "GET {long} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: a\r\naccept-encoding: {}\r\n\r\n",
+            "b".repeat(40)
+        ));
+        assert_eq!(r.target, long);
+        assert_eq!(r.accept_encoding.as_deref().map(str::len), Some(43));
     }
 
     #[test]

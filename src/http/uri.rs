@@ -3,6 +3,8 @@
 
 use std::io::Write;
 
+use compact_str::CompactString;
+
 use crate::http::method::Method;
 use crate::http::request::HttpError;
 
@@ -14,7 +16,7 @@ const fn bad(message: &'static str) -> HttpError {
 pub(super) fn split_target<'a>(
     method: &Method,
     raw: &'a str,
-) -> Result<(String, Option<&'a str>), HttpError> {
+) -> Result<(CompactString, Option<&'a str>), HttpError> {
     // One pass for the four bytes refused below: most targets hold none.
     if raw.bytes().any(|b| matches!(b, b'#' | b'"' | b'<' | b'>')) {
         // Fragments are never part of a request-target (RFC 9112 §3.2).
@@ -28,11 +30,11 @@ pub(super) fn split_target<'a>(
         return Err(bad("invalid character in request target"));
     }
     if raw.starts_with('/') {
-        return Ok((raw.to_string(), None));
+        return Ok((raw.into(), None));
     }
     if raw == "*" {
         return match method {
-            Method::Options => Ok((raw.to_string(), None)),
+            Method::Options => Ok((raw.into(), None)),
             _ => Err(bad("asterisk-form only allowed for OPTIONS")),
         };
     }
@@ -45,9 +47,11 @@ pub(super) fn split_target<'a>(
         return Err(bad("invalid authority in request target"));
     }
     let target = if path.starts_with('/') {
-        path.to_string()
+        path.into()
     } else {
-        format!("/{path}")
+        let mut rooted = CompactString::const_new("/");
+        rooted.push_str(path);
+        rooted
     };
     Ok((target, Some(authority)))
 }
