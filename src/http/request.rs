@@ -9,7 +9,7 @@ use crate::http::field_name::FieldName;
 use crate::http::fields::Field;
 use crate::http::method::Method;
 use crate::http::request_version::refused_version;
-use crate::http::uri::{split_target, valid_host};
+use crate::http::uri::{split_target, valid_host, valid_host_bytes};
 
 /// Size limits for the request preamble.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -375,11 +375,12 @@ impl Request {
                 if framing.host_count > 1 {
                     return Err(bad("more than one Host header"));
                 }
-                let v = utf8(value)?;
-                if !valid_host(v) {
+                if !valid_host_bytes(value) {
+                    // Not UTF-8 is refused as it was when that was checked first.
+                    utf8(value)?;
                     return Err(bad("invalid Host header"));
                 }
-                self.host = Some(v.into());
+                self.host = Some(utf8(value)?.into());
             }
             FieldName::Connection => {
                 for tok in list(value) {
@@ -1174,6 +1175,19 @@ mod tests {
         ));
         assert_eq!(r.target, long);
         assert_eq!(r.accept_encoding.as_deref().map(str::len), Some(43));
+    }
+
+    #[test]
+    fn a_bad_host_is_refused_as_before() {
+        let refused = |pre: &[u8]| parse_request(pre, &Limits::default()).map_err(|e| e.message);
+        let not_utf8 = refused(b"GET / HTTP/1.1\r\nHost: a\xffb\r\n\r\n");
+        assert_eq!(not_utf8, Err("header value is not UTF-8"));
+        let not_host = refused("GET / HTTP/1.1\r\nHost: caf\u{e9}\r\n\r\n".as_bytes());
+        assert_eq!(not_host, Err("invalid Host header"));
+        assert_eq!(
+            refused(b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"),
+            Err("invalid Host header")
+        );
     }
 
     #[test]

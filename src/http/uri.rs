@@ -64,7 +64,13 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 
 /// uri-host [":" port] characters; rejects '/', '\\', '@', spaces and controls.
 pub(super) fn valid_host(h: &str) -> bool {
-    h.bytes().all(|b| HOST_BYTES[usize::from(b)])
+    valid_host_bytes(h.as_bytes())
+}
+
+/// [`valid_host`] on bytes: only ASCII passes, so a Host is judged
+/// before any UTF-8 work.
+pub(super) fn valid_host_bytes(h: &[u8]) -> bool {
+    h.iter().all(|&b| HOST_BYTES[usize::from(b)])
 }
 
 /// The bytes `valid_host` takes: letters, digits and `-._~:[]!$&'()*+,;=%`,
