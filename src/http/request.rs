@@ -9,7 +9,7 @@ use crate::http::field_name::FieldName;
 use crate::http::fields::Field;
 use crate::http::method::Method;
 use crate::http::request_version::refused_version;
-use crate::http::uri::{split_target, valid_host, valid_host_bytes};
+use crate::http::uri::{path_len_of, split_target, valid_host, valid_host_bytes, Split};
 
 /// Size limits for the request preamble.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,10 +140,7 @@ impl Request {
     /// The same request for another origin-form `target` (an internal
     /// rewrite): its fields, and their places in the preamble, unchanged.
     pub fn with_target(&self, target: String) -> Request {
-        let path_len = target
-            .bytes()
-            .position(|b| b == b'?')
-            .unwrap_or(target.len());
+        let path_len = path_len_of(&target);
         Request {
             target: target.into(),
             path_len,
@@ -226,8 +223,12 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<Request>, Htt
     if method.as_str() == "CONNECT" {
         return Err(HttpError::new(501, "CONNECT not supported"));
     }
-    let (target, authority) = split_target(&method, raw_target)?;
-    let mut out = Request::blank(method, target, minor_version, len);
+    let Split {
+        target,
+        path_len,
+        authority,
+    } = split_target(&method, raw_target)?;
+    let mut out = Request::blank(method, (target, path_len), minor_version, len);
     let mut framing = Framing::default();
     for h in req.headers.iter() {
         out.read_field(&mut framing, buf, h.name, trim_ows(h.value))?;
@@ -330,17 +331,14 @@ impl Framing {
 }
 
 impl Request {
-    /// A request with its line read and no field yet.
+    /// A request with its line read (`target` and its path's length) and
+    /// no field yet.
     fn blank(
         method: Method,
-        target: CompactString,
+        (target, path_len): (CompactString, usize),
         minor_version: u8,
         preamble_len: usize,
     ) -> Request {
-        let path_len = target
-            .bytes()
-            .position(|b| b == b'?')
-            .unwrap_or(target.len());
         Request {
             method,
             target,

@@ -12,29 +12,45 @@ const fn bad(message: &'static str) -> HttpError {
     HttpError::new(400, message)
 }
 
-/// Returns (origin-form target, authority from absolute-form).
-pub(super) fn split_target<'a>(
-    method: &Method,
-    raw: &'a str,
-) -> Result<(CompactString, Option<&'a str>), HttpError> {
-    // One pass for the four bytes refused below: most targets hold none.
-    if raw.bytes().any(|b| matches!(b, b'#' | b'"' | b'<' | b'>')) {
-        // Fragments are never part of a request-target (RFC 9112 §3.2).
-        if raw.contains('#') {
-            return Err(bad("fragment in request target"));
+/// A request-target reduced to origin-form ([`split_target`]).
+pub(super) struct Split<'a> {
+    /// The origin-form target (absolute-form reduced), or "*".
+    pub(super) target: CompactString,
+    /// Bytes of `target` before its first '?'.
+    pub(super) path_len: usize,
+    /// The authority of an absolute-form target.
+    pub(super) authority: Option<&'a str>,
+}
+
+/// The target of `raw`, where its path ends and its authority, if any:
+/// one pass over its bytes finds both the bytes refused and the '?'.
+pub(super) fn split_target<'a>(method: &Method, raw: &'a str) -> Result<Split<'a>, HttpError> {
+    let mut query_at = None;
+    for (at, &b) in raw.as_bytes().iter().enumerate() {
+        match TARGET_BYTE[usize::from(b)] {
+            TargetByte::Plain => {}
+            TargetByte::Query => {
+                query_at.get_or_insert(at);
+            }
+            TargetByte::Refused => return Err(refused_target(raw)),
         }
-        // httparse lets through every visible byte; these three are never
-        // sent raw by a URL-conforming client (WHATWG percent-encodes them
-        // in path and query alike), so one in a target is a malformed
-        // request line.
-        return Err(bad("invalid character in request target"));
     }
+    let path_len = query_at.unwrap_or(raw.len());
     if raw.starts_with('/') {
-        return Ok((raw.into(), None));
+        let (target, authority) = (raw.into(), None);
+        return Ok(Split {
+            target,
+            path_len,
+            authority,
+        });
     }
     if raw == "*" {
         return match method {
-            Method::Options => Ok((raw.into(), None)),
+            Method::Options => Ok(Split {
+                target: raw.into(),
+                path_len,
+                authority: None,
+            }),
             _ => Err(bad("asterisk-form only allowed for OPTIONS")),
         };
     }
@@ -53,8 +69,58 @@ pub(super) fn split_target<'a>(
         rooted.push_str(path);
         rooted
     };
-    Ok((target, Some(authority)))
+    let path_len = path_len_of(&target);
+    let authority = Some(authority);
+    Ok(Split {
+        target,
+        path_len,
+        authority,
+    })
 }
+
+/// Bytes of `target` before its first '?'.
+pub(super) fn path_len_of(target: &str) -> usize {
+    target
+        .bytes()
+        .position(|b| b == b'?')
+        .unwrap_or(target.len())
+}
+
+/// Why a target holding a byte [`TARGET_BYTE`] refuses is refused.
+fn refused_target(raw: &str) -> HttpError {
+    // Fragments are never part of a request-target (RFC 9112 §3.2).
+    if raw.contains('#') {
+        return bad("fragment in request target");
+    }
+    // httparse lets through every visible byte; these three are never
+    // sent raw by a URL-conforming client (WHATWG percent-encodes them
+    // in path and query alike), so one in a target is a malformed
+    // request line.
+    bad("invalid character in request target")
+}
+
+#[derive(Clone, Copy)]
+enum TargetByte {
+    Plain,
+    /// '?': the path ends at the first.
+    Query,
+    /// '#', '"', '<' or '>'.
+    Refused,
+}
+
+/// What each byte of a target is to [`split_target`]: a table, so one
+/// look a byte finds both the refused bytes and the '?'.
+const TARGET_BYTE: [TargetByte; 256] = {
+    let mut table = [TargetByte::Plain; 256];
+    table[b'?' as usize] = TargetByte::Query;
+    let refused = b"#\"<>";
+    let mut i = 0;
+    while i < refused.len() {
+        table[refused[i] as usize] = TargetByte::Refused;
+        i += 1;
+    }
+    table
+};
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
