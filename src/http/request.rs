@@ -483,6 +483,11 @@ pub(super) fn leading_empty_len(buf: &[u8]) -> usize {
 }
 
 fn trim_ows(v: &[u8]) -> &[u8] {
+    let ows = |b: &u8| *b == b' ' || *b == b'\t';
+    if v.first().is_some_and(|b| !ows(b)) && v.last().is_some_and(|b| !ows(b)) {
+        // The usual value, nothing to trim: httparse skips the OWS around it.
+        return v;
+    }
     let start = v.iter().position(|&b| b != b' ' && b != b'\t');
     let end = v.iter().rposition(|&b| b != b' ' && b != b'\t');
     match (start, end) {
