@@ -109,12 +109,13 @@ pub struct Decoded {
 impl Decoded {
     /// Counts a field, and hands it to `field` while the list is within
     /// `limit`; returns its size (RFC 7541 §4.1).
+    #[inline]
     fn hand(
         &mut self,
         name: &[u8],
         value: &[u8],
         limit: usize,
-        field: &mut dyn FnMut(&[u8], &[u8]),
+        field: &mut impl FnMut(&[u8], &[u8]),
     ) -> usize {
         let size = name.len() + value.len() + ENTRY_OVERHEAD;
         self.size = self.size.saturating_add(size);
@@ -172,12 +173,14 @@ impl Decoder {
     /// Decodes one header block, handing each field to `field` in order
     /// while the list's size stays within `limit`. Past it, fields are
     /// only counted, and the block is still read to its end so that the
-    /// table stays as the client's encoder has it.
+    /// table stays as the client's encoder has it. Generic over `field`,
+    /// so that the caller's handling of a field is inlined here (no
+    /// indirect call per field).
     pub fn decode(
         &mut self,
         mut block: &[u8],
         limit: usize,
-        field: &mut dyn FnMut(&[u8], &[u8]),
+        field: &mut impl FnMut(&[u8], &[u8]),
     ) -> Result<Decoded, DecodeError> {
         let mut decoded = Decoded {
             size: 0,
@@ -224,7 +227,7 @@ impl Decoder {
         indexing: bool,
         limit: usize,
         decoded: &mut Decoded,
-        field: &mut dyn FnMut(&[u8], &[u8]),
+        field: &mut impl FnMut(&[u8], &[u8]),
     ) -> Result<(), DecodeError> {
         let name = match index {
             0 => string(block, &mut self.name)?,

@@ -98,11 +98,76 @@ fn is_value(value: &[u8]) -> bool {
 /// at either end), else its bytes' classes or-ed: one pass, no branch
 /// per byte.
 fn value_class(value: &[u8]) -> Option<u8> {
-    let ends = |b: Option<&u8>| !matches!(b, Some(b' ' | b'\t'));
     let class = value
         .iter()
         .fold(0, |class, &b| class | CLASS[usize::from(b)]);
-    (class & 4 == 0 && ends(value.first()) && ends(value.last())).then_some(class)
+    (class & 4 == 0 && plain_ends(value)).then_some(class)
+}
+
+/// Neither end of `value` is whitespace (space or tab).
+fn plain_ends(value: &[u8]) -> bool {
+    let ends = |b: Option<&u8>| !matches!(b, Some(b' ' | b'\t'));
+    ends(value.first()) && ends(value.last())
+}
+
+/// [`is_value`] eight bytes at a time: a value with no control byte at
+/// all (the common case) needs only its ends looked at; one with any (a
+/// tab, say) is classed byte by byte.
+fn is_value_fast(value: &[u8]) -> bool {
+    match any_word(value, |w| below(w, 0x20)) {
+        false => plain_ends(value),
+        true => is_value(value),
+    }
+}
+
+/// A `:path` or `:authority` value: no control byte, space or DEL (class
+/// 8), which also rules out NUL, CR, LF and whitespace at the ends.
+fn is_target(value: &[u8]) -> bool {
+    !any_word(value, |w| below(w, 0x21) | below(w ^ (0x7f * LOW), 1))
+}
+
+/// A `:method` value: a token.
+fn is_method(value: &[u8]) -> bool {
+    let class = value
+        .iter()
+        .fold(0, |class, &b| class | CLASS[usize::from(b)]);
+    !value.is_empty() && class & 16 == 0
+}
+
+/// The lowest bit of each byte of a word.
+const LOW: u64 = 0x0101_0101_0101_0101;
+
+/// Nonzero if a byte of `word` is below `n` (at most 128): a borrow
+/// reaches the top bit of the first such byte, and of no byte before it.
+fn below(word: u64, n: u64) -> u64 {
+    word.wrapping_sub(n * LOW) & !word & (0x80 * LOW)
+}
+
+/// Whether `test` finds something in some word of `value`: eight bytes at
+/// a time, the last word overlapping the one before it; a short value is
+/// read as one word, its bytes repeated or padded with `a`s (which no
+/// test finds).
+fn any_word(value: &[u8], test: impl Fn(u64) -> u64) -> bool {
+    const PAD: u64 = u64::from_le_bytes([b'a'; 8]);
+    let word = |b: &[u8]| b.first_chunk::<8>().map_or(PAD, |w| u64::from_le_bytes(*w));
+    let n = value.len();
+    if n < 8 {
+        let half = |b: &[u8]| b.first_chunk::<4>().map_or(0, |w| u32::from_le_bytes(*w));
+        let short = match n {
+            4.. => u64::from(half(value)) | u64::from(half(&value[n - 4..])) << 32,
+            1.. => {
+                let (a, b, c) = (value[0], value[n / 2], value[n - 1]);
+                u64::from_le_bytes([a, b, c, b'a', b'a', b'a', b'a', b'a'])
+            }
+            0 => return false,
+        };
+        return test(short) != 0;
+    }
+    let mut found = test(word(&value[n - 8..]));
+    for chunk in value.chunks_exact(8) {
+        found |= test(word(chunk));
+    }
+    found != 0
 }
 
 /// A Content-Length value: digits only (`str::parse` takes a `+`).
@@ -189,35 +254,12 @@ impl Scratch {
     }
 
     fn field(&mut self, seen: &mut Seen, name: &[u8], value: &[u8]) {
-        let Some(class) = value_class(value) else {
-            seen.malformed = true;
+        if name.first() == Some(&b':') {
+            self.pseudo(seen, name, value);
             return;
-        };
-        if let Some(pseudo) = name.strip_prefix(b":") {
-            let (flag, part) = match pseudo {
-                b"method" => (&mut seen.method, Some(&mut self.method)),
-                b"path" => (&mut seen.path, Some(&mut self.path)),
-                b"authority" => (&mut seen.authority, Some(&mut self.authority)),
-                b"scheme" => (&mut seen.scheme, None),
-                _ => {
-                    seen.malformed = true;
-                    return;
-                }
-            };
-            if *flag || seen.regular {
-                seen.malformed = true;
-                return;
-            }
-            *flag = true;
-            if let Some(part) = part {
-                part.extend_from_slice(value);
-            }
-            let bad = match pseudo {
-                b"method" => value.is_empty() || class & 16 != 0,
-                b"path" | b"authority" => class & 8 != 0,
-                _ => false,
-            };
-            seen.malformed |= bad;
+        }
+        if !is_value_fast(value) {
+            seen.malformed = true;
             return;
         }
         seen.regular = true;
@@ -258,6 +300,34 @@ impl Scratch {
                 self.fields.extend_from_slice(value);
                 self.fields.extend_from_slice(b"\r\n");
             }
+        }
+    }
+
+    /// A pseudo-header field: known, once, before every regular field,
+    /// its value as its kind allows (a method a token; a path or an
+    /// authority without control bytes, space or DEL).
+    fn pseudo(&mut self, seen: &mut Seen, name: &[u8], value: &[u8]) {
+        let (flag, part, valid) = match name {
+            b":method" => (&mut seen.method, Some(&mut self.method), is_method(value)),
+            b":path" => (&mut seen.path, Some(&mut self.path), is_target(value)),
+            b":authority" => (
+                &mut seen.authority,
+                Some(&mut self.authority),
+                is_target(value),
+            ),
+            b":scheme" => (&mut seen.scheme, None, is_value(value)),
+            _ => {
+                seen.malformed = true;
+                return;
+            }
+        };
+        if *flag || seen.regular || !valid {
+            seen.malformed = true;
+            return;
+        }
+        *flag = true;
+        if let Some(part) = part {
+            part.extend_from_slice(value);
         }
     }
 
@@ -365,6 +435,25 @@ mod tests {
             assert_eq!(class & 4 != 0, matches!(b, 0 | b'\r' | b'\n'), "{b}");
             assert_eq!(class & 8 != 0, b <= b' ' || b == 0x7f, "{b}");
         }
+    }
+
+    #[test]
+    fn the_word_checks_agree_with_the_byte_classes() {
+        let by_class = |v: &[u8]| value_class(v).is_some_and(|c| c & 8 == 0);
+        for len in 0..20 {
+            for b in 0..=255u8 {
+                for at in 0..len {
+                    for fill in [b'a', b' ', b'\t', 0x7f, 0xff] {
+                        let mut v = vec![b'x'; len];
+                        v[at] = b;
+                        v[(at + 3) % len] = fill;
+                        assert_eq!(is_value_fast(&v), is_value(&v), "{v:?}");
+                        assert_eq!(is_target(&v), by_class(&v), "{v:?}");
+                    }
+                }
+            }
+        }
+        assert!(is_value_fast(b"") && is_target(b""));
     }
 
     #[test]
