@@ -25,7 +25,8 @@ pub(super) enum Refused {
     Bomb,
 }
 
-/// Where the parts of a request head are gathered while decoding.
+/// Where the parts of a request head are gathered while decoding, and
+/// how its preamble is to be written of them.
 #[derive(Default)]
 pub(super) struct Scratch {
     method: Vec<u8>,
@@ -33,6 +34,12 @@ pub(super) struct Scratch {
     authority: Vec<u8>,
     cookie: Vec<u8>,
     fields: Vec<u8>,
+    /// CONNECT: the target is the authority.
+    connect: bool,
+    /// A `host` line of the authority.
+    host: bool,
+    /// A `transfer-encoding: chunked` line: a body of no stated length.
+    chunked: bool,
 }
 
 /// What decoding has seen so far.
@@ -179,15 +186,15 @@ fn length(value: &[u8]) -> Option<u64> {
 }
 
 impl Scratch {
-    /// Decodes a request's header block into the preamble `out`, within
-    /// the header list `limit`. A decoding error is the connection's.
+    /// Decodes a request's header block, within the header list `limit`;
+    /// its preamble is then [`Self::write_preamble`]'s. A decoding error
+    /// is the connection's.
     pub(super) fn request(
         &mut self,
         decoder: &mut Decoder,
         block: &[u8],
         end_stream: bool,
         limit: usize,
-        out: &mut Vec<u8>,
     ) -> Result<Result<Parsed, Refused>, DecodeError> {
         for part in [
             &mut self.method,
@@ -221,36 +228,72 @@ impl Scratch {
         if seen.malformed || !complete {
             return Ok(Err(Refused::Malformed));
         }
-        out.clear();
-        out.extend_from_slice(&self.method);
-        out.push(b' ');
-        out.extend_from_slice(if connect { &self.authority } else { &self.path });
-        out.extend_from_slice(b" HTTP/1.1\r\n");
-        if seen.authority {
-            out.extend_from_slice(b"host: ");
-            out.extend_from_slice(&self.authority);
-            out.extend_from_slice(b"\r\n");
-        }
-        if !self.cookie.is_empty() {
-            out.extend_from_slice(b"cookie: ");
-            out.extend_from_slice(&self.cookie);
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(&self.fields);
         let body = match (end_stream, seen.content_length) {
             (true, _) => RequestBody::None,
             (false, Some(_)) => RequestBody::Length,
-            (false, None) => {
-                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-                RequestBody::Chunked
-            }
+            (false, None) => RequestBody::Chunked,
         };
-        out.extend_from_slice(b"\r\n");
+        self.connect = connect;
+        self.host = seen.authority;
+        self.chunked = body == RequestBody::Chunked;
         Ok(Ok(Parsed {
             body,
             content_length: seen.content_length,
             head: self.method == b"HEAD",
         }))
+    }
+
+    /// Hands `put` the parts of the preamble of the request last decoded,
+    /// in order: an HTTP/1.1 request line, `host` of :authority, the
+    /// cookies joined, the other fields. Inlined, so that each constant
+    /// part is copied by a few moves.
+    #[inline(always)]
+    fn preamble(&self, mut put: impl FnMut(&[u8])) {
+        put(&self.method);
+        put(b" ");
+        put(if self.connect {
+            &self.authority
+        } else {
+            &self.path
+        });
+        put(b" HTTP/1.1\r\n");
+        if self.host {
+            put(b"host: ");
+            put(&self.authority);
+            put(b"\r\n");
+        }
+        if !self.cookie.is_empty() {
+            put(b"cookie: ");
+            put(&self.cookie);
+            put(b"\r\n");
+        }
+        put(&self.fields);
+        if self.chunked {
+            put(b"transfer-encoding: chunked\r\n");
+        }
+        put(b"\r\n");
+    }
+
+    /// The size of the preamble of the request last decoded.
+    pub(super) fn preamble_len(&self) -> usize {
+        let mut len = 0;
+        self.preamble(|part| len += part.len());
+        len
+    }
+
+    /// Writes the preamble of the request last decoded into `out`, as
+    /// much as fits; returns how much it wrote. Straight into the
+    /// stream's read buffer: no copy is made first.
+    pub(super) fn write_preamble(&self, out: &mut [u8]) -> usize {
+        let mut at = 0;
+        self.preamble(|part| match out.get_mut(at..at + part.len()) {
+            Some(room) => {
+                room.copy_from_slice(part);
+                at += part.len();
+            }
+            None => at += fill(&mut out[at..], part),
+        });
+        at
     }
 
     fn field(&mut self, seen: &mut Seen, name: &[u8], value: &[u8]) {
@@ -358,6 +401,14 @@ impl Scratch {
     }
 }
 
+/// Copies what fits of `part` into `room` (too small for all of it).
+#[cold]
+fn fill(room: &mut [u8], part: &[u8]) -> usize {
+    let n = room.len().min(part.len());
+    room[..n].copy_from_slice(&part[..n]);
+    n
+}
+
 fn over(decoded: Decoded, limit: usize) -> Option<Refused> {
     match decoded.over {
         false => None,
@@ -384,17 +435,19 @@ mod tests {
     }
 
     fn request(fields: &[(&str, &str)], end: bool) -> Result<(String, RequestBody), ()> {
-        let mut out = Vec::new();
-        let parsed = Scratch::default()
-            .request(
-                &mut Decoder::new(4096),
-                &block(fields),
-                end,
-                16_384,
-                &mut out,
-            )
+        let mut scratch = Scratch::default();
+        let parsed = scratch
+            .request(&mut Decoder::new(4096), &block(fields), end, 16_384)
             .map_err(|_| ())?
             .map_err(|_| ())?;
+        let mut out = vec![0; scratch.preamble_len() + 3];
+        let n = scratch.write_preamble(&mut out);
+        assert_eq!(n, scratch.preamble_len());
+        out.truncate(n);
+        // Into too little room: as much as fits.
+        let mut short = vec![0; n / 2];
+        assert_eq!(scratch.write_preamble(&mut short), n / 2);
+        assert_eq!(short, out[..n / 2]);
         Ok((String::from_utf8(out).map_err(|_| ())?, parsed.body))
     }
 
