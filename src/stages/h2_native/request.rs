@@ -4,7 +4,7 @@
 //! field can break the preamble's lines (CR, LF and NUL are refused).
 
 use crate::http::h2_mapping::RequestBody;
-use crate::http::hpack::{DecodeError, Decoded, Decoder};
+use crate::http::hpack::{DecodeError, Decoded, Decoder, Fields};
 
 /// What a header block held, for the stream it opens.
 pub(super) struct Parsed {
@@ -177,6 +177,19 @@ fn any_word(value: &[u8], test: impl Fn(u64) -> u64) -> bool {
     found != 0
 }
 
+/// The decoder's fields into a scratch.
+struct Gather<'a> {
+    scratch: &'a mut Scratch,
+    seen: Seen,
+}
+
+impl Fields for Gather<'_> {
+    #[inline(always)]
+    fn field(&mut self, name: &[u8], value: &[u8]) {
+        self.scratch.field(&mut self.seen, name, value);
+    }
+}
+
 /// A Content-Length value: digits only (`str::parse` takes a `+`).
 fn length(value: &[u8]) -> Option<u64> {
     if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
@@ -205,10 +218,12 @@ impl Scratch {
         ] {
             part.clear();
         }
-        let mut seen = Seen::default();
-        let decoded = decoder.decode(block, limit, &mut |name, value| {
-            self.field(&mut seen, name, value)
-        })?;
+        let mut gather = Gather {
+            scratch: self,
+            seen: Seen::default(),
+        };
+        let decoded = decoder.decode_into(block, limit, &mut gather)?;
+        let seen = gather.seen;
         if let Some(refused) = over(decoded, limit) {
             return Ok(Err(refused));
         }
@@ -296,6 +311,8 @@ impl Scratch {
         at
     }
 
+    // Inlined into the decoder's loop: no call per field.
+    #[inline(always)]
     fn field(&mut self, seen: &mut Seen, name: &[u8], value: &[u8]) {
         if name.first() == Some(&b':') {
             self.pseudo(seen, name, value);
