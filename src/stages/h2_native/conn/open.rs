@@ -109,7 +109,13 @@ impl Connection {
         refuse: Option<Code>,
     ) -> Result<(), End> {
         let limit = self.header_limit;
-        if let Some(i) = self.find(id) {
+        // Every open stream's id is at most the last one opened: a new
+        // stream's block (the common case) needs no search.
+        let open = match id <= self.last_id {
+            true => self.find(id),
+            false => None,
+        };
+        if let Some(i) = open {
             // Trailers: they end the stream.
             let trailers = Scratch::trailers(&mut self.decoder, block, limit)
                 .map_err(|_| End::Error(Code::Compression))?;
