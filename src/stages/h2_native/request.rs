@@ -366,6 +366,7 @@ impl Scratch {
     /// A pseudo-header field: known, once, before every regular field,
     /// its value as its kind allows (a method a token; a path or an
     /// authority without control bytes, space or DEL).
+    #[inline(always)]
     fn pseudo(&mut self, seen: &mut Seen, name: &[u8], value: &[u8]) {
         let (flag, part, valid) = match name {
             b":method" => (&mut seen.method, Some(&mut self.method), is_method(value)),
