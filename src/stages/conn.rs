@@ -233,11 +233,26 @@ impl Conn {
         preamble: &[u8],
         size: usize,
     ) -> Conn {
+        Conn::for_stream_with(stream, proxied, preamble.len(), size, |spare| {
+            let n = spare.len().min(preamble.len());
+            spare[..n].copy_from_slice(&preamble[..n]);
+            n
+        })
+    }
+
+    /// [`Conn::for_stream`] with a preamble of `len` bytes that `write`
+    /// puts straight into the read buffer (at most the room it is given;
+    /// it says how much it wrote): no copy of it is made first.
+    pub fn for_stream_with(
+        stream: Stream,
+        proxied: Option<Client>,
+        len: usize,
+        size: usize,
+        write: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Conn {
         let now = crate::runtime::now();
         let mut input = ReadBuffer::default();
-        let spare = input.spare(size.max(preamble.len()));
-        let n = spare.len().min(preamble.len());
-        spare[..n].copy_from_slice(&preamble[..n]);
+        let n = write(input.spare(size.max(len)));
         input.filled(n);
         Conn {
             stream,

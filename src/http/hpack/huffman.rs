@@ -164,11 +164,12 @@ const fn first_code(window: u32, avail: u32) -> (u32, u32) {
 
 /// For each value of the next 12 bits: the one or two symbols whose codes
 /// they start with, and their length in all, as `count << 24 | length <<
-/// 16 | second << 8 | first`; 0 if no code is that short. Most letters,
-/// digits and punctuation are 5 to 6 bits long: a path decodes two
-/// symbols a look-up.
+/// 16 | second << 8 | first`; if no code is that short, a length of 255
+/// (more than are ever waiting), so that one test refuses both. Most
+/// letters, digits and punctuation are 5 to 6 bits long: a path decodes
+/// two symbols a look-up.
 static PAIRS: [u32; 1 << PAIR_BITS] = {
-    let mut table = [0u32; 1 << PAIR_BITS];
+    let mut table = [0xff << 16; 1 << PAIR_BITS];
     let mut window = 0;
     while window < 1 << PAIR_BITS {
         let (first, len) = first_code(window, PAIR_BITS);
@@ -194,7 +195,8 @@ pub(super) fn decode(src: &[u8], out: &mut Vec<u8>) -> Result<(), BadHuffman> {
     let mut buf = [0u8; 66];
     let mut n = 0;
     loop {
-        if bits < 32 {
+        // Once every byte is in, only the bits waiting are looked at.
+        if bits < 32 && !bytes.as_slice().is_empty() {
             let rest = bytes.as_slice();
             if let Some(word) = rest.first_chunk::<8>() {
                 // Whole bytes that fit; the next one's first bits come
@@ -213,7 +215,7 @@ pub(super) fn decode(src: &[u8], out: &mut Vec<u8>) -> Result<(), BadHuffman> {
         }
         let pair = PAIRS[(acc >> (64 - PAIR_BITS)) as usize];
         let len = pair >> 16 & 0xff;
-        if pair != 0 && len <= bits {
+        if len <= bits {
             buf[n] = pair as u8;
             buf[n + 1] = (pair >> 8) as u8;
             n += (pair >> 24) as usize;

@@ -109,21 +109,32 @@ pub struct Decoded {
 impl Decoded {
     /// Counts a field, and hands it to `field` while the list is within
     /// `limit`; returns its size (RFC 7541 §4.1).
-    fn hand(
-        &mut self,
-        name: &[u8],
-        value: &[u8],
-        limit: usize,
-        field: &mut dyn FnMut(&[u8], &[u8]),
-    ) -> usize {
+    #[inline]
+    fn hand(&mut self, name: &[u8], value: &[u8], limit: usize, field: &mut impl Fields) -> usize {
         let size = name.len() + value.len() + ENTRY_OVERHEAD;
         self.size = self.size.saturating_add(size);
         if self.size <= limit {
-            field(name, value);
+            field.field(name, value);
         } else {
             self.over = true;
         }
         size
+    }
+}
+
+/// Where a decoded block's fields go, in order.
+pub trait Fields {
+    /// One field of the block.
+    fn field(&mut self, name: &[u8], value: &[u8]);
+}
+
+/// A closure as [`Fields`].
+struct Each<F>(F);
+
+impl<F: FnMut(&[u8], &[u8])> Fields for Each<F> {
+    #[inline]
+    fn field(&mut self, name: &[u8], value: &[u8]) {
+        (self.0)(name, value)
     }
 }
 
@@ -175,9 +186,20 @@ impl Decoder {
     /// table stays as the client's encoder has it.
     pub fn decode(
         &mut self,
+        block: &[u8],
+        limit: usize,
+        field: &mut impl FnMut(&[u8], &[u8]),
+    ) -> Result<Decoded, DecodeError> {
+        self.decode_into(block, limit, &mut Each(field))
+    }
+
+    /// [`Self::decode`], the fields handed to `fields`: generic, so that
+    /// what it does with a field is inlined here (no call per field).
+    pub fn decode_into(
+        &mut self,
         mut block: &[u8],
         limit: usize,
-        field: &mut dyn FnMut(&[u8], &[u8]),
+        fields: &mut impl Fields,
     ) -> Result<Decoded, DecodeError> {
         let mut decoded = Decoded {
             size: 0,
@@ -202,7 +224,7 @@ impl Decoder {
             if byte & 0x80 != 0 {
                 let index = integer(&mut block, 7)?;
                 let (name, value) = self.entry(index)?;
-                decoded.hand(name, value, limit, field);
+                decoded.hand(name, value, limit, fields);
                 continue;
             }
             let (prefix, indexing) = match byte & 0xc0 == 0x40 {
@@ -210,7 +232,7 @@ impl Decoder {
                 false => (4, false),
             };
             let index = integer(&mut block, prefix)?;
-            self.literal(&mut block, index, indexing, limit, &mut decoded, field)?;
+            self.literal(&mut block, index, indexing, limit, &mut decoded, fields)?;
         }
         Ok(decoded)
     }
@@ -224,7 +246,7 @@ impl Decoder {
         indexing: bool,
         limit: usize,
         decoded: &mut Decoded,
-        field: &mut dyn FnMut(&[u8], &[u8]),
+        field: &mut impl Fields,
     ) -> Result<(), DecodeError> {
         let name = match index {
             0 => string(block, &mut self.name)?,

@@ -48,8 +48,6 @@ thread_local! {
     /// frame's unread tail is kept by the connection.
     static SCRATCH: std::cell::RefCell<Box<[u8]>> =
         std::cell::RefCell::new(vec![0; 64 * 1024].into_boxed_slice());
-    /// Where a stream's preamble is written before the pipe's `Conn` copies it.
-    static PREAMBLE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Why the connection ends.

@@ -4,7 +4,7 @@
 //! field can break the preamble's lines (CR, LF and NUL are refused).
 
 use crate::http::h2_mapping::RequestBody;
-use crate::http::hpack::{DecodeError, Decoded, Decoder};
+use crate::http::hpack::{DecodeError, Decoded, Decoder, Fields};
 
 /// What a header block held, for the stream it opens.
 pub(super) struct Parsed {
@@ -25,7 +25,8 @@ pub(super) enum Refused {
     Bomb,
 }
 
-/// Where the parts of a request head are gathered while decoding.
+/// Where the parts of a request head are gathered while decoding, and
+/// how its preamble is to be written of them.
 #[derive(Default)]
 pub(super) struct Scratch {
     method: Vec<u8>,
@@ -33,6 +34,12 @@ pub(super) struct Scratch {
     authority: Vec<u8>,
     cookie: Vec<u8>,
     fields: Vec<u8>,
+    /// CONNECT: the target is the authority.
+    connect: bool,
+    /// A `host` line of the authority.
+    host: bool,
+    /// A `transfer-encoding: chunked` line: a body of no stated length.
+    chunked: bool,
 }
 
 /// What decoding has seen so far.
@@ -98,11 +105,89 @@ fn is_value(value: &[u8]) -> bool {
 /// at either end), else its bytes' classes or-ed: one pass, no branch
 /// per byte.
 fn value_class(value: &[u8]) -> Option<u8> {
-    let ends = |b: Option<&u8>| !matches!(b, Some(b' ' | b'\t'));
     let class = value
         .iter()
         .fold(0, |class, &b| class | CLASS[usize::from(b)]);
-    (class & 4 == 0 && ends(value.first()) && ends(value.last())).then_some(class)
+    (class & 4 == 0 && plain_ends(value)).then_some(class)
+}
+
+/// Neither end of `value` is whitespace (space or tab).
+fn plain_ends(value: &[u8]) -> bool {
+    let ends = |b: Option<&u8>| !matches!(b, Some(b' ' | b'\t'));
+    ends(value.first()) && ends(value.last())
+}
+
+/// [`is_value`] eight bytes at a time: a value with no control byte at
+/// all (the common case) needs only its ends looked at; one with any (a
+/// tab, say) is classed byte by byte.
+fn is_value_fast(value: &[u8]) -> bool {
+    match any_word(value, |w| below(w, 0x20)) {
+        false => plain_ends(value),
+        true => is_value(value),
+    }
+}
+
+/// A `:path` or `:authority` value: no control byte, space or DEL (class
+/// 8), which also rules out NUL, CR, LF and whitespace at the ends.
+fn is_target(value: &[u8]) -> bool {
+    !any_word(value, |w| below(w, 0x21) | below(w ^ (0x7f * LOW), 1))
+}
+
+/// A `:method` value: a token.
+fn is_method(value: &[u8]) -> bool {
+    let class = value
+        .iter()
+        .fold(0, |class, &b| class | CLASS[usize::from(b)]);
+    !value.is_empty() && class & 16 == 0
+}
+
+/// The lowest bit of each byte of a word.
+const LOW: u64 = 0x0101_0101_0101_0101;
+
+/// Nonzero if a byte of `word` is below `n` (at most 128): a borrow
+/// reaches the top bit of the first such byte, and of no byte before it.
+fn below(word: u64, n: u64) -> u64 {
+    word.wrapping_sub(n * LOW) & !word & (0x80 * LOW)
+}
+
+/// Whether `test` finds something in some word of `value`: eight bytes at
+/// a time, the last word overlapping the one before it; a short value is
+/// read as one word, its bytes repeated or padded with `a`s (which no
+/// test finds).
+fn any_word(value: &[u8], test: impl Fn(u64) -> u64) -> bool {
+    const PAD: u64 = u64::from_le_bytes([b'a'; 8]);
+    let word = |b: &[u8]| b.first_chunk::<8>().map_or(PAD, |w| u64::from_le_bytes(*w));
+    let n = value.len();
+    if n < 8 {
+        let half = |b: &[u8]| b.first_chunk::<4>().map_or(0, |w| u32::from_le_bytes(*w));
+        let short = match n {
+            4.. => u64::from(half(value)) | u64::from(half(&value[n - 4..])) << 32,
+            1.. => {
+                let (a, b, c) = (value[0], value[n / 2], value[n - 1]);
+                u64::from_le_bytes([a, b, c, b'a', b'a', b'a', b'a', b'a'])
+            }
+            0 => return false,
+        };
+        return test(short) != 0;
+    }
+    let mut found = test(word(&value[n - 8..]));
+    for chunk in value.chunks_exact(8) {
+        found |= test(word(chunk));
+    }
+    found != 0
+}
+
+/// The decoder's fields into a scratch.
+struct Gather<'a> {
+    scratch: &'a mut Scratch,
+    seen: Seen,
+}
+
+impl Fields for Gather<'_> {
+    #[inline(always)]
+    fn field(&mut self, name: &[u8], value: &[u8]) {
+        self.scratch.field(&mut self.seen, name, value);
+    }
 }
 
 /// A Content-Length value: digits only (`str::parse` takes a `+`).
@@ -114,15 +199,15 @@ fn length(value: &[u8]) -> Option<u64> {
 }
 
 impl Scratch {
-    /// Decodes a request's header block into the preamble `out`, within
-    /// the header list `limit`. A decoding error is the connection's.
+    /// Decodes a request's header block, within the header list `limit`;
+    /// its preamble is then [`Self::write_preamble`]'s. A decoding error
+    /// is the connection's.
     pub(super) fn request(
         &mut self,
         decoder: &mut Decoder,
         block: &[u8],
         end_stream: bool,
         limit: usize,
-        out: &mut Vec<u8>,
     ) -> Result<Result<Parsed, Refused>, DecodeError> {
         for part in [
             &mut self.method,
@@ -133,10 +218,12 @@ impl Scratch {
         ] {
             part.clear();
         }
-        let mut seen = Seen::default();
-        let decoded = decoder.decode(block, limit, &mut |name, value| {
-            self.field(&mut seen, name, value)
-        })?;
+        let mut gather = Gather {
+            scratch: self,
+            seen: Seen::default(),
+        };
+        let decoded = decoder.decode_into(block, limit, &mut gather)?;
+        let seen = gather.seen;
         if let Some(refused) = over(decoded, limit) {
             return Ok(Err(refused));
         }
@@ -156,31 +243,14 @@ impl Scratch {
         if seen.malformed || !complete {
             return Ok(Err(Refused::Malformed));
         }
-        out.clear();
-        out.extend_from_slice(&self.method);
-        out.push(b' ');
-        out.extend_from_slice(if connect { &self.authority } else { &self.path });
-        out.extend_from_slice(b" HTTP/1.1\r\n");
-        if seen.authority {
-            out.extend_from_slice(b"host: ");
-            out.extend_from_slice(&self.authority);
-            out.extend_from_slice(b"\r\n");
-        }
-        if !self.cookie.is_empty() {
-            out.extend_from_slice(b"cookie: ");
-            out.extend_from_slice(&self.cookie);
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(&self.fields);
         let body = match (end_stream, seen.content_length) {
             (true, _) => RequestBody::None,
             (false, Some(_)) => RequestBody::Length,
-            (false, None) => {
-                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-                RequestBody::Chunked
-            }
+            (false, None) => RequestBody::Chunked,
         };
-        out.extend_from_slice(b"\r\n");
+        self.connect = connect;
+        self.host = seen.authority;
+        self.chunked = body == RequestBody::Chunked;
         Ok(Ok(Parsed {
             body,
             content_length: seen.content_length,
@@ -188,36 +258,68 @@ impl Scratch {
         }))
     }
 
+    /// Hands `put` the parts of the preamble of the request last decoded,
+    /// in order: an HTTP/1.1 request line, `host` of :authority, the
+    /// cookies joined, the other fields. Inlined, so that each constant
+    /// part is copied by a few moves.
+    #[inline(always)]
+    fn preamble(&self, mut put: impl FnMut(&[u8])) {
+        put(&self.method);
+        put(b" ");
+        put(if self.connect {
+            &self.authority
+        } else {
+            &self.path
+        });
+        put(b" HTTP/1.1\r\n");
+        if self.host {
+            put(b"host: ");
+            put(&self.authority);
+            put(b"\r\n");
+        }
+        if !self.cookie.is_empty() {
+            put(b"cookie: ");
+            put(&self.cookie);
+            put(b"\r\n");
+        }
+        put(&self.fields);
+        if self.chunked {
+            put(b"transfer-encoding: chunked\r\n");
+        }
+        put(b"\r\n");
+    }
+
+    /// The size of the preamble of the request last decoded.
+    pub(super) fn preamble_len(&self) -> usize {
+        let mut len = 0;
+        self.preamble(|part| len += part.len());
+        len
+    }
+
+    /// Writes the preamble of the request last decoded into `out`, as
+    /// much as fits; returns how much it wrote. Straight into the
+    /// stream's read buffer: no copy is made first.
+    pub(super) fn write_preamble(&self, out: &mut [u8]) -> usize {
+        let mut at = 0;
+        self.preamble(|part| match out.get_mut(at..at + part.len()) {
+            Some(room) => {
+                room.copy_from_slice(part);
+                at += part.len();
+            }
+            None => at += fill(&mut out[at..], part),
+        });
+        at
+    }
+
+    // Inlined into the decoder's loop: no call per field.
+    #[inline(always)]
     fn field(&mut self, seen: &mut Seen, name: &[u8], value: &[u8]) {
-        let Some(class) = value_class(value) else {
-            seen.malformed = true;
+        if name.first() == Some(&b':') {
+            self.pseudo(seen, name, value);
             return;
-        };
-        if let Some(pseudo) = name.strip_prefix(b":") {
-            let (flag, part) = match pseudo {
-                b"method" => (&mut seen.method, Some(&mut self.method)),
-                b"path" => (&mut seen.path, Some(&mut self.path)),
-                b"authority" => (&mut seen.authority, Some(&mut self.authority)),
-                b"scheme" => (&mut seen.scheme, None),
-                _ => {
-                    seen.malformed = true;
-                    return;
-                }
-            };
-            if *flag || seen.regular {
-                seen.malformed = true;
-                return;
-            }
-            *flag = true;
-            if let Some(part) = part {
-                part.extend_from_slice(value);
-            }
-            let bad = match pseudo {
-                b"method" => value.is_empty() || class & 16 != 0,
-                b"path" | b"authority" => class & 8 != 0,
-                _ => false,
-            };
-            seen.malformed |= bad;
+        }
+        if !is_value_fast(value) {
+            seen.malformed = true;
             return;
         }
         seen.regular = true;
@@ -261,6 +363,35 @@ impl Scratch {
         }
     }
 
+    /// A pseudo-header field: known, once, before every regular field,
+    /// its value as its kind allows (a method a token; a path or an
+    /// authority without control bytes, space or DEL).
+    #[inline(always)]
+    fn pseudo(&mut self, seen: &mut Seen, name: &[u8], value: &[u8]) {
+        let (flag, part, valid) = match name {
+            b":method" => (&mut seen.method, Some(&mut self.method), is_method(value)),
+            b":path" => (&mut seen.path, Some(&mut self.path), is_target(value)),
+            b":authority" => (
+                &mut seen.authority,
+                Some(&mut self.authority),
+                is_target(value),
+            ),
+            b":scheme" => (&mut seen.scheme, None, is_value(value)),
+            _ => {
+                seen.malformed = true;
+                return;
+            }
+        };
+        if *flag || seen.regular || !valid {
+            seen.malformed = true;
+            return;
+        }
+        *flag = true;
+        if let Some(part) = part {
+            part.extend_from_slice(value);
+        }
+    }
+
     /// Decodes trailers: nothing of them reaches the handler (a chunked
     /// body's end carries none), but pseudo-header fields make them
     /// malformed, and they count against the limit.
@@ -286,6 +417,14 @@ impl Scratch {
     pub(super) fn release(&mut self) {
         *self = Scratch::default();
     }
+}
+
+/// Copies what fits of `part` into `room` (too small for all of it).
+#[cold]
+fn fill(room: &mut [u8], part: &[u8]) -> usize {
+    let n = room.len().min(part.len());
+    room[..n].copy_from_slice(&part[..n]);
+    n
 }
 
 fn over(decoded: Decoded, limit: usize) -> Option<Refused> {
@@ -314,17 +453,19 @@ mod tests {
     }
 
     fn request(fields: &[(&str, &str)], end: bool) -> Result<(String, RequestBody), ()> {
-        let mut out = Vec::new();
-        let parsed = Scratch::default()
-            .request(
-                &mut Decoder::new(4096),
-                &block(fields),
-                end,
-                16_384,
-                &mut out,
-            )
+        let mut scratch = Scratch::default();
+        let parsed = scratch
+            .request(&mut Decoder::new(4096), &block(fields), end, 16_384)
             .map_err(|_| ())?
             .map_err(|_| ())?;
+        let mut out = vec![0; scratch.preamble_len() + 3];
+        let n = scratch.write_preamble(&mut out);
+        assert_eq!(n, scratch.preamble_len());
+        out.truncate(n);
+        // Into too little room: as much as fits.
+        let mut short = vec![0; n / 2];
+        assert_eq!(scratch.write_preamble(&mut short), n / 2);
+        assert_eq!(short, out[..n / 2]);
         Ok((String::from_utf8(out).map_err(|_| ())?, parsed.body))
     }
 
@@ -365,6 +506,25 @@ mod tests {
             assert_eq!(class & 4 != 0, matches!(b, 0 | b'\r' | b'\n'), "{b}");
             assert_eq!(class & 8 != 0, b <= b' ' || b == 0x7f, "{b}");
         }
+    }
+
+    #[test]
+    fn the_word_checks_agree_with_the_byte_classes() {
+        let by_class = |v: &[u8]| value_class(v).is_some_and(|c| c & 8 == 0);
+        for len in 0..20 {
+            for b in 0..=255u8 {
+                for at in 0..len {
+                    for fill in [b'a', b' ', b'\t', 0x7f, 0xff] {
+                        let mut v = vec![b'x'; len];
+                        v[at] = b;
+                        v[(at + 3) % len] = fill;
+                        assert_eq!(is_value_fast(&v), is_value(&v), "{v:?}");
+                        assert_eq!(is_target(&v), by_class(&v), "{v:?}");
+                    }
+                }
+            }
+        }
+        assert!(is_value_fast(b"") && is_target(b""));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::super::frame::{self, Code, Header, MAX_FRAME};
 use super::super::request::{Parsed, Refused, Scratch};
 use super::super::stream::H2Stream;
-use super::{self_dependent, unpad, Connection, End, PREAMBLE, STREAM_WINDOW};
+use super::{self_dependent, unpad, Connection, End, STREAM_WINDOW};
 use crate::runtime::{self, pipe, Stream};
 use crate::service::read_buffer_size;
 use crate::stages::h2_connection::{Http2, STREAM_BUFFER};
@@ -109,7 +109,13 @@ impl Connection {
         refuse: Option<Code>,
     ) -> Result<(), End> {
         let limit = self.header_limit;
-        if let Some(i) = self.find(id) {
+        // Every open stream's id is at most the last one opened: a new
+        // stream's block (the common case) needs no search.
+        let open = match id <= self.last_id {
+            true => self.find(id),
+            false => None,
+        };
+        if let Some(i) = open {
             // Trailers: they end the stream.
             let trailers = Scratch::trailers(&mut self.decoder, block, limit)
                 .map_err(|_| End::Error(Code::Compression))?;
@@ -144,33 +150,18 @@ impl Connection {
         }
         self.last_id = id;
         self.turn_streams += 1;
-        let parsed = PREAMBLE.with(|preamble| {
-            let mut preamble = preamble.borrow_mut();
-            let parsed =
-                self.scratch
-                    .request(&mut self.decoder, block, end_stream, limit, &mut preamble);
-            (parsed, std::mem::take(&mut *preamble))
-        });
-        let (parsed, preamble) = parsed;
-        let parsed = parsed.map_err(|_| End::Error(Code::Compression))?;
-        let result = self.open(id, end_stream, parsed, &preamble, stage, line, refuse);
-        PREAMBLE.with(|p| {
-            let mut preamble = preamble;
-            preamble.clear();
-            if preamble.capacity() <= 16 * 1024 {
-                *p.borrow_mut() = preamble;
-            }
-        });
-        result
+        let parsed = self
+            .scratch
+            .request(&mut self.decoder, block, end_stream, limit)
+            .map_err(|_| End::Error(Code::Compression))?;
+        self.open(id, end_stream, parsed, stage, line, refuse)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn open(
         &mut self,
         id: u32,
         end_stream: bool,
         parsed: Result<Parsed, Refused>,
-        preamble: &[u8],
         stage: &Http2,
         line: &Arc<Line>,
         refuse: Option<Code>,
@@ -229,7 +220,12 @@ impl Connection {
         };
         let o = &self.origin;
         let stream = Stream::pipe(handler_end, o.peer, o.secure).naming(o.server_name.clone());
-        let conn = Conn::for_stream(stream, o.proxied, preamble, size);
+        // The preamble, written of the scratch straight into its buffer.
+        let scratch = &self.scratch;
+        let len = scratch.preamble_len();
+        let conn = Conn::for_stream_with(stream, o.proxied, len, size, |buf| {
+            scratch.write_preamble(buf)
+        });
         let mut s = H2Stream::new(id, ours, self.peer_initial, STREAM_WINDOW);
         s.remote_done = end_stream;
         s.body = parsed.body;
