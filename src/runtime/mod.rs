@@ -4,7 +4,7 @@
 //! - `executor` (private): the ready queue, the injection queue, the run loop.
 //! - `reactor` (private) and [`io`]: parking green threads on file descriptors.
 //! - [`timer`]: `sleep`, `timeout`, deadlines folded into the wait timeout.
-//! - [`queue`]: async bounded/unbounded queues on crossbeam-channel.
+//! - [`queue`]: async bounded/unbounded queues (a ring under a short lock).
 //! - [`latch`]: a flag green threads can await (shutdown).
 //! - [`idle`]: items parked until readable, with no green thread each.
 //! - [`net`]: TCP listeners and streams, `sendfile`.

