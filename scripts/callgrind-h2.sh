@@ -15,6 +15,10 @@
 # KEEP=1 keeps the callgrind dump (its path is printed) for
 # callgrind_annotate. Stops only the server it started.
 # Needs valgrind and h2load (nghttp2-client).
+# CACHE=1 runs callgrind's cache simulator too (--cache-sim=yes) and prints
+# each event per request: L1 misses are D1mr/D1mw (data) and I1mr. The
+# last-level figures follow valgrind's guess at the host's cache; pass
+# CACHE_LL=SIZE,ASSOC,LINE (--LL) to set it, e.g. 1048576,16,64 for an L2.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="$(realpath "${1:-$HERE/target/release/conveyor}")"
@@ -27,6 +31,8 @@ ROOT="${ROOT:-$HERE/www}"
 OUT="$(mktemp -d "${TMPDIR:-/tmp}/conveyor-callgrind-h2.XXXXXX")"
 EXTRA=()
 [[ -n "${CONFIG:-}" ]] && EXTRA=(--config "$(realpath "$CONFIG")")
+CG=(--tool=callgrind)
+[[ -z "${CACHE:-}" ]] || CG+=(--cache-sim=yes ${CACHE_LL:+"--LL=$CACHE_LL"})
 command -v callgrind_control >/dev/null || { echo "needs valgrind" >&2; exit 2; }
 command -v h2load >/dev/null || { echo "needs h2load (nghttp2-client)" >&2; exit 2; }
 case "$MODE" in
@@ -36,7 +42,7 @@ case "$MODE" in
 esac
 
 # Run from the temporary directory: no config/conveyor.toml is picked up.
-(cd "$OUT" && exec valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.out" \
+(cd "$OUT" && exec valgrind "${CG[@]}" --callgrind-out-file="$OUT/cg.out" \
   "$BIN" "$ROOT" --listen "127.0.0.1:$PORT" --tls-listen "127.0.0.1:$((PORT + 1))" \
   --tls-self-signed --workers 1 "${EXTRA[@]}" >"$OUT/server.log" 2>&1) &
 VG=$!
@@ -64,4 +70,6 @@ callgrind_control -d "$VG" >/dev/null 2>&1
 DUMP="$(ls -t "$OUT"/cg.out.* | head -1)"
 TOTAL="$(callgrind_annotate "$DUMP" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')"
 echo "$URL_PATH $MODE -m$STREAMS: $((TOTAL / N)) instructions per request ($TOTAL over $N requests)"
+[[ -z "${CACHE:-}" ]] || awk -v n="$N" '/^events:/ { split($0, name) }
+  /^summary:/ { for (i = 2; i <= NF; i++) printf "%s %.1f  ", name[i], $i / n; print "per request" }' "$DUMP"
 [[ -z "${KEEP:-}" ]] || echo "dump: $DUMP"

@@ -16,6 +16,10 @@
 # client is the same binary run natively, or $CLIENT (a current build, to
 # measure an old one). Stops only the server it started.
 # Needs valgrind (callgrind_control, callgrind_annotate).
+# CACHE=1 runs callgrind's cache simulator too (--cache-sim=yes) and prints
+# each event per request: L1 misses are D1mr/D1mw (data) and I1mr. The
+# last-level figures follow valgrind's guess at the host's cache; pass
+# CACHE_LL=SIZE,ASSOC,LINE (--LL) to set it, e.g. 1048576,16,64 for an L2.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="$(realpath "${1:-$HERE/target/release/conveyor}")"
@@ -26,10 +30,12 @@ CLIENT="$(realpath "${CLIENT:-$BIN}")"
 PORT="${PORT:-18199}"
 ROOT="${ROOT:-$HERE/www}"
 OUT="$(mktemp -d "${TMPDIR:-/tmp}/conveyor-callgrind.XXXXXX")"
+CG=(--tool=callgrind)
+[[ -z "${CACHE:-}" ]] || CG+=(--cache-sim=yes ${CACHE_LL:+"--LL=$CACHE_LL"})
 command -v callgrind_control >/dev/null || { echo "needs valgrind" >&2; exit 2; }
 
 # Run from the temporary directory: no config/conveyor.toml is picked up.
-(cd "$OUT" && exec valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.out" \
+(cd "$OUT" && exec valgrind "${CG[@]}" --callgrind-out-file="$OUT/cg.out" \
   "$BIN" "$ROOT" --listen "127.0.0.1:$PORT" --workers 1 >"$OUT/server.log" 2>&1) &
 VG=$!
 cleanup() { kill "$VG" 2>/dev/null || true; wait "$VG" 2>/dev/null || true; rm -rf "$OUT"; }
@@ -53,3 +59,5 @@ callgrind_control -d "$VG" >/dev/null 2>&1
 DUMP="$(ls -t "$OUT"/cg.out.* | head -1)"
 TOTAL="$(callgrind_annotate "$DUMP" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')"
 echo "$URL_PATH x$PIPELINE: $((TOTAL / N)) instructions per request ($TOTAL over $N requests)"
+[[ -z "${CACHE:-}" ]] || awk -v n="$N" '/^events:/ { split($0, name) }
+  /^summary:/ { for (i = 2; i <= NF; i++) printf "%s %.1f  ", name[i], $i / n; print "per request" }' "$DUMP"

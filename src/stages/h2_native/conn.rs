@@ -48,6 +48,11 @@ thread_local! {
     /// frame's unread tail is kept by the connection.
     static SCRATCH: std::cell::RefCell<Box<[u8]>> =
         std::cell::RefCell::new(vec![0; 64 * 1024].into_boxed_slice());
+    /// The output buffer of the connection that last wrote all it had:
+    /// the next one to frame takes it, still in cache. Each keeping its
+    /// own, 16 connections cycled 16 cold buffers (callgrind's cache
+    /// simulator, h2c: 6 L1 misses per request more).
+    static SPARE_OUT: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Why the connection ends.
@@ -318,6 +323,9 @@ impl Connection {
         {
             self.turn_waker = Some(cx.waker().clone());
         }
+        if self.out.capacity() == 0 {
+            self.out = SPARE_OUT.with(std::cell::Cell::take);
+        }
         let paused = self.paused_until.is_some_and(|t| Instant::now() < t);
         loop {
             if self.peer_gone || paused {
@@ -437,12 +445,15 @@ impl Connection {
             }
         }
         self.blocked_since = None;
-        self.out.clear();
         self.written = 0;
         self.meter.wrote(self.staged);
         self.staged = 0;
-        if self.out.capacity() > 4 * OUT_LIMIT {
-            self.out = Vec::new();
+        // All written: the buffer is the worker's spare (a large one is
+        // not kept; nor the spare it replaces).
+        let mut out = std::mem::take(&mut self.out);
+        if out.capacity() > 0 && out.capacity() <= 4 * OUT_LIMIT {
+            out.clear();
+            let _ = SPARE_OUT.try_with(|spare| spare.replace(out));
         }
         Poll::Ready(Ok(()))
     }
