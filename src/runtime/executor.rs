@@ -127,34 +127,6 @@ thread_local! {
     static TURN_STARTED: Cell<Option<Instant>> = const { Cell::new(None) };
     /// CPU time this thread has spent spinning idle (see `Local::spin`).
     static SPUN: Cell<Duration> = const { Cell::new(Duration::ZERO) };
-    /// Set by [`first_poll_now`]: the next green thread spawned here is
-    /// polled at once.
-    static POLL_NOW: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `spawn`, and polls the green thread it spawns on this worker (the
-/// first, if several) once at once, before returning, rather than after
-/// every green thread already ready. A dispatcher that spawns each request
-/// this way runs them one after another: a request answered in that poll
-/// gives its future's block and buffers back to the worker's pools while
-/// they are still in cache, and the next request takes them. Queued, a
-/// batch of spawns took a cold block each (callgrind's cache simulator,
-/// h2c with 160 streams in flight: 106 -> 64 L1 data misses per request).
-/// The caller's budget is its own again after the poll, and the tick's
-/// clock is not read: a dispatcher still yields after `BUDGET_PER_POLL`
-/// pops, as many as it spawned per poll when each was queued. Charging
-/// the polls too made it yield mid-round, between a connection's streams,
-/// which then left in two writes (0.10 -> 0.14 sends per request).
-pub(crate) fn first_poll_now(spawn: impl FnOnce()) {
-    struct Clear;
-    impl Drop for Clear {
-        fn drop(&mut self) {
-            POLL_NOW.with(|now| now.set(false));
-        }
-    }
-    let _clear = Clear;
-    POLL_NOW.with(|now| now.set(true));
-    spawn();
 }
 
 /// CPU time the current thread has spent idle-spinning for I/O
@@ -277,14 +249,7 @@ impl Local {
             header
         };
         self.shared.stats.spawned.bump();
-        if POLL_NOW.with(|now| now.replace(false)) {
-            // The poll sets its own budget; the spawner's is put back.
-            let budget = BUDGET.with(Cell::get);
-            self.poll_task(header);
-            BUDGET.with(|b| b.set(budget));
-        } else {
-            self.ready.borrow_mut().push_back(header);
-        }
+        self.ready.borrow_mut().push_back(header);
     }
 
     /// Runs this worker on the current thread until `done()` or shutdown.
@@ -520,42 +485,6 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         true
-    }
-
-    #[test]
-    fn a_green_thread_spawned_to_be_polled_now_runs_before_the_spawn_returns() {
-        use std::cell::RefCell;
-        let order = Rc::new(RefCell::new(Vec::new()));
-        let seen = order.clone();
-        block_on(async move {
-            let log = seen.clone();
-            crate::runtime::spawn_detached(async move { log.borrow_mut().push("queued") });
-            let log = seen.clone();
-            let budget = super::BUDGET.with(std::cell::Cell::get);
-            crate::runtime::spawn_polled_now(|| {
-                crate::runtime::spawn_detached(async move {
-                    log.borrow_mut().push("now");
-                    // Spawned within that poll: queued as usual.
-                    let inner = log.clone();
-                    crate::runtime::spawn_detached(async move { inner.borrow_mut().push("inner") });
-                    crate::runtime::yield_now().await;
-                    log.borrow_mut().push("now, resumed");
-                });
-            });
-            assert_eq!(
-                super::BUDGET.with(std::cell::Cell::get),
-                budget,
-                "the budget is put back"
-            );
-            seen.borrow_mut().push("spawner");
-            crate::runtime::spawn_detached(async {});
-            crate::runtime::yield_now().await;
-            crate::runtime::yield_now().await;
-        });
-        assert_eq!(
-            *order.borrow(),
-            ["now", "spawner", "queued", "inner", "now, resumed"]
-        );
     }
 
     #[test]

@@ -396,18 +396,6 @@ where
     spawned.expect("conveyor::runtime::spawn_detached_with called outside a runtime worker")
 }
 
-/// Runs `spawn`; the green thread it spawns on this worker (the first, if
-/// several) is polled once before this returns, rather than queued behind
-/// the green threads already ready: a dispatcher that spawns each request
-/// so runs them one after another, each giving its memory back to the
-/// worker's pools warm for the next.
-///
-/// # Panics
-/// If `spawn` does.
-pub fn spawn_polled_now(spawn: impl FnOnce()) {
-    executor::first_poll_now(spawn);
-}
-
 /// Counts a panic caught by code that polls futures itself (a dispatcher
 /// that runs requests in place), as the scheduler counts a green thread's.
 pub fn count_panic() {

@@ -59,18 +59,14 @@ impl Dispatcher for SpawnPerRequest {
                         let handler = handler.clone();
                         // Made in the task's block, not moved there (callgrind:
                         // a copy of the future cost 59 instructions a request).
-                        // Each polled at once: run back to back, requests
-                        // reuse each other's memory while it is in cache.
                         if rate.get(&line) {
-                            runtime::spawn_polled_now(|| {
-                                runtime::spawn_detached_with(move || {
-                                    admit_then_handle(conn, line, handler)
-                                });
+                            runtime::spawn_detached_with(move || {
+                                admit_then_handle(conn, line, handler)
                             });
                             continue;
                         }
                         conn.admitted = u32::MAX;
-                        runtime::spawn_polled_now(|| handler.spawn_handle(conn, line));
+                        handler.spawn_handle(conn, line);
                     }
                 })
                 .detach();
