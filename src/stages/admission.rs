@@ -96,7 +96,8 @@ impl Admission {
         fresh: bool,
         config: &Config,
     ) -> Verdict {
-        let Some(w) = self.workers.get(worker % self.workers.len()) else {
+        let slot = crate::runtime::wrap_index(worker, self.workers.len());
+        let Some(w) = self.workers.get(slot) else {
             return Verdict::Admit;
         };
         let wait = now.saturating_duration_since(queued);
