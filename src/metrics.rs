@@ -142,7 +142,7 @@ impl Metrics {
 
     /// One worker's counters (modulo the worker count).
     pub(crate) fn worker(&self, index: usize) -> &WorkerMetrics {
-        &self.workers[index % self.workers.len()]
+        &self.workers[crate::runtime::wrap_index(index, self.workers.len())]
     }
 
     pub(crate) fn totals(&self) -> Totals {

@@ -350,6 +350,17 @@ pub fn current_worker() -> Option<usize> {
     executor::worker_index()
 }
 
+/// `index % len`, with no division when `index` is below `len` already
+/// (a worker's own slot, the usual case): a `div` costs tens of cycles,
+/// and per-worker slots are looked up several times per request.
+#[inline(always)]
+pub fn wrap_index(index: usize, len: usize) -> usize {
+    match index < len {
+        true => index,
+        false => index % len,
+    }
+}
+
 /// Spawns a green thread on the current worker. The future need not be `Send`:
 /// it never leaves this worker.
 ///

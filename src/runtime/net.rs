@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, TcpKeepalive, Type};
@@ -270,7 +271,12 @@ impl Async<StdStream> {
     /// back until the next write, so a head followed by `sendfile` leaves in
     /// full segments rather than as a small one of its own.
     pub async fn write_more(&self, buf: &[u8]) -> io::Result<usize> {
-        self.write_with(|stream| {
+        std::future::poll_fn(|cx| self.poll_write_more(cx, buf)).await
+    }
+
+    /// [`write_more`](Self::write_more) as one poll.
+    pub fn poll_write_more(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_write_with(cx, |stream| {
             // SAFETY: `buf` is valid for `buf.len()` bytes for the call's duration.
             let sent = syscall!(libc::send(
                 stream.as_raw_fd(),
@@ -280,7 +286,6 @@ impl Async<StdStream> {
             ))?;
             Ok(sent as usize)
         })
-        .await
     }
 }
 

@@ -319,6 +319,25 @@ impl Stream {
         Ok(taken)
     }
 
+    /// One poll of what `write` (`more`: `write_more`) does, made in
+    /// place with no future of its own; None under a session (TLS),
+    /// whose write is one.
+    pub fn poll_write_direct(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        more: bool,
+    ) -> Option<Poll<io::Result<usize>>> {
+        match (&self.transport, &self.session) {
+            (Transport::Pipe(pipe), _) => Some(pipe.end.poll_write(cx, buf)),
+            (Transport::Socket(socket), None) if more => Some(socket.poll_write_more(cx, buf)),
+            (Transport::Socket(socket), None) => {
+                Some(socket.poll_write_with(cx, |mut io| io.write(buf)))
+            }
+            (Transport::Socket(_), Some(_)) => None,
+        }
+    }
+
     /// Writes all of `buf`, parking as needed; `WriteZero` if a write
     /// accepts nothing.
     pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {

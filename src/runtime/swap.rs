@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::current_worker;
+use super::{current_worker, wrap_index};
 
 /// A value that can be replaced while green threads on every worker read it.
 pub struct Swap<T> {
@@ -42,7 +42,7 @@ impl<T> Swap<T> {
     #[inline(always)]
     pub fn load(&self) -> Arc<T> {
         let generation = self.generation.load(Ordering::Acquire);
-        let slot = current_worker().unwrap_or(0) % self.cached.len();
+        let slot = wrap_index(current_worker().unwrap_or(0), self.cached.len());
         let mut cached = lock(&self.cached[slot].0);
         if cached.0 != generation {
             // Read after the generation: at worst a newer value is cached

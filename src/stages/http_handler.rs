@@ -191,9 +191,10 @@ impl Built {
         })
     }
 
-    /// Owns its `Built`: the future holds it (and the connection) directly,
-    /// with no wrapper future to move them through.
-    async fn serve(self: Arc<Self>, mut conn: Conn, line: &Line) {
+    /// Owns its `Built`, and `line` (an `Arc` from `spawn_handle`): the
+    /// future holds them directly, with no wrapper future to move them.
+    async fn serve<L: std::ops::Deref<Target = Line>>(self: Arc<Self>, mut conn: Conn, line: L) {
+        let line: &Line = &line;
         // Asked once: a thread-local read each time (callgrind).
         let worker = crate::runtime::current_worker().unwrap_or(0);
         let reading = Reading::new(line.metrics.worker(worker));
@@ -613,6 +614,6 @@ impl Handler for HttpHandler {
     /// and a poll through a pointer fewer per request.
     fn spawn_handle(self: Arc<Self>, conn: Conn, line: Arc<Line>) {
         let built = self.built_for(&conn, &line);
-        crate::runtime::spawn_detached_with(move || async move { built.serve(conn, &line).await });
+        crate::runtime::spawn_detached_with(move || built.serve(conn, line));
     }
 }

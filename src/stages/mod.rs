@@ -109,7 +109,7 @@ impl Line {
     /// caller that knows which worker it runs on.
     #[inline(always)]
     pub fn pending_of(&self, worker: usize) -> &PendingQueue {
-        &self.pending[worker % self.pending.len()]
+        &self.pending[crate::runtime::wrap_index(worker, self.pending.len())]
     }
 }
 

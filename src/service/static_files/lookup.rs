@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::config::{Revalidate, StaticConfig, HEADERS_FILE, REDIRECTS_FILE};
 use crate::runtime::sys::beneath::RootDir;
-use crate::runtime::{self, current_worker, read_seq_now, ReadBuffer};
+use crate::runtime::{self, current_worker, read_seq_now, wrap_index, ReadBuffer};
 
 use super::cache::{
     file_info, read_version, variant_info, Body, Cache, Cached, CachedFile, FileInfo, Variant,
@@ -178,7 +178,7 @@ impl CachedFiles {
     }
 
     fn local_cache(&self) -> &Arc<Mutex<Cache>> {
-        &self.caches[current_worker().unwrap_or(0) % self.caches.len()]
+        &self.caches[wrap_index(current_worker().unwrap_or(0), self.caches.len())]
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
