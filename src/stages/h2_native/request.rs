@@ -171,6 +171,10 @@ fn any_word(value: &[u8], test: impl Fn(u64) -> u64) -> bool {
         return test(short) != 0;
     }
     let mut found = test(word(&value[n - 8..]));
+    if n <= 16 {
+        // Most paths and authorities: two words, overlapping.
+        return (found | test(word(value))) != 0;
+    }
     for chunk in value.chunks_exact(8) {
         found |= test(word(chunk));
     }
