@@ -344,26 +344,27 @@ impl PipeEnd {
         // out of it once.
         let mut shared = unsafe { std::ptr::read(&this.shared) };
         let inner = Arc::get_mut(&mut shared)?.get_mut();
-        let mut buf = Some(buf);
-        for (i, half) in inner.halves.iter_mut().enumerate() {
-            let mut bytes = std::mem::take(&mut half.bytes);
-            if i == side
-                && buf
-                    .as_ref()
-                    .is_some_and(|b| b.capacity() > bytes.capacity())
-            {
-                bytes = buf.take().unwrap_or_default();
-            }
-            *half = Half::default();
-            // Small buffers are kept; a large one is not held idle.
-            if bytes.capacity() <= SPARE_BUFFER {
-                half.bytes = bytes;
-                half.bytes.clear();
-            }
-            if i == side {
-                half.reader = reader.cloned();
-            }
+        // Each half emptied where it is (no Half built and moved in).
+        let [first, second] = &mut inner.halves;
+        let (mine, theirs) = match side {
+            0 => (first, second),
+            _ => (second, first),
+        };
+        if buf.capacity() > mine.bytes.capacity() {
+            mine.bytes = buf;
         }
+        for half in [&mut *mine, theirs] {
+            // Small buffers are kept; a large one is not held idle.
+            match half.bytes.capacity() <= SPARE_BUFFER {
+                true => half.bytes.clear(),
+                false => half.bytes = Vec::new(),
+            }
+            half.read = 0;
+            half.closed = false;
+            half.reader = None;
+            half.writer = None;
+        }
+        mine.reader = reader.cloned();
         Some(Spare(shared, side))
     }
 }

@@ -186,15 +186,23 @@ static PAIRS: [u32; 1 << PAIR_BITS] = {
     table
 };
 
+/// Room for what one refill decodes (64 bits, no code shorter than 5)
+/// past the 64 symbols gathered before a flush.
+const BUF: usize = 64 + 16;
+
 /// Appends the decoding of `src` to `out`.
 pub(super) fn decode(src: &[u8], out: &mut Vec<u8>) -> Result<(), BadHuffman> {
     // Bits waiting, most significant first, and how many; symbols are
     // gathered in `buf` and appended a run at a time.
     let (mut acc, mut bits) = (0u64, 0u32);
     let mut bytes = src.iter();
-    let mut buf = [0u8; 66];
+    let mut buf = [0u8; BUF];
     let mut n = 0;
     loop {
+        if n >= 64 {
+            out.extend_from_slice(&buf[..n]);
+            n = 0;
+        }
         // Once every byte is in, only the bits waiting are looked at.
         if bits < 32 && !bytes.as_slice().is_empty() {
             let rest = bytes.as_slice();
@@ -213,18 +221,23 @@ pub(super) fn decode(src: &[u8], out: &mut Vec<u8>) -> Result<(), BadHuffman> {
                 }
             }
         }
-        let pair = PAIRS[(acc >> (64 - PAIR_BITS)) as usize];
-        let len = pair >> 16 & 0xff;
-        if len <= bits {
-            buf[n] = pair as u8;
-            buf[n + 1] = (pair >> 8) as u8;
+        // The common codes, a pair at a time, until what waits is too
+        // short or starts with a longer code: at most 12 symbols of the
+        // 64 bits, which `buf` has room for.
+        loop {
+            let pair = PAIRS[(acc >> (64 - PAIR_BITS)) as usize];
+            let len = pair >> 16 & 0xff;
+            if len > bits {
+                break;
+            }
+            if let Some(two) = buf.get_mut(n..n + 2) {
+                two.copy_from_slice(&pair.to_le_bytes()[..2]);
+            }
             n += (pair >> 24) as usize;
             acc <<= len;
             bits -= len;
-            if n >= 64 {
-                out.extend_from_slice(&buf[..n]);
-                n = 0;
-            }
+        }
+        if bits < 32 && !bytes.as_slice().is_empty() {
             continue;
         }
         let short = SHORT[(acc >> 56) as usize];
@@ -248,12 +261,10 @@ pub(super) fn decode(src: &[u8], out: &mut Vec<u8>) -> Result<(), BadHuffman> {
         };
         acc <<= len;
         bits -= len;
-        buf[n] = symbol;
-        n += 1;
-        if n >= 64 {
-            out.extend_from_slice(&buf[..n]);
-            n = 0;
+        if let Some(slot) = buf.get_mut(n) {
+            *slot = symbol;
         }
+        n += 1;
     }
 }
 

@@ -82,6 +82,13 @@ const STATIC: [(&[u8], &[u8]); 61] = [
     (b"www-authenticate", b""),
 ];
 
+/// The static table's fields, for tests of what a receiver of
+/// [`Fields::indexed`] may take as checked.
+#[cfg(test)]
+pub fn static_fields() -> impl Iterator<Item = (&'static [u8], &'static [u8])> {
+    STATIC.iter().copied()
+}
+
 /// What every table entry costs beyond its bytes (RFC 7541 §4.1).
 const ENTRY_OVERHEAD: usize = 32;
 
@@ -120,12 +127,46 @@ impl Decoded {
         }
         size
     }
+
+    /// [`Self::hand`] for a field of the static table, marked checked.
+    #[inline]
+    fn hand_static(&mut self, name: &[u8], value: &[u8], limit: usize, field: &mut impl Fields) {
+        let size = name.len() + value.len() + ENTRY_OVERHEAD;
+        self.size = self.size.saturating_add(size);
+        if self.size <= limit {
+            field.indexed(name, value, &mut true);
+        } else {
+            self.over = true;
+        }
+    }
+
+    /// [`Self::hand`] for a field of the dynamic table, with its mark.
+    #[inline]
+    fn hand_indexed(&mut self, entry: &mut Entry, limit: usize, field: &mut impl Fields) {
+        let size = entry.name.len() + entry.value.len() + ENTRY_OVERHEAD;
+        self.size = self.size.saturating_add(size);
+        if self.size <= limit {
+            field.indexed(&entry.name, &entry.value, &mut entry.checked);
+        } else {
+            self.over = true;
+        }
+    }
 }
 
 /// Where a decoded block's fields go, in order.
 pub trait Fields {
     /// One field of the block.
     fn field(&mut self, name: &[u8], value: &[u8]);
+
+    /// A field indexed in the dynamic table. Its entry's `checked` flag
+    /// is the receiver's: an entry never changes, so that what the
+    /// receiver found of it once (that it is valid, say) holds each time
+    /// the client repeats it.
+    #[inline]
+    fn indexed(&mut self, name: &[u8], value: &[u8], checked: &mut bool) {
+        let _ = checked;
+        self.field(name, value);
+    }
 }
 
 /// A closure as [`Fields`].
@@ -138,8 +179,13 @@ impl<F: FnMut(&[u8], &[u8])> Fields for Each<F> {
     }
 }
 
-/// A dynamic table entry: a name and its value.
-type Entry = (Box<[u8]>, Box<[u8]>);
+/// A dynamic table entry: a name and its value, and what the decoder's
+/// receiver marked it with ([`Fields::indexed`]).
+struct Entry {
+    name: Box<[u8]>,
+    value: Box<[u8]>,
+    checked: bool,
+}
 
 /// A decoder's state: the dynamic table the client fills.
 pub struct Decoder {
@@ -223,8 +269,18 @@ impl Decoder {
             first = false;
             if byte & 0x80 != 0 {
                 let index = integer(&mut block, 7)?;
+                if index > 61 {
+                    let entry = self
+                        .table
+                        .get_mut(index - 62)
+                        .ok_or(DecodeError::Compression)?;
+                    decoded.hand_indexed(entry, limit, fields);
+                    continue;
+                }
+                // The static table's fields are all valid (a test of the
+                // receiver's checks says so): marked as checked already.
                 let (name, value) = self.entry(index)?;
-                decoded.hand(name, value, limit, fields);
+                decoded.hand_static(name, value, limit, fields);
                 continue;
             }
             let (prefix, indexing) = match byte & 0xc0 == 0x40 {
@@ -258,7 +314,7 @@ impl Decoder {
         let name: &[u8] = match name {
             Str::Raw(raw) => raw,
             Str::Scratch => &self.name,
-            Str::Table(at) => &self.table[at].0,
+            Str::Table(at) => &self.table[at].name,
         };
         let value: &[u8] = match value {
             Str::Raw(raw) => raw,
@@ -267,7 +323,11 @@ impl Decoder {
         };
         let size = decoded.hand(name, value, limit, field);
         if indexing {
-            let entry = (Box::from(name), Box::from(value));
+            let entry = Entry {
+                name: Box::from(name),
+                value: Box::from(value),
+                checked: false,
+            };
             self.insert(entry, size);
         }
         Ok(())
@@ -282,7 +342,7 @@ impl Decoder {
             _ => self
                 .table
                 .get(index - 62)
-                .map(|(n, v)| (&n[..], &v[..]))
+                .map(|e| (&e.name[..], &e.value[..]))
                 .ok_or(DecodeError::Compression),
         }
     }
@@ -302,10 +362,10 @@ impl Decoder {
     /// Evicts the oldest entries until `room` more bytes fit.
     fn evict(&mut self, room: usize) {
         while self.size + room > self.max {
-            let Some((name, value)) = self.table.pop_back() else {
+            let Some(entry) = self.table.pop_back() else {
                 break;
             };
-            self.size -= name.len() + value.len() + ENTRY_OVERHEAD;
+            self.size -= entry.name.len() + entry.value.len() + ENTRY_OVERHEAD;
         }
     }
 }

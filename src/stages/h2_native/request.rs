@@ -171,6 +171,10 @@ fn any_word(value: &[u8], test: impl Fn(u64) -> u64) -> bool {
         return test(short) != 0;
     }
     let mut found = test(word(&value[n - 8..]));
+    if n <= 16 {
+        // Most paths and authorities: two words, overlapping.
+        return (found | test(word(value))) != 0;
+    }
     for chunk in value.chunks_exact(8) {
         found |= test(word(chunk));
     }
@@ -186,7 +190,15 @@ struct Gather<'a> {
 impl Fields for Gather<'_> {
     #[inline(always)]
     fn field(&mut self, name: &[u8], value: &[u8]) {
-        self.scratch.field(&mut self.seen, name, value);
+        self.scratch.field(&mut self.seen, name, value, &mut false);
+    }
+
+    /// An indexed field's mark says its name and value passed the checks
+    /// that depend on them alone ([`Scratch::field`]'s): a client's
+    /// repeated fields (authority, user agent, cookies) are checked once.
+    #[inline(always)]
+    fn indexed(&mut self, name: &[u8], value: &[u8], checked: &mut bool) {
+        self.scratch.field(&mut self.seen, name, value, checked);
     }
 }
 
@@ -312,21 +324,21 @@ impl Scratch {
     }
 
     // Inlined into the decoder's loop: no call per field.
+    /// One field. `checked`: its name and value passed the checks that
+    /// depend on them alone (set once they do).
     #[inline(always)]
-    fn field(&mut self, seen: &mut Seen, name: &[u8], value: &[u8]) {
+    fn field(&mut self, seen: &mut Seen, name: &[u8], value: &[u8], checked: &mut bool) {
         if name.first() == Some(&b':') {
-            self.pseudo(seen, name, value);
+            self.pseudo(seen, name, value, checked);
             return;
         }
-        if !is_value_fast(value) {
+        let valid = *checked || (is_value_fast(value) && is_name(name));
+        if !valid {
             seen.malformed = true;
             return;
         }
+        *checked = true;
         seen.regular = true;
-        if !is_name(name) {
-            seen.malformed = true;
-            return;
-        }
         match name {
             b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding"
             | b"upgrade" => seen.malformed = true,
@@ -367,16 +379,25 @@ impl Scratch {
     /// its value as its kind allows (a method a token; a path or an
     /// authority without control bytes, space or DEL).
     #[inline(always)]
-    fn pseudo(&mut self, seen: &mut Seen, name: &[u8], value: &[u8]) {
+    fn pseudo(&mut self, seen: &mut Seen, name: &[u8], value: &[u8], checked: &mut bool) {
+        let known = *checked;
         let (flag, part, valid) = match name {
-            b":method" => (&mut seen.method, Some(&mut self.method), is_method(value)),
-            b":path" => (&mut seen.path, Some(&mut self.path), is_target(value)),
+            b":method" => (
+                &mut seen.method,
+                Some(&mut self.method),
+                known || is_method(value),
+            ),
+            b":path" => (
+                &mut seen.path,
+                Some(&mut self.path),
+                known || is_target(value),
+            ),
             b":authority" => (
                 &mut seen.authority,
                 Some(&mut self.authority),
-                is_target(value),
+                known || is_target(value),
             ),
-            b":scheme" => (&mut seen.scheme, None, is_value(value)),
+            b":scheme" => (&mut seen.scheme, None, known || is_value_fast(value)),
             _ => {
                 seen.malformed = true;
                 return;
@@ -386,6 +407,7 @@ impl Scratch {
             seen.malformed = true;
             return;
         }
+        *checked = true;
         *flag = true;
         if let Some(part) = part {
             part.extend_from_slice(value);
@@ -576,5 +598,61 @@ mod tests {
         let connect = [(":method", "CONNECT"), (":authority", "h:443")];
         let (text, _) = request(&connect, true).expect("CONNECT");
         assert!(text.starts_with("CONNECT h:443 HTTP/1.1\r\n"), "{text}");
+    }
+
+    #[test]
+    fn the_static_tables_fields_pass_the_checks_they_are_spared() {
+        for (name, value) in crate::http::hpack::static_fields() {
+            let valid = match name {
+                b":method" => is_method(value),
+                b":path" | b":authority" => is_target(value),
+                b":scheme" => is_value_fast(value),
+                // Refused by its name, checked or not.
+                [b':', ..] => continue,
+                _ => is_value_fast(value) && is_name(name),
+            };
+            assert!(valid, "{name:?} {value:?}");
+        }
+    }
+
+    #[test]
+    fn a_repeated_table_entry_is_refused_each_time_unless_valid() {
+        let mut decoder = Decoder::new(4096);
+        let mut scratch = Scratch::default();
+        // Literals with incremental indexing (RFC 7541 §6.2.1), then the
+        // same fields by index (62: the newest entry).
+        let entry = |name: &str, value: &str| {
+            let mut block = vec![0x40, name.len() as u8];
+            block.extend_from_slice(name.as_bytes());
+            block.push(value.len() as u8);
+            block.extend_from_slice(value.as_bytes());
+            block
+        };
+        let mut first = block(&GET);
+        first.extend(entry("x-a", "b\rc"));
+        let mut again = block(&GET);
+        again.push(0x80 | 62);
+        for block in [&first, &again, &again] {
+            let parsed = scratch.request(&mut decoder, block, true, 16_384);
+            assert!(matches!(parsed, Ok(Err(Refused::Malformed))));
+        }
+        let mut late = block(&GET[..3]);
+        late.extend(entry("x-a", "ok"));
+        for block in [&late, &again, &again] {
+            let parsed = scratch.request(&mut decoder, block, true, 16_384);
+            assert!(matches!(parsed, Ok(Ok(_))));
+        }
+        // A pseudo-header field checked once is still refused twice, or
+        // after a regular one.
+        let mut twice = block(&GET[..3]);
+        twice.extend(entry(":authority", "h"));
+        twice.push(0x80 | 62);
+        let parsed = scratch.request(&mut decoder, &twice, true, 16_384);
+        assert!(matches!(parsed, Ok(Err(Refused::Malformed))));
+        let mut after = block(&GET[..3]);
+        after.extend(block(&[("accept", "*/*")]));
+        after.push(0x80 | 62);
+        let parsed = scratch.request(&mut decoder, &after, true, 16_384);
+        assert!(matches!(parsed, Ok(Err(Refused::Malformed))));
     }
 }

@@ -13,6 +13,7 @@ use crate::runtime::PipeEnd;
 
 use super::frame::{self, Code};
 use super::head_memo;
+use super::request::Parsed;
 
 /// The most a handler's response head may be.
 const MAX_HEAD: usize = 64 * 1024;
@@ -159,6 +160,26 @@ impl H2Stream {
             answered: false,
             more: false,
             fresh: false,
+        }
+    }
+
+    /// A stream its request's block opened, built where the connection
+    /// keeps it (no stream is built, then set, then moved).
+    pub(super) fn opened(
+        id: u32,
+        pipe: PipeEnd,
+        (window, recv): (i64, i64),
+        parsed: Parsed,
+        end_stream: bool,
+        fresh: bool,
+    ) -> H2Stream {
+        H2Stream {
+            remote_done: end_stream,
+            body: parsed.body,
+            content_length: parsed.content_length,
+            head: parsed.head,
+            fresh,
+            ..H2Stream::new(id, pipe, window, recv)
         }
     }
 

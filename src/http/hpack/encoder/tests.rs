@@ -59,7 +59,7 @@ fn in_step(encoder: &Encoder, decoder: &Decoder) {
     let theirs: Vec<(&[u8], &[u8])> = decoder
         .table
         .iter()
-        .map(|(n, v)| (&n[..], &v[..]))
+        .map(|e| (&e.name[..], &e.value[..]))
         .collect();
     // Ours is the newest part of the decoder's table (all of it once a
     // maximum at most our cap is signalled).

@@ -199,6 +199,10 @@ impl Connection {
                 return Ok(());
             }
         };
+        if end_stream && parsed.content_length.is_some_and(|cl| cl > 0) {
+            self.reset(id, Code::Protocol);
+            return Ok(());
+        }
         let size = *self
             .turn_buffer
             .get_or_insert_with(|| read_buffer_size(&line.config.load()));
@@ -226,16 +230,8 @@ impl Connection {
         let conn = Conn::for_stream_with(stream, o.proxied, len, size, |buf| {
             scratch.write_preamble(buf)
         });
-        let mut s = H2Stream::new(id, ours, self.peer_initial, STREAM_WINDOW);
-        s.remote_done = end_stream;
-        s.body = parsed.body;
-        s.content_length = parsed.content_length;
-        s.head = parsed.head;
-        s.fresh = fresh;
-        if end_stream && parsed.content_length.is_some_and(|cl| cl > 0) {
-            self.reset(id, Code::Protocol);
-            return Ok(());
-        }
+        let windows = (self.peer_initial, STREAM_WINDOW);
+        let s = H2Stream::opened(id, ours, windows, parsed, end_stream, fresh);
         self.streams.push(s);
         self.tally.streams += 1;
         self.tally.open += 1;
