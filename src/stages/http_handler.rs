@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::access_log::{raw_request_line, RequestLine, Sent, Who};
-use crate::config::{Client, Config};
+use crate::access_log::{RequestLine, Sent};
+use crate::config::Config;
 use crate::http::h2_mapping::{neither_protocol, preface, Preface};
 use crate::http::{parse_request, Limits, Request};
 use crate::runtime::swap::Swap;
@@ -27,6 +27,9 @@ use super::https_redirect::https_redirect;
 use super::out_buffer::{OutBuffer, FLUSH_AT};
 use super::proxy_header::{self, HeaderRead};
 use super::{Conn, Handler, HandlerFuture, Line};
+
+mod record;
+use record::{raw, Logged};
 
 /// The built-in handler: parses each request, routes it, writes the
 /// response, then recycles or closes the connection.
@@ -522,55 +525,6 @@ impl Built {
             started,
         );
         outcome
-    }
-
-    fn record(
-        &self,
-        line: &Line,
-        conn: &Conn,
-        logged: Logged<'_>,
-        status: u16,
-        bytes: u64,
-        started: Instant,
-    ) {
-        line.metrics
-            .here()
-            .record_response(status, started.elapsed());
-        if let Some(log) = &self.access_log {
-            // A request's client as it was decided; else the connection's.
-            let client = logged.client.unwrap_or_else(|| conn.client());
-            // With `[[sites]]`, every line ends with the site.
-            let site = self.sites.is_some().then_some(logged.site);
-            let who = Who {
-                client: &client.to_string(),
-                user: logged.user,
-                site,
-            };
-            log.record(&who, logged.request, status, bytes);
-        }
-    }
-}
-
-/// What the access log writes of a request besides its answer.
-struct Logged<'a> {
-    request: RequestLine<'a>,
-    /// The client as the request decided it (`X-Forwarded-For`); `None`:
-    /// the connection's.
-    client: Option<Client>,
-    /// The user `[[auth]]` let through, if any.
-    user: Option<&'a str>,
-    /// The site that answered (`[[sites]]`), `-` if none did.
-    site: &'a str,
-}
-
-/// What the log says of a request that could not be parsed: its request
-/// line as received, from the connection's client.
-fn raw(conn: &Conn) -> Logged<'_> {
-    Logged {
-        request: RequestLine::Raw(raw_request_line(conn.input.pending())),
-        client: None,
-        user: None,
-        site: "-",
     }
 }
 
