@@ -114,41 +114,37 @@ pub struct Decoded {
 }
 
 impl Decoded {
+    /// Counts a field of `size` bytes (RFC 7541 §4.1): whether the list
+    /// is still within `limit`, so that the field is handed on.
+    #[inline]
+    fn count(&mut self, size: usize, limit: usize) -> bool {
+        self.size = self.size.saturating_add(size);
+        self.over |= self.size > limit;
+        self.size <= limit
+    }
+
     /// Counts a field, and hands it to `field` while the list is within
-    /// `limit`; returns its size (RFC 7541 §4.1).
+    /// `limit`; returns its size.
     #[inline]
     fn hand(&mut self, name: &[u8], value: &[u8], limit: usize, field: &mut impl Fields) -> usize {
         let size = name.len() + value.len() + ENTRY_OVERHEAD;
-        self.size = self.size.saturating_add(size);
-        if self.size <= limit {
+        if self.count(size, limit) {
             field.field(name, value);
-        } else {
-            self.over = true;
         }
         size
     }
 
-    /// [`Self::hand`] for a field of the static table, marked checked.
+    /// [`Self::hand`] for an indexed field, with its entry's mark (a
+    /// static-table field's is always set).
     #[inline]
-    fn hand_static(&mut self, name: &[u8], value: &[u8], limit: usize, field: &mut impl Fields) {
-        let size = name.len() + value.len() + ENTRY_OVERHEAD;
-        self.size = self.size.saturating_add(size);
-        if self.size <= limit {
-            field.indexed(name, value, &mut true);
-        } else {
-            self.over = true;
-        }
-    }
-
-    /// [`Self::hand`] for a field of the dynamic table, with its mark.
-    #[inline]
-    fn hand_indexed(&mut self, entry: &mut Entry, limit: usize, field: &mut impl Fields) {
-        let size = entry.name.len() + entry.value.len() + ENTRY_OVERHEAD;
-        self.size = self.size.saturating_add(size);
-        if self.size <= limit {
-            field.indexed(&entry.name, &entry.value, &mut entry.checked);
-        } else {
-            self.over = true;
+    fn hand_indexed(
+        &mut self,
+        (name, value, checked): (&[u8], &[u8], &mut bool),
+        limit: usize,
+        field: &mut impl Fields,
+    ) {
+        if self.count(name.len() + value.len() + ENTRY_OVERHEAD, limit) {
+            field.indexed(name, value, checked);
         }
     }
 }
@@ -274,13 +270,14 @@ impl Decoder {
                         .table
                         .get_mut(index - 62)
                         .ok_or(DecodeError::Compression)?;
+                    let entry = (&entry.name[..], &entry.value[..], &mut entry.checked);
                     decoded.hand_indexed(entry, limit, fields);
                     continue;
                 }
                 // The static table's fields are all valid (a test of the
                 // receiver's checks says so): marked as checked already.
                 let (name, value) = self.entry(index)?;
-                decoded.hand_static(name, value, limit, fields);
+                decoded.hand_indexed((name, value, &mut true), limit, fields);
                 continue;
             }
             let (prefix, indexing) = match byte & 0xc0 == 0x40 {
