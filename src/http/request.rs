@@ -488,8 +488,8 @@ fn trim_ows(v: &[u8]) -> &[u8] {
         // The usual value, nothing to trim: httparse skips the OWS around it.
         return v;
     }
-    let start = v.iter().position(|&b| b != b' ' && b != b'\t');
-    let end = v.iter().rposition(|&b| b != b' ' && b != b'\t');
+    let start = v.iter().position(|b| !ows(b));
+    let end = v.iter().rposition(|b| !ows(b));
     match (start, end) {
         (Some(s), Some(e)) => &v[s..=e],
         // Empty, but still within `v`: `span_in` places it.

@@ -6,11 +6,7 @@ use std::io::Write;
 use compact_str::CompactString;
 
 use crate::http::method::Method;
-use crate::http::request::HttpError;
-
-const fn bad(message: &'static str) -> HttpError {
-    HttpError::new(400, message)
-}
+use crate::http::request::{bad, HttpError};
 
 /// A request-target reduced to origin-form ([`split_target`]).
 pub(super) struct Split<'a> {
@@ -37,11 +33,10 @@ pub(super) fn split_target<'a>(method: &Method, raw: &'a str) -> Result<Split<'a
     }
     let path_len = query_at.unwrap_or(raw.len());
     if raw.starts_with('/') {
-        let (target, authority) = (raw.into(), None);
         return Ok(Split {
-            target,
+            target: raw.into(),
             path_len,
-            authority,
+            authority: None,
         });
     }
     if raw == "*" {
