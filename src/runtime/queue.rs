@@ -94,7 +94,7 @@ impl<T> Queue<T> {
     pub fn try_send(&self, value: T) -> Result<(), Full<T>> {
         {
             let mut items = self.inner.lock();
-            if self.inner.capacity.is_some_and(|c| items.len() >= c) {
+            if self.inner.full_at(items.len()) {
                 return Err(Full(value));
             }
             items.push_back(value);
@@ -191,7 +191,12 @@ impl<T> Inner<T> {
     }
 
     fn is_full(&self) -> bool {
-        self.capacity.is_some_and(|c| self.lock().len() >= c)
+        self.full_at(self.lock().len())
+    }
+
+    /// Whether `len` items fill the queue.
+    fn full_at(&self, len: usize) -> bool {
+        self.capacity.is_some_and(|c| len >= c)
     }
 }
 

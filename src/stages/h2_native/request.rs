@@ -105,10 +105,15 @@ fn is_value(value: &[u8]) -> bool {
 /// at either end), else its bytes' classes or-ed: one pass, no branch
 /// per byte.
 fn value_class(value: &[u8]) -> Option<u8> {
-    let class = value
-        .iter()
-        .fold(0, |class, &b| class | CLASS[usize::from(b)]);
+    let class = classes(value);
     (class & 4 == 0 && plain_ends(value)).then_some(class)
+}
+
+/// The classes of `value`'s bytes, or-ed.
+fn classes(value: &[u8]) -> u8 {
+    value
+        .iter()
+        .fold(0, |class, &b| class | CLASS[usize::from(b)])
 }
 
 /// Neither end of `value` is whitespace (space or tab).
@@ -135,10 +140,7 @@ fn is_target(value: &[u8]) -> bool {
 
 /// A `:method` value: a token.
 fn is_method(value: &[u8]) -> bool {
-    let class = value
-        .iter()
-        .fold(0, |class, &b| class | CLASS[usize::from(b)]);
-    !value.is_empty() && class & 16 == 0
+    !value.is_empty() && classes(value) & 16 == 0
 }
 
 /// The lowest bit of each byte of a word.
