@@ -72,6 +72,18 @@ pub enum RequestBody {
     Chunked,
 }
 
+/// Whether a response field may hold a secret: `set-cookie`, the
+/// `authentication-info` fields, and request credentials a header rule
+/// might add.
+fn holds_secret(name: &HeaderName) -> bool {
+    use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, SET_COOKIE};
+    [SET_COOKIE, AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION].contains(name)
+        || matches!(
+            name.as_str(),
+            "authentication-info" | "proxy-authentication-info"
+        )
+}
+
 /// Fields HTTP/2 forbids (RFC 9113 §8.2.2), dropped from responses.
 fn is_connection_field(name: &HeaderName) -> bool {
     use http::header::{CONNECTION, TRANSFER_ENCODING, UPGRADE};
@@ -237,8 +249,11 @@ fn parse_head_in<'a>(
         if is_connection_field(&name) {
             continue;
         }
-        let value = HeaderValue::from_maybe_shared(buf.slice_ref(f.value))
+        let mut value = HeaderValue::from_maybe_shared(buf.slice_ref(f.value))
             .map_err(|_| httparse::Error::HeaderValue)?;
+        // The h2 crate sends these as literals never indexed (RFC 7541
+        // §7.1.3), as the native engine does (`hpack::encode_field_as`).
+        value.set_sensitive(holds_secret(&name));
         headers.append(name, value);
     }
     let body = if method == Method::HEAD || code == 204 || code == 304 {
@@ -374,6 +389,20 @@ mod tests {
             parse_response_head(&head.slice(..head.len() / 2), &Method::GET),
             Ok(Head::Partial)
         ));
+    }
+
+    #[test]
+    fn fields_that_may_hold_secrets_are_marked_never_indexed() {
+        let head = Bytes::from_static(
+            b"HTTP/1.1 200 OK\r\nSet-Cookie: a=b\r\nAuthentication-Info: x\r\n\
+              ETag: \"1\"\r\nContent-Length: 0\r\n\r\n",
+        );
+        let Ok(Head::Final { response, .. }) = parse_response_head(&head, &Method::GET) else {
+            panic!("a final head");
+        };
+        let sensitive = |name: &str| response.headers()[name].is_sensitive();
+        assert!(sensitive("set-cookie") && sensitive("authentication-info"));
+        assert!(!sensitive("etag") && !sensitive("content-length"));
     }
 
     #[test]

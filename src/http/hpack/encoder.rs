@@ -5,9 +5,10 @@
 //! `date`, `content-type`, `content-length`, `etag`, `last-modified`,
 //! `accept-ranges`, ...; see [`indexable`]) enter the table with their
 //! first use; a later response with the same value sends one byte. Every
-//! other field (`set-cookie`, `location`, whatever a header rule or the
-//! request could put a secret in, RFC 7541 §7.1) is sent as a literal not
-//! indexed, as is `:status` (by the static table). The table is at most
+//! other field (`location`, whatever a header rule or the request could
+//! put a secret in, RFC 7541 §7.1) is sent as a literal not indexed, as
+//! is `:status` (by the static table); `set-cookie` and the like as a
+//! literal never indexed ([`super::encode_field_as`]). The table is at most
 //! [`TABLE_CAP`] and at most the client's SETTINGS_HEADER_TABLE_SIZE; an
 //! idle connection drops it ([`Encoder::release`]) and its next header
 //! block begins with size updates to 0 and back, so that the client's

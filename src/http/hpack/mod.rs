@@ -468,7 +468,8 @@ pub fn encode_status(out: &mut Vec<u8>, code: u16) {
 }
 
 /// Appends a response field as a literal not indexed, its name lowercased
-/// (by the static table's index where it has one).
+/// (by the static table's index where it has one); a field that may hold
+/// a secret as a literal never indexed (see [`never_indexed`]).
 pub fn encode_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     encode_field_as(out, name_index(name), name, value);
 }
@@ -480,19 +481,44 @@ pub fn encode_field_as(out: &mut Vec<u8>, index: Option<u8>, name: &[u8], value:
         // bytes, and a value under 127 bytes says its length in one.
         Some(index) if index >= 15 && value.len() < 127 => {
             out.reserve(3 + value.len());
-            out.extend_from_slice(&[0x0f, index - 15, value.len() as u8]);
+            let first = 0x0f | never_indexed(index);
+            out.extend_from_slice(&[first, index - 15, value.len() as u8]);
             out.extend_from_slice(value);
             return;
         }
-        Some(index) => put_integer(out, 4, 0x00, usize::from(index)),
+        Some(index) => put_integer(out, 4, never_indexed(index), usize::from(index)),
         None => {
-            out.push(0x00);
+            out.push(new_name_flag(name));
             put_integer(out, 7, 0x00, name.len());
             out.extend(name.iter().map(u8::to_ascii_lowercase));
         }
     }
     put_integer(out, 7, 0x00, value.len());
     out.extend_from_slice(value);
+}
+
+/// Static table indexes of the fields a secret travels in: `set-cookie`
+/// (and the request's `authorization`, `cookie`, `proxy-authorization`,
+/// should a header rule put one in a response).
+const SECRETS: u64 = 1 << 23 | 1 << 32 | 1 << 49 | 1 << 55;
+
+/// The literal's flag (RFC 7541 §6.2.3) for the field of static table
+/// index `index`: 0x10, never indexed, for a field that may hold a
+/// secret (§7.1.3: no intermediary that encodes it again puts it in a
+/// table, where a guess could be confirmed by its size), else 0.
+#[inline(always)]
+fn never_indexed(index: u8) -> u8 {
+    // Indexes are at most 61: one shift and mask, not a compare each.
+    ((SECRETS >> (index & 63)) as u8 & 1) << 4
+}
+
+/// [`never_indexed`] for a name the static table lacks: the
+/// `authentication-info` fields (RFC 9110 §11.6.3) carry digests.
+fn new_name_flag(name: &[u8]) -> u8 {
+    let secret = matches!(name.len(), 19 | 25)
+        && (name.eq_ignore_ascii_case(b"authentication-info")
+            || name.eq_ignore_ascii_case(b"proxy-authentication-info"));
+    u8::from(secret) << 4
 }
 
 /// The static table's index of `content-length`.

@@ -308,3 +308,65 @@ fn the_generation_moves_with_every_change_and_only_then() {
         encoder.status(&mut Vec::new(), 200);
     }
 }
+
+#[test]
+fn set_cookie_and_the_like_are_literals_never_indexed() {
+    let (mut encoder, mut decoder) = (Encoder::new(), Decoder::new(4096));
+    // The table holds a response's fields first: none of what follows
+    // may change it, in either encoder or decoder.
+    round_trip(
+        &mut encoder,
+        &mut decoder,
+        200,
+        &response("d", "\"1\"", "1"),
+    );
+    let (size, entries) = (decoder.size, decoder.table.len());
+    let long = "s=".repeat(100);
+    for (name, value, index) in [
+        ("Set-Cookie", "session=secret", Some(55)),
+        ("set-cookie", &long[..], Some(55)),
+        ("SET-COOKIE", "", Some(55)),
+        ("Authorization", "Basic eDp5", Some(23)),
+        ("Authentication-Info", "rspauth=\"x\"", None),
+        ("proxy-authentication-info", "nextnonce=\"y\"", None),
+    ] {
+        let fields: Fields = vec![(name.into(), value.into())];
+        let block = encode(&mut encoder, 200, &fields);
+        // :status (one byte), then the field: 0001xxxx, with the name's
+        // index in four bits (and more bytes past 15), or 0 and the name.
+        assert_eq!(block[1] & 0xf0, 0x10, "{name}: {block:x?}");
+        match index {
+            Some(i) => assert_eq!(block[1..3], [0x1f, i - 15], "{name}"),
+            None => assert_eq!(block[1], 0x10, "{name}"),
+        }
+        let mut got = Vec::new();
+        decoder
+            .decode(&block, 1 << 20, &mut |n, v| {
+                got.push((n.to_vec(), v.to_vec()))
+            })
+            .expect("decodes");
+        assert_eq!(
+            got[1],
+            (name.to_ascii_lowercase().into_bytes(), value.into())
+        );
+        assert_eq!(
+            (decoder.size, decoder.table.len()),
+            (size, entries),
+            "{name}"
+        );
+        in_step(&encoder, &decoder);
+    }
+    // Other fields the table does not take stay literals not indexed.
+    let block = encode(
+        &mut encoder,
+        200,
+        &vec![(b"Location".to_vec(), b"/x".to_vec())],
+    );
+    assert_eq!(block[1..3], [0x0f, 46 - 15]);
+    let block = encode(
+        &mut encoder,
+        200,
+        &vec![(b"X-Info".to_vec(), b"y".to_vec())],
+    );
+    assert_eq!(block[1], 0x00);
+}
