@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use conveyor::config::Http2Engine;
 use conveyor::http::hpack::Decoder;
 
 use crate::harness::h2raw::*;
@@ -208,5 +209,40 @@ fn a_head_read_in_full_leaves_the_table_in_step() {
             value("server").is_some() && value("etag").is_some(),
             "{fields:?}"
         );
+    }
+}
+
+/// A `set-cookie` a header rule adds goes out as a literal never indexed
+/// (RFC 7541 §7.1.3), in every response: never into the table. So with
+/// the h2 crate's engine, whose value may be Huffman-coded.
+#[test]
+fn a_set_cookie_is_a_literal_never_indexed_every_time() {
+    let rules = conveyor::config::Config::from_toml_str(
+        "[[headers]]\npath = \"**\"\nset = { Set-Cookie = \"s=1\" }\n",
+    )
+    .expect("config");
+    for engine in [Http2Engine::Native, Http2Engine::H2] {
+        let server = start(|c| {
+            c.static_files.headers = rules.static_files.headers.clone();
+            c.http2.engine = engine;
+        });
+        let mut client = Client::open(server.addr, &[]);
+        let mut decoder = Decoder::new(4096);
+        // 0001 1111, the name's index past 15 (55 - 15), the value.
+        let literal = match engine {
+            Http2Engine::Native => [&[0x1f, 55 - 15, 3][..], b"s=1"].concat(),
+            _ => vec![0x1f, 55 - 15],
+        };
+        for id in [1, 3, 5] {
+            let (block, fields) = head(&mut client, &mut decoder, id, "/index.html");
+            assert!(
+                fields.contains(&("set-cookie".into(), "s=1".into())),
+                "{fields:?}"
+            );
+            assert!(
+                block.windows(literal.len()).any(|w| w == literal),
+                "{engine:?}, stream {id}: {block:x?}"
+            );
+        }
     }
 }
