@@ -14,6 +14,7 @@ use crate::runtime::sys::watch::{Change, FileWatcher, WatchId};
 use crate::runtime::{self, race, read_seq_now, Either, Latch};
 
 use super::negotiate::{negotiate, Encoding};
+use super::path_hash::PathHash;
 use super::store::{EntryState, Store};
 use super::{content_type_or, Validators};
 
@@ -183,7 +184,7 @@ pub(super) struct CachedFile {
 pub(super) struct Cache {
     /// Cached files and known misses by URL path: one map, so a request
     /// for either costs one hash of its path.
-    pub(super) entries: HashMap<String, Cached>,
+    pub(super) entries: HashMap<String, Cached, PathHash>,
     /// Bytes of this worker's entries; also counted in `file_bytes`, the
     /// total of every worker's, which the one byte budget covers.
     pub(super) bytes: u64,
