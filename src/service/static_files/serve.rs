@@ -19,7 +19,7 @@ use super::headers::error_fields;
 use super::listing::list;
 use super::lookup::{CachedFiles, Lookup, Wait};
 use super::resolve::{has_dot_dot, log_refusal};
-use super::send::{not_modified, send, Reply};
+use super::send::{not_modified, send, send_now, send_rest, Reply, Sent};
 use super::store::CacheFigures;
 use super::{
     evaluate, parse_range, unsatisfied_range, Decision, Preconditions, RangeOutcome, ResolveError,
@@ -336,7 +336,14 @@ impl StaticFiles {
                     extra: &[],
                     cors,
                 };
-                send(ex, &info, &body, reply, self.config.sendfile_min_size).await
+                // A body in memory is sent without a future of its own.
+                match send_now(ex, &info, &body, reply) {
+                    Sent::Done(outcome) => outcome,
+                    Sent::FromDisk(outcome, file, start) => {
+                        let min = self.config.sendfile_min_size;
+                        send_rest(ex, &info, file, start, outcome, min).await
+                    }
+                }
             }
             Answer::Unsatisfiable => {
                 let range = unsatisfied_range(info.version.len);
