@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use crate::http::{write_head, Head, Method};
 use crate::runtime::timeout;
@@ -49,7 +50,7 @@ pub(super) async fn send(
 pub(super) enum Sent<'b> {
     Done(Outcome),
     /// The file's `outcome.body_bytes` bytes from `start` are still to send.
-    FromDisk(Outcome, &'b File, u64),
+    FromDisk(Outcome, &'b Arc<File>, u64),
 }
 
 /// Writes the head and, from memory, the bytes: a cache hit's whole answer
