@@ -114,12 +114,11 @@ fn partial_head(
     cors: &[u8],
 ) {
     let range = content_range(start, end - 1, info.version.len);
-    let last_modified = info.validators.last_modified_http();
     let encoding = info.encoding.map(Encoding::token);
     let extra = [
         ("Content-Range", range.as_str()),
         ("ETag", info.validators.etag.as_str()),
-        ("Last-Modified", last_modified.as_str()),
+        ("Last-Modified", info.last_modified.as_str()),
         ("Accept-Ranges", "bytes"),
         // An encoded representation always varies: Vary first.
         ("Vary", "Accept-Encoding"),
@@ -199,10 +198,9 @@ async fn send_from_disk(
 }
 
 pub(super) fn not_modified(ex: &mut Exchange<'_>, info: &FileInfo, cors: &[u8]) -> Outcome {
-    let last_modified = info.validators.last_modified_http();
     let extra = [
         ("ETag", info.validators.etag.as_str()),
-        ("Last-Modified", last_modified.as_str()),
+        ("Last-Modified", info.last_modified.as_str()),
         ("Vary", "Accept-Encoding"),
     ];
     let extra = without_overridden(info, &extra[..2 + usize::from(info.vary)]);
