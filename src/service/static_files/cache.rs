@@ -14,6 +14,7 @@ use crate::runtime::sys::watch::{Change, FileWatcher, WatchId};
 use crate::runtime::{self, race, read_seq_now, Either, Latch};
 
 use super::negotiate::{negotiate, Encoding};
+use super::path_hash::PathHash;
 use super::store::{EntryState, Store};
 use super::{content_type_or, Validators};
 
@@ -48,6 +49,9 @@ pub(super) struct FileInfo {
     pub(super) version: Version,
     pub(super) validators: Validators,
     pub(super) content_type: String,
+    /// `validators.last_modified` as an HTTP date, formatted once: the 206
+    /// and 304 heads write it per response.
+    pub(super) last_modified: String,
     /// "Content-Type … Last-Modified … Accept-Ranges" lines, prebuilt
     /// (with Content-Encoding and Vary where they apply).
     pub(super) head_fields: Vec<u8>,
@@ -183,7 +187,7 @@ pub(super) struct CachedFile {
 pub(super) struct Cache {
     /// Cached files and known misses by URL path: one map, so a request
     /// for either costs one hash of its path.
-    pub(super) entries: HashMap<String, Cached>,
+    pub(super) entries: HashMap<String, Cached, PathHash>,
     /// Bytes of this worker's entries; also counted in `file_bytes`, the
     /// total of every worker's, which the one byte budget covers.
     pub(super) bytes: u64,
@@ -468,12 +472,14 @@ pub(super) fn file_info(
     let validators = Validators::from_metadata(meta);
     let content_type = content_type_or(&path, default_type).into_owned();
     let vary = !variants.is_empty() || stored.as_ref().is_some_and(|(_, ready)| !ready);
-    let head_fields = head_fields(&content_type, &validators, None, vary);
+    let last_modified = validators.last_modified_http();
+    let head_fields = head_fields(&content_type, &validators, &last_modified, None, vary);
     FileInfo {
         path,
         version: Version::of(meta),
         validators,
         content_type,
+        last_modified,
         head_fields,
         rule_fields: Vec::new(),
         rule_overrides: Vec::new(),
@@ -503,12 +509,20 @@ pub(super) fn variant_info(
         validators.etag.push_str(encoding.token());
         validators.etag.push('"');
     }
-    let head_fields = head_fields(&content_type, &validators, Some(encoding), true);
+    let last_modified = validators.last_modified_http();
+    let head_fields = head_fields(
+        &content_type,
+        &validators,
+        &last_modified,
+        Some(encoding),
+        true,
+    );
     FileInfo {
         path: path.to_path_buf(),
         version,
         validators,
         content_type,
+        last_modified,
         head_fields,
         rule_fields: Vec::new(),
         rule_overrides: Vec::new(),
@@ -523,15 +537,15 @@ pub(super) fn variant_info(
 fn head_fields(
     content_type: &str,
     validators: &Validators,
+    last_modified: &str,
     encoding: Option<Encoding>,
     vary: bool,
 ) -> Vec<u8> {
     let mut head_fields = Vec::with_capacity(200);
-    let last_modified = validators.last_modified_http();
     let fields = [
         ("Content-Type", content_type),
         ("ETag", validators.etag.as_str()),
-        ("Last-Modified", last_modified.as_str()),
+        ("Last-Modified", last_modified),
         ("Accept-Ranges", "bytes"),
         ("Content-Encoding", encoding.map_or("", Encoding::token)),
         ("Vary", if vary { "Accept-Encoding" } else { "" }),

@@ -199,14 +199,34 @@ impl CachedFiles {
         query: Option<&str>,
         received: u64,
     ) -> Result<Lookup, ResolveError> {
-        let (cached, synced_at) = {
+        let cached = {
             let cache = self.cache();
             if cache.unsynced_for(received) {
                 // Before the path is hashed: a hit or a known miss would be
                 // unsynced too, and `find` looks it up again after the sync.
                 return Ok(Lookup::Unsynced);
             }
-            let entry = match cache.entries.get(url_path) {
+            // A hit is answered under the lock, which then clones the
+            // entry's parts but not the entry (callgrind).
+            let hit =
+                |entry: &CachedFile| Ok(Lookup::Found(entry.info.clone(), entry.body.clone()));
+            match cache.entries.get(url_path) {
+                // Compressed since, or evicted: built again below.
+                Some(Cached::File(entry)) if entry.info.stored_changed() => None,
+                Some(Cached::File(entry)) if entry.watched => {
+                    return match cache.synced_at > received {
+                        true => hit(entry),
+                        false => Ok(Lookup::Unsynced),
+                    };
+                }
+                // Checked after this request arrived: pipelined neighbours
+                // share one check.
+                Some(Cached::File(entry))
+                    if entry.checked_at.load(Ordering::Relaxed) > received =>
+                {
+                    return hit(entry);
+                }
+                // To be checked with a `stat`, outside the lock.
                 Some(Cached::File(entry)) => Some(entry.clone()),
                 Some(Cached::Missing) => {
                     return match cache.synced_at > received {
@@ -215,28 +235,13 @@ impl CachedFiles {
                     };
                 }
                 None => None,
-            };
-            (entry, cache.synced_at)
+            }
         };
-        // Compressed since, or evicted: built again below.
-        let cached = cached.filter(|entry| !entry.info.stored_changed());
         if let Some(entry) = cached {
-            let hit = || Ok(Lookup::Found(entry.info.clone(), entry.body.clone()));
-            if entry.watched {
-                return match synced_at > received {
-                    true => hit(),
-                    false => Ok(Lookup::Unsynced),
-                };
-            }
-            // Checked after this request arrived: pipelined neighbours
-            // share one check.
-            if entry.checked_at.load(Ordering::Relaxed) > received {
-                return hit();
-            }
             let now = read_seq_now();
             if entry.info.is_current() {
                 entry.checked_at.store(now, Ordering::Relaxed);
-                return hit();
+                return Ok(Lookup::Found(entry.info.clone(), entry.body.clone()));
             }
             self.cache().remove(url_path);
         }

@@ -13,6 +13,7 @@ mod listing;
 mod lookup;
 mod mime;
 mod negotiate;
+mod path_hash;
 mod range;
 mod resolve;
 mod send;

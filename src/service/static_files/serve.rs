@@ -3,6 +3,7 @@
 //! disk. The cache, the lookup, the sending and the listings each have
 //! their own file; this one decides which answer a request gets.
 
+use std::fs::File;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -19,7 +20,7 @@ use super::headers::error_fields;
 use super::listing::list;
 use super::lookup::{CachedFiles, Lookup, Wait};
 use super::resolve::{has_dot_dot, log_refusal};
-use super::send::{not_modified, send, Reply};
+use super::send::{not_modified, send, send_now, send_rest, Reply, Sent};
 use super::store::CacheFigures;
 use super::{
     evaluate, parse_range, unsatisfied_range, Decision, Preconditions, RangeOutcome, ResolveError,
@@ -157,8 +158,11 @@ impl StaticFiles {
             }
             Err(e) => return self.refuse(ex, e, &cors).await,
         };
-        // The one place a found file is sent from: its future inlined here.
-        self.send_found(ex, info, body, &cors).await
+        // The one place a found file is sent from.
+        match self.send_found(ex, info, body, &cors) {
+            Ok(outcome) => outcome,
+            Err(rest) => self.send_rest(ex, rest, &cors).await,
+        }
     }
 
     /// Whether a `_redirects` rule answers `path` when no file does.
@@ -312,22 +316,22 @@ impl StaticFiles {
     }
 
     /// Sends the representation of a found file the request asks for, as
-    /// its preconditions and range say.
-    async fn send_found(
+    /// its preconditions and range say: whatever needs no waiting now, not
+    /// in a future (a cache hit's whole answer), else what is left to do.
+    #[inline(always)]
+    fn send_found(
         &self,
         ex: &mut Exchange<'_>,
         info: Arc<FileInfo>,
         body: Body,
         cors: &[u8],
-    ) -> Outcome {
+    ) -> Result<Outcome, Rest> {
         // Preconditions and ranges apply to the representation sent.
         let accept = ex.req.accept_encoding.as_deref();
         let (info, body) = info.representation(body, accept, self.files.store());
         match answer(ex.req, &info) {
-            Answer::NotModified => not_modified(ex, &info, cors),
-            Answer::PreconditionFailed => {
-                self.error(ex, 412, "precondition failed", &[], cors).await
-            }
+            Answer::NotModified => Ok(not_modified(ex, &info, cors)),
+            Answer::PreconditionFailed => Err(Rest::PreconditionFailed),
             Answer::Bytes { status, start, end } => {
                 let reply = Reply {
                     status,
@@ -336,16 +340,33 @@ impl StaticFiles {
                     extra: &[],
                     cors,
                 };
-                send(ex, &info, &body, reply, self.config.sendfile_min_size).await
+                match send_now(ex, &info, &body, reply) {
+                    Sent::Done(outcome) => Ok(outcome),
+                    Sent::FromDisk(outcome, file, start) => {
+                        Err(Rest::Disk(info.clone(), file.clone(), start, outcome))
+                    }
+                }
             }
-            Answer::Unsatisfiable => {
-                let range = unsatisfied_range(info.version.len);
+            Answer::Unsatisfiable => Err(Rest::Unsatisfiable(info.version.len, info.vary)),
+        }
+    }
+
+    /// What `send_found` left to do, which may wait.
+    async fn send_rest(&self, ex: &mut Exchange<'_>, rest: Rest, cors: &[u8]) -> Outcome {
+        match rest {
+            Rest::Disk(info, file, start, outcome) => {
+                let min = self.config.sendfile_min_size;
+                send_rest(ex, &info, &file, start, outcome, min).await
+            }
+            Rest::PreconditionFailed => self.error(ex, 412, "precondition failed", &[], cors).await,
+            Rest::Unsatisfiable(len, vary) => {
+                let range = unsatisfied_range(len);
                 // The range was measured against the representation chosen.
                 let extra = [
                     ("Content-Range", range.as_str()),
                     ("Vary", "Accept-Encoding"),
                 ];
-                let extra = &extra[..1 + usize::from(info.vary)];
+                let extra = &extra[..1 + usize::from(vary)];
                 self.error(ex, 416, "range not satisfiable", extra, cors)
                     .await
             }
@@ -437,6 +458,16 @@ impl StaticFiles {
         };
         ex.error_with(&head, message)
     }
+}
+
+/// What is left of a found file's answer after `send_found`.
+enum Rest {
+    /// The bytes on disk from this offset, after the head.
+    Disk(Arc<FileInfo>, Arc<File>, u64, Outcome),
+    /// The 412, which may be a page on disk.
+    PreconditionFailed,
+    /// The 416 for a representation of this length, varying or not.
+    Unsatisfiable(u64, bool),
 }
 
 /// What a request gets of a file it found, by its preconditions and range.
