@@ -8,13 +8,12 @@
 //! by layout, for the next future of the same shape.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll};
 use std::thread::LocalKey;
-
-use super::local_pool::LocalPool;
 
 /// A boxed future (like `Pin<Box<dyn Future>>`) whose block goes back to
 /// this thread's free list when it is dropped. Not `Send`: it is dropped on
@@ -37,28 +36,80 @@ impl Drop for Block {
     }
 }
 
-/// A thread's free blocks.
-type Free = LocalKey<LocalPool<Block>>;
+/// A thread's free blocks, a stack per layout: a take or a give finds
+/// its layout's shelf among a few, with no search through other layouts'
+/// blocks, and each layout keeps up to `SHELF` blocks of its own (an
+/// HTTP/2 stream makes and drops boxes of three layouts).
+struct Shelves(RefCell<Vec<Shelf>>);
+
+struct Shelf {
+    layout: Layout,
+    blocks: Vec<Block>,
+}
+
+/// Blocks kept per layout and thread; more are given back to the
+/// allocator.
+const SHELF: usize = 256;
+/// Layouts kept per thread: a few kinds of future and box.
+const SHELVES: usize = 16;
+
+impl Shelves {
+    const fn new() -> Shelves {
+        Shelves(RefCell::new(Vec::new()))
+    }
+
+    #[inline(always)]
+    fn take(&self, layout: Layout) -> Option<Block> {
+        let mut shelves = self.0.borrow_mut();
+        shelves
+            .iter_mut()
+            .find(|s| s.layout == layout)?
+            .blocks
+            .pop()
+    }
+
+    /// Keeps `block`, or hands it back (to be freed outside the borrow).
+    #[inline(always)]
+    fn give(&self, block: Block) -> Result<(), Block> {
+        let mut shelves = self.0.borrow_mut();
+        let at = match shelves.iter().position(|s| s.layout == block.layout) {
+            Some(at) => at,
+            None if shelves.len() < SHELVES => {
+                let layout = block.layout;
+                shelves.push(Shelf {
+                    layout,
+                    blocks: Vec::new(),
+                });
+                shelves.len() - 1
+            }
+            None => return Err(block),
+        };
+        let blocks = &mut shelves[at].blocks;
+        if blocks.len() >= SHELF {
+            return Err(block);
+        }
+        blocks.push(block);
+        Ok(())
+    }
+}
 
 thread_local! {
-    /// Blocks of futures kept per thread; more are given back to the
-    /// allocator.
-    static FREE: LocalPool<Block> = const { LocalPool::new(256) };
-    /// Blocks of `PooledBox`es, apart: a look for one of their layout
-    /// does not pass the futures' blocks.
-    static FREE_BOXES: LocalPool<Block> = const { LocalPool::new(256) };
+    /// Blocks of futures kept per thread.
+    static FREE: Shelves = const { Shelves::new() };
+    /// Blocks of `PooledBox`es, apart from the futures'.
+    static FREE_BOXES: Shelves = const { Shelves::new() };
 }
+
+type Free = LocalKey<Shelves>;
 
 /// The layout actually allocated: never zero-sized.
 fn block_layout(layout: Layout) -> Layout {
     Layout::from_size_align(layout.size().max(1), layout.align()).unwrap_or(layout)
 }
 
+#[inline(always)]
 fn take_block(free: &'static Free, layout: Layout) -> NonNull<u8> {
-    let reused = free
-        .try_with(|free| free.take_matching(|block| block.layout == layout))
-        .ok()
-        .flatten();
+    let reused = free.try_with(|free| free.take(layout)).ok().flatten();
     if let Some(block) = reused {
         let ptr = block.ptr;
         // Now owned by the caller, not by a `Block`.
@@ -70,10 +121,12 @@ fn take_block(free: &'static Free, layout: Layout) -> NonNull<u8> {
     NonNull::new(raw).unwrap_or_else(|| handle_alloc_error(layout))
 }
 
+#[inline(always)]
 fn give_block(free: &'static Free, layout: Layout, ptr: NonNull<u8>) {
     // A block the pool cannot keep (full, or the thread's pool already gone:
     // the closure is then dropped unrun) is dropped, which frees it.
     let block = Block { layout, ptr };
+    // A block handed back is dropped here, outside the shelves' borrow.
     let _ = free.try_with(move |free| free.give(block));
 }
 
@@ -166,6 +219,20 @@ impl<T> PooledBox<T> {
         unsafe { block.as_ptr().write(value) };
         PooledBox { value: block }
     }
+
+    /// The value, moved out; its block goes back to the free list.
+    pub fn into_inner(this: PooledBox<T>) -> T {
+        let this = std::mem::ManuallyDrop::new(this);
+        // SAFETY: the value is initialised and owned by `this`, which is
+        // never dropped: it is read out once, and its block then freed.
+        let value = unsafe { this.value.as_ptr().read() };
+        give_block(
+            &FREE_BOXES,
+            block_layout(Layout::new::<T>()),
+            this.value.cast(),
+        );
+        value
+    }
 }
 
 impl<T> std::ops::Deref for PooledBox<T> {
@@ -181,6 +248,24 @@ impl<T> std::ops::DerefMut for PooledBox<T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`; `&mut self` gives exclusive access.
         unsafe { self.value.as_mut() }
+    }
+}
+
+impl<T: Default> Default for PooledBox<T> {
+    fn default() -> PooledBox<T> {
+        PooledBox::new(T::default())
+    }
+}
+
+impl<T> std::borrow::Borrow<T> for PooledBox<T> {
+    fn borrow(&self) -> &T {
+        self
+    }
+}
+
+impl<T> std::borrow::BorrowMut<T> for PooledBox<T> {
+    fn borrow_mut(&mut self) -> &mut T {
+        self
     }
 }
 
