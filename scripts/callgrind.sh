@@ -14,7 +14,8 @@
 # 16 keep-alive connections with `conveyor bench -n` (PIPELINE per write),
 # and prints the instructions counted in between divided by REQUESTS. The
 # client is the same binary run natively, or $CLIENT (a current build, to
-# measure an old one). Stops only the server it started.
+# measure an old one). KEEP=1 keeps the callgrind dump (its path is
+# printed) for callgrind_annotate. Stops only the server it started.
 # Needs valgrind (callgrind_control, callgrind_annotate).
 # CACHE=1 runs callgrind's cache simulator too (--cache-sim=yes) and prints
 # each event per request: L1 misses are D1mr/D1mw (data) and I1mr. The
@@ -38,7 +39,10 @@ command -v callgrind_control >/dev/null || { echo "needs valgrind" >&2; exit 2; 
 (cd "$OUT" && exec valgrind "${CG[@]}" --callgrind-out-file="$OUT/cg.out" \
   "$BIN" "$ROOT" --listen "127.0.0.1:$PORT" --workers 1 >"$OUT/server.log" 2>&1) &
 VG=$!
-cleanup() { kill "$VG" 2>/dev/null || true; wait "$VG" 2>/dev/null || true; rm -rf "$OUT"; }
+cleanup() {
+  kill "$VG" 2>/dev/null || true; wait "$VG" 2>/dev/null || true
+  [[ -n "${KEEP:-}" ]] || rm -rf "$OUT"
+}
 trap cleanup EXIT
 
 load() {
@@ -59,5 +63,6 @@ callgrind_control -d "$VG" >/dev/null 2>&1
 DUMP="$(ls -t "$OUT"/cg.out.* | head -1)"
 TOTAL="$(callgrind_annotate "$DUMP" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')"
 echo "$URL_PATH x$PIPELINE: $((TOTAL / N)) instructions per request ($TOTAL over $N requests)"
+[[ -z "${KEEP:-}" ]] || echo "dump: $DUMP"
 [[ -z "${CACHE:-}" ]] || awk -v n="$N" '/^events:/ { split($0, name) }
   /^summary:/ { for (i = 2; i <= NF; i++) printf "%s %.1f  ", name[i], $i / n; print "per request" }' "$DUMP"
