@@ -409,7 +409,10 @@ impl Request {
             FieldName::IfRange => set_once(&mut self.conditions_mut().if_range, value)?,
             FieldName::AcceptEncoding => {
                 // Lossy: a stray byte makes a coding unknown, not the request bad.
-                append_list(&mut self.accept_encoding, &String::from_utf8_lossy(value));
+                match crate::runtime::ascii_str(value) {
+                    Some(text) => append_list(&mut self.accept_encoding, text),
+                    None => append_list(&mut self.accept_encoding, &String::from_utf8_lossy(value)),
+                }
             }
             FieldName::Noted(field) => {
                 // The first one (User-Agent, Referer: informational, obs-text
@@ -517,7 +520,11 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
 }
 
 fn utf8(v: &[u8]) -> Result<&str, HttpError> {
-    std::str::from_utf8(v).map_err(|_| bad("header value is not UTF-8"))
+    // ASCII, nearly always: checked a word at a time.
+    match crate::runtime::ascii_str(v) {
+        Some(text) => Ok(text),
+        None => std::str::from_utf8(v).map_err(|_| bad("header value is not UTF-8")),
+    }
 }
 
 fn append_list<'v, S: From<&'v str> + Extend<&'v str>>(slot: &mut Option<S>, v: &'v str) {

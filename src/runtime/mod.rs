@@ -57,6 +57,7 @@ pub mod stream;
 pub mod swap;
 pub mod sys;
 mod task;
+pub mod text;
 pub mod timer;
 
 use std::future::{poll_fn, Future};
@@ -81,6 +82,7 @@ pub use read_buffer::{read_seq_now, ReadBuffer};
 pub use stats::WorkerSnapshot;
 pub use stream::{Session, Stream};
 pub use task::{JoinError, JoinHandle};
+pub use text::ascii_str;
 pub use timer::{sleep, sleep_until, timeout, timeout_at, Sleep, TimedOut, Timeout};
 
 /// State shared by all workers of one runtime.
