@@ -261,6 +261,17 @@ blank_struct! {
     }
 }
 
+impl LimitsConfig {
+    /// The request preamble's limits, as the parse takes them.
+    pub fn preamble(&self) -> crate::http::Limits {
+        crate::http::Limits {
+            max_request_line: self.max_request_line,
+            max_header_bytes: self.max_header_bytes,
+            max_headers: self.max_headers,
+        }
+    }
+}
+
 blank_struct! {
     /// The `[timeouts]` table.
     #[derive(Debug, Clone, PartialEq)]

@@ -27,9 +27,10 @@ pub(super) enum FieldName {
 impl FieldName {
     /// The field `name` (any case) names, or None for one the parse does
     /// not read.
-    pub(super) fn of(name: &str) -> Option<FieldName> {
+    #[inline(always)]
+    pub(super) fn of(name: &(impl AsRef<[u8]> + ?Sized)) -> Option<FieldName> {
         use FieldName::*;
-        let bytes = name.as_bytes();
+        let bytes = name.as_ref();
         // ASCII letters lowercased; any other byte matches no arm's letter,
         // and the compare below decides anyway.
         let letter = |i: usize| bytes.get(i).map_or(0, |b| b | 0x20);

@@ -23,6 +23,7 @@ pub enum Method {
 
 impl Method {
     // Methods are case-sensitive (RFC 9110 §9.1), so "get" is Other.
+    #[inline(always)]
     pub(super) fn from_token(s: &str) -> Method {
         match s {
             "GET" => Method::Get,

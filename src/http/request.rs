@@ -1,5 +1,6 @@
 //! Strict request preamble parsing (RFC 9112 §2–§7) on top of httparse.
 
+use std::borrow::BorrowMut;
 use std::fmt;
 use std::mem::MaybeUninit;
 
@@ -219,6 +220,30 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<Request>, Htt
     else {
         return Err(bad("malformed request line"));
     };
+    let fields = req
+        .headers
+        .iter()
+        .map(|h| (h.name.as_bytes(), trim_ows(h.value)));
+    let line = (method, raw_target, minor_version);
+    assemble(buf, line, len, fields, |request| request).map(Some)
+}
+
+/// The request of a preamble of `len` bytes whose lines are found: its
+/// method, target and minor version, and each field line's name and value
+/// (slices of `buf`, OWS trimmed). What [`parse_request`] does once
+/// httparse has found the lines, and what a preamble laid out by its
+/// writer needs without looking for them
+/// ([`request_of_lines`](super::request_lines::request_of_lines)).
+/// The request is built where `hold` puts it (a box, say), not moved
+/// there afterwards: it is 192 bytes.
+#[inline(always)]
+pub(super) fn assemble<'b, R: BorrowMut<Request>>(
+    buf: &'b [u8],
+    (method, raw_target, minor_version): (&str, &str, u8),
+    len: usize,
+    fields: impl Iterator<Item = (&'b [u8], &'b [u8])>,
+    hold: impl FnOnce(Request) -> R,
+) -> Result<R, HttpError> {
     let method = Method::from_token(method);
     if method.as_str() == "CONNECT" {
         return Err(HttpError::new(501, "CONNECT not supported"));
@@ -228,10 +253,16 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<Request>, Htt
         path_len,
         authority,
     } = split_target(&method, raw_target)?;
-    let mut out = Request::blank(method, (target, path_len), minor_version, len);
+    let mut held = hold(Request::blank(
+        method,
+        (target, path_len),
+        minor_version,
+        len,
+    ));
+    let out: &mut Request = held.borrow_mut();
     let mut framing = Framing::default();
-    for h in req.headers.iter() {
-        out.read_field(&mut framing, buf, h.name, trim_ows(h.value))?;
+    for (name, value) in fields {
+        out.read_field(&mut framing, buf, name, value)?;
     }
 
     if minor_version == 1 && framing.host_count == 0 {
@@ -246,7 +277,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<Request>, Htt
     }
     out.keep_alive = !framing.conn_close && (minor_version == 1 || framing.conn_keep_alive);
     out.body = framing.body(minor_version)?;
-    Ok(Some(out))
+    Ok(held)
 }
 
 /// What a preamble httparse refused gets: an error, or (for a version
@@ -357,11 +388,13 @@ impl Request {
 
     /// Takes in one field line of `buf` (`value` OWS-trimmed); what frames
     /// the body goes to `framing`.
+    // Inlined into both callers of `assemble`, as it was into the one.
+    #[inline(always)]
     fn read_field(
         &mut self,
         framing: &mut Framing,
         buf: &[u8],
-        name: &str,
+        name: &[u8],
         value: &[u8],
     ) -> Result<(), HttpError> {
         let Some(known) = FieldName::of(name) else {
@@ -519,6 +552,7 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
     })
 }
 
+#[inline(always)]
 fn utf8(v: &[u8]) -> Result<&str, HttpError> {
     // ASCII, nearly always: checked a word at a time.
     match crate::runtime::ascii_str(v) {

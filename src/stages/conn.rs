@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Client;
+use crate::http::Request;
 use crate::metrics::{Metrics, WorkerMetrics};
+use crate::runtime::pooled::PooledBox;
 use crate::runtime::{timeout_at, Handle, Queue, ReadBuffer, Stream};
 
 use super::per_client::ClientHold;
@@ -125,7 +127,7 @@ pub const LINGER_BYTES: u64 = 64 * 1024 * 1024;
 /// slot and the client's hold are given back.
 pub(crate) struct Held {
     _slot: Option<ConnectionSlot>,
-    _extra: Option<Box<Extra>>,
+    _extra: Option<PooledBox<Extra>>,
 }
 
 /// What only some connections carry; see [`Conn`]'s `extra`.
@@ -138,6 +140,9 @@ struct Extra {
     /// (`limits.per_client.connections`) until the connection closes; it
     /// goes where the connection goes (to the HTTP/2 stage).
     hold: Option<ClientHold>,
+    /// The request of the preamble in `input`, when the stage that wrote
+    /// it built it too (HTTP/2): the handler need not parse it again.
+    request: Option<PooledBox<Request>>,
 }
 
 /// A client connection on its way along the line.
@@ -159,9 +164,11 @@ pub struct Conn {
     /// due `timeouts.header_read` after this, however it trickles them.
     pub accepted: Instant,
     /// What few connections carry (a PROXY header's client, a hold on
-    /// the client's connection count). Boxed: 8 bytes on every idle
-    /// connection, allocated only when there is something to carry.
-    extra: Option<Box<Extra>>,
+    /// the client's connection count, an HTTP/2 stream's request). Boxed:
+    /// 8 bytes on every idle connection (a `Conn` stays 128 bytes, moved
+    /// inline), allocated only when there is something to carry; pooled,
+    /// as every HTTP/2 stream makes and drops one.
+    extra: Option<PooledBox<Extra>>,
     /// None for a request multiplexed on a connection that holds one.
     _slot: Option<ConnectionSlot>,
 }
@@ -210,7 +217,7 @@ impl Conn {
     /// header named) until it closes, wherever it goes.
     pub(crate) fn hold(&mut self, hold: Option<ClientHold>) {
         if hold.is_some() {
-            self.extra.get_or_insert_with(Box::default).hold = hold;
+            self.extra.get_or_insert_with(PooledBox::default).hold = hold;
         }
     }
 
@@ -221,7 +228,7 @@ impl Conn {
 
     /// Records what the PROXY protocol header said of the client.
     pub(crate) fn set_proxied(&mut self, client: Client) {
-        self.extra.get_or_insert_with(Box::default).proxied = Some(client);
+        self.extra.get_or_insert_with(PooledBox::default).proxied = Some(client);
     }
 
     /// One request multiplexed on a connection (an HTTP/2 stream): its
@@ -262,13 +269,26 @@ impl Conn {
             ready_since: now,
             accepted: now,
             extra: proxied.map(|proxied| {
-                Box::new(Extra {
+                PooledBox::new(Extra {
                     proxied: Some(proxied),
-                    hold: None,
+                    ..Extra::default()
                 })
             }),
             _slot: None,
         }
+    }
+
+    /// Gives the connection the request of the preamble it was made with
+    /// ([`Conn::for_stream_with`]), as its writer built it.
+    pub fn set_request(&mut self, request: Option<PooledBox<Request>>) {
+        if request.is_some() {
+            self.extra.get_or_insert_with(PooledBox::default).request = request;
+        }
+    }
+
+    /// The request set with [`Conn::set_request`], once.
+    pub fn take_request(&mut self) -> Option<PooledBox<Request>> {
+        self.extra.as_mut()?.request.take()
     }
 
     /// The stream, the bytes read ahead, and what the connection holds

@@ -12,6 +12,7 @@ use crate::access_log::{RequestLine, Sent};
 use crate::config::Config;
 use crate::http::h2_mapping::{neither_protocol, preface, Preface};
 use crate::http::{parse_request, Limits, Request};
+use crate::runtime::pooled::PooledBox;
 use crate::runtime::swap::Swap;
 use crate::service::acme_challenge::http_challenge;
 use crate::service::auth::AuthFailures;
@@ -183,11 +184,7 @@ impl Built {
         Ok(Built {
             plain,
             watched,
-            limits: Limits {
-                max_request_line: config.limits.max_request_line,
-                max_header_bytes: config.limits.max_header_bytes,
-                max_headers: config.limits.max_headers,
-            },
+            limits: config.limits.preamble(),
             top,
             sites,
             access_log,
@@ -300,7 +297,15 @@ impl Built {
                     _ => {}
                 }
             }
-            let parsed = parse_request(conn.input.pending(), &self.limits);
+            // An HTTP/2 stream's request comes built with its preamble.
+            let parsed = match conn.take_request() {
+                Some(built) => {
+                    #[cfg(debug_assertions)]
+                    same_as_parsed(&built, conn, &self.limits);
+                    Ok(Some(PooledBox::into_inner(built)))
+                }
+                None => parse_request(conn.input.pending(), &self.limits),
+            };
             // Matched by reference: the request stays where it was parsed,
             // not copied (192 bytes) into a slot of its own in the future.
             match &parsed {
@@ -570,4 +575,12 @@ impl Handler for HttpHandler {
         let built = self.built_for(&conn, &line);
         crate::runtime::spawn_detached_with(move || built.serve(conn, line));
     }
+}
+
+/// A request built with its preamble is the one the parse makes of it:
+/// checked in debug builds, so every HTTP/2 test checks it.
+#[cfg(debug_assertions)]
+fn same_as_parsed(built: &Request, conn: &Conn, limits: &Limits) {
+    let parsed = parse_request(conn.input.pending(), limits);
+    assert_eq!(parsed.as_ref().map(Option::as_ref), Ok(Some(built)));
 }

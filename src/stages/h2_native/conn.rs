@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::http::hpack::Decoder;
+use crate::http::Limits;
 use crate::runtime::{self, Stream};
 
 use super::frame::{self, Code, Header, MAX_FRAME};
@@ -116,10 +117,10 @@ struct Connection {
     header_limit: usize,
     write_limit: Duration,
     blocked_since: Option<Instant>,
-    /// This turn's task waker and read buffer size (`Connection::turn`),
-    /// for the streams it opens.
+    /// This turn's task waker, read buffer size and preamble limits
+    /// (`Connection::turn`), for the streams it opens.
     turn_waker: Option<std::task::Waker>,
-    turn_buffer: Option<usize>,
+    turn_config: Option<(usize, Limits)>,
     /// Changes to the stage's stream figures, added to them once a turn.
     tally: Tally,
     origin: Origin,
@@ -249,7 +250,7 @@ impl Connection {
             write_limit: config.timeouts.write,
             blocked_since: None,
             turn_waker: None,
-            turn_buffer: None,
+            turn_config: None,
             tally: Tally::default(),
             origin,
             _held: held,
@@ -316,7 +317,7 @@ impl Connection {
         // Whether the socket may hold more than this turn read.
         let mut more = false;
         (self.turn_streams, self.turn_resets, self.turn_full) = (0, 0, false);
-        self.turn_buffer = None;
+        self.turn_config = None;
         if !self
             .turn_waker
             .as_ref()

@@ -5,6 +5,9 @@
 
 use crate::http::h2_mapping::RequestBody;
 use crate::http::hpack::{DecodeError, Decoded, Decoder, Fields};
+use crate::http::words::{any_word, below, LOW};
+use crate::http::{request_of_lines, Limits, Request};
+use crate::runtime::pooled::PooledBox;
 
 /// What a header block held, for the stream it opens.
 pub(super) struct Parsed {
@@ -34,12 +37,17 @@ pub(super) struct Scratch {
     authority: Vec<u8>,
     cookie: Vec<u8>,
     fields: Vec<u8>,
+    /// The name's and the value's length of each line of `fields`.
+    field_lines: Vec<(usize, usize)>,
     /// CONNECT: the target is the authority.
     connect: bool,
     /// A `host` line of the authority.
     host: bool,
     /// A `transfer-encoding: chunked` line: a body of no stated length.
     chunked: bool,
+    /// A value holds a byte HTTP/1.1 refuses: the handler parses the
+    /// preamble ([`Scratch::request_of`]).
+    odd: bool,
 }
 
 /// What decoding has seen so far.
@@ -52,6 +60,8 @@ struct Seen {
     regular: bool,
     host: bool,
     malformed: bool,
+    /// A value holds a byte HTTP/1.1 refuses ([`value_check`]).
+    odd: bool,
     content_length: Option<u64>,
 }
 
@@ -132,6 +142,19 @@ fn is_value_fast(value: &[u8]) -> bool {
     }
 }
 
+/// [`is_value`], eight bytes at a time: None for a value it refuses, else
+/// whether the value holds a byte HTTP/1.1 refuses too (a control byte
+/// other than tab, or DEL), whose request the handler then parses itself
+/// (and refuses). A value with no control byte or DEL at all (the common
+/// case) needs only its ends looked at.
+fn value_check(value: &[u8]) -> Option<bool> {
+    if !any_word(value, |w| below(w, 0x20) | below(w ^ (0x7f * LOW), 1)) {
+        return plain_ends(value).then_some(false);
+    }
+    let odd = |b: &u8| (*b < 0x20 && *b != b'\t') || *b == 0x7f;
+    is_value(value).then(|| value.iter().any(odd))
+}
+
 /// A `:path` or `:authority` value: no control byte, space or DEL (class
 /// 8), which also rules out NUL, CR, LF and whitespace at the ends.
 fn is_target(value: &[u8]) -> bool {
@@ -141,46 +164,6 @@ fn is_target(value: &[u8]) -> bool {
 /// A `:method` value: a token.
 fn is_method(value: &[u8]) -> bool {
     !value.is_empty() && classes(value) & 16 == 0
-}
-
-/// The lowest bit of each byte of a word.
-const LOW: u64 = 0x0101_0101_0101_0101;
-
-/// Nonzero if a byte of `word` is below `n` (at most 128): a borrow
-/// reaches the top bit of the first such byte, and of no byte before it.
-fn below(word: u64, n: u64) -> u64 {
-    word.wrapping_sub(n * LOW) & !word & (0x80 * LOW)
-}
-
-/// Whether `test` finds something in some word of `value`: eight bytes at
-/// a time, the last word overlapping the one before it; a short value is
-/// read as one word, its bytes repeated or padded with `a`s (which no
-/// test finds).
-fn any_word(value: &[u8], test: impl Fn(u64) -> u64) -> bool {
-    const PAD: u64 = u64::from_le_bytes([b'a'; 8]);
-    let word = |b: &[u8]| b.first_chunk::<8>().map_or(PAD, |w| u64::from_le_bytes(*w));
-    let n = value.len();
-    if n < 8 {
-        let half = |b: &[u8]| b.first_chunk::<4>().map_or(0, |w| u32::from_le_bytes(*w));
-        let short = match n {
-            4.. => u64::from(half(value)) | u64::from(half(&value[n - 4..])) << 32,
-            1.. => {
-                let (a, b, c) = (value[0], value[n / 2], value[n - 1]);
-                u64::from_le_bytes([a, b, c, b'a', b'a', b'a', b'a', b'a'])
-            }
-            0 => return false,
-        };
-        return test(short) != 0;
-    }
-    let mut found = test(word(&value[n - 8..]));
-    if n <= 16 {
-        // Most paths and authorities: two words, overlapping.
-        return (found | test(word(value))) != 0;
-    }
-    for chunk in value.chunks_exact(8) {
-        found |= test(word(chunk));
-    }
-    found != 0
 }
 
 /// The decoder's fields into a scratch.
@@ -232,6 +215,7 @@ impl Scratch {
         ] {
             part.clear();
         }
+        self.field_lines.clear();
         let mut gather = Gather {
             scratch: self,
             seen: Seen::default(),
@@ -265,6 +249,7 @@ impl Scratch {
         self.connect = connect;
         self.host = seen.authority;
         self.chunked = body == RequestBody::Chunked;
+        self.odd = seen.odd;
         Ok(Ok(Parsed {
             body,
             content_length: seen.content_length,
@@ -325,6 +310,41 @@ impl Scratch {
         at
     }
 
+    /// The request of `preamble`, the request last decoded as
+    /// [`Self::write_preamble`] wrote it (`len` bytes, all of them): built
+    /// of its lines where they were put, not parsed
+    /// ([`request_of_lines`]). None when the handler is to parse it.
+    pub(super) fn request_of(
+        &self,
+        preamble: &[u8],
+        len: usize,
+        limits: &Limits,
+    ) -> Option<PooledBox<Request>> {
+        if preamble.len() != len || self.connect || self.odd {
+            return None;
+        }
+        let host = self.host.then_some((4, self.authority.len()));
+        let cookie = (!self.cookie.is_empty()).then_some((6, self.cookie.len()));
+        let chunked = self.chunked.then_some((17, 7));
+        let lines = (host.into_iter().chain(cookie))
+            .chain(self.field_lines.iter().copied())
+            .chain(chunked);
+        // Past the request line; each line is `name: value\r\n`.
+        let mut at = self.method.len() + self.path.len() + b"  HTTP/1.1\r\n".len();
+        let fields = lines.map(move |(name, value)| {
+            let line = preamble.get(at..at + name + value + 4);
+            at += name + value + 4;
+            match line {
+                Some(line) => (&line[..name], &line[name + 2..name + 2 + value]),
+                // Not where it was written (it always is): a value no
+                // request has, so that the handler parses the preamble.
+                None => (&b""[..], &b"\0"[..]),
+            }
+        });
+        let line = (&self.method[..], &self.path[..]);
+        request_of_lines(preamble, line, fields, limits, PooledBox::new)
+    }
+
     // Inlined into the decoder's loop: no call per field.
     /// One field. `checked`: its name and value passed the checks that
     /// depend on them alone (set once they do).
@@ -334,12 +354,20 @@ impl Scratch {
             self.pseudo(seen, name, value, checked);
             return;
         }
-        let valid = *checked || (is_value_fast(value) && is_name(name));
-        if !valid {
-            seen.malformed = true;
-            return;
+        if !*checked {
+            match value_check(value) {
+                Some(odd) if is_name(name) => {
+                    // An odd entry is looked at again each time: a checked
+                    // one is known not to be odd.
+                    seen.odd |= odd;
+                    *checked = !odd;
+                }
+                _ => {
+                    seen.malformed = true;
+                    return;
+                }
+            }
         }
-        *checked = true;
         seen.regular = true;
         match name {
             b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding"
@@ -373,6 +401,7 @@ impl Scratch {
                 self.fields.extend_from_slice(b": ");
                 self.fields.extend_from_slice(value);
                 self.fields.extend_from_slice(b"\r\n");
+                self.field_lines.push((name.len(), value.len()));
             }
         }
     }
@@ -499,6 +528,64 @@ mod tests {
         (":path", "/a?b"),
         (":authority", "example.com"),
     ];
+
+    /// The request a stream's block is built into with its preamble, and
+    /// the one the handler's parse makes of that preamble.
+    fn built_and_parsed(fields: &[(&str, &str)], end: bool) -> (Option<Request>, Request) {
+        let mut scratch = Scratch::default();
+        let parsed = scratch.request(&mut Decoder::new(4096), &block(fields), end, 16_384);
+        assert!(matches!(parsed, Ok(Ok(_))), "{fields:?}");
+        let mut preamble = vec![0; scratch.preamble_len()];
+        let n = scratch.write_preamble(&mut preamble);
+        let limits = Limits::default();
+        let built = scratch
+            .request_of(&preamble, n, &limits)
+            .map(|r| (*r).clone());
+        let again = crate::http::parse_request(&preamble, &limits);
+        (built, again.ok().flatten().expect("parsed"))
+    }
+
+    #[test]
+    fn a_request_built_with_its_preamble_is_the_parsed_one() {
+        let mut fields = GET.to_vec();
+        fields.extend([
+            ("cookie", "a=1"),
+            ("accept-encoding", "gzip"),
+            ("cookie", "b=2"),
+        ]);
+        fields.extend([
+            ("user-agent", "a\tb"),
+            ("if-none-match", "\"x\""),
+            ("range", "bytes=1-"),
+        ]);
+        let (built, parsed) = built_and_parsed(&fields, true);
+        assert_eq!(built, Some(parsed));
+        let mut post = GET.to_vec();
+        post[0] = (":method", "POST");
+        for body in [vec![("content-length", "3")], vec![]] {
+            let fields = [post.clone(), body].concat();
+            let (built, parsed) = built_and_parsed(&fields, false);
+            assert_eq!(built, Some(parsed), "{fields:?}");
+        }
+    }
+
+    #[test]
+    fn a_value_http1_refuses_leaves_the_parse_to_the_handler() {
+        for odd in ["a\u{1}b", "\u{7f}", "a\u{1f}"] {
+            let fields = [GET.to_vec(), vec![("x-odd", odd)]].concat();
+            assert_eq!(value_check(odd.as_bytes()), Some(true));
+            let mut scratch = Scratch::default();
+            let parsed = scratch.request(&mut Decoder::new(4096), &block(&fields), true, 16_384);
+            assert!(matches!(parsed, Ok(Ok(_))));
+            let mut preamble = vec![0; scratch.preamble_len()];
+            let n = scratch.write_preamble(&mut preamble);
+            let built = scratch.request_of(&preamble, n, &Limits::default());
+            assert!(built.is_none(), "{odd:?}");
+            assert!(crate::http::parse_request(&preamble, &Limits::default()).is_err());
+        }
+        assert_eq!(value_check(b"a\tb"), Some(false));
+        assert_eq!(value_check(b"a\rb"), None);
+    }
 
     #[test]
     fn a_request_becomes_a_preamble_with_host_and_joined_cookies() {

@@ -203,9 +203,10 @@ impl Connection {
             self.reset(id, Code::Protocol);
             return Ok(());
         }
-        let size = *self
-            .turn_buffer
-            .get_or_insert_with(|| read_buffer_size(&line.config.load()));
+        let (size, limits) = *self.turn_config.get_or_insert_with(|| {
+            let config = line.config.load();
+            (read_buffer_size(&config), config.limits.preamble())
+        });
         // The handler's first write wakes the connection: until then,
         // nothing is polled of the stream (`H2Stream::fresh`). A spare
         // has the task's waker waiting on it already (the turn's, set
@@ -227,9 +228,12 @@ impl Connection {
         // The preamble, written of the scratch straight into its buffer.
         let scratch = &self.scratch;
         let len = scratch.preamble_len();
-        let conn = Conn::for_stream_with(stream, o.proxied, len, size, |buf| {
+        let mut conn = Conn::for_stream_with(stream, o.proxied, len, size, |buf| {
             scratch.write_preamble(buf)
         });
+        // Its request too, of the lines as they were written.
+        let request = scratch.request_of(conn.input.pending(), len, &limits);
+        conn.set_request(request);
         let windows = (self.peer_initial, STREAM_WINDOW);
         let s = H2Stream::opened(id, ours, windows, parsed, end_stream, fresh);
         self.streams.push(s);
