@@ -28,6 +28,6 @@ pub use method::Method;
 pub use plain::{scan_plain, Plain};
 pub use proxy::{parse_proxy_header, ProxyError, ProxyHeader};
 pub use request::{parse_request, BodyFraming, HttpError, Limits, Request};
-pub use request_lines::request_of_lines;
+pub(crate) use request_lines::request_of_lines;
 pub use response::{write_error, write_error_as, write_head, Head, PreparedError};
 pub use status::reason;

@@ -18,7 +18,7 @@ use super::words::{any_word, below, LOW};
 /// name, a target byte or a size HTTP/1.1 refuses, a request it refuses):
 /// the caller then parses `buf` and gets its answer. Built where `hold`
 /// puts it.
-pub fn request_of_lines<'b, R: BorrowMut<Request>>(
+pub(crate) fn request_of_lines<'b, R: BorrowMut<Request>>(
     buf: &'b [u8],
     (method, target): (&[u8], &[u8]),
     fields: impl Iterator<Item = (&'b [u8], &'b [u8])>,

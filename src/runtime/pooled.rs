@@ -50,8 +50,10 @@ struct Shelf {
 /// Blocks kept per layout and thread; more are given back to the
 /// allocator.
 const SHELF: usize = 256;
-/// Layouts kept per thread: a few kinds of future and box.
-const SHELVES: usize = 16;
+/// Layouts kept per thread and pool: the few kinds of future and box a
+/// worker makes per request (the first to come keep their shelves). So a
+/// worker holds at most 8 x 256 freed blocks a pool, most of them small.
+const SHELVES: usize = 8;
 
 impl Shelves {
     const fn new() -> Shelves {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Client;
-use crate::http::Request;
+use crate::http::{Limits, Request};
 use crate::metrics::{Metrics, WorkerMetrics};
 use crate::runtime::pooled::PooledBox;
 use crate::runtime::{timeout_at, Handle, Queue, ReadBuffer, Stream};
@@ -141,8 +141,10 @@ struct Extra {
     /// goes where the connection goes (to the HTTP/2 stage).
     hold: Option<ClientHold>,
     /// The request of the preamble in `input`, when the stage that wrote
-    /// it built it too (HTTP/2): the handler need not parse it again.
-    request: Option<PooledBox<Request>>,
+    /// it built it too (HTTP/2): the handler need not parse it again. With
+    /// the limits it was built under: a reload may change them before the
+    /// handler takes it.
+    request: Option<(PooledBox<Request>, Limits)>,
 }
 
 /// A client connection on its way along the line.
@@ -279,16 +281,21 @@ impl Conn {
     }
 
     /// Gives the connection the request of the preamble it was made with
-    /// ([`Conn::for_stream_with`]), as its writer built it.
-    pub fn set_request(&mut self, request: Option<PooledBox<Request>>) {
-        if request.is_some() {
-            self.extra.get_or_insert_with(PooledBox::default).request = request;
+    /// ([`Conn::for_stream_with`]), as its writer built it under `limits`.
+    pub(crate) fn set_request(&mut self, request: Option<PooledBox<Request>>, limits: Limits) {
+        if let Some(request) = request {
+            let extra = self.extra.get_or_insert_with(PooledBox::default);
+            extra.request = Some((request, limits));
         }
     }
 
-    /// The request set with [`Conn::set_request`], once.
-    pub fn take_request(&mut self) -> Option<PooledBox<Request>> {
-        self.extra.as_mut()?.request.take()
+    /// The request set with [`Conn::set_request`], once: if no request was
+    /// answered yet (the per-client step may have answered it 429 and
+    /// consumed its preamble) and it was built under `limits`, the
+    /// handler's; else None, and the handler parses what is buffered.
+    pub(crate) fn take_request(&mut self, limits: &Limits) -> Option<PooledBox<Request>> {
+        let (request, built_under) = self.extra.as_mut()?.request.take()?;
+        (self.requests == 0 && built_under == *limits).then_some(request)
     }
 
     /// The stream, the bytes read ahead, and what the connection holds
@@ -376,5 +383,59 @@ mod size {
     #[test]
     fn a_conn_stays_within_128_bytes() {
         assert!(std::mem::size_of::<super::Conn>() <= 128);
+    }
+}
+
+#[cfg(test)]
+mod built_request {
+    use super::Conn;
+    use crate::http::{parse_request, Limits};
+    use crate::runtime::pooled::PooledBox;
+    use crate::runtime::{pipe, Stream};
+
+    /// A stream's `Conn` with `preamble` buffered and its request built
+    /// under `limits`, as the HTTP/2 stage makes it.
+    fn stream_conn(preamble: &[u8], limits: Limits) -> Conn {
+        let (end, _other) = pipe(1024);
+        let stream = Stream::pipe(end, None, false);
+        let mut conn = Conn::for_stream_with(stream, None, preamble.len(), 4096, |buf| {
+            buf[..preamble.len()].copy_from_slice(preamble);
+            preamble.len()
+        });
+        let built = parse_request(preamble, &limits).ok().flatten();
+        conn.set_request(built.map(PooledBox::new), limits);
+        conn
+    }
+
+    const GET: &[u8] = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
+
+    #[test]
+    fn taken_once_under_the_limits_it_was_built_under() {
+        let limits = Limits::default();
+        let mut conn = stream_conn(GET, limits);
+        assert!(conn.take_request(&limits).is_some());
+        assert!(conn.take_request(&limits).is_none());
+    }
+
+    #[test]
+    fn not_taken_after_a_reload_changed_the_limits() {
+        let mut conn = stream_conn(GET, Limits::default());
+        let reloaded = Limits {
+            max_headers: 0,
+            ..Limits::default()
+        };
+        assert!(conn.take_request(&reloaded).is_none());
+        // The handler's parse then answers under the new limits.
+        assert!(parse_request(conn.input.pending(), &reloaded).is_err());
+    }
+
+    #[test]
+    fn not_taken_once_a_request_was_answered() {
+        // The per-client step answered it 429 and consumed its preamble.
+        let limits = Limits::default();
+        let mut conn = stream_conn(GET, limits);
+        conn.requests = 1;
+        conn.input.consume(GET.len());
+        assert!(conn.take_request(&limits).is_none());
     }
 }

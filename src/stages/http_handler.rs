@@ -298,7 +298,7 @@ impl Built {
                 }
             }
             // An HTTP/2 stream's request comes built with its preamble.
-            let parsed = match conn.take_request() {
+            let parsed = match conn.take_request(&self.limits) {
                 Some(built) => {
                     #[cfg(debug_assertions)]
                     same_as_parsed(&built, conn, &self.limits);

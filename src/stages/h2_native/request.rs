@@ -331,18 +331,23 @@ impl Scratch {
             .chain(chunked);
         // Past the request line; each line is `name: value\r\n`.
         let mut at = self.method.len() + self.path.len() + b"  HTTP/1.1\r\n".len();
-        let fields = lines.map(move |(name, value)| {
+        let misplaced = std::cell::Cell::new(false);
+        let fields = lines.map(|(name, value)| {
             let line = preamble.get(at..at + name + value + 4);
             at += name + value + 4;
             match line {
                 Some(line) => (&line[..name], &line[name + 2..name + 2 + value]),
-                // Not where it was written (it always is): a value no
-                // request has, so that the handler parses the preamble.
-                None => (&b""[..], &b"\0"[..]),
+                // Not where it was written (it always is): no request is
+                // built, and the handler parses the preamble.
+                None => {
+                    misplaced.set(true);
+                    (&b""[..], &b""[..])
+                }
             }
         });
         let line = (&self.method[..], &self.path[..]);
-        request_of_lines(preamble, line, fields, limits, PooledBox::new)
+        let request = request_of_lines(preamble, line, fields, limits, PooledBox::new);
+        request.filter(|_| !misplaced.get())
     }
 
     // Inlined into the decoder's loop: no call per field.

@@ -233,7 +233,7 @@ impl Connection {
         });
         // Its request too, of the lines as they were written.
         let request = scratch.request_of(conn.input.pending(), len, &limits);
-        conn.set_request(request);
+        conn.set_request(request, limits);
         let windows = (self.peer_initial, STREAM_WINDOW);
         let s = H2Stream::opened(id, ours, windows, parsed, end_stream, fresh);
         self.streams.push(s);
