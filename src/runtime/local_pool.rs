@@ -28,13 +28,6 @@ impl<T> LocalPool<T> {
         self.items.borrow_mut().pop()
     }
 
-    /// The value given back last among those `fits` accepts, if any.
-    pub fn take_matching(&self, fits: impl Fn(&T) -> bool) -> Option<T> {
-        let mut items = self.items.borrow_mut();
-        let at = items.iter().rposition(fits)?;
-        Some(items.swap_remove(at))
-    }
-
     /// Keeps `item` for reuse; gives it back when the pool is full. The
     /// value is dropped by the caller, outside the pool's borrow.
     pub fn give(&self, item: T) -> Result<(), T> {
@@ -73,18 +66,6 @@ mod tests {
         assert_eq!(pool.take(), Some(2));
         assert_eq!(pool.take(), Some(1));
         assert!(pool.is_empty());
-    }
-
-    #[test]
-    fn take_matching_picks_the_latest_that_fits() {
-        let pool = LocalPool::new(8);
-        for n in [10, 21, 30, 41] {
-            let _ = pool.give(n);
-        }
-        assert_eq!(pool.take_matching(|n| n % 2 == 1), Some(41));
-        assert_eq!(pool.take_matching(|n| n % 2 == 1), Some(21));
-        assert_eq!(pool.take_matching(|n| n % 2 == 1), None);
-        assert_eq!(pool.len(), 2);
     }
 
     #[test]
