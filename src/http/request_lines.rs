@@ -7,7 +7,7 @@
 use std::borrow::BorrowMut;
 
 use super::request::{assemble, check_limits, Limits, Request};
-use super::words::{any_word, below, LOW};
+use super::words::{is_target, refused_in_http1};
 
 /// What [`parse_request`](super::parse_request) makes of `buf`: a whole
 /// preamble written as `method SP target SP HTTP/1.1 CRLF`, then each of
@@ -35,8 +35,7 @@ pub(crate) fn request_of_lines<'b, R: BorrowMut<Request>>(
         b"PATCH" => "PATCH",
         _ => return None,
     };
-    // No control byte, space or DEL (httparse's target bytes).
-    if any_word(target, |w| below(w, 0x21) | below(w ^ (0x7f * LOW), 1)) {
+    if !is_target(target) {
         return None;
     }
     let target = match crate::runtime::ascii_str(target) {
@@ -47,7 +46,7 @@ pub(crate) fn request_of_lines<'b, R: BorrowMut<Request>>(
     let mut count = 0;
     let fields = fields.inspect(|(_, value)| {
         count += 1;
-        debug_assert!(!value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f));
+        debug_assert!(!value.iter().copied().any(refused_in_http1));
     });
     let request = assemble(buf, (method, target, 1), buf.len(), fields, hold).ok()?;
     (count <= limits.max_headers).then_some(request)

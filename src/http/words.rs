@@ -40,3 +40,16 @@ pub(crate) fn any_word(value: &[u8], test: impl Fn(u64) -> u64) -> bool {
     }
     found != 0
 }
+
+/// A target's or an authority's bytes as both RFC 9113 and httparse take
+/// them: no control byte, space or DEL (which also rules out NUL, CR, LF
+/// and whitespace at the ends).
+pub(crate) fn is_target(value: &[u8]) -> bool {
+    !any_word(value, |w| below(w, 0x21) | below(w ^ (0x7f * LOW), 1))
+}
+
+/// A byte an HTTP/2 field value may hold but an HTTP/1.1 field line may
+/// not (httparse's): a control byte other than tab, or DEL.
+pub(crate) fn refused_in_http1(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}

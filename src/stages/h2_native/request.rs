@@ -5,7 +5,7 @@
 
 use crate::http::h2_mapping::RequestBody;
 use crate::http::hpack::{DecodeError, Decoded, Decoder, Fields};
-use crate::http::words::{any_word, below, LOW};
+use crate::http::words::{any_word, below, is_target, refused_in_http1, LOW};
 use crate::http::{request_of_lines, Limits, Request};
 use crate::runtime::pooled::PooledBox;
 
@@ -132,16 +132,6 @@ fn plain_ends(value: &[u8]) -> bool {
     ends(value.first()) && ends(value.last())
 }
 
-/// [`is_value`] eight bytes at a time: a value with no control byte at
-/// all (the common case) needs only its ends looked at; one with any (a
-/// tab, say) is classed byte by byte.
-fn is_value_fast(value: &[u8]) -> bool {
-    match any_word(value, |w| below(w, 0x20)) {
-        false => plain_ends(value),
-        true => is_value(value),
-    }
-}
-
 /// [`is_value`], eight bytes at a time: None for a value it refuses, else
 /// whether the value holds a byte HTTP/1.1 refuses too (a control byte
 /// other than tab, or DEL), whose request the handler then parses itself
@@ -151,14 +141,7 @@ fn value_check(value: &[u8]) -> Option<bool> {
     if !any_word(value, |w| below(w, 0x20) | below(w ^ (0x7f * LOW), 1)) {
         return plain_ends(value).then_some(false);
     }
-    let odd = |b: &u8| (*b < 0x20 && *b != b'\t') || *b == 0x7f;
-    is_value(value).then(|| value.iter().any(odd))
-}
-
-/// A `:path` or `:authority` value: no control byte, space or DEL (class
-/// 8), which also rules out NUL, CR, LF and whitespace at the ends.
-fn is_target(value: &[u8]) -> bool {
-    !any_word(value, |w| below(w, 0x21) | below(w ^ (0x7f * LOW), 1))
+    is_value(value).then(|| value.iter().copied().any(refused_in_http1))
 }
 
 /// A `:method` value: a token.
@@ -433,7 +416,11 @@ impl Scratch {
                 Some(&mut self.authority),
                 known || is_target(value),
             ),
-            b":scheme" => (&mut seen.scheme, None, known || is_value_fast(value)),
+            b":scheme" => (
+                &mut seen.scheme,
+                None,
+                known || value_check(value).is_some(),
+            ),
             _ => {
                 seen.malformed = true;
                 return;
@@ -634,13 +621,14 @@ mod tests {
                         let mut v = vec![b'x'; len];
                         v[at] = b;
                         v[(at + 3) % len] = fill;
-                        assert_eq!(is_value_fast(&v), is_value(&v), "{v:?}");
+                        let odd = v.iter().copied().any(refused_in_http1);
+                        assert_eq!(value_check(&v), is_value(&v).then_some(odd), "{v:?}");
                         assert_eq!(is_target(&v), by_class(&v), "{v:?}");
                     }
                 }
             }
         }
-        assert!(is_value_fast(b"") && is_target(b""));
+        assert!(value_check(b"") == Some(false) && is_target(b""));
     }
 
     #[test]
@@ -700,10 +688,10 @@ mod tests {
             let valid = match name {
                 b":method" => is_method(value),
                 b":path" | b":authority" => is_target(value),
-                b":scheme" => is_value_fast(value),
+                b":scheme" => value_check(value).is_some(),
                 // Refused by its name, checked or not.
                 [b':', ..] => continue,
-                _ => is_value_fast(value) && is_name(name),
+                _ => value_check(value) == Some(false) && is_name(name),
             };
             assert!(valid, "{name:?} {value:?}");
         }
